@@ -1,0 +1,131 @@
+//! Account management as library calls: each change goes to users.db and
+//! then into the audit log, whoever calls it (CLI now, HTTP later).
+
+use crate::app::App;
+use crate::auth;
+use crate::error::{Error, Result};
+use crate::store::users::{validate_username, Role, User};
+use serde_json::json;
+
+/// Refuse changes that would leave no enabled admin.
+fn guard_last_admin(app: &App, u: &User, what: &str) -> Result<()> {
+    if u.role == Role::Admin && !u.disabled && app.users()?.other_enabled_admins(&u.id)? == 0 {
+        return Err(Error::conflict(format!(
+            "refusing to {what} {}: it is the only enabled admin",
+            u.username
+        ))
+        .hint("create or enable another admin first"));
+    }
+    Ok(())
+}
+
+pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result<User> {
+    validate_username(username)?;
+    auth::check_password_policy(password)?;
+    let store = app.users()?;
+    if store.find(username)?.is_some() {
+        return Err(Error::conflict(format!("a user named {username:?} already exists")));
+    }
+    let hash = auth::hash_password(password)?;
+    let u = store.insert(username, role, &hash)?;
+    app.record(
+        app.event("user_created", json!({"username": u.username, "role": u.role}))
+            .user(&u.id),
+    )?;
+    Ok(u)
+}
+
+pub fn set_password(app: &App, username: &str, password: &str) -> Result<User> {
+    auth::check_password_policy(password)?;
+    let store = app.users()?;
+    let u = store.get(username)?;
+    let hash = auth::hash_password(password)?;
+    store.set_password(&u.id, &hash)?;
+    app.record(
+        app.event("user_changed", json!({"username": u.username, "change": "password", "tokens_revoked": true}))
+            .user(&u.id),
+    )?;
+    store.get(username)
+}
+
+pub fn set_role(app: &App, username: &str, role: Role) -> Result<User> {
+    let store = app.users()?;
+    let u = store.get(username)?;
+    if u.role == role {
+        return Ok(u);
+    }
+    if role != Role::Admin {
+        guard_last_admin(app, &u, "demote")?;
+    }
+    store.set_role(&u.id, role)?;
+    app.record(
+        app.event(
+            "user_changed",
+            json!({"username": u.username, "change": "role", "from": u.role, "to": role, "tokens_revoked": true}),
+        )
+        .user(&u.id),
+    )?;
+    store.get(username)
+}
+
+pub fn set_disabled(app: &App, username: &str, disabled: bool) -> Result<User> {
+    let store = app.users()?;
+    let u = store.get(username)?;
+    if u.disabled == disabled {
+        return Ok(u);
+    }
+    if disabled {
+        guard_last_admin(app, &u, "disable")?;
+    }
+    store.set_disabled(&u.id, disabled)?;
+    app.record(
+        app.event(
+            "user_changed",
+            json!({"username": u.username, "change": if disabled {"disabled"} else {"enabled"}, "tokens_revoked": disabled}),
+        )
+        .user(&u.id),
+    )?;
+    store.get(username)
+}
+
+pub fn delete_user(app: &App, username: &str) -> Result<User> {
+    let store = app.users()?;
+    let u = store.get(username)?;
+    guard_last_admin(app, &u, "delete")?;
+    store.delete(&u.id)?;
+    app.record(
+        app.event("user_deleted", json!({"username": u.username, "role": u.role}))
+            .user(&u.id),
+    )?;
+    Ok(u)
+}
+
+/// A token for scripts. Needs the JWT secret; the user must be enabled.
+pub fn issue_token(app: &App, username: &str, ttl_minutes: i64) -> Result<(String, auth::Claims)> {
+    if !(1..=60 * 24 * 30).contains(&ttl_minutes) {
+        return Err(Error::usage("--ttl must be between 1 minute and 30 days"));
+    }
+    let secret = app.cfg.jwt_secret(&app.home)?;
+    let store = app.users()?;
+    let u = store.get(username)?;
+    if u.disabled {
+        return Err(Error::permission(format!("user {} is disabled", u.username))
+            .hint(format!("`hermes-operator user enable {}` first", u.username)));
+    }
+    let (token, claims) = auth::issue_access_token(
+        &secret,
+        &u.id,
+        &u.username,
+        u.role.as_str(),
+        u.token_version,
+        ttl_minutes,
+    )?;
+    app.record(
+        app.event(
+            "token_issued",
+            json!({"username": u.username, "jti": claims.jti, "exp": claims.exp, "via": "cli"}),
+        )
+        .user(&u.id),
+    )?;
+    Ok((token, claims))
+}

@@ -1,0 +1,66 @@
+//! The context every command and (later) every HTTP handler works in:
+//! HERMES_HOME, the loaded config, who is acting, and the stores.
+
+use crate::config::{self, Loaded};
+use crate::error::Result;
+use crate::home::Home;
+use crate::store::events::{Actor, Event, EventStore, NewEvent};
+use crate::store::state::StateDb;
+use crate::store::users::UserStore;
+
+pub struct App {
+    pub home: Home,
+    pub cfg: Loaded,
+    pub actor: Actor,
+}
+
+impl App {
+    /// Resolve and check HERMES_HOME, load config; warnings go to `warn`.
+    pub fn load(home: Home, actor: Actor, warn: impl Fn(&str)) -> Result<App> {
+        home.require()?;
+        let cfg = config::load(&home)?;
+        for w in &cfg.warnings {
+            warn(w);
+        }
+        Ok(App { home, cfg, actor })
+    }
+
+    /// users.db for changes (created on first use).
+    pub fn users(&self) -> Result<UserStore> {
+        self.home.ensure_operator_dirs()?;
+        UserStore::open(&self.home.users_db())
+    }
+
+    /// users.db for reading; never creates it.
+    pub fn users_ro(&self) -> Result<UserStore> {
+        UserStore::open_readonly(&self.home.users_db())
+    }
+
+    pub fn events(&self) -> Result<EventStore> {
+        self.home.ensure_operator_dirs()?;
+        EventStore::open(&self.home.events_db())
+    }
+
+    pub fn events_ro(&self) -> Result<EventStore> {
+        EventStore::open_readonly(&self.home.events_db())
+    }
+
+    /// Hermes' state.db, read-only (never created).
+    pub fn state_ro(&self) -> Result<StateDb> {
+        StateDb::open_readonly(&self.home.state_db())
+    }
+
+    /// Hermes' state.db for writing operator rows (never created).
+    pub fn state_rw(&self) -> Result<StateDb> {
+        StateDb::open_readwrite(&self.home.state_db())
+    }
+
+    /// Append one audit event as the current actor.
+    pub fn record(&self, ev: NewEvent) -> Result<Event> {
+        self.events()?.append(ev)
+    }
+
+    pub fn event(&self, kind: &str, data: serde_json::Value) -> NewEvent {
+        NewEvent::new(kind, &self.actor, data)
+    }
+}

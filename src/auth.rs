@@ -1,0 +1,176 @@
+//! Passwords (Argon2id, PHC strings) and access tokens (HS256 JWT, SPEC §4).
+
+use crate::error::{Error, Result};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use jsonwebtoken::{Algorithm as JwtAlg, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+pub const MIN_PASSWORD_LEN: usize = 12;
+/// Argon2 work grows with input; cap it so a huge "password" cannot be a DoS.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+pub const JWT_ISSUER: &str = "hermes-operator";
+pub const JWT_AUDIENCE_ACCESS: &str = "hermes-operator/access";
+pub const ACCESS_TTL_MINUTES: i64 = 120;
+
+/// OWASP's Argon2id recommendation (m = 19 MiB, t = 2, p = 1).
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("static argon2 params are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+pub fn check_password_policy(pw: &str) -> Result<()> {
+    let n = pw.chars().count();
+    if n < MIN_PASSWORD_LEN {
+        return Err(Error::usage(format!(
+            "password too short: {n} characters, at least {MIN_PASSWORD_LEN} required"
+        )));
+    }
+    if pw.len() > MAX_PASSWORD_LEN {
+        return Err(Error::usage(format!(
+            "password too long: at most {MAX_PASSWORD_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
+pub fn hash_password(pw: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("hashing password: {e}")))
+}
+
+/// Verify against a stored PHC string (parameters come from the string).
+pub fn verify_password(pw: &str, phc: &str) -> bool {
+    if pw.len() > MAX_PASSWORD_LEN {
+        return false;
+    }
+    match PasswordHash::new(phc) {
+        Ok(h) => argon2().verify_password(pw.as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash of a fixed dummy password, to spend the same time on unknown users
+/// as on known ones (no username oracle through timing).
+pub fn dummy_verify(pw: &str) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let h = DUMMY.get_or_init(|| hash_password("dummy-password-for-timing").unwrap_or_default());
+    let _ = verify_password(pw, h);
+}
+
+/// Constant-time byte comparison (length is not secret).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub sub: String,
+    pub username: String,
+    pub role: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: String,
+    /// Per-user token version: bumped on password/role change, disable, delete.
+    pub tv: i64,
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+pub fn issue_access_token(
+    secret: &[u8],
+    user_id: &str,
+    username: &str,
+    role: &str,
+    token_version: i64,
+    ttl_minutes: i64,
+) -> Result<(String, Claims)> {
+    let now = chrono::Utc::now().timestamp();
+    let claims = Claims {
+        sub: user_id.to_string(),
+        username: username.to_string(),
+        role: role.to_string(),
+        iat: now,
+        exp: now + ttl_minutes * 60,
+        iss: JWT_ISSUER.into(),
+        aud: JWT_AUDIENCE_ACCESS.into(),
+        jti: random_hex(16),
+        tv: token_version,
+    };
+    let token = jsonwebtoken::encode(
+        &Header::new(JwtAlg::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| Error::internal(format!("signing token: {e}")))?;
+    Ok((token, claims))
+}
+
+/// Check signature (HS256 only), `iss`, `aud` and `exp`. Whether the user is
+/// still enabled and the token version current is the caller's job (it needs users.db).
+pub fn decode_access_token(secret: &[u8], token: &str) -> Result<Claims> {
+    let mut v = Validation::new(JwtAlg::HS256);
+    v.algorithms = vec![JwtAlg::HS256];
+    v.set_issuer(&[JWT_ISSUER]);
+    v.set_audience(&[JWT_AUDIENCE_ACCESS]);
+    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    v.leeway = 0;
+    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &v)
+        .map(|d| d.claims)
+        .map_err(|e| Error::permission(format!("invalid token: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_roundtrip_and_policy() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterx", &h));
+        assert!(!verify_password("x", "not a phc string"));
+        assert!(check_password_policy("short").is_err());
+        assert!(check_password_policy(&"x".repeat(2000)).is_err());
+        assert!(check_password_policy("long enough pw").is_ok());
+    }
+
+    #[test]
+    fn token_roundtrip_and_rejections() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let (t, c) = issue_access_token(secret, "u_1", "alice", "user", 3, 5).unwrap();
+        let d = decode_access_token(secret, &t).unwrap();
+        assert_eq!(d, c);
+        assert!(decode_access_token(b"another-secret-another-secret-xx", &t).is_err());
+        // alg:none token with the same claims is refused.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = format!(
+            "{}.{}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(serde_json::to_vec(&c).unwrap())
+        );
+        assert!(decode_access_token(secret, &none).is_err());
+        let (expired, _) = issue_access_token(secret, "u_1", "alice", "user", 3, -1).unwrap();
+        assert!(decode_access_token(secret, &expired).is_err());
+    }
+
+    #[test]
+    fn ct_eq_works() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,89 @@
+use crate::cli::Ctx;
+use crate::error::Error;
+use crate::integrity;
+use ed25519_dalek::Signer;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Remove events older than this: e.g. 90d, 12w, 36h [default: audit.log_retention_days]
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `90d`, `12w`, `36h`, `45m`, `30s` → seconds.
+pub fn parse_duration(s: &str) -> crate::Result<i64> {
+    let bad = || {
+        Error::usage(format!(
+            "--older-than: expected a duration like 90d, 12w, 36h or 45m, got {:?}",
+            crate::output::clip(s, 40)
+        ))
+    };
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).filter(|v| *v > 0 && *v < 100 * 365 * 86_400).ok_or_else(bad)
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let app = &ctx.app;
+    let secs = match &a.older_than {
+        Some(s) => parse_duration(s)?,
+        None => app.cfg.config.audit.log_retention_days as i64 * 86_400,
+    };
+    let cutoff = (chrono::Utc::now() - chrono::Duration::seconds(secs))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let store = app.events()?;
+    let key = integrity::signing_key(&app.home)?;
+    // Never prune a chain that does not verify: that would destroy the evidence.
+    let r = integrity::verify(&store, Some(&key.verifying_key()), &[])?;
+    if let Some(p) = r.problem {
+        return Err(Error::integrity(format!("not pruning: the log does not verify ({})", p.message)));
+    }
+    if !ctx.confirm(&format!("Delete audit events older than {cutoff}?"), a.yes)? {
+        return Err(Error::usage("cancelled; nothing was changed"));
+    }
+    let pk = key.verifying_key().to_bytes().to_vec();
+    let (n, anchor) = store.prune(&cutoff, |seq, hash| {
+        (pk.clone(), key.sign(&integrity::anchor_message(seq, hash)).to_bytes().to_vec())
+    })?;
+    let data = serde_json::json!({
+        "cutoff": cutoff,
+        "removed": n,
+        "anchor_seq": anchor.as_ref().map(|a| a.seq),
+        "anchor_hash": anchor.as_ref().map(|a| hex::encode(a.hash)),
+    });
+    app.record(app.event("prune", data.clone()))?;
+    if ctx.out.json {
+        ctx.out.json(&data)?;
+    } else {
+        ctx.out.line(match &anchor {
+            Some(a) => format!("removed {n} event(s) up to seq {}; the chain now starts from a signed anchor", a.seq),
+            None => "nothing older than the cutoff; nothing removed".to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("90d").unwrap(), 90 * 86_400);
+        assert_eq!(super::parse_duration("2w").unwrap(), 14 * 86_400);
+        assert!(super::parse_duration("d").is_err());
+        assert!(super::parse_duration("10y").is_err());
+        assert!(super::parse_duration("0d").is_err());
+        assert!(super::parse_duration("99999999999999d").is_err());
+    }
+}

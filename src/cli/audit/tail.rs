@@ -1,0 +1,59 @@
+use crate::cli::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How many of the newest events to show first
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub lines: i64,
+    /// Keep running and print new events as they are appended
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Poll interval for --follow, in milliseconds
+    #[arg(long, default_value_t = 500, hide = true)]
+    pub interval_ms: u64,
+}
+
+fn print(ctx: &Ctx, ev: &crate::store::events::Event) -> crate::Result<()> {
+    if ctx.out.json {
+        ctx.out.json_line(ev)
+    } else {
+        ctx.out.line(format!(
+            "{} {} {:<16} {} {} {}",
+            ev.id,
+            ev.ts.get(..19).unwrap_or(&ev.ts).replace('T', " "),
+            ev.kind,
+            crate::output::sanitize(&ev.actor),
+            ev.session_id.as_deref().map(crate::output::sanitize).unwrap_or_else(|| "-".into()),
+            super::summarize(ev)
+        ))
+    }
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    if !(0..=100_000).contains(&a.lines) {
+        return Err(crate::Error::usage("-n must be between 0 and 100000"));
+    }
+    let store = ctx.app.events_ro()?;
+    let mut last = 0;
+    for ev in store.last(a.lines)? {
+        print(ctx, &ev)?;
+        last = ev.seq;
+    }
+    if !a.follow {
+        return Ok(());
+    }
+    if last == 0 {
+        last = store.head()?.0;
+    }
+    loop {
+        let batch = store.after(last, 1000)?;
+        if batch.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(a.interval_ms.max(50)));
+            continue;
+        }
+        for ev in &batch {
+            print(ctx, ev)?;
+            last = ev.seq;
+        }
+    }
+}

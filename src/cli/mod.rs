@@ -1,0 +1,157 @@
+//! The command line: clap definitions, global options, dispatch, and the one
+//! place where errors become exit codes. One folder per command group, one
+//! file per subcommand.
+
+pub mod audit;
+pub mod session;
+pub mod user;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::home::Home;
+use crate::output::Output;
+use crate::store::events::Actor;
+use clap::{CommandFactory, Parser, Subcommand};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0 ok · 1 error · 2 usage · 3 integrity failure · 4 permission denied
+  5 not found · 6 busy/locked · 7 Hermes unavailable · 8 config error
+  9 corrupt or incompatible database · 10 conflict";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hermes-operator",
+    version,
+    about = "Operator control plane for a Hermes Agent server: accounts, audited sessions, tamper-evident event log",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Hermes' home directory [default: $HERMES_HOME, else ~/.hermes]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub hermes_home: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage operator accounts (users.db)
+    #[command(subcommand)]
+    User(user::UserCmd),
+    /// Read and manage operator sessions in Hermes' state.db
+    #[command(subcommand)]
+    Session(session::SessionCmd),
+    /// The tamper-evident event log: verify, replay, reports, export
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
+}
+
+/// What every command runs with.
+pub struct Ctx {
+    pub out: Output,
+    pub app: App,
+}
+
+impl Ctx {
+    /// Ask a yes/no question on the terminal; `yes` answers it up front.
+    /// Without a terminal and without `--yes` this is a usage error, never a hang.
+    pub fn confirm(&self, question: &str, yes: bool) -> Result<bool> {
+        if yes {
+            return Ok(true);
+        }
+        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+            return Err(Error::usage(format!(
+                "{question} — needs confirmation, but this run is not interactive"
+            ))
+            .hint("pass --yes to confirm in scripts"));
+        }
+        dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .map_err(|e| Error::internal(format!("prompt failed: {e}")))
+    }
+}
+
+/// A new password: one line from stdin with `--password-stdin`, else a hidden
+/// prompt with confirmation. Never from argv.
+pub fn read_new_password(from_stdin: bool, username: &str) -> Result<zeroize::Zeroizing<String>> {
+    if from_stdin {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::usage(format!("reading the password from stdin: {e}")))?;
+        let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
+        if trimmed.is_empty() {
+            return Err(Error::usage("--password-stdin: stdin was empty"));
+        }
+        return Ok(zeroize::Zeroizing::new(trimmed));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::usage(format!(
+            "a password for {username} is needed, but there is no terminal to prompt on"
+        ))
+        .hint("pipe it in with --password-stdin"));
+    }
+    let pw = dialoguer::Password::new()
+        .with_prompt(format!("Password for {username}"))
+        .with_confirmation("Repeat password", "the passwords do not match")
+        .interact()
+        .map_err(|e| Error::internal(format!("prompt failed: {e}")))?;
+    Ok(zeroize::Zeroizing::new(pw))
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parse, run, print errors, return the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => crate::Kind::Usage.exit_code(),
+            };
+        }
+    };
+    let out = Output::new(cli.json);
+    match run(cli, out) {
+        Ok(()) => 0,
+        Err(e) => {
+            out.error(&e);
+            e.kind.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli, out: Output) -> Result<()> {
+    let home = Home::resolve(cli.hermes_home.as_deref())?;
+    let app = App::load(home, Actor::cli(), |w| out.warn(w))?;
+    let ctx = Ctx { out, app };
+    match cli.command {
+        Command::User(c) => user::run(&ctx, c),
+        Command::Session(c) => session::run(&ctx, c),
+        Command::Audit(c) => audit::run(&ctx, c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definitions_are_consistent() {
+        super::command().debug_assert();
+    }
+}

@@ -1,0 +1,17 @@
+use crate::cli::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Username
+    pub name: String,
+}
+
+pub fn run(ctx: &Ctx, a: Args, disable: bool) -> crate::Result<()> {
+    let u = crate::accounts::set_disabled(&ctx.app, &a.name, disable)?;
+    ctx.out.info(format!(
+        "{} is {}",
+        u.username,
+        if u.disabled { "disabled; its tokens are revoked" } else { "enabled" }
+    ));
+    super::print_user(ctx, &u)
+}

@@ -1,0 +1,19 @@
+use crate::cli::{read_new_password, Ctx};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Username
+    pub name: String,
+    /// Read the new password from the first line of stdin instead of prompting
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    // Fail on an unknown user before asking for a password.
+    ctx.app.users()?.get(&a.name)?;
+    let pw = read_new_password(a.password_stdin, &a.name)?;
+    let u = crate::accounts::set_password(&ctx.app, &a.name, &pw)?;
+    ctx.out.info(format!("password changed for {}; earlier tokens are revoked", u.username));
+    Ok(())
+}

@@ -1,0 +1,17 @@
+use crate::cli::Ctx;
+use crate::store::users::Role;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Username
+    pub name: String,
+    /// The new role
+    #[arg(value_enum)]
+    pub role: Role,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let u = crate::accounts::set_role(&ctx.app, &a.name, a.role)?;
+    ctx.out.info(format!("{} is now {}", u.username, u.role));
+    super::print_user(ctx, &u)
+}

@@ -1,0 +1,513 @@
+//! `profiles/operator/config.yaml` and `profiles/operator/.env` (SPEC §3).
+//!
+//! A missing config file means defaults. A wrong type or value is a
+//! [`Kind::Config`](crate::error::Kind::Config) error naming the file, the key
+//! and what was expected; unknown keys become warnings.
+//! YAML is parsed with `serde_norway`, the maintained fork of the deprecated
+//! `serde_yaml`.
+
+use crate::error::{Error, Result};
+use crate::home::Home;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub operator: OperatorConfig,
+    pub agent: AgentConfig,
+    pub terminal: TerminalConfig,
+    pub audit: AuditConfig,
+    pub hermes: HermesConfig,
+    pub budget: BudgetConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ModelConfig {
+    pub default: Option<String>,
+    pub provider: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OperatorConfig {
+    pub host: String,
+    pub port: u16,
+    pub jwt_secret_env: String,
+    pub cors_origins: Vec<String>,
+    pub session_prefix: String,
+    /// Peers whose X-Real-IP / X-Forwarded-For are believed (serve).
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AgentConfig {
+    pub enabled_toolsets: Vec<String>,
+    pub max_turns: u32,
+    /// Extra lines appended to the operator supervision prompt.
+    pub instructions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TerminalConfig {
+    pub backend: String,
+    pub cwd: Option<String>,
+    pub approval_mode: ApprovalMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalMode {
+    Manual,
+    Smart,
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    pub enabled: bool,
+    pub log_retention_days: u32,
+    pub store_content: StoreContent,
+}
+
+/// Whether message bodies go into the event log verbatim or as SHA-256 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreContent {
+    Full,
+    Hash,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HermesConfig {
+    pub api_url: String,
+    pub api_key_env: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct BudgetConfig {
+    pub session_alert_usd: f64,
+    pub user_daily_usd: Option<f64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            model: ModelConfig::default(),
+            operator: OperatorConfig::default(),
+            agent: AgentConfig::default(),
+            terminal: TerminalConfig::default(),
+            audit: AuditConfig::default(),
+            hermes: HermesConfig::default(),
+            budget: BudgetConfig::default(),
+        }
+    }
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            host: "127.0.0.1".into(),
+            port: 8643,
+            jwt_secret_env: "OPERATOR_JWT_SECRET".into(),
+            cors_origins: vec![],
+            session_prefix: "op_".into(),
+            trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+        }
+    }
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            enabled_toolsets: vec!["web".into(), "file".into(), "skills".into()],
+            max_turns: 60,
+            instructions: vec![],
+        }
+    }
+}
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        TerminalConfig {
+            backend: "local".into(),
+            cwd: None,
+            approval_mode: ApprovalMode::Manual,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: true,
+            log_retention_days: 90,
+            store_content: StoreContent::Full,
+        }
+    }
+}
+
+impl Default for HermesConfig {
+    fn default() -> Self {
+        HermesConfig {
+            api_url: "http://127.0.0.1:8642".into(),
+            api_key_env: "API_SERVER_KEY".into(),
+        }
+    }
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            session_alert_usd: 0.50,
+            user_daily_usd: None,
+        }
+    }
+}
+
+/// The loaded configuration plus the operator's secrets file and any warnings.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub path: PathBuf,
+    /// Whether config.yaml existed (false: embedded defaults).
+    pub from_file: bool,
+    pub env: BTreeMap<String, String>,
+    pub env_path: PathBuf,
+    pub warnings: Vec<String>,
+}
+
+pub fn load(home: &Home) -> Result<Loaded> {
+    let path = home.config_yaml();
+    let mut warnings = Vec::new();
+    let (config, from_file) = match std::fs::read_to_string(&path) {
+        Ok(text) => (parse_yaml(&path, &text, &mut warnings)?, true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), false),
+        Err(e) => return Err(Error::io(&path, "reading config", e)),
+    };
+    let env_path = home.operator_env();
+    let env = match std::fs::read_to_string(&env_path) {
+        Ok(text) => {
+            check_secret_mode(&env_path, &mut warnings);
+            parse_env(&env_path, &text)?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => return Err(Error::io(&env_path, "reading secrets", e)),
+    };
+    Ok(Loaded {
+        config,
+        path,
+        from_file,
+        env,
+        env_path,
+        warnings,
+    })
+}
+
+fn check_secret_mode(path: &Path, warnings: &mut Vec<String>) {
+    if let Ok(m) = std::fs::metadata(path) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            warnings.push(format!(
+                "{} has mode {:o}; secrets files should be 0600 (chmod 600 {})",
+                path.display(),
+                mode,
+                path.display()
+            ));
+        }
+    }
+}
+
+pub fn parse_yaml(path: &Path, text: &str, warnings: &mut Vec<String>) -> Result<Config> {
+    let bad = |msg: String| {
+        Error::config(format!("{}: {msg}", path.display()))
+            .hint("fix the key named above, or remove it to use the default")
+    };
+    if text.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    let de = serde_norway::Deserializer::from_str(text);
+    let mut unknown = Vec::new();
+    let config: Config = serde_ignored::deserialize(de, |p| unknown.push(p.to_string()))
+        .map_err(|e| bad(describe_yaml_error(&e)))?;
+    for k in unknown {
+        warnings.push(format!("{}: unknown key `{k}` ignored", path.display()));
+    }
+    validate(&config).map_err(bad)?;
+    Ok(config)
+}
+
+fn describe_yaml_error(e: &serde_norway::Error) -> String {
+    // serde_norway already says "key.path: invalid type: ..., expected ... at line L column C".
+    let s = e.to_string();
+    if s.starts_with("invalid type") || s.starts_with("unknown variant") {
+        format!("(top level) {s}")
+    } else {
+        s
+    }
+}
+
+fn validate(c: &Config) -> std::result::Result<(), String> {
+    if c.operator.port == 0 {
+        return Err("operator.port: expected a port number 1-65535, got 0".into());
+    }
+    if c.operator.host.trim().is_empty() {
+        return Err("operator.host: expected an address to bind, got an empty string".into());
+    }
+    if c.operator.session_prefix != "op_" {
+        return Err(format!(
+            "operator.session_prefix: expected \"op_\" (the only prefix Hermes' id formats cannot collide with), got {:?}",
+            c.operator.session_prefix
+        ));
+    }
+    if !is_env_name(&c.operator.jwt_secret_env) {
+        return Err(format!(
+            "operator.jwt_secret_env: expected an environment variable name like OPERATOR_JWT_SECRET, got {:?}",
+            c.operator.jwt_secret_env
+        ));
+    }
+    if !is_env_name(&c.hermes.api_key_env) {
+        return Err(format!(
+            "hermes.api_key_env: expected an environment variable name like API_SERVER_KEY, got {:?}",
+            c.hermes.api_key_env
+        ));
+    }
+    if c.operator.jwt_secret_env == c.hermes.api_key_env {
+        return Err("operator.jwt_secret_env: must differ from hermes.api_key_env (the JWT secret is never Hermes' API key)".into());
+    }
+    for o in &c.operator.cors_origins {
+        if !(o.starts_with("https://") || o.starts_with("http://")) || o.ends_with('/') {
+            return Err(format!(
+                "operator.cors_origins: expected origins like https://operator.example.com (scheme, host, no path), got {o:?}"
+            ));
+        }
+    }
+    for p in &c.operator.trusted_proxies {
+        if p.parse::<std::net::IpAddr>().is_err() {
+            return Err(format!(
+                "operator.trusted_proxies: expected IP addresses, got {p:?}"
+            ));
+        }
+    }
+    let u = &c.hermes.api_url;
+    if !(u.starts_with("http://") || u.starts_with("https://")) {
+        return Err(format!(
+            "hermes.api_url: expected an http(s) URL like http://127.0.0.1:8642, got {u:?}"
+        ));
+    }
+    if c.agent.max_turns == 0 || c.agent.max_turns > 1000 {
+        return Err(format!(
+            "agent.max_turns: expected 1-1000, got {}",
+            c.agent.max_turns
+        ));
+    }
+    for t in &c.agent.enabled_toolsets {
+        if t.is_empty() || !t.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+            return Err(format!(
+                "agent.enabled_toolsets: expected toolset names like web, file, terminal; got {t:?}"
+            ));
+        }
+    }
+    if c.audit.log_retention_days == 0 {
+        return Err("audit.log_retention_days: expected at least 1 day, got 0".into());
+    }
+    if !(c.budget.session_alert_usd.is_finite() && c.budget.session_alert_usd >= 0.0) {
+        return Err(format!(
+            "budget.session_alert_usd: expected a non-negative amount in USD, got {}",
+            c.budget.session_alert_usd
+        ));
+    }
+    if let Some(d) = c.budget.user_daily_usd {
+        if !(d.is_finite() && d >= 0.0) {
+            return Err(format!(
+                "budget.user_daily_usd: expected a non-negative amount in USD, got {d}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parse a dotenv file: `KEY=VALUE`, optional `export `, `#` comments,
+/// single or double quotes. Malformed lines are errors naming the line.
+pub fn parse_env(path: &Path, text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(Error::config(format!(
+                "{}:{}: expected KEY=VALUE",
+                path.display(),
+                i + 1
+            )));
+        };
+        let k = k.trim();
+        if !is_env_name(k) {
+            return Err(Error::config(format!(
+                "{}:{}: {k:?} is not a valid variable name",
+                path.display(),
+                i + 1
+            )));
+        }
+        let v = v.trim();
+        let v = if v.len() >= 2
+            && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+        {
+            &v[1..v.len() - 1]
+        } else {
+            // Unquoted: strip a trailing " # comment".
+            v.split(" #").next().unwrap_or("").trim_end()
+        };
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+impl Loaded {
+    /// A secret by name: the operator's .env wins over the process environment
+    /// (Hermes does the same with its own .env).
+    pub fn secret(&self, name: &str) -> Option<String> {
+        self.env
+            .get(name)
+            .cloned()
+            .filter(|v| !v.is_empty())
+            .or_else(|| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// The JWT signing secret: required, at least 32 bytes, never Hermes' API key.
+    pub fn jwt_secret(&self, home: &Home) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let name = &self.config.operator.jwt_secret_env;
+        let v = self.secret(name).ok_or_else(|| {
+            Error::config(format!(
+                "no JWT secret: {name} is not set in {} or the environment",
+                self.env_path.display()
+            ))
+            .hint(format!(
+                "generate one: printf '{name}=%s\\n' \"$(head -c 48 /dev/urandom | base64 | tr -d '\\n')\" >> {} && chmod 600 {}",
+                self.env_path.display(),
+                self.env_path.display()
+            ))
+        })?;
+        if v.len() < 32 {
+            return Err(Error::config(format!(
+                "{name} in {} is {} bytes; at least 32 are required",
+                self.env_path.display(),
+                v.len()
+            )));
+        }
+        if let Some(k) = hermes_api_key(home, &self.config.hermes.api_key_env) {
+            if crate::auth::ct_eq(k.as_bytes(), v.as_bytes()) {
+                return Err(Error::config(format!(
+                    "{name} equals Hermes' {}; the operator's JWT secret must be its own",
+                    self.config.hermes.api_key_env
+                )));
+            }
+        }
+        Ok(zeroize::Zeroizing::new(v.into_bytes()))
+    }
+}
+
+/// Hermes' API key: `$HERMES_HOME/.env` first (Hermes loads it over the
+/// process environment), then the environment.
+pub fn hermes_api_key(home: &Home, name: &str) -> Option<String> {
+    if let Ok(text) = std::fs::read_to_string(home.hermes_env()) {
+        if let Ok(map) = parse_env(&home.hermes_env(), &text) {
+            if let Some(v) = map.get(name).filter(|v| !v.is_empty()) {
+                return Some(v.clone());
+            }
+        }
+    }
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Result<Config>, Vec<String>) {
+        let mut w = Vec::new();
+        let r = parse_yaml(Path::new("/h/config.yaml"), text, &mut w);
+        (r, w)
+    }
+
+    #[test]
+    fn defaults_when_empty() {
+        let (c, w) = parse("");
+        let c = c.unwrap();
+        assert_eq!(c.operator.port, 8643);
+        assert_eq!(c.hermes.api_url, "http://127.0.0.1:8642");
+        assert_eq!(c.budget.session_alert_usd, 0.5);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn design_config_parses() {
+        let text = "model:\n  default: deepseek-v4-pro\n  provider: deepseek\noperator:\n  host: \"0.0.0.0\"\n  port: 8643\n  jwt_secret_env: \"OPERATOR_JWT_SECRET\"\n  cors_origins:\n    - \"https://operator.example.com\"\n  session_prefix: \"op_\"\nagent:\n  enabled_toolsets: [web, file, skills, delegation]\n  max_turns: 60\nterminal:\n  backend: local\n  cwd: /home/hermes/operator_workspace\n  approval_mode: manual\naudit:\n  enabled: true\n  log_retention_days: 90\n";
+        let (c, w) = parse(text);
+        let c = c.unwrap();
+        assert_eq!(c.operator.host, "0.0.0.0");
+        assert_eq!(c.agent.enabled_toolsets.len(), 4);
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn wrong_type_names_file_and_key() {
+        let (c, _) = parse("operator:\n  port: eighty\n");
+        let e = c.unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Config);
+        assert!(e.message.contains("/h/config.yaml"), "{}", e.message);
+        assert!(e.message.contains("operator.port"), "{}", e.message);
+    }
+
+    #[test]
+    fn bad_value_names_key_and_expectation() {
+        let (c, _) = parse("terminal:\n  approval_mode: sometimes\n");
+        let e = c.unwrap_err();
+        assert!(e.message.contains("terminal.approval_mode"), "{}", e.message);
+        let (c, _) = parse("operator:\n  session_prefix: x_\n");
+        assert!(c.unwrap_err().message.contains("operator.session_prefix"));
+        let (c, _) = parse("budget:\n  session_alert_usd: -1\n");
+        assert!(c.unwrap_err().message.contains("budget.session_alert_usd"));
+    }
+
+    #[test]
+    fn unknown_keys_warn() {
+        let (c, w) = parse("operator:\n  prot: 1\nextra: true\n");
+        assert!(c.is_ok());
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w.iter().any(|x| x.contains("operator.prot")));
+    }
+
+    #[test]
+    fn env_parsing() {
+        let m = parse_env(
+            Path::new("/x/.env"),
+            "# c\nexport A=1\nB=\"two words\"\nC='x'\nD=v # note\n",
+        )
+        .unwrap();
+        assert_eq!(m["A"], "1");
+        assert_eq!(m["B"], "two words");
+        assert_eq!(m["C"], "x");
+        assert_eq!(m["D"], "v");
+        let e = parse_env(Path::new("/x/.env"), "oops\n").unwrap_err();
+        assert!(e.message.contains("/x/.env:1"));
+    }
+}

@@ -1,0 +1,219 @@
+//! The one error type. Every failure the tool reports carries a [`Kind`], and
+//! [`Kind::exit_code`] is the single place where kinds become process exit
+//! codes (documented in README and the man page; a test pins the table).
+
+use std::fmt;
+use std::path::Path;
+
+/// What went wrong, coarsely: decides the exit code and the JSON error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Anything unexpected: I/O failures, bugs.
+    Internal,
+    /// Wrong arguments or input (also: a prompt would be needed but stdin is not a terminal).
+    Usage,
+    /// The audit chain (or a checkpoint) does not verify.
+    Integrity,
+    /// The action is not allowed: role, non-operator session, file permissions.
+    Permission,
+    /// A user, session, file or directory that does not exist.
+    NotFound,
+    /// A database or lock is held by someone else; retrying later can succeed.
+    Busy,
+    /// Hermes (its API server) cannot be reached or refused us.
+    Unavailable,
+    /// The operator's configuration (config.yaml, .env, secrets) is invalid.
+    Config,
+    /// A database is corrupt, not a database, or its schema is incompatible.
+    Corrupt,
+    /// The thing already exists (duplicate username, title in use).
+    Conflict,
+}
+
+impl Kind {
+    /// The exit code table. Keep README's "Exit codes" section in step.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Kind::Internal => 1,
+            Kind::Usage => 2,
+            Kind::Integrity => 3,
+            Kind::Permission => 4,
+            Kind::NotFound => 5,
+            Kind::Busy => 6,
+            Kind::Unavailable => 7,
+            Kind::Config => 8,
+            Kind::Corrupt => 9,
+            Kind::Conflict => 10,
+        }
+    }
+
+    /// Stable machine-readable code used in `--json` errors (and HTTP errors later).
+    pub fn code(self) -> &'static str {
+        match self {
+            Kind::Internal => "internal",
+            Kind::Usage => "usage",
+            Kind::Integrity => "integrity",
+            Kind::Permission => "forbidden",
+            Kind::NotFound => "not_found",
+            Kind::Busy => "busy",
+            Kind::Unavailable => "unavailable",
+            Kind::Config => "config",
+            Kind::Corrupt => "corrupt",
+            Kind::Conflict => "conflict",
+        }
+    }
+
+    pub const ALL: [Kind; 10] = [
+        Kind::Internal,
+        Kind::Usage,
+        Kind::Integrity,
+        Kind::Permission,
+        Kind::NotFound,
+        Kind::Busy,
+        Kind::Unavailable,
+        Kind::Config,
+        Kind::Corrupt,
+        Kind::Conflict,
+    ];
+}
+
+/// An error with a kind, a message saying what went wrong, and optionally a
+/// hint saying what to do about it.
+#[derive(Debug)]
+pub struct Error {
+    pub kind: Kind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(Kind::Internal, m)
+    }
+    pub fn usage(m: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, m)
+    }
+    pub fn integrity(m: impl Into<String>) -> Self {
+        Self::new(Kind::Integrity, m)
+    }
+    pub fn permission(m: impl Into<String>) -> Self {
+        Self::new(Kind::Permission, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(Kind::NotFound, m)
+    }
+    pub fn busy(m: impl Into<String>) -> Self {
+        Self::new(Kind::Busy, m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self::new(Kind::Unavailable, m)
+    }
+    pub fn config(m: impl Into<String>) -> Self {
+        Self::new(Kind::Config, m)
+    }
+    pub fn corrupt(m: impl Into<String>) -> Self {
+        Self::new(Kind::Corrupt, m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(Kind::Conflict, m)
+    }
+
+    /// Classify a SQLite error that happened on the database at `path`.
+    /// Busy/locked and corrupt databases get their own kinds and a hint.
+    pub fn sqlite(path: &Path, what: &str, e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        let p = path.display();
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            match f.code {
+                C::DatabaseBusy | C::DatabaseLocked => {
+                    return Error::busy(format!("{p} is locked by another process while {what}"))
+                        .hint("another writer (Hermes, or a second hermes-operator) holds the lock; retry in a moment");
+                }
+                C::DatabaseCorrupt | C::NotADatabase => {
+                    return Error::corrupt(format!("{p} is not a valid SQLite database ({what}): {e}"))
+                        .hint("restore it from a backup (backups/operator_*) or move it aside");
+                }
+                C::CannotOpen => {
+                    return Error::not_found(format!("cannot open {p} ({what}): {e}"));
+                }
+                C::ReadOnly | C::PermissionDenied => {
+                    return Error::permission(format!("{p} is not writable ({what}): {e}"))
+                        .hint("run as the user that owns HERMES_HOME");
+                }
+                _ => {}
+            }
+        }
+        Error::internal(format!("{p}: {what}: {e}"))
+    }
+
+    pub fn io(path: &Path, what: &str, e: std::io::Error) -> Self {
+        let p = path.display();
+        match e.kind() {
+            std::io::ErrorKind::NotFound => Error::not_found(format!("{p}: {what}: not found")),
+            std::io::ErrorKind::PermissionDenied => {
+                Error::permission(format!("{p}: {what}: permission denied"))
+            }
+            _ => Error::internal(format!("{p}: {what}: {e}")),
+        }
+    }
+
+    /// The JSON shape used on stderr with `--json` (and by the HTTP layer).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut inner = serde_json::json!({
+            "code": self.kind.code(),
+            "message": self.message,
+        });
+        if let Some(h) = &self.hint {
+            inner["hint"] = serde_json::Value::String(h.clone());
+        }
+        serde_json::json!({ "error": inner })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::internal(format!("I/O error: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::internal(format!("JSON error: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_and_stable() {
+        let codes: Vec<i32> = Kind::ALL.iter().map(|k| k.exit_code()).collect();
+        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.code()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Kind::ALL.len());
+    }
+}

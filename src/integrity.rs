@@ -1,0 +1,353 @@
+//! Proving the event log: the Ed25519 signing key (outside the database),
+//! signed checkpoints (one line each, for off-host keeping), prune anchors,
+//! and `verify`, which walks the chain once and names the first bad event.
+
+use crate::error::{Error, Result};
+use crate::home::{self, Home};
+use crate::store::events::{event_id_into, EventStore, GENESIS};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+const CHECKPOINT_DOMAIN: &[u8] = b"hermes-operator/checkpoint/v1\0";
+const ANCHOR_DOMAIN: &[u8] = b"hermes-operator/anchor/v1\0";
+pub const CHECKPOINT_TYPE: &str = "hermes-operator-checkpoint";
+
+/// Load the audit signing key, generating it (0600) on first need.
+pub fn signing_key(home: &Home) -> Result<SigningKey> {
+    let path = home.signing_key();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32).ok_or_else(|| {
+                Error::config(format!(
+                    "{} does not hold a 32-byte hex Ed25519 key",
+                    path.display()
+                ))
+            })?;
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&bytes);
+            Ok(SigningKey::from_bytes(&k))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SigningKey::generate(&mut rand::rngs::OsRng);
+            let secret = zeroize::Zeroizing::new(hex::encode(key.to_bytes()) + "\n");
+            home::write_private_file(&path, secret.as_bytes())?;
+            home::write_private_file(
+                &home.signing_pub(),
+                format!("{}\n", hex::encode(key.verifying_key().to_bytes())).as_bytes(),
+            )?;
+            Ok(key)
+        }
+        Err(e) => Err(Error::io(&path, "reading the audit signing key", e)),
+    }
+}
+
+/// The public half, if a key exists. Reads the `.pub` file (no secret needed).
+pub fn verifying_key(home: &Home) -> Result<Option<VerifyingKey>> {
+    let path = home.signing_pub();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32);
+            let key = bytes.and_then(|b| VerifyingKey::try_from(b.as_slice()).ok());
+            key.map(Some).ok_or_else(|| {
+                Error::config(format!("{} does not hold an Ed25519 public key", path.display()))
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, "reading the audit public key", e)),
+    }
+}
+
+/// A signed statement "the log had head (seq, hash) at time ts".
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub v: u32,
+    pub seq: i64,
+    pub event_id: Option<String>,
+    pub hash: String,
+    pub ts: String,
+    pub public_key: String,
+    pub signature: String,
+}
+
+fn checkpoint_message(seq: i64, hash: &[u8; 32], ts: &str) -> Vec<u8> {
+    let mut m = CHECKPOINT_DOMAIN.to_vec();
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(hash);
+    m.extend_from_slice(ts.as_bytes());
+    m
+}
+
+pub fn anchor_message(seq: i64, hash: &[u8; 32]) -> Vec<u8> {
+    let mut m = ANCHOR_DOMAIN.to_vec();
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(hash);
+    m
+}
+
+impl Checkpoint {
+    pub fn sign(key: &SigningKey, seq: i64, hash: &[u8; 32], event_id: Option<String>) -> Checkpoint {
+        let ts = crate::store::now_rfc3339();
+        let sig = key.sign(&checkpoint_message(seq, hash, &ts));
+        Checkpoint {
+            kind: CHECKPOINT_TYPE.into(),
+            v: 1,
+            seq,
+            event_id,
+            hash: hex::encode(hash),
+            ts,
+            public_key: hex::encode(key.verifying_key().to_bytes()),
+            signature: hex::encode(sig.to_bytes()),
+        }
+    }
+
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("checkpoint serializes")
+    }
+
+    pub fn hash_bytes(&self) -> Option<[u8; 32]> {
+        let b = hex::decode(&self.hash).ok()?;
+        b.try_into().ok()
+    }
+
+    /// Check the signature, and that it was made by `expected` when we know our key.
+    pub fn check_signature(&self, expected: Option<&VerifyingKey>) -> std::result::Result<(), String> {
+        let pk = hex::decode(&self.public_key)
+            .ok()
+            .and_then(|b| VerifyingKey::try_from(b.as_slice()).ok())
+            .ok_or("malformed public key")?;
+        if let Some(k) = expected {
+            if k != &pk {
+                return Err("signed by a different key than this installation's audit key".into());
+            }
+        }
+        let sig = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| Signature::from_slice(&b).ok())
+            .ok_or("malformed signature")?;
+        let hash = self.hash_bytes().ok_or("malformed hash")?;
+        pk.verify(&checkpoint_message(self.seq, &hash, &self.ts), &sig)
+            .map_err(|_| "bad signature".to_string())
+    }
+}
+
+/// Parse a file of checkpoint lines (blank lines and `#` comments allowed).
+pub fn read_checkpoints(path: &Path) -> Result<Vec<Checkpoint>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading checkpoints", e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cp: Checkpoint = serde_json::from_str(line).map_err(|e| {
+            Error::usage(format!(
+                "{}:{}: not a checkpoint line ({e})",
+                path.display(),
+                i + 1
+            ))
+            .hint("checkpoint files hold the lines `hermes-operator audit checkpoint` printed")
+        })?;
+        if cp.kind != CHECKPOINT_TYPE || cp.v != 1 {
+            return Err(Error::usage(format!(
+                "{}:{}: unsupported checkpoint type/version",
+                path.display(),
+                i + 1
+            )));
+        }
+        out.push(cp);
+    }
+    Ok(out)
+}
+
+/// Append a checkpoint line to the local copy (0600).
+pub fn keep_checkpoint(home: &Home, cp: &Checkpoint) -> Result<()> {
+    let path = home.checkpoints_file();
+    home::ensure_private_dir(&home.profile_dir())?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, "opening the checkpoint log", e))?;
+    home::restrict_file(&path)?;
+    writeln!(f, "{}", cp.to_line())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(&path, "writing the checkpoint log", e))
+}
+
+/// What `audit verify` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub events: u64,
+    pub first_seq: Option<i64>,
+    pub last_seq: i64,
+    pub head_hash: String,
+    pub anchor_seq: Option<i64>,
+    pub checkpoints_checked: usize,
+    pub problem: Option<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    /// modified | deleted | inserted_or_reordered | bad_id | truncated | rewritten | bad_anchor | bad_checkpoint
+    pub kind: String,
+    pub seq: Option<i64>,
+    pub event_id: Option<String>,
+    pub message: String,
+}
+
+fn problem(kind: &str, seq: Option<i64>, event_id: Option<String>, message: String) -> Option<Problem> {
+    Some(Problem {
+        kind: kind.into(),
+        seq,
+        event_id,
+        message,
+    })
+}
+
+/// Verify the whole chain, then every checkpoint against it.
+pub fn verify(store: &EventStore, key: Option<&VerifyingKey>, checkpoints: &[Checkpoint]) -> Result<VerifyReport> {
+    let anchor = store.anchor()?;
+    let (mut expect_seq, mut prev) = match &anchor {
+        Some(a) => (a.seq + 1, a.hash),
+        None => (1, GENESIS),
+    };
+    let mut report = VerifyReport {
+        ok: true,
+        events: 0,
+        first_seq: None,
+        last_seq: expect_seq - 1,
+        head_hash: hex::encode(prev),
+        anchor_seq: anchor.as_ref().map(|a| a.seq),
+        checkpoints_checked: 0,
+        problem: None,
+    };
+    if let Some(a) = &anchor {
+        let pk = VerifyingKey::try_from(a.public_key.as_slice()).ok();
+        let sig = Signature::from_slice(&a.signature).ok();
+        let good = match (pk, sig) {
+            (Some(pk), Some(sig)) => {
+                key.is_none_or(|k| k == &pk) && pk.verify(&anchor_message(a.seq, &a.hash), &sig).is_ok()
+            }
+            _ => false,
+        };
+        if !good {
+            report.problem = problem(
+                "bad_anchor",
+                Some(a.seq),
+                None,
+                format!("the prune anchor at seq {} is not signed by this installation's audit key", a.seq),
+            );
+        }
+    }
+    // Hashes of checkpointed positions, collected during the one pass.
+    let mut wanted: Vec<i64> = checkpoints.iter().map(|c| c.seq).collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut seen: Vec<(i64, [u8; 32])> = Vec::with_capacity(wanted.len());
+    let mut wi = 0;
+    let mut id_buf = String::with_capacity(32);
+    if report.problem.is_none() {
+        store.scan(|ev| {
+            let bad = |kind: &str, msg: String| problem(kind, Some(ev.seq), Some(ev.id.to_string()), msg);
+            if report.first_seq.is_none() {
+                report.first_seq = Some(ev.seq);
+            }
+            if ev.seq != expect_seq {
+                report.problem = if ev.seq > expect_seq {
+                    if expect_seq == 1 && anchor.is_none() {
+                        bad("deleted", format!("the log starts at seq {} but there is no signed prune anchor: events 1..{} were deleted", ev.seq, ev.seq - 1))
+                    } else {
+                        bad("deleted", format!("expected seq {expect_seq}, found {}: event(s) {expect_seq}..{} were deleted", ev.seq, ev.seq - 1))
+                    }
+                } else {
+                    bad("inserted_or_reordered", format!("expected seq {expect_seq}, found {}", ev.seq))
+                };
+                return false;
+            }
+            if ev.prev_hash != prev {
+                report.problem = bad(
+                    "inserted_or_reordered",
+                    format!("event {} does not link to the event before it (prev_hash mismatch): an event was inserted, removed or moved here", ev.id),
+                );
+                return false;
+            }
+            if ev.computed_hash().as_slice() != ev.hash {
+                report.problem = bad(
+                    "modified",
+                    format!("event {} does not match its hash: its content was modified", ev.id),
+                );
+                return false;
+            }
+            event_id_into(&mut id_buf, ev.ts, ev.seq);
+            if id_buf != ev.id {
+                report.problem = bad("bad_id", format!("event seq {} carries id {} instead of {id_buf}", ev.seq, ev.id));
+                return false;
+            }
+            prev.copy_from_slice(ev.hash);
+            report.events += 1;
+            report.last_seq = ev.seq;
+            while wi < wanted.len() && wanted[wi] < ev.seq {
+                wi += 1;
+            }
+            if wi < wanted.len() && wanted[wi] == ev.seq {
+                seen.push((ev.seq, prev));
+            }
+            expect_seq += 1;
+            true
+        })?;
+    }
+    report.head_hash = hex::encode(prev);
+    if report.problem.is_none() {
+        for cp in checkpoints {
+            if let Err(why) = cp.check_signature(key) {
+                report.problem = problem("bad_checkpoint", Some(cp.seq), cp.event_id.clone(), format!("checkpoint at seq {}: {why}", cp.seq));
+                break;
+            }
+            let Some(cp_hash) = cp.hash_bytes() else { continue };
+            report.checkpoints_checked += 1;
+            if cp.seq > report.last_seq {
+                report.problem = problem(
+                    "truncated",
+                    Some(cp.seq),
+                    cp.event_id.clone(),
+                    format!(
+                        "a checkpoint signed at {} vouches for seq {}, but the log ends at seq {}: the tail was truncated",
+                        cp.ts, cp.seq, report.last_seq
+                    ),
+                );
+                break;
+            }
+            let actual = if cp.seq == 0 {
+                Some(GENESIS)
+            } else if let Some(a) = anchor.as_ref().filter(|a| a.seq == cp.seq) {
+                Some(a.hash)
+            } else {
+                seen.iter().find(|(s, _)| *s == cp.seq).map(|(_, h)| *h)
+            };
+            match actual {
+                Some(h) if h == cp_hash => {}
+                Some(_) => {
+                    report.problem = problem(
+                        "rewritten",
+                        Some(cp.seq),
+                        cp.event_id.clone(),
+                        format!(
+                            "event at seq {} does not match the checkpoint signed at {}: the log was rewritten",
+                            cp.seq, cp.ts
+                        ),
+                    );
+                    break;
+                }
+                // Pruned away before the anchor: nothing left to compare.
+                None => report.checkpoints_checked -= 1,
+            }
+        }
+    }
+    report.ok = report.problem.is_none();
+    Ok(report)
+}

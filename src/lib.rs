@@ -1,0 +1,18 @@
+//! hermes-operator: an independent operator control plane for a Hermes Agent
+//! server. The binary (`src/main.rs`) is a thin shell over this library; the
+//! HTTP mode calls the same functions.
+
+pub mod accounts;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod home;
+pub mod integrity;
+pub mod output;
+pub mod reports;
+pub mod sessions;
+pub mod store;
+
+pub use error::{Error, Kind, Result};

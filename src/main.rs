@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(hermes_operator::cli::main());
+}

@@ -1,0 +1,676 @@
+//! events.db: the hash-chained discrete event log (SPEC §7).
+//!
+//! Every event is appended through [`EventStore::append_batch`] (one path,
+//! `BEGIN IMMEDIATE`, so several processes can append at once without forks
+//! in the chain). `hash = SHA-256(domain tag, seq, ts, type, session, user,
+//! actor, data, prev_hash)` with length-prefixed fields, and `data` is stored
+//! as the exact canonical JSON bytes that were hashed.
+
+use super::{now_rfc3339, open_own, open_own_readonly, with_immediate};
+use crate::error::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        type TEXT NOT NULL,
+        session_id TEXT,
+        user_id TEXT,
+        actor TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash BLOB NOT NULL,
+        hash BLOB NOT NULL
+    );
+    CREATE INDEX events_session ON events(session_id, seq) WHERE session_id IS NOT NULL;
+    CREATE INDEX events_ts ON events(ts);
+    CREATE INDEX events_user ON events(user_id, seq) WHERE user_id IS NOT NULL;
+    -- After a prune: the signed (seq, hash) of the last removed event, so the
+    -- remaining chain still starts from something provable.
+    CREATE TABLE anchor (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        ts TEXT NOT NULL,
+        public_key BLOB NOT NULL,
+        signature BLOB NOT NULL
+    );",
+];
+
+pub const HASH_DOMAIN: &[u8] = b"hermes-operator/event/v1\0";
+pub const GENESIS: [u8; 32] = [0u8; 32];
+
+/// Event types the operator writes (SPEC §7). The log accepts others too, so
+/// that older binaries can verify logs written by newer ones.
+pub const EVENT_TYPES: &[&str] = &[
+    "user_message",
+    "llm_call",
+    "tool_call",
+    "tool_result",
+    "approval_request",
+    "approval",
+    "error",
+    "cost_alert",
+    "session_start",
+    "session_end",
+    "session_changed",
+    "login",
+    "login_failed",
+    "user_created",
+    "user_changed",
+    "user_deleted",
+    "token_issued",
+    "token_revoked",
+    "hook_installed",
+    "update_started",
+    "update_finished",
+    "checkpoint",
+    "prune",
+    "note",
+];
+
+/// Who did something and how: `cli:alice`, `http:bob`, `hook`, `cron`.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+impl Actor {
+    pub fn cli() -> Actor {
+        Actor(format!("cli:{}", crate::home::os_user()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: String,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub actor: String,
+    pub data: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(kind: &str, actor: &Actor, data: serde_json::Value) -> Self {
+        NewEvent {
+            kind: kind.to_string(),
+            session_id: None,
+            user_id: None,
+            actor: actor.0.clone(),
+            data,
+        }
+    }
+    pub fn session(mut self, id: impl Into<String>) -> Self {
+        self.session_id = Some(id.into());
+        self
+    }
+    pub fn user(mut self, id: impl Into<String>) -> Self {
+        self.user_id = Some(id.into());
+        self
+    }
+}
+
+/// A stored event. `data` is the raw canonical JSON text.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub seq: i64,
+    pub id: String,
+    pub ts: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub session_id: Option<String>,
+    pub user_id: Option<String>,
+    pub actor: String,
+    #[serde(serialize_with = "raw_json")]
+    pub data: String,
+    #[serde(serialize_with = "hex32")]
+    pub prev_hash: [u8; 32],
+    #[serde(serialize_with = "hex32")]
+    pub hash: [u8; 32],
+}
+
+fn raw_json<S: serde::Serializer>(d: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
+    let v: serde_json::Value = serde_json::from_str(d).unwrap_or(serde_json::Value::String(d.into()));
+    v.serialize(s)
+}
+
+fn hex32<S: serde::Serializer>(h: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(h))
+}
+
+impl Event {
+    pub fn data_value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Canonical JSON: object keys sorted, no whitespace, serde_json's escaping.
+/// Independent of serde_json's `preserve_order` feature.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                out.push(':');
+                write_canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn field(h: &mut Sha256, v: Option<&[u8]>) {
+    match v {
+        None => h.update([0u8]),
+        Some(b) => {
+            h.update([1u8]);
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        }
+    }
+}
+
+/// The chain hash of one event. Every field is length-prefixed, so no two
+/// different events can produce the same input bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn event_hash(
+    seq: i64,
+    ts: &str,
+    kind: &str,
+    session_id: Option<&str>,
+    user_id: Option<&str>,
+    actor: &str,
+    data: &str,
+    prev: &[u8],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(HASH_DOMAIN);
+    h.update(seq.to_be_bytes());
+    field(&mut h, Some(ts.as_bytes()));
+    field(&mut h, Some(kind.as_bytes()));
+    field(&mut h, session_id.map(str::as_bytes));
+    field(&mut h, user_id.map(str::as_bytes));
+    field(&mut h, Some(actor.as_bytes()));
+    field(&mut h, Some(data.as_bytes()));
+    h.update(prev);
+    h.finalize().into()
+}
+
+/// `op_audit_YYYYMMDD_<seq>` from the event's UTC time and sequence number.
+pub fn event_id_into(buf: &mut String, ts: &str, seq: i64) {
+    buf.clear();
+    buf.push_str("op_audit_");
+    let b = ts.as_bytes();
+    if b.len() >= 10 {
+        buf.push_str(&ts[0..4]);
+        buf.push_str(&ts[5..7]);
+        buf.push_str(&ts[8..10]);
+    }
+    let _ = write!(buf, "_{seq:06}");
+}
+
+pub fn event_id(ts: &str, seq: i64) -> String {
+    let mut s = String::with_capacity(32);
+    event_id_into(&mut s, ts, seq);
+    s
+}
+
+/// The signed starting point left behind by `audit prune`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Anchor {
+    pub seq: i64,
+    #[serde(serialize_with = "hex32")]
+    pub hash: [u8; 32],
+    pub ts: String,
+    #[serde(skip)]
+    pub public_key: Vec<u8>,
+    #[serde(skip)]
+    pub signature: Vec<u8>,
+}
+
+pub struct EventStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const EVENT_COLS: &str = "seq, id, ts, type, session_id, user_id, actor, data, prev_hash, hash";
+
+fn blob32(v: rusqlite::types::ValueRef) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if let rusqlite::types::ValueRef::Blob(b) = v {
+        if b.len() == 32 {
+            out.copy_from_slice(b);
+        }
+    }
+    out
+}
+
+fn event_from_row(r: &rusqlite::Row) -> rusqlite::Result<Event> {
+    Ok(Event {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        ts: r.get(2)?,
+        kind: r.get(3)?,
+        session_id: r.get(4)?,
+        user_id: r.get(5)?,
+        actor: r.get(6)?,
+        data: r.get(7)?,
+        prev_hash: blob32(r.get_ref(8)?),
+        hash: blob32(r.get_ref(9)?),
+    })
+}
+
+impl EventStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(EventStore {
+            conn: open_own(path, "events.db", MIGRATIONS)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// For read-only commands: never creates the file.
+    pub fn open_readonly(path: &Path) -> Result<Self> {
+        let conn = open_own_readonly(path, "events.db").map_err(|e| {
+            if e.kind == crate::error::Kind::NotFound {
+                e.hint("no events have been recorded yet")
+            } else {
+                e
+            }
+        })?;
+        Ok(EventStore {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, what: &'static str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |e| Error::sqlite(&self.path, what, e)
+    }
+
+    pub fn append(&self, ev: NewEvent) -> Result<Event> {
+        let mut v = self.append_batch(std::slice::from_ref(&ev))?;
+        Ok(v.remove(0))
+    }
+
+    /// Append events as one durable transaction. The head is read inside
+    /// `BEGIN IMMEDIATE`, so concurrent appenders (other processes) serialize
+    /// and the chain never forks.
+    pub fn append_batch(&self, evs: &[NewEvent]) -> Result<Vec<Event>> {
+        let prepared: Vec<(String, &NewEvent)> =
+            evs.iter().map(|e| (canonical_json(&e.data), e)).collect();
+        with_immediate(&self.conn, &self.path, "appending to the event log", |tx| {
+            let (mut seq, mut prev) = head_in(tx)?;
+            let mut st = tx.prepare_cached(
+                "INSERT INTO events (seq, id, ts, type, session_id, user_id, actor, data, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut out = Vec::with_capacity(prepared.len());
+            let mut id = String::new();
+            for (data, e) in &prepared {
+                seq += 1;
+                let ts = now_rfc3339();
+                event_id_into(&mut id, &ts, seq);
+                let hash = event_hash(
+                    seq,
+                    &ts,
+                    &e.kind,
+                    e.session_id.as_deref(),
+                    e.user_id.as_deref(),
+                    &e.actor,
+                    data,
+                    &prev,
+                );
+                st.execute(params![
+                    seq,
+                    id,
+                    ts,
+                    e.kind,
+                    e.session_id,
+                    e.user_id,
+                    e.actor,
+                    data,
+                    &prev[..],
+                    &hash[..]
+                ])?;
+                out.push(Event {
+                    seq,
+                    id: id.clone(),
+                    ts,
+                    kind: e.kind.clone(),
+                    session_id: e.session_id.clone(),
+                    user_id: e.user_id.clone(),
+                    actor: e.actor.clone(),
+                    data: data.clone(),
+                    prev_hash: prev,
+                    hash,
+                });
+                prev = hash;
+            }
+            Ok(out)
+        })
+    }
+
+    /// The newest (seq, hash): genesis when empty, or the anchor after a full prune.
+    pub fn head(&self) -> Result<(i64, [u8; 32])> {
+        head_in(&self.conn).map_err(self.err("reading the log head"))
+    }
+
+    pub fn anchor(&self) -> Result<Option<Anchor>> {
+        anchor_in(&self.conn).map_err(self.err("reading the prune anchor"))
+    }
+
+    pub fn count(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .map_err(self.err("counting events"))
+    }
+
+    fn query_events(&self, sql: &str, p: impl rusqlite::Params, what: &'static str) -> Result<Vec<Event>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(self.err(what))?;
+        let rows = st
+            .query_map(p, event_from_row)
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.err(what))?;
+        Ok(rows)
+    }
+
+    /// A session's events in order.
+    pub fn for_session(&self, session_id: &str) -> Result<Vec<Event>> {
+        self.query_events(
+            &format!("SELECT {EVENT_COLS} FROM events WHERE session_id = ?1 ORDER BY seq"),
+            [session_id],
+            "reading session events",
+        )
+    }
+
+    /// A user's events in order (logins, changes, turns), newest `limit`.
+    pub fn for_user(&self, user_id: &str, limit: i64) -> Result<Vec<Event>> {
+        let mut v = self.query_events(
+            &format!("SELECT {EVENT_COLS} FROM events WHERE user_id = ?1 ORDER BY seq DESC LIMIT ?2"),
+            params![user_id, limit],
+            "reading user events",
+        )?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Events with `since <= ts < until` (RFC 3339 UTC strings compare in time order).
+    pub fn in_range(&self, since: Option<&str>, until: Option<&str>, mut f: impl FnMut(Event) -> Result<()>) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {EVENT_COLS} FROM events WHERE (?1 IS NULL OR ts >= ?1) AND (?2 IS NULL OR ts < ?2) ORDER BY seq"
+            ))
+            .map_err(self.err("exporting events"))?;
+        let mut rows = st.query(params![since, until]).map_err(self.err("exporting events"))?;
+        while let Some(r) = rows.next().map_err(self.err("exporting events"))? {
+            f(event_from_row(r).map_err(self.err("exporting events"))?)?;
+        }
+        Ok(())
+    }
+
+    /// Events with seq > `after`, oldest first, at most `limit`.
+    pub fn after(&self, after: i64, limit: i64) -> Result<Vec<Event>> {
+        self.query_events(
+            &format!("SELECT {EVENT_COLS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+            params![after, limit],
+            "reading events",
+        )
+    }
+
+    /// The last `n` events, oldest first.
+    pub fn last(&self, n: i64) -> Result<Vec<Event>> {
+        let mut v = self.query_events(
+            &format!("SELECT {EVENT_COLS} FROM events ORDER BY seq DESC LIMIT ?1"),
+            [n],
+            "reading events",
+        )?;
+        v.reverse();
+        Ok(v)
+    }
+
+    pub fn get(&self, seq: i64) -> Result<Option<Event>> {
+        self.conn
+            .query_row(&format!("SELECT {EVENT_COLS} FROM events WHERE seq = ?1"), [seq], event_from_row)
+            .optional()
+            .map_err(self.err("reading event"))
+    }
+
+    /// Hash of the event at `seq` (or the anchor's / genesis), for local link checks.
+    pub fn hash_at(&self, seq: i64) -> Result<Option<[u8; 32]>> {
+        if seq == 0 {
+            return Ok(Some(GENESIS));
+        }
+        let h: Option<[u8; 32]> = self
+            .conn
+            .query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |r| Ok(blob32(r.get_ref(0)?)))
+            .optional()
+            .map_err(self.err("reading event"))?;
+        if h.is_some() {
+            return Ok(h);
+        }
+        Ok(self.anchor()?.filter(|a| a.seq == seq).map(|a| a.hash))
+    }
+
+    /// Walk the whole chain once, in seq order, calling `f` for every row with
+    /// borrowed fields (no allocation per event: this is the verify hot path).
+    pub fn scan(&self, mut f: impl FnMut(&RawEvent) -> bool) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq"))
+            .map_err(self.err("reading the event log"))?;
+        let mut rows = st.query([]).map_err(self.err("reading the event log"))?;
+        while let Some(r) = rows.next().map_err(self.err("reading the event log"))? {
+            let text = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
+            let opt = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
+            let bytes = |i: usize| -> rusqlite::Result<&[u8]> {
+                match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Blob(b) => Ok(b),
+                    rusqlite::types::ValueRef::Text(b) => Ok(b),
+                    _ => Ok(&[]),
+                }
+            };
+            let ev = (|| {
+                Ok::<_, rusqlite::Error>(RawEvent {
+                    seq: r.get(0)?,
+                    id: text(1)?,
+                    ts: text(2)?,
+                    kind: text(3)?,
+                    session_id: opt(4)?,
+                    user_id: opt(5)?,
+                    actor: text(6)?,
+                    data: text(7)?,
+                    prev_hash: bytes(8)?,
+                    hash: bytes(9)?,
+                })
+            })();
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) => {
+                    // A row whose column types were tampered with: report it as such.
+                    let seq: i64 = r.get(0).unwrap_or(-1);
+                    return Err(Error::integrity(format!(
+                        "event seq {seq} has malformed columns ({e}); the log was modified"
+                    )));
+                }
+            };
+            if !f(&ev) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete every event older than `cutoff` (keeping at least the newest
+    /// one), remembering the last removed (seq, hash) as a signed anchor.
+    /// Returns the number removed and the new anchor.
+    pub fn prune(
+        &self,
+        cutoff: &str,
+        sign: impl Fn(i64, &[u8; 32]) -> (Vec<u8>, Vec<u8>),
+    ) -> Result<(i64, Option<Anchor>)> {
+        with_immediate(&self.conn, &self.path, "pruning the event log", |tx| {
+            let last: Option<(i64, [u8; 32])> = tx
+                .query_row(
+                    "SELECT seq, hash FROM events WHERE ts < ?1 AND seq < (SELECT max(seq) FROM events)
+                     ORDER BY seq DESC LIMIT 1",
+                    [cutoff],
+                    |r| Ok((r.get(0)?, blob32(r.get_ref(1)?))),
+                )
+                .optional()?;
+            let Some((seq, hash)) = last else {
+                return Ok((0, None));
+            };
+            let n = tx.execute("DELETE FROM events WHERE seq <= ?1", [seq])?;
+            let (public_key, signature) = sign(seq, &hash);
+            let ts = now_rfc3339();
+            tx.execute(
+                "INSERT INTO anchor (id, seq, hash, ts, public_key, signature) VALUES (1, ?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET seq=excluded.seq, hash=excluded.hash, ts=excluded.ts,
+                 public_key=excluded.public_key, signature=excluded.signature",
+                params![seq, &hash[..], ts, public_key, signature],
+            )?;
+            Ok((
+                n as i64,
+                Some(Anchor {
+                    seq,
+                    hash,
+                    ts,
+                    public_key,
+                    signature,
+                }),
+            ))
+        })
+    }
+}
+
+/// An event row borrowed straight from SQLite (see [`EventStore::scan`]).
+pub struct RawEvent<'a> {
+    pub seq: i64,
+    pub id: &'a str,
+    pub ts: &'a str,
+    pub kind: &'a str,
+    pub session_id: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub actor: &'a str,
+    pub data: &'a str,
+    pub prev_hash: &'a [u8],
+    pub hash: &'a [u8],
+}
+
+impl RawEvent<'_> {
+    pub fn computed_hash(&self) -> [u8; 32] {
+        event_hash(
+            self.seq,
+            self.ts,
+            self.kind,
+            self.session_id,
+            self.user_id,
+            self.actor,
+            self.data,
+            self.prev_hash,
+        )
+    }
+}
+
+fn anchor_in(conn: &Connection) -> rusqlite::Result<Option<Anchor>> {
+    conn.query_row(
+        "SELECT seq, hash, ts, public_key, signature FROM anchor WHERE id = 1",
+        [],
+        |r| {
+            Ok(Anchor {
+                seq: r.get(0)?,
+                hash: blob32(r.get_ref(1)?),
+                ts: r.get(2)?,
+                public_key: r.get(3)?,
+                signature: r.get(4)?,
+            })
+        },
+    )
+    .optional()
+}
+
+fn head_in(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
+    let last: Option<(i64, [u8; 32])> = conn
+        .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, blob32(r.get_ref(1)?)))
+        })
+        .optional()?;
+    if let Some(h) = last {
+        return Ok(h);
+    }
+    Ok(anchor_in(conn)?.map(|a| (a.seq, a.hash)).unwrap_or((0, GENESIS)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_sorts_keys_recursively() {
+        let v = serde_json::json!({"b": 1, "a": {"d": [1, {"z": null, "y": "é"}], "c": true}});
+        assert_eq!(
+            canonical_json(&v),
+            r#"{"a":{"c":true,"d":[1,{"y":"é","z":null}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn hash_distinguishes_none_and_empty() {
+        let a = event_hash(1, "t", "k", None, None, "a", "{}", &GENESIS);
+        let b = event_hash(1, "t", "k", Some(""), None, "a", "{}", &GENESIS);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(event_id("2026-05-20T01:02:03.000000Z", 1), "op_audit_20260520_000001");
+        assert_eq!(event_id("2026-05-20T01:02:03Z", 1234567), "op_audit_20260520_1234567");
+    }
+
+    #[test]
+    fn append_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EventStore::open(&dir.path().join("events.db")).unwrap();
+        let a = Actor("cli:test".into());
+        let e1 = s.append(NewEvent::new("note", &a, serde_json::json!({"m": 1}))).unwrap();
+        let e2 = s.append(NewEvent::new("note", &a, serde_json::json!({"m": 2})).session("op_x")).unwrap();
+        assert_eq!(e1.seq, 1);
+        assert_eq!(e1.prev_hash, GENESIS);
+        assert_eq!(e2.prev_hash, e1.hash);
+        assert_eq!(s.head().unwrap(), (2, e2.hash));
+        assert_eq!(s.for_session("op_x").unwrap().len(), 1);
+    }
+}

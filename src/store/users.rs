@@ -1,0 +1,295 @@
+//! users.db: the operator's accounts. Storage only; the rules around it
+//! (audit events, last-admin protection) live in [`crate::accounts`].
+
+use super::{now_rfc3339, open_own, open_own_readonly, with_immediate};
+use crate::error::{Error, Result};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin','auditor','user','viewer')),
+        disabled INTEGER NOT NULL DEFAULT 0,
+        token_version INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        password_changed_at TEXT NOT NULL,
+        last_login_at TEXT
+    );",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Auditor,
+    User,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+            Role::User => "user",
+            Role::Viewer => "viewer",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "auditor" => Some(Role::Auditor),
+            "user" => Some(Role::User),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+    /// SPEC §4: who may chat and own sessions.
+    pub fn can_chat(self) -> bool {
+        matches!(self, Role::Admin | Role::User)
+    }
+    /// SPEC §4: who may read every operator session and the audit log.
+    pub fn can_audit(self) -> bool {
+        matches!(self, Role::Admin | Role::Auditor)
+    }
+    pub fn can_manage_users(self) -> bool {
+        self == Role::Admin
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A user as shown to people and scripts (`user show --json`). The password
+/// hash is never part of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub token_version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub password_changed_at: String,
+    pub last_login_at: Option<String>,
+}
+
+const COLS: &str = "id, username, role, disabled, token_version, created_at, updated_at, password_changed_at, last_login_at";
+
+fn from_row(r: &Row) -> rusqlite::Result<User> {
+    let role: String = r.get(2)?;
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        disabled: r.get::<_, i64>(3)? != 0,
+        token_version: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+        password_changed_at: r.get(7)?,
+        last_login_at: r.get(8)?,
+    })
+}
+
+/// Usernames: 1-64 of [A-Za-z0-9._-], starting with a letter or digit. They
+/// end up in tables, logs and URLs; nothing else gets in.
+pub fn validate_username(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "invalid username {:?}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            crate::output::clip(name, 80)
+        )))
+    }
+}
+
+pub struct UserStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl UserStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = open_own(path, "users.db", MIGRATIONS)?;
+        Ok(UserStore {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// For read-only commands: never creates the file.
+    pub fn open_readonly(path: &Path) -> Result<Self> {
+        let conn = open_own_readonly(path, "users.db").map_err(|e| {
+            if e.kind == crate::error::Kind::NotFound {
+                e.hint("no users yet: create the first with `hermes-operator user add NAME --role admin`")
+            } else {
+                e
+            }
+        })?;
+        Ok(UserStore {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        let what = what.to_string();
+        move |e| Error::sqlite(&self.path, &what, e)
+    }
+
+    pub fn list(&self) -> Result<Vec<User>> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {COLS} FROM users ORDER BY username"))
+            .map_err(self.err("listing users"))?;
+        let rows = st
+            .query_map([], from_row)
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.err("listing users"))?;
+        Ok(rows)
+    }
+
+    pub fn find(&self, username: &str) -> Result<Option<User>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLS} FROM users WHERE username = ?1"),
+                [username],
+                from_row,
+            )
+            .optional()
+            .map_err(self.err("reading user"))
+    }
+
+    pub fn get(&self, username: &str) -> Result<User> {
+        self.find(username)?.ok_or_else(|| {
+            Error::not_found(format!("no user named {:?}", crate::output::clip(username, 80)))
+                .hint("`hermes-operator user list` shows the accounts")
+        })
+    }
+
+    pub fn find_by_id(&self, id: &str) -> Result<Option<User>> {
+        self.conn
+            .query_row(
+                &format!("SELECT {COLS} FROM users WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()
+            .map_err(self.err("reading user"))
+    }
+
+    /// The stored PHC hash, for login.
+    pub fn password_hash(&self, id: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err("reading user"))
+    }
+
+    pub fn insert(&self, username: &str, role: Role, password_hash: &str) -> Result<User> {
+        let id = format!("u_{}", crate::auth::random_hex(8));
+        let now = now_rfc3339();
+        let r = with_immediate(&self.conn, &self.path, "adding user", |tx| {
+            tx.execute(
+                "INSERT INTO users (id, username, password_hash, role, created_at, updated_at, password_changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+                params![id, username, password_hash, role.as_str(), now],
+            )
+        });
+        match r {
+            Ok(_) => {}
+            Err(e) if e.message.contains("UNIQUE constraint failed") => {
+                return Err(Error::conflict(format!("a user named {username:?} already exists")))
+            }
+            Err(e) => return Err(e),
+        }
+        self.get(username)
+    }
+
+    /// Apply a change to one user inside one write transaction. `bump_tokens`
+    /// increments the token version, revoking every earlier token.
+    fn update(&self, id: &str, what: &str, set_sql: &str, value: rusqlite::types::Value, bump_tokens: bool) -> Result<()> {
+        let now = now_rfc3339();
+        let bump = if bump_tokens { ", token_version = token_version + 1" } else { "" };
+        let sql = format!("UPDATE users SET {set_sql}, updated_at = ?2{bump} WHERE id = ?3");
+        let n = with_immediate(&self.conn, &self.path, what, |tx| {
+            tx.execute(&sql, params![value, now, id])
+        })?;
+        if n == 0 {
+            return Err(Error::not_found(format!("user {id} no longer exists")));
+        }
+        Ok(())
+    }
+
+    pub fn set_password(&self, id: &str, hash: &str) -> Result<()> {
+        let now = now_rfc3339();
+        let n = with_immediate(&self.conn, &self.path, "changing password", |tx| {
+            tx.execute(
+                "UPDATE users SET password_hash = ?1, password_changed_at = ?2, updated_at = ?2,
+                 token_version = token_version + 1 WHERE id = ?3",
+                params![hash, now, id],
+            )
+        })?;
+        if n == 0 {
+            return Err(Error::not_found(format!("user {id} no longer exists")));
+        }
+        Ok(())
+    }
+
+    pub fn set_role(&self, id: &str, role: Role) -> Result<()> {
+        self.update(id, "changing role", "role = ?1", role.as_str().to_string().into(), true)
+    }
+
+    pub fn set_disabled(&self, id: &str, disabled: bool) -> Result<()> {
+        // Disabling revokes tokens; enabling does not resurrect them.
+        self.update(id, "changing disabled flag", "disabled = ?1", (disabled as i64).into(), disabled)
+    }
+
+    pub fn record_login(&self, id: &str) -> Result<()> {
+        let now = now_rfc3339();
+        with_immediate(&self.conn, &self.path, "recording login", |tx| {
+            tx.execute("UPDATE users SET last_login_at = ?1 WHERE id = ?2", params![now, id])
+        })?;
+        Ok(())
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        let n = with_immediate(&self.conn, &self.path, "deleting user", |tx| {
+            tx.execute("DELETE FROM users WHERE id = ?1", [id])
+        })?;
+        if n == 0 {
+            return Err(Error::not_found(format!("user {id} no longer exists")));
+        }
+        Ok(())
+    }
+
+    /// Enabled admins other than `except`: guards against locking everyone out.
+    pub fn other_enabled_admins(&self, except: &str) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?1",
+                [except],
+                |r| r.get(0),
+            )
+            .map_err(self.err("counting admins"))
+    }
+}
