@@ -3,6 +3,7 @@
 //! file per subcommand.
 
 pub mod audit;
+pub mod docs;
 pub mod session;
 pub mod user;
 

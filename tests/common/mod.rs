@@ -162,11 +162,18 @@ fn stderr_stdio() -> Stdio {
     }
 }
 
+/// Straight to fd 2: libtest captures `eprintln!`, but an install that takes
+/// minutes should be visible while it runs.
+fn note(msg: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+}
+
 fn install_venv(dir: &Path) {
-    eprintln!(
+    note(format!(
         "hermes test harness: installing {HERMES_PIP_SPEC} into {} (one-off, takes a few minutes)...",
         dir.display()
-    );
+    ));
     fs::create_dir_all(dir)
         .unwrap_or_else(|e| loud(format!("cannot create {}: {e}", dir.display())));
     fs::write(dir.join(INSTALLING_MARKER), b"install in progress or interrupted\n")
@@ -204,7 +211,7 @@ fn install_venv(dir: &Path) {
         ));
     }
     let _ = fs::remove_file(dir.join(INSTALLING_MARKER));
-    eprintln!("hermes test harness: venv ready at {}", dir.display());
+    note(format!("hermes test harness: venv ready at {}", dir.display()));
 }
 
 /// Version from `lib/python*/site-packages/hermes_agent-*.dist-info/METADATA`.

@@ -1,0 +1,191 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_hermes_operator_global_optspecs
+    string join \n hermes-home= json h/help V/version
+end
+
+function __fish_hermes_operator_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_hermes_operator_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_hermes_operator_using_subcommand
+    set -l cmd (__fish_hermes_operator_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "user" -d 'Manage operator accounts (users.db)'
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "session" -d 'Read and manage operator sessions in Hermes\' state.db'
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "audit" -d 'The tamper-evident event log: verify, replay, reports, export'
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "add" -d 'Create an account (password from a hidden prompt, or --password-stdin)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "list" -d 'List accounts'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "show" -d 'Show one account (its `id` is what operator sessions carry as user_id)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "passwd" -d 'Change a password (revokes the user\'s tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "role" -d 'Change a role (revokes the user\'s tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "disable" -d 'Disable an account (revokes its tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "enable" -d 'Enable a disabled account'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "delete" -d 'Delete an account (asks first; --yes for scripts)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "token" -d 'Print an access token (JWT) for scripts; needs the JWT secret'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -l role -d 'Role of the new account' -r -f -a "admin\t''
+auditor\t''
+user\t''
+viewer\t''"
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -l password-stdin -d 'Read the password from the first line of stdin instead of prompting'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l password-stdin -d 'Read the new password from the first line of stdin instead of prompting'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -l ttl -d 'Lifetime in minutes (default 120, at most 43200 = 30 days)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Create an account (password from a hidden prompt, or --password-stdin)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List accounts'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one account (its `id` is what operator sessions carry as user_id)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "passwd" -d 'Change a password (revokes the user\'s tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "role" -d 'Change a role (revokes the user\'s tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "disable" -d 'Disable an account (revokes its tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "enable" -d 'Enable a disabled account'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete an account (asks first; --yes for scripts)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "token" -d 'Print an access token (JWT) for scripts; needs the JWT secret'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "verify" -d 'Check the whole hash chain (and signed checkpoints); names the first bad event'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "checkpoint" -d 'Sign the current head of the log; prints one line to keep off-host'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "replay" -d 'A session\'s events in order, as a timeline with integrity status'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "daily" -d 'Daily usage: sessions, messages, tokens, cost — by user and by model'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "user" -d 'One user\'s account, sessions, usage and recent events'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "export" -d 'Export events in a time range as NDJSON or CSV'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "tail" -d 'The newest events; --follow keeps printing new ones'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "prune" -d 'Delete old events, leaving a signed anchor so the chain still verifies'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -l checkpoints -d 'A file of checkpoint lines kept off-host (from `audit checkpoint`); detects a truncated tail or a rebuilt log. The local copy is always checked too' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l since -d 'Start (inclusive): YYYY-MM-DD or an RFC 3339 time' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l until -d 'End (exclusive): YYYY-MM-DD or an RFC 3339 time' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l format -r -f -a "ndjson\t''
+csv\t''"
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s n -l lines -d 'How many of the newest events to show first' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l interval-ms -d 'Poll interval for --follow, in milliseconds' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep running and print new events as they are appended'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -l older-than -d 'Remove events older than this: e.g. 90d, 12w, 36h [default: audit.log_retention_days]' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -s y -l yes -d 'Do not ask for confirmation'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check the whole hash chain (and signed checkpoints); names the first bad event'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "checkpoint" -d 'Sign the current head of the log; prints one line to keep off-host'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "replay" -d 'A session\'s events in order, as a timeline with integrity status'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "daily" -d 'Daily usage: sessions, messages, tokens, cost — by user and by model'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "user" -d 'One user\'s account, sessions, usage and recent events'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export events in a time range as NDJSON or CSV'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "tail" -d 'The newest events; --follow keeps printing new ones'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Delete old events, leaving a signed anchor so the chain still verifies'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit help" -f -a "user" -d 'Manage operator accounts (users.db)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit help" -f -a "session" -d 'Read and manage operator sessions in Hermes\' state.db'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit help" -f -a "audit" -d 'The tamper-evident event log: verify, replay, reports, export'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create an account (password from a hidden prompt, or --password-stdin)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List accounts'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "show" -d 'Show one account (its `id` is what operator sessions carry as user_id)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "passwd" -d 'Change a password (revokes the user\'s tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "role" -d 'Change a role (revokes the user\'s tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "disable" -d 'Disable an account (revokes its tokens)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "enable" -d 'Enable a disabled account'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "delete" -d 'Delete an account (asks first; --yes for scripts)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "token" -d 'Print an access token (JWT) for scripts; needs the JWT secret'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Check the whole hash chain (and signed checkpoints); names the first bad event'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "checkpoint" -d 'Sign the current head of the log; prints one line to keep off-host'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "replay" -d 'A session\'s events in order, as a timeline with integrity status'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "daily" -d 'Daily usage: sessions, messages, tokens, cost — by user and by model'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "user" -d 'One user\'s account, sessions, usage and recent events'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Export events in a time range as NDJSON or CSV'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "tail" -d 'The newest events; --follow keeps printing new ones'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "prune" -d 'Delete old events, leaving a signed anchor so the chain still verifies'
