@@ -19,6 +19,9 @@ _hermes__operator() {
             hermes__operator,audit)
                 cmd="hermes__operator__subcmd__audit"
                 ;;
+            hermes__operator,chat)
+                cmd="hermes__operator__subcmd__chat"
+                ;;
             hermes__operator,help)
                 cmd="hermes__operator__subcmd__help"
                 ;;
@@ -85,6 +88,9 @@ _hermes__operator() {
             hermes__operator__subcmd__help,audit)
                 cmd="hermes__operator__subcmd__help__subcmd__audit"
                 ;;
+            hermes__operator__subcmd__help,chat)
+                cmd="hermes__operator__subcmd__help__subcmd__chat"
+                ;;
             hermes__operator__subcmd__help,help)
                 cmd="hermes__operator__subcmd__help__subcmd__help"
                 ;;
@@ -118,6 +124,30 @@ _hermes__operator() {
             hermes__operator__subcmd__help__subcmd__audit,verify)
                 cmd="hermes__operator__subcmd__help__subcmd__audit__subcmd__verify"
                 ;;
+            hermes__operator__subcmd__help__subcmd__session,cost)
+                cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__cost"
+                ;;
+            hermes__operator__subcmd__help__subcmd__session,end)
+                cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__end"
+                ;;
+            hermes__operator__subcmd__help__subcmd__session,export)
+                cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__export"
+                ;;
+            hermes__operator__subcmd__help__subcmd__session,list)
+                cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__list"
+                ;;
+            hermes__operator__subcmd__help__subcmd__session,new)
+                cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__new"
+                ;;
+            hermes__operator__subcmd__help__subcmd__session,search)
+                cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__search"
+                ;;
+            hermes__operator__subcmd__help__subcmd__session,show)
+                cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__show"
+                ;;
+            hermes__operator__subcmd__help__subcmd__session,title)
+                cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__title"
+                ;;
             hermes__operator__subcmd__help__subcmd__user,add)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__add"
                 ;;
@@ -144,6 +174,60 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help__subcmd__user,token)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__token"
+                ;;
+            hermes__operator__subcmd__session,cost)
+                cmd="hermes__operator__subcmd__session__subcmd__cost"
+                ;;
+            hermes__operator__subcmd__session,end)
+                cmd="hermes__operator__subcmd__session__subcmd__end"
+                ;;
+            hermes__operator__subcmd__session,export)
+                cmd="hermes__operator__subcmd__session__subcmd__export"
+                ;;
+            hermes__operator__subcmd__session,help)
+                cmd="hermes__operator__subcmd__session__subcmd__help"
+                ;;
+            hermes__operator__subcmd__session,list)
+                cmd="hermes__operator__subcmd__session__subcmd__list"
+                ;;
+            hermes__operator__subcmd__session,new)
+                cmd="hermes__operator__subcmd__session__subcmd__new"
+                ;;
+            hermes__operator__subcmd__session,search)
+                cmd="hermes__operator__subcmd__session__subcmd__search"
+                ;;
+            hermes__operator__subcmd__session,show)
+                cmd="hermes__operator__subcmd__session__subcmd__show"
+                ;;
+            hermes__operator__subcmd__session,title)
+                cmd="hermes__operator__subcmd__session__subcmd__title"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,cost)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__cost"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,end)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__end"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,export)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__export"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,help)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__help"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,list)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__list"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,new)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__new"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,search)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__search"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,show)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__show"
+                ;;
+            hermes__operator__subcmd__session__subcmd__help,title)
+                cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__title"
                 ;;
             hermes__operator__subcmd__user,add)
                 cmd="hermes__operator__subcmd__user__subcmd__add"
@@ -212,7 +296,7 @@ _hermes__operator() {
 
     case "${cmd}" in
         hermes__operator)
-            opts="-h -V --hermes-home --json --help --version user session audit help"
+            opts="-h -V --hermes-home --json --help --version user session audit chat help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -266,12 +350,20 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__audit__subcmd__daily)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --date --tz --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --date)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --hermes-home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -563,8 +655,42 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__subcmd__operator__subcmd__chat)
+            opts="-h -V --as --session --model --approve-policy --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approve-policy)
+                    COMPREPLY=($(compgen -W "prompt deny once session" -- "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__subcmd__operator__subcmd__help)
-            opts="user session audit help"
+            opts="user session audit chat help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -703,6 +829,20 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__chat)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__subcmd__operator__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -718,8 +858,120 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__help__subcmd__session)
-            opts=""
+            opts="list show search cost export title end new"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__cost)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__end)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__new)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__search)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__title)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -872,8 +1124,328 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__session)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --help --version list show search cost export title end new help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__cost)
+            opts="-h -V --all-sources --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__end)
+            opts="-h -V --reason --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__export)
+            opts="-h -V --format --all-sources --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -W "json md" -- "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help)
+            opts="list show search cost export title end new help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__cost)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__end)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__new)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__search)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__title)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__list)
+            opts="-h -V --user --since --limit --offset --all-sources --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__new)
+            opts="-h -V --as --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__search)
+            opts="-h -V --user --limit --all-sources --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__show)
+            opts="-h -V --all-sources --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__session__subcmd__title)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -31,6 +31,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -s V -l ve
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "user" -d 'Manage operator accounts (users.db)'
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "session" -d 'Read and manage operator sessions in Hermes\' state.db'
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "audit" -d 'The tamper-evident event log: verify, replay, reports, export'
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "chat" -d 'Chat through the real Hermes agent as an operator user'
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
@@ -100,10 +101,75 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; an
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete an account (asks first; --yes for scripts)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "token" -d 'Print an access token (JWT) for scripts; needs the JWT secret'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
-complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
-complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session" -s h -l help -d 'Print help'
-complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "list" -d 'List sessions, newest first (operator sessions unless --all-sources)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "show" -d 'Show one session and its messages'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "search" -d 'Full-text search in messages (Hermes\' FTS5 index; CJK via trigram)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "cost" -d 'Token usage and cost of one session, per model'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "export" -d 'Export one session as JSON or a Markdown transcript (stdout)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "title" -d 'Set an operator session\'s title (empty text clears it)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "end" -d 'End an operator session'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "new" -d 'Create a new, empty operator session for a user'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l user -d 'Only sessions of this operator user (username)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l since -d 'Only sessions started since: YYYY-MM-DD, RFC 3339, or a duration like 7d, 12h' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l limit -d 'At most this many sessions' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l offset -d 'Skip this many sessions (paging)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l all-sources -d 'Include Hermes\' own sessions (every source), not only operator sessions'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -l all-sources -d 'Allow Hermes\' own (non-operator) sessions'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l user -d 'Only sessions of this operator user (username)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l limit -d 'At most this many hits' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l all-sources -d 'Search Hermes\' own sessions too (every source)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -l all-sources -d 'Allow Hermes\' own (non-operator) sessions'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l format -d 'json: {session, messages}; md: a readable Markdown transcript [default: json]' -r -f -a "json\t''
+md\t''"
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l all-sources -d 'Allow Hermes\' own (non-operator) sessions'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -l reason -d 'Why (stored as Hermes\' end_reason)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -l as -d 'The operator user who owns the session (role admin or user)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -s h -l help -d 'Print help'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "list" -d 'List sessions, newest first (operator sessions unless --all-sources)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one session and its messages'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "search" -d 'Full-text search in messages (Hermes\' FTS5 index; CJK via trigram)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "cost" -d 'Token usage and cost of one session, per model'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "export" -d 'Export one session as JSON or a Markdown transcript (stdout)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "title" -d 'Set an operator session\'s title (empty text clears it)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "end" -d 'End an operator session'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "new" -d 'Create a new, empty operator session for a user'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user export tail prune help" -s h -l help -d 'Print help'
@@ -130,6 +196,8 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l date -d 'The day to report (YYYY-MM-DD) [default: today in --tz]' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l tz -d 'Time zone the day is taken in (IANA name, e.g. Asia/Shanghai)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -s h -l help -d 'Print help'
@@ -168,10 +236,22 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "tail" -d 'The newest events; --follow keeps printing new ones'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Delete old events, leaving a signed anchor so the chain still verifies'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit help" -f -a "user" -d 'Manage operator accounts (users.db)'
-complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit help" -f -a "session" -d 'Read and manage operator sessions in Hermes\' state.db'
-complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit help" -f -a "audit" -d 'The tamper-evident event log: verify, replay, reports, export'
-complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l as -d 'The operator user this turn runs as (role admin or user)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l session -d 'Continue this operator session (default: start a new one)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l model -d 'A model alias Hermes offers (see its /v1/models)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l approve-policy -d 'How approval requests are answered; `prompt` asks on the terminal and denies when there is none' -r -f -a "prompt\t'Ask on the terminal; deny when there is none'
+deny\t'Deny every request'
+once\t'Approve each request once'
+session\t'Approve the command pattern for the rest of the session'"
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit chat help" -f -a "user" -d 'Manage operator accounts (users.db)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit chat help" -f -a "session" -d 'Read and manage operator sessions in Hermes\' state.db'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit chat help" -f -a "audit" -d 'The tamper-evident event log: verify, replay, reports, export'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit chat help" -f -a "chat" -d 'Chat through the real Hermes agent as an operator user'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and not __fish_seen_subcommand_from user session audit chat help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Create an account (password from a hidden prompt, or --password-stdin)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List accounts'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "show" -d 'Show one account (its `id` is what operator sessions carry as user_id)'
@@ -181,6 +261,14 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; an
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "enable" -d 'Enable a disabled account'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "delete" -d 'Delete an account (asks first; --yes for scripts)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "token" -d 'Print an access token (JWT) for scripts; needs the JWT secret'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "list" -d 'List sessions, newest first (operator sessions unless --all-sources)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "show" -d 'Show one session and its messages'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "search" -d 'Full-text search in messages (Hermes\' FTS5 index; CJK via trigram)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "cost" -d 'Token usage and cost of one session, per model'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "export" -d 'Export one session as JSON or a Markdown transcript (stdout)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "title" -d 'Set an operator session\'s title (empty text clears it)'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "end" -d 'End an operator session'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from session" -f -a "new" -d 'Create a new, empty operator session for a user'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Check the whole hash chain (and signed checkpoints); names the first bad event'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "checkpoint" -d 'Sign the current head of the log; prints one line to keep off-host'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "replay" -d 'A session\'s events in order, as a timeline with integrity status'

@@ -15,8 +15,15 @@ fn main() {
     }
     let db = std::path::PathBuf::from(&args[1]);
     let count: usize = args[2].parse().expect("COUNT is a number");
-    let batch: usize = args.get(3).map(|b| b.parse().expect("BATCH is a number")).unwrap_or(1).max(1);
-    let tag = args.get(4).cloned().unwrap_or_else(|| format!("p{}", std::process::id()));
+    let batch: usize = args
+        .get(3)
+        .map(|b| b.parse().expect("BATCH is a number"))
+        .unwrap_or(1)
+        .max(1);
+    let tag = args
+        .get(4)
+        .cloned()
+        .unwrap_or_else(|| format!("p{}", std::process::id()));
     let store = EventStore::open(&db).unwrap_or_else(|e| {
         eprintln!("error: {e}");
         std::process::exit(1)
@@ -44,5 +51,8 @@ fn main() {
         done += n;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{{\"appended\":{count},\"batch\":{batch},\"seconds\":{secs:.6},\"per_second\":{:.0}}}", count as f64 / secs);
+    println!(
+        "{{\"appended\":{count},\"batch\":{batch},\"seconds\":{secs:.6},\"per_second\":{:.0}}}",
+        count as f64 / secs
+    );
 }

@@ -24,13 +24,18 @@ pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result
     auth::check_password_policy(password)?;
     let store = app.users()?;
     if store.find(username)?.is_some() {
-        return Err(Error::conflict(format!("a user named {username:?} already exists")));
+        return Err(Error::conflict(format!(
+            "a user named {username:?} already exists"
+        )));
     }
     let hash = auth::hash_password(password)?;
     let u = store.insert(username, role, &hash)?;
     app.record(
-        app.event("user_created", json!({"username": u.username, "role": u.role}))
-            .user(&u.id),
+        app.event(
+            "user_created",
+            json!({"username": u.username, "role": u.role}),
+        )
+        .user(&u.id),
     )?;
     Ok(u)
 }
@@ -42,8 +47,11 @@ pub fn set_password(app: &App, username: &str, password: &str) -> Result<User> {
     let hash = auth::hash_password(password)?;
     store.set_password(&u.id, &hash)?;
     app.record(
-        app.event("user_changed", json!({"username": u.username, "change": "password", "tokens_revoked": true}))
-            .user(&u.id),
+        app.event(
+            "user_changed",
+            json!({"username": u.username, "change": "password", "tokens_revoked": true}),
+        )
+        .user(&u.id),
     )?;
     store.get(username)
 }
@@ -94,8 +102,11 @@ pub fn delete_user(app: &App, username: &str) -> Result<User> {
     guard_last_admin(app, &u, "delete")?;
     store.delete(&u.id)?;
     app.record(
-        app.event("user_deleted", json!({"username": u.username, "role": u.role}))
-            .user(&u.id),
+        app.event(
+            "user_deleted",
+            json!({"username": u.username, "role": u.role}),
+        )
+        .user(&u.id),
     )?;
     Ok(u)
 }
@@ -109,8 +120,12 @@ pub fn issue_token(app: &App, username: &str, ttl_minutes: i64) -> Result<(Strin
     let store = app.users()?;
     let u = store.get(username)?;
     if u.disabled {
-        return Err(Error::permission(format!("user {} is disabled", u.username))
-            .hint(format!("`hermes-operator user enable {}` first", u.username)));
+        return Err(
+            Error::permission(format!("user {} is disabled", u.username)).hint(format!(
+                "`hermes-operator user enable {}` first",
+                u.username
+            )),
+        );
     }
     let (token, claims) = auth::issue_access_token(
         &secret,

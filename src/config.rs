@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub model: ModelConfig,
@@ -97,20 +97,9 @@ pub struct HermesConfig {
 pub struct BudgetConfig {
     pub session_alert_usd: f64,
     pub user_daily_usd: Option<f64>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            model: ModelConfig::default(),
-            operator: OperatorConfig::default(),
-            agent: AgentConfig::default(),
-            terminal: TerminalConfig::default(),
-            audit: AuditConfig::default(),
-            hermes: HermesConfig::default(),
-            budget: BudgetConfig::default(),
-        }
-    }
+    /// What a turn reserves of the daily budget before it runs (settled to
+    /// the real cost afterwards).
+    pub turn_reserve_usd: f64,
 }
 
 impl Default for OperatorConfig {
@@ -170,6 +159,7 @@ impl Default for BudgetConfig {
         BudgetConfig {
             session_alert_usd: 0.50,
             user_daily_usd: None,
+            turn_reserve_usd: 0.05,
         }
     }
 }
@@ -298,10 +288,11 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
             ));
         }
     }
+    // Hermes' API server listens on loopback; TLS belongs to nginx in front.
     let u = &c.hermes.api_url;
-    if !(u.starts_with("http://") || u.starts_with("https://")) {
+    if !u.starts_with("http://") || u.len() <= "http://".len() {
         return Err(format!(
-            "hermes.api_url: expected an http(s) URL like http://127.0.0.1:8642, got {u:?}"
+            "hermes.api_url: expected a plain http URL like http://127.0.0.1:8642 (Hermes' API server on loopback), got {u:?}"
         ));
     }
     if c.agent.max_turns == 0 || c.agent.max_turns > 1000 {
@@ -311,7 +302,11 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
         ));
     }
     for t in &c.agent.enabled_toolsets {
-        if t.is_empty() || !t.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+        if t.is_empty()
+            || !t
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        {
             return Err(format!(
                 "agent.enabled_toolsets: expected toolset names like web, file, terminal; got {t:?}"
             ));
@@ -324,6 +319,12 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
         return Err(format!(
             "budget.session_alert_usd: expected a non-negative amount in USD, got {}",
             c.budget.session_alert_usd
+        ));
+    }
+    if !(c.budget.turn_reserve_usd.is_finite() && c.budget.turn_reserve_usd >= 0.0) {
+        return Err(format!(
+            "budget.turn_reserve_usd: expected a non-negative amount in USD, got {}",
+            c.budget.turn_reserve_usd
         ));
     }
     if let Some(d) = c.budget.user_daily_usd {
@@ -369,7 +370,8 @@ pub fn parse_env(path: &Path, text: &str) -> Result<BTreeMap<String, String>> {
         }
         let v = v.trim();
         let v = if v.len() >= 2
-            && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')))
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
         {
             &v[1..v.len() - 1]
         } else {
@@ -481,7 +483,11 @@ mod tests {
     fn bad_value_names_key_and_expectation() {
         let (c, _) = parse("terminal:\n  approval_mode: sometimes\n");
         let e = c.unwrap_err();
-        assert!(e.message.contains("terminal.approval_mode"), "{}", e.message);
+        assert!(
+            e.message.contains("terminal.approval_mode"),
+            "{}",
+            e.message
+        );
         let (c, _) = parse("operator:\n  session_prefix: x_\n");
         assert!(c.unwrap_err().message.contains("operator.session_prefix"));
         let (c, _) = parse("budget:\n  session_alert_usd: -1\n");

@@ -143,8 +143,10 @@ impl Error {
                         .hint("another writer (Hermes, or a second hermes-operator) holds the lock; retry in a moment");
                 }
                 C::DatabaseCorrupt | C::NotADatabase => {
-                    return Error::corrupt(format!("{p} is not a valid SQLite database ({what}): {e}"))
-                        .hint("restore it from a backup (backups/operator_*) or move it aside");
+                    return Error::corrupt(format!(
+                        "{p} is not a valid SQLite database ({what}): {e}"
+                    ))
+                    .hint("restore it from a backup (backups/operator_*) or move it aside");
                 }
                 C::CannotOpen => {
                     return Error::not_found(format!("cannot open {p} ({what}): {e}"));

@@ -50,7 +50,9 @@ impl Home {
         let home = std::env::var_os("HOME")
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                Error::usage("cannot find HERMES_HOME: neither --hermes-home, $HERMES_HOME nor $HOME is set")
+                Error::usage(
+                    "cannot find HERMES_HOME: neither --hermes-home, $HERMES_HOME nor $HOME is set",
+                )
             })?;
         Ok(Home {
             root: PathBuf::from(home).join(".hermes"),

@@ -19,12 +19,15 @@ pub fn signing_key(home: &Home) -> Result<SigningKey> {
     let path = home.signing_key();
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32).ok_or_else(|| {
-                Error::config(format!(
-                    "{} does not hold a 32-byte hex Ed25519 key",
-                    path.display()
-                ))
-            })?;
+            let bytes = hex::decode(text.trim())
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "{} does not hold a 32-byte hex Ed25519 key",
+                        path.display()
+                    ))
+                })?;
             let mut k = [0u8; 32];
             k.copy_from_slice(&bytes);
             Ok(SigningKey::from_bytes(&k))
@@ -51,7 +54,10 @@ pub fn verifying_key(home: &Home) -> Result<Option<VerifyingKey>> {
             let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32);
             let key = bytes.and_then(|b| VerifyingKey::try_from(b.as_slice()).ok());
             key.map(Some).ok_or_else(|| {
-                Error::config(format!("{} does not hold an Ed25519 public key", path.display()))
+                Error::config(format!(
+                    "{} does not hold an Ed25519 public key",
+                    path.display()
+                ))
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -89,7 +95,12 @@ pub fn anchor_message(seq: i64, hash: &[u8; 32]) -> Vec<u8> {
 }
 
 impl Checkpoint {
-    pub fn sign(key: &SigningKey, seq: i64, hash: &[u8; 32], event_id: Option<String>) -> Checkpoint {
+    pub fn sign(
+        key: &SigningKey,
+        seq: i64,
+        hash: &[u8; 32],
+        event_id: Option<String>,
+    ) -> Checkpoint {
         let ts = crate::store::now_rfc3339();
         let sig = key.sign(&checkpoint_message(seq, hash, &ts));
         Checkpoint {
@@ -114,7 +125,10 @@ impl Checkpoint {
     }
 
     /// Check the signature, and that it was made by `expected` when we know our key.
-    pub fn check_signature(&self, expected: Option<&VerifyingKey>) -> std::result::Result<(), String> {
+    pub fn check_signature(
+        &self,
+        expected: Option<&VerifyingKey>,
+    ) -> std::result::Result<(), String> {
         let pk = hex::decode(&self.public_key)
             .ok()
             .and_then(|b| VerifyingKey::try_from(b.as_slice()).ok())
@@ -136,7 +150,8 @@ impl Checkpoint {
 
 /// Parse a file of checkpoint lines (blank lines and `#` comments allowed).
 pub fn read_checkpoints(path: &Path) -> Result<Vec<Checkpoint>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading checkpoints", e))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading checkpoints", e))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -200,7 +215,12 @@ pub struct Problem {
     pub message: String,
 }
 
-fn problem(kind: &str, seq: Option<i64>, event_id: Option<String>, message: String) -> Option<Problem> {
+fn problem(
+    kind: &str,
+    seq: Option<i64>,
+    event_id: Option<String>,
+    message: String,
+) -> Option<Problem> {
     Some(Problem {
         kind: kind.into(),
         seq,
@@ -210,7 +230,11 @@ fn problem(kind: &str, seq: Option<i64>, event_id: Option<String>, message: Stri
 }
 
 /// Verify the whole chain, then every checkpoint against it.
-pub fn verify(store: &EventStore, key: Option<&VerifyingKey>, checkpoints: &[Checkpoint]) -> Result<VerifyReport> {
+pub fn verify(
+    store: &EventStore,
+    key: Option<&VerifyingKey>,
+    checkpoints: &[Checkpoint],
+) -> Result<VerifyReport> {
     let anchor = store.anchor()?;
     let (mut expect_seq, mut prev) = match &anchor {
         Some(a) => (a.seq + 1, a.hash),
@@ -231,7 +255,8 @@ pub fn verify(store: &EventStore, key: Option<&VerifyingKey>, checkpoints: &[Che
         let sig = Signature::from_slice(&a.signature).ok();
         let good = match (pk, sig) {
             (Some(pk), Some(sig)) => {
-                key.is_none_or(|k| k == &pk) && pk.verify(&anchor_message(a.seq, &a.hash), &sig).is_ok()
+                key.is_none_or(|k| k == &pk)
+                    && pk.verify(&anchor_message(a.seq, &a.hash), &sig).is_ok()
             }
             _ => false,
         };
@@ -240,7 +265,10 @@ pub fn verify(store: &EventStore, key: Option<&VerifyingKey>, checkpoints: &[Che
                 "bad_anchor",
                 Some(a.seq),
                 None,
-                format!("the prune anchor at seq {} is not signed by this installation's audit key", a.seq),
+                format!(
+                    "the prune anchor at seq {} is not signed by this installation's audit key",
+                    a.seq
+                ),
             );
         }
     }
@@ -305,10 +333,17 @@ pub fn verify(store: &EventStore, key: Option<&VerifyingKey>, checkpoints: &[Che
     if report.problem.is_none() {
         for cp in checkpoints {
             if let Err(why) = cp.check_signature(key) {
-                report.problem = problem("bad_checkpoint", Some(cp.seq), cp.event_id.clone(), format!("checkpoint at seq {}: {why}", cp.seq));
+                report.problem = problem(
+                    "bad_checkpoint",
+                    Some(cp.seq),
+                    cp.event_id.clone(),
+                    format!("checkpoint at seq {}: {why}", cp.seq),
+                );
                 break;
             }
-            let Some(cp_hash) = cp.hash_bytes() else { continue };
+            let Some(cp_hash) = cp.hash_bytes() else {
+                continue;
+            };
             report.checkpoints_checked += 1;
             if cp.seq > report.last_seq {
                 report.problem = problem(

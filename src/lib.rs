@@ -5,9 +5,11 @@
 pub mod accounts;
 pub mod app;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod hermes_api;
 pub mod home;
 pub mod integrity;
 pub mod output;

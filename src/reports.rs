@@ -1,1 +1,326 @@
-//! Reports (placeholder).
+//! Usage reports for auditors: `audit daily` and `audit user` (and the
+//! matching HTTP endpoints later).
+//!
+//! # Token and cost attribution (the rule `audit daily` applies)
+//!
+//! Hermes keeps usage per session and cumulatively (a session can span days),
+//! so per-day numbers come from per-call records where they exist:
+//!
+//! 1. Every `llm_call` event in events.db whose `session_id` starts with `op_`
+//!    and whose `ts` (UTC RFC 3339) lies in `[from, to)` counts for that day:
+//!    `data.input_tokens`, `data.output_tokens`, `data.cost_usd` (missing → 0).
+//!    Its model is `data.model`, else the session's `model`; its user is the
+//!    event's `user_id`, else the session's `user_id`.
+//! 2. An operator session (`source = 'operator' AND id LIKE 'op\_%'`) with no
+//!    `llm_call` event at all in events.db (on any day) contributes its
+//!    cumulative totals — `input_tokens`, `output_tokens` and
+//!    `COALESCE(actual_cost_usd, estimated_cost_usd, 0)` — to the day its
+//!    `started_at` falls in, under the session's `user_id` and `model`.
+//!
+//! `sessions` counts operator sessions with `from <= started_at < to`;
+//! `messages` counts every messages row (rewound ones included) with
+//! `from <= timestamp < to` in operator sessions, under the session's user
+//! and model. Only operator sessions are reported.
+
+use crate::app::App;
+use crate::error::{Error, Kind, Result};
+use crate::sessions::{self, SessionInfo};
+use crate::store::events::Event;
+use crate::store::state::{self, ListQuery, RowFilter};
+use crate::store::users::User;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Usage numbers of one report row.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Usage {
+    pub sessions: i64,
+    pub messages: i64,
+    /// `llm_call` events counted (rule 1).
+    pub llm_calls: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserUsage {
+    pub user_id: Option<String>,
+    /// From users.db; "(unknown)" for deleted users or sessions without a user.
+    pub username: String,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelUsageRow {
+    pub model: Option<String>,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// `audit daily --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Daily {
+    pub date: String,
+    pub tz: String,
+    pub from: String,
+    pub from_epoch: f64,
+    pub to: String,
+    pub to_epoch: f64,
+    pub totals: Usage,
+    pub by_user: Vec<UserUsage>,
+    pub by_model: Vec<ModelUsageRow>,
+}
+
+/// The first instant of local day `d` in `tz` (skipping a DST gap).
+fn local_midnight(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let midnight = d.and_hms_opt(0, 0, 0).expect("00:00:00 is valid");
+    for minutes in (0..=180).step_by(15) {
+        let t = midnight + chrono::Duration::minutes(minutes);
+        if let Some(x) = tz.from_local_datetime(&t).earliest() {
+            return x.with_timezone(&Utc);
+        }
+    }
+    Utc.from_utc_datetime(&midnight)
+}
+
+/// `[from, to)` of local day `date` in `tz`, in UTC.
+pub fn day_bounds(date: NaiveDate, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let next = date
+        .succ_opt()
+        .ok_or_else(|| Error::usage(format!("date {date} is out of range")))?;
+    Ok((local_midnight(date, tz), local_midnight(next, tz)))
+}
+
+fn rfc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// One llm_call event, as the report reads it.
+struct LlmCall {
+    session_id: String,
+    user_id: Option<String>,
+    model: Option<String>,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: f64,
+}
+
+fn num_i64(v: &serde_json::Value, k: &str) -> i64 {
+    v.get(k)
+        .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)))
+        .unwrap_or(0)
+}
+
+/// From events.db: the operator sessions that have any llm_call event, and
+/// the llm_call events of operator sessions with `from <= ts < to`.
+fn llm_calls(app: &App, from: &str, to: &str) -> Result<(HashSet<String>, Vec<LlmCall>)> {
+    let path = app.home.events_db();
+    let conn = match crate::store::open_own_readonly(&path, "events.db") {
+        Ok(c) => c,
+        Err(e) if e.kind == Kind::NotFound => return Ok((HashSet::new(), vec![])),
+        Err(e) => return Err(e),
+    };
+    let err = |e| Error::sqlite(&path, "reading llm_call events", e);
+    let mut with_calls = HashSet::new();
+    let mut st = conn
+        .prepare(r"SELECT DISTINCT session_id FROM events WHERE type = 'llm_call' AND session_id LIKE 'op\_%' ESCAPE '\'")
+        .map_err(err)?;
+    let mut rows = st.query([]).map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        with_calls.insert(r.get::<_, String>(0).map_err(err)?);
+    }
+    let mut st = conn
+        .prepare(
+            r"SELECT session_id, user_id, data FROM events
+              WHERE type = 'llm_call' AND ts >= ?1 AND ts < ?2 AND session_id LIKE 'op\_%' ESCAPE '\'
+              ORDER BY seq",
+        )
+        .map_err(err)?;
+    let mut rows = st.query([from, to]).map_err(err)?;
+    let mut calls = Vec::new();
+    while let Some(r) = rows.next().map_err(err)? {
+        let data: String = r.get(2).map_err(err)?;
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+        calls.push(LlmCall {
+            session_id: r.get(0).map_err(err)?,
+            user_id: r.get(1).map_err(err)?,
+            model: v.get("model").and_then(|m| m.as_str()).map(str::to_string),
+            input_tokens: num_i64(&v, "input_tokens"),
+            output_tokens: num_i64(&v, "output_tokens"),
+            cost_usd: v.get("cost_usd").and_then(|x| x.as_f64()).unwrap_or(0.0),
+        });
+    }
+    Ok((with_calls, calls))
+}
+
+/// The daily report for local day `date` in `tz` (see the module docs for
+/// the attribution rule).
+pub fn daily(app: &App, date: NaiveDate, tz: Tz) -> Result<Daily> {
+    let (from, to) = day_bounds(date, tz)?;
+    let (from_e, to_e) = (from.timestamp() as f64, to.timestamp() as f64);
+    let db = app.state_ro()?;
+    let names = sessions::usernames(app)?;
+    let (with_calls, calls) = llm_calls(app, &rfc(from), &rfc(to))?;
+
+    let mut by_user: BTreeMap<Option<String>, Usage> = BTreeMap::new();
+    let mut by_model: BTreeMap<Option<String>, Usage> = BTreeMap::new();
+    let mut totals = Usage::default();
+    let mut add = |user: &Option<String>, model: &Option<String>, f: &dyn Fn(&mut Usage)| {
+        f(by_user.entry(user.clone()).or_default());
+        f(by_model.entry(model.clone()).or_default());
+        f(&mut totals);
+    };
+
+    let started = db.list_sessions(&ListQuery {
+        rows: RowFilter {
+            operator_only: true,
+            user_id: None,
+        },
+        since: Some(from_e),
+        until: Some(to_e),
+        limit: None,
+        offset: 0,
+    })?;
+    for s in &started {
+        let own_calls = with_calls.contains(&s.id);
+        let (i, o, c) = (s.input_tokens, s.output_tokens, s.cost_usd());
+        add(&s.user_id, &s.model, &|u: &mut Usage| {
+            u.sessions += 1;
+            if !own_calls {
+                u.input_tokens += i;
+                u.output_tokens += o;
+                u.cost_usd += c;
+            }
+        });
+    }
+
+    for (user, model, n) in db.message_counts_between(from_e, to_e)? {
+        add(&user, &model, &|u: &mut Usage| u.messages += n);
+    }
+
+    let mut owners: HashMap<String, Option<state::Session>> = HashMap::new();
+    for call in &calls {
+        if !owners.contains_key(&call.session_id) {
+            owners.insert(call.session_id.clone(), db.get_session(&call.session_id)?);
+        }
+        let sess = owners[&call.session_id].as_ref();
+        let user = call
+            .user_id
+            .clone()
+            .or_else(|| sess.and_then(|s| s.user_id.clone()));
+        let model = call
+            .model
+            .clone()
+            .or_else(|| sess.and_then(|s| s.model.clone()));
+        let (i, o, c) = (call.input_tokens, call.output_tokens, call.cost_usd);
+        add(&user, &model, &|u: &mut Usage| {
+            u.llm_calls += 1;
+            u.input_tokens += i;
+            u.output_tokens += o;
+            u.cost_usd += c;
+        });
+    }
+
+    Ok(Daily {
+        date: date.to_string(),
+        tz: tz.name().to_string(),
+        from: crate::output::ts(from_e),
+        from_epoch: from_e,
+        to: crate::output::ts(to_e),
+        to_epoch: to_e,
+        totals,
+        by_user: by_user
+            .into_iter()
+            .map(|(user_id, usage)| UserUsage {
+                username: user_id
+                    .as_ref()
+                    .and_then(|u| names.get(u).cloned())
+                    .unwrap_or_else(|| "(unknown)".into()),
+                user_id,
+                usage,
+            })
+            .collect(),
+        by_model: by_model
+            .into_iter()
+            .map(|(model, usage)| ModelUsageRow { model, usage })
+            .collect(),
+    })
+}
+
+/// A user's operator sessions in total (cumulative session totals).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserTotals {
+    pub count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Σ COALESCE(actual_cost_usd, estimated_cost_usd, 0)
+    pub cost_usd: f64,
+}
+
+/// `audit user NAME --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserReport {
+    pub user: User,
+    pub sessions: UserTotals,
+    /// The newest 20 operator sessions, newest first.
+    pub recent_sessions: Vec<SessionInfo>,
+    /// The newest 50 events with this user's id, oldest first.
+    pub recent_events: Vec<Event>,
+}
+
+pub fn user_report(app: &App, username: &str) -> Result<UserReport> {
+    let user = app.users_ro()?.get(username)?;
+    let db = app.state_ro()?;
+    let (count, input_tokens, output_tokens, cost_usd) = db.user_totals(&user.id)?;
+    drop(db);
+    let recent_sessions = sessions::list(
+        app,
+        &sessions::Scope::OwnedBy(user.id.clone()),
+        &sessions::ListOptions {
+            limit: 20,
+            ..Default::default()
+        },
+    )?;
+    let recent_events = match app.events_ro() {
+        Ok(s) => s.for_user(&user.id, 50)?,
+        Err(e) if e.kind == Kind::NotFound => vec![],
+        Err(e) => return Err(e),
+    };
+    Ok(UserReport {
+        user,
+        sessions: UserTotals {
+            count,
+            input_tokens,
+            output_tokens,
+            cost_usd,
+        },
+        recent_sessions,
+        recent_events,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_bounds_follow_the_time_zone() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
+        let (f, t) = day_bounds(d, chrono_tz::UTC).unwrap();
+        assert_eq!((t - f).num_hours(), 24);
+        // US DST starts on 2026-03-08: that local day has 23 hours.
+        let (f, t) = day_bounds(d, chrono_tz::America::New_York).unwrap();
+        assert_eq!(rfc(f), "2026-03-08T05:00:00.000000Z");
+        assert_eq!((t - f).num_hours(), 23);
+        let (f, _) = day_bounds(
+            NaiveDate::from_ymd_opt(2026, 7, 20).unwrap(),
+            chrono_tz::Asia::Shanghai,
+        )
+        .unwrap();
+        assert_eq!(rfc(f), "2026-07-19T16:00:00.000000Z");
+    }
+}

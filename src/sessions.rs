@@ -1,12 +1,25 @@
-//! Operator sessions as library calls (placeholder).
+//! Operator sessions as library calls, shared by the CLI and (later) the
+//! HTTP layer: who may read what ([`Scope`]), listing, transcripts, search,
+//! cost, export, and the few changes the operator makes to its own rows
+//! (title, end, new) — each change an audit event.
 
-use crate::error::{Error, Result};
+use crate::app::App;
+use crate::error::{Error, Kind, Result};
+use crate::output::{clip, sanitize};
+use crate::store::state::{
+    self, ListQuery, Message, ModelUsage, RowFilter, SearchHit, Session, StateDb,
+};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::HashMap;
 
 /// Reject ids that cannot be session ids before they reach SQL or a terminal.
 pub fn validate_session_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
     if ok {
         Ok(())
     } else {
@@ -14,5 +27,496 @@ pub fn validate_session_id(id: &str) -> Result<()> {
             "no session {:?}: not a valid session id",
             crate::output::clip(&crate::output::sanitize(id), 60)
         )))
+    }
+}
+
+/// Which sessions a caller may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every row of state.db, Hermes' own included (admin CLI, `--all-sources`).
+    AllSources,
+    /// Every operator session (admins and auditors).
+    Operator,
+    /// The operator sessions of one user (by user id).
+    OwnedBy(String),
+}
+
+impl Scope {
+    /// The row filter for this scope narrowed to `user_id`; `None` when the
+    /// two cannot overlap (another user's sessions under `OwnedBy`).
+    fn rows(&self, user_id: Option<&str>) -> Option<RowFilter> {
+        match self {
+            Scope::AllSources => Some(RowFilter {
+                operator_only: false,
+                user_id: user_id.map(str::to_string),
+            }),
+            Scope::Operator => Some(RowFilter {
+                operator_only: true,
+                user_id: user_id.map(str::to_string),
+            }),
+            Scope::OwnedBy(me) => match user_id {
+                Some(u) if u != me => None,
+                _ => Some(RowFilter {
+                    operator_only: true,
+                    user_id: Some(me.clone()),
+                }),
+            },
+        }
+    }
+
+    /// May this scope read `s`? Unreadable sessions look like missing ones.
+    fn check(&self, s: &Session) -> Result<()> {
+        match self {
+            Scope::AllSources => Ok(()),
+            Scope::Operator if s.is_operator() => Ok(()),
+            Scope::Operator => Err(Error::not_found(format!(
+                "no operator session {} (it is a Hermes session with source {:?})",
+                sanitize(&s.id),
+                clip(&sanitize(&s.source), 40)
+            ))
+            .hint("pass --all-sources to read Hermes' own sessions")),
+            Scope::OwnedBy(me) if s.is_operator() && s.user_id.as_deref() == Some(me) => Ok(()),
+            Scope::OwnedBy(_) => Err(not_found(&s.id)),
+        }
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!("no session {}", clip(&sanitize(id), 128)))
+        .hint("`hermes-operator session list` shows operator sessions")
+}
+
+/// A session with its owner's username (`null` for non-operator rows and
+/// deleted users).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionInfo {
+    #[serde(flatten)]
+    pub session: Session,
+    pub username: Option<String>,
+}
+
+/// `{session, messages}`: `session show --json` and `session export --format json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transcript {
+    pub session: SessionInfo,
+    pub messages: Vec<Message>,
+}
+
+/// user id → username, from users.db (empty when there is no users.db yet).
+pub fn usernames(app: &App) -> Result<HashMap<String, String>> {
+    match app.users_ro() {
+        Ok(s) => Ok(s.list()?.into_iter().map(|u| (u.id, u.username)).collect()),
+        Err(e) if e.kind == Kind::NotFound => Ok(HashMap::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn info(s: Session, names: &HashMap<String, String>) -> SessionInfo {
+    let username = if s.is_operator() {
+        s.user_id.as_ref().and_then(|u| names.get(u).cloned())
+    } else {
+        None
+    };
+    SessionInfo {
+        session: s,
+        username,
+    }
+}
+
+/// `session list` options.
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    pub user_id: Option<String>,
+    /// Only sessions started at or after this epoch.
+    pub since: Option<f64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            user_id: None,
+            since: None,
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// Sessions newest first (started_at DESC).
+pub fn list(app: &App, scope: &Scope, opts: &ListOptions) -> Result<Vec<SessionInfo>> {
+    let db = app.state_ro()?;
+    let Some(rows) = scope.rows(opts.user_id.as_deref()) else {
+        return Ok(vec![]);
+    };
+    let names = usernames(app)?;
+    let v = db.list_sessions(&ListQuery {
+        rows,
+        since: opts.since,
+        until: None,
+        limit: Some(opts.limit),
+        offset: opts.offset,
+    })?;
+    Ok(v.into_iter().map(|s| info(s, &names)).collect())
+}
+
+fn readable(db: &StateDb, scope: &Scope, id: &str) -> Result<Session> {
+    validate_session_id(id)?;
+    let s = db.get_session(id)?.ok_or_else(|| not_found(id))?;
+    scope.check(&s)?;
+    Ok(s)
+}
+
+/// One session and its messages (replay order).
+pub fn show(app: &App, scope: &Scope, id: &str) -> Result<Transcript> {
+    let db = app.state_ro()?;
+    let s = readable(&db, scope, id)?;
+    let messages = db.messages(id)?;
+    let names = usernames(app)?;
+    Ok(Transcript {
+        session: info(s, &names),
+        messages,
+    })
+}
+
+/// Full-text search in the sessions `scope` may read (optionally narrowed
+/// to one user). The query is validated before state.db is opened.
+pub fn search(
+    app: &App,
+    scope: &Scope,
+    query: &str,
+    user_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<SearchHit>> {
+    let all = state::Caps {
+        has_fts: true,
+        has_trigram: true,
+        ..Default::default()
+    };
+    state::plan_search(query, &all)?;
+    let db = app.state_ro()?;
+    let Some(rows) = scope.rows(user_id) else {
+        return Ok(vec![]);
+    };
+    db.search(query, &rows, limit)
+}
+
+/// Session totals as Hermes keeps them (cumulative).
+#[derive(Debug, Clone, Serialize)]
+pub struct CostTotals {
+    pub api_call_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub estimated_cost_usd: Option<f64>,
+    pub actual_cost_usd: Option<f64>,
+    /// `actual_cost_usd`, else `estimated_cost_usd`, else 0.
+    pub cost_usd: f64,
+    pub cost_status: Option<String>,
+    pub billing_provider: Option<String>,
+}
+
+/// `session cost --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostReport {
+    pub session_id: String,
+    pub source: String,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub model: Option<String>,
+    pub totals: CostTotals,
+    /// session_model_usage summed per (model, billing_provider).
+    pub by_model: Vec<ModelUsage>,
+}
+
+pub fn cost(app: &App, scope: &Scope, id: &str) -> Result<CostReport> {
+    let db = app.state_ro()?;
+    let s = readable(&db, scope, id)?;
+    let by_model = db.model_usage(id)?;
+    let names = usernames(app)?;
+    let cost_usd = s.cost_usd();
+    let i = info(s, &names);
+    let s = i.session;
+    Ok(CostReport {
+        session_id: s.id,
+        source: s.source,
+        user_id: s.user_id,
+        username: i.username,
+        model: s.model,
+        totals: CostTotals {
+            api_call_count: s.api_call_count,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
+            cache_read_tokens: s.cache_read_tokens,
+            cache_write_tokens: s.cache_write_tokens,
+            reasoning_tokens: s.reasoning_tokens,
+            estimated_cost_usd: s.estimated_cost_usd,
+            actual_cost_usd: s.actual_cost_usd,
+            cost_usd,
+            cost_status: s.cost_status,
+            billing_provider: s.billing_provider,
+        },
+        by_model,
+    })
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Json,
+    Md,
+}
+
+/// The export document: JSON `{session, messages}` or a Markdown transcript.
+pub fn export(app: &App, scope: &Scope, id: &str, format: ExportFormat) -> Result<String> {
+    let t = show(app, scope, id)?;
+    Ok(match format {
+        ExportFormat::Json => serde_json::to_string_pretty(&t)? + "\n",
+        ExportFormat::Md => markdown(&t),
+    })
+}
+
+/// Text safe for Markdown outside code blocks: control characters made
+/// visible, and no raw HTML.
+fn md_text(s: &str) -> String {
+    sanitize(s).replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A fenced block whose fence is longer than any backtick run inside.
+fn md_fence(lang: &str, body: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in body.chars() {
+        if c == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    let fence = "`".repeat((longest + 1).max(3));
+    format!("{fence}{lang}\n{}\n{fence}\n", sanitize(body))
+}
+
+/// A readable Markdown transcript (tool calls as JSON blocks).
+pub fn markdown(t: &Transcript) -> String {
+    use std::fmt::Write as _;
+    let s = &t.session.session;
+    let mut o = String::new();
+    let title = s
+        .title
+        .as_deref()
+        .map(|x| format!(" — {}", md_text(x)))
+        .unwrap_or_default();
+    let _ = writeln!(o, "# Session `{}`{title}\n", md_text(&s.id));
+    let opt = |v: &Option<String>| v.as_deref().map(md_text).unwrap_or_else(|| "—".into());
+    let _ = writeln!(o, "- Source: {}", md_text(&s.source));
+    let user = match (&t.session.username, &s.user_id) {
+        (Some(n), Some(id)) => format!("{} (`{}`)", md_text(n), md_text(id)),
+        (None, Some(id)) => format!("`{}`", md_text(id)),
+        _ => "—".into(),
+    };
+    let _ = writeln!(o, "- User: {user}");
+    let _ = writeln!(o, "- Model: {}", opt(&s.model));
+    let _ = writeln!(o, "- Started: {}", opt(&s.started_at));
+    let ended = match (&s.ended_at, &s.end_reason) {
+        (Some(at), Some(r)) => format!("{at} ({})", md_text(r)),
+        (Some(at), None) => at.clone(),
+        _ => "—".into(),
+    };
+    let _ = writeln!(o, "- Ended: {ended}");
+    let _ = writeln!(
+        o,
+        "- Messages: {} · tool calls: {} · tokens in/out: {}/{} · cost: ${:.4}\n",
+        s.message_count,
+        s.tool_call_count,
+        s.input_tokens,
+        s.output_tokens,
+        s.cost_usd()
+    );
+    for m in &t.messages {
+        let role = m.role.as_deref().unwrap_or("?");
+        let mut head = format!(
+            "## {} · {}",
+            md_text(role),
+            m.timestamp.as_deref().unwrap_or("?")
+        );
+        if let Some(n) = &m.tool_name {
+            let _ = write!(head, " · tool `{}`", md_text(n));
+        }
+        if !m.active {
+            head.push_str(" · (rewound)");
+        }
+        let _ = writeln!(o, "{head}\n");
+        if let Some(c) = m.content.as_deref().filter(|c| !c.is_empty()) {
+            if role == "tool" {
+                o.push_str(&md_fence("", c));
+            } else {
+                let _ = writeln!(o, "{}", md_text(c));
+            }
+            o.push('\n');
+        }
+        if !m.tool_calls.is_null() {
+            let body = serde_json::to_string_pretty(&m.tool_calls).unwrap_or_default();
+            let _ = writeln!(o, "Tool calls:\n");
+            o.push_str(&md_fence("json", &body));
+            o.push('\n');
+        }
+    }
+    o
+}
+
+fn changeable(db: &StateDb, id: &str) -> Result<Session> {
+    validate_session_id(id)?;
+    let s = db.get_session(id)?.ok_or_else(|| not_found(id))?;
+    if !s.is_operator() {
+        return Err(Error::permission(format!(
+            "{} is not an operator session; hermes-operator never changes Hermes' own sessions",
+            clip(&sanitize(id), 128)
+        )));
+    }
+    Ok(s)
+}
+
+fn record_for(app: &App, kind: &str, s: &Session, data: serde_json::Value) -> Result<()> {
+    let mut ev = app.event(kind, data).session(&s.id);
+    if let Some(u) = &s.user_id {
+        ev = ev.user(u);
+    }
+    app.record(ev)?;
+    Ok(())
+}
+
+/// Result of `set_title`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TitleChange {
+    pub session: SessionInfo,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub changed: bool,
+}
+
+/// Set (or with an empty text, clear) an operator session's title, with
+/// Hermes' sanitising and uniqueness rules. Audited as `session_changed`.
+pub fn set_title(app: &App, id: &str, title: &str) -> Result<TitleChange> {
+    validate_session_id(id)?;
+    let clean = state::sanitize_title(title)?;
+    let db = app.state_rw()?;
+    let s = changeable(&db, id)?;
+    let from = db.set_title(id, clean.as_deref())?;
+    let changed = from != clean;
+    if changed {
+        record_for(
+            app,
+            "session_changed",
+            &s,
+            json!({"change": "title", "from": from, "to": clean}),
+        )?;
+    }
+    let s = db.get_session(id)?.ok_or_else(|| not_found(id))?;
+    Ok(TitleChange {
+        session: info(s, &usernames(app)?),
+        from,
+        to: clean,
+        changed,
+    })
+}
+
+/// Result of `end`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndOutcome {
+    pub session: SessionInfo,
+    /// false when the session had already ended (the first end wins).
+    pub changed: bool,
+}
+
+pub const DEFAULT_END_REASON: &str = "operator_end";
+
+/// End an operator session (no-op when already ended, like Hermes).
+/// Audited as `session_end`.
+pub fn end(app: &App, id: &str, reason: &str) -> Result<EndOutcome> {
+    validate_session_id(id)?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
+        return Err(Error::usage(
+            "--reason must be 1-200 characters without control characters",
+        ));
+    }
+    let db = app.state_rw()?;
+    let s = changeable(&db, id)?;
+    let changed = db.end_session(id, reason)?;
+    if changed {
+        record_for(app, "session_end", &s, json!({"reason": reason}))?;
+    }
+    let s = db.get_session(id)?.ok_or_else(|| not_found(id))?;
+    Ok(EndOutcome {
+        session: info(s, &usernames(app)?),
+        changed,
+    })
+}
+
+/// Create a new operator session (`op_` + 12 hex) for an enabled user whose
+/// role may chat. Audited as `session_start`.
+pub fn new_session(app: &App, username: &str) -> Result<SessionInfo> {
+    let user = app.users_ro()?.get(username)?;
+    if user.disabled {
+        return Err(Error::permission(format!(
+            "user {} is disabled",
+            user.username
+        )));
+    }
+    if !user.role.can_chat() {
+        return Err(Error::permission(format!(
+            "user {} has role {}, which may not chat or own sessions",
+            user.username, user.role
+        ))
+        .hint("roles admin and user may chat"));
+    }
+    let model = app.cfg.config.model.default.clone();
+    let db = app.state_rw()?;
+    let mut attempt = 0;
+    let id = loop {
+        attempt += 1;
+        let id = format!("op_{}", crate::auth::random_hex(6));
+        match db.create_operator_session(&id, &user.id, model.as_deref()) {
+            Ok(()) => break id,
+            Err(e) if e.kind == Kind::Conflict && attempt < 5 => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let s = db.get_session(&id)?.ok_or_else(|| not_found(&id))?;
+    record_for(
+        app,
+        "session_start",
+        &s,
+        json!({"username": user.username, "model": model}),
+    )?;
+    Ok(SessionInfo {
+        session: s,
+        username: Some(user.username),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_narrow_rows() {
+        let me = Scope::OwnedBy("u_a".into());
+        assert!(me.rows(Some("u_b")).is_none());
+        assert_eq!(me.rows(None).unwrap().user_id.as_deref(), Some("u_a"));
+        assert!(me.rows(Some("u_a")).unwrap().operator_only);
+        assert!(!Scope::AllSources.rows(None).unwrap().operator_only);
+        assert!(Scope::Operator.rows(Some("u_c")).unwrap().operator_only);
+    }
+
+    #[test]
+    fn markdown_fences_survive_backticks_and_escapes() {
+        assert_eq!(md_fence("", "a ``` b"), "````\na ``` b\n````\n");
+        assert_eq!(md_text("<b>\x1b[31m"), "&lt;b&gt;\\u{1b}[31m");
     }
 }

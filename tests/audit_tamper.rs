@@ -12,6 +12,17 @@ use std::process::{Command, Output, Stdio};
 
 const INTEGRITY: i32 = 3;
 
+/// seq, ts, type, session_id, user_id, actor, data
+type RowParts = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+);
+
 struct Home {
     dir: tempfile::TempDir,
 }
@@ -25,8 +36,12 @@ impl Home {
         let actor = Actor("cli:test".into());
         let evs: Vec<NewEvent> = (0..n)
             .map(|i| {
-                NewEvent::new("note", &actor, json!({"i": i, "text": format!("hello {i}")}))
-                    .session(format!("op_{:012x}", i % 3))
+                NewEvent::new(
+                    "note",
+                    &actor,
+                    json!({"i": i, "text": format!("hello {i}")}),
+                )
+                .session(format!("op_{:012x}", i % 3))
             })
             .collect();
         store.append_batch(&evs).unwrap();
@@ -94,13 +109,28 @@ fn clean_log_verifies() {
 #[test]
 fn edited_byte_in_any_column_is_detected() {
     for (col, sql) in [
-        ("data", "UPDATE events SET data = replace(data, 'hello 49', 'hellp 49') WHERE seq = 50"),
-        ("ts", "UPDATE events SET ts = replace(ts, substr(ts, 18, 1), '9') WHERE seq = 50"),
+        (
+            "data",
+            "UPDATE events SET data = replace(data, 'hello 49', 'hellp 49') WHERE seq = 50",
+        ),
+        (
+            "ts",
+            "UPDATE events SET ts = replace(ts, substr(ts, 18, 1), '9') WHERE seq = 50",
+        ),
         ("type", "UPDATE events SET type = 'nota' WHERE seq = 50"),
-        ("session", "UPDATE events SET session_id = 'op_00000000000f' WHERE seq = 50"),
+        (
+            "session",
+            "UPDATE events SET session_id = 'op_00000000000f' WHERE seq = 50",
+        ),
         ("user", "UPDATE events SET user_id = 'u_1' WHERE seq = 50"),
-        ("actor", "UPDATE events SET actor = 'cli:tesu' WHERE seq = 50"),
-        ("hash", "UPDATE events SET hash = zeroblob(32) WHERE seq = 50"),
+        (
+            "actor",
+            "UPDATE events SET actor = 'cli:tesu' WHERE seq = 50",
+        ),
+        (
+            "hash",
+            "UPDATE events SET hash = zeroblob(32) WHERE seq = 50",
+        ),
     ] {
         let h = Home::with_events(100);
         let n = h.db().execute(sql, []).unwrap();
@@ -112,12 +142,18 @@ fn edited_byte_in_any_column_is_detected() {
     }
     // A single flipped bit in the middle of the canonical data.
     let h = Home::with_events(100);
-    let data: String = h.db().query_row("SELECT data FROM events WHERE seq = 77", [], |r| r.get(0)).unwrap();
+    let data: String = h
+        .db()
+        .query_row("SELECT data FROM events WHERE seq = 77", [], |r| r.get(0))
+        .unwrap();
     let mut bytes = data.into_bytes();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
     h.db()
-        .execute("UPDATE events SET data = ?1 WHERE seq = 77", [String::from_utf8(bytes).unwrap()])
+        .execute(
+            "UPDATE events SET data = ?1 WHERE seq = 77",
+            [String::from_utf8(bytes).unwrap()],
+        )
         .unwrap();
     assert_problem(&h, &[], "modified", 77);
 }
@@ -125,12 +161,16 @@ fn edited_byte_in_any_column_is_detected() {
 #[test]
 fn deleted_event_is_detected() {
     let h = Home::with_events(100);
-    h.db().execute("DELETE FROM events WHERE seq = 40", []).unwrap();
+    h.db()
+        .execute("DELETE FROM events WHERE seq = 40", [])
+        .unwrap();
     assert_problem(&h, &[], "deleted", 41);
 
     // Deleting the head of the log, without a signed prune anchor.
     let h = Home::with_events(100);
-    h.db().execute("DELETE FROM events WHERE seq <= 5", []).unwrap();
+    h.db()
+        .execute("DELETE FROM events WHERE seq <= 5", [])
+        .unwrap();
     assert_problem(&h, &[], "deleted", 6);
 }
 
@@ -141,9 +181,12 @@ fn inserted_event_is_detected() {
     let h = Home::with_events(100);
     let db = h.db();
     for seq in (50..=100).rev() {
-        db.execute("UPDATE events SET seq = seq + 1 WHERE seq = ?1", [seq]).unwrap();
+        db.execute("UPDATE events SET seq = seq + 1 WHERE seq = ?1", [seq])
+            .unwrap();
     }
-    let prev: Vec<u8> = db.query_row("SELECT hash FROM events WHERE seq = 49", [], |r| r.get(0)).unwrap();
+    let prev: Vec<u8> = db
+        .query_row("SELECT hash FROM events WHERE seq = 49", [], |r| r.get(0))
+        .unwrap();
     let ts = "2026-01-01T00:00:00.000000Z";
     let data = r#"{"forged":true}"#;
     let hash = event_hash(50, ts, "note", None, None, "cli:evil", data, &prev);
@@ -175,13 +218,19 @@ fn truncated_tail_is_detected_with_an_exported_checkpoint() {
     let line = h.checkpoint(); // seq 100 vouched for; seq 101 is the checkpoint event
     let offhost = h.path().join("offhost-checkpoints.txt");
     std::fs::write(&offhost, &line).unwrap();
-    h.db().execute("DELETE FROM events WHERE seq > 90", []).unwrap();
+    h.db()
+        .execute("DELETE FROM events WHERE seq > 90", [])
+        .unwrap();
     // The local copy alone catches it ...
     assert_problem(&h, &[], "truncated", 100);
     // ... and when the attacker also removed the local copy, only the
     // off-host checkpoint can tell.
     std::fs::remove_file(h.path().join("profiles/operator/checkpoints.log")).unwrap();
-    assert_eq!(h.verify(&[]).0, 0, "without checkpoints a truncated tail is undetectable");
+    assert_eq!(
+        h.verify(&[]).0,
+        0,
+        "without checkpoints a truncated tail is undetectable"
+    );
     let off = offhost.to_str().unwrap();
     assert_problem(&h, &["--checkpoints", off], "truncated", 100);
 }
@@ -195,9 +244,15 @@ fn rebuilt_log_is_detected_with_an_exported_checkpoint() {
     std::fs::remove_file(h.path().join("profiles/operator/checkpoints.log")).unwrap();
     // Rewrite history from seq 10 on and recompute every hash consistently.
     let db = h.db();
-    db.execute("UPDATE events SET data = '{\"i\":9,\"text\":\"rewritten\"}' WHERE seq = 10", []).unwrap();
-    let mut prev: Vec<u8> = db.query_row("SELECT hash FROM events WHERE seq = 9", [], |r| r.get(0)).unwrap();
-    let rows: Vec<(i64, String, String, Option<String>, Option<String>, String, String)> = db
+    db.execute(
+        "UPDATE events SET data = '{\"i\":9,\"text\":\"rewritten\"}' WHERE seq = 10",
+        [],
+    )
+    .unwrap();
+    let mut prev: Vec<u8> = db
+        .query_row("SELECT hash FROM events WHERE seq = 9", [], |r| r.get(0))
+        .unwrap();
+    let rows: Vec<RowParts> = db
         .prepare("SELECT seq, ts, type, session_id, user_id, actor, data FROM events WHERE seq >= 10 ORDER BY seq")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
@@ -205,7 +260,16 @@ fn rebuilt_log_is_detected_with_an_exported_checkpoint() {
         .collect::<Result<_, _>>()
         .unwrap();
     for (seq, ts, kind, s, u, actor, data) in rows {
-        let hash = event_hash(seq, &ts, &kind, s.as_deref(), u.as_deref(), &actor, &data, &prev);
+        let hash = event_hash(
+            seq,
+            &ts,
+            &kind,
+            s.as_deref(),
+            u.as_deref(),
+            &actor,
+            &data,
+            &prev,
+        );
         db.execute(
             "UPDATE events SET prev_hash = ?1, hash = ?2 WHERE seq = ?3",
             params![prev, &hash[..], seq],
@@ -213,8 +277,17 @@ fn rebuilt_log_is_detected_with_an_exported_checkpoint() {
         .unwrap();
         prev = hash.to_vec();
     }
-    assert_eq!(h.verify(&[]).0, 0, "a consistent rebuild passes the chain check alone");
-    assert_problem(&h, &["--checkpoints", offhost.to_str().unwrap()], "rewritten", 100);
+    assert_eq!(
+        h.verify(&[]).0,
+        0,
+        "a consistent rebuild passes the chain check alone"
+    );
+    assert_problem(
+        &h,
+        &["--checkpoints", offhost.to_str().unwrap()],
+        "rewritten",
+        100,
+    );
 }
 
 #[test]
@@ -224,11 +297,20 @@ fn forged_or_foreign_checkpoints_are_rejected() {
     // Tampered signature.
     let mut bad: Value = serde_json::from_str(line.trim()).unwrap();
     let sig = bad["signature"].as_str().unwrap().to_string();
-    let flipped = format!("{}{}", if sig.starts_with('0') { "1" } else { "0" }, &sig[1..]);
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('0') { "1" } else { "0" },
+        &sig[1..]
+    );
     bad["signature"] = Value::String(flipped);
     let f = h.path().join("bad.txt");
     std::fs::write(&f, bad.to_string()).unwrap();
-    assert_problem(&h, &["--checkpoints", f.to_str().unwrap()], "bad_checkpoint", 20);
+    assert_problem(
+        &h,
+        &["--checkpoints", f.to_str().unwrap()],
+        "bad_checkpoint",
+        20,
+    );
     // A checkpoint signed by another installation's key.
     let other = Home::with_events(20);
     let other_line = other.checkpoint();
@@ -250,11 +332,19 @@ fn prune_keeps_the_chain_verifiable_and_the_anchor_is_protected() {
     let h = Home::with_events(100);
     // Age the first 60 events.
     h.db()
-        .execute("UPDATE events SET ts = '2020-01-01T00:00:00.000000Z' WHERE seq <= 60", [])
+        .execute(
+            "UPDATE events SET ts = '2020-01-01T00:00:00.000000Z' WHERE seq <= 60",
+            [],
+        )
         .unwrap();
     // That edit broke their hashes: prune must refuse to destroy evidence.
     let o = h.op(&["audit", "prune", "--older-than", "30d", "--yes"]);
-    assert_eq!(o.status.code(), Some(INTEGRITY), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(INTEGRITY),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // Properly old events: rebuild a home whose first events are genuinely old.
     let h = Home::with_events(0);
@@ -262,7 +352,9 @@ fn prune_keeps_the_chain_verifiable_and_the_anchor_is_protected() {
         let store = EventStore::open(&h.events_db()).unwrap();
         let actor = Actor("cli:test".into());
         for i in 0..50 {
-            store.append(NewEvent::new("note", &actor, json!({"i": i}))).unwrap();
+            store
+                .append(NewEvent::new("note", &actor, json!({"i": i})))
+                .unwrap();
         }
     }
     // Re-hash the first 30 with an old timestamp so they are valid and old.
@@ -279,7 +371,8 @@ fn prune_keeps_the_chain_verifiable_and_the_anchor_is_protected() {
         let ts: String = if seq <= 30 {
             format!("2020-01-01T00:00:{:02}.000000Z", seq)
         } else {
-            db.query_row("SELECT ts FROM events WHERE seq = ?1", [seq], |r| r.get(0)).unwrap()
+            db.query_row("SELECT ts FROM events WHERE seq = ?1", [seq], |r| r.get(0))
+                .unwrap()
         };
         let hash = event_hash(seq, &ts, &kind, None, None, &actor, &data, &prev);
         db.execute(
@@ -296,7 +389,9 @@ fn prune_keeps_the_chain_verifiable_and_the_anchor_is_protected() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["removed"], 30);
     assert_eq!(v["anchor_seq"], 30);
-    let count: i64 = db.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let count: i64 = db
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(count, 22, "20 kept + checkpoint + prune events");
     let (code, v, stderr) = h.verify(&[]);
     assert_eq!(code, 0, "{stderr}");
@@ -307,9 +402,11 @@ fn prune_keeps_the_chain_verifiable_and_the_anchor_is_protected() {
     assert_eq!(h.verify(&["--checkpoints", f.to_str().unwrap()]).0, 0);
 
     // Forging the anchor (to hide more deletions) breaks its signature.
-    db.execute("DELETE FROM events WHERE seq <= 35", []).unwrap();
+    db.execute("DELETE FROM events WHERE seq <= 35", [])
+        .unwrap();
     let h35: Vec<u8> = vec![7u8; 32];
-    db.execute("UPDATE anchor SET seq = 35, hash = ?1", [h35]).unwrap();
+    db.execute("UPDATE anchor SET seq = 35, hash = ?1", [h35])
+        .unwrap();
     assert_problem(&h, &[], "bad_anchor", 35);
     // Removing the anchor altogether: the log no longer starts at seq 1.
     db.execute("DELETE FROM anchor", []).unwrap();
@@ -325,11 +422,18 @@ fn replay_shows_integrity_per_event() {
     assert_eq!(v["integrity"], "ok");
     let evs = v["events"].as_array().unwrap();
     assert_eq!(evs.len(), 10);
-    assert!(evs.windows(2).all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()));
-    assert!(evs.iter().all(|e| e["session_id"] == "op_000000000001" && e["integrity"] == "ok"));
+    assert!(evs
+        .windows(2)
+        .all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()));
+    assert!(evs
+        .iter()
+        .all(|e| e["session_id"] == "op_000000000001" && e["integrity"] == "ok"));
     // Tamper with one of this session's events: replay flags it and exits 3.
     h.db()
-        .execute("UPDATE events SET data = '{\"i\":1,\"text\":\"x\"}' WHERE seq = 2", [])
+        .execute(
+            "UPDATE events SET data = '{\"i\":1,\"text\":\"x\"}' WHERE seq = 2",
+            [],
+        )
         .unwrap();
     let o = h.op(&["--json", "audit", "replay", "op_000000000001"]);
     assert_eq!(o.status.code(), Some(INTEGRITY));
@@ -338,11 +442,18 @@ fn replay_shows_integrity_per_event() {
     assert_eq!(v["events"][0]["integrity"], "bad");
     assert_eq!(v["events"][1]["integrity"], "ok");
     // Unknown or hostile session ids: not found, nothing printed on stdout.
-    for id in ["op_ffffffffffff", "op_x'; DROP TABLE events;--", "\u{1b}[31mred"] {
+    for id in [
+        "op_ffffffffffff",
+        "op_x'; DROP TABLE events;--",
+        "\u{1b}[31mred",
+    ] {
         let o = h.op(&["audit", "replay", id]);
         assert_eq!(o.status.code(), Some(5), "{id}");
         assert!(o.stdout.is_empty());
-        assert!(!String::from_utf8_lossy(&o.stderr).contains('\u{1b}'), "no raw escapes echoed");
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains('\u{1b}'),
+            "no raw escapes echoed"
+        );
     }
 }
 
@@ -397,7 +508,11 @@ fn four_processes_append_5000_each_while_verify_runs() {
     }
     for c in children {
         let o = c.wait_with_output().unwrap();
-        assert!(o.status.success(), "appender failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "appender failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     assert!(verifies >= 2, "verify ran while appending");
     let (code, v, _) = h.verify(&[]);
@@ -408,12 +523,18 @@ fn four_processes_append_5000_each_while_verify_runs() {
     let conn = h.db();
     for i in 0..4 {
         let n: i64 = conn
-            .query_row("SELECT count(*) FROM events WHERE actor = ?1", [format!("bench:w{i}")], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM events WHERE actor = ?1",
+                [format!("bench:w{i}")],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 5000, "writer {i}");
     }
     let (min, max, count): (i64, i64, i64) = conn
-        .query_row("SELECT min(seq), max(seq), count(*) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row("SELECT min(seq), max(seq), count(*) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .unwrap();
     assert_eq!((min, max, count), (1, 20_000, 20_000), "no gap");
 }

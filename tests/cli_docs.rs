@@ -28,6 +28,9 @@ fn completions_and_man_pages_are_current() {
         "stale generated docs: {stale:?}\nrun `cargo run --example gen_docs` and commit the result"
     );
     // The exit code table is in the top-level man page.
-    let top = rendered.iter().find(|(r, _)| r == "man/hermes-operator.1").unwrap();
+    let top = rendered
+        .iter()
+        .find(|(r, _)| r == "man/hermes-operator.1")
+        .unwrap();
     assert!(String::from_utf8_lossy(&top.1).contains("integrity failure"));
 }

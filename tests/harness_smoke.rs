@@ -9,7 +9,9 @@ const USERS: [&str; 2] = ["u_aaaa", "u_bbbb"];
 fn is_op_id(s: &str) -> bool {
     s.len() == 15
         && s.starts_with("op_")
-        && s[3..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && s[3..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[test]
@@ -35,17 +37,32 @@ fn fixture_counts_match_state_db_and_hermes_lists_operator_sessions() {
         .collect();
     assert_eq!(by_source, reported);
     assert_eq!(by_source["operator"], 10);
-    assert_eq!(by_source.iter().filter(|(k, _)| *k != "operator").map(|(_, v)| v).sum::<i64>(), 20);
+    assert_eq!(
+        by_source
+            .iter()
+            .filter(|(k, _)| *k != "operator")
+            .map(|(_, v)| v)
+            .sum::<i64>(),
+        20
+    );
     for s in ["cli", "telegram", "discord", "api_server", "cron"] {
-        assert!(by_source.get(s).copied().unwrap_or(0) >= 1, "no {s} session: {by_source:?}");
+        assert!(
+            by_source.get(s).copied().unwrap_or(0) >= 1,
+            "no {s} session: {by_source:?}"
+        );
     }
     let conn = open_ro(&db);
-    let nmsg: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+    let nmsg: i64 = conn
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(Some(nmsg), made["messages"].as_i64());
-    let nfts: i64 = conn.query_row("SELECT count(*) FROM messages_fts", [], |r| r.get(0)).unwrap();
+    let nfts: i64 = conn
+        .query_row("SELECT count(*) FROM messages_fts", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(nfts, nmsg, "FTS triggers fired for every message");
-    let nusage: i64 =
-        conn.query_row("SELECT count(*) FROM session_model_usage", [], |r| r.get(0)).unwrap();
+    let nusage: i64 = conn
+        .query_row("SELECT count(*) FROM session_model_usage", [], |r| r.get(0))
+        .unwrap();
     assert!(nusage >= 30, "session_model_usage populated: {nusage}");
 
     // operator ids: format, source, user_id cycling over --users
@@ -62,9 +79,11 @@ fn fixture_counts_match_state_db_and_hermes_lists_operator_sessions() {
     for (i, id) in op_ids.iter().enumerate() {
         assert!(is_op_id(id), "bad operator id {id}");
         let (src, uid): (String, String) = conn
-            .query_row("SELECT source, user_id FROM sessions WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT source, user_id FROM sessions WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .unwrap();
         assert_eq!(src, "operator");
         assert_eq!(uid, USERS[i % USERS.len()]);
@@ -78,7 +97,12 @@ fn fixture_counts_match_state_db_and_hermes_lists_operator_sessions() {
     assert_eq!(chk["ok"], true, "{chk}");
 
     // the real CLI lists exactly the operator sessions
-    let out = hermes(home.path(), &["sessions", "list", "--source", "operator", "--limit", "1000"]);
+    let out = hermes(
+        home.path(),
+        &[
+            "sessions", "list", "--source", "operator", "--limit", "1000",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -110,9 +134,16 @@ fn snapshot_ignores_operator_rows_only() {
     let op_id = made["operator_ids"][0].as_str().unwrap().to_string();
     let native_id = made["native_ids_sample"][0].as_str().unwrap().to_string();
     let before = snapshot_non_operator(&db);
-    assert!(before.iter().any(|l| l.starts_with("sessions|") && l.contains(&native_id)));
-    assert!(!before.iter().any(|l| l.contains(&op_id)), "operator rows leaked into snapshot");
-    assert!(before.iter().any(|l| l.starts_with("messages_fts_content|")));
+    assert!(before
+        .iter()
+        .any(|l| l.starts_with("sessions|") && l.contains(&native_id)));
+    assert!(
+        !before.iter().any(|l| l.contains(&op_id)),
+        "operator rows leaked into snapshot"
+    );
+    assert!(before
+        .iter()
+        .any(|l| l.starts_with("messages_fts_content|")));
 
     // write to an operator session: title (rusqlite) and a message through
     // Hermes' own append_message (fires FTS triggers, bumps sqlite_sequence)
@@ -120,46 +151,83 @@ fn snapshot_ignores_operator_rows_only() {
         let c = rusqlite::Connection::open(&db).unwrap();
         let n = c
             .execute(
-                &format!("UPDATE sessions SET title = 'changed by test' WHERE id = ?1 AND {OP_ROW_SQL}"),
+                &format!(
+                    "UPDATE sessions SET title = 'changed by test' WHERE id = ?1 AND {OP_ROW_SQL}"
+                ),
                 [&op_id],
             )
             .unwrap();
         assert_eq!(n, 1);
     }
     fixture(&[
-        "append", "--db", &db.to_string_lossy(), "--id", &op_id, "--role", "user",
-        "--content", "大别山项目进度 operator follow-up",
+        "append",
+        "--db",
+        &db.to_string_lossy(),
+        "--id",
+        &op_id,
+        "--role",
+        "user",
+        "--content",
+        "大别山项目进度 operator follow-up",
     ]);
     // a brand-new operator session created through Hermes
     fixture(&[
-        "append", "--db", &db.to_string_lossy(), "--id", "op_0123456789ab", "--create", "operator",
-        "--content", "hello",
+        "append",
+        "--db",
+        &db.to_string_lossy(),
+        "--id",
+        "op_0123456789ab",
+        "--create",
+        "operator",
+        "--content",
+        "hello",
     ]);
     let after_op = snapshot_non_operator(&db);
     assert_snapshot_eq(&before, &after_op, "after operator-only writes");
     fts_integrity_check(&db);
-    let s = fixture(&["search", "--db", &db.to_string_lossy(), "--query", "大别山项目", "--source", "operator"]);
+    let s = fixture(&[
+        "search",
+        "--db",
+        &db.to_string_lossy(),
+        "--query",
+        "大别山项目",
+        "--source",
+        "operator",
+    ]);
     assert!(
-        s["results"].as_array().unwrap().iter().any(|r| r["session_id"] == op_id.as_str()),
+        s["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["session_id"] == op_id.as_str()),
         "Hermes' search finds the operator's message: {s}"
     );
 
     // a change to a native row IS detected
     {
         let c = rusqlite::Connection::open(&db).unwrap();
-        c.execute("UPDATE sessions SET title = 'tampered' WHERE id = ?1", [&native_id]).unwrap();
+        c.execute(
+            "UPDATE sessions SET title = 'tampered' WHERE id = ?1",
+            [&native_id],
+        )
+        .unwrap();
     }
     let after_native = snapshot_non_operator(&db);
     assert_ne!(before, after_native);
     let diff = snapshot_diff(&before, &after_native, 5);
-    assert!(diff.contains(&native_id) && diff.contains("'tampered'"), "{diff}");
+    assert!(
+        diff.contains(&native_id) && diff.contains("'tampered'"),
+        "{diff}"
+    );
 
     // and a native message's content change, including the FTS shadow row
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         c.execute(
-            "UPDATE sessions SET title = NULL WHERE id = ?1", [&native_id],
-        ).unwrap();
+            "UPDATE sessions SET title = NULL WHERE id = ?1",
+            [&native_id],
+        )
+        .unwrap();
         c.execute(
             &format!(
                 "UPDATE messages SET content = content || '!' WHERE id = (SELECT min(id) FROM messages \
@@ -179,7 +247,10 @@ fn snapshot_ignores_operator_rows_only() {
 fn fixture_is_deterministic() {
     let (a, _) = make_home_with_state_seeded(15, 5, &USERS, 3);
     let (b, _) = make_home_with_state_seeded(15, 5, &USERS, 3);
-    assert_eq!(snapshot_non_operator(&a.state_db()), snapshot_non_operator(&b.state_db()));
+    assert_eq!(
+        snapshot_non_operator(&a.state_db()),
+        snapshot_non_operator(&b.state_db())
+    );
     // operator rows too: compare full session/message tables
     let dump = |db: &std::path::Path| -> Vec<String> {
         let c = open_ro(db);
@@ -187,7 +258,10 @@ fn fixture_is_deterministic() {
         let n = st.column_count();
         let rows = st
             .query_map([], |r| {
-                Ok((0..n).map(|i| sql_literal(r.get_ref(i).unwrap())).collect::<Vec<_>>().join("|"))
+                Ok((0..n)
+                    .map(|i| sql_literal(r.get_ref(i).unwrap()))
+                    .collect::<Vec<_>>()
+                    .join("|"))
             })
             .unwrap();
         rows.map(|r| r.unwrap()).collect()
@@ -200,9 +274,13 @@ fn hold_lock_blocks_writers() {
     let (home, _) = make_home_with_state_seeded(3, 1, &USERS, 1);
     let lock = hold_lock(&home.state_db(), 30.0);
     let c = rusqlite::Connection::open(home.state_db()).unwrap();
-    c.busy_timeout(std::time::Duration::from_millis(100)).unwrap();
+    c.busy_timeout(std::time::Duration::from_millis(100))
+        .unwrap();
     let err = c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").unwrap_err();
-    assert!(err.to_string().contains("locked") || err.to_string().contains("busy"), "{err}");
+    assert!(
+        err.to_string().contains("locked") || err.to_string().contains("busy"),
+        "{err}"
+    );
     drop(lock); // kills the holder
     c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").unwrap();

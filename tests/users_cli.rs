@@ -17,7 +17,9 @@ struct Home {
 
 impl Home {
     fn new() -> Home {
-        Home { dir: tempfile::tempdir().unwrap() }
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     fn path(&self) -> &Path {
         self.dir.path()
@@ -28,7 +30,9 @@ impl Home {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hermes-operator"));
         c.arg("--hermes-home").arg(self.path()).args(args);
-        c.env("NO_COLOR", "1").env_remove("OPERATOR_JWT_SECRET").env_remove("API_SERVER_KEY");
+        c.env("NO_COLOR", "1")
+            .env_remove("OPERATOR_JWT_SECRET")
+            .env_remove("API_SERVER_KEY");
         c
     }
     fn run(&self, args: &[&str]) -> Output {
@@ -47,7 +51,18 @@ impl Home {
         child.wait_with_output().unwrap()
     }
     fn add(&self, name: &str, role: &str) -> Value {
-        let o = self.run_stdin(&["--json", "user", "add", name, "--role", role, "--password-stdin"], &format!("{PW}\n"));
+        let o = self.run_stdin(
+            &[
+                "--json",
+                "user",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+            &format!("{PW}\n"),
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         serde_json::from_slice(&o.stdout).unwrap()
     }
@@ -102,27 +117,58 @@ fn user_lifecycle_is_audited_and_files_are_private() {
     // show --json carries the id sessions use as user_id.
     assert_eq!(h.json(&["user", "show", "alice"])["id"], id.as_str());
     let list = h.json(&["user", "list"]);
-    let names: Vec<&str> = list.as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["alice", "bob"]);
 
-    let tv0 = h.json(&["user", "show", "bob"])["token_version"].as_i64().unwrap();
-    let o = h.run_stdin(&["user", "passwd", "bob", "--password-stdin"], "another long password\n");
+    let tv0 = h.json(&["user", "show", "bob"])["token_version"]
+        .as_i64()
+        .unwrap();
+    let o = h.run_stdin(
+        &["user", "passwd", "bob", "--password-stdin"],
+        "another long password\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let tv1 = h.json(&["user", "show", "bob"])["token_version"].as_i64().unwrap();
+    let tv1 = h.json(&["user", "show", "bob"])["token_version"]
+        .as_i64()
+        .unwrap();
     assert_eq!(tv1, tv0 + 1, "password change revokes tokens");
-    assert_eq!(h.json(&["user", "role", "bob", "auditor"])["role"], "auditor");
+    assert_eq!(
+        h.json(&["user", "role", "bob", "auditor"])["role"],
+        "auditor"
+    );
     assert_eq!(h.json(&["user", "disable", "bob"])["disabled"], true);
     assert_eq!(h.json(&["user", "enable", "bob"])["disabled"], false);
     let bob = h.json(&["user", "show", "bob"]);
-    assert_eq!(bob["token_version"].as_i64().unwrap(), tv0 + 3, "role change and disable revoke; enable does not");
+    assert_eq!(
+        bob["token_version"].as_i64().unwrap(),
+        tv0 + 3,
+        "role change and disable revoke; enable does not"
+    );
     let o = h.run(&["user", "delete", "bob", "--yes"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(code(&h.run(&["user", "show", "bob"])), 5);
 
-    let kinds: Vec<String> = h.events().iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<String> = h
+        .events()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(
         kinds,
-        ["user_created", "user_created", "user_changed", "user_changed", "user_changed", "user_changed", "user_deleted"]
+        [
+            "user_created",
+            "user_created",
+            "user_changed",
+            "user_changed",
+            "user_changed",
+            "user_changed",
+            "user_deleted"
+        ]
     );
     let me = {
         let o = Command::new("id").arg("-un").output().unwrap();
@@ -131,7 +177,10 @@ fn user_lifecycle_is_audited_and_files_are_private() {
     for e in h.events() {
         assert_eq!(e["actor"], format!("cli:{me}"), "acting OS user recorded");
         assert!(e["user_id"].is_string());
-        assert!(!e["data"].to_string().contains(PW), "no password in the log");
+        assert!(
+            !e["data"].to_string().contains(PW),
+            "no password in the log"
+        );
     }
     assert_eq!(code(&h.run(&["audit", "verify"])), 0);
 
@@ -146,9 +195,16 @@ fn user_lifecycle_is_audited_and_files_are_private() {
     assert!(!bytes.windows(PW.len()).any(|w| w == PW.as_bytes()));
     let hash: String = rusqlite::Connection::open(h.file("plugins/operator/users.db"))
         .unwrap()
-        .query_row("SELECT password_hash FROM users WHERE username='alice'", [], |r| r.get(0))
+        .query_row(
+            "SELECT password_hash FROM users WHERE username='alice'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
 }
 
 #[test]
@@ -173,7 +229,10 @@ fn tokens_need_a_real_secret_and_carry_the_token_version() {
     // Good: a JWT whose claims match SPEC §4, not printed to stderr.
     let o = h.run(&["user", "token", "alice", "--ttl", "5"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let token = String::from_utf8(o.stdout.clone()).unwrap().trim().to_string();
+    let token = String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(!stderr(&o).contains(&token));
     let claims = hermes_operator::auth::decode_access_token(secret.as_bytes(), &token).unwrap();
     assert_eq!(claims.sub, alice["id"].as_str().unwrap());
@@ -181,14 +240,22 @@ fn tokens_need_a_real_secret_and_carry_the_token_version() {
     assert_eq!(claims.role, "admin");
     assert_eq!(claims.tv, alice["token_version"].as_i64().unwrap());
     assert!(claims.exp - claims.iat == 300);
-    assert!(hermes_operator::auth::decode_access_token(b"another-secret-another-secret-another", &token).is_err());
+    assert!(hermes_operator::auth::decode_access_token(
+        b"another-secret-another-secret-another",
+        &token
+    )
+    .is_err());
     // Disabled users get no token; bad TTLs are usage errors.
     h.add("bob", "user");
     h.json(&["user", "disable", "bob"]);
     assert_eq!(code(&h.run(&["user", "token", "bob"])), 4);
     assert_eq!(code(&h.run(&["user", "token", "alice", "--ttl", "0"])), 2);
     // The token event is in the log, without the token.
-    let last = h.events().into_iter().filter(|e| e["type"] == "token_issued").next_back().unwrap();
+    let last = h
+        .events()
+        .into_iter()
+        .rfind(|e| e["type"] == "token_issued")
+        .unwrap();
     assert!(!last.to_string().contains(&token));
 }
 
@@ -207,19 +274,62 @@ fn bad_input_is_refused_and_changes_nothing() {
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--yes"));
     // Weak, empty and absurd passwords.
-    assert_eq!(code(&h.run_stdin(&["user", "add", "carol", "--role", "user", "--password-stdin"], "short\n")), 2);
-    assert_eq!(code(&h.run_stdin(&["user", "add", "carol", "--role", "user", "--password-stdin"], "")), 2);
+    assert_eq!(
+        code(&h.run_stdin(
+            &["user", "add", "carol", "--role", "user", "--password-stdin"],
+            "short\n"
+        )),
+        2
+    );
+    assert_eq!(
+        code(&h.run_stdin(
+            &["user", "add", "carol", "--role", "user", "--password-stdin"],
+            ""
+        )),
+        2
+    );
     let huge = "x".repeat(5000) + "\n";
-    assert_eq!(code(&h.run_stdin(&["user", "add", "carol", "--role", "user", "--password-stdin"], &huge)), 2);
+    assert_eq!(
+        code(&h.run_stdin(
+            &["user", "add", "carol", "--role", "user", "--password-stdin"],
+            &huge
+        )),
+        2
+    );
     // Hostile and invalid names, unknown roles, duplicates.
-    for name in ["", "-rf", "a b", "al'ice", "\u{1b}[2J", "x".repeat(65).as_str(), "ä"] {
-        let o = h.run_stdin(&["user", "add", name, "--role", "user", "--password-stdin"], &format!("{PW}\n"));
+    for name in [
+        "",
+        "-rf",
+        "a b",
+        "al'ice",
+        "\u{1b}[2J",
+        "x".repeat(65).as_str(),
+        "ä",
+    ] {
+        let o = h.run_stdin(
+            &["user", "add", name, "--role", "user", "--password-stdin"],
+            &format!("{PW}\n"),
+        );
         assert_eq!(code(&o), 2, "{name:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains('\u{1b}'));
     }
-    assert_eq!(code(&h.run_stdin(&["user", "add", "bob", "--role", "root", "--password-stdin"], PW)), 2);
-    let o = h.run_stdin(&["user", "add", "ALICE", "--role", "user", "--password-stdin"], PW);
-    assert_eq!(code(&o), 10, "usernames are case-insensitive: {}", stderr(&o));
+    assert_eq!(
+        code(&h.run_stdin(
+            &["user", "add", "bob", "--role", "root", "--password-stdin"],
+            PW
+        )),
+        2
+    );
+    let o = h.run_stdin(
+        &["user", "add", "ALICE", "--role", "user", "--password-stdin"],
+        PW,
+    );
+    assert_eq!(
+        code(&o),
+        10,
+        "usernames are case-insensitive: {}",
+        stderr(&o)
+    );
     // Unknown users.
     for args in [
         vec!["user", "show", "nobody"],
@@ -230,18 +340,32 @@ fn bad_input_is_refused_and_changes_nothing() {
         assert_eq!(code(&h.run(&args)), 5, "{args:?}");
     }
     // The last admin cannot be removed, demoted or disabled.
-    for args in [vec!["user", "delete", "alice", "--yes"], vec!["user", "role", "alice", "user"], vec!["user", "disable", "alice"]] {
+    for args in [
+        vec!["user", "delete", "alice", "--yes"],
+        vec!["user", "role", "alice", "user"],
+        vec!["user", "disable", "alice"],
+    ] {
         let o = h.run(&args);
         assert_eq!(code(&o), 10, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("only enabled admin"));
     }
     // Unknown subcommands and flags: usage.
     assert_eq!(code(&h.run(&["user", "frobnicate"])), 2);
-    assert_eq!(code(&h.run(&["audit", "export", "--since", "yesterday"])), 2);
-    assert_eq!(code(&h.run(&["audit", "prune", "--older-than", "ninety"])), 2);
+    assert_eq!(
+        code(&h.run(&["audit", "export", "--since", "yesterday"])),
+        2
+    );
+    assert_eq!(
+        code(&h.run(&["audit", "prune", "--older-than", "ninety"])),
+        2
+    );
 
     let kinds: Vec<Value> = h.events().into_iter().map(|e| e["type"].clone()).collect();
-    assert_eq!(kinds, vec![Value::from("user_created")], "no refused change was logged as done");
+    assert_eq!(
+        kinds,
+        vec![Value::from("user_created")],
+        "no refused change was logged as done"
+    );
     // users.db content is unchanged (the WAL may have been checkpointed, so compare rows).
     let _ = before;
     let list = h.json(&["user", "list"]);
@@ -260,7 +384,11 @@ fn wrong_home_and_read_only_commands_create_nothing() {
         .output()
         .unwrap();
     assert_eq!(code(&o), 5);
-    assert!(stderr(&o).contains("does-not-exist") && stderr(&o).contains("$HERMES_HOME"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does-not-exist") && stderr(&o).contains("$HERMES_HOME"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!missing.exists());
     // A file instead of a directory.
     let f = h.file("plain-file");
@@ -281,7 +409,10 @@ fn wrong_home_and_read_only_commands_create_nothing() {
     assert_eq!(code(&h.run(&["user", "show", "x"])), 5);
     assert_eq!(code(&h.run(&["audit", "verify"])), 5);
     assert_eq!(code(&h.run(&["audit", "tail"])), 5);
-    assert!(!h.file("plugins").exists(), "read-only commands created files");
+    assert!(
+        !h.file("plugins").exists(),
+        "read-only commands created files"
+    );
     // --json errors are JSON on stderr.
     let o = h.run(&["--json", "user", "show", "x"]);
     let e: Value = serde_json::from_str(stderr(&o).trim()).unwrap();
@@ -297,22 +428,45 @@ fn malformed_config_is_a_config_error_naming_file_and_key() {
         ("operator:\n  port: eighty\n", "operator.port"),
         ("operator: [1, 2\n", "config.yaml"),
         ("budget:\n  user_daily_usd: -3\n", "budget.user_daily_usd"),
-        ("terminal:\n  approval_mode: yolo\n", "terminal.approval_mode"),
+        (
+            "terminal:\n  approval_mode: yolo\n",
+            "terminal.approval_mode",
+        ),
         ("hermes:\n  api_url: ftp://x\n", "hermes.api_url"),
-        ("operator:\n  cors_origins: \"*\"\n", "operator.cors_origins"),
+        (
+            "operator:\n  cors_origins: \"*\"\n",
+            "operator.cors_origins",
+        ),
     ] {
         std::fs::write(&cfg, text).unwrap();
-        let o = h.run_stdin(&["user", "add", "alice", "--role", "admin", "--password-stdin"], PW);
+        let o = h.run_stdin(
+            &[
+                "user",
+                "add",
+                "alice",
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
+            PW,
+        );
         assert_eq!(code(&o), 8, "{text}: {}", stderr(&o));
         let e = stderr(&o);
         assert!(e.contains("config.yaml") && e.contains(key), "{text}: {e}");
-        assert!(!h.file("plugins/operator/users.db").exists(), "nothing created on a config error");
+        assert!(
+            !h.file("plugins/operator/users.db").exists(),
+            "nothing created on a config error"
+        );
     }
     // Unknown keys: a warning, and the command still works.
     std::fs::write(&cfg, "operator:\n  prot: 1\n").unwrap();
     let o = h.run(&["user", "list"]);
     assert!(o.status.success());
-    assert!(stderr(&o).contains("unknown key `operator.prot`"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown key `operator.prot`"),
+        "{}",
+        stderr(&o)
+    );
     // A malformed .env names the file and line.
     std::fs::write(&cfg, "").unwrap();
     std::fs::write(h.file("profiles/operator/.env"), "OPERATOR_JWT_SECRET\n").unwrap();
@@ -328,14 +482,21 @@ fn corrupt_and_locked_operator_databases() {
     // Locked: another process holds the write lock on users.db.
     let conn = rusqlite::Connection::open(h.file("plugins/operator/users.db")).unwrap();
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let o = h.run_stdin(&["user", "add", "bob", "--role", "user", "--password-stdin"], PW);
+    let o = h.run_stdin(
+        &["user", "add", "bob", "--role", "user", "--password-stdin"],
+        PW,
+    );
     assert_eq!(code(&o), 6, "{}", stderr(&o));
     assert!(stderr(&o).contains("locked"), "{}", stderr(&o));
     // Reads still work under a writer (WAL).
     assert!(h.run(&["user", "list"]).status.success());
     conn.execute_batch("ROLLBACK").unwrap();
     drop(conn);
-    assert_eq!(h.json(&["user", "list"]).as_array().unwrap().len(), 1, "nothing half-written");
+    assert_eq!(
+        h.json(&["user", "list"]).as_array().unwrap().len(),
+        1,
+        "nothing half-written"
+    );
 
     // Corrupt: garbage instead of a database.
     for db in ["users.db", "events.db"] {
@@ -346,18 +507,35 @@ fn corrupt_and_locked_operator_databases() {
             let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
         }
         std::fs::write(&p, vec![0x42u8; 8192]).unwrap();
-        let o = h.run_stdin(&["user", "add", "bob", "--role", "user", "--password-stdin"], PW);
+        let o = h.run_stdin(
+            &["user", "add", "bob", "--role", "user", "--password-stdin"],
+            PW,
+        );
         assert_eq!(code(&o), 9, "{db}: {}", stderr(&o));
         assert!(stderr(&o).contains(db), "{}", stderr(&o));
-        let read = if db == "users.db" { vec!["user", "list"] } else { vec!["audit", "verify"] };
+        let read = if db == "users.db" {
+            vec!["user", "list"]
+        } else {
+            vec!["audit", "verify"]
+        };
         assert_eq!(code(&h.run(&read)), 9, "{db} read");
-        assert_eq!(std::fs::read(&p).unwrap(), vec![0x42u8; 8192], "left as it was for forensics");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            vec![0x42u8; 8192],
+            "left as it was for forensics"
+        );
     }
     // A foreign SQLite file is not adopted.
     let h = Home::new();
     let p = h.file("plugins/operator/users.db");
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    rusqlite::Connection::open(&p).unwrap().execute_batch("CREATE TABLE t(x)").unwrap();
-    let o = h.run_stdin(&["user", "add", "bob", "--role", "user", "--password-stdin"], PW);
+    rusqlite::Connection::open(&p)
+        .unwrap()
+        .execute_batch("CREATE TABLE t(x)")
+        .unwrap();
+    let o = h.run_stdin(
+        &["user", "add", "bob", "--role", "user", "--password-stdin"],
+        PW,
+    );
     assert_eq!(code(&o), 9, "{}", stderr(&o));
 }

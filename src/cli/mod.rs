@@ -3,6 +3,7 @@
 //! file per subcommand.
 
 pub mod audit;
+pub mod chat;
 pub mod docs;
 pub mod session;
 pub mod user;
@@ -54,6 +55,8 @@ pub enum Command {
     /// The tamper-evident event log: verify, replay, reports, export
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Chat through the real Hermes agent as an operator user
+    Chat(chat::Args),
 }
 
 /// What every command runs with.
@@ -146,6 +149,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::User(c) => user::run(&ctx, c),
         Command::Session(c) => session::run(&ctx, c),
         Command::Audit(c) => audit::run(&ctx, c),
+        Command::Chat(a) => chat::run(&ctx, a),
     }
 }
 

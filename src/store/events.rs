@@ -134,7 +134,8 @@ pub struct Event {
 }
 
 fn raw_json<S: serde::Serializer>(d: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
-    let v: serde_json::Value = serde_json::from_str(d).unwrap_or(serde_json::Value::String(d.into()));
+    let v: serde_json::Value =
+        serde_json::from_str(d).unwrap_or(serde_json::Value::String(d.into()));
     v.serialize(s)
 }
 
@@ -397,7 +398,12 @@ impl EventStore {
             .map_err(self.err("counting events"))
     }
 
-    fn query_events(&self, sql: &str, p: impl rusqlite::Params, what: &'static str) -> Result<Vec<Event>> {
+    fn query_events(
+        &self,
+        sql: &str,
+        p: impl rusqlite::Params,
+        what: &'static str,
+    ) -> Result<Vec<Event>> {
         let mut st = self.conn.prepare_cached(sql).map_err(self.err(what))?;
         let rows = st
             .query_map(p, event_from_row)
@@ -418,7 +424,9 @@ impl EventStore {
     /// A user's events in order (logins, changes, turns), newest `limit`.
     pub fn for_user(&self, user_id: &str, limit: i64) -> Result<Vec<Event>> {
         let mut v = self.query_events(
-            &format!("SELECT {EVENT_COLS} FROM events WHERE user_id = ?1 ORDER BY seq DESC LIMIT ?2"),
+            &format!(
+                "SELECT {EVENT_COLS} FROM events WHERE user_id = ?1 ORDER BY seq DESC LIMIT ?2"
+            ),
             params![user_id, limit],
             "reading user events",
         )?;
@@ -427,14 +435,21 @@ impl EventStore {
     }
 
     /// Events with `since <= ts < until` (RFC 3339 UTC strings compare in time order).
-    pub fn in_range(&self, since: Option<&str>, until: Option<&str>, mut f: impl FnMut(Event) -> Result<()>) -> Result<()> {
+    pub fn in_range(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        mut f: impl FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
         let mut st = self
             .conn
             .prepare(&format!(
                 "SELECT {EVENT_COLS} FROM events WHERE (?1 IS NULL OR ts >= ?1) AND (?2 IS NULL OR ts < ?2) ORDER BY seq"
             ))
             .map_err(self.err("exporting events"))?;
-        let mut rows = st.query(params![since, until]).map_err(self.err("exporting events"))?;
+        let mut rows = st
+            .query(params![since, until])
+            .map_err(self.err("exporting events"))?;
         while let Some(r) = rows.next().map_err(self.err("exporting events"))? {
             f(event_from_row(r).map_err(self.err("exporting events"))?)?;
         }
@@ -463,7 +478,11 @@ impl EventStore {
 
     pub fn get(&self, seq: i64) -> Result<Option<Event>> {
         self.conn
-            .query_row(&format!("SELECT {EVENT_COLS} FROM events WHERE seq = ?1"), [seq], event_from_row)
+            .query_row(
+                &format!("SELECT {EVENT_COLS} FROM events WHERE seq = ?1"),
+                [seq],
+                event_from_row,
+            )
             .optional()
             .map_err(self.err("reading event"))
     }
@@ -475,7 +494,9 @@ impl EventStore {
         }
         let h: Option<[u8; 32]> = self
             .conn
-            .query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |r| Ok(blob32(r.get_ref(0)?)))
+            .query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |r| {
+                Ok(blob32(r.get_ref(0)?))
+            })
             .optional()
             .map_err(self.err("reading event"))?;
         if h.is_some() {
@@ -494,7 +515,9 @@ impl EventStore {
         let mut rows = st.query([]).map_err(self.err("reading the event log"))?;
         while let Some(r) = rows.next().map_err(self.err("reading the event log"))? {
             let text = |i: usize| -> rusqlite::Result<&str> { Ok(r.get_ref(i)?.as_str()?) };
-            let opt = |i: usize| -> rusqlite::Result<Option<&str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
+            let opt = |i: usize| -> rusqlite::Result<Option<&str>> {
+                Ok(r.get_ref(i)?.as_str_or_null()?)
+            };
             let bytes = |i: usize| -> rusqlite::Result<&[u8]> {
                 match r.get_ref(i)? {
                     rusqlite::types::ValueRef::Blob(b) => Ok(b),
@@ -624,14 +647,18 @@ fn anchor_in(conn: &Connection) -> rusqlite::Result<Option<Anchor>> {
 
 fn head_in(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
     let last: Option<(i64, [u8; 32])> = conn
-        .query_row("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", [], |r| {
-            Ok((r.get(0)?, blob32(r.get_ref(1)?)))
-        })
+        .query_row(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, blob32(r.get_ref(1)?))),
+        )
         .optional()?;
     if let Some(h) = last {
         return Ok(h);
     }
-    Ok(anchor_in(conn)?.map(|a| (a.seq, a.hash)).unwrap_or((0, GENESIS)))
+    Ok(anchor_in(conn)?
+        .map(|a| (a.seq, a.hash))
+        .unwrap_or((0, GENESIS)))
 }
 
 #[cfg(test)]
@@ -656,8 +683,14 @@ mod tests {
 
     #[test]
     fn ids() {
-        assert_eq!(event_id("2026-05-20T01:02:03.000000Z", 1), "op_audit_20260520_000001");
-        assert_eq!(event_id("2026-05-20T01:02:03Z", 1234567), "op_audit_20260520_1234567");
+        assert_eq!(
+            event_id("2026-05-20T01:02:03.000000Z", 1),
+            "op_audit_20260520_000001"
+        );
+        assert_eq!(
+            event_id("2026-05-20T01:02:03Z", 1234567),
+            "op_audit_20260520_1234567"
+        );
     }
 
     #[test]
@@ -665,8 +698,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = EventStore::open(&dir.path().join("events.db")).unwrap();
         let a = Actor("cli:test".into());
-        let e1 = s.append(NewEvent::new("note", &a, serde_json::json!({"m": 1}))).unwrap();
-        let e2 = s.append(NewEvent::new("note", &a, serde_json::json!({"m": 2})).session("op_x")).unwrap();
+        let e1 = s
+            .append(NewEvent::new("note", &a, serde_json::json!({"m": 1})))
+            .unwrap();
+        let e2 = s
+            .append(NewEvent::new("note", &a, serde_json::json!({"m": 2})).session("op_x"))
+            .unwrap();
         assert_eq!(e1.seq, 1);
         assert_eq!(e1.prev_hash, GENESIS);
         assert_eq!(e2.prev_hash, e1.hash);

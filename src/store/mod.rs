@@ -152,9 +152,7 @@ pub fn with_immediate<T>(
         match r {
             Ok(v) => return Ok(v),
             Err(e) if is_busy(&e) && attempt < WRITE_RETRIES => {
-                std::thread::sleep(Duration::from_millis(
-                    20 + (rand::random::<u64>() % 130),
-                ));
+                std::thread::sleep(Duration::from_millis(20 + (rand::random::<u64>() % 130)));
             }
             Err(e) => return Err(Error::sqlite(path, what, e)),
         }

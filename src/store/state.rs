@@ -144,7 +144,9 @@ impl Session {
     }
     /// `COALESCE(actual_cost_usd, estimated_cost_usd, 0)`.
     pub fn cost_usd(&self) -> f64 {
-        self.actual_cost_usd.or(self.estimated_cost_usd).unwrap_or(0.0)
+        self.actual_cost_usd
+            .or(self.estimated_cost_usd)
+            .unwrap_or(0.0)
     }
 }
 
@@ -187,6 +189,9 @@ pub struct ModelUsage {
     pub estimated_cost_usd: f64,
     pub actual_cost_usd: f64,
 }
+
+/// Messages counted per (session user_id, session model).
+pub type MessageCount = (Option<String>, Option<String>, i64);
 
 /// One search hit.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -251,7 +256,9 @@ fn opt_f64(r: &Row, i: usize) -> rusqlite::Result<Option<f64>> {
         ValueRef::Null | ValueRef::Blob(_) => None,
         ValueRef::Integer(n) => Some(n as f64),
         ValueRef::Real(f) => Some(f),
-        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|s| s.trim().parse().ok()),
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
     })
 }
 
@@ -260,7 +267,9 @@ fn opt_i64(r: &Row, i: usize) -> rusqlite::Result<Option<i64>> {
         ValueRef::Null | ValueRef::Blob(_) => None,
         ValueRef::Integer(n) => Some(n),
         ValueRef::Real(f) => Some(f as i64),
-        ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(|s| s.trim().parse().ok()),
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|s| s.trim().parse().ok()),
     })
 }
 
@@ -439,10 +448,16 @@ pub fn plan_search(query: &str, caps: &Caps) -> Result<SearchPlan> {
         return Ok(SearchPlan::Nothing);
     }
     if !caps.has_fts {
-        return Ok(SearchPlan::Like(words.iter().map(|w| escape_like(w)).collect()));
+        return Ok(SearchPlan::Like(
+            words.iter().map(|w| escape_like(w)).collect(),
+        ));
     }
     Ok(SearchPlan::Fts(
-        words.iter().map(|w| fts_string(w)).collect::<Vec<_>>().join(" AND "),
+        words
+            .iter()
+            .map(|w| fts_string(w))
+            .collect::<Vec<_>>()
+            .join(" AND "),
     ))
 }
 
@@ -501,7 +516,11 @@ impl StateDb {
                 .map_err(|e| Error::sqlite(path, "setting foreign_keys", e))?;
         }
         let caps = probe(&conn, path)?;
-        let archived = if caps.sessions_archived { "s.archived" } else { "0" };
+        let archived = if caps.sessions_archived {
+            "s.archived"
+        } else {
+            "0"
+        };
         let session_cols = format!(
             "s.id, s.source, s.user_id, s.model, s.title, s.started_at, s.ended_at, s.end_reason, \
              s.message_count, s.tool_call_count, s.input_tokens, s.output_tokens, s.cache_read_tokens, \
@@ -529,7 +548,10 @@ impl StateDb {
     pub fn get_session(&self, id: &str) -> Result<Option<Session>> {
         self.conn
             .query_row(
-                &format!("SELECT {} FROM sessions s WHERE s.id = ?1", self.session_cols),
+                &format!(
+                    "SELECT {} FROM sessions s WHERE s.id = ?1",
+                    self.session_cols
+                ),
                 [id],
                 session_from_row,
             )
@@ -577,7 +599,10 @@ impl StateDb {
     /// Sessions, newest first (`started_at DESC`, then rowid).
     pub fn list_sessions(&self, q: &ListQuery) -> Result<Vec<Session>> {
         let (sql, p) = self.list_sql(q);
-        let mut st = self.conn.prepare(&sql).map_err(self.err("listing sessions"))?;
+        let mut st = self
+            .conn
+            .prepare(&sql)
+            .map_err(self.err("listing sessions"))?;
         let rows = st
             .query_map(params_from_iter(p.iter()), session_from_row)
             .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
@@ -588,7 +613,11 @@ impl StateDb {
     /// A session's messages in Hermes' replay order (`ORDER BY id`),
     /// including rewound ones (`active` says which).
     pub fn messages(&self, session_id: &str) -> Result<Vec<Message>> {
-        let active = if self.caps.messages_active { "m.active" } else { "1" };
+        let active = if self.caps.messages_active {
+            "m.active"
+        } else {
+            "1"
+        };
         let mut st = self
             .conn
             .prepare(&format!(
@@ -662,7 +691,7 @@ impl StateDb {
 
     /// Messages with `from <= timestamp < to` in operator sessions, counted
     /// per (session user_id, session model).
-    pub fn message_counts_between(&self, from: f64, to: f64) -> Result<Vec<(Option<String>, Option<String>, i64)>> {
+    pub fn message_counts_between(&self, from: f64, to: f64) -> Result<Vec<MessageCount>> {
         let mut st = self
             .conn
             .prepare(&format!(
@@ -748,7 +777,10 @@ impl StateDb {
             wh.join(" AND "),
             p.len()
         );
-        let mut st = self.conn.prepare(&sql).map_err(self.err("searching messages"))?;
+        let mut st = self
+            .conn
+            .prepare(&sql)
+            .map_err(self.err("searching messages"))?;
         let hits = st
             .query_map(params_from_iter(p.iter()), |r| {
                 let (timestamp, timestamp_epoch) = time_pair(opt_f64(r, 4)?);
@@ -770,7 +802,12 @@ impl StateDb {
 
     // -- writes (operator rows only) -------------------------------------
 
-    fn guarded<T>(&self, what: &str, f: impl FnMut(&rusqlite::Transaction) -> rusqlite::Result<Guarded<T>>, id: &str) -> Result<T> {
+    fn guarded<T>(
+        &self,
+        what: &str,
+        f: impl FnMut(&rusqlite::Transaction) -> rusqlite::Result<Guarded<T>>,
+        id: &str,
+    ) -> Result<T> {
         match with_immediate(&self.conn, &self.path, what, f)? {
             Guarded::Done(v) => Ok(v),
             Guarded::Missing => Err(Error::not_found(format!(
@@ -818,7 +855,11 @@ impl StateDb {
                     &format!("UPDATE sessions SET title = ?1 WHERE id = ?2 AND {OPERATOR_ROW}"),
                     rusqlite::params![title, id],
                 )?;
-                Ok(if n == 1 { Guarded::Done(prev) } else { Guarded::Missing })
+                Ok(if n == 1 {
+                    Guarded::Done(prev)
+                } else {
+                    Guarded::Missing
+                })
             },
             id,
         )
@@ -832,9 +873,11 @@ impl StateDb {
             "ending a session",
             |tx| {
                 let exists: Option<i64> = tx
-                    .query_row(&format!("SELECT 1 FROM sessions WHERE id = ?1 AND {OPERATOR_ROW}"), [id], |r| {
-                        r.get(0)
-                    })
+                    .query_row(
+                        &format!("SELECT 1 FROM sessions WHERE id = ?1 AND {OPERATOR_ROW}"),
+                        [id],
+                        |r| r.get(0),
+                    )
                     .optional()?;
                 if exists.is_none() {
                     return Ok(Guarded::Missing);
@@ -855,26 +898,58 @@ impl StateDb {
     /// Insert a new operator session row (`source='operator'`, `started_at`
     /// now, counters at Hermes' defaults). The id must be `op_` + 12
     /// lowercase hex; an existing id → `Kind::Conflict`.
-    pub fn create_operator_session(&self, id: &str, user_id: &str, model: Option<&str>) -> Result<()> {
+    pub fn create_operator_session(
+        &self,
+        id: &str,
+        user_id: &str,
+        model: Option<&str>,
+    ) -> Result<()> {
         let ok = id.len() == 15
             && id.starts_with("op_")
             && id[3..].chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'));
         if !ok {
-            return Err(Error::internal(format!("refusing to create session with id {id:?}: not op_<12 hex>")));
+            return Err(Error::internal(format!(
+                "refusing to create session with id {id:?}: not op_<12 hex>"
+            )));
         }
-        let r = with_immediate(&self.conn, &self.path, "creating an operator session", |tx| {
-            tx.execute(
+        let r = with_immediate(
+            &self.conn,
+            &self.path,
+            "creating an operator session",
+            |tx| {
+                tx.execute(
                 "INSERT INTO sessions (id, source, user_id, model, started_at) VALUES (?1, 'operator', ?2, ?3, ?4)",
                 rusqlite::params![id, user_id, model, now_epoch()],
             )
-        });
+            },
+        );
         match r {
             Ok(_) => Ok(()),
-            Err(e) if e.message.contains("UNIQUE constraint failed") || e.message.contains("PRIMARY KEY") => {
+            Err(e)
+                if e.message.contains("UNIQUE constraint failed")
+                    || e.message.contains("PRIMARY KEY") =>
+            {
                 Err(Error::conflict(format!("session {id} already exists")))
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Remove an operator session that has no messages (a first turn that
+    /// failed before Hermes wrote anything), so no empty husk is left behind.
+    /// Returns whether a row was removed.
+    pub fn delete_empty_operator_session(&self, id: &str) -> Result<bool> {
+        let sql = format!(
+            "DELETE FROM sessions WHERE id = ?1 AND {OPERATOR_ROW}
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE session_id = ?1)"
+        );
+        let n = with_immediate(
+            &self.conn,
+            &self.path,
+            "removing an empty operator session",
+            |tx| tx.execute(&sql, [id]),
+        )?;
+        Ok(n > 0)
     }
 
     /// `EXPLAIN QUERY PLAN` details of a statement (for tests and `doctor`).
@@ -963,7 +1038,8 @@ mod tests {
     use super::*;
 
     /// Hermes 0.19.0's schema, verbatim from hermes_state.py.
-    pub(crate) const HERMES_SCHEMA: &str = include_str!("../../tests/fixtures/hermes_0.19.0_state_schema.sql");
+    pub(crate) const HERMES_SCHEMA: &str =
+        include_str!("../../tests/fixtures/hermes_0.19.0_state_schema.sql");
 
     fn make_db(dir: &Path) -> PathBuf {
         let p = dir.join("state.db");
@@ -1000,12 +1076,23 @@ mod tests {
         seed(&p, 300, 300);
         for analyzed in [false, true] {
             if analyzed {
-                Connection::open(&p).unwrap().execute_batch("ANALYZE").unwrap();
+                Connection::open(&p)
+                    .unwrap()
+                    .execute_batch("ANALYZE")
+                    .unwrap();
             }
             let db = StateDb::open_readonly(&p).unwrap();
-            for (user, since) in [(None, None), (Some("u_a"), None), (None, Some(1.0)), (Some("u_b"), Some(1.0))] {
+            for (user, since) in [
+                (None, None),
+                (Some("u_a"), None),
+                (None, Some(1.0)),
+                (Some("u_b"), Some(1.0)),
+            ] {
                 let q = ListQuery {
-                    rows: RowFilter { operator_only: true, user_id: user.map(str::to_string) },
+                    rows: RowFilter {
+                        operator_only: true,
+                        user_id: user.map(str::to_string),
+                    },
                     since,
                     until: None,
                     limit: Some(50),
@@ -1014,13 +1101,21 @@ mod tests {
                 let (sql, params) = db.list_sql(&q);
                 let refs: Vec<&dyn ToSql> = params.iter().map(|v| v as &dyn ToSql).collect();
                 let plan = db.query_plan(&sql, &refs).unwrap().join(" | ");
-                assert!(!plan.contains("TEMP B-TREE"), "analyzed={analyzed} {user:?} {since:?}: {plan}");
-                assert!(plan.contains("idx_sessions_started"), "analyzed={analyzed}: {plan}");
+                assert!(
+                    !plan.contains("TEMP B-TREE"),
+                    "analyzed={analyzed} {user:?} {since:?}: {plan}"
+                );
+                assert!(
+                    plan.contains("idx_sessions_started"),
+                    "analyzed={analyzed}: {plan}"
+                );
                 // And it returns the right rows, newest first.
                 let got = db.list_sessions(&q).unwrap();
                 assert_eq!(got.len(), 50);
                 assert!(got.iter().all(|s| s.is_operator()));
-                assert!(got.windows(2).all(|w| w[0].started_at_epoch >= w[1].started_at_epoch));
+                assert!(got
+                    .windows(2)
+                    .all(|w| w[0].started_at_epoch >= w[1].started_at_epoch));
                 if let Some(u) = user {
                     assert!(got.iter().all(|s| s.user_id.as_deref() == Some(u)));
                 }
@@ -1052,15 +1147,28 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("state.db");
         std::fs::write(&p, vec![0x5a_u8; 8192]).unwrap();
-        assert_eq!(StateDb::open_readonly(&p).err().unwrap().kind, crate::Kind::Corrupt);
+        assert_eq!(
+            StateDb::open_readonly(&p).err().unwrap().kind,
+            crate::Kind::Corrupt
+        );
         std::fs::write(&p, b"").unwrap();
-        assert_eq!(StateDb::open_readonly(&p).err().unwrap().kind, crate::Kind::Corrupt);
+        assert_eq!(
+            StateDb::open_readonly(&p).err().unwrap().kind,
+            crate::Kind::Corrupt
+        );
         std::fs::remove_file(&p).unwrap();
         let p = make_db(d.path());
-        Connection::open(&p).unwrap().execute_batch("ALTER TABLE sessions DROP COLUMN title").unwrap();
+        Connection::open(&p)
+            .unwrap()
+            .execute_batch("ALTER TABLE sessions DROP COLUMN cost_status")
+            .unwrap();
         let e = StateDb::open_readwrite(&p).err().unwrap();
         assert_eq!(e.kind, crate::Kind::Corrupt);
-        assert!(e.message.contains("sessions.title missing"), "{}", e.message);
+        assert!(
+            e.message.contains("sessions.cost_status missing"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -1094,16 +1202,41 @@ mod tests {
             .unwrap()
             .execute("INSERT INTO sessions (id, source, started_at) VALUES ('op_aaaaaaaaaaaa', 'cli', 1)", [])
             .unwrap();
-        assert_eq!(db.set_title("op_aaaaaaaaaaaa", Some("x")).err().unwrap().kind, crate::Kind::NotFound);
-        assert_eq!(db.end_session("20260101_000000_000000", "x").err().unwrap().kind, crate::Kind::NotFound);
-        db.create_operator_session("op_0123456789ab", "u_a", Some("m")).unwrap();
         assert_eq!(
-            db.create_operator_session("op_0123456789ab", "u_a", None).err().unwrap().kind,
+            db.set_title("op_aaaaaaaaaaaa", Some("x"))
+                .err()
+                .unwrap()
+                .kind,
+            crate::Kind::NotFound
+        );
+        assert_eq!(
+            db.end_session("20260101_000000_000000", "x")
+                .err()
+                .unwrap()
+                .kind,
+            crate::Kind::NotFound
+        );
+        db.create_operator_session("op_0123456789ab", "u_a", Some("m"))
+            .unwrap();
+        assert_eq!(
+            db.create_operator_session("op_0123456789ab", "u_a", None)
+                .err()
+                .unwrap()
+                .kind,
             crate::Kind::Conflict
         );
-        assert_eq!(db.set_title("op_0123456789ab", Some("native 1")).err().unwrap().kind, crate::Kind::Conflict);
+        assert_eq!(
+            db.set_title("op_0123456789ab", Some("native 1"))
+                .err()
+                .unwrap()
+                .kind,
+            crate::Kind::Conflict
+        );
         assert_eq!(db.set_title("op_0123456789ab", Some("mine")).unwrap(), None);
-        assert_eq!(db.set_title("op_0123456789ab", None).unwrap(), Some("mine".into()));
+        assert_eq!(
+            db.set_title("op_0123456789ab", None).unwrap(),
+            Some("mine".into())
+        );
         assert!(db.end_session("op_0123456789ab", "done").unwrap());
         assert!(!db.end_session("op_0123456789ab", "again").unwrap());
         let s = db.get_session("op_0123456789ab").unwrap().unwrap();
@@ -1118,7 +1251,11 @@ mod tests {
         let p = make_db(d.path());
         seed(&p, 2, 2);
         let holder = Connection::open(&p).unwrap();
-        holder.execute_batch("BEGIN IMMEDIATE; UPDATE sessions SET title = 'held' WHERE id = 'op_000000000000';").unwrap();
+        holder
+            .execute_batch(
+                "BEGIN IMMEDIATE; UPDATE sessions SET title = 'held' WHERE id = 'op_000000000000';",
+            )
+            .unwrap();
         let ro = StateDb::open_readonly(&p).unwrap();
         assert_eq!(ro.list_sessions(&ListQuery::default()).unwrap().len(), 4);
         let rw = StateDb::open_readwrite(&p).unwrap();
@@ -1130,28 +1267,69 @@ mod tests {
 
     #[test]
     fn title_sanitising_matches_hermes() {
-        assert_eq!(sanitize_title("  a\t\nb\x1b[31m  ").unwrap().as_deref(), Some("a b[31m"));
-        assert_eq!(sanitize_title("x\u{200b}\u{202e}y").unwrap().as_deref(), Some("xy"));
+        assert_eq!(
+            sanitize_title("  a\t\nb\x1b[31m  ").unwrap().as_deref(),
+            Some("a b[31m")
+        );
+        assert_eq!(
+            sanitize_title("x\u{200b}\u{202e}y").unwrap().as_deref(),
+            Some("xy")
+        );
         assert_eq!(sanitize_title(" \n ").unwrap(), None);
-        assert_eq!(sanitize_title(&"é".repeat(100)).unwrap().unwrap().chars().count(), 100);
-        assert_eq!(sanitize_title(&"é".repeat(101)).err().unwrap().kind, crate::Kind::Usage);
+        assert_eq!(
+            sanitize_title(&"é".repeat(100))
+                .unwrap()
+                .unwrap()
+                .chars()
+                .count(),
+            100
+        );
+        assert_eq!(
+            sanitize_title(&"é".repeat(101)).err().unwrap().kind,
+            crate::Kind::Usage
+        );
     }
 
     #[test]
     fn search_plans_never_pass_syntax_through() {
-        let caps = Caps { has_fts: true, has_trigram: true, ..Default::default() };
-        assert_eq!(plan_search("hello world", &caps).unwrap(), SearchPlan::Fts("\"hello\" AND \"world\"".into()));
+        let caps = Caps {
+            has_fts: true,
+            has_trigram: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            plan_search("hello world", &caps).unwrap(),
+            SearchPlan::Fts("\"hello\" AND \"world\"".into())
+        );
         assert_eq!(
             plan_search("say \"hi\" NEAR(a b) *", &caps).unwrap(),
             SearchPlan::Fts("\"say\" AND \"\"\"hi\"\"\" AND \"NEAR(a\" AND \"b)\"".into())
         );
         assert_eq!(plan_search("* ^ :", &caps).unwrap(), SearchPlan::Nothing);
-        assert_eq!(plan_search("大别山项目", &caps).unwrap(), SearchPlan::Trigram("\"大别山项目\"".into()));
-        assert_eq!(plan_search("大别", &caps).unwrap(), SearchPlan::Like(vec!["大别".into()]));
-        assert_eq!(plan_search("5%_大", &caps).unwrap(), SearchPlan::Trigram("\"5%_大\"".into()));
-        assert_eq!(plan_search("%大", &caps).unwrap(), SearchPlan::Like(vec![r"\%大".into()]));
-        assert_eq!(plan_search("   ", &caps).err().unwrap().kind, crate::Kind::Usage);
-        assert_eq!(plan_search(&"a".repeat(100_000), &caps).err().unwrap().kind, crate::Kind::Usage);
+        assert_eq!(
+            plan_search("大别山项目", &caps).unwrap(),
+            SearchPlan::Trigram("\"大别山项目\"".into())
+        );
+        assert_eq!(
+            plan_search("大别", &caps).unwrap(),
+            SearchPlan::Like(vec!["大别".into()])
+        );
+        assert_eq!(
+            plan_search("5%_大", &caps).unwrap(),
+            SearchPlan::Trigram("\"5%_大\"".into())
+        );
+        assert_eq!(
+            plan_search("%大", &caps).unwrap(),
+            SearchPlan::Like(vec![r"\%大".into()])
+        );
+        assert_eq!(
+            plan_search("   ", &caps).err().unwrap().kind,
+            crate::Kind::Usage
+        );
+        assert_eq!(
+            plan_search(&"a".repeat(100_000), &caps).err().unwrap().kind,
+            crate::Kind::Usage
+        );
         assert!(plan_search(&"a".repeat(512), &caps).is_ok());
     }
 
@@ -1171,19 +1349,58 @@ mod tests {
         .unwrap();
         let db = StateDb::open_readonly(&p).unwrap();
         assert!(db.caps.has_fts && db.caps.has_trigram);
-        let op = RowFilter { operator_only: true, user_id: None };
+        let op = RowFilter {
+            operator_only: true,
+            user_id: None,
+        };
         let all = RowFilter::default();
         assert_eq!(db.search("deploy", &op, 10).unwrap().len(), 1);
         assert_eq!(db.search("deploy", &all, 10).unwrap().len(), 2);
         assert_eq!(db.search("chat-send", &op, 10).unwrap().len(), 1);
         assert_eq!(db.search("大别山", &all, 10).unwrap().len(), 2);
         assert_eq!(db.search("大别", &op, 10).unwrap().len(), 1);
-        assert!(db.search("大别", &op, 10).unwrap()[0].snippet.as_deref().unwrap().contains("大别"));
-        assert_eq!(db.search("deploy", &RowFilter { operator_only: true, user_id: Some("u_b".into()) }, 10).unwrap().len(), 0);
+        assert!(db.search("大别", &op, 10).unwrap()[0]
+            .snippet
+            .as_deref()
+            .unwrap()
+            .contains("大别"));
+        assert_eq!(
+            db.search(
+                "deploy",
+                &RowFilter {
+                    operator_only: true,
+                    user_id: Some("u_b".into())
+                },
+                10
+            )
+            .unwrap()
+            .len(),
+            0
+        );
         let hit = &db.search("service", &op, 10).unwrap()[0];
-        assert!(hit.snippet.as_deref().unwrap().contains(">>>service<<<"), "{hit:?}");
-        for q in ["\"", "*", "NEAR(", "AND OR", "^", ":", "'", "a\"b", "deploy*", "col:deploy", "NOT deploy", "(((", "100%", "%", "_"] {
-            db.search(q, &all, 10).unwrap_or_else(|e| panic!("{q:?}: {e}"));
+        assert!(
+            hit.snippet.as_deref().unwrap().contains(">>>service<<<"),
+            "{hit:?}"
+        );
+        for q in [
+            "\"",
+            "*",
+            "NEAR(",
+            "AND OR",
+            "^",
+            ":",
+            "'",
+            "a\"b",
+            "deploy*",
+            "col:deploy",
+            "NOT deploy",
+            "(((",
+            "100%",
+            "%",
+            "_",
+        ] {
+            db.search(q, &all, 10)
+                .unwrap_or_else(|e| panic!("{q:?}: {e}"));
         }
         assert_eq!(db.search("100%", &all, 10).unwrap().len(), 1);
     }

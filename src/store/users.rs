@@ -21,6 +21,19 @@ const MIGRATIONS: &[&str] = &[
         password_changed_at TEXT NOT NULL,
         last_login_at TEXT
     );",
+    // v2: the daily budget ledger. A turn reserves before it runs and settles
+    // with its real cost after, so concurrent turns cannot overspend.
+    "CREATE TABLE spend (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        session_id TEXT,
+        reserved_usd REAL NOT NULL,
+        actual_usd REAL,
+        created_at TEXT NOT NULL,
+        settled_at TEXT
+    );
+    CREATE INDEX spend_user_day ON spend(user_id, day);",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -179,8 +192,11 @@ impl UserStore {
 
     pub fn get(&self, username: &str) -> Result<User> {
         self.find(username)?.ok_or_else(|| {
-            Error::not_found(format!("no user named {:?}", crate::output::clip(username, 80)))
-                .hint("`hermes-operator user list` shows the accounts")
+            Error::not_found(format!(
+                "no user named {:?}",
+                crate::output::clip(username, 80)
+            ))
+            .hint("`hermes-operator user list` shows the accounts")
         })
     }
 
@@ -218,7 +234,9 @@ impl UserStore {
         match r {
             Ok(_) => {}
             Err(e) if e.message.contains("UNIQUE constraint failed") => {
-                return Err(Error::conflict(format!("a user named {username:?} already exists")))
+                return Err(Error::conflict(format!(
+                    "a user named {username:?} already exists"
+                )))
             }
             Err(e) => return Err(e),
         }
@@ -227,9 +245,20 @@ impl UserStore {
 
     /// Apply a change to one user inside one write transaction. `bump_tokens`
     /// increments the token version, revoking every earlier token.
-    fn update(&self, id: &str, what: &str, set_sql: &str, value: rusqlite::types::Value, bump_tokens: bool) -> Result<()> {
+    fn update(
+        &self,
+        id: &str,
+        what: &str,
+        set_sql: &str,
+        value: rusqlite::types::Value,
+        bump_tokens: bool,
+    ) -> Result<()> {
         let now = now_rfc3339();
-        let bump = if bump_tokens { ", token_version = token_version + 1" } else { "" };
+        let bump = if bump_tokens {
+            ", token_version = token_version + 1"
+        } else {
+            ""
+        };
         let sql = format!("UPDATE users SET {set_sql}, updated_at = ?2{bump} WHERE id = ?3");
         let n = with_immediate(&self.conn, &self.path, what, |tx| {
             tx.execute(&sql, params![value, now, id])
@@ -256,18 +285,33 @@ impl UserStore {
     }
 
     pub fn set_role(&self, id: &str, role: Role) -> Result<()> {
-        self.update(id, "changing role", "role = ?1", role.as_str().to_string().into(), true)
+        self.update(
+            id,
+            "changing role",
+            "role = ?1",
+            role.as_str().to_string().into(),
+            true,
+        )
     }
 
     pub fn set_disabled(&self, id: &str, disabled: bool) -> Result<()> {
         // Disabling revokes tokens; enabling does not resurrect them.
-        self.update(id, "changing disabled flag", "disabled = ?1", (disabled as i64).into(), disabled)
+        self.update(
+            id,
+            "changing disabled flag",
+            "disabled = ?1",
+            (disabled as i64).into(),
+            disabled,
+        )
     }
 
     pub fn record_login(&self, id: &str) -> Result<()> {
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "recording login", |tx| {
-            tx.execute("UPDATE users SET last_login_at = ?1 WHERE id = ?2", params![now, id])
+            tx.execute(
+                "UPDATE users SET last_login_at = ?1 WHERE id = ?2",
+                params![now, id],
+            )
         })?;
         Ok(())
     }
@@ -280,6 +324,60 @@ impl UserStore {
             return Err(Error::not_found(format!("user {id} no longer exists")));
         }
         Ok(())
+    }
+
+    /// Reserve `amount` of `user_id`'s budget for `day` (UTC YYYY-MM-DD)
+    /// unless settled spend + open reservations + amount would exceed
+    /// `limit`. Atomic across processes (one `BEGIN IMMEDIATE`).
+    /// Returns the reservation id, or `Err(spent_and_reserved)` when refused.
+    pub fn reserve_budget(
+        &self,
+        user_id: &str,
+        day: &str,
+        session_id: &str,
+        amount: f64,
+        limit: f64,
+    ) -> Result<std::result::Result<String, f64>> {
+        let id = format!("sp_{}", crate::auth::random_hex(8));
+        let now = now_rfc3339();
+        with_immediate(&self.conn, &self.path, "reserving budget", |tx| {
+            let used: f64 = tx.query_row(
+                "SELECT COALESCE(sum(COALESCE(actual_usd, reserved_usd)), 0) FROM spend WHERE user_id = ?1 AND day = ?2",
+                params![user_id, day],
+                |r| r.get(0),
+            )?;
+            if used >= limit || used + amount > limit + 1e-12 {
+                return Ok(Err(used));
+            }
+            tx.execute(
+                "INSERT INTO spend (id, user_id, day, session_id, reserved_usd, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, user_id, day, session_id, amount, now],
+            )?;
+            Ok(Ok(id.clone()))
+        })
+    }
+
+    /// Replace a reservation with what the turn really cost.
+    pub fn settle_budget(&self, reservation: &str, actual: f64) -> Result<()> {
+        let now = now_rfc3339();
+        with_immediate(&self.conn, &self.path, "settling budget", |tx| {
+            tx.execute(
+                "UPDATE spend SET actual_usd = ?1, settled_at = ?2 WHERE id = ?3",
+                params![actual.max(0.0), now, reservation],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Settled spend plus open reservations of a user on a day.
+    pub fn spent(&self, user_id: &str, day: &str) -> Result<f64> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(sum(COALESCE(actual_usd, reserved_usd)), 0) FROM spend WHERE user_id = ?1 AND day = ?2",
+                params![user_id, day],
+                |r| r.get(0),
+            )
+            .map_err(self.err("reading spend"))
     }
 
     /// Enabled admins other than `except`: guards against locking everyone out.

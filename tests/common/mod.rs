@@ -12,6 +12,9 @@
 //! * [`snapshot_non_operator`] proves that non-operator rows stay byte-identical.
 #![allow(dead_code)]
 
+/// A real Hermes gateway (API server) against our fake model: [`gateway::Gateway`].
+pub mod gateway;
+
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader};
@@ -88,14 +91,22 @@ fn ensure_venv(dir: &Path) {
         .unwrap_or_else(|| loud(format!("venv path {} has no parent", dir.display())));
     fs::create_dir_all(parent)
         .unwrap_or_else(|e| loud(format!("cannot create {}: {e}", parent.display())));
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let lock_path = parent.join(format!("{name}.lock"));
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .unwrap_or_else(|e| loud(format!("cannot open lock file {}: {e}", lock_path.display())));
+        .unwrap_or_else(|e| {
+            loud(format!(
+                "cannot open lock file {}: {e}",
+                lock_path.display()
+            ))
+        });
     // flock is released by the kernel when the holder dies: no stale locks.
     loop {
         let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
@@ -127,21 +138,30 @@ fn find_python() -> PathBuf {
     let mut seen = Vec::new();
     for c in &candidates {
         let out = Command::new(c)
-            .args(["-c", "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])"])
+            .args([
+                "-c",
+                "import sys, venv, ensurepip; print('%d.%d' % sys.version_info[:2])",
+            ])
             .stdin(Stdio::null())
             .output();
         match out {
             Ok(o) if o.status.success() => {
                 let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
                 let ok = matches!(v.as_str(), "3.11" | "3.12" | "3.13");
-                seen.push(format!("{c}: {v}{}", if ok { "" } else { " (unsupported)" }));
+                seen.push(format!(
+                    "{c}: {v}{}",
+                    if ok { "" } else { " (unsupported)" }
+                ));
                 if ok {
                     return PathBuf::from(c);
                 }
             }
             Ok(o) => seen.push(format!(
                 "{c}: no venv/ensurepip ({})",
-                String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
             )),
             Err(e) => seen.push(format!("{c}: {e}")),
         }
@@ -176,8 +196,11 @@ fn install_venv(dir: &Path) {
     ));
     fs::create_dir_all(dir)
         .unwrap_or_else(|e| loud(format!("cannot create {}: {e}", dir.display())));
-    fs::write(dir.join(INSTALLING_MARKER), b"install in progress or interrupted\n")
-        .unwrap_or_else(|e| loud(format!("cannot write into {}: {e}", dir.display())));
+    fs::write(
+        dir.join(INSTALLING_MARKER),
+        b"install in progress or interrupted\n",
+    )
+    .unwrap_or_else(|e| loud(format!("cannot write into {}: {e}", dir.display())));
     if !dir.join("bin/python").exists() {
         let py = find_python();
         let st = Command::new(&py)
@@ -198,7 +221,13 @@ fn install_venv(dir: &Path) {
         }
     }
     let st = Command::new(dir.join("bin/python"))
-        .args(["-m", "pip", "install", "--disable-pip-version-check", HERMES_PIP_SPEC])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            HERMES_PIP_SPEC,
+        ])
         .stdin(Stdio::null())
         .stdout(stderr_stdio())
         .status()
@@ -211,14 +240,19 @@ fn install_venv(dir: &Path) {
         ));
     }
     let _ = fs::remove_file(dir.join(INSTALLING_MARKER));
-    note(format!("hermes test harness: venv ready at {}", dir.display()));
+    note(format!(
+        "hermes test harness: venv ready at {}",
+        dir.display()
+    ));
 }
 
 /// Version from `lib/python*/site-packages/hermes_agent-*.dist-info/METADATA`.
 pub fn installed_hermes_version(venv: &Path) -> Option<String> {
     for lib in fs::read_dir(venv.join("lib")).ok()?.flatten() {
         let sp = lib.path().join("site-packages");
-        let Ok(entries) = fs::read_dir(&sp) else { continue };
+        let Ok(entries) = fs::read_dir(&sp) else {
+            continue;
+        };
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.starts_with("hermes_agent-") && n.ends_with(".dist-info") {
@@ -350,14 +384,23 @@ impl Drop for HeldLock {
 /// Returns once the lock is held.
 pub fn hold_lock(db: &Path, seconds: f64) -> HeldLock {
     let secs = seconds.to_string();
-    let mut child = fixture_cmd(&["hold-lock", "--db", &db.to_string_lossy(), "--seconds", &secs])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn hold-lock");
+    let mut child = fixture_cmd(&[
+        "hold-lock",
+        "--db",
+        &db.to_string_lossy(),
+        "--seconds",
+        &secs,
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .expect("spawn hold-lock");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).expect("read hold-lock");
-    assert!(line.contains("\"locked\": true"), "hold-lock did not lock: {line:?}");
+    assert!(
+        line.contains("\"locked\": true"),
+        "hold-lock did not lock: {line:?}"
+    );
     HeldLock { child, stdout }
 }
 
@@ -369,10 +412,15 @@ pub fn hermes_cmd(home: &Path, args: &[&str]) -> Command {
     // check_for_updates; there is no env switch). Seed it once per home.
     let cache = home.join(".update_check");
     if !cache.exists() && home.is_dir() {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         let _ = fs::write(
             &cache,
-            format!("{{\"ts\": {now}, \"behind\": 0, \"rev\": null, \"ver\": \"{HERMES_VERSION}\"}}"),
+            format!(
+                "{{\"ts\": {now}, \"behind\": 0, \"rev\": null, \"ver\": \"{HERMES_VERSION}\"}}"
+            ),
         );
     }
     let mut c = Command::new(hermes_venv().join("bin/hermes"));
@@ -478,7 +526,9 @@ pub fn open_ro(db: &Path) -> rusqlite::Connection {
 
 pub fn count_by_source(db: &Path) -> BTreeMap<String, i64> {
     let c = open_ro(db);
-    let mut st = c.prepare("SELECT source, count(*) FROM sessions GROUP BY source").unwrap();
+    let mut st = c
+        .prepare("SELECT source, count(*) FROM sessions GROUP BY source")
+        .unwrap();
     let rows = st
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
         .unwrap();
@@ -488,7 +538,9 @@ pub fn count_by_source(db: &Path) -> BTreeMap<String, i64> {
 pub fn operator_session_ids(db: &Path) -> Vec<String> {
     let c = open_ro(db);
     let mut st = c
-        .prepare(&format!("SELECT id FROM sessions WHERE {OP_ROW_SQL} ORDER BY id"))
+        .prepare(&format!(
+            "SELECT id FROM sessions WHERE {OP_ROW_SQL} ORDER BY id"
+        ))
         .unwrap();
     let rows = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
     rows.map(|r| r.unwrap()).collect()
@@ -506,17 +558,26 @@ pub fn operator_session_ids(db: &Path) -> Vec<String> {
 /// reports "database disk image is malformed" although Hermes' SQLite says ok.
 pub fn fts_integrity_check(db: &Path) {
     let r = fixture(&["fts-check", "--db", &db.to_string_lossy()]);
-    assert_eq!(r["ok"], true, "FTS integrity-check failed on {}: {r}", db.display());
+    assert_eq!(
+        r["ok"],
+        true,
+        "FTS integrity-check failed on {}: {r}",
+        db.display()
+    );
 }
 
 /// The same check with rusqlite's bundled SQLite (what our binary links).
 /// Only meaningful when no message content contains a NUL byte (see above).
 pub fn fts_integrity_check_bundled(db: &Path) -> Result<(), String> {
     let c = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
-    c.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     for t in ["messages_fts", "messages_fts_trigram"] {
-        c.execute(&format!("INSERT INTO {t}({t}) VALUES('integrity-check')"), [])
-            .map_err(|e| format!("{t}: {e}"))?;
+        c.execute(
+            &format!("INSERT INTO {t}({t}) VALUES('integrity-check')"),
+            [],
+        )
+        .map_err(|e| format!("{t}: {e}"))?;
     }
     Ok(())
 }
@@ -533,7 +594,10 @@ pub fn sql_literal(v: rusqlite::types::ValueRef<'_>) -> String {
         ValueRef::Real(f) => format!("R{f:?}"),
         ValueRef::Text(b) => match std::str::from_utf8(b) {
             Ok(t) if !t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') => {
-                let esc = t.replace('\\', "\\\\").replace('\n', "\\n").replace('\t', "\\t");
+                let esc = t
+                    .replace('\\', "\\\\")
+                    .replace('\n', "\\n")
+                    .replace('\t', "\\t");
                 format!("'{}'", esc.replace('\'', "''"))
             }
             _ => format!("T'{}'", hex_lower(b)),
@@ -576,7 +640,9 @@ pub fn snapshot_non_operator(db: &Path) -> Vec<String> {
     let op_messages = format!("SELECT id FROM messages WHERE session_id IN ({op_sessions})");
     let mut out = Vec::new();
 
-    let uv: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let uv: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     out.push(format!("pragma|user_version|{uv}"));
 
     let mut master: Vec<(String, String, String, Option<String>)> = {
@@ -593,12 +659,20 @@ pub fn snapshot_non_operator(db: &Path) -> Vec<String> {
         .iter()
         .filter(|(t, _, _, sql)| {
             t == "table"
-                && sql.as_deref().unwrap_or("").trim_start().to_ascii_uppercase().starts_with("CREATE VIRTUAL TABLE")
+                && sql
+                    .as_deref()
+                    .unwrap_or("")
+                    .trim_start()
+                    .to_ascii_uppercase()
+                    .starts_with("CREATE VIRTUAL TABLE")
         })
         .map(|(_, n, _, _)| n.clone())
         .collect();
     for (t, n, tbl, sql) in &master {
-        out.push(format!("schema|{t}|{n}|{tbl}|{}", sql.as_deref().unwrap_or("NULL")));
+        out.push(format!(
+            "schema|{t}|{n}|{tbl}|{}",
+            sql.as_deref().unwrap_or("NULL")
+        ));
     }
 
     for (ty, name, _, sql) in &master {
@@ -624,7 +698,9 @@ pub fn snapshot_non_operator(db: &Path) -> Vec<String> {
             _ => String::new(),
         };
         let cols: Vec<String> = {
-            let mut st = c.prepare(&format!("PRAGMA table_info({})", qident(name))).unwrap();
+            let mut st = c
+                .prepare(&format!("PRAGMA table_info({})", qident(name)))
+                .unwrap();
             let rows = st.query_map([], |r| r.get::<_, String>(1)).unwrap();
             rows.map(|r| r.unwrap()).collect()
         };
@@ -639,7 +715,9 @@ pub fn snapshot_non_operator(db: &Path) -> Vec<String> {
         }
         exprs.extend(cols.iter().map(|c| qident(c)));
         let select = format!("SELECT {} FROM {} {filter}", exprs.join(", "), qident(name));
-        let mut st = c.prepare(&select).unwrap_or_else(|e| panic!("{select}: {e}"));
+        let mut st = c
+            .prepare(&select)
+            .unwrap_or_else(|e| panic!("{select}: {e}"));
         let n = exprs.len();
         let rows = st
             .query_map([], |r| {

@@ -1,8 +1,68 @@
+use crate::cli::session::{cell, opt_cell};
 use crate::cli::Ctx;
+use crate::error::Error;
+use crate::reports::Usage;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The day to report (YYYY-MM-DD) [default: today in --tz]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+    /// Time zone the day is taken in (IANA name, e.g. Asia/Shanghai)
+    #[arg(long, value_name = "Area/City", default_value = "UTC")]
+    pub tz: String,
+}
 
-pub fn run(_ctx: &Ctx, _a: Args) -> crate::Result<()> {
-    Err(crate::Error::internal("audit daily is not built yet"))
+fn usage_cells(u: &Usage) -> Vec<String> {
+    vec![
+        u.sessions.to_string(),
+        u.messages.to_string(),
+        u.input_tokens.to_string(),
+        u.output_tokens.to_string(),
+        format!("{:.4}", u.cost_usd),
+    ]
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let tz: chrono_tz::Tz = a.tz.parse().map_err(|_| {
+        Error::usage(format!("--tz {:?}: not an IANA time zone", cell(&a.tz, 40)))
+            .hint("use a name like UTC, Europe/Berlin or Asia/Shanghai")
+    })?;
+    let date = match &a.date {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| Error::usage(format!("--date {:?}: expected YYYY-MM-DD", cell(d, 40))))?,
+        None => chrono::Utc::now().with_timezone(&tz).date_naive(),
+    };
+    let r = crate::reports::daily(&ctx.app, date, tz)?;
+    if ctx.out.json {
+        return ctx.out.json(&r);
+    }
+    let head = ["sessions", "messages", "tokens in", "tokens out", "cost $"];
+    let mut t = ctx
+        .out
+        .table(&[&["user", "user id"][..], &head[..]].concat());
+    for u in &r.by_user {
+        let mut row = vec![cell(&u.username, 32), opt_cell(u.user_id.as_deref(), 24)];
+        row.extend(usage_cells(&u.usage));
+        t.add_row(row);
+    }
+    let mut total = vec!["TOTAL".to_string(), String::new()];
+    total.extend(usage_cells(&r.totals));
+    t.add_row(total);
+    ctx.out.print_table(&t)?;
+    let mut t = ctx.out.table(&[&["model"][..], &head[..]].concat());
+    for m in &r.by_model {
+        let mut row = vec![opt_cell(m.model.as_deref().or(Some("(unknown)")), 40)];
+        row.extend(usage_cells(&m.usage));
+        t.add_row(row);
+    }
+    ctx.out.print_table(&t)?;
+    ctx.out.info(format!(
+        "{} ({}): {} .. {} UTC; operator sessions only",
+        r.date,
+        r.tz,
+        r.from.trim_end_matches('Z').replace('T', " "),
+        r.to.trim_end_matches('Z').replace('T', " ")
+    ));
+    Ok(())
 }

@@ -38,8 +38,16 @@ pub(crate) fn parse_bound(flag: &str, s: &str) -> crate::Result<String> {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let since = a.since.as_deref().map(|s| parse_bound("--since", s)).transpose()?;
-    let until = a.until.as_deref().map(|s| parse_bound("--until", s)).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| parse_bound("--since", s))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| parse_bound("--until", s))
+        .transpose()?;
     if let (Some(s), Some(u)) = (&since, &until) {
         if s >= u {
             return Err(Error::usage("--since must be before --until"));
@@ -55,8 +63,19 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout().lock());
             let csv_err = |e: csv::Error| Error::internal(format!("writing CSV: {e}"));
-            w.write_record(["seq", "id", "ts", "type", "session_id", "user_id", "actor", "data", "prev_hash", "hash"])
-                .map_err(csv_err)?;
+            w.write_record([
+                "seq",
+                "id",
+                "ts",
+                "type",
+                "session_id",
+                "user_id",
+                "actor",
+                "data",
+                "prev_hash",
+                "hash",
+            ])
+            .map_err(csv_err)?;
             store.in_range(since.as_deref(), until.as_deref(), |ev| {
                 n += 1;
                 w.write_record([
@@ -73,7 +92,8 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
                 ])
                 .map_err(csv_err)
             })?;
-            w.flush().map_err(|e| Error::internal(format!("writing CSV: {e}")))?;
+            w.flush()
+                .map_err(|e| Error::internal(format!("writing CSV: {e}")))?;
         }
     }
     ctx.out.info(format!("{n} event(s) exported"));

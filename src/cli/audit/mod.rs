@@ -49,11 +49,24 @@ pub(crate) fn summarize(ev: &crate::store::events::Event) -> String {
     let v = ev.data_value();
     let pick = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     let s = match ev.kind.as_str() {
-        "user_message" => pick("content").or_else(|| pick("content_sha256").map(|h| format!("sha256:{h}"))),
-        "tool_call" => pick("tool").map(|t| format!("{t} {}", v.get("arguments").map(|a| a.to_string()).unwrap_or_default())),
-        "tool_result" => pick("tool").map(|t| format!("{t} → {}", pick("status").unwrap_or_default())),
+        "user_message" => {
+            pick("content").or_else(|| pick("content_sha256").map(|h| format!("sha256:{h}")))
+        }
+        "tool_call" => pick("tool").map(|t| {
+            format!(
+                "{t} {}",
+                v.get("arguments")
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )
+        }),
+        "tool_result" => {
+            pick("tool").map(|t| format!("{t} → {}", pick("status").unwrap_or_default()))
+        }
         "approval_request" => pick("command"),
-        "approval" => pick("choice").map(|c| format!("{c} by {}", pick("decided_by").unwrap_or_default())),
+        "approval" => {
+            pick("choice").map(|c| format!("{c} by {}", pick("decided_by").unwrap_or_default()))
+        }
         "error" => pick("message"),
         _ => None,
     };

@@ -32,7 +32,9 @@ pub fn parse_duration(s: &str) -> crate::Result<i64> {
         "w" => 7 * 86_400,
         _ => return Err(bad()),
     };
-    n.checked_mul(mult).filter(|v| *v > 0 && *v < 100 * 365 * 86_400).ok_or_else(bad)
+    n.checked_mul(mult)
+        .filter(|v| *v > 0 && *v < 100 * 365 * 86_400)
+        .ok_or_else(bad)
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
@@ -48,14 +50,22 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     // Never prune a chain that does not verify: that would destroy the evidence.
     let r = integrity::verify(&store, Some(&key.verifying_key()), &[])?;
     if let Some(p) = r.problem {
-        return Err(Error::integrity(format!("not pruning: the log does not verify ({})", p.message)));
+        return Err(Error::integrity(format!(
+            "not pruning: the log does not verify ({})",
+            p.message
+        )));
     }
     if !ctx.confirm(&format!("Delete audit events older than {cutoff}?"), a.yes)? {
         return Err(Error::usage("cancelled; nothing was changed"));
     }
     let pk = key.verifying_key().to_bytes().to_vec();
     let (n, anchor) = store.prune(&cutoff, |seq, hash| {
-        (pk.clone(), key.sign(&integrity::anchor_message(seq, hash)).to_bytes().to_vec())
+        (
+            pk.clone(),
+            key.sign(&integrity::anchor_message(seq, hash))
+                .to_bytes()
+                .to_vec(),
+        )
     })?;
     let data = serde_json::json!({
         "cutoff": cutoff,
@@ -68,7 +78,10 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         ctx.out.json(&data)?;
     } else {
         ctx.out.line(match &anchor {
-            Some(a) => format!("removed {n} event(s) up to seq {}; the chain now starts from a signed anchor", a.seq),
+            Some(a) => format!(
+                "removed {n} event(s) up to seq {}; the chain now starts from a signed anchor",
+                a.seq
+            ),
             None => "nothing older than the cutoff; nothing removed".to_string(),
         })?;
     }

@@ -45,7 +45,9 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         let linked = if ev.seq == 1 {
             ev.prev_hash == GENESIS
         } else {
-            store.hash_at(ev.seq - 1)?.is_some_and(|h| h == ev.prev_hash)
+            store
+                .hash_at(ev.seq - 1)?
+                .is_some_and(|h| h == ev.prev_hash)
         };
         let ok = own && linked;
         all_ok &= ok;
@@ -61,11 +63,17 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
             "events": rows,
         }))?;
     } else {
-        let mut t = ctx.out.table(&["seq", "time (UTC)", "type", "actor", "", "details"]);
+        let mut t = ctx
+            .out
+            .table(&["seq", "time (UTC)", "type", "actor", "", "details"]);
         for r in &rows {
             t.add_row(vec![
                 r.event.seq.to_string(),
-                r.event.ts.get(..19).unwrap_or(&r.event.ts).replace('T', " "),
+                r.event
+                    .ts
+                    .get(..19)
+                    .unwrap_or(&r.event.ts)
+                    .replace('T', " "),
                 r.event.kind.clone(),
                 crate::output::sanitize(&r.event.actor),
                 if r.integrity == "ok" { "✓" } else { "✗" }.to_string(),
@@ -76,7 +84,11 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         ctx.out.info(format!(
             "{} event(s); integrity: {}",
             rows.len(),
-            if all_ok { "ok (run `audit verify` for the whole chain)" } else { "FAILED" }
+            if all_ok {
+                "ok (run `audit verify` for the whole chain)"
+            } else {
+                "FAILED"
+            }
         ));
     }
     if all_ok {

@@ -23,7 +23,10 @@ fn print(ctx: &Ctx, ev: &crate::store::events::Event) -> crate::Result<()> {
             ev.ts.get(..19).unwrap_or(&ev.ts).replace('T', " "),
             ev.kind,
             crate::output::sanitize(&ev.actor),
-            ev.session_id.as_deref().map(crate::output::sanitize).unwrap_or_else(|| "-".into()),
+            ev.session_id
+                .as_deref()
+                .map(crate::output::sanitize)
+                .unwrap_or_else(|| "-".into()),
             super::summarize(ev)
         ))
     }

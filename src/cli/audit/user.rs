@@ -1,8 +1,60 @@
+use crate::cli::session::{cell, opt_cell, when};
 use crate::cli::Ctx;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Username
+    pub name: String,
+}
 
-pub fn run(_ctx: &Ctx, _a: Args) -> crate::Result<()> {
-    Err(crate::Error::internal("audit user is not built yet"))
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let r = crate::reports::user_report(&ctx.app, &a.name)?;
+    if ctx.out.json {
+        return ctx.out.json(&r);
+    }
+    crate::cli::user::print_user(ctx, &r.user)?;
+    ctx.out.line(format!(
+        "operator sessions: {} · tokens in/out: {}/{} · cost: ${:.4}",
+        r.sessions.count, r.sessions.input_tokens, r.sessions.output_tokens, r.sessions.cost_usd
+    ))?;
+    let mut t = ctx.out.table(&[
+        "session",
+        "title",
+        "started (UTC)",
+        "msgs",
+        "cost $",
+        "ended",
+    ]);
+    for i in &r.recent_sessions {
+        let s = &i.session;
+        t.add_row(vec![
+            cell(&s.id, 40),
+            opt_cell(s.title.as_deref(), 40),
+            when(s.started_at.as_deref()),
+            s.message_count.to_string(),
+            format!("{:.4}", s.cost_usd()),
+            if s.ended_at.is_some() { "yes" } else { "open" }.to_string(),
+        ]);
+    }
+    ctx.out.print_table(&t)?;
+    let mut t = ctx
+        .out
+        .table(&["seq", "time (UTC)", "type", "session", "actor", "details"]);
+    for ev in &r.recent_events {
+        t.add_row(vec![
+            ev.seq.to_string(),
+            ev.ts.get(..19).unwrap_or(&ev.ts).replace('T', " "),
+            cell(&ev.kind, 24),
+            opt_cell(ev.session_id.as_deref(), 40),
+            cell(&ev.actor, 30),
+            super::summarize(ev),
+        ]);
+    }
+    ctx.out.print_table(&t)?;
+    ctx.out.info(format!(
+        "{} recent session(s), {} recent event(s)",
+        r.recent_sessions.len(),
+        r.recent_events.len()
+    ));
+    Ok(())
 }

@@ -46,7 +46,9 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
             r.last_seq,
             &r.head_hash[..16],
             r.checkpoints_checked,
-            r.anchor_seq.map(|s| format!("; starts after signed prune anchor at seq {s}")).unwrap_or_default()
+            r.anchor_seq
+                .map(|s| format!("; starts after signed prune anchor at seq {s}"))
+                .unwrap_or_default()
         ))?;
         ctx.out.info(format!("verified in {secs:.3}s"));
     }

@@ -17,6 +17,9 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     crate::store::users::validate_username(&a.name)?;
     let pw = read_new_password(a.password_stdin, &a.name)?;
     let u = crate::accounts::add_user(&ctx.app, &a.name, a.role, &pw)?;
-    ctx.out.info(format!("created user {} ({}) with id {}", u.username, u.role, u.id));
+    ctx.out.info(format!(
+        "created user {} ({}) with id {}",
+        u.username, u.role, u.id
+    ));
     super::print_user(ctx, &u)
 }

@@ -11,7 +11,11 @@ pub fn run(ctx: &Ctx, a: Args, disable: bool) -> crate::Result<()> {
     ctx.out.info(format!(
         "{} is {}",
         u.username,
-        if u.disabled { "disabled; its tokens are revoked" } else { "enabled" }
+        if u.disabled {
+            "disabled; its tokens are revoked"
+        } else {
+            "enabled"
+        }
     ));
     super::print_user(ctx, &u)
 }

@@ -10,14 +10,19 @@ pub fn run(ctx: &Ctx) -> crate::Result<()> {
     if ctx.out.json {
         return ctx.out.json(&users);
     }
-    let mut t = ctx.out.table(&["username", "role", "status", "id", "created", "last login"]);
+    let mut t = ctx
+        .out
+        .table(&["username", "role", "status", "id", "created", "last login"]);
     for u in &users {
         t.add_row(vec![
             u.username.clone(),
             u.role.to_string(),
             if u.disabled { "disabled" } else { "active" }.to_string(),
             u.id.clone(),
-            u.created_at.get(..19).unwrap_or(&u.created_at).replace('T', " "),
+            u.created_at
+                .get(..19)
+                .unwrap_or(&u.created_at)
+                .replace('T', " "),
             u.last_login_at
                 .as_deref()
                 .map(|s| s.get(..19).unwrap_or(s).replace('T', " "))

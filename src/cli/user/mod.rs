@@ -59,10 +59,16 @@ pub(crate) fn print_user(ctx: &Ctx, u: &User) -> crate::Result<()> {
     t.add_row(vec!["username".to_string(), u.username.clone()]);
     t.add_row(vec!["role".to_string(), u.role.to_string()]);
     t.add_row(vec!["disabled".to_string(), u.disabled.to_string()]);
-    t.add_row(vec!["token_version".to_string(), u.token_version.to_string()]);
+    t.add_row(vec![
+        "token_version".to_string(),
+        u.token_version.to_string(),
+    ]);
     t.add_row(vec!["created_at".to_string(), u.created_at.clone()]);
     t.add_row(vec!["updated_at".to_string(), u.updated_at.clone()]);
-    t.add_row(vec!["password_changed_at".to_string(), u.password_changed_at.clone()]);
+    t.add_row(vec![
+        "password_changed_at".to_string(),
+        u.password_changed_at.clone(),
+    ]);
     t.add_row(vec![
         "last_login_at".to_string(),
         u.last_login_at.clone().unwrap_or_else(|| "never".into()),

@@ -14,6 +14,9 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     ctx.app.users()?.get(&a.name)?;
     let pw = read_new_password(a.password_stdin, &a.name)?;
     let u = crate::accounts::set_password(&ctx.app, &a.name, &pw)?;
-    ctx.out.info(format!("password changed for {}; earlier tokens are revoked", u.username));
+    ctx.out.info(format!(
+        "password changed for {}; earlier tokens are revoked",
+        u.username
+    ));
     Ok(())
 }

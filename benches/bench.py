@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""hermes-operator benchmarks: whole processes, measured side by side.
+
+    python3 benches/bench.py [--sessions 10000] [--native 5000] [--events 1000000] [--runs 21]
+
+What it does (documented in README, "Benchmarks"):
+  1. builds the release binary and the append_events example;
+  2. makes a HERMES_HOME whose state.db is written by the REAL Hermes 0.19.0
+     (tests/fixtures/hermes_fixture.py through Hermes' own SessionDB), with
+     --sessions operator sessions and --native native ones, and users.db
+     accounts whose ids those sessions carry;
+  3. appends --events events to events.db through the library's append path
+     in durable batches (appends/s);
+  4. runs each pair of commands alternately (A, B, A, B, ...) so both see the
+     same machine state, and reports the median wall time, the ratio of
+     medians and the peak resident memory (ru_maxrss of the child, via wait4).
+
+Results go to stdout as a Markdown table and to bench-results/results.json.
+The machine is noisy: only ratios measured in one run are meaningful.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
+                           Path.home() / ".cache/hermes-operator-test/venv-0.19.0"))
+FIXTURE = ROOT / "tests/fixtures/hermes_fixture.py"
+BIN = ROOT / "target/release/hermes-operator"
+APPEND = ROOT / "target/release/examples/append_events"
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def ensure_venv():
+    if not (VENV / "bin/hermes").exists():
+        print(f"creating Hermes venv at {VENV} (pip install hermes-agent[messaging]==0.19.0)", file=sys.stderr)
+        sh([sys.executable, "-m", "venv", str(VENV)])
+        sh([str(VENV / "bin/pip"), "install", "-q", "hermes-agent[messaging]==0.19.0"])
+
+
+def run_once(cmd, env, stdin=None):
+    """Run one process; return (seconds, peak RSS in KiB, stdout bytes)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE)
+    out, err = p.communicate(stdin)
+    # communicate() reaps the child; take rusage from the process table first.
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(map(str, cmd))}\n{err.decode(errors='replace')}")
+    return dt, out
+
+
+def measure_pair(name_a, cmd_a, name_b, cmd_b, env, runs):
+    """Alternate A and B; return medians and peak RSS of each."""
+    ta, tb = [], []
+    rss = {}
+    for name, cmd in ((name_a, cmd_a), (name_b, cmd_b)):
+        rss[name] = peak_rss(cmd, env)
+        run_once(cmd, env)  # warm the page cache
+    for _ in range(runs):
+        ta.append(run_once(cmd_a, env)[0])
+        tb.append(run_once(cmd_b, env)[0])
+    return {
+        "a": name_a, "b": name_b,
+        "a_median_ms": statistics.median(ta) * 1e3,
+        "b_median_ms": statistics.median(tb) * 1e3,
+        "a_rss_mb": rss[name_a] / 1024, "b_rss_mb": rss[name_b] / 1024,
+        "ratio_a_over_b": statistics.median(ta) / statistics.median(tb),
+        "runs": runs,
+    }
+
+
+def peak_rss(cmd, env):
+    """Peak resident set of one run, in KiB (wait4's ru_maxrss)."""
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed: {' '.join(map(str, cmd))}")
+    return ru.ru_maxrss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=10000, help="operator sessions")
+    ap.add_argument("--native", type=int, default=5000, help="native Hermes sessions")
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=21)
+    ap.add_argument("--hermes-runs", type=int, default=5, help="runs of the slow `hermes sessions list`")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary HERMES_HOME")
+    args = ap.parse_args()
+
+    sh(["cargo", "build", "--release", "--bin", "hermes-operator", "--example", "append_events"], cwd=ROOT)
+    ensure_venv()
+    if not shutil.which("sqlite3"):
+        raise SystemExit("sqlite3 CLI is needed for the comparisons: apt-get install sqlite3")
+
+    home = Path(tempfile.mkdtemp(prefix="hermes-operator-bench-"))
+    env = dict(os.environ, NO_COLOR="1", HERMES_HOME=str(home), HERMES_DISABLE_LAZY_INSTALLS="1")
+    op = [str(BIN), "--hermes-home", str(home)]
+    results = {"machine": {"nproc": os.cpu_count()}, "pairs": [], "single": []}
+    try:
+        user_ids = []
+        for name in ("alice", "bob", "carol", "dave"):
+            out = sh(op + ["--json", "user", "add", name, "--role", "user", "--password-stdin"],
+                     input=b"bench password 123\n", capture_output=True, env=env).stdout
+            user_ids.append(json.loads(out)["id"])
+        t0 = time.perf_counter()
+        made = json.loads(sh([str(VENV / "bin/python"), str(FIXTURE), "make", "--db", str(home / "state.db"),
+                              "--native", str(args.native), "--operator", str(args.sessions),
+                              "--users", ",".join(user_ids), "--seed", "7"],
+                             capture_output=True, env=env).stdout)
+        print(f"state.db by real Hermes: {made.get('sessions')} sessions, {made.get('messages')} messages "
+              f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        results["state_db"] = {"sessions": made.get("sessions"), "messages": made.get("messages")}
+
+        # Event appends in durable batches (synchronous=FULL, one transaction per batch).
+        events_db = home / "plugins/operator/events.db"
+        t0 = time.perf_counter()
+        out = sh([str(APPEND), str(events_db), str(args.events), "1000", "bench"], capture_output=True).stdout
+        r = json.loads(out)
+        results["single"].append({"what": f"append {args.events} events, batches of 1000",
+                                  "per_second": r["per_second"], "seconds": r["seconds"]})
+        # Peak memory of an appender on its own (100k events).
+        results["single"][-1]["rss_mb"] = peak_rss([str(APPEND), str(home / "rss-probe.db"), "100000", "1000"], env) / 1024
+
+        # audit verify over the whole log.
+        times = []
+        for _ in range(5):
+            dt, _ = run_once(op + ["audit", "verify"], env)
+            times.append(dt)
+        med = statistics.median(times)
+        n_events = args.events + 4  # + the user_created events
+        results["single"].append({"what": f"audit verify, {n_events} events", "median_ms": med * 1e3,
+                                  "events_per_second": n_events / med,
+                                  "rss_mb": peak_rss(op + ["audit", "verify"], env) / 1024})
+
+        state = str(home / "state.db")
+        from bench_queries import queries  # noqa: E402  (benches/ is on sys.path)
+        q = queries(user_ids=user_ids, made=made)
+        pairs = [
+            ("hermes-operator session list --json", op + ["--json", "session", "list", "--limit", "50"],
+             "hermes sessions list --source operator", [str(VENV / "bin/hermes"), "sessions", "list", "--source", "operator", "--limit", "50"],
+             args.hermes_runs),
+            ("hermes-operator session list --json", op + ["--json", "session", "list", "--limit", "50"],
+             "sqlite3 (same question)", ["sqlite3", "-readonly", "-json", state, q["list"]], args.runs),
+            ("hermes-operator session list --user alice --json", op + ["--json", "session", "list", "--user", "alice", "--limit", "50"],
+             "sqlite3 (same question)", ["sqlite3", "-readonly", "-json", state, q["list_user"]], args.runs),
+            ("hermes-operator audit daily --json", op + ["--json", "audit", "daily", "--date", q["date"]],
+             "sqlite3 (same question)", ["sqlite3", "-readonly", "-json", state, q["daily"]], args.runs),
+            ("hermes-operator session search --json", op + ["--json", "session", "search", q["search_term"], "--limit", "20"],
+             "sqlite3 (same question)", ["sqlite3", "-readonly", "-json", state, q["search"]], args.runs),
+            ("hermes-operator session search (CJK) --json", op + ["--json", "session", "search", q["search_cjk"], "--limit", "20"],
+             "sqlite3 (same question)", ["sqlite3", "-readonly", "-json", state, q["search_cjk_sql"]], args.runs),
+        ]
+        for name_a, a, name_b, b, runs in pairs:
+            r = measure_pair(name_a, a, name_b, b, env, runs)
+            results["pairs"].append(r)
+            print(f"  {name_a}: {r['a_median_ms']:.2f} ms vs {name_b}: {r['b_median_ms']:.2f} ms "
+                  f"(ratio {r['ratio_a_over_b']:.3f})", file=sys.stderr)
+    finally:
+        if args.keep:
+            print(f"kept {home}", file=sys.stderr)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+    out_dir = ROOT / "bench-results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print("\n| comparison | A median | B median | A/B | peak RSS A | peak RSS B |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results["pairs"]:
+        print(f"| {r['a']} vs {r['b']} | {r['a_median_ms']:.2f} ms | {r['b_median_ms']:.2f} ms | "
+              f"{r['ratio_a_over_b']:.3f} | {r['a_rss_mb']:.1f} MB | {r['b_rss_mb']:.1f} MB |")
+    print("\n| single | result | peak RSS |")
+    print("|---|---:|---:|")
+    for s in results["single"]:
+        val = (f"{s['per_second']:,.0f} events/s" if "per_second" in s
+               else f"{s['median_ms']:.0f} ms = {s['events_per_second']:,.0f} events/s")
+        print(f"| {s['what']} | {val} | {s['rss_mb']:.1f} MB |")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()

@@ -1,0 +1,176 @@
+//! `hermes-operator chat --as USER [--session ID] [MESSAGE]`: one turn
+//! through the real Hermes agent (streamed), or an interactive loop.
+
+use crate::chat::{self, ApprovePolicy, PolicyApprover, TurnEvent, TurnRequest};
+use crate::cli::Ctx;
+use crate::error::{Error, Result};
+use crate::hermes_api::HermesClient;
+use std::io::{BufRead, IsTerminal, Read, Write};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The operator user this turn runs as (role admin or user)
+    #[arg(long = "as", value_name = "USERNAME")]
+    pub as_user: String,
+    /// Continue this operator session (default: start a new one)
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// A model alias Hermes offers (see its /v1/models)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// How approval requests are answered; `prompt` asks on the terminal and
+    /// denies when there is none
+    #[arg(long, value_enum, default_value = "prompt")]
+    pub approve_policy: ApprovePolicy,
+    /// The message; `-` reads it from stdin. Without it: an interactive loop
+    pub message: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
+    rt.block_on(run_async(ctx, a))
+}
+
+async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
+    let app = &ctx.app;
+    // Check the user before anything else, so a viewer learns it at once.
+    chat::chat_user(app, &a.as_user)?;
+    let client = HermesClient::from_app(app)?;
+    let approver = PolicyApprover {
+        policy: a.approve_policy,
+        decided_by: format!("{} ({})", a.as_user, app.actor.0),
+    };
+    let message = match a.message.as_deref() {
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| Error::usage(format!("reading the message from stdin: {e}")))?;
+            Some(s)
+        }
+        Some(m) => Some(m.to_string()),
+        None => None,
+    };
+    if let Some(m) = message {
+        let req = TurnRequest {
+            username: a.as_user.clone(),
+            session_id: a.session.clone(),
+            message: m,
+            model: a.model.clone(),
+            channel: "cli".into(),
+        };
+        return one_turn(ctx, &client, &req, &approver).await.map(|_| ());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::usage("no MESSAGE given and stdin is not a terminal")
+            .hint("pass the message as an argument, or `-` to read it from stdin"));
+    }
+    // Interactive: one session for the whole loop.
+    let mut session = a.session.clone();
+    ctx.out
+        .info("type a message and press Enter; an empty line or Ctrl-D ends the chat");
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("{}> ", a.as_user);
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::internal(e.to_string()))?
+            == 0
+        {
+            break;
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            break;
+        }
+        let req = TurnRequest {
+            username: a.as_user.clone(),
+            session_id: session.clone(),
+            message: line.to_string(),
+            model: a.model.clone(),
+            channel: "cli".into(),
+        };
+        match one_turn(ctx, &client, &req, &approver).await {
+            Ok(o) => session = Some(o.session_id),
+            Err(e) => ctx.out.error(&e),
+        }
+    }
+    if let Some(s) = session {
+        ctx.out
+            .info(format!("session {s}; continue it with --session {s}"));
+    }
+    Ok(())
+}
+
+async fn one_turn(
+    ctx: &Ctx,
+    client: &HermesClient,
+    req: &TurnRequest,
+    approver: &PolicyApprover,
+) -> Result<chat::TurnOutcome> {
+    let json = ctx.out.json;
+    let out = ctx.out;
+    let mut printed_text = false;
+    let mut on_event = |ev: TurnEvent| {
+        if json {
+            let _ = out.json_line(&ev);
+            return;
+        }
+        match &ev {
+            TurnEvent::Session { session_id, new } => {
+                if *new {
+                    out.info(format!("new session {session_id}"));
+                }
+            }
+            TurnEvent::Delta { text } => {
+                let mut o = std::io::stdout().lock();
+                let _ = write!(o, "{}", crate::output::sanitize(text));
+                let _ = o.flush();
+                printed_text = true;
+            }
+            TurnEvent::ToolStarted { tool, preview } => out.info(format!(
+                "\n⚙ {tool}: {}",
+                crate::output::sanitize(&crate::output::clip(preview.as_deref().unwrap_or(""), 120))
+            )),
+            TurnEvent::ToolCompleted { tool, duration, error } => out.info(format!(
+                "{} {tool} ({:.1}s)",
+                if *error { "✗" } else { "✓" },
+                duration.unwrap_or(0.0)
+            )),
+            TurnEvent::ApprovalRequest(r) => out.info(format!(
+                "approval requested: {}",
+                crate::output::sanitize(r.command.as_deref().unwrap_or("?"))
+            )),
+            TurnEvent::ApprovalDecision { choice, applied, .. } => out.info(if *applied {
+                format!("approval answered: {choice}")
+            } else {
+                "approval expired: Hermes denied the command".to_string()
+            }),
+            TurnEvent::CostAlert {
+                session_cost_usd,
+                threshold_usd,
+            } => out.warn(format!(
+                "this session has cost ${session_cost_usd:.4}, past the ${threshold_usd:.2} alert threshold"
+            )),
+            TurnEvent::Done(o) => {
+                if printed_text {
+                    let _ = out.line("");
+                } else {
+                    let _ = out.line(crate::output::sanitize(&o.output));
+                }
+                out.info(format!(
+                    "session {} · {} in / {} out tokens · ${:.4} this turn",
+                    o.session_id, o.input_tokens, o.output_tokens, o.cost_usd
+                ));
+            }
+            TurnEvent::Error { .. } => {}
+        }
+    };
+    chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await
+}

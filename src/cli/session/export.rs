@@ -1,0 +1,20 @@
+use crate::cli::Ctx;
+use crate::sessions::ExportFormat;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Session id
+    pub id: String,
+    /// json: {session, messages}; md: a readable Markdown transcript [default: json]
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
+    /// Allow Hermes' own (non-operator) sessions
+    #[arg(long)]
+    pub all_sources: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let format = a.format.unwrap_or(ExportFormat::Json);
+    let doc = crate::sessions::export(&ctx.app, &super::scope(a.all_sources), &a.id, format)?;
+    ctx.out.line(doc.trim_end_matches('\n'))
+}

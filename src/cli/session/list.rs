@@ -1,0 +1,89 @@
+use super::{cell, opt_cell, when};
+use crate::cli::Ctx;
+use crate::sessions::{self, ListOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only sessions of this operator user (username)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only sessions started since: YYYY-MM-DD, RFC 3339, or a duration like 7d, 12h
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// At most this many sessions
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub limit: i64,
+    /// Skip this many sessions (paging)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
+    pub offset: i64,
+    /// Include Hermes' own sessions (every source), not only operator sessions
+    #[arg(long)]
+    pub all_sources: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let since = a.since.as_deref().map(super::parse_since).transpose()?;
+    let user_id = a
+        .user
+        .as_deref()
+        .map(|u| super::user_id_of(ctx, u))
+        .transpose()?;
+    let rows = sessions::list(
+        &ctx.app,
+        &super::scope(a.all_sources),
+        &ListOptions {
+            user_id,
+            since,
+            limit: a.limit,
+            offset: a.offset,
+        },
+    )?;
+    if ctx.out.json {
+        return ctx.out.json(&rows);
+    }
+    let mut t = ctx.out.table(&[
+        "id",
+        "source",
+        "user",
+        "title",
+        "model",
+        "started (UTC)",
+        "msgs",
+        "tokens in/out",
+        "cost $",
+        "ended",
+    ]);
+    for i in &rows {
+        let s = &i.session;
+        t.add_row(vec![
+            cell(&s.id, 40),
+            cell(&s.source, 16),
+            match (&i.username, &s.user_id) {
+                (Some(n), _) => cell(n, 24),
+                (None, u) => opt_cell(u.as_deref(), 24),
+            },
+            opt_cell(s.title.as_deref(), 40),
+            opt_cell(s.model.as_deref(), 30),
+            when(s.started_at.as_deref()),
+            s.message_count.to_string(),
+            format!("{}/{}", s.input_tokens, s.output_tokens),
+            format!("{:.4}", s.cost_usd()),
+            if s.ended_at.is_some() {
+                opt_cell(s.end_reason.as_deref().or(Some("yes")), 20)
+            } else {
+                "open".into()
+            },
+        ]);
+    }
+    ctx.out.print_table(&t)?;
+    ctx.out.info(format!(
+        "{} session(s){}",
+        rows.len(),
+        if rows.len() as i64 == a.limit {
+            " (more with --offset)"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}

@@ -1,0 +1,50 @@
+use super::{cell, opt_cell, when};
+use crate::cli::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Words to find (plain text: FTS operators are not interpreted; max 512 bytes)
+    pub query: String,
+    /// Only sessions of this operator user (username)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// At most this many hits
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub limit: i64,
+    /// Search Hermes' own sessions too (every source)
+    #[arg(long)]
+    pub all_sources: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let user_id = a
+        .user
+        .as_deref()
+        .map(|u| super::user_id_of(ctx, u))
+        .transpose()?;
+    let hits = crate::sessions::search(
+        &ctx.app,
+        &super::scope(a.all_sources),
+        &a.query,
+        user_id.as_deref(),
+        a.limit,
+    )?;
+    if ctx.out.json {
+        return ctx.out.json(&hits);
+    }
+    let mut t = ctx
+        .out
+        .table(&["session", "msg", "role", "time (UTC)", "snippet"]);
+    for h in &hits {
+        t.add_row(vec![
+            cell(&h.session_id, 40),
+            h.message_id.to_string(),
+            opt_cell(h.role.as_deref(), 12),
+            when(h.timestamp.as_deref()),
+            opt_cell(h.snippet.as_deref(), 200),
+        ]);
+    }
+    ctx.out.print_table(&t)?;
+    ctx.out.info(format!("{} hit(s)", hits.len()));
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! A client for Hermes' API server (HERMES_NOTES "The API server"): the
+//! operator drives the real agent through `POST /v1/runs`, streams
+//! `GET /v1/runs/{id}/events`, and answers approvals.
+
+use crate::error::{Error, Result};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct HermesClient {
+    base: String,
+    key: zeroize::Zeroizing<String>,
+    http: reqwest::Client,
+    key_env: String,
+}
+
+/// Body of `POST /v1/runs`.
+#[derive(Debug, Serialize)]
+pub struct RunRequest<'a> {
+    pub input: &'a str,
+    pub session_id: &'a str,
+    pub instructions: &'a str,
+    pub conversation_history: &'a [HistoryMessage],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+}
+
+/// Hermes' /v1/runs accepts role + content strings only.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// One event of `GET /v1/runs/{id}/events`, as Hermes sends it. Unknown
+/// events keep their raw JSON so nothing is dropped.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RunEvent {
+    pub event: String,
+    #[serde(default)]
+    pub timestamp: Option<f64>,
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RunEvent {
+    pub fn str(&self, k: &str) -> Option<&str> {
+        self.fields.get(k).and_then(|v| v.as_str())
+    }
+}
+
+fn unreachable_hint(url: &str) -> String {
+    format!(
+        "start Hermes' API server so it listens on {url}: set API_SERVER_ENABLED=true and API_SERVER_KEY in $HERMES_HOME/.env, then `hermes gateway run` (or check hermes.api_url in profiles/operator/config.yaml)"
+    )
+}
+
+impl HermesClient {
+    pub fn new(base_url: &str, key: String, key_env: &str) -> Result<HermesClient> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::internal(format!("building the HTTP client: {e}")))?;
+        Ok(HermesClient {
+            base: base_url.trim_end_matches('/').to_string(),
+            key: zeroize::Zeroizing::new(key),
+            http,
+            key_env: key_env.to_string(),
+        })
+    }
+
+    /// From the loaded config: `hermes.api_url` and the key named by `hermes.api_key_env`.
+    pub fn from_app(app: &crate::app::App) -> Result<HermesClient> {
+        let c = &app.cfg.config.hermes;
+        let key = crate::config::hermes_api_key(&app.home, &c.api_key_env).ok_or_else(|| {
+            Error::config(format!(
+                "no Hermes API key: {} is not set in {} or the environment",
+                c.api_key_env,
+                app.home.hermes_env().display()
+            ))
+            .hint("the operator uses the same API_SERVER_KEY as Hermes' API server")
+        })?;
+        HermesClient::new(&c.api_url, key, &c.api_key_env)
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn send_error(&self, e: reqwest::Error) -> Error {
+        if e.is_connect() || e.is_timeout() {
+            Error::unavailable(format!("Hermes is not reachable at {}: {e}", self.base))
+                .hint(unreachable_hint(&self.base))
+        } else {
+            Error::unavailable(format!("talking to Hermes at {}: {e}", self.base))
+        }
+    }
+
+    async fn check(&self, what: &str, resp: reqwest::Response) -> Result<reqwest::Response> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let msg = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| crate::output::clip(&body, 200));
+        Err(match status.as_u16() {
+            401 | 403 => Error::config(format!(
+                "Hermes rejected the API key ({what}: HTTP {status})"
+            ))
+            .hint(format!(
+                "{} must equal the API_SERVER_KEY the Hermes gateway runs with",
+                self.key_env
+            )),
+            404 => Error::not_found(format!("{what}: {msg}")),
+            409 => Error::conflict(format!("{what}: {msg}")),
+            429 | 503 => Error::busy(format!("Hermes is busy ({what}): {msg}")),
+            400 => Error::usage(format!("Hermes refused the request ({what}): {msg}")),
+            _ => Error::unavailable(format!("Hermes failed ({what}: HTTP {status}): {msg}")),
+        })
+    }
+
+    /// `GET /health` (open, no key).
+    pub async fn health(&self) -> Result<()> {
+        let r = self
+            .http
+            .get(format!("{}/health", self.base))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        self.check("health", r).await.map(|_| ())
+    }
+
+    /// `GET /v1/models`: the configured model and route aliases.
+    pub async fn models(&self) -> Result<Vec<String>> {
+        let r = self
+            .http
+            .get(format!("{}/v1/models", self.base))
+            .bearer_auth(self.key.as_str())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        let v: serde_json::Value = self
+            .check("listing models", r)
+            .await?
+            .json()
+            .await
+            .map_err(|e| {
+                Error::unavailable(format!("Hermes sent an unreadable model list: {e}"))
+            })?;
+        Ok(v["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// `POST /v1/runs` → run id.
+    pub async fn start_run(&self, req: &RunRequest<'_>) -> Result<String> {
+        let r = self
+            .http
+            .post(format!("{}/v1/runs", self.base))
+            .bearer_auth(self.key.as_str())
+            .json(req)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        let v: serde_json::Value = self
+            .check("starting a run", r)
+            .await?
+            .json()
+            .await
+            .map_err(|e| Error::unavailable(format!("Hermes sent an unreadable run reply: {e}")))?;
+        v["run_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::unavailable(format!("Hermes' run reply has no run_id: {v}")))
+    }
+
+    /// Open `GET /v1/runs/{id}/events`. Hermes allows ONE consumer per run.
+    pub async fn events(&self, run_id: &str) -> Result<EventStream> {
+        let r = self
+            .http
+            .get(format!("{}/v1/runs/{run_id}/events", self.base))
+            .bearer_auth(self.key.as_str())
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        let r = self.check("streaming run events", r).await?;
+        Ok(EventStream {
+            inner: Box::pin(r.bytes_stream()),
+            buf: Vec::new(),
+        })
+    }
+
+    /// `POST /v1/runs/{id}/approval`.
+    pub async fn answer_approval(&self, run_id: &str, choice: &str) -> Result<()> {
+        let r = self
+            .http
+            .post(format!("{}/v1/runs/{run_id}/approval", self.base))
+            .bearer_auth(self.key.as_str())
+            .json(&serde_json::json!({ "choice": choice }))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        self.check("answering an approval", r).await.map(|_| ())
+    }
+
+    /// `POST /v1/runs/{id}/stop`.
+    pub async fn stop_run(&self, run_id: &str) -> Result<()> {
+        let r = self
+            .http
+            .post(format!("{}/v1/runs/{run_id}/stop", self.base))
+            .bearer_auth(self.key.as_str())
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        self.check("stopping a run", r).await.map(|_| ())
+    }
+}
+
+type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// Server-sent events of one run, decoded one at a time.
+pub struct EventStream {
+    inner: ByteStream,
+    buf: Vec<u8>,
+}
+
+impl EventStream {
+    /// The next event, or `None` when Hermes closed the stream.
+    pub async fn next(&mut self) -> Result<Option<RunEvent>> {
+        loop {
+            // SSE frames end with a blank line; comments are keepalives.
+            while let Some(end) = find_frame_end(&self.buf) {
+                let frame: Vec<u8> = self.buf.drain(..end).collect();
+                let text = String::from_utf8_lossy(&frame);
+                let data: String = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|l| l.trim_start())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if data.is_empty() {
+                    continue;
+                }
+                if let Ok(ev) = serde_json::from_str::<RunEvent>(&data) {
+                    return Ok(Some(ev));
+                }
+            }
+            match self.inner.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Err(e)) => {
+                    return Err(Error::unavailable(format!(
+                        "the event stream from Hermes broke off: {e}"
+                    ))
+                    .hint("Hermes may have been stopped or restarted during the run"))
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Index just past the first "\n\n" (or "\r\n\r\n") in `buf`.
+fn find_frame_end(buf: &[u8]) -> Option<usize> {
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frames() {
+        assert_eq!(super::find_frame_end(b"data: x\n\nrest"), Some(9));
+        assert_eq!(super::find_frame_end(b"data: x\n"), None);
+        assert_eq!(super::find_frame_end(b"data: x\r\n\r\n"), Some(11));
+    }
+}
