@@ -48,47 +48,58 @@ def ensure_venv():
         sh([str(VENV / "bin/pip"), "install", "-q", "hermes-agent[messaging]==0.19.0"])
 
 
-def run_once(cmd, env, stdin=None):
-    """Run one process; return (seconds, peak RSS in KiB, stdout bytes)."""
+def run_once(cmd, env):
+    """Run one process; return (wall seconds, CPU seconds user+sys)."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE)
-    out, err = p.communicate(stdin)
-    # communicate() reaps the child; take rusage from the process table first.
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
+    err = p.stderr.read()
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"command failed ({p.returncode}): {' '.join(map(str, cmd))}\n{err.decode(errors='replace')}")
-    return dt, out
+    return dt, ru.ru_utime + ru.ru_stime
 
 
 def measure_pair(name_a, cmd_a, name_b, cmd_b, env, runs):
-    """Alternate A and B; return medians and peak RSS of each."""
-    ta, tb = [], []
+    """Alternate A and B; medians of wall and CPU time, and peak RSS of each."""
+    ta, tb, ca, cb = [], [], [], []
     rss = {}
     for name, cmd in ((name_a, cmd_a), (name_b, cmd_b)):
         rss[name] = peak_rss(cmd, env)
         run_once(cmd, env)  # warm the page cache
     for _ in range(runs):
-        ta.append(run_once(cmd_a, env)[0])
-        tb.append(run_once(cmd_b, env)[0])
+        w, c = run_once(cmd_a, env)
+        ta.append(w)
+        ca.append(c)
+        w, c = run_once(cmd_b, env)
+        tb.append(w)
+        cb.append(c)
+    med = statistics.median
     return {
         "a": name_a, "b": name_b,
-        "a_median_ms": statistics.median(ta) * 1e3,
-        "b_median_ms": statistics.median(tb) * 1e3,
+        "a_median_ms": med(ta) * 1e3, "b_median_ms": med(tb) * 1e3,
+        "a_cpu_ms": med(ca) * 1e3, "b_cpu_ms": med(cb) * 1e3,
         "a_rss_mb": rss[name_a] / 1024, "b_rss_mb": rss[name_b] / 1024,
-        "ratio_a_over_b": statistics.median(ta) / statistics.median(tb),
+        "ratio_a_over_b": med(ta) / med(tb),
+        "cpu_ratio_a_over_b": med(ca) / med(cb),
         "runs": runs,
     }
 
 
 def peak_rss(cmd, env):
-    """Peak resident set of one run, in KiB (wait4's ru_maxrss)."""
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         stdin=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    """Peak resident set of one run, in KiB. GNU time forks the command from
+    a small process; wait4 on our own child would also count this Python
+    process, whose address space the child shares until exec."""
+    if not shutil.which("time") and not os.path.exists("/usr/bin/time"):
+        raise SystemExit("GNU time is needed for peak memory: apt-get install time")
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + [str(c) for c in cmd], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(map(str, cmd))}")
-    return ru.ru_maxrss
+    return int(p.stderr.decode().strip().splitlines()[-1])
 
 
 def main():
@@ -138,8 +149,7 @@ def main():
         # audit verify over the whole log.
         times = []
         for _ in range(5):
-            dt, _ = run_once(op + ["audit", "verify"], env)
-            times.append(dt)
+            times.append(run_once(op + ["audit", "verify"], env)[0])
         med = statistics.median(times)
         n_events = args.events + 4  # + the user_created events
         results["single"].append({"what": f"audit verify, {n_events} events", "median_ms": med * 1e3,
@@ -148,7 +158,7 @@ def main():
 
         state = str(home / "state.db")
         from bench_queries import queries  # noqa: E402  (benches/ is on sys.path)
-        q = queries(user_ids=user_ids, made=made)
+        q = queries(user_ids=user_ids, made=made, state_db=state, events_db=str(events_db))
         pairs = [
             ("hermes-operator session list --json", op + ["--json", "session", "list", "--limit", "50"],
              "hermes sessions list --source operator", [str(VENV / "bin/hermes"), "sessions", "list", "--source", "operator", "--limit", "50"],
@@ -178,11 +188,12 @@ def main():
     out_dir = ROOT / "bench-results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
-    print("\n| comparison | A median | B median | A/B | peak RSS A | peak RSS B |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("\n| A vs B | A wall | B wall | A/B wall | A cpu | B cpu | A/B cpu | peak RSS A | peak RSS B |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results["pairs"]:
         print(f"| {r['a']} vs {r['b']} | {r['a_median_ms']:.2f} ms | {r['b_median_ms']:.2f} ms | "
-              f"{r['ratio_a_over_b']:.3f} | {r['a_rss_mb']:.1f} MB | {r['b_rss_mb']:.1f} MB |")
+              f"{r['ratio_a_over_b']:.3f} | {r['a_cpu_ms']:.2f} ms | {r['b_cpu_ms']:.2f} ms | "
+              f"{r['cpu_ratio_a_over_b']:.3f} | {r['a_rss_mb']:.1f} MB | {r['b_rss_mb']:.1f} MB |")
     print("\n| single | result | peak RSS |")
     print("|---|---:|---:|")
     for s in results["single"]:

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod hermes_api;
 pub mod home;
+pub mod hooks;
 pub mod integrity;
 pub mod output;
 pub mod reports;

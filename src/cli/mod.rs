@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod chat;
 pub mod docs;
+pub mod hook;
 pub mod session;
 pub mod user;
 
@@ -57,6 +58,9 @@ pub enum Command {
     Audit(audit::AuditCmd),
     /// Chat through the real Hermes agent as an operator user
     Chat(chat::Args),
+    /// Hermes shell hooks: bare `hook` handles one event from stdin (Hermes runs it); install /
+    /// uninstall / status manage it in Hermes' config
+    Hook(hook::HookArgs),
 }
 
 /// What every command runs with.
@@ -142,6 +146,12 @@ pub fn main() -> i32 {
 }
 
 fn run(cli: Cli, out: Output) -> Result<()> {
+    // Hermes runs the bare hook once per tool call: it does only what it
+    // needs (no config warnings, no users.db) and never fails loudly.
+    if let Command::Hook(hook::HookArgs { cmd: None }) = &cli.command {
+        crate::hooks::run_protocol(Home::resolve(cli.hermes_home.as_deref()));
+        return Ok(());
+    }
     let home = Home::resolve(cli.hermes_home.as_deref())?;
     let app = App::load(home, Actor::cli(), |w| out.warn(w))?;
     let ctx = Ctx { out, app };
@@ -150,6 +160,10 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Session(c) => session::run(&ctx, c),
         Command::Audit(c) => audit::run(&ctx, c),
         Command::Chat(a) => chat::run(&ctx, a),
+        Command::Hook(a) => match a.cmd {
+            Some(c) => hook::run(&ctx, c),
+            None => unreachable!("handled before loading the app"),
+        },
     }
 }
 

@@ -41,6 +41,8 @@ const MIGRATIONS: &[&str] = &[
         public_key BLOB NOT NULL,
         signature BLOB NOT NULL
     );",
+    // v2: reports look up events by type and time (llm_call per day).
+    "CREATE INDEX events_type_ts ON events(type, ts);",
 ];
 
 pub const HASH_DOMAIN: &[u8] = b"hermes-operator/event/v1\0";

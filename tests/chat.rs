@@ -1,0 +1,1050 @@
+//! `hermes-operator chat` (SPEC §6-7) against the REAL Hermes Agent 0.19.0
+//! gateway (API server) and our fake model (tests/common/gateway.rs,
+//! tests/fixtures/fake_model.py).
+//!
+//! Each test starts one gateway and runs a group of related turns against it
+//! (tests run in parallel threads; a gateway costs ~1 s CPU to start and ~2 s
+//! for its first agent turn). The operator shares the gateway's HERMES_HOME:
+//! it reads `API_SERVER_KEY` from `$HERMES_HOME/.env` and `hermes.api_url`
+//! from `profiles/operator/config.yaml`, which [`setup`] writes.
+//!
+//! * `new_and_resumed_sessions_tool_events_and_refusals`: `op_<12hex>`
+//!   rows owned by the user, history on resume, `[tool]` events matching
+//!   state.db, NDJSON, refusals (roles, foreign and native sessions, model),
+//!   `audit.store_content: hash`.
+//! * `approvals_once_deny_prompt_and_expired`: `[danger]` approved, denied,
+//!   denied without a terminal, and (library) answered after Hermes' timeout.
+//! * `failures_leave_sessions_consistent`: model 500, wrong key, Hermes down.
+//! * `budget_under_concurrency_and_real_cost`: 2 of 4 concurrent turns
+//!   refused, ledger, priced turns, refusal once spent, cost alert.
+mod common;
+
+use common::gateway::{Gateway, GatewayOpts, SeedState};
+use common::{op, open_ro, operator_session_ids};
+use hermes_operator::app::App;
+use hermes_operator::chat::{
+    run_turn, ApprovalRequest, Approver, BoxFuture, Decision, TurnEvent, TurnRequest,
+};
+use hermes_operator::hermes_api::HermesClient;
+use hermes_operator::home::Home;
+use hermes_operator::store::events::Actor;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PW: &str = "correct horse battery staple";
+
+// ---------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------
+
+fn cmd(gw: &Gateway, args: &[&str]) -> Command {
+    let mut c = op(&gw.home);
+    c.args(args).env_remove("API_SERVER_KEY");
+    c
+}
+
+fn run(gw: &Gateway, args: &[&str]) -> Output {
+    cmd(gw, args).output().expect("run hermes-operator")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}
+
+fn json_out(gw: &Gateway, args: &[&str]) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let o = run(gw, &a);
+    assert!(o.status.success(), "{args:?}: {}", show(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}\n{}", show(&o)))
+}
+
+/// `profiles/operator/config.yaml` pointing at the gateway, plus `extra` YAML.
+fn write_config(gw: &Gateway, extra: &str) {
+    let dir = gw.home.join("profiles/operator");
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(
+        dir.join("config.yaml"),
+        format!("hermes:\n  api_url: {}\n{extra}", gw.url),
+    )
+    .unwrap();
+}
+
+/// Config + users (name, role); returns name -> user id (`user show --json`).
+fn setup(gw: &Gateway, extra: &str, users: &[(&str, &str)]) -> HashMap<String, String> {
+    write_config(gw, extra);
+    let mut ids = HashMap::new();
+    for (name, role) in users {
+        let mut child = cmd(
+            gw,
+            &[
+                "--json",
+                "user",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PW}\n").as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "user add {name}: {}", show(&o));
+        let shown = json_out(gw, &["user", "show", name]);
+        ids.insert(name.to_string(), shown["id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+/// `chat ARGS` (human output).
+fn chat(gw: &Gateway, args: &[&str]) -> Output {
+    let mut a = vec!["chat"];
+    a.extend_from_slice(args);
+    run(gw, &a)
+}
+
+/// `--json chat ARGS`: the output and its NDJSON TurnEvents.
+fn chat_json(gw: &Gateway, args: &[&str]) -> (Output, Vec<Value>) {
+    let mut a = vec!["--json", "chat"];
+    a.extend_from_slice(args);
+    let o = run(gw, &a);
+    let evs = ndjson(&o);
+    (o, evs)
+}
+
+fn ndjson(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l:?}\n{}", show(o)))
+        })
+        .collect()
+}
+
+/// The session id a `--json chat` announced (first event).
+fn session_of(evs: &[Value], o: &Output) -> String {
+    let first = evs
+        .first()
+        .unwrap_or_else(|| panic!("no events:\n{}", show(o)));
+    assert_eq!(first["type"], "session", "{first}");
+    first["session_id"].as_str().unwrap().to_string()
+}
+
+fn assert_op_id(id: &str) {
+    let hex = id
+        .strip_prefix("op_")
+        .unwrap_or_else(|| panic!("{id}: no op_ prefix"));
+    assert_eq!(hex.len(), 12, "{id}");
+    assert!(
+        hex.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{id}"
+    );
+}
+
+/// `audit replay ID --json` events (asserts integrity ok).
+fn replay(gw: &Gateway, sid: &str) -> Vec<Value> {
+    let v = json_out(gw, &["audit", "replay", sid]);
+    assert_eq!(v["integrity"], "ok", "{v}");
+    v["events"].as_array().unwrap().clone()
+}
+
+fn of_type<'a>(evs: &'a [Value], t: &str) -> Vec<&'a Value> {
+    evs.iter().filter(|e| e["type"] == t).collect()
+}
+
+fn verify_ok(gw: &Gateway) {
+    let o = run(gw, &["--json", "audit", "verify"]);
+    assert!(o.status.success(), "audit verify: {}", show(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+fn events_db(gw: &Gateway) -> PathBuf {
+    gw.home.join("plugins/operator/events.db")
+}
+
+fn event_count(gw: &Gateway) -> i64 {
+    let p = events_db(gw);
+    if !p.exists() {
+        return 0;
+    }
+    open_ro(&p)
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[derive(Debug)]
+struct Row {
+    source: String,
+    user_id: Option<String>,
+    message_count: i64,
+    tool_call_count: i64,
+    estimated_cost_usd: Option<f64>,
+    ended_at: Option<f64>,
+}
+
+fn session_row(gw: &Gateway, id: &str) -> Option<Row> {
+    let c = open_ro(&gw.state_db());
+    c.query_row(
+        "SELECT source, user_id, message_count, tool_call_count, estimated_cost_usd, ended_at \
+         FROM sessions WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(Row {
+                source: r.get(0)?,
+                user_id: r.get(1)?,
+                message_count: r.get(2)?,
+                tool_call_count: r.get(3)?,
+                estimated_cost_usd: r.get(4)?,
+                ended_at: r.get(5)?,
+            })
+        },
+    )
+    .ok()
+}
+
+#[derive(Debug)]
+struct Msg {
+    id: i64,
+    role: String,
+    content: Option<String>,
+    tool_call_id: Option<String>,
+    tool_calls: Value,
+}
+
+fn messages(gw: &Gateway, id: &str) -> Vec<Msg> {
+    let c = open_ro(&gw.state_db());
+    let mut st = c
+        .prepare(
+            "SELECT id, role, content, tool_call_id, tool_calls FROM messages \
+             WHERE session_id = ?1 AND active = 1 ORDER BY id",
+        )
+        .unwrap();
+    let rows = st
+        .query_map([id], |r| {
+            let tc: Option<String> = r.get(4)?;
+            Ok(Msg {
+                id: r.get(0)?,
+                role: r.get(1)?,
+                content: r.get(2)?,
+                tool_call_id: r.get(3)?,
+                tool_calls: tc
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(Value::Null),
+            })
+        })
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+/// The operator row is intact and its counters match its messages.
+fn assert_consistent(gw: &Gateway, sid: &str, user_id: &str) -> Row {
+    let row = session_row(gw, sid).unwrap_or_else(|| panic!("{sid} missing from state.db"));
+    assert_eq!(row.source, "operator", "{sid}: {row:?}");
+    assert_eq!(row.user_id.as_deref(), Some(user_id), "{sid}: {row:?}");
+    let ms = messages(gw, sid);
+    assert_eq!(
+        row.message_count,
+        ms.len() as i64,
+        "{sid}: message_count vs rows {ms:?}"
+    );
+    let calls: i64 = ms
+        .iter()
+        .map(|m| m.tool_calls.as_array().map_or(0, |a| a.len() as i64))
+        .sum();
+    assert_eq!(row.tool_call_count, calls, "{sid}: tool_call_count");
+    // Replay order: user first, no assistant tool call without its result.
+    for m in &ms {
+        for c in m.tool_calls.as_array().into_iter().flatten() {
+            let id = c["id"].as_str().unwrap();
+            assert!(
+                ms.iter().any(|t| t.role == "tool"
+                    && t.tool_call_id.as_deref() == Some(id)
+                    && t.id > m.id),
+                "{sid}: tool call {id} has no result: {ms:?}"
+            );
+        }
+    }
+    row
+}
+
+fn wait_all(children: Vec<std::process::Child>) -> Vec<Output> {
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// sessions, history, tool events, NDJSON, refusals
+// ---------------------------------------------------------------------------
+
+#[test]
+fn new_and_resumed_sessions_tool_events_and_refusals() {
+    let gw = Gateway::start(GatewayOpts {
+        seed_state: Some(SeedState {
+            native: 3,
+            operator: 0,
+            users: vec![],
+            seed: 11,
+        }),
+        ..Default::default()
+    });
+    let ids = setup(
+        &gw,
+        "",
+        &[
+            ("alice", "user"),
+            ("bob", "user"),
+            ("vera", "viewer"),
+            ("otto", "auditor"),
+            ("dora", "user"),
+        ],
+    );
+    let alice = &ids["alice"];
+    assert!(run(&gw, &["user", "disable", "dora"]).status.success());
+
+    // --- a new session: NDJSON of TurnEvents ending with `done` ----------
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "hello"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s1 = session_of(&evs, &o);
+    assert_op_id(&s1);
+    assert_eq!(evs[0]["new"], true);
+    assert!(evs.iter().any(|e| e["type"] == "delta"), "{evs:?}");
+    let done = evs.last().unwrap();
+    assert_eq!(done["type"], "done", "{evs:?}");
+    assert_eq!(done["session_id"], s1.as_str());
+    assert!(
+        done["run_id"].as_str().unwrap().starts_with("run_"),
+        "{done}"
+    );
+    assert_eq!(
+        done["output"],
+        "Hello from the fake model. (fixed reply, no tools)"
+    );
+    // fake_model: 100 prompt tokens per message (system + user), 9 words.
+    assert_eq!(done["input_tokens"], 200, "{done}");
+    assert_eq!(done["output_tokens"], 9, "{done}");
+    assert!(done["cost_usd"].is_number() && done["session_cost_usd"].is_number());
+    let row = assert_consistent(&gw, &s1, alice);
+    assert_eq!(row.message_count, 2);
+    assert!(row.ended_at.is_none());
+
+    // --- resumed: the model sees the earlier turns -------------------------
+    let o = chat(&gw, &["--as", "alice", "--session", &s1, "again"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        stdout(&o).contains("Hello from the fake model."),
+        "{}",
+        show(&o)
+    );
+    let reqs = gw.model_requests();
+    let last = reqs
+        .iter()
+        .rev()
+        .find(|r| r["tools"].is_array())
+        .expect("an agent request");
+    let msgs: Vec<(String, String)> = last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or("").to_string(),
+                m["content"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let tail: Vec<(&str, &str)> = msgs
+        .iter()
+        .skip_while(|(r, _)| r == "system")
+        .map(|(r, c)| (r.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            ("user", "hello"),
+            (
+                "assistant",
+                "Hello from the fake model. (fixed reply, no tools)"
+            ),
+            ("user", "again"),
+        ],
+        "model saw {msgs:?}"
+    );
+    // The supervision prompt rides along in the system message.
+    assert!(
+        msgs[0].1.contains("Operator user: alice (role: user)"),
+        "{}",
+        msgs[0].1
+    );
+    let row = assert_consistent(&gw, &s1, alice);
+    assert_eq!(row.message_count, 4, "{row:?}");
+
+    // --- a tool call, recorded as events matching state.db ---------------
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "[tool] please run it"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s2 = session_of(&evs, &o);
+    assert_ne!(s1, s2);
+    let kinds: Vec<&str> = evs.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"tool_started"), "{kinds:?}");
+    assert!(kinds.contains(&"tool_completed"), "{kinds:?}");
+    let done = evs.last().unwrap();
+    assert_eq!(done["type"], "done");
+    assert_eq!(done["tool_calls"], 1, "{done}");
+    assert!(
+        done["output"]
+            .as_str()
+            .unwrap()
+            .contains("fake-model-tool-ok"),
+        "{done}"
+    );
+    assert_consistent(&gw, &s2, alice);
+    let ms = messages(&gw, &s2);
+    let roles: Vec<&str> = ms.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "assistant"], "{ms:?}");
+    let call = &ms[1].tool_calls[0];
+    let call_id = call["id"].as_str().unwrap();
+    assert_eq!(ms[2].tool_call_id.as_deref(), Some(call_id));
+
+    let rep = replay(&gw, &s2);
+    let types: Vec<&str> = rep.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "session_start",
+            "user_message",
+            "tool_call",
+            "tool_result",
+            "assistant_message",
+            "llm_call"
+        ],
+        "{rep:#?}"
+    );
+    for e in &rep {
+        assert_eq!(e["session_id"], s2.as_str());
+        assert_eq!(e["user_id"], alice.as_str());
+    }
+    let d = |i: usize| &rep[i]["data"];
+    assert_eq!(d(1)["content"], "[tool] please run it");
+    assert_eq!(d(2)["tool"], "terminal");
+    assert_eq!(d(2)["arguments"]["command"], "echo fake-model-tool-ok");
+    assert_eq!(d(2)["tool_call_id"], call_id);
+    assert_eq!(d(2)["message_id"], ms[1].id);
+    assert_eq!(d(3)["tool_call_id"], call_id);
+    assert_eq!(d(3)["message_id"], ms[2].id);
+    assert_eq!(d(3)["status"], "ok");
+    assert!(
+        d(3)["result"]
+            .as_str()
+            .unwrap()
+            .contains("fake-model-tool-ok"),
+        "{}",
+        d(3)
+    );
+    assert_eq!(d(4)["message_id"], ms[3].id);
+    assert_eq!(d(4)["content"].as_str(), ms[3].content.as_deref());
+    // Two model calls: 100*2 + 100*4 prompt tokens, 10 + words of the answer.
+    assert_eq!(d(5)["input_tokens"], 600, "{}", d(5));
+    assert_eq!(d(5)["api_calls"], 2, "{}", d(5));
+    assert_eq!(d(5)["run_id"], done["run_id"]);
+    verify_ok(&gw);
+
+    // --- refusals: nothing is created --------------------------------------
+    let sessions_before = operator_session_ids(&gw.state_db());
+    let events_before = event_count(&gw);
+    let native: String = open_ro(&gw.state_db())
+        .query_row(
+            "SELECT id FROM sessions WHERE source <> 'operator' ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    // An op_-looking id Hermes wrote itself (source api_server) is not ours either.
+    let fake_op = "op_0000deadbeef";
+    {
+        let c = rusqlite::Connection::open(gw.state_db()).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c.execute(
+            "INSERT INTO sessions (id, source, started_at, message_count, tool_call_count) \
+             VALUES (?1, 'api_server', 0, 0, 0)",
+            [fake_op],
+        )
+        .unwrap();
+    }
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec!["--as", "alice", "--session", &native, "hi"],
+            4,
+            "not an operator session",
+        ),
+        (
+            vec!["--as", "alice", "--session", fake_op, "hi"],
+            4,
+            "not an operator session",
+        ),
+        (
+            vec!["--as", "bob", "--session", &s1, "hi"],
+            4,
+            "belongs to another user",
+        ),
+        (vec!["--as", "vera", "hi"], 4, "may not chat"),
+        (vec!["--as", "otto", "hi"], 4, "may not chat"),
+        (vec!["--as", "dora", "hi"], 4, "disabled"),
+        (
+            vec!["--as", "vera", "--session", &s1, "hi"],
+            4,
+            "may not chat",
+        ),
+        (vec!["--as", "nobody", "hi"], 5, "nobody"),
+        (
+            vec!["--as", "alice", "--session", "op_000000000000", "hi"],
+            5,
+            "no session",
+        ),
+        (
+            vec!["--as", "alice", "--model", "nope", "hi"],
+            2,
+            "Hermes offers: hermes-agent",
+        ),
+        (
+            vec!["--as", "alice", "--session", &s1, "--model", "nope", "hi"],
+            2,
+            "Hermes offers: hermes-agent",
+        ),
+    ];
+    let n_requests = gw.model_requests().len();
+    for (args, want, says) in &cases {
+        let o = chat(&gw, args);
+        assert_eq!(code(&o), *want, "{args:?}: {}", show(&o));
+        assert!(
+            stderr(&o).contains(says),
+            "{args:?}: stderr should say {says:?}: {}",
+            show(&o)
+        );
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", show(&o));
+    }
+    let o = chat(&gw, &["--as", "alice", "--model", "nope", "hi"]);
+    assert!(
+        stderr(&o).contains("unknown model \"nope\"; Hermes offers: hermes-agent"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(operator_session_ids(&gw.state_db()), sessions_before);
+    assert_eq!(event_count(&gw), events_before, "refusals recorded events");
+    assert_eq!(
+        gw.model_requests().len(),
+        n_requests,
+        "a refusal reached the model"
+    );
+    assert_eq!(assert_consistent(&gw, &s1, alice).message_count, 4);
+    let r = session_row(&gw, fake_op).unwrap();
+    assert_eq!((r.source.as_str(), r.message_count), ("api_server", 0));
+
+    // --- audit.store_content: hash keeps bodies out of the log ----------------
+    write_config(&gw, "audit:\n  store_content: hash\n");
+    let msg = "[tool] confidential-words-4711";
+    let (o, evs) = chat_json(&gw, &["--as", "alice", msg]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s3 = session_of(&evs, &o);
+    let ms = messages(&gw, &s3);
+    let rep = replay(&gw, &s3);
+    let data = |t: &str| of_type(&rep, t)[0]["data"].clone();
+    let sha = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
+    assert_eq!(data("user_message")["content_sha256"], sha(msg));
+    assert_eq!(data("user_message")["content_length"], msg.len());
+    assert!(data("user_message").get("content").is_none());
+    let args = ms[1].tool_calls[0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    assert_eq!(data("tool_call")["arguments_sha256"], sha(args));
+    assert!(data("tool_call").get("arguments").is_none());
+    assert_eq!(
+        data("tool_result")["result_sha256"],
+        sha(ms[2].content.as_deref().unwrap())
+    );
+    assert_eq!(
+        data("assistant_message")["content_sha256"],
+        sha(ms[3].content.as_deref().unwrap())
+    );
+    let leaked: i64 = open_ro(&events_db(&gw))
+        .query_row(
+            "SELECT count(*) FROM events WHERE session_id = ?1 \
+             AND (data LIKE '%confidential-words%' OR data LIKE '%fake-model-tool-ok%')",
+            [&s3],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leaked, 0, "message bodies in the log: {rep:#?}");
+    verify_ok(&gw);
+}
+
+// ---------------------------------------------------------------------------
+// approvals
+// ---------------------------------------------------------------------------
+
+/// Answers "once", but only after `delay` (longer than Hermes' timeout).
+struct LateApprover {
+    delay: Duration,
+}
+
+impl Approver for LateApprover {
+    fn decide(&self, _req: ApprovalRequest) -> BoxFuture<Decision> {
+        let d = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(d).await;
+            Decision {
+                choice: "once".into(),
+                decided_by: "late-approver".into(),
+            }
+        })
+    }
+}
+
+fn approval_events(gw: &Gateway, sid: &str) -> (Value, Value) {
+    let rep = replay(gw, sid);
+    let req = of_type(&rep, "approval_request");
+    let dec = of_type(&rep, "approval");
+    assert_eq!((req.len(), dec.len()), (1, 1), "{rep:#?}");
+    let ri = rep.iter().position(|e| e["type"] == "approval_request");
+    let di = rep.iter().position(|e| e["type"] == "approval");
+    assert!(ri < di, "request after decision: {rep:#?}");
+    (req[0]["data"].clone(), dec[0]["data"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_once_deny_prompt_and_expired() {
+    let gw = Gateway::start(GatewayOpts {
+        approval_timeout_secs: 3,
+        ..Default::default()
+    });
+    let ids = setup(&gw, "", &[("alice", "user")]);
+    let alice = ids["alice"].clone();
+    let target = gw.danger_target.to_string_lossy().into_owned();
+    let reset = || {
+        fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    assert_eq!(gw.danger_target_mode(), 0o600);
+
+    // --- once: the command really runs ------------------------------------
+    let (o, evs) = chat_json(
+        &gw,
+        &[
+            "--as",
+            "alice",
+            "--approve-policy",
+            "once",
+            "[danger] open it up",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let s = session_of(&evs, &o);
+    assert_eq!(gw.danger_target_mode(), 0o777, "{}", show(&o));
+    let ar = evs
+        .iter()
+        .find(|e| e["type"] == "approval_request")
+        .expect("approval_request TurnEvent");
+    assert_eq!(ar["command"], format!("chmod 777 {target}"));
+    assert_eq!(ar["session_id"], s.as_str());
+    let ad = evs
+        .iter()
+        .find(|e| e["type"] == "approval_decision")
+        .expect("approval_decision TurnEvent");
+    assert_eq!(ad["choice"], "once");
+    assert_eq!(ad["applied"], true);
+    let (req, dec) = approval_events(&gw, &s);
+    assert_eq!(req["command"], format!("chmod 777 {target}"));
+    assert!(req["run_id"].as_str().unwrap().starts_with("run_"));
+    assert_eq!(dec["choice"], "once");
+    assert_eq!(dec["applied"], true);
+    assert_eq!(dec["outcome"], "answered");
+    assert!(
+        dec["decided_by"].as_str().unwrap().starts_with("alice"),
+        "{dec}"
+    );
+    assert_consistent(&gw, &s, &alice);
+
+    // --- deny ----------------------------------------------------------------
+    reset();
+    let o = chat(
+        &gw,
+        &[
+            "--as",
+            "alice",
+            "--approve-policy",
+            "deny",
+            "[danger] open it up",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("approval answered: deny"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(gw.danger_target_mode(), 0o600);
+    let s = operator_session_ids(&gw.state_db())
+        .into_iter()
+        .find(|id| stderr(&o).contains(id.as_str()))
+        .expect("session named on stderr");
+    let (_, dec) = approval_events(&gw, &s);
+    assert_eq!(dec["choice"], "deny");
+    assert_eq!(dec["applied"], true);
+    let rep = replay(&gw, &s);
+    let tr = of_type(&rep, "tool_result");
+    assert_eq!(tr.len(), 1, "{rep:#?}");
+    assert!(
+        tr[0]["data"]["result"].as_str().unwrap().contains("denied"),
+        "{}",
+        tr[0]
+    );
+    assert_consistent(&gw, &s, &alice);
+
+    // --- the default policy without a terminal denies -----------------------
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "[danger] open it up"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = session_of(&evs, &o);
+    assert_eq!(gw.danger_target_mode(), 0o600);
+    let (_, dec) = approval_events(&gw, &s);
+    assert_eq!(dec["choice"], "deny");
+    assert_eq!(dec["applied"], true);
+    assert!(dec["decided_by"].as_str().unwrap().starts_with("alice"));
+
+    // --- an answer after Hermes' timeout (library) --------------------------
+    let app = App::load(Home::at(&gw.home), Actor("test:lib".into()), |_| {}).unwrap();
+    let client = HermesClient::from_app(&app).unwrap();
+    assert_eq!(client.base_url(), gw.url);
+    let req = TurnRequest {
+        username: "alice".into(),
+        session_id: None,
+        message: "[danger] answered too late".into(),
+        model: None,
+        channel: "test".into(),
+    };
+    let approver = LateApprover {
+        delay: Duration::from_secs(5),
+    };
+    let mut seen: Vec<TurnEvent> = Vec::new();
+    let t0 = Instant::now();
+    let out = run_turn(&app, &client, &req, &approver, &mut |e| seen.push(e))
+        .await
+        .unwrap_or_else(|e| panic!("run_turn: {e:?}"));
+    assert!(t0.elapsed() >= Duration::from_secs(5));
+    assert_eq!(
+        gw.danger_target_mode(),
+        0o600,
+        "a late 'once' ran the command"
+    );
+    let decision = seen
+        .iter()
+        .find_map(|e| match e {
+            TurnEvent::ApprovalDecision {
+                choice, applied, ..
+            } => Some((choice.clone(), *applied)),
+            _ => None,
+        })
+        .expect("an approval decision");
+    assert_eq!(decision, ("once".to_string(), false));
+    assert!(matches!(seen.last(), Some(TurnEvent::Done(_))));
+    assert!(out.output.contains("timed out"), "{}", out.output);
+    let (_, dec) = approval_events(&gw, &out.session_id);
+    assert_eq!(dec["applied"], false);
+    assert_eq!(dec["decided_by"], "late-approver");
+    assert!(
+        dec["outcome"].as_str().unwrap().starts_with("expired"),
+        "{dec}"
+    );
+    let rep = replay(&gw, &out.session_id);
+    assert!(rep.iter().all(|e| e["actor"] == "test:lib"), "{rep:#?}");
+    assert_consistent(&gw, &out.session_id, &alice);
+    verify_ok(&gw);
+}
+
+// ---------------------------------------------------------------------------
+// failures
+// ---------------------------------------------------------------------------
+
+#[test]
+fn failures_leave_sessions_consistent() {
+    let mut gw = Gateway::start(GatewayOpts::default());
+    let ids = setup(&gw, "", &[("alice", "user")]);
+    let alice = ids["alice"].clone();
+
+    // --- model 500 on a first turn: run.failed -> exit 7 ---------------------
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "[fail] first"]);
+    assert_eq!(code(&o), 7, "{}", show(&o));
+    assert!(stderr(&o).contains("fake model failure"), "{}", show(&o));
+    let sf = session_of(&evs, &o);
+    let last = evs.last().unwrap();
+    assert_eq!(last["type"], "error", "{evs:?}");
+    assert_eq!(last["code"], "unavailable");
+    // Hermes wrote the user message, so the session stays, consistent.
+    let row = assert_consistent(&gw, &sf, &alice);
+    assert_eq!(row.message_count, 1, "{row:?}");
+    let rep = replay(&gw, &sf);
+    let types: Vec<&str> = rep.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["session_start", "user_message", "error"],
+        "{rep:#?}"
+    );
+    assert_eq!(rep[2]["data"]["stage"], "run");
+    assert!(rep[2]["data"]["run_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("run_"));
+
+    // --- a good session, then a failing turn in it ----------------------------
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "hello"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = session_of(&evs, &o);
+    let (o, _) = chat_json(&gw, &["--as", "alice", "--session", &s, "[fail] second"]);
+    assert_eq!(code(&o), 7, "{}", show(&o));
+    let row = assert_consistent(&gw, &s, &alice);
+    assert_eq!(row.message_count, 3, "{row:?}");
+    let rep = replay(&gw, &s);
+    assert_eq!(rep.last().unwrap()["type"], "error", "{rep:#?}");
+    // (The unanswered "[fail]" stays in the session's history: Hermes merges
+    // it with the next user message, so this session keeps failing with the
+    // fake model. Not continued here.)
+
+    // --- wrong key: exit 8, nothing created -----------------------------------
+    let env_path = gw.home.join(".env");
+    let good_env = fs::read_to_string(&env_path).unwrap();
+    fs::write(&env_path, "API_SERVER_KEY=not-the-key-0123456789abcdef\n").unwrap();
+    let sessions_before = operator_session_ids(&gw.state_db());
+    let events_before = event_count(&gw);
+    let o = chat(&gw, &["--as", "alice", "hello"]);
+    assert_eq!(code(&o), 8, "{}", show(&o));
+    assert!(stderr(&o).contains("rejected the API key"), "{}", show(&o));
+    assert!(stderr(&o).contains("API_SERVER_KEY"), "{}", show(&o));
+    assert_eq!(operator_session_ids(&gw.state_db()), sessions_before);
+    assert_eq!(event_count(&gw), events_before);
+    // A resumed session: exit 8 with an error event, the session untouched.
+    let o = chat(&gw, &["--as", "alice", "--session", &s, "hello"]);
+    assert_eq!(code(&o), 8, "{}", show(&o));
+    assert_eq!(replay(&gw, &s).last().unwrap()["type"], "error");
+    assert_eq!(assert_consistent(&gw, &s, &alice).message_count, 3);
+    fs::write(&env_path, good_env).unwrap();
+
+    // --- Hermes down: exit 7, the URL and how to start it ---------------------
+    gw.stop_gateway();
+    let sessions_before = operator_session_ids(&gw.state_db());
+    let events_before = event_count(&gw);
+    let o = chat(&gw, &["--as", "alice", "hello"]);
+    assert_eq!(code(&o), 7, "{}", show(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&gw.url), "{err}");
+    assert!(err.contains("hermes gateway run"), "{err}");
+    assert!(err.contains("API_SERVER_ENABLED"), "{err}");
+    assert_eq!(operator_session_ids(&gw.state_db()), sessions_before);
+    assert_eq!(event_count(&gw), events_before, "nothing recorded");
+    // --json: the error is JSON on stderr.
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "hello"]);
+    assert_eq!(code(&o), 7);
+    assert!(evs.is_empty(), "{evs:?}");
+    let e: Value = serde_json::from_str(stderr(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(e["error"]["code"], "unavailable", "{e}");
+    // A resumed session: an error event names the failure.
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "--session", &s, "anyone?"]);
+    assert_eq!(code(&o), 7, "{}", show(&o));
+    assert_eq!(evs.last().unwrap()["type"], "error", "{evs:?}");
+    let rep = replay(&gw, &s);
+    let last = rep.last().unwrap();
+    assert_eq!(last["type"], "error", "{rep:#?}");
+    assert!(
+        last["data"]["message"].as_str().unwrap().contains(&gw.url),
+        "{last}"
+    );
+    assert_eq!(assert_consistent(&gw, &s, &alice).message_count, 3);
+    assert_eq!(operator_session_ids(&gw.state_db()), sessions_before);
+    verify_ok(&gw);
+}
+
+// ---------------------------------------------------------------------------
+// budgets
+// ---------------------------------------------------------------------------
+
+fn spend_rows(gw: &Gateway) -> Vec<(String, f64, Option<f64>, Option<String>)> {
+    let c = open_ro(&gw.home.join("plugins/operator/users.db"));
+    let mut st = c
+        .prepare("SELECT session_id, reserved_usd, actual_usd, settled_at FROM spend ORDER BY created_at")
+        .unwrap();
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+fn budget_yaml(daily: f64, reserve: f64, alert: f64) -> String {
+    format!(
+        "budget:\n  user_daily_usd: {daily}\n  turn_reserve_usd: {reserve}\n  session_alert_usd: {alert}\n"
+    )
+}
+
+#[test]
+fn budget_under_concurrency_and_real_cost() {
+    let gw = Gateway::start(GatewayOpts {
+        model_env: vec![
+            ("FAKE_MODEL_SLOW_SECONDS".into(), "2".into()),
+            // $100 per million tokens: a plain first turn (200 + 9 tokens) ~ $0.02.
+            ("FAKE_MODEL_PRICE_PROMPT".into(), "0.0001".into()),
+            ("FAKE_MODEL_PRICE_COMPLETION".into(), "0.0001".into()),
+        ],
+        ..Default::default()
+    });
+    let ids = setup(&gw, &budget_yaml(0.10, 0.05, 5.0), &[("alice", "user")]);
+    let alice = ids["alice"].clone();
+
+    // --- 4 concurrent turns, room for 2 reservations ---------------------------
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            cmd(&gw, &["chat", "--as", "alice", &format!("[slow] turn {i}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs = wait_all(children);
+    let ok: Vec<&Output> = outs.iter().filter(|o| o.status.success()).collect();
+    let refused: Vec<&Output> = outs.iter().filter(|o| code(o) == 4).collect();
+    let all = outs.iter().map(show).collect::<Vec<_>>().join("\n");
+    assert_eq!((ok.len(), refused.len()), (2, 2), "{all}");
+    for o in &refused {
+        assert!(stderr(o).contains("daily budget of $0.10"), "{}", show(o));
+    }
+    // Refused turns leave no session behind.
+    let sessions = operator_session_ids(&gw.state_db());
+    assert_eq!(sessions.len(), 2, "{sessions:?}\n{all}");
+    let spend = spend_rows(&gw);
+    assert_eq!(spend.len(), 2, "{spend:?}");
+    let mut spent = 0.0;
+    for (sid, reserved, actual, settled) in &spend {
+        assert!(sessions.contains(sid), "{spend:?}");
+        assert_eq!(*reserved, 0.05);
+        assert!(settled.is_some(), "unsettled: {spend:?}");
+        // Hermes priced the turn from the endpoint's /v1/models pricing.
+        let row = assert_consistent(&gw, sid, &alice);
+        let est = row.estimated_cost_usd.unwrap_or(0.0);
+        assert!(est > 0.0, "Hermes wrote no cost: {row:?}");
+        let actual = actual.unwrap();
+        assert!((actual - est).abs() < 1e-9, "{actual} vs {est}");
+        spent += actual;
+    }
+    // 200 prompt + 9 completion tokens at $0.0001.
+    assert!((spent - 2.0 * 0.0209).abs() < 1e-6, "{spent} {spend:?}");
+    // The refusals are on record with the reason (their empty sessions removed).
+    let c = open_ro(&events_db(&gw));
+    let budget_errors: i64 = c
+        .query_row(
+            "SELECT count(*) FROM events WHERE type = 'error' AND data LIKE '%\"stage\":\"budget\"%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(budget_errors, 2);
+    drop(c);
+
+    // --- real money: a turn is refused once settled spend reaches the limit ---
+    // A new session (~$0.02), then its second turn (400 + 9 tokens, ~$0.04)
+    // crosses both the session alert and the daily limit; the next is refused.
+    let o = chat(&gw, &["--as", "alice", "count me"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = operator_session_ids(&gw.state_db())
+        .into_iter()
+        .find(|id| !sessions.contains(id))
+        .unwrap();
+    let first = session_row(&gw, &s).unwrap().estimated_cost_usd.unwrap();
+    assert!(!stderr(&o).contains("alert"), "{}", show(&o));
+    let spent_now: f64 = spend_rows(&gw).iter().map(|r| r.2.unwrap()).sum();
+    // Limit just above what is spent, no reservation: the next turn may run.
+    write_config(&gw, &budget_yaml(spent_now + 0.001, 0.0, first + 0.001));
+    let o = chat(&gw, &["--as", "alice", "--session", &s, "and again"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        stderr(&o).contains("past the $") && stderr(&o).contains("alert threshold"),
+        "{}",
+        show(&o)
+    );
+    let row = assert_consistent(&gw, &s, &alice);
+    let rep = replay(&gw, &s);
+    let alerts = of_type(&rep, "cost_alert");
+    assert_eq!(alerts.len(), 1, "{rep:#?}");
+    let a = &alerts[0]["data"];
+    assert!(
+        (a["session_cost_usd"].as_f64().unwrap() - row.estimated_cost_usd.unwrap()).abs() < 1e-9
+    );
+    assert!((a["threshold_usd"].as_f64().unwrap() - (first + 0.001)).abs() < 1e-9);
+    let ledger = spend_rows(&gw);
+    assert!(ledger.iter().all(|r| r.3.is_some()), "{ledger:?}");
+    let settled: f64 = ledger.iter().map(|r| r.2.unwrap()).sum();
+    assert!(settled >= spent_now + 0.001, "{settled} {ledger:?}");
+
+    let sessions_before = operator_session_ids(&gw.state_db());
+    let n = ledger.len();
+    for args in [
+        vec!["--as", "alice", "--session", s.as_str(), "over budget"],
+        vec!["--as", "alice", "over budget"],
+    ] {
+        let o = chat(&gw, &args);
+        assert_eq!(code(&o), 4, "{}", show(&o));
+        assert!(stderr(&o).contains("daily budget"), "{}", show(&o));
+        assert!(stderr(&o).contains("is spent"), "{}", show(&o));
+    }
+    // --json: the announced (then removed) session is followed by an error.
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "over budget"]);
+    assert_eq!(code(&o), 4, "{}", show(&o));
+    let kinds: Vec<&str> = evs.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["session", "error"], "{evs:?}");
+    assert_eq!(evs[1]["code"], "forbidden");
+    assert!(evs[1]["message"].as_str().unwrap().contains("daily budget"));
+    let gone = evs[0]["session_id"].as_str().unwrap();
+    assert!(session_row(&gw, gone).is_none(), "{gone} left behind");
+    assert_eq!(operator_session_ids(&gw.state_db()), sessions_before);
+    assert_eq!(spend_rows(&gw).len(), n, "a refused turn reserved");
+    let rep = replay(&gw, &s);
+    let last = rep.last().unwrap();
+    assert_eq!(last["type"], "error");
+    assert_eq!(last["data"]["stage"], "budget");
+    assert_eq!(assert_consistent(&gw, &s, &alice).message_count, 4);
+    verify_ok(&gw);
+}
