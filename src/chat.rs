@@ -269,8 +269,12 @@ pub async fn run_turn(
     let (session, new_session) = match &req.session_id {
         Some(id) => (continuable(app, &user, id)?, false),
         None => {
-            // Fail fast (before creating anything) when Hermes is down.
-            client.health().await?;
+            // Fail fast (before creating anything) when Hermes is down or
+            // rejects our key: /v1/models needs the key, /health does not.
+            // With --model the list was fetched (and the key proven) above.
+            if req.model.is_none() {
+                client.models().await?;
+            }
             let info = crate::sessions::new_session(app, &user.username)?;
             (info.session, true)
         }
@@ -289,7 +293,15 @@ pub async fn run_turn(
     let mut turn = turn;
     let reservation = match reserve(&turn) {
         Ok(r) => r,
-        Err(e) => return Err(fail(&turn, "budget", e)),
+        Err(e) => {
+            // The caller was told about the session: tell it why the turn ended.
+            let e = fail(&turn, "budget", e);
+            on_event(TurnEvent::Error {
+                code: e.kind.code().into(),
+                message: e.message.clone(),
+            });
+            return Err(e);
+        }
     };
     let result = drive(&mut turn, client, req, &session, approver, on_event).await;
     let (actual, outcome) = match result {

@@ -924,7 +924,7 @@ fn budget_yaml(daily: f64, reserve: f64, alert: f64) -> String {
 fn budget_under_concurrency_and_real_cost() {
     let gw = Gateway::start(GatewayOpts {
         model_env: vec![
-            ("FAKE_MODEL_SLOW_SECONDS".into(), "2".into()),
+            ("FAKE_MODEL_SLOW_SECONDS".into(), "3".into()),
             // $100 per million tokens: a plain first turn (200 + 9 tokens) ~ $0.02.
             ("FAKE_MODEL_PRICE_PROMPT".into(), "0.0001".into()),
             ("FAKE_MODEL_PRICE_COMPLETION".into(), "0.0001".into()),

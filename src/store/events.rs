@@ -52,6 +52,7 @@ pub const GENESIS: [u8; 32] = [0u8; 32];
 /// that older binaries can verify logs written by newer ones.
 pub const EVENT_TYPES: &[&str] = &[
     "user_message",
+    "assistant_message",
     "llm_call",
     "tool_call",
     "tool_result",
