@@ -874,6 +874,78 @@ mod tests {
         assert_eq!(h[1].role, "assistant");
     }
 
+    fn user(id: &str, role: crate::store::users::Role) -> User {
+        User {
+            id: id.into(),
+            username: id.into(),
+            role,
+            disabled: false,
+            token_version: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+            password_changed_at: String::new(),
+            last_login_at: None,
+        }
+    }
+
+    fn request(session: &str) -> ApprovalRequest {
+        ApprovalRequest {
+            session_id: session.into(),
+            run_id: "run_1".into(),
+            command: Some("chmod 777 x".into()),
+            description: None,
+            pattern_key: None,
+            choices: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_approvals_owner_or_admin_answers() {
+        use crate::store::users::Role;
+        let reg = std::sync::Arc::new(PendingApprovals::default());
+        let owner = user("u_owner", Role::User);
+        let approver = reg.approver(&owner, std::time::Duration::from_secs(5));
+        let waiting = tokio::spawn(async move { approver.decide(request("op_a")).await });
+        while reg.pending("op_a").is_none() {
+            tokio::task::yield_now().await;
+        }
+        // Another user, a viewer: refused; a bad choice: refused; nothing answered.
+        let other = user("u_other", Role::User);
+        assert_eq!(
+            reg.answer("op_a", &other, "once").unwrap_err().kind,
+            Kind::Permission
+        );
+        assert_eq!(
+            reg.answer("op_a", &owner, "always").unwrap_err().kind,
+            Kind::Usage
+        );
+        assert_eq!(
+            reg.answer("op_b", &owner, "once").unwrap_err().kind,
+            Kind::NotFound
+        );
+        // An admin may answer for the owner.
+        let admin = user("u_admin", Role::Admin);
+        reg.answer("op_a", &admin, "once").unwrap();
+        let d = waiting.await.unwrap();
+        assert_eq!(d.choice, "once");
+        assert!(d.decided_by.contains("u_admin"));
+        assert!(reg.pending("op_a").is_none());
+    }
+
+    #[tokio::test]
+    async fn pending_approvals_time_out_as_deny() {
+        use crate::store::users::Role;
+        let reg = std::sync::Arc::new(PendingApprovals::default());
+        let owner = user("u_owner", Role::User);
+        let d = reg
+            .approver(&owner, std::time::Duration::from_millis(20))
+            .decide(request("op_a"))
+            .await;
+        assert_eq!(d.choice, "deny");
+        assert_eq!(d.decided_by, "timeout");
+        assert!(reg.pending("op_a").is_none());
+    }
+
     #[test]
     fn tool_status_reads_results() {
         assert_eq!(
@@ -886,5 +958,111 @@ mod tests {
         );
         assert_eq!(tool_status(r#"{"error":"denied"}"#), "error");
         assert_eq!(tool_status("plain text"), "ok");
+    }
+}
+
+/// Approval requests waiting for an answer from another request (the HTTP
+/// mode: the chat stream shows the request, `POST …/approval` answers it).
+/// One pending request per session at a time, as Hermes asks one by one.
+#[derive(Default)]
+pub struct PendingApprovals {
+    inner: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
+}
+
+struct Pending {
+    owner_id: String,
+    request: ApprovalRequest,
+    tx: tokio::sync::oneshot::Sender<Decision>,
+}
+
+impl PendingApprovals {
+    /// An [`Approver`] for one turn of `owner`'s session that waits up to
+    /// `timeout` for [`PendingApprovals::answer`], then denies.
+    pub fn approver(
+        self: &std::sync::Arc<Self>,
+        owner: &User,
+        timeout: std::time::Duration,
+    ) -> ChannelApprover {
+        ChannelApprover {
+            registry: self.clone(),
+            owner_id: owner.id.clone(),
+            timeout,
+        }
+    }
+
+    /// The request waiting in a session, if any.
+    pub fn pending(&self, session_id: &str) -> Option<ApprovalRequest> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(session_id).map(|p| p.request.clone())
+    }
+
+    /// Answer the waiting request of `session_id` as `by`: only the session
+    /// owner or an admin may (SPEC §4).
+    pub fn answer(&self, session_id: &str, by: &User, choice: &str) -> Result<()> {
+        if !matches!(choice, "once" | "session" | "deny") {
+            return Err(Error::usage("choice must be one of: once, session, deny"));
+        }
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = map.get(session_id) else {
+            return Err(Error::not_found(format!(
+                "no approval is pending in session {session_id}"
+            )));
+        };
+        if p.owner_id != by.id && by.role != crate::store::users::Role::Admin {
+            return Err(Error::permission(
+                "only the session owner or an admin may answer this approval",
+            ));
+        }
+        let p = map.remove(session_id).expect("present");
+        let _ = p.tx.send(Decision {
+            choice: choice.to_string(),
+            decided_by: format!("{} ({})", by.username, by.role),
+        });
+        Ok(())
+    }
+}
+
+pub struct ChannelApprover {
+    registry: std::sync::Arc<PendingApprovals>,
+    owner_id: String,
+    timeout: std::time::Duration,
+}
+
+impl Approver for ChannelApprover {
+    fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let session = req.session_id.clone();
+        {
+            let mut map = self
+                .registry
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            map.insert(
+                session.clone(),
+                Pending {
+                    owner_id: self.owner_id.clone(),
+                    request: req,
+                    tx,
+                },
+            );
+        }
+        let registry = self.registry.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let d = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(d)) => d,
+                _ => Decision {
+                    choice: "deny".into(),
+                    decided_by: "timeout".into(),
+                },
+            };
+            registry
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&session);
+            d
+        })
     }
 }

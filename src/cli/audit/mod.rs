@@ -49,7 +49,7 @@ pub(crate) fn summarize(ev: &crate::store::events::Event) -> String {
     let v = ev.data_value();
     let pick = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
     let s = match ev.kind.as_str() {
-        "user_message" => {
+        "user_message" | "assistant_message" => {
             pick("content").or_else(|| pick("content_sha256").map(|h| format!("sha256:{h}")))
         }
         "tool_call" => pick("tool").map(|t| {
