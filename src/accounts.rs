@@ -144,3 +144,23 @@ pub fn issue_token(app: &App, username: &str, ttl_minutes: i64) -> Result<(Strin
     )?;
     Ok((token, claims))
 }
+
+/// A user who may chat and own sessions now: exists, enabled, role admin or
+/// user (SPEC §4). The one place this rule lives (chat, `session new`, HTTP).
+pub fn require_chat_user(app: &App, username: &str) -> Result<User> {
+    let user = app.users_ro()?.get(username)?;
+    if user.disabled {
+        return Err(Error::permission(format!(
+            "user {} is disabled",
+            user.username
+        )));
+    }
+    if !user.role.can_chat() {
+        return Err(Error::permission(format!(
+            "user {} has role {}, which may not chat or own sessions",
+            user.username, user.role
+        ))
+        .hint("roles admin and user may chat"));
+    }
+    Ok(user)
+}

@@ -156,20 +156,7 @@ fn merge(mut a: Value, b: Value) -> Value {
 
 /// The user of a turn: exists, enabled, allowed to chat.
 pub fn chat_user(app: &App, username: &str) -> Result<User> {
-    let user = app.users_ro()?.get(username)?;
-    if user.disabled {
-        return Err(Error::permission(format!(
-            "user {} is disabled",
-            user.username
-        )));
-    }
-    if !user.role.can_chat() {
-        return Err(Error::permission(format!(
-            "user {} has role {}, which may not chat (admin and user may)",
-            user.username, user.role
-        )));
-    }
-    Ok(user)
+    crate::accounts::require_chat_user(app, username)
 }
 
 /// An existing session the user may continue: an operator session they own, not ended.
@@ -275,7 +262,7 @@ pub async fn run_turn(
             if req.model.is_none() {
                 client.models().await?;
             }
-            let info = crate::sessions::new_session(app, &user.username)?;
+            let info = crate::sessions::new_session_for(app, &user)?;
             (info.session, true)
         }
     };

@@ -24,7 +24,13 @@
 //! replaced or removed), proves the result by parsing both versions and
 //! comparing every other key, backs both files up first and adds the
 //! matching entries to `shell-hooks-allowlist.json` in exactly Hermes' format
-//! so the gateway registers them without a consent prompt.
+//! so the gateway registers them without a consent prompt. A missing
+//! config.yaml (Hermes: all defaults) is created holding only our block
+//! (0600); uninstall then leaves it empty, which Hermes also reads as defaults.
+//!
+//! Known gap: when Hermes compresses a long conversation it continues under a
+//! new, Hermes-generated session id (`parent_session_id` = the `op_` id) and
+//! no hook event announces that, so the policy does not follow such a session.
 
 use crate::config::{self, Config, StoreContent};
 use crate::error::{Error, Result};
@@ -32,6 +38,7 @@ use crate::home::{self, Home};
 use crate::store::events::{canonical_json, EventStore, NewEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use serde_norway::{Mapping, Value as Yaml};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
@@ -748,8 +755,6 @@ fn is_executable(p: &Path) -> bool {
 // ---------------------------------------------------------------------------
 // config.yaml: semantic plan
 // ---------------------------------------------------------------------------
-
-use serde_norway::{Mapping, Value as Yaml};
 
 fn yaml_str(s: &str) -> Yaml {
     Yaml::String(s.to_string())

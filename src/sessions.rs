@@ -461,20 +461,12 @@ pub fn end(app: &App, id: &str, reason: &str) -> Result<EndOutcome> {
 /// Create a new operator session (`op_` + 12 hex) for an enabled user whose
 /// role may chat. Audited as `session_start`.
 pub fn new_session(app: &App, username: &str) -> Result<SessionInfo> {
-    let user = app.users_ro()?.get(username)?;
-    if user.disabled {
-        return Err(Error::permission(format!(
-            "user {} is disabled",
-            user.username
-        )));
-    }
-    if !user.role.can_chat() {
-        return Err(Error::permission(format!(
-            "user {} has role {}, which may not chat or own sessions",
-            user.username, user.role
-        ))
-        .hint("roles admin and user may chat"));
-    }
+    new_session_for(app, &crate::accounts::require_chat_user(app, username)?)
+}
+
+/// [`new_session`] for a user already checked with
+/// [`crate::accounts::require_chat_user`].
+pub fn new_session_for(app: &App, user: &crate::store::users::User) -> Result<SessionInfo> {
     let model = app.cfg.config.model.default.clone();
     let db = app.state_rw()?;
     let mut attempt = 0;
@@ -496,7 +488,7 @@ pub fn new_session(app: &App, username: &str) -> Result<SessionInfo> {
     )?;
     Ok(SessionInfo {
         session: s,
-        username: Some(user.username),
+        username: Some(user.username.clone()),
     })
 }
 

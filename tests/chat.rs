@@ -20,7 +20,7 @@
 mod common;
 
 use common::gateway::{Gateway, GatewayOpts, SeedState};
-use common::{op, open_ro, operator_session_ids};
+use common::{add_user_with, op, open_ro, operator_session_ids};
 use hermes_operator::app::App;
 use hermes_operator::chat::{
     run_turn, ApprovalRequest, Approver, BoxFuture, Decision, TurnEvent, TurnRequest,
@@ -32,13 +32,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const PW: &str = "correct horse battery staple";
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -100,33 +97,8 @@ fn setup(gw: &Gateway, extra: &str, users: &[(&str, &str)]) -> HashMap<String, S
     write_config(gw, extra);
     let mut ids = HashMap::new();
     for (name, role) in users {
-        let mut child = cmd(
-            gw,
-            &[
-                "--json",
-                "user",
-                "add",
-                name,
-                "--role",
-                role,
-                "--password-stdin",
-            ],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PW}\n").as_bytes())
-            .unwrap();
-        let o = child.wait_with_output().unwrap();
-        assert!(o.status.success(), "user add {name}: {}", show(&o));
-        let shown = json_out(gw, &["user", "show", name]);
-        ids.insert(name.to_string(), shown["id"].as_str().unwrap().to_string());
+        let id = add_user_with(cmd(gw, &[]), name, role);
+        ids.insert(name.to_string(), id);
     }
     ids
 }

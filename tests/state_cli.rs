@@ -8,11 +8,9 @@ mod common;
 use common::*;
 use rusqlite::types::ValueRef;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 
-const PW: &str = "correct horse battery staple";
 const GONE: &str = "u_gone0000000000";
 
 struct Env {
@@ -58,34 +56,6 @@ fn expect_code(home: &Path, args: &[&str], want: i32) -> Output {
         String::from_utf8_lossy(&o.stdout)
     );
     o
-}
-
-fn add_user(home: &Path, name: &str, role: &str) -> String {
-    let mut child = op(home)
-        .args([
-            "--json",
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{PW}\n").as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "user add: {}", stderr(&o));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    v["id"].as_str().unwrap().to_string()
 }
 
 /// Users alice, bob (user), carol (auditor), dave (viewer); a state.db made by

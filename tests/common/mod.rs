@@ -760,3 +760,51 @@ pub fn assert_snapshot_eq(before: &[String], after: &[String], what: &str) {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// operator accounts
+// ---------------------------------------------------------------------------
+
+/// The password test accounts get.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+/// `hermes-operator user add NAME --role ROLE --password-stdin` with
+/// [`TEST_PASSWORD`]; returns the new user's id. `cmd` is `op(home)` or a
+/// variant with extra environment.
+pub fn add_user_with(mut cmd: Command, name: &str, role: &str) -> String {
+    use std::io::Write;
+    let mut child = cmd
+        .args([
+            "--json",
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hermes-operator user add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{TEST_PASSWORD}\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "user add {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// [`add_user_with`] on `op(home)`.
+pub fn add_user(home: &Path, name: &str, role: &str) -> String {
+    add_user_with(op(home), name, role)
+}
