@@ -3,9 +3,11 @@
 # fork + exec + read stdin + decide + record), release build.
 #
 #   benches/hook_bench.sh [N]        # N invocations per case (default 200)
+#   HERMES_OPERATOR_BIN=/path/to/binary SKIP_BUILD=1 benches/hook_bench.sh   # another build
 #
-# Cases: an operator session's pre_tool_call that is allowed (state.db lookup,
-# config parse, events.db append) and one that is blocked, an operator
+# Cases: an operator session's pre_tool_call that is allowed (config parse,
+# events.db append; the state.db lookup happens on a session's first event
+# only, later ones read its marker file) and one that is blocked, an operator
 # post_tool_call, and a native session's pre_tool_call (no database opened).
 # The state.db is made by the real Hermes (tests/fixtures/hermes_fixture.py in
 # the test venv: $HERMES_OPERATOR_TEST_VENV or ~/.cache/hermes-operator-test/venv-0.19.0).
@@ -18,7 +20,7 @@ cd "$root"
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release --quiet
 fi
-bin="$root/target/release/hermes-operator"
+bin=${HERMES_OPERATOR_BIN:-$root/target/release/hermes-operator}
 venv=${HERMES_OPERATOR_TEST_VENV:-$HOME/.cache/hermes-operator-test/venv-0.19.0}
 py="$venv/bin/python"
 [ -x "$py" ] || { echo "no Hermes test venv at $venv (run the integration tests once)" >&2; exit 1; }

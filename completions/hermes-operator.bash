@@ -25,6 +25,9 @@ _hermes__operator() {
             hermes__operator,help)
                 cmd="hermes__operator__subcmd__help"
                 ;;
+            hermes__operator,hook)
+                cmd="hermes__operator__subcmd__hook"
+                ;;
             hermes__operator,session)
                 cmd="hermes__operator__subcmd__session"
                 ;;
@@ -94,6 +97,9 @@ _hermes__operator() {
             hermes__operator__subcmd__help,help)
                 cmd="hermes__operator__subcmd__help__subcmd__help"
                 ;;
+            hermes__operator__subcmd__help,hook)
+                cmd="hermes__operator__subcmd__help__subcmd__hook"
+                ;;
             hermes__operator__subcmd__help,session)
                 cmd="hermes__operator__subcmd__help__subcmd__session"
                 ;;
@@ -123,6 +129,15 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help__subcmd__audit,verify)
                 cmd="hermes__operator__subcmd__help__subcmd__audit__subcmd__verify"
+                ;;
+            hermes__operator__subcmd__help__subcmd__hook,install)
+                cmd="hermes__operator__subcmd__help__subcmd__hook__subcmd__install"
+                ;;
+            hermes__operator__subcmd__help__subcmd__hook,status)
+                cmd="hermes__operator__subcmd__help__subcmd__hook__subcmd__status"
+                ;;
+            hermes__operator__subcmd__help__subcmd__hook,uninstall)
+                cmd="hermes__operator__subcmd__help__subcmd__hook__subcmd__uninstall"
                 ;;
             hermes__operator__subcmd__help__subcmd__session,cost)
                 cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__cost"
@@ -174,6 +189,30 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help__subcmd__user,token)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__token"
+                ;;
+            hermes__operator__subcmd__hook,help)
+                cmd="hermes__operator__subcmd__hook__subcmd__help"
+                ;;
+            hermes__operator__subcmd__hook,install)
+                cmd="hermes__operator__subcmd__hook__subcmd__install"
+                ;;
+            hermes__operator__subcmd__hook,status)
+                cmd="hermes__operator__subcmd__hook__subcmd__status"
+                ;;
+            hermes__operator__subcmd__hook,uninstall)
+                cmd="hermes__operator__subcmd__hook__subcmd__uninstall"
+                ;;
+            hermes__operator__subcmd__hook__subcmd__help,help)
+                cmd="hermes__operator__subcmd__hook__subcmd__help__subcmd__help"
+                ;;
+            hermes__operator__subcmd__hook__subcmd__help,install)
+                cmd="hermes__operator__subcmd__hook__subcmd__help__subcmd__install"
+                ;;
+            hermes__operator__subcmd__hook__subcmd__help,status)
+                cmd="hermes__operator__subcmd__hook__subcmd__help__subcmd__status"
+                ;;
+            hermes__operator__subcmd__hook__subcmd__help,uninstall)
+                cmd="hermes__operator__subcmd__hook__subcmd__help__subcmd__uninstall"
                 ;;
             hermes__operator__subcmd__session,cost)
                 cmd="hermes__operator__subcmd__session__subcmd__cost"
@@ -296,7 +335,7 @@ _hermes__operator() {
 
     case "${cmd}" in
         hermes__operator)
-            opts="-h -V --hermes-home --json --help --version user session audit chat help"
+            opts="-h -V --hermes-home --json --help --version user session audit chat hook help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -690,7 +729,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__help)
-            opts="user session audit chat help"
+            opts="user session audit chat hook help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -846,6 +885,62 @@ _hermes__operator() {
         hermes__subcmd__operator__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__hook)
+            opts="install uninstall status"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__hook__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__hook__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__hook__subcmd__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1116,6 +1211,148 @@ _hermes__operator() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook)
+            opts="-h -V --hermes-home --json --help --version install uninstall status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook__subcmd__help)
+            opts="install uninstall status help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook__subcmd__help__subcmd__uninstall)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook__subcmd__install)
+            opts="-y -h -V --yes --dry-run --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook__subcmd__status)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__hook__subcmd__uninstall)
+            opts="-y -h -V --yes --dry-run --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -45,6 +45,10 @@ pub enum TurnEvent {
         session_id: String,
         new: bool,
     },
+    /// Hermes accepted the run (`POST /v1/runs`); its id can stop it.
+    RunStarted {
+        run_id: String,
+    },
     Delta {
         text: String,
     },
@@ -402,6 +406,9 @@ async fn drive(
         .await
         .map_err(|e| (e, 0.0))?;
     turn.run_id = Some(run_id.clone());
+    on_event(TurnEvent::RunStarted {
+        run_id: run_id.clone(),
+    });
 
     let mut output = String::new();
     let mut failure: Option<Error> = None;

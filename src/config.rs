@@ -23,6 +23,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub hermes: HermesConfig,
     pub budget: BudgetConfig,
+    pub update: UpdateConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -100,6 +101,55 @@ pub struct BudgetConfig {
     /// What a turn reserves of the daily budget before it runs (settled to
     /// the real cost afterwards).
     pub turn_reserve_usd: f64,
+}
+
+/// `update:` — how `hermes-operator update` runs Hermes' updater, backs up,
+/// restarts and checks the operator service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct UpdateConfig {
+    /// Shell command that restarts the operator service after an update.
+    pub restart_command: String,
+    /// URL the health check GETs after the restart; default
+    /// `http://<operator.host>:<operator.port>/healthz` (0.0.0.0/:: become loopback).
+    pub health_url: Option<String>,
+    /// How many `backups/operator_*` directories to keep (the newest).
+    pub keep_backups: u32,
+    /// Path of Hermes' `hermes` executable; default: `hermes` on PATH, else
+    /// `$HERMES_HOME/hermes-agent/.venv/bin/hermes`.
+    pub hermes_command: Option<String>,
+    /// Longest `hermes update` may run before it is stopped (seconds).
+    pub timeout_seconds: u64,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            restart_command: DEFAULT_RESTART_COMMAND.into(),
+            health_url: None,
+            keep_backups: 5,
+            hermes_command: None,
+            timeout_seconds: 900,
+        }
+    }
+}
+
+pub const DEFAULT_RESTART_COMMAND: &str = "systemctl --user restart hermes-operator";
+
+impl Config {
+    /// `update.health_url`, or the operator's own `/healthz` on loopback.
+    pub fn health_url(&self) -> String {
+        if let Some(u) = &self.update.health_url {
+            return u.clone();
+        }
+        let host = match self.operator.host.as_str() {
+            "0.0.0.0" | "" => "127.0.0.1".to_string(),
+            "::" | "[::]" => "[::1]".to_string(),
+            h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+            h => h.to_string(),
+        };
+        format!("http://{host}:{}/healthz", self.operator.port)
+    }
 }
 
 impl Default for OperatorConfig {
@@ -327,6 +377,36 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
             c.budget.turn_reserve_usd
         ));
     }
+    if c.update.restart_command.trim().is_empty() {
+        return Err("update.restart_command: expected a shell command like \"systemctl --user restart hermes-operator\", got an empty string".into());
+    }
+    if let Some(u) = &c.update.health_url {
+        let rest = u.strip_prefix("http://").unwrap_or("");
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(format!(
+                "update.health_url: expected a plain http URL like http://127.0.0.1:8643/healthz, got {u:?}"
+            ));
+        }
+    }
+    if c.update.keep_backups == 0 || c.update.keep_backups > 1000 {
+        return Err(format!(
+            "update.keep_backups: expected 1-1000 backups to keep, got {}",
+            c.update.keep_backups
+        ));
+    }
+    if let Some(h) = &c.update.hermes_command {
+        if !h.starts_with('/') {
+            return Err(format!(
+                "update.hermes_command: expected an absolute path to Hermes' `hermes` executable, got {h:?}"
+            ));
+        }
+    }
+    if c.update.timeout_seconds < 10 || c.update.timeout_seconds > 86_400 {
+        return Err(format!(
+            "update.timeout_seconds: expected 10-86400 seconds, got {}",
+            c.update.timeout_seconds
+        ));
+    }
     if let Some(d) = c.budget.user_daily_usd {
         if !(d.is_finite() && d >= 0.0) {
             return Err(format!(
@@ -492,6 +572,45 @@ mod tests {
         assert!(c.unwrap_err().message.contains("operator.session_prefix"));
         let (c, _) = parse("budget:\n  session_alert_usd: -1\n");
         assert!(c.unwrap_err().message.contains("budget.session_alert_usd"));
+    }
+
+    #[test]
+    fn update_keys() {
+        let (c, w) = parse("");
+        let c = c.unwrap();
+        assert!(w.is_empty());
+        assert_eq!(c.update.restart_command, DEFAULT_RESTART_COMMAND);
+        assert_eq!(c.update.keep_backups, 5);
+        assert_eq!(c.update.timeout_seconds, 900);
+        assert_eq!(c.health_url(), "http://127.0.0.1:8643/healthz");
+        let (c, _) = parse("operator:\n  host: 0.0.0.0\n  port: 9000\n");
+        assert_eq!(c.unwrap().health_url(), "http://127.0.0.1:9000/healthz");
+        let (c, w) = parse("update:\n  restart_command: /bin/true\n  health_url: http://127.0.0.1:1/x\n  keep_backups: 2\n  hermes_command: /opt/h/bin/hermes\n  timeout_seconds: 60\n");
+        let c = c.unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.health_url(), "http://127.0.0.1:1/x");
+        assert_eq!(
+            c.update.hermes_command.as_deref(),
+            Some("/opt/h/bin/hermes")
+        );
+        for (bad, key) in [
+            ("update:\n  keep_backups: 0\n", "update.keep_backups"),
+            ("update:\n  restart_command: ''\n", "update.restart_command"),
+            (
+                "update:\n  health_url: https://x/healthz\n",
+                "update.health_url",
+            ),
+            (
+                "update:\n  hermes_command: hermes\n",
+                "update.hermes_command",
+            ),
+            ("update:\n  timeout_seconds: 1\n", "update.timeout_seconds"),
+            ("update:\n  keep_backups: many\n", "update.keep_backups"),
+        ] {
+            let (c, _) = parse(bad);
+            let e = c.unwrap_err();
+            assert!(e.message.contains(key), "{bad}: {}", e.message);
+        }
     }
 
     #[test]

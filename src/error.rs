@@ -28,6 +28,12 @@ pub enum Kind {
     Corrupt,
     /// The thing already exists (duplicate username, title in use).
     Conflict,
+    /// `update`: `hermes update` failed, timed out, or could not be confirmed
+    /// (Hermes unchanged or in an unknown state; the operator's data is backed up).
+    UpdateFailed,
+    /// The installation is not healthy: `update`'s restart or health check
+    /// failed, or a `doctor` check failed.
+    Unhealthy,
 }
 
 impl Kind {
@@ -44,6 +50,8 @@ impl Kind {
             Kind::Config => 8,
             Kind::Corrupt => 9,
             Kind::Conflict => 10,
+            Kind::UpdateFailed => 11,
+            Kind::Unhealthy => 12,
         }
     }
 
@@ -60,10 +68,12 @@ impl Kind {
             Kind::Config => "config",
             Kind::Corrupt => "corrupt",
             Kind::Conflict => "conflict",
+            Kind::UpdateFailed => "update_failed",
+            Kind::Unhealthy => "unhealthy",
         }
     }
 
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Internal,
         Kind::Usage,
         Kind::Integrity,
@@ -74,6 +84,8 @@ impl Kind {
         Kind::Config,
         Kind::Corrupt,
         Kind::Conflict,
+        Kind::UpdateFailed,
+        Kind::Unhealthy,
     ];
 }
 
@@ -212,7 +224,7 @@ mod tests {
     #[test]
     fn exit_codes_are_distinct_and_stable() {
         let codes: Vec<i32> = Kind::ALL.iter().map(|k| k.exit_code()).collect();
-        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
         let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.code()).collect();
         names.sort();
         names.dedup();

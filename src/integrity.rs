@@ -193,6 +193,101 @@ pub fn keep_checkpoint(home: &Home, cp: &Checkpoint) -> Result<()> {
         .map_err(|e| Error::io(&path, "writing the checkpoint log", e))
 }
 
+/// Verify this installation's log: the whole chain, the local checkpoint
+/// copy and any `extra` checkpoint files kept off-host (`audit verify` and
+/// `GET /api/audit/verify`). A missing events.db while checkpoints vouch for
+/// events is an integrity failure (the log was deleted).
+pub fn verify_home(app: &crate::app::App, extra: &[std::path::PathBuf]) -> Result<VerifyReport> {
+    let home = &app.home;
+    let mut cps = Vec::new();
+    for f in extra {
+        cps.extend(read_checkpoints(f)?);
+    }
+    let local = home.checkpoints_file();
+    if local.exists() {
+        cps.extend(read_checkpoints(&local)?);
+    }
+    let store = match app.events_ro() {
+        Ok(s) => s,
+        Err(e) if e.kind == crate::Kind::NotFound && cps.iter().any(|c| c.seq > 0) => {
+            return Err(Error::integrity(format!(
+                "{} is missing, but checkpoints vouch for {} event(s): the log was deleted",
+                home.events_db().display(),
+                cps.iter().map(|c| c.seq).max().unwrap_or(0)
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    let key = verifying_key(home)?;
+    verify(&store, key.as_ref(), &cps)
+}
+
+/// One event of a session timeline with its local integrity status.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayRow {
+    #[serde(flatten)]
+    pub event: crate::store::events::Event,
+    /// "ok": the event matches its hash and links to the event before it.
+    pub integrity: &'static str,
+}
+
+/// `audit replay SESSION --json` and `GET /api/audit/replay/{id}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replay {
+    pub session_id: String,
+    /// "ok" when every event verifies, else "bad".
+    pub integrity: &'static str,
+    pub events: Vec<ReplayRow>,
+}
+
+/// A session's events in order, each checked against its own hash and the
+/// hash of the event just before it in the log (seq - 1), so the timeline
+/// shows local tampering; [`verify`] proves the whole chain.
+pub fn replay(app: &crate::app::App, session_id: &str) -> Result<Replay> {
+    crate::sessions::validate_session_id(session_id)?;
+    let store = app.events_ro()?;
+    let events = store.for_session(session_id)?;
+    if events.is_empty() {
+        return Err(Error::not_found(format!(
+            "no events recorded for session {}",
+            crate::output::sanitize(session_id)
+        ))
+        .hint("`hermes-operator session list` shows operator sessions"));
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    let mut all_ok = true;
+    for ev in events {
+        let own = crate::store::events::event_hash(
+            ev.seq,
+            &ev.ts,
+            &ev.kind,
+            ev.session_id.as_deref(),
+            ev.user_id.as_deref(),
+            &ev.actor,
+            &ev.data,
+            &ev.prev_hash,
+        ) == ev.hash;
+        let linked = if ev.seq == 1 {
+            ev.prev_hash == GENESIS
+        } else {
+            store
+                .hash_at(ev.seq - 1)?
+                .is_some_and(|h| h == ev.prev_hash)
+        };
+        let ok = own && linked;
+        all_ok &= ok;
+        rows.push(ReplayRow {
+            event: ev,
+            integrity: if ok { "ok" } else { "bad" },
+        });
+    }
+    Ok(Replay {
+        session_id: session_id.to_string(),
+        integrity: if all_ok { "ok" } else { "bad" },
+        events: rows,
+    })
+}
+
 /// What `audit verify` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {

@@ -95,6 +95,22 @@ pub fn day_bounds(date: NaiveDate, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Ut
     Ok((local_midnight(date, tz), local_midnight(next, tz)))
 }
 
+/// The report day and zone from user input: `date` as YYYY-MM-DD (default:
+/// today in `tz`), `tz` an IANA name.
+pub fn parse_day(date: Option<&str>, tz: &str) -> Result<(NaiveDate, Tz)> {
+    let clip = |s: &str| crate::output::clip(&crate::output::sanitize(s), 40);
+    let tz: Tz = tz.parse().map_err(|_| {
+        Error::usage(format!("--tz {:?}: not an IANA time zone", clip(tz)))
+            .hint("use a name like UTC, Europe/Berlin or Asia/Shanghai")
+    })?;
+    let date = match date {
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| Error::usage(format!("--date {:?}: expected YYYY-MM-DD", clip(d))))?,
+        None => Utc::now().with_timezone(&tz).date_naive(),
+    };
+    Ok((date, tz))
+}
+
 fn rfc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

@@ -168,6 +168,15 @@ fn readable(db: &StateDb, scope: &Scope, id: &str) -> Result<Session> {
     Ok(s)
 }
 
+/// One session (without messages) if `scope` may read it; unreadable
+/// sessions look like missing ones.
+pub fn get(app: &App, scope: &Scope, id: &str) -> Result<SessionInfo> {
+    let db = app.state_ro()?;
+    let s = readable(&db, scope, id)?;
+    drop(db);
+    Ok(info(s, &usernames(app)?))
+}
+
 /// One session and its messages (replay order).
 pub fn show(app: &App, scope: &Scope, id: &str) -> Result<Transcript> {
     let db = app.state_ro()?;

@@ -460,16 +460,20 @@ fn replay_shows_integrity_per_event() {
 fn append_events_example() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_hermes-operator"));
     let ex = bin.parent().unwrap().join("examples/append_events");
-    if !ex.exists() {
-        // `cargo test --test audit_tamper` alone does not build examples.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "--example", "append_events"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "building the append_events example failed");
+    // Always ask cargo: `cargo test --test audit_tamper` alone does not build
+    // examples, and a stale one may predate the current schema. A no-op when fresh.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec!["build", "--example", "append_events"];
+    if bin.parent().unwrap().ends_with("release") {
+        args.push("--release");
     }
+    let st = Command::new(cargo)
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the append_events example failed");
+    assert!(ex.exists(), "{} missing after build", ex.display());
     ex
 }
 

@@ -242,6 +242,23 @@ fn operator_sessions_get_the_policy_and_live_events() {
         "{}",
         stdout(&o)
     );
+
+    // After its first event the session is remembered: later events need no
+    // state.db (moved away here) and still carry the user id.
+    assert!(h.join("plugins/operator/hook_sessions").join(sid).exists());
+    fs::rename(home.state_db(), h.join("state.db.away")).unwrap();
+    let o = hook(
+        h,
+        &event("pre_tool_call", "terminal", sid, json!({}), json!({})),
+    );
+    assert!(
+        stdout(&o).contains("\"decision\":\"block\""),
+        "{}",
+        stdout(&o)
+    );
+    let last = events(h).pop().unwrap();
+    assert_eq!(last["user_id"], users[0].as_str());
+    assert!(last["data"].get("note").is_none(), "{last}");
 }
 
 #[test]

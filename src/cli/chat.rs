@@ -169,7 +169,7 @@ async fn one_turn(
                     o.session_id, o.input_tokens, o.output_tokens, o.cost_usd
                 ));
             }
-            TurnEvent::Error { .. } => {}
+            TurnEvent::Error { .. } | TurnEvent::RunStarted { .. } => {}
         }
     };
     chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await

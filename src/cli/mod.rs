@@ -22,7 +22,8 @@ const AFTER_HELP: &str = "\
 Exit codes:
   0 ok · 1 error · 2 usage · 3 integrity failure · 4 permission denied
   5 not found · 6 busy/locked · 7 Hermes unavailable · 8 config error
-  9 corrupt or incompatible database · 10 conflict";
+  9 corrupt or incompatible database · 10 conflict
+  11 update failed · 12 unhealthy (update's restart/health check, or a doctor check failed)";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -34,6 +34,25 @@ const MIGRATIONS: &[&str] = &[
         settled_at TEXT
     );
     CREATE INDEX spend_user_day ON spend(user_id, day);",
+    // v3: refresh tokens of the HTTP mode (`serve`). Only the SHA-256 of the
+    // opaque token is stored. A login starts a family; each use rotates the
+    // token (the old row gets `used_at` and `replaced_by`); presenting a used
+    // token again revokes the whole family.
+    "CREATE TABLE refresh_tokens (
+        id TEXT PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        family_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        token_version INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at TEXT,
+        replaced_by TEXT,
+        revoked_at TEXT,
+        revoked_reason TEXT
+    );
+    CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+    CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id);",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -390,4 +409,195 @@ impl UserStore {
             )
             .map_err(self.err("counting admins"))
     }
+
+    // -- refresh tokens (serve) ---------------------------------------------
+
+    /// Store a new refresh token (by its SHA-256) in `family_id`, valid until
+    /// `expires_at` (epoch seconds) and for `token_version` of the user.
+    pub fn insert_refresh(
+        &self,
+        token_hash: &[u8; 32],
+        family_id: &str,
+        user_id: &str,
+        token_version: i64,
+        expires_at: i64,
+    ) -> Result<String> {
+        let id = format!("rt_{}", crate::auth::random_hex(8));
+        let now = now_rfc3339();
+        with_immediate(&self.conn, &self.path, "storing a refresh token", |tx| {
+            tx.execute(
+                "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, &token_hash[..], family_id, user_id, token_version, now, expires_at],
+            )
+        })?;
+        Ok(id)
+    }
+
+    /// Use a refresh token: in one write transaction, look it up by hash and
+    /// either rotate it (mark it used, store `new_hash` in the same family) or,
+    /// when it was already used, revoke its whole family (reuse detection).
+    /// The user must still exist, be enabled and have the token version the
+    /// token was issued under.
+    pub fn rotate_refresh(
+        &self,
+        token_hash: &[u8; 32],
+        new_hash: &[u8; 32],
+        new_expires_at: i64,
+        now_epoch: i64,
+    ) -> Result<RefreshUse> {
+        let now = now_rfc3339();
+        let new_id = format!("rt_{}", crate::auth::random_hex(8));
+        with_immediate(&self.conn, &self.path, "rotating a refresh token", |tx| {
+            let row = tx
+                .query_row(
+                    "SELECT r.id, r.family_id, r.user_id, r.token_version, r.expires_at, r.used_at, r.revoked_at,
+                            u.disabled, u.token_version
+                     FROM refresh_tokens r LEFT JOIN users u ON u.id = r.user_id
+                     WHERE r.token_hash = ?1",
+                    [&token_hash[..]],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, Option<String>>(5)?,
+                            r.get::<_, Option<String>>(6)?,
+                            r.get::<_, Option<i64>>(7)?,
+                            r.get::<_, Option<i64>>(8)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            let Some((id, family, user_id, tv, expires, used, revoked, disabled, user_tv)) = row
+            else {
+                return Ok(RefreshUse::Unknown);
+            };
+            if revoked.is_some() {
+                return Ok(RefreshUse::Revoked {
+                    user_id,
+                    family_id: family,
+                });
+            }
+            if used.is_some() {
+                let n = tx.execute(
+                    "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = 'reuse'
+                     WHERE family_id = ?2 AND revoked_at IS NULL",
+                    params![now, family],
+                )?;
+                return Ok(RefreshUse::Reused {
+                    user_id,
+                    family_id: family,
+                    revoked: n as i64,
+                });
+            }
+            if expires <= now_epoch {
+                return Ok(RefreshUse::Expired {
+                    user_id,
+                    family_id: family,
+                });
+            }
+            if disabled != Some(0) || user_tv != Some(tv) {
+                tx.execute(
+                    "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = 'user_changed'
+                     WHERE family_id = ?2 AND revoked_at IS NULL",
+                    params![now, family],
+                )?;
+                return Ok(RefreshUse::UserChanged {
+                    user_id,
+                    family_id: family,
+                });
+            }
+            tx.execute(
+                "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![new_id, &new_hash[..], family, user_id, tv, now, new_expires_at],
+            )?;
+            tx.execute(
+                "UPDATE refresh_tokens SET used_at = ?1, replaced_by = ?2 WHERE id = ?3",
+                params![now, new_id, id],
+            )?;
+            Ok(RefreshUse::Rotated {
+                user_id,
+                family_id: family,
+            })
+        })
+    }
+
+    /// Revoke refresh tokens of `user_id`: one family (found through one of
+    /// its tokens) or, with `token_hash = None`, all of them. Returns the
+    /// number of tokens revoked.
+    pub fn revoke_refresh(
+        &self,
+        user_id: &str,
+        token_hash: Option<&[u8; 32]>,
+        reason: &str,
+    ) -> Result<i64> {
+        let now = now_rfc3339();
+        let n =
+            with_immediate(
+                &self.conn,
+                &self.path,
+                "revoking refresh tokens",
+                |tx| match token_hash {
+                    Some(h) => tx.execute(
+                        "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = ?2
+                 WHERE revoked_at IS NULL AND user_id = ?3 AND family_id =
+                   (SELECT family_id FROM refresh_tokens WHERE token_hash = ?4 AND user_id = ?3)",
+                        params![now, reason, user_id, &h[..]],
+                    ),
+                    None => tx.execute(
+                        "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = ?2
+                 WHERE revoked_at IS NULL AND user_id = ?3",
+                        params![now, reason, user_id],
+                    ),
+                },
+            )?;
+        Ok(n as i64)
+    }
+
+    /// Drop refresh-token rows that expired before `before_epoch`.
+    pub fn purge_refresh(&self, before_epoch: i64) -> Result<i64> {
+        let n = with_immediate(&self.conn, &self.path, "purging refresh tokens", |tx| {
+            tx.execute(
+                "DELETE FROM refresh_tokens WHERE expires_at < ?1",
+                [before_epoch],
+            )
+        })?;
+        Ok(n as i64)
+    }
+}
+
+/// What using a refresh token did ([`UserStore::rotate_refresh`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// Valid: a new token was stored in the same family.
+    Rotated {
+        user_id: String,
+        family_id: String,
+    },
+    /// Already rotated once: the whole family is now revoked.
+    Reused {
+        user_id: String,
+        family_id: String,
+        revoked: i64,
+    },
+    /// The family was revoked earlier (logout, reuse, user change).
+    Revoked {
+        user_id: String,
+        family_id: String,
+    },
+    Expired {
+        user_id: String,
+        family_id: String,
+    },
+    /// The user was deleted, disabled, or changed password/role since issue: family revoked.
+    UserChanged {
+        user_id: String,
+        family_id: String,
+    },
+    /// No such token.
+    Unknown,
 }

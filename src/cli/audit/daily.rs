@@ -1,6 +1,5 @@
 use crate::cli::session::{cell, opt_cell};
 use crate::cli::Ctx;
-use crate::error::Error;
 use crate::reports::Usage;
 
 #[derive(Debug, clap::Args)]
@@ -24,15 +23,7 @@ fn usage_cells(u: &Usage) -> Vec<String> {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let tz: chrono_tz::Tz = a.tz.parse().map_err(|_| {
-        Error::usage(format!("--tz {:?}: not an IANA time zone", cell(&a.tz, 40)))
-            .hint("use a name like UTC, Europe/Berlin or Asia/Shanghai")
-    })?;
-    let date = match &a.date {
-        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| Error::usage(format!("--date {:?}: expected YYYY-MM-DD", cell(d, 40))))?,
-        None => chrono::Utc::now().with_timezone(&tz).date_naive(),
-    };
+    let (date, tz) = crate::reports::parse_day(a.date.as_deref(), &a.tz)?;
     let r = crate::reports::daily(&ctx.app, date, tz)?;
     if ctx.out.json {
         return ctx.out.json(&r);

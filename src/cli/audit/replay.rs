@@ -1,5 +1,4 @@
 use crate::cli::Ctx;
-use crate::store::events::GENESIS;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -7,66 +6,17 @@ pub struct Args {
     pub session: String,
 }
 
-#[derive(serde::Serialize)]
-struct Row<'a> {
-    #[serde(flatten)]
-    event: &'a crate::store::events::Event,
-    /// "ok": the event matches its hash and links to the event before it.
-    integrity: &'static str,
-}
-
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    crate::sessions::validate_session_id(&a.session)?;
-    let store = ctx.app.events_ro()?;
-    let events = store.for_session(&a.session)?;
-    if events.is_empty() {
-        return Err(crate::Error::not_found(format!(
-            "no events recorded for session {}",
-            crate::output::sanitize(&a.session)
-        ))
-        .hint("`hermes-operator session list` shows operator sessions"));
-    }
-    // Each event is checked against its own hash and against the hash of the
-    // event just before it in the log (seq - 1), so the timeline shows local
-    // tampering; `audit verify` proves the whole chain.
-    let mut rows = Vec::with_capacity(events.len());
-    let mut all_ok = true;
-    for ev in &events {
-        let own = crate::store::events::event_hash(
-            ev.seq,
-            &ev.ts,
-            &ev.kind,
-            ev.session_id.as_deref(),
-            ev.user_id.as_deref(),
-            &ev.actor,
-            &ev.data,
-            &ev.prev_hash,
-        ) == ev.hash;
-        let linked = if ev.seq == 1 {
-            ev.prev_hash == GENESIS
-        } else {
-            store
-                .hash_at(ev.seq - 1)?
-                .is_some_and(|h| h == ev.prev_hash)
-        };
-        let ok = own && linked;
-        all_ok &= ok;
-        rows.push(Row {
-            event: ev,
-            integrity: if ok { "ok" } else { "bad" },
-        });
-    }
+    let r = crate::integrity::replay(&ctx.app, &a.session)?;
+    let all_ok = r.integrity == "ok";
+    let rows = &r.events;
     if ctx.out.json {
-        ctx.out.json(&serde_json::json!({
-            "session_id": a.session,
-            "integrity": if all_ok { "ok" } else { "bad" },
-            "events": rows,
-        }))?;
+        ctx.out.json(&r)?;
     } else {
         let mut t = ctx
             .out
             .table(&["seq", "time (UTC)", "type", "actor", "", "details"]);
-        for r in &rows {
+        for r in rows {
             t.add_row(vec![
                 r.event.seq.to_string(),
                 r.event
@@ -77,7 +27,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
                 r.event.kind.clone(),
                 crate::output::sanitize(&r.event.actor),
                 if r.integrity == "ok" { "✓" } else { "✗" }.to_string(),
-                super::summarize(r.event),
+                super::summarize(&r.event),
             ]);
         }
         ctx.out.print_table(&t)?;

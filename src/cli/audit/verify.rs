@@ -11,30 +11,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let home = &ctx.app.home;
-    let mut cps = Vec::new();
-    for f in &a.checkpoints {
-        cps.extend(integrity::read_checkpoints(f)?);
-    }
-    let local = home.checkpoints_file();
-    if local.exists() {
-        cps.extend(integrity::read_checkpoints(&local)?);
-    }
-    let store = match ctx.app.events_ro() {
-        Ok(s) => s,
-        // No log at all while checkpoints say there was one: that is truncation.
-        Err(e) if e.kind == crate::Kind::NotFound && cps.iter().any(|c| c.seq > 0) => {
-            return Err(crate::Error::integrity(format!(
-                "{} is missing, but checkpoints vouch for {} event(s): the log was deleted",
-                home.events_db().display(),
-                cps.iter().map(|c| c.seq).max().unwrap_or(0)
-            )));
-        }
-        Err(e) => return Err(e),
-    };
-    let key = integrity::verifying_key(home)?;
     let started = std::time::Instant::now();
-    let r = integrity::verify(&store, key.as_ref(), &cps)?;
+    let r = integrity::verify_home(&ctx.app, &a.checkpoints)?;
     let secs = started.elapsed().as_secs_f64();
     if ctx.out.json {
         ctx.out.json(&r)?;

@@ -1,0 +1,171 @@
+//! Extractors: [`Caller`] authenticates a request ONCE (Bearer JWT, HS256
+//! only, iss/aud/exp, user still exists and is enabled, token version
+//! current, not logged out); [`ApiJson`] and [`ApiQuery`] turn bad input
+//! into JSON 400/413/415 errors.
+
+use super::errors::{ApiError, ApiResult};
+use super::middleware::LogUser;
+use super::state::ServerState;
+use crate::auth::{self, Claims};
+use crate::sessions::Scope;
+use crate::store::users::{Role, User};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// The authenticated user of a request (current role from users.db, not
+/// from the token).
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: User,
+    pub claims: Claims,
+}
+
+impl Caller {
+    /// 403 unless the caller's role allows `what`.
+    pub fn require(&self, allowed: bool, what: &str) -> ApiResult<()> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "your role ({}) may not {what}",
+                self.user.role
+            )))
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    /// SPEC §4: admins and auditors read every operator session; the others
+    /// only their own.
+    pub fn scope(&self) -> Scope {
+        if self.user.role.can_audit() {
+            Scope::Operator
+        } else {
+            Scope::OwnedBy(self.user.id.clone())
+        }
+    }
+
+    pub fn actor(&self) -> String {
+        format!("http:{}", self.user.username)
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty() && t.len() <= 4096)
+}
+
+impl FromRequestParts<Arc<ServerState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &Arc<ServerState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<Caller>() {
+            return Ok(c.clone());
+        }
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::unauthorized("authentication required: send Authorization: Bearer <access token>")
+        })?;
+        let claims = auth::decode_access_token(st.secret(), token)
+            .map_err(|e| ApiError::unauthorized("invalid or expired access token").with_detail(e.message))?;
+        if st.is_revoked(&claims.jti) {
+            return Err(ApiError::unauthorized("this access token was logged out"));
+        }
+        // One primary-key read on a pooled connection (microseconds): every
+        // request sees password/role changes, disabling and deletion at once.
+        let user = st.user_by_id(&claims.sub).map_err(ApiError::from)?;
+        let user = match user {
+            Some(u) if !u.disabled && u.token_version == claims.tv => u,
+            _ => {
+                return Err(ApiError::unauthorized(
+                    "this access token was revoked; log in again",
+                ))
+            }
+        };
+        if let Some(slot) = parts.extensions.get::<LogUser>() {
+            let _ = slot.0.set(user.username.clone());
+        }
+        let c = Caller { user, claims };
+        parts.extensions.insert(c.clone());
+        Ok(c)
+    }
+}
+
+/// A JSON body: `Content-Type: application/json`, at most the body limit,
+/// unknown fields refused where the type says so.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ct_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let v = v.split(';').next().unwrap_or("").trim();
+                v.eq_ignore_ascii_case("application/json")
+            });
+        if !ct_ok {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    format!(
+                        "the request body is larger than {} KiB",
+                        super::BODY_LIMIT / 1024
+                    ),
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {}", e.body_text()))
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid JSON body: {}",
+            crate::output::clip(&e.to_string(), 200)
+        ))
+    })
+}
+
+/// Query parameters; malformed ones are a JSON 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "invalid query parameters: {}",
+                    crate::output::clip(&e.body_text(), 200)
+                ))
+            })
+    }
+}

@@ -1,0 +1,231 @@
+//! The frame around every request, in one middleware: request id (an
+//! incoming sane `x-request-id` is kept, else one is generated), client
+//! address (proxy headers only from trusted proxies), security headers, JSON
+//! bodies for every error (404/405/413/408 from the router and layers too),
+//! and one access-log line on stderr — method, path WITHOUT the query
+//! string, status, time, client, user, request id; never a token, a password
+//! or a query string.
+
+use super::errors::{code_of_status, error_body, ErrorDetail};
+use super::state::ServerState;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::Instant;
+
+/// The client address a request is attributed to (audit events, throttling).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIp(pub IpAddr);
+
+/// The request id (also sent back as `x-request-id`).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
+
+/// Filled by the auth extractor so the access log can name the user.
+#[derive(Clone, Default)]
+pub struct LogUser(pub Arc<OnceLock<String>>);
+
+/// Lines go to a writer thread that batches them onto stderr, so request
+/// threads never wait on the terminal or a pipe. If stderr cannot keep up,
+/// lines are dropped and counted (said in the next line written).
+#[derive(Clone)]
+pub struct AccessLog {
+    tx: Option<mpsc::SyncSender<String>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AccessLog {
+    pub fn stderr() -> AccessLog {
+        let (tx, rx) = mpsc::sync_channel::<String>(8192);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let d2 = dropped.clone();
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+                while let Ok(line) = rx.recv() {
+                    let _ = out.write_all(line.as_bytes());
+                    while let Ok(more) = rx.try_recv() {
+                        let _ = out.write_all(more.as_bytes());
+                    }
+                    let lost = d2.swap(0, Ordering::Relaxed);
+                    if lost > 0 {
+                        let _ = writeln!(out, "access log: {lost} line(s) dropped (stderr too slow)");
+                    }
+                    let _ = out.flush();
+                }
+                let _ = out.flush();
+            })
+            .ok();
+        AccessLog {
+            tx: Some(tx),
+            dropped,
+        }
+    }
+
+    /// A log that writes nothing (unit tests).
+    pub fn none() -> AccessLog {
+        AccessLog {
+            tx: None,
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub fn line(&self, mut s: String) {
+        if let Some(tx) = &self.tx {
+            s.push('\n');
+            if tx.try_send(s).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+static REQ_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn process_tag() -> &'static str {
+    static TAG: OnceLock<String> = OnceLock::new();
+    TAG.get_or_init(|| crate::auth::random_hex(4))
+}
+
+fn sane_request_id(v: &HeaderValue) -> Option<&str> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= 64
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')))
+    .then_some(s)
+}
+
+/// The client: the TCP peer, unless the peer is a trusted proxy; then
+/// `X-Real-IP`, else the right-most `X-Forwarded-For` entry that is not
+/// itself a trusted proxy.
+pub fn client_ip(st: &ServerState, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !st.is_trusted_proxy(peer) {
+        return peer;
+    }
+    if let Some(ip) = headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<IpAddr>().ok())
+    {
+        return ip.to_canonical();
+    }
+    if let Some(xff) = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .last()
+    {
+        for part in xff.rsplit(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) if st.is_trusted_proxy(ip) => continue,
+                Ok(ip) => return ip.to_canonical(),
+                Err(_) => break,
+            }
+        }
+    }
+    peer
+}
+
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub async fn frame(
+    State(st): State<Arc<ServerState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request<Body>,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let rid: Arc<str> = match req.headers().get("x-request-id").and_then(sane_request_id) {
+        Some(s) => Arc::from(s),
+        None => Arc::from(format!(
+            "{}-{}",
+            process_tag(),
+            REQ_COUNTER.fetch_add(1, Ordering::Relaxed)
+        )),
+    };
+    let client = client_ip(&st, peer.ip(), req.headers());
+    let method = req.method().clone();
+    // The path only: query strings can carry secrets (?password=).
+    let path = crate::output::clip(&crate::output::sanitize(req.uri().path()), 200);
+    let user = LogUser::default();
+    req.extensions_mut().insert(ClientIp(client));
+    req.extensions_mut().insert(RequestId(rid.clone()));
+    req.extensions_mut().insert(user.clone());
+
+    let mut resp = next.run(req).await;
+
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() >= 400 && !is_json {
+        // Errors from the router (404/405), limits (413) and timeouts (408):
+        // same JSON shape as ours.
+        let msg = match status.as_u16() {
+            404 => "no such route".to_string(),
+            405 => format!("method {method} is not allowed on this route"),
+            408 => "the request took too long".to_string(),
+            413 => format!(
+                "the request body is larger than {} KiB",
+                super::BODY_LIMIT / 1024
+            ),
+            _ => status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase(),
+        };
+        let (mut parts, _) = resp.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp = Response::from_parts(parts, Body::from(error_body(code_of_status(status), &msg)));
+    }
+    let h = resp.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        h.insert("x-request-id", v);
+    }
+
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let who = user.0.get().map(String::as_str).unwrap_or("-");
+    let detail = resp
+        .extensions()
+        .get::<ErrorDetail>()
+        .map(|d| format!(" error={:?}", d.0))
+        .unwrap_or_default();
+    st.log.line(format!(
+        "{} {client} {who} \"{method} {path}\" {} {ms:.1}ms rid={rid}{detail}",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        status.as_u16(),
+    ));
+    resp
+}

@@ -1,0 +1,266 @@
+//! What every request shares: the loaded app (home + config), the JWT
+//! secret, a small pool of read-only users.db connections for the per-request
+//! token check, pending approvals, running chat turns, login throttling and
+//! the access log writer.
+
+use super::errors::{ApiError, ApiResult};
+use super::throttle::Throttle;
+use crate::app::App;
+use crate::chat::PendingApprovals;
+use crate::error::{Error, Kind, Result};
+use crate::hermes_api::HermesClient;
+use crate::store::events::Actor;
+use crate::store::users::{User, UserStore};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// How long a chat turn waits for the owner's answer to an approval
+/// request before denying it (Hermes' own default timeout is 60 s).
+pub const APPROVAL_WAIT: Duration = Duration::from_secs(90);
+/// At most this many chat turns run at once (more: 503).
+pub const MAX_CHATS: usize = 64;
+/// Argon2 verifications (19 MiB each) running at once, and waiting.
+pub const MAX_ARGON2_WAITING: usize = 32;
+
+/// Idle connections kept per pool.
+const POOL_IDLE: usize = 16;
+
+/// A tiny pool: idle connections in a stack; a guard puts its connection
+/// back when dropped (at most [`POOL_IDLE`] are kept).
+pub struct Pool<T> {
+    idle: Mutex<Vec<T>>,
+}
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+pub struct Pooled<'a, T> {
+    pool: &'a Pool<T>,
+    item: Option<T>,
+}
+
+impl<T> Pool<T> {
+    pub fn get(&self, open: impl FnOnce() -> Result<T>) -> Result<Pooled<'_, T>> {
+        let item = self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let item = match item {
+            Some(i) => i,
+            None => open()?,
+        };
+        Ok(Pooled {
+            pool: self,
+            item: Some(item),
+        })
+    }
+}
+
+impl<T> std::ops::Deref for Pooled<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.item.as_ref().expect("present until drop")
+    }
+}
+
+impl<T> Drop for Pooled<'_, T> {
+    fn drop(&mut self) {
+        if let Some(i) = self.item.take() {
+            let mut v = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if v.len() < POOL_IDLE {
+                v.push(i);
+            }
+        }
+    }
+}
+
+/// Chat turns in flight: session id → Hermes run id (once known). Used to
+/// refuse a second concurrent turn in one session and, at shutdown, to stop
+/// the runs that outlive the grace period.
+#[derive(Default)]
+pub struct Runs {
+    map: Mutex<HashMap<String, Option<String>>>,
+}
+
+impl Runs {
+    /// Claim `session` for one turn; false if a turn already runs in it.
+    pub fn claim(&self, session: &str) -> bool {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if m.contains_key(session) {
+            return false;
+        }
+        m.insert(session.to_string(), None);
+        true
+    }
+    pub fn set_run(&self, session: &str, run_id: &str) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        m.insert(session.to_string(), Some(run_id.to_string()));
+    }
+    pub fn release(&self, session: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(session);
+    }
+    pub fn snapshot(&self) -> Vec<(String, Option<String>)> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+    pub fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct ServerState {
+    /// Home and config, acting as `http` (reads record nothing).
+    pub app: App,
+    secret: zeroize::Zeroizing<Vec<u8>>,
+    /// The Hermes client, or why there is none (no API key configured).
+    hermes: std::result::Result<HermesClient, String>,
+    pub approvals: Arc<PendingApprovals>,
+    pub runs: Runs,
+    pub throttle: Throttle,
+    pub argon2: tokio::sync::Semaphore,
+    argon2_waiting: AtomicU64,
+    pub chats: tokio::sync::Semaphore,
+    trusted: Vec<IpAddr>,
+    users_pool: Pool<UserStore>,
+    /// Access-token ids revoked by logout, until they expire (in memory).
+    revoked: RwLock<HashMap<String, i64>>,
+    has_revoked: AtomicBool,
+    pub shutting_down: AtomicBool,
+    pub log: super::middleware::AccessLog,
+}
+
+impl ServerState {
+    /// Needs a valid JWT secret (`serve` refuses to start without one).
+    pub fn new(app: App, log: super::middleware::AccessLog) -> Result<ServerState> {
+        let secret = app.cfg.jwt_secret(&app.home)?;
+        let hermes = HermesClient::from_app(&app).map_err(|e| e.message);
+        let trusted = app
+            .cfg
+            .config
+            .operator
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse::<IpAddr>().ok())
+            .map(|ip| ip.to_canonical())
+            .collect();
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Ok(ServerState {
+            app,
+            secret,
+            hermes,
+            approvals: Arc::new(PendingApprovals::default()),
+            runs: Runs::default(),
+            throttle: Throttle::default(),
+            argon2: tokio::sync::Semaphore::new(cpus.clamp(1, 4)),
+            argon2_waiting: AtomicU64::new(0),
+            chats: tokio::sync::Semaphore::new(MAX_CHATS),
+            trusted,
+            users_pool: Pool::default(),
+            revoked: RwLock::new(HashMap::new()),
+            has_revoked: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            log,
+        })
+    }
+
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
+    /// An App acting as `actor` (`http:alice`), for requests that record events.
+    pub fn app_as(&self, actor: String) -> App {
+        App {
+            home: self.app.home.clone(),
+            cfg: self.app.cfg.clone(),
+            actor: Actor(actor),
+        }
+    }
+
+    pub fn hermes(&self) -> Result<HermesClient> {
+        self.hermes.clone().map_err(|m| {
+            Error::config(m).hint("set the Hermes API key (hermes.api_key_env) and restart serve")
+        })
+    }
+
+    pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted.contains(&ip.to_canonical())
+    }
+
+    /// The user behind a token's `sub`, from a pooled read-only connection.
+    /// `None` when the user (or users.db) does not exist.
+    pub fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+        let path = self.app.home.users_db();
+        let conn = match self.users_pool.get(|| UserStore::open_readonly(&path)) {
+            Ok(c) => c,
+            Err(e) if e.kind == Kind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        conn.find_by_id(id)
+    }
+
+    pub fn revoke_jti(&self, jti: &str, exp: i64) {
+        let now = chrono::Utc::now().timestamp();
+        let mut m = self.revoked.write().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, e| *e > now);
+        m.insert(jti.to_string(), exp);
+        self.has_revoked.store(true, Ordering::Release);
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        if !self.has_revoked.load(Ordering::Acquire) {
+            return false;
+        }
+        self.revoked
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(jti)
+    }
+
+    /// Wait for an Argon2 slot (bounded queue: 503 when too many wait).
+    pub async fn argon2_slot(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+        let waiting = self.argon2_waiting.fetch_add(1, Ordering::AcqRel);
+        let r = if waiting as usize >= MAX_ARGON2_WAITING {
+            Err(ApiError::from(Error::busy("too many logins at once")))
+        } else {
+            self.argon2
+                .acquire()
+                .await
+                .map_err(|_| ApiError::from(Error::busy("shutting down")))
+        };
+        self.argon2_waiting.fetch_sub(1, Ordering::AcqRel);
+        r
+    }
+}
+
+/// Run blocking work (SQLite, Argon2) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError::from),
+        Err(e) => Err(ApiError::from(Error::internal(format!(
+            "a blocking task failed: {e}"
+        )))),
+    }
+}
