@@ -105,6 +105,10 @@ pub struct TurnOutcome {
     pub cost_usd: f64,
     pub session_cost_usd: f64,
     pub tool_calls: usize,
+    /// Time spent waiting on Hermes (and on approval answers), in ms.
+    pub hermes_ms: f64,
+    /// The operator's own time in this turn: everything else, in ms.
+    pub operator_ms: f64,
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -215,6 +219,11 @@ struct Turn<'a> {
     session_id: String,
     run_id: Option<String>,
     new_session: bool,
+    /// Opened once per turn: a turn appends several times and reads state.db
+    /// before and after the run.
+    /// (Mutexes keep the turn `Sync`, so its future can move between threads.)
+    events: std::sync::Mutex<crate::store::events::EventStore>,
+    state: std::sync::Mutex<crate::store::state::StateDb>,
 }
 
 impl Turn<'_> {
@@ -225,7 +234,13 @@ impl Turn<'_> {
             .user(&self.user.id)
     }
     fn record(&self, kind: &str, data: Value) -> Result<()> {
-        self.app.record(self.event(kind, data)).map(|_| ())
+        self.events().append(self.event(kind, data)).map(|_| ())
+    }
+    fn events(&self) -> std::sync::MutexGuard<'_, crate::store::events::EventStore> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn state(&self) -> std::sync::MutexGuard<'_, crate::store::state::StateDb> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -245,9 +260,13 @@ pub async fn run_turn(
     if req.message.len() > 100_000 {
         return Err(Error::usage("the message is longer than 100,000 bytes"));
     }
+    let t0 = Instant::now();
+    let mut pre_wait = std::time::Duration::ZERO;
     let user = chat_user(app, &req.username)?;
     if let Some(m) = &req.model {
+        let t = Instant::now();
         let models = client.models().await?;
+        pre_wait += t.elapsed();
         if !models.iter().any(|x| x == m) {
             return Err(Error::usage(format!(
                 "unknown model {:?}; Hermes offers: {}",
@@ -264,7 +283,9 @@ pub async fn run_turn(
             // rejects our key: /v1/models needs the key, /health does not.
             // With --model the list was fetched (and the key proven) above.
             if req.model.is_none() {
-                client.models().await?;
+                let t = Instant::now();
+                client.verify_key().await?;
+                pre_wait += t.elapsed();
             }
             let info = crate::sessions::new_session_for(app, &user)?;
             (info.session, true)
@@ -276,6 +297,8 @@ pub async fn run_turn(
         session_id: session.id.clone(),
         run_id: None,
         new_session,
+        events: std::sync::Mutex::new(app.events()?),
+        state: std::sync::Mutex::new(app.state_ro()?),
     };
     on_event(TurnEvent::Session {
         session_id: turn.session_id.clone(),
@@ -306,7 +329,9 @@ pub async fn run_turn(
         }
     }
     match outcome {
-        Ok(o) => {
+        Ok(mut o) => {
+            o.hermes_ms += pre_wait.as_secs_f64() * 1e3;
+            o.operator_ms = (t0.elapsed().as_secs_f64() * 1e3 - o.hermes_ms).max(0.0);
             on_event(TurnEvent::Done(o.clone()));
             Ok(o)
         }
@@ -375,16 +400,12 @@ async fn drive(
 ) -> DriveResult {
     let app = turn.app;
     let started = Instant::now();
-    let prior = app
-        .state_ro()
-        .and_then(|db| db.messages(&turn.session_id))
+    let prior = turn
+        .state()
+        .messages(&turn.session_id)
         .map_err(|e| (e, 0.0))?;
     let last_msg_id = prior.iter().map(|m| m.id).max().unwrap_or(0);
-    let seq_before = app
-        .events()
-        .and_then(|e| e.head())
-        .map(|h| h.0)
-        .map_err(|e| (e, 0.0))?;
+    let seq_before = turn.events().head().map(|h| h.0).map_err(|e| (e, 0.0))?;
     turn.record(
         "user_message",
         merge(
@@ -395,6 +416,8 @@ async fn drive(
     .map_err(|e| (e, 0.0))?;
     let hist = history(&prior);
     let instructions = supervision_prompt(app, &turn.user);
+    let mut waited = std::time::Duration::ZERO;
+    let t_wait = Instant::now();
     let run_id = client
         .start_run(&RunRequest {
             input: &req.message,
@@ -405,6 +428,7 @@ async fn drive(
         })
         .await
         .map_err(|e| (e, 0.0))?;
+    waited += t_wait.elapsed();
     turn.run_id = Some(run_id.clone());
     on_event(TurnEvent::RunStarted {
         run_id: run_id.clone(),
@@ -413,15 +437,32 @@ async fn drive(
     let mut output = String::new();
     let mut failure: Option<Error> = None;
     let mut completed = false;
-    let stream_err = match client.events(&run_id).await {
+    let t_wait = Instant::now();
+    let opened = client.events(&run_id).await;
+    waited += t_wait.elapsed();
+    let stream_err = match opened {
         Err(e) => Some(e),
         Ok(mut events) => loop {
-            let ev = match events.next().await {
+            let t_wait = Instant::now();
+            let next = events.next().await;
+            waited += t_wait.elapsed();
+            let ev = match next {
                 Ok(Some(ev)) => ev,
                 Ok(None) => break None,
                 Err(e) => break Some(e),
             };
-            match handle_event(turn, client, &run_id, ev, approver, on_event, &mut output).await {
+            match handle_event(
+                turn,
+                client,
+                &run_id,
+                ev,
+                approver,
+                on_event,
+                &mut output,
+                &mut waited,
+            )
+            .await
+            {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Completed) => {
                     completed = true;
@@ -468,7 +509,7 @@ async fn drive(
         });
     }
     if output.is_empty() {
-        output = after_output(app, &turn.session_id, last_msg_id);
+        output = after_output(&turn.state(), &turn.session_id, last_msg_id);
     }
     Ok((
         TurnOutcome {
@@ -480,6 +521,8 @@ async fn drive(
             cost_usd: spent,
             session_cost_usd: cost_after,
             tool_calls,
+            hermes_ms: waited.as_secs_f64() * 1e3,
+            operator_ms: 0.0,
         },
         spent,
     ))
@@ -500,6 +543,7 @@ async fn handle_event(
     approver: &dyn Approver,
     on_event: &mut (dyn FnMut(TurnEvent) + Send),
     output: &mut String,
+    waited: &mut std::time::Duration,
 ) -> Result<Flow> {
     match ev.event.as_str() {
         "message.delta" => {
@@ -545,6 +589,7 @@ async fn handle_event(
                 json!({"run_id": run_id, "command": ar.command, "description": ar.description, "pattern_key": ar.pattern_key}),
             )?;
             on_event(TurnEvent::ApprovalRequest(ar.clone()));
+            let t_wait = Instant::now();
             let d = approver.decide(ar.clone()).await;
             // "always" would outlive the session: the operator never sends it.
             let choice = match d.choice.as_str() {
@@ -557,6 +602,7 @@ async fn handle_event(
                 Err(e) if e.kind == Kind::Conflict || e.kind == Kind::NotFound => false,
                 Err(e) => return Err(e),
             };
+            *waited += t_wait.elapsed();
             turn.record(
                 "approval",
                 json!({"run_id": run_id, "command": ar.command, "choice": choice,
@@ -595,9 +641,8 @@ async fn handle_event(
     Ok(Flow::Continue)
 }
 
-fn after_output(app: &App, session_id: &str, last_msg_id: i64) -> String {
-    app.state_ro()
-        .and_then(|db| db.messages(session_id))
+fn after_output(db: &crate::store::state::StateDb, session_id: &str, last_msg_id: i64) -> String {
+    db.messages(session_id)
         .map(|ms| {
             ms.iter()
                 .rev()
@@ -625,7 +670,7 @@ fn reconcile(
     latency_ms: i64,
 ) -> Result<(Session, usize, f64)> {
     let app = turn.app;
-    let db = app.state_ro()?;
+    let db = turn.state();
     let after = db.get_session(&turn.session_id)?.ok_or_else(|| {
         Error::not_found(format!(
             "session {} vanished from state.db",
@@ -637,7 +682,8 @@ fn reconcile(
         .into_iter()
         .filter(|m| m.id > last_msg_id)
         .collect();
-    let store = app.events()?;
+    drop(db);
+    let store = turn.events();
     let live = store.after(seq_before, i64::MAX)?;
     let mut seen_calls = HashSet::new();
     let mut seen_results = HashSet::new();

@@ -13,6 +13,8 @@ pub struct HermesClient {
     key: zeroize::Zeroizing<String>,
     http: reqwest::Client,
     key_env: String,
+    /// Set once Hermes has accepted the key (a long-lived server checks once).
+    key_ok: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Body of `POST /v1/runs`.
@@ -68,6 +70,7 @@ impl HermesClient {
             key: zeroize::Zeroizing::new(key),
             http,
             key_env: key_env.to_string(),
+            key_ok: Default::default(),
         })
     }
 
@@ -162,6 +165,15 @@ impl HermesClient {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// Prove that Hermes is up and accepts our key (`/v1/models` needs the
+    /// key, `/health` does not), once per client.
+    pub async fn verify_key(&self) -> Result<()> {
+        if !self.key_ok.load(std::sync::atomic::Ordering::Relaxed) {
+            self.models().await?;
+        }
+        Ok(())
     }
 
     /// `POST /v1/runs` → run id.

@@ -8,14 +8,18 @@ pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod hermes_api;
 pub mod home;
 pub mod hooks;
+pub mod install;
 pub mod integrity;
 pub mod output;
 pub mod reports;
+pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod update;
 
 pub use error::{Error, Kind, Result};

@@ -5,8 +5,12 @@
 pub mod audit;
 pub mod chat;
 pub mod docs;
+pub mod doctor;
 pub mod hook;
+pub mod install;
+pub mod serve;
 pub mod session;
+pub mod update;
 pub mod user;
 
 use crate::app::App;
@@ -62,6 +66,14 @@ pub enum Command {
     /// Hermes shell hooks: bare `hook` handles one event from stdin (Hermes runs it); install /
     /// uninstall / status manage it in Hermes' config
     Hook(hook::HookArgs),
+    /// Back up, run `hermes update --yes`, verify, restart (cron: `update --yes`); schedule it
+    Update(update::UpdateArgs),
+    /// Set up this server: directories, secrets, config, first admin, scripts, systemd unit (idempotent)
+    Install(install::Args),
+    /// Check the installation: paths, permissions, secrets, state.db, Hermes API, hook, port, updates, audit chain
+    Doctor,
+    /// The embedded HTTP mode: JSON API, SSE chat, the dashboard
+    Serve(serve::Args),
 }
 
 /// What every command runs with.
@@ -154,6 +166,10 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         return Ok(());
     }
     let home = Home::resolve(cli.hermes_home.as_deref())?;
+    // doctor reports a broken config as a failed check instead of stopping.
+    if let Command::Doctor = &cli.command {
+        return doctor::run(&home, out);
+    }
     let app = App::load(home, Actor::cli(), |w| out.warn(w))?;
     let ctx = Ctx { out, app };
     match cli.command {
@@ -161,6 +177,10 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Session(c) => session::run(&ctx, c),
         Command::Audit(c) => audit::run(&ctx, c),
         Command::Chat(a) => chat::run(&ctx, a),
+        Command::Update(a) => update::run(&ctx, a),
+        Command::Install(a) => install::run(&ctx, a),
+        Command::Doctor => unreachable!("handled before loading the app"),
+        Command::Serve(a) => serve::run(&ctx, a),
         Command::Hook(a) => match a.cmd {
             Some(c) => hook::run(&ctx, c),
             None => unreachable!("handled before loading the app"),

@@ -19,7 +19,10 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::Integrity => StatusCode::CONFLICT,
         Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Unavailable => StatusCode::BAD_GATEWAY,
-        Kind::Config | Kind::Corrupt | Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        Kind::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Config | Kind::Corrupt | Kind::Internal | Kind::UpdateFailed => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 
@@ -112,7 +115,7 @@ impl From<Error> for ApiError {
         // Server-side failures get a safe message; the details (paths, SQL
         // errors, Hermes' URL) go to the access log with the request id.
         let (message, detail): (String, Option<String>) = match e.kind {
-            Kind::Internal => (
+            Kind::Internal | Kind::UpdateFailed | Kind::Unhealthy => (
                 "internal error; the server log has details under this request's id".into(),
                 Some(full),
             ),

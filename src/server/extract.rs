@@ -76,10 +76,13 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
             return Ok(c.clone());
         }
         let token = bearer(parts).ok_or_else(|| {
-            ApiError::unauthorized("authentication required: send Authorization: Bearer <access token>")
+            ApiError::unauthorized(
+                "authentication required: send Authorization: Bearer <access token>",
+            )
         })?;
-        let claims = auth::decode_access_token(st.secret(), token)
-            .map_err(|e| ApiError::unauthorized("invalid or expired access token").with_detail(e.message))?;
+        let claims = auth::decode_access_token(st.secret(), token).map_err(|e| {
+            ApiError::unauthorized("invalid or expired access token").with_detail(e.message)
+        })?;
         if st.is_revoked(&claims.jti) {
             return Err(ApiError::unauthorized("this access token was logged out"));
         }

@@ -56,7 +56,8 @@ impl AccessLog {
                     }
                     let lost = d2.swap(0, Ordering::Relaxed);
                     if lost > 0 {
-                        let _ = writeln!(out, "access log: {lost} line(s) dropped (stderr too slow)");
+                        let _ =
+                            writeln!(out, "access log: {lost} line(s) dropped (stderr too slow)");
                     }
                     let _ = out.flush();
                 }
@@ -98,8 +99,7 @@ fn sane_request_id(v: &HeaderValue) -> Option<&str> {
     let s = v.to_str().ok()?;
     (!s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')))
     .then_some(s)
 }
@@ -196,7 +196,10 @@ pub async fn frame(
         resp = Response::from_parts(parts, Body::from(error_body(code_of_status(status), &msg)));
     }
     let h = resp.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("content-security-policy", HeaderValue::from_static(CSP));

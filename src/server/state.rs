@@ -49,11 +49,7 @@ pub struct Pooled<'a, T> {
 
 impl<T> Pool<T> {
     pub fn get(&self, open: impl FnOnce() -> Result<T>) -> Result<Pooled<'_, T>> {
-        let item = self
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
+        let item = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let item = match item {
             Some(i) => i,
             None => open()?,
@@ -138,7 +134,7 @@ pub struct ServerState {
     pub throttle: Throttle,
     pub argon2: tokio::sync::Semaphore,
     argon2_waiting: AtomicU64,
-    pub chats: tokio::sync::Semaphore,
+    pub chats: Arc<tokio::sync::Semaphore>,
     trusted: Vec<IpAddr>,
     users_pool: Pool<UserStore>,
     /// Access-token ids revoked by logout, until they expire (in memory).
@@ -174,7 +170,7 @@ impl ServerState {
             throttle: Throttle::default(),
             argon2: tokio::sync::Semaphore::new(cpus.clamp(1, 4)),
             argon2_waiting: AtomicU64::new(0),
-            chats: tokio::sync::Semaphore::new(MAX_CHATS),
+            chats: Arc::new(tokio::sync::Semaphore::new(MAX_CHATS)),
             trusted,
             users_pool: Pool::default(),
             revoked: RwLock::new(HashMap::new()),

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Chat-path benchmarks (issue: chat through the real Hermes agent).
+
+    python3 benches/chat_bench.py [--runs 40]
+
+1. Starts the REAL Hermes 0.19.0 gateway (API server only) against
+   tests/fixtures/fake_model.py on 127.0.0.1, in a throwaway HERMES_HOME.
+2. Runs examples/turn_overhead.rs: the same one-line turn alternately through
+   the operator's `chat::run_turn` and straight to Hermes' /v1/runs, and
+   prints both medians and the median of the paired differences — the
+   operator's own overhead per turn (goal < 5 ms).
+3. Runs benches/hook_bench.sh: `hermes-operator hook` per event, whole
+   process (goal < 5 ms).
+Everything is loopback-only and bounded; the gateway is stopped at the end.
+"""
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
+                           Path.home() / ".cache/hermes-operator-test/venv-0.19.0"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_health(url, key, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            req = urllib.request.Request(url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.2)
+    raise SystemExit(f"gateway did not come up at {url}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--hook-runs", type=int, default=200)
+    args = ap.parse_args()
+    if not (VENV / "bin/hermes").exists():
+        raise SystemExit(f"no Hermes venv at {VENV}: run `cargo test` once (it creates it)")
+    subprocess.run(["cargo", "build", "--release", "--bin", "hermes-operator", "--example", "turn_overhead"],
+                   cwd=ROOT, check=True)
+    root = Path(tempfile.mkdtemp(prefix="hermes-operator-chatbench-"))
+    home = root / "hermes"
+    for d in (home, root / "home", root / "tmp", root / "locks"):
+        d.mkdir(parents=True)
+    key = "bench-" + secrets.token_hex(16)
+    procs = []
+    try:
+        model = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/fake_model.py"), "--port", "0",
+                                  "--log", str(root / "model.jsonl")],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                 start_new_session=True)
+        procs.append(model)
+        mport = int(model.stdout.readline().split()[1])
+        port = free_port()
+        (home / "config.yaml").write_text(f"""model:
+  provider: custom
+  default: fake-model
+  base_url: http://127.0.0.1:{mport}/v1
+  api_key: sk-fake-local-key-0123456789
+  context_length: 131072
+platforms:
+  api_server:
+    enabled: true
+    extra: {{host: 127.0.0.1, port: {port}}}
+platform_toolsets:
+  api_server: [terminal, file, todo]
+security: {{allow_lazy_installs: false, tirith_enabled: false}}
+""")
+        (home / ".env").write_text(f"API_SERVER_KEY={key}\n")
+        os.chmod(home / ".env", 0o600)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(root / "home"),
+               "TMPDIR": str(root / "tmp"), "HERMES_GATEWAY_LOCK_DIR": str(root / "locks"),
+               "HERMES_HOME": str(home), "HERMES_DISABLE_LAZY_INSTALLS": "1", "API_SERVER_ENABLED": "true",
+               "API_SERVER_KEY": key, "API_SERVER_HOST": "127.0.0.1", "API_SERVER_PORT": str(port),
+               "NO_COLOR": "1"}
+        gw = subprocess.Popen([str(VENV / "bin/hermes"), "gateway", "run", "--accept-hooks"], env=env,
+                              cwd=root / "home", stdout=open(root / "gateway.log", "w"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(gw)
+        url = f"http://127.0.0.1:{port}"
+        wait_health(url, key)
+        prof = home / "profiles/operator"
+        prof.mkdir(parents=True)
+        (prof / "config.yaml").write_text(f"hermes:\n  api_url: {url}\n")
+        op = [str(ROOT / "target/release/hermes-operator"), "--hermes-home", str(home)]
+        subprocess.run(op + ["user", "add", "alice", "--role", "user", "--password-stdin"],
+                       input=b"bench password 1234\n", check=True, capture_output=True)
+        out = subprocess.run([str(ROOT / "target/release/examples/turn_overhead"), str(home), "alice",
+                              str(args.runs)], check=True, capture_output=True, text=True).stdout
+        r = json.loads(out)
+        print(f"| chat turn through the operator (library) | {r['operator_median_ms']:.1f} ms |")
+        print(f"| same turn straight to Hermes /v1/runs | {r['direct_median_ms']:.1f} ms |")
+        print(f"| operator overhead per turn (median of paired differences, {r['runs']} pairs) | "
+              f"{r['overhead_median_ms']:.2f} ms |")
+        print(f"| operator's own time per turn (measured inside run_turn: total minus waiting on Hermes) | "
+              f"{r['own_time_median_ms']:.2f} ms |")
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+    subprocess.run(["bash", str(ROOT / "benches/hook_bench.sh"), str(args.hook_runs)], cwd=ROOT, check=True,
+                   env=dict(os.environ, SKIP_BUILD="1"))
+
+
+if __name__ == "__main__":
+    main()

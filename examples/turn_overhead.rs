@@ -1,0 +1,98 @@
+//! The operator's own overhead per chat turn: the same one-line turn against
+//! the same Hermes API server (and fake model), alternately
+//!   A) through the library's `chat::run_turn` (session row, budget,
+//!      events, history, reconciliation), and
+//!   B) straight to Hermes: `POST /v1/runs` + reading its event stream.
+//! Prints medians of both and the median of the paired differences (A - B).
+//!
+//!   cargo run --release --example turn_overhead -- HERMES_HOME USERNAME RUNS
+//!
+//! HERMES_HOME must hold `.env` with API_SERVER_KEY and the operator config
+//! pointing at the running API server (benches/chat_bench.py sets this up).
+
+use hermes_operator::app::App;
+use hermes_operator::chat::{self, ApprovePolicy, PolicyApprover, TurnRequest};
+use hermes_operator::hermes_api::{HermesClient, RunRequest};
+use hermes_operator::home::Home;
+use hermes_operator::store::events::Actor;
+use std::time::Instant;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!("usage: turn_overhead HERMES_HOME USERNAME RUNS");
+        std::process::exit(2);
+    }
+    let app = App::load(Home::at(&args[1]), Actor("bench".into()), |w| {
+        eprintln!("warning: {w}")
+    })
+    .expect("load app");
+    let user = args[2].clone();
+    let runs: usize = args[3].parse().expect("RUNS");
+    let client = HermesClient::from_app(&app).expect("client");
+    let approver = PolicyApprover {
+        policy: ApprovePolicy::Deny,
+        decided_by: "bench".into(),
+    };
+    let mut op_ms = Vec::new();
+    let mut direct_ms = Vec::new();
+    let mut diffs = Vec::new();
+    let mut own_ms = Vec::new();
+    for i in 0..runs + 2 {
+        // A: through the operator.
+        let req = TurnRequest {
+            username: user.clone(),
+            session_id: None,
+            message: format!("hello {i}"),
+            model: None,
+            channel: "bench".into(),
+        };
+        let t0 = Instant::now();
+        let o = chat::run_turn(&app, &client, &req, &approver, &mut |_| {})
+            .await
+            .expect("operator turn");
+        let a = t0.elapsed().as_secs_f64() * 1e3;
+        if i >= 2 {
+            own_ms.push(o.operator_ms);
+        }
+        // B: the same request straight to Hermes (a fresh session id, as A starts one).
+        let sid = format!("bench-direct-{}-{i}", std::process::id());
+        let t0 = Instant::now();
+        let run_id = client
+            .start_run(&RunRequest {
+                input: &format!("hello {i}"),
+                session_id: &sid,
+                instructions: "bench",
+                conversation_history: &[],
+                model: None,
+            })
+            .await
+            .expect("direct run");
+        let mut ev = client.events(&run_id).await.expect("events");
+        while let Some(e) = ev.next().await.expect("event") {
+            if e.event.starts_with("run.") {
+                break;
+            }
+        }
+        let b = t0.elapsed().as_secs_f64() * 1e3;
+        if i >= 2 {
+            // The first turns warm Hermes up.
+            op_ms.push(a);
+            direct_ms.push(b);
+            diffs.push(a - b);
+        }
+    }
+    println!(
+        "{{\"runs\":{runs},\"operator_median_ms\":{:.3},\"direct_median_ms\":{:.3},\"overhead_median_ms\":{:.3},\"own_time_median_ms\":{:.3}}}",
+        median(&mut op_ms),
+        median(&mut direct_ms),
+        median(&mut diffs),
+        median(&mut own_ms)
+    );
+}

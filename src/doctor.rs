@@ -1,0 +1,617 @@
+//! `hermes-operator doctor` (SPEC §10): every check with pass / warn / fail,
+//! what was found, and how to fix it. Read-only: it never creates a file.
+//! The exit code follows the worst result: any `fail` → 12 (unhealthy);
+//! warnings alone → 0.
+
+use crate::app::App;
+use crate::config::{self, Config, Loaded};
+use crate::error::Kind;
+use crate::home::Home;
+use crate::store::events::Actor;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    /// What to do (for warn and fail).
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub worst: Status,
+    pub counts: BTreeMap<String, usize>,
+    pub hermes_home: String,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> i32 {
+        if self.worst == Status::Fail {
+            Kind::Unhealthy.exit_code()
+        } else {
+            0
+        }
+    }
+}
+
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn add(&mut self, name: &str, status: Status, detail: impl Into<String>, fix: Option<String>) {
+        self.0.push(Check {
+            name: name.into(),
+            status,
+            detail: detail.into(),
+            fix: if status == Status::Pass { None } else { fix },
+        });
+    }
+    fn pass(&mut self, name: &str, detail: impl Into<String>) {
+        self.add(name, Status::Pass, detail, None);
+    }
+    fn warn(&mut self, name: &str, detail: impl Into<String>, fix: impl Into<String>) {
+        self.add(name, Status::Warn, detail, Some(fix.into()));
+    }
+    fn fail(&mut self, name: &str, detail: impl Into<String>, fix: impl Into<String>) {
+        self.add(name, Status::Fail, detail, Some(fix.into()));
+    }
+}
+
+fn mode(p: &Path) -> Option<u32> {
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
+fn err_text(e: &crate::Error) -> String {
+    match &e.hint {
+        Some(h) => format!("{} ({h})", e.message),
+        None => e.message.clone(),
+    }
+}
+
+/// Run every check. `systemd_dir` is where `install` puts the unit.
+pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
+    let mut c = Checks(Vec::new());
+
+    // 1. HERMES_HOME
+    if let Err(e) = home.require() {
+        c.fail(
+            "hermes_home",
+            e.message.clone(),
+            e.hint.clone().unwrap_or_default(),
+        );
+        return finish(home, c);
+    }
+    c.pass("hermes_home", home.root.display().to_string());
+
+    // 2. config
+    let loaded = match config::load(home) {
+        Ok(l) => {
+            if !l.warnings.is_empty() {
+                c.warn(
+                    "config",
+                    l.warnings.join("; "),
+                    format!("edit {}", l.path.display()),
+                );
+            } else if l.from_file {
+                c.pass("config", format!("{} is valid", l.path.display()));
+            } else {
+                c.warn(
+                    "config",
+                    format!(
+                        "{} is missing: built-in defaults are used",
+                        l.path.display()
+                    ),
+                    "hermes-operator install (writes a commented default config)",
+                );
+            }
+            l
+        }
+        Err(e) => {
+            c.fail(
+                "config",
+                e.message.clone(),
+                e.hint
+                    .clone()
+                    .unwrap_or_else(|| "fix the key named above".into()),
+            );
+            Loaded {
+                config: Config::default(),
+                path: home.config_yaml(),
+                from_file: false,
+                env: BTreeMap::new(),
+                env_path: home.operator_env(),
+                warnings: vec![],
+            }
+        }
+    };
+    let app = App {
+        home: home.clone(),
+        cfg: loaded,
+        actor: Actor::cli(),
+    };
+    let cfg = &app.cfg.config;
+
+    // 3. directories
+    let mut missing = Vec::new();
+    let mut open = Vec::new();
+    for d in [
+        home.profile_dir(),
+        home.logs_dir(),
+        home.plugin_dir(),
+        home.scripts_dir(),
+    ] {
+        match mode(&d) {
+            None => missing.push(d.display().to_string()),
+            Some(m) if m & 0o077 != 0 => open.push(format!("{} ({m:o})", d.display())),
+            Some(_) => {}
+        }
+    }
+    if !open.is_empty() {
+        c.fail(
+            "directories",
+            format!("readable by others: {}", open.join(", ")),
+            "chmod 700 each directory named (or rerun `hermes-operator install`)",
+        );
+    } else if !missing.is_empty() {
+        c.warn(
+            "directories",
+            format!("missing: {}", missing.join(", ")),
+            "hermes-operator install",
+        );
+    } else {
+        c.pass(
+            "directories",
+            "profiles/operator, logs, plugins/operator, scripts/operator exist with mode 700",
+        );
+    }
+
+    // 4. file permissions
+    let mut loose = Vec::new();
+    let mut secret_files = vec![
+        home.operator_env(),
+        home.signing_key(),
+        home.users_db(),
+        home.events_db(),
+        home.config_yaml(),
+    ];
+    for db in [home.users_db(), home.events_db()] {
+        for s in ["-wal", "-shm"] {
+            secret_files.push(std::path::PathBuf::from(format!("{}{s}", db.display())));
+        }
+    }
+    for f in &secret_files {
+        if let Some(m) = mode(f) {
+            if m & 0o077 != 0 {
+                loose.push(format!("{} ({m:o})", f.display()));
+            }
+        }
+    }
+    if loose.is_empty() {
+        c.pass("file_permissions", "secrets, keys and databases are 600");
+    } else {
+        c.fail(
+            "file_permissions",
+            format!("readable by others: {}", loose.join(", ")),
+            "chmod 600 each file named",
+        );
+    }
+
+    // 5. secrets
+    match app.cfg.jwt_secret(home) {
+        Ok(s) => {
+            let distinct: std::collections::HashSet<&u8> = s.iter().collect();
+            if distinct.len() < 12 {
+                c.warn("jwt_secret", format!("{} has little variety ({} distinct bytes)", cfg.operator.jwt_secret_env, distinct.len()), "hermes-operator install --force (generates 48 random bytes; existing tokens become invalid)");
+            } else {
+                c.pass(
+                    "jwt_secret",
+                    format!(
+                        "{} set ({} bytes), differs from Hermes' API key",
+                        cfg.operator.jwt_secret_env,
+                        s.len()
+                    ),
+                );
+            }
+        }
+        Err(e) => c.fail(
+            "jwt_secret",
+            e.message.clone(),
+            e.hint
+                .clone()
+                .unwrap_or_else(|| "hermes-operator install --force".into()),
+        ),
+    }
+    match config::hermes_api_key(home, &cfg.hermes.api_key_env) {
+        Some(k) if k.len() >= 16 => c.pass("hermes_api_key", format!("{} set ({} chars)", cfg.hermes.api_key_env, k.len())),
+        Some(k) => c.fail("hermes_api_key", format!("{} is only {} chars; Hermes' API server refuses keys shorter than 16", cfg.hermes.api_key_env, k.len()), format!("set a longer {} in {} and restart the gateway", cfg.hermes.api_key_env, home.hermes_env().display())),
+        None => c.fail("hermes_api_key", format!("{} is not set in {} or the environment", cfg.hermes.api_key_env, home.hermes_env().display()), format!("add {}=<at least 16 random chars> to {} (and API_SERVER_ENABLED=true), then restart `hermes gateway`", cfg.hermes.api_key_env, home.hermes_env().display())),
+    }
+    match crate::integrity::verifying_key(home) {
+        Ok(Some(pk)) => {
+            let private = std::fs::read_to_string(home.signing_key()).ok();
+            let matches = private
+                .and_then(|t| hex::decode(t.trim()).ok())
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .map(|b| ed25519_dalek::SigningKey::from_bytes(&b).verifying_key() == pk);
+            match matches {
+                Some(true) => c.pass("signing_key", format!("Ed25519 audit key {}", home.signing_key().display())),
+                Some(false) => c.fail("signing_key", "audit_signing.key does not match audit_signing.pub", "restore both from backups/operator_* (checkpoints signed by the old key stop verifying otherwise)"),
+                None => c.fail("signing_key", format!("{} is missing or unreadable", home.signing_key().display()), "restore it from backups/operator_*; or hermes-operator install to create a new one"),
+            }
+        }
+        Ok(None) => c.fail(
+            "signing_key",
+            "no audit signing key",
+            "hermes-operator install",
+        ),
+        Err(e) => c.fail(
+            "signing_key",
+            e.message.clone(),
+            "restore profiles/operator/audit_signing.* from backups/operator_*",
+        ),
+    }
+
+    // 6. accounts
+    match crate::install::admin_exists(home) {
+        Ok(Some(name)) => c.pass("admin", format!("enabled admin: {name}")),
+        Ok(None) if !home.users_db().exists() => c.fail(
+            "admin",
+            format!("no users.db at {}", home.users_db().display()),
+            "hermes-operator install --admin NAME",
+        ),
+        Ok(None) => c.fail(
+            "admin",
+            "no enabled admin account",
+            "hermes-operator user add NAME --role admin",
+        ),
+        Err(e) => c.fail(
+            "admin",
+            err_text(&e),
+            "restore users.db from backups/operator_*",
+        ),
+    }
+
+    // 7. state.db
+    match app.state_ro() {
+        Ok(_) => c.pass(
+            "state_db",
+            format!(
+                "{}: every column the operator uses is present",
+                home.state_db().display()
+            ),
+        ),
+        Err(e) => c.fail(
+            "state_db",
+            e.message.clone(),
+            e.hint
+                .clone()
+                .unwrap_or_else(|| "start Hermes once so it creates and migrates state.db".into()),
+        ),
+    }
+
+    // 8. Hermes installation
+    match crate::update::locate_hermes(home, cfg.update.hermes_command.as_deref()) {
+        Ok(inst) => match crate::update::detect_version(home, &inst) {
+            Ok(v) if v.version.starts_with("0.19.") => c.pass(
+                "hermes_install",
+                format!(
+                    "Hermes Agent {} at {} ({})",
+                    v.display(),
+                    inst.command.display(),
+                    inst.found_via
+                ),
+            ),
+            Ok(v) => c.warn(
+                "hermes_install",
+                format!(
+                    "Hermes Agent {} at {}; hermes-operator is built and tested against 0.19",
+                    v.display(),
+                    inst.command.display()
+                ),
+                "hermes-operator update --check",
+            ),
+            Err(e) => c.warn(
+                "hermes_install",
+                e.message.clone(),
+                "set update.hermes_command in config.yaml",
+            ),
+        },
+        Err(e) => c.fail(
+            "hermes_install",
+            e.message.clone(),
+            e.hint.clone().unwrap_or_default(),
+        ),
+    }
+
+    // 9. Hermes' API server
+    hermes_api(&mut c, &app);
+
+    // 10. hook
+    match crate::hooks::hook_command(home).and_then(|cmd| crate::hooks::status(home, &cmd)) {
+        Ok(st) if st.state == "installed" => c.pass("hook", format!("installed in {}", st.config_path.display())),
+        Ok(st) if st.state == "missing" => c.warn("hook", format!("not installed in {}: agent.enabled_toolsets is not enforced and tool events are not recorded live", st.config_path.display()), "hermes-operator hook install"),
+        Ok(st) => c.warn("hook", format!("{}: {}", st.state, st.problems.join("; ")), "hermes-operator hook install"),
+        Err(e) => c.warn("hook", format!("unknown: {}", e.message), "hermes-operator hook status"),
+    }
+
+    // 11. serve port
+    serve_port(&mut c, cfg);
+
+    // 12. service files
+    let unit = systemd_dir.map(|d| d.join(crate::install::UNIT_NAME));
+    let scripts = [
+        home.scripts_dir().join("start.sh"),
+        crate::update::auto_update_script(home),
+    ];
+    let mut absent: Vec<String> = scripts
+        .iter()
+        .filter(|p| !mode(p).is_some_and(|m| m & 0o100 != 0))
+        .map(|p| p.display().to_string())
+        .collect();
+    if let Some(u) = &unit {
+        if !u.exists() {
+            absent.push(u.display().to_string());
+        }
+    }
+    if absent.is_empty() {
+        c.pass(
+            "service_files",
+            "start.sh, auto_update.sh and the systemd user unit are in place",
+        );
+    } else {
+        c.warn(
+            "service_files",
+            format!("missing or not executable: {}", absent.join(", ")),
+            "hermes-operator install",
+        );
+    }
+
+    // 13. last update
+    last_update(&mut c, &app);
+
+    // 14. audit chain
+    if !home.events_db().exists() {
+        c.warn("audit_chain", "no events.db yet", "hermes-operator install");
+    } else {
+        match crate::integrity::verify_home(&app, &[]) {
+            Ok(r) if r.ok => c.pass("audit_chain", format!("{} event(s) verified, {} checkpoint(s) matched", r.events, r.checkpoints_checked)),
+            Ok(r) => c.fail("audit_chain", r.problem.map(|p| p.message).unwrap_or_default(), "hermes-operator audit verify; keep the file as evidence and compare with backups/operator_*"),
+            Err(e) => c.fail("audit_chain", err_text(&e), "hermes-operator audit verify"),
+        }
+    }
+    finish(home, c)
+}
+
+fn finish(home: &Home, c: Checks) -> Report {
+    let worst = c.0.iter().map(|k| k.status).max().unwrap_or(Status::Pass);
+    let mut counts = BTreeMap::new();
+    for s in [Status::Pass, Status::Warn, Status::Fail] {
+        counts.insert(
+            s.as_str().to_string(),
+            c.0.iter().filter(|k| k.status == s).count(),
+        );
+    }
+    Report {
+        ok: worst != Status::Fail,
+        worst,
+        counts,
+        hermes_home: home.root.display().to_string(),
+        checks: c.0,
+    }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()
+}
+
+fn hermes_api(c: &mut Checks, app: &App) {
+    let h = &app.cfg.config.hermes;
+    let key = config::hermes_api_key(&app.home, &h.api_key_env).unwrap_or_default();
+    let Some(rt) = runtime() else {
+        c.fail("hermes_api", "cannot start the async runtime", "");
+        return;
+    };
+    let client = match crate::hermes_api::HermesClient::new(&h.api_url, key.clone(), &h.api_key_env)
+    {
+        Ok(c) => c,
+        Err(e) => {
+            c.fail("hermes_api", e.message, "check hermes.api_url");
+            return;
+        }
+    };
+    let r = rt.block_on(async {
+        client.health().await?;
+        if key.is_empty() {
+            return Ok(None);
+        }
+        client.models().await.map(Some)
+    });
+    match r {
+        Ok(Some(models)) => c.pass(
+            "hermes_api",
+            format!(
+                "{} answers; key accepted; models: {}",
+                h.api_url,
+                if models.is_empty() {
+                    "-".into()
+                } else {
+                    models.join(", ")
+                }
+            ),
+        ),
+        Ok(None) => c.fail(
+            "hermes_api",
+            format!("{} answers, but there is no key to test", h.api_url),
+            format!(
+                "set {} in {}",
+                h.api_key_env,
+                app.home.hermes_env().display()
+            ),
+        ),
+        Err(e) => c.fail(
+            "hermes_api",
+            e.message.clone(),
+            e.hint
+                .clone()
+                .unwrap_or_else(|| format!("make Hermes' API server answer at {}", h.api_url)),
+        ),
+    }
+}
+
+fn serve_port(c: &mut Checks, cfg: &Config) {
+    let addr = format!(
+        "{}:{}",
+        if cfg.operator.host.contains(':') && !cfg.operator.host.starts_with('[') {
+            format!("[{}]", cfg.operator.host)
+        } else {
+            cfg.operator.host.clone()
+        },
+        cfg.operator.port
+    );
+    match std::net::TcpListener::bind(&addr) {
+        Ok(l) => {
+            drop(l);
+            c.pass(
+                "serve_port",
+                format!("{addr} is free for `hermes-operator serve`"),
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let url = cfg.health_url();
+            let h = crate::update::health_check(&url, Duration::from_secs(0));
+            if h.ok {
+                c.pass(
+                    "serve_port",
+                    format!("{addr}: hermes-operator serve answers {url}"),
+                );
+            } else {
+                c.fail(
+                    "serve_port",
+                    format!("{addr} is in use by another program ({url}: {})", h.detail),
+                    format!(
+                        "free port {} or set operator.port in config.yaml",
+                        cfg.operator.port
+                    ),
+                );
+            }
+        }
+        Err(e) => c.fail(
+            "serve_port",
+            format!("cannot bind {addr}: {e}"),
+            "set operator.host to an address of this machine (127.0.0.1 behind nginx)",
+        ),
+    }
+}
+
+fn last_update(c: &mut Checks, app: &App) {
+    let home = &app.home;
+    let schedule = match crate::update::current_schedule(home) {
+        Ok(Some(line)) => format!(
+            "scheduled: {}",
+            line.split_whitespace()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Ok(None) => "not scheduled".to_string(),
+        Err(_) => "schedule unknown (no crontab)".to_string(),
+    };
+    let mut last_started: Option<(String, i64)> = None;
+    let mut last_finished: Option<(String, i64, serde_json::Value)> = None;
+    if let Ok(store) = app.events_ro() {
+        let _ = store.scan(|ev| {
+            match ev.kind {
+                "update_started" => last_started = Some((ev.ts.to_string(), ev.seq)),
+                "update_finished" => {
+                    last_finished = Some((
+                        ev.ts.to_string(),
+                        ev.seq,
+                        serde_json::from_str(ev.data).unwrap_or_default(),
+                    ))
+                }
+                _ => {}
+            }
+            true
+        });
+    }
+    let log = crate::update::log_path(home).display().to_string();
+    match (&last_started, &last_finished) {
+        (None, None) => c.pass("last_update", format!("no update has run yet; {schedule}")),
+        (Some((ts, s)), f) if f.as_ref().is_none_or(|(_, fs, _)| fs < s) => {
+            if let Some(pid) = crate::update::running_pid(home) {
+                let _ = pid;
+                c.pass(
+                    "last_update",
+                    format!("an update is running (started {ts}); {schedule}"),
+                );
+            } else {
+                c.warn(
+                    "last_update",
+                    format!("the update started {ts} never finished (killed?); {schedule}"),
+                    format!("read {log}, then run hermes-operator update --yes"),
+                );
+            }
+        }
+        (_, Some((ts, _, d))) => {
+            let result = d["result"].as_str().unwrap_or("?");
+            let versions = format!(
+                "{} → {}",
+                d["version_before"].as_str().unwrap_or("?"),
+                d["version_after"].as_str().unwrap_or("?")
+            );
+            let age_days = chrono::DateTime::parse_from_rfc3339(ts)
+                .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_days())
+                .unwrap_or(0);
+            let detail = format!("{result} at {ts} ({versions}); {schedule}");
+            match result {
+                "updated" | "up_to_date" if d["exit_code"].as_i64().unwrap_or(0) == 0 => {
+                    if age_days > 30 {
+                        c.warn(
+                            "last_update",
+                            format!("{detail}; {age_days} days ago"),
+                            "hermes-operator update schedule \"0 3 * * 0\"",
+                        );
+                    } else {
+                        c.pass("last_update", detail);
+                    }
+                }
+                _ => c.fail(
+                    "last_update",
+                    format!("{detail}: {}", d["reason"].as_str().unwrap_or("")),
+                    format!("read {log}; fix the cause, then hermes-operator update --yes"),
+                ),
+            }
+        }
+        _ => c.pass("last_update", schedule),
+    }
+}

@@ -1,0 +1,52 @@
+//! The dashboard: static files under `src/server/dashboard/`, embedded in
+//! the binary. To add one: put it in that folder and add one row here
+//! (URL path without the leading slash, content type, bytes). `/` serves
+//! `index.html`.
+
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// (path, content type, bytes)
+pub const FILES: &[(&str, &str, &[u8])] = &[(
+    "index.html",
+    "text/html; charset=utf-8",
+    include_bytes!("dashboard/index.html"),
+)];
+
+/// The embedded file for a request path (`/` = `index.html`).
+pub fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {
+    let p = path.strip_prefix('/')?;
+    let p = if p.is_empty() { "index.html" } else { p };
+    FILES
+        .iter()
+        .find(|(name, _, _)| *name == p)
+        .map(|(_, ct, bytes)| (*ct, *bytes))
+}
+
+pub fn serve(method: &Method, path: &str) -> Option<Response> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    let (ct, bytes) = lookup(path)?;
+    Some(
+        (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, ct),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            bytes,
+        )
+            .into_response(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn index_is_served_at_root() {
+        assert!(super::lookup("/").is_some());
+        assert!(super::lookup("/index.html").is_some());
+        assert!(super::lookup("/../Cargo.toml").is_none());
+    }
+}

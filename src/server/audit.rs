@@ -1,0 +1,63 @@
+//! `/api/audit/*` (admins and auditors): the same reports and checks as
+//! `audit daily|user|replay|verify --json`.
+
+use super::errors::ApiResult;
+use super::extract::{ApiQuery, Caller};
+use super::sessions::blocking_json;
+use super::state::ServerState;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use std::sync::Arc;
+
+fn auditor(caller: &Caller) -> ApiResult<()> {
+    caller.require(caller.role().can_audit(), "read the audit log")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DailyParams {
+    /// YYYY-MM-DD (default: today in `tz`).
+    date: Option<String>,
+    /// IANA time zone (default UTC).
+    tz: Option<String>,
+}
+
+/// `GET /api/audit/daily-summary?date&tz`.
+pub async fn daily(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    ApiQuery(p): ApiQuery<DailyParams>,
+) -> ApiResult<Response> {
+    auditor(&caller)?;
+    let (date, tz) =
+        crate::reports::parse_day(p.date.as_deref(), p.tz.as_deref().unwrap_or("UTC"))?;
+    blocking_json(move || crate::reports::daily(&st.app, date, tz)).await
+}
+
+/// `GET /api/audit/user/{username}`.
+pub async fn user(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    auditor(&caller)?;
+    blocking_json(move || crate::reports::user_report(&st.app, &name)).await
+}
+
+/// `GET /api/audit/replay/{session_id}`: the timeline with integrity status.
+pub async fn replay(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    auditor(&caller)?;
+    blocking_json(move || crate::integrity::replay(&st.app, &id)).await
+}
+
+/// `GET /api/audit/verify`: the whole chain and the local checkpoints. A
+/// log that does not verify is still a 200 with `ok: false` and the problem.
+pub async fn verify(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult<Response> {
+    auditor(&caller)?;
+    blocking_json(move || crate::integrity::verify_home(&st.app, &[])).await
+}

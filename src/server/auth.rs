@@ -1,0 +1,416 @@
+//! `/auth/*` and `/api/me`: login (JSON body, or the design's
+//! `?username=&password=` form — accepted, but it puts the secret into URLs
+//! that proxies may log; this server never logs query strings), register
+//! (admin), refresh (opaque, stored as SHA-256, rotated on use; reuse of a
+//! rotated token revokes its family), logout.
+
+use super::errors::{ApiError, ApiResult};
+use super::extract::{parse_json, ApiJson, Caller};
+use super::middleware::{ClientIp, LogUser};
+use super::state::{blocking, ServerState};
+use crate::auth;
+use crate::store::users::{RefreshUse, Role, User};
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// A password or token from a request body; wiped from memory when dropped.
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.0.zeroize();
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Refresh tokens live this long after their issue (each rotation starts anew).
+pub const REFRESH_TTL_DAYS: i64 = 14;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    username: String,
+    password: Secret,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    refresh_expires_in: i64,
+    user: User,
+}
+
+fn hash_token(t: &str) -> [u8; 32] {
+    Sha256::digest(t.as_bytes()).into()
+}
+
+/// A new opaque refresh token: `rt1.` + 32 random bytes (hex).
+fn new_refresh_token() -> String {
+    format!("rt1.{}", auth::random_hex(32))
+}
+
+/// An access token and a refresh token in a new family.
+fn issue_pair(st: &ServerState, u: &User) -> crate::Result<(TokenResponse, String, String)> {
+    let (access, claims) = auth::issue_access_token(
+        st.secret(),
+        &u.id,
+        &u.username,
+        u.role.as_str(),
+        u.token_version,
+        auth::ACCESS_TTL_MINUTES,
+    )?;
+    let refresh = new_refresh_token();
+    let family = format!("rf_{}", auth::random_hex(8));
+    let exp = chrono::Utc::now().timestamp() + REFRESH_TTL_DAYS * 86_400;
+    st.app
+        .users()?
+        .insert_refresh(&hash_token(&refresh), &family, &u.id, u.token_version, exp)?;
+    Ok((
+        TokenResponse {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: auth::ACCESS_TTL_MINUTES * 60,
+            refresh_token: refresh,
+            refresh_expires_in: REFRESH_TTL_DAYS * 86_400,
+            user: u.clone(),
+        },
+        claims.jti,
+        family,
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    username: Option<String>,
+    password: Option<Secret>,
+}
+
+enum LoginCheck {
+    Ok(User),
+    Failed(&'static str),
+}
+
+/// `POST /auth/login`.
+pub async fn login(
+    State(st): State<Arc<ServerState>>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
+    Extension(log_user): Extension<LogUser>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let q: LoginQuery = axum::extract::Query::try_from_uri(&uri)
+        .map(|axum::extract::Query(v)| v)
+        .unwrap_or_default();
+    let (username, password) = match (q.username, q.password) {
+        (Some(u), Some(p)) => (u, p),
+        _ => {
+            let json = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if !json {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send {\"username\",\"password\"} as JSON (Content-Type: application/json)",
+                ));
+            }
+            let b: LoginBody = parse_json(&body)?;
+            (b.username, b.password)
+        }
+    };
+    if username.is_empty() || username.len() > 256 {
+        return Err(ApiError::bad_request("username must be 1-256 characters"));
+    }
+    let shown = crate::output::clip(&crate::output::sanitize(&username), 64);
+    if let Err(wait) = st.throttle.check(&username, client) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(ApiError::throttled(
+            format!("too many failed logins; try again in {secs} s"),
+            secs,
+        ));
+    }
+    let permit = st.argon2_slot().await?;
+    let st2 = st.clone();
+    let name = username.clone();
+    // Argon2 never runs on the async threads; unknown users cost the same.
+    let check = blocking(move || {
+        let found = match st2.app.users_ro() {
+            Ok(s) => s.find(&name)?.map(|u| {
+                let h = s.password_hash(&u.id);
+                (u, h)
+            }),
+            Err(e) if e.kind == crate::Kind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(match found {
+            Some((u, Ok(Some(hash)))) => {
+                if !auth::verify_password(&password, &hash) {
+                    LoginCheck::Failed("bad_password")
+                } else if u.disabled {
+                    LoginCheck::Failed("disabled")
+                } else {
+                    LoginCheck::Ok(u)
+                }
+            }
+            Some((_, Err(e))) => return Err(e),
+            _ => {
+                auth::dummy_verify(&password);
+                LoginCheck::Failed("unknown_user")
+            }
+        })
+    })
+    .await?;
+    drop(permit);
+    let client_s = client.to_string();
+    match check {
+        LoginCheck::Failed(reason) => {
+            st.throttle.failure(&username, client);
+            let st2 = st.clone();
+            blocking(move || {
+                let app = st2.app_as("http".into());
+                app.record(app.event(
+                    "login_failed",
+                    json!({"username": shown, "client": client_s, "reason": reason, "via": "http"}),
+                ))
+            })
+            .await?;
+            Err(ApiError::unauthorized("invalid username or password"))
+        }
+        LoginCheck::Ok(u) => {
+            st.throttle.success(&username);
+            let _ = log_user.0.set(u.username.clone());
+            let st2 = st.clone();
+            let resp = blocking(move || {
+                st2.app.users()?.record_login(&u.id)?;
+                let (resp, jti, family) = issue_pair(&st2, &u)?;
+                let app = st2.app_as(format!("http:{}", u.username));
+                app.record(
+                    app.event(
+                        "login",
+                        json!({"username": u.username, "client": client_s, "jti": jti,
+                               "refresh_family": family, "via": "http"}),
+                    )
+                    .user(&u.id),
+                )?;
+                Ok(resp)
+            })
+            .await?;
+            Ok(Json(resp).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    username: String,
+    password: Secret,
+    role: String,
+}
+
+/// `POST /auth/register` (admin): create an account.
+pub async fn register(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    ApiJson(b): ApiJson<RegisterBody>,
+) -> ApiResult<Response> {
+    caller.require(caller.role().can_manage_users(), "manage users")?;
+    let role = parse_role(&b.role)?;
+    let permit = st.argon2_slot().await?;
+    let st2 = st.clone();
+    let actor = caller.actor();
+    let u = blocking(move || {
+        crate::accounts::add_user(&st2.app_as(actor), &b.username, role, &b.password)
+    })
+    .await?;
+    drop(permit);
+    Ok((StatusCode::CREATED, Json(u)).into_response())
+}
+
+pub fn parse_role(s: &str) -> ApiResult<Role> {
+    Role::parse(s).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "role {:?}: expected admin, auditor, user or viewer",
+            crate::output::clip(&crate::output::sanitize(s), 20)
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: Secret,
+}
+
+/// `POST /auth/refresh`: rotate a refresh token; a new access token too.
+pub async fn refresh(
+    State(st): State<Arc<ServerState>>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
+    Extension(log_user): Extension<LogUser>,
+    ApiJson(b): ApiJson<RefreshBody>,
+) -> ApiResult<Response> {
+    if b.refresh_token.len() > 256 {
+        return Err(ApiError::unauthorized("invalid or expired refresh token"));
+    }
+    let old = hash_token(&b.refresh_token);
+    let st2 = st.clone();
+    let client_s = client.to_string();
+    let out = blocking(move || {
+        let new_token = new_refresh_token();
+        let now = chrono::Utc::now().timestamp();
+        let store = st2.app.users()?;
+        let used = store.rotate_refresh(
+            &old,
+            &hash_token(&new_token),
+            now + REFRESH_TTL_DAYS * 86_400,
+            now,
+        )?;
+        match used {
+            RefreshUse::Rotated { user_id, family_id } => {
+                let u = store
+                    .find_by_id(&user_id)?
+                    .ok_or_else(|| crate::Error::not_found("user vanished"))?;
+                let (access, claims) = auth::issue_access_token(
+                    st2.secret(),
+                    &u.id,
+                    &u.username,
+                    u.role.as_str(),
+                    u.token_version,
+                    auth::ACCESS_TTL_MINUTES,
+                )?;
+                let app = st2.app_as(format!("http:{}", u.username));
+                app.record(
+                    app.event(
+                        "token_issued",
+                        json!({"username": u.username, "jti": claims.jti, "exp": claims.exp,
+                               "via": "refresh", "refresh_family": family_id, "client": client_s}),
+                    )
+                    .user(&u.id),
+                )?;
+                Ok(Ok(TokenResponse {
+                    access_token: access,
+                    token_type: "Bearer",
+                    expires_in: auth::ACCESS_TTL_MINUTES * 60,
+                    refresh_token: new_token,
+                    refresh_expires_in: REFRESH_TTL_DAYS * 86_400,
+                    user: u,
+                }))
+            }
+            RefreshUse::Reused {
+                user_id,
+                family_id,
+                revoked,
+            } => {
+                let name = store.find_by_id(&user_id)?.map(|u| u.username);
+                let app = st2.app_as("http".into());
+                app.record(
+                    app.event(
+                        "token_revoked",
+                        json!({"reason": "refresh_token_reuse", "username": name,
+                               "refresh_family": family_id, "revoked": revoked, "client": client_s}),
+                    )
+                    .user(&user_id),
+                )?;
+                Ok(Err(ApiError::unauthorized(
+                    "this refresh token was already used: every token of this login is now revoked; log in again",
+                )))
+            }
+            _ => Ok(Err(ApiError::unauthorized("invalid or expired refresh token"))),
+        }
+    })
+    .await?;
+    let resp = out?;
+    let _ = log_user.0.set(resp.user.username.clone());
+    Ok(Json(resp).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutBody {
+    refresh_token: Option<Secret>,
+}
+
+/// `POST /auth/logout`: the access token stops working (in memory, until
+/// it expires) and the refresh token's family — or, without one in the
+/// body, every refresh token of the caller — is revoked.
+pub async fn logout(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let b: LogoutBody = if body.iter().all(u8::is_ascii_whitespace) {
+        LogoutBody::default()
+    } else {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a JSON body with Content-Type: application/json",
+            ));
+        }
+        parse_json(&body)?
+    };
+    st.revoke_jti(&caller.claims.jti, caller.claims.exp);
+    let st2 = st.clone();
+    let c = caller.clone();
+    let n = blocking(move || {
+        let h = b.refresh_token.as_deref().map(|t| hash_token(t));
+        let n = st2
+            .app
+            .users()?
+            .revoke_refresh(&c.user.id, h.as_ref(), "logout")?;
+        let app = st2.app_as(c.actor());
+        app.record(
+            app.event(
+                "token_revoked",
+                json!({"reason": "logout", "username": c.user.username, "jti": c.claims.jti,
+                       "refresh_tokens_revoked": n}),
+            )
+            .user(&c.user.id),
+        )?;
+        Ok(n)
+    })
+    .await?;
+    Ok(Json(json!({"ok": true, "refresh_tokens_revoked": n})).into_response())
+}
+
+/// `GET /api/me`: who the token belongs to and what the role may do.
+pub async fn me(caller: Caller) -> Response {
+    let r = caller.user.role;
+    Json(json!({
+        "user": caller.user,
+        "may": {
+            "chat": r.can_chat(),
+            "read_all_sessions": r.can_audit(),
+            "audit": r.can_audit(),
+            "manage_users": r.can_manage_users(),
+            "answer_approvals": r.can_chat(),
+        },
+        "token": {"jti": caller.claims.jti, "exp": caller.claims.exp},
+    }))
+    .into_response()
+}

@@ -1,0 +1,191 @@
+//! `POST /api/chat` (JSON, or SSE with `Accept: text/event-stream`) and
+//! `POST /api/sessions/{id}/approval`. The turn is [`crate::chat::run_turn`],
+//! run as its own task: a client that goes away does not cut a turn short
+//! (its events are still recorded; a pending approval is denied at the
+//! timeout).
+
+use super::errors::{ApiError, ApiResult};
+use super::extract::{ApiJson, Caller};
+use super::state::{blocking, ServerState, APPROVAL_WAIT};
+use crate::chat::{run_turn, TurnEvent, TurnRequest};
+use crate::error::Error;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    message: String,
+    session_id: Option<String>,
+    model: Option<String>,
+}
+
+fn wants_sse(h: &HeaderMap) -> bool {
+    h.get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+fn event_type(ev: &TurnEvent) -> &'static str {
+    match ev {
+        TurnEvent::Session { .. } => "session",
+        TurnEvent::RunStarted { .. } => "run_started",
+        TurnEvent::Delta { .. } => "delta",
+        TurnEvent::ToolStarted { .. } => "tool_started",
+        TurnEvent::ToolCompleted { .. } => "tool_completed",
+        TurnEvent::ApprovalRequest(_) => "approval_request",
+        TurnEvent::ApprovalDecision { .. } => "approval_decision",
+        TurnEvent::CostAlert { .. } => "cost_alert",
+        TurnEvent::Done(_) => "done",
+        TurnEvent::Error { .. } => "error",
+    }
+}
+
+/// Releases the turn's claims (session, chat slot) however the task ends.
+struct TurnGuard {
+    st: Arc<ServerState>,
+    session: Option<String>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for TurnGuard {
+    fn drop(&mut self) {
+        if let Some(s) = &self.session {
+            self.st.runs.release(s);
+        }
+    }
+}
+
+/// `POST /api/chat`.
+pub async fn chat(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<ChatBody>,
+) -> ApiResult<Response> {
+    // Authorization first: nothing reaches Hermes for a role that may not chat.
+    caller.require(caller.role().can_chat(), "chat")?;
+    if st.shutting_down.load(Ordering::Acquire) {
+        return Err(Error::busy("the server is shutting down").into());
+    }
+    let client = st.hermes()?;
+    let permit = st_chats(&st)?;
+    let mut guard = TurnGuard {
+        st: st.clone(),
+        session: None,
+        _permit: permit,
+    };
+    if let Some(sid) = &b.session_id {
+        crate::sessions::validate_session_id(sid)?;
+        if !st.runs.claim(sid) {
+            return Err(Error::conflict(format!(
+                "a turn is already running in session {sid}; wait for it to finish"
+            ))
+            .into());
+        }
+        guard.session = Some(sid.clone());
+    }
+    let sse = wants_sse(&headers);
+    let app = st.app_as(caller.actor());
+    let approver = st.approvals.approver(&caller.user, APPROVAL_WAIT);
+    let req = TurnRequest {
+        username: caller.user.username.clone(),
+        session_id: b.session_id,
+        message: b.message,
+        model: b.model,
+        channel: "http".into(),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
+    let st2 = st.clone();
+    let task = tokio::spawn(async move {
+        let mut guard = guard;
+        let mut current: Option<String> = guard.session.clone();
+        let mut on_event = |ev: TurnEvent| {
+            match &ev {
+                TurnEvent::Session { session_id, new } => {
+                    if *new && st2.runs.claim(session_id) {
+                        guard.session = Some(session_id.clone());
+                    }
+                    current = Some(session_id.clone());
+                }
+                TurnEvent::RunStarted { run_id } => {
+                    if let Some(s) = &current {
+                        st2.runs.set_run(s, run_id);
+                    }
+                }
+                _ => {}
+            }
+            let _ = tx.send(ev);
+        };
+        let r = run_turn(&app, &client, &req, &approver, &mut on_event).await;
+        drop(guard);
+        r
+    });
+    if sse {
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let ev = rx.recv().await?;
+            let e = Event::default()
+                .event(event_type(&ev))
+                .json_data(&ev)
+                .unwrap_or_else(|_| Event::default().event("error").data("{}"));
+            Some((Ok::<_, Infallible>(e), rx))
+        });
+        let mut r = Sse::new(stream)
+            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+            .into_response();
+        // nginx: do not buffer the stream.
+        r.headers_mut()
+            .insert("x-accel-buffering", HeaderValue::from_static("no"));
+        return Ok(r);
+    }
+    let result = task
+        .await
+        .map_err(|e| ApiError::from(Error::internal(format!("the chat task failed: {e}"))))?;
+    let mut events = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        events.push(ev);
+    }
+    let outcome = result?;
+    Ok(Json(serde_json::json!({"outcome": outcome, "events": events})).into_response())
+}
+
+fn st_chats(st: &Arc<ServerState>) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+    st.chats.clone().try_acquire_owned().map_err(|_| {
+        ApiError::from(Error::busy(format!(
+            "{} chat turns are already running; retry in a moment",
+            super::state::MAX_CHATS
+        )))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalBody {
+    choice: String,
+}
+
+/// `POST /api/sessions/{id}/approval` `{choice: once|session|deny}`: answer
+/// the approval request waiting in a session (owner or admin; SPEC §4).
+pub async fn approval(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<ApprovalBody>,
+) -> ApiResult<Response> {
+    caller.require(caller.role().can_chat(), "answer approvals")?;
+    // A session the caller may not read looks missing (as on GET).
+    let scope = caller.scope();
+    let st2 = st.clone();
+    let sid = id.clone();
+    blocking(move || crate::sessions::get(&st2.app, &scope, &sid)).await?;
+    st.approvals.answer(&id, &caller.user, &b.choice)?;
+    Ok(Json(serde_json::json!({"ok": true, "session_id": id, "choice": b.choice})).into_response())
+}

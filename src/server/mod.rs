@@ -1,0 +1,388 @@
+//! `hermes-operator serve`: the embedded HTTP mode (SPEC §9). A thin layer
+//! over the same library calls the CLI makes; every route is in
+//! [`routes`] (and, checked by a test, in `openapi.json`).
+//!
+//! Layers, outside in: CORS (only for `operator.cors_origins`) → the frame
+//! ([`middleware::frame`]: request id, client address, security headers,
+//! JSON errors, access log) → body limit ([`BODY_LIMIT`]) → request timeout
+//! ([`REQUEST_TIMEOUT`], not on `/api/chat`, whose SSE streams run as long
+//! as the turn) → routes. Authentication is the [`extract::Caller`] extractor.
+
+pub mod assets;
+pub mod audit;
+pub mod auth;
+pub mod chat;
+pub mod errors;
+pub mod extract;
+pub mod middleware;
+pub mod sessions;
+pub mod state;
+pub mod throttle;
+pub mod users;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use axum::extract::{Request, State};
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use axum::{Json, Router};
+use errors::{ApiError, ApiResult};
+use extract::Caller;
+use state::ServerState;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest request body accepted (413 above).
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Every request but `/api/chat` must be answered within this (408).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The OpenAPI 3 description of every route (hand-written; a test keeps it
+/// and [`route_table`] equal).
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+type S = Arc<ServerState>;
+
+/// A router that remembers (method, path) of everything it routes.
+struct Routes {
+    router: Router<S>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Routes {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+    fn add(mut self, method: &'static str, path: &'static str, mr: MethodRouter<S>) -> Self {
+        self.table.push((method, path));
+        self.router = self.router.route(path, mr);
+        self
+    }
+    fn get<H: Handler<T, S>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add("GET", path, axum::routing::get(h))
+    }
+    fn post<H: Handler<T, S>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add("POST", path, axum::routing::post(h))
+    }
+    fn patch<H: Handler<T, S>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add("PATCH", path, axum::routing::patch(h))
+    }
+    fn delete<H: Handler<T, S>, T: 'static>(self, path: &'static str, h: H) -> Self {
+        self.add("DELETE", path, axum::routing::delete(h))
+    }
+}
+
+/// Every route: (timed routes, untimed routes).
+fn routes() -> (Routes, Routes) {
+    let timed = Routes::new()
+        .get("/", dashboard)
+        .get("/healthz", healthz)
+        .get("/api/openapi.json", openapi)
+        .post("/auth/login", auth::login)
+        .post("/auth/register", auth::register)
+        .post("/auth/refresh", auth::refresh)
+        .post("/auth/logout", auth::logout)
+        .get("/api/me", auth::me)
+        .get("/api/models", models)
+        .post("/api/sessions/{id}/approval", chat::approval)
+        .get("/api/sessions", sessions::list)
+        .get("/api/sessions/{id}", sessions::show)
+        .get("/api/sessions/{id}/messages", sessions::messages)
+        .get("/api/search", sessions::search)
+        .get("/api/audit/daily-summary", audit::daily)
+        .get("/api/audit/user/{username}", audit::user)
+        .get("/api/audit/replay/{session_id}", audit::replay)
+        .get("/api/audit/verify", audit::verify)
+        .get("/api/users", users::list)
+        .patch("/api/users/{username}", users::patch)
+        .delete("/api/users/{username}", users::delete);
+    // Chat turns (and their SSE streams) last as long as the agent works.
+    let untimed = Routes::new().post("/api/chat", chat::chat);
+    (timed, untimed)
+}
+
+/// (METHOD, path) of every route the router serves.
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    let (a, b) = routes();
+    a.table.into_iter().chain(b.table).collect()
+}
+
+/// The whole application: routes, layers, state.
+pub fn router(st: Arc<ServerState>) -> Router {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    use tower_http::limit::RequestBodyLimitLayer;
+    use tower_http::timeout::TimeoutLayer;
+
+    let (timed, untimed) = routes();
+    let mut r = timed
+        .router
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .merge(untimed.router)
+        .fallback(fallback)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            st.clone(),
+            middleware::frame,
+        ))
+        .with_state(st.clone());
+    let origins: Vec<HeaderValue> = st
+        .app
+        .cfg
+        .config
+        .operator
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if !origins.is_empty() {
+        r = r.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::ACCEPT,
+                    header::HeaderName::from_static("x-request-id"),
+                ])
+                .expose_headers([
+                    header::HeaderName::from_static("x-request-id"),
+                    header::RETRY_AFTER,
+                ])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    r
+}
+
+async fn fallback(req: Request) -> Response {
+    match assets::serve(req.method(), req.uri().path()) {
+        Some(r) => r,
+        None => ApiError::new(StatusCode::NOT_FOUND, "no such route").into_response(),
+    }
+}
+
+async fn dashboard(req: Request) -> Response {
+    assets::serve(req.method(), "/").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// `GET /healthz` (no auth): the process answers and can open its databases.
+async fn healthz(State(st): State<S>) -> ApiResult<Response> {
+    if st.shutting_down.load(Ordering::Acquire) {
+        return Err(Error::busy("shutting down").into());
+    }
+    let st2 = st.clone();
+    let failed = state::blocking(move || {
+        let mut failed = Vec::new();
+        let app = &st2.app;
+        if let Err(e) = app.users_ro() {
+            failed.push(("users.db", e));
+        }
+        if let Err(e) = app.events_ro() {
+            failed.push(("events.db", e));
+        }
+        if let Err(e) = app.state_ro() {
+            failed.push(("state.db", e));
+        }
+        Ok(failed
+            .into_iter()
+            .map(|(n, e)| (n, e.message))
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    if failed.is_empty() {
+        return Ok(Json(serde_json::json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "databases": {"users.db": "ok", "events.db": "ok", "state.db": "ok"},
+        }))
+        .into_response());
+    }
+    let names: Vec<&str> = failed.iter().map(|(n, _)| *n).collect();
+    let detail: Vec<String> = failed.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("cannot open {}", names.join(", ")),
+    )
+    .with_detail(detail.join("; ")))
+}
+
+/// `GET /api/models` (every role): Hermes' configured model and route aliases.
+async fn models(State(st): State<S>, _caller: Caller) -> ApiResult<Response> {
+    let client = st.hermes()?;
+    let models = client.models().await?;
+    Ok(Json(serde_json::json!({
+        "default": st.app.cfg.config.model.default,
+        "models": models,
+    }))
+    .into_response())
+}
+
+/// How `serve` runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `ADDR:PORT` (host names are resolved).
+    pub bind: String,
+    /// After SIGTERM/SIGINT: how long in-flight requests and chat turns may
+    /// take before running turns are stopped through Hermes.
+    pub grace: Duration,
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Serve until SIGTERM/SIGINT, then shut down gracefully: stop accepting,
+/// let requests and chat turns finish for `grace`, then deny pending
+/// approvals and stop the remaining runs through Hermes (their events are
+/// recorded as the turns end), and give up after 10 s more.
+pub async fn run(app: App, opts: Options) -> Result<()> {
+    let st = Arc::new(ServerState::new(app, middleware::AccessLog::stderr())?);
+    // The constant-time path for unknown users needs its dummy hash: make it now.
+    tokio::task::spawn_blocking(|| crate::auth::dummy_verify("warm-up"))
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?;
+    if !st.app.home.users_db().exists() {
+        eprintln!(
+            "warning: no users.db yet: nobody can log in; create the first admin with `hermes-operator user add NAME --role admin`"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&opts.bind)
+        .await
+        .map_err(|e| {
+            Error::usage(format!("cannot listen on {}: {e}", opts.bind))
+                .hint("choose another --bind ADDR:PORT or set operator.host/operator.port")
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    eprintln!("hermes-operator serve: listening on http://{addr}");
+    let app = router(st.clone());
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let st_sig = st.clone();
+    let signal = async move {
+        shutdown_signal().await;
+        st_sig.shutting_down.store(true, Ordering::Release);
+        let _ = tx.send(true);
+    };
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal);
+    let mut server = std::pin::pin!(server.into_future());
+    let done = |r: std::io::Result<()>| r.map_err(|e| Error::internal(format!("server: {e}")));
+    tokio::select! {
+        r = &mut server => return done(r),
+        _ = rx.changed() => {}
+    }
+    eprintln!(
+        "hermes-operator serve: shutting down; {} chat turn(s) in flight, grace period {} s",
+        st.runs.len(),
+        opts.grace.as_secs()
+    );
+    tokio::select! {
+        r = &mut server => { eprintln!("hermes-operator serve: stopped"); return done(r) },
+        _ = tokio::time::sleep(opts.grace) => {}
+    }
+    let left = st.runs.snapshot();
+    eprintln!(
+        "hermes-operator serve: grace period over; stopping {} chat turn(s)",
+        left.len()
+    );
+    let system = shutdown_user();
+    let client = st.hermes().ok();
+    for (session, run) in left {
+        let _ = st.approvals.answer(&session, &system, "deny");
+        if let (Some(c), Some(run)) = (&client, run) {
+            if let Err(e) = c.stop_run(&run).await {
+                eprintln!("hermes-operator serve: could not stop run {run}: {e}");
+            }
+        }
+    }
+    tokio::select! {
+        r = &mut server => { eprintln!("hermes-operator serve: stopped"); done(r) },
+        _ = tokio::time::sleep(Duration::from_secs(10)) => {
+            eprintln!("hermes-operator serve: {} turn(s) did not end; exiting anyway", st.runs.len());
+            Ok(())
+        }
+    }
+}
+
+/// Who denies pending approvals at shutdown (an admin may answer any).
+fn shutdown_user() -> crate::store::users::User {
+    let now = crate::store::now_rfc3339();
+    crate::store::users::User {
+        id: "server".into(),
+        username: "server-shutdown".into(),
+        role: crate::store::users::Role::Admin,
+        disabled: false,
+        token_version: 0,
+        created_at: now.clone(),
+        updated_at: now.clone(),
+        password_changed_at: now,
+        last_login_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Every route the router serves is in openapi.json, and vice versa.
+    #[test]
+    fn openapi_lists_exactly_the_routes() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI_JSON).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (m, _) in item.as_object().unwrap() {
+                if ["get", "post", "patch", "delete", "put", "head", "options"]
+                    .contains(&m.as_str())
+                {
+                    documented.insert((m.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let routed: BTreeSet<(String, String)> = super::route_table()
+            .into_iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        let missing: Vec<_> = routed.difference(&documented).collect();
+        let extra: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "routes not documented: {missing:?}; documented but not routed: {extra:?}"
+        );
+    }
+}

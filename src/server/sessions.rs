@@ -1,0 +1,147 @@
+//! `/api/sessions*` and `/api/search`: thin wrappers over
+//! [`crate::sessions`] with the caller's [`Scope`](crate::sessions::Scope).
+
+use super::errors::{ApiError, ApiResult};
+use super::extract::{ApiQuery, Caller};
+use super::state::{blocking, ServerState};
+use crate::sessions::{self, ListOptions};
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    limit: Option<i64>,
+    offset: Option<i64>,
+    /// Username (admins and auditors: anyone; others: only themselves).
+    user: Option<String>,
+    /// YYYY-MM-DD, RFC 3339 or a duration like 7d.
+    since: Option<String>,
+}
+
+pub const MAX_LIST: i64 = 500;
+
+/// Serialize on the blocking thread too (50 sessions ≈ 40 KB of JSON).
+fn json_bytes<T: serde::Serialize>(v: &T) -> crate::Result<Vec<u8>> {
+    Ok(serde_json::to_vec(v)?)
+}
+
+pub(crate) fn json_response(bytes: Vec<u8>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `GET /api/sessions?limit&offset&user&since`: newest first.
+pub async fn list(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> ApiResult<Response> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1-{MAX_LIST}")));
+    }
+    let offset = p.offset.unwrap_or(0);
+    if !(0..=1_000_000).contains(&offset) {
+        return Err(ApiError::bad_request("offset must be 0-1000000"));
+    }
+    let can_all = caller.role().can_audit();
+    if let Some(u) = &p.user {
+        if !can_all && !u.eq_ignore_ascii_case(&caller.user.username) {
+            return Err(ApiError::forbidden(format!(
+                "your role ({}) may only list its own sessions",
+                caller.role()
+            )));
+        }
+    }
+    let since = p
+        .since
+        .as_deref()
+        .map(crate::cli::session::parse_since)
+        .transpose()?;
+    let scope = caller.scope();
+    let bytes = blocking(move || {
+        let user_id = match &p.user {
+            Some(u) if can_all => Some(st.app.users_ro()?.get(u)?.id),
+            Some(_) => Some(caller.user.id.clone()),
+            None => None,
+        };
+        let rows = sessions::list(
+            &st.app,
+            &scope,
+            &ListOptions {
+                user_id,
+                since,
+                limit,
+                offset,
+            },
+        )?;
+        json_bytes(&rows)
+    })
+    .await?;
+    Ok(json_response(bytes))
+}
+
+/// `GET /api/sessions/{id}`: one session (no messages).
+pub async fn show(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let scope = caller.scope();
+    let bytes = blocking(move || json_bytes(&sessions::get(&st.app, &scope, &id)?)).await?;
+    Ok(json_response(bytes))
+}
+
+/// `GET /api/sessions/{id}/messages`: the session and its messages in
+/// Hermes' replay order.
+pub async fn messages(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let scope = caller.scope();
+    let bytes = blocking(move || json_bytes(&sessions::show(&st.app, &scope, &id)?)).await?;
+    Ok(json_response(bytes))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    q: String,
+    limit: Option<i64>,
+}
+
+/// `GET /api/search?q=&limit=`: full-text search in readable sessions.
+pub async fn search(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    ApiQuery(p): ApiQuery<SearchParams>,
+) -> ApiResult<Response> {
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1-{MAX_LIST}")));
+    }
+    let scope = caller.scope();
+    let bytes = blocking(move || {
+        let hits = sessions::search(&st.app, &scope, &p.q, None, limit)?;
+        json_bytes(&serde_json::json!({"query": p.q, "hits": hits}))
+    })
+    .await?;
+    Ok(json_response(bytes))
+}
+
+/// JSON of any serializable value from a blocking closure.
+pub(crate) async fn blocking_json<T, F>(f: F) -> ApiResult<Response>
+where
+    T: serde::Serialize,
+    F: FnOnce() -> crate::Result<T> + Send + 'static,
+{
+    let bytes = blocking(move || json_bytes(&f()?)).await?;
+    Ok(json_response(bytes))
+}

@@ -1,0 +1,73 @@
+//! `/api/users*` (admins): the same library calls as `user list|role|
+//! disable|enable|delete`, audited with the admin as actor.
+
+use super::auth::parse_role;
+use super::errors::{ApiError, ApiResult};
+use super::extract::{ApiJson, Caller};
+use super::sessions::blocking_json;
+use super::state::ServerState;
+use crate::accounts;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use std::sync::Arc;
+
+fn admin(caller: &Caller) -> ApiResult<()> {
+    caller.require(caller.role().can_manage_users(), "manage users")
+}
+
+/// `GET /api/users`.
+pub async fn list(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult<Response> {
+    admin(&caller)?;
+    blocking_json(move || st.app.users_ro()?.list()).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    role: Option<String>,
+    disabled: Option<bool>,
+}
+
+/// `PATCH /api/users/{username}` `{role?, disabled?}`: a role change or
+/// disabling revokes the user's tokens.
+pub async fn patch(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(p): ApiJson<Patch>,
+) -> ApiResult<Response> {
+    admin(&caller)?;
+    let role = p.role.as_deref().map(parse_role).transpose()?;
+    if role.is_none() && p.disabled.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: send role and/or disabled",
+        ));
+    }
+    blocking_json(move || {
+        let app = st.app_as(caller.actor());
+        let mut u = app.users()?.get(&name)?;
+        if let Some(r) = role {
+            u = accounts::set_role(&app, &name, r)?;
+        }
+        if let Some(d) = p.disabled {
+            u = accounts::set_disabled(&app, &name, d)?;
+        }
+        Ok(u)
+    })
+    .await
+}
+
+/// `DELETE /api/users/{username}`.
+pub async fn delete(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    admin(&caller)?;
+    blocking_json(move || {
+        let u = accounts::delete_user(&st.app_as(caller.actor()), &name)?;
+        Ok(serde_json::json!({"deleted": u}))
+    })
+    .await
+}

@@ -1,0 +1,310 @@
+//! `serve` against the REAL Hermes 0.19.0 gateway and the fake model
+//! (tests/common/gateway.rs): JSON chat, SSE chat (deltas then `done`),
+//! approving a `[danger]` command through the approval endpoint while the
+//! SSE stream waits (the command really runs), and SIGTERM during a waiting
+//! turn (grace period over: the approval is denied, the turn ends recorded).
+mod common;
+mod serve_common;
+
+use common::add_user;
+use common::gateway::{Gateway, GatewayOpts};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use serve_common::{client, configure, send, token, Server};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+/// Reads `event:`/`data:` frames from an SSE response.
+struct Sse {
+    stream:
+        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl Sse {
+    fn new(r: reqwest::Response) -> Sse {
+        Sse {
+            stream: Box::pin(r.bytes_stream()),
+            buf: String::new(),
+        }
+    }
+
+    /// The next (event name, JSON data); `None` at the end of the stream.
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(i) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..i + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in frame.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // keep-alive comment
+                }
+                let v: Value = serde_json::from_str(&data)
+                    .unwrap_or_else(|e| panic!("SSE data not JSON ({e}): {data}"));
+                return Some((name, v));
+            }
+            match tokio::time::timeout(Duration::from_secs(90), self.stream.next()).await {
+                Ok(Some(Ok(b))) => self.buf.push_str(&String::from_utf8_lossy(&b)),
+                Ok(_) => return None,
+                Err(_) => panic!("SSE stream stalled; so far: {}", self.buf),
+            }
+        }
+    }
+
+    async fn until(&mut self, name: &str, seen: &mut Vec<(String, Value)>) -> Value {
+        while let Some((n, v)) = self.next().await {
+            assert_eq!(v["type"], n.as_str(), "event name and data type agree");
+            seen.push((n.clone(), v.clone()));
+            if n == name {
+                return v;
+            }
+        }
+        panic!("stream ended before `{name}`: {seen:?}");
+    }
+}
+
+async fn sse_chat(c: &reqwest::Client, s: &Server, tok: &str, body: Value) -> Sse {
+    let r = c
+        .post(s.url("/api/chat"))
+        .bearer_auth(tok)
+        .header("accept", "text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    Sse::new(r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_json_sse_approval_and_shutdown_with_real_hermes() {
+    let gw = Gateway::start(GatewayOpts {
+        approval_timeout_secs: 60,
+        ..Default::default()
+    });
+    configure(&gw.home, &format!("hermes:\n  api_url: {}\n", gw.url));
+    for (n, r) in [("alice", "user"), ("bob", "user"), ("audrey", "auditor")] {
+        add_user(&gw.home, n, r);
+    }
+    let mut s = Server::start_with(&gw.home, &["--grace-period", "2"]);
+    let c = client();
+    let alice = token(&c, &s, "alice").await;
+    let bob = token(&c, &s, "bob").await;
+    let audrey = token(&c, &s, "audrey").await;
+
+    // Models (every role).
+    let r = send(c.get(s.url("/api/models")).bearer_auth(&audrey)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        !r.json()["models"].as_array().unwrap().is_empty(),
+        "{}",
+        r.body
+    );
+
+    // --- JSON chat ------------------------------------------------------------
+    let r = send(
+        c.post(s.url("/api/chat"))
+            .bearer_auth(&alice)
+            .json(&json!({"message": "hello there"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    let sid = v["outcome"]["session_id"].as_str().unwrap().to_string();
+    assert!(sid.starts_with("op_") && sid.len() == 15, "{sid}");
+    assert!(!v["outcome"]["output"].as_str().unwrap().is_empty(), "{v}");
+    let types: Vec<&str> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types.first(), Some(&"session"), "{types:?}");
+    assert!(types.contains(&"run_started"), "{types:?}");
+    assert_eq!(types.last(), Some(&"done"), "{types:?}");
+    // Another user cannot continue it; the owner can see it.
+    let r = send(
+        c.post(s.url("/api/chat"))
+            .bearer_auth(&bob)
+            .json(&json!({"message": "mine now", "session_id": sid})),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = send(
+        c.get(s.url(&format!("/api/sessions/{sid}/messages")))
+            .bearer_auth(&alice),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("hello there"));
+
+    // --- SSE chat in the same session: deltas, then done -------------------------
+    let mut sse = sse_chat(
+        &c,
+        &s,
+        &alice,
+        json!({"message": "and once more", "session_id": sid}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let done = sse.until("done", &mut seen).await;
+    assert_eq!(done["session_id"], sid.as_str());
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[0], "session");
+    assert_eq!(seen[0].1["new"], false);
+    let first_delta = names.iter().position(|n| *n == "delta").expect("deltas");
+    assert!(first_delta < names.len() - 1, "{names:?}");
+    let text: String = seen
+        .iter()
+        .filter(|(n, _)| n == "delta")
+        .map(|(_, v)| v["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text.trim(), done["output"].as_str().unwrap().trim());
+    assert!(sse.next().await.is_none(), "stream ends after done");
+
+    // --- [danger] approved through the endpoint while the stream waits --------
+    fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut sse = sse_chat(&c, &s, &alice, json!({"message": "[danger] open it up"})).await;
+    let mut seen = Vec::new();
+    let ar = sse.until("approval_request", &mut seen).await;
+    let dsid = ar["session_id"].as_str().unwrap().to_string();
+    assert!(
+        ar["command"].as_str().unwrap().contains("chmod 777"),
+        "{ar}"
+    );
+    let url = s.url(&format!("/api/sessions/{dsid}/approval"));
+    // Not the owner: as if the session did not exist; an auditor may not answer.
+    let r = send(
+        c.post(&url)
+            .bearer_auth(&bob)
+            .json(&json!({"choice": "once"})),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(!r.body.contains("chmod"));
+    let r = send(
+        c.post(&url)
+            .bearer_auth(&audrey)
+            .json(&json!({"choice": "once"})),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = send(
+        c.post(&url)
+            .bearer_auth(&alice)
+            .json(&json!({"choice": "always"})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        gw.danger_target_mode(),
+        0o600,
+        "nothing ran before the answer"
+    );
+    let r = send(
+        c.post(&url)
+            .bearer_auth(&alice)
+            .json(&json!({"choice": "once"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dec = sse.until("approval_decision", &mut seen).await;
+    assert_eq!(dec["choice"], "once");
+    assert_eq!(dec["applied"], true, "{dec}");
+    sse.until("done", &mut seen).await;
+    assert_eq!(gw.danger_target_mode(), 0o777, "the approved command ran");
+    // The auditor's replay shows request and decision, by alice, intact.
+    let r = send(
+        c.get(s.url(&format!("/api/audit/replay/{dsid}")))
+            .bearer_auth(&audrey),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rep = r.json();
+    assert_eq!(rep["integrity"], "ok");
+    let evs = rep["events"].as_array().unwrap();
+    let approval = evs
+        .iter()
+        .find(|e| e["type"] == "approval")
+        .expect("approval event");
+    assert!(
+        approval["data"]["decided_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("alice"),
+        "{approval}"
+    );
+    assert!(evs.iter().any(|e| e["type"] == "approval_request"));
+    assert!(evs.iter().all(|e| e["actor"] == "http:alice"), "{evs:?}");
+
+    // --- SIGTERM while a turn waits for an approval ---------------------------
+    fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut sse = sse_chat(&c, &s, &alice, json!({"message": "[danger] once again"})).await;
+    let mut seen = Vec::new();
+    let ar = sse.until("approval_request", &mut seen).await;
+    let ssid = ar["session_id"].as_str().unwrap().to_string();
+    unsafe {
+        libc::kill(s.child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    // The grace period (2 s) passes; the waiting approval is denied by the server.
+    let dec = sse.until("approval_decision", &mut seen).await;
+    assert_eq!(dec["choice"], "deny", "{dec}");
+    assert!(
+        dec["decided_by"]
+            .as_str()
+            .unwrap()
+            .contains("server-shutdown"),
+        "{dec}"
+    );
+    // The turn ends (done or error) and the stream closes.
+    let mut last = None;
+    while let Some((n, _)) = sse.next().await {
+        last = Some(n);
+    }
+    assert!(
+        matches!(last.as_deref(), Some("done") | Some("error")),
+        "{last:?}"
+    );
+    let st = s
+        .terminate(Duration::from_secs(20))
+        .expect("serve exits after the grace period");
+    assert!(st.success(), "{st:?}\n{}", s.log());
+    assert_eq!(gw.danger_target_mode(), 0o600, "a denied command never ran");
+    let log = s.log();
+    assert!(log.contains("grace period over"), "{log}");
+    // Recorded: the decision, by the shutdown, in a log that still verifies.
+    let o = common::op(&gw.home)
+        .args(["--json", "audit", "replay", &ssid])
+        .env_remove("API_SERVER_KEY")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rep: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let types: Vec<&str> = rep["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        types.contains(&"approval_request") && types.contains(&"approval"),
+        "{types:?}"
+    );
+    let o = common::op(&gw.home)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
