@@ -22,14 +22,26 @@ _hermes__operator() {
             hermes__operator,chat)
                 cmd="hermes__operator__subcmd__chat"
                 ;;
+            hermes__operator,doctor)
+                cmd="hermes__operator__subcmd__doctor"
+                ;;
             hermes__operator,help)
                 cmd="hermes__operator__subcmd__help"
                 ;;
             hermes__operator,hook)
                 cmd="hermes__operator__subcmd__hook"
                 ;;
+            hermes__operator,install)
+                cmd="hermes__operator__subcmd__install"
+                ;;
+            hermes__operator,serve)
+                cmd="hermes__operator__subcmd__serve"
+                ;;
             hermes__operator,session)
                 cmd="hermes__operator__subcmd__session"
+                ;;
+            hermes__operator,update)
+                cmd="hermes__operator__subcmd__update"
                 ;;
             hermes__operator,user)
                 cmd="hermes__operator__subcmd__user"
@@ -94,14 +106,26 @@ _hermes__operator() {
             hermes__operator__subcmd__help,chat)
                 cmd="hermes__operator__subcmd__help__subcmd__chat"
                 ;;
+            hermes__operator__subcmd__help,doctor)
+                cmd="hermes__operator__subcmd__help__subcmd__doctor"
+                ;;
             hermes__operator__subcmd__help,help)
                 cmd="hermes__operator__subcmd__help__subcmd__help"
                 ;;
             hermes__operator__subcmd__help,hook)
                 cmd="hermes__operator__subcmd__help__subcmd__hook"
                 ;;
+            hermes__operator__subcmd__help,install)
+                cmd="hermes__operator__subcmd__help__subcmd__install"
+                ;;
+            hermes__operator__subcmd__help,serve)
+                cmd="hermes__operator__subcmd__help__subcmd__serve"
+                ;;
             hermes__operator__subcmd__help,session)
                 cmd="hermes__operator__subcmd__help__subcmd__session"
+                ;;
+            hermes__operator__subcmd__help,update)
+                cmd="hermes__operator__subcmd__help__subcmd__update"
                 ;;
             hermes__operator__subcmd__help,user)
                 cmd="hermes__operator__subcmd__help__subcmd__user"
@@ -162,6 +186,12 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help__subcmd__session,title)
                 cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__title"
+                ;;
+            hermes__operator__subcmd__help__subcmd__update,schedule)
+                cmd="hermes__operator__subcmd__help__subcmd__update__subcmd__schedule"
+                ;;
+            hermes__operator__subcmd__help__subcmd__update,unschedule)
+                cmd="hermes__operator__subcmd__help__subcmd__update__subcmd__unschedule"
                 ;;
             hermes__operator__subcmd__help__subcmd__user,add)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__add"
@@ -268,6 +298,24 @@ _hermes__operator() {
             hermes__operator__subcmd__session__subcmd__help,title)
                 cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__title"
                 ;;
+            hermes__operator__subcmd__update,help)
+                cmd="hermes__operator__subcmd__update__subcmd__help"
+                ;;
+            hermes__operator__subcmd__update,schedule)
+                cmd="hermes__operator__subcmd__update__subcmd__schedule"
+                ;;
+            hermes__operator__subcmd__update,unschedule)
+                cmd="hermes__operator__subcmd__update__subcmd__unschedule"
+                ;;
+            hermes__operator__subcmd__update__subcmd__help,help)
+                cmd="hermes__operator__subcmd__update__subcmd__help__subcmd__help"
+                ;;
+            hermes__operator__subcmd__update__subcmd__help,schedule)
+                cmd="hermes__operator__subcmd__update__subcmd__help__subcmd__schedule"
+                ;;
+            hermes__operator__subcmd__update__subcmd__help,unschedule)
+                cmd="hermes__operator__subcmd__update__subcmd__help__subcmd__unschedule"
+                ;;
             hermes__operator__subcmd__user,add)
                 cmd="hermes__operator__subcmd__user__subcmd__add"
                 ;;
@@ -335,7 +383,7 @@ _hermes__operator() {
 
     case "${cmd}" in
         hermes__operator)
-            opts="-h -V --hermes-home --json --help --version user session audit chat hook help"
+            opts="-h -V --hermes-home --json --help --version user session audit chat hook update install doctor serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -728,8 +776,26 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__subcmd__operator__subcmd__doctor)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__subcmd__operator__subcmd__help)
-            opts="user session audit chat hook help"
+            opts="user session audit chat hook update install doctor serve help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -882,6 +948,20 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__subcmd__operator__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -941,6 +1021,34 @@ _hermes__operator() {
         hermes__subcmd__operator__subcmd__help__subcmd__hook__subcmd__uninstall)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__install)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1065,6 +1173,48 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__title)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__update)
+            opts="schedule unschedule"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__update__subcmd__schedule)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__update__subcmd__unschedule)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1349,6 +1499,54 @@ _hermes__operator() {
                 return 0
             fi
             case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__install)
+            opts="-y -h -V --admin --password-stdin --force --yes --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --admin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__serve)
+            opts="-h -V --bind --grace-period --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --hermes-home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1681,6 +1879,116 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__session__subcmd__title)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update)
+            opts="-y -h -V --check --yes --dry-run --no-restart --hermes-home --json --help --version schedule unschedule help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update__subcmd__help)
+            opts="schedule unschedule help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__schedule)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__unschedule)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update__subcmd__schedule)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update__subcmd__unschedule)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

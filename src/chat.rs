@@ -454,7 +454,6 @@ async fn drive(
             match handle_event(
                 turn,
                 client,
-                &run_id,
                 ev,
                 approver,
                 on_event,
@@ -538,13 +537,13 @@ enum Flow {
 async fn handle_event(
     turn: &Turn<'_>,
     client: &HermesClient,
-    run_id: &str,
     ev: RunEvent,
     approver: &dyn Approver,
     on_event: &mut (dyn FnMut(TurnEvent) + Send),
     output: &mut String,
     waited: &mut std::time::Duration,
 ) -> Result<Flow> {
+    let run_id = turn.run_id.as_deref().unwrap_or_default();
     match ev.event.as_str() {
         "message.delta" => {
             if let Some(d) = ev.str("delta") {

@@ -372,7 +372,7 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     ];
     let mut absent: Vec<String> = scripts
         .iter()
-        .filter(|p| !mode(p).is_some_and(|m| m & 0o100 != 0))
+        .filter(|p| mode(p).is_none_or(|m| m & 0o100 == 0))
         .map(|p| p.display().to_string())
         .collect();
     if let Some(u) = &unit {
@@ -569,10 +569,9 @@ fn last_update(c: &mut Checks, app: &App) {
         (None, None) => c.pass("last_update", format!("no update has run yet; {schedule}")),
         (Some((ts, s)), f) if f.as_ref().is_none_or(|(_, fs, _)| fs < s) => {
             if let Some(pid) = crate::update::running_pid(home) {
-                let _ = pid;
                 c.pass(
                     "last_update",
-                    format!("an update is running (started {ts}); {schedule}"),
+                    format!("an update is running (pid {pid}, started {ts}); {schedule}"),
                 );
             } else {
                 c.warn(

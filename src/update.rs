@@ -681,9 +681,10 @@ pub fn sha256_file(p: &Path) -> std::io::Result<(String, u64)> {
 /// `MANIFEST.sha256` (`sha256sum -c` format) and `backup.json`.
 pub fn make_backup(home: &Home, meta: serde_json::Value) -> Result<Backup> {
     let root = home.backups_dir();
-    home::ensure_private_dir(&root).or_else(|_| {
-        fs::create_dir_all(&root).map_err(|e| Error::io(&root, "creating backups/", e))
-    })?;
+    // backups/ may be Hermes' own directory: create it private, never chmod it.
+    if !root.is_dir() {
+        home::ensure_private_dir(&root)?;
+    }
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let mut dir = root.join(format!("operator_{stamp}"));
     let mut i = 1;

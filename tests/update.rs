@@ -759,3 +759,99 @@ fn schedule_and_unschedule_edit_the_crontab_idempotently() {
         "{body}"
     );
 }
+
+/// The backup and the post-update check as library calls: online-backup
+/// copies verify against the manifest, a changed config and a deleted
+/// events.db are restored from the backup, and only the newest N are kept.
+#[test]
+fn backup_verifies_restores_changed_files_and_prunes() {
+    use hermes_operator::home::Home;
+    use hermes_operator::store::events::{Actor, EventStore, NewEvent};
+    use hermes_operator::update;
+    let t = TestHome::new();
+    let home = Home::at(t.path());
+    home.ensure_operator_dirs().unwrap();
+    let store = EventStore::open(&home.events_db()).unwrap();
+    for i in 0..5 {
+        store
+            .append(NewEvent::new(
+                "note",
+                &Actor("test".into()),
+                serde_json::json!({"i": i}),
+            ))
+            .unwrap();
+    }
+    fs::write(home.config_yaml(), "operator:\n  port: 9999\n").unwrap();
+    fs::write(home.operator_env(), "OPERATOR_JWT_SECRET=x\n").unwrap();
+    // The live db is open (WAL) while the backup is taken.
+    let b = update::make_backup(&home, serde_json::json!({})).unwrap();
+    assert!(update::verify_backup(&b.dir).unwrap().is_empty());
+    let names: Vec<&str> = b.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "plugins/operator/events.db",
+            "profiles/operator/config.yaml",
+            "profiles/operator/.env"
+        ]
+    );
+    let c = rusqlite::Connection::open(b.dir.join("plugins/operator/events.db")).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    let mode: String = c
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((n, mode.as_str()), (5, "delete"));
+    drop(c);
+    drop(store);
+
+    // Nothing changed: nothing restored.
+    let fc = update::verify_operator_files(&home, &b);
+    assert_eq!((fc.checked, fc.restored.len()), (3, 0));
+    // A changed config and a lost events.db come back from the backup.
+    fs::write(home.config_yaml(), "operator:\n  port: 1\n").unwrap();
+    fs::remove_file(home.events_db()).unwrap();
+    let fc = update::verify_operator_files(&home, &b);
+    assert_eq!(
+        fc.restored,
+        [
+            "plugins/operator/events.db",
+            "profiles/operator/config.yaml"
+        ]
+    );
+    assert!(fc.problems.is_empty());
+    assert_eq!(
+        fs::read_to_string(home.config_yaml()).unwrap(),
+        "operator:\n  port: 9999\n"
+    );
+    assert_eq!(
+        fs::metadata(home.config_yaml())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        EventStore::open_readonly(&home.events_db())
+            .unwrap()
+            .count()
+            .unwrap(),
+        5
+    );
+
+    // Keep the newest 2 of 4.
+    for _ in 0..3 {
+        update::make_backup(&home, serde_json::json!({})).unwrap();
+    }
+    let all = update::list_backups(&home);
+    assert_eq!(all.len(), 4);
+    let removed = update::prune_backups(&home, 2).unwrap();
+    assert_eq!(removed, all[..2].to_vec());
+    assert_eq!(update::list_backups(&home), all[2..].to_vec());
+    // Foreign things in backups/ are never touched.
+    fs::create_dir_all(home.backups_dir().join("operator_mine")).unwrap();
+    update::prune_backups(&home, 1).unwrap();
+    assert!(home.backups_dir().join("operator_mine").exists());
+}

@@ -429,7 +429,12 @@ pub fn plan_search(query: &str, caps: &Caps) -> Result<SearchPlan> {
         ))
         .hint("search for a few distinctive words"));
     }
-    let terms: Vec<&str> = query.split_whitespace().collect();
+    // Control characters (a NUL would cut SQLite's view of the FTS5
+    // expression short: a syntax error) separate terms like whitespace.
+    let terms: Vec<&str> = query
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|t| !t.is_empty())
+        .collect();
     if terms.is_empty() {
         return Err(Error::usage("search query is empty"));
     }
@@ -1306,6 +1311,10 @@ mod tests {
             SearchPlan::Fts("\"say\" AND \"\"\"hi\"\"\" AND \"NEAR(a\" AND \"b)\"".into())
         );
         assert_eq!(plan_search("* ^ :", &caps).unwrap(), SearchPlan::Nothing);
+        assert_eq!(
+            plan_search("a\u{0}b\u{1c}c", &caps).unwrap(),
+            plan_search("a b c", &caps).unwrap()
+        );
         assert_eq!(
             plan_search("大别山项目", &caps).unwrap(),
             SearchPlan::Trigram("\"大别山项目\"".into())

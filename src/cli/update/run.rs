@@ -163,7 +163,7 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
                 .map(|v| v.display())
                 .unwrap_or_else(|e| format!("unknown ({})", e.message)),
         ),
-        Err(e) => (format!("NOT FOUND: {}", e.message), "-".into()),
+        Err(e) => ("hermes".to_string(), format!("NOT FOUND: {}", e.message)),
     };
     let existing: Vec<String> = update::backup_sources(home)
         .into_iter()
