@@ -147,10 +147,23 @@ impl Default for ListOptions {
 /// Sessions newest first (started_at DESC).
 pub fn list(app: &App, scope: &Scope, opts: &ListOptions) -> Result<Vec<SessionInfo>> {
     let db = app.state_ro()?;
+    if scope.rows(opts.user_id.as_deref()).is_none() {
+        return Ok(vec![]);
+    }
+    list_in(&db, &usernames(app)?, scope, opts)
+}
+
+/// [`list`] on an open state.db with a known id → username map (the HTTP
+/// mode keeps both between requests).
+pub fn list_in(
+    db: &StateDb,
+    names: &HashMap<String, String>,
+    scope: &Scope,
+    opts: &ListOptions,
+) -> Result<Vec<SessionInfo>> {
     let Some(rows) = scope.rows(opts.user_id.as_deref()) else {
         return Ok(vec![]);
     };
-    let names = usernames(app)?;
     let v = db.list_sessions(&ListQuery {
         rows,
         since: opts.since,
@@ -158,7 +171,16 @@ pub fn list(app: &App, scope: &Scope, opts: &ListOptions) -> Result<Vec<SessionI
         limit: Some(opts.limit),
         offset: opts.offset,
     })?;
-    Ok(v.into_iter().map(|s| info(s, &names)).collect())
+    Ok(v.into_iter().map(|s| info(s, names)).collect())
+}
+
+/// user id → username from an open users.db.
+pub fn usernames_in(store: &crate::store::users::UserStore) -> Result<HashMap<String, String>> {
+    Ok(store
+        .list()?
+        .into_iter()
+        .map(|u| (u.id, u.username))
+        .collect())
 }
 
 fn readable(db: &StateDb, scope: &Scope, id: &str) -> Result<Session> {

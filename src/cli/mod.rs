@@ -138,6 +138,12 @@ pub fn command() -> clap::Command {
 
 /// Parse, run, print errors, return the exit code.
 pub fn main() -> i32 {
+    // Hermes runs `hermes-operator [--hermes-home DIR] hook` once per tool
+    // call: answer it without building the whole clap command tree.
+    if let Some(home) = bare_hook_invocation() {
+        crate::hooks::run_protocol(Home::resolve(home.as_deref()));
+        return 0;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -155,6 +161,21 @@ pub fn main() -> i32 {
             out.error(&e);
             e.kind.exit_code()
         }
+    }
+}
+
+/// `Some(--hermes-home value)` when argv is exactly `[--hermes-home DIR] hook`
+/// (or `--hermes-home=DIR`); anything else goes through clap.
+fn bare_hook_invocation() -> Option<Option<PathBuf>> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    match args.as_slice() {
+        [h] if h == "hook" => Some(None),
+        [flag, dir, h] if flag == "--hermes-home" && h == "hook" => Some(Some(PathBuf::from(dir))),
+        [flag, h] if h == "hook" => flag
+            .to_str()
+            .and_then(|f| f.strip_prefix("--hermes-home="))
+            .map(|d| Some(PathBuf::from(d))),
+        _ => None,
     }
 }
 

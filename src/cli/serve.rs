@@ -33,9 +33,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
         cfg: ctx.app.cfg.clone(),
         actor: Actor("http".into()),
     };
+    tune_malloc();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(64)
+        // SQLite reads and Argon2 run here; a few threads suffice (more
+        // only add lock contention and memory arenas).
+        .max_blocking_threads(16)
         .thread_name("serve")
         .build()
         .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
@@ -49,4 +52,18 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
     // Do not wait for blocking tasks (a verify of a huge log) at exit.
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())
+}
+
+/// glibc malloc for a long-running server: big blocks (Argon2's 19 MiB per
+/// login) are always mmap'ed and so given back when freed, and at most two
+/// arenas are kept (otherwise each blocking thread can keep its own copy of
+/// those blocks: hundreds of MB resident under load).
+fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any
+    // other thread of this process exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }

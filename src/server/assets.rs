@@ -7,11 +7,58 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// (path, content type, bytes)
-pub const FILES: &[(&str, &str, &[u8])] = &[(
-    "index.html",
-    "text/html; charset=utf-8",
-    include_bytes!("dashboard/index.html"),
-)];
+pub const FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("dashboard/index.html"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("dashboard/style.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("dashboard/favicon.svg"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/api.js"),
+    ),
+    (
+        "dom.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/dom.js"),
+    ),
+    (
+        "chat.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/chat.js"),
+    ),
+    (
+        "sessions.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/sessions.js"),
+    ),
+    (
+        "audit.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/audit.js"),
+    ),
+    (
+        "users.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/users.js"),
+    ),
+];
 
 /// The embedded file for a request path (`/` = `index.html`).
 pub fn lookup(path: &str) -> Option<(&'static str, &'static [u8])> {

@@ -10,12 +10,13 @@ use crate::chat::PendingApprovals;
 use crate::error::{Error, Kind, Result};
 use crate::hermes_api::HermesClient;
 use crate::store::events::Actor;
+use crate::store::state::StateDb;
 use crate::store::users::{User, UserStore};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a chat turn waits for the owner's answer to an approval
 /// request before denying it (Hermes' own default timeout is 60 s).
@@ -27,11 +28,15 @@ pub const MAX_ARGON2_WAITING: usize = 32;
 
 /// Idle connections kept per pool.
 const POOL_IDLE: usize = 16;
+/// Pooled connections are reopened after this long, so a state.db that was
+/// replaced on disk (a restore) is picked up, and a schema change re-probed.
+const POOL_MAX_AGE: Duration = Duration::from_secs(30);
 
-/// A tiny pool: idle connections in a stack; a guard puts its connection
-/// back when dropped (at most [`POOL_IDLE`] are kept).
+/// A tiny pool of read-only SQLite handles: idle ones in a stack; a guard
+/// puts its handle back when dropped (at most [`POOL_IDLE`], none older than
+/// [`POOL_MAX_AGE`], none that saw an error).
 pub struct Pool<T> {
-    idle: Mutex<Vec<T>>,
+    idle: Mutex<Vec<(T, Instant)>>,
 }
 
 impl<T> Default for Pool<T> {
@@ -44,33 +49,52 @@ impl<T> Default for Pool<T> {
 
 pub struct Pooled<'a, T> {
     pool: &'a Pool<T>,
-    item: Option<T>,
+    item: Option<(T, Instant)>,
+    ok: bool,
 }
 
 impl<T> Pool<T> {
     pub fn get(&self, open: impl FnOnce() -> Result<T>) -> Result<Pooled<'_, T>> {
-        let item = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let item = match item {
-            Some(i) => i,
-            None => open()?,
+        let item = loop {
+            let i = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match i {
+                Some((_, born)) if born.elapsed() > POOL_MAX_AGE => continue,
+                Some(i) => break i,
+                None => break (open()?, Instant::now()),
+            }
         };
         Ok(Pooled {
             pool: self,
             item: Some(item),
+            ok: true,
         })
+    }
+}
+
+impl<T> Pooled<'_, T> {
+    /// Use the handle; one that fails is not put back.
+    pub fn run<R>(&mut self, f: impl FnOnce(&T) -> Result<R>) -> Result<R> {
+        let r = f(&self.item.as_ref().expect("present until drop").0);
+        if r.is_err() {
+            self.ok = false;
+        }
+        r
     }
 }
 
 impl<T> std::ops::Deref for Pooled<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.item.as_ref().expect("present until drop")
+        &self.item.as_ref().expect("present until drop").0
     }
 }
 
 impl<T> Drop for Pooled<'_, T> {
     fn drop(&mut self) {
         if let Some(i) = self.item.take() {
+            if !self.ok || i.1.elapsed() > POOL_MAX_AGE {
+                return;
+            }
             let mut v = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
             if v.len() < POOL_IDLE {
                 v.push(i);
@@ -137,6 +161,7 @@ pub struct ServerState {
     pub chats: Arc<tokio::sync::Semaphore>,
     trusted: Vec<IpAddr>,
     users_pool: Pool<UserStore>,
+    state_pool: Pool<StateDb>,
     /// Access-token ids revoked by logout, until they expire (in memory).
     revoked: RwLock<HashMap<String, i64>>,
     has_revoked: AtomicBool,
@@ -173,6 +198,7 @@ impl ServerState {
             chats: Arc::new(tokio::sync::Semaphore::new(MAX_CHATS)),
             trusted,
             users_pool: Pool::default(),
+            state_pool: Pool::default(),
             revoked: RwLock::new(HashMap::new()),
             has_revoked: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
@@ -207,12 +233,22 @@ impl ServerState {
     /// `None` when the user (or users.db) does not exist.
     pub fn user_by_id(&self, id: &str) -> Result<Option<User>> {
         let path = self.app.home.users_db();
-        let conn = match self.users_pool.get(|| UserStore::open_readonly(&path)) {
+        let mut conn = match self.users_pool.get(|| UserStore::open_readonly(&path)) {
             Ok(c) => c,
             Err(e) if e.kind == Kind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        conn.find_by_id(id)
+        conn.run(|u| u.find_by_id(id))
+    }
+
+    /// `f` with pooled read-only handles on state.db and users.db.
+    pub fn with_read_dbs<R>(&self, f: impl FnOnce(&StateDb, &UserStore) -> Result<R>) -> Result<R> {
+        let spath = self.app.home.state_db();
+        let upath = self.app.home.users_db();
+        let mut state = self.state_pool.get(|| StateDb::open_readonly(&spath))?;
+        let mut users = self.users_pool.get(|| UserStore::open_readonly(&upath))?;
+        let r = state.run(|s| users.run(|u| f(s, u)));
+        r
     }
 
     pub fn revoke_jti(&self, jti: &str, exp: i64) {

@@ -606,7 +606,7 @@ impl StateDb {
         let (sql, p) = self.list_sql(q);
         let mut st = self
             .conn
-            .prepare(&sql)
+            .prepare_cached(&sql)
             .map_err(self.err("listing sessions"))?;
         let rows = st
             .query_map(params_from_iter(p.iter()), session_from_row)

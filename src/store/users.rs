@@ -189,7 +189,7 @@ impl UserStore {
     pub fn list(&self) -> Result<Vec<User>> {
         let mut st = self
             .conn
-            .prepare(&format!("SELECT {COLS} FROM users ORDER BY username"))
+            .prepare_cached(&format!("SELECT {COLS} FROM users ORDER BY username"))
             .map_err(self.err("listing users"))?;
         let rows = st
             .query_map([], from_row)
@@ -220,13 +220,10 @@ impl UserStore {
     }
 
     pub fn find_by_id(&self, id: &str) -> Result<Option<User>> {
+        // Cached: the HTTP mode runs this for every request.
         self.conn
-            .query_row(
-                &format!("SELECT {COLS} FROM users WHERE id = ?1"),
-                [id],
-                from_row,
-            )
-            .optional()
+            .prepare_cached(&format!("SELECT {COLS} FROM users WHERE id = ?1"))
+            .and_then(|mut st| st.query_row([id], from_row).optional())
             .map_err(self.err("reading user"))
     }
 

@@ -1,0 +1,149 @@
+// app.js — the dashboard's entry point: login, the header, hash routing.
+//
+// Routes: #/chat[/ID]  #/sessions  #/session/ID  #/audit  #/replay/ID  #/users
+// What a role may see comes from GET /api/me (`may`); the server enforces it
+// anyway, the dashboard only hides what would be refused.
+
+import { api, hasTokens, login, logout, setOnExpired } from './api.js';
+import { h, errorBox, notice } from './dom.js';
+import { chatView, resetChat } from './chat.js';
+import { sessionListView, sessionView } from './sessions.js';
+import { auditView, replayView } from './audit.js';
+import { usersView } from './users.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+const who = document.getElementById('who');
+
+/** The GET /api/me answer while logged in: {user, may, token}. */
+let me = null;
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  return { name: parts[0] || '', arg: parts[1] };
+}
+
+function defaultRoute() {
+  return me.may.chat ? '#/chat' : '#/sessions';
+}
+
+function navItems() {
+  const items = [];
+  if (me.may.chat) items.push(['chat', 'Chat']);
+  items.push(['sessions', me.may.read_all_sessions ? 'All sessions' : 'My sessions']);
+  if (me.may.audit) items.push(['audit', 'Audit']);
+  if (me.may.manage_users) items.push(['users', 'Users']);
+  return items;
+}
+
+function renderHeader(current) {
+  if (!me) {
+    nav.replaceChildren();
+    who.replaceChildren();
+    return;
+  }
+  const active = { session: 'sessions', replay: 'audit' }[current] || current;
+  nav.replaceChildren(h('ul', null, navItems().map(([name, label]) =>
+    h('li', null, h('a', {
+      href: `#/${name}`,
+      id: `nav-${name}`,
+      'aria-current': name === active ? 'page' : null,
+    }, label)))));
+  who.replaceChildren(
+    h('span', { id: 'whoami' }, me.user.username),
+    h('span', { class: 'role' }, me.user.role),
+    h('button', { type: 'button', id: 'logout', class: 'secondary', onclick: doLogout }, 'Log out'));
+}
+
+async function doLogout() {
+  await logout();
+  me = null;
+  resetChat();
+  history.replaceState(null, '', location.pathname);
+  render();
+}
+
+function loginView(message) {
+  const user = h('input', { id: 'username', name: 'username', autocomplete: 'username', required: true, autofocus: true });
+  const pass = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const button = h('button', { type: 'submit', id: 'login-submit' }, 'Log in');
+  const out = h('div', { id: 'login-message', 'aria-live': 'polite' }, message ? notice(message) : null);
+  const form = h('form', { id: 'login-form', class: 'card narrow' },
+    h('h1', null, 'Log in'),
+    h('p', { class: 'muted' }, 'hermes-operator — operator control plane for Hermes Agent'),
+    h('label', { for: 'username' }, 'Username'), user,
+    h('label', { for: 'password' }, 'Password'), pass,
+    button, out);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    button.disabled = true;
+    out.replaceChildren(notice('Logging in…'));
+    try {
+      await login(user.value, pass.value);
+      pass.value = '';
+      me = await api('api/me');
+      if (!route().name) location.hash = defaultRoute();
+      render();
+    } catch (err) {
+      out.replaceChildren(errorBox(err));
+      button.disabled = false;
+      pass.focus();
+    }
+  });
+  return form;
+}
+
+const views = {
+  chat: (el, arg) => chatView(el, me, arg),
+  sessions: (el) => sessionListView(el, me),
+  session: (el, arg) => sessionView(el, me, arg),
+  audit: (el) => auditView(el, me),
+  replay: (el, arg) => replayView(el, me, arg),
+  users: (el) => usersView(el, me),
+};
+
+let expiredMessage = null;
+
+function render() {
+  const { name, arg } = route();
+  if (!me) {
+    renderHeader(null);
+    main.replaceChildren(loginView(expiredMessage));
+    expiredMessage = null;
+    document.getElementById('username').focus();
+    return;
+  }
+  const view = views[name];
+  if (!view) {
+    location.replace(defaultRoute());
+    return;
+  }
+  renderHeader(name);
+  const el = h('section', { class: 'view', id: `view-${name}` });
+  main.replaceChildren(el);
+  Promise.resolve(view(el, arg)).catch((err) => el.appendChild(errorBox(err)));
+}
+
+setOnExpired(() => {
+  me = null;
+  resetChat();
+  expiredMessage = 'Your login has expired; please log in again.';
+  render();
+});
+
+window.addEventListener('hashchange', render);
+
+async function boot() {
+  if (hasTokens()) {
+    try {
+      me = await api('api/me');
+    } catch (err) {
+      me = null;
+      if (err.status === 401) return; // the expiry handler showed the login
+      expiredMessage = err.message;
+    }
+  }
+  render();
+}
+
+boot();

@@ -1,0 +1,698 @@
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium`
+//! package; never downloaded here) against `hermes-operator serve`, the real
+//! Hermes 0.19.0 gateway and the fake model (tests/common/gateway.rs).
+//!
+//! Chromium is driven with the Chrome DevTools Protocol over
+//! `--remote-debugging-pipe` (CDP's JSON messages, NUL-separated, on file
+//! descriptors 3 and 4): the same protocol as the WebSocket endpoint,
+//! without a WebSocket client or a debugging port.
+//!
+//! A user logs in, chats (streamed text; hostile markup stays text), sends a
+//! `[danger]` message, answers the approval prompt (the file mode on disk
+//! changes), browses their sessions, survives an invalid access token
+//! (one refresh), logs out; an auditor replays the session (approval events,
+//! integrity "ok") and sees verify status and the usage chart; an admin
+//! disables an account. Screenshots go to `test-artifacts/dashboard/`.
+//! Without Chromium the test FAILS (install it: `apt-get install -y chromium`).
+mod common;
+mod serve_common;
+
+use common::gateway::{Gateway, GatewayOpts};
+use common::{add_user, TEST_PASSWORD};
+use serde_json::{json, Value};
+use serve_common::{configure, Server};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// What the fake model answers to plain messages.
+const FIXED_TEXT: &str = "Hello from the fake model. (fixed reply, no tools)";
+
+fn chromium_path() -> PathBuf {
+    let p = std::env::var_os("HERMES_OPERATOR_TEST_CHROMIUM")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    if !p.exists() {
+        panic!(
+            "\n\n==================== DASHBOARD BROWSER TEST ====================\n\
+             {} is missing: this test needs headless Chromium and never skips.\n\
+             Install Debian's package: apt-get install -y chromium (.ci/run does).\n\
+             (Or point HERMES_OPERATOR_TEST_CHROMIUM at a chromium binary.)\n\
+             ================================================================\n",
+            p.display()
+        );
+    }
+    p
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// A headless Chromium and one page, spoken to over CDP.
+struct Browser {
+    child: Child,
+    to_chrome: File,
+    from_chrome: mpsc::Receiver<Value>,
+    next_id: u64,
+    /// The page's CDP session (after `open`).
+    session: Option<String>,
+    /// Every CDP event seen so far (console, exceptions, log entries...).
+    events: Vec<Value>,
+    artifacts: PathBuf,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn launch(chromium: &Path, artifacts: &Path) -> Browser {
+        let profile = tempfile::Builder::new()
+            .prefix("hermes-op-chromium-")
+            .tempdir()
+            .expect("chromium profile dir");
+        let (to_r, to_w) = pipe(); // we write, Chromium reads fd 3
+        let (from_r, from_w) = pipe(); // Chromium writes fd 4, we read
+        let (a, b) = (to_r.as_raw_fd(), from_w.as_raw_fd());
+        let log = File::create(artifacts.join("chromium.log")).unwrap();
+        let mut cmd = Command::new(chromium);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--disable-extensions",
+            "--hide-scrollbars",
+            "--mute-audio",
+            "--remote-debugging-pipe",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("about:blank")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0);
+        unsafe {
+            cmd.pre_exec(move || {
+                // Copies above 10 first, so dup2 never hits an fd that is
+                // already 3 or 4; dup2'ed fds do not close on exec.
+                let a2 = libc::fcntl(a, libc::F_DUPFD_CLOEXEC, 10);
+                let b2 = libc::fcntl(b, libc::F_DUPFD_CLOEXEC, 10);
+                if a2 < 0 || b2 < 0 || libc::dup2(a2, 3) < 0 || libc::dup2(b2, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()));
+        drop(to_r);
+        drop(from_w);
+        let (tx, rx) = mpsc::channel();
+        let mut reader = File::from(from_r);
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 64 * 1024];
+            loop {
+                let n = match reader.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(i) = buf.iter().position(|&c| c == 0) {
+                    let msg: Vec<u8> = buf.drain(..=i).collect();
+                    match serde_json::from_slice::<Value>(&msg[..i]) {
+                        Ok(v) => {
+                            if tx.send(v).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => eprintln!("CDP: bad message ({e})"),
+                    }
+                }
+            }
+        });
+        Browser {
+            child,
+            to_chrome: File::from(to_w),
+            from_chrome: rx,
+            next_id: 0,
+            session: None,
+            events: Vec::new(),
+            artifacts: artifacts.to_path_buf(),
+            _profile: profile,
+        }
+    }
+
+    /// One CDP command (on the page's session once there is one); its result.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.call_on(self.session.clone(), method, params)
+    }
+
+    fn call_on(&mut self, session: Option<String>, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if let Some(s) = session {
+            msg["sessionId"] = Value::String(s);
+        }
+        let mut bytes = serde_json::to_vec(&msg).unwrap();
+        bytes.push(0);
+        self.to_chrome
+            .write_all(&bytes)
+            .unwrap_or_else(|e| panic!("CDP {method}: Chromium's pipe is closed ({e})"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.from_chrome.recv_timeout(left) {
+                Ok(v) if v["id"].as_u64() == Some(id) => {
+                    if let Some(e) = v.get("error") {
+                        panic!("CDP {method} failed: {e}");
+                    }
+                    return v["result"].clone();
+                }
+                Ok(v) => self.events.push(v),
+                Err(e) => panic!("CDP {method}: no answer from Chromium ({e})"),
+            }
+        }
+    }
+
+    /// A new page, attached, with the domains we listen to, at `url`.
+    fn open(&mut self, url: &str) {
+        let t = self.call_on(None, "Target.createTarget", json!({"url": "about:blank"}));
+        let target = t["targetId"].as_str().unwrap().to_string();
+        let a = self.call_on(
+            None,
+            "Target.attachToTarget",
+            json!({"targetId": target, "flatten": true}),
+        );
+        self.session = Some(a["sessionId"].as_str().unwrap().to_string());
+        for d in ["Page.enable", "Runtime.enable", "Log.enable"] {
+            self.call(d, json!({}));
+        }
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+        );
+        self.call("Page.navigate", json!({"url": url}));
+    }
+
+    /// The value of a JS expression (promises awaited); panics on exceptions.
+    fn eval(&mut self, js: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": js, "awaitPromise": true, "returnByValue": true}),
+        );
+        if let Some(ex) = r.get("exceptionDetails") {
+            panic!("JS failed: {js}\n{ex}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// The same, but an exception (e.g. a page in the middle of loading) is `None`.
+    fn try_eval(&mut self, js: &str) -> Option<Value> {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": js, "awaitPromise": true, "returnByValue": true}),
+        );
+        if r.get("exceptionDetails").is_some() {
+            return None;
+        }
+        Some(r["result"]["value"].clone())
+    }
+
+    /// Polls `js` until it is truthy; its value. On timeout: a screenshot,
+    /// the page's text and the console in the panic message.
+    fn wait_for(&mut self, what: &str, js: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.try_eval(js) {
+                let truthy = match &v {
+                    Value::Null => false,
+                    Value::Bool(b) => *b,
+                    Value::Number(n) => n.as_f64() != Some(0.0),
+                    Value::String(s) => !s.is_empty(),
+                    _ => true,
+                };
+                if truthy {
+                    return v;
+                }
+            }
+            if Instant::now() > deadline {
+                let shot = self.screenshot(&format!("FAILED-{}", what.replace(' ', "-")));
+                let text = self.try_eval("document.body.innerText");
+                panic!(
+                    "timed out after {timeout:?} waiting for {what} ({js})\nscreenshot: {}\n\
+                     --- page text ---\n{}\n--- console/errors ---\n{}",
+                    shot.display(),
+                    text.as_ref().and_then(Value::as_str).unwrap_or("?"),
+                    self.console_lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait(&mut self, what: &str, js: &str) -> Value {
+        self.wait_for(what, js, Duration::from_secs(20))
+    }
+
+    /// Types `text` into the (emptied) field, as keyboard input.
+    fn type_into(&mut self, selector: &str, text: &str) {
+        let sel = serde_json::to_string(selector).unwrap();
+        self.wait(
+            &format!("field {selector}"),
+            &format!("!!document.querySelector({sel})"),
+        );
+        self.eval(&format!(
+            "(() => {{ const e = document.querySelector({sel}); e.focus(); e.value = ''; return true; }})()"
+        ));
+        self.call("Input.insertText", json!({"text": text}));
+    }
+
+    /// A real mouse click in the middle of the element (once it exists and
+    /// is enabled).
+    fn click(&mut self, selector: &str) {
+        let sel = serde_json::to_string(selector).unwrap();
+        self.wait(
+            &format!("clickable {selector}"),
+            &format!("(() => {{ const e = document.querySelector({sel}); return !!e && !e.disabled; }})()"),
+        );
+        let p = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({sel}); e.scrollIntoView({{block: 'center'}}); \
+             const r = e.getBoundingClientRect(); return {{x: r.left + r.width / 2, y: r.top + r.height / 2}}; }})()"
+        ));
+        for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": p["x"], "y": p["y"], "button": "left", "clickCount": 1}),
+            );
+        }
+    }
+
+    /// A full-page PNG in the artifacts folder; its path.
+    fn screenshot(&mut self, name: &str) -> PathBuf {
+        let m = self.call("Page.getLayoutMetrics", json!({}));
+        let w = m["cssContentSize"]["width"].as_f64().unwrap_or(1280.0);
+        let h = m["cssContentSize"]["height"]
+            .as_f64()
+            .unwrap_or(900.0)
+            .clamp(900.0, 6000.0);
+        let r = self.call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": 0, "y": 0, "width": w, "height": h, "scale": 1}}),
+        );
+        use base64::Engine;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().expect("screenshot data"))
+            .expect("screenshot base64");
+        let path = self.artifacts.join(format!("{name}.png"));
+        fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Drains pending CDP events into `events`.
+    fn drain(&mut self) {
+        while let Ok(v) = self.from_chrome.try_recv() {
+            self.events.push(v);
+        }
+    }
+
+    /// Console messages, log entries and uncaught exceptions, one per line.
+    fn console_lines(&mut self) -> Vec<String> {
+        self.drain();
+        self.events
+            .iter()
+            .filter_map(|e| match e["method"].as_str()? {
+                "Runtime.exceptionThrown" => Some(format!(
+                    "EXCEPTION {}",
+                    e["params"]["exceptionDetails"]["exception"]["description"]
+                        .as_str()
+                        .or(e["params"]["exceptionDetails"]["text"].as_str())
+                        .unwrap_or("?")
+                )),
+                "Runtime.consoleAPICalled" => Some(format!(
+                    "console.{} {}",
+                    e["params"]["type"].as_str().unwrap_or("?"),
+                    e["params"]["args"]
+                ))
+                .filter(|_| e["params"]["type"] != "debug"),
+                "Log.entryAdded" => Some(format!(
+                    "log.{} [{}] {} {}",
+                    e["params"]["entry"]["level"].as_str().unwrap_or("?"),
+                    e["params"]["entry"]["source"].as_str().unwrap_or("?"),
+                    e["params"]["entry"]["text"].as_str().unwrap_or(""),
+                    e["params"]["entry"]["url"].as_str().unwrap_or("")
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn log_in(&mut self, user: &str, password: &str) {
+        self.wait("the login form", "!!document.querySelector('#login-form')");
+        self.type_into("#username", user);
+        self.type_into("#password", password);
+        self.click("#login-submit");
+    }
+
+    fn log_out(&mut self) {
+        self.click("#logout");
+        self.wait(
+            "the login form after logout",
+            "!!document.querySelector('#login-form') && !sessionStorage.getItem('hermes-operator.auth')",
+        );
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Chromium's helper processes share its process group.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn js_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+#[test]
+fn dashboard_in_headless_chromium() {
+    let t0 = Instant::now();
+    let chromium = chromium_path();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/dashboard");
+    fs::create_dir_all(&artifacts).unwrap();
+    for e in fs::read_dir(&artifacts).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "png") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+
+    let gw = Gateway::start(GatewayOpts {
+        approval_timeout_secs: 60,
+        ..Default::default()
+    });
+    configure(&gw.home, &format!("hermes:\n  api_url: {}\n", gw.url));
+    for (n, r) in [("alice", "user"), ("audrey", "auditor"), ("root", "admin")] {
+        add_user(&gw.home, n, r);
+    }
+    let server = Server::start(&gw.home);
+    let mut b = Browser::launch(&chromium, &artifacts);
+    b.open(&format!("{}/", server.base));
+    eprintln!("dashboard test: set up in {:.1?}", t0.elapsed());
+
+    // --- login: a wrong password shows the server's error ------------------
+    b.log_in("alice", "not the password");
+    let err = b.wait(
+        "the login error",
+        "document.querySelector('#login-message .error')?.textContent",
+    );
+    assert!(
+        err.as_str()
+            .unwrap()
+            .contains("invalid username or password"),
+        "{err}"
+    );
+    b.screenshot("01-login-error");
+    b.type_into("#password", TEST_PASSWORD);
+    b.click("#login-submit");
+    b.wait(
+        "alice's chat page",
+        "document.querySelector('#whoami')?.textContent === 'alice' && !!document.querySelector('#chat-form')",
+    );
+
+    // --- chat: a new session, streamed text, hostile markup stays text -----
+    let hostile = "hello <img src=x onerror=\"window.__xss=1\"> <b>bold</b> & 'quotes'";
+    // The assistant's text before every change: it grows delta by delta.
+    b.eval(
+        "window.__growth = []; new MutationObserver((rs) => { for (const r of rs) \
+         if (r.type === 'characterData') window.__growth.push(r.oldValue.length); }) \
+         .observe(document.querySelector('#transcript'), \
+         {subtree: true, characterData: true, characterDataOldValue: true}); true",
+    );
+    b.type_into("#chat-input", hostile);
+    b.click("#chat-send");
+    b.wait_for(
+        "the first turn to finish",
+        "document.querySelector('.chat')?.dataset.turn === 'done'",
+        Duration::from_secs(60),
+    );
+    let v = b.eval(
+        "({text: document.querySelector('#transcript .msg.assistant .text')?.textContent, \
+           deltas: Number(document.querySelector('#transcript .msg.assistant')?.dataset.deltas || 0), \
+           growth: window.__growth, \
+           sid: document.querySelector('.chat').dataset.sessionId, hash: location.hash, \
+           injected: document.querySelectorAll('#transcript img, #transcript b').length, \
+           xss: window.__xss || 0, \
+           mine: document.querySelector('#transcript .msg.user .text')?.textContent, \
+           status: document.querySelector('#chat-status').textContent})",
+    );
+    assert_eq!(v["text"].as_str().map(str::trim), Some(FIXED_TEXT), "{v}");
+    let growth: Vec<u64> = v["growth"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert!(
+        v["deltas"].as_u64().unwrap() >= 2
+            && growth.len() >= 2
+            && growth.windows(2).all(|w| w[0] < w[1]),
+        "the reply is shown delta by delta as it streams: {v}"
+    );
+    let sid = v["sid"].as_str().unwrap().to_string();
+    assert!(sid.starts_with("op_") && sid.len() == 15, "{v}");
+    assert_eq!(v["hash"], format!("#/chat/{sid}").as_str());
+    assert_eq!(v["mine"], hostile, "the message is shown as typed");
+    assert_eq!(v["injected"], 0, "markup in a message never becomes HTML");
+    assert_eq!(v["xss"], 0);
+    assert!(v["status"].as_str().unwrap().starts_with("Done"), "{v}");
+    b.screenshot("02-chat-streamed");
+
+    // --- [danger] in a new session: approval prompt, approve, it runs --------
+    fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
+    b.eval(
+        "(() => { const p = document.querySelector('#chat-session'); p.value = ''; \
+         p.dispatchEvent(new Event('change')); return true; })()",
+    );
+    b.wait(
+        "an empty new-session chat",
+        "location.hash === '#/chat' && document.querySelector('.chat')?.dataset.sessionId === '' \
+         && document.querySelector('#transcript').children.length === 0",
+    );
+    b.type_into("#chat-input", "[danger] open it up");
+    b.click("#chat-send");
+    let cmd = b.wait_for(
+        "the approval prompt",
+        "document.querySelector('.event.approval[data-state=pending] .command')?.textContent",
+        Duration::from_secs(60),
+    );
+    let target = gw.danger_target.display().to_string();
+    assert!(
+        cmd.as_str()
+            .unwrap()
+            .contains(&format!("chmod 777 {target}")),
+        "{cmd}"
+    );
+    assert_eq!(
+        gw.danger_target_mode(),
+        0o600,
+        "nothing ran before the answer"
+    );
+    let focused = b.eval("document.activeElement?.dataset.choice || ''");
+    assert_eq!(focused, "once", "the prompt takes the keyboard focus");
+    b.screenshot("03-approval-prompt");
+    b.click(".event.approval button[data-choice=once]");
+    b.wait_for(
+        "the approved turn to finish",
+        "document.querySelector('.chat').dataset.turn === 'done'",
+        Duration::from_secs(60),
+    );
+    let v = b.eval(
+        "({decision: document.querySelector('.event.approval .decision')?.textContent, \
+           state: document.querySelector('.event.approval').dataset.state, \
+           tools: [...document.querySelectorAll('#transcript .event.tool')].map(e => e.textContent), \
+           sid: document.querySelector('.chat').dataset.sessionId})",
+    );
+    assert!(
+        v["decision"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Approved once by alice"),
+        "{v}"
+    );
+    assert_eq!(v["state"], "once");
+    assert!(
+        v["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().contains("terminal")),
+        "tool progress lines: {v}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.danger_target_mode() != 0o777 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(gw.danger_target_mode(), 0o777, "the approved command ran");
+    let dsid = v["sid"].as_str().unwrap().to_string();
+    assert!(dsid.starts_with("op_") && dsid != sid, "{v}");
+    b.screenshot("04-approved-and-done");
+
+    // --- my sessions, and one session's messages and tool calls -------------
+    b.click("#nav-sessions");
+    b.wait(
+        "both sessions in the list",
+        &format!(
+            "!!document.querySelector('tr[data-session-id={}]') && !!document.querySelector('tr[data-session-id={}]')",
+            js_str(&sid),
+            js_str(&dsid)
+        ),
+    );
+    let replay_links = b.eval("document.querySelectorAll('.replay-link').length");
+    assert_eq!(replay_links, 0, "a user sees no audit links");
+    b.screenshot("05-my-sessions");
+    b.click(&format!("tr[data-session-id=\"{dsid}\"] td a"));
+    let text = b.wait(
+        "the session's messages with a tool call",
+        "document.querySelector('#messages .tool-call') && document.querySelector('#messages .msg.tool') \
+         && document.querySelector('#messages').textContent",
+    );
+    assert!(text.as_str().unwrap().contains("chmod 777"), "{text}");
+    b.screenshot("06-session-view");
+
+    // --- an invalid access token: one refresh, and the page carries on ------
+    let before = b.eval(
+        "(() => { const k = 'hermes-operator.auth'; const a = JSON.parse(sessionStorage.getItem(k)); \
+         const old = a.refresh_token; a.access_token = 'not-a-valid-token'; \
+         sessionStorage.setItem(k, JSON.stringify(a)); window.__old_page = true; \
+         setTimeout(() => location.reload(), 0); return old; })()",
+    );
+    b.wait(
+        "the reloaded session view",
+        "!window.__old_page && document.querySelector('#whoami')?.textContent === 'alice' \
+         && !!document.querySelector('#messages .tool-call')",
+    );
+    let after = b.eval("JSON.parse(sessionStorage.getItem('hermes-operator.auth')).refresh_token");
+    assert_ne!(before, after, "the refresh token was rotated");
+    b.log_out();
+
+    // --- auditor: all sessions, the replay timeline --------------------------
+    b.log_in("audrey", TEST_PASSWORD);
+    b.wait(
+        "the auditor's session list",
+        &format!(
+            "document.querySelector('#whoami')?.textContent === 'audrey' && \
+             !!document.querySelector('tr[data-session-id={}] a.replay-link')",
+            js_str(&dsid)
+        ),
+    );
+    let nav = b.eval("[...document.querySelectorAll('#nav a')].map(a => a.textContent).join(',')");
+    assert_eq!(nav, "All sessions,Audit", "no chat for auditors");
+    b.click(&format!("tr[data-session-id=\"{dsid}\"] a.replay-link"));
+    let rep = b.wait(
+        "the replay timeline",
+        "document.querySelector('#timeline li') && ({overall: document.querySelector('#replay-integrity').dataset.integrity, \
+         events: [...document.querySelectorAll('#timeline li')].map(li => [li.dataset.type, li.dataset.integrity, \
+         li.querySelector('.summary').textContent])})",
+    );
+    assert_eq!(rep["overall"], "ok", "{rep}");
+    let events = rep["events"].as_array().unwrap();
+    assert!(
+        events.iter().all(|e| e[1] == "ok"),
+        "every event verifies: {rep}"
+    );
+    let approval = events
+        .iter()
+        .find(|e| e[0] == "approval")
+        .unwrap_or_else(|| panic!("an approval event: {rep}"));
+    assert!(
+        approval[2].as_str().unwrap().contains("once by alice"),
+        "{approval}"
+    );
+    assert!(events.iter().any(|e| e[0] == "approval_request"), "{rep}");
+    b.screenshot("07-replay");
+
+    // --- audit page: verify status and the daily usage chart ------------------
+    b.click("#nav-audit");
+    let a = b.wait(
+        "verify status and the chart",
+        "document.querySelector('#verify-status') && document.querySelectorAll('#usage-chart rect.bar').length === 7 \
+         && ({ok: document.querySelector('#verify-status').dataset.ok, \
+              today: Number(document.querySelectorAll('#usage-chart rect.bar')[6].getAttribute('height')), \
+              users: [...document.querySelectorAll('#usage-users tbody th')].map(t => t.textContent)})",
+    );
+    assert_eq!(a["ok"], "true", "{a}");
+    assert!(a["today"].as_f64().unwrap() > 0.0, "today's bar: {a}");
+    assert!(
+        a["users"].as_array().unwrap().iter().any(|u| u == "alice"),
+        "{a}"
+    );
+    b.screenshot("08-audit");
+    b.log_out();
+
+    // --- admin: the user list, disabling an account ----------------------------
+    b.log_in("root", TEST_PASSWORD);
+    b.wait(
+        "the admin's header",
+        "document.querySelector('#whoami')?.textContent === 'root'",
+    );
+    b.click("#nav-users");
+    b.click("tr[data-username=audrey] button[data-action=disable]");
+    b.wait(
+        "audrey disabled",
+        "document.querySelector('tr[data-username=audrey]')?.dataset.disabled === 'true'",
+    );
+    b.screenshot("09-users");
+    let o = common::op(&gw.home)
+        .args(["--json", "user", "show", "audrey"])
+        .output()
+        .unwrap();
+    let u: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("user show: {e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(u["disabled"], true, "{u}");
+
+    // --- the page never broke the CSP nor threw --------------------------------
+    let console = b.console_lines();
+    let bad: Vec<&String> = console
+        .iter()
+        .filter(|l| {
+            l.starts_with("EXCEPTION")
+                || l.contains("Content Security Policy")
+                || l.contains("Refused to")
+                || l.starts_with("console.error")
+                // Failed loads other than the 401s we provoked.
+                || (l.contains("Failed to load resource") && !l.contains("status of 401"))
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "console errors:\n{bad:#?}\n(all: {console:#?})"
+    );
+    eprintln!(
+        "dashboard test: done in {:.1?}; screenshots in {}",
+        t0.elapsed(),
+        artifacts.display()
+    );
+    drop(server);
+}
