@@ -130,6 +130,8 @@ fn run_pass(
         .arg(format!("Authorization: Bearer {tok}"))
         .arg("--report-dir")
         .arg(report.path())
+        // schemathesis keeps a `.schemathesis/` cache in its working directory.
+        .current_dir(report.path())
         .stdin(Stdio::null())
         .output()
         .expect("run schemathesis");

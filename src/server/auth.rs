@@ -378,7 +378,7 @@ pub async fn logout(
     let st2 = st.clone();
     let c = caller.clone();
     let n = blocking(move || {
-        let h = b.refresh_token.as_deref().map(|t| hash_token(t));
+        let h = b.refresh_token.as_deref().map(hash_token);
         let n = st2
             .app
             .users()?

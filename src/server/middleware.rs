@@ -123,7 +123,7 @@ pub fn client_ip(st: &ServerState, peer: IpAddr, headers: &HeaderMap) -> IpAddr 
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .last()
+        .next_back()
     {
         for part in xff.rsplit(',') {
             match part.trim().parse::<IpAddr>() {

@@ -247,8 +247,7 @@ impl ServerState {
         let upath = self.app.home.users_db();
         let mut state = self.state_pool.get(|| StateDb::open_readonly(&spath))?;
         let mut users = self.users_pool.get(|| UserStore::open_readonly(&upath))?;
-        let r = state.run(|s| users.run(|u| f(s, u)));
-        r
+        state.run(|s| users.run(|u| f(s, u)))
     }
 
     pub fn revoke_jti(&self, jti: &str, exp: i64) {

@@ -120,10 +120,10 @@ async function usage(box) {
     h('p', { class: 'muted' }, `Days in ${tz}.`),
     radios, chartBox,
     h('details', null, h('summary', null, 'Numbers'),
-      table(null, ['Day', 'Sessions', 'LLM calls', 'Tokens in', 'Tokens out', 'Cost'], rows, { id: 'usage-table' })),
+      table(null, ['Day', ...['Sessions', 'LLM calls', 'Tokens in', 'Tokens out', 'Cost'].map((t) => [t, 'num'])], rows, { id: 'usage-table' })),
     h('h3', null, `By user, ${today.date}`),
     users.length
-      ? table(null, ['User', 'Sessions', 'Messages', 'LLM calls', 'Tokens', 'Cost'], users, { id: 'usage-users' })
+      ? table(null, ['User', ...['Sessions', 'Messages', 'LLM calls', 'Tokens', 'Cost'].map((t) => [t, 'num'])], users, { id: 'usage-users' })
       : h('p', { class: 'muted' }, 'No usage today.'));
 }
 

@@ -76,11 +76,14 @@ export function badge(ok, text) {
   return h('span', { class: ok ? 'badge ok' : 'badge bad' }, text);
 }
 
-/** A table from column headers and rows of cells. */
+/** A table from column headers (text, or [text, class]) and rows of cells. */
 export function table(caption, headers, rows, attrs = {}) {
+  const th = (t) => (Array.isArray(t)
+    ? h('th', { scope: 'col', class: t[1] }, t[0])
+    : h('th', { scope: 'col' }, t));
   return h('table', attrs,
     caption ? h('caption', null, caption) : null,
-    h('thead', null, h('tr', null, headers.map((t) => h('th', { scope: 'col' }, t)))),
+    h('thead', null, h('tr', null, headers.map(th))),
     h('tbody', null, rows));
 }
 

@@ -34,7 +34,7 @@ export async function sessionListView(el, me) {
     }
     let body = out.querySelector('tbody');
     if (!body) {
-      const headers = ['Title', 'User', 'Model', 'Started', 'Messages', 'Cost', ''];
+      const headers = ['Title', 'User', 'Model', 'Started', ['Messages', 'num'], ['Cost', 'num'], ''];
       out.appendChild(table(null, headers, [], { class: 'sessions' }));
       body = out.querySelector('tbody');
     }
