@@ -511,3 +511,64 @@ async fn every_documented_route_is_routed_and_sigterm_stops_the_server() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(s.log().contains("shutting down"), "{}", s.log());
 }
+
+/// The session list is served from a cache while state.db and users.db are
+/// unchanged; any commit (here: the CLI, as Hermes would) shows at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_list_reflects_every_change_immediately() {
+    let home = common::make_home_with_state(3, 0, &[]);
+    configure(home.path(), "");
+    add_user(home.path(), "alice", "user");
+    let s = Server::start(home.path());
+    let c = client();
+    let t = token(&c, &s, "alice").await;
+    let list = || {
+        let c = c.clone();
+        let url = s.url("/api/sessions?limit=50");
+        let t = t.clone();
+        async move {
+            let r = send(c.get(url).bearer_auth(t)).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()
+        }
+    };
+    assert_eq!(list().await.as_array().unwrap().len(), 0);
+    let new_session = || {
+        let o = op(home.path())
+            .args(["--json", "session", "new", "--as", "alice"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let id = new_session();
+    let l = list().await;
+    assert_eq!(l.as_array().unwrap().len(), 1);
+    assert_eq!(l[0]["title"], Value::Null);
+    // Twice unchanged (the cached body), then a title change shows.
+    assert_eq!(list().await, l);
+    let o = op(home.path())
+        .args(["session", "title", &id, "Fresh title"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(list().await[0]["title"], "Fresh title");
+    new_session();
+    assert_eq!(list().await.as_array().unwrap().len(), 2);
+    // A change in users.db (a rename is not possible; a role change is) is
+    // seen too: alice demoted to viewer still lists her own sessions.
+    let o = op(home.path())
+        .args(["user", "role", "alice", "viewer"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let r = send(c.get(s.url("/api/sessions")).bearer_auth(&t)).await;
+    assert_eq!(
+        r.status, 401,
+        "the role change revoked the token: {}",
+        r.body
+    );
+}

@@ -11,6 +11,7 @@
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod chat;
 pub mod errors;
 pub mod extract;

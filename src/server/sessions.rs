@@ -28,10 +28,10 @@ fn json_bytes<T: serde::Serialize>(v: &T) -> crate::Result<Vec<u8>> {
     Ok(serde_json::to_vec(v)?)
 }
 
-pub(crate) fn json_response(bytes: Vec<u8>) -> Response {
+pub(crate) fn json_response(bytes: impl Into<axum::body::Body>) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        bytes,
+        bytes.into(),
     )
         .into_response()
 }
@@ -65,27 +65,32 @@ pub async fn list(
         .map(crate::cli::session::parse_since)
         .transpose()?;
     let scope = caller.scope();
-    // The hot path (benches/load.py): pooled handles (no open, no schema
-    // probe per request), off the async threads.
+    // The hot path (benches/load.py): a cached body while state.db and
+    // users.db are unchanged; else pooled handles (no open, no schema probe
+    // per request), off the async threads.
+    let key = format!("list|{scope:?}|{:?}|{since:?}|{limit}|{offset}", p.user);
     let bytes = blocking(move || {
-        st.with_read_dbs(|db, users| {
-            let user_id = match &p.user {
-                Some(u) if can_all => Some(users.get(u)?.id),
-                Some(_) => Some(caller.user.id.clone()),
-                None => None,
-            };
-            let rows = sessions::list_in(
-                db,
-                &sessions::usernames_in(users)?,
-                &scope,
-                &ListOptions {
-                    user_id,
-                    since,
-                    limit,
-                    offset,
-                },
-            )?;
-            json_bytes(&rows)
+        let home = st.app.home.clone();
+        st.read_cache.get_or_compute(&home, key, || {
+            st.with_read_dbs(|db, users| {
+                let user_id = match &p.user {
+                    Some(u) if can_all => Some(users.get(u)?.id),
+                    Some(_) => Some(caller.user.id.clone()),
+                    None => None,
+                };
+                let rows = sessions::list_in(
+                    db,
+                    &sessions::usernames_in(users)?,
+                    &scope,
+                    &ListOptions {
+                        user_id,
+                        since,
+                        limit,
+                        offset,
+                    },
+                )?;
+                json_bytes(&rows)
+            })
         })
     })
     .await?;

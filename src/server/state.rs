@@ -162,6 +162,8 @@ pub struct ServerState {
     trusted: Vec<IpAddr>,
     users_pool: Pool<UserStore>,
     state_pool: Pool<StateDb>,
+    /// Responses of hot read routes, valid while the databases are unchanged.
+    pub read_cache: super::cache::ReadCache,
     /// Access-token ids revoked by logout, until they expire (in memory).
     revoked: RwLock<HashMap<String, i64>>,
     has_revoked: AtomicBool,
@@ -199,6 +201,7 @@ impl ServerState {
             trusted,
             users_pool: Pool::default(),
             state_pool: Pool::default(),
+            read_cache: Default::default(),
             revoked: RwLock::new(HashMap::new()),
             has_revoked: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),

@@ -1,0 +1,153 @@
+//! A response cache for hot read routes (the session list), correct by
+//! construction: an entry is used only while neither state.db nor users.db
+//! has changed since it was computed. "Changed" is SQLite's own
+//! `PRAGMA data_version` on one dedicated read-only watcher connection per
+//! database — it moves whenever any other connection (Hermes, the CLI, this
+//! server) commits. The version is read *before* the response is computed,
+//! so an entry may be fresher than its version (harmless: one extra
+//! recompute), never staler.
+
+use crate::error::{Error, Result};
+use crate::home::Home;
+use rusqlite::{Connection, OpenFlags};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Entries kept at most (the map is cleared when full: keys are few in practice).
+const MAX_ENTRIES: usize = 512;
+/// Watchers are reopened after this long, like the read pools, so a database
+/// replaced on disk (a restore) is noticed.
+const WATCH_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// (watcher generation, state.db data_version, users.db data_version)
+type Version = (u64, i64, i64);
+
+struct Watchers {
+    state: Connection,
+    users: Connection,
+    born: Instant,
+    generation: u64,
+}
+
+#[derive(Default)]
+pub struct ReadCache {
+    watch: Mutex<Option<Watchers>>,
+    generations: std::sync::atomic::AtomicU64,
+    entries: Mutex<HashMap<String, (Version, bytes::Bytes)>>,
+}
+
+fn open_watcher(path: &std::path::Path) -> Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::sqlite(path, "opening a change watcher", e))
+}
+
+fn data_version(c: &Connection) -> Option<i64> {
+    c.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+}
+
+impl ReadCache {
+    /// The current version of both databases; `None` (do not cache) when a
+    /// watcher cannot be opened or read.
+    fn version(&self, home: &Home) -> Option<Version> {
+        let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if w.as_ref().is_none_or(|w| w.born.elapsed() > WATCH_MAX_AGE) {
+            let generation = self
+                .generations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            *w = match (
+                open_watcher(&home.state_db()),
+                open_watcher(&home.users_db()),
+            ) {
+                (Ok(state), Ok(users)) => Some(Watchers {
+                    state,
+                    users,
+                    born: Instant::now(),
+                    generation,
+                }),
+                _ => None,
+            };
+        }
+        let w = w.as_ref()?;
+        Some((
+            w.generation,
+            data_version(&w.state)?,
+            data_version(&w.users)?,
+        ))
+    }
+
+    /// The cached body for `key` if both databases are unchanged since it
+    /// was computed; otherwise `compute` it (and keep it).
+    pub fn get_or_compute(
+        &self,
+        home: &Home,
+        key: String,
+        compute: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<bytes::Bytes> {
+        let Some(version) = self.version(home) else {
+            return compute().map(bytes::Bytes::from);
+        };
+        if let Some((v, body)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if *v == version {
+                return Ok(body.clone());
+            }
+        }
+        let body = bytes::Bytes::from(compute()?);
+        let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MAX_ENTRIES {
+            m.clear();
+        }
+        m.insert(key, (version, body.clone()));
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_dropped_when_either_database_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        for db in [home.state_db(), home.users_db()] {
+            std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+            let c = Connection::open(&db).unwrap();
+            c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+                .unwrap();
+        }
+        let cache = ReadCache::default();
+        let mut computed = 0;
+        let mut get = |cache: &ReadCache| {
+            cache
+                .get_or_compute(&home, "k".into(), || {
+                    computed += 1;
+                    Ok(vec![computed as u8])
+                })
+                .unwrap()
+        };
+        assert_eq!(get(&cache).to_vec(), vec![1]);
+        assert_eq!(
+            get(&cache).to_vec(),
+            vec![1],
+            "unchanged: served from the cache"
+        );
+        // A commit by another connection (as Hermes would) invalidates it.
+        let writer = Connection::open(home.state_db()).unwrap();
+        writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        assert_eq!(get(&cache).to_vec(), vec![2]);
+        assert_eq!(get(&cache).to_vec(), vec![2]);
+        let users = Connection::open(home.users_db()).unwrap();
+        users.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        assert_eq!(get(&cache).to_vec(), vec![3]);
+    }
+}
