@@ -29,7 +29,6 @@ use crate::store::events::Event;
 use crate::store::state::{self, ListQuery, RowFilter};
 use crate::store::users::User;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -75,20 +74,63 @@ pub struct Daily {
     pub by_model: Vec<ModelUsageRow>,
 }
 
-/// The first instant of local day `d` in `tz` (skipping a DST gap).
-fn local_midnight(d: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let midnight = d.and_hms_opt(0, 0, 0).expect("00:00:00 is valid");
-    for minutes in (0..=180).step_by(15) {
-        let t = midnight + chrono::Duration::minutes(minutes);
-        if let Some(x) = tz.from_local_datetime(&t).earliest() {
-            return x.with_timezone(&Utc);
+/// An IANA time zone, from the system's tz database (/usr/share/zoneinfo)
+/// via `jiff`: no tz tables are compiled into the binary (they cost every
+/// process start-up ~0.6 ms of relocations).
+#[derive(Debug, Clone)]
+pub struct Tz {
+    zone: jiff::tz::TimeZone,
+    name: String,
+}
+
+impl Tz {
+    pub fn utc() -> Tz {
+        Tz {
+            zone: jiff::tz::TimeZone::UTC,
+            name: "UTC".into(),
         }
     }
-    Utc.from_utc_datetime(&midnight)
+    pub fn get(name: &str) -> Option<Tz> {
+        let zone = jiff::tz::TimeZone::get(name).ok()?;
+        Some(Tz {
+            zone,
+            name: name.to_string(),
+        })
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Today's date in this zone.
+    pub fn today(&self) -> NaiveDate {
+        let d = self.zone.to_datetime(jiff::Timestamp::now()).date();
+        NaiveDate::from_ymd_opt(d.year() as i32, d.month() as u32, d.day() as u32)
+            .expect("jiff dates are valid")
+    }
+}
+
+impl std::fmt::Display for Tz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// The first instant of local day `d` in `tz` (after a DST gap when
+/// midnight does not exist; the earlier one when it exists twice).
+fn local_midnight(d: NaiveDate, tz: &Tz) -> DateTime<Utc> {
+    use chrono::Datelike;
+    let civil =
+        jiff::civil::DateTime::new(d.year() as i16, d.month() as i8, d.day() as i8, 0, 0, 0, 0);
+    let ts = civil
+        .ok()
+        .and_then(|c| tz.zone.to_ambiguous_timestamp(c).compatible().ok());
+    match ts {
+        Some(ts) => DateTime::from_timestamp(ts.as_second(), 0).expect("in range"),
+        None => Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("valid")),
+    }
 }
 
 /// `[from, to)` of local day `date` in `tz`, in UTC.
-pub fn day_bounds(date: NaiveDate, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn day_bounds(date: NaiveDate, tz: &Tz) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let next = date
         .succ_opt()
         .ok_or_else(|| Error::usage(format!("date {date} is out of range")))?;
@@ -99,14 +141,14 @@ pub fn day_bounds(date: NaiveDate, tz: Tz) -> Result<(DateTime<Utc>, DateTime<Ut
 /// today in `tz`), `tz` an IANA name.
 pub fn parse_day(date: Option<&str>, tz: &str) -> Result<(NaiveDate, Tz)> {
     let clip = |s: &str| crate::output::clip(&crate::output::sanitize(s), 40);
-    let tz: Tz = tz.parse().map_err(|_| {
+    let tz: Tz = Tz::get(tz).ok_or_else(|| {
         Error::usage(format!("--tz {:?}: not an IANA time zone", clip(tz)))
             .hint("use a name like UTC, Europe/Berlin or Asia/Shanghai")
     })?;
     let date = match date {
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .map_err(|_| Error::usage(format!("--date {:?}: expected YYYY-MM-DD", clip(d))))?,
-        None => Utc::now().with_timezone(&tz).date_naive(),
+        None => tz.today(),
     };
     Ok((date, tz))
 }
@@ -175,7 +217,7 @@ fn llm_calls(app: &App, from: &str, to: &str) -> Result<(HashSet<String>, Vec<Ll
 
 /// The daily report for local day `date` in `tz` (see the module docs for
 /// the attribution rule).
-pub fn daily(app: &App, date: NaiveDate, tz: Tz) -> Result<Daily> {
+pub fn daily(app: &App, date: NaiveDate, tz: &Tz) -> Result<Daily> {
     let (from, to) = day_bounds(date, tz)?;
     let (from_e, to_e) = (from.timestamp() as f64, to.timestamp() as f64);
     let db = app.state_ro()?;
@@ -326,15 +368,15 @@ mod tests {
     #[test]
     fn day_bounds_follow_the_time_zone() {
         let d = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
-        let (f, t) = day_bounds(d, chrono_tz::UTC).unwrap();
+        let (f, t) = day_bounds(d, &Tz::utc()).unwrap();
         assert_eq!((t - f).num_hours(), 24);
         // US DST starts on 2026-03-08: that local day has 23 hours.
-        let (f, t) = day_bounds(d, chrono_tz::America::New_York).unwrap();
+        let (f, t) = day_bounds(d, &Tz::get("America/New_York").unwrap()).unwrap();
         assert_eq!(rfc(f), "2026-03-08T05:00:00.000000Z");
         assert_eq!((t - f).num_hours(), 23);
         let (f, _) = day_bounds(
             NaiveDate::from_ymd_opt(2026, 7, 20).unwrap(),
-            chrono_tz::Asia::Shanghai,
+            &Tz::get("Asia/Shanghai").unwrap(),
         )
         .unwrap();
         assert_eq!(rfc(f), "2026-07-19T16:00:00.000000Z");

@@ -32,7 +32,7 @@ pub async fn daily(
     auditor(&caller)?;
     let (date, tz) =
         crate::reports::parse_day(p.date.as_deref(), p.tz.as_deref().unwrap_or("UTC"))?;
-    blocking_json(move || crate::reports::daily(&st.app, date, tz)).await
+    blocking_json(move || crate::reports::daily(&st.app, date, &tz)).await
 }
 
 /// `GET /api/audit/user/{username}`.

@@ -24,7 +24,7 @@ fn usage_cells(u: &Usage) -> Vec<String> {
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     let (date, tz) = crate::reports::parse_day(a.date.as_deref(), &a.tz)?;
-    let r = crate::reports::daily(&ctx.app, date, tz)?;
+    let r = crate::reports::daily(&ctx.app, date, &tz)?;
     if ctx.out.json {
         return ctx.out.json(&r);
     }
