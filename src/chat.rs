@@ -168,9 +168,9 @@ pub fn chat_user(app: &App, username: &str) -> Result<User> {
 }
 
 /// An existing session the user may continue: an operator session they own, not ended.
-fn continuable(app: &App, user: &User, id: &str) -> Result<Session> {
+fn continuable(db: &crate::store::state::StateDb, user: &User, id: &str) -> Result<Session> {
     crate::sessions::validate_session_id(id)?;
-    let s = app.state_ro()?.get_session(id)?.ok_or_else(|| {
+    let s = db.get_session(id)?.ok_or_else(|| {
         Error::not_found(format!("no session {id} in state.db"))
             .hint("omit --session to start a new one")
     })?;
@@ -224,6 +224,9 @@ struct Turn<'a> {
     /// (Mutexes keep the turn `Sync`, so its future can move between threads.)
     events: std::sync::Mutex<crate::store::events::EventStore>,
     state: std::sync::Mutex<crate::store::state::StateDb>,
+    /// A new session's `session_start`, appended together with the turn's
+    /// first event (one commit instead of two).
+    start_event: std::sync::Mutex<Option<NewEvent>>,
 }
 
 impl Turn<'_> {
@@ -234,7 +237,16 @@ impl Turn<'_> {
             .user(&self.user.id)
     }
     fn record(&self, kind: &str, data: Value) -> Result<()> {
-        self.events().append(self.event(kind, data)).map(|_| ())
+        let ev = self.event(kind, data);
+        let start = self
+            .start_event
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match start {
+            Some(start) => self.events().append_batch(&[start, ev]).map(|_| ()),
+            None => self.events().append(ev).map(|_| ()),
+        }
     }
     fn events(&self) -> std::sync::MutexGuard<'_, crate::store::events::EventStore> {
         self.events.lock().unwrap_or_else(|p| p.into_inner())
@@ -276,8 +288,11 @@ pub async fn run_turn(
             .hint("models are Hermes' configured model and its platforms.api_server.extra.model_routes aliases"));
         }
     }
-    let (session, new_session) = match &req.session_id {
-        Some(id) => (continuable(app, &user, id)?, false),
+    let (session, new_session, state_db, start_event) = match &req.session_id {
+        Some(id) => {
+            let db = app.state_ro()?;
+            (continuable(&db, &user, id)?, false, db, None)
+        }
         None => {
             // Fail fast (before creating anything) when Hermes is down or
             // rejects our key: /v1/models needs the key, /health does not.
@@ -287,8 +302,9 @@ pub async fn run_turn(
                 client.verify_key().await?;
                 pre_wait += t.elapsed();
             }
-            let info = crate::sessions::new_session_for(app, &user)?;
-            (info.session, true)
+            let db = app.state_rw()?;
+            let (s, start) = crate::sessions::create_session_row(app, &db, &user)?;
+            (s, true, db, Some(start))
         }
     };
     let turn = Turn {
@@ -298,7 +314,8 @@ pub async fn run_turn(
         run_id: None,
         new_session,
         events: std::sync::Mutex::new(app.events()?),
-        state: std::sync::Mutex::new(app.state_ro()?),
+        state: std::sync::Mutex::new(state_db),
+        start_event: std::sync::Mutex::new(start_event),
     };
     on_event(TurnEvent::Session {
         session_id: turn.session_id.clone(),

@@ -498,8 +498,24 @@ pub fn new_session(app: &App, username: &str) -> Result<SessionInfo> {
 /// [`new_session`] for a user already checked with
 /// [`crate::accounts::require_chat_user`].
 pub fn new_session_for(app: &App, user: &crate::store::users::User) -> Result<SessionInfo> {
-    let model = app.cfg.config.model.default.clone();
     let db = app.state_rw()?;
+    let (s, start) = create_session_row(app, &db, user)?;
+    app.record(start)?;
+    Ok(SessionInfo {
+        session: s,
+        username: Some(user.username.clone()),
+    })
+}
+
+/// Insert a new operator session row on `db` and return it with its
+/// `session_start` event, not yet recorded (the chat engine appends it in
+/// one batch with the turn's first event).
+pub fn create_session_row(
+    app: &App,
+    db: &crate::store::state::StateDb,
+    user: &crate::store::users::User,
+) -> Result<(Session, crate::store::events::NewEvent)> {
+    let model = app.cfg.config.model.default.clone();
     let mut attempt = 0;
     let id = loop {
         attempt += 1;
@@ -511,16 +527,14 @@ pub fn new_session_for(app: &App, user: &crate::store::users::User) -> Result<Se
         }
     };
     let s = db.get_session(&id)?.ok_or_else(|| not_found(&id))?;
-    record_for(
-        app,
-        "session_start",
-        &s,
-        json!({"username": user.username, "model": model}),
-    )?;
-    Ok(SessionInfo {
-        session: s,
-        username: Some(user.username.clone()),
-    })
+    let ev = app
+        .event(
+            "session_start",
+            json!({"username": user.username, "model": model}),
+        )
+        .session(&s.id)
+        .user(&user.id);
+    Ok((s, ev))
 }
 
 #[cfg(test)]
