@@ -46,11 +46,21 @@ SELECT user_id, json_extract(data, '$.model'), sum(json_extract(data, '$.input_t
                   f"ON m.id = messages_fts_trigram.rowid JOIN sessions s ON s.id = m.session_id "
                   f"WHERE messages_fts_trigram MATCH '\"服务器迁移\"' AND {active} AND {OP_S} "
                   f"ORDER BY messages_fts_trigram.rank, m.id LIMIT 20")
+    users_db = str(state_db).replace("state.db", "plugins/operator/users.db")
+    list_named = (f"ATTACH 'file:{users_db}?mode=ro' AS u; "
+                  f"SELECT s.*, u.users.username FROM (SELECT {COLS} FROM sessions WHERE {OP} "
+                  f"ORDER BY started_at DESC, rowid LIMIT 50) s LEFT JOIN u.users ON u.users.id = s.user_id")
     return {
         "date": day,
+        "list_named": list_named,
         "list": f"SELECT {COLS} FROM sessions WHERE {OP} ORDER BY started_at DESC, rowid LIMIT 50",
         "list_user": (f"SELECT {COLS} FROM sessions WHERE {OP} AND +user_id = '{user_ids[0]}' "
                       f"ORDER BY started_at DESC, rowid LIMIT 50"),
+        # The operator takes a username: resolve it in users.db, name the rows.
+        "list_user_named": (f"ATTACH 'file:{users_db}?mode=ro' AS u; "
+                            f"SELECT s.*, u.users.username FROM (SELECT {COLS} FROM sessions WHERE {OP} "
+                            f"AND +user_id = (SELECT id FROM u.users WHERE username = 'alice') "
+                            f"ORDER BY started_at DESC, rowid LIMIT 50) s LEFT JOIN u.users ON u.users.id = s.user_id"),
         "daily": daily,
         "search_term": "kubernetes backup",
         "search": search,
