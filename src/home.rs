@@ -172,12 +172,32 @@ pub fn restrict_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Write a secret file atomically (temp file + rename) with mode 0600 from the start.
+/// Write a secret file atomically with mode 0600 from the start.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| Error::internal(format!("{} has no parent", path.display())))?;
     ensure_private_dir(dir)?;
+    write_atomic(path, contents, Some(0o600))
+}
+
+/// Write `path` atomically: a temp file beside it (created 0600), fsync,
+/// rename. `mode`: the final mode, or `None` to keep an existing file's mode
+/// (0600 when new). The owner of an existing file (else of the directory) is
+/// kept, so a run under sudo does not leave root-owned files behind.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::internal(format!("{} has no parent", path.display())))?;
+    let old = fs::metadata(path).ok();
+    let mode = mode.unwrap_or_else(|| {
+        old.as_ref()
+            .map_or(0o600, |m| m.permissions().mode() & 0o7777)
+    });
+    let owner = old
+        .or_else(|| fs::metadata(dir).ok())
+        .map(|m| (m.uid(), m.gid()));
     let tmp = dir.join(format!(
         ".{}.tmp{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
@@ -190,11 +210,21 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| Error::io(&tmp, "creating file", e))?;
-    f.write_all(contents)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&tmp, "writing file", e))?;
-    fs::rename(&tmp, path).map_err(|e| Error::io(path, "renaming into place", e))?;
-    Ok(())
+    if let Some((uid, gid)) = owner {
+        let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
+    }
+    let r = f
+        .write_all(contents)
+        .and_then(|_| f.set_permissions(fs::Permissions::from_mode(mode)))
+        .and_then(|_| f.sync_all());
+    if let Err(e) = r {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, "writing file", e));
+    }
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, "renaming into place", e)
+    })
 }
 
 /// Who is acting, as recorded in audit events: the invoking OS user (the

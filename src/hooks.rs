@@ -1714,53 +1714,11 @@ fn backup(home: &Home, plan: &Plan) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Write a file atomically next to itself, keeping its mode (0600 when new)
-/// and writing through a symlink to its target.
+/// Write a file atomically next to itself, keeping its mode and owner
+/// (0600 when new) and writing through a symlink to its target.
 fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let dir = target
-        .parent()
-        .ok_or_else(|| Error::internal(format!("{} has no parent", target.display())))?;
-    let old = fs::metadata(&target).ok();
-    let mode = old
-        .as_ref()
-        .map_or(0o600, |m| m.permissions().mode() & 0o7777);
-    // Keep the owner (run under sudo, a new root-owned file would lock Hermes
-    // out): the old file's, else the directory's. Best effort.
-    let owner = old
-        .or_else(|| fs::metadata(dir).ok())
-        .map(|m| (m.uid(), m.gid()));
-    let tmp = dir.join(format!(
-        ".{}.operator-tmp{}",
-        target
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, "creating file", e))?;
-    if let Some((uid, gid)) = owner {
-        let _ = std::os::unix::fs::fchown(&f, Some(uid), Some(gid));
-    }
-    let r = f
-        .write_all(bytes)
-        .and_then(|_| f.set_permissions(fs::Permissions::from_mode(mode)))
-        .and_then(|_| f.sync_all());
-    if let Err(e) = r {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, "writing file", e));
-    }
-    fs::rename(&tmp, &target).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(&target, "renaming into place", e)
-    })
+    home::write_atomic(&target, bytes, None)
 }
 
 /// Read-modify-write of the allowlist under Hermes' own lock
