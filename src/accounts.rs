@@ -127,14 +127,7 @@ pub fn issue_token(app: &App, username: &str, ttl_minutes: i64) -> Result<(Strin
             )),
         );
     }
-    let (token, claims) = auth::issue_access_token(
-        &secret,
-        &u.id,
-        &u.username,
-        u.role.as_str(),
-        u.token_version,
-        ttl_minutes,
-    )?;
+    let (token, claims) = auth::issue_for(&secret, &u, ttl_minutes)?;
     app.record(
         app.event(
             "token_issued",

@@ -117,6 +117,22 @@ pub fn issue_access_token(
     Ok((token, claims))
 }
 
+/// An access token for `u` as it is now (its role and token version).
+pub fn issue_for(
+    secret: &[u8],
+    u: &crate::store::users::User,
+    ttl_minutes: i64,
+) -> Result<(String, Claims)> {
+    issue_access_token(
+        secret,
+        &u.id,
+        &u.username,
+        u.role.as_str(),
+        u.token_version,
+        ttl_minutes,
+    )
+}
+
 /// Check signature (HS256 only), `iss`, `aud` and `exp`. Whether the user is
 /// still enabled and the token version current is the caller's job (it needs users.db).
 pub fn decode_access_token(secret: &[u8], token: &str) -> Result<Claims> {

@@ -282,7 +282,7 @@ async fn chat_json_sse_approval_and_shutdown_with_real_hermes() {
         .expect("serve exits after the grace period");
     assert!(st.success(), "{st:?}\n{}", s.log());
     assert_eq!(gw.danger_target_mode(), 0o600, "a denied command never ran");
-    let log = s.log();
+    let log = s.log_with("grace period over");
     assert!(log.contains("grace period over"), "{log}");
     // Recorded: the decision, by the shutdown, in a log that still verifies.
     let o = common::op(&gw.home)

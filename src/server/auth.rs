@@ -70,14 +70,7 @@ fn new_refresh_token() -> String {
 
 /// An access token and a refresh token in a new family.
 fn issue_pair(st: &ServerState, u: &User) -> crate::Result<(TokenResponse, String, String)> {
-    let (access, claims) = auth::issue_access_token(
-        st.secret(),
-        &u.id,
-        &u.username,
-        u.role.as_str(),
-        u.token_version,
-        auth::ACCESS_TTL_MINUTES,
-    )?;
+    let (access, claims) = auth::issue_for(st.secret(), u, auth::ACCESS_TTL_MINUTES)?;
     let refresh = new_refresh_token();
     let family = format!("rf_{}", auth::random_hex(8));
     let exp = chrono::Utc::now().timestamp() + REFRESH_TTL_DAYS * 86_400;
@@ -290,14 +283,7 @@ pub async fn refresh(
                 let u = store
                     .find_by_id(&user_id)?
                     .ok_or_else(|| crate::Error::not_found("user vanished"))?;
-                let (access, claims) = auth::issue_access_token(
-                    st2.secret(),
-                    &u.id,
-                    &u.username,
-                    u.role.as_str(),
-                    u.token_version,
-                    auth::ACCESS_TTL_MINUTES,
-                )?;
+                let (access, claims) = auth::issue_for(st2.secret(), &u, auth::ACCESS_TTL_MINUTES)?;
                 let app = st2.app_as(format!("http:{}", u.username));
                 app.record(
                     app.event(

@@ -112,6 +112,20 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// The log once it contains `needle` (a reader thread drains the
+    /// server's stderr, so a line can lag its request by a moment); the log
+    /// as it is after 5 s otherwise.
+    pub fn log_with(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.log()
+    }
+
     pub fn port(&self) -> u16 {
         self.base.rsplit(':').next().unwrap().parse().unwrap()
     }
