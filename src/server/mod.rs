@@ -287,9 +287,17 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     let app = router(st.clone());
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let st_sig = st.clone();
+    let grace = opts.grace;
     let signal = async move {
         shutdown_signal().await;
         st_sig.shutting_down.store(true, Ordering::Release);
+        // Said here, not after the select below: an idle server finishes its
+        // graceful shutdown at once, and the select may see that first.
+        eprintln!(
+            "hermes-operator serve: shutting down; {} chat turn(s) in flight, grace period {} s",
+            st_sig.runs.len(),
+            grace.as_secs()
+        );
         let _ = tx.send(true);
     };
     use axum::serve::ListenerExt;
@@ -304,14 +312,14 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     let mut server = std::pin::pin!(server.into_future());
     let done = |r: std::io::Result<()>| r.map_err(|e| Error::internal(format!("server: {e}")));
     tokio::select! {
-        r = &mut server => return done(r),
+        r = &mut server => {
+            if st.shutting_down.load(Ordering::Acquire) {
+                eprintln!("hermes-operator serve: stopped");
+            }
+            return done(r);
+        },
         _ = rx.changed() => {}
     }
-    eprintln!(
-        "hermes-operator serve: shutting down; {} chat turn(s) in flight, grace period {} s",
-        st.runs.len(),
-        opts.grace.as_secs()
-    );
     tokio::select! {
         r = &mut server => { eprintln!("hermes-operator serve: stopped"); return done(r) },
         _ = tokio::time::sleep(opts.grace) => {}
