@@ -20,6 +20,7 @@ pub mod reports;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod timespec;
 pub mod update;
 
 pub use error::{Error, Kind, Result};

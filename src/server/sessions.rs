@@ -62,7 +62,7 @@ pub async fn list(
     let since = p
         .since
         .as_deref()
-        .map(crate::cli::session::parse_since)
+        .map(crate::timespec::parse_since)
         .transpose()?;
     let scope = caller.scope();
     // The hot path (benches/load.py): a cached body while state.db and

@@ -13,28 +13,16 @@ pub struct Args {
     pub yes: bool,
 }
 
-/// `90d`, `12w`, `36h`, `45m`, `30s` → seconds.
+/// `90d`, `12w`, `36h`, `45m`, `30s` → seconds (more than none, under a century).
 pub fn parse_duration(s: &str) -> crate::Result<i64> {
-    let bad = || {
-        Error::usage(format!(
-            "--older-than: expected a duration like 90d, 12w, 36h or 45m, got {:?}",
-            crate::output::clip(s, 40)
-        ))
-    };
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult)
+    crate::timespec::duration_secs(s)
         .filter(|v| *v > 0 && *v < 100 * 365 * 86_400)
-        .ok_or_else(bad)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "--older-than: expected a duration like 90d, 12w, 36h or 45m, got {:?}",
+                crate::output::clip(s, 40)
+            ))
+        })
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {

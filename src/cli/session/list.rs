@@ -22,7 +22,11 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let since = a.since.as_deref().map(super::parse_since).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(crate::timespec::parse_since)
+        .transpose()?;
     let user_id = a
         .user
         .as_deref()

@@ -12,7 +12,7 @@ mod show;
 mod title;
 
 use crate::cli::Ctx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::{clip, sanitize};
 use crate::sessions::{Scope, SessionInfo};
 
@@ -77,43 +77,6 @@ pub(crate) fn opt_cell(s: Option<&str>, max: usize) -> String {
 pub(crate) fn when(s: Option<&str>) -> String {
     s.map(|t| t.trim_end_matches('Z').replace('T', " "))
         .unwrap_or_else(|| "—".into())
-}
-
-/// `--since`: `YYYY-MM-DD` (00:00 UTC), RFC 3339, or a duration back from
-/// now (`90s`, `30m`, `12h`, `7d`, `2w`). Returns epoch seconds.
-pub(crate) fn parse_since(s: &str) -> Result<f64> {
-    let s = s.trim();
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp() as f64);
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6);
-    }
-    let bad = || {
-        Error::usage(format!(
-            "--since {:?}: expected YYYY-MM-DD, RFC 3339 or a duration like 7d",
-            clip(&sanitize(s), 40)
-        ))
-    };
-    let unit = s.chars().last().ok_or_else(bad)?;
-    let secs = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    let n: i64 = s[..s.len() - 1].parse::<u32>().map_err(|_| bad())?.into();
-    let back = n
-        .checked_mul(secs)
-        .filter(|t| *t <= 100 * 365 * 86_400)
-        .ok_or_else(bad)?;
-    Ok((chrono::Utc::now().timestamp() - back) as f64)
 }
 
 /// The field/value table of one session (for people).
@@ -181,17 +144,6 @@ pub(crate) fn print_session(ctx: &Ctx, i: &SessionInfo) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn since_forms() {
-        assert_eq!(parse_since("1970-01-02").unwrap(), 86_400.0);
-        assert_eq!(parse_since("1970-01-01T00:00:10.5Z").unwrap(), 10.5);
-        let now = chrono::Utc::now().timestamp() as f64;
-        assert!((now - 7.0 * 86_400.0 - parse_since("7d").unwrap()).abs() < 5.0);
-        for bad in ["", "7", "7y", "-1d", "abc", "9999999999999w", "大d"] {
-            assert!(parse_since(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn cells_are_safe() {
