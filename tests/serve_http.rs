@@ -320,6 +320,8 @@ async fn limits_headers_errors_and_request_ids() {
     let r = send(c.post(s.url("/api/chat")).bearer_auth(&t).json(&big)).await;
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(r.json()["error"]["code"], "payload_too_large");
+    // The body was never read: the connection cannot be reused, and says so.
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..80).map(|_| Ok(vec![b' '; 1024])).collect();
     let r = send(
@@ -337,6 +339,7 @@ async fn limits_headers_errors_and_request_ids() {
         r.status,
         r.body
     );
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
     let r = send(
         c.post(s.url("/api/chat"))
             .bearer_auth(&t)
@@ -414,6 +417,7 @@ async fn limits_headers_errors_and_request_ids() {
             );
         }
         assert!(r.header("x-request-id").is_some());
+        assert_eq!(r.header("connection"), None, "keep-alive for {path}");
     }
     let r = send(c.get(s.url("/")).header("accept", "text/html")).await;
     assert!(r.header("content-type").unwrap().starts_with("text/html"));

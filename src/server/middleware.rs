@@ -4,7 +4,10 @@
 //! bodies for every error (404/405/413/408 from the router and layers too),
 //! and one access-log line on stderr — method, path WITHOUT the query
 //! string, status, time, client, user, request id; never a token, a password
-//! or a query string.
+//! or a query string. A response sent before the request body was read whole
+//! (413, or a 401/403 ahead of the body) carries `Connection: close`: the
+//! connection is not reusable, and a client that pooled it would see its next
+//! request fail.
 
 use super::errors::{code_of_status, error_body, ErrorDetail};
 use super::state::ServerState;
@@ -13,10 +16,13 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use http_body::Body as _;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// The client address a request is attributed to (audit events, throttling).
@@ -162,8 +168,20 @@ pub async fn frame(
     req.extensions_mut().insert(ClientIp(client));
     req.extensions_mut().insert(RequestId(rid.clone()));
     req.extensions_mut().insert(user.clone());
+    // No body at all (GET, Content-Length: 0) counts as read.
+    let body_read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+    let req = req.map(|b| {
+        Body::new(Tracked {
+            inner: b,
+            done: body_read.clone(),
+        })
+    });
 
     let mut resp = next.run(req).await;
+    if !body_read.load(Ordering::Acquire) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 
     let status = resp.status();
     let is_json = resp
@@ -231,4 +249,38 @@ pub async fn frame(
         status.as_u16(),
     ));
     resp
+}
+
+/// A request body that records when it has been read to the end.
+struct Tracked {
+    inner: Body,
+    done: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let p = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(p, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.done.store(true, Ordering::Release);
+        }
+        p
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.inner.is_end_stream();
+        if end {
+            self.done.store(true, Ordering::Release);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
