@@ -28,7 +28,7 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1)
     });
-    let actor = Actor(format!("bench:{tag}"));
+    let actor = Actor::new(format!("bench:{tag}"));
     let started = Instant::now();
     let mut done = 0;
     while done < count {

@@ -29,7 +29,7 @@ async fn main() {
         eprintln!("usage: turn_overhead HERMES_HOME USERNAME RUNS");
         std::process::exit(2);
     }
-    let app = App::load(Home::at(&args[1]), Actor("bench".into()), |w| {
+    let app = App::load(Home::at(&args[1]), Actor::new("bench"), |w| {
         eprintln!("warning: {w}")
     })
     .expect("load app");

@@ -22,13 +22,18 @@ impl Output {
 
     /// One JSON document on stdout (pretty when stdout is a terminal).
     pub fn json<T: Serialize + ?Sized>(&self, v: &T) -> crate::Result<()> {
-        let mut out = std::io::stdout().lock();
-        if std::io::stdout().is_terminal() {
-            serde_json::to_writer_pretty(&mut out, v)?;
+        // Serialized whole first: one write, not one per KiB of stdout's
+        // line buffer (JSON has no newlines to flush on).
+        let mut buf = if std::io::stdout().is_terminal() {
+            serde_json::to_vec_pretty(v)?
         } else {
-            serde_json::to_writer(&mut out, v)?;
-        }
-        writeln!(out).map_err(write_err)?;
+            serde_json::to_vec(v)?
+        };
+        buf.push(b'\n');
+        std::io::stdout()
+            .lock()
+            .write_all(&buf)
+            .map_err(write_err)?;
         Ok(())
     }
 

@@ -146,11 +146,33 @@ impl Default for ListOptions {
 
 /// Sessions newest first (started_at DESC).
 pub fn list(app: &App, scope: &Scope, opts: &ListOptions) -> Result<Vec<SessionInfo>> {
-    let db = app.state_ro()?;
-    if scope.rows(opts.user_id.as_deref()).is_none() {
+    let rows = list_rows(&app.state_ro()?, scope, opts)?;
+    if rows.is_empty() {
         return Ok(vec![]);
     }
-    list_in(&db, &usernames(app)?, scope, opts)
+    let names = usernames(app)?;
+    Ok(rows.into_iter().map(|s| info(s, &names)).collect())
+}
+
+/// [`list`] of one operator user's sessions, named by username (unknown →
+/// not found, before state.db is opened). users.db is opened once for both
+/// the id and the names.
+pub fn list_of_username(
+    app: &App,
+    scope: &Scope,
+    username: &str,
+    opts: &ListOptions,
+) -> Result<Vec<SessionInfo>> {
+    let users = app.users_ro()?;
+    let user_id = users.get(username)?.id;
+    let names = usernames_in(&users)?;
+    drop(users);
+    let db = app.state_ro()?;
+    let opts = ListOptions {
+        user_id: Some(user_id),
+        ..opts.clone()
+    };
+    list_in(&db, &names, scope, &opts)
 }
 
 /// [`list`] on an open state.db with a known id → username map (the HTTP
@@ -161,17 +183,21 @@ pub fn list_in(
     scope: &Scope,
     opts: &ListOptions,
 ) -> Result<Vec<SessionInfo>> {
+    let v = list_rows(db, scope, opts)?;
+    Ok(v.into_iter().map(|s| info(s, names)).collect())
+}
+
+fn list_rows(db: &StateDb, scope: &Scope, opts: &ListOptions) -> Result<Vec<Session>> {
     let Some(rows) = scope.rows(opts.user_id.as_deref()) else {
         return Ok(vec![]);
     };
-    let v = db.list_sessions(&ListQuery {
+    db.list_sessions(&ListQuery {
         rows,
         since: opts.since,
         until: None,
         limit: Some(opts.limit),
         offset: opts.offset,
-    })?;
-    Ok(v.into_iter().map(|s| info(s, names)).collect())
+    })
 }
 
 /// user id → username from an open users.db.

@@ -1136,7 +1136,7 @@ pub struct Report {
 /// `cron:<user>` when the scheduled script runs us, else the app's actor.
 pub fn actor(app: &App) -> Actor {
     if std::env::var("HERMES_OPERATOR_TRIGGER").is_ok_and(|v| v == "cron") {
-        Actor(format!("cron:{}", home::os_user()))
+        Actor::new(format!("cron:{}", home::os_user()))
     } else {
         app.actor.clone()
     }

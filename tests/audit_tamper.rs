@@ -33,7 +33,7 @@ impl Home {
         let dir = tempfile::tempdir().unwrap();
         let h = Home { dir };
         let store = EventStore::open(&h.events_db()).unwrap();
-        let actor = Actor("cli:test".into());
+        let actor = Actor::new("cli:test");
         let evs: Vec<NewEvent> = (0..n)
             .map(|i| {
                 NewEvent::new(
@@ -350,7 +350,7 @@ fn prune_keeps_the_chain_verifiable_and_the_anchor_is_protected() {
     let h = Home::with_events(0);
     {
         let store = EventStore::open(&h.events_db()).unwrap();
-        let actor = Actor("cli:test".into());
+        let actor = Actor::new("cli:test");
         for i in 0..50 {
             store
                 .append(NewEvent::new("note", &actor, json!({"i": i})))

@@ -721,7 +721,7 @@ async fn approvals_once_deny_prompt_and_expired() {
     assert!(dec["decided_by"].as_str().unwrap().starts_with("alice"));
 
     // --- an answer after Hermes' timeout (library) --------------------------
-    let app = App::load(Home::at(&gw.home), Actor("test:lib".into()), |_| {}).unwrap();
+    let app = App::load(Home::at(&gw.home), Actor::new("test:lib"), |_| {}).unwrap();
     let client = HermesClient::from_app(&app).unwrap();
     assert_eq!(client.base_url(), gw.url);
     let req = TurnRequest {

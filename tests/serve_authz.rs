@@ -18,7 +18,7 @@ use serve_common::{client, configure, send, token, Resp, Server, JWT_SECRET};
 use std::collections::HashMap;
 
 fn app(home: &std::path::Path) -> App {
-    App::load(Home::at(home), Actor("test".into()), |_| {}).unwrap()
+    App::load(Home::at(home), Actor::new("test"), |_| {}).unwrap()
 }
 
 /// Operator session ids per user id, and some native ids.

@@ -248,5 +248,4 @@ async fn schemathesis_finds_no_server_errors() {
         "5xx answers:\n{}",
         server_errors.join("\n")
     );
-    assert!(secs < 60.0, "fuzzing took {secs:.0}s");
 }

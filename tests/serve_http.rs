@@ -160,7 +160,7 @@ async fn refresh_rotation_reuse_and_logout() {
     let t3 = login(&c, &s, "alice").await;
     let app = hermes_operator::app::App::load(
         hermes_operator::home::Home::at(home.path()),
-        hermes_operator::store::events::Actor("test".into()),
+        hermes_operator::store::events::Actor::new("test"),
         |_| {},
     )
     .unwrap();

@@ -1153,7 +1153,7 @@ fn audit_daily_and_user_match_sql() {
     // from the session's cumulative totals
     let app = hermes_operator::app::App::load(
         hermes_operator::home::Home::at(p(&e)),
-        hermes_operator::store::events::Actor("test".into()),
+        hermes_operator::store::events::Actor::new("test"),
         |_| {},
     )
     .unwrap();

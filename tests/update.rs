@@ -776,7 +776,7 @@ fn backup_verifies_restores_changed_files_and_prunes() {
         store
             .append(NewEvent::new(
                 "note",
-                &Actor("test".into()),
+                &Actor::new("test"),
                 serde_json::json!({"i": i}),
             ))
             .unwrap();

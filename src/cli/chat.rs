@@ -41,7 +41,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     let client = HermesClient::from_app(app)?;
     let approver = PolicyApprover {
         policy: a.approve_policy,
-        decided_by: format!("{} ({})", a.as_user, app.actor.0),
+        decided_by: format!("{} ({})", a.as_user, app.actor.name()),
     };
     let message = match a.message.as_deref() {
         Some("-") => {

@@ -38,6 +38,16 @@ Exit codes:
     propagate_version = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Globals,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, clap::Args)]
+pub struct Globals {
     /// Hermes' home directory [default: $HERMES_HOME, else ~/.hermes]
     #[arg(long, global = true, value_name = "DIR")]
     pub hermes_home: Option<PathBuf>,
@@ -45,9 +55,6 @@ pub struct Cli {
     /// Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr
     #[arg(long, global = true)]
     pub json: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,7 +151,7 @@ pub fn main() -> i32 {
         crate::hooks::run_protocol(Home::resolve(home.as_deref()));
         return 0;
     }
-    let cli = match Cli::try_parse() {
+    let cli = match parse_one_group(std::env::args_os().collect()).map_or_else(Cli::try_parse, Ok) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -154,7 +161,7 @@ pub fn main() -> i32 {
             };
         }
     };
-    let out = Output::new(cli.json);
+    let out = Output::new(cli.global.json);
     match run(cli, out) {
         Ok(()) => 0,
         Err(e) => {
@@ -162,6 +169,52 @@ pub fn main() -> i32 {
             e.kind.exit_code()
         }
     }
+}
+
+/// A valid command line parsed against its own command group only.
+///
+/// clap's derive builds the whole command tree (every group, subcommand and
+/// argument) before parsing; in a short-lived process that is a third of a
+/// millisecond of cold code and allocations, more than the query behind
+/// `session list`. So the frequent groups are parsed against a tree of just
+/// the global options and that group, made by the same derives. Anything
+/// that does not parse and convert cleanly here (help, --version, errors,
+/// other groups) returns `None` and goes through the full tree, so messages
+/// and behaviour stay those of the full definition.
+fn parse_one_group(argv: Vec<std::ffi::OsString>) -> Option<Cli> {
+    use clap::FromArgMatches;
+    let mut rest = argv.iter().skip(1);
+    let group = loop {
+        let a = rest.next()?.to_str()?;
+        match a {
+            "--json" => {}
+            "--hermes-home" => {
+                rest.next()?;
+            }
+            _ if a.starts_with("--hermes-home=") => {}
+            _ => break a,
+        }
+    };
+    let m = one_group_command(group)?.try_get_matches_from(argv).ok()?;
+    Cli::from_arg_matches(&m).ok()
+}
+
+/// The root command with the global options and one group (see
+/// [`parse_one_group`]); `None` for groups parsed only by the full tree.
+fn one_group_command(group: &str) -> Option<clap::Command> {
+    use clap::{Args, Subcommand};
+    let sub = clap::Command::new(group.to_string()).subcommand_required(true);
+    let sub = match group {
+        "session" => session::SessionCmd::augment_subcommands(sub),
+        "audit" => audit::AuditCmd::augment_subcommands(sub),
+        "user" => user::UserCmd::augment_subcommands(sub),
+        _ => return None,
+    };
+    Some(
+        Globals::augment_args(clap::Command::new("hermes-operator"))
+            .subcommand_required(true)
+            .subcommand(sub),
+    )
 }
 
 /// `Some(--hermes-home value)` when argv is exactly `[--hermes-home DIR] hook`
@@ -183,10 +236,10 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     // Hermes runs the bare hook once per tool call: it does only what it
     // needs (no config warnings, no users.db) and never fails loudly.
     if let Command::Hook(hook::HookArgs { cmd: None }) = &cli.command {
-        crate::hooks::run_protocol(Home::resolve(cli.hermes_home.as_deref()));
+        crate::hooks::run_protocol(Home::resolve(cli.global.hermes_home.as_deref()));
         return Ok(());
     }
-    let home = Home::resolve(cli.hermes_home.as_deref())?;
+    let home = Home::resolve(cli.global.hermes_home.as_deref())?;
     // doctor reports a broken config as a failed check instead of stopping.
     if let Command::Doctor = &cli.command {
         return doctor::run(&home, out);
@@ -214,5 +267,114 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         super::command().debug_assert();
+    }
+
+    /// Every argument of a leaf command, as clap sees it.
+    fn arg_shapes(c: &clap::Command) -> Vec<String> {
+        let mut v: Vec<String> = c
+            .get_arguments()
+            .filter(|a| a.get_id() != "version")
+            .map(|a| {
+                format!(
+                    "{} {:?} {:?} {} {:?} {:?} {:?} {:?} {:?} {}",
+                    a.get_id(),
+                    a.get_long(),
+                    a.get_short(),
+                    a.is_required_set(),
+                    a.get_action(),
+                    a.get_num_args(),
+                    a.get_value_names(),
+                    a.get_default_values(),
+                    a.get_env(),
+                    a.is_global_set(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn one_group_trees_match_the_full_tree() {
+        let mut full = super::command();
+        full.build();
+        for group in ["session", "audit", "user"] {
+            let mut one = super::one_group_command(group).unwrap();
+            one.build();
+            let f = full.find_subcommand(group).unwrap();
+            let o = one.find_subcommand(group).unwrap();
+            let names = |c: &clap::Command| {
+                c.get_subcommands()
+                    .map(|s| s.get_name().to_string())
+                    .filter(|n| n != "help")
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(names(f), names(o), "{group}");
+            for leaf in f.get_subcommands().filter(|s| s.get_name() != "help") {
+                let other = o.find_subcommand(leaf.get_name()).unwrap();
+                assert_eq!(
+                    arg_shapes(leaf),
+                    arg_shapes(other),
+                    "{group} {}",
+                    leaf.get_name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn one_group_parse_equals_full_parse_or_defers_to_it() {
+        use clap::Parser;
+        let argv = |s: &str| -> Vec<std::ffi::OsString> {
+            std::iter::once("hermes-operator")
+                .chain(s.split(' '))
+                .map(Into::into)
+                .collect()
+        };
+        for line in [
+            "session list",
+            "--json session list --limit 5 --offset 2 --user alice --since 7d",
+            "session list --all-sources --json",
+            "--hermes-home /tmp/h session show op_0123456789ab",
+            "--hermes-home=/tmp/h session search hello --limit 3",
+            "session cost op_0123456789ab --json",
+            "session export op_0123456789ab --format md",
+            "session title op_0123456789ab new-title",
+            "session end op_0123456789ab",
+            "audit verify --checkpoints /tmp/c",
+            "audit daily --date 2026-01-02 --tz Europe/Berlin",
+            "audit replay op_0123456789ab --json",
+            "audit export --since 1d --format csv",
+            "audit tail --follow",
+            "audit prune --older-than 90d",
+            "audit checkpoint",
+            "audit user bob",
+            "user list --json",
+            "user add carol --role auditor --password-stdin",
+            "user role carol viewer",
+            "user delete carol --yes",
+            "user token carol --ttl 60",
+        ] {
+            let fast = super::parse_one_group(argv(line))
+                .unwrap_or_else(|| panic!("`{line}` should parse in its own group"));
+            let full = super::Cli::try_parse_from(argv(line)).unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{line}");
+        }
+        // Help, version, errors and other groups go to the full tree.
+        for line in [
+            "--help",
+            "--version",
+            "session",
+            "session --help",
+            "session list --version",
+            "session list --limit 0",
+            "session list --bogus",
+            "sessions list",
+            "chat --session op_0123456789ab",
+            "doctor",
+            "--json",
+        ] {
+            assert!(super::parse_one_group(argv(line)).is_none(), "{line}");
+        }
     }
 }

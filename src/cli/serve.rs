@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
     let app = App {
         home: ctx.app.home.clone(),
         cfg: ctx.app.cfg.clone(),
-        actor: Actor("http".into()),
+        actor: Actor::new("http"),
     };
     tune_malloc();
     let rt = tokio::runtime::Builder::new_multi_thread()

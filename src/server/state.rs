@@ -218,7 +218,7 @@ impl ServerState {
         App {
             home: self.app.home.clone(),
             cfg: self.app.cfg.clone(),
-            actor: Actor(actor),
+            actor: Actor::new(actor),
         }
     }
 

@@ -86,11 +86,32 @@ pub const EVENT_TYPES: &[&str] = &[
 
 /// Who did something and how: `cli:alice`, `http:bob`, `hook`, `cron`.
 #[derive(Debug, Clone)]
-pub struct Actor(pub String);
+pub struct Actor(ActorName);
+
+#[derive(Debug, Clone)]
+enum ActorName {
+    Fixed(String),
+    /// `cli:<OS user>`, looked up on first use: read-only commands never
+    /// record an event, so they skip the passwd/NSS lookup.
+    Cli(std::sync::Arc<std::sync::LazyLock<String>>),
+}
 
 impl Actor {
+    pub fn new(name: impl Into<String>) -> Actor {
+        Actor(ActorName::Fixed(name.into()))
+    }
+
     pub fn cli() -> Actor {
-        Actor(format!("cli:{}", crate::home::os_user()))
+        Actor(ActorName::Cli(std::sync::Arc::new(
+            std::sync::LazyLock::new(|| format!("cli:{}", crate::home::os_user())),
+        )))
+    }
+
+    pub fn name(&self) -> &str {
+        match &self.0 {
+            ActorName::Fixed(s) => s,
+            ActorName::Cli(l) => l.as_str(),
+        }
     }
 }
 
@@ -109,7 +130,7 @@ impl NewEvent {
             kind: kind.to_string(),
             session_id: None,
             user_id: None,
-            actor: actor.0.clone(),
+            actor: actor.name().to_string(),
             data,
         }
     }
@@ -706,7 +727,7 @@ mod tests {
     fn append_chains() {
         let dir = tempfile::tempdir().unwrap();
         let s = EventStore::open(&dir.path().join("events.db")).unwrap();
-        let a = Actor("cli:test".into());
+        let a = Actor::new("cli:test");
         let e1 = s
             .append(NewEvent::new("note", &a, serde_json::json!({"m": 1})))
             .unwrap();

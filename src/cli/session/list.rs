@@ -27,21 +27,17 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         .as_deref()
         .map(crate::timespec::parse_since)
         .transpose()?;
-    let user_id = a
-        .user
-        .as_deref()
-        .map(|u| super::user_id_of(ctx, u))
-        .transpose()?;
-    let rows = sessions::list(
-        &ctx.app,
-        &super::scope(a.all_sources),
-        &ListOptions {
-            user_id,
-            since,
-            limit: a.limit,
-            offset: a.offset,
-        },
-    )?;
+    let opts = ListOptions {
+        user_id: None,
+        since,
+        limit: a.limit,
+        offset: a.offset,
+    };
+    let scope = super::scope(a.all_sources);
+    let rows = match a.user.as_deref() {
+        Some(u) => sessions::list_of_username(&ctx.app, &scope, u, &opts)?,
+        None => sessions::list(&ctx.app, &scope, &opts)?,
+    };
     if ctx.out.json {
         return ctx.out.json(&rows);
     }
