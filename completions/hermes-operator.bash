@@ -1533,7 +1533,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__serve)
-            opts="-h -V --bind --grace-period --hermes-home --json --help --version"
+            opts="-h -V --bind --grace-period --read-timeout --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1544,6 +1544,10 @@ _hermes__operator() {
                     return 0
                     ;;
                 --grace-period)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --read-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -316,6 +316,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand doctor" 
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l bind -d 'Address to listen on [default: operator.host:operator.port from config]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l grace-period -d 'After SIGTERM/SIGINT, seconds to let requests and chat turns finish before running turns are stopped' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l read-timeout -d 'Seconds a client may take to send a request (its headers, then its JSON body); idle keep-alive connections are closed after as long' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -s h -l help -d 'Print help'

@@ -577,3 +577,97 @@ async fn session_list_reflects_every_change_immediately() {
         r.body
     );
 }
+
+/// Reads until the server closes the connection (or `limit` passes); what
+/// was read and how long it took.
+fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> (String, Duration) {
+    use std::io::Read;
+    let t0 = std::time::Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "connection still open after {:?}: {e}; read: {}",
+                t0.elapsed(),
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), t0.elapsed())
+}
+
+#[test]
+fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
+    use std::io::Write;
+    let home = home_with("", &[]);
+    let s = Server::start_with(home.path(), &["--read-timeout", "2"]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+
+    // Headers dribbled in and never finished: closed after the deadline,
+    // although the client kept sending.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut slow2 = slow.try_clone().unwrap();
+    let dribble = std::thread::spawn(move || {
+        for i in 0..40 {
+            std::thread::sleep(Duration::from_millis(250));
+            if slow2
+                .write_all(format!("X-Slow-{i}: y\r\n").as_bytes())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let (_, took) = read_until_closed(&mut slow, Duration::from_secs(20));
+    assert!(
+        took >= Duration::from_millis(1500),
+        "closed before the deadline: {took:?}"
+    );
+    dribble.join().unwrap();
+
+    // A JSON body dribbled in: 408 once the deadline passes, connection closed.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(
+        b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"username\":",
+    )
+    .unwrap();
+    let mut slow2 = slow.try_clone().unwrap();
+    let dribble = std::thread::spawn(move || {
+        for _ in 0..40 {
+            std::thread::sleep(Duration::from_millis(250));
+            if slow2.write_all(b" ").is_err() {
+                return;
+            }
+        }
+    });
+    let (answer, took) = read_until_closed(&mut slow, Duration::from_secs(20));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    assert!(took >= Duration::from_millis(1500), "{took:?}");
+    dribble.join().unwrap();
+    assert!(s
+        .log_with("\"POST /auth/login\" 408")
+        .contains("\"POST /auth/login\" 408"));
+
+    // A keep-alive connection: one request answered, then closed when idle.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut idle, Duration::from_secs(20));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Meanwhile normal requests are served.
+    let mut ok = std::net::TcpStream::connect(&addr).unwrap();
+    ok.write_all(b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (answer, _) = read_until_closed(&mut ok, Duration::from_secs(20));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"openapi\""), "{answer}");
+}

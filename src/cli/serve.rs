@@ -15,6 +15,11 @@ pub struct Args {
     /// before running turns are stopped
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub grace_period: u64,
+    /// Seconds a client may take to send a request (its headers, then its
+    /// JSON body); idle keep-alive connections are closed after as long
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub read_timeout: u64,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
@@ -47,6 +52,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
         crate::server::Options {
             bind,
             grace: Duration::from_secs(a.grace_period),
+            read_timeout: Duration::from_secs(a.read_timeout),
         },
     ))?;
     // Do not wait for blocking tasks (a verify of a huge log) at exit.

@@ -15,8 +15,9 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, Request};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http_body::Body as _;
+use std::future::Future;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -169,16 +170,33 @@ pub async fn frame(
     req.extensions_mut().insert(RequestId(rid.clone()));
     req.extensions_mut().insert(user.clone());
     // No body at all (GET, Content-Length: 0) counts as read.
-    let body_read = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+    let body = Arc::new(BodyState {
+        read: AtomicBool::new(req.body().is_end_stream()),
+        timed_out: AtomicBool::new(false),
+    });
+    let deadline = tokio::time::Instant::now() + st.read_timeout;
     let req = req.map(|b| {
         Body::new(Tracked {
             inner: b,
-            done: body_read.clone(),
+            state: body.clone(),
+            deadline,
+            sleep: None,
         })
     });
 
     let mut resp = next.run(req).await;
-    if !body_read.load(Ordering::Acquire) {
+    if body.timed_out.load(Ordering::Acquire) {
+        // Whatever the extractor made of the failed read: the client was too slow.
+        resp = super::errors::ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                st.read_timeout.as_secs()
+            ),
+        )
+        .into_response();
+    }
+    if !body.read.load(Ordering::Acquire) {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -251,10 +269,24 @@ pub async fn frame(
     resp
 }
 
-/// A request body that records when it has been read to the end.
+/// What became of a request's body.
+struct BodyState {
+    /// Read to the end.
+    read: AtomicBool,
+    /// Not read to the end by the deadline.
+    timed_out: AtomicBool,
+}
+
+/// A request body that records when it has been read to the end, and fails
+/// once the read deadline passes: a client dribbling bytes would otherwise
+/// hold a connection (and, for chat, a handler with no other timeout)
+/// forever. Request headers have their own deadline in [`super::listen`].
 struct Tracked {
     inner: Body,
-    done: Arc<AtomicBool>,
+    state: Arc<BodyState>,
+    deadline: tokio::time::Instant,
+    /// Made on the first wait: most bodies arrive with their headers.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl http_body::Body for Tracked {
@@ -266,8 +298,22 @@ impl http_body::Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let p = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(p, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.done.store(true, Ordering::Release);
+        match p {
+            Poll::Ready(None) => self.state.read.store(true, Ordering::Release),
+            Poll::Ready(Some(_)) if self.inner.is_end_stream() => {
+                self.state.read.store(true, Ordering::Release)
+            }
+            Poll::Pending => {
+                let deadline = self.deadline;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    self.state.timed_out.store(true, Ordering::Release);
+                    return Poll::Ready(Some(Err(axum::Error::new("request body timeout"))));
+                }
+            }
+            Poll::Ready(Some(_)) => {}
         }
         p
     }
@@ -275,7 +321,7 @@ impl http_body::Body for Tracked {
     fn is_end_stream(&self) -> bool {
         let end = self.inner.is_end_stream();
         if end {
-            self.done.store(true, Ordering::Release);
+            self.state.read.store(true, Ordering::Release);
         }
         end
     }

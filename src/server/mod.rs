@@ -15,6 +15,7 @@ pub mod cache;
 pub mod chat;
 pub mod errors;
 pub mod extract;
+pub mod listen;
 pub mod middleware;
 pub mod sessions;
 pub mod state;
@@ -32,8 +33,6 @@ use axum::{Json, Router};
 use errors::{ApiError, ApiResult};
 use extract::Caller;
 use state::ServerState;
-use std::future::IntoFuture;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,6 +241,9 @@ pub struct Options {
     /// After SIGTERM/SIGINT: how long in-flight requests and chat turns may
     /// take before running turns are stopped through Hermes.
     pub grace: Duration,
+    /// How long a client may take to send a request's headers, and then its
+    /// JSON body (and how long an idle keep-alive connection stays open).
+    pub read_timeout: Duration,
 }
 
 async fn shutdown_signal() {
@@ -264,7 +266,11 @@ async fn shutdown_signal() {
 /// approvals and stop the remaining runs through Hermes (their events are
 /// recorded as the turns end), and give up after 10 s more.
 pub async fn run(app: App, opts: Options) -> Result<()> {
-    let st = Arc::new(ServerState::new(app, middleware::AccessLog::stderr())?);
+    let st = Arc::new(ServerState::new(
+        app,
+        middleware::AccessLog::stderr(),
+        opts.read_timeout,
+    )?);
     // The constant-time path for unknown users needs its dummy hash: make it now.
     tokio::task::spawn_blocking(|| crate::auth::dummy_verify("warm-up"))
         .await
@@ -300,16 +306,8 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         );
         let _ = tx.send(true);
     };
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(signal);
-    let mut server = std::pin::pin!(server.into_future());
+    let server = listen::serve(listener, app, opts.read_timeout, signal);
+    let mut server = std::pin::pin!(server);
     let done = |r: std::io::Result<()>| r.map_err(|e| Error::internal(format!("server: {e}")));
     tokio::select! {
         r = &mut server => {

@@ -169,11 +169,17 @@ pub struct ServerState {
     has_revoked: AtomicBool,
     pub shutting_down: AtomicBool,
     pub log: super::middleware::AccessLog,
+    /// How long a request's headers and then its body may take to arrive.
+    pub read_timeout: std::time::Duration,
 }
 
 impl ServerState {
     /// Needs a valid JWT secret (`serve` refuses to start without one).
-    pub fn new(app: App, log: super::middleware::AccessLog) -> Result<ServerState> {
+    pub fn new(
+        app: App,
+        log: super::middleware::AccessLog,
+        read_timeout: std::time::Duration,
+    ) -> Result<ServerState> {
         let secret = app.cfg.jwt_secret(&app.home)?;
         let hermes = HermesClient::from_app(&app).map_err(|e| e.message);
         let trusted = app
@@ -202,6 +208,7 @@ impl ServerState {
             users_pool: Pool::default(),
             state_pool: Pool::default(),
             read_cache: Default::default(),
+            read_timeout,
             revoked: RwLock::new(HashMap::new()),
             has_revoked: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
