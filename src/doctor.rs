@@ -355,7 +355,8 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
 
     // 10. hook
     match crate::hooks::hook_command(home).and_then(|cmd| crate::hooks::status(home, &cmd)) {
-        Ok(st) if st.state == "installed" => c.pass("hook", format!("installed in {}", st.config_path.display())),
+        Ok(st) if st.state == "installed" && st.problems.is_empty() => c.pass("hook", format!("installed in {}", st.config_path.display())),
+        Ok(st) if st.state == "installed" => c.warn("hook", format!("installed, but: {}", st.problems.join("; ")), "see `hermes-operator hook status`"),
         Ok(st) if st.state == "missing" => c.warn("hook", format!("not installed in {}: agent.enabled_toolsets is not enforced and tool events are not recorded live", st.config_path.display()), "hermes-operator hook install"),
         Ok(st) => c.warn("hook", format!("{}: {}", st.state, st.problems.join("; ")), "hermes-operator hook install"),
         Err(e) => c.warn("hook", format!("unknown: {}", e.message), "hermes-operator hook status"),

@@ -29,9 +29,12 @@
 //! config.yaml (Hermes: all defaults) is created holding only our block
 //! (0600); uninstall then leaves it empty, which Hermes also reads as defaults.
 //!
-//! Known gap: when Hermes compresses a long conversation it continues under a
-//! new, Hermes-generated session id (`parent_session_id` = the `op_` id) and
-//! no hook event announces that, so the policy does not follow such a session.
+//! Compression: Hermes 0.19 compacts a long conversation in place (same
+//! session id) unless `compression.in_place` is false in its config.yaml;
+//! then it continues under a new, Hermes-generated id (`parent_session_id` =
+//! the `op_` id) that no hook event announces, so neither the policy nor the
+//! operator's views follow it. `hook status` (and so `doctor`) reports that
+//! setting as a problem.
 
 use crate::config::{self, Config, StoreContent};
 use crate::error::{Error, Result};
@@ -1779,7 +1782,37 @@ pub struct Status {
     pub allowlist_path: PathBuf,
     pub expected_command: String,
     pub events: Vec<EventStatus>,
+    /// Hermes compacts long conversations keeping the session id (see the
+    /// module notes); false means it rotates ids and the policy is lost.
+    pub compression_in_place: bool,
     pub problems: Vec<String>,
+}
+
+/// What Hermes 0.19 makes of `compression.in_place` (its config loader
+/// merges defaults, where it is true; the agent then reads it with
+/// `is_truthy_value(.., default=False)`): absent or a null `compression` →
+/// true; a `compression` mapping without the key → true; with the key → its
+/// truthiness (null → false); `compression` of another type → false.
+pub fn compression_in_place(root: &Mapping) -> bool {
+    match root.get("compression") {
+        None | Some(Yaml::Null) => true,
+        Some(Yaml::Mapping(m)) => match m.get("in_place") {
+            None => true,
+            Some(Yaml::Bool(b)) => *b,
+            Some(Yaml::String(s)) => {
+                matches!(
+                    s.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
+            }
+            Some(Yaml::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+            Some(Yaml::Null) => false,
+            Some(Yaml::Sequence(s)) => !s.is_empty(),
+            Some(Yaml::Mapping(m)) => !m.is_empty(),
+            Some(Yaml::Tagged(_)) => true,
+        },
+        Some(_) => false,
+    }
 }
 
 /// Read-only: what Hermes' config and allowlist say about our hooks.
@@ -1839,6 +1872,13 @@ pub fn status(home: &Home, command: &str) -> Result<Status> {
             command_exists,
         });
     }
+    let in_place = compression_in_place(&root);
+    if !in_place {
+        problems.push(format!(
+            "compression.in_place is off in {}: Hermes continues a compressed conversation under a new session id, which the tool policy, the live events and the operator's session views do not follow; remove the setting or set it to true (Hermes' default)",
+            config_path.display()
+        ));
+    }
     let all = |s: &str| events.iter().all(|e| e.state == s);
     let state = if all("installed") && events.iter().all(|e| e.allowlisted && e.command_exists) {
         "installed"
@@ -1854,6 +1894,7 @@ pub fn status(home: &Home, command: &str) -> Result<Status> {
         allowlist_path,
         expected_command: command.to_string(),
         events,
+        compression_in_place: in_place,
         problems,
     })
 }

@@ -994,3 +994,84 @@ fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only() {
     assert_eq!(live[1]["data"]["status"], "blocked");
     audit_verify_ok(&h);
 }
+
+/// `hook status` reports `compression.in_place` exactly as the real Hermes
+/// agent reads it (its `load_config()` and `is_truthy_value`, the lines of
+/// `agent_init.py`), and calls rotation a problem; `doctor` warns about it.
+#[test]
+fn compression_rotation_is_reported_as_hermes_reads_it() {
+    let cases = [
+        "",
+        "compression: null\n",
+        "compression:\n  threshold: 0.4\n",
+        "compression:\n  in_place: true\n",
+        "compression:\n  in_place: false\n",
+        "compression:\n  in_place: null\n",
+        "compression:\n  in_place: \"no\"\n",
+        "compression:\n  in_place: \"On\"\n",
+        "compression:\n  in_place: 0\n",
+        "compression:\n  in_place: 2\n",
+        "compression: 5\n",
+    ];
+    for yaml_text in cases {
+        let home = TestHome::new();
+        if !yaml_text.is_empty() {
+            fs::write(home.path().join("config.yaml"), yaml_text).unwrap();
+        }
+        let py = Command::new(venv_python())
+            .env("HERMES_HOME", home.path())
+            .args([
+                "-c",
+                "from hermes_cli.config import load_config\n\
+                 from utils import is_truthy_value\n\
+                 c = load_config().get('compression', {})\n\
+                 c = c if isinstance(c, dict) else {}\n\
+                 print(is_truthy_value(c.get('in_place'), default=False))",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            py.status.success(),
+            "{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
+        let hermes_says = String::from_utf8_lossy(&py.stdout).trim() == "True";
+        let st = status(home.path());
+        assert_eq!(
+            st["compression_in_place"].as_bool(),
+            Some(hermes_says),
+            "{yaml_text:?}"
+        );
+        let flagged = st["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("compression.in_place"));
+        assert_eq!(flagged, !hermes_says, "{yaml_text:?}: {st}");
+    }
+    // doctor: installed hooks, but rotation on → a warning naming it.
+    let home = TestHome::new();
+    fs::write(
+        home.path().join("config.yaml"),
+        "compression:\n  in_place: false\n",
+    )
+    .unwrap();
+    assert!(install(home.path(), &["--yes"]).status.success());
+    let o = op(home.path()).args(["--json", "doctor"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hook = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "hook")
+        .unwrap()
+        .clone();
+    assert_eq!(hook["status"], "warn", "{hook}");
+    assert!(
+        hook["detail"]
+            .as_str()
+            .unwrap()
+            .contains("compression.in_place"),
+        "{hook}"
+    );
+}
