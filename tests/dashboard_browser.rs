@@ -608,7 +608,7 @@ fn dashboard_in_headless_chromium() {
         ),
     );
     let nav = b.eval("[...document.querySelectorAll('#nav a')].map(a => a.textContent).join(',')");
-    assert_eq!(nav, "All sessions,Audit", "no chat for auditors");
+    assert_eq!(nav, "All sessions,Audit,Account", "no chat for auditors");
     b.click(&format!("tr[data-session-id=\"{dsid}\"] a.replay-link"));
     let rep = b.wait(
         "the replay timeline",
@@ -672,6 +672,43 @@ fn dashboard_in_headless_chromium() {
         .unwrap_or_else(|e| panic!("user show: {e}: {}", String::from_utf8_lossy(&o.stderr)));
     assert_eq!(u["disabled"], true, "{u}");
 
+    // --- account: one's own password, refused then changed ---------------------
+    const NEW_PASSWORD: &str = "root's brand new password";
+    b.click("#nav-account");
+    b.type_into("#current-password", "not the current password");
+    b.type_into("#new-password-1", NEW_PASSWORD);
+    b.type_into("#new-password-2", NEW_PASSWORD);
+    b.click("#password-submit");
+    b.wait(
+        "the refusal",
+        "document.querySelector('#password-out .error')?.textContent.includes('current password is wrong')",
+    );
+    b.type_into("#current-password", TEST_PASSWORD);
+    b.click("#password-submit");
+    b.wait(
+        "the change",
+        "document.querySelector('#password-out .notice')?.textContent === 'Password changed.'",
+    );
+    b.screenshot("10-account");
+    // Still logged in (the answer was a fresh login), across a reload.
+    b.eval("window.__old_page = true; setTimeout(() => location.reload(), 0); true");
+    b.wait(
+        "the account view after a reload",
+        "!window.__old_page && document.querySelector('#whoami')?.textContent === 'root' \
+         && !!document.querySelector('#password-form')",
+    );
+    b.log_out();
+    b.log_in("root", TEST_PASSWORD);
+    b.wait(
+        "the old password refused",
+        "document.querySelector('#login-message .error')?.textContent.includes('invalid username or password')",
+    );
+    b.log_in("root", NEW_PASSWORD);
+    b.wait(
+        "logged in with the new password",
+        "document.querySelector('#whoami')?.textContent === 'root'",
+    );
+
     // --- the page never broke the CSP nor threw --------------------------------
     let console = b.console_lines();
     let bad: Vec<&String> = console
@@ -681,8 +718,10 @@ fn dashboard_in_headless_chromium() {
                 || l.contains("Content Security Policy")
                 || l.contains("Refused to")
                 || l.starts_with("console.error")
-                // Failed loads other than the 401s we provoked.
-                || (l.contains("Failed to load resource") && !l.contains("status of 401"))
+                // Failed loads other than the 401s and the 403 we provoked.
+                || (l.contains("Failed to load resource")
+                    && !l.contains("status of 401")
+                    && !l.contains("status of 403"))
         })
         .collect();
     assert!(

@@ -260,6 +260,15 @@ async fn authorization_matrix() {
         let ri = role as usize;
         let cases = vec![
             case("me", "GET", "/api/me", None, [200; 4]),
+            case(
+                "password, wrong current",
+                "POST",
+                "/api/me/password",
+                Some(
+                    json!({"current_password": "not the password at all", "new_password": "a brand new password"}),
+                ),
+                [403; 4],
+            ),
             case("models (Hermes down)", "GET", "/api/models", None, [502; 4]),
             case(
                 "chat new",

@@ -671,3 +671,119 @@ fn slow_headers_slow_bodies_and_idle_connections_are_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"openapi\""), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_password_change_over_http() {
+    let home = home_with("", &[("alice", "user"), ("vera", "viewer")]);
+    let s = Server::start(home.path());
+    let c = client();
+    let old = login(&c, &s, "alice").await;
+    let old_access = old["access_token"].as_str().unwrap().to_string();
+    let old_refresh = old["refresh_token"].as_str().unwrap().to_string();
+    let other = token(&c, &s, "alice").await; // a second device
+    let change = |tok: String, body: Value| {
+        let c = c.clone();
+        let url = s.url("/api/me/password");
+        async move { send(c.post(url).bearer_auth(tok).json(&body)).await }
+    };
+    let new_pw = "a brand new password 42";
+
+    // Refused without changing anything: weak, unknown field, wrong current.
+    let r = change(
+        old_access.clone(),
+        json!({"current_password": TEST_PASSWORD, "new_password": "short"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("too short"), "{}", r.body);
+    let r = change(
+        old_access.clone(),
+        json!({"current_password": TEST_PASSWORD, "new_password": new_pw, "user": "root"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = change(
+        old_access.clone(),
+        json!({"current_password": "not my password at all", "new_password": new_pw}),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "forbidden");
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&old_access)).await;
+    assert_eq!(me.status, 200, "a refused change keeps the tokens");
+
+    // The change: a fresh pair; every earlier token is dead; passwords swap.
+    let r = change(
+        old_access.clone(),
+        json!({"current_password": TEST_PASSWORD, "new_password": new_pw}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let fresh = r.json();
+    assert_eq!(fresh["user"]["username"], "alice");
+    let fresh_access = fresh["access_token"].as_str().unwrap();
+    for (what, t) in [("old", &old_access), ("other device", &other)] {
+        let me = send(c.get(s.url("/api/me")).bearer_auth(t)).await;
+        assert_eq!(me.status, 401, "{what} access token");
+    }
+    let me = send(c.get(s.url("/api/me")).bearer_auth(fresh_access)).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let r = send(
+        c.post(s.url("/auth/refresh"))
+            .json(&json!({"refresh_token": old_refresh})),
+    )
+    .await;
+    assert_eq!(r.status, 401, "old refresh token: {}", r.body);
+    let r = bad_login(&c, &s, "alice", None).await;
+    assert_eq!(r.status, 401);
+    let r = send(
+        c.post(s.url("/auth/login"))
+            .json(&json!({"username": "alice", "password": TEST_PASSWORD})),
+    )
+    .await;
+    assert_eq!(r.status, 401, "the old password no longer logs in");
+    let r = send(
+        c.post(s.url("/auth/login"))
+            .json(&json!({"username": "alice", "password": new_pw})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Audited: the change as alice over HTTP, the wrong attempt as a failure.
+    let evs = events(home.path());
+    let changed: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e.0 == "user_changed" && e.2["change"] == "password")
+        .map(|e| &e.2)
+        .collect();
+    assert_eq!(changed.len(), 1, "{evs:?}");
+    let failed = evs
+        .iter()
+        .filter(|e| e.0 == "login_failed" && e.2["via"] == "password_change")
+        .count();
+    assert_eq!(failed, 1);
+    let actor: String = common::open_ro(&home.path().join("plugins/operator/events.db"))
+        .query_row(
+            "SELECT actor FROM events WHERE type = 'user_changed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(actor, "http:alice");
+
+    // Throttled like logins: a viewer guessing with a stolen token gets 429.
+    let t = token(&c, &s, "vera").await;
+    let mut last = 0;
+    for _ in 0..6 {
+        last = change(
+            t.clone(),
+            json!({"current_password": "guess guess guess", "new_password": new_pw}),
+        )
+        .await
+        .status;
+    }
+    assert_eq!(last, 429);
+    // The log never carries either password.
+    let log = s.log();
+    assert!(!log.contains(new_pw) && !log.contains(TEST_PASSWORD));
+}

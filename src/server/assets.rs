@@ -58,6 +58,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("dashboard/users.js"),
     ),
+    (
+        "account.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/account.js"),
+    ),
 ];
 
 /// The embedded file for a request path (`/` = `index.html`).

@@ -384,6 +384,80 @@ pub async fn logout(
     Ok(Json(json!({"ok": true, "refresh_tokens_revoked": n})).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    current_password: Secret,
+    new_password: Secret,
+}
+
+/// `POST /api/me/password` (every role): change one's own password, proving
+/// the current one. Throttled like logins (a stolen access token must not
+/// become a password oracle). The same library call as `user passwd`: every
+/// token of the account stops working (token version), so the answer is a
+/// fresh pair, as from a login.
+pub async fn change_password(
+    State(st): State<Arc<ServerState>>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
+    caller: Caller,
+    ApiJson(b): ApiJson<PasswordBody>,
+) -> ApiResult<Response> {
+    let name = caller.user.username.clone();
+    if let Err(wait) = st.throttle.check(&name, client) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(ApiError::throttled(
+            format!("too many failed attempts; try again in {secs} s"),
+            secs,
+        ));
+    }
+    // A weak new password is refused before any Argon2 work.
+    auth::check_password_policy(&b.new_password)?;
+    let permit = st.argon2_slot().await?;
+    let st2 = st.clone();
+    let c = caller.clone();
+    let changed = blocking(move || {
+        let hash = st2.app.users_ro()?.password_hash(&c.user.id)?;
+        if !hash.is_some_and(|h| auth::verify_password(&b.current_password, &h)) {
+            return Ok(None);
+        }
+        let app = st2.app_as(c.actor());
+        let u = crate::accounts::set_password(&app, &c.user.username, &b.new_password)?;
+        st2.app
+            .users()?
+            .revoke_refresh(&u.id, None, "password_change")?;
+        let (resp, _, _) = issue_pair(&st2, &u)?;
+        Ok(Some(resp))
+    })
+    .await?;
+    drop(permit);
+    match changed {
+        Some(resp) => {
+            st.throttle.success(&name);
+            st.revoke_jti(&caller.claims.jti, caller.claims.exp);
+            Ok(Json(resp).into_response())
+        }
+        None => {
+            st.throttle.failure(&name, client);
+            let st2 = st.clone();
+            let c = caller.clone();
+            let client_s = client.to_string();
+            blocking(move || {
+                let app = st2.app_as(c.actor());
+                app.record(
+                    app.event(
+                        "login_failed",
+                        json!({"username": c.user.username, "client": client_s,
+                               "reason": "bad_password", "via": "password_change"}),
+                    )
+                    .user(&c.user.id),
+                )
+            })
+            .await?;
+            Err(ApiError::forbidden("the current password is wrong"))
+        }
+    }
+}
+
 /// `GET /api/me`: who the token belongs to and what the role may do.
 pub async fn me(caller: Caller) -> Response {
     let r = caller.user.role;

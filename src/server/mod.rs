@@ -91,6 +91,7 @@ fn routes() -> (Routes, Routes) {
         .post("/auth/refresh", auth::refresh)
         .post("/auth/logout", auth::logout)
         .get("/api/me", auth::me)
+        .post("/api/me/password", auth::change_password)
         .get("/api/models", models)
         .post("/api/sessions/{id}/approval", chat::approval)
         .get("/api/sessions", sessions::list)

@@ -139,6 +139,11 @@ export async function login(username, password) {
   keep(await r.json());
 }
 
+/** Change one's own password; the answer is a fresh login (kept). */
+export async function changePassword(current_password, new_password) {
+  keep(await api('api/me/password', { method: 'POST', body: { current_password, new_password } }));
+}
+
 /** Revoke this login on the server (best effort), then forget the tokens. */
 export async function logout() {
   if (auth) {

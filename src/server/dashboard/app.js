@@ -1,6 +1,7 @@
 // app.js — the dashboard's entry point: login, the header, hash routing.
 //
 // Routes: #/chat[/ID]  #/sessions  #/session/ID  #/audit  #/replay/ID  #/users
+//         #/account
 // What a role may see comes from GET /api/me (`may`); the server enforces it
 // anyway, the dashboard only hides what would be refused.
 
@@ -10,6 +11,7 @@ import { chatView, resetChat } from './chat.js';
 import { sessionListView, sessionView } from './sessions.js';
 import { auditView, replayView } from './audit.js';
 import { usersView } from './users.js';
+import { accountView } from './account.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -33,6 +35,7 @@ function navItems() {
   items.push(['sessions', me.may.read_all_sessions ? 'All sessions' : 'My sessions']);
   if (me.may.audit) items.push(['audit', 'Audit']);
   if (me.may.manage_users) items.push(['users', 'Users']);
+  items.push(['account', 'Account']);
   return items;
 }
 
@@ -100,6 +103,7 @@ const views = {
   audit: (el) => auditView(el, me),
   replay: (el, arg) => replayView(el, me, arg),
   users: (el) => usersView(el, me),
+  account: (el) => accountView(el, me),
 };
 
 let expiredMessage = null;
