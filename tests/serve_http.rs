@@ -787,3 +787,24 @@ async fn own_password_change_over_http() {
     let log = s.log();
     assert!(!log.contains(new_pw) && !log.contains(TEST_PASSWORD));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_survives_a_restart() {
+    let home = home_with("", &[("alice", "user")]);
+    let mut s = Server::start(home.path());
+    let c = client();
+    let gone = token(&c, &s, "alice").await;
+    let kept = token(&c, &s, "alice").await;
+    let r = send(c.post(s.url("/auth/logout")).bearer_auth(&gone)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(s.terminate(Duration::from_secs(20)).is_some());
+    let s = Server::start(home.path());
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&gone)).await;
+    assert_eq!(me.status, 401, "a logged-out token after a restart");
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&kept)).await;
+    assert_eq!(
+        me.status, 200,
+        "another login of the same user: {}",
+        me.body
+    );
+}

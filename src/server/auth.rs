@@ -336,8 +336,8 @@ pub struct LogoutBody {
     refresh_token: Option<Secret>,
 }
 
-/// `POST /auth/logout`: the access token stops working (in memory, until
-/// it expires) and the refresh token's family — or, without one in the
+/// `POST /auth/logout`: the access token stops working until it expires
+/// (remembered in users.db, checked in memory) and the refresh token's family — or, without one in the
 /// body, every refresh token of the caller — is revoked.
 pub async fn logout(
     State(st): State<Arc<ServerState>>,
@@ -360,10 +360,10 @@ pub async fn logout(
         }
         parse_json(&body)?
     };
-    st.revoke_jti(&caller.claims.jti, caller.claims.exp);
     let st2 = st.clone();
     let c = caller.clone();
     let n = blocking(move || {
+        st2.revoke_jti(&c.claims.jti, &c.user.id, c.claims.exp)?;
         let h = b.refresh_token.as_deref().map(hash_token);
         let n = st2
             .app
@@ -432,8 +432,8 @@ pub async fn change_password(
     drop(permit);
     match changed {
         Some(resp) => {
+            // The old access token died with the token version.
             st.throttle.success(&name);
-            st.revoke_jti(&caller.claims.jti, caller.claims.exp);
             Ok(Json(resp).into_response())
         }
         None => {

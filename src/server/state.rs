@@ -164,7 +164,8 @@ pub struct ServerState {
     state_pool: Pool<StateDb>,
     /// Responses of hot read routes, valid while the databases are unchanged.
     pub read_cache: super::cache::ReadCache,
-    /// Access-token ids revoked by logout, until they expire (in memory).
+    /// Access-token ids revoked by logout, until they expire (loaded from
+    /// users.db at start, kept there by [`ServerState::revoke_jti`]).
     revoked: RwLock<HashMap<String, i64>>,
     has_revoked: AtomicBool,
     pub shutting_down: AtomicBool,
@@ -194,6 +195,12 @@ impl ServerState {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        // Logouts survive a restart: the revoked tokens that have not expired.
+        let revoked: HashMap<String, i64> = if app.home.users_db().exists() {
+            app.users()?.revoked_access()?.into_iter().collect()
+        } else {
+            HashMap::new()
+        };
         Ok(ServerState {
             app,
             secret,
@@ -209,8 +216,8 @@ impl ServerState {
             state_pool: Pool::default(),
             read_cache: Default::default(),
             read_timeout,
-            revoked: RwLock::new(HashMap::new()),
-            has_revoked: AtomicBool::new(false),
+            has_revoked: AtomicBool::new(!revoked.is_empty()),
+            revoked: RwLock::new(revoked),
             shutting_down: AtomicBool::new(false),
             log,
         })
@@ -260,12 +267,16 @@ impl ServerState {
         state.run(|s| users.run(|u| f(s, u)))
     }
 
-    pub fn revoke_jti(&self, jti: &str, exp: i64) {
+    /// Revoke an access token until it expires: in users.db (so a restart
+    /// keeps it revoked) and in memory (checked on every request). Blocking.
+    pub fn revoke_jti(&self, jti: &str, user_id: &str, exp: i64) -> Result<()> {
+        self.app.users()?.revoke_access(jti, user_id, exp)?;
         let now = chrono::Utc::now().timestamp();
         let mut m = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         m.retain(|_, e| *e > now);
         m.insert(jti.to_string(), exp);
         self.has_revoked.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub fn is_revoked(&self, jti: &str) -> bool {

@@ -53,6 +53,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
     CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id);",
+    // v4: access tokens revoked before they expire (logout, password change),
+    // so that a restart of `serve` does not bring them back.
+    "CREATE TABLE revoked_access (
+        jti TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at TEXT NOT NULL
+    );
+    CREATE INDEX revoked_access_expiry ON revoked_access(expires_at);",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -553,6 +562,36 @@ impl UserStore {
                 },
             )?;
         Ok(n as i64)
+    }
+
+    /// Remember a revoked access token until it expires (and forget those
+    /// that have).
+    pub fn revoke_access(&self, jti: &str, user_id: &str, expires_at: i64) -> Result<()> {
+        let now = now_rfc3339();
+        let epoch = chrono::Utc::now().timestamp();
+        with_immediate(&self.conn, &self.path, "revoking an access token", |tx| {
+            tx.execute("DELETE FROM revoked_access WHERE expires_at <= ?1", [epoch])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO revoked_access (jti, user_id, expires_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![jti, user_id, expires_at, now],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Revoked access tokens that have not expired yet: (jti, expires_at).
+    pub fn revoked_access(&self) -> Result<Vec<(String, i64)>> {
+        let epoch = chrono::Utc::now().timestamp();
+        let mut st = self
+            .conn
+            .prepare("SELECT jti, expires_at FROM revoked_access WHERE expires_at > ?1")
+            .map_err(|e| Error::sqlite(&self.path, "reading revoked tokens", e))?;
+        let rows = st
+            .query_map([epoch], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| Error::sqlite(&self.path, "reading revoked tokens", e))?;
+        Ok(rows)
     }
 
     /// Drop refresh-token rows that expired before `before_epoch`.
