@@ -633,6 +633,64 @@ fn dashboard_in_headless_chromium() {
     assert!(events.iter().any(|e| e[0] == "approval_request"), "{rep}");
     b.screenshot("07-replay");
 
+    // --- search: alice's hostile message found, its markup still text ---------
+    b.click("#nav-sessions");
+    b.type_into("#search-q", "onerror");
+    b.click("#search-form button[type=submit]");
+    let found = b.wait(
+        "search hits",
+        &format!(
+            "document.querySelector('#search-hits li[data-session-id={}]') && \
+             ({{hash: location.hash, marks: [...document.querySelectorAll('#search-hits mark')].map(m => m.textContent), \
+               text: document.querySelector('#search-hits li[data-session-id={}] .snippet').textContent, \
+               injected: document.querySelectorAll('#search-hits img').length, xss: window.__xss || 0}})",
+            js_str(&sid),
+            js_str(&sid)
+        ),
+    );
+    assert_eq!(found["hash"], "#/search/onerror", "{found}");
+    assert!(
+        found["marks"].as_array().unwrap().iter().any(|m| m == "onerror"),
+        "{found}"
+    );
+    assert!(found["text"].as_str().unwrap().contains("<img"), "{found}");
+    assert_eq!(found["injected"], 0, "{found}");
+    assert_eq!(found["xss"], 0, "{found}");
+    b.screenshot("07b-search");
+    b.click(&format!("#search-hits li[data-session-id=\"{sid}\"] a"));
+    b.wait(
+        "the hit's session",
+        "!!document.querySelector('#messages .msg.user')",
+    );
+
+    // --- one user's report: alice's sessions and events ------------------------
+    b.click("#nav-audit");
+    b.type_into("#report-user", "alice");
+    b.click("#user-report-form button[type=submit]");
+    let rep = b.wait(
+        "alice's report",
+        "document.querySelector('#user-events li') && \
+         ({name: document.querySelector('#report-username').textContent, \
+           sessions: [...document.querySelectorAll('#user-sessions tr[data-session-id]')].map(r => r.dataset.sessionId), \
+           types: [...document.querySelectorAll('#user-events li')].map(li => li.dataset.type)})",
+    );
+    assert_eq!(rep["name"], "alice", "{rep}");
+    let rs: Vec<&str> = rep["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(rs.contains(&sid.as_str()) && rs.contains(&dsid.as_str()), "{rep}");
+    let types: Vec<&str> = rep["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(types.contains(&"approval") && types.contains(&"login"), "{rep}");
+    b.screenshot("07c-user-report");
+
     // --- audit page: verify status and the daily usage chart ------------------
     b.click("#nav-audit");
     let a = b.wait(

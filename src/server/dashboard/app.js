@@ -1,15 +1,15 @@
 // app.js — the dashboard's entry point: login, the header, hash routing.
 //
 // Routes: #/chat[/ID]  #/sessions  #/session/ID  #/audit  #/replay/ID  #/users
-//         #/account
+//         #/account  #/search/QUERY  #/user/NAME
 // What a role may see comes from GET /api/me (`may`); the server enforces it
 // anyway, the dashboard only hides what would be refused.
 
 import { api, hasTokens, login, logout, setOnExpired } from './api.js';
 import { h, errorBox, notice } from './dom.js';
 import { chatView, resetChat } from './chat.js';
-import { sessionListView, sessionView } from './sessions.js';
-import { auditView, replayView } from './audit.js';
+import { sessionListView, sessionView, searchView } from './sessions.js';
+import { auditView, replayView, userReportView } from './audit.js';
 import { usersView } from './users.js';
 import { accountView } from './account.js';
 
@@ -45,7 +45,7 @@ function renderHeader(current) {
     who.replaceChildren();
     return;
   }
-  const active = { session: 'sessions', replay: 'audit' }[current] || current;
+  const active = { session: 'sessions', search: 'sessions', replay: 'audit', user: 'audit' }[current] || current;
   nav.replaceChildren(h('ul', null, navItems().map(([name, label]) =>
     h('li', null, h('a', {
       href: `#/${name}`,
@@ -104,6 +104,8 @@ const views = {
   replay: (el, arg) => replayView(el, me, arg),
   users: (el) => usersView(el, me),
   account: (el) => accountView(el, me),
+  search: (el, arg) => searchView(el, me, arg),
+  user: (el, arg) => userReportView(el, me, arg),
 };
 
 let expiredMessage = null;

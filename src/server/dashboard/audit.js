@@ -1,9 +1,11 @@
 // audit.js — for auditors and admins: the event chain's verify status, a
-// daily usage chart (SVG drawn by hand), per-user usage, and the replay
-// timeline of one session with the integrity status of every event.
+// daily usage chart (SVG drawn by hand), per-user usage, one user's report
+// (#/user/NAME), and the replay timeline of one session with the integrity
+// status of every event.
 
 import { api } from './api.js';
 import { h, s, errorBox, badge, fmtTime, fmtUsd, fmtInt, link, table, pretty } from './dom.js';
+import { sessionRow } from './sessions.js';
 
 const DAYS = 7;
 
@@ -45,9 +47,20 @@ export async function auditView(el) {
     const id = replayForm.elements.id.value.trim();
     if (id) location.hash = `#/replay/${encodeURIComponent(id)}`;
   });
+  const userForm = h('form', { class: 'inline', id: 'user-report-form' },
+    h('label', { for: 'report-user' }, 'Username'),
+    h('input', { id: 'report-user', name: 'user', required: true, size: 16 }),
+    h('button', { type: 'submit', class: 'secondary' }, 'Report'));
+  userForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const u = userForm.elements.user.value.trim();
+    if (u) location.hash = `#/user/${encodeURIComponent(u)}`;
+  });
   el.append(h('h1', null, 'Audit'), verifyBox, usageBox,
     h('section', { class: 'card' }, h('h2', null, 'Replay a session'),
-      h('p', { class: 'muted' }, 'Or pick one from ', link(['sessions'], 'the session list'), '.'), replayForm));
+      h('p', { class: 'muted' }, 'Or pick one from ', link(['sessions'], 'the session list'), '.'), replayForm),
+    h('section', { class: 'card' }, h('h2', null, 'One user'),
+      h('p', { class: 'muted' }, 'Their sessions, usage and latest events.'), userForm));
   await Promise.all([verify(verifyBox), usage(usageBox)]);
 }
 
@@ -109,7 +122,7 @@ async function usage(box) {
     h('td', { class: 'num' }, fmtUsd(d.totals.cost_usd))));
   const today = days[days.length - 1];
   const users = today.by_user.map((u) => h('tr', null,
-    h('th', { scope: 'row' }, u.username),
+    h('th', { scope: 'row' }, u.username ? link(['user', u.username], u.username) : u.user_id),
     h('td', { class: 'num' }, fmtInt(u.sessions)),
     h('td', { class: 'num' }, fmtInt(u.messages)),
     h('td', { class: 'num' }, fmtInt(u.llm_calls)),
@@ -166,6 +179,50 @@ function niceCeil(v) {
   return 10 * e;
 }
 
+/** #/user/NAME: `audit user` — totals, recent sessions, recent events. */
+export async function userReportView(el, me, name) {
+  el.append(h('p', { class: 'crumbs' }, link(['audit'], '← Audit')));
+  const r = await api(`api/audit/user/${encodeURIComponent(name)}`);
+  const u = r.user;
+  el.append(
+    h('h1', null, 'User ', h('span', { id: 'report-username' }, u.username)),
+    h('dl', { class: 'facts', id: 'user-facts' },
+      h('dt', null, 'Role'), h('dd', null, u.role),
+      h('dt', null, 'Status'), h('dd', null, u.disabled ? badge(false, 'disabled') : badge(true, 'active')),
+      h('dt', null, 'Last login'), h('dd', null, fmtTime(u.last_login_at)),
+      h('dt', null, 'Sessions'), h('dd', { id: 'user-session-count' }, fmtInt(r.sessions.count)),
+      h('dt', null, 'Tokens in / out'), h('dd', null, `${fmtInt(r.sessions.input_tokens)} / ${fmtInt(r.sessions.output_tokens)}`),
+      h('dt', null, 'Cost'), h('dd', null, fmtUsd(r.sessions.cost_usd))),
+    h('h2', null, 'Recent sessions'),
+    r.recent_sessions.length
+      ? table(null, ['Title', 'User', 'Model', 'Started', ['Messages', 'num'], ['Cost', 'num'], ''],
+        r.recent_sessions.map((x) => sessionRow(x, me)), { class: 'sessions', id: 'user-sessions' })
+      : h('p', { class: 'muted' }, 'No sessions.'),
+    h('h2', null, 'Recent events'),
+    r.recent_events.length
+      ? h('ol', { class: 'timeline', id: 'user-events' }, r.recent_events.map((ev) => eventItem(ev)))
+      : h('p', { class: 'muted' }, 'No events.'));
+}
+
+/** One event as a timeline item; with an integrity badge when it has one. */
+function eventItem(ev) {
+  const checked = ev.integrity !== undefined;
+  const good = !checked || ev.integrity === 'ok';
+  const data = checked ? { type: ev.type, integrity: ev.integrity, seq: String(ev.seq) } : { type: ev.type, seq: String(ev.seq) };
+  return h('li', { class: good ? 'ev' : 'ev tampered', dataset: data },
+    h('div', { class: 'ev-head' },
+      h('span', { class: 'seq' }, `#${ev.seq}`),
+      h('time', null, fmtTime(ev.ts)),
+      h('span', { class: `type t-${ev.type}` }, ev.type),
+      h('span', { class: 'actor' }, ev.actor),
+      ev.session_id ? link(['replay', ev.session_id], ev.session_id, { class: 'id' }) : null,
+      checked ? h('span', { class: 'integrity' }, badge(good, good ? '✓ ok' : '✗ bad')) : null),
+    h('p', { class: 'summary' }, summary(ev)),
+    h('details', null, h('summary', null, 'Data and hashes'),
+      h('pre', null, pretty(ev.data)),
+      h('p', { class: 'id' }, `${ev.id} · hash ${ev.hash.slice(0, 16)}… · prev ${ev.prev_hash.slice(0, 16)}…`)));
+}
+
 export async function replayView(el, me, id) {
   el.append(h('p', { class: 'crumbs' }, link(['audit'], '← Audit'), ' · ', link(['session', id], 'Messages of this session')));
   const r = await api(`api/audit/replay/${encodeURIComponent(id)}`);
@@ -176,22 +233,7 @@ export async function replayView(el, me, id) {
       badge(ok, ok ? '✓ every event verifies' : '✗ tampered events below'),
       ` ${r.events.length} event(s). Each event is checked against its own hash and the event before it in the log; `,
       link(['audit'], 'Verify'), ' checks the whole chain.'));
-  const list = h('ol', { class: 'timeline', id: 'timeline' });
-  for (const ev of r.events) {
-    const good = ev.integrity === 'ok';
-    list.appendChild(h('li', { class: good ? 'ev' : 'ev tampered', dataset: { type: ev.type, integrity: ev.integrity, seq: String(ev.seq) } },
-      h('div', { class: 'ev-head' },
-        h('span', { class: 'seq' }, `#${ev.seq}`),
-        h('time', null, fmtTime(ev.ts)),
-        h('span', { class: `type t-${ev.type}` }, ev.type),
-        h('span', { class: 'actor' }, ev.actor),
-        h('span', { class: 'integrity' }, badge(good, good ? '✓ ok' : '✗ bad'))),
-      h('p', { class: 'summary' }, summary(ev)),
-      h('details', null, h('summary', null, 'Data and hashes'),
-        h('pre', null, pretty(ev.data)),
-        h('p', { class: 'id' }, `${ev.id} · hash ${ev.hash.slice(0, 16)}… · prev ${ev.prev_hash.slice(0, 16)}…`))));
-  }
-  el.appendChild(list);
+  el.appendChild(h('ol', { class: 'timeline', id: 'timeline' }, r.events.map((ev) => eventItem(ev))));
 }
 
 /** One line about an event's data. */

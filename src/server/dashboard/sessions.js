@@ -1,5 +1,6 @@
 // sessions.js — the session list ("My sessions", or all of them for admins
-// and auditors) and one session's messages and tool calls.
+// and auditors), full-text search in the same scope, and one session's
+// messages and tool calls.
 
 import { api } from './api.js';
 import { h, errorBox, fmtTime, fmtUsd, fmtInt, link, table, contentText, pretty } from './dom.js';
@@ -45,6 +46,7 @@ export async function sessionListView(el, me) {
     }
   }
 
+  el.appendChild(searchForm(''));
   if (all) {
     const form = h('form', { class: 'inline', role: 'search' },
       h('label', { for: 'session-user' }, 'Only user'), filter,
@@ -56,7 +58,48 @@ export async function sessionListView(el, me) {
   await load(false);
 }
 
-function sessionRow(s, me) {
+/** The search box: submitting goes to #/search/QUERY. */
+function searchForm(q) {
+  const input = h('input', { id: 'search-q', name: 'q', type: 'search', value: q, placeholder: 'words in messages', size: 28, required: true });
+  const form = h('form', { class: 'inline', role: 'search', id: 'search-form' },
+    h('label', { for: 'search-q' }, 'Search messages'), input,
+    h('button', { type: 'submit', class: 'secondary' }, 'Search'));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const v = input.value.trim();
+    if (v) location.hash = `#/search/${encodeURIComponent(v)}`;
+  });
+  return form;
+}
+
+/** A snippet with the server's >>>match<<< markers as <mark> (text nodes only). */
+function snippet(text) {
+  const out = [];
+  for (const [i, part] of String(text || '').split(/>>>|<<</).entries()) {
+    if (part) out.push(i % 2 ? h('mark', null, part) : part);
+  }
+  return out;
+}
+
+/** #/search/QUERY: matching messages in the sessions the caller may read. */
+export async function searchView(el, me, q) {
+  q = q || '';
+  el.append(h('p', { class: 'crumbs' }, link(['sessions'], '← Sessions')), h('h1', null, 'Search'), searchForm(q));
+  if (!q) return;
+  const r = await api('api/search', { query: { q, limit: 100 } });
+  const hits = r.hits || [];
+  el.appendChild(h('p', { class: 'muted', id: 'search-count' },
+    `${hits.length}${hits.length === 100 ? '+' : ''} message(s) match${me.may.read_all_sessions ? '' : ' in your sessions'}.`));
+  const list = h('ol', { class: 'hits', id: 'search-hits' }, hits.map((x) =>
+    h('li', { dataset: { sessionId: x.session_id, role: x.role } },
+      h('div', { class: 'who' },
+        link(['session', x.session_id], x.session_id, { class: 'id' }),
+        ` · ${x.role} · `, h('time', null, fmtTime(x.timestamp_epoch || x.timestamp))),
+      h('p', { class: 'snippet' }, snippet(x.snippet)))));
+  el.appendChild(list);
+}
+
+export function sessionRow(s, me) {
   const actions = [link(['session', s.id], 'Messages')];
   if (me.may.chat && s.user_id === me.user.id) actions.push(link(['chat', s.id], 'Continue'));
   if (me.may.audit) actions.push(link(['replay', s.id], 'Replay', { class: 'replay-link' }));
