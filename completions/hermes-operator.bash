@@ -187,6 +187,9 @@ _hermes__operator() {
             hermes__operator__subcmd__help__subcmd__session,title)
                 cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__title"
                 ;;
+            hermes__operator__subcmd__help__subcmd__update,restore)
+                cmd="hermes__operator__subcmd__help__subcmd__update__subcmd__restore"
+                ;;
             hermes__operator__subcmd__help__subcmd__update,schedule)
                 cmd="hermes__operator__subcmd__help__subcmd__update__subcmd__schedule"
                 ;;
@@ -301,6 +304,9 @@ _hermes__operator() {
             hermes__operator__subcmd__update,help)
                 cmd="hermes__operator__subcmd__update__subcmd__help"
                 ;;
+            hermes__operator__subcmd__update,restore)
+                cmd="hermes__operator__subcmd__update__subcmd__restore"
+                ;;
             hermes__operator__subcmd__update,schedule)
                 cmd="hermes__operator__subcmd__update__subcmd__schedule"
                 ;;
@@ -309,6 +315,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__update__subcmd__help,help)
                 cmd="hermes__operator__subcmd__update__subcmd__help__subcmd__help"
+                ;;
+            hermes__operator__subcmd__update__subcmd__help,restore)
+                cmd="hermes__operator__subcmd__update__subcmd__help__subcmd__restore"
                 ;;
             hermes__operator__subcmd__update__subcmd__help,schedule)
                 cmd="hermes__operator__subcmd__update__subcmd__help__subcmd__schedule"
@@ -1187,8 +1196,22 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__help__subcmd__update)
-            opts="schedule unschedule"
+            opts="schedule unschedule restore"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__update__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1901,7 +1924,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__update)
-            opts="-y -h -V --check --yes --dry-run --no-restart --hermes-home --json --help --version schedule unschedule help"
+            opts="-y -h -V --check --yes --dry-run --no-restart --hermes-home --json --help --version schedule unschedule restore help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1919,7 +1942,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__update__subcmd__help)
-            opts="schedule unschedule help"
+            opts="schedule unschedule restore help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1933,6 +1956,20 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1967,6 +2004,24 @@ _hermes__operator() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__update__subcmd__restore)
+            opts="-y -h -V --yes --dry-run --no-restart --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -17,6 +17,7 @@ pub mod install;
 pub mod integrity;
 pub mod output;
 pub mod reports;
+pub mod restore;
 pub mod server;
 pub mod sessions;
 pub mod store;

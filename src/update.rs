@@ -728,9 +728,11 @@ pub fn make_backup(home: &Home, meta: serde_json::Value) -> Result<Backup> {
     meta["hermes_home"] = json!(home.root.to_string_lossy());
     meta["files"] = serde_json::to_value(&files)?;
     meta["restore"] = json!(
-        "stop the operator service, verify with `sha256sum -c MANIFEST.sha256` inside this directory, \
-         then copy each file back to the same path under HERMES_HOME (mode 0600), removing users.db-wal/-shm \
-         and events.db-wal/-shm first"
+        "`hermes-operator update restore <this directory's name>` (checks the manifest, backs up the \
+         current state, writes the files back; works while the service runs). By hand: stop the \
+         operator service, verify with `sha256sum -c MANIFEST.sha256` inside this directory, then copy \
+         each file back to the same path under HERMES_HOME (mode 0600), removing users.db-wal/-shm and \
+         events.db-wal/-shm first"
     );
     home::write_private_file(
         &dir.join(BACKUP_META),
@@ -992,7 +994,7 @@ pub fn verify_operator_files(home: &Home, backup: &Backup) -> FilesCheck {
     fc
 }
 
-fn quick_check(p: &Path) -> bool {
+pub(crate) fn quick_check(p: &Path) -> bool {
     use rusqlite::{Connection, OpenFlags};
     let Ok(c) = Connection::open_with_flags(
         p,
@@ -1026,6 +1028,23 @@ pub struct Health {
     pub ok: bool,
     pub status: Option<u16>,
     pub detail: String,
+}
+
+/// Run `update.restart_command` (through `/bin/sh -c`, output into `log`).
+pub fn run_restart(home: &Home, restart_cmd: &str, log: &File) -> Restart {
+    let _ = writeln!(&*log, "--- restart: {restart_cmd} ---");
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(restart_cmd)
+        .env("HERMES_HOME", &home.root);
+    let st = run_logged(cmd, log, RESTART_TIMEOUT).ok().flatten();
+    Restart {
+        command: restart_cmd.to_string(),
+        ran: true,
+        ok: st.is_some_and(|s| s.success()),
+        exit_code: st.and_then(|s| s.code()),
+        skipped: None,
+    }
 }
 
 /// GET `url` until it answers 2xx or `deadline` passes.
@@ -1146,7 +1165,7 @@ pub fn log_path(home: &Home) -> PathBuf {
     home.logs_dir().join("update.log")
 }
 
-fn open_log(home: &Home) -> Result<File> {
+pub(crate) fn open_log(home: &Home) -> Result<File> {
     home::ensure_private_dir(&home.logs_dir())?;
     let p = log_path(home);
     let f = OpenOptions::new()
@@ -1408,21 +1427,9 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
             }
             None => {
                 progress(&format!("restarting: {restart_cmd}"));
-                let _ = writeln!(log, "--- restart: {restart_cmd} ---");
-                let mut cmd = Command::new("/bin/sh");
-                cmd.arg("-c")
-                    .arg(&restart_cmd)
-                    .env("HERMES_HOME", &home.root);
-                let st = run_logged(cmd, &log, RESTART_TIMEOUT).ok().flatten();
-                let ok = st.is_some_and(|s| s.success());
-                healthy &= ok;
-                report.restart = Some(Restart {
-                    command: restart_cmd,
-                    ran: true,
-                    ok,
-                    exit_code: st.and_then(|s| s.code()),
-                    skipped: None,
-                });
+                let r = run_restart(home, &restart_cmd, &log);
+                healthy &= r.ok;
+                report.restart = Some(r);
             }
         }
         if !opts.no_restart && (result == "updated" || result == "up_to_date") {

@@ -650,7 +650,11 @@ fn dashboard_in_headless_chromium() {
     );
     assert_eq!(found["hash"], "#/search/onerror", "{found}");
     assert!(
-        found["marks"].as_array().unwrap().iter().any(|m| m == "onerror"),
+        found["marks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "onerror"),
         "{found}"
     );
     assert!(found["text"].as_str().unwrap().contains("<img"), "{found}");
@@ -681,14 +685,20 @@ fn dashboard_in_headless_chromium() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(rs.contains(&sid.as_str()) && rs.contains(&dsid.as_str()), "{rep}");
+    assert!(
+        rs.contains(&sid.as_str()) && rs.contains(&dsid.as_str()),
+        "{rep}"
+    );
     let types: Vec<&str> = rep["types"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(types.contains(&"approval") && types.contains(&"login"), "{rep}");
+    assert!(
+        types.contains(&"approval") && types.contains(&"login"),
+        "{rep}"
+    );
     b.screenshot("07c-user-report");
 
     // --- audit page: verify status and the daily usage chart ------------------

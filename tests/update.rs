@@ -855,3 +855,252 @@ fn backup_verifies_restores_changed_files_and_prunes() {
     update::prune_backups(&home, 1).unwrap();
     assert!(home.backups_dir().join("operator_mine").exists());
 }
+
+/// `POST path` with a JSON body over raw HTTP; the status.
+fn post_json(port: u16, path: &str, body: &str) -> u16 {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut r = String::new();
+    let _ = s.read_to_string(&mut r);
+    r.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+fn login_status(port: u16, user: &str) -> u16 {
+    post_json(
+        port,
+        "/auth/login",
+        &serde_json::json!({"username": user, "password": common::TEST_PASSWORD}).to_string(),
+    )
+}
+
+fn usernames(home: &Path) -> Vec<String> {
+    let out = op(home).args(["--json", "user", "list"]).output().unwrap();
+    let mut v: Vec<String> = json_of(&out)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `update restore`: a backup is checked, the current state saved, users,
+/// events and config put back under a running `serve` (which sees the
+/// restored accounts at once), the restore recorded and undoable; tampered
+/// or unknown backups, missing `--yes` and a held lock change nothing.
+#[test]
+fn restore_puts_a_backup_back_under_a_running_serve() {
+    use hermes_operator::home::Home;
+    use hermes_operator::update;
+    let port = free_port();
+    let s = setup(Path::new("/nonexistent/hermes"), port);
+    let home = s.home.path();
+    let h = Home::at(home);
+    common::add_user(home, "bob", "user");
+    let backup = update::make_backup(&h, serde_json::json!({"reason": "test"})).unwrap();
+    let name = backup
+        .dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    // After the backup: carol added, bob deleted, the config edited.
+    common::add_user(home, "carol", "user");
+    let o = op(home)
+        .args(["user", "delete", "bob", "--yes"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = h.config_yaml();
+    let cfg_at_backup = fs::read(&cfg).unwrap();
+    let mut edited = cfg_at_backup.clone();
+    edited.extend_from_slice(b"# edited after the backup\n");
+    fs::write(&cfg, &edited).unwrap();
+    let serve = Serve::start(home, port);
+    assert_eq!(login_status(port, "carol"), 200);
+    assert_eq!(login_status(port, "bob"), 401);
+    let restore = |args: &[&str]| {
+        op(home)
+            .args(["--json", "update", "restore"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let before = usernames(home);
+    assert_eq!(before, ["alice", "carol"]);
+
+    // Refusals change nothing.
+    let o = restore(&["--dry-run"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let plan = json_of(&o);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["backup"], backup.dir.to_string_lossy().as_ref());
+    let actions: Vec<(String, String)> = plan["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().into(),
+                f["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for (p, a) in [
+        ("plugins/operator/users.db", "restore"),
+        ("plugins/operator/events.db", "restore"),
+        ("profiles/operator/config.yaml", "restore"),
+        ("profiles/operator/.env", "unchanged"),
+        ("profiles/operator/audit_signing.key", "unchanged"),
+    ] {
+        assert!(
+            actions.contains(&(p.to_string(), a.to_string())),
+            "{p} {a}: {plan:#}"
+        );
+    }
+    let o = restore(&[]);
+    assert_eq!(o.status.code(), Some(2), "no terminal and no --yes");
+    let o = restore(&["operator_19990101T000000Z", "--yes"]);
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    {
+        let _held = update::try_lock(&h).unwrap();
+        let o = restore(&["--yes", "--no-restart"]);
+        assert_eq!(
+            o.status.code(),
+            Some(6),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // A tampered copy, and a manifest naming a file outside the backup set.
+    let copy = backup.dir.join("profiles/operator/config.yaml");
+    let good = fs::read(&copy).unwrap();
+    let mut bad = good.clone();
+    bad[0] ^= 1;
+    fs::write(&copy, &bad).unwrap();
+    let o = restore(&[&name, "--yes", "--no-restart"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not match its manifest"));
+    fs::write(&copy, &good).unwrap();
+    let manifest = backup.dir.join("MANIFEST.sha256");
+    let m = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, format!("{m}0000  ../../outside\n")).unwrap();
+    let o = restore(&[&name, "--yes", "--no-restart"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    fs::write(&manifest, &m).unwrap();
+    assert_eq!(usernames(home), before, "refusals changed nothing");
+    assert_eq!(fs::read(&cfg).unwrap(), edited);
+    assert!(events(home, "update_restored").is_empty());
+    assert_eq!(restart_calls(&s), 0);
+
+    // The restore, with `serve` running.
+    let o = restore(&[&name, "--yes"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = json_of(&o);
+    assert_eq!(r["dry_run"], false);
+    assert_eq!(r["verify_ok"], true, "{r:#}");
+    assert_eq!(r["restart"]["ran"], true);
+    assert_eq!(r["health"]["ok"], true, "{r:#}");
+    assert_eq!(restart_calls(&s), 1);
+    let restored: Vec<&str> = r["restored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        restored,
+        [
+            "plugins/operator/users.db",
+            "plugins/operator/events.db",
+            "profiles/operator/config.yaml"
+        ]
+    );
+    assert_eq!(usernames(home), ["alice", "bob"]);
+    assert_eq!(fs::read(&cfg).unwrap(), cfg_at_backup);
+    assert_eq!(
+        fs::metadata(&cfg).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Written back into the live files: still WAL, still 0600.
+    for db in [h.users_db(), h.events_db()] {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal", "{}", db.display());
+        assert_eq!(
+            fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // The running server reads the restored users.db at once.
+    assert_eq!(login_status(port, "bob"), 200);
+    assert_eq!(login_status(port, "carol"), 401);
+    // The log: as at the backup, plus the restore itself, and it verifies.
+    let ev = events(home, "update_restored");
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["backup"], backup.dir.to_string_lossy().as_ref());
+    assert!(
+        events(home, "user_deleted").is_empty(),
+        "bob's deletion is undone"
+    );
+    let o = op(home).args(["audit", "verify"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    drop(serve);
+
+    // Undo: the safety backup holds the state just before the restore.
+    let safety = r["safety_backup"].as_str().unwrap().to_string();
+    let safety_name = Path::new(&safety)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let o = restore(&[&safety_name, "--yes", "--no-restart"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json_of(&o)["restart"]["skipped"], "--no-restart");
+    assert_eq!(usernames(home), ["alice", "carol"]);
+    assert_eq!(fs::read(&cfg).unwrap(), edited);
+    assert_eq!(restart_calls(&s), 1);
+}

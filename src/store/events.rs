@@ -76,6 +76,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "subagent_stop",
     "update_started",
     "update_finished",
+    "update_restored",
     "update_scheduled",
     "update_unscheduled",
     "installed",

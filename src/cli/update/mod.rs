@@ -1,9 +1,10 @@
 //! `hermes-operator update ...`: the cron-driven, backed-up Hermes update
 //! (SPEC §8). Bare `update` runs it (`--check`, `--dry-run`, `--no-restart`);
 //! `schedule` / `unschedule` manage the user crontab line that runs
-//! `scripts/operator/auto_update.sh`.
+//! `scripts/operator/auto_update.sh`; `restore` puts a backup back.
 
 mod check;
+mod restore;
 mod run;
 mod schedule;
 mod unschedule;
@@ -53,12 +54,16 @@ pub enum UpdateCmd {
     Schedule(schedule::Args),
     /// Remove the scheduled update of this HERMES_HOME from the user crontab
     Unschedule,
+    /// Put the operator's data (users.db, events.db, config, secrets, audit key) back from a
+    /// backup that `update` made; the current state is backed up first
+    Restore(restore::Args),
 }
 
 pub fn run(ctx: &Ctx, a: UpdateArgs) -> crate::Result<()> {
     match a.cmd {
         Some(UpdateCmd::Schedule(s)) => schedule::run(ctx, s),
         Some(UpdateCmd::Unschedule) => unschedule::run(ctx),
+        Some(UpdateCmd::Restore(r)) => restore::run(ctx, r),
         None if a.check => check::run(ctx),
         None => run::run(ctx, a.yes, a.dry_run, a.no_restart),
     }
