@@ -286,18 +286,21 @@ impl Browser {
         self.call("Input.insertText", json!({"text": text}));
     }
 
-    /// A real mouse click in the middle of the element (once it exists and
-    /// is enabled).
+    /// A real mouse click in the middle of the element (once it exists, is
+    /// enabled, and is what the page shows at that point: a view still
+    /// loading above it can move it between measuring and clicking).
     fn click(&mut self, selector: &str) {
         let sel = serde_json::to_string(selector).unwrap();
-        self.wait(
+        let p = self.wait(
             &format!("clickable {selector}"),
-            &format!("(() => {{ const e = document.querySelector({sel}); return !!e && !e.disabled; }})()"),
+            &format!(
+                "(() => {{ const e = document.querySelector({sel}); if (!e || e.disabled) return false; \
+                 e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect(); \
+                 const x = r.left + r.width / 2, y = r.top + r.height / 2; \
+                 const at = document.elementFromPoint(x, y); \
+                 return !!at && (at === e || e.contains(at)) && {{x, y}}; }})()"
+            ),
         );
-        let p = self.eval(&format!(
-            "(() => {{ const e = document.querySelector({sel}); e.scrollIntoView({{block: 'center'}}); \
-             const r = e.getBoundingClientRect(); return {{x: r.left + r.width / 2, y: r.top + r.height / 2}}; }})()"
-        ));
         for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
             self.call(
                 "Input.dispatchMouseEvent",
@@ -635,6 +638,10 @@ fn dashboard_in_headless_chromium() {
 
     // --- search: alice's hostile message found, its markup still text ---------
     b.click("#nav-sessions");
+    b.wait(
+        "the session list loaded",
+        "!!document.querySelector('#session-list table')",
+    );
     b.type_into("#search-q", "onerror");
     b.click("#search-form button[type=submit]");
     let found = b.wait(
@@ -669,6 +676,10 @@ fn dashboard_in_headless_chromium() {
 
     // --- one user's report: alice's sessions and events ------------------------
     b.click("#nav-audit");
+    b.wait(
+        "the audit page loaded",
+        "!!document.querySelector('#verify-status') && !!document.querySelector('#usage-chart')",
+    );
     b.type_into("#report-user", "alice");
     b.click("#user-report-form button[type=submit]");
     let rep = b.wait(
