@@ -1981,10 +1981,10 @@ mod tests {
 
     const CMD: &str = "/opt/bin/hermes-operator --hermes-home /srv/hermes hook";
 
-    fn install(text: &str) -> std::result::Result<String, String> {
+    fn edit(text: &str, mode: Mode, cmd: &str) -> std::result::Result<String, String> {
         let root = parse_root(Path::new("c.yaml"), text).map_err(|e| e.message)?;
         let hooks = hooks_of(Path::new("c.yaml"), &root).map_err(|e| e.message)?;
-        let plans = plan_events(hooks, Mode::Install, CMD);
+        let plans = plan_events(hooks, mode, cmd);
         let out = edit_text(text, &root, &plans)?;
         verify_edit(
             Path::new("c.yaml"),
@@ -1995,18 +1995,12 @@ mod tests {
         Ok(out)
     }
 
+    fn install(text: &str) -> std::result::Result<String, String> {
+        edit(text, Mode::Install, CMD)
+    }
+
     fn uninstall(text: &str) -> std::result::Result<String, String> {
-        let root = parse_root(Path::new("c.yaml"), text).map_err(|e| e.message)?;
-        let hooks = hooks_of(Path::new("c.yaml"), &root).map_err(|e| e.message)?;
-        let plans = plan_events(hooks, Mode::Uninstall, "");
-        let out = edit_text(text, &root, &plans)?;
-        verify_edit(
-            Path::new("c.yaml"),
-            &root,
-            &out,
-            &expected_hooks(hooks, &plans),
-        )?;
-        Ok(out)
+        edit(text, Mode::Uninstall, "")
     }
 
     #[test]

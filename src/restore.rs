@@ -15,7 +15,7 @@
 
 use crate::app::App;
 use crate::error::{Error, Kind, Result};
-use crate::home::{self, Home};
+use crate::home::Home;
 use crate::update::{self, Health, Restart};
 use serde::Serialize;
 use serde_json::json;
@@ -86,11 +86,7 @@ pub fn resolve(home: &Home, name: Option<&str>) -> Result<PathBuf> {
 fn checked_files(home: &Home, dir: &Path) -> Result<Vec<(String, bool)>> {
     let allowed: Vec<(String, bool)> = update::backup_sources(home)
         .into_iter()
-        .filter_map(|(p, sqlite)| {
-            p.strip_prefix(&home.root)
-                .ok()
-                .map(|r| (r.to_string_lossy().into_owned(), sqlite))
-        })
+        .map(|(p, sqlite)| (update::rel(home, &p), sqlite))
         .collect();
     let manifest = update::read_manifest(dir)?;
     let mut files = Vec::new();
@@ -130,59 +126,18 @@ fn checked_files(home: &Home, dir: &Path) -> Result<Vec<(String, bool)>> {
     Ok(files)
 }
 
-/// Whether the live file already equals the backup's copy (databases by
-/// content, since the live one is in WAL mode and the copy is not).
+/// Whether a plain file already equals the backup's copy. Databases are
+/// always written back: comparing their content would read them whole, and
+/// writing back an equal database changes nothing.
 fn unchanged(home: &Home, dir: &Path, path: &str, sqlite: bool) -> bool {
-    let live = home.root.join(path);
-    let saved = dir.join(path);
-    if sqlite {
-        db_digest(&live).is_some_and(|a| db_digest(&saved).is_some_and(|b| a == b))
-    } else {
-        match (update::sha256_file(&live), update::sha256_file(&saved)) {
-            (Ok((a, _)), Ok((b, _))) => a == b,
-            _ => false,
-        }
-    }
-}
-
-/// The SHA-256 of a database's logical content: every row of every table.
-fn db_digest(p: &Path) -> Option<String> {
-    use rusqlite::{Connection, OpenFlags};
-    use sha2::{Digest, Sha256};
-    if !p.is_file() {
-        return None;
-    }
-    let c = Connection::open_with_flags(
-        p,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .ok()?;
-    let _ = c.busy_timeout(Duration::from_secs(5));
-    let mut h = Sha256::new();
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        .ok()?
-        .query_map([], |r| r.get(0))
-        .ok()?
-        .collect::<rusqlite::Result<_>>()
-        .ok()?;
-    for t in tables {
-        h.update(t.as_bytes());
-        let q = format!(
-            "SELECT * FROM \"{}\" ORDER BY rowid",
-            t.replace('"', "\"\"")
-        );
-        let mut st = c.prepare(&q).ok()?;
-        let n = st.column_count();
-        let mut rows = st.query([]).ok()?;
-        while let Ok(Some(r)) = rows.next() {
-            for i in 0..n {
-                h.update(format!("{:?}\u{1f}", r.get_ref(i).ok()?).as_bytes());
-            }
-            h.update(b"\x1e");
-        }
-    }
-    Some(hex::encode(h.finalize()))
+    !sqlite
+        && matches!(
+            (
+                update::sha256_file(&home.root.join(path)),
+                update::sha256_file(&dir.join(path)),
+            ),
+            (Ok((a, _)), Ok((b, _))) if a == b
+        )
 }
 
 /// Check the backup and say what a restore would change (nothing changes).
@@ -219,14 +174,22 @@ pub fn plan(home: &Home, dir: &Path) -> Result<Report> {
     })
 }
 
-/// Restore from `dir`: lock, check, back up the current state, write the
-/// files back, record `update_restored`, verify the log, and (unless
-/// `no_restart`) restart the service and check its health.
-pub fn restore(app: &App, dir: &Path, no_restart: bool, progress: &dyn Fn(&str)) -> Result<Report> {
+/// Restore from `dir`: lock, check the backup ([`plan`], which `confirm`
+/// sees before anything changes; an error from it stops the restore), back
+/// up the current state, write the files back, record `update_restored`,
+/// verify the log, and (unless `no_restart`) restart the service and check
+/// its health.
+pub fn restore(
+    app: &App,
+    dir: &Path,
+    no_restart: bool,
+    confirm: &dyn Fn(&Report) -> Result<()>,
+    progress: &dyn Fn(&str),
+) -> Result<Report> {
     let home = &app.home;
     let _lock = update::try_lock(home)?;
-    progress("checking the backup against its manifest");
     let mut report = plan(home, dir)?;
+    confirm(&report)?;
     report.dry_run = false;
     progress("backing up the current state first");
     let safety = update::make_backup(
@@ -252,9 +215,7 @@ pub fn restore(app: &App, dir: &Path, no_restart: bool, progress: &dyn Fn(&str))
         if f.kind == "sqlite" {
             restore_db(&saved, &live)?;
         } else {
-            let bytes =
-                std::fs::read(&saved).map_err(|e| Error::io(&saved, "reading the backup", e))?;
-            home::write_private_file(&live, &bytes)?;
+            update::copy_back(&saved, &live)?;
         }
         report.restored.push(f.path.clone());
     }
@@ -271,18 +232,12 @@ pub fn restore(app: &App, dir: &Path, no_restart: bool, progress: &dyn Fn(&str))
     progress("verifying the restored event log");
     report.verify_ok = Some(crate::integrity::verify_home(app, &[])?.ok);
     let mut healthy = true;
+    let cmd = &app.cfg.config.update.restart_command;
     if no_restart {
-        report.restart = Some(Restart {
-            command: app.cfg.config.update.restart_command.clone(),
-            ran: false,
-            ok: false,
-            exit_code: None,
-            skipped: Some("--no-restart".into()),
-        });
+        report.restart = Some(Restart::skipped(cmd, "--no-restart"));
     } else {
-        let cmd = app.cfg.config.update.restart_command.clone();
         progress(&format!("restarting: {cmd}"));
-        let r = update::run_restart(home, &cmd, &log);
+        let r = update::run_restart(home, cmd, &log);
         healthy &= r.ok;
         report.restart = Some(r);
         let url = app.cfg.config.health_url();
@@ -303,40 +258,27 @@ pub fn restore(app: &App, dir: &Path, no_restart: bool, progress: &dyn Fn(&str))
 
 /// Copy a backed-up database into the live one with the online backup API
 /// (the live file keeps its inode, mode and WAL; its readers and writers
-/// see the restored content). A missing or unreadable live file is
-/// replaced by a plain copy instead (a damaged one is kept aside).
+/// see the restored content). A missing or damaged live file, which nobody
+/// can be using, is replaced by a plain copy instead.
 fn restore_db(saved: &Path, live: &Path) -> Result<()> {
     use rusqlite::{Connection, OpenFlags};
-    if live.is_file() && update::quick_check(live) {
-        let from = Connection::open_with_flags(
-            saved,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| Error::sqlite(saved, "opening the backup", e))?;
-        let mut to = Connection::open_with_flags(
-            live,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| Error::sqlite(live, "opening for restore", e))?;
-        to.busy_timeout(Duration::from_secs(10))
-            .map_err(|e| Error::sqlite(live, "setting busy timeout", e))?;
-        let b = rusqlite::backup::Backup::new(&from, &mut to)
-            .map_err(|e| Error::sqlite(live, "starting the restore", e))?;
-        b.run_to_completion(256, Duration::from_millis(10), None)
-            .map_err(|e| Error::sqlite(live, "restoring with the online backup API", e))?;
-        return Ok(());
+    if !(live.is_file() && update::quick_check(live)) {
+        return update::replace_db_file(saved, live);
     }
-    if live.exists() {
-        let aside = PathBuf::from(format!(
-            "{}.damaged-{}",
-            live.display(),
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-        ));
-        std::fs::rename(live, &aside).map_err(|e| Error::io(live, "moving aside", e))?;
-    }
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", live.display()));
-    }
-    let bytes = std::fs::read(saved).map_err(|e| Error::io(saved, "reading the backup", e))?;
-    home::write_private_file(live, &bytes)
+    let from = Connection::open_with_flags(
+        saved,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::sqlite(saved, "opening the backup", e))?;
+    let mut to = Connection::open_with_flags(
+        live,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::sqlite(live, "opening for restore", e))?;
+    to.busy_timeout(Duration::from_secs(10))
+        .map_err(|e| Error::sqlite(live, "setting busy timeout", e))?;
+    let b = rusqlite::backup::Backup::new(&from, &mut to)
+        .map_err(|e| Error::sqlite(live, "starting the restore", e))?;
+    b.run_to_completion(256, Duration::from_millis(10), None)
+        .map_err(|e| Error::sqlite(live, "restoring with the online backup API", e))
 }

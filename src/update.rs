@@ -652,7 +652,7 @@ pub fn backup_sources(home: &Home) -> Vec<(PathBuf, bool)> {
     ]
 }
 
-fn rel(home: &Home, p: &Path) -> String {
+pub(crate) fn rel(home: &Home, p: &Path) -> String {
     p.strip_prefix(&home.root)
         .unwrap_or(p)
         .to_string_lossy()
@@ -966,23 +966,11 @@ pub fn verify_operator_files(home: &Home, backup: &Backup) -> FilesCheck {
         if intact {
             continue;
         }
-        let r = (|| -> Result<()> {
-            if f.kind == "sqlite" && live.exists() {
-                let aside = PathBuf::from(format!(
-                    "{}.damaged-{}",
-                    live.display(),
-                    chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-                ));
-                fs::rename(&live, &aside).map_err(|e| Error::io(&live, "moving aside", e))?;
-            }
-            if f.kind == "sqlite" {
-                for suffix in ["-wal", "-shm"] {
-                    let _ = fs::remove_file(format!("{}{suffix}", live.display()));
-                }
-            }
-            let bytes = fs::read(&saved).map_err(|e| Error::io(&saved, "reading the backup", e))?;
-            home::write_private_file(&live, &bytes)
-        })();
+        let r = if f.kind == "sqlite" {
+            replace_db_file(&saved, &live)
+        } else {
+            copy_back(&saved, &live)
+        };
         match r {
             Ok(()) => fc.restored.push(f.path.clone()),
             Err(e) => fc.problems.push(format!(
@@ -992,6 +980,30 @@ pub fn verify_operator_files(home: &Home, backup: &Backup) -> FilesCheck {
         }
     }
     fc
+}
+
+/// A plain file back from a backup (atomically, 0600).
+pub(crate) fn copy_back(saved: &Path, live: &Path) -> Result<()> {
+    let bytes = fs::read(saved).map_err(|e| Error::io(saved, "reading the backup", e))?;
+    home::write_private_file(live, &bytes)
+}
+
+/// A database file replaced by its backup copy: a damaged live file is
+/// kept aside (`.damaged-<ts>`) and its WAL files dropped first. Only for a
+/// database nobody can be using (missing or failing `quick_check`).
+pub(crate) fn replace_db_file(saved: &Path, live: &Path) -> Result<()> {
+    if live.exists() {
+        let aside = PathBuf::from(format!(
+            "{}.damaged-{}",
+            live.display(),
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        ));
+        fs::rename(live, &aside).map_err(|e| Error::io(live, "moving aside", e))?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{suffix}", live.display()));
+    }
+    copy_back(saved, live)
 }
 
 pub(crate) fn quick_check(p: &Path) -> bool {
@@ -1028,6 +1040,19 @@ pub struct Health {
     pub ok: bool,
     pub status: Option<u16>,
     pub detail: String,
+}
+
+impl Restart {
+    /// The restart command, not run, and why.
+    pub fn skipped(command: &str, why: &str) -> Restart {
+        Restart {
+            command: command.to_string(),
+            ran: false,
+            ok: false,
+            exit_code: None,
+            skipped: Some(why.to_string()),
+        }
+    }
 }
 
 /// Run `update.restart_command` (through `/bin/sh -c`, output into `log`).
@@ -1416,15 +1441,7 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
         let restart_cmd = cfg.update.restart_command.clone();
         let mut healthy = true;
         match skip {
-            Some(why) => {
-                report.restart = Some(Restart {
-                    command: restart_cmd,
-                    ran: false,
-                    ok: false,
-                    exit_code: None,
-                    skipped: Some(why.into()),
-                });
-            }
+            Some(why) => report.restart = Some(Restart::skipped(&restart_cmd, why)),
             None => {
                 progress(&format!("restarting: {restart_cmd}"));
                 let r = run_restart(home, &restart_cmd, &log);

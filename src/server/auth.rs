@@ -5,19 +5,20 @@
 //! rotated token revokes its family), logout.
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{parse_json, ApiJson, Caller};
+use super::extract::{is_json, parse_json, ApiJson, Caller};
 use super::middleware::{ClientIp, LogUser};
 use super::state::{blocking, ServerState};
 use crate::auth;
 use crate::store::users::{RefreshUse, Role, User};
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// A password or token from a request body; wiped from memory when dropped.
@@ -97,6 +98,17 @@ pub struct LoginQuery {
     password: Option<Secret>,
 }
 
+/// 429 with `Retry-After` while `username` or `client` is throttled.
+fn throttled(st: &ServerState, username: &str, client: IpAddr, what: &str) -> ApiResult<()> {
+    st.throttle.check(username, client).map_err(|wait| {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError::throttled(
+            format!("too many failed {what}; try again in {secs} s"),
+            secs,
+        )
+    })
+}
+
 enum LoginCheck {
     Ok(User),
     Failed(&'static str),
@@ -117,11 +129,7 @@ pub async fn login(
     let (username, password) = match (q.username, q.password) {
         (Some(u), Some(p)) => (u, p),
         _ => {
-            let json = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/json"));
-            if !json {
+            if !is_json(&headers) {
                 return Err(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "send {\"username\",\"password\"} as JSON (Content-Type: application/json)",
@@ -135,13 +143,7 @@ pub async fn login(
         return Err(ApiError::bad_request("username must be 1-256 characters"));
     }
     let shown = crate::output::clip(&crate::output::sanitize(&username), 64);
-    if let Err(wait) = st.throttle.check(&username, client) {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return Err(ApiError::throttled(
-            format!("too many failed logins; try again in {secs} s"),
-            secs,
-        ));
-    }
+    throttled(&st, &username, client, "logins")?;
     let permit = st.argon2_slot().await?;
     let st2 = st.clone();
     let name = username.clone();
@@ -348,11 +350,7 @@ pub async fn logout(
     let b: LogoutBody = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutBody::default()
     } else {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if !json {
+        if !is_json(&headers) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "expected a JSON body with Content-Type: application/json",
@@ -403,13 +401,7 @@ pub async fn change_password(
     ApiJson(b): ApiJson<PasswordBody>,
 ) -> ApiResult<Response> {
     let name = caller.user.username.clone();
-    if let Err(wait) = st.throttle.check(&name, client) {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return Err(ApiError::throttled(
-            format!("too many failed attempts; try again in {secs} s"),
-            secs,
-        ));
-    }
+    throttled(&st, &name, client, "attempts")?;
     // A weak new password is refused before any Argon2 work.
     auth::check_password_policy(&b.new_password)?;
     let permit = st.argon2_slot().await?;

@@ -106,6 +106,18 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
     }
 }
 
+/// Whether the request says its body is JSON (`application/json`, any
+/// parameters, any case).
+pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.split(';').next().unwrap_or("").trim();
+            v.eq_ignore_ascii_case("application/json")
+        })
+}
+
 /// A JSON body: `Content-Type: application/json`, at most the body limit,
 /// unknown fields refused where the type says so.
 pub struct ApiJson<T>(pub T);
@@ -114,14 +126,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ct_ok = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let v = v.split(';').next().unwrap_or("").trim();
-                v.eq_ignore_ascii_case("application/json")
-            });
+        let ct_ok = is_json(req.headers());
         if !ct_ok {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -24,40 +24,40 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     let home = &ctx.app.home;
     let dir = restore::resolve(home, a.backup.as_deref())?;
-    let plan = restore::plan(home, &dir)?;
     if a.dry_run {
-        return show(ctx, &plan);
+        return show(ctx, &restore::plan(home, &dir)?);
     }
-    let n = plan.files.iter().filter(|f| f.action == "restore").count();
-    ctx.confirm(
-        &format!(
-            "Restore {n} file(s) from {} (made {}), after backing up the current state{}?",
-            dir.display(),
-            plan.backup_created_at
-                .as_deref()
-                .unwrap_or("at an unknown time"),
-            if a.no_restart {
-                ""
-            } else {
-                ", then restart the operator service"
-            }
-        ),
-        a.yes,
-    )?;
+    // Asked once the backup has been checked, under the update lock.
+    let confirm = |plan: &Report| {
+        let n = plan.files.iter().filter(|f| f.action == "restore").count();
+        ctx.confirm(
+            &format!(
+                "Restore {n} file(s) from {} (made {}), after backing up the current state{}?",
+                dir.display(),
+                plan.backup_created_at
+                    .as_deref()
+                    .unwrap_or("at an unknown time"),
+                if a.no_restart {
+                    ""
+                } else {
+                    ", then restart the operator service"
+                }
+            ),
+            a.yes,
+        )
+        .map(|_| ())
+    };
     let progress = |m: &str| {
         if !ctx.out.json {
             ctx.out.info(format!("· {m}"));
         }
     };
-    let r = restore::restore(&ctx.app, &dir, a.no_restart, &progress)?;
+    let r = restore::restore(&ctx.app, &dir, a.no_restart, &confirm, &progress)?;
     show(ctx, &r)?;
     if r.exit_code == 0 {
         return Ok(());
     }
-    let kind = Kind::ALL
-        .into_iter()
-        .find(|k| k.exit_code() == r.exit_code)
-        .unwrap_or(Kind::Unhealthy);
+    let kind = Kind::from_exit_code(r.exit_code).unwrap_or(Kind::Unhealthy);
     let why = if r.verify_ok == Some(false) {
         "the restored event log does not verify".to_string()
     } else {

@@ -32,10 +32,7 @@ pub fn run(ctx: &Ctx, yes: bool, dry_run: bool, no_restart: bool) -> crate::Resu
     if r.exit_code == 0 {
         return Ok(());
     }
-    let kind = Kind::ALL
-        .into_iter()
-        .find(|k| k.exit_code() == r.exit_code)
-        .unwrap_or(Kind::UpdateFailed);
+    let kind = Kind::from_exit_code(r.exit_code).unwrap_or(Kind::UpdateFailed);
     let hint = match r.result.as_str() {
         "failed" => format!("Hermes' output is in {}; the operator's data is backed up in {}; nothing was restarted", r.log, r.backup.as_deref().unwrap_or("(no backup)")),
         "incompatible" => "the operator service was NOT restarted; downgrade Hermes (pip install hermes-agent==<previous>) or upgrade hermes-operator".into(),
