@@ -20,7 +20,7 @@
 mod common;
 
 use common::gateway::{Gateway, GatewayOpts, SeedState};
-use common::{add_user_with, op, open_ro, operator_session_ids};
+use common::{add_user_with, op, open_ro, operator_session_ids, Gen};
 use hermes_operator::app::App;
 use hermes_operator::chat::{
     run_turn, ApprovalRequest, Approver, BoxFuture, Decision, TurnEvent, TurnRequest,
@@ -289,17 +289,19 @@ fn wait_all(children: Vec<std::process::Child>) -> Vec<Output> {
 // sessions, history, tool events, NDJSON, refusals
 // ---------------------------------------------------------------------------
 
-#[test]
-fn new_and_resumed_sessions_tool_events_and_refusals() {
-    let gw = Gateway::start(GatewayOpts {
-        seed_state: Some(SeedState {
-            native: 3,
-            operator: 0,
-            users: vec![],
-            seed: 11,
-        }),
-        ..Default::default()
-    });
+fn new_and_resumed_sessions_tool_events_and_refusals(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            seed_state: Some(SeedState {
+                native: 3,
+                operator: 0,
+                users: vec![],
+                seed: 11,
+            }),
+            ..Default::default()
+        },
+    );
     let ids = setup(
         &gw,
         "",
@@ -622,12 +624,14 @@ fn approval_events(gw: &Gateway, sid: &str) -> (Value, Value) {
     (req[0]["data"].clone(), dec[0]["data"].clone())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approvals_once_deny_prompt_and_expired() {
-    let gw = Gateway::start(GatewayOpts {
-        approval_timeout_secs: 3,
-        ..Default::default()
-    });
+async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            approval_timeout_secs: 3,
+            ..Default::default()
+        },
+    );
     let ids = setup(&gw, "", &[("alice", "user")]);
     let alice = ids["alice"].clone();
     let target = gw.danger_target.to_string_lossy().into_owned();
@@ -774,9 +778,8 @@ async fn approvals_once_deny_prompt_and_expired() {
 // failures
 // ---------------------------------------------------------------------------
 
-#[test]
-fn failures_leave_sessions_consistent() {
-    let mut gw = Gateway::start(GatewayOpts::default());
+fn failures_leave_sessions_consistent(gen: Gen) {
+    let mut gw = Gateway::start(gen, GatewayOpts::default());
     let ids = setup(&gw, "", &[("alice", "user")]);
     let alice = ids["alice"].clone();
 
@@ -892,17 +895,19 @@ fn budget_yaml(daily: f64, reserve: f64, alert: f64) -> String {
     )
 }
 
-#[test]
-fn budget_under_concurrency_and_real_cost() {
-    let gw = Gateway::start(GatewayOpts {
-        model_env: vec![
-            ("FAKE_MODEL_SLOW_SECONDS".into(), "3".into()),
-            // $100 per million tokens: a plain first turn (200 + 9 tokens) ~ $0.02.
-            ("FAKE_MODEL_PRICE_PROMPT".into(), "0.0001".into()),
-            ("FAKE_MODEL_PRICE_COMPLETION".into(), "0.0001".into()),
-        ],
-        ..Default::default()
-    });
+fn budget_under_concurrency_and_real_cost(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            model_env: vec![
+                ("FAKE_MODEL_SLOW_SECONDS".into(), "3".into()),
+                // $100 per million tokens: a plain first turn (200 + 9 tokens) ~ $0.02.
+                ("FAKE_MODEL_PRICE_PROMPT".into(), "0.0001".into()),
+                ("FAKE_MODEL_PRICE_COMPLETION".into(), "0.0001".into()),
+            ],
+            ..Default::default()
+        },
+    );
     let ids = setup(&gw, &budget_yaml(0.10, 0.05, 5.0), &[("alice", "user")]);
     let alice = ids["alice"].clone();
 
@@ -1020,3 +1025,10 @@ fn budget_under_concurrency_and_real_cost() {
     assert_eq!(assert_consistent(&gw, &s, &alice).message_count, 4);
     verify_ok(&gw);
 }
+
+hermes_tests!(
+    async approvals_once_deny_prompt_and_expired,
+    new_and_resumed_sessions_tool_events_and_refusals,
+    failures_leave_sessions_consistent,
+    budget_under_concurrency_and_real_cost,
+);

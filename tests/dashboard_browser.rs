@@ -18,7 +18,7 @@ mod common;
 mod serve_common;
 
 use common::gateway::{Gateway, GatewayOpts};
-use common::{add_user, TEST_PASSWORD};
+use common::{add_user, Gen, TEST_PASSWORD};
 use serde_json::{json, Value};
 use serve_common::{configure, Server};
 use std::fs::{self, File};
@@ -411,10 +411,13 @@ fn dashboard_in_headless_chromium() {
         }
     }
 
-    let gw = Gateway::start(GatewayOpts {
-        approval_timeout_secs: 60,
-        ..Default::default()
-    });
+    let gw = Gateway::start(
+        Gen::H022,
+        GatewayOpts {
+            approval_timeout_secs: 60,
+            ..Default::default()
+        },
+    );
     configure(&gw.home, &format!("hermes:\n  api_url: {}\n", gw.url));
     for (n, r) in [("alice", "user"), ("audrey", "auditor"), ("root", "admin")] {
         add_user(&gw.home, n, r);

@@ -73,6 +73,7 @@
 mod common;
 
 use common::gateway::{Gateway, GatewayOpts};
+use common::Gen;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -293,9 +294,8 @@ fn content(m: &Value) -> String {
 
 const INSTRUCTIONS: &str = "You are being tested by hermes-operator (ephemeral instructions).";
 
-#[tokio::test]
-async fn tool_run_appends_to_operator_session() {
-    let gw = Gateway::start(GatewayOpts::default());
+async fn tool_run_appends_to_operator_session(gen: Gen) {
+    let gw = Gateway::start(gen, GatewayOpts::default());
     eprintln!("gateway startup: {:.2} s", gw.startup_secs);
     assert!(
         gw.state_db().exists(),
@@ -452,9 +452,8 @@ async fn tool_run_appends_to_operator_session() {
     );
 }
 
-#[tokio::test]
-async fn danger_deny_then_once() {
-    let gw = Gateway::start(GatewayOpts::default());
+async fn danger_deny_then_once(gen: Gen) {
+    let gw = Gateway::start(gen, GatewayOpts::default());
     let api = Api::new(&gw);
     let sid = op_id();
     gw.insert_operator_session(&sid, "u_test");
@@ -533,12 +532,14 @@ async fn danger_deny_then_once() {
     );
 }
 
-#[tokio::test]
-async fn unanswered_approval_times_out_as_denied() {
-    let gw = Gateway::start(GatewayOpts {
-        approval_timeout_secs: 3,
-        ..Default::default()
-    });
+async fn unanswered_approval_times_out_as_denied(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            approval_timeout_secs: 3,
+            ..Default::default()
+        },
+    );
     let api = Api::new(&gw);
     let t0 = Instant::now();
     let run = api.start_run(json!({"input": "risky [danger]"})).await;
@@ -566,13 +567,15 @@ async fn unanswered_approval_times_out_as_denied() {
     assert_eq!(gw.danger_target_mode(), 0o600);
 }
 
-#[tokio::test]
-async fn wrong_key_model_failure_unknown_model_and_toolsets() {
-    let gw = Gateway::start(GatewayOpts {
-        toolsets: vec!["terminal".into(), "todo".into()],
-        model_env: vec![("FAKE_MODEL_SLOW_SECONDS".into(), "1".into())],
-        ..Default::default()
-    });
+async fn wrong_key_model_failure_unknown_model_and_toolsets(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            toolsets: vec!["terminal".into(), "todo".into()],
+            model_env: vec![("FAKE_MODEL_SLOW_SECONDS".into(), "1".into())],
+            ..Default::default()
+        },
+    );
     let api = Api::new(&gw);
 
     // wrong key / no key -> 401; /health is open
@@ -694,3 +697,10 @@ async fn wrong_key_model_failure_unknown_model_and_toolsets() {
         .unwrap()
         .contains("fake-model-file-ok"));
 }
+
+hermes_tests!(
+    async tool_run_appends_to_operator_session,
+    async danger_deny_then_once,
+    async unanswered_approval_times_out_as_denied,
+    async wrong_key_model_failure_unknown_model_and_toolsets,
+);

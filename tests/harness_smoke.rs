@@ -14,16 +14,17 @@ fn is_op_id(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-#[test]
-fn venv_is_hermes_0_19_0() {
-    let venv = hermes_venv();
-    assert_eq!(installed_hermes_version(&venv).as_deref(), Some("0.19.0"));
+fn venv_holds_the_generation(gen: Gen) {
+    let venv = gen.venv();
+    assert_eq!(
+        installed_hermes_version(&venv).as_deref(),
+        Some(gen.version())
+    );
     assert!(venv.join("bin/hermes").exists());
 }
 
-#[test]
-fn fixture_counts_match_state_db_and_hermes_lists_operator_sessions() {
-    let (home, made) = make_home_with_state_seeded(20, 10, &USERS, 42);
+fn fixture_counts_match_state_db_and_hermes_lists_operator_sessions(gen: Gen) {
+    let (home, made) = make_home_with_state_seeded(gen, 20, 10, &USERS, 42);
     let db = home.state_db();
 
     // fixture report vs. the database
@@ -90,14 +91,21 @@ fn fixture_counts_match_state_db_and_hermes_lists_operator_sessions() {
     }
 
     // Hermes' own view of one operator session, and its consistency
-    let got = fixture(&["get", "--db", &db.to_string_lossy(), "--id", &op_ids[0]]);
+    let got = fixture(
+        gen,
+        &["get", "--db", &db.to_string_lossy(), "--id", &op_ids[0]],
+    );
     assert_eq!(got["session"]["source"], "operator");
     assert!(!got["messages"].as_array().unwrap().is_empty());
-    let chk = fixture(&["check", "--db", &db.to_string_lossy(), "--id", &op_ids[0]]);
+    let chk = fixture(
+        gen,
+        &["check", "--db", &db.to_string_lossy(), "--id", &op_ids[0]],
+    );
     assert_eq!(chk["ok"], true, "{chk}");
 
     // the real CLI lists exactly the operator sessions
     let out = hermes(
+        gen,
         home.path(),
         &[
             "sessions", "list", "--source", "operator", "--limit", "1000",
@@ -124,12 +132,11 @@ fn fixture_counts_match_state_db_and_hermes_lists_operator_sessions() {
         assert!(!stdout.contains(id.as_str().unwrap()));
     }
 
-    fts_integrity_check(&db);
+    fts_integrity_check(gen, &db);
 }
 
-#[test]
-fn snapshot_ignores_operator_rows_only() {
-    let (home, made) = make_home_with_state_seeded(20, 10, &USERS, 7);
+fn snapshot_ignores_operator_rows_only(gen: Gen) {
+    let (home, made) = make_home_with_state_seeded(gen, 20, 10, &USERS, 7);
     let db = home.state_db();
     let op_id = made["operator_ids"][0].as_str().unwrap().to_string();
     let native_id = made["native_ids_sample"][0].as_str().unwrap().to_string();
@@ -143,7 +150,7 @@ fn snapshot_ignores_operator_rows_only() {
     );
     assert!(before
         .iter()
-        .any(|l| l.starts_with("messages_fts_content|")));
+        .any(|l| l.starts_with("messages_fts_docsize|")));
 
     // write to an operator session: title (rusqlite) and a message through
     // Hermes' own append_message (fires FTS triggers, bumps sqlite_sequence)
@@ -159,41 +166,50 @@ fn snapshot_ignores_operator_rows_only() {
             .unwrap();
         assert_eq!(n, 1);
     }
-    fixture(&[
-        "append",
-        "--db",
-        &db.to_string_lossy(),
-        "--id",
-        &op_id,
-        "--role",
-        "user",
-        "--content",
-        "大别山项目进度 operator follow-up",
-    ]);
+    fixture(
+        gen,
+        &[
+            "append",
+            "--db",
+            &db.to_string_lossy(),
+            "--id",
+            &op_id,
+            "--role",
+            "user",
+            "--content",
+            "大别山项目进度 operator follow-up",
+        ],
+    );
     // a brand-new operator session created through Hermes
-    fixture(&[
-        "append",
-        "--db",
-        &db.to_string_lossy(),
-        "--id",
-        "op_0123456789ab",
-        "--create",
-        "operator",
-        "--content",
-        "hello",
-    ]);
+    fixture(
+        gen,
+        &[
+            "append",
+            "--db",
+            &db.to_string_lossy(),
+            "--id",
+            "op_0123456789ab",
+            "--create",
+            "operator",
+            "--content",
+            "hello",
+        ],
+    );
     let after_op = snapshot_non_operator(&db);
     assert_snapshot_eq(&before, &after_op, "after operator-only writes");
-    fts_integrity_check(&db);
-    let s = fixture(&[
-        "search",
-        "--db",
-        &db.to_string_lossy(),
-        "--query",
-        "大别山项目",
-        "--source",
-        "operator",
-    ]);
+    fts_integrity_check(gen, &db);
+    let s = fixture(
+        gen,
+        &[
+            "search",
+            "--db",
+            &db.to_string_lossy(),
+            "--query",
+            "大别山项目",
+            "--source",
+            "operator",
+        ],
+    );
     assert!(
         s["results"]
             .as_array()
@@ -240,17 +256,30 @@ fn snapshot_ignores_operator_rows_only() {
     let after_msg = snapshot_non_operator(&db);
     let diff = snapshot_diff(&before, &after_msg, 10);
     assert!(diff.contains("+ messages|"), "{diff}");
-    assert!(diff.contains("+ messages_fts_content|"), "{diff}");
+    assert!(diff.contains("+ messages_fts_"), "{diff}");
 }
 
-#[test]
-fn fixture_is_deterministic() {
-    let (a, _) = make_home_with_state_seeded(15, 5, &USERS, 3);
-    let (b, _) = make_home_with_state_seeded(15, 5, &USERS, 3);
-    assert_eq!(
-        snapshot_non_operator(&a.state_db()),
-        snapshot_non_operator(&b.state_db())
-    );
+fn fixture_is_deterministic(gen: Gen) {
+    let (a, _) = make_home_with_state_seeded(gen, 15, 5, &USERS, 3);
+    let (b, _) = make_home_with_state_seeded(gen, 15, 5, &USERS, 3);
+    // 0.22 stamps each new state.db with its own identity (state_meta keys
+    // store_instance_id, store_created_at_utc, db_file_generation).
+    let stable = |db: &std::path::Path| -> Vec<String> {
+        snapshot_non_operator(db)
+            .into_iter()
+            .filter(|l| {
+                ![
+                    "store_instance_id",
+                    "store_created_at_utc",
+                    "db_file_generation",
+                ]
+                .iter()
+                .any(|k| l.starts_with("state_meta|") && l.contains(&format!("'{k}'")))
+            })
+            .collect()
+    };
+    let (sa, sb) = (stable(&a.state_db()), stable(&b.state_db()));
+    assert!(sa == sb, "{}", snapshot_diff(&sa, &sb, 20));
     // operator rows too: compare full session/message tables
     let dump = |db: &std::path::Path| -> Vec<String> {
         let c = open_ro(db);
@@ -269,10 +298,9 @@ fn fixture_is_deterministic() {
     assert_eq!(dump(&a.state_db()), dump(&b.state_db()));
 }
 
-#[test]
-fn hold_lock_blocks_writers() {
-    let (home, _) = make_home_with_state_seeded(3, 1, &USERS, 1);
-    let lock = hold_lock(&home.state_db(), 30.0);
+fn hold_lock_blocks_writers(gen: Gen) {
+    let (home, _) = make_home_with_state_seeded(gen, 3, 1, &USERS, 1);
+    let lock = hold_lock(gen, &home.state_db(), 30.0);
     let c = rusqlite::Connection::open(home.state_db()).unwrap();
     c.busy_timeout(std::time::Duration::from_millis(100))
         .unwrap();
@@ -285,3 +313,11 @@ fn hold_lock_blocks_writers() {
     c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").unwrap();
 }
+
+hermes_tests!(
+    venv_holds_the_generation,
+    fixture_counts_match_state_db_and_hermes_lists_operator_sessions,
+    snapshot_ignores_operator_rows_only,
+    fixture_is_deterministic,
+    hold_lock_blocks_writers,
+);

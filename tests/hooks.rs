@@ -6,7 +6,7 @@
 mod common;
 
 use common::gateway::{Gateway, GatewayOpts};
-use common::{hermes, make_home_with_state_seeded, op, venv_python, TestHome};
+use common::{hermes, make_home_with_state_seeded, op, Gen, TestHome};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -101,8 +101,8 @@ fn sha256_hex(b: &[u8]) -> String {
 }
 
 /// A home with Hermes-made sessions: (home, operator ids, their user ids, native ids).
-fn seeded_home() -> (TestHome, Vec<String>, Vec<String>, Vec<String>) {
-    let (home, made) = make_home_with_state_seeded(4, 2, &["u_alice", "u_bob"], 11);
+fn seeded_home(gen: Gen) -> (TestHome, Vec<String>, Vec<String>, Vec<String>) {
+    let (home, made) = make_home_with_state_seeded(gen, 4, 2, &["u_alice", "u_bob"], 11);
     let ids = |k: &str| -> Vec<String> {
         made[k]
             .as_array()
@@ -137,9 +137,8 @@ fn wal_files(home: &Path) -> Vec<PathBuf> {
 // the protocol
 // ---------------------------------------------------------------------------
 
-#[test]
-fn operator_sessions_get_the_policy_and_live_events() {
-    let (home, ops, users, _) = seeded_home();
+fn operator_sessions_get_the_policy_and_live_events(gen: Gen) {
+    let (home, ops, users, _) = seeded_home(gen);
     let h = home.path();
     write_operator_config(h, "agent:\n  enabled_toolsets: [web, file]\n");
     let sid = &ops[0];
@@ -261,9 +260,8 @@ fn operator_sessions_get_the_policy_and_live_events() {
     assert!(last["data"].get("note").is_none(), "{last}");
 }
 
-#[test]
-fn native_sessions_and_other_events_touch_nothing() {
-    let (home, ops, _, natives) = seeded_home();
+fn native_sessions_and_other_events_touch_nothing(gen: Gen) {
+    let (home, ops, _, natives) = seeded_home(gen);
     let h = home.path();
     write_operator_config(h, "agent:\n  enabled_toolsets: [web]\n");
     let wal_before = wal_files(h);
@@ -341,9 +339,8 @@ fn native_sessions_and_other_events_touch_nothing() {
     assert!(!h.join("plugins/operator/events.db").exists());
 }
 
-#[test]
-fn hash_mode_keeps_content_out_of_the_log() {
-    let (home, ops, _, _) = seeded_home();
+fn hash_mode_keeps_content_out_of_the_log(gen: Gen) {
+    let (home, ops, _, _) = seeded_home(gen);
     let h = home.path();
     write_operator_config(
         h,
@@ -389,9 +386,8 @@ fn hash_mode_keeps_content_out_of_the_log() {
     audit_verify_ok(h);
 }
 
-#[test]
-fn unreadable_input_or_config_fails_open_except_operator_pre_tool_call() {
-    let (home, ops, _, natives) = seeded_home();
+fn unreadable_input_or_config_fails_open_except_operator_pre_tool_call(gen: Gen) {
+    let (home, ops, _, natives) = seeded_home(gen);
     let h = home.path();
     // Malformed payloads: exit 0, say why on stderr.
     for bad in ["", "not json", "[1,2]", "{\"hook_event_name\": 5}"] {
@@ -452,9 +448,8 @@ fn unreadable_input_or_config_fails_open_except_operator_pre_tool_call() {
     assert!(ev.last().unwrap()["data"].get("arguments_sha256").is_some());
 }
 
-#[test]
-fn delegate_subagents_of_operator_sessions_inherit_the_policy() {
-    let (home, ops, users, _) = seeded_home();
+fn delegate_subagents_of_operator_sessions_inherit_the_policy(gen: Gen) {
+    let (home, ops, users, _) = seeded_home(gen);
     let h = home.path();
     write_operator_config(h, "agent:\n  enabled_toolsets: [web, delegation]\n");
     let child = "20260101_120000_abc123";
@@ -826,9 +821,8 @@ if pre:
 print(json.dumps(out))
 "#;
 
-#[test]
-fn real_hermes_registers_our_hooks_without_consent_and_obeys_the_block() {
-    let (home, ops, _, natives) = seeded_home();
+fn real_hermes_registers_our_hooks_without_consent_and_obeys_the_block(gen: Gen) {
+    let (home, ops, _, natives) = seeded_home(gen);
     let h = home.path();
     fs::write(h.join("config.yaml"), USER_CONFIG).unwrap();
     write_operator_config(h, "agent:\n  enabled_toolsets: [web, file]\n");
@@ -836,7 +830,7 @@ fn real_hermes_registers_our_hooks_without_consent_and_obeys_the_block() {
     assert!(o.status.success(), "{}", stderr(&o));
     let cmd = expected_command(h);
 
-    let o = hermes(h, &["hooks", "list"]);
+    let o = hermes(gen, h, &["hooks", "list"]);
     let list = stdout(&o);
     assert!(o.status.success(), "{list}{}", stderr(&o));
     assert_eq!(list.matches("✓ allowed").count(), 4, "{list}");
@@ -844,7 +838,7 @@ fn real_hermes_registers_our_hooks_without_consent_and_obeys_the_block() {
     for ev in MANAGED {
         assert!(list.contains(&format!("[{ev}]")), "{list}");
     }
-    let o = hermes(h, &["hooks", "doctor"]);
+    let o = hermes(gen, h, &["hooks", "doctor"]);
     let doc = stdout(&o);
     assert!(doc.contains("All shell hooks look healthy"), "{doc}");
     assert!(
@@ -852,7 +846,7 @@ fn real_hermes_registers_our_hooks_without_consent_and_obeys_the_block() {
         "mtime recorded as Hermes does: {doc}"
     );
 
-    let o = Command::new(venv_python())
+    let o = Command::new(gen.python())
         .args(["-c", HERMES_PROBE, &ops[0], &natives[0]])
         .env("HERMES_HOME", h)
         .env("HERMES_DISABLE_LAZY_INSTALLS", "1")
@@ -920,8 +914,7 @@ fn tool_messages(gw: &Gateway, session: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only() {
+fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only(gen: Gen) {
     // The harness rewrites config.yaml on every (re)start, so the hooks go in
     // through `extra_yaml`, as `hook install` writes them but without
     // `--hermes-home` (the path is not known before start; the hook then
@@ -936,10 +929,13 @@ fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only() {
             bin.display()
         ));
     }
-    let gw = Gateway::start(GatewayOpts {
-        extra_yaml: extra, // platform toolsets stay terminal, file, todo
-        ..Default::default()
-    });
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            extra_yaml: extra, // platform toolsets stay terminal, file, todo
+            ..Default::default()
+        },
+    );
     let h = gw.home.clone();
     write_operator_config(&h, "agent:\n  enabled_toolsets: [terminal, todo]\n");
 
@@ -998,8 +994,7 @@ fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only() {
 /// `hook status` reports `compression.in_place` exactly as the real Hermes
 /// agent reads it (its `load_config()` and `is_truthy_value`, the lines of
 /// `agent_init.py`), and calls rotation a problem; `doctor` warns about it.
-#[test]
-fn compression_rotation_is_reported_as_hermes_reads_it() {
+fn compression_rotation_is_reported_as_hermes_reads_it(gen: Gen) {
     let cases = [
         "",
         "compression: null\n",
@@ -1018,7 +1013,7 @@ fn compression_rotation_is_reported_as_hermes_reads_it() {
         if !yaml_text.is_empty() {
             fs::write(home.path().join("config.yaml"), yaml_text).unwrap();
         }
-        let py = Command::new(venv_python())
+        let py = Command::new(gen.python())
             .env("HERMES_HOME", home.path())
             .args([
                 "-c",
@@ -1075,3 +1070,14 @@ fn compression_rotation_is_reported_as_hermes_reads_it() {
         "{hook}"
     );
 }
+
+hermes_tests!(
+    operator_sessions_get_the_policy_and_live_events,
+    native_sessions_and_other_events_touch_nothing,
+    hash_mode_keeps_content_out_of_the_log,
+    unreadable_input_or_config_fails_open_except_operator_pre_tool_call,
+    delegate_subagents_of_operator_sessions_inherit_the_policy,
+    real_hermes_registers_our_hooks_without_consent_and_obeys_the_block,
+    gateway_blocks_a_forbidden_tool_in_operator_sessions_only,
+    compression_rotation_is_reported_as_hermes_reads_it,
+);

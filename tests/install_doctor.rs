@@ -57,7 +57,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn install_twice_then_doctor() {
-    let home = common::make_home_with_state(1, 0, &[]);
+    let home = common::make_home_with_state(common::Gen::H022, 1, 0, &[]);
     let h = home.path();
     // Hermes' own secrets: the API key the operator shares.
     fs::write(
@@ -236,7 +236,7 @@ fn install_twice_then_doctor() {
             "  # hermes_command: /home/hermes/.hermes/hermes-agent/.venv/bin/hermes\n",
             &format!(
                 "  hermes_command: \"{}\"\n",
-                common::hermes_venv().join("bin/hermes").display()
+                common::Gen::H022.venv().join("bin/hermes").display()
             ),
         );
     fs::write(&cfg, text).unwrap();

@@ -9,7 +9,7 @@
 mod common;
 mod serve_common;
 
-use common::{add_user, fixture, open_ro, TestHome, TEST_PASSWORD};
+use common::{add_user, fixture, open_ro, Gen, TestHome, TEST_PASSWORD};
 use hermes_operator::app::App;
 use hermes_operator::home::Home;
 use hermes_operator::store::events::Actor;
@@ -150,19 +150,22 @@ async fn authorization_matrix() {
         .map(|n| ids[n].clone())
         .collect::<Vec<_>>()
         .join(",");
-    let made = fixture(&[
-        "make",
-        "--db",
-        &home.state_db().to_string_lossy(),
-        "--native",
-        "8",
-        "--operator",
-        "25",
-        "--users",
-        &owners,
-        "--seed",
-        "11",
-    ]);
+    let made = fixture(
+        Gen::H022,
+        &[
+            "make",
+            "--db",
+            &home.state_db().to_string_lossy(),
+            "--native",
+            "8",
+            "--operator",
+            "25",
+            "--users",
+            &owners,
+            "--seed",
+            "11",
+        ],
+    );
     let native = made["native_ids_sample"][0].as_str().unwrap().to_string();
     let a = app(&h);
     let open: HashMap<&str, String> = ["root", "alice", "bob"]

@@ -8,6 +8,7 @@ mod serve_common;
 
 use common::add_user;
 use common::gateway::{Gateway, GatewayOpts};
+use common::Gen;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use serve_common::{client, configure, send, token, Server};
@@ -88,12 +89,14 @@ async fn sse_chat(c: &reqwest::Client, s: &Server, tok: &str, body: Value) -> Ss
     Sse::new(r)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_json_sse_approval_and_shutdown_with_real_hermes() {
-    let gw = Gateway::start(GatewayOpts {
-        approval_timeout_secs: 60,
-        ..Default::default()
-    });
+async fn chat_json_sse_approval_and_shutdown_with_real_hermes(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            approval_timeout_secs: 60,
+            ..Default::default()
+        },
+    );
     configure(&gw.home, &format!("hermes:\n  api_url: {}\n", gw.url));
     for (n, r) in [("alice", "user"), ("bob", "user"), ("audrey", "auditor")] {
         add_user(&gw.home, n, r);
@@ -308,3 +311,7 @@ async fn chat_json_sse_approval_and_shutdown_with_real_hermes() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+hermes_tests!(
+    async chat_json_sse_approval_and_shutdown_with_real_hermes,
+);

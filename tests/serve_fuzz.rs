@@ -14,7 +14,7 @@
 mod common;
 mod serve_common;
 
-use common::{add_user, fixture, TestHome};
+use common::{add_user, fixture, Gen, TestHome};
 use serve_common::{client, configure, token, Server};
 use std::fs::{self, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -162,19 +162,22 @@ async fn schemathesis_finds_no_server_errors() {
     configure(h, "");
     let admin = add_user(h, "root", "admin");
     let alice = add_user(h, "alice", "user");
-    fixture(&[
-        "make",
-        "--db",
-        &home.state_db().to_string_lossy(),
-        "--native",
-        "20",
-        "--operator",
-        "40",
-        "--users",
-        &format!("{admin},{alice}"),
-        "--seed",
-        "5",
-    ]);
+    fixture(
+        Gen::H022,
+        &[
+            "make",
+            "--db",
+            &home.state_db().to_string_lossy(),
+            "--native",
+            "20",
+            "--operator",
+            "40",
+            "--users",
+            &format!("{admin},{alice}"),
+            "--seed",
+            "5",
+        ],
+    );
     let s = Server::start(h);
     let c = client();
     let t0 = Instant::now();

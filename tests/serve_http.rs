@@ -521,7 +521,7 @@ async fn every_documented_route_is_routed_and_sigterm_stops_the_server() {
 /// unchanged; any commit (here: the CLI, as Hermes would) shows at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_list_reflects_every_change_immediately() {
-    let home = common::make_home_with_state(3, 0, &[]);
+    let home = common::make_home_with_state(common::Gen::H022, 3, 0, &[]);
     configure(home.path(), "");
     add_user(home.path(), "alice", "user");
     let s = Server::start(home.path());

@@ -61,26 +61,29 @@ fn expect_code(home: &Path, args: &[&str], want: i32) -> Output {
 /// Users alice, bob (user), carol (auditor), dave (viewer); a state.db made by
 /// Hermes with native sessions of every source and operator sessions of
 /// alice, bob and a user no longer in users.db.
-fn setup(seed: u64) -> Env {
+fn setup(gen: Gen, seed: u64) -> Env {
     let home = TestHome::new();
     let alice = add_user(home.path(), "alice", "user");
     let bob = add_user(home.path(), "bob", "user");
     add_user(home.path(), "carol", "auditor");
     add_user(home.path(), "dave", "viewer");
     let db = home.state_db();
-    let made = fixture(&[
-        "make",
-        "--db",
-        &db.to_string_lossy(),
-        "--native",
-        "40",
-        "--operator",
-        "45",
-        "--users",
-        &format!("{alice},{bob},{GONE}"),
-        "--seed",
-        &seed.to_string(),
-    ]);
+    let made = fixture(
+        gen,
+        &[
+            "make",
+            "--db",
+            &db.to_string_lossy(),
+            "--native",
+            "40",
+            "--operator",
+            "45",
+            "--users",
+            &format!("{alice},{bob},{GONE}"),
+            "--seed",
+            &seed.to_string(),
+        ],
+    );
     Env {
         home,
         db,
@@ -238,9 +241,8 @@ fn ids(v: &Value) -> Vec<String> {
 // reads
 // ---------------------------------------------------------------------------
 
-#[test]
-fn list_show_cost_export_match_sql() {
-    let e = setup(11);
+fn list_show_cost_export_match_sql(gen: Gen) {
+    let e = setup(gen, 11);
     let names = [(e.alice.as_str(), "alice"), (e.bob.as_str(), "bob")];
     let before = snapshot_non_operator(&e.db);
 
@@ -401,7 +403,7 @@ fn list_show_cost_export_match_sql() {
     assert!(!want_m.is_empty());
     assert_json_eq(&shown["messages"], &Value::Array(want_m), "show messages");
     // ... and Hermes agrees on the messages
-    let hermes = fixture(&["get", "--db", &e.db.to_string_lossy(), "--id", &id]);
+    let hermes = fixture(gen, &["get", "--db", &e.db.to_string_lossy(), "--id", &id]);
     let hm: Vec<i64> = hermes["messages"]
         .as_array()
         .unwrap()
@@ -517,6 +519,7 @@ fn hits(v: &Value) -> Vec<(String, i64)> {
 }
 
 fn hermes_search_sessions(
+    gen: Gen,
     db: &Path,
     q: &str,
     source: Option<&str>,
@@ -533,7 +536,7 @@ fn hermes_search_sessions(
     if let Some(s) = source {
         a.extend_from_slice(&["--source", s]);
     }
-    fixture(&a)["results"]
+    fixture(gen, &a)["results"]
         .as_array()
         .unwrap()
         .iter()
@@ -541,9 +544,8 @@ fn hermes_search_sessions(
         .collect()
 }
 
-#[test]
-fn search_matches_sql_and_hermes_and_never_breaks_on_syntax() {
-    let e = setup(12);
+fn search_matches_sql_and_hermes_and_never_breaks_on_syntax(gen: Gen) {
+    let e = setup(gen, 12);
     let before = snapshot_non_operator(&e.db);
     let op_scope = r"AND s.source = 'operator' AND s.id LIKE 'op\_%' ESCAPE '\'";
 
@@ -571,7 +573,7 @@ fn search_matches_sql_and_hermes_and_never_breaks_on_syntax() {
     let ours: std::collections::BTreeSet<String> = hits(&got).into_iter().map(|h| h.0).collect();
     assert_eq!(
         ours,
-        hermes_search_sessions(&e.db, "nginx python", Some("operator"))
+        hermes_search_sessions(gen, &e.db, "nginx python", Some("operator"))
     );
 
     // --user, --all-sources, --limit
@@ -611,7 +613,7 @@ fn search_matches_sql_and_hermes_and_never_breaks_on_syntax() {
         .iter()
         .any(|h| h["source"] != "operator"));
     let allset: std::collections::BTreeSet<String> = hits(&all).into_iter().map(|h| h.0).collect();
-    assert_eq!(allset, hermes_search_sessions(&e.db, "deploy", None));
+    assert_eq!(allset, hermes_search_sessions(gen, &e.db, "deploy", None));
     let three = json_ok(p(&e), &["session", "search", "deploy", "--limit", "3"]);
     assert_eq!(
         hits(&three),
@@ -633,7 +635,7 @@ fn search_matches_sql_and_hermes_and_never_breaks_on_syntax() {
         assert_eq!(hits(&got), want, "{q}");
         let ours: std::collections::BTreeSet<String> =
             hits(&got).into_iter().map(|h| h.0).collect();
-        assert_eq!(ours, hermes_search_sessions(&e.db, q, None), "{q}");
+        assert_eq!(ours, hermes_search_sessions(gen, &e.db, q, None), "{q}");
     }
     // 1-2 CJK characters: LIKE fallback, same sessions as Hermes' LIKE path
     for q in ["预算", "天"] {
@@ -654,7 +656,7 @@ fn search_matches_sql_and_hermes_and_never_breaks_on_syntax() {
         assert_eq!(got.as_array().unwrap().len() as i64, n, "{q}");
         let ours: std::collections::BTreeSet<String> =
             hits(&got).into_iter().map(|h| h.0).collect();
-        assert_eq!(ours, hermes_search_sessions(&e.db, q, None), "{q}");
+        assert_eq!(ours, hermes_search_sessions(gen, &e.db, q, None), "{q}");
     }
 
     // FTS syntax is never interpreted: no errors, just (possibly empty) results
@@ -715,8 +717,8 @@ fn search_matches_sql_and_hermes_and_never_breaks_on_syntax() {
 // writes
 // ---------------------------------------------------------------------------
 
-fn hermes_session(db: &Path, id: &str) -> Value {
-    fixture(&["get", "--db", &db.to_string_lossy(), "--id", id])["session"].clone()
+fn hermes_session(gen: Gen, db: &Path, id: &str) -> Value {
+    fixture(gen, &["get", "--db", &db.to_string_lossy(), "--id", id])["session"].clone()
 }
 
 fn events_of(home: &Path, id: &str) -> Vec<Value> {
@@ -726,9 +728,8 @@ fn events_of(home: &Path, id: &str) -> Vec<Value> {
         .clone()
 }
 
-#[test]
-fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
-    let e = setup(13);
+fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else(gen: Gen) {
+    let e = setup(gen, 13);
     let db = e.db.to_string_lossy().to_string();
     let before = snapshot_non_operator(&e.db);
     let c = open_ro(&e.db);
@@ -750,7 +751,7 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
     assert_eq!(r["from"], Value::Null);
     assert_eq!(r["to"], "Quarterly plan");
     assert_eq!(r["session"]["title"], "Quarterly plan");
-    assert_eq!(hermes_session(&e.db, t1)["title"], "Quarterly plan");
+    assert_eq!(hermes_session(gen, &e.db, t1)["title"], "Quarterly plan");
     let evs = events_of(p(&e), t1);
     let ev = evs
         .iter()
@@ -768,6 +769,7 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
     assert_eq!(ev["user_id"], json!(owner));
     // Hermes lists it with that title
     let out = hermes(
+        gen,
         p(&e),
         &[
             "sessions", "list", "--source", "operator", "--limit", "1000",
@@ -801,7 +803,7 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
         "{}",
         stderr(&o)
     );
-    assert_eq!(hermes_session(&e.db, t2)["title"], Value::Null);
+    assert_eq!(hermes_session(gen, &e.db, t2)["title"], Value::Null);
     expect_code(p(&e), &["session", "title", t2, "Quarterly plan"], 10);
     // too long (Hermes: max 100 characters after cleaning) → usage
     expect_code(p(&e), &["session", "title", t2, &"x".repeat(101)], 2);
@@ -813,17 +815,20 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
     // hostile title: cleaned exactly as Hermes' own sanitize_title does
     let hostile = "\u{1b}[31mEvil\u{7}\nTitle\u{202e}\t\u{200b}";
     let ours = json_ok(p(&e), &["session", "title", t2, &format!("{hostile} one")]);
-    let theirs = fixture(&[
-        "set-title",
-        "--db",
-        &db,
-        "--id",
-        &open_ids[3],
-        "--title",
-        &format!("{hostile} two"),
-    ]);
+    let theirs = fixture(
+        gen,
+        &[
+            "set-title",
+            "--db",
+            &db,
+            "--id",
+            &open_ids[3],
+            "--title",
+            &format!("{hostile} two"),
+        ],
+    );
     assert_eq!(theirs["ok"], true, "{theirs}");
-    let hermes_t = hermes_session(&e.db, &open_ids[3])["title"]
+    let hermes_t = hermes_session(gen, &e.db, &open_ids[3])["title"]
         .as_str()
         .unwrap()
         .to_string();
@@ -831,19 +836,22 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
         ours["to"].as_str().unwrap().replace(" one", " two"),
         hermes_t
     );
-    assert_eq!(hermes_session(&e.db, t2)["title"], ours["to"]);
+    assert_eq!(hermes_session(gen, &e.db, t2)["title"], ours["to"]);
     // and tables never carry terminal escapes (from titles or message bodies)
-    fixture(&[
-        "append",
-        "--db",
-        &db,
-        "--id",
-        t2,
-        "--role",
-        "user",
-        "--content",
-        "\u{1b}]0;pwned\u{7} hi\n\u{1b}[2J there zebrafish",
-    ]);
+    fixture(
+        gen,
+        &[
+            "append",
+            "--db",
+            &db,
+            "--id",
+            t2,
+            "--role",
+            "user",
+            "--content",
+            "\u{1b}]0;pwned\u{7} hi\n\u{1b}[2J there zebrafish",
+        ],
+    );
     for args in [
         vec!["session", "show", t2.as_str()],
         vec!["session", "list", "--limit", "10000"],
@@ -860,18 +868,18 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
     // empty text clears
     let r = json_ok(p(&e), &["session", "title", t2, " "]);
     assert_eq!(r["to"], Value::Null);
-    assert_eq!(hermes_session(&e.db, t2)["title"], Value::Null);
+    assert_eq!(hermes_session(gen, &e.db, t2)["title"], Value::Null);
 
     // end: like Hermes, only once; the first reason wins
     let r = json_ok(p(&e), &["session", "end", e1, "--reason", "done by test"]);
     assert_eq!(r["changed"], true);
-    let hs = hermes_session(&e.db, e1);
+    let hs = hermes_session(gen, &e.db, e1);
     assert_eq!(hs["end_reason"], "done by test");
     assert!(hs["ended_at"].as_f64().is_some());
     assert_json_eq(&r["session"]["ended_at_epoch"], &hs["ended_at"], "ended_at");
     let r = json_ok(p(&e), &["session", "end", e1]);
     assert_eq!(r["changed"], false);
-    assert_eq!(hermes_session(&e.db, e1)["end_reason"], "done by test");
+    assert_eq!(hermes_session(gen, &e.db, e1)["end_reason"], "done by test");
     let ends: Vec<Value> = events_of(p(&e), e1)
         .into_iter()
         .filter(|v| v["type"] == "session_end")
@@ -903,7 +911,7 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
         "{nid}"
     );
     assert_eq!(r["username"], "alice");
-    let hs = hermes_session(&e.db, &nid);
+    let hs = hermes_session(gen, &e.db, &nid);
     assert_eq!(hs["source"], "operator");
     assert_eq!(hs["user_id"], json!(e.alice));
     assert_eq!(hs["message_count"], 0);
@@ -915,6 +923,7 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
     assert!((hs["started_at"].as_f64().unwrap() - now).abs() < 60.0);
     json_ok(p(&e), &["session", "title", &nid, "Brand new"]);
     let out = hermes(
+        gen,
         p(&e),
         &[
             "sessions", "list", "--source", "operator", "--limit", "1000",
@@ -923,18 +932,21 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains(&nid), "{listed}");
     // Hermes can append to it (first writer wins: source and user stay ours)
-    fixture(&[
-        "append",
-        "--db",
-        &db,
-        "--id",
-        &nid,
-        "--role",
-        "user",
-        "--content",
-        "hello from hermes",
-    ]);
-    let hs = hermes_session(&e.db, &nid);
+    fixture(
+        gen,
+        &[
+            "append",
+            "--db",
+            &db,
+            "--id",
+            &nid,
+            "--role",
+            "user",
+            "--content",
+            "hello from hermes",
+        ],
+    );
+    let hs = hermes_session(gen, &e.db, &nid);
     assert_eq!(
         (hs["source"].as_str(), hs["user_id"].as_str()),
         (Some("operator"), Some(e.alice.as_str()))
@@ -963,7 +975,7 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else() {
     expect_code(p(&e), &["session", "title", "op_'; --", "x"], 5);
 
     assert_snapshot_eq(&before, &snapshot_non_operator(&e.db), "title/end/new");
-    fts_integrity_check(&e.db);
+    fts_integrity_check(gen, &e.db);
     let _ = e.bob;
 }
 
@@ -1127,9 +1139,8 @@ fn check_daily(e: &Env, date: &str, tz: &str) -> Value {
     r
 }
 
-#[test]
-fn audit_daily_and_user_match_sql() {
-    let e = setup(14);
+fn audit_daily_and_user_match_sql(gen: Gen) {
+    let e = setup(gen, 14);
     // the fixture's busiest operator day (UTC)
     let c = open_ro(&e.db);
     let (day, sid, uid): (String, String, String) = c
@@ -1279,8 +1290,7 @@ fn missing_state_db_is_never_created() {
     assert!(!home.state_db().exists());
 }
 
-#[test]
-fn corrupt_or_incompatible_state_db_exits_9() {
+fn corrupt_or_incompatible_state_db_exits_9(gen: Gen) {
     let home = TestHome::new();
     add_user(home.path(), "alice", "user");
     let garbage: Vec<u8> = (0..16384u32)
@@ -1298,7 +1308,7 @@ fn corrupt_or_incompatible_state_db_exits_9() {
     );
 
     // a state.db without a column the operator needs
-    let e = setup(15);
+    let e = setup(gen, 15);
     {
         let c = rusqlite::Connection::open(&e.db).unwrap();
         c.execute_batch("ALTER TABLE sessions DROP COLUMN cost_status")
@@ -1325,7 +1335,7 @@ fn corrupt_or_incompatible_state_db_exits_9() {
         "incompatible schema",
     );
     // ... while extra columns from a newer Hermes are fine
-    let e = setup(16);
+    let e = setup(gen, 16);
     {
         let c = rusqlite::Connection::open(&e.db).unwrap();
         c.execute_batch("ALTER TABLE sessions ADD COLUMN future_col TEXT; ALTER TABLE messages ADD COLUMN future_blob BLOB;").unwrap();
@@ -1339,13 +1349,12 @@ fn corrupt_or_incompatible_state_db_exits_9() {
     );
 }
 
-#[test]
-fn locked_state_db_busy_for_writers_readers_fine() {
-    let e = setup(17);
+fn locked_state_db_busy_for_writers_readers_fine(gen: Gen) {
+    let e = setup(gen, 17);
     let op_id = e.made["operator_ids"][0].as_str().unwrap().to_string();
-    let title_before = hermes_session(&e.db, &op_id)["title"].clone();
+    let title_before = hermes_session(gen, &e.db, &op_id)["title"].clone();
     let before = snapshot_non_operator(&e.db);
-    let lock = hold_lock(&e.db, 30.0);
+    let lock = hold_lock(gen, &e.db, 30.0);
     // reads are not blocked by a writer holding BEGIN IMMEDIATE
     let t0 = std::time::Instant::now();
     assert_eq!(
@@ -1367,7 +1376,7 @@ fn locked_state_db_busy_for_writers_readers_fine() {
     assert!(stderr(&o).contains("locked"), "{}", stderr(&o));
     expect_code(p(&e), &["session", "new", "--as", "alice"], 6);
     drop(lock);
-    assert_eq!(hermes_session(&e.db, &op_id)["title"], title_before);
+    assert_eq!(hermes_session(gen, &e.db, &op_id)["title"], title_before);
     assert_eq!(
         json_ok(p(&e), &["session", "list", "--limit", "10000"])
             .as_array()
@@ -1383,3 +1392,12 @@ fn events_for_session_absent(home: &Path, id: &str) -> bool {
     let o = run(home, &["--json", "audit", "replay", id]);
     code(&o) == 5
 }
+
+hermes_tests!(
+    corrupt_or_incompatible_state_db_exits_9,
+    list_show_cost_export_match_sql,
+    search_matches_sql_and_hermes_and_never_breaks_on_syntax,
+    title_end_new_are_read_back_by_hermes_and_touch_nothing_else,
+    audit_daily_and_user_match_sql,
+    locked_state_db_busy_for_writers_readers_fine,
+);

@@ -40,7 +40,8 @@ fn wheels_dir() -> PathBuf {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| {
-                common::hermes_venv_dir()
+                common::Gen::H019
+                    .venv_dir()
                     .parent()
                     .unwrap()
                     .join("wheels-update")
@@ -60,7 +61,7 @@ fn wheels_dir() -> PathBuf {
         if !done.exists() {
             let t = Instant::now();
             for v in [OLD, NEW] {
-                let st = Command::new(common::venv_python())
+                let st = Command::new(common::Gen::H019.python())
                     .args(["-m", "pip", "download", "--disable-pip-version-check", "-q"])
                     .arg(format!("hermes-agent=={v}"))
                     .arg("-d")
@@ -90,7 +91,7 @@ fn old_hermes_venv(parent: &Path) -> PathBuf {
     let venv = parent.join("venv");
     let t = Instant::now();
     // The base interpreter of the cached venv (same Python, known to work).
-    let cfg = fs::read_to_string(common::hermes_venv().join("pyvenv.cfg")).unwrap();
+    let cfg = fs::read_to_string(common::Gen::H019.venv().join("pyvenv.cfg")).unwrap();
     let base = cfg
         .lines()
         .find_map(|l| l.strip_prefix("home = "))
@@ -157,7 +158,7 @@ fn free_port() -> u16 {
 /// installed (admin alice), a restart stub recording its calls, and
 /// config pointing at `hermes`, the stub and `port`.
 fn setup(hermes: &Path, port: u16) -> Setup {
-    let home = common::make_home_with_state(2, 1, &["alice"]);
+    let home = common::make_home_with_state(common::Gen::H019, 2, 1, &["alice"]);
     let tmp = tempfile::tempdir().unwrap();
     let calls = tmp.path().join("restart-calls");
     let stub = tmp.path().join("restart.sh");

