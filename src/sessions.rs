@@ -6,9 +6,7 @@
 use crate::app::App;
 use crate::error::{Error, Kind, Result};
 use crate::output::{clip, sanitize};
-use crate::store::state::{
-    self, ListQuery, Message, ModelUsage, RowFilter, SearchHit, Session, StateDb,
-};
+use crate::store::state::{self, ListQuery, Message, ModelUsage, RowFilter, Session, StateDb};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -95,10 +93,13 @@ pub struct SessionInfo {
     pub username: Option<String>,
 }
 
-/// `{session, messages}`: `session show --json` and `session export --format json`.
+/// `{session, system_prompt, messages}`: `session show --json` and
+/// `session export --format json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Transcript {
     pub session: SessionInfo,
+    /// Hermes' stored system prompt (inline on 0.19, by hash on 0.22).
+    pub system_prompt: Option<String>,
     pub messages: Vec<Message>,
 }
 
@@ -230,9 +231,11 @@ pub fn show(app: &App, scope: &Scope, id: &str) -> Result<Transcript> {
     let db = app.state_ro()?;
     let s = readable(&db, scope, id)?;
     let messages = db.messages(id)?;
+    let system_prompt = db.system_prompt(id)?;
     let names = usernames(app)?;
     Ok(Transcript {
         session: info(s, &names),
+        system_prompt,
         messages,
     })
 }
@@ -245,7 +248,7 @@ pub fn search(
     query: &str,
     user_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<SearchHit>> {
+) -> Result<state::SearchOutcome> {
     let all = state::Caps {
         has_fts: true,
         has_trigram: true,
@@ -254,7 +257,7 @@ pub fn search(
     state::plan_search(query, &all)?;
     let db = app.state_ro()?;
     let Some(rows) = scope.rows(user_id) else {
-        return Ok(vec![]);
+        return Ok(Default::default());
     };
     db.search(query, &rows, limit)
 }
@@ -394,6 +397,9 @@ pub fn markdown(t: &Transcript) -> String {
         s.output_tokens,
         s.cost_usd()
     );
+    if let Some(p) = &t.system_prompt {
+        let _ = writeln!(o, "## System prompt\n\n{}", md_fence("", p));
+    }
     for m in &t.messages {
         let role = m.role.as_deref().unwrap_or("?");
         let mut head = format!(

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use rusqlite::types::ValueRef;
+use rusqlite::OptionalExtension;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -1338,7 +1339,12 @@ fn corrupt_or_incompatible_state_db_exits_9(gen: Gen) {
     let e = setup(gen, 16);
     {
         let c = rusqlite::Connection::open(&e.db).unwrap();
-        c.execute_batch("ALTER TABLE sessions ADD COLUMN future_col TEXT; ALTER TABLE messages ADD COLUMN future_blob BLOB;").unwrap();
+        c.execute_batch(
+            "ALTER TABLE sessions ADD COLUMN future_col TEXT; \
+             ALTER TABLE messages ADD COLUMN future_blob BLOB; \
+             CREATE TABLE future_table (k TEXT PRIMARY KEY, v BLOB);",
+        )
+        .unwrap();
     }
     assert_eq!(
         json_ok(p(&e), &["session", "list", "--limit", "10000"])
@@ -1394,6 +1400,7 @@ fn events_for_session_absent(home: &Path, id: &str) -> bool {
 }
 
 hermes_tests!(
+    search_finds_words_hermes_leaves_unindexed,
     corrupt_or_incompatible_state_db_exits_9,
     list_show_cost_export_match_sql,
     search_matches_sql_and_hermes_and_never_breaks_on_syntax,
@@ -1401,3 +1408,195 @@ hermes_tests!(
     audit_daily_and_user_match_sql,
     locked_state_db_busy_for_writers_readers_fine,
 );
+
+/// Appends one message through Hermes' own `append_message`.
+fn append(gen: Gen, db: &Path, id: &str, role: &str, content: &str) {
+    fixture(
+        gen,
+        &[
+            "append",
+            "--db",
+            &db.to_string_lossy(),
+            "--id",
+            id,
+            "--role",
+            role,
+            "--content",
+            content,
+        ],
+    );
+}
+
+fn session_set(v: &Value) -> std::collections::BTreeSet<String> {
+    hits(v).into_iter().map(|h| h.0).collect()
+}
+
+fn matched_by(v: &Value, id: &str) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["session_id"] == id)
+        .map(|h| h["matched_by"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every operator session whose messages contain the query is found, also
+/// where Hermes' own index leaves the row out (0.22: tool results are not in
+/// the trigram index, and only their first 8,192 characters are in the word
+/// index); native sessions are never scanned; the journal mode Hermes chose
+/// (WAL on 0.19, DELETE on 0.22 with SQLite < 3.51.3) stays as it was.
+fn search_finds_words_hermes_leaves_unindexed(gen: Gen) {
+    let e = setup(gen, 19);
+    let ops: Vec<String> = e.made["operator_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let native = e.made["native_ids_sample"][0].as_str().unwrap().to_string();
+    let (in_user, in_tool, in_long_tool) = (&ops[0], &ops[1], &ops[2]);
+    let filler = "x".repeat(9000);
+    append(gen, &e.db, in_user, "user", "请安排琥珀数据库迁移");
+    append(
+        gen,
+        &e.db,
+        in_tool,
+        "tool",
+        "{\"output\": \"琥珀数据库迁移完成\"}",
+    );
+    append(
+        gen,
+        &e.db,
+        in_long_tool,
+        "tool",
+        &format!("{filler} 琥珀数据库迁移 zebraquokka"),
+    );
+    append(gen, &e.db, &native, "tool", "琥珀数据库迁移 zebraquokka");
+    let mode = |db: &Path| -> String {
+        open_ro(db)
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap()
+    };
+    let mode_before = mode(&e.db);
+    assert_eq!(
+        mode_before,
+        if gen == Gen::H019 { "wal" } else { "delete" },
+        "the journal mode {} chose",
+        gen.label()
+    );
+    let before = snapshot_non_operator(&e.db);
+    let want: std::collections::BTreeSet<String> = [in_user, in_tool, in_long_tool]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+
+    // >= 3 CJK characters: the trigram index, then the scan
+    let got = json_ok(
+        p(&e),
+        &["session", "search", "琥珀数据库迁移", "--limit", "100"],
+    );
+    assert_eq!(session_set(&got), want, "{got}");
+    assert_eq!(matched_by(&got, in_user), ["trigram"]);
+    let tool_method = if gen == Gen::H019 { "trigram" } else { "scan" };
+    assert_eq!(matched_by(&got, in_tool), [tool_method], "{got}");
+    assert_eq!(matched_by(&got, in_long_tool), [tool_method], "{got}");
+    // ... where Hermes' own search finds only what its index holds
+    let hermes = hermes_search_sessions(gen, &e.db, "琥珀数据库迁移", Some("operator"));
+    if gen == Gen::H019 {
+        assert_eq!(hermes, want);
+    } else {
+        assert_eq!(hermes, [in_user.to_string()].into_iter().collect());
+    }
+    // 1-2 CJK characters: LIKE over every readable row
+    let two = json_ok(p(&e), &["session", "search", "琥珀", "--limit", "100"]);
+    assert_eq!(session_set(&two), want, "{two}");
+    assert!(two
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["matched_by"] == "like"));
+    // a plain word past the indexed prefix of a long tool result
+    let word = json_ok(
+        p(&e),
+        &["session", "search", "zebraquokka", "--limit", "100"],
+    );
+    assert_eq!(
+        session_set(&word),
+        [in_long_tool.to_string()].into_iter().collect(),
+        "{word}"
+    );
+    let word_method = if gen == Gen::H019 { "fts" } else { "scan" };
+    assert_eq!(matched_by(&word, in_long_tool), [word_method]);
+    // the human output says when the scan ran
+    let o = expect_code(p(&e), &["session", "search", "琥珀数据库迁移"], 0);
+    assert_eq!(
+        stderr(&o).contains("also scanned"),
+        gen == Gen::H022,
+        "{}",
+        stderr(&o)
+    );
+    // native sessions are never scanned: --all-sources finds the native
+    // tool row only where Hermes indexes it
+    let all = json_ok(
+        p(&e),
+        &[
+            "session",
+            "search",
+            "琥珀数据库迁移",
+            "--all-sources",
+            "--limit",
+            "100",
+        ],
+    );
+    assert_eq!(
+        session_set(&all).contains(&native),
+        gen == Gen::H019,
+        "{all}"
+    );
+
+    // a write keeps Hermes' journal mode and every non-operator row
+    expect_code(p(&e), &["session", "title", in_user, "Amber migration"], 0);
+    assert_eq!(mode(&e.db), mode_before);
+    assert_snapshot_eq(&before, &snapshot_non_operator(&e.db), "search + title");
+    // session show/export carry the system prompt Hermes stored (inline on
+    // 0.19, by hash in system_prompts on 0.22), where the session has one
+    let with_prompt: Option<String> = open_ro(&e.db)
+        .query_row(
+            &format!(
+                "SELECT id FROM sessions WHERE {} AND {} ORDER BY id LIMIT 1",
+                OP_ROW_SQL,
+                if gen == Gen::H019 {
+                    "system_prompt IS NOT NULL"
+                } else {
+                    "system_prompt_hash IS NOT NULL"
+                }
+            ),
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap();
+    let with_prompt = with_prompt.expect("the fixture gives about half the sessions a prompt");
+    let shown = json_ok(p(&e), &["session", "show", &with_prompt]);
+    assert_eq!(shown["system_prompt"], "You are Hermes.", "{shown}");
+    let hermes_view = fixture(
+        gen,
+        &[
+            "export",
+            "--db",
+            &e.db.to_string_lossy(),
+            "--id",
+            &with_prompt,
+        ],
+    );
+    assert!(
+        hermes_view.to_string().contains("You are Hermes."),
+        "Hermes' own export carries the prompt too: {hermes_view}"
+    );
+    let md = expect_code(
+        p(&e),
+        &["session", "export", &with_prompt, "--format", "md"],
+        0,
+    );
+    assert!(String::from_utf8_lossy(&md.stdout).contains("## System prompt"));
+}

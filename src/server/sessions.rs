@@ -139,8 +139,13 @@ pub async fn search(
     }
     let scope = caller.scope();
     let bytes = blocking(move || {
-        let hits = sessions::search(&st.app, &scope, &p.q, None, limit)?;
-        json_bytes(&serde_json::json!({"query": p.q, "hits": hits}))
+        let found = sessions::search(&st.app, &scope, &p.q, None, limit)?;
+        json_bytes(&serde_json::json!({
+            "query": p.q,
+            "hits": found.hits,
+            "scanned": found.scanned,
+            "scan_truncated": found.scan_truncated,
+        }))
     })
     .await?;
     Ok(json_response(bytes))

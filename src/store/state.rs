@@ -105,6 +105,45 @@ pub struct Caps {
     pub sessions_archived: bool,
     pub messages_active: bool,
     pub messages_compacted: bool,
+    /// `sessions.system_prompt` (0.19 keeps the prompt inline).
+    pub sessions_system_prompt: bool,
+    /// `sessions.system_prompt_hash` + table `system_prompts` (schema 31:
+    /// prompts stored once, migrated rows keep `system_prompt` NULL).
+    pub system_prompts_table: bool,
+}
+
+/// What Hermes' FTS indexes leave out, read from the schema it created
+/// (the triggers and views are the truth; `state_meta.fts_storage_version`
+/// only names the layout). 0.19's inline indexes cover every row in full.
+/// 0.22's storage v3 indexes tool results in `messages_fts` only up to a
+/// prefix (`substr(content, 1, 8192)` in `messages_fts_src`) and keeps them
+/// out of `messages_fts_trigram` altogether (`messages_fts_trigram_src`
+/// has `role <> 'tool'`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FtsCoverage {
+    /// `messages_fts` stores only this many characters of a tool row.
+    pub fts_tool_prefix: Option<i64>,
+    /// `messages_fts_trigram` holds no `role = 'tool'` rows.
+    pub trigram_skips_tools: bool,
+}
+
+/// Most candidate rows one fallback scan looks at (newest first); a search
+/// over more says so (`scan_truncated`).
+pub const SCAN_MAX_ROWS: i64 = 50_000;
+
+/// How one hit was found.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    /// Hermes' word index (`messages_fts`, unicode61).
+    Fts,
+    /// Hermes' substring index (`messages_fts_trigram`).
+    Trigram,
+    /// `LIKE` over every readable row (short CJK terms, no index).
+    Like,
+    /// The bounded scan of operator-session rows Hermes' index does not
+    /// cover (tool results on Hermes 0.22).
+    Scan,
 }
 
 /// One sessions row as the operator shows it. Times are RFC 3339 UTC strings
@@ -204,6 +243,18 @@ pub struct SearchHit {
     pub timestamp_epoch: Option<f64>,
     pub source: Option<String>,
     pub user_id: Option<String>,
+    /// Which method found it (`fts`, `trigram`, `like`, `scan`).
+    pub matched_by: MatchedBy,
+}
+
+/// Hits plus what the fallback scan looked at.
+#[derive(Debug, Clone, Default)]
+pub struct SearchOutcome {
+    pub hits: Vec<SearchHit>,
+    /// Rows the fallback scan examined (`None`: no scan was needed).
+    pub scanned: Option<i64>,
+    /// The scan stopped at [`SCAN_MAX_ROWS`] candidates (older rows unsearched).
+    pub scan_truncated: bool,
 }
 
 /// Which rows a read covers: operator rows only (optionally one user's), or
@@ -429,12 +480,7 @@ pub fn plan_search(query: &str, caps: &Caps) -> Result<SearchPlan> {
         ))
         .hint("search for a few distinctive words"));
     }
-    // Control characters (a NUL would cut SQLite's view of the FTS5
-    // expression short: a syntax error) separate terms like whitespace.
-    let terms: Vec<&str> = query
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let terms = query_terms(query);
     if terms.is_empty() {
         return Err(Error::usage("search query is empty"));
     }
@@ -445,25 +491,76 @@ pub fn plan_search(query: &str, caps: &Caps) -> Result<SearchPlan> {
         }
         return Ok(SearchPlan::Like(vec![escape_like(&whole)]));
     }
-    let words: Vec<&str> = terms
-        .into_iter()
-        .filter(|t| t.chars().any(char::is_alphanumeric))
-        .collect();
+    let words = plan_words(query);
     if words.is_empty() {
         return Ok(SearchPlan::Nothing);
     }
     if !caps.has_fts {
-        return Ok(SearchPlan::Like(
-            words.iter().map(|w| escape_like(w)).collect(),
-        ));
+        return Ok(SearchPlan::Like(words));
     }
     Ok(SearchPlan::Fts(
-        words
-            .iter()
-            .map(|w| fts_string(w))
+        query_terms(query)
+            .into_iter()
+            .filter(|t| t.chars().any(char::is_alphanumeric))
+            .map(fts_string)
             .collect::<Vec<_>>()
             .join(" AND "),
     ))
+}
+
+/// The query split into terms. Control characters (a NUL would cut
+/// SQLite's view of the FTS5 expression short: a syntax error) separate
+/// terms like whitespace.
+fn query_terms(query: &str) -> Vec<&str> {
+    query
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The terms unicode61 indexes something for (a letter or digit), escaped
+/// for `LIKE`.
+fn plan_words(query: &str) -> Vec<String> {
+    query_terms(query)
+        .into_iter()
+        .filter(|t| t.chars().any(char::is_alphanumeric))
+        .map(escape_like)
+        .collect()
+}
+
+/// One `LIKE ?n ESCAPE '\'` condition per (escaped) term, AND-ed by the
+/// caller, over the columns Hermes indexes.
+fn like_terms(terms: &[String], p: &mut Vec<rusqlite::types::Value>) -> Vec<String> {
+    terms
+        .iter()
+        .map(|t| {
+            p.push(rusqlite::types::Value::Text(format!("%{t}%")));
+            let n = p.len();
+            format!(
+                r"(m.content LIKE ?{n} ESCAPE '\' OR m.tool_name LIKE ?{n} ESCAPE '\' OR m.tool_calls LIKE ?{n} ESCAPE '\')"
+            )
+        })
+        .collect()
+}
+
+/// A snippet around the first term's first occurrence (for `LIKE` hits).
+fn like_snippet(terms: &[String], p: &mut Vec<rusqlite::types::Value>) -> String {
+    p.push(rusqlite::types::Value::Text(unescape_like(&terms[0])));
+    let n = p.len();
+    format!("substr(m.content, max(1, instr(m.content, ?{n}) - 40), 120)")
+}
+
+/// N in `substr(COALESCE(content, ''), 1, N)`: the tool-row prefix 0.22's
+/// `messages_fts_src` view (or its insert trigger) indexes.
+fn tool_prefix_of(sql: &str) -> Option<i64> {
+    let at = sql.find("substr(")?;
+    let args = &sql[at..];
+    let close = args.find(')')?;
+    // substr(COALESCE(new.content, ''), 1, 8192) -> the text after the
+    // COALESCE's own ')'; take the last number before the closing paren.
+    let rest = &args[close + 1..];
+    let end = rest.find(')')?;
+    rest[..end].rsplit(',').next()?.trim().parse::<i64>().ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -717,19 +814,17 @@ impl StateDb {
     /// Full-text search limited to `rows`; at most `limit` hits. FTS paths
     /// are ordered by relevance (FTS5 rank, then message id), the LIKE path
     /// newest first. Rewound rows are excluded like Hermes does
-    /// (`active = 1 OR compacted = 1`).
-    pub fn search(&self, query: &str, rows: &RowFilter, limit: i64) -> Result<Vec<SearchHit>> {
-        let plan = plan_search(query, &self.caps)?;
-        let mut p: Vec<rusqlite::types::Value> = Vec::new();
+    /// (`active = 1 OR compacted = 1`). Rows of operator sessions that
+    /// Hermes' index leaves out ([`FtsCoverage`]) are found by a bounded
+    /// scan after the indexed hits.
+    pub fn search(&self, query: &str, rows: &RowFilter, limit: i64) -> Result<SearchOutcome> {
         use rusqlite::types::Value;
-        let mut wh: Vec<String> = Vec::new();
-        match (self.caps.messages_active, self.caps.messages_compacted) {
-            (true, true) => wh.push("(m.active = 1 OR m.compacted = 1)".into()),
-            (true, false) => wh.push("m.active = 1".into()),
-            _ => {}
-        }
-        let (from, snippet, order) = match &plan {
-            SearchPlan::Nothing => return Ok(vec![]),
+        let plan = plan_search(query, &self.caps)?;
+        let live = self.live_messages_sql();
+        let mut p: Vec<Value> = Vec::new();
+        let mut wh: Vec<String> = live.iter().cloned().collect();
+        let (from, snippet, order, by) = match &plan {
+            SearchPlan::Nothing => return Ok(SearchOutcome::default()),
             SearchPlan::Fts(expr) => {
                 p.push(Value::Text(expr.clone()));
                 wh.insert(0, format!("messages_fts MATCH ?{}", p.len()));
@@ -737,6 +832,7 @@ impl StateDb {
                     "messages_fts JOIN messages m ON m.id = messages_fts.rowid",
                     "snippet(messages_fts, 0, '>>>', '<<<', '...', 32)".to_string(),
                     "messages_fts.rank, m.id",
+                    MatchedBy::Fts,
                 )
             }
             SearchPlan::Trigram(expr) => {
@@ -746,24 +842,16 @@ impl StateDb {
                     "messages_fts_trigram JOIN messages m ON m.id = messages_fts_trigram.rowid",
                     "snippet(messages_fts_trigram, 0, '>>>', '<<<', '...', 32)".to_string(),
                     "messages_fts_trigram.rank, m.id",
+                    MatchedBy::Trigram,
                 )
             }
             SearchPlan::Like(terms) => {
-                for t in terms {
-                    p.push(Value::Text(format!("%{t}%")));
-                    let n = p.len();
-                    wh.push(format!(
-                        r"(m.content LIKE ?{n} ESCAPE '\' OR m.tool_name LIKE ?{n} ESCAPE '\' OR m.tool_calls LIKE ?{n} ESCAPE '\')"
-                    ));
-                }
-                // The raw first term, for instr() (unescaped).
-                let raw = unescape_like(&terms[0]);
-                p.push(Value::Text(raw));
-                let n = p.len();
+                wh.extend(like_terms(terms, &mut p));
                 (
                     "messages m",
-                    format!("substr(m.content, max(1, instr(m.content, ?{n}) - 40), 120)"),
+                    like_snippet(terms, &mut p),
                     "m.timestamp DESC, m.id DESC",
+                    MatchedBy::Like,
                 )
             }
         };
@@ -782,9 +870,49 @@ impl StateDb {
             wh.join(" AND "),
             p.len()
         );
+        let mut out = SearchOutcome {
+            hits: self.hits(&sql, &p, by)?,
+            ..Default::default()
+        };
+        let room = limit - out.hits.len() as i64;
+        let uncovered = match &plan {
+            SearchPlan::Fts(_) => self
+                .coverage()?
+                .fts_tool_prefix
+                .map(|n| format!("m.role = 'tool' AND length(m.content) > {n}")),
+            SearchPlan::Trigram(_) if self.coverage()?.trigram_skips_tools => {
+                Some("m.role = 'tool'".to_string())
+            }
+            _ => None,
+        };
+        if let (Some(uncovered), true) = (uncovered, room > 0) {
+            let terms = match &plan {
+                SearchPlan::Fts(_) => plan_words(query),
+                _ => vec![escape_like(&query_terms(query).join(" "))],
+            };
+            self.scan(&mut out, &uncovered, &terms, rows, room)?;
+        }
+        Ok(out)
+    }
+
+    /// `active = 1 OR compacted = 1` where the columns exist.
+    fn live_messages_sql(&self) -> Option<String> {
+        match (self.caps.messages_active, self.caps.messages_compacted) {
+            (true, true) => Some("(m.active = 1 OR m.compacted = 1)".into()),
+            (true, false) => Some("m.active = 1".into()),
+            _ => None,
+        }
+    }
+
+    fn hits(
+        &self,
+        sql: &str,
+        p: &[rusqlite::types::Value],
+        by: MatchedBy,
+    ) -> Result<Vec<SearchHit>> {
         let mut st = self
             .conn
-            .prepare(&sql)
+            .prepare(sql)
             .map_err(self.err("searching messages"))?;
         let hits = st
             .query_map(params_from_iter(p.iter()), |r| {
@@ -798,11 +926,122 @@ impl StateDb {
                     timestamp_epoch,
                     source: opt_text(r, 5)?,
                     user_id: opt_text(r, 6)?,
+                    matched_by: by,
                 })
             })
             .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(self.err("searching messages"))?;
         Ok(hits)
+    }
+
+    /// The fallback: operator-session rows matching `uncovered` (rows
+    /// Hermes' index leaves out), newest [`SCAN_MAX_ROWS`] of them, each
+    /// term a substring (`LIKE`). Appends at most `room` hits not already
+    /// found.
+    fn scan(
+        &self,
+        out: &mut SearchOutcome,
+        uncovered: &str,
+        terms: &[String],
+        rows: &RowFilter,
+        room: i64,
+    ) -> Result<()> {
+        use rusqlite::types::Value;
+        let mut p: Vec<Value> = Vec::new();
+        let mut cand = vec![OPERATOR_ROW_S.to_string(), uncovered.to_string()];
+        cand.extend(self.live_messages_sql());
+        if let Some(u) = &rows.user_id {
+            p.push(Value::Text(u.clone()));
+            cand.push(format!("s.user_id = ?{}", p.len()));
+        }
+        p.push(Value::Integer(SCAN_MAX_ROWS));
+        let cand_sql = format!(
+            "SELECT m.id FROM sessions s JOIN messages m ON m.session_id = s.id \
+             WHERE {} ORDER BY m.id DESC LIMIT ?{}",
+            cand.join(" AND "),
+            p.len()
+        );
+        let scanned: i64 = self
+            .conn
+            .query_row(
+                &format!("SELECT count(*) FROM ({cand_sql})"),
+                params_from_iter(p.iter()),
+                |r| r.get(0),
+            )
+            .map_err(self.err("scanning messages"))?;
+        let mut wh = like_terms(terms, &mut p);
+        let snippet = like_snippet(terms, &mut p);
+        let seen: Vec<String> = out.hits.iter().map(|h| h.message_id.to_string()).collect();
+        if !seen.is_empty() {
+            wh.push(format!("m.id NOT IN ({})", seen.join(",")));
+        }
+        p.push(Value::Integer(room));
+        let sql = format!(
+            "WITH cand AS ({cand_sql}) \
+             SELECT m.session_id, m.id, m.role, {snippet}, m.timestamp, s.source, s.user_id \
+             FROM cand JOIN messages m ON m.id = cand.id JOIN sessions s ON s.id = m.session_id \
+             WHERE {} ORDER BY m.timestamp DESC, m.id DESC LIMIT ?{}",
+            wh.join(" AND "),
+            p.len()
+        );
+        out.hits.extend(self.hits(&sql, &p, MatchedBy::Scan)?);
+        out.scanned = Some(scanned);
+        out.scan_truncated = scanned >= SCAN_MAX_ROWS;
+        Ok(())
+    }
+
+    /// Read once per search from the DDL Hermes wrote (see [`FtsCoverage`]).
+    pub fn coverage(&self) -> Result<FtsCoverage> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT name, sql FROM sqlite_master WHERE name IN \
+                 ('messages_fts_src', 'messages_fts_insert', 'messages_fts_trigram_src', \
+                  'messages_fts_trigram_insert')",
+            )
+            .map_err(self.err("reading state.db's FTS layout"))?;
+        let ddl: Vec<(String, String)> = st
+            .query_map([], |r| {
+                Ok((text(r, 0)?, opt_text(r, 1)?.unwrap_or_default()))
+            })
+            .and_then(|r| r.collect())
+            .map_err(self.err("reading state.db's FTS layout"))?;
+        let get = |n: &str| ddl.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let fts_tool_prefix = get("messages_fts_src")
+            .or(get("messages_fts_insert"))
+            .and_then(tool_prefix_of);
+        let trigram_skips_tools = get("messages_fts_trigram_src")
+            .or(get("messages_fts_trigram_insert"))
+            .is_some_and(|sql| sql.contains("<> 'tool'") || sql.contains("!= 'tool'"));
+        Ok(FtsCoverage {
+            fts_tool_prefix,
+            trigram_skips_tools,
+        })
+    }
+
+    /// The session's system prompt as Hermes stored it: inline
+    /// (`sessions.system_prompt`, 0.19) or by hash (`system_prompts`, 0.22).
+    pub fn system_prompt(&self, id: &str) -> Result<Option<String>> {
+        let sql = match (
+            self.caps.sessions_system_prompt,
+            self.caps.system_prompts_table,
+        ) {
+            (true, true) => {
+                "SELECT COALESCE(s.system_prompt, p.prompt) FROM sessions s \
+                 LEFT JOIN system_prompts p ON p.hash = s.system_prompt_hash WHERE s.id = ?1"
+            }
+            (false, true) => {
+                "SELECT p.prompt FROM sessions s \
+                 LEFT JOIN system_prompts p ON p.hash = s.system_prompt_hash WHERE s.id = ?1"
+            }
+            (true, false) => "SELECT s.system_prompt FROM sessions s WHERE s.id = ?1",
+            (false, false) => return Ok(None),
+        };
+        self.conn
+            .query_row(sql, [id], |r| opt_text(r, 0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(self.err("reading the system prompt"))
     }
 
     // -- writes (operator rows only) -------------------------------------
@@ -991,7 +1230,8 @@ fn schema(conn: &Connection) -> rusqlite::Result<Vec<(String, Option<String>)>> 
     let mut st = conn.prepare(
         "SELECT m.name, p.name FROM sqlite_master m LEFT JOIN pragma_table_info(m.name) p
          WHERE m.type = 'table' AND m.name IN
-           ('sessions', 'messages', 'session_model_usage', 'messages_fts', 'messages_fts_trigram')",
+           ('sessions', 'messages', 'session_model_usage', 'messages_fts', 'messages_fts_trigram',
+            'system_prompts')",
     )?;
     let v = st
         .query_map([], |r| {
@@ -1023,7 +1263,14 @@ fn probe(conn: &Connection, path: &Path) -> Result<Caps> {
             }
         }
         match *table {
-            "sessions" => caps.sessions_archived = have.contains("archived"),
+            "sessions" => {
+                caps.sessions_archived = have.contains("archived");
+                caps.sessions_system_prompt = have.contains("system_prompt");
+                caps.system_prompts_table = have.contains("system_prompt_hash")
+                    && all
+                        .iter()
+                        .any(|(t, c)| t == "system_prompts" && c.as_deref() == Some("prompt"));
+            }
             "messages" => {
                 caps.messages_active = have.contains("active");
                 caps.messages_compacted = have.contains("compacted");
@@ -1037,7 +1284,7 @@ fn probe(conn: &Connection, path: &Path) -> Result<Caps> {
             path.display(),
             missing.join(", ")
         ))
-        .hint("is this Hermes' state.db? hermes-operator expects Hermes 0.19 (schema 22); starting Hermes once migrates an older state.db"));
+        .hint("is this Hermes' state.db? hermes-operator reads Hermes 0.19 (schema 22) through 0.22 (schema 31); starting Hermes once migrates an older state.db"));
     }
     caps.has_fts = all.iter().any(|(t, _)| t == "messages_fts");
     caps.has_trigram = all.iter().any(|(t, _)| t == "messages_fts_trigram");

@@ -22,20 +22,22 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         .as_deref()
         .map(|u| super::user_id_of(ctx, u))
         .transpose()?;
-    let hits = crate::sessions::search(
+    let found = crate::sessions::search(
         &ctx.app,
         &super::scope(a.all_sources),
         &a.query,
         user_id.as_deref(),
         a.limit,
     )?;
+    let hits = &found.hits;
     if ctx.out.json {
-        return ctx.out.json(&hits);
+        // An array of hits, each saying how it was found (`matched_by`).
+        return ctx.out.json(hits);
     }
     let mut t = ctx
         .out
         .table(&["session", "msg", "role", "time (UTC)", "snippet"]);
-    for h in &hits {
+    for h in hits {
         t.add_row(vec![
             cell(&h.session_id, 40),
             h.message_id.to_string(),
@@ -46,5 +48,15 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     }
     ctx.out.print_table(&t)?;
     ctx.out.info(format!("{} hit(s)", hits.len()));
+    if let Some(n) = found.scanned {
+        ctx.out.info(format!(
+            "also scanned {n} tool result(s) of operator sessions that Hermes' index leaves out{}",
+            if found.scan_truncated {
+                " (the newest only: older ones were not searched)"
+            } else {
+                ""
+            }
+        ));
+    }
     Ok(())
 }

@@ -16,6 +16,9 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         return ctx.out.json(&t);
     }
     super::print_session(ctx, &t.session)?;
+    if let Some(p) = &t.system_prompt {
+        ctx.out.info(format!("system prompt: {}", cell(p, 300)));
+    }
     let mut tab = ctx
         .out
         .table(&["#", "time (UTC)", "role", "content", "tool"]);
