@@ -116,7 +116,7 @@ pub struct UpdateConfig {
     /// How many `backups/operator_*` directories to keep (the newest).
     pub keep_backups: u32,
     /// Path of Hermes' `hermes` executable; default: `hermes` on PATH, else
-    /// `$HERMES_HOME/hermes-agent/.venv/bin/hermes`.
+    /// the official layouts (`src/hermes/install.rs`).
     pub hermes_command: Option<String>,
     /// Longest `hermes update` may run before it is stopped (seconds).
     pub timeout_seconds: u64,

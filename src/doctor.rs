@@ -317,45 +317,14 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     }
 
     // 8. Hermes installation
-    match crate::update::locate_hermes(home, cfg.update.hermes_command.as_deref()) {
-        Ok(inst) => match crate::update::detect_version(home, &inst) {
-            Ok(v) if v.version.starts_with("0.19.") => c.pass(
-                "hermes_install",
-                format!(
-                    "Hermes Agent {} at {} ({})",
-                    v.display(),
-                    inst.command.display(),
-                    inst.found_via
-                ),
-            ),
-            Ok(v) => c.warn(
-                "hermes_install",
-                format!(
-                    "Hermes Agent {} at {}; hermes-operator is built and tested against 0.19",
-                    v.display(),
-                    inst.command.display()
-                ),
-                "hermes-operator update --check",
-            ),
-            Err(e) => c.warn(
-                "hermes_install",
-                e.message.clone(),
-                "set update.hermes_command in config.yaml",
-            ),
-        },
-        Err(e) => c.fail(
-            "hermes_install",
-            e.message.clone(),
-            e.hint.clone().unwrap_or_default(),
-        ),
-    }
+    let hermes_version = hermes_install(&mut c, home, cfg);
 
     // 9. Hermes' API server
     hermes_api(&mut c, &app);
 
     // 10. hook
-    match crate::hooks::hook_command(home).and_then(|cmd| crate::hooks::status(home, &cmd)) {
-        Ok(st) if st.state == "installed" && st.problems.is_empty() => c.pass("hook", format!("installed in {}", st.config_path.display())),
+    match crate::hooks::hook_command(home).and_then(|cmd| crate::hooks::status(home, &cmd, hermes_version.as_ref())) {
+        Ok(st) if st.state == "installed" && st.problems.is_empty() => c.pass("hook", format!("installed in {}{}", st.config_path.display(), if st.fails_closed == Some(true) { "; a hook that cannot run blocks the tool (fail_closed)" } else { "" })),
         Ok(st) if st.state == "installed" => c.warn("hook", format!("installed, but: {}", st.problems.join("; ")), "see `hermes-operator hook status`"),
         Ok(st) if st.state == "missing" => c.warn("hook", format!("not installed in {}: agent.enabled_toolsets is not enforced and tool events are not recorded live", st.config_path.display()), "hermes-operator hook install"),
         Ok(st) => c.warn("hook", format!("{}: {}", st.state, st.problems.join("; ")), "hermes-operator hook install"),
@@ -613,5 +582,60 @@ fn last_update(c: &mut Checks, app: &App) {
             }
         }
         _ => c.pass("last_update", schedule),
+    }
+}
+
+/// Check 8: where Hermes is and which version; the version for later checks.
+fn hermes_install(
+    c: &mut Checks,
+    home: &Home,
+    cfg: &Config,
+) -> Option<crate::hermes::install::HermesVersion> {
+    use crate::hermes::install::{detect_version, locate_hermes, version_cmp};
+    use std::cmp::Ordering;
+    let inst = match locate_hermes(home, cfg.update.hermes_command.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            c.fail(
+                "hermes_install",
+                e.message.clone(),
+                e.hint.clone().unwrap_or_default(),
+            );
+            return None;
+        }
+    };
+    let via = match &inst.launcher {
+        Some(l) => format!("{}, via launcher {}", inst.found_via, l.display()),
+        None => inst.found_via.clone(),
+    };
+    match detect_version(home, &inst) {
+        Ok(v) => {
+            let supported = version_cmp(&v.version, "0.19.0") != Ordering::Less
+                && version_cmp(&v.version, "0.23.0") == Ordering::Less;
+            let what = format!(
+                "Hermes Agent {} ({} install) at {} ({via})",
+                v.display(),
+                v.method,
+                inst.command.display()
+            );
+            if supported {
+                c.pass("hermes_install", what);
+            } else {
+                c.warn(
+                    "hermes_install",
+                    format!("{what}; hermes-operator is tested against Hermes 0.19 and 0.22"),
+                    "hermes-operator update --check",
+                );
+            }
+            Some(v)
+        }
+        Err(e) => {
+            c.warn(
+                "hermes_install",
+                e.message.clone(),
+                "set update.hermes_command in config.yaml",
+            );
+            None
+        }
     }
 }

@@ -768,11 +768,24 @@ fn yaml_str(s: &str) -> Yaml {
     Yaml::String(s.to_string())
 }
 
+/// Whether our entry under `event` carries `fail_closed: true`: only
+/// `pre_tool_call` can block, so only there does a hook that cannot run
+/// (program missing, crash, timeout, garbled output) block the tool on
+/// Hermes 0.20+. Hermes 0.19 ignores the key (it reads command, matcher
+/// and timeout only), so it is written on every Hermes and takes effect
+/// the moment Hermes is upgraded.
+fn fails_closed(event: &str) -> bool {
+    event == "pre_tool_call"
+}
+
 /// The entry we want under `event`.
-fn desired_entry(command: &str, timeout: u32) -> Yaml {
+fn desired_entry(event: &str, command: &str, timeout: u32) -> Yaml {
     let mut m = Mapping::new();
     m.insert(yaml_str("command"), yaml_str(command));
     m.insert(yaml_str("timeout"), Yaml::Number(timeout.into()));
+    if fails_closed(event) {
+        m.insert(yaml_str("fail_closed"), Yaml::Bool(true));
+    }
     Yaml::Mapping(m)
 }
 
@@ -849,7 +862,7 @@ fn plan_events(hooks: Option<&Mapping>, mode: Mode, command: &str) -> Vec<EventP
                 Mode::Uninstall => None,
             };
             if let Some(t) = want {
-                if managed.len() == 1 && list[managed[0]] == desired_entry(command, t) {
+                if managed.len() == 1 && list[managed[0]] == desired_entry(event, command, t) {
                     continue;
                 }
                 plans.push(EventPlan {
@@ -904,7 +917,7 @@ fn expected_hooks(hooks: Option<&Mapping>, plans: &[EventPlan]) -> Mapping {
             keep
         });
         if let Some((cmd, t)) = &p.append {
-            list.push(desired_entry(cmd, *t));
+            list.push(desired_entry(&p.event, cmd, *t));
         }
         out.insert(key, Yaml::Sequence(list));
     }
@@ -1110,15 +1123,19 @@ fn scan_hooks(
     Ok(Some(hb))
 }
 
-fn entry_lines(indent: usize, command: &str, timeout: u32) -> Vec<String> {
+fn entry_lines(indent: usize, event: &str, command: &str, timeout: u32) -> Vec<String> {
     let pad = " ".repeat(indent);
-    vec![
+    let mut v = vec![
         format!(
             "{pad}- command: {}",
             serde_json::to_string(command).unwrap_or_default()
         ),
         format!("{pad}  timeout: {timeout}"),
-    ]
+    ];
+    if fails_closed(event) {
+        v.push(format!("{pad}  fail_closed: true"));
+    }
+    v
 }
 
 fn with_comment(s: String, comment: &Option<String>) -> String {
@@ -1196,7 +1213,7 @@ fn edit_text(
             insert
                 .entry(at)
                 .or_default()
-                .extend(entry_lines(indent, cmd, *t));
+                .extend(entry_lines(indent, &p.event, cmd, *t));
             if !e.inline.is_empty() {
                 let pad = " ".repeat(l.indent(e.key_line));
                 replace.insert(
@@ -1234,7 +1251,7 @@ fn edit_text(
         for p in &new_events {
             lines.push(format!("{pad}{}:", p.event));
             if let Some((cmd, t)) = &p.append {
-                lines.extend(entry_lines(k + 2, cmd, *t));
+                lines.extend(entry_lines(k + 2, &p.event, cmd, *t));
             }
         }
         insert.entry(at).or_default().extend(lines);
@@ -1543,7 +1560,7 @@ fn manual_snippet(command: &str) -> String {
     let mut s = String::from("hooks:\n");
     for (ev, t) in MANAGED_EVENTS {
         s.push_str(&format!("  {ev}:\n"));
-        for l in entry_lines(4, command, *t) {
+        for l in entry_lines(4, ev, command, *t) {
             s.push_str(&l);
             s.push('\n');
         }
@@ -1785,6 +1802,11 @@ pub struct Status {
     /// Hermes compacts long conversations keeping the session id (see the
     /// module notes); false means it rotates ids and the policy is lost.
     pub compression_in_place: bool,
+    /// The Hermes version the check was made against (`None`: not found).
+    pub hermes_version: Option<String>,
+    /// Whether that Hermes blocks a tool when the policy hook cannot run
+    /// (`fail_closed: true` honoured, 0.20+); `None` when Hermes was not found.
+    pub fails_closed: Option<bool>,
     pub problems: Vec<String>,
 }
 
@@ -1816,7 +1838,12 @@ pub fn compression_in_place(root: &Mapping) -> bool {
 }
 
 /// Read-only: what Hermes' config and allowlist say about our hooks.
-pub fn status(home: &Home, command: &str) -> Result<Status> {
+/// `hermes`: the installed Hermes, when found (see `crate::hermes::install`).
+pub fn status(
+    home: &Home,
+    command: &str,
+    hermes: Option<&crate::hermes::install::HermesVersion>,
+) -> Result<Status> {
     home.require()?;
     let config_path = home.hermes_config();
     let allowlist_path = home.root.join(ALLOWLIST_FILE);
@@ -1839,7 +1866,7 @@ pub fn status(home: &Home, command: &str) -> Result<Status> {
             .collect();
         let state = if managed.is_empty() {
             "missing"
-        } else if managed.len() == 1 && *managed[0] == desired_entry(command, *t) {
+        } else if managed.len() == 1 && *managed[0] == desired_entry(ev, command, *t) {
             "installed"
         } else {
             "partial"
@@ -1879,6 +1906,15 @@ pub fn status(home: &Home, command: &str) -> Result<Status> {
             config_path.display()
         ));
     }
+    let fails_closed = hermes.map(|v| v.hooks_fail_closed());
+    if let (Some(false), Some(v)) = (fails_closed, hermes) {
+        if events.iter().any(|e| e.state != "missing") {
+            problems.push(format!(
+                "Hermes {} runs a tool when the policy hook cannot run (program missing, crashed, timed out): the tool policy fails open; upgrade Hermes to 0.20 or later, which honours the fail_closed: true written by hook install",
+                v.version
+            ));
+        }
+    }
     let all = |s: &str| events.iter().all(|e| e.state == s);
     let state = if all("installed") && events.iter().all(|e| e.allowlisted && e.command_exists) {
         "installed"
@@ -1895,6 +1931,8 @@ pub fn status(home: &Home, command: &str) -> Result<Status> {
         expected_command: command.to_string(),
         events,
         compression_in_place: in_place,
+        hermes_version: hermes.map(|v| v.version.clone()),
+        fails_closed,
         problems,
     })
 }

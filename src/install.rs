@@ -83,8 +83,9 @@ update:
   # health_url: "http://127.0.0.1:8643/healthz"
   # How many backups/operator_* directories to keep.
   keep_backups: 5
-  # Hermes' `hermes`; default: on PATH, else $HERMES_HOME/hermes-agent/.venv/bin/hermes
-  # hermes_command: /home/hermes/.hermes/hermes-agent/.venv/bin/hermes
+  # Hermes' `hermes`; default: on PATH, else the installer's layouts
+  # ($HERMES_HOME/hermes-agent/venv, managed environments, ~/.local/bin, /usr/local)
+  # hermes_command: /home/hermes/.hermes/hermes-agent/venv/bin/hermes
   # Longest `hermes update` may run (seconds).
   timeout_seconds: 900
 "#;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod error;
+pub mod hermes;
 pub mod hermes_api;
 pub mod home;
 pub mod hooks;

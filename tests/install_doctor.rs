@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::op;
+use common::{op, Gen};
 use serde_json::Value;
 use std::fs;
 use std::io::Write;
@@ -233,7 +233,7 @@ fn install_twice_then_doctor() {
             &format!("  api_url: \"http://127.0.0.1:{closed}\"\n"),
         )
         .replace(
-            "  # hermes_command: /home/hermes/.hermes/hermes-agent/.venv/bin/hermes\n",
+            "  # hermes_command: /home/hermes/.hermes/hermes-agent/venv/bin/hermes\n",
             &format!(
                 "  hermes_command: \"{}\"\n",
                 common::Gen::H022.venv().join("bin/hermes").display()
@@ -338,3 +338,132 @@ fn base64_len(s: &str) -> usize {
         .unwrap()
         .len()
 }
+
+/// `doctor --json`'s `hermes_install` check with only `PATH` and `HOME` as
+/// given (no operator install needed for this check).
+fn hermes_check(home: &Path, path: &str, user_home: &Path) -> Value {
+    let out = op(home)
+        .args(["--json", "doctor"])
+        .env("PATH", path)
+        .env("HOME", user_home)
+        .env("XDG_CONFIG_HOME", user_home.join(".config"))
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "hermes_install")
+        .cloned()
+        .unwrap_or_else(|| panic!("no hermes_install check: {r:#}"))
+}
+
+fn launcher(at: &Path, target: &Path) {
+    fs::create_dir_all(at.parent().unwrap()).unwrap();
+    // What the official installer writes (a bash script, never a symlink).
+    fs::write(
+        at,
+        format!(
+            "#!/usr/bin/env bash\n# Hermes Agent launcher\nexec \"{}\" \"$@\"\n",
+            target.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(at, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn link_venv(venv: &Path, at: &Path) {
+    fs::create_dir_all(at.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(venv, at).unwrap();
+}
+
+/// Every official layout, built in temp dirs around the generation's real
+/// venv: `doctor` passes `hermes_install` naming the version, how Hermes was
+/// found, and (git installs) the checkout's commit, read from `.git`.
+fn doctor_finds_hermes_in_every_layout(gen: Gen) {
+    let venv = gen.venv();
+    let t = tempfile::tempdir().unwrap();
+    let sys_path = "/usr/bin:/bin";
+    let nobody = t.path().join("nobody");
+    fs::create_dir_all(&nobody).unwrap();
+    let check = |home: &Path, path: &str, user: &Path, via: &str| {
+        let c = hermes_check(home, path, user);
+        let d = c["detail"].as_str().unwrap_or_default().to_string();
+        assert_eq!(c["status"], "pass", "{via}: {c}");
+        assert!(
+            d.contains(&format!("Hermes Agent {}", gen.version())),
+            "{via}: {d}"
+        );
+        assert!(d.contains(via), "{via}: {d}");
+        d
+    };
+
+    // 1. the installer's git checkout with venv/ (and HEAD in .git)
+    let h1 = t.path().join("git/hermes");
+    link_venv(&venv, &h1.join("hermes-agent/venv"));
+    fs::create_dir_all(h1.join("hermes-agent/.git")).unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    fs::write(h1.join("hermes-agent/.git/HEAD"), format!("{sha}\n")).unwrap();
+    let d = check(&h1, sys_path, &nobody, "installer");
+    assert!(
+        d.contains("(0123456789ab)") && d.contains("git install"),
+        "{d}"
+    );
+    // 2. an older checkout with .venv/
+    let h2 = t.path().join("dotvenv/hermes");
+    link_venv(&venv, &h2.join("hermes-agent/.venv"));
+    check(&h2, sys_path, &nobody, "installer");
+    // 3. a managed environment (0.21.6+)
+    let h3 = t.path().join("managed/hermes");
+    link_venv(&venv, &h3.join("installs/k1/environments/g1/venv"));
+    check(&h3, sys_path, &nobody, "managed");
+    // 4. the launcher ~/.local/bin/hermes, not on PATH (cron's PATH)
+    let h4 = t.path().join("launcher/hermes");
+    fs::create_dir_all(&h4).unwrap();
+    let user = t.path().join("launcher/home");
+    launcher(&user.join(".local/bin/hermes"), &venv.join("bin/hermes"));
+    let d = check(&h4, sys_path, &user, "launcher");
+    assert!(d.contains("via launcher"), "{d}");
+    // 5. a root install: /usr/local/bin/hermes execs /usr/local/lib/hermes-agent/venv
+    let root = t.path().join("root/usr/local");
+    link_venv(&venv, &root.join("lib/hermes-agent/venv"));
+    launcher(
+        &root.join("bin/hermes"),
+        &root.join("lib/hermes-agent/venv/bin/hermes"),
+    );
+    let h5 = t.path().join("root/hermes");
+    fs::create_dir_all(&h5).unwrap();
+    let d = check(
+        &h5,
+        &format!("{}:{sys_path}", root.join("bin").display()),
+        &nobody,
+        "PATH",
+    );
+    assert!(d.contains("via launcher"), "{d}");
+    // 6. a pip venv on PATH
+    let h6 = t.path().join("pip/hermes");
+    fs::create_dir_all(&h6).unwrap();
+    let d = check(
+        &h6,
+        &format!("{}:{sys_path}", venv.join("bin").display()),
+        &nobody,
+        "PATH",
+    );
+    assert!(d.contains("pip install"), "{d}");
+    // nowhere: fail, naming where it looked
+    let h7 = t.path().join("none/hermes");
+    fs::create_dir_all(&h7).unwrap();
+    let c = hermes_check(&h7, sys_path, &nobody);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .contains("hermes-agent/venv/bin/hermes"),
+        "{c}"
+    );
+}
+
+hermes_tests!(doctor_finds_hermes_in_every_layout);

@@ -199,7 +199,7 @@ fn setup(hermes: &Path, port: u16) -> Setup {
             &format!("  restart_command: \"{}\"\n", stub.display()),
         )
         .replace(
-            "  # hermes_command: /home/hermes/.hermes/hermes-agent/.venv/bin/hermes\n",
+            "  # hermes_command: /home/hermes/.hermes/hermes-agent/venv/bin/hermes\n",
             &format!("  hermes_command: \"{}\"\n", hermes.display()),
         );
     fs::write(&cfg, text).unwrap();

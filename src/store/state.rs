@@ -1616,12 +1616,12 @@ mod tests {
             user_id: None,
         };
         let all = RowFilter::default();
-        assert_eq!(db.search("deploy", &op, 10).unwrap().len(), 1);
-        assert_eq!(db.search("deploy", &all, 10).unwrap().len(), 2);
-        assert_eq!(db.search("chat-send", &op, 10).unwrap().len(), 1);
-        assert_eq!(db.search("大别山", &all, 10).unwrap().len(), 2);
-        assert_eq!(db.search("大别", &op, 10).unwrap().len(), 1);
-        assert!(db.search("大别", &op, 10).unwrap()[0]
+        assert_eq!(db.search("deploy", &op, 10).unwrap().hits.len(), 1);
+        assert_eq!(db.search("deploy", &all, 10).unwrap().hits.len(), 2);
+        assert_eq!(db.search("chat-send", &op, 10).unwrap().hits.len(), 1);
+        assert_eq!(db.search("大别山", &all, 10).unwrap().hits.len(), 2);
+        assert_eq!(db.search("大别", &op, 10).unwrap().hits.len(), 1);
+        assert!(db.search("大别", &op, 10).unwrap().hits[0]
             .snippet
             .as_deref()
             .unwrap()
@@ -1636,10 +1636,11 @@ mod tests {
                 10
             )
             .unwrap()
+            .hits
             .len(),
             0
         );
-        let hit = &db.search("service", &op, 10).unwrap()[0];
+        let hit = &db.search("service", &op, 10).unwrap().hits[0];
         assert!(
             hit.snippet.as_deref().unwrap().contains(">>>service<<<"),
             "{hit:?}"
@@ -1664,6 +1665,6 @@ mod tests {
             db.search(q, &all, 10)
                 .unwrap_or_else(|e| panic!("{q:?}: {e}"));
         }
-        assert_eq!(db.search("100%", &all, 10).unwrap().len(), 1);
+        assert_eq!(db.search("100%", &all, 10).unwrap().hits.len(), 1);
     }
 }

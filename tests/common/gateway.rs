@@ -41,6 +41,9 @@
 //!   (and writes `.tirith-install-failed` offline). We disable it.
 //! * `agent.api_max_retries` (Hermes default 3, with ~2.6 s and ~5.7 s
 //!   back-offs, i.e. ~9 s for a model 500) defaults to 1 here.
+//! * 0.22 then retries a failing provider in up to 5 "auto-recovery cycles"
+//!   of growing back-off (69 s by the third): `agent.auto_recovery_cycles: 0`
+//!   turns that off (0.19 has no such key and ignores it).
 #![allow(dead_code)]
 
 use super::{fixture, Gen};
@@ -375,7 +378,7 @@ impl Gateway {
              platform_toolsets:\n  api_server: [{toolsets}]\n\
              approvals:\n  mode: {mode}\n  timeout: {timeout}\n\
              security:\n  allow_lazy_installs: false\n  tirith_enabled: false\n\
-             agent:\n  api_max_retries: {retries}\n\
+             agent:\n  api_max_retries: {retries}\n  auto_recovery_cycles: 0\n\
              {extra}\n",
             model_url = self.model_url,
             mode = o.approvals_mode,

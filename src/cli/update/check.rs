@@ -5,8 +5,8 @@ use serde_json::json;
 pub fn run(ctx: &Ctx) -> crate::Result<()> {
     let home = &ctx.app.home;
     let cfg = &ctx.app.cfg.config;
-    let inst = update::locate_hermes(home, cfg.update.hermes_command.as_deref())?;
-    let v = update::detect_version(home, &inst)?;
+    let inst = crate::hermes::install::locate_hermes(home, cfg.update.hermes_command.as_deref())?;
+    let v = crate::hermes::install::detect_version(home, &inst)?;
     let a = update::check_available(home, &inst, &v);
     if ctx.out.json {
         return ctx.out.json(&json!({

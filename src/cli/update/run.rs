@@ -59,7 +59,7 @@ fn spinner() -> Option<indicatif::ProgressBar> {
 }
 
 fn print(ctx: &Ctx, r: &Report) -> crate::Result<()> {
-    let v = |x: &Option<update::HermesVersion>| {
+    let v = |x: &Option<crate::hermes::install::HermesVersion>| {
         x.as_ref()
             .map(|v| v.display())
             .unwrap_or_else(|| "?".into())
@@ -152,11 +152,11 @@ fn print(ctx: &Ctx, r: &Report) -> crate::Result<()> {
 fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
     let home = &ctx.app.home;
     let cfg = &ctx.app.cfg.config;
-    let inst = update::locate_hermes(home, cfg.update.hermes_command.as_deref());
+    let inst = crate::hermes::install::locate_hermes(home, cfg.update.hermes_command.as_deref());
     let (hermes, version) = match &inst {
         Ok(i) => (
             i.command.display().to_string(),
-            update::detect_version(home, i)
+            crate::hermes::install::detect_version(home, i)
                 .map(|v| v.display())
                 .unwrap_or_else(|e| format!("unknown ({})", e.message)),
         ),

