@@ -1072,6 +1072,7 @@ fn compression_rotation_is_reported_as_hermes_reads_it(gen: Gen) {
 }
 
 hermes_tests!(
+    a_hook_program_that_is_gone_blocks_tools_on_hermes_0_22,
     operator_sessions_get_the_policy_and_live_events,
     native_sessions_and_other_events_touch_nothing,
     hash_mode_keeps_content_out_of_the_log,
@@ -1081,3 +1082,74 @@ hermes_tests!(
     gateway_blocks_a_forbidden_tool_in_operator_sessions_only,
     compression_rotation_is_reported_as_hermes_reads_it,
 );
+
+/// `hook install`'s entries (with `fail_closed: true` on `pre_tool_call`)
+/// pointing at a copy of our binary; the copy is then removed and the
+/// gateway restarted. Hermes 0.22 blocks every tool call (operator and
+/// native sessions alike: the program that would tell them apart is gone);
+/// Hermes 0.19 ignores `fail_closed` and runs the tool: the fail-open gap
+/// `hook status` and `doctor` report on 0.19.
+fn a_hook_program_that_is_gone_blocks_tools_on_hermes_0_22(gen: Gen) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("hermes-operator");
+    fs::copy(env!("CARGO_BIN_EXE_hermes-operator"), &copy).unwrap();
+    let mut extra = String::from("hooks:\n");
+    for ev in MANAGED {
+        extra.push_str(&format!(
+            "  {ev}:\n    - command: \"{} hook\"\n      timeout: 10\n",
+            copy.display()
+        ));
+        if ev == "pre_tool_call" {
+            extra.push_str("      fail_closed: true\n");
+        }
+    }
+    let mut gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            extra_yaml: extra,
+            ..Default::default()
+        },
+    );
+    write_operator_config(
+        &gw.home,
+        "agent:\n  enabled_toolsets: [terminal, file, todo]\n",
+    );
+    // While the program is there: a native session's tool runs.
+    let r = run_to_end(&gw, json!({"input": "please [tool] now"}));
+    assert_eq!(r["status"], "completed", "{r}\n{}", gw.log_tail(40));
+    let ran = |gw: &Gateway, sid: &str| -> Vec<(String, String)> { tool_messages(gw, sid) };
+    let c = common::open_ro(&gw.state_db());
+    let native: String = c
+        .query_row(
+            "SELECT session_id FROM messages WHERE role = 'tool' ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    drop(c);
+    assert!(ran(&gw, &native)[0].1.contains("fake-model-tool-ok"));
+
+    fs::remove_file(&copy).unwrap();
+    gw.restart_gateway();
+    let sid = "op_00000000beef";
+    gw.insert_operator_session(sid, "u_dora");
+    let r = run_to_end(
+        &gw,
+        json!({"input": "please [tool] now", "session_id": sid}),
+    );
+    assert_eq!(r["status"], "completed", "{r}\n{}", gw.log_tail(40));
+    let tools = ran(&gw, sid);
+    assert_eq!(tools.len(), 1, "{tools:?}");
+    if gen == Gen::H022 {
+        assert!(
+            !tools[0].1.contains("fake-model-tool-ok"),
+            "the command did not run: {tools:?}"
+        );
+        assert!(tools[0].1.contains("failed closed"), "{tools:?}");
+    } else {
+        assert!(
+            tools[0].1.contains("fake-model-tool-ok"),
+            "0.19 fails open: {tools:?}"
+        );
+    }
+}
