@@ -386,10 +386,14 @@ async fn tool_run_appends_to_operator_session(gen: Gen) {
         .map(|r| 100 * r["messages"].as_array().unwrap().len() as i64)
         .sum();
     let completion = 10 + output.split_whitespace().count() as i64;
-    assert_eq!(
-        done["usage"],
-        json!({"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion})
-    );
+    // 0.22 adds cache_read_tokens / cache_write_tokens (0 here).
+    for (k, want) in [
+        ("input_tokens", prompt),
+        ("output_tokens", completion),
+        ("total_tokens", prompt + completion),
+    ] {
+        assert_eq!(done["usage"][k], json!(want), "{k}: {}", done["usage"]);
+    }
 
     // state.db: Hermes appended to OUR row and kept source/user_id.
     let msgs = messages(&gw, &sid);
@@ -644,7 +648,8 @@ async fn wrong_key_model_failure_unknown_model_and_toolsets(gen: Gen) {
     assert_eq!(failed["event"], "run.failed", "{evs:#?}");
     assert_eq!(failed["error"], "HTTP 500: fake model failure");
     let keys: Vec<&String> = failed.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 4, "{failed}"); // event, run_id, timestamp, error
+    // event, run_id, timestamp, error; 0.22 adds seq, completed, partial, interrupted
+    assert_eq!(keys.len(), if gen == Gen::H019 { 4 } else { 8 }, "{failed}");
     let (st, status) = api.get(&format!("/v1/runs/{run}")).await;
     assert_eq!(st, 200);
     assert_eq!(status["status"], "failed", "{status}");
