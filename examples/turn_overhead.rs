@@ -65,15 +65,19 @@ async fn main() {
         let sid = format!("bench-direct-{}-{i}", std::process::id());
         let t0 = Instant::now();
         let run_id = client
-            .start_run(&RunRequest {
-                input: &format!("hello {i}"),
-                session_id: &sid,
-                instructions: "bench",
-                conversation_history: &[],
-                model: None,
-            })
+            .start_run(
+                &RunRequest {
+                    input: &format!("hello {i}"),
+                    session_id: &sid,
+                    instructions: "bench",
+                    conversation_history: &[],
+                    model: None,
+                },
+                &format!("{sid}-key"),
+            )
             .await
-            .expect("direct run");
+            .expect("direct run")
+            .run_id;
         let mut ev = client.events(&run_id).await.expect("events");
         while let Some(e) = ev.next().await.expect("event") {
             if e.event.starts_with("run.") {

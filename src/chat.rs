@@ -86,6 +86,9 @@ pub struct ApprovalRequest {
     pub description: Option<String>,
     pub pattern_key: Option<String>,
     pub choices: Vec<String>,
+    /// Hermes' id for this one request (0.22): the answer names it, so
+    /// several requests of one run are each answered on their own.
+    pub request_id: Option<String>,
 }
 
 /// An answer to an approval request: `once`, `session` or `deny`, and who gave it.
@@ -435,38 +438,64 @@ async fn drive(
     let instructions = supervision_prompt(app, &turn.user);
     let mut waited = std::time::Duration::ZERO;
     let t_wait = Instant::now();
-    let run_id = client
-        .start_run(&RunRequest {
-            input: &req.message,
-            session_id: &turn.session_id,
-            instructions: &instructions,
-            conversation_history: &hist,
-            model: req.model.as_deref(),
-        })
+    // One key per turn: a retried POST after a lost answer starts no second run.
+    let idem_key = format!("hop-{}-{}", turn.session_id, crate::auth::random_hex(12));
+    let started_run = client
+        .start_run(
+            &RunRequest {
+                input: &req.message,
+                session_id: &turn.session_id,
+                instructions: &instructions,
+                conversation_history: &hist,
+                model: req.model.as_deref(),
+            },
+            &idem_key,
+        )
         .await
         .map_err(|e| (e, 0.0))?;
     waited += t_wait.elapsed();
+    let run_id = started_run.run_id.clone();
+    if started_run.attempts > 1 {
+        turn.record(
+            "run_retried",
+            json!({"run_id": run_id, "attempts": started_run.attempts,
+                   "replayed": started_run.replayed, "idempotency_key": idem_key}),
+        )
+        .map_err(|e| (e, 0.0))?;
+    }
     turn.run_id = Some(run_id.clone());
     on_event(TurnEvent::RunStarted {
         run_id: run_id.clone(),
     });
 
     let mut output = String::new();
+    let mut reasoning = String::new();
     let mut failure: Option<Error> = None;
     let mut completed = false;
+    let mut stream_broke = false;
     let t_wait = Instant::now();
     let opened = client.events(&run_id).await;
     waited += t_wait.elapsed();
     let stream_err = match opened {
-        Err(e) => Some(e),
+        Err(e) => {
+            // Hermes went away between starting the run and streaming it.
+            stream_broke = e.kind == Kind::Unavailable;
+            Some(e)
+        }
         Ok(mut events) => loop {
             let t_wait = Instant::now();
             let next = events.next().await;
             waited += t_wait.elapsed();
             let ev = match next {
                 Ok(Some(ev)) => ev,
-                Ok(None) => break None,
-                Err(e) => break Some(e),
+                Ok(None) => {
+                    stream_broke = true;
+                    break None;
+                }
+                Err(e) => {
+                    stream_broke = true;
+                    break Some(e);
+                }
             };
             match handle_event(
                 turn,
@@ -475,6 +504,7 @@ async fn drive(
                 approver,
                 on_event,
                 &mut output,
+                &mut reasoning,
                 &mut waited,
             )
             .await
@@ -495,6 +525,21 @@ async fn drive(
                 }
             }
         },
+    };
+    let _ = flush_reasoning(turn, &mut reasoning);
+    // The stream broke before the run ended: ask Hermes what became of it
+    // (0.22 keeps the status of a keyed run across a gateway restart and
+    // calls it `interrupted`).
+    let stream_err = if stream_broke && !completed && failure.is_none() {
+        match settled_status(client, &run_id).await {
+            Some(st) => {
+                failure = Some(run_ended(turn, &st));
+                None
+            }
+            None => stream_err,
+        }
+    } else {
+        stream_err
     };
     let latency_ms = started.elapsed().as_millis() as i64;
     // Whatever happened, write down what Hermes did.
@@ -550,6 +595,98 @@ enum Flow {
     Failed(Error),
 }
 
+/// After the event stream broke: the run's final status, if Hermes comes
+/// back within 30 seconds and knows the run ended (`interrupted`,
+/// `failed`, `cancelled`). `None`: still unknown.
+async fn settled_status(client: &HermesClient, run_id: &str) -> Option<Value> {
+    // A restarted 0.22 gateway takes ~10 s to listen again.
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match client.run_status(run_id).await {
+            Ok(st) => match st["status"].as_str() {
+                Some("interrupted" | "failed" | "cancelled") => return Some(st),
+                // Running elsewhere or completed without us seeing it: the
+                // stream's error stands (reconcile writes what happened).
+                Some(_) => return None,
+                None => {}
+            },
+            // A Hermes that forgets runs on restart (0.19): nothing to learn.
+            Err(e) if e.kind == Kind::NotFound => return None,
+            Err(_) => {}
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The run ended without completing (`run.interrupted` or a status read
+/// after the stream broke): an event that says how, and the turn's error.
+fn run_ended(turn: &Turn<'_>, st: &Value) -> Error {
+    let status = st["status"].as_str().unwrap_or("failed");
+    let why = st["error"].as_str().unwrap_or_default();
+    if status == "interrupted" {
+        let _ = turn.record(
+            "run_interrupted",
+            json!({"run_id": turn.run_id, "status": status, "error": why}),
+        );
+        return Error::unavailable(format!(
+            "Hermes was interrupted mid-turn ({}); the turn did not finish",
+            if why.is_empty() { "gateway restart" } else { why }
+        ))
+        .hint("the session keeps what Hermes wrote before the restart; send the message again to carry on");
+    }
+    Error::unavailable(format!(
+        "Hermes' run ended as {status}{}",
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        }
+    ))
+}
+
+/// Reasoning arrives in pieces (`reasoning.delta`) or whole
+/// (`reasoning.available`); it is recorded once per stretch, as one event.
+fn flush_reasoning(turn: &Turn<'_>, buf: &mut String) -> Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let text = std::mem::take(buf);
+    turn.record(
+        "reasoning",
+        merge(
+            content_fields(turn.app, "text", &text),
+            json!({"run_id": turn.run_id}),
+        ),
+    )
+}
+
+/// A subagent's lifecycle event (`subagent.start`, `subagent.complete`, ...):
+/// its ids, status and figures as Hermes sent them, free text under the
+/// content policy.
+fn record_subagent(turn: &Turn<'_>, ev: &RunEvent) -> Result<()> {
+    const TEXT: [&str; 4] = ["goal", "summary", "output_tail", "preview"];
+    let mut data = json!({
+        "run_id": turn.run_id,
+        "phase": ev.event.strip_prefix("subagent.").unwrap_or(&ev.event),
+    });
+    for (k, v) in &ev.fields {
+        if k == "run_id" || k == "event" {
+            continue;
+        }
+        if TEXT.contains(&k.as_str()) {
+            if let Some(t) = v.as_str() {
+                data = merge(data, content_fields(turn.app, k, t));
+            }
+        } else {
+            data[k.as_str()] = v.clone();
+        }
+    }
+    turn.record("subagent", data)
+}
+
 /// One event from Hermes: pass progress on, put approvals to the owner.
 async fn handle_event(
     turn: &Turn<'_>,
@@ -558,10 +695,35 @@ async fn handle_event(
     approver: &dyn Approver,
     on_event: &mut (dyn FnMut(TurnEvent) + Send),
     output: &mut String,
+    reasoning: &mut String,
     waited: &mut std::time::Duration,
 ) -> Result<Flow> {
     let run_id = turn.run_id.as_deref().unwrap_or_default();
     match ev.event.as_str() {
+        "reasoning.delta" => {
+            reasoning.push_str(ev.str("delta").or(ev.str("text")).unwrap_or_default());
+            return Ok(Flow::Continue);
+        }
+        "reasoning.available" => {
+            flush_reasoning(turn, reasoning)?;
+            reasoning.push_str(ev.str("text").unwrap_or_default());
+            flush_reasoning(turn, reasoning)?;
+            return Ok(Flow::Continue);
+        }
+        _ => flush_reasoning(turn, reasoning)?,
+    }
+    match ev.event.as_str() {
+        "run.steered" => turn.record(
+            "run_steered",
+            json!({"run_id": run_id, "accepted": ev.fields.get("accepted")}),
+        )?,
+        e if e.starts_with("subagent.") => record_subagent(turn, &ev)?,
+        "run.interrupted" => {
+            let st = Value::Object(ev.fields.clone());
+            let mut st = st;
+            st["status"] = "interrupted".into();
+            return Ok(Flow::Failed(run_ended(turn, &st)));
+        }
         "message.delta" => {
             if let Some(d) = ev.str("delta") {
                 on_event(TurnEvent::Delta {
@@ -599,10 +761,12 @@ async fn handle_event(
                             .collect()
                     })
                     .unwrap_or_default(),
+                request_id: ev.str("request_id").map(str::to_string),
             };
             turn.record(
                 "approval_request",
-                json!({"run_id": run_id, "command": ar.command, "description": ar.description, "pattern_key": ar.pattern_key}),
+                json!({"run_id": run_id, "command": ar.command, "description": ar.description,
+                       "pattern_key": ar.pattern_key, "request_id": ar.request_id}),
             )?;
             on_event(TurnEvent::ApprovalRequest(ar.clone()));
             let t_wait = Instant::now();
@@ -613,7 +777,10 @@ async fn handle_event(
                 _ => "deny".to_string(),
             };
             // Hermes denies on its own timeout; answering after that is a 409.
-            let applied = match client.answer_approval(run_id, &choice).await {
+            let applied = match client
+                .answer_approval(run_id, &choice, ar.request_id.as_deref())
+                .await
+            {
                 Ok(()) => true,
                 Err(e) if e.kind == Kind::Conflict || e.kind == Kind::NotFound => false,
                 Err(e) => return Err(e),
@@ -622,6 +789,7 @@ async fn handle_event(
             turn.record(
                 "approval",
                 json!({"run_id": run_id, "command": ar.command, "choice": choice,
+                       "request_id": ar.request_id,
                        "decided_by": d.decided_by, "applied": applied,
                        "outcome": if applied { "answered" } else { "expired: Hermes had already denied it" }}),
             )?;
@@ -952,6 +1120,7 @@ mod tests {
             description: None,
             pattern_key: None,
             choices: vec![],
+            request_id: None,
         }
     }
 

@@ -15,6 +15,20 @@ pub struct HermesClient {
     key_env: String,
     /// Set once Hermes has accepted the key (a long-lived server checks once).
     key_ok: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether Hermes honours `Idempotency-Key` on `POST /v1/runs` (0.22's
+    /// `/v1/capabilities` says so; 0.19 does not), asked once.
+    idempotent_runs: std::sync::Arc<tokio::sync::OnceCell<bool>>,
+}
+
+/// What `POST /v1/runs` gave back.
+#[derive(Debug, Clone)]
+pub struct StartedRun {
+    pub run_id: String,
+    /// How many times the request was sent (more than one: an answer was
+    /// lost and the same `Idempotency-Key` was sent again).
+    pub attempts: u32,
+    /// Hermes said `Idempotency-Replayed: true`: the run already existed.
+    pub replayed: bool,
 }
 
 /// Body of `POST /v1/runs`.
@@ -71,6 +85,7 @@ impl HermesClient {
             http,
             key_env: key_env.to_string(),
             key_ok: Default::default(),
+            idempotent_runs: Default::default(),
         })
     }
 
@@ -176,27 +191,111 @@ impl HermesClient {
         Ok(())
     }
 
-    /// `POST /v1/runs` → run id.
-    pub async fn start_run(&self, req: &RunRequest<'_>) -> Result<String> {
+    /// Does this Hermes honour `Idempotency-Key` on `POST /v1/runs`?
+    /// `GET /v1/capabilities` → `features.runs_idempotency.supported`
+    /// (0.22); anything else (0.19, an error) counts as no.
+    pub async fn idempotent_runs(&self) -> bool {
+        *self
+            .idempotent_runs
+            .get_or_init(|| async {
+                let r = self
+                    .http
+                    .get(format!("{}/v1/capabilities", self.base))
+                    .bearer_auth(self.key.as_str())
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await;
+                let Ok(r) = r else { return false };
+                if !r.status().is_success() {
+                    return false;
+                }
+                r.json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["features"]["runs_idempotency"]["supported"].as_bool())
+                    .unwrap_or(false)
+            })
+            .await
+    }
+
+    /// `POST /v1/runs` → run id, with `Idempotency-Key: key`.
+    ///
+    /// When the answer is lost on the way (the connection broke after the
+    /// request left), the run may or may not exist. A Hermes that honours
+    /// the key (0.22) gets the same request again, up to three times in
+    /// all: it starts the run once and replays its id. Any other Hermes is
+    /// not retried, since a second POST could run the agent twice.
+    pub async fn start_run(&self, req: &RunRequest<'_>, key: &str) -> Result<StartedRun> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let sent = self
+                .http
+                .post(format!("{}/v1/runs", self.base))
+                .bearer_auth(self.key.as_str())
+                .header("Idempotency-Key", key)
+                .json(req)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await;
+            let r = match sent {
+                Ok(r) => r,
+                // Refused before anything was sent: nothing can have started.
+                Err(e) if e.is_connect() => return Err(self.send_error(e)),
+                Err(e) => {
+                    if attempts < ATTEMPTS && self.idempotent_runs().await {
+                        tokio::time::sleep(Duration::from_millis(250 * u64::from(attempts))).await;
+                        continue;
+                    }
+                    let hint = if attempts > 1 {
+                        format!("sent {attempts} times with the same Idempotency-Key; Hermes started at most one run")
+                    } else {
+                        "this Hermes does not honour Idempotency-Key (0.22 does), so the request was not sent again: the run may have started; look at the session before retrying".to_string()
+                    };
+                    return Err(self.send_error(e).hint(hint));
+                }
+            };
+            let replayed = r
+                .headers()
+                .get("Idempotency-Replayed")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let v: serde_json::Value = self
+                .check("starting a run", r)
+                .await?
+                .json()
+                .await
+                .map_err(|e| Error::unavailable(format!("Hermes sent an unreadable run reply: {e}")))?;
+            let run_id = v["run_id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Error::unavailable(format!("Hermes' run reply has no run_id: {v}")))?;
+            return Ok(StartedRun {
+                run_id,
+                attempts,
+                replayed,
+            });
+        }
+    }
+
+    /// `GET /v1/runs/{id}`: the run's status object (`status` is one of
+    /// `queued`, `running`, `waiting_for_approval`, `completed`, `failed`,
+    /// `cancelled`, and on 0.22 `interrupted` after a gateway restart).
+    pub async fn run_status(&self, run_id: &str) -> Result<serde_json::Value> {
         let r = self
             .http
-            .post(format!("{}/v1/runs", self.base))
+            .get(format!("{}/v1/runs/{run_id}", self.base))
             .bearer_auth(self.key.as_str())
-            .json(req)
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(10))
             .send()
             .await
             .map_err(|e| self.send_error(e))?;
-        let v: serde_json::Value = self
-            .check("starting a run", r)
+        self.check("reading a run's status", r)
             .await?
             .json()
             .await
-            .map_err(|e| Error::unavailable(format!("Hermes sent an unreadable run reply: {e}")))?;
-        v["run_id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| Error::unavailable(format!("Hermes' run reply has no run_id: {v}")))
+            .map_err(|e| Error::unavailable(format!("Hermes sent an unreadable run status: {e}")))
     }
 
     /// Open `GET /v1/runs/{id}/events`. Hermes allows ONE consumer per run.
@@ -215,13 +314,24 @@ impl HermesClient {
         })
     }
 
-    /// `POST /v1/runs/{id}/approval`.
-    pub async fn answer_approval(&self, run_id: &str, choice: &str) -> Result<()> {
+    /// `POST /v1/runs/{id}/approval`. With the request's `request_id`
+    /// (0.22 stamps one on every approval) the answer resolves exactly that
+    /// request; without one Hermes resolves the oldest pending (0.19).
+    pub async fn answer_approval(
+        &self,
+        run_id: &str,
+        choice: &str,
+        request_id: Option<&str>,
+    ) -> Result<()> {
+        let mut body = serde_json::json!({ "choice": choice });
+        if let Some(id) = request_id {
+            body["request_id"] = id.into();
+        }
         let r = self
             .http
             .post(format!("{}/v1/runs/{run_id}/approval", self.base))
             .bearer_auth(self.key.as_str())
-            .json(&serde_json::json!({ "choice": choice }))
+            .json(&body)
             .timeout(Duration::from_secs(10))
             .send()
             .await

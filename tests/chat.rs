@@ -1044,8 +1044,324 @@ fn budget_under_concurrency_and_real_cost(gen: Gen) {
     verify_ok(&gw);
 }
 
+
+// ---------------------------------------------------------------------------
+// API server runs: request ids, idempotent start, interrupted runs
+// ---------------------------------------------------------------------------
+
+/// Answers `once` for the first command and `deny` for the one ending in
+/// `.second`; keeps every request it was asked.
+struct ByCommand {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<ApprovalRequest>>>,
+}
+
+impl Approver for ByCommand {
+    fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision> {
+        let choice = if req.command.as_deref().unwrap_or("").ends_with(".second") {
+            "deny"
+        } else {
+            "once"
+        };
+        self.seen.lock().unwrap().push(req);
+        Box::pin(async move {
+            Decision {
+                choice: choice.into(),
+                decided_by: "by-command".into(),
+            }
+        })
+    }
+}
+
+/// `[danger2]`: two dangerous commands in one run, each answered on its
+/// own (on 0.22 by the `request_id` Hermes gave it): the first runs, the
+/// second is denied.
+async fn two_approvals_in_one_run_each_answered(gen: Gen) {
+    let gw = Gateway::start(gen, GatewayOpts::default());
+    let ids = setup(&gw, "", &[("alice", "user")]);
+    let second = PathBuf::from(format!("{}.second", gw.danger_target.display()));
+    fs::write(&second, b"second target\n").unwrap();
+    fs::set_permissions(&second, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let app = App::load(Home::at(&gw.home), Actor::new("test:lib"), |_| {}).unwrap();
+    let client = HermesClient::from_app(&app).unwrap();
+    let approver = ByCommand {
+        seen: Default::default(),
+    };
+    let req = TurnRequest {
+        username: "alice".into(),
+        session_id: None,
+        message: "[danger2] open both".into(),
+        model: None,
+        channel: "test".into(),
+    };
+    let mut seen: Vec<TurnEvent> = Vec::new();
+    let out = run_turn(&app, &client, &req, &approver, &mut |e| seen.push(e))
+        .await
+        .unwrap_or_else(|e| panic!("run_turn: {e:?}"));
+    assert_eq!(gw.danger_target_mode(), 0o777, "the approved command ran");
+    let mode2 = fs::metadata(&second).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode2, 0o600, "the denied command did not run");
+
+    let asked = approver.seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    let rids: Vec<Option<String>> = asked.iter().map(|a| a.request_id.clone()).collect();
+    match gen {
+        Gen::H022 => {
+            let (a, b) = (rids[0].as_deref().unwrap(), rids[1].as_deref().unwrap());
+            assert!(a.len() >= 16 && b.len() >= 16 && a != b, "{rids:?}");
+        }
+        Gen::H019 => assert_eq!(rids, vec![None, None], "0.19 has no request ids"),
+    }
+    let rep = replay(&gw, &out.session_id);
+    let reqs = of_type(&rep, "approval_request");
+    let decs = of_type(&rep, "approval");
+    assert_eq!((reqs.len(), decs.len()), (2, 2), "{rep:#?}");
+    for (i, (r, d)) in reqs.iter().zip(&decs).enumerate() {
+        let rid = rids[i].as_deref().map(Value::from).unwrap_or(Value::Null);
+        assert_eq!(r["data"]["request_id"], rid, "{r}");
+        assert_eq!(d["data"]["request_id"], rid, "{d}");
+        assert_eq!(d["data"]["applied"], true, "{d}");
+        assert_eq!(r["data"]["command"], d["data"]["command"]);
+    }
+    assert_eq!(decs[0]["data"]["choice"], "once");
+    assert_eq!(decs[1]["data"]["choice"], "deny");
+    assert!(decs[1]["data"]["command"]
+        .as_str()
+        .unwrap()
+        .ends_with(".second"));
+    let results = of_type(&rep, "tool_result");
+    assert_eq!(results.len(), 2, "{rep:#?}");
+    assert!(
+        results[1]["data"]["result"]
+            .as_str()
+            .unwrap()
+            .contains("denied"),
+        "{}",
+        results[1]
+    );
+    assert!(matches!(seen.last(), Some(TurnEvent::Done(_))));
+    assert_consistent(&gw, &out.session_id, &ids["alice"]);
+    verify_ok(&gw);
+}
+
+/// A loopback proxy in front of the gateway that loses Hermes' answer to
+/// the first `POST /v1/runs` (the request reaches Hermes, the reply never
+/// reaches the operator). Every request is sent upstream with
+/// `Connection: close`, so each connection carries exactly one request.
+struct LossyProxy {
+    url: String,
+    /// `Idempotency-Key` of every `POST /v1/runs`, in order.
+    run_posts: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LossyProxy {
+    fn start(upstream: u16) -> LossyProxy {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
+        let run_posts: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let posts = run_posts.clone();
+        std::thread::spawn(move || {
+            for client in l.incoming() {
+                let Ok(client) = client else { continue };
+                let posts = posts.clone();
+                std::thread::spawn(move || {
+                    let mut rd = BufReader::new(client.try_clone().unwrap());
+                    let mut head = Vec::new();
+                    let mut len = 0usize;
+                    let mut key = String::new();
+                    let mut first = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if rd.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if first.is_empty() {
+                            first = line.clone();
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap();
+                        }
+                        if lower.starts_with("idempotency-key:") {
+                            key = line["idempotency-key:".len()..].trim().to_string();
+                        }
+                        if !lower.starts_with("connection:") {
+                            head.extend_from_slice(line.as_bytes());
+                        }
+                    }
+                    head.extend_from_slice(b"Connection: close\r\n\r\n");
+                    let mut body = vec![0u8; len];
+                    rd.read_exact(&mut body).unwrap();
+                    let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                    up.write_all(&head).unwrap();
+                    up.write_all(&body).unwrap();
+                    let is_run_post = first.starts_with("POST /v1/runs ");
+                    let lose = is_run_post && {
+                        let mut p = posts.lock().unwrap();
+                        p.push(key);
+                        p.len() == 1
+                    };
+                    if lose {
+                        // Hermes gets the request and answers; the answer is dropped.
+                        let mut sink = Vec::new();
+                        let _ = up.read_to_end(&mut sink);
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                    let mut client = client;
+                    let _ = std::io::copy(&mut up, &mut client);
+                });
+            }
+        });
+        LossyProxy { url, run_posts }
+    }
+}
+
+/// The answer to `POST /v1/runs` is lost. 0.22 honours `Idempotency-Key`:
+/// the operator sends the same request again and Hermes runs the agent
+/// once. 0.19 does not: the operator does not send it again, and says why.
+fn lost_run_reply_is_retried_only_where_idempotent(gen: Gen) {
+    let gw = Gateway::start(gen, GatewayOpts::default());
+    let ids = setup(&gw, "", &[("alice", "user")]);
+    let proxy = LossyProxy::start(gw.port);
+    // Same config, pointed at the proxy.
+    let cfg = gw.home.join("profiles/operator/config.yaml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, text.replace(&gw.url, &proxy.url)).unwrap();
+    let marker = "[idem] one run only";
+    let agent_turns = || {
+        gw.model_requests()
+            .iter()
+            .filter(|r| r["tools"].is_array() && r.to_string().contains("[idem] one run only"))
+            .count()
+    };
+
+    let (o, evs) = chat_json(&gw, &["--as", "alice", marker]);
+    let posts = proxy.run_posts.lock().unwrap().clone();
+    match gen {
+        Gen::H022 => {
+            assert!(o.status.success(), "{}", show(&o));
+            assert_eq!(posts.len(), 2, "{posts:?}");
+            assert_eq!(posts[0], posts[1], "the same key both times");
+            assert!(posts[0].starts_with("hop-op_"), "{posts:?}");
+            let s = session_of(&evs, &o);
+            assert_eq!(agent_turns(), 1, "Hermes ran the agent once");
+            let rep = replay(&gw, &s);
+            let retried = of_type(&rep, "run_retried");
+            assert_eq!(retried.len(), 1, "{rep:#?}");
+            assert_eq!(retried[0]["data"]["attempts"], 2);
+            assert_eq!(retried[0]["data"]["replayed"], true);
+            assert_eq!(retried[0]["data"]["idempotency_key"], posts[0].as_str());
+            let ms = messages(&gw, &s);
+            assert_eq!(
+                ms.iter().filter(|m| m.role == "user").count(),
+                1,
+                "{ms:?}"
+            );
+            assert_consistent(&gw, &s, &ids["alice"]);
+        }
+        Gen::H019 => {
+            assert_eq!(code(&o), 7, "{}", show(&o));
+            assert_eq!(posts.len(), 1, "not sent again: {posts:?}");
+            assert!(
+                stderr(&o).contains("does not honour Idempotency-Key"),
+                "{}",
+                show(&o)
+            );
+            // The run Hermes started anyway finishes on its own.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while agent_turns() == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            assert_eq!(agent_turns(), 1);
+        }
+    }
+    verify_ok(&gw);
+}
+
+/// The gateway is killed and started again while a turn runs. 0.22 keeps
+/// the keyed run's status and calls it `interrupted`: the turn ends with a
+/// `run_interrupted` event and an `error` event. 0.19 forgets the run: the
+/// turn ends with the stream's error. Either way the session stays
+/// consistent.
+fn gateway_restart_mid_turn_leaves_a_consistent_session(gen: Gen) {
+    use std::io::{BufRead, BufReader};
+    let mut gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            model_env: vec![("FAKE_MODEL_SLOW_SECONDS".into(), "20".into())],
+            ..Default::default()
+        },
+    );
+    let ids = setup(&gw, "", &[("alice", "user")]);
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "first turn"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = session_of(&evs, &o);
+    let before = assert_consistent(&gw, &s, &ids["alice"]);
+
+    let mut child = cmd(
+        &gw,
+        &["--json", "chat", "--as", "alice", "--session", &s, "[slow] wait for it"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = Vec::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        let started = l.contains("\"run_started\"");
+        out.push(l);
+        if started {
+            break;
+        }
+    }
+    assert!(
+        out.iter().any(|l| l.contains("run_started")),
+        "no run_started: {out:?}"
+    );
+    let t = Instant::now();
+    gw.restart_gateway();
+    let restart_s = t.elapsed().as_secs_f64();
+    out.extend(lines.map(Result::unwrap));
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(code(&o), 7, "restart took {restart_s:.1}s\n{out:?}\n{err}");
+    let last: Value = serde_json::from_str(out.last().unwrap()).unwrap();
+    assert_eq!(last["type"], "error", "{out:?}");
+    let rep = replay(&gw, &s);
+    let tail = rep.last().unwrap();
+    assert_eq!(tail["type"], "error", "{rep:#?}");
+    assert_eq!(tail["data"]["stage"], "run");
+    let interrupted = of_type(&rep, "run_interrupted");
+    match gen {
+        Gen::H022 => {
+            assert!(err.contains("interrupted mid-turn"), "{err}");
+            assert_eq!(interrupted.len(), 1, "{rep:#?}");
+            assert_eq!(interrupted[0]["data"]["status"], "interrupted");
+            assert!(interrupted[0]["data"]["run_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("run_"));
+        }
+        Gen::H019 => assert!(interrupted.is_empty(), "{rep:#?}"),
+    }
+    let after = assert_consistent(&gw, &s, &ids["alice"]);
+    assert!(after.message_count >= before.message_count);
+    verify_ok(&gw);
+}
+
 hermes_tests!(
     async approvals_once_deny_prompt_and_expired,
+    async two_approvals_in_one_run_each_answered,
+    lost_run_reply_is_retried_only_where_idempotent,
+    gateway_restart_mid_turn_leaves_a_consistent_session,
     new_and_resumed_sessions_tool_events_and_refusals,
     failures_leave_sessions_consistent,
     budget_under_concurrency_and_real_cost,
