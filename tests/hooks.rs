@@ -1112,8 +1112,14 @@ fn a_hook_program_that_is_gone_blocks_tools_on_hermes_0_22(gen: Gen) {
     );
     write_operator_config(
         &gw.home,
-        "agent:\n  enabled_toolsets: [terminal, file, todo]\n",
+        &format!(
+            "hermes:\n  api_url: {}\nagent:\n  enabled_toolsets: [terminal, file, todo]\n",
+            gw.url
+        ),
     );
+    let mut add = common::op(&gw.home);
+    add.env_remove("API_SERVER_KEY");
+    common::add_user_with(add, "dora", "user");
     // While the program is there: a native session's tool runs.
     let r = run_to_end(&gw, json!({"input": "please [tool] now"}));
     assert_eq!(r["status"], "completed", "{r}\n{}", gw.log_tail(40));
@@ -1131,13 +1137,28 @@ fn a_hook_program_that_is_gone_blocks_tools_on_hermes_0_22(gen: Gen) {
 
     fs::remove_file(&copy).unwrap();
     gw.restart_gateway();
-    let sid = "op_00000000beef";
-    gw.insert_operator_session(sid, "u_dora");
-    let r = run_to_end(
-        &gw,
-        json!({"input": "please [tool] now", "session_id": sid}),
-    );
-    assert_eq!(r["status"], "completed", "{r}\n{}", gw.log_tail(40));
+    // An operator turn, through `hermes-operator chat`: its event log says
+    // what became of the tool call.
+    let o = common::op(&gw.home)
+        .env_remove("API_SERVER_KEY")
+        .args(["--json", "chat", "--as", "dora", "please [tool] now"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}\n{}", gw.log_tail(40));
+    let first: Value = serde_json::from_slice(o.stdout.split(|b| *b == b'\n').next().unwrap())
+        .unwrap();
+    let sid = first["session_id"].as_str().unwrap().to_string();
+    let sid = sid.as_str();
+    let results: Vec<Value> = events(&gw.home)
+        .into_iter()
+        .filter(|e| e["type"] == "tool_result" && e["session_id"] == sid)
+        .collect();
+    assert_eq!(results.len(), 1, "{results:?}");
+    if gen == Gen::H022 {
+        let why = results[0]["data"]["result"].as_str().unwrap();
+        assert!(why.contains("failed closed"), "the event says why: {why}");
+        assert_eq!(results[0]["data"]["status"], "error", "{}", results[0]);
+    }
     let tools = ran(&gw, sid);
     assert_eq!(tools.len(), 1, "{tools:?}");
     if gen == Gen::H022 {
