@@ -756,6 +756,43 @@ display:
     assert_eq!(without_hooks(&un), without_hooks(original));
 }
 
+/// Hermes 0.22's non-event sections under `hooks:` (`outbound` webhooks,
+/// `output_spill`) and anyone's entries survive install and uninstall
+/// byte-for-byte.
+#[test]
+fn install_keeps_hermes_0_22_hook_sections_byte_for_byte() {
+    let home = TestHome::new();
+    let h = home.path();
+    let cfg = h.join("config.yaml");
+    let outbound = "  outbound:\n  - url: https://example.invalid/hermes-events\n    events: [post_tool_call, on_session_end]\n    secret_env: WEBHOOK_SECRET   # signed\n";
+    let spill = "  output_spill:\n    max_chars: 4000\n    directory: /srv/hermes/spill\n";
+    let theirs = "  pre_tool_call:\n  - command: /usr/local/bin/guard --strict\n    timeout: 2\n";
+    let original = format!("hooks:\n{outbound}{spill}{theirs}model:\n  default: x\n");
+    fs::write(&cfg, &original).unwrap();
+    let o = install(h, &["--yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = fs::read_to_string(&cfg).unwrap();
+    for part in [outbound, spill, theirs] {
+        assert!(after.contains(part), "lost {part:?}:\n{after}");
+    }
+    let y = yaml(&after);
+    assert_eq!(
+        y["hooks"]["output_spill"]["max_chars"].as_u64(),
+        Some(4000),
+        "{after}"
+    );
+    let pre = y["hooks"]["pre_tool_call"].as_sequence().unwrap();
+    assert_eq!(pre.len(), 2, "theirs and ours: {after}");
+    assert_eq!(
+        pre[0]["command"].as_str(),
+        Some("/usr/local/bin/guard --strict")
+    );
+    assert_eq!(status(h)["state"], "installed", "{after}");
+    let o = op(h).args(["hook", "uninstall", "--yes"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(&cfg).unwrap(), original);
+}
+
 #[test]
 fn install_refuses_layouts_it_cannot_edit_safely_and_creates_a_missing_config() {
     let home = TestHome::new();
