@@ -120,6 +120,9 @@ pub struct UpdateConfig {
     pub hermes_command: Option<String>,
     /// Longest `hermes update` may run before it is stopped (seconds).
     pub timeout_seconds: u64,
+    /// Git installs: the branch `hermes update` pulls (`--branch`); unset,
+    /// Hermes' default (`main`).
+    pub branch: Option<String>,
 }
 
 impl Default for UpdateConfig {
@@ -130,6 +133,7 @@ impl Default for UpdateConfig {
             keep_backups: 5,
             hermes_command: None,
             timeout_seconds: 900,
+            branch: None,
         }
     }
 }
@@ -393,6 +397,18 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
             "update.keep_backups: expected 1-1000 backups to keep, got {}",
             c.update.keep_backups
         ));
+    }
+    if let Some(b) = &c.update.branch {
+        let ok = !b.is_empty()
+            && !b.starts_with('-')
+            && b.len() <= 200
+            && b.chars().all(|ch| ch.is_ascii_alphanumeric() || "._/-".contains(ch))
+            && !b.contains("..");
+        if !ok {
+            return Err(format!(
+                "update.branch: expected a git branch name (letters, digits, . _ / -), got {b:?}"
+            ));
+        }
     }
     if let Some(h) = &c.update.hermes_command {
         if !h.starts_with('/') {

@@ -610,7 +610,8 @@ fn hermes_install(
     };
     match detect_version(home, &inst) {
         Ok(v) => {
-            let supported = version_cmp(&v.version, "0.19.0") != Ordering::Less
+            // 0.18.2 is where the tested updates start (pip and git).
+            let supported = version_cmp(&v.version, "0.18.0") != Ordering::Less
                 && version_cmp(&v.version, "0.23.0") == Ordering::Less;
             let what = format!(
                 "Hermes Agent {} ({} install) at {} ({via})",
@@ -623,7 +624,7 @@ fn hermes_install(
             } else {
                 c.warn(
                     "hermes_install",
-                    format!("{what}; hermes-operator is tested against Hermes 0.19 and 0.22"),
+                    format!("{what}; hermes-operator is tested against Hermes 0.18.2 (updates from it), 0.19 and 0.22"),
                     "hermes-operator update --check",
                 );
             }

