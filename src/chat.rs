@@ -468,8 +468,7 @@ async fn drive(
         run_id: run_id.clone(),
     });
 
-    let mut output = String::new();
-    let mut reasoning = String::new();
+    let mut text = RunText::default();
     let mut failure: Option<Error> = None;
     let mut completed = false;
     let mut stream_broke = false;
@@ -497,18 +496,7 @@ async fn drive(
                     break Some(e);
                 }
             };
-            match handle_event(
-                turn,
-                client,
-                ev,
-                approver,
-                on_event,
-                &mut output,
-                &mut reasoning,
-                &mut waited,
-            )
-            .await
-            {
+            match handle_event(turn, client, ev, approver, on_event, &mut text, &mut waited).await {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Completed) => {
                     completed = true;
@@ -526,7 +514,8 @@ async fn drive(
             }
         },
     };
-    let _ = flush_reasoning(turn, &mut reasoning);
+    let _ = flush_reasoning(turn, &mut text.reasoning);
+    let mut output = text.output;
     // The stream broke before the run ended: ask Hermes what became of it
     // (0.22 keeps the status of a keyed run across a gateway restart and
     // calls it `interrupted`).
@@ -589,6 +578,13 @@ async fn drive(
     ))
 }
 
+/// Text gathered from the stream: the final output and reasoning not yet recorded.
+#[derive(Default)]
+struct RunText {
+    output: String,
+    reasoning: String,
+}
+
 enum Flow {
     Continue,
     Completed,
@@ -647,8 +643,8 @@ fn run_ended(turn: &Turn<'_>, st: &Value) -> Error {
     ))
 }
 
-/// Reasoning arrives in pieces (`reasoning.delta`) or whole
-/// (`reasoning.available`); it is recorded once per stretch, as one event.
+/// Reasoning arrives in pieces (`reasoning.delta`); it is recorded once per
+/// stretch, as one event.
 fn flush_reasoning(turn: &Turn<'_>, buf: &mut String) -> Result<()> {
     if buf.is_empty() {
         return Ok(());
@@ -694,22 +690,20 @@ async fn handle_event(
     ev: RunEvent,
     approver: &dyn Approver,
     on_event: &mut (dyn FnMut(TurnEvent) + Send),
-    output: &mut String,
-    reasoning: &mut String,
+    text: &mut RunText,
     waited: &mut std::time::Duration,
 ) -> Result<Flow> {
+    let RunText { output, reasoning } = text;
     let run_id = turn.run_id.as_deref().unwrap_or_default();
     match ev.event.as_str() {
         "reasoning.delta" => {
             reasoning.push_str(ev.str("delta").or(ev.str("text")).unwrap_or_default());
             return Ok(Flow::Continue);
         }
-        "reasoning.available" => {
-            flush_reasoning(turn, reasoning)?;
-            reasoning.push_str(ev.str("text").unwrap_or_default());
-            flush_reasoning(turn, reasoning)?;
-            return Ok(Flow::Continue);
-        }
+        // On the runs stream this carries a preview of the assistant's text
+        // (measured on 0.19 and 0.22 with a model that has no reasoning),
+        // which `assistant_message` records from state.db already.
+        "reasoning.available" => return Ok(Flow::Continue),
         _ => flush_reasoning(turn, reasoning)?,
     }
     match ev.event.as_str() {

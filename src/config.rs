@@ -402,7 +402,8 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
         let ok = !b.is_empty()
             && !b.starts_with('-')
             && b.len() <= 200
-            && b.chars().all(|ch| ch.is_ascii_alphanumeric() || "._/-".contains(ch))
+            && b.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "._/-".contains(ch))
             && !b.contains("..");
         if !ok {
             return Err(format!(

@@ -266,11 +266,12 @@ impl HermesClient {
                 .await?
                 .json()
                 .await
-                .map_err(|e| Error::unavailable(format!("Hermes sent an unreadable run reply: {e}")))?;
-            let run_id = v["run_id"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| Error::unavailable(format!("Hermes' run reply has no run_id: {v}")))?;
+                .map_err(|e| {
+                    Error::unavailable(format!("Hermes sent an unreadable run reply: {e}"))
+                })?;
+            let run_id = v["run_id"].as_str().map(str::to_string).ok_or_else(|| {
+                Error::unavailable(format!("Hermes' run reply has no run_id: {v}"))
+            })?;
             return Ok(StartedRun {
                 run_id,
                 attempts,

@@ -88,6 +88,8 @@ update:
   # hermes_command: /home/hermes/.hermes/hermes-agent/venv/bin/hermes
   # Longest `hermes update` may run (seconds).
   timeout_seconds: 900
+  # Git installs: the branch `hermes update --branch` pulls; default Hermes' main.
+  # branch: main
 "#;
 
 /// What install did to one thing.

@@ -1339,7 +1339,11 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
             let after_changes = crate::hermes::git::local_changes(c).unwrap_or_default();
             let after_stashes = crate::hermes::git::stashes(c).unwrap_or_default();
             let lc = compare_changes(changes, after_changes, &stashes, &after_stashes);
-            let _ = writeln!(log, "local changes after: {:?} (stash: {:?})", lc.after, lc.stash);
+            let _ = writeln!(
+                log,
+                "local changes after: {:?} (stash: {:?})",
+                lc.after, lc.stash
+            );
             if !lc.kept {
                 changes_lost = true;
                 let why = match &lc.stash {

@@ -1044,7 +1044,6 @@ fn budget_under_concurrency_and_real_cost(gen: Gen) {
     verify_ok(&gw);
 }
 
-
 // ---------------------------------------------------------------------------
 // API server runs: request ids, idempotent start, interrupted runs
 // ---------------------------------------------------------------------------
@@ -1258,11 +1257,7 @@ fn lost_run_reply_is_retried_only_where_idempotent(gen: Gen) {
             assert_eq!(retried[0]["data"]["replayed"], true);
             assert_eq!(retried[0]["data"]["idempotency_key"], posts[0].as_str());
             let ms = messages(&gw, &s);
-            assert_eq!(
-                ms.iter().filter(|m| m.role == "user").count(),
-                1,
-                "{ms:?}"
-            );
+            assert_eq!(ms.iter().filter(|m| m.role == "user").count(), 1, "{ms:?}");
             assert_consistent(&gw, &s, &ids["alice"]);
         }
         Gen::H019 => {
@@ -1306,7 +1301,15 @@ fn gateway_restart_mid_turn_leaves_a_consistent_session(gen: Gen) {
 
     let mut child = cmd(
         &gw,
-        &["--json", "chat", "--as", "alice", "--session", &s, "[slow] wait for it"],
+        &[
+            "--json",
+            "chat",
+            "--as",
+            "alice",
+            "--session",
+            &s,
+            "[slow] wait for it",
+        ],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())

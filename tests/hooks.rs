@@ -1182,8 +1182,8 @@ fn a_hook_program_that_is_gone_blocks_tools_on_hermes_0_22(gen: Gen) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{o:?}\n{}", gw.log_tail(40));
-    let first: Value = serde_json::from_slice(o.stdout.split(|b| *b == b'\n').next().unwrap())
-        .unwrap();
+    let first: Value =
+        serde_json::from_slice(o.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
     let sid = first["session_id"].as_str().unwrap().to_string();
     let sid = sid.as_str();
     let results: Vec<Value> = events(&gw.home)

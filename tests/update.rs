@@ -453,9 +453,15 @@ fn updates_old_hermes_then_up_to_date_busy_and_restorable() {
     // The busy run is audited too: started, then finished as failed (exit 6).
     let fin = events(home, "update_finished");
     assert_eq!(fin.len(), 2, "{fin:#?}");
-    let busy_fin = fin.iter().find(|f| f["exit_code"] == 6).expect("busy run's update_finished");
+    let busy_fin = fin
+        .iter()
+        .find(|f| f["exit_code"] == 6)
+        .expect("busy run's update_finished");
     assert_eq!(busy_fin["result"], "failed");
-    assert!(busy_fin["reason"].as_str().unwrap().contains("update"), "{busy_fin}");
+    assert!(
+        busy_fin["reason"].as_str().unwrap().contains("update"),
+        "{busy_fin}"
+    );
     let fin: Vec<&Value> = fin.iter().filter(|f| f["exit_code"] != 6).collect();
     assert_eq!(fin[0]["result"], "updated");
     assert_eq!(fin[0]["version_before"], OLD);

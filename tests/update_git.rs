@@ -118,7 +118,10 @@ fn setup() -> Setup {
         "  restart_command: \"systemctl --user restart hermes-operator\"\n",
         "  restart_command: \"/bin/false\"\n",
     );
-    assert!(!text.contains("\n  hermes_command:"), "found via the launcher only");
+    assert!(
+        !text.contains("\n  hermes_command:"),
+        "found via the launcher only"
+    );
     fs::write(&cfg, text).unwrap();
     Setup {
         root: root.clone(),
@@ -199,7 +202,11 @@ fn audit_ok(s: &Setup) {
 
 fn usernames(s: &Setup) -> Vec<String> {
     let v = json_of(&run(s, &["user", "list"]));
-    let list = v.as_array().or_else(|| v["users"].as_array()).unwrap().clone();
+    let list = v
+        .as_array()
+        .or_else(|| v["users"].as_array())
+        .unwrap()
+        .clone();
     list.iter()
         .map(|u| u["username"].as_str().unwrap().to_string())
         .collect()
@@ -225,7 +232,9 @@ fn git_install_updates_keeps_local_changes_then_up_to_date() {
         .unwrap_or_else(|| panic!("{d:#}"))
         .clone();
     assert_eq!(hi["status"], "pass", "{hi:#}");
-    let msg = hi["message"].as_str().unwrap_or_else(|| hi["detail"].as_str().unwrap());
+    let msg = hi["message"]
+        .as_str()
+        .unwrap_or_else(|| hi["detail"].as_str().unwrap());
     assert!(msg.contains(OLD), "{hi:#}");
 
     // --check: 1 commit behind, 0.19.0 at the remote head.
@@ -265,13 +274,19 @@ fn git_install_updates_keeps_local_changes_then_up_to_date() {
         .unwrap_or_default()
         .contains("update --yes ---")
     {
-        assert!(Instant::now() < end, "first update never reached `hermes update`");
+        assert!(
+            Instant::now() < end,
+            "first update never reached `hermes update`"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let t = Instant::now();
     let busy = run(&s, &["update", "--yes", "--no-restart"]);
     assert_eq!(busy.status.code(), Some(6), "{}", show(&busy));
-    assert!(t.elapsed() < Duration::from_secs(5), "busy must fail at once");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "busy must fail at once"
+    );
     let out = first.wait_with_output().unwrap();
     let r = json_of(&out);
     assert_eq!(
@@ -339,12 +354,17 @@ fn git_install_conflicting_change_names_hermes_stash() {
     assert_ne!(o.status.code(), Some(0), "{r:#}");
     let lc = &r["local_changes"];
     assert_eq!(lc["kept"], false, "{r:#}");
-    let stash = lc["stash"].as_str().unwrap_or_else(|| panic!("no stash named: {r:#}"));
+    let stash = lc["stash"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no stash named: {r:#}"));
     assert!(stash.starts_with("stash@{0}"), "{stash}");
     let reason = r["reason"].as_str().unwrap();
     assert!(reason.contains("stash"), "{reason}");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("stash@{0}"), "the error names the stash: {err}");
+    assert!(
+        err.contains("stash@{0}"),
+        "the error names the stash: {err}"
+    );
     // The stash really holds the change.
     let edited = change["edited"][0].as_str().unwrap();
     let sh = Command::new("git")

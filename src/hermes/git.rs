@@ -108,7 +108,8 @@ pub fn remote_state(checkout: &Path, branch: &str, installed: &str) -> Result<Re
             format!("the checkout {} has no `origin` remote", checkout.display()),
         ));
     }
-    let scratch = crate::update::ScratchDir::new().map_err(|e| Error::internal(format!("making a scratch repository: {e}")))?;
+    let scratch = crate::update::ScratchDir::new()
+        .map_err(|e| Error::internal(format!("making a scratch repository: {e}")))?;
     let mut c = git(scratch.path());
     c.args(["init", "--bare", "-q"]);
     run(c, "making a scratch repository")?;

@@ -3,5 +3,5 @@
 //! and remote hold ([`git`]). (The API client and the
 //! config edits still live in `src/hermes_api.rs` and `src/hooks.rs`.)
 
-pub mod install;
 pub mod git;
+pub mod install;
