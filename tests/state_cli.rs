@@ -429,7 +429,9 @@ fn list_show_cost_export_match_sql(gen: Gen) {
     let md = String::from_utf8_lossy(&o.stdout);
     assert!(md.starts_with(&format!("# Session `{id}`")), "{md}");
     assert_eq!(
-        md.lines().filter(|l| l.starts_with("## ")).count(),
+        md.lines()
+            .filter(|l| l.starts_with("## ") && *l != "## System prompt")
+            .count(),
         shown["messages"].as_array().unwrap().len()
     );
     assert!(md.contains("Tool calls:"));
