@@ -123,6 +123,9 @@ pub struct UpdateConfig {
     /// Git installs: the branch `hermes update` pulls (`--branch`); unset,
     /// Hermes' default (`main`).
     pub branch: Option<String>,
+    /// Git installs of Hermes 0.22+: the release channel (`--channel`,
+    /// e.g. `stable`, `canary`, `main`); unset, Hermes' own setting.
+    pub channel: Option<String>,
 }
 
 impl Default for UpdateConfig {
@@ -134,6 +137,7 @@ impl Default for UpdateConfig {
             hermes_command: None,
             timeout_seconds: 900,
             branch: None,
+            channel: None,
         }
     }
 }
@@ -411,6 +415,21 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
             ));
         }
     }
+    if let Some(ch) = &c.update.channel {
+        // Hermes' own rule (hermes_cli/release_channels.py validate_name).
+        let ok = !ch.is_empty()
+            && ch.len() <= 32
+            && ch.split('-').all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit())
+            });
+        if !ok {
+            return Err(format!(
+                "update.channel: expected a channel name such as stable, canary or main (lowercase letters, digits, single dashes; at most 32), got {ch:?}"
+            ));
+        }
+    }
     if let Some(h) = &c.update.hermes_command {
         if !h.starts_with('/') {
             return Err(format!(
@@ -627,6 +646,23 @@ mod tests {
             let (c, _) = parse(bad);
             let e = c.unwrap_err();
             assert!(e.message.contains(key), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn update_branch_and_channel_are_checked() {
+        let (c, _) = parse("update:\n  branch: release/v1\n  channel: stable\n");
+        let c = c.unwrap();
+        assert_eq!(c.update.branch.as_deref(), Some("release/v1"));
+        assert_eq!(c.update.channel.as_deref(), Some("stable"));
+        for bad in [
+            "update:\n  branch: \"--upload-pack=x\"\n",
+            "update:\n  branch: a..b\n",
+            "update:\n  channel: Stable\n",
+            "update:\n  channel: a--b\n",
+        ] {
+            let (c, _) = parse(bad);
+            assert!(c.is_err(), "{bad}");
         }
     }
 

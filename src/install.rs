@@ -90,6 +90,8 @@ update:
   timeout_seconds: 900
   # Git installs: the branch `hermes update --branch` pulls; default Hermes' main.
   # branch: main
+  # Hermes 0.22+ git installs: the release channel (stable, canary, main); default Hermes' own.
+  # channel: stable
 "#;
 
 /// What install did to one thing.

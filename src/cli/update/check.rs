@@ -7,8 +7,8 @@ pub fn run(ctx: &Ctx) -> crate::Result<()> {
     let cfg = &ctx.app.cfg.config;
     let inst = crate::hermes::install::locate_hermes(home, cfg.update.hermes_command.as_deref())?;
     let v = crate::hermes::install::detect_version(home, &inst)?;
-    let branch = update::update_branch(cfg);
-    let a = update::check_available(home, &inst, &v, &branch);
+    let track = update::Track::from_config(cfg);
+    let a = update::check_available(home, &inst, &v, &track);
     if ctx.out.json {
         ctx.out.json(&json!({
             "hermes_command": inst.command,

@@ -168,11 +168,12 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
     };
     // The plan for this install kind: what the remote or index offers, and
     // (git) what Hermes' stash will have to carry across.
-    let branch = update::update_branch(cfg);
+    let track = update::Track::from_config(cfg);
+    let branch = track.branch().to_string();
     let mut plan = json!({"install_kind": null});
     let mut where_steps: Vec<String> = Vec::new();
     if let (Ok(i), Some(Ok(v))) = (&inst, &detected) {
-        let a = update::check_available(home, i, v, &branch);
+        let a = update::check_available(home, i, v, &track);
         plan = json!({
             "install_kind": v.method,
             "installed": v.version,
