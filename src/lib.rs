@@ -1,28 +1,25 @@
 //! hermes-operator: an independent operator control plane for a Hermes Agent
-//! server. The binary (`src/main.rs`) is a thin shell over this library; the
-//! HTTP mode calls the same functions.
+//! server. The binary (`src/main.rs`) is a thin shell over this library.
+//!
+//! Layers, top to bottom (each uses only the ones below it):
 
-pub mod accounts;
-pub mod app;
-pub mod auth;
-pub mod chat;
+/// Front end: one file per subcommand (clap), printing tables or JSON.
 pub mod cli;
-pub mod config;
-pub mod doctor;
-pub mod error;
+/// Everything specific to Hermes: API client, install discovery, its git checkout.
 pub mod hermes;
-pub mod hermes_api;
-pub mod home;
-pub mod hooks;
-pub mod install;
-pub mod integrity;
-pub mod output;
-pub mod reports;
-pub mod restore;
+/// The domain: accounts, credentials, sessions, chat, audit, hooks, update, install, doctor.
+pub mod ops;
+/// Front end: the HTTP mode (axum): JSON API, SSE chat, the dashboard.
 pub mod server;
-pub mod sessions;
+/// The operator's own databases (users.db, events.db) and Hermes' state.db.
 pub mod store;
+
+/// Shared foundations: the loaded home and config, errors, output, time.
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod home;
+pub mod output;
 pub mod timespec;
-pub mod update;
 
 pub use error::{Error, Kind, Result};

@@ -22,11 +22,11 @@ mod common;
 use common::gateway::{Gateway, GatewayOpts, SeedState};
 use common::{add_user_with, op, open_ro, operator_session_ids, Gen};
 use hermes_operator::app::App;
-use hermes_operator::chat::{
+use hermes_operator::hermes::api::HermesClient;
+use hermes_operator::home::Home;
+use hermes_operator::ops::chat::{
     run_turn, ApprovalRequest, Approver, BoxFuture, Decision, TurnEvent, TurnRequest,
 };
-use hermes_operator::hermes_api::HermesClient;
-use hermes_operator::home::Home;
 use hermes_operator::store::events::Actor;
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -173,7 +173,7 @@ async fn authorization_matrix() {
         .map(|n| {
             (
                 *n,
-                hermes_operator::sessions::new_session(&a, n)
+                hermes_operator::ops::sessions::new_session(&a, n)
                     .unwrap()
                     .session
                     .id,
@@ -200,12 +200,16 @@ async fn authorization_matrix() {
         tok.insert(n, token(&c, &s, n).await);
     }
     // Tokens that must not work any more, and forged ones.
-    hermes_operator::accounts::set_disabled(&a, "dave", true).unwrap();
-    hermes_operator::accounts::set_password(&a, "erin", "another long password").unwrap();
-    hermes_operator::accounts::delete_user(&a, "fred").unwrap();
-    hermes_operator::accounts::set_role(&a, "gail", hermes_operator::store::users::Role::Viewer)
-        .unwrap();
-    let (expired, _) = hermes_operator::auth::issue_access_token(
+    hermes_operator::ops::accounts::set_disabled(&a, "dave", true).unwrap();
+    hermes_operator::ops::accounts::set_password(&a, "erin", "another long password").unwrap();
+    hermes_operator::ops::accounts::delete_user(&a, "fred").unwrap();
+    hermes_operator::ops::accounts::set_role(
+        &a,
+        "gail",
+        hermes_operator::store::users::Role::Viewer,
+    )
+    .unwrap();
+    let (expired, _) = hermes_operator::ops::credentials::issue_access_token(
         JWT_SECRET.as_bytes(),
         &ids["alice"],
         "alice",
@@ -214,7 +218,7 @@ async fn authorization_matrix() {
         -1,
     )
     .unwrap();
-    let (foreign, _) = hermes_operator::auth::issue_access_token(
+    let (foreign, _) = hermes_operator::ops::credentials::issue_access_token(
         b"a-completely-different-secret-of-32-bytes",
         &ids["alice"],
         "alice",

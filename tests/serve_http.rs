@@ -164,7 +164,8 @@ async fn refresh_rotation_reuse_and_logout() {
         |_| {},
     )
     .unwrap();
-    hermes_operator::accounts::set_password(&app, "alice", "a brand new long password").unwrap();
+    hermes_operator::ops::accounts::set_password(&app, "alice", "a brand new long password")
+        .unwrap();
     assert_eq!(
         refresh(t3["refresh_token"].as_str().unwrap().into())
             .await
@@ -172,7 +173,7 @@ async fn refresh_rotation_reuse_and_logout() {
         401
     );
     // Logout with a refresh token revokes its family and the access token.
-    hermes_operator::accounts::set_password(&app, "alice", TEST_PASSWORD).unwrap();
+    hermes_operator::ops::accounts::set_password(&app, "alice", TEST_PASSWORD).unwrap();
     let t4 = login(&c, &s, "alice").await;
     let a4 = t4["access_token"].as_str().unwrap();
     let r = send(

@@ -996,7 +996,7 @@ struct Row {
     cost_usd: f64,
 }
 
-/// The attribution rule of `audit daily` (src/reports.rs) as plain SQL over
+/// The attribution rule of `audit daily` (src/ops/audit/reports.rs) as plain SQL over
 /// state.db with events.db attached: per (user_id, model).
 fn sql_daily(
     home: &Path,

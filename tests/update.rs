@@ -482,7 +482,7 @@ fn updates_old_hermes_then_up_to_date_busy_and_restorable() {
         0o700
     );
     assert_eq!(
-        hermes_operator::update::verify_backup(&backup).unwrap(),
+        hermes_operator::ops::update::verify_backup(&backup).unwrap(),
         Vec::<String>::new()
     );
     let manifest = fs::read_to_string(backup.join("MANIFEST.sha256")).unwrap();
@@ -564,7 +564,7 @@ fn updates_old_hermes_then_up_to_date_busy_and_restorable() {
     assert_eq!(fin.len(), 3, "updated, busy, up to date");
     assert_eq!(fin[2]["result"], "up_to_date");
     assert_eq!(
-        hermes_operator::update::list_backups(&hermes_operator::home::Home::at(home)).len(),
+        hermes_operator::ops::update::list_backups(&hermes_operator::home::Home::at(home)).len(),
         2
     );
     note(format!(
@@ -775,8 +775,8 @@ fn schedule_and_unschedule_edit_the_crontab_idempotently() {
 #[test]
 fn backup_verifies_restores_changed_files_and_prunes() {
     use hermes_operator::home::Home;
+    use hermes_operator::ops::update;
     use hermes_operator::store::events::{Actor, EventStore, NewEvent};
-    use hermes_operator::update;
     let t = TestHome::new();
     let home = Home::at(t.path());
     home.ensure_operator_dirs().unwrap();
@@ -911,7 +911,7 @@ fn usernames(home: &Path) -> Vec<String> {
 #[test]
 fn restore_puts_a_backup_back_under_a_running_serve() {
     use hermes_operator::home::Home;
-    use hermes_operator::update;
+    use hermes_operator::ops::update;
     let port = free_port();
     let s = setup(Path::new("/nonexistent/hermes"), port);
     let home = s.home.path();

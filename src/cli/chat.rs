@@ -1,10 +1,10 @@
 //! `hermes-operator chat --as USER [--session ID] [MESSAGE]`: one turn
 //! through the real Hermes agent (streamed), or an interactive loop.
 
-use crate::chat::{self, ApprovePolicy, PolicyApprover, TurnEvent, TurnRequest};
 use crate::cli::Ctx;
 use crate::error::{Error, Result};
-use crate::hermes_api::HermesClient;
+use crate::hermes::api::HermesClient;
+use crate::ops::chat::{self, ApprovePolicy, PolicyApprover, TurnEvent, TurnRequest};
 use std::io::{BufRead, IsTerminal, Read, Write};
 
 #[derive(Debug, clap::Args)]

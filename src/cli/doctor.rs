@@ -1,12 +1,12 @@
 //! `hermes-operator doctor`: every check with pass / warn / fail and a fix.
 
-use crate::doctor::{self, Status};
 use crate::error::{Error, Kind};
 use crate::home::Home;
+use crate::ops::doctor::{self, Status};
 use crate::output::Output;
 
 pub fn run(home: &Home, out: Output) -> crate::Result<()> {
-    let systemd = crate::install::systemd_user_dir().ok();
+    let systemd = crate::ops::install::systemd_user_dir().ok();
     let r = doctor::run(home, systemd.as_deref());
     if out.json {
         out.json(&r)?;

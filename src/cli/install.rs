@@ -2,7 +2,7 @@
 
 use crate::cli::{read_new_password, Ctx};
 use crate::error::Error;
-use crate::install;
+use crate::ops::install;
 use std::io::IsTerminal;
 
 #[derive(Debug, clap::Args)]
@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         (None, Some(name)) => {
             crate::store::users::validate_username(&name)?;
             let pw = read_new_password(a.password_stdin, &name)?;
-            crate::auth::check_password_policy(&pw)?;
+            crate::ops::credentials::check_password_policy(&pw)?;
             Some((name, pw))
         }
         (None, None)

@@ -148,7 +148,7 @@ pub fn main() -> i32 {
     // Hermes runs `hermes-operator [--hermes-home DIR] hook` once per tool
     // call: answer it without building the whole clap command tree.
     if let Some(home) = bare_hook_invocation() {
-        crate::hooks::run_protocol(Home::resolve(home.as_deref()));
+        crate::ops::hooks::run_protocol(Home::resolve(home.as_deref()));
         return 0;
     }
     let cli = match parse_one_group(std::env::args_os().collect()).map_or_else(Cli::try_parse, Ok) {
@@ -236,7 +236,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     // Hermes runs the bare hook once per tool call: it does only what it
     // needs (no config warnings, no users.db) and never fails loudly.
     if let Command::Hook(hook::HookArgs { cmd: None }) = &cli.command {
-        crate::hooks::run_protocol(Home::resolve(cli.global.hermes_home.as_deref()));
+        crate::ops::hooks::run_protocol(Home::resolve(cli.global.hermes_home.as_deref()));
         return Ok(());
     }
     let home = Home::resolve(cli.global.hermes_home.as_deref())?;

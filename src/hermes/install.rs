@@ -219,7 +219,7 @@ fn launcher_target(p: &Path) -> Option<PathBuf> {
     }
     text.lines().find_map(|line| {
         let rest = line.trim().strip_prefix("exec ")?;
-        let words = crate::hooks::sh_split(rest)?;
+        let words = crate::ops::hooks::sh_split(rest)?;
         let target = words.into_iter().find(|w| !w.starts_with('-'))?;
         let path = PathBuf::from(expand_vars(&target)?);
         (path.is_absolute() && is_executable(&path)).then_some(path)
@@ -387,7 +387,7 @@ pub fn detect_version(home: &Home, inst: &HermesInstall) -> Result<HermesVersion
     cmd.arg("--version")
         .env("HERMES_HOME", &home.root)
         .env("NO_COLOR", "1");
-    let out = crate::update::run_capture(cmd, VERSION_TIMEOUT).map_err(|e| {
+    let out = crate::ops::update::run_capture(cmd, VERSION_TIMEOUT).map_err(|e| {
         Error::new(
             Kind::UpdateFailed,
             format!("cannot run {} --version: {e}", inst.command.display()),

@@ -1,7 +1,9 @@
-//! What the operator knows about Hermes itself, in one place: where it is
-//! installed and which version runs ([`install`]), what its git checkout
-//! and remote hold ([`git`]). (The API client and the
-//! config edits still live in `src/hermes_api.rs` and `src/hooks.rs`.)
+//! Everything specific to Hermes Agent, in one place: its API server client
+//! ([`api`]), where it is installed and which version runs ([`install`]),
+//! and what its git checkout and remote hold ([`git`]). Hermes' config.yaml
+//! edits for shell hooks live with the hook domain (`crate::ops::hooks`),
+//! which owns what the entries mean.
 
+pub mod api;
 pub mod git;
 pub mod install;

@@ -31,8 +31,8 @@ pub async fn daily(
 ) -> ApiResult<Response> {
     auditor(&caller)?;
     let (date, tz) =
-        crate::reports::parse_day(p.date.as_deref(), p.tz.as_deref().unwrap_or("UTC"))?;
-    blocking_json(move || crate::reports::daily(&st.app, date, &tz)).await
+        crate::ops::audit::reports::parse_day(p.date.as_deref(), p.tz.as_deref().unwrap_or("UTC"))?;
+    blocking_json(move || crate::ops::audit::reports::daily(&st.app, date, &tz)).await
 }
 
 /// `GET /api/audit/user/{username}`.
@@ -42,7 +42,7 @@ pub async fn user(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     auditor(&caller)?;
-    blocking_json(move || crate::reports::user_report(&st.app, &name)).await
+    blocking_json(move || crate::ops::audit::reports::user_report(&st.app, &name)).await
 }
 
 /// `GET /api/audit/replay/{session_id}`: the timeline with integrity status.
@@ -52,12 +52,12 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     auditor(&caller)?;
-    blocking_json(move || crate::integrity::replay(&st.app, &id)).await
+    blocking_json(move || crate::ops::audit::integrity::replay(&st.app, &id)).await
 }
 
 /// `GET /api/audit/verify`: the whole chain and the local checkpoints. A
 /// log that does not verify is still a 200 with `ok: false` and the problem.
 pub async fn verify(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult<Response> {
     auditor(&caller)?;
-    blocking_json(move || crate::integrity::verify_home(&st.app, &[])).await
+    blocking_json(move || crate::ops::audit::integrity::verify_home(&st.app, &[])).await
 }

@@ -8,7 +8,7 @@ use super::errors::{ApiError, ApiResult};
 use super::extract::{is_json, parse_json, ApiJson, Caller};
 use super::middleware::{ClientIp, LogUser};
 use super::state::{blocking, ServerState};
-use crate::auth;
+use crate::ops::credentials;
 use crate::store::users::{RefreshUse, Role, User};
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -66,14 +66,14 @@ fn hash_token(t: &str) -> [u8; 32] {
 
 /// A new opaque refresh token: `rt1.` + 32 random bytes (hex).
 fn new_refresh_token() -> String {
-    format!("rt1.{}", auth::random_hex(32))
+    format!("rt1.{}", credentials::random_hex(32))
 }
 
 /// An access token and a refresh token in a new family.
 fn issue_pair(st: &ServerState, u: &User) -> crate::Result<(TokenResponse, String, String)> {
-    let (access, claims) = auth::issue_for(st.secret(), u, auth::ACCESS_TTL_MINUTES)?;
+    let (access, claims) = credentials::issue_for(st.secret(), u, credentials::ACCESS_TTL_MINUTES)?;
     let refresh = new_refresh_token();
-    let family = format!("rf_{}", auth::random_hex(8));
+    let family = format!("rf_{}", credentials::random_hex(8));
     let exp = chrono::Utc::now().timestamp() + REFRESH_TTL_DAYS * 86_400;
     st.app
         .users()?
@@ -82,7 +82,7 @@ fn issue_pair(st: &ServerState, u: &User) -> crate::Result<(TokenResponse, Strin
         TokenResponse {
             access_token: access,
             token_type: "Bearer",
-            expires_in: auth::ACCESS_TTL_MINUTES * 60,
+            expires_in: credentials::ACCESS_TTL_MINUTES * 60,
             refresh_token: refresh,
             refresh_expires_in: REFRESH_TTL_DAYS * 86_400,
             user: u.clone(),
@@ -159,7 +159,7 @@ pub async fn login(
         };
         Ok(match found {
             Some((u, Ok(Some(hash)))) => {
-                if !auth::verify_password(&password, &hash) {
+                if !credentials::verify_password(&password, &hash) {
                     LoginCheck::Failed("bad_password")
                 } else if u.disabled {
                     LoginCheck::Failed("disabled")
@@ -169,7 +169,7 @@ pub async fn login(
             }
             Some((_, Err(e))) => return Err(e),
             _ => {
-                auth::dummy_verify(&password);
+                credentials::dummy_verify(&password);
                 LoginCheck::Failed("unknown_user")
             }
         })
@@ -235,7 +235,7 @@ pub async fn register(
     let st2 = st.clone();
     let actor = caller.actor();
     let u = blocking(move || {
-        crate::accounts::add_user(&st2.app_as(actor), &b.username, role, &b.password)
+        crate::ops::accounts::add_user(&st2.app_as(actor), &b.username, role, &b.password)
     })
     .await?;
     drop(permit);
@@ -285,7 +285,7 @@ pub async fn refresh(
                 let u = store
                     .find_by_id(&user_id)?
                     .ok_or_else(|| crate::Error::not_found("user vanished"))?;
-                let (access, claims) = auth::issue_for(st2.secret(), &u, auth::ACCESS_TTL_MINUTES)?;
+                let (access, claims) = credentials::issue_for(st2.secret(), &u, credentials::ACCESS_TTL_MINUTES)?;
                 let app = st2.app_as(format!("http:{}", u.username));
                 app.record(
                     app.event(
@@ -298,7 +298,7 @@ pub async fn refresh(
                 Ok(Ok(TokenResponse {
                     access_token: access,
                     token_type: "Bearer",
-                    expires_in: auth::ACCESS_TTL_MINUTES * 60,
+                    expires_in: credentials::ACCESS_TTL_MINUTES * 60,
                     refresh_token: new_token,
                     refresh_expires_in: REFRESH_TTL_DAYS * 86_400,
                     user: u,
@@ -403,17 +403,17 @@ pub async fn change_password(
     let name = caller.user.username.clone();
     throttled(&st, &name, client, "attempts")?;
     // A weak new password is refused before any Argon2 work.
-    auth::check_password_policy(&b.new_password)?;
+    credentials::check_password_policy(&b.new_password)?;
     let permit = st.argon2_slot().await?;
     let st2 = st.clone();
     let c = caller.clone();
     let changed = blocking(move || {
         let hash = st2.app.users_ro()?.password_hash(&c.user.id)?;
-        if !hash.is_some_and(|h| auth::verify_password(&b.current_password, &h)) {
+        if !hash.is_some_and(|h| credentials::verify_password(&b.current_password, &h)) {
             return Ok(None);
         }
         let app = st2.app_as(c.actor());
-        let u = crate::accounts::set_password(&app, &c.user.username, &b.new_password)?;
+        let u = crate::ops::accounts::set_password(&app, &c.user.username, &b.new_password)?;
         st2.app
             .users()?
             .revoke_refresh(&u.id, None, "password_change")?;

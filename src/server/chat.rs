@@ -1,5 +1,5 @@
 //! `POST /api/chat` (JSON, or SSE with `Accept: text/event-stream`) and
-//! `POST /api/sessions/{id}/approval`. The turn is [`crate::chat::run_turn`],
+//! `POST /api/sessions/{id}/approval`. The turn is [`crate::ops::chat::run_turn`],
 //! run as its own task: a client that goes away does not cut a turn short
 //! (its events are still recorded; a pending approval is denied at the
 //! timeout).
@@ -7,8 +7,8 @@
 use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
-use crate::chat::{run_turn, TurnEvent, TurnRequest};
 use crate::error::Error;
+use crate::ops::chat::{run_turn, TurnEvent, TurnRequest};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -84,7 +84,7 @@ pub async fn chat(
         _permit: permit,
     };
     if let Some(sid) = &b.session_id {
-        crate::sessions::validate_session_id(sid)?;
+        crate::ops::sessions::validate_session_id(sid)?;
         if !st.runs.claim(sid) {
             return Err(Error::conflict(format!(
                 "a turn is already running in session {sid}; wait for it to finish"
@@ -185,7 +185,7 @@ pub async fn approval(
     let scope = caller.scope();
     let st2 = st.clone();
     let sid = id.clone();
-    blocking(move || crate::sessions::get(&st2.app, &scope, &sid)).await?;
+    blocking(move || crate::ops::sessions::get(&st2.app, &scope, &sid)).await?;
     st.approvals.answer(&id, &caller.user, &b.choice)?;
     Ok(Json(serde_json::json!({"ok": true, "session_id": id, "choice": b.choice})).into_response())
 }

@@ -6,8 +6,8 @@
 use super::errors::{ApiError, ApiResult};
 use super::middleware::LogUser;
 use super::state::ServerState;
-use crate::auth::{self, Claims};
-use crate::sessions::Scope;
+use crate::ops::credentials::{self, Claims};
+use crate::ops::sessions::Scope;
 use crate::store::users::{Role, User};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -80,7 +80,7 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
                 "authentication required: send Authorization: Bearer <access token>",
             )
         })?;
-        let claims = auth::decode_access_token(st.secret(), token).map_err(|e| {
+        let claims = credentials::decode_access_token(st.secret(), token).map_err(|e| {
             ApiError::unauthorized("invalid or expired access token").with_detail(e.message)
         })?;
         if st.is_revoked(&claims.jti) {

@@ -99,7 +99,7 @@ static REQ_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn process_tag() -> &'static str {
     static TAG: OnceLock<String> = OnceLock::new();
-    TAG.get_or_init(|| crate::auth::random_hex(4))
+    TAG.get_or_init(|| crate::ops::credentials::random_hex(4))
 }
 
 fn sane_request_id(v: &HeaderValue) -> Option<&str> {

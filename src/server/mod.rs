@@ -273,7 +273,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         opts.read_timeout,
     )?);
     // The constant-time path for unknown users needs its dummy hash: make it now.
-    tokio::task::spawn_blocking(|| crate::auth::dummy_verify("warm-up"))
+    tokio::task::spawn_blocking(|| crate::ops::credentials::dummy_verify("warm-up"))
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
     if !st.app.home.users_db().exists() {

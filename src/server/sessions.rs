@@ -1,10 +1,10 @@
 //! `/api/sessions*` and `/api/search`: thin wrappers over
-//! [`crate::sessions`] with the caller's [`Scope`](crate::sessions::Scope).
+//! [`crate::sessions`] with the caller's [`Scope`](crate::ops::sessions::Scope).
 
 use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiQuery, Caller};
 use super::state::{blocking, ServerState};
-use crate::sessions::{self, ListOptions};
+use crate::ops::sessions::{self, ListOptions};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;

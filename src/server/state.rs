@@ -6,9 +6,9 @@
 use super::errors::{ApiError, ApiResult};
 use super::throttle::Throttle;
 use crate::app::App;
-use crate::chat::PendingApprovals;
 use crate::error::{Error, Kind, Result};
-use crate::hermes_api::HermesClient;
+use crate::hermes::api::HermesClient;
+use crate::ops::chat::PendingApprovals;
 use crate::store::events::Actor;
 use crate::store::state::StateDb;
 use crate::store::users::{User, UserStore};

@@ -6,7 +6,7 @@ use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller};
 use super::sessions::blocking_json;
 use super::state::ServerState;
-use crate::accounts;
+use crate::ops::accounts;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;

@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::integrity::{self, Checkpoint};
+use crate::ops::audit::integrity::{self, Checkpoint};
 
 pub fn run(ctx: &Ctx) -> crate::Result<()> {
     let app = &ctx.app;

@@ -1,6 +1,6 @@
 use crate::cli::session::{cell, opt_cell};
 use crate::cli::Ctx;
-use crate::reports::Usage;
+use crate::ops::audit::reports::Usage;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,8 +23,8 @@ fn usage_cells(u: &Usage) -> Vec<String> {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let (date, tz) = crate::reports::parse_day(a.date.as_deref(), &a.tz)?;
-    let r = crate::reports::daily(&ctx.app, date, &tz)?;
+    let (date, tz) = crate::ops::audit::reports::parse_day(a.date.as_deref(), &a.tz)?;
+    let r = crate::ops::audit::reports::daily(&ctx.app, date, &tz)?;
     if ctx.out.json {
         return ctx.out.json(&r);
     }

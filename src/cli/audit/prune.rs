@@ -1,6 +1,6 @@
 use crate::cli::Ctx;
 use crate::error::Error;
-use crate::integrity;
+use crate::ops::audit::integrity;
 use ed25519_dalek::Signer;
 
 #[derive(Debug, clap::Args)]

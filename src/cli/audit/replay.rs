@@ -7,7 +7,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let r = crate::integrity::replay(&ctx.app, &a.session)?;
+    let r = crate::ops::audit::integrity::replay(&ctx.app, &a.session)?;
     let all_ok = r.integrity == "ok";
     let rows = &r.events;
     if ctx.out.json {

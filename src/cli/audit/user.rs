@@ -8,7 +8,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let r = crate::reports::user_report(&ctx.app, &a.name)?;
+    let r = crate::ops::audit::reports::user_report(&ctx.app, &a.name)?;
     if ctx.out.json {
         return ctx.out.json(&r);
     }

@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::integrity;
+use crate::ops::audit::integrity;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]

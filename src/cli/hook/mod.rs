@@ -7,7 +7,7 @@ mod status;
 mod uninstall;
 
 use crate::cli::Ctx;
-use crate::hooks::{self, Plan};
+use crate::ops::hooks::{self, Plan};
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]

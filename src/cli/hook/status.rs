@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::hooks;
+use crate::ops::hooks;
 
 pub fn run(ctx: &Ctx) -> crate::Result<()> {
     let home = &ctx.app.home;

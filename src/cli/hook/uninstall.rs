@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::hooks;
+use crate::ops::hooks;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

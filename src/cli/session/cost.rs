@@ -11,7 +11,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let r = crate::sessions::cost(&ctx.app, &super::scope(a.all_sources), &a.id)?;
+    let r = crate::ops::sessions::cost(&ctx.app, &super::scope(a.all_sources), &a.id)?;
     if ctx.out.json {
         return ctx.out.json(&r);
     }

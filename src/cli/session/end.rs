@@ -6,12 +6,12 @@ pub struct Args {
     /// Operator session id (op_...)
     pub id: String,
     /// Why (stored as Hermes' end_reason)
-    #[arg(long, default_value = crate::sessions::DEFAULT_END_REASON)]
+    #[arg(long, default_value = crate::ops::sessions::DEFAULT_END_REASON)]
     pub reason: String,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let r = crate::sessions::end(&ctx.app, &a.id, &a.reason)?;
+    let r = crate::ops::sessions::end(&ctx.app, &a.id, &a.reason)?;
     if ctx.out.json {
         return ctx.out.json(&r);
     }

@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::sessions::ExportFormat;
+use crate::ops::sessions::ExportFormat;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,6 +15,6 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     let format = a.format.unwrap_or(ExportFormat::Json);
-    let doc = crate::sessions::export(&ctx.app, &super::scope(a.all_sources), &a.id, format)?;
+    let doc = crate::ops::sessions::export(&ctx.app, &super::scope(a.all_sources), &a.id, format)?;
     ctx.out.line(doc.trim_end_matches('\n'))
 }

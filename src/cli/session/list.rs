@@ -1,6 +1,6 @@
 use super::{cell, opt_cell, when};
 use crate::cli::Ctx;
-use crate::sessions::{self, ListOptions};
+use crate::ops::sessions::{self, ListOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

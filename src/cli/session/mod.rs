@@ -13,8 +13,8 @@ mod title;
 
 use crate::cli::Ctx;
 use crate::error::Result;
+use crate::ops::sessions::{Scope, SessionInfo};
 use crate::output::{clip, sanitize};
-use crate::sessions::{Scope, SessionInfo};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SessionCmd {

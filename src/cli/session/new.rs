@@ -8,7 +8,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let s = crate::sessions::new_session(&ctx.app, &a.as_user)?;
+    let s = crate::ops::sessions::new_session(&ctx.app, &a.as_user)?;
     if ctx.out.json {
         return ctx.out.json(&s);
     }

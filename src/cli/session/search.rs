@@ -22,7 +22,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         .as_deref()
         .map(|u| super::user_id_of(ctx, u))
         .transpose()?;
-    let found = crate::sessions::search(
+    let found = crate::ops::sessions::search(
         &ctx.app,
         &super::scope(a.all_sources),
         &a.query,

@@ -11,7 +11,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let t = crate::sessions::show(&ctx.app, &super::scope(a.all_sources), &a.id)?;
+    let t = crate::ops::sessions::show(&ctx.app, &super::scope(a.all_sources), &a.id)?;
     if ctx.out.json {
         return ctx.out.json(&t);
     }

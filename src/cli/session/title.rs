@@ -10,7 +10,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let r = crate::sessions::set_title(&ctx.app, &a.id, &a.title)?;
+    let r = crate::ops::sessions::set_title(&ctx.app, &a.id, &a.title)?;
     if ctx.out.json {
         return ctx.out.json(&r);
     }

@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::update;
+use crate::ops::update;
 use serde_json::json;
 
 pub fn run(ctx: &Ctx) -> crate::Result<()> {

@@ -1,7 +1,7 @@
 use crate::cli::Ctx;
 use crate::error::{Error, Kind};
+use crate::ops::update::{self, Report};
 use crate::store::state::REQUIRED_COLUMNS;
-use crate::update::{self, Report};
 use serde_json::json;
 use std::io::IsTerminal;
 

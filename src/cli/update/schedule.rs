@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::update;
+use crate::ops::update;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::update;
+use crate::ops::update;
 
 pub fn run(ctx: &Ctx) -> crate::Result<()> {
     let ch = update::unschedule(&ctx.app)?;

@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     crate::store::users::validate_username(&a.name)?;
     let pw = read_new_password(a.password_stdin, &a.name)?;
-    let u = crate::accounts::add_user(&ctx.app, &a.name, a.role, &pw)?;
+    let u = crate::ops::accounts::add_user(&ctx.app, &a.name, a.role, &pw)?;
     ctx.out.info(format!(
         "created user {} ({}) with id {}",
         u.username, u.role, u.id

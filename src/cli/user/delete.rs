@@ -14,7 +14,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     if !ctx.confirm(&format!("Delete user {} ({})?", u.username, u.role), a.yes)? {
         return Err(crate::Error::usage("cancelled; nothing was changed"));
     }
-    let u = crate::accounts::delete_user(&ctx.app, &a.name)?;
+    let u = crate::ops::accounts::delete_user(&ctx.app, &a.name)?;
     ctx.out.info(format!(
         "deleted {} ({}); its sessions stay in state.db under user_id {}",
         u.username, u.role, u.id

@@ -7,7 +7,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args, disable: bool) -> crate::Result<()> {
-    let u = crate::accounts::set_disabled(&ctx.app, &a.name, disable)?;
+    let u = crate::ops::accounts::set_disabled(&ctx.app, &a.name, disable)?;
     ctx.out.info(format!(
         "{} is {}",
         u.username,

@@ -13,7 +13,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     // Fail on an unknown user before asking for a password.
     ctx.app.users()?.get(&a.name)?;
     let pw = read_new_password(a.password_stdin, &a.name)?;
-    let u = crate::accounts::set_password(&ctx.app, &a.name, &pw)?;
+    let u = crate::ops::accounts::set_password(&ctx.app, &a.name, &pw)?;
     ctx.out.info(format!(
         "password changed for {}; earlier tokens are revoked",
         u.username

@@ -11,7 +11,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let u = crate::accounts::set_role(&ctx.app, &a.name, a.role)?;
+    let u = crate::ops::accounts::set_role(&ctx.app, &a.name, a.role)?;
     ctx.out.info(format!("{} is now {}", u.username, u.role));
     super::print_user(ctx, &u)
 }

@@ -1675,7 +1675,7 @@ pub fn cron_line(home: &Home, expr: &str) -> Result<String> {
     }
     Ok(format!(
         "{expr} {} {CRON_MARKER}{}",
-        crate::hooks::sh_quote(&s),
+        crate::ops::hooks::sh_quote(&s),
         root.to_string_lossy()
     ))
 }
@@ -1759,8 +1759,11 @@ pub fn schedule(app: &App, expr: &str) -> Result<ScheduleChange> {
     let script = auto_update_script(home);
     let script_created = !script.exists();
     if script_created {
-        let exe = crate::install::current_exe()?;
-        crate::install::write_script(&script, &crate::install::auto_update_sh(home, &exe))?;
+        let exe = crate::ops::install::current_exe()?;
+        crate::ops::install::write_script(
+            &script,
+            &crate::ops::install::auto_update_sh(home, &exe),
+        )?;
     }
     let table = read_crontab()?;
     let m = marker(home);

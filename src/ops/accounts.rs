@@ -2,8 +2,8 @@
 //! then into the audit log, whoever calls it (CLI now, HTTP later).
 
 use crate::app::App;
-use crate::auth;
 use crate::error::{Error, Result};
+use crate::ops::credentials;
 use crate::store::users::{validate_username, Role, User};
 use serde_json::json;
 
@@ -21,14 +21,14 @@ fn guard_last_admin(app: &App, u: &User, what: &str) -> Result<()> {
 
 pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result<User> {
     validate_username(username)?;
-    auth::check_password_policy(password)?;
+    credentials::check_password_policy(password)?;
     let store = app.users()?;
     if store.find(username)?.is_some() {
         return Err(Error::conflict(format!(
             "a user named {username:?} already exists"
         )));
     }
-    let hash = auth::hash_password(password)?;
+    let hash = credentials::hash_password(password)?;
     let u = store.insert(username, role, &hash)?;
     app.record(
         app.event(
@@ -41,10 +41,10 @@ pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result
 }
 
 pub fn set_password(app: &App, username: &str, password: &str) -> Result<User> {
-    auth::check_password_policy(password)?;
+    credentials::check_password_policy(password)?;
     let store = app.users()?;
     let u = store.get(username)?;
-    let hash = auth::hash_password(password)?;
+    let hash = credentials::hash_password(password)?;
     store.set_password(&u.id, &hash)?;
     app.record(
         app.event(
@@ -112,7 +112,11 @@ pub fn delete_user(app: &App, username: &str) -> Result<User> {
 }
 
 /// A token for scripts. Needs the JWT secret; the user must be enabled.
-pub fn issue_token(app: &App, username: &str, ttl_minutes: i64) -> Result<(String, auth::Claims)> {
+pub fn issue_token(
+    app: &App,
+    username: &str,
+    ttl_minutes: i64,
+) -> Result<(String, credentials::Claims)> {
     if !(1..=60 * 24 * 30).contains(&ttl_minutes) {
         return Err(Error::usage("--ttl must be between 1 minute and 30 days"));
     }
@@ -127,7 +131,7 @@ pub fn issue_token(app: &App, username: &str, ttl_minutes: i64) -> Result<(Strin
             )),
         );
     }
-    let (token, claims) = auth::issue_for(&secret, &u, ttl_minutes)?;
+    let (token, claims) = credentials::issue_for(&secret, &u, ttl_minutes)?;
     app.record(
         app.event(
             "token_issued",

@@ -13,7 +13,7 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::home::{self, Home};
-use crate::hooks::sh_quote;
+use crate::ops::hooks::sh_quote;
 use crate::store::users::Role;
 use base64::Engine as _;
 use rand::RngCore;
@@ -439,11 +439,11 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
     // The audit signing key.
     let key = home.signing_key();
     if key.exists() {
-        crate::integrity::signing_key(home)?; // validates it
+        crate::ops::audit::integrity::signing_key(home)?; // validates it
         c.push("audit signing key", &key, "unchanged", None);
         c.secret_file_mode("audit signing key", &key)?;
     } else {
-        crate::integrity::signing_key(home)?;
+        crate::ops::audit::integrity::signing_key(home)?;
         c.push(
             "audit signing key",
             &key,
@@ -485,7 +485,7 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
         ),
         None => match &opts.admin {
             Some((name, pw)) => {
-                let u = crate::accounts::add_user(app, name, Role::Admin, pw)?;
+                let u = crate::ops::accounts::add_user(app, name, Role::Admin, pw)?;
                 c.push(
                     "admin",
                     &home.users_db(),
@@ -514,7 +514,7 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
     )?;
     c.file(
         "auto-update script",
-        &crate::update::auto_update_script(home),
+        &crate::ops::update::auto_update_script(home),
         &auto_update_sh(home, &opts.exe),
         0o700,
     )?;

@@ -16,7 +16,7 @@
 use crate::app::App;
 use crate::error::{Error, Kind, Result};
 use crate::home::Home;
-use crate::update::{self, Health, Restart};
+use crate::ops::update::{self, Health, Restart};
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -230,7 +230,7 @@ pub fn restore(
     ))?;
     report.event = Some(ev.id);
     progress("verifying the restored event log");
-    report.verify_ok = Some(crate::integrity::verify_home(app, &[])?.ok);
+    report.verify_ok = Some(crate::ops::audit::integrity::verify_home(app, &[])?.ok);
     let mut healthy = true;
     let cmd = &app.cfg.config.update.restart_command;
     if no_restart {

@@ -244,7 +244,7 @@ pub struct Replay {
 /// hash of the event just before it in the log (seq - 1), so the timeline
 /// shows local tampering; [`verify`] proves the whole chain.
 pub fn replay(app: &crate::app::App, session_id: &str) -> Result<Replay> {
-    crate::sessions::validate_session_id(session_id)?;
+    crate::ops::sessions::validate_session_id(session_id)?;
     let store = app.events_ro()?;
     let events = store.for_session(session_id)?;
     if events.is_empty() {

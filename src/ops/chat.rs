@@ -13,7 +13,7 @@
 use crate::app::App;
 use crate::config::StoreContent;
 use crate::error::{Error, Kind, Result};
-use crate::hermes_api::{HermesClient, HistoryMessage, RunEvent, RunRequest};
+use crate::hermes::api::{HermesClient, HistoryMessage, RunEvent, RunRequest};
 use crate::store::events::NewEvent;
 use crate::store::state::{Message, Session};
 use crate::store::users::User;
@@ -167,12 +167,12 @@ fn merge(mut a: Value, b: Value) -> Value {
 
 /// The user of a turn: exists, enabled, allowed to chat.
 pub fn chat_user(app: &App, username: &str) -> Result<User> {
-    crate::accounts::require_chat_user(app, username)
+    crate::ops::accounts::require_chat_user(app, username)
 }
 
 /// An existing session the user may continue: an operator session they own, not ended.
 fn continuable(db: &crate::store::state::StateDb, user: &User, id: &str) -> Result<Session> {
-    crate::sessions::validate_session_id(id)?;
+    crate::ops::sessions::validate_session_id(id)?;
     let s = db.get_session(id)?.ok_or_else(|| {
         Error::not_found(format!("no session {id} in state.db"))
             .hint("omit --session to start a new one")
@@ -306,7 +306,7 @@ pub async fn run_turn(
                 pre_wait += t.elapsed();
             }
             let db = app.state_rw()?;
-            let (s, start) = crate::sessions::create_session_row(app, &db, &user)?;
+            let (s, start) = crate::ops::sessions::create_session_row(app, &db, &user)?;
             (s, true, db, Some(start))
         }
     };
@@ -439,7 +439,11 @@ async fn drive(
     let mut waited = std::time::Duration::ZERO;
     let t_wait = Instant::now();
     // One key per turn: a retried POST after a lost answer starts no second run.
-    let idem_key = format!("hop-{}-{}", turn.session_id, crate::auth::random_hex(12));
+    let idem_key = format!(
+        "hop-{}-{}",
+        turn.session_id,
+        crate::ops::credentials::random_hex(12)
+    );
     let started_run = client
         .start_run(
             &RunRequest {

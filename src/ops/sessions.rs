@@ -524,11 +524,14 @@ pub fn end(app: &App, id: &str, reason: &str) -> Result<EndOutcome> {
 /// Create a new operator session (`op_` + 12 hex) for an enabled user whose
 /// role may chat. Audited as `session_start`.
 pub fn new_session(app: &App, username: &str) -> Result<SessionInfo> {
-    new_session_for(app, &crate::accounts::require_chat_user(app, username)?)
+    new_session_for(
+        app,
+        &crate::ops::accounts::require_chat_user(app, username)?,
+    )
 }
 
 /// [`new_session`] for a user already checked with
-/// [`crate::accounts::require_chat_user`].
+/// [`crate::ops::accounts::require_chat_user`].
 pub fn new_session_for(app: &App, user: &crate::store::users::User) -> Result<SessionInfo> {
     let db = app.state_rw()?;
     let (s, start) = create_session_row(app, &db, user)?;
@@ -551,7 +554,7 @@ pub fn create_session_row(
     let mut attempt = 0;
     let id = loop {
         attempt += 1;
-        let id = format!("op_{}", crate::auth::random_hex(6));
+        let id = format!("op_{}", crate::ops::credentials::random_hex(6));
         match db.create_operator_session(&id, &user.id, model.as_deref()) {
             Ok(()) => break id,
             Err(e) if e.kind == Kind::Conflict && attempt < 5 => continue,

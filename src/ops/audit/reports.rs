@@ -24,7 +24,7 @@
 
 use crate::app::App;
 use crate::error::{Error, Kind, Result};
-use crate::sessions::{self, SessionInfo};
+use crate::ops::sessions::{self, SessionInfo};
 use crate::store::events::Event;
 use crate::store::state::{self, ListQuery, RowFilter};
 use crate::store::users::User;

@@ -253,7 +253,7 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
         Some(k) => c.fail("hermes_api_key", format!("{} is only {} chars; Hermes' API server refuses keys shorter than 16", cfg.hermes.api_key_env, k.len()), format!("set a longer {} in {} and restart the gateway", cfg.hermes.api_key_env, home.hermes_env().display())),
         None => c.fail("hermes_api_key", format!("{} is not set in {} or the environment", cfg.hermes.api_key_env, home.hermes_env().display()), format!("add {}=<at least 16 random chars> to {} (and API_SERVER_ENABLED=true), then restart `hermes gateway`", cfg.hermes.api_key_env, home.hermes_env().display())),
     }
-    match crate::integrity::verifying_key(home) {
+    match crate::ops::audit::integrity::verifying_key(home) {
         Ok(Some(pk)) => {
             let private = std::fs::read_to_string(home.signing_key()).ok();
             let matches = private
@@ -279,7 +279,7 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     }
 
     // 6. accounts
-    match crate::install::admin_exists(home) {
+    match crate::ops::install::admin_exists(home) {
         Ok(Some(name)) => c.pass("admin", format!("enabled admin: {name}")),
         Ok(None) if !home.users_db().exists() => c.fail(
             "admin",
@@ -323,7 +323,7 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     hermes_api(&mut c, &app);
 
     // 10. hook
-    match crate::hooks::hook_command(home).and_then(|cmd| crate::hooks::status(home, &cmd, hermes_version.as_ref())) {
+    match crate::ops::hooks::hook_command(home).and_then(|cmd| crate::ops::hooks::status(home, &cmd, hermes_version.as_ref())) {
         Ok(st) if st.state == "installed" && st.problems.is_empty() => c.pass("hook", format!("installed in {}{}", st.config_path.display(), if st.fails_closed == Some(true) { "; a hook that cannot run blocks the tool (fail_closed)" } else { "" })),
         Ok(st) if st.state == "installed" => c.warn("hook", format!("installed, but: {}", st.problems.join("; ")), "see `hermes-operator hook status`"),
         Ok(st) if st.state == "missing" => c.warn("hook", format!("not installed in {}: agent.enabled_toolsets is not enforced and tool events are not recorded live", st.config_path.display()), "hermes-operator hook install"),
@@ -335,10 +335,10 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     serve_port(&mut c, cfg);
 
     // 12. service files
-    let unit = systemd_dir.map(|d| d.join(crate::install::UNIT_NAME));
+    let unit = systemd_dir.map(|d| d.join(crate::ops::install::UNIT_NAME));
     let scripts = [
         home.scripts_dir().join("start.sh"),
-        crate::update::auto_update_script(home),
+        crate::ops::update::auto_update_script(home),
     ];
     let mut absent: Vec<String> = scripts
         .iter()
@@ -370,7 +370,7 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     if !home.events_db().exists() {
         c.warn("audit_chain", "no events.db yet", "hermes-operator install");
     } else {
-        match crate::integrity::verify_home(&app, &[]) {
+        match crate::ops::audit::integrity::verify_home(&app, &[]) {
             Ok(r) if r.ok => c.pass("audit_chain", format!("{} event(s) verified, {} checkpoint(s) matched", r.events, r.checkpoints_checked)),
             Ok(r) => c.fail("audit_chain", r.problem.map(|p| p.message).unwrap_or_default(), "hermes-operator audit verify; keep the file as evidence and compare with backups/operator_*"),
             Err(e) => c.fail("audit_chain", err_text(&e), "hermes-operator audit verify"),
@@ -411,14 +411,14 @@ fn hermes_api(c: &mut Checks, app: &App) {
         c.fail("hermes_api", "cannot start the async runtime", "");
         return;
     };
-    let client = match crate::hermes_api::HermesClient::new(&h.api_url, key.clone(), &h.api_key_env)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            c.fail("hermes_api", e.message, "check hermes.api_url");
-            return;
-        }
-    };
+    let client =
+        match crate::hermes::api::HermesClient::new(&h.api_url, key.clone(), &h.api_key_env) {
+            Ok(c) => c,
+            Err(e) => {
+                c.fail("hermes_api", e.message, "check hermes.api_url");
+                return;
+            }
+        };
     let r = rt.block_on(async {
         client.health().await?;
         if key.is_empty() {
@@ -478,7 +478,7 @@ fn serve_port(c: &mut Checks, cfg: &Config) {
         }
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
             let url = cfg.health_url();
-            let h = crate::update::health_check(&url, Duration::from_secs(0));
+            let h = crate::ops::update::health_check(&url, Duration::from_secs(0));
             if h.ok {
                 c.pass(
                     "serve_port",
@@ -505,7 +505,7 @@ fn serve_port(c: &mut Checks, cfg: &Config) {
 
 fn last_update(c: &mut Checks, app: &App) {
     let home = &app.home;
-    let schedule = match crate::update::current_schedule(home) {
+    let schedule = match crate::ops::update::current_schedule(home) {
         Ok(Some(line)) => format!(
             "scheduled: {}",
             line.split_whitespace()
@@ -534,11 +534,11 @@ fn last_update(c: &mut Checks, app: &App) {
             true
         });
     }
-    let log = crate::update::log_path(home).display().to_string();
+    let log = crate::ops::update::log_path(home).display().to_string();
     match (&last_started, &last_finished) {
         (None, None) => c.pass("last_update", format!("no update has run yet; {schedule}")),
         (Some((ts, s)), f) if f.as_ref().is_none_or(|(_, fs, _)| fs < s) => {
-            if let Some(pid) = crate::update::running_pid(home) {
+            if let Some(pid) = crate::ops::update::running_pid(home) {
                 c.pass(
                     "last_update",
                     format!("an update is running (pid {pid}, started {ts}); {schedule}"),

@@ -1,0 +1,5 @@
+//! The event log's proofs (signing key, checkpoints, `verify`) and the
+//! reports built from it and state.db (`audit daily`, `audit user`).
+
+pub mod integrity;
+pub mod reports;

@@ -1,0 +1,15 @@
+//! The domain layer: what the operator does, as library calls both front
+//! ends (`crate::cli`, `crate::server`) share. Nothing here knows clap, axum
+//! or terminal prompts; it works on the stores (`crate::store`) and talks to
+//! Hermes through its adapter (`crate::hermes`).
+
+pub mod accounts;
+pub mod audit;
+pub mod chat;
+pub mod credentials;
+pub mod doctor;
+pub mod hooks;
+pub mod install;
+pub mod restore;
+pub mod sessions;
+pub mod update;
