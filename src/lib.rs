@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod home;
 pub mod output;
+pub mod process;
 pub mod timespec;
 
 pub use error::{Error, Kind, Result};

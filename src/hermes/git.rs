@@ -33,7 +33,7 @@ fn git(dir: &Path) -> Command {
 }
 
 fn run(cmd: Command, what: &str) -> Result<String> {
-    let out = crate::ops::update::run_capture(cmd, GIT_TIMEOUT)
+    let out = crate::process::run_capture(cmd, GIT_TIMEOUT)
         .map_err(|e| Error::new(Kind::UpdateFailed, format!("{what}: cannot run git: {e}")))?;
     match out.status {
         Some(s) if s.success() => Ok(out.stdout),
@@ -108,7 +108,7 @@ pub fn remote_state(checkout: &Path, branch: &str, installed: &str) -> Result<Re
             format!("the checkout {} has no `origin` remote", checkout.display()),
         ));
     }
-    let scratch = crate::ops::update::ScratchDir::new()
+    let scratch = crate::process::ScratchDir::new()
         .map_err(|e| Error::internal(format!("making a scratch repository: {e}")))?;
     let mut c = git(scratch.path());
     c.args(["init", "--bare", "-q"]);

@@ -387,7 +387,7 @@ pub fn detect_version(home: &Home, inst: &HermesInstall) -> Result<HermesVersion
     cmd.arg("--version")
         .env("HERMES_HOME", &home.root)
         .env("NO_COLOR", "1");
-    let out = crate::ops::update::run_capture(cmd, VERSION_TIMEOUT).map_err(|e| {
+    let out = crate::process::run_capture(cmd, VERSION_TIMEOUT).map_err(|e| {
         Error::new(
             Kind::UpdateFailed,
             format!("cannot run {} --version: {e}", inst.command.display()),

@@ -10,6 +10,5 @@ pub mod credentials;
 pub mod doctor;
 pub mod hooks;
 pub mod install;
-pub mod restore;
 pub mod sessions;
 pub mod update;

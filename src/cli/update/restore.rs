@@ -3,7 +3,7 @@
 
 use crate::cli::Ctx;
 use crate::error::{Error, Kind};
-use crate::ops::restore::{self, Report};
+use crate::ops::update::restore::{self, Report};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -1,0 +1,118 @@
+//! The `hook` command line Hermes runs, and how to tell it is ours.
+
+use super::*;
+
+/// Quote one word the way Python's `shlex.split` reads it back.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
+}
+
+/// POSIX-shell word splitting (quotes and backslashes), as `shlex.split`.
+pub fn sh_split(s: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match it.next()? {
+                        '\'' => break,
+                        ch => cur.push(ch),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match it.next()? {
+                        '"' => break,
+                        '\\' => {
+                            let n = it.next()?;
+                            if !matches!(n, '"' | '\\' | '$' | '`') {
+                                cur.push('\\');
+                            }
+                            cur.push(n);
+                        }
+                        ch => cur.push(ch),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(it.next()?);
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Some(words)
+}
+
+/// The command Hermes runs: `<this binary> --hermes-home <HOME> hook`, both
+/// paths absolute.
+pub fn hook_command(home: &Home) -> Result<String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::internal(format!("cannot find this program's path: {e}")))?;
+    let exe = fs::canonicalize(&exe).unwrap_or(exe);
+    let root = absolute(&home.root)?;
+    Ok(hook_command_for(&exe, &root))
+}
+
+pub fn hook_command_for(exe: &Path, home_root: &Path) -> String {
+    format!(
+        "{} --hermes-home {} hook",
+        sh_quote(&exe.to_string_lossy()),
+        sh_quote(&home_root.to_string_lossy())
+    )
+}
+
+pub(super) fn absolute(p: &Path) -> Result<PathBuf> {
+    if let Ok(c) = fs::canonicalize(p) {
+        return Ok(c);
+    }
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir()?.join(p))
+}
+
+/// A hook command that runs some hermes-operator's `hook` handler (any
+/// path, any home): the entries install replaces and uninstall removes.
+pub fn is_managed_command(cmd: &str) -> bool {
+    let Some(argv) = sh_split(cmd) else {
+        return false;
+    };
+    argv.len() >= 2
+        && Path::new(&argv[0]).file_name().and_then(|n| n.to_str()) == Some("hermes-operator")
+        && argv.last().map(String::as_str) == Some("hook")
+}
+
+/// The executable a hook command runs (its first word).
+pub fn command_program(cmd: &str) -> Option<PathBuf> {
+    sh_split(cmd)?.into_iter().next().map(PathBuf::from)
+}
+
+pub(super) fn is_executable(p: &Path) -> bool {
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

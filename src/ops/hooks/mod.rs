@@ -1,0 +1,308 @@
+//! Hermes' shell hooks (SPEC §6.6): tool policy and live tool events for
+//! operator sessions, and the audited, reversible `hook install`.
+//!
+//! # The protocol side (`hermes-operator hook`)
+//! Hermes 0.19.0 (`agent/shell_hooks.py`) runs one process per event with
+//! `{hook_event_name, tool_name, tool_input, session_id, cwd, extra}` as JSON
+//! on stdin and reads stdout after the process exits. A `pre_tool_call` is
+//! blocked ONLY by `{"decision":"block","reason":...}` on stdout: the exit
+//! code is merely logged, and there is no `fail_closed` key — a hook that
+//! crashes, cannot be spawned or times out lets the tool run. So the handler
+//! always exits 0, prints the block JSON itself whenever it cannot vouch for
+//! a call of an operator session (config unreadable, payload unreadable), and
+//! is installed with a generous timeout.
+//!
+//! Only operator sessions are touched: an id `op_` + 12 lowercase hex whose
+//! state.db row (one primary-key lookup, read-only, on the session's first
+//! event; then remembered in a marker file) does not say another source, or a
+//! delegate subagent spawned by one (registered on `subagent_start`). Every
+//! other id costs one failed `open` of a marker file and returns at once
+//! without opening a database.
+//!
+//! # The install side
+//! `hook install` edits the `hooks:` block of `$HERMES_HOME/config.yaml`
+//! textually (comments and layout survive; only our entries are added,
+//! replaced or removed), proves the result by parsing both versions and
+//! comparing every other key, backs both files up first and adds the
+//! matching entries to `shell-hooks-allowlist.json` in exactly Hermes' format
+//! so the gateway registers them without a consent prompt. A missing
+//! config.yaml (Hermes: all defaults) is created holding only our block
+//! (0600); uninstall then leaves it empty, which Hermes also reads as defaults.
+//!
+//! Compression: Hermes 0.19 compacts a long conversation in place (same
+//! session id) unless `compression.in_place` is false in its config.yaml;
+//! then it continues under a new, Hermes-generated id (`parent_session_id` =
+//! the `op_` id) that no hook event announces, so neither the policy nor the
+//! operator's views follow it. `hook status` (and so `doctor`) reports that
+//! setting as a problem.
+
+use crate::config::{self, Config, StoreContent};
+use crate::error::{Error, Result};
+use crate::home::{self, Home};
+use crate::store::events::{canonical_json, EventStore, NewEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use serde_norway::{Mapping, Value as Yaml};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{IsTerminal, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The hook events we install, each with its timeout in seconds. Hermes lets
+/// a tool run when a hook times out, so the timeout is generous: the handler
+/// needs milliseconds, but an event-log append may wait for another writer.
+pub const MANAGED_EVENTS: &[(&str, u32)] = &[
+    ("pre_tool_call", 10),
+    ("post_tool_call", 10),
+    ("subagent_start", 10),
+    ("subagent_stop", 10),
+];
+
+/// The actor recorded on events written by the hook handler.
+pub const HOOK_ACTOR: &str = "hook";
+
+/// Hermes' allowlist file (in HERMES_HOME).
+pub const ALLOWLIST_FILE: &str = "shell-hooks-allowlist.json";
+
+/// Comment line written above a `hooks:` key that `hook install` created.
+pub const MARKER: &str =
+    "# hermes-operator: tool policy and live audit events (hermes-operator hook install)";
+
+// The seams: what a tool call may do (policy), answering Hermes (handler),
+// the `hook` command line, planning and editing Hermes' config.yaml, its
+// allowlist, install/uninstall/status (apply), and the dry-run diff.
+mod allowlist;
+mod apply;
+mod command;
+mod config_edit;
+mod config_plan;
+mod diff;
+mod handler;
+mod policy;
+
+pub use policy::*;
+pub use handler::*;
+pub use command::*;
+use config_plan::*;
+use config_edit::*;
+pub use allowlist::*;
+pub use apply::*;
+pub use diff::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CMD: &str = "/opt/bin/hermes-operator --hermes-home /srv/hermes hook";
+
+    fn edit(text: &str, mode: Mode, cmd: &str) -> std::result::Result<String, String> {
+        let root = parse_root(Path::new("c.yaml"), text).map_err(|e| e.message)?;
+        let hooks = hooks_of(Path::new("c.yaml"), &root).map_err(|e| e.message)?;
+        let plans = plan_events(hooks, mode, cmd);
+        let out = edit_text(text, &root, &plans)?;
+        verify_edit(
+            Path::new("c.yaml"),
+            &root,
+            &out,
+            &expected_hooks(hooks, &plans),
+        )?;
+        Ok(out)
+    }
+
+    fn install(text: &str) -> std::result::Result<String, String> {
+        edit(text, Mode::Install, CMD)
+    }
+
+    fn uninstall(text: &str) -> std::result::Result<String, String> {
+        edit(text, Mode::Uninstall, "")
+    }
+
+    #[test]
+    fn operator_ids() {
+        assert!(is_operator_session_id("op_0123456789ab"));
+        assert!(!is_operator_session_id("op_0123456789AB"));
+        assert!(!is_operator_session_id("op_0123456789a"));
+        assert!(!is_operator_session_id("api-0123456789abcdef"));
+        assert!(!is_operator_session_id("20260101_101010_abcdef"));
+    }
+
+    #[test]
+    fn policy_by_toolset() {
+        let en = vec!["web".to_string(), "file".to_string()];
+        assert!(tool_allowed("web_search", &en));
+        assert!(tool_allowed("read_file", &en));
+        assert!(!tool_allowed("terminal", &en));
+        assert!(!tool_allowed("some_plugin_tool", &en));
+        let en2 = vec!["some_plugin_tool".to_string(), "mcp-git-hub".to_string()];
+        assert!(tool_allowed("some_plugin_tool", &en2));
+        assert!(tool_allowed("mcp__git_hub__list_prs", &en2));
+        assert!(!tool_allowed("mcp__other__x", &en2));
+        let r = block_reason("terminal", &en);
+        assert!(
+            r.contains("`terminal`") && r.contains("toolset terminal") && r.contains("web, file"),
+            "{r}"
+        );
+        assert_eq!(toolsets_for_tool("mcp__gh__x"), vec!["mcp-gh".to_string()]);
+    }
+
+    #[test]
+    fn shell_words_round_trip() {
+        for s in ["/a/b", "/with space/x", "it's", "", "a\"b"] {
+            assert_eq!(
+                sh_split(&sh_quote(s)).unwrap(),
+                vec![s.to_string()],
+                "{s:?}"
+            );
+        }
+        let c = hook_command_for(Path::new("/x y/hermes-operator"), Path::new("/h"));
+        assert!(is_managed_command(&c), "{c}");
+        assert_eq!(
+            command_program(&c).unwrap(),
+            PathBuf::from("/x y/hermes-operator")
+        );
+        assert!(!is_managed_command("/usr/bin/other hook"));
+        assert!(!is_managed_command("/usr/bin/hermes-operator status"));
+    }
+
+    #[test]
+    fn python_json_matches_json_dumps() {
+        let v =
+            json!({"approvals": [{"event": "e", "command": "/x/é", "n": null, "t": 1}], "b": {}});
+        assert_eq!(
+            python_json(&v),
+            "{\n  \"approvals\": [\n    {\n      \"command\": \"/x/\\u00e9\",\n      \"event\": \"e\",\n      \"n\": null,\n      \"t\": 1\n    }\n  ],\n  \"b\": {}\n}"
+        );
+    }
+
+    #[test]
+    fn py_iso_format() {
+        assert_eq!(py_iso(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(py_iso(0, 5), "1970-01-01T00:00:00.000005Z");
+    }
+
+    #[test]
+    fn appends_block_when_absent_and_uninstall_restores() {
+        let src = "# my config\nmodel:\n  default: x  # keep me\n\nterminal:\n  backend: local\n";
+        let out = install(src).unwrap();
+        assert!(out.starts_with(src), "{out}");
+        assert!(out.contains(&format!(
+            "{MARKER}\nhooks:\n  pre_tool_call:\n    - command: \"{CMD}\"\n      timeout: 10\n"
+        )));
+        assert_eq!(
+            install(&out).unwrap(),
+            out,
+            "second install changes nothing"
+        );
+        assert_eq!(uninstall(&out).unwrap(), src);
+    }
+
+    #[test]
+    fn empty_and_missing_final_newline() {
+        let out = install("").unwrap();
+        assert!(out.starts_with(MARKER));
+        assert_eq!(uninstall(&out).unwrap(), "");
+        let out = install("a: 1").unwrap();
+        assert!(out.starts_with("a: 1\n"));
+        assert_eq!(uninstall(&out).unwrap(), "a: 1\n");
+    }
+
+    #[test]
+    fn merges_into_existing_hooks_keeping_user_entries() {
+        let src = "hooks:\n  # audit everything\n  post_tool_call:\n    - command: /usr/local/bin/log-tool  # mine\n      timeout: 3\n  on_session_start:\n    - command: /bin/true\nother: 1\n";
+        let out = install(src).unwrap();
+        assert!(out.contains("    - command: /usr/local/bin/log-tool  # mine\n      timeout: 3\n    - command: \""), "{out}");
+        assert!(
+            out.contains("  on_session_start:\n    - command: /bin/true\n  pre_tool_call:\n"),
+            "{out}"
+        );
+        assert!(out.ends_with("other: 1\n"));
+        assert_eq!(install(&out).unwrap(), out);
+        assert_eq!(uninstall(&out).unwrap(), src);
+    }
+
+    #[test]
+    fn pyyaml_style_and_stale_entries_are_replaced() {
+        let src = "hooks:\n  pre_tool_call:\n  - command: /old/hermes-operator --hermes-home /srv/hermes hook\n    timeout: 5\n  - command: /bin/mine\n";
+        let out = install(src).unwrap();
+        assert!(!out.contains("/old/hermes-operator"), "{out}");
+        assert!(
+            out.contains("  - command: /bin/mine\n  - command: \""),
+            "{out}"
+        );
+        let un = uninstall(&out).unwrap();
+        assert_eq!(un, "hooks:\n  pre_tool_call:\n  - command: /bin/mine\n");
+    }
+
+    #[test]
+    fn inline_empty_hooks_become_block_and_come_back() {
+        let src = "hooks: {}  # none yet\nx: 2\n";
+        let out = install(src).unwrap();
+        assert!(
+            out.starts_with("hooks:  # none yet\n  pre_tool_call:\n"),
+            "{out}"
+        );
+        assert_eq!(uninstall(&out).unwrap(), "hooks: {}  # none yet\nx: 2\n");
+        let src = "hooks:\n  pre_tool_call: []\n";
+        let out = install(src).unwrap();
+        assert!(
+            out.starts_with("hooks:\n  pre_tool_call:\n    - command:"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn refuses_layouts_it_cannot_edit() {
+        let e = install("hooks: {pre_tool_call: [{command: /bin/x}]}\n").unwrap_err();
+        assert!(e.contains("inline"), "{e}");
+        let e = install("hooks:\n  pre_tool_call: [{command: /bin/x}]\n").unwrap_err();
+        assert!(e.contains("inline"), "{e}");
+        assert!(install("{a: 1}\n").is_err());
+    }
+
+    #[test]
+    fn allowlist_edit() {
+        let al = json!({"approvals": [
+            {"event": "pre_tool_call", "command": "/bin/mine"},
+            {"event": "pre_tool_call", "command": "/old/hermes-operator --hermes-home /h hook"}
+        ]});
+        let a = edit_allowlist(&al, Mode::Install, CMD);
+        let list = a["approvals"].as_array().unwrap();
+        assert_eq!(list.len(), 1 + MANAGED_EVENTS.len());
+        assert!(allowlisted(&a, "post_tool_call", CMD));
+        assert!(allowlisted(&a, "pre_tool_call", "/bin/mine"));
+        let again = edit_allowlist(&a, Mode::Install, CMD);
+        assert_eq!(again, a);
+        let u = edit_allowlist(&a, Mode::Uninstall, "");
+        assert_eq!(u["approvals"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn diff_shows_changes() {
+        let d = unified_diff("f", "a\nb\nc\n", "a\nb\nx\nc\n");
+        assert!(d.contains("+x"), "{d}");
+        assert!(unified_diff("f", "a\n", "a\n").is_empty());
+    }
+
+    #[test]
+    fn unparseable_payload_fails_closed_only_for_operator_pre_tool_call() {
+        let home = Home::at("/nonexistent-hermes-home-for-test");
+        let r = handle_event(
+            &home,
+            b"{\"hook_event_name\": \"pre_tool_call\", \"session_id\": \"op_0123456789ab\", oops",
+        );
+        assert!(r.blocks());
+        let r = handle_event(
+            &home,
+            b"{\"hook_event_name\": \"pre_tool_call\", \"session_id\": \"api-1\", oops",
+        );
+        assert!(!r.blocks());
+        assert!(!r.stderr.is_empty());
+        let r = handle_event(
+            &home,
+            b"{\"hook_event_name\": \"on_session_start\", \"session_id\": \"op_0123456789ab\"}",
+        );
+        assert_eq!(r, Reply::default());
+    }
+}

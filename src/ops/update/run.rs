@@ -1,0 +1,593 @@
+//! The whole run: audit events first and last, Hermes' own update in between.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub no_restart: bool,
+}
+
+/// What one run did (`--json` contract).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `updated`, `up_to_date`, `failed` or `incompatible`.
+    pub result: String,
+    /// The exit code this run ends with.
+    pub exit_code: i32,
+    pub reason: Option<String>,
+    pub hermes_command: String,
+    pub version_before: Option<HermesVersion>,
+    pub version_after: Option<HermesVersion>,
+    pub availability: Option<Availability>,
+    pub backup: Option<String>,
+    pub backup_files: Vec<BackupFile>,
+    pub backups_removed: Vec<String>,
+    pub hermes_update_exit: Option<i32>,
+    pub timed_out: bool,
+    pub log: String,
+    pub schema: Option<SchemaCheck>,
+    pub files: Option<FilesCheck>,
+    pub restart: Option<Restart>,
+    pub health: Option<Health>,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_seconds: f64,
+    pub started_event: Option<String>,
+    pub finished_event: Option<String>,
+    /// `git` (a checkout `hermes update` pulls) or `pip`.
+    pub install_kind: Option<String>,
+    /// Git installs: the branch pulled (`update.branch`, else `main`).
+    pub branch: Option<String>,
+    /// Git installs on Hermes 0.22+: the release channel asked for
+    /// (`update.channel`); `None`, Hermes' own choice.
+    pub channel: Option<String>,
+    /// Git installs: uncommitted changes in Hermes' checkout, before and after.
+    pub local_changes: Option<LocalChanges>,
+    /// Hermes' own update receipt (`logs/update_receipts/latest.json`,
+    /// 0.21+) written by this run, when there is one.
+    pub receipt: Option<serde_json::Value>,
+}
+
+/// Local changes in a git install's checkout across `hermes update`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalChanges {
+    /// `git status --porcelain` before the update.
+    pub before: Vec<String>,
+    /// The same after it.
+    pub after: Vec<String>,
+    /// Paths changed before and no longer changed after.
+    pub not_restored: Vec<String>,
+    /// The stash Hermes left them in (its conflict path), e.g. `stash@{0}: On main: …`.
+    pub stash: Option<String>,
+    /// Every change before is still there after.
+    pub kept: bool,
+}
+
+pub(super) fn porcelain_path(line: &str) -> &str {
+    line.get(3..).unwrap_or(line).trim()
+}
+
+/// Compare the checkout before and after `hermes update`.
+pub(super) fn compare_changes(
+    before: Vec<String>,
+    after: Vec<String>,
+    stashes_before: &[String],
+    stashes_after: &[String],
+) -> LocalChanges {
+    let after_paths: std::collections::HashSet<&str> =
+        after.iter().map(|l| porcelain_path(l)).collect();
+    let not_restored: Vec<String> = before
+        .iter()
+        .map(|l| porcelain_path(l))
+        .filter(|p| !after_paths.contains(p))
+        .map(str::to_string)
+        .collect();
+    let stash = (stashes_after.len() > stashes_before.len())
+        .then(|| stashes_after.first().cloned())
+        .flatten();
+    LocalChanges {
+        kept: not_restored.is_empty(),
+        before,
+        after,
+        not_restored,
+        stash,
+    }
+}
+
+/// Hermes' receipt of this run (0.21+), if it wrote one after `since`.
+pub(super) fn read_receipt(home: &Home, since: std::time::SystemTime) -> Option<serde_json::Value> {
+    let p = home.root.join("logs/update_receipts/latest.json");
+    let modified = fs::metadata(&p).and_then(|m| m.modified()).ok()?;
+    if modified < since {
+        return None;
+    }
+    serde_json::from_str(&fs::read_to_string(&p).ok()?).ok()
+}
+
+/// `cron:<user>` when the scheduled script runs us, else the app's actor.
+pub fn actor(app: &App) -> Actor {
+    if std::env::var("HERMES_OPERATOR_TRIGGER").is_ok_and(|v| v == "cron") {
+        Actor::new(format!("cron:{}", home::os_user()))
+    } else {
+        app.actor.clone()
+    }
+}
+
+pub fn log_path(home: &Home) -> PathBuf {
+    home.logs_dir().join("update.log")
+}
+
+pub(crate) fn open_log(home: &Home) -> Result<File> {
+    home::ensure_private_dir(&home.logs_dir())?;
+    let p = log_path(home);
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&p)
+        .map_err(|e| Error::io(&p, "opening the update log", e))?;
+    home::restrict_file(&p)?;
+    Ok(f)
+}
+
+/// Classify an update from versions, exit status and the index's answer.
+pub fn classify(
+    before: &HermesVersion,
+    after: Option<&HermesVersion>,
+    exit_ok: bool,
+    timed_out: bool,
+    output: &str,
+    avail: Option<&Availability>,
+) -> (&'static str, Option<String>) {
+    if timed_out {
+        return (
+            "failed",
+            Some("`hermes update` timed out and was stopped".into()),
+        );
+    }
+    if !exit_ok || output.contains("✗ Update failed") {
+        return (
+            "failed",
+            Some(format!("`hermes update` failed: {}", last_line(output))),
+        );
+    }
+    let Some(after) = after else {
+        return (
+            "failed",
+            Some("cannot read Hermes' version after the update".into()),
+        );
+    };
+    if after.version != before.version || after.revision != before.revision {
+        return ("updated", None);
+    }
+    match avail.and_then(|a| a.update_available) {
+        Some(false) => ("up_to_date", None),
+        Some(true) => (
+            "failed",
+            Some(format!(
+                "a newer Hermes{} is available but `hermes update` left {} installed",
+                avail
+                    .and_then(|a| a.latest.as_deref())
+                    .map(|l| format!(" ({l})"))
+                    .unwrap_or_default(),
+                before.version
+            )),
+        ),
+        None => {
+            let why = if has_network_error(output) || avail.is_some_and(|a| a.network_error) {
+                "the package index could not be reached"
+            } else {
+                "the package index could not confirm that it is the newest"
+            };
+            (
+                "failed",
+                Some(format!(
+                    "Hermes is still {} and {why}: {}",
+                    before.version,
+                    avail.map(|a| a.detail.as_str()).unwrap_or("")
+                )),
+            )
+        }
+    }
+}
+
+pub(super) fn exit_code_for(result: &str, healthy: bool) -> i32 {
+    match result {
+        "failed" => Kind::UpdateFailed.exit_code(),
+        "incompatible" => Kind::Corrupt.exit_code(),
+        _ if !healthy => Kind::Unhealthy.exit_code(),
+        _ => 0,
+    }
+}
+
+/// The whole update. Busy (another run holds the lock) is an `Err` before
+/// anything happened; every later outcome is a [`Report`] (with its exit code)
+/// and an `update_finished` event.
+pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report> {
+    let home = &app.home;
+    let cfg = &app.cfg.config;
+    let t0 = Instant::now();
+    let started_at = crate::store::now_rfc3339();
+    let actor = actor(app);
+    // Every run is audited from its first step: whatever fails after this
+    // (busy, Hermes not found, version unreadable) ends in update_finished.
+    let started = app.events()?.append(NewEvent::new(
+        "update_started",
+        &actor,
+        json!({
+            "hermes_command": cfg.update.hermes_command,
+            "no_restart": opts.no_restart,
+            "pid": std::process::id(),
+        }),
+    ))?;
+    let mut report = Report {
+        result: "failed".into(),
+        exit_code: Kind::UpdateFailed.exit_code(),
+        reason: None,
+        hermes_command: String::new(),
+        version_before: None,
+        version_after: None,
+        availability: None,
+        backup: None,
+        backup_files: vec![],
+        backups_removed: vec![],
+        hermes_update_exit: None,
+        timed_out: false,
+        log: log_path(home).display().to_string(),
+        schema: None,
+        files: None,
+        restart: None,
+        health: None,
+        started_at,
+        finished_at: String::new(),
+        duration_seconds: 0.0,
+        started_event: None,
+        finished_event: None,
+        install_kind: None,
+        branch: None,
+        channel: None,
+        local_changes: None,
+        receipt: None,
+    };
+    report.started_event = Some(started.id);
+    let started_clock = std::time::SystemTime::now();
+    let lock = match try_lock(home) {
+        Ok(l) => l,
+        Err(e) => {
+            report.exit_code = e.kind.exit_code();
+            report.reason = Some(e.message.clone());
+            finish(app, &actor, &mut report, t0, None);
+            return Err(e);
+        }
+    };
+    let mut log = match open_log(home) {
+        Ok(l) => l,
+        Err(e) => {
+            report.reason = Some(e.message.clone());
+            finish(app, &actor, &mut report, t0, None);
+            return Err(e);
+        }
+    };
+    let _ = writeln!(
+        log,
+        "\n=== hermes-operator update started {} (pid {}) ===",
+        report.started_at,
+        std::process::id()
+    );
+
+    let outcome = (|| -> Result<()> {
+        let inst = locate_hermes(home, cfg.update.hermes_command.as_deref())?;
+        report.hermes_command = inst.command.display().to_string();
+        progress(&format!("Hermes: {}", inst.command.display()));
+        let before = detect_version(home, &inst)?;
+        report.version_before = Some(before.clone());
+        progress(&format!(
+            "Hermes {} installed; checking the package index",
+            before.display()
+        ));
+        report.install_kind = Some(before.method.clone());
+        let track = Track::from_config(cfg);
+        let checkout = before.checkout.clone().filter(|_| before.method == "git");
+        if checkout.is_some() {
+            if track.channel.is_some() && !has_channels(&before) {
+                return Err(Error::new(
+                    Kind::UpdateFailed,
+                    format!(
+                        "update.channel is set, but Hermes {} has no release channels (0.22 and later do)",
+                        before.version
+                    ),
+                )
+                .hint("remove update.channel, or use update.branch"));
+            }
+            report.branch = Some(track.branch().to_string());
+            report.channel = track.channel.clone();
+        }
+        let avail = check_available(home, &inst, &before, &track);
+        let _ = writeln!(
+            log,
+            "installed: {} ({}); index: {} — {}",
+            before.display(),
+            before.source,
+            avail.source,
+            avail.detail
+        );
+        report.availability = Some(avail.clone());
+
+        progress("backing up the operator's data");
+        let backup = make_backup(
+            home,
+            json!({"hermes_version_before": before.version, "revision_before": before.revision}),
+        )?;
+        let _ = writeln!(log, "backup: {}", backup.dir.display());
+        report.backup = Some(backup.dir.display().to_string());
+        report.backup_files = backup.files.clone();
+        report.backups_removed = prune_backups(home, cfg.update.keep_backups as usize)?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+
+        progress(&format!(
+            "running `{} update --yes` (output: {})",
+            inst.command.display(),
+            report.log
+        ));
+        let _ = writeln!(log, "--- {} update --yes ---", inst.command.display());
+        let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
+        // Read-only: what the checkout holds that is not committed.
+        let git_before = match &checkout {
+            Some(c) => {
+                let changes = crate::hermes::git::local_changes(c)?;
+                let stashes = crate::hermes::git::stashes(c)?;
+                if !changes.is_empty() {
+                    progress(&format!(
+                        "{} local change(s) in {}; Hermes stashes and restores them",
+                        changes.len(),
+                        c.display()
+                    ));
+                }
+                let _ = writeln!(log, "local changes before: {changes:?}");
+                Some((changes, stashes))
+            }
+            None => None,
+        };
+        let mut cmd = Command::new(&inst.command);
+        cmd.args(["update", "--yes"]);
+        if checkout.is_some() {
+            cmd.args(track.args());
+        }
+        cmd.env("HERMES_HOME", &home.root)
+            .env("NO_COLOR", "1")
+            .env("PYTHONUNBUFFERED", "1");
+        let status = run_logged(cmd, &log, Duration::from_secs(cfg.update.timeout_seconds))
+            .map_err(|e| {
+                Error::new(
+                    Kind::UpdateFailed,
+                    format!("cannot run {} update: {e}", inst.command.display()),
+                )
+            })?;
+        report.timed_out = status.is_none();
+        report.hermes_update_exit = status.and_then(|s| s.code());
+        let output = read_from(&log_path(home), offset);
+        let _ = writeln!(
+            log,
+            "--- hermes update {} ---",
+            match status {
+                Some(s) => format!("exited {s}"),
+                None => format!("timed out after {} s", cfg.update.timeout_seconds),
+            }
+        );
+        let after = detect_version(home, &inst).ok();
+        report.version_after = after.clone();
+        report.receipt = read_receipt(home, started_clock);
+        let (mut result, reason) = classify(
+            &before,
+            after.as_ref(),
+            status.is_some_and(|s| s.success()),
+            report.timed_out,
+            &output,
+            Some(&avail),
+        );
+        report.reason = reason;
+        if report.hermes_update_exit == Some(2) {
+            // 0.21+: "refused: image-managed install" (HERMES_NOTES "Update").
+            result = "failed";
+            report.reason = Some(format!(
+                "Hermes refused to update this install (exit 2, image-managed): {}",
+                last_line(&output)
+            ));
+        } else if let Some(outcome) = report.receipt.as_ref().and_then(|r| r["outcome"].as_str()) {
+            if matches!(outcome, "failed" | "refused") && result != "failed" {
+                result = "failed";
+                report.reason = Some(format!("Hermes' update receipt says {outcome}"));
+            }
+        }
+        let mut changes_lost = false;
+        if let (Some(c), Some((changes, stashes))) = (&checkout, git_before) {
+            let after_changes = crate::hermes::git::local_changes(c).unwrap_or_default();
+            let after_stashes = crate::hermes::git::stashes(c).unwrap_or_default();
+            let lc = compare_changes(changes, after_changes, &stashes, &after_stashes);
+            let _ = writeln!(
+                log,
+                "local changes after: {:?} (stash: {:?})",
+                lc.after, lc.stash
+            );
+            if !lc.kept {
+                changes_lost = true;
+                let why = match &lc.stash {
+                    Some(st) => format!(
+                        "Hermes did not restore local changes to {} ({}): they are in its stash `{st}`; see them with `git -C {} stash show -p stash@{{0}}`",
+                        c.display(),
+                        lc.not_restored.join(", "),
+                        c.display()
+                    ),
+                    None => format!(
+                        "local changes to {} are gone after `hermes update` and no stash holds them: {}",
+                        c.display(),
+                        lc.not_restored.join(", ")
+                    ),
+                };
+                report.reason = Some(match report.reason.take() {
+                    Some(r) => format!("{r}; {why}"),
+                    None => why,
+                });
+            }
+            report.local_changes = Some(lc);
+        }
+
+        progress("probing state.db's schema");
+        let schema = probe_schema(home, &inst);
+        if !schema.compatible && result != "failed" {
+            result = "incompatible";
+            report.reason = Some(format!(
+                "state.db schema incompatible with this hermes-operator: {}",
+                schema.problems.join("; ")
+            ));
+        }
+        report.schema = Some(schema);
+
+        progress("verifying the operator's files against the backup");
+        let files = verify_operator_files(home, &backup);
+        report.files = Some(files.clone());
+        report.result = result.to_string();
+
+        // Restart only when something changed and the result is usable.
+        let changed = result == "updated" || !files.restored.is_empty();
+        let skip = if opts.no_restart {
+            Some("--no-restart")
+        } else if result == "failed" || result == "incompatible" {
+            Some(result)
+        } else if !changed {
+            Some("up_to_date")
+        } else {
+            None
+        };
+        let restart_cmd = cfg.update.restart_command.clone();
+        let mut healthy = true;
+        match skip {
+            Some(why) => report.restart = Some(Restart::skipped(&restart_cmd, why)),
+            None => {
+                progress(&format!("restarting: {restart_cmd}"));
+                let r = run_restart(home, &restart_cmd, &log);
+                healthy &= r.ok;
+                report.restart = Some(r);
+            }
+        }
+        if !opts.no_restart && (result == "updated" || result == "up_to_date") {
+            let url = cfg.health_url();
+            progress(&format!("health check: GET {url}"));
+            let h = health_check(&url, HEALTH_DEADLINE);
+            let _ = writeln!(
+                log,
+                "health {url}: {} ({})",
+                if h.ok { "ok" } else { "FAILED" },
+                h.detail
+            );
+            healthy &= h.ok;
+            report.health = Some(h);
+        }
+        if !healthy && report.reason.is_none() {
+            report.reason = Some(match (&report.restart, &report.health) {
+                (Some(r), _) if r.ran && !r.ok => {
+                    format!("the restart command `{}` failed", r.command)
+                }
+                (_, Some(h)) => format!("the health check of {} failed: {}", h.url, h.detail),
+                _ => "unhealthy".into(),
+            });
+        }
+        if !files.problems.is_empty() {
+            report.reason = Some(files.problems.join("; "));
+        }
+        report.exit_code = exit_code_for(result, healthy);
+        if changes_lost && report.exit_code == 0 {
+            // Hermes itself may be fine, but someone's edits need attention.
+            report.exit_code = Kind::UpdateFailed.exit_code();
+        }
+        if !files.problems.is_empty() {
+            report.exit_code = Kind::Integrity.exit_code();
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        report.result = "failed".into();
+        report.exit_code = Kind::UpdateFailed.exit_code();
+        report.reason = Some(match &e.hint {
+            Some(h) => format!("{} ({h})", e.message),
+            None => e.message.clone(),
+        });
+    }
+    finish(app, &actor, &mut report, t0, Some(&mut log));
+    drop(lock);
+    Ok(report)
+}
+
+/// Record `update_finished` for whatever the run came to, and close the log.
+pub(super) fn finish(app: &App, actor: &Actor, report: &mut Report, t0: Instant, log: Option<&mut File>) {
+    report.finished_at = crate::store::now_rfc3339();
+    report.duration_seconds = (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+    let before = report.version_before.clone();
+    let finished = app.events().and_then(|ev| ev.append(NewEvent::new(
+        "update_finished",
+        actor,
+        json!({
+            "result": report.result,
+            "exit_code": report.exit_code,
+            "reason": report.reason,
+            "hermes_command": report.hermes_command,
+            "install_kind": report.install_kind,
+            "branch": report.branch,
+            "channel": report.channel,
+            "commits_behind": report.availability.as_ref().and_then(|a| a.commits_behind),
+            "remote_head": report.availability.as_ref().and_then(|a| a.remote.as_ref().map(|r| r.head.clone())),
+            "local_changes_kept": report.local_changes.as_ref().map(|l| l.kept),
+            "stash": report.local_changes.as_ref().and_then(|l| l.stash.clone()),
+            "receipt_outcome": report.receipt.as_ref().and_then(|r| r["outcome"].as_str().map(str::to_string)),
+            "version_before": before.as_ref().map(|v| v.version.clone()),
+            "version_after": report.version_after.as_ref().map(|v| v.version.clone()),
+            "revision_before": before.as_ref().and_then(|v| v.revision.clone()),
+            "revision_after": report.version_after.as_ref().and_then(|v| v.revision.clone()),
+            "latest": report.availability.as_ref().and_then(|a| a.latest.clone()),
+            "backup": report.backup,
+            "restored": report.files.as_ref().map(|f| f.restored.clone()).unwrap_or_default(),
+            "restarted": report.restart.as_ref().is_some_and(|r| r.ran),
+            "healthy": report.health.as_ref().map(|h| h.ok),
+            "duration_seconds": report.duration_seconds,
+        }),
+    )));
+    match finished {
+        Ok(f) => report.finished_event = Some(f.id),
+        // The run's own outcome stands; say loudly that the log lacks its end.
+        Err(e) => eprintln!("warning: could not record update_finished: {e}"),
+    }
+    let Some(log) = log else { return };
+    let _ = writeln!(
+        log,
+        "=== result: {} ({} -> {}), exit {}{} ===",
+        report.result,
+        before
+            .as_ref()
+            .map(|v| v.display())
+            .unwrap_or_else(|| "?".into()),
+        report
+            .version_after
+            .as_ref()
+            .map(|v| v.display())
+            .unwrap_or_else(|| "?".into()),
+        report.exit_code,
+        report
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+}
+
+pub(super) fn read_from(path: &Path, offset: u64) -> String {
+    use std::io::{Seek, SeekFrom};
+    let mut s = Vec::new();
+    if let Ok(mut f) = File::open(path) {
+        if f.seek(SeekFrom::Start(offset)).is_ok() {
+            let _ = f.read_to_end(&mut s);
+        }
+    }
+    String::from_utf8_lossy(&s).into_owned()
+}
