@@ -1,0 +1,174 @@
+//! Approvers: a policy on the terminal, pending approvals answered over HTTP.
+
+use super::*;
+
+/// Answer approvals from the terminal: the owner is asked with a prompt;
+/// without a terminal the policy decides.
+pub struct PolicyApprover {
+    pub policy: ApprovePolicy,
+    pub decided_by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApprovePolicy {
+    /// Ask on the terminal; deny when there is none
+    Prompt,
+    /// Deny every request
+    Deny,
+    /// Approve each request once
+    Once,
+    /// Approve the command pattern for the rest of the session
+    Session,
+}
+
+impl Approver for PolicyApprover {
+    fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision> {
+        let policy = self.policy;
+        let by = self.decided_by.clone();
+        Box::pin(async move {
+            use std::io::IsTerminal;
+            let choice = match policy {
+                ApprovePolicy::Deny => "deny".to_string(),
+                ApprovePolicy::Once => "once".to_string(),
+                ApprovePolicy::Session => "session".to_string(),
+                ApprovePolicy::Prompt
+                    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) =>
+                {
+                    "deny".to_string()
+                }
+                ApprovePolicy::Prompt => {
+                    let prompt = format!(
+                        "Hermes wants to run a command that needs approval:\n  {}\n  ({})\nAllow?",
+                        crate::output::sanitize(req.command.as_deref().unwrap_or("?")),
+                        crate::output::sanitize(
+                            req.description.as_deref().unwrap_or("dangerous command")
+                        )
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        let items = ["deny", "allow once", "allow for this session"];
+                        dialoguer::Select::new()
+                            .with_prompt(prompt)
+                            .items(&items)
+                            .default(0)
+                            .interact()
+                            .map(|i| ["deny", "once", "session"][i].to_string())
+                            .unwrap_or_else(|_| "deny".to_string())
+                    })
+                    .await
+                    .unwrap_or_else(|_| "deny".to_string())
+                }
+            };
+            Decision {
+                choice,
+                decided_by: by,
+            }
+        })
+    }
+}
+
+
+/// Approval requests waiting for an answer from another request (the HTTP
+/// mode: the chat stream shows the request, `POST …/approval` answers it).
+/// One pending request per session at a time, as Hermes asks one by one.
+#[derive(Default)]
+pub struct PendingApprovals {
+    pub(super) inner: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
+}
+
+pub(super) struct Pending {
+    pub(super) owner_id: String,
+    pub(super) request: ApprovalRequest,
+    pub(super) tx: tokio::sync::oneshot::Sender<Decision>,
+}
+
+impl PendingApprovals {
+    /// An [`Approver`] for one turn of `owner`'s session that waits up to
+    /// `timeout` for [`PendingApprovals::answer`], then denies.
+    pub fn approver(
+        self: &std::sync::Arc<Self>,
+        owner: &User,
+        timeout: std::time::Duration,
+    ) -> ChannelApprover {
+        ChannelApprover {
+            registry: self.clone(),
+            owner_id: owner.id.clone(),
+            timeout,
+        }
+    }
+
+    /// The request waiting in a session, if any.
+    pub fn pending(&self, session_id: &str) -> Option<ApprovalRequest> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(session_id).map(|p| p.request.clone())
+    }
+
+    /// Answer the waiting request of `session_id` as `by`: only the session
+    /// owner or an admin may (SPEC §4).
+    pub fn answer(&self, session_id: &str, by: &User, choice: &str) -> Result<()> {
+        if !matches!(choice, "once" | "session" | "deny") {
+            return Err(Error::usage("choice must be one of: once, session, deny"));
+        }
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = map.get(session_id) else {
+            return Err(Error::not_found(format!(
+                "no approval is pending in session {session_id}"
+            )));
+        };
+        if p.owner_id != by.id && by.role != crate::store::users::Role::Admin {
+            return Err(Error::permission(
+                "only the session owner or an admin may answer this approval",
+            ));
+        }
+        let p = map.remove(session_id).expect("present");
+        let _ = p.tx.send(Decision {
+            choice: choice.to_string(),
+            decided_by: format!("{} ({})", by.username, by.role),
+        });
+        Ok(())
+    }
+}
+
+pub struct ChannelApprover {
+    pub(super) registry: std::sync::Arc<PendingApprovals>,
+    pub(super) owner_id: String,
+    pub(super) timeout: std::time::Duration,
+}
+
+impl Approver for ChannelApprover {
+    fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let session = req.session_id.clone();
+        {
+            let mut map = self
+                .registry
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            map.insert(
+                session.clone(),
+                Pending {
+                    owner_id: self.owner_id.clone(),
+                    request: req,
+                    tx,
+                },
+            );
+        }
+        let registry = self.registry.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let d = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(d)) => d,
+                _ => Decision {
+                    choice: "deny".into(),
+                    decided_by: "timeout".into(),
+                },
+            };
+            registry
+                .inner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&session);
+            d
+        })
+    }
+}

@@ -1,0 +1,141 @@
+//! The turn's context: the supervision prompt, content policy, who may continue which session, the history sent to Hermes.
+
+use super::*;
+
+/// The operator supervision prompt, re-sent as `instructions` every turn.
+pub fn supervision_prompt(app: &App, user: &User) -> String {
+    let c = &app.cfg.config;
+    let mut p = format!(
+        "You are Hermes Agent operating under Operator supervision.\n\
+         Operator user: {} (role: {})\n\
+         Session context: managed and audited by the hermes-operator control plane.\n\
+         Audit requirements:\n\
+         - All tool calls are logged and reviewable.\n\
+         - Destructive operations require explicit confirmation.\n\
+         - Cost threshold alert at ${:.2} cumulative per session.\n\
+         - Allowed toolsets for this session: {}.\n",
+        user.username,
+        user.role,
+        c.budget.session_alert_usd,
+        c.agent.enabled_toolsets.join(", ")
+    );
+    if !c.agent.instructions.is_empty() {
+        p.push_str("\nAdditional operator instructions:\n");
+        for (i, line) in c.agent.instructions.iter().enumerate() {
+            p.push_str(&format!("{}. {line}\n", i + 1));
+        }
+    }
+    p
+}
+
+/// Message bodies in events: verbatim, or SHA-256 + length (`audit.store_content: hash`).
+pub fn content_fields(app: &App, key: &str, text: &str) -> Value {
+    match app.cfg.config.audit.store_content {
+        StoreContent::Full => json!({ key: text }),
+        StoreContent::Hash => json!({
+            format!("{key}_sha256"): hex::encode(Sha256::digest(text.as_bytes())),
+            format!("{key}_length"): text.len(),
+        }),
+    }
+}
+
+pub(super) fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// The user of a turn: exists, enabled, allowed to chat.
+pub fn chat_user(app: &App, username: &str) -> Result<User> {
+    crate::ops::accounts::require_chat_user(app, username)
+}
+
+/// An existing session the user may continue: an operator session they own, not ended.
+pub(super) fn continuable(db: &crate::store::state::StateDb, user: &User, id: &str) -> Result<Session> {
+    crate::ops::sessions::validate_session_id(id)?;
+    let s = db.get_session(id)?.ok_or_else(|| {
+        Error::not_found(format!("no session {id} in state.db"))
+            .hint("omit --session to start a new one")
+    })?;
+    if !s.is_operator() {
+        return Err(Error::permission(format!(
+            "{id} is not an operator session (source '{}'); hermes-operator only continues its own sessions",
+            s.source
+        )));
+    }
+    if s.user_id.as_deref() != Some(user.id.as_str()) {
+        return Err(Error::permission(format!(
+            "session {id} belongs to another user"
+        )));
+    }
+    if s.ended_at.is_some() {
+        return Err(Error::conflict(format!("session {id} has ended"))
+            .hint("start a new session (omit --session)"));
+    }
+    Ok(s)
+}
+
+/// Conversation history for /v1/runs: the live user/assistant text turns
+/// (Hermes accepts role + content only; tool traffic stays in state.db).
+pub fn history(messages: &[Message]) -> Vec<HistoryMessage> {
+    messages
+        .iter()
+        .filter(|m| m.active)
+        .filter_map(|m| {
+            let role = m.role.as_deref()?;
+            let content = m.content.as_deref()?;
+            if (role == "user" || role == "assistant") && !content.trim().is_empty() {
+                Some(HistoryMessage {
+                    role: role.to_string(),
+                    content: content.to_string(),
+                })
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+pub(super) struct Turn<'a> {
+    pub(super) app: &'a App,
+    pub(super) user: User,
+    pub(super) session_id: String,
+    pub(super) run_id: Option<String>,
+    pub(super) new_session: bool,
+    /// Opened once per turn: a turn appends several times and reads state.db
+    /// before and after the run.
+    /// (Mutexes keep the turn `Sync`, so its future can move between threads.)
+    pub(super) events: std::sync::Mutex<crate::store::events::EventStore>,
+    pub(super) state: std::sync::Mutex<crate::store::state::StateDb>,
+    /// A new session's `session_start`, appended together with the turn's
+    /// first event (one commit instead of two).
+    pub(super) start_event: std::sync::Mutex<Option<NewEvent>>,
+}
+
+impl Turn<'_> {
+    pub(super) fn event(&self, kind: &str, data: Value) -> NewEvent {
+        self.app
+            .event(kind, data)
+            .session(&self.session_id)
+            .user(&self.user.id)
+    }
+    pub(super) fn record(&self, kind: &str, data: Value) -> Result<()> {
+        let ev = self.event(kind, data);
+        let start = self
+            .start_event
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match start {
+            Some(start) => self.events().append_batch(&[start, ev]).map(|_| ()),
+            None => self.events().append(ev).map(|_| ()),
+        }
+    }
+    pub(super) fn events(&self) -> std::sync::MutexGuard<'_, crate::store::events::EventStore> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, crate::store::state::StateDb> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

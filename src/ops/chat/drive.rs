@@ -1,0 +1,418 @@
+//! Driving a run: start it, follow its event stream, answer approvals.
+
+use super::*;
+
+pub(super) type DriveResult = std::result::Result<(TurnOutcome, f64), (Error, f64)>;
+
+pub(super) async fn drive(
+    turn: &mut Turn<'_>,
+    client: &HermesClient,
+    req: &TurnRequest,
+    before: &Session,
+    approver: &dyn Approver,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> DriveResult {
+    let app = turn.app;
+    let started = Instant::now();
+    let prior = turn
+        .state()
+        .messages(&turn.session_id)
+        .map_err(|e| (e, 0.0))?;
+    let last_msg_id = prior.iter().map(|m| m.id).max().unwrap_or(0);
+    let seq_before = turn.events().head().map(|h| h.0).map_err(|e| (e, 0.0))?;
+    turn.record(
+        "user_message",
+        merge(
+            content_fields(app, "content", &req.message),
+            json!({"model": req.model, "channel": req.channel}),
+        ),
+    )
+    .map_err(|e| (e, 0.0))?;
+    let hist = history(&prior);
+    let instructions = supervision_prompt(app, &turn.user);
+    let mut waited = std::time::Duration::ZERO;
+    let t_wait = Instant::now();
+    // One key per turn: a retried POST after a lost answer starts no second run.
+    let idem_key = format!(
+        "hop-{}-{}",
+        turn.session_id,
+        crate::ops::credentials::random_hex(12)
+    );
+    let started_run = client
+        .start_run(
+            &RunRequest {
+                input: &req.message,
+                session_id: &turn.session_id,
+                instructions: &instructions,
+                conversation_history: &hist,
+                model: req.model.as_deref(),
+            },
+            &idem_key,
+        )
+        .await
+        .map_err(|e| (e, 0.0))?;
+    waited += t_wait.elapsed();
+    let run_id = started_run.run_id.clone();
+    if started_run.attempts > 1 {
+        turn.record(
+            "run_retried",
+            json!({"run_id": run_id, "attempts": started_run.attempts,
+                   "replayed": started_run.replayed, "idempotency_key": idem_key}),
+        )
+        .map_err(|e| (e, 0.0))?;
+    }
+    turn.run_id = Some(run_id.clone());
+    on_event(TurnEvent::RunStarted {
+        run_id: run_id.clone(),
+    });
+
+    let mut text = RunText::default();
+    let mut failure: Option<Error> = None;
+    let mut completed = false;
+    let mut stream_broke = false;
+    let t_wait = Instant::now();
+    let opened = client.events(&run_id).await;
+    waited += t_wait.elapsed();
+    let stream_err = match opened {
+        Err(e) => {
+            // Hermes went away between starting the run and streaming it.
+            stream_broke = e.kind == Kind::Unavailable;
+            Some(e)
+        }
+        Ok(mut events) => loop {
+            let t_wait = Instant::now();
+            let next = events.next().await;
+            waited += t_wait.elapsed();
+            let ev = match next {
+                Ok(Some(ev)) => ev,
+                Ok(None) => {
+                    stream_broke = true;
+                    break None;
+                }
+                Err(e) => {
+                    stream_broke = true;
+                    break Some(e);
+                }
+            };
+            match handle_event(turn, client, ev, approver, on_event, &mut text, &mut waited).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Completed) => {
+                    completed = true;
+                    break None;
+                }
+                Ok(Flow::Failed(e)) => {
+                    failure = Some(e);
+                    break None;
+                }
+                Err(e) => {
+                    // We cannot follow the run any more: do not leave it running unattended.
+                    let _ = client.stop_run(&run_id).await;
+                    break Some(e);
+                }
+            }
+        },
+    };
+    let _ = flush_reasoning(turn, &mut text.reasoning);
+    let mut output = text.output;
+    // The stream broke before the run ended: ask Hermes what became of it
+    // (0.22 keeps the status of a keyed run across a gateway restart and
+    // calls it `interrupted`).
+    let stream_err = if stream_broke && !completed && failure.is_none() {
+        match settled_status(client, &run_id).await {
+            Some(st) => {
+                failure = Some(run_ended(turn, &st));
+                None
+            }
+            None => stream_err,
+        }
+    } else {
+        stream_err
+    };
+    let latency_ms = started.elapsed().as_millis() as i64;
+    // Whatever happened, write down what Hermes did.
+    let rec = reconcile(turn, &run_id, last_msg_id, seq_before, before, latency_ms);
+    let (after, tool_calls, spent) = match rec {
+        Ok(v) => v,
+        Err(e) => return Err((stream_err.or(failure).unwrap_or(e), 0.0)),
+    };
+    if let Some(e) = stream_err.or(failure) {
+        return Err((e, spent));
+    }
+    if !completed {
+        return Err((
+            Error::unavailable("the event stream ended before the run completed"),
+            spent,
+        ));
+    }
+    let threshold = app.cfg.config.budget.session_alert_usd;
+    let (cost_before, cost_after) = (before.cost_usd(), after.cost_usd());
+    if threshold > 0.0 && cost_before < threshold && cost_after >= threshold {
+        let _ = turn.record(
+            "cost_alert",
+            json!({"session_cost_usd": cost_after, "threshold_usd": threshold}),
+        );
+        on_event(TurnEvent::CostAlert {
+            session_cost_usd: cost_after,
+            threshold_usd: threshold,
+        });
+    }
+    if output.is_empty() {
+        output = after_output(&turn.state(), &turn.session_id, last_msg_id);
+    }
+    Ok((
+        TurnOutcome {
+            session_id: turn.session_id.clone(),
+            run_id,
+            output,
+            input_tokens: after.input_tokens - before.input_tokens,
+            output_tokens: after.output_tokens - before.output_tokens,
+            cost_usd: spent,
+            session_cost_usd: cost_after,
+            tool_calls,
+            hermes_ms: waited.as_secs_f64() * 1e3,
+            operator_ms: 0.0,
+        },
+        spent,
+    ))
+}
+
+/// Text gathered from the stream: the final output and reasoning not yet recorded.
+#[derive(Default)]
+pub(super) struct RunText {
+    pub(super) output: String,
+    pub(super) reasoning: String,
+}
+
+pub(super) enum Flow {
+    Continue,
+    Completed,
+    Failed(Error),
+}
+
+/// After the event stream broke: the run's final status, if Hermes comes
+/// back within 30 seconds and knows the run ended (`interrupted`,
+/// `failed`, `cancelled`). `None`: still unknown.
+pub(super) async fn settled_status(client: &HermesClient, run_id: &str) -> Option<Value> {
+    // A restarted 0.22 gateway takes ~10 s to listen again.
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match client.run_status(run_id).await {
+            Ok(st) => match st["status"].as_str() {
+                Some("interrupted" | "failed" | "cancelled") => return Some(st),
+                // Running elsewhere or completed without us seeing it: the
+                // stream's error stands (reconcile writes what happened).
+                Some(_) => return None,
+                None => {}
+            },
+            // A Hermes that forgets runs on restart (0.19): nothing to learn.
+            Err(e) if e.kind == Kind::NotFound => return None,
+            Err(_) => {}
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The run ended without completing (`run.interrupted` or a status read
+/// after the stream broke): an event that says how, and the turn's error.
+pub(super) fn run_ended(turn: &Turn<'_>, st: &Value) -> Error {
+    let status = st["status"].as_str().unwrap_or("failed");
+    let why = st["error"].as_str().unwrap_or_default();
+    if status == "interrupted" {
+        let _ = turn.record(
+            "run_interrupted",
+            json!({"run_id": turn.run_id, "status": status, "error": why}),
+        );
+        return Error::unavailable(format!(
+            "Hermes was interrupted mid-turn ({}); the turn did not finish",
+            if why.is_empty() { "gateway restart" } else { why }
+        ))
+        .hint("the session keeps what Hermes wrote before the restart; send the message again to carry on");
+    }
+    Error::unavailable(format!(
+        "Hermes' run ended as {status}{}",
+        if why.is_empty() {
+            String::new()
+        } else {
+            format!(": {why}")
+        }
+    ))
+}
+
+/// Reasoning arrives in pieces (`reasoning.delta`); it is recorded once per
+/// stretch, as one event.
+pub(super) fn flush_reasoning(turn: &Turn<'_>, buf: &mut String) -> Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let text = std::mem::take(buf);
+    turn.record(
+        "reasoning",
+        merge(
+            content_fields(turn.app, "text", &text),
+            json!({"run_id": turn.run_id}),
+        ),
+    )
+}
+
+/// A subagent's lifecycle event (`subagent.start`, `subagent.complete`, ...):
+/// its ids, status and figures as Hermes sent them, free text under the
+/// content policy.
+pub(super) fn record_subagent(turn: &Turn<'_>, ev: &RunEvent) -> Result<()> {
+    const TEXT: [&str; 4] = ["goal", "summary", "output_tail", "preview"];
+    let mut data = json!({
+        "run_id": turn.run_id,
+        "phase": ev.event.strip_prefix("subagent.").unwrap_or(&ev.event),
+    });
+    for (k, v) in &ev.fields {
+        if k == "run_id" || k == "event" {
+            continue;
+        }
+        if TEXT.contains(&k.as_str()) {
+            if let Some(t) = v.as_str() {
+                data = merge(data, content_fields(turn.app, k, t));
+            }
+        } else {
+            data[k.as_str()] = v.clone();
+        }
+    }
+    turn.record("subagent", data)
+}
+
+/// One event from Hermes: pass progress on, put approvals to the owner.
+pub(super) async fn handle_event(
+    turn: &Turn<'_>,
+    client: &HermesClient,
+    ev: RunEvent,
+    approver: &dyn Approver,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+    text: &mut RunText,
+    waited: &mut std::time::Duration,
+) -> Result<Flow> {
+    let RunText { output, reasoning } = text;
+    let run_id = turn.run_id.as_deref().unwrap_or_default();
+    match ev.event.as_str() {
+        "reasoning.delta" => {
+            reasoning.push_str(ev.str("delta").or(ev.str("text")).unwrap_or_default());
+            return Ok(Flow::Continue);
+        }
+        // On the runs stream this carries a preview of the assistant's text
+        // (measured on 0.19 and 0.22 with a model that has no reasoning),
+        // which `assistant_message` records from state.db already.
+        "reasoning.available" => return Ok(Flow::Continue),
+        _ => flush_reasoning(turn, reasoning)?,
+    }
+    match ev.event.as_str() {
+        "run.steered" => turn.record(
+            "run_steered",
+            json!({"run_id": run_id, "accepted": ev.fields.get("accepted")}),
+        )?,
+        e if e.starts_with("subagent.") => record_subagent(turn, &ev)?,
+        "run.interrupted" => {
+            let st = Value::Object(ev.fields.clone());
+            let mut st = st;
+            st["status"] = "interrupted".into();
+            return Ok(Flow::Failed(run_ended(turn, &st)));
+        }
+        "message.delta" => {
+            if let Some(d) = ev.str("delta") {
+                on_event(TurnEvent::Delta {
+                    text: d.to_string(),
+                });
+            }
+        }
+        "tool.started" => on_event(TurnEvent::ToolStarted {
+            tool: ev.str("tool").unwrap_or("?").to_string(),
+            preview: ev.str("preview").map(str::to_string),
+        }),
+        "tool.completed" => on_event(TurnEvent::ToolCompleted {
+            tool: ev.str("tool").unwrap_or("?").to_string(),
+            duration: ev.fields.get("duration").and_then(Value::as_f64),
+            error: ev
+                .fields
+                .get("error")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        }),
+        "approval.request" => {
+            let ar = ApprovalRequest {
+                session_id: turn.session_id.clone(),
+                run_id: run_id.to_string(),
+                command: ev.str("command").map(str::to_string),
+                description: ev.str("description").map(str::to_string),
+                pattern_key: ev.str("pattern_key").map(str::to_string),
+                choices: ev
+                    .fields
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                request_id: ev.str("request_id").map(str::to_string),
+            };
+            turn.record(
+                "approval_request",
+                json!({"run_id": run_id, "command": ar.command, "description": ar.description,
+                       "pattern_key": ar.pattern_key, "request_id": ar.request_id}),
+            )?;
+            on_event(TurnEvent::ApprovalRequest(ar.clone()));
+            let t_wait = Instant::now();
+            let d = approver.decide(ar.clone()).await;
+            // "always" would outlive the session: the operator never sends it.
+            let choice = match d.choice.as_str() {
+                "once" | "session" | "deny" => d.choice.clone(),
+                _ => "deny".to_string(),
+            };
+            // Hermes denies on its own timeout; answering after that is a 409.
+            let applied = match client
+                .answer_approval(run_id, &choice, ar.request_id.as_deref())
+                .await
+            {
+                Ok(()) => true,
+                Err(e) if e.kind == Kind::Conflict || e.kind == Kind::NotFound => false,
+                Err(e) => return Err(e),
+            };
+            *waited += t_wait.elapsed();
+            turn.record(
+                "approval",
+                json!({"run_id": run_id, "command": ar.command, "choice": choice,
+                       "request_id": ar.request_id,
+                       "decided_by": d.decided_by, "applied": applied,
+                       "outcome": if applied { "answered" } else { "expired: Hermes had already denied it" }}),
+            )?;
+            on_event(TurnEvent::ApprovalDecision {
+                choice,
+                decided_by: d.decided_by,
+                applied,
+            });
+        }
+        "run.completed" => {
+            if let Some(o) = ev.str("output") {
+                *output = o.to_string();
+            }
+            return Ok(Flow::Completed);
+        }
+        "run.failed" => {
+            let msg = ev
+                .fields
+                .get("error")
+                .map(|e| {
+                    e.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| e.to_string())
+                })
+                .unwrap_or_else(|| "run failed".into());
+            return Ok(Flow::Failed(Error::unavailable(format!(
+                "Hermes' run failed: {msg}"
+            ))));
+        }
+        "run.cancelled" => return Ok(Flow::Failed(Error::unavailable("Hermes cancelled the run"))),
+        _ => {}
+    }
+    Ok(Flow::Continue)
+}

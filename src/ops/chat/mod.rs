@@ -1,0 +1,263 @@
+//! The chat engine (SPEC §6): one turn of an operator session through the
+//! real Hermes agent, with approvals, budgets and a discrete event for every
+//! step. The CLI (`chat`) and the HTTP mode call the same [`run_turn`].
+//!
+//! Order of a turn: check the user → create or check the session (the
+//! operator inserts the row first, so `source='operator'` and `user_id` stay)
+//! → reserve budget → `user_message` event → `POST /v1/runs` with the
+//! history from state.db and the supervision prompt → stream events (deltas,
+//! tools, approvals) → reconcile what Hermes wrote to state.db into
+//! `tool_call` / `tool_result` / `assistant_message` / `llm_call` events →
+//! settle budget, cost alert. A failure at any point leaves an `error` event.
+
+use crate::app::App;
+use crate::config::StoreContent;
+use crate::error::{Error, Kind, Result};
+use crate::hermes::api::{HermesClient, HistoryMessage, RunEvent, RunRequest};
+use crate::store::events::NewEvent;
+use crate::store::state::{Message, Session};
+use crate::store::users::User;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+/// What the caller asks for.
+#[derive(Debug, Clone)]
+pub struct TurnRequest {
+    pub username: String,
+    /// Continue this session; `None` starts a new one.
+    pub session_id: Option<String>,
+    pub message: String,
+    pub model: Option<String>,
+    /// How the caller reached us, for the actor field: `cli` or `http`.
+    pub channel: String,
+}
+
+/// What the caller sees while the turn runs (and, as NDJSON, `chat --json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TurnEvent {
+    Session {
+        session_id: String,
+        new: bool,
+    },
+    /// Hermes accepted the run (`POST /v1/runs`); its id can stop it.
+    RunStarted {
+        run_id: String,
+    },
+    Delta {
+        text: String,
+    },
+    ToolStarted {
+        tool: String,
+        preview: Option<String>,
+    },
+    ToolCompleted {
+        tool: String,
+        duration: Option<f64>,
+        error: bool,
+    },
+    ApprovalRequest(ApprovalRequest),
+    ApprovalDecision {
+        choice: String,
+        decided_by: String,
+        applied: bool,
+    },
+    CostAlert {
+        session_cost_usd: f64,
+        threshold_usd: f64,
+    },
+    Done(TurnOutcome),
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRequest {
+    pub session_id: String,
+    pub run_id: String,
+    pub command: Option<String>,
+    pub description: Option<String>,
+    pub pattern_key: Option<String>,
+    pub choices: Vec<String>,
+    /// Hermes' id for this one request (0.22): the answer names it, so
+    /// several requests of one run are each answered on their own.
+    pub request_id: Option<String>,
+}
+
+/// An answer to an approval request: `once`, `session` or `deny`, and who gave it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub choice: String,
+    pub decided_by: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnOutcome {
+    pub session_id: String,
+    pub run_id: String,
+    pub output: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub session_cost_usd: f64,
+    pub tool_calls: usize,
+    /// Time spent waiting on Hermes (and on approval answers), in ms.
+    pub hermes_ms: f64,
+    /// The operator's own time in this turn: everything else, in ms.
+    pub operator_ms: f64,
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Puts an approval request to the session owner and returns the answer.
+pub trait Approver: Send + Sync {
+    fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision>;
+}
+
+// The seams: the turn's context (prompt, content policy, history), one
+// turn from request to outcome (turn), following Hermes' run (drive),
+// writing down what Hermes did (reconcile), and who answers approvals
+// (approvers).
+mod approvers;
+mod context;
+mod drive;
+mod reconcile;
+mod turn;
+
+pub use approvers::*;
+pub use context::*;
+use drive::*;
+use reconcile::*;
+pub use turn::*;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(id: i64, role: &str, content: Option<&str>, active: bool) -> Message {
+        Message {
+            id,
+            session_id: "op_x".into(),
+            role: Some(role.into()),
+            content: content.map(str::to_string),
+            tool_call_id: None,
+            tool_calls: Value::Null,
+            tool_name: None,
+            timestamp: None,
+            timestamp_epoch: None,
+            token_count: None,
+            finish_reason: None,
+            reasoning: None,
+            active,
+        }
+    }
+
+    #[test]
+    fn history_keeps_live_text_turns_only() {
+        let ms = vec![
+            msg(1, "user", Some("hi"), true),
+            msg(2, "assistant", None, true),
+            msg(3, "tool", Some("{}"), true),
+            msg(4, "assistant", Some("hello"), true),
+            msg(5, "user", Some("rewound"), false),
+        ];
+        let h = history(&ms);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].content, "hi");
+        assert_eq!(h[1].role, "assistant");
+    }
+
+    fn user(id: &str, role: crate::store::users::Role) -> User {
+        User {
+            id: id.into(),
+            username: id.into(),
+            role,
+            disabled: false,
+            token_version: 1,
+            created_at: String::new(),
+            updated_at: String::new(),
+            password_changed_at: String::new(),
+            last_login_at: None,
+        }
+    }
+
+    fn request(session: &str) -> ApprovalRequest {
+        ApprovalRequest {
+            session_id: session.into(),
+            run_id: "run_1".into(),
+            command: Some("chmod 777 x".into()),
+            description: None,
+            pattern_key: None,
+            choices: vec![],
+            request_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn pending_approvals_owner_or_admin_answers() {
+        use crate::store::users::Role;
+        let reg = std::sync::Arc::new(PendingApprovals::default());
+        let owner = user("u_owner", Role::User);
+        let approver = reg.approver(&owner, std::time::Duration::from_secs(5));
+        let waiting = tokio::spawn(async move { approver.decide(request("op_a")).await });
+        while reg.pending("op_a").is_none() {
+            tokio::task::yield_now().await;
+        }
+        // Another user, a viewer: refused; a bad choice: refused; nothing answered.
+        let other = user("u_other", Role::User);
+        assert_eq!(
+            reg.answer("op_a", &other, "once").unwrap_err().kind,
+            Kind::Permission
+        );
+        assert_eq!(
+            reg.answer("op_a", &owner, "always").unwrap_err().kind,
+            Kind::Usage
+        );
+        assert_eq!(
+            reg.answer("op_b", &owner, "once").unwrap_err().kind,
+            Kind::NotFound
+        );
+        // An admin may answer for the owner.
+        let admin = user("u_admin", Role::Admin);
+        reg.answer("op_a", &admin, "once").unwrap();
+        let d = waiting.await.unwrap();
+        assert_eq!(d.choice, "once");
+        assert!(d.decided_by.contains("u_admin"));
+        assert!(reg.pending("op_a").is_none());
+    }
+
+    #[tokio::test]
+    async fn pending_approvals_time_out_as_deny() {
+        use crate::store::users::Role;
+        let reg = std::sync::Arc::new(PendingApprovals::default());
+        let owner = user("u_owner", Role::User);
+        let d = reg
+            .approver(&owner, std::time::Duration::from_millis(20))
+            .decide(request("op_a"))
+            .await;
+        assert_eq!(d.choice, "deny");
+        assert_eq!(d.decided_by, "timeout");
+        assert!(reg.pending("op_a").is_none());
+    }
+
+    #[test]
+    fn tool_status_reads_results() {
+        assert_eq!(
+            tool_status(r#"{"output":"x","exit_code":0,"error":null}"#),
+            "ok"
+        );
+        assert_eq!(
+            tool_status(r#"{"output":"x","exit_code":1,"error":null}"#),
+            "error"
+        );
+        assert_eq!(tool_status(r#"{"error":"denied"}"#), "error");
+        assert_eq!(tool_status("plain text"), "ok");
+    }
+}

@@ -1,0 +1,152 @@
+//! One turn: checks, the session row, the budget reservation, the outcome.
+
+use super::*;
+
+/// Run one turn. `on_event` sees progress as it happens; `approver` answers
+/// approval requests. On error an `error` event is recorded and the session
+/// is left consistent (a new session that Hermes never wrote to is removed).
+pub async fn run_turn(
+    app: &App,
+    client: &HermesClient,
+    req: &TurnRequest,
+    approver: &dyn Approver,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> Result<TurnOutcome> {
+    if req.message.trim().is_empty() {
+        return Err(Error::usage("the message is empty"));
+    }
+    if req.message.len() > 100_000 {
+        return Err(Error::usage("the message is longer than 100,000 bytes"));
+    }
+    let t0 = Instant::now();
+    let mut pre_wait = std::time::Duration::ZERO;
+    let user = chat_user(app, &req.username)?;
+    if let Some(m) = &req.model {
+        let t = Instant::now();
+        let models = client.models().await?;
+        pre_wait += t.elapsed();
+        if !models.iter().any(|x| x == m) {
+            return Err(Error::usage(format!(
+                "unknown model {:?}; Hermes offers: {}",
+                crate::output::clip(m, 60),
+                models.join(", ")
+            ))
+            .hint("models are Hermes' configured model and its platforms.api_server.extra.model_routes aliases"));
+        }
+    }
+    let (session, new_session, state_db, start_event) = match &req.session_id {
+        Some(id) => {
+            let db = app.state_ro()?;
+            (continuable(&db, &user, id)?, false, db, None)
+        }
+        None => {
+            // Fail fast (before creating anything) when Hermes is down or
+            // rejects our key: /v1/models needs the key, /health does not.
+            // With --model the list was fetched (and the key proven) above.
+            if req.model.is_none() {
+                let t = Instant::now();
+                client.verify_key().await?;
+                pre_wait += t.elapsed();
+            }
+            let db = app.state_rw()?;
+            let (s, start) = crate::ops::sessions::create_session_row(app, &db, &user)?;
+            (s, true, db, Some(start))
+        }
+    };
+    let turn = Turn {
+        app,
+        user,
+        session_id: session.id.clone(),
+        run_id: None,
+        new_session,
+        events: std::sync::Mutex::new(app.events()?),
+        state: std::sync::Mutex::new(state_db),
+        start_event: std::sync::Mutex::new(start_event),
+    };
+    on_event(TurnEvent::Session {
+        session_id: turn.session_id.clone(),
+        new: new_session,
+    });
+    let mut turn = turn;
+    let reservation = match reserve(&turn) {
+        Ok(r) => r,
+        Err(e) => {
+            // The caller was told about the session: tell it why the turn ended.
+            let e = fail(&turn, "budget", e);
+            on_event(TurnEvent::Error {
+                code: e.kind.code().into(),
+                message: e.message.clone(),
+            });
+            return Err(e);
+        }
+    };
+    let result = drive(&mut turn, client, req, &session, approver, on_event).await;
+    let (actual, outcome) = match result {
+        Ok((o, spent)) => (spent, Ok(o)),
+        Err((e, spent)) => (spent, Err(e)),
+    };
+    if let Some(r) = reservation {
+        if let Err(e) = app.users().and_then(|u| u.settle_budget(&r, actual)) {
+            // The turn itself is done; say loudly that the ledger lags.
+            eprintln!("warning: could not settle the budget reservation {r}: {e}");
+        }
+    }
+    match outcome {
+        Ok(mut o) => {
+            o.hermes_ms += pre_wait.as_secs_f64() * 1e3;
+            o.operator_ms = (t0.elapsed().as_secs_f64() * 1e3 - o.hermes_ms).max(0.0);
+            on_event(TurnEvent::Done(o.clone()));
+            Ok(o)
+        }
+        Err(e) => {
+            let e = fail(&turn, "run", e);
+            on_event(TurnEvent::Error {
+                code: e.kind.code().into(),
+                message: e.message.clone(),
+            });
+            Err(e)
+        }
+    }
+}
+
+/// Record an `error` event (best effort: the original error wins) and tidy
+/// up a new session Hermes never wrote to.
+pub(super) fn fail(turn: &Turn, stage: &str, e: Error) -> Error {
+    let _ = turn.record(
+        "error",
+        json!({"stage": stage, "code": e.kind.code(), "message": e.message, "run_id": turn.run_id}),
+    );
+    if turn.new_session {
+        if let Ok(db) = turn.app.state_rw() {
+            if let Ok(true) = db.delete_empty_operator_session(&turn.session_id) {
+                let _ = turn.record(
+                    "session_end",
+                    json!({"reason": "first turn failed; empty session removed"}),
+                );
+            }
+        }
+    }
+    e
+}
+
+pub(super) fn utc_day() -> String {
+    chrono::Utc::now().format("%Y-%m-%d").to_string()
+}
+
+/// Reserve the turn's share of the user's daily budget, if one is set.
+pub(super) fn reserve(turn: &Turn) -> Result<Option<String>> {
+    let b = &turn.app.cfg.config.budget;
+    let Some(limit) = b.user_daily_usd else {
+        return Ok(None);
+    };
+    let day = utc_day();
+    let users = turn.app.users()?;
+    match users.reserve_budget(&turn.user.id, &day, &turn.session_id, b.turn_reserve_usd, limit)? {
+        Ok(id) => Ok(Some(id)),
+        Err(used) => Err(Error::permission(format!(
+            "daily budget of ${limit:.2} for {} is spent (${used:.4} used or reserved today, UTC)",
+            turn.user.username
+        ))
+        .hint("an admin can raise budget.user_daily_usd in profiles/operator/config.yaml; the budget resets at 00:00 UTC")),
+    }
+}
