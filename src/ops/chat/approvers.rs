@@ -66,7 +66,6 @@ impl Approver for PolicyApprover {
     }
 }
 
-
 /// Approval requests waiting for an answer from another request (the HTTP
 /// mode: the chat stream shows the request, `POST …/approval` answers it).
 /// One pending request per session at a time, as Hermes asks one by one.

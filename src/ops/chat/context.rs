@@ -52,7 +52,11 @@ pub fn chat_user(app: &App, username: &str) -> Result<User> {
 }
 
 /// An existing session the user may continue: an operator session they own, not ended.
-pub(super) fn continuable(db: &crate::store::state::StateDb, user: &User, id: &str) -> Result<Session> {
+pub(super) fn continuable(
+    db: &crate::store::state::StateDb,
+    user: &User,
+    id: &str,
+) -> Result<Session> {
     crate::ops::sessions::validate_session_id(id)?;
     let s = db.get_session(id)?.ok_or_else(|| {
         Error::not_found(format!("no session {id} in state.db"))

@@ -2,7 +2,11 @@
 
 use super::*;
 
-pub(super) fn after_output(db: &crate::store::state::StateDb, session_id: &str, last_msg_id: i64) -> String {
+pub(super) fn after_output(
+    db: &crate::store::state::StateDb,
+    session_id: &str,
+    last_msg_id: i64,
+) -> String {
     db.messages(session_id)
         .map(|ms| {
             ms.iter()

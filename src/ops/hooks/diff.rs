@@ -1,6 +1,5 @@
 //! A small unified diff (for --dry-run and confirmations).
 
-
 pub fn unified_diff(name: &str, a: &str, b: &str) -> String {
     let a: Vec<&str> = a.lines().collect();
     let b: Vec<&str> = b.lines().collect();

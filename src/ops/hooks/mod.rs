@@ -82,14 +82,14 @@ mod diff;
 mod handler;
 mod policy;
 
-pub use policy::*;
-pub use handler::*;
-pub use command::*;
-use config_plan::*;
-use config_edit::*;
 pub use allowlist::*;
 pub use apply::*;
+pub use command::*;
+use config_edit::*;
+use config_plan::*;
 pub use diff::*;
+pub use handler::*;
+pub use policy::*;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,5 @@
 //! Tool policy: which tools a role's profile allows, from Hermes' toolsets.
 
-
 /// Hermes 0.19.0's toolsets with their (resolved) tools: `toolsets.py`
 /// `TOOLSETS` plus the registry's own toolset names (`browser-cdp`).
 /// Platform bundles (`hermes-cli`, `hermes-api-server`, ...) are left out on

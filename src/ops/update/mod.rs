@@ -58,10 +58,10 @@ const NETWORK_MARKERS: &[&str] = &[
     "Could not reach PyPI",
 ];
 
-use crate::process::{run_capture, run_logged, ScratchDir};
 use crate::hermes::install::{
     detect_version, locate_hermes, version_cmp, HermesInstall, HermesVersion,
 };
+use crate::process::{run_capture, run_logged, ScratchDir};
 
 // The seams: is an update available (check), the update lock, backups, verifying after the update,
 // restart and health, the whole run, the crontab schedule, and restoring a
@@ -75,13 +75,13 @@ mod run;
 mod schedule;
 mod verify;
 
+pub use backup::*;
 pub use check::*;
 pub use lock::*;
-pub use backup::*;
-pub use verify::*;
 pub use restart::*;
 pub use run::*;
 pub use schedule::*;
+pub use verify::*;
 
 #[cfg(test)]
 mod tests {

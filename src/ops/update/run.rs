@@ -521,7 +521,13 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
 }
 
 /// Record `update_finished` for whatever the run came to, and close the log.
-pub(super) fn finish(app: &App, actor: &Actor, report: &mut Report, t0: Instant, log: Option<&mut File>) {
+pub(super) fn finish(
+    app: &App,
+    actor: &Actor,
+    report: &mut Report,
+    t0: Instant,
+    log: Option<&mut File>,
+) {
     report.finished_at = crate::store::now_rfc3339();
     report.duration_seconds = (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     let before = report.version_before.clone();
