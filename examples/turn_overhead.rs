@@ -35,7 +35,7 @@ async fn main() {
     .expect("load app");
     let user = args[2].clone();
     let runs: usize = args[3].parse().expect("RUNS");
-    let client = HermesClient::from_app(&app).expect("client");
+    let client = HermesClient::from_config(&app.home, &app.cfg.config).expect("client");
     let approver = PolicyApprover {
         policy: ApprovePolicy::Deny,
         decided_by: "bench".into(),

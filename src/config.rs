@@ -532,7 +532,7 @@ impl Loaded {
             )));
         }
         if let Some(k) = hermes_api_key(home, &self.config.hermes.api_key_env) {
-            if crate::ops::credentials::ct_eq(k.as_bytes(), v.as_bytes()) {
+            if crate::crypto::ct_eq(k.as_bytes(), v.as_bytes()) {
                 return Err(Error::config(format!(
                     "{name} equals Hermes' {}; the operator's JWT secret must be its own",
                     self.config.hermes.api_key_env

@@ -247,3 +247,10 @@ pub fn os_user() -> String {
         format!("uid{}", libc::geteuid())
     }
 }
+
+/// Write an executable script (0700), atomically.
+pub fn write_script(path: &Path, text: &str) -> Result<()> {
+    write_private_file(path, text.as_bytes())?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(path, "setting mode 0700", e))
+}

@@ -726,7 +726,7 @@ async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
 
     // --- an answer after Hermes' timeout (library) --------------------------
     let app = App::load(Home::at(&gw.home), Actor::new("test:lib"), |_| {}).unwrap();
-    let client = HermesClient::from_app(&app).unwrap();
+    let client = HermesClient::from_config(&app.home, &app.cfg.config).unwrap();
     assert_eq!(client.base_url(), gw.url);
     let req = TurnRequest {
         username: "alice".into(),
@@ -1082,7 +1082,7 @@ async fn two_approvals_in_one_run_each_answered(gen: Gen) {
     fs::set_permissions(&second, fs::Permissions::from_mode(0o600)).unwrap();
 
     let app = App::load(Home::at(&gw.home), Actor::new("test:lib"), |_| {}).unwrap();
-    let client = HermesClient::from_app(&app).unwrap();
+    let client = HermesClient::from_config(&app.home, &app.cfg.config).unwrap();
     let approver = ByCommand {
         seen: Default::default(),
     };

@@ -38,7 +38,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     let app = &ctx.app;
     // Check the user before anything else, so a viewer learns it at once.
     chat::chat_user(app, &a.as_user)?;
-    let client = HermesClient::from_app(app)?;
+    let client = HermesClient::from_config(&app.home, &app.cfg.config)?;
     let approver = PolicyApprover {
         policy: a.approve_policy,
         decided_by: format!("{} ({})", a.as_user, app.actor.name()),

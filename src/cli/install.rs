@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         install::Options {
             admin,
             force: a.force,
-            exe: install::current_exe()?,
+            exe: crate::process::current_exe()?,
             systemd_dir: install::systemd_user_dir()?,
         },
     )?;

@@ -90,13 +90,16 @@ impl HermesClient {
     }
 
     /// From the loaded config: `hermes.api_url` and the key named by `hermes.api_key_env`.
-    pub fn from_app(app: &crate::app::App) -> Result<HermesClient> {
-        let c = &app.cfg.config.hermes;
-        let key = crate::config::hermes_api_key(&app.home, &c.api_key_env).ok_or_else(|| {
+    pub fn from_config(
+        home: &crate::home::Home,
+        config: &crate::config::Config,
+    ) -> Result<HermesClient> {
+        let c = &config.hermes;
+        let key = crate::config::hermes_api_key(home, &c.api_key_env).ok_or_else(|| {
             Error::config(format!(
                 "no Hermes API key: {} is not set in {} or the environment",
                 c.api_key_env,
-                app.home.hermes_env().display()
+                home.hermes_env().display()
             ))
             .hint("the operator uses the same API_SERVER_KEY as Hermes' API server")
         })?;

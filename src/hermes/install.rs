@@ -219,7 +219,7 @@ fn launcher_target(p: &Path) -> Option<PathBuf> {
     }
     text.lines().find_map(|line| {
         let rest = line.trim().strip_prefix("exec ")?;
-        let words = crate::ops::hooks::sh_split(rest)?;
+        let words = crate::process::sh_split(rest)?;
         let target = words.into_iter().find(|w| !w.starts_with('-'))?;
         let path = PathBuf::from(expand_vars(&target)?);
         (path.is_absolute() && is_executable(&path)).then_some(path)

@@ -1,5 +1,6 @@
 //! Passwords (Argon2id, PHC strings) and access tokens (HS256 JWT, SPEC §4).
 
+pub use crate::crypto::{ct_eq, random_hex};
 use crate::error::{Error, Result};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -61,12 +62,6 @@ pub fn dummy_verify(pw: &str) {
     let _ = verify_password(pw, h);
 }
 
-/// Constant-time byte comparison (length is not secret).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
     pub sub: String,
@@ -79,13 +74,6 @@ pub struct Claims {
     pub jti: String,
     /// Per-user token version: bumped on password/role change, disable, delete.
     pub tv: i64,
-}
-
-pub fn random_hex(bytes: usize) -> String {
-    use rand::RngCore;
-    let mut b = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut b);
-    hex::encode(b)
 }
 
 pub fn issue_access_token(

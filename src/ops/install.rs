@@ -12,8 +12,10 @@
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::home::write_script;
 use crate::home::{self, Home};
-use crate::ops::hooks::sh_quote;
+use crate::ops::update::auto_update_sh;
+use crate::process::sh_quote;
 use crate::store::users::Role;
 use base64::Engine as _;
 use rand::RngCore;
@@ -133,13 +135,6 @@ pub struct Options {
     pub systemd_dir: PathBuf,
 }
 
-/// This program, absolute and canonical.
-pub fn current_exe() -> Result<PathBuf> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::internal(format!("cannot find this program's path: {e}")))?;
-    Ok(fs::canonicalize(&exe).unwrap_or(exe))
-}
-
 /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`.
 pub fn systemd_user_dir() -> Result<PathBuf> {
     if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
@@ -169,32 +164,6 @@ pub fn start_sh(home: &Home, exe: &Path) -> String {
          exec {exe} --hermes-home {root} serve \"$@\"\n",
         root = sh_quote(&root.to_string_lossy()),
         exe = sh_quote(&exe.to_string_lossy()),
-    )
-}
-
-/// `scripts/operator/auto_update.sh`: what the schedule runs (cron has a
-/// minimal PATH and no terminal). Exit codes: see `hermes-operator update --help`.
-pub fn auto_update_sh(home: &Home, exe: &Path) -> String {
-    let root = abs_root(home);
-    let log = root.join("profiles/operator/logs/auto_update.log");
-    format!(
-        "#!/bin/sh\n\
-         # hermes-operator: unattended Hermes update (written by `hermes-operator install`;\n\
-         # scheduled by `hermes-operator update schedule`). One JSON report per run is\n\
-         # appended to logs/auto_update.log; Hermes' own output goes to logs/update.log.\n\
-         # Exit: 0 updated/up to date, 6 another update running, 9 state.db incompatible,\n\
-         # 11 update failed, 12 restart or health check failed.\n\
-         set -u\n\
-         export HERMES_HOME={root}\n\
-         export HERMES_OPERATOR_TRIGGER=cron\n\
-         export PATH=\"$HOME/.local/bin:$PATH\"\n\
-         umask 077\n\
-         mkdir -p {logdir}\n\
-         exec {exe} --hermes-home {root} --json update --yes >> {log} 2>&1\n",
-        root = sh_quote(&root.to_string_lossy()),
-        exe = sh_quote(&exe.to_string_lossy()),
-        logdir = sh_quote(&root.join("profiles/operator/logs").to_string_lossy()),
-        log = sh_quote(&log.to_string_lossy()),
     )
 }
 
@@ -244,13 +213,6 @@ pub fn systemd_unit(home: &Home, exe: &Path) -> String {
         env = systemd_quote(&env.to_string_lossy()),
         exe = systemd_quote(&exe.to_string_lossy()),
     )
-}
-
-/// Write an executable script (0700), atomically.
-pub fn write_script(path: &Path, text: &str) -> Result<()> {
-    home::write_private_file(path, text.as_bytes())?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io(path, "setting mode 0700", e))
 }
 
 fn sha(bytes: &[u8]) -> String {

@@ -554,7 +554,7 @@ pub fn create_session_row(
     let mut attempt = 0;
     let id = loop {
         attempt += 1;
-        let id = format!("op_{}", crate::ops::credentials::random_hex(6));
+        let id = format!("op_{}", crate::crypto::random_hex(6));
         match db.create_operator_session(&id, &user.id, model.as_deref()) {
             Ok(()) => break id,
             Err(e) if e.kind == Kind::Conflict && attempt < 5 => continue,

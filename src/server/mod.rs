@@ -8,6 +8,7 @@
 //! ([`REQUEST_TIMEOUT`], not on `/api/chat`, whose SSE streams run as long
 //! as the turn) → routes. Authentication is the [`extract::Caller`] extractor.
 
+pub mod access_log;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -269,7 +270,7 @@ async fn shutdown_signal() {
 pub async fn run(app: App, opts: Options) -> Result<()> {
     let st = Arc::new(ServerState::new(
         app,
-        middleware::AccessLog::stderr(),
+        access_log::AccessLog::stderr(),
         opts.read_timeout,
     )?);
     // The constant-time path for unknown users needs its dummy hash: make it now.

@@ -169,7 +169,7 @@ pub struct ServerState {
     revoked: RwLock<HashMap<String, i64>>,
     has_revoked: AtomicBool,
     pub shutting_down: AtomicBool,
-    pub log: super::middleware::AccessLog,
+    pub log: super::access_log::AccessLog,
     /// How long a request's headers and then its body may take to arrive.
     pub read_timeout: std::time::Duration,
 }
@@ -178,11 +178,11 @@ impl ServerState {
     /// Needs a valid JWT secret (`serve` refuses to start without one).
     pub fn new(
         app: App,
-        log: super::middleware::AccessLog,
+        log: super::access_log::AccessLog,
         read_timeout: std::time::Duration,
     ) -> Result<ServerState> {
         let secret = app.cfg.jwt_secret(&app.home)?;
-        let hermes = HermesClient::from_app(&app).map_err(|e| e.message);
+        let hermes = HermesClient::from_config(&app.home, &app.cfg.config).map_err(|e| e.message);
         let trusted = app
             .cfg
             .config

@@ -247,7 +247,7 @@ impl UserStore {
     }
 
     pub fn insert(&self, username: &str, role: Role, password_hash: &str) -> Result<User> {
-        let id = format!("u_{}", crate::ops::credentials::random_hex(8));
+        let id = format!("u_{}", crate::crypto::random_hex(8));
         let now = now_rfc3339();
         let r = with_immediate(&self.conn, &self.path, "adding user", |tx| {
             tx.execute(
@@ -363,7 +363,7 @@ impl UserStore {
         amount: f64,
         limit: f64,
     ) -> Result<std::result::Result<String, f64>> {
-        let id = format!("sp_{}", crate::ops::credentials::random_hex(8));
+        let id = format!("sp_{}", crate::crypto::random_hex(8));
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "reserving budget", |tx| {
             let used: f64 = tx.query_row(
@@ -428,7 +428,7 @@ impl UserStore {
         token_version: i64,
         expires_at: i64,
     ) -> Result<String> {
-        let id = format!("rt_{}", crate::ops::credentials::random_hex(8));
+        let id = format!("rt_{}", crate::crypto::random_hex(8));
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "storing a refresh token", |tx| {
             tx.execute(
@@ -453,7 +453,7 @@ impl UserStore {
         now_epoch: i64,
     ) -> Result<RefreshUse> {
         let now = now_rfc3339();
-        let new_id = format!("rt_{}", crate::ops::credentials::random_hex(8));
+        let new_id = format!("rt_{}", crate::crypto::random_hex(8));
         with_immediate(&self.conn, &self.path, "rotating a refresh token", |tx| {
             let row = tx
                 .query_row(

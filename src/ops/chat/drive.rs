@@ -33,11 +33,7 @@ pub(super) async fn drive(
     let mut waited = std::time::Duration::ZERO;
     let t_wait = Instant::now();
     // One key per turn: a retried POST after a lost answer starts no second run.
-    let idem_key = format!(
-        "hop-{}-{}",
-        turn.session_id,
-        crate::ops::credentials::random_hex(12)
-    );
+    let idem_key = format!("hop-{}-{}", turn.session_id, crate::crypto::random_hex(12));
     let started_run = client
         .start_run(
             &RunRequest {

@@ -70,6 +70,8 @@ pub const ALLOWLIST_FILE: &str = "shell-hooks-allowlist.json";
 pub const MARKER: &str =
     "# hermes-operator: tool policy and live audit events (hermes-operator hook install)";
 
+pub use crate::process::{sh_quote, sh_split};
+
 // The seams: what a tool call may do (policy), answering Hermes (handler),
 // the `hook` command line, planning and editing Hermes' config.yaml, its
 // allowlist, install/uninstall/status (apply), and the dry-run diff.

@@ -1,6 +1,7 @@
 //! The schedule: a marked line in the user crontab.
 
 use super::*;
+use crate::process::sh_quote;
 
 /// Validate a 5-field cron expression (numbers, `*`, ranges, steps, lists,
 /// month and weekday names). Returns it with single spaces.
@@ -79,7 +80,7 @@ pub fn cron_line(home: &Home, expr: &str) -> Result<String> {
     }
     Ok(format!(
         "{expr} {} {CRON_MARKER}{}",
-        crate::ops::hooks::sh_quote(&s),
+        crate::process::sh_quote(&s),
         root.to_string_lossy()
     ))
 }
@@ -163,11 +164,8 @@ pub fn schedule(app: &App, expr: &str) -> Result<ScheduleChange> {
     let script = auto_update_script(home);
     let script_created = !script.exists();
     if script_created {
-        let exe = crate::ops::install::current_exe()?;
-        crate::ops::install::write_script(
-            &script,
-            &crate::ops::install::auto_update_sh(home, &exe),
-        )?;
+        let exe = crate::process::current_exe()?;
+        crate::home::write_script(&script, &crate::ops::update::auto_update_sh(home, &exe))?;
     }
     let table = read_crontab()?;
     let m = marker(home);
@@ -228,4 +226,30 @@ pub fn unschedule(app: &App) -> Result<ScheduleChange> {
         script: auto_update_script(home).display().to_string(),
         script_created: false,
     })
+}
+
+/// `scripts/operator/auto_update.sh`: what the schedule runs (cron has a
+/// minimal PATH and no terminal). Exit codes: see `hermes-operator update --help`.
+pub fn auto_update_sh(home: &Home, exe: &Path) -> String {
+    let root = abs_home(home);
+    let log = root.join("profiles/operator/logs/auto_update.log");
+    format!(
+        "#!/bin/sh\n\
+         # hermes-operator: unattended Hermes update (written by `hermes-operator install`;\n\
+         # scheduled by `hermes-operator update schedule`). One JSON report per run is\n\
+         # appended to logs/auto_update.log; Hermes' own output goes to logs/update.log.\n\
+         # Exit: 0 updated/up to date, 6 another update running, 9 state.db incompatible,\n\
+         # 11 update failed, 12 restart or health check failed.\n\
+         set -u\n\
+         export HERMES_HOME={root}\n\
+         export HERMES_OPERATOR_TRIGGER=cron\n\
+         export PATH=\"$HOME/.local/bin:$PATH\"\n\
+         umask 077\n\
+         mkdir -p {logdir}\n\
+         exec {exe} --hermes-home {root} --json update --yes >> {log} 2>&1\n",
+        root = sh_quote(&root.to_string_lossy()),
+        exe = sh_quote(&exe.to_string_lossy()),
+        logdir = sh_quote(&root.join("profiles/operator/logs").to_string_lossy()),
+        log = sh_quote(&log.to_string_lossy()),
+    )
 }
