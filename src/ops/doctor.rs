@@ -95,23 +95,74 @@ fn err_text(e: &crate::Error) -> String {
     }
 }
 
+/// What the checks after the config see.
+struct Ctx<'a> {
+    app: App,
+    systemd_dir: Option<&'a Path>,
+    /// Set by `hermes_install`; the hook check reads it.
+    hermes_version: Option<crate::hermes::install::HermesVersion>,
+}
+
+type CheckFn = fn(&mut Checks, &mut Ctx);
+
+/// The checks, in the order `doctor` prints them (after `hermes_home` and
+/// `config`, which the others need).
+const CHECKS: &[CheckFn] = &[
+    |c, x| directories(c, x),
+    |c, x| file_permissions(c, x),
+    |c, x| secrets(c, x),
+    |c, x| admin(c, x),
+    |c, x| state_db(c, x),
+    |c, x| {
+        x.hermes_version = hermes_install(c, &x.app.home, &x.app.cfg.config);
+    },
+    |c, x| hermes_api(c, &x.app),
+    |c, x| hook(c, x),
+    |c, x| serve_port(c, &x.app.cfg.config),
+    |c, x| service_files(c, x),
+    |c, x| last_update(c, &x.app),
+    |c, x| audit_chain(c, x),
+];
+
 /// Run every check. `systemd_dir` is where `install` puts the unit.
 pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     let mut c = Checks(Vec::new());
+    if !hermes_home(&mut c, home) {
+        return finish(home, c);
+    }
+    let loaded = config_check(&mut c, home);
+    let mut x = Ctx {
+        app: App {
+            home: home.clone(),
+            cfg: loaded,
+            actor: Actor::cli(),
+        },
+        systemd_dir,
+        hermes_version: None,
+    };
+    for check in CHECKS {
+        check(&mut c, &mut x);
+    }
+    finish(home, c)
+}
 
-    // 1. HERMES_HOME
+/// HERMES_HOME exists and is a directory; nothing else can be checked without it.
+fn hermes_home(c: &mut Checks, home: &Home) -> bool {
     if let Err(e) = home.require() {
         c.fail(
             "hermes_home",
             e.message.clone(),
             e.hint.clone().unwrap_or_default(),
         );
-        return finish(home, c);
+        return false;
     }
     c.pass("hermes_home", home.root.display().to_string());
+    true
+}
 
-    // 2. config
-    let loaded = match config::load(home) {
+/// The operator's config.yaml: valid, with warnings, or missing (defaults).
+fn config_check(c: &mut Checks, home: &Home) -> Loaded {
+    match config::load(home) {
         Ok(l) => {
             if !l.warnings.is_empty() {
                 c.warn(
@@ -150,15 +201,12 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
                 warnings: vec![],
             }
         }
-    };
-    let app = App {
-        home: home.clone(),
-        cfg: loaded,
-        actor: Actor::cli(),
-    };
-    let cfg = &app.cfg.config;
+    }
+}
 
-    // 3. directories
+/// The operator's directories exist and are private (0700).
+fn directories(c: &mut Checks, x: &Ctx) {
+    let home = &x.app.home;
     let mut missing = Vec::new();
     let mut open = Vec::new();
     for d in [
@@ -191,8 +239,11 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
             "profiles/operator, logs, plugins/operator, scripts/operator exist with mode 700",
         );
     }
+}
 
-    // 4. file permissions
+/// Secrets, keys and databases are 0600.
+fn file_permissions(c: &mut Checks, x: &Ctx) {
+    let home = &x.app.home;
     let mut loose = Vec::new();
     let mut secret_files = vec![
         home.operator_env(),
@@ -222,9 +273,13 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
             "chmod 600 each file named",
         );
     }
+}
 
-    // 5. secrets
-    match app.cfg.jwt_secret(home) {
+/// The JWT secret, Hermes' API key and the audit signing key.
+fn secrets(c: &mut Checks, x: &Ctx) {
+    let home = &x.app.home;
+    let cfg = &x.app.cfg.config;
+    match x.app.cfg.jwt_secret(home) {
         Ok(s) => {
             let distinct: std::collections::HashSet<&u8> = s.iter().collect();
             if distinct.len() < 12 {
@@ -277,8 +332,11 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
             "restore profiles/operator/audit_signing.* from backups/operator_*",
         ),
     }
+}
 
-    // 6. accounts
+/// An enabled admin account exists.
+fn admin(c: &mut Checks, x: &Ctx) {
+    let home = &x.app.home;
     match crate::ops::install::admin_exists(home) {
         Ok(Some(name)) => c.pass("admin", format!("enabled admin: {name}")),
         Ok(None) if !home.users_db().exists() => c.fail(
@@ -297,8 +355,12 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
             "restore users.db from backups/operator_*",
         ),
     }
+}
 
-    // 7. state.db
+/// state.db has every column the operator uses.
+fn state_db(c: &mut Checks, x: &Ctx) {
+    let home = &x.app.home;
+    let app = &x.app;
     match app.state_ro() {
         Ok(_) => c.pass(
             "state_db",
@@ -315,27 +377,26 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
                 .unwrap_or_else(|| "start Hermes once so it creates and migrates state.db".into()),
         ),
     }
+}
 
-    // 8. Hermes installation
-    let hermes_version = hermes_install(&mut c, home, cfg);
-
-    // 9. Hermes' API server
-    hermes_api(&mut c, &app);
-
-    // 10. hook
-    match crate::ops::hooks::hook_command(home).and_then(|cmd| crate::ops::hooks::status(home, &cmd, hermes_version.as_ref())) {
+/// The shell hook is installed (and fails closed where Hermes can).
+fn hook(c: &mut Checks, x: &Ctx) {
+    let home = &x.app.home;
+    match crate::ops::hooks::hook_command(home).and_then(|cmd| crate::ops::hooks::status(home, &cmd, x.hermes_version.as_ref())) {
         Ok(st) if st.state == "installed" && st.problems.is_empty() => c.pass("hook", format!("installed in {}{}", st.config_path.display(), if st.fails_closed == Some(true) { "; a hook that cannot run blocks the tool (fail_closed)" } else { "" })),
         Ok(st) if st.state == "installed" => c.warn("hook", format!("installed, but: {}", st.problems.join("; ")), "see `hermes-operator hook status`"),
         Ok(st) if st.state == "missing" => c.warn("hook", format!("not installed in {}: agent.enabled_toolsets is not enforced and tool events are not recorded live", st.config_path.display()), "hermes-operator hook install"),
         Ok(st) => c.warn("hook", format!("{}: {}", st.state, st.problems.join("; ")), "hermes-operator hook install"),
         Err(e) => c.warn("hook", format!("unknown: {}", e.message), "hermes-operator hook status"),
     }
+}
 
-    // 11. serve port
-    serve_port(&mut c, cfg);
-
-    // 12. service files
-    let unit = systemd_dir.map(|d| d.join(crate::ops::install::UNIT_NAME));
+/// start.sh, auto_update.sh and the systemd unit are in place.
+fn service_files(c: &mut Checks, x: &Ctx) {
+    let home = &x.app.home;
+    let unit = x
+        .systemd_dir
+        .map(|d| d.join(crate::ops::install::UNIT_NAME));
     let scripts = [
         home.scripts_dir().join("start.sh"),
         crate::ops::update::auto_update_script(home),
@@ -362,21 +423,21 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
             "hermes-operator install",
         );
     }
+}
 
-    // 13. last update
-    last_update(&mut c, &app);
-
-    // 14. audit chain
+/// The event log's hash chain and checkpoints verify.
+fn audit_chain(c: &mut Checks, x: &Ctx) {
+    let home = &x.app.home;
+    let app = &x.app;
     if !home.events_db().exists() {
         c.warn("audit_chain", "no events.db yet", "hermes-operator install");
     } else {
-        match crate::ops::audit::integrity::verify_home(&app, &[]) {
+        match crate::ops::audit::integrity::verify_home(app, &[]) {
             Ok(r) if r.ok => c.pass("audit_chain", format!("{} event(s) verified, {} checkpoint(s) matched", r.events, r.checkpoints_checked)),
             Ok(r) => c.fail("audit_chain", r.problem.map(|p| p.message).unwrap_or_default(), "hermes-operator audit verify; keep the file as evidence and compare with backups/operator_*"),
             Err(e) => c.fail("audit_chain", err_text(&e), "hermes-operator audit verify"),
         }
     }
-    finish(home, c)
 }
 
 fn finish(home: &Home, c: Checks) -> Report {
