@@ -275,238 +275,15 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
         std::process::id()
     );
 
-    let outcome = (|| -> Result<()> {
-        let inst = locate_hermes(home, cfg.update.hermes_command.as_deref())?;
-        report.hermes_command = inst.command.display().to_string();
-        progress(&format!("Hermes: {}", inst.command.display()));
-        let before = detect_version(home, &inst)?;
-        report.version_before = Some(before.clone());
-        progress(&format!(
-            "Hermes {} installed; checking the package index",
-            before.display()
-        ));
-        report.install_kind = Some(before.method.clone());
-        let track = Track::from_config(cfg);
-        let checkout = before.checkout.clone().filter(|_| before.method == "git");
-        if checkout.is_some() {
-            if track.channel.is_some() && !has_channels(&before) {
-                return Err(Error::new(
-                    Kind::UpdateFailed,
-                    format!(
-                        "update.channel is set, but Hermes {} has no release channels (0.22 and later do)",
-                        before.version
-                    ),
-                )
-                .hint("remove update.channel, or use update.branch"));
-            }
-            report.branch = Some(track.branch().to_string());
-            report.channel = track.channel.clone();
-        }
-        let avail = check_available(home, &inst, &before, &track);
-        let _ = writeln!(
-            log,
-            "installed: {} ({}); index: {} — {}",
-            before.display(),
-            before.source,
-            avail.source,
-            avail.detail
-        );
-        report.availability = Some(avail.clone());
-
-        progress("backing up the operator's data");
-        let backup = make_backup(
-            home,
-            json!({"hermes_version_before": before.version, "revision_before": before.revision}),
-        )?;
-        let _ = writeln!(log, "backup: {}", backup.dir.display());
-        report.backup = Some(backup.dir.display().to_string());
-        report.backup_files = backup.files.clone();
-        report.backups_removed = prune_backups(home, cfg.update.keep_backups as usize)?
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-
-        progress(&format!(
-            "running `{} update --yes` (output: {})",
-            inst.command.display(),
-            report.log
-        ));
-        let _ = writeln!(log, "--- {} update --yes ---", inst.command.display());
-        let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
-        // Read-only: what the checkout holds that is not committed.
-        let git_before = match &checkout {
-            Some(c) => {
-                let changes = crate::hermes::git::local_changes(c)?;
-                let stashes = crate::hermes::git::stashes(c)?;
-                if !changes.is_empty() {
-                    progress(&format!(
-                        "{} local change(s) in {}; Hermes stashes and restores them",
-                        changes.len(),
-                        c.display()
-                    ));
-                }
-                let _ = writeln!(log, "local changes before: {changes:?}");
-                Some((changes, stashes))
-            }
-            None => None,
-        };
-        let mut cmd = Command::new(&inst.command);
-        cmd.args(["update", "--yes"]);
-        if checkout.is_some() {
-            cmd.args(track.args());
-        }
-        cmd.env("HERMES_HOME", &home.root)
-            .env("NO_COLOR", "1")
-            .env("PYTHONUNBUFFERED", "1");
-        let status = run_logged(cmd, &log, Duration::from_secs(cfg.update.timeout_seconds))
-            .map_err(|e| {
-                Error::new(
-                    Kind::UpdateFailed,
-                    format!("cannot run {} update: {e}", inst.command.display()),
-                )
-            })?;
-        report.timed_out = status.is_none();
-        report.hermes_update_exit = status.and_then(|s| s.code());
-        let output = read_from(&log_path(home), offset);
-        let _ = writeln!(
-            log,
-            "--- hermes update {} ---",
-            match status {
-                Some(s) => format!("exited {s}"),
-                None => format!("timed out after {} s", cfg.update.timeout_seconds),
-            }
-        );
-        let after = detect_version(home, &inst).ok();
-        report.version_after = after.clone();
-        report.receipt = read_receipt(home, started_clock);
-        let (mut result, reason) = classify(
-            &before,
-            after.as_ref(),
-            status.is_some_and(|s| s.success()),
-            report.timed_out,
-            &output,
-            Some(&avail),
-        );
-        report.reason = reason;
-        if report.hermes_update_exit == Some(2) {
-            // 0.21+: "refused: image-managed install" (HERMES_NOTES "Update").
-            result = "failed";
-            report.reason = Some(format!(
-                "Hermes refused to update this install (exit 2, image-managed): {}",
-                last_line(&output)
-            ));
-        } else if let Some(outcome) = report.receipt.as_ref().and_then(|r| r["outcome"].as_str()) {
-            if matches!(outcome, "failed" | "refused") && result != "failed" {
-                result = "failed";
-                report.reason = Some(format!("Hermes' update receipt says {outcome}"));
-            }
-        }
-        let mut changes_lost = false;
-        if let (Some(c), Some((changes, stashes))) = (&checkout, git_before) {
-            let after_changes = crate::hermes::git::local_changes(c).unwrap_or_default();
-            let after_stashes = crate::hermes::git::stashes(c).unwrap_or_default();
-            let lc = compare_changes(changes, after_changes, &stashes, &after_stashes);
-            let _ = writeln!(
-                log,
-                "local changes after: {:?} (stash: {:?})",
-                lc.after, lc.stash
-            );
-            if !lc.kept {
-                changes_lost = true;
-                let why = match &lc.stash {
-                    Some(st) => format!(
-                        "Hermes did not restore local changes to {} ({}): they are in its stash `{st}`; see them with `git -C {} stash show -p stash@{{0}}`",
-                        c.display(),
-                        lc.not_restored.join(", "),
-                        c.display()
-                    ),
-                    None => format!(
-                        "local changes to {} are gone after `hermes update` and no stash holds them: {}",
-                        c.display(),
-                        lc.not_restored.join(", ")
-                    ),
-                };
-                report.reason = Some(match report.reason.take() {
-                    Some(r) => format!("{r}; {why}"),
-                    None => why,
-                });
-            }
-            report.local_changes = Some(lc);
-        }
-
-        progress("probing state.db's schema");
-        let schema = probe_schema(home, &inst);
-        if !schema.compatible && result != "failed" {
-            result = "incompatible";
-            report.reason = Some(format!(
-                "state.db schema incompatible with this hermes-operator: {}",
-                schema.problems.join("; ")
-            ));
-        }
-        report.schema = Some(schema);
-
-        progress("verifying the operator's files against the backup");
-        let files = verify_operator_files(home, &backup);
-        report.files = Some(files.clone());
-        report.result = result.to_string();
-
-        // Restart only when something changed and the result is usable.
-        let changed = result == "updated" || !files.restored.is_empty();
-        let skip = if opts.no_restart {
-            Some("--no-restart")
-        } else if result == "failed" || result == "incompatible" {
-            Some(result)
-        } else if !changed {
-            Some("up_to_date")
-        } else {
-            None
-        };
-        let restart_cmd = cfg.update.restart_command.clone();
-        let mut healthy = true;
-        match skip {
-            Some(why) => report.restart = Some(Restart::skipped(&restart_cmd, why)),
-            None => {
-                progress(&format!("restarting: {restart_cmd}"));
-                let r = run_restart(home, &restart_cmd, &log);
-                healthy &= r.ok;
-                report.restart = Some(r);
-            }
-        }
-        if !opts.no_restart && (result == "updated" || result == "up_to_date") {
-            let url = cfg.health_url();
-            progress(&format!("health check: GET {url}"));
-            let h = health_check(&url, HEALTH_DEADLINE);
-            let _ = writeln!(
-                log,
-                "health {url}: {} ({})",
-                if h.ok { "ok" } else { "FAILED" },
-                h.detail
-            );
-            healthy &= h.ok;
-            report.health = Some(h);
-        }
-        if !healthy && report.reason.is_none() {
-            report.reason = Some(match (&report.restart, &report.health) {
-                (Some(r), _) if r.ran && !r.ok => {
-                    format!("the restart command `{}` failed", r.command)
-                }
-                (_, Some(h)) => format!("the health check of {} failed: {}", h.url, h.detail),
-                _ => "unhealthy".into(),
-            });
-        }
-        if !files.problems.is_empty() {
-            report.reason = Some(files.problems.join("; "));
-        }
-        report.exit_code = exit_code_for(result, healthy);
-        if changes_lost && report.exit_code == 0 {
-            // Hermes itself may be fine, but someone's edits need attention.
-            report.exit_code = Kind::UpdateFailed.exit_code();
-        }
-        if !files.problems.is_empty() {
-            report.exit_code = Kind::Integrity.exit_code();
-        }
-        Ok(())
-    })();
+    let outcome = Steps {
+        app,
+        opts,
+        progress,
+        report: &mut report,
+        log: &mut log,
+        started_clock,
+    }
+    .all();
     if let Err(e) = outcome {
         report.result = "failed".into();
         report.exit_code = Kind::UpdateFailed.exit_code();
@@ -596,4 +373,356 @@ pub(super) fn read_from(path: &Path, offset: u64) -> String {
         }
     }
     String::from_utf8_lossy(&s).into_owned()
+}
+
+/// The steps of one run between `update_started` and `update_finished`;
+/// each fills its part of the report. An `Err` ends the run as `failed`.
+struct Steps<'a> {
+    app: &'a App,
+    opts: &'a Options,
+    progress: &'a dyn Fn(&str),
+    report: &'a mut Report,
+    log: &'a mut File,
+    started_clock: std::time::SystemTime,
+}
+
+/// Local changes and stashes of a git install's checkout before the update.
+type GitBefore = Option<(Vec<String>, Vec<String>)>;
+
+impl Steps<'_> {
+    fn all(mut self) -> Result<()> {
+        let (inst, before, track, checkout) = self.locate()?;
+        let avail = self.availability(&inst, &before, &track);
+        let backup = self.backup(&before)?;
+        let git_before = self.git_before(checkout.as_deref())?;
+        let (status, output) = self.hermes_update(&inst, checkout.is_some(), &track)?;
+        let result = self.classify(&inst, &before, status, &output, &avail);
+        let changes_lost = self.local_changes_after(checkout.as_deref(), git_before);
+        let result = self.schema(&inst, result);
+        let files = self.files(&backup, result);
+        let healthy = self.restart_and_health(result, &files);
+        self.exit_code(result, healthy, changes_lost, &files);
+        Ok(())
+    }
+
+    /// Find Hermes and read its version; the branch/channel a git install follows.
+    fn locate(&mut self) -> Result<(HermesInstall, HermesVersion, Track, Option<PathBuf>)> {
+        let (home, cfg) = (&self.app.home, &self.app.cfg.config);
+        let inst = locate_hermes(home, cfg.update.hermes_command.as_deref())?;
+        self.report.hermes_command = inst.command.display().to_string();
+        (self.progress)(&format!("Hermes: {}", inst.command.display()));
+        let before = detect_version(home, &inst)?;
+        self.report.version_before = Some(before.clone());
+        (self.progress)(&format!(
+            "Hermes {} installed; checking the package index",
+            before.display()
+        ));
+        self.report.install_kind = Some(before.method.clone());
+        let track = Track::from_config(cfg);
+        let checkout = before.checkout.clone().filter(|_| before.method == "git");
+        if checkout.is_some() {
+            if track.channel.is_some() && !has_channels(&before) {
+                return Err(Error::new(
+                Kind::UpdateFailed,
+                format!(
+                    "update.channel is set, but Hermes {} has no release channels (0.22 and later do)",
+                    before.version
+                ),
+            )
+            .hint("remove update.channel, or use update.branch"));
+            }
+            self.report.branch = Some(track.branch().to_string());
+            self.report.channel = track.channel.clone();
+        }
+        Ok((inst, before, track, checkout))
+    }
+
+    /// What the package index or the git remote offers.
+    fn availability(
+        &mut self,
+        inst: &HermesInstall,
+        before: &HermesVersion,
+        track: &Track,
+    ) -> Availability {
+        let home = &self.app.home;
+        let avail = check_available(home, inst, before, track);
+        let _ = writeln!(
+            self.log,
+            "installed: {} ({}); index: {} — {}",
+            before.display(),
+            before.source,
+            avail.source,
+            avail.detail
+        );
+        self.report.availability = Some(avail.clone());
+
+        avail
+    }
+
+    /// Back up the operator's data and prune old backups.
+    fn backup(&mut self, before: &HermesVersion) -> Result<Backup> {
+        let (home, cfg) = (&self.app.home, &self.app.cfg.config);
+        (self.progress)("backing up the operator's data");
+        let backup = make_backup(
+            home,
+            json!({"hermes_version_before": before.version, "revision_before": before.revision}),
+        )?;
+        let _ = writeln!(self.log, "backup: {}", backup.dir.display());
+        self.report.backup = Some(backup.dir.display().to_string());
+        self.report.backup_files = backup.files.clone();
+        self.report.backups_removed = prune_backups(home, cfg.update.keep_backups as usize)?
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+
+        Ok(backup)
+    }
+
+    /// Read-only: what a git checkout holds that is not committed.
+    fn git_before(&mut self, checkout: Option<&Path>) -> Result<GitBefore> {
+        Ok(match checkout {
+            Some(c) => {
+                let changes = crate::hermes::git::local_changes(c)?;
+                let stashes = crate::hermes::git::stashes(c)?;
+                if !changes.is_empty() {
+                    (self.progress)(&format!(
+                        "{} local change(s) in {}; Hermes stashes and restores them",
+                        changes.len(),
+                        c.display()
+                    ));
+                }
+                let _ = writeln!(self.log, "local changes before: {changes:?}");
+                Some((changes, stashes))
+            }
+            None => None,
+        })
+    }
+
+    /// Hermes' own `hermes update --yes`, its output appended to the log.
+    fn hermes_update(
+        &mut self,
+        inst: &HermesInstall,
+        git: bool,
+        track: &Track,
+    ) -> Result<(Option<std::process::ExitStatus>, String)> {
+        let (home, cfg) = (&self.app.home, &self.app.cfg.config);
+        (self.progress)(&format!(
+            "running `{} update --yes` (output: {})",
+            inst.command.display(),
+            self.report.log
+        ));
+        let _ = writeln!(self.log, "--- {} update --yes ---", inst.command.display());
+        let offset = self.log.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut cmd = Command::new(&inst.command);
+        cmd.args(["update", "--yes"]);
+        if git {
+            cmd.args(track.args());
+        }
+        cmd.env("HERMES_HOME", &home.root)
+            .env("NO_COLOR", "1")
+            .env("PYTHONUNBUFFERED", "1");
+        let status = run_logged(
+            cmd,
+            self.log,
+            Duration::from_secs(cfg.update.timeout_seconds),
+        )
+        .map_err(|e| {
+            Error::new(
+                Kind::UpdateFailed,
+                format!("cannot run {} update: {e}", inst.command.display()),
+            )
+        })?;
+        self.report.timed_out = status.is_none();
+        self.report.hermes_update_exit = status.and_then(|s| s.code());
+        let output = read_from(&log_path(home), offset);
+        let _ = writeln!(
+            self.log,
+            "--- hermes update {} ---",
+            match status {
+                Some(s) => format!("exited {s}"),
+                None => format!("timed out after {} s", cfg.update.timeout_seconds),
+            }
+        );
+        Ok((status, output))
+    }
+
+    /// Version after, Hermes' receipt, and what the run came to.
+    fn classify(
+        &mut self,
+        inst: &HermesInstall,
+        before: &HermesVersion,
+        status: Option<std::process::ExitStatus>,
+        output: &str,
+        avail: &Availability,
+    ) -> &'static str {
+        let home = &self.app.home;
+        let after = detect_version(home, inst).ok();
+        self.report.version_after = after.clone();
+        self.report.receipt = read_receipt(home, self.started_clock);
+        let (mut result, reason) = classify(
+            before,
+            after.as_ref(),
+            status.is_some_and(|s| s.success()),
+            self.report.timed_out,
+            output,
+            Some(avail),
+        );
+        self.report.reason = reason;
+        if self.report.hermes_update_exit == Some(2) {
+            // 0.21+: "refused: image-managed install" (HERMES_NOTES "Update").
+            result = "failed";
+            self.report.reason = Some(format!(
+                "Hermes refused to update this install (exit 2, image-managed): {}",
+                last_line(output)
+            ));
+        } else if let Some(outcome) = self
+            .report
+            .receipt
+            .as_ref()
+            .and_then(|r| r["outcome"].as_str())
+        {
+            if matches!(outcome, "failed" | "refused") && result != "failed" {
+                result = "failed";
+                self.report.reason = Some(format!("Hermes' update receipt says {outcome}"));
+            }
+        }
+        result
+    }
+
+    /// Git installs: were the local changes restored, or left in a stash?
+    fn local_changes_after(&mut self, checkout: Option<&Path>, git_before: GitBefore) -> bool {
+        let mut changes_lost = false;
+        if let (Some(c), Some((changes, stashes))) = (checkout, git_before) {
+            let after_changes = crate::hermes::git::local_changes(c).unwrap_or_default();
+            let after_stashes = crate::hermes::git::stashes(c).unwrap_or_default();
+            let lc = compare_changes(changes, after_changes, &stashes, &after_stashes);
+            let _ = writeln!(
+                self.log,
+                "local changes after: {:?} (stash: {:?})",
+                lc.after, lc.stash
+            );
+            if !lc.kept {
+                changes_lost = true;
+                let why = match &lc.stash {
+                Some(st) => format!(
+                    "Hermes did not restore local changes to {} ({}): they are in its stash `{st}`; see them with `git -C {} stash show -p stash@{{0}}`",
+                    c.display(),
+                    lc.not_restored.join(", "),
+                    c.display()
+                ),
+                None => format!(
+                    "local changes to {} are gone after `hermes update` and no stash holds them: {}",
+                    c.display(),
+                    lc.not_restored.join(", ")
+                ),
+            };
+                self.report.reason = Some(match self.report.reason.take() {
+                    Some(r) => format!("{r}; {why}"),
+                    None => why,
+                });
+            }
+            self.report.local_changes = Some(lc);
+        }
+
+        changes_lost
+    }
+
+    /// A state.db the installed Hermes writes must still suit the operator.
+    fn schema(&mut self, inst: &HermesInstall, mut result: &'static str) -> &'static str {
+        let home = &self.app.home;
+        (self.progress)("probing state.db's schema");
+        let schema = probe_schema(home, inst);
+        if !schema.compatible && result != "failed" {
+            result = "incompatible";
+            self.report.reason = Some(format!(
+                "state.db schema incompatible with this hermes-operator: {}",
+                schema.problems.join("; ")
+            ));
+        }
+        self.report.schema = Some(schema);
+
+        result
+    }
+
+    /// The operator's files compared with the backup (restored if changed).
+    fn files(&mut self, backup: &Backup, result: &'static str) -> FilesCheck {
+        let home = &self.app.home;
+        (self.progress)("verifying the operator's files against the backup");
+        let files = verify_operator_files(home, backup);
+        self.report.files = Some(files.clone());
+        self.report.result = result.to_string();
+
+        files
+    }
+
+    /// Restart only when something changed and the result is usable; then
+    /// the health check. Whether the service is healthy.
+    fn restart_and_health(&mut self, result: &'static str, files: &FilesCheck) -> bool {
+        let (home, cfg) = (&self.app.home, &self.app.cfg.config);
+        // Restart only when something changed and the result is usable.
+        let changed = result == "updated" || !files.restored.is_empty();
+        let skip = if self.opts.no_restart {
+            Some("--no-restart")
+        } else if result == "failed" || result == "incompatible" {
+            Some(result)
+        } else if !changed {
+            Some("up_to_date")
+        } else {
+            None
+        };
+        let restart_cmd = cfg.update.restart_command.clone();
+        let mut healthy = true;
+        match skip {
+            Some(why) => self.report.restart = Some(Restart::skipped(&restart_cmd, why)),
+            None => {
+                (self.progress)(&format!("restarting: {restart_cmd}"));
+                let r = run_restart(home, &restart_cmd, self.log);
+                healthy &= r.ok;
+                self.report.restart = Some(r);
+            }
+        }
+        if !self.opts.no_restart && (result == "updated" || result == "up_to_date") {
+            let url = cfg.health_url();
+            (self.progress)(&format!("health check: GET {url}"));
+            let h = health_check(&url, HEALTH_DEADLINE);
+            let _ = writeln!(
+                self.log,
+                "health {url}: {} ({})",
+                if h.ok { "ok" } else { "FAILED" },
+                h.detail
+            );
+            healthy &= h.ok;
+            self.report.health = Some(h);
+        }
+        if !healthy && self.report.reason.is_none() {
+            self.report.reason = Some(match (&self.report.restart, &self.report.health) {
+                (Some(r), _) if r.ran && !r.ok => {
+                    format!("the restart command `{}` failed", r.command)
+                }
+                (_, Some(h)) => format!("the health check of {} failed: {}", h.url, h.detail),
+                _ => "unhealthy".into(),
+            });
+        }
+        if !files.problems.is_empty() {
+            self.report.reason = Some(files.problems.join("; "));
+        }
+        healthy
+    }
+
+    fn exit_code(
+        &mut self,
+        result: &'static str,
+        healthy: bool,
+        changes_lost: bool,
+        files: &FilesCheck,
+    ) {
+        self.report.exit_code = exit_code_for(result, healthy);
+        if changes_lost && self.report.exit_code == 0 {
+            // Hermes itself may be fine, but someone's edits need attention.
+            self.report.exit_code = Kind::UpdateFailed.exit_code();
+        }
+        if !files.problems.is_empty() {
+            self.report.exit_code = Kind::Integrity.exit_code();
+        }
+    }
 }
