@@ -1,4 +1,4 @@
-//! The context every command and (later) every HTTP handler works in:
+//! The context every command and every HTTP handler works in:
 //! HERMES_HOME, the loaded config, who is acting, and the stores.
 
 use crate::config::{self, Loaded};

@@ -1,4 +1,4 @@
-//! `profiles/operator/config.yaml` and `profiles/operator/.env` (SPEC §3).
+//! `profiles/operator/config.yaml` and `profiles/operator/.env` (docs/design.md §3).
 //!
 //! A missing config file means defaults. A wrong type or value is a
 //! [`Kind::Config`](crate::error::Kind::Config) error naming the file, the key

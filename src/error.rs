@@ -55,7 +55,7 @@ impl Kind {
         }
     }
 
-    /// Stable machine-readable code used in `--json` errors (and HTTP errors later).
+    /// Stable machine-readable code used in `--json` and HTTP errors.
     pub fn code(self) -> &'static str {
         match self {
             Kind::Internal => "internal",

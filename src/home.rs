@@ -1,4 +1,4 @@
-//! Where things live under HERMES_HOME (SPEC §2), and the few file-system
+//! Where things live under HERMES_HOME (docs/design.md §2), and the few file-system
 //! rules every store follows: directories 0700, secrets 0600, never create
 //! Hermes' own files.
 

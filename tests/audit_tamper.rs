@@ -1,4 +1,4 @@
-//! The event log's integrity promises (SPEC §7): `audit verify` detects an
+//! The event log's integrity promises (docs/design.md §7): `audit verify` detects an
 //! edited byte, a deleted event, an inserted event, two swapped events, and —
 //! given an exported checkpoint — a truncated tail and a rebuilt log; it
 //! names the first bad event and exits with the integrity code (3).

@@ -1,4 +1,4 @@
-//! `hermes-operator chat` (SPEC §6-7) against the REAL Hermes Agent 0.19.0
+//! `hermes-operator chat` (docs/design.md §6-7) against the REAL Hermes Agent 0.19.0
 //! gateway (API server) and our fake model (tests/common/gateway.rs,
 //! tests/fixtures/fake_model.py).
 //!

@@ -1,4 +1,4 @@
-//! The authorization matrix of `hermes-operator serve` (SPEC §4, §9): every
+//! The authorization matrix of `hermes-operator serve` (docs/design.md §4, §9): every
 //! route × every kind of caller × own vs another user's session → the exact
 //! status, and never another user's data in a body.
 //!

@@ -226,7 +226,7 @@ fn tokens_need_a_real_secret_and_carry_the_token_version() {
     assert_eq!(code(&o), 8);
     assert!(stderr(&o).contains("API_SERVER_KEY"), "{}", stderr(&o));
     std::fs::remove_file(h.file(".env")).unwrap();
-    // Good: a JWT whose claims match SPEC §4, not printed to stderr.
+    // Good: a JWT whose claims match docs/design.md §4, not printed to stderr.
     let o = h.run(&["user", "token", "alice", "--ttl", "5"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let token = String::from_utf8(o.stdout.clone())

@@ -1,4 +1,4 @@
-//! A client for Hermes' API server (HERMES_NOTES "The API server"): the
+//! A client for Hermes' API server (docs/hermes.md "The API server"): the
 //! operator drives the real agent through `POST /v1/runs`, streams
 //! `GET /v1/runs/{id}/events`, and answers approvals.
 

@@ -81,7 +81,7 @@ impl HermesVersion {
 
     /// Hermes 0.20+ honours `fail_closed: true` on a shell hook (and exit
     /// code 2 as a block); 0.19 and older let a tool run when the hook
-    /// cannot (HERMES_NOTES "Hooks", checked on both generations).
+    /// cannot (docs/hermes.md "Hooks", checked on both generations).
     pub fn hooks_fail_closed(&self) -> bool {
         version_cmp(&self.version, "0.20.0") != Ordering::Less
     }

@@ -1,5 +1,5 @@
 //! Account management as library calls: each change goes to users.db and
-//! then into the audit log, whoever calls it (CLI now, HTTP later).
+//! then into the audit log, whoever calls it (CLI or HTTP).
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -143,7 +143,7 @@ pub fn issue_token(
 }
 
 /// A user who may chat and own sessions now: exists, enabled, role admin or
-/// user (SPEC §4). The one place this rule lives (chat, `session new`, HTTP).
+/// user (docs/design.md §4). The one place this rule lives (chat, `session new`, HTTP).
 pub fn require_chat_user(app: &App, username: &str) -> Result<User> {
     let user = app.users_ro()?.get(username)?;
     if user.disabled {

@@ -1,4 +1,4 @@
-//! Passwords (Argon2id, PHC strings) and access tokens (HS256 JWT, SPEC §4).
+//! Passwords (Argon2id, PHC strings) and access tokens (HS256 JWT, docs/design.md §4).
 
 pub use crate::crypto::{ct_eq, random_hex};
 use crate::error::{Error, Result};

@@ -1,4 +1,4 @@
-//! `hermes-operator doctor` (SPEC §10): every check with pass / warn / fail,
+//! `hermes-operator doctor` (docs/design.md §10): every check with pass / warn / fail,
 //! what was found, and how to fix it. Read-only: it never creates a file.
 //! The exit code follows the worst result: any `fail` → 12 (unhealthy);
 //! warnings alone → 0.

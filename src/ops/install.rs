@@ -1,4 +1,4 @@
-//! `hermes-operator install` (SPEC §10): set up a server in one idempotent,
+//! `hermes-operator install` (docs/design.md §10): set up a server in one idempotent,
 //! re-runnable command.
 //!
 //! Directories (0700) and secrets (0600), the JWT secret and the audit

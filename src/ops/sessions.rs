@@ -1,4 +1,4 @@
-//! Operator sessions as library calls, shared by the CLI and (later) the
+//! Operator sessions as library calls, shared by the CLI and the
 //! HTTP layer: who may read what ([`Scope`]), listing, transcripts, search,
 //! cost, export, and the few changes the operator makes to its own rows
 //! (title, end, new) — each change an audit event.

@@ -173,7 +173,7 @@ pub struct ApprovalBody {
 }
 
 /// `POST /api/sessions/{id}/approval` `{choice: once|session|deny}`: answer
-/// the approval request waiting in a session (owner or admin; SPEC §4).
+/// the approval request waiting in a session (owner or admin; docs/design.md §4).
 pub async fn approval(
     State(st): State<Arc<ServerState>>,
     caller: Caller,

@@ -41,7 +41,7 @@ impl Caller {
         self.user.role
     }
 
-    /// SPEC §4: admins and auditors read every operator session; the others
+    /// docs/design.md §4: admins and auditors read every operator session; the others
     /// only their own.
     pub fn scope(&self) -> Scope {
         if self.user.role.can_audit() {

@@ -1,4 +1,4 @@
-//! `hermes-operator serve`: the embedded HTTP mode (SPEC §9). A thin layer
+//! `hermes-operator serve`: the embedded HTTP mode (docs/design.md §9). A thin layer
 //! over the same library calls the CLI makes; every route is in
 //! [`routes`] (and, checked by a test, in `openapi.json`).
 //!

@@ -1,4 +1,4 @@
-//! events.db: the hash-chained discrete event log (SPEC §7).
+//! events.db: the hash-chained discrete event log (docs/design.md §7).
 //!
 //! Every event is appended through [`EventStore::append_batch`] (one path,
 //! `BEGIN IMMEDIATE`, so several processes can append at once without forks
@@ -48,7 +48,7 @@ const MIGRATIONS: &[&str] = &[
 pub const HASH_DOMAIN: &[u8] = b"hermes-operator/event/v1\0";
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
-/// Event types the operator writes (SPEC §7). The log accepts others too, so
+/// Event types the operator writes (docs/design.md §7). The log accepts others too, so
 /// that older binaries can verify logs written by newer ones.
 pub const EVENT_TYPES: &[&str] = &[
     "user_message",

@@ -91,11 +91,11 @@ impl Role {
             _ => None,
         }
     }
-    /// SPEC §4: who may chat and own sessions.
+    /// docs/design.md §4: who may chat and own sessions.
     pub fn can_chat(self) -> bool {
         matches!(self, Role::Admin | Role::User)
     }
-    /// SPEC §4: who may read every operator session and the audit log.
+    /// docs/design.md §4: who may read every operator session and the audit log.
     pub fn can_audit(self) -> bool {
         matches!(self, Role::Admin | Role::Auditor)
     }

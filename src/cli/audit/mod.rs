@@ -1,4 +1,4 @@
-//! `hermes-operator audit ...`: the tamper-evident event log (SPEC §7).
+//! `hermes-operator audit ...`: the tamper-evident event log (docs/design.md §7).
 
 mod checkpoint;
 mod daily;

@@ -1,4 +1,4 @@
-//! `hermes-operator hook ...`: Hermes' shell hooks (SPEC §6.6). Bare `hook`
+//! `hermes-operator hook ...`: Hermes' shell hooks (docs/design.md §6.6). Bare `hook`
 //! is the handler Hermes runs for every tool call (see [`crate::hooks`]);
 //! the subcommands add, remove and inspect its entries in Hermes' config.
 

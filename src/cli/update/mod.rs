@@ -1,5 +1,5 @@
 //! `hermes-operator update ...`: the cron-driven, backed-up Hermes update
-//! (SPEC §8). Bare `update` runs it (`--check`, `--dry-run`, `--no-restart`);
+//! (docs/design.md §8). Bare `update` runs it (`--check`, `--dry-run`, `--no-restart`);
 //! `schedule` / `unschedule` manage the user crontab line that runs
 //! `scripts/operator/auto_update.sh`; `restore` puts a backup back.
 

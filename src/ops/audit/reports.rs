@@ -1,5 +1,5 @@
-//! Usage reports for auditors: `audit daily` and `audit user` (and the
-//! matching HTTP endpoints later).
+//! Usage reports for auditors: `audit daily` and `audit user` (the CLI;
+//! the HTTP mode serves the same reports under `/api/audit/`).
 //!
 //! # Token and cost attribution (the rule `audit daily` applies)
 //!

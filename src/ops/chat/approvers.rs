@@ -102,7 +102,7 @@ impl PendingApprovals {
     }
 
     /// Answer the waiting request of `session_id` as `by`: only the session
-    /// owner or an admin may (SPEC §4).
+    /// owner or an admin may (docs/design.md §4).
     pub fn answer(&self, session_id: &str, by: &User, choice: &str) -> Result<()> {
         if !matches!(choice, "once" | "session" | "deny") {
             return Err(Error::usage("choice must be one of: once, session, deny"));

@@ -1,4 +1,4 @@
-//! The chat engine (SPEC §6): one turn of an operator session through the
+//! The chat engine (docs/design.md §6): one turn of an operator session through the
 //! real Hermes agent, with approvals, budgets and a discrete event for every
 //! step. The CLI (`chat`) and the HTTP mode call the same [`run_turn`].
 //!

@@ -1,4 +1,4 @@
-//! Hermes' shell hooks (SPEC §6.6): tool policy and live tool events for
+//! Hermes' shell hooks (docs/design.md §6.6): tool policy and live tool events for
 //! operator sessions, and the audited, reversible `hook install`.
 //!
 //! # The protocol side (`hermes-operator hook`)

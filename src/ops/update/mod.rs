@@ -1,4 +1,4 @@
-//! `hermes-operator update` (SPEC §8): a cron-safe wrapper around
+//! `hermes-operator update` (docs/design.md §8): a cron-safe wrapper around
 //! `hermes update --yes`.
 //!
 //! One run: exclusive lock → Hermes' version before → `update_started` →

@@ -569,7 +569,7 @@ impl Steps<'_> {
         );
         self.report.reason = reason;
         if self.report.hermes_update_exit == Some(2) {
-            // 0.21+: "refused: image-managed install" (HERMES_NOTES "Update").
+            // 0.21+: "refused: image-managed install" (docs/hermes.md "Update").
             result = "failed";
             self.report.reason = Some(format!(
                 "Hermes refused to update this install (exit 2, image-managed): {}",

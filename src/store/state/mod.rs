@@ -1,4 +1,4 @@
-//! state.db: Hermes' own session store (SPEC §5, HERMES_NOTES "state.db").
+//! state.db: Hermes' own session store (docs/design.md §5, docs/hermes.md "state.db").
 //!
 //! Storage only. Rules this module keeps:
 //! - it never creates state.db (existence is checked first, and the file is
