@@ -2,17 +2,13 @@
 //! `audit daily|user|replay|verify --json`.
 
 use super::errors::ApiResult;
-use super::extract::{ApiQuery, Caller};
+use super::extract::{ApiQuery, AuditorCaller};
 use super::sessions::blocking_json;
 use super::state::ServerState;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
-
-fn auditor(caller: &Caller) -> ApiResult<()> {
-    caller.require(caller.role().can_audit(), "read the audit log")
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,10 +22,9 @@ pub struct DailyParams {
 /// `GET /api/audit/daily-summary?date&tz`.
 pub async fn daily(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    _caller: AuditorCaller,
     ApiQuery(p): ApiQuery<DailyParams>,
 ) -> ApiResult<Response> {
-    auditor(&caller)?;
     let (date, tz) =
         crate::ops::audit::reports::parse_day(p.date.as_deref(), p.tz.as_deref().unwrap_or("UTC"))?;
     blocking_json(move || crate::ops::audit::reports::daily(&st.app, date, &tz)).await
@@ -38,26 +33,26 @@ pub async fn daily(
 /// `GET /api/audit/user/{username}`.
 pub async fn user(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    _caller: AuditorCaller,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    auditor(&caller)?;
     blocking_json(move || crate::ops::audit::reports::user_report(&st.app, &name)).await
 }
 
 /// `GET /api/audit/replay/{session_id}`: the timeline with integrity status.
 pub async fn replay(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    _caller: AuditorCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    auditor(&caller)?;
     blocking_json(move || crate::ops::audit::integrity::replay(&st.app, &id)).await
 }
 
 /// `GET /api/audit/verify`: the whole chain and the local checkpoints. A
 /// log that does not verify is still a 200 with `ok: false` and the problem.
-pub async fn verify(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult<Response> {
-    auditor(&caller)?;
+pub async fn verify(
+    State(st): State<Arc<ServerState>>,
+    _caller: AuditorCaller,
+) -> ApiResult<Response> {
     blocking_json(move || crate::ops::audit::integrity::verify_home(&st.app, &[])).await
 }

@@ -5,7 +5,7 @@
 //! rotated token revokes its family), logout.
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{is_json, parse_json, ApiJson, Caller};
+use super::extract::{is_json, parse_json, AdminCaller, ApiJson, Caller};
 use super::middleware::{ClientIp, LogUser};
 use super::state::{blocking, ServerState};
 use crate::ops::credentials;
@@ -226,10 +226,9 @@ pub struct RegisterBody {
 /// `POST /auth/register` (admin): create an account.
 pub async fn register(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    AdminCaller(caller): AdminCaller,
     ApiJson(b): ApiJson<RegisterBody>,
 ) -> ApiResult<Response> {
-    caller.require(caller.role().can_manage_users(), "manage users")?;
     let role = parse_role(&b.role)?;
     let permit = st.argon2_slot().await?;
     let st2 = st.clone();

@@ -5,7 +5,7 @@
 //! timeout).
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, ChatCaller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
 use crate::error::Error;
 use crate::ops::chat::{run_turn, TurnEvent, TurnRequest};
@@ -67,12 +67,12 @@ impl Drop for TurnGuard {
 /// `POST /api/chat`.
 pub async fn chat(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    // Authorization first (the guard): nothing reaches Hermes for a role
+    // that may not chat.
+    ChatCaller(caller): ChatCaller,
     headers: HeaderMap,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Response> {
-    // Authorization first: nothing reaches Hermes for a role that may not chat.
-    caller.require(caller.role().can_chat(), "chat")?;
     if st.shutting_down.load(Ordering::Acquire) {
         return Err(Error::busy("the server is shutting down").into());
     }
@@ -176,11 +176,10 @@ pub struct ApprovalBody {
 /// the approval request waiting in a session (owner or admin; docs/design.md §4).
 pub async fn approval(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    ChatCaller(caller): ChatCaller,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<ApprovalBody>,
 ) -> ApiResult<Response> {
-    caller.require(caller.role().can_chat(), "answer approvals")?;
     // A session the caller may not read looks missing (as on GET).
     let scope = caller.scope();
     let st2 = st.clone();

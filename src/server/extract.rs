@@ -56,6 +56,48 @@ impl Caller {
     }
 }
 
+/// Role guards: a handler that takes one of these says in its signature who
+/// may call it, and the 403 comes before any other input is looked at.
+macro_rules! role_guard {
+    ($(#[$doc:meta])* $name:ident, $allowed:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<Arc<ServerState>> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                st: &Arc<ServerState>,
+            ) -> Result<Self, Self::Rejection> {
+                let c = Caller::from_request_parts(parts, st).await?;
+                c.require(c.role().$allowed(), $what)?;
+                Ok($name(c))
+            }
+        }
+    };
+}
+
+role_guard!(
+    /// Admins: manage accounts.
+    AdminCaller,
+    can_manage_users,
+    "manage users"
+);
+role_guard!(
+    /// Admins and auditors: the audit log and every operator session.
+    AuditorCaller,
+    can_audit,
+    "read the audit log"
+);
+role_guard!(
+    /// Admins and users: chat, own sessions, answer their approvals.
+    ChatCaller,
+    can_chat,
+    "chat"
+);
+
 fn bearer(parts: &Parts) -> Option<&str> {
     let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;

@@ -3,7 +3,7 @@
 
 use super::auth::parse_role;
 use super::errors::{ApiError, ApiResult};
-use super::extract::{ApiJson, Caller};
+use super::extract::{AdminCaller, ApiJson};
 use super::sessions::blocking_json;
 use super::state::ServerState;
 use crate::ops::accounts;
@@ -12,13 +12,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
 
-fn admin(caller: &Caller) -> ApiResult<()> {
-    caller.require(caller.role().can_manage_users(), "manage users")
-}
-
 /// `GET /api/users`.
-pub async fn list(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult<Response> {
-    admin(&caller)?;
+pub async fn list(State(st): State<Arc<ServerState>>, _caller: AdminCaller) -> ApiResult<Response> {
     blocking_json(move || st.app.users_ro()?.list()).await
 }
 
@@ -33,11 +28,10 @@ pub struct Patch {
 /// disabling revokes the user's tokens.
 pub async fn patch(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    AdminCaller(caller): AdminCaller,
     Path(name): Path<String>,
     ApiJson(p): ApiJson<Patch>,
 ) -> ApiResult<Response> {
-    admin(&caller)?;
     let role = p.role.as_deref().map(parse_role).transpose()?;
     if role.is_none() && p.disabled.is_none() {
         return Err(ApiError::bad_request(
@@ -61,10 +55,9 @@ pub async fn patch(
 /// `DELETE /api/users/{username}`.
 pub async fn delete(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    AdminCaller(caller): AdminCaller,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    admin(&caller)?;
     blocking_json(move || {
         let u = accounts::delete_user(&st.app_as(caller.actor()), &name)?;
         Ok(serde_json::json!({"deleted": u}))
