@@ -26,6 +26,15 @@ impl App {
     }
 
     /// users.db for changes (created on first use).
+    /// The same context, acting as someone else (e.g. `http:alice`).
+    pub fn as_actor(&self, actor: String) -> App {
+        App {
+            home: self.home.clone(),
+            cfg: self.cfg.clone(),
+            actor: Actor::new(actor),
+        }
+    }
+
     pub fn users(&self) -> Result<UserStore> {
         self.home.ensure_operator_dirs()?;
         UserStore::open(&self.home.users_db())

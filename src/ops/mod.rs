@@ -10,5 +10,6 @@ pub mod credentials;
 pub mod doctor;
 pub mod hooks;
 pub mod install;
+pub mod logins;
 pub mod sessions;
 pub mod update;

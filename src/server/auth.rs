@@ -9,15 +9,15 @@ use super::extract::{is_json, parse_json, AdminCaller, ApiJson, Caller};
 use super::middleware::{ClientIp, LogUser};
 use super::state::{blocking, ServerState};
 use crate::ops::credentials;
-use crate::store::users::{RefreshUse, Role, User};
+use crate::ops::logins::{self, RefreshOutcome};
+use crate::store::users::Role;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -40,56 +40,13 @@ impl std::ops::Deref for Secret {
     }
 }
 
-/// Refresh tokens live this long after their issue (each rotation starts anew).
-pub const REFRESH_TTL_DAYS: i64 = 14;
+pub use crate::ops::logins::REFRESH_TTL_DAYS;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     username: String,
     password: Secret,
-}
-
-#[derive(Serialize)]
-struct TokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: i64,
-    refresh_token: String,
-    refresh_expires_in: i64,
-    user: User,
-}
-
-fn hash_token(t: &str) -> [u8; 32] {
-    Sha256::digest(t.as_bytes()).into()
-}
-
-/// A new opaque refresh token: `rt1.` + 32 random bytes (hex).
-fn new_refresh_token() -> String {
-    format!("rt1.{}", credentials::random_hex(32))
-}
-
-/// An access token and a refresh token in a new family.
-fn issue_pair(st: &ServerState, u: &User) -> crate::Result<(TokenResponse, String, String)> {
-    let (access, claims) = credentials::issue_for(st.secret(), u, credentials::ACCESS_TTL_MINUTES)?;
-    let refresh = new_refresh_token();
-    let family = format!("rf_{}", credentials::random_hex(8));
-    let exp = chrono::Utc::now().timestamp() + REFRESH_TTL_DAYS * 86_400;
-    st.app
-        .users()?
-        .insert_refresh(&hash_token(&refresh), &family, &u.id, u.token_version, exp)?;
-    Ok((
-        TokenResponse {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in: credentials::ACCESS_TTL_MINUTES * 60,
-            refresh_token: refresh,
-            refresh_expires_in: REFRESH_TTL_DAYS * 86_400,
-            user: u.clone(),
-        },
-        claims.jti,
-        family,
-    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -107,11 +64,6 @@ fn throttled(st: &ServerState, username: &str, client: IpAddr, what: &str) -> Ap
             secs,
         )
     })
-}
-
-enum LoginCheck {
-    Ok(User),
-    Failed(&'static str),
 }
 
 /// `POST /auth/login`.
@@ -148,68 +100,24 @@ pub async fn login(
     let st2 = st.clone();
     let name = username.clone();
     // Argon2 never runs on the async threads; unknown users cost the same.
-    let check = blocking(move || {
-        let found = match st2.app.users_ro() {
-            Ok(s) => s.find(&name)?.map(|u| {
-                let h = s.password_hash(&u.id);
-                (u, h)
-            }),
-            Err(e) if e.kind == crate::Kind::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        Ok(match found {
-            Some((u, Ok(Some(hash)))) => {
-                if !credentials::verify_password(&password, &hash) {
-                    LoginCheck::Failed("bad_password")
-                } else if u.disabled {
-                    LoginCheck::Failed("disabled")
-                } else {
-                    LoginCheck::Ok(u)
-                }
-            }
-            Some((_, Err(e))) => return Err(e),
-            _ => {
-                credentials::dummy_verify(&password);
-                LoginCheck::Failed("unknown_user")
-            }
-        })
-    })
-    .await?;
+    let check = blocking(move || logins::check_password(&st2.app, &name, &password)).await?;
     drop(permit);
     let client_s = client.to_string();
     match check {
-        LoginCheck::Failed(reason) => {
+        Err(reason) => {
             st.throttle.failure(&username, client);
             let st2 = st.clone();
-            blocking(move || {
-                let app = st2.app_as("http".into());
-                app.record(app.event(
-                    "login_failed",
-                    json!({"username": shown, "client": client_s, "reason": reason, "via": "http"}),
-                ))
-            })
-            .await?;
+            blocking(move || logins::record_failed_login(&st2.app, &shown, &client_s, reason))
+                .await?;
             Err(ApiError::unauthorized("invalid username or password"))
         }
-        LoginCheck::Ok(u) => {
+        Ok(u) => {
             st.throttle.success(&username);
             let _ = log_user.0.set(u.username.clone());
             let st2 = st.clone();
-            let resp = blocking(move || {
-                st2.app.users()?.record_login(&u.id)?;
-                let (resp, jti, family) = issue_pair(&st2, &u)?;
-                let app = st2.app_as(format!("http:{}", u.username));
-                app.record(
-                    app.event(
-                        "login",
-                        json!({"username": u.username, "client": client_s, "jti": jti,
-                               "refresh_family": family, "via": "http"}),
-                    )
-                    .user(&u.id),
-                )?;
-                Ok(resp)
-            })
-            .await?;
+            let resp =
+                blocking(move || logins::complete_login(&st2.app, st2.secret(), &u, &client_s))
+                    .await?;
             Ok(Json(resp).into_response())
         }
     }
@@ -266,69 +174,21 @@ pub async fn refresh(
     if b.refresh_token.len() > 256 {
         return Err(ApiError::unauthorized("invalid or expired refresh token"));
     }
-    let old = hash_token(&b.refresh_token);
     let st2 = st.clone();
     let client_s = client.to_string();
-    let out = blocking(move || {
-        let new_token = new_refresh_token();
-        let now = chrono::Utc::now().timestamp();
-        let store = st2.app.users()?;
-        let used = store.rotate_refresh(
-            &old,
-            &hash_token(&new_token),
-            now + REFRESH_TTL_DAYS * 86_400,
-            now,
-        )?;
-        match used {
-            RefreshUse::Rotated { user_id, family_id } => {
-                let u = store
-                    .find_by_id(&user_id)?
-                    .ok_or_else(|| crate::Error::not_found("user vanished"))?;
-                let (access, claims) = credentials::issue_for(st2.secret(), &u, credentials::ACCESS_TTL_MINUTES)?;
-                let app = st2.app_as(format!("http:{}", u.username));
-                app.record(
-                    app.event(
-                        "token_issued",
-                        json!({"username": u.username, "jti": claims.jti, "exp": claims.exp,
-                               "via": "refresh", "refresh_family": family_id, "client": client_s}),
-                    )
-                    .user(&u.id),
-                )?;
-                Ok(Ok(TokenResponse {
-                    access_token: access,
-                    token_type: "Bearer",
-                    expires_in: credentials::ACCESS_TTL_MINUTES * 60,
-                    refresh_token: new_token,
-                    refresh_expires_in: REFRESH_TTL_DAYS * 86_400,
-                    user: u,
-                }))
-            }
-            RefreshUse::Reused {
-                user_id,
-                family_id,
-                revoked,
-            } => {
-                let name = store.find_by_id(&user_id)?.map(|u| u.username);
-                let app = st2.app_as("http".into());
-                app.record(
-                    app.event(
-                        "token_revoked",
-                        json!({"reason": "refresh_token_reuse", "username": name,
-                               "refresh_family": family_id, "revoked": revoked, "client": client_s}),
-                    )
-                    .user(&user_id),
-                )?;
-                Ok(Err(ApiError::unauthorized(
-                    "this refresh token was already used: every token of this login is now revoked; log in again",
-                )))
-            }
-            _ => Ok(Err(ApiError::unauthorized("invalid or expired refresh token"))),
+    let out =
+        blocking(move || logins::refresh(&st2.app, st2.secret(), &b.refresh_token, &client_s))
+            .await?;
+    match out {
+        RefreshOutcome::Rotated(resp) => {
+            let _ = log_user.0.set(resp.user.username.clone());
+            Ok(Json(resp).into_response())
         }
-    })
-    .await?;
-    let resp = out?;
-    let _ = log_user.0.set(resp.user.username.clone());
-    Ok(Json(resp).into_response())
+        RefreshOutcome::Reused => Err(ApiError::unauthorized(
+            "this refresh token was already used: every token of this login is now revoked; log in again",
+        )),
+        RefreshOutcome::Invalid => Err(ApiError::unauthorized("invalid or expired refresh token")),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -361,21 +221,12 @@ pub async fn logout(
     let c = caller.clone();
     let n = blocking(move || {
         st2.revoke_jti(&c.claims.jti, &c.user.id, c.claims.exp)?;
-        let h = b.refresh_token.as_deref().map(hash_token);
-        let n = st2
-            .app
-            .users()?
-            .revoke_refresh(&c.user.id, h.as_ref(), "logout")?;
-        let app = st2.app_as(c.actor());
-        app.record(
-            app.event(
-                "token_revoked",
-                json!({"reason": "logout", "username": c.user.username, "jti": c.claims.jti,
-                       "refresh_tokens_revoked": n}),
-            )
-            .user(&c.user.id),
-        )?;
-        Ok(n)
+        logins::logout(
+            &st2.app_as(c.actor()),
+            &c.user,
+            &c.claims.jti,
+            b.refresh_token.as_deref(),
+        )
     })
     .await?;
     Ok(Json(json!({"ok": true, "refresh_tokens_revoked": n})).into_response())
@@ -406,18 +257,16 @@ pub async fn change_password(
     let permit = st.argon2_slot().await?;
     let st2 = st.clone();
     let c = caller.clone();
+    let client_s = client.to_string();
     let changed = blocking(move || {
-        let hash = st2.app.users_ro()?.password_hash(&c.user.id)?;
-        if !hash.is_some_and(|h| credentials::verify_password(&b.current_password, &h)) {
-            return Ok(None);
-        }
-        let app = st2.app_as(c.actor());
-        let u = crate::ops::accounts::set_password(&app, &c.user.username, &b.new_password)?;
-        st2.app
-            .users()?
-            .revoke_refresh(&u.id, None, "password_change")?;
-        let (resp, _, _) = issue_pair(&st2, &u)?;
-        Ok(Some(resp))
+        logins::change_password(
+            &st2.app_as(c.actor()),
+            st2.secret(),
+            &c.user,
+            &b.current_password,
+            &b.new_password,
+            &client_s,
+        )
     })
     .await?;
     drop(permit);
@@ -429,21 +278,6 @@ pub async fn change_password(
         }
         None => {
             st.throttle.failure(&name, client);
-            let st2 = st.clone();
-            let c = caller.clone();
-            let client_s = client.to_string();
-            blocking(move || {
-                let app = st2.app_as(c.actor());
-                app.record(
-                    app.event(
-                        "login_failed",
-                        json!({"username": c.user.username, "client": client_s,
-                               "reason": "bad_password", "via": "password_change"}),
-                    )
-                    .user(&c.user.id),
-                )
-            })
-            .await?;
             Err(ApiError::forbidden("the current password is wrong"))
         }
     }
