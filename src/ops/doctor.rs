@@ -564,6 +564,7 @@ fn serve_port(c: &mut Checks, cfg: &Config) {
     }
 }
 
+// Long: the last update's outcome from events.db, with one message per result kind.
 fn last_update(c: &mut Checks, app: &App) {
     let home = &app.home;
     let schedule = match crate::ops::update::current_schedule(home) {

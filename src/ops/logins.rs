@@ -174,7 +174,9 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
                 )
                 .user(&u.id),
             )?;
-            Ok(RefreshOutcome::Rotated(Box::new(pair(access, new_token, u))))
+            Ok(RefreshOutcome::Rotated(Box::new(pair(
+                access, new_token, u,
+            ))))
         }
         RefreshUse::Reused {
             user_id,

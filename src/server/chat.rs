@@ -65,6 +65,7 @@ impl Drop for TurnGuard {
 }
 
 /// `POST /api/chat`.
+// Long: the SSE turn: admission, concurrency permit, the stream's producer task and its cleanup belong together.
 pub async fn chat(
     State(st): State<Arc<ServerState>>,
     // Authorization first (the guard): nothing reaches Hermes for a role

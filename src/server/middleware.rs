@@ -88,6 +88,7 @@ pub fn client_ip(st: &ServerState, peer: IpAddr, headers: &HeaderMap) -> IpAddr 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+// Long: the body-limit poll loop of an HTTP body: one state machine over frames, errors and the deadline.
 pub async fn frame(
     State(st): State<Arc<ServerState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -36,6 +36,7 @@ pub fn run(ctx: &Ctx, cmd: HookCmd) -> crate::Result<()> {
 }
 
 /// Shared by install and uninstall: show, confirm, back up, write, audit.
+// Long: the dispatch of `hook` subcommands and the hook protocol's I/O in one place, so the exit codes are visible together.
 pub(crate) fn execute(
     ctx: &Ctx,
     plan: Plan,

@@ -58,6 +58,7 @@ fn spinner() -> Option<indicatif::ProgressBar> {
     Some(b)
 }
 
+// Long: the human table of an update report: one row per field.
 fn print(ctx: &Ctx, r: &Report) -> crate::Result<()> {
     let v = |x: &Option<crate::hermes::install::HermesVersion>| {
         x.as_ref()
@@ -149,6 +150,7 @@ fn print(ctx: &Ctx, r: &Report) -> crate::Result<()> {
     Ok(())
 }
 
+// Long: the dry-run plan: a list of step texts built in order.
 fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
     let home = &ctx.app.home;
     let cfg = &ctx.app.cfg.config;

@@ -4,6 +4,7 @@ use super::*;
 
 pub(super) type DriveResult = std::result::Result<(TurnOutcome, f64), (Error, f64)>;
 
+// Long: one pass over a run's life (start, stream, reconcile, outcome) whose steps share the run id, the timers and the partial output; each event's handling is already its own function.
 pub(super) async fn drive(
     turn: &mut Turn<'_>,
     client: &HermesClient,
@@ -278,6 +279,7 @@ pub(super) fn record_subagent(turn: &Turn<'_>, ev: &RunEvent) -> Result<()> {
 }
 
 /// One event from Hermes: pass progress on, put approvals to the owner.
+// Long: a `match` over Hermes' run event kinds; each arm is short.
 pub(super) async fn handle_event(
     turn: &Turn<'_>,
     client: &HermesClient,

@@ -26,6 +26,7 @@ pub(super) fn after_output(
 /// skipping tool events the shell hook already recorded live (same
 /// tool_call_id). Returns the session after the run, the number of tool
 /// calls and the cost of the turn.
+// Long: one pass over the messages Hermes wrote this turn, deduplicated against the hook's events, building the events to append in one transaction.
 pub(super) fn reconcile(
     turn: &Turn,
     run_id: &str,

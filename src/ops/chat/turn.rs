@@ -5,6 +5,7 @@ use super::*;
 /// Run one turn. `on_event` sees progress as it happens; `approver` answers
 /// approval requests. On error an `error` event is recorded and the session
 /// is left consistent (a new session that Hermes never wrote to is removed).
+// Long: the turn's checks and bookkeeping in order (message, model, session row, budget, drive, settle); every branch must leave the session consistent.
 pub async fn run_turn(
     app: &App,
     client: &HermesClient,

@@ -223,6 +223,7 @@ pub(super) fn mentions_operator_pre_tool_call(raw: &[u8]) -> bool {
 }
 
 /// Handle one hook event (the whole `hermes-operator hook` minus stdio).
+// Long: one hook event from parse to answer: the order (parse, classify the session, policy, record, answer) is the security argument and reads best in one place.
 pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
     let head: Head = match serde_json::from_slice(input) {
         Ok(h) => h,
