@@ -73,11 +73,6 @@ impl Kind {
         }
     }
 
-    /// The kind whose exit code this is (reports that carry an exit code).
-    pub fn from_exit_code(code: i32) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.exit_code() == code)
-    }
-
     pub const ALL: [Kind; 12] = [
         Kind::Internal,
         Kind::Usage,

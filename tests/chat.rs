@@ -25,7 +25,8 @@ use hermes_operator::app::App;
 use hermes_operator::hermes::api::HermesClient;
 use hermes_operator::home::Home;
 use hermes_operator::ops::chat::{
-    run_turn, ApprovalRequest, Approver, BoxFuture, Decision, TurnEvent, TurnRequest,
+    run_turn, ApprovalChoice, ApprovalRequest, Approver, BoxFuture, Decision, TurnEvent,
+    TurnRequest,
 };
 use hermes_operator::store::events::Actor;
 use serde_json::Value;
@@ -606,7 +607,7 @@ impl Approver for LateApprover {
         Box::pin(async move {
             tokio::time::sleep(d).await;
             Decision {
-                choice: "once".into(),
+                choice: ApprovalChoice::Once,
                 decided_by: "late-approver".into(),
             }
         })
@@ -754,11 +755,11 @@ async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
         .find_map(|e| match e {
             TurnEvent::ApprovalDecision {
                 choice, applied, ..
-            } => Some((choice.clone(), *applied)),
+            } => Some((*choice, *applied)),
             _ => None,
         })
         .expect("an approval decision");
-    assert_eq!(decision, ("once".to_string(), false));
+    assert_eq!(decision, (ApprovalChoice::Once, false));
     assert!(matches!(seen.last(), Some(TurnEvent::Done(_))));
     assert!(out.output.contains("timed out"), "{}", out.output);
     let (_, dec) = approval_events(&gw, &out.session_id);
@@ -1057,14 +1058,14 @@ struct ByCommand {
 impl Approver for ByCommand {
     fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision> {
         let choice = if req.command.as_deref().unwrap_or("").ends_with(".second") {
-            "deny"
+            ApprovalChoice::Deny
         } else {
-            "once"
+            ApprovalChoice::Once
         };
         self.seen.lock().unwrap().push(req);
         Box::pin(async move {
             Decision {
-                choice: choice.into(),
+                choice,
                 decided_by: "by-command".into(),
             }
         })

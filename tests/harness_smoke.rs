@@ -166,19 +166,12 @@ fn snapshot_ignores_operator_rows_only(gen: Gen) {
             .unwrap();
         assert_eq!(n, 1);
     }
-    fixture(
+    common::append(
         gen,
-        &[
-            "append",
-            "--db",
-            &db.to_string_lossy(),
-            "--id",
-            &op_id,
-            "--role",
-            "user",
-            "--content",
-            "大别山项目进度 operator follow-up",
-        ],
+        &db,
+        &op_id,
+        "user",
+        "大别山项目进度 operator follow-up",
     );
     // a brand-new operator session created through Hermes
     fixture(

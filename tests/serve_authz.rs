@@ -213,7 +213,7 @@ async fn authorization_matrix() {
         JWT_SECRET.as_bytes(),
         &ids["alice"],
         "alice",
-        "user",
+        hermes_operator::store::users::Role::User,
         1,
         -1,
     )
@@ -222,7 +222,7 @@ async fn authorization_matrix() {
         b"a-completely-different-secret-of-32-bytes",
         &ids["alice"],
         "alice",
-        "admin",
+        hermes_operator::store::users::Role::Admin,
         1,
         60,
     )

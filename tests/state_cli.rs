@@ -841,19 +841,12 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else(gen: Gen) {
     );
     assert_eq!(hermes_session(gen, &e.db, t2)["title"], ours["to"]);
     // and tables never carry terminal escapes (from titles or message bodies)
-    fixture(
+    common::append(
         gen,
-        &[
-            "append",
-            "--db",
-            &db,
-            "--id",
-            t2,
-            "--role",
-            "user",
-            "--content",
-            "\u{1b}]0;pwned\u{7} hi\n\u{1b}[2J there zebrafish",
-        ],
+        Path::new(&db),
+        t2,
+        "user",
+        "\u{1b}]0;pwned\u{7} hi\n\u{1b}[2J there zebrafish",
     );
     for args in [
         vec!["session", "show", t2.as_str()],
@@ -935,20 +928,7 @@ fn title_end_new_are_read_back_by_hermes_and_touch_nothing_else(gen: Gen) {
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains(&nid), "{listed}");
     // Hermes can append to it (first writer wins: source and user stay ours)
-    fixture(
-        gen,
-        &[
-            "append",
-            "--db",
-            &db,
-            "--id",
-            &nid,
-            "--role",
-            "user",
-            "--content",
-            "hello from hermes",
-        ],
-    );
+    common::append(gen, Path::new(&db), &nid, "user", "hello from hermes");
     let hs = hermes_session(gen, &e.db, &nid);
     assert_eq!(
         (hs["source"].as_str(), hs["user_id"].as_str()),
@@ -1411,24 +1391,6 @@ hermes_tests!(
     locked_state_db_busy_for_writers_readers_fine,
 );
 
-/// Appends one message through Hermes' own `append_message`.
-fn append(gen: Gen, db: &Path, id: &str, role: &str, content: &str) {
-    fixture(
-        gen,
-        &[
-            "append",
-            "--db",
-            &db.to_string_lossy(),
-            "--id",
-            id,
-            "--role",
-            role,
-            "--content",
-            content,
-        ],
-    );
-}
-
 fn session_set(v: &Value) -> std::collections::BTreeSet<String> {
     hits(v).into_iter().map(|h| h.0).collect()
 }
@@ -1458,22 +1420,22 @@ fn search_finds_words_hermes_leaves_unindexed(gen: Gen) {
     let native = e.made["native_ids_sample"][0].as_str().unwrap().to_string();
     let (in_user, in_tool, in_long_tool) = (&ops[0], &ops[1], &ops[2]);
     let filler = "x".repeat(9000);
-    append(gen, &e.db, in_user, "user", "请安排琥珀数据库迁移");
-    append(
+    common::append(gen, &e.db, in_user, "user", "请安排琥珀数据库迁移");
+    common::append(
         gen,
         &e.db,
         in_tool,
         "tool",
         "{\"output\": \"琥珀数据库迁移完成\"}",
     );
-    append(
+    common::append(
         gen,
         &e.db,
         in_long_tool,
         "tool",
         &format!("{filler} 琥珀数据库迁移 zebraquokka"),
     );
-    append(gen, &e.db, &native, "tool", "琥珀数据库迁移 zebraquokka");
+    common::append(gen, &e.db, &native, "tool", "琥珀数据库迁移 zebraquokka");
     let mode = |db: &Path| -> String {
         open_ro(db)
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))

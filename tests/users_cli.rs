@@ -238,7 +238,7 @@ fn tokens_need_a_real_secret_and_carry_the_token_version() {
         hermes_operator::ops::credentials::decode_access_token(secret.as_bytes(), &token).unwrap();
     assert_eq!(claims.sub, alice["id"].as_str().unwrap());
     assert_eq!(claims.username, "alice");
-    assert_eq!(claims.role, "admin");
+    assert_eq!(claims.role.as_str(), "admin");
     assert_eq!(claims.tv, alice["token_version"].as_i64().unwrap());
     assert!(claims.exp - claims.iat == 300);
     assert!(hermes_operator::ops::credentials::decode_access_token(

@@ -2,6 +2,7 @@
 
 pub use crate::crypto::{ct_eq, random_hex};
 use crate::error::{Error, Result};
+use crate::store::users::Role;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use jsonwebtoken::{Algorithm as JwtAlg, DecodingKey, EncodingKey, Header, Validation};
@@ -66,7 +67,8 @@ pub fn dummy_verify(pw: &str) {
 pub struct Claims {
     pub sub: String,
     pub username: String,
-    pub role: String,
+    /// The role when the token was issued (requests use the current one from users.db).
+    pub role: Role,
     pub iat: i64,
     pub exp: i64,
     pub iss: String,
@@ -80,7 +82,7 @@ pub fn issue_access_token(
     secret: &[u8],
     user_id: &str,
     username: &str,
-    role: &str,
+    role: Role,
     token_version: i64,
     ttl_minutes: i64,
 ) -> Result<(String, Claims)> {
@@ -88,7 +90,7 @@ pub fn issue_access_token(
     let claims = Claims {
         sub: user_id.to_string(),
         username: username.to_string(),
-        role: role.to_string(),
+        role,
         iat: now,
         exp: now + ttl_minutes * 60,
         iss: JWT_ISSUER.into(),
@@ -115,7 +117,7 @@ pub fn issue_for(
         secret,
         &u.id,
         &u.username,
-        u.role.as_str(),
+        u.role,
         u.token_version,
         ttl_minutes,
     )
@@ -154,7 +156,7 @@ mod tests {
     #[test]
     fn token_roundtrip_and_rejections() {
         let secret = b"0123456789abcdef0123456789abcdef";
-        let (t, c) = issue_access_token(secret, "u_1", "alice", "user", 3, 5).unwrap();
+        let (t, c) = issue_access_token(secret, "u_1", "alice", Role::User, 3, 5).unwrap();
         let d = decode_access_token(secret, &t).unwrap();
         assert_eq!(d, c);
         assert!(decode_access_token(b"another-secret-another-secret-xx", &t).is_err());
@@ -167,7 +169,7 @@ mod tests {
             b64.encode(serde_json::to_vec(&c).unwrap())
         );
         assert!(decode_access_token(secret, &none).is_err());
-        let (expired, _) = issue_access_token(secret, "u_1", "alice", "user", 3, -1).unwrap();
+        let (expired, _) = issue_access_token(secret, "u_1", "alice", Role::User, 3, -1).unwrap();
         assert!(decode_access_token(secret, &expired).is_err());
     }
 

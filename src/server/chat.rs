@@ -186,6 +186,7 @@ pub async fn approval(
     let st2 = st.clone();
     let sid = id.clone();
     blocking(move || crate::ops::sessions::get(&st2.app, &scope, &sid)).await?;
-    st.approvals.answer(&id, &caller.user, &b.choice)?;
+    let choice = crate::ops::chat::ApprovalChoice::parse(&b.choice)?;
+    st.approvals.answer(&id, &caller.user, choice)?;
     Ok(Json(serde_json::json!({"ok": true, "session_id": id, "choice": b.choice})).into_response())
 }

@@ -332,7 +332,9 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     let system = shutdown_user();
     let client = st.hermes().ok();
     for (session, run) in left {
-        let _ = st.approvals.answer(&session, &system, "deny");
+        let _ = st
+            .approvals
+            .answer(&session, &system, crate::ops::chat::ApprovalChoice::Deny);
         if let (Some(c), Some(run)) = (&client, run) {
             if let Err(e) = c.stop_run(&run).await {
                 eprintln!("hermes-operator serve: could not stop run {run}: {e}");

@@ -4,7 +4,7 @@
 use super::{now_rfc3339, open_own, open_own_readonly, with_immediate};
 use crate::error::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 const MIGRATIONS: &[&str] = &[
@@ -64,7 +64,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX revoked_access_expiry ON revoked_access(expires_at);",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Admin,

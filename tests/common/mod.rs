@@ -955,3 +955,21 @@ pub fn add_user_with(mut cmd: Command, name: &str, role: &str) -> String {
 pub fn add_user(home: &Path, name: &str, role: &str) -> String {
     add_user_with(op(home), name, role)
 }
+
+/// Appends one message through Hermes' own `append_message`.
+pub fn append(gen: Gen, db: &Path, id: &str, role: &str, content: &str) {
+    fixture(
+        gen,
+        &[
+            "append",
+            "--db",
+            &db.to_string_lossy(),
+            "--id",
+            id,
+            "--role",
+            role,
+            "--content",
+            content,
+        ],
+    );
+}

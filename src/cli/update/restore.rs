@@ -2,7 +2,7 @@
 //! a backup `update` made (see [`crate::restore`]).
 
 use crate::cli::Ctx;
-use crate::error::{Error, Kind};
+use crate::error::Error;
 use crate::ops::update::restore::{self, Report};
 
 #[derive(Debug, clap::Args)]
@@ -54,10 +54,9 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     };
     let r = restore::restore(&ctx.app, &dir, a.no_restart, &confirm, &progress)?;
     show(ctx, &r)?;
-    if r.exit_code == 0 {
+    let Some(kind) = r.failure else {
         return Ok(());
-    }
-    let kind = Kind::from_exit_code(r.exit_code).unwrap_or(Kind::Unhealthy);
+    };
     let why = if r.verify_ok == Some(false) {
         "the restored event log does not verify".to_string()
     } else {

@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::error::{Error, Kind};
+use crate::error::Error;
 use crate::ops::update::{self, Report};
 use crate::store::state::REQUIRED_COLUMNS;
 use serde_json::json;
@@ -29,13 +29,12 @@ pub fn run(ctx: &Ctx, yes: bool, dry_run: bool, no_restart: bool) -> crate::Resu
     } else {
         print(ctx, &r)?;
     }
-    if r.exit_code == 0 {
+    let Some(kind) = r.failure else {
         return Ok(());
-    }
-    let kind = Kind::from_exit_code(r.exit_code).unwrap_or(Kind::UpdateFailed);
-    let hint = match r.result.as_str() {
-        "failed" => format!("Hermes' output is in {}; the operator's data is backed up in {}; nothing was restarted", r.log, r.backup.as_deref().unwrap_or("(no backup)")),
-        "incompatible" => "the operator service was NOT restarted; downgrade Hermes (pip install hermes-agent==<previous>) or upgrade hermes-operator".into(),
+    };
+    let hint = match r.result {
+        update::UpdateResult::Failed => format!("Hermes' output is in {}; the operator's data is backed up in {}; nothing was restarted", r.log, r.backup.as_deref().unwrap_or("(no backup)")),
+        update::UpdateResult::Incompatible => "the operator service was NOT restarted; downgrade Hermes (pip install hermes-agent==<previous>) or upgrade hermes-operator".into(),
         _ => format!("see {}", r.log),
     };
     Err(Error::new(
@@ -66,7 +65,7 @@ fn print(ctx: &Ctx, r: &Report) -> crate::Result<()> {
             .unwrap_or_else(|| "?".into())
     };
     let mut t = ctx.out.table(&["step", "result"]);
-    t.add_row(vec!["result".to_string(), r.result.clone()]);
+    t.add_row(vec!["result".to_string(), r.result.to_string()]);
     t.add_row(vec![
         "hermes".to_string(),
         format!("{} → {}", v(&r.version_before), v(&r.version_after)),
@@ -143,7 +142,7 @@ fn print(ctx: &Ctx, r: &Report) -> crate::Result<()> {
     ]);
     ctx.out.print_table(&t)?;
     if let Some(reason) = &r.reason {
-        if r.exit_code == 0 {
+        if r.failure.is_none() {
             ctx.out.info(reason);
         }
     }

@@ -28,13 +28,13 @@ impl Approver for PolicyApprover {
         Box::pin(async move {
             use std::io::IsTerminal;
             let choice = match policy {
-                ApprovePolicy::Deny => "deny".to_string(),
-                ApprovePolicy::Once => "once".to_string(),
-                ApprovePolicy::Session => "session".to_string(),
+                ApprovePolicy::Deny => ApprovalChoice::Deny,
+                ApprovePolicy::Once => ApprovalChoice::Once,
+                ApprovePolicy::Session => ApprovalChoice::Session,
                 ApprovePolicy::Prompt
                     if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) =>
                 {
-                    "deny".to_string()
+                    ApprovalChoice::Deny
                 }
                 ApprovePolicy::Prompt => {
                     let prompt = format!(
@@ -51,11 +51,17 @@ impl Approver for PolicyApprover {
                             .items(&items)
                             .default(0)
                             .interact()
-                            .map(|i| ["deny", "once", "session"][i].to_string())
-                            .unwrap_or_else(|_| "deny".to_string())
+                            .map(|i| {
+                                [
+                                    ApprovalChoice::Deny,
+                                    ApprovalChoice::Once,
+                                    ApprovalChoice::Session,
+                                ][i]
+                            })
+                            .unwrap_or(ApprovalChoice::Deny)
                     })
                     .await
-                    .unwrap_or_else(|_| "deny".to_string())
+                    .unwrap_or(ApprovalChoice::Deny)
                 }
             };
             Decision {
@@ -103,10 +109,7 @@ impl PendingApprovals {
 
     /// Answer the waiting request of `session_id` as `by`: only the session
     /// owner or an admin may (docs/design.md §4).
-    pub fn answer(&self, session_id: &str, by: &User, choice: &str) -> Result<()> {
-        if !matches!(choice, "once" | "session" | "deny") {
-            return Err(Error::usage("choice must be one of: once, session, deny"));
-        }
+    pub fn answer(&self, session_id: &str, by: &User, choice: ApprovalChoice) -> Result<()> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Some(p) = map.get(session_id) else {
             return Err(Error::not_found(format!(
@@ -120,7 +123,7 @@ impl PendingApprovals {
         }
         let p = map.remove(session_id).expect("present");
         let _ = p.tx.send(Decision {
-            choice: choice.to_string(),
+            choice,
             decided_by: format!("{} ({})", by.username, by.role),
         });
         Ok(())
@@ -158,7 +161,7 @@ impl Approver for ChannelApprover {
             let d = match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(d)) => d,
                 _ => Decision {
-                    choice: "deny".into(),
+                    choice: ApprovalChoice::Deny,
                     decided_by: "timeout".into(),
                 },
             };

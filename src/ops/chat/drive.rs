@@ -361,14 +361,11 @@ pub(super) async fn handle_event(
             on_event(TurnEvent::ApprovalRequest(ar.clone()));
             let t_wait = Instant::now();
             let d = approver.decide(ar.clone()).await;
-            // "always" would outlive the session: the operator never sends it.
-            let choice = match d.choice.as_str() {
-                "once" | "session" | "deny" => d.choice.clone(),
-                _ => "deny".to_string(),
-            };
+            // Never "always": ApprovalChoice cannot say it (it would outlive the session).
+            let choice = d.choice;
             // Hermes denies on its own timeout; answering after that is a 409.
             let applied = match client
-                .answer_approval(run_id, &choice, ar.request_id.as_deref())
+                .answer_approval(run_id, choice.as_str(), ar.request_id.as_deref())
                 .await
             {
                 Ok(()) => true,

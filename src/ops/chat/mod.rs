@@ -63,7 +63,7 @@ pub enum TurnEvent {
     },
     ApprovalRequest(ApprovalRequest),
     ApprovalDecision {
-        choice: String,
+        choice: ApprovalChoice,
         decided_by: String,
         applied: bool,
     },
@@ -91,10 +91,46 @@ pub struct ApprovalRequest {
     pub request_id: Option<String>,
 }
 
-/// An answer to an approval request: `once`, `session` or `deny`, and who gave it.
+/// How an approval request is answered. Hermes' `always` (a permanent
+/// allow) is not among them: it would outlive the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalChoice {
+    Once,
+    Session,
+    Deny,
+}
+
+impl ApprovalChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalChoice::Once => "once",
+            ApprovalChoice::Session => "session",
+            ApprovalChoice::Deny => "deny",
+        }
+    }
+
+    /// From a request (`once`, `session`, `deny`); anything else is a usage error.
+    pub fn parse(s: &str) -> Result<ApprovalChoice> {
+        match s {
+            "once" => Ok(ApprovalChoice::Once),
+            "session" => Ok(ApprovalChoice::Session),
+            "deny" => Ok(ApprovalChoice::Deny),
+            _ => Err(Error::usage("choice must be one of: once, session, deny")),
+        }
+    }
+}
+
+impl std::fmt::Display for ApprovalChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An answer to an approval request, and who gave it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
-    pub choice: String,
+    pub choice: ApprovalChoice,
     pub decided_by: String,
 }
 
@@ -213,22 +249,26 @@ mod tests {
         // Another user, a viewer: refused; a bad choice: refused; nothing answered.
         let other = user("u_other", Role::User);
         assert_eq!(
-            reg.answer("op_a", &other, "once").unwrap_err().kind,
+            reg.answer("op_a", &other, ApprovalChoice::Once)
+                .unwrap_err()
+                .kind,
             Kind::Permission
         );
         assert_eq!(
-            reg.answer("op_a", &owner, "always").unwrap_err().kind,
+            ApprovalChoice::parse("always").unwrap_err().kind,
             Kind::Usage
         );
         assert_eq!(
-            reg.answer("op_b", &owner, "once").unwrap_err().kind,
+            reg.answer("op_b", &owner, ApprovalChoice::Once)
+                .unwrap_err()
+                .kind,
             Kind::NotFound
         );
         // An admin may answer for the owner.
         let admin = user("u_admin", Role::Admin);
-        reg.answer("op_a", &admin, "once").unwrap();
+        reg.answer("op_a", &admin, ApprovalChoice::Once).unwrap();
         let d = waiting.await.unwrap();
-        assert_eq!(d.choice, "once");
+        assert_eq!(d.choice, ApprovalChoice::Once);
         assert!(d.decided_by.contains("u_admin"));
         assert!(reg.pending("op_a").is_none());
     }
@@ -242,7 +282,7 @@ mod tests {
             .approver(&owner, std::time::Duration::from_millis(20))
             .decide(request("op_a"))
             .await;
-        assert_eq!(d.choice, "deny");
+        assert_eq!(d.choice, ApprovalChoice::Deny);
         assert_eq!(d.decided_by, "timeout");
         assert!(reg.pending("op_a").is_none());
     }

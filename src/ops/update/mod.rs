@@ -169,7 +169,7 @@ mod tests {
                 Some(&avail(Some(true), false))
             )
             .0,
-            "updated"
+            UpdateResult::Updated
         );
         assert_eq!(
             classify(
@@ -181,7 +181,7 @@ mod tests {
                 Some(&avail(Some(false), false))
             )
             .0,
-            "up_to_date"
+            UpdateResult::UpToDate
         );
         // pip exits 0 when the index is unreachable: not "up to date".
         let (r, why) = classify(
@@ -192,7 +192,7 @@ mod tests {
             "WARNING: Retrying (Retry(total=4",
             Some(&avail(None, true)),
         );
-        assert_eq!(r, "failed");
+        assert_eq!(r, UpdateResult::Failed);
         assert!(why.unwrap().contains("could not be reached"));
         assert_eq!(
             classify(
@@ -204,7 +204,7 @@ mod tests {
                 Some(&avail(Some(true), false))
             )
             .0,
-            "failed"
+            UpdateResult::Failed
         );
         assert_eq!(
             classify(
@@ -216,9 +216,15 @@ mod tests {
                 None
             )
             .0,
-            "failed"
+            UpdateResult::Failed
         );
-        assert_eq!(classify(&b, None, true, true, "", None).0, "failed");
-        assert_eq!(classify(&b, None, true, false, "", None).0, "failed");
+        assert_eq!(
+            classify(&b, None, true, true, "", None).0,
+            UpdateResult::Failed
+        );
+        assert_eq!(
+            classify(&b, None, true, false, "", None).0,
+            UpdateResult::Failed
+        );
     }
 }

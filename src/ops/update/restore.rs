@@ -50,7 +50,9 @@ pub struct Report {
     pub verify_ok: Option<bool>,
     /// The `update_restored` event.
     pub event: Option<String>,
-    pub exit_code: i32,
+    /// Why the restore ends non-zero (`None`: exit 0); `exit_code` in the JSON.
+    #[serde(rename = "exit_code", serialize_with = "update::serialize_exit_code")]
+    pub failure: Option<Kind>,
 }
 
 /// A backup directory by name (`operator_<ts>`) or path; the newest one
@@ -170,7 +172,7 @@ pub fn plan(home: &Home, dir: &Path) -> Result<Report> {
         health: None,
         verify_ok: None,
         event: None,
-        exit_code: 0,
+        failure: None,
     })
 }
 
@@ -246,12 +248,12 @@ pub fn restore(
         healthy &= h.ok;
         report.health = Some(h);
     }
-    report.exit_code = if report.verify_ok == Some(false) {
-        Kind::Integrity.exit_code()
+    report.failure = if report.verify_ok == Some(false) {
+        Some(Kind::Integrity)
     } else if !healthy {
-        Kind::Unhealthy.exit_code()
+        Some(Kind::Unhealthy)
     } else {
-        0
+        None
     };
     Ok(report)
 }

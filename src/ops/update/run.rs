@@ -7,13 +7,51 @@ pub struct Options {
     pub no_restart: bool,
 }
 
+/// What an update came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateResult {
+    /// Hermes' version or commit changed.
+    Updated,
+    /// Unchanged, and the index or remote confirmed nothing newer exists.
+    UpToDate,
+    Failed,
+    /// Updated, but state.db no longer suits the operator (not restarted).
+    Incompatible,
+}
+
+impl UpdateResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateResult::Updated => "updated",
+            UpdateResult::UpToDate => "up_to_date",
+            UpdateResult::Failed => "failed",
+            UpdateResult::Incompatible => "incompatible",
+        }
+    }
+}
+
+impl std::fmt::Display for UpdateResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `exit_code` in the JSON: 0, or the failure's exit code.
+pub(crate) fn serialize_exit_code<S: serde::Serializer>(
+    k: &Option<Kind>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_i32(k.map_or(0, Kind::exit_code))
+}
+
 /// What one run did (`--json` contract).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `updated`, `up_to_date`, `failed` or `incompatible`.
-    pub result: String,
-    /// The exit code this run ends with.
-    pub exit_code: i32,
+    pub result: UpdateResult,
+    /// Why the run ends non-zero (`None`: exit 0); `exit_code` in the JSON.
+    #[serde(rename = "exit_code", serialize_with = "serialize_exit_code")]
+    pub failure: Option<Kind>,
     pub reason: Option<String>,
     pub hermes_command: String,
     pub version_before: Option<HermesVersion>,
@@ -104,6 +142,13 @@ pub(super) fn read_receipt(home: &Home, since: std::time::SystemTime) -> Option<
     serde_json::from_str(&fs::read_to_string(&p).ok()?).ok()
 }
 
+impl Report {
+    /// The process exit code this run ends with.
+    pub fn exit_code(&self) -> i32 {
+        self.failure.map_or(0, Kind::exit_code)
+    }
+}
+
 /// `cron:<user>` when the scheduled script runs us, else the app's actor.
 pub fn actor(app: &App) -> Actor {
     if std::env::var("HERMES_OPERATOR_TRIGGER").is_ok_and(|v| v == "cron") {
@@ -138,32 +183,32 @@ pub fn classify(
     timed_out: bool,
     output: &str,
     avail: Option<&Availability>,
-) -> (&'static str, Option<String>) {
+) -> (UpdateResult, Option<String>) {
     if timed_out {
         return (
-            "failed",
+            UpdateResult::Failed,
             Some("`hermes update` timed out and was stopped".into()),
         );
     }
     if !exit_ok || output.contains("✗ Update failed") {
         return (
-            "failed",
+            UpdateResult::Failed,
             Some(format!("`hermes update` failed: {}", last_line(output))),
         );
     }
     let Some(after) = after else {
         return (
-            "failed",
+            UpdateResult::Failed,
             Some("cannot read Hermes' version after the update".into()),
         );
     };
     if after.version != before.version || after.revision != before.revision {
-        return ("updated", None);
+        return (UpdateResult::Updated, None);
     }
     match avail.and_then(|a| a.update_available) {
-        Some(false) => ("up_to_date", None),
+        Some(false) => (UpdateResult::UpToDate, None),
         Some(true) => (
-            "failed",
+            UpdateResult::Failed,
             Some(format!(
                 "a newer Hermes{} is available but `hermes update` left {} installed",
                 avail
@@ -180,7 +225,7 @@ pub fn classify(
                 "the package index could not confirm that it is the newest"
             };
             (
-                "failed",
+                UpdateResult::Failed,
                 Some(format!(
                     "Hermes is still {} and {why}: {}",
                     before.version,
@@ -191,12 +236,12 @@ pub fn classify(
     }
 }
 
-pub(super) fn exit_code_for(result: &str, healthy: bool) -> i32 {
+pub(super) fn failure_for(result: UpdateResult, healthy: bool) -> Option<Kind> {
     match result {
-        "failed" => Kind::UpdateFailed.exit_code(),
-        "incompatible" => Kind::Corrupt.exit_code(),
-        _ if !healthy => Kind::Unhealthy.exit_code(),
-        _ => 0,
+        UpdateResult::Failed => Some(Kind::UpdateFailed),
+        UpdateResult::Incompatible => Some(Kind::Corrupt),
+        _ if !healthy => Some(Kind::Unhealthy),
+        _ => None,
     }
 }
 
@@ -222,8 +267,8 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
         }),
     ))?;
     let mut report = Report {
-        result: "failed".into(),
-        exit_code: Kind::UpdateFailed.exit_code(),
+        result: UpdateResult::Failed,
+        failure: Some(Kind::UpdateFailed),
         reason: None,
         hermes_command: String::new(),
         version_before: None,
@@ -255,7 +300,7 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
     let lock = match try_lock(home) {
         Ok(l) => l,
         Err(e) => {
-            report.exit_code = e.kind.exit_code();
+            report.failure = Some(e.kind);
             report.reason = Some(e.message.clone());
             finish(app, &actor, &mut report, t0, None);
             return Err(e);
@@ -286,8 +331,8 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
     }
     .all();
     if let Err(e) = outcome {
-        report.result = "failed".into();
-        report.exit_code = Kind::UpdateFailed.exit_code();
+        report.result = UpdateResult::Failed;
+        report.failure = Some(Kind::UpdateFailed);
         report.reason = Some(match &e.hint {
             Some(h) => format!("{} ({h})", e.message),
             None => e.message.clone(),
@@ -314,7 +359,7 @@ pub(super) fn finish(
         actor,
         json!({
             "result": report.result,
-            "exit_code": report.exit_code,
+            "exit_code": report.exit_code(),
             "reason": report.reason,
             "hermes_command": report.hermes_command,
             "install_kind": report.install_kind,
@@ -356,7 +401,7 @@ pub(super) fn finish(
             .as_ref()
             .map(|v| v.display())
             .unwrap_or_else(|| "?".into()),
-        report.exit_code,
+        report.exit_code(),
         report
             .reason
             .as_deref()
@@ -555,7 +600,7 @@ impl Steps<'_> {
         status: Option<std::process::ExitStatus>,
         output: &str,
         avail: &Availability,
-    ) -> &'static str {
+    ) -> UpdateResult {
         let home = &self.app.home;
         let after = detect_version(home, inst).ok();
         self.report.version_after = after.clone();
@@ -571,7 +616,7 @@ impl Steps<'_> {
         self.report.reason = reason;
         if self.report.hermes_update_exit == Some(2) {
             // 0.21+: "refused: image-managed install" (docs/hermes.md "Update").
-            result = "failed";
+            result = UpdateResult::Failed;
             self.report.reason = Some(format!(
                 "Hermes refused to update this install (exit 2, image-managed): {}",
                 last_line(output)
@@ -582,8 +627,8 @@ impl Steps<'_> {
             .as_ref()
             .and_then(|r| r["outcome"].as_str())
         {
-            if matches!(outcome, "failed" | "refused") && result != "failed" {
-                result = "failed";
+            if matches!(outcome, "failed" | "refused") && result != UpdateResult::Failed {
+                result = UpdateResult::Failed;
                 self.report.reason = Some(format!("Hermes' update receipt says {outcome}"));
             }
         }
@@ -629,12 +674,12 @@ impl Steps<'_> {
     }
 
     /// A state.db the installed Hermes writes must still suit the operator.
-    fn schema(&mut self, inst: &HermesInstall, mut result: &'static str) -> &'static str {
+    fn schema(&mut self, inst: &HermesInstall, mut result: UpdateResult) -> UpdateResult {
         let home = &self.app.home;
         (self.progress)("probing state.db's schema");
         let schema = probe_schema(home, inst);
-        if !schema.compatible && result != "failed" {
-            result = "incompatible";
+        if !schema.compatible && result != UpdateResult::Failed {
+            result = UpdateResult::Incompatible;
             self.report.reason = Some(format!(
                 "state.db schema incompatible with this hermes-operator: {}",
                 schema.problems.join("; ")
@@ -646,26 +691,26 @@ impl Steps<'_> {
     }
 
     /// The operator's files compared with the backup (restored if changed).
-    fn files(&mut self, backup: &Backup, result: &'static str) -> FilesCheck {
+    fn files(&mut self, backup: &Backup, result: UpdateResult) -> FilesCheck {
         let home = &self.app.home;
         (self.progress)("verifying the operator's files against the backup");
         let files = verify_operator_files(home, backup);
         self.report.files = Some(files.clone());
-        self.report.result = result.to_string();
+        self.report.result = result;
 
         files
     }
 
     /// Restart only when something changed and the result is usable; then
     /// the health check. Whether the service is healthy.
-    fn restart_and_health(&mut self, result: &'static str, files: &FilesCheck) -> bool {
+    fn restart_and_health(&mut self, result: UpdateResult, files: &FilesCheck) -> bool {
         let (home, cfg) = (&self.app.home, &self.app.cfg.config);
         // Restart only when something changed and the result is usable.
-        let changed = result == "updated" || !files.restored.is_empty();
+        let changed = result == UpdateResult::Updated || !files.restored.is_empty();
         let skip = if self.opts.no_restart {
             Some("--no-restart")
-        } else if result == "failed" || result == "incompatible" {
-            Some(result)
+        } else if result == UpdateResult::Failed || result == UpdateResult::Incompatible {
+            Some(result.as_str())
         } else if !changed {
             Some("up_to_date")
         } else {
@@ -682,7 +727,9 @@ impl Steps<'_> {
                 self.report.restart = Some(r);
             }
         }
-        if !self.opts.no_restart && (result == "updated" || result == "up_to_date") {
+        if !self.opts.no_restart
+            && (result == UpdateResult::Updated || result == UpdateResult::UpToDate)
+        {
             let url = cfg.health_url();
             (self.progress)(&format!("health check: GET {url}"));
             let h = health_check(&url, HEALTH_DEADLINE);
@@ -712,18 +759,18 @@ impl Steps<'_> {
 
     fn exit_code(
         &mut self,
-        result: &'static str,
+        result: UpdateResult,
         healthy: bool,
         changes_lost: bool,
         files: &FilesCheck,
     ) {
-        self.report.exit_code = exit_code_for(result, healthy);
-        if changes_lost && self.report.exit_code == 0 {
+        self.report.failure = failure_for(result, healthy);
+        if changes_lost && self.report.failure.is_none() {
             // Hermes itself may be fine, but someone's edits need attention.
-            self.report.exit_code = Kind::UpdateFailed.exit_code();
+            self.report.failure = Some(Kind::UpdateFailed);
         }
         if !files.problems.is_empty() {
-            self.report.exit_code = Kind::Integrity.exit_code();
+            self.report.failure = Some(Kind::Integrity);
         }
     }
 }
