@@ -153,14 +153,6 @@ impl StateDb {
             cand.join(" AND "),
             p.len()
         );
-        let scanned: i64 = self
-            .conn
-            .query_row(
-                &format!("SELECT count(*) FROM ({cand_sql})"),
-                params_from_iter(p.iter()),
-                |r| r.get(0),
-            )
-            .map_err(self.err("scanning messages"))?;
         let mut wh = like_terms(terms, &mut p);
         let snippet = like_snippet(terms, &mut p);
         let seen: Vec<String> = out.hits.iter().map(|h| h.message_id.to_string()).collect();
@@ -168,15 +160,55 @@ impl StateDb {
             wh.push(format!("m.id NOT IN ({})", seen.join(",")));
         }
         p.push(Value::Integer(room));
+        // One pass over the candidates: they are materialised once, counted
+        // (for `scanned` / `scan_truncated`) and searched; the LEFT JOIN
+        // keeps the count's row when nothing matches.
         let sql = format!(
-            "WITH cand AS ({cand_sql}) \
-             SELECT m.session_id, m.id, m.role, {snippet}, m.timestamp, s.source, s.user_id \
-             FROM cand JOIN messages m ON m.id = cand.id JOIN sessions s ON s.id = m.session_id \
-             WHERE {} ORDER BY m.timestamp DESC, m.id DESC LIMIT ?{}",
+            "WITH cand AS MATERIALIZED ({cand_sql}), \
+                  n AS (SELECT count(*) AS c FROM cand), \
+                  h AS (SELECT m.session_id, m.id, m.role, {snippet} AS snip, m.timestamp, \
+                               s.source, s.user_id \
+                        FROM cand JOIN messages m ON m.id = cand.id \
+                        JOIN sessions s ON s.id = m.session_id \
+                        WHERE {} ORDER BY m.timestamp DESC, m.id DESC LIMIT ?{}) \
+             SELECT n.c, h.session_id, h.id, h.role, h.snip, h.timestamp, h.source, h.user_id \
+             FROM n LEFT JOIN h ON 1 ORDER BY h.timestamp DESC, h.id DESC",
             wh.join(" AND "),
             p.len()
         );
-        out.hits.extend(self.hits(&sql, &p, MatchedBy::Scan)?);
+        let mut st = self
+            .conn
+            .prepare(&sql)
+            .map_err(self.err("scanning messages"))?;
+        let mut scanned = 0i64;
+        let rows = st
+            .query_map(params_from_iter(p.iter()), |r| {
+                let c: i64 = r.get(0)?;
+                let Some(session_id) = opt_text(r, 1)? else {
+                    return Ok((c, None));
+                };
+                let (timestamp, timestamp_epoch) = time_pair(opt_f64(r, 5)?);
+                Ok((
+                    c,
+                    Some(SearchHit {
+                        session_id,
+                        message_id: int(r, 2)?,
+                        role: opt_text(r, 3)?,
+                        snippet: opt_text(r, 4)?,
+                        timestamp,
+                        timestamp_epoch,
+                        source: opt_text(r, 6)?,
+                        user_id: opt_text(r, 7)?,
+                        matched_by: MatchedBy::Scan,
+                    }),
+                ))
+            })
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.err("scanning messages"))?;
+        for (c, hit) in rows {
+            scanned = c;
+            out.hits.extend(hit);
+        }
         out.scanned = Some(scanned);
         out.scan_truncated = scanned >= SCAN_MAX_ROWS;
         Ok(())
