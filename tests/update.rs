@@ -171,25 +171,7 @@ fn setup(hermes: &Path, port: u16) -> Setup {
     )
     .unwrap();
     fs::set_permissions(&stub, fs::Permissions::from_mode(0o755)).unwrap();
-    let mut c = op(home.path());
-    c.args(["install", "--admin", "alice", "--password-stdin", "--json"])
-        .env("XDG_CONFIG_HOME", tmp.path().join("xdg"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse battery\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "install: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::install_operator(home.path(), &tmp.path().join("xdg"));
     let cfg = home.path().join("profiles/operator/config.yaml");
     let text = fs::read_to_string(&cfg).unwrap();
     let text = text

@@ -14,7 +14,6 @@ mod common;
 use common::{op, Gen};
 use serde_json::Value;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -94,25 +93,7 @@ fn setup() -> Setup {
     );
     assert!(made["sessions"].as_u64().unwrap() >= 3, "{made}");
     let xdg = tmp.path().join("xdg");
-    let mut c = op(&home);
-    c.args(["install", "--admin", "alice", "--password-stdin", "--json"])
-        .env("XDG_CONFIG_HOME", &xdg)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse battery\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "install: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::install_operator(&home, &xdg);
     let cfg = home.join("profiles/operator/config.yaml");
     let text = fs::read_to_string(&cfg).unwrap().replace(
         "  restart_command: \"systemctl --user restart hermes-operator\"\n",

@@ -973,3 +973,28 @@ pub fn append(gen: Gen, db: &Path, id: &str, role: &str, content: &str) {
         ],
     );
 }
+
+/// `hermes-operator install --admin alice` (password from stdin), with
+/// `XDG_CONFIG_HOME` at `xdg` so the systemd unit lands in the test's dir.
+pub fn install_operator(home: &Path, xdg: &Path) {
+    use std::io::Write;
+    let mut c = op(home);
+    c.args(["install", "--admin", "alice", "--password-stdin", "--json"])
+        .env("XDG_CONFIG_HOME", xdg)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

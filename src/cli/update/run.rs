@@ -167,32 +167,18 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
         (Err(e), _) => ("hermes".to_string(), format!("NOT FOUND: {}", e.message)),
         (Ok(i), None) => (i.command.display().to_string(), "unknown".to_string()),
     };
-    // The plan for this install kind: what the remote or index offers, and
-    // (git) what Hermes' stash will have to carry across.
+    // The plan for this install kind, in words.
     let track = update::Track::from_config(cfg);
-    let branch = track.branch().to_string();
     let mut plan = json!({"install_kind": null});
     let mut where_steps: Vec<String> = Vec::new();
     if let (Ok(i), Some(Ok(v))) = (&inst, &detected) {
-        let a = update::check_available(home, i, v, &track);
-        plan = json!({
-            "install_kind": v.method,
-            "installed": v.version,
-            "commit": v.revision,
-            "latest": a.latest,
-            "update_available": a.update_available,
-            "commits_behind": a.commits_behind,
-            "remote": a.remote,
-            "source": a.source,
-            "detail": a.detail,
-        });
-        match (v.method.as_str(), &v.checkout) {
-            ("git", Some(c)) => {
-                let dirty = crate::hermes::git::local_changes(c).unwrap_or_default();
+        let p = update::plan(home, i, v, &track);
+        match (&p.checkout, &p.branch, &p.local_changes) {
+            (Some(c), Some(branch), Some(dirty)) => {
                 where_steps.push(format!(
                     "git install {}: origin/{branch} — {}",
                     c.display(),
-                    a.detail
+                    p.detail
                 ));
                 where_steps.push(if dirty.is_empty() {
                     "no local changes in the checkout".to_string()
@@ -203,11 +189,10 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
                         dirty.join(", ")
                     )
                 });
-                plan["local_changes"] = json!(dirty);
-                plan["branch"] = json!(branch);
             }
-            _ => where_steps.push(format!("pip install: {} — {}", a.source, a.detail)),
+            _ => where_steps.push(format!("pip install: {} — {}", p.source, p.detail)),
         }
+        plan = serde_json::to_value(&p).unwrap_or(plan);
     }
     let existing: Vec<String> = update::backup_sources(home)
         .into_iter()

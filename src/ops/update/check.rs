@@ -258,3 +258,52 @@ pub(super) fn last_line(s: &str) -> String {
 pub fn has_network_error(output: &str) -> bool {
     NETWORK_MARKERS.iter().any(|m| output.contains(m))
 }
+
+/// What an update would do for this install kind (`update --dry-run`'s
+/// `plan`): what the index or remote offers and, for a git install, the
+/// local changes Hermes' stash will have to carry across.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub install_kind: String,
+    pub installed: String,
+    pub commit: Option<String>,
+    pub latest: Option<String>,
+    pub update_available: Option<bool>,
+    pub commits_behind: Option<u32>,
+    pub remote: Option<crate::hermes::git::RemoteState>,
+    pub source: String,
+    pub detail: String,
+    /// Git installs: the checkout, the branch and its local changes.
+    #[serde(skip)]
+    pub checkout: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_changes: Option<Vec<String>>,
+}
+
+/// The plan for `installed` (read-only: a scratch fetch for git installs).
+pub fn plan(home: &Home, inst: &HermesInstall, installed: &HermesVersion, track: &Track) -> Plan {
+    let a = check_available(home, inst, installed, track);
+    let checkout = installed
+        .checkout
+        .clone()
+        .filter(|_| installed.method == "git");
+    let local_changes = checkout
+        .as_deref()
+        .map(|c| crate::hermes::git::local_changes(c).unwrap_or_default());
+    Plan {
+        install_kind: installed.method.clone(),
+        installed: installed.version.clone(),
+        commit: installed.revision.clone(),
+        latest: a.latest,
+        update_available: a.update_available,
+        commits_behind: a.commits_behind,
+        remote: a.remote,
+        source: a.source,
+        detail: a.detail,
+        branch: checkout.as_ref().map(|_| track.branch().to_string()),
+        checkout,
+        local_changes,
+    }
+}
