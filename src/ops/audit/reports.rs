@@ -292,22 +292,36 @@ pub fn daily(app: &App, date: NaiveDate, tz: &Tz) -> Result<Daily> {
         to: crate::output::ts(to_e),
         to_epoch: to_e,
         totals,
-        by_user: by_user
-            .into_iter()
-            .map(|(user_id, usage)| UserUsage {
-                username: user_id
-                    .as_ref()
-                    .and_then(|u| names.get(u).cloned())
-                    .unwrap_or_else(|| "(unknown)".into()),
-                user_id,
-                usage,
-            })
-            .collect(),
+        by_user: by_username(by_user, &names),
         by_model: by_model
             .into_iter()
             .map(|(model, usage)| ModelUsageRow { model, usage })
             .collect(),
     })
+}
+
+/// Rows by username, as a reader looks for them (ids are random), and
+/// sessions whose owner is unknown (deleted account, no user id) last.
+fn by_username(
+    by_user: BTreeMap<Option<String>, Usage>,
+    names: &HashMap<String, String>,
+) -> Vec<UserUsage> {
+    let mut rows: Vec<UserUsage> = by_user
+        .into_iter()
+        .map(|(user_id, usage)| UserUsage {
+            username: user_id
+                .as_ref()
+                .and_then(|u| names.get(u).cloned())
+                .unwrap_or_else(|| "(unknown)".into()),
+            user_id,
+            usage,
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let unknown = |r: &UserUsage| r.username == "(unknown)";
+        (unknown(a), &a.username, &a.user_id).cmp(&(unknown(b), &b.username, &b.user_id))
+    });
+    rows
 }
 
 /// A user's operator sessions in total (cumulative session totals).

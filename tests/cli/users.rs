@@ -3,6 +3,7 @@
 //! operator databases, prompts in non-interactive runs. Each gives a clear
 //! message and the documented exit code, and nothing changes.
 
+use crate::common::{code, mode, stderr};
 use serde_json::Value;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -88,18 +89,6 @@ impl Home {
         std::fs::write(&p, format!("OPERATOR_JWT_SECRET={secret}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap()
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 #[test]

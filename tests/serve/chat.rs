@@ -3,8 +3,8 @@
 //! approving a `[danger]` command through the approval endpoint while the
 //! SSE stream waits (the command really runs), and SIGTERM during a waiting
 //! turn (grace period over: the approval is denied, the turn ends recorded).
-mod common;
-mod serve_common;
+use crate::common;
+use crate::common::serve as serve_common;
 
 use common::add_user;
 use common::gateway::{Gateway, GatewayOpts};

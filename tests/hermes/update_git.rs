@@ -9,7 +9,8 @@
 //! `hermes update` stops Hermes gateways machine-wide, so no test in this
 //! binary keeps a gateway up.
 
-mod common;
+use crate::common;
+use crate::common::show;
 
 use common::{op, Gen};
 use serde_json::Value;
@@ -133,15 +134,6 @@ fn opcmd(s: &Setup, args: &[&str]) -> Command {
 
 fn run(s: &Setup, args: &[&str]) -> Output {
     opcmd(s, args).output().unwrap()
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn json_of(o: &Output) -> Value {

@@ -17,7 +17,8 @@
 //! * `failures_leave_sessions_consistent`: model 500, wrong key, Hermes down.
 //! * `budget_under_concurrency_and_real_cost`: 2 of 4 concurrent turns
 //!   refused, ledger, priced turns, refusal once spent, cost alert.
-mod common;
+use crate::common;
+use crate::common::{code, show, stderr, stdout};
 
 use common::gateway::{Gateway, GatewayOpts, SeedState};
 use common::{add_user_with, op, open_ro, operator_session_ids, Gen};
@@ -50,27 +51,6 @@ fn cmd(gw: &Gateway, args: &[&str]) -> Command {
 
 fn run(gw: &Gateway, args: &[&str]) -> Output {
     cmd(gw, args).output().expect("run hermes-operator")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        o.status.code(),
-        stdout(o),
-        stderr(o)
-    )
 }
 
 fn json_out(gw: &Gateway, args: &[&str]) -> Value {

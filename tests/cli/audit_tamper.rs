@@ -460,7 +460,7 @@ fn replay_shows_integrity_per_event() {
 fn append_events_example() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_hermes-operator"));
     let ex = bin.parent().unwrap().join("examples/append_events");
-    // Always ask cargo: `cargo test --test audit_tamper` alone does not build
+    // Always ask cargo: `cargo test --test cli` alone does not build
     // examples, and a stale one may predate the current schema. A no-op when fresh.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut args = vec!["build", "--example", "append_events"];

@@ -6,8 +6,8 @@
 //! through Hermes' own SessionDB). Hermes' API server is NOT running here:
 //! authorization must be decided before Hermes is contacted, so an
 //! authorized chat or models request gets 502 and an unauthorized one 401/403.
-mod common;
-mod serve_common;
+use crate::common;
+use crate::common::serve as serve_common;
 
 use common::{add_user, fixture, open_ro, Gen, TestHome, TEST_PASSWORD};
 use hermes_operator::app::App;

@@ -1,5 +1,5 @@
 //! Proves the real-Hermes test harness (tests/common) works.
-mod common;
+use crate::common;
 
 use common::*;
 use std::collections::BTreeMap;

@@ -14,8 +14,8 @@
 //! integrity "ok") and sees verify status and the usage chart; an admin
 //! disables an account. Screenshots go to `test-artifacts/dashboard/`.
 //! Without Chromium the test FAILS (install it: `apt-get install -y chromium`).
-mod common;
-mod serve_common;
+use crate::common;
+use crate::common::serve as serve_common;
 
 use common::gateway::{Gateway, GatewayOpts};
 use common::{add_user, Gen, TEST_PASSWORD};

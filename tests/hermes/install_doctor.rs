@@ -2,7 +2,8 @@
 //! then `doctor`: everything passes except Hermes' API server, which is not
 //! running (fail, with the fix), so doctor exits 12.
 
-mod common;
+use crate::common;
+use crate::common::mode;
 
 use common::{op, Gen};
 use serde_json::Value;
@@ -49,10 +50,6 @@ fn install(home: &Path, xdg: &Path, args: &[&str], stdin: &[u8]) -> Output {
     let mut child = c.spawn().unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
-}
-
-fn mode(p: &Path) -> u32 {
-    fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! every `--json` output equals what direct SQL says, every change is read
 //! back by Hermes, non-operator rows stay byte-identical, and bad input gives
 //! the documented exit codes without changing anything.
-mod common;
+use crate::common;
+use crate::common::{code, stderr};
 
 use common::*;
 use rusqlite::types::ValueRef;
@@ -24,14 +25,6 @@ struct Env {
 
 fn run(home: &Path, args: &[&str]) -> Output {
     op(home).args(args).output().expect("run hermes-operator")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
 }
 
 fn json_ok(home: &Path, args: &[&str]) -> Value {
@@ -1097,7 +1090,14 @@ fn check_daily(e: &Env, date: &str, tz: &str) -> Value {
         .iter()
         .map(|u| u["user_id"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(got_users, by_user.keys().cloned().collect::<Vec<_>>());
+    // By username (alice, bob), owners without an account last.
+    let mut want_users: Vec<Option<String>> = by_user.keys().cloned().collect();
+    want_users.sort_by_key(|k| match k.as_deref() {
+        Some(x) if x == e.alice => (0, k.clone()),
+        Some(x) if x == e.bob => (1, k.clone()),
+        _ => (2, k.clone()),
+    });
+    assert_eq!(got_users, want_users);
     for u in r["by_user"].as_array().unwrap() {
         let k = u["user_id"].as_str().map(str::to_string);
         assert_rows_eq(&row_of(u), &by_user[&k], &format!("user {k:?}"));

@@ -9,7 +9,7 @@
 //! `~/.cache/hermes-operator-test/wheels-update/` (or
 //! `$HERMES_OPERATOR_TEST_WHEELS`); each test makes a fresh venv from them.
 
-mod common;
+use crate::common;
 
 use common::{op, TestHome};
 use serde_json::Value;

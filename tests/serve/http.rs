@@ -3,8 +3,8 @@
 //! limit, security headers, JSON 404/405, request ids, the query-parameter
 //! login, refusing to start without a JWT secret, SIGTERM, and every route
 //! of openapi.json being routed.
-mod common;
-mod serve_common;
+use crate::common;
+use crate::common::serve as serve_common;
 
 use common::{add_user, op, TestHome, TEST_PASSWORD};
 use serde_json::{json, Value};

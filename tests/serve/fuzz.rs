@@ -7,12 +7,12 @@
 //! loudly: it never skips.
 //!
 //! Not fuzzed: `POST /api/chat` and `GET /api/models` — they drive the real
-//! Hermes agent (tests/serve_chat.rs covers them with a real gateway); here
+//! Hermes agent (tests/serve/chat.rs covers them with a real gateway); here
 //! Hermes is down, so an authorized call is a deliberate 502 — and
 //! `POST /auth/logout`, which would revoke the admin token the run uses
-//! (tests/serve_authz.rs and serve_http.rs cover it).
-mod common;
-mod serve_common;
+//! (tests/serve/authz.rs and tests/serve/http.rs cover it).
+use crate::common;
+use crate::common::serve as serve_common;
 
 use common::{add_user, fixture, Gen, TestHome};
 use serve_common::{client, configure, token, Server};

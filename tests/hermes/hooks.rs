@@ -3,7 +3,8 @@
 //! against the REAL Hermes Agent 0.19.0: its CLI (`hermes hooks list|doctor`),
 //! its own registration and spawn code (`agent.shell_hooks`), and a real
 //! gateway whose agent tries a tool the operator's policy forbids.
-mod common;
+use crate::common;
+use crate::common::{stderr, stdout};
 
 use common::gateway::{Gateway, GatewayOpts};
 use common::{hermes, make_home_with_state_seeded, op, Gen, TestHome};
@@ -49,14 +50,6 @@ fn event(name: &str, tool: &str, session: &str, args: Value, extra: Value) -> St
         "extra": extra,
     })
     .to_string()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn write_operator_config(home: &Path, yaml: &str) {

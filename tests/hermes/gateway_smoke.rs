@@ -70,7 +70,7 @@
 //!   process, terminal, todo" and the run completes.
 //! * A run without `session_id` gets session id = its run id (`run_<32hex>`),
 //!   source `api_server`.
-mod common;
+use crate::common;
 
 use common::gateway::{Gateway, GatewayOpts};
 use common::Gen;

@@ -1,0 +1,19 @@
+//! Integration with the real Hermes Agent, each test once per generation
+//! (0.19.0 and 0.22.2): the test harness itself, the gateway's `/v1/runs`
+//! behaviour, `chat`, the shell hook, `session`/`audit` commands against
+//! Hermes-written state.db files, `install` + `doctor`, and `update` on pip
+//! and git installs.
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod chat;
+mod gateway_smoke;
+mod harness_smoke;
+mod hooks;
+mod install_doctor;
+mod state_cli;
+mod tables;
+mod update;
+mod update_git;

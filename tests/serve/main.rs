@@ -1,0 +1,14 @@
+//! `hermes-operator serve` over real HTTP on loopback: authentication and
+//! limits, the authorization matrix, schemathesis against the OpenAPI
+//! document, chat through a real Hermes gateway, and the dashboard in headless
+//! Chromium.
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod authz;
+mod chat;
+mod dashboard;
+mod fuzz;
+mod http;
