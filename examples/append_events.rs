@@ -4,6 +4,7 @@
 //!
 //!   cargo run --release --example append_events -- DB COUNT [BATCH] [TAG]
 
+use hermes_operator::store::events::EventKind;
 use hermes_operator::store::events::{Actor, EventStore, NewEvent};
 use std::time::Instant;
 
@@ -36,7 +37,7 @@ fn main() {
         let evs: Vec<NewEvent> = (0..n)
             .map(|i| {
                 NewEvent::new(
-                    "tool_call",
+                    EventKind::ToolCall,
                     &actor,
                     serde_json::json!({"tool": "terminal", "arguments": {"command": "echo hello"}, "i": done + i, "tag": tag}),
                 )

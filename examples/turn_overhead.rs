@@ -13,7 +13,7 @@
 use hermes_operator::app::App;
 use hermes_operator::hermes::api::{HermesClient, RunRequest};
 use hermes_operator::home::Home;
-use hermes_operator::ops::chat::{self, ApprovePolicy, PolicyApprover, TurnRequest};
+use hermes_operator::ops::chat::{self, ApprovePolicy, Channel, PolicyApprover, TurnRequest};
 use hermes_operator::store::events::Actor;
 use std::time::Instant;
 
@@ -51,7 +51,7 @@ async fn main() {
             session_id: None,
             message: format!("hello {i}"),
             model: None,
-            channel: "bench".into(),
+            channel: Channel::Cli,
         };
         let t0 = Instant::now();
         let o = chat::run_turn(&app, &client, &req, &approver, &mut |_| {})

@@ -4,6 +4,7 @@
 use crate::config::{self, Loaded};
 use crate::error::Result;
 use crate::home::Home;
+use crate::store::events::EventKind;
 use crate::store::events::{Actor, Event, EventStore, NewEvent};
 use crate::store::state::StateDb;
 use crate::store::users::UserStore;
@@ -69,7 +70,7 @@ impl App {
         self.events()?.append(ev)
     }
 
-    pub fn event(&self, kind: &str, data: serde_json::Value) -> NewEvent {
+    pub fn event(&self, kind: EventKind, data: serde_json::Value) -> NewEvent {
         NewEvent::new(kind, &self.actor, data)
     }
 }

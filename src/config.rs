@@ -43,6 +43,9 @@ pub struct OperatorConfig {
     pub session_prefix: String,
     /// Peers whose X-Real-IP / X-Forwarded-For are believed (serve).
     pub trusted_proxies: Vec<String>,
+    /// Chat turns one account may run at once over HTTP (more: 429), so one
+    /// account cannot take every chat slot.
+    pub max_turns_per_user: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +172,7 @@ impl Default for OperatorConfig {
             cors_origins: vec![],
             session_prefix: "op_".into(),
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
+            max_turns_per_user: 2,
         }
     }
 }
@@ -346,6 +350,12 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
                 "operator.trusted_proxies: expected IP addresses, got {p:?}"
             ));
         }
+    }
+    if c.operator.max_turns_per_user == 0 || c.operator.max_turns_per_user > 64 {
+        return Err(format!(
+            "operator.max_turns_per_user: expected 1-64, got {}",
+            c.operator.max_turns_per_user
+        ));
     }
     // Hermes' API server listens on loopback; TLS belongs to nginx in front.
     let u = &c.hermes.api_url;

@@ -96,6 +96,10 @@ pub struct Error {
     pub kind: Kind,
     pub message: String,
     pub hint: Option<String>,
+    /// The underlying error (SQLite, I/O, JSON, HTTP), kept for
+    /// `std::error::Error::source` and for callers that need more than the
+    /// message: the message already says it in words.
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -106,7 +110,13 @@ impl Error {
             kind,
             message: message.into(),
             hint: None,
+            source: None,
         }
+    }
+    /// Keep `e` as this error's source.
+    pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(e));
+        self
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -146,9 +156,13 @@ impl Error {
     /// Classify a SQLite error that happened on the database at `path`.
     /// Busy/locked and corrupt databases get their own kinds and a hint.
     pub fn sqlite(path: &Path, what: &str, e: rusqlite::Error) -> Self {
+        Self::classify_sqlite(path, what, &e).with_source(e)
+    }
+
+    fn classify_sqlite(path: &Path, what: &str, e: &rusqlite::Error) -> Self {
         use rusqlite::ErrorCode as C;
         let p = path.display();
-        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if let rusqlite::Error::SqliteFailure(f, _) = e {
             match f.code {
                 C::DatabaseBusy | C::DatabaseLocked => {
                     return Error::busy(format!("{p} is locked by another process while {what}"))
@@ -175,13 +189,14 @@ impl Error {
 
     pub fn io(path: &Path, what: &str, e: std::io::Error) -> Self {
         let p = path.display();
-        match e.kind() {
+        let err = match e.kind() {
             std::io::ErrorKind::NotFound => Error::not_found(format!("{p}: {what}: not found")),
             std::io::ErrorKind::PermissionDenied => {
                 Error::permission(format!("{p}: {what}: permission denied"))
             }
             _ => Error::internal(format!("{p}: {what}: {e}")),
-        }
+        };
+        err.with_source(e)
     }
 
     /// The JSON shape used on stderr with `--json` (and by the HTTP layer).
@@ -203,23 +218,50 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::internal(format!("I/O error: {e}"))
+        Error::internal(format!("I/O error: {e}")).with_source(e)
     }
 }
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
-        Error::internal(format!("JSON error: {e}"))
+        Error::internal(format!("JSON error: {e}")).with_source(e)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_stay_inside_the_error() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "nope");
+        let e = Error::io(Path::new("/x"), "reading", io);
+        assert_eq!(e.kind, Kind::Permission);
+        let src = e.source().expect("the io::Error is kept");
+        let io = src.downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let q = c.execute_batch("SELEC 1").unwrap_err();
+        let e = Error::sqlite(Path::new("/db"), "querying", q);
+        assert!(e
+            .source()
+            .unwrap()
+            .downcast_ref::<rusqlite::Error>()
+            .is_some());
+        assert!(Error::usage("plain").source().is_none());
+    }
 
     #[test]
     fn exit_codes_are_distinct_and_stable() {

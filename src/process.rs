@@ -187,7 +187,8 @@ pub fn sh_split(s: &str) -> Option<Vec<String>> {
 
 /// This program, absolute and canonical.
 pub fn current_exe() -> Result<PathBuf> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::internal(format!("cannot find this program's path: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Error::internal(format!("cannot find this program's path: {e}")).with_source(e)
+    })?;
     Ok(fs::canonicalize(&exe).unwrap_or(exe))
 }

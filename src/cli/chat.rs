@@ -4,7 +4,7 @@
 use crate::cli::Ctx;
 use crate::error::{Error, Result};
 use crate::hermes::api::HermesClient;
-use crate::ops::chat::{self, ApprovePolicy, PolicyApprover, TurnEvent, TurnRequest};
+use crate::ops::chat::{self, ApprovePolicy, Channel, PolicyApprover, TurnEvent, TurnRequest};
 use std::io::{BufRead, IsTerminal, Read, Write};
 
 #[derive(Debug, clap::Args)]
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
+        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")).with_source(e))?;
     rt.block_on(run_async(ctx, a))
 }
 
@@ -46,9 +46,9 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     let message = match a.message.as_deref() {
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| Error::usage(format!("reading the message from stdin: {e}")))?;
+            std::io::stdin().read_to_string(&mut s).map_err(|e| {
+                Error::usage(format!("reading the message from stdin: {e}")).with_source(e)
+            })?;
             Some(s)
         }
         Some(m) => Some(m.to_string()),
@@ -60,7 +60,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             session_id: a.session.clone(),
             message: m,
             model: a.model.clone(),
-            channel: "cli".into(),
+            channel: Channel::Cli,
         };
         return one_turn(ctx, &client, &req, &approver).await.map(|_| ());
     }
@@ -94,7 +94,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             session_id: session.clone(),
             message: line.to_string(),
             model: a.model.clone(),
-            channel: "cli".into(),
+            channel: Channel::Cli,
         };
         match one_turn(ctx, &client, &req, &approver).await {
             Ok(o) => session = Some(o.session_id),

@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
                 .with_prompt("Username of the first admin (empty: skip)")
                 .allow_empty(true)
                 .interact_text()
-                .map_err(|e| Error::internal(format!("prompt failed: {e}")))?;
+                .map_err(|e| Error::internal(format!("prompt failed: {e}")).with_source(e))?;
             if name.trim().is_empty() {
                 None
             } else {
@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     for i in &r.items {
         t.add_row(vec![
             i.what.clone(),
-            i.action.clone(),
+            i.action.as_str().to_string(),
             i.path.clone(),
             i.note.clone().unwrap_or_default(),
         ]);

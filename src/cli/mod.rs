@@ -106,7 +106,7 @@ impl Ctx {
             .with_prompt(question)
             .default(false)
             .interact()
-            .map_err(|e| Error::internal(format!("prompt failed: {e}")))
+            .map_err(|e| Error::internal(format!("prompt failed: {e}")).with_source(e))
     }
 }
 
@@ -115,10 +115,9 @@ impl Ctx {
 pub fn read_new_password(from_stdin: bool, username: &str) -> Result<zeroize::Zeroizing<String>> {
     if from_stdin {
         let mut line = zeroize::Zeroizing::new(String::new());
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Error::usage(format!("reading the password from stdin: {e}")))?;
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+            Error::usage(format!("reading the password from stdin: {e}")).with_source(e)
+        })?;
         let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
         if trimmed.is_empty() {
             return Err(Error::usage("--password-stdin: stdin was empty"));
@@ -135,7 +134,7 @@ pub fn read_new_password(from_stdin: bool, username: &str) -> Result<zeroize::Ze
         .with_prompt(format!("Password for {username}"))
         .with_confirmation("Repeat password", "the passwords do not match")
         .interact()
-        .map_err(|e| Error::internal(format!("prompt failed: {e}")))?;
+        .map_err(|e| Error::internal(format!("prompt failed: {e}")).with_source(e))?;
     Ok(zeroize::Zeroizing::new(pw))
 }
 

@@ -46,7 +46,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
         .max_blocking_threads(16)
         .thread_name("serve")
         .build()
-        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
+        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")).with_source(e))?;
     rt.block_on(crate::server::run(
         app,
         crate::server::Options {

@@ -78,7 +78,9 @@ impl HermesClient {
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| Error::internal(format!("building the HTTP client: {e}")))?;
+            .map_err(|e| {
+                Error::internal(format!("building the HTTP client: {e}")).with_source(e)
+            })?;
         Ok(HermesClient {
             base: base_url.trim_end_matches('/').to_string(),
             key: zeroize::Zeroizing::new(key),
@@ -111,12 +113,13 @@ impl HermesClient {
     }
 
     fn send_error(&self, e: reqwest::Error) -> Error {
-        if e.is_connect() || e.is_timeout() {
+        let err = if e.is_connect() || e.is_timeout() {
             Error::unavailable(format!("Hermes is not reachable at {}: {e}", self.base))
                 .hint(unreachable_hint(&self.base))
         } else {
             Error::unavailable(format!("talking to Hermes at {}: {e}", self.base))
-        }
+        };
+        err.with_source(e)
     }
 
     async fn check(&self, what: &str, resp: reqwest::Response) -> Result<reqwest::Response> {
@@ -299,7 +302,10 @@ impl HermesClient {
             .await?
             .json()
             .await
-            .map_err(|e| Error::unavailable(format!("Hermes sent an unreadable run status: {e}")))
+            .map_err(|e| {
+                Error::unavailable(format!("Hermes sent an unreadable run status: {e}"))
+                    .with_source(e)
+            })
     }
 
     /// Open `GET /v1/runs/{id}/events`. Hermes allows ONE consumer per run.

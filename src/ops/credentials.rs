@@ -41,7 +41,7 @@ pub fn hash_password(pw: &str) -> Result<String> {
     argon2()
         .hash_password(pw.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| Error::internal(format!("hashing password: {e}")))
+        .map_err(|e| Error::internal(format!("hashing password: {e}")).with_source(e))
 }
 
 /// Verify against a stored PHC string (parameters come from the string).
@@ -76,6 +76,11 @@ pub struct Claims {
     pub jti: String,
     /// Per-user token version: bumped on password/role change, disable, delete.
     pub tv: i64,
+    /// The login (refresh-token family) an HTTP access token belongs to:
+    /// revoking the family (logout, refresh-token reuse) revokes it too.
+    /// Absent on `user token` tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
 }
 
 pub fn issue_access_token(
@@ -85,6 +90,7 @@ pub fn issue_access_token(
     role: Role,
     token_version: i64,
     ttl_minutes: i64,
+    family: Option<&str>,
 ) -> Result<(String, Claims)> {
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
@@ -97,21 +103,24 @@ pub fn issue_access_token(
         aud: JWT_AUDIENCE_ACCESS.into(),
         jti: random_hex(16),
         tv: token_version,
+        fam: family.map(str::to_string),
     };
     let token = jsonwebtoken::encode(
         &Header::new(JwtAlg::HS256),
         &claims,
         &EncodingKey::from_secret(secret),
     )
-    .map_err(|e| Error::internal(format!("signing token: {e}")))?;
+    .map_err(|e| Error::internal(format!("signing token: {e}")).with_source(e))?;
     Ok((token, claims))
 }
 
-/// An access token for `u` as it is now (its role and token version).
+/// An access token for `u` as it is now (its role and token version), in
+/// the login `family` if it has one.
 pub fn issue_for(
     secret: &[u8],
     u: &crate::store::users::User,
     ttl_minutes: i64,
+    family: Option<&str>,
 ) -> Result<(String, Claims)> {
     issue_access_token(
         secret,
@@ -120,6 +129,7 @@ pub fn issue_for(
         u.role,
         u.token_version,
         ttl_minutes,
+        family,
     )
 }
 
@@ -134,7 +144,7 @@ pub fn decode_access_token(secret: &[u8], token: &str) -> Result<Claims> {
     v.leeway = 0;
     jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &v)
         .map(|d| d.claims)
-        .map_err(|e| Error::permission(format!("invalid token: {e}")))
+        .map_err(|e| Error::permission(format!("invalid token: {e}")).with_source(e))
 }
 
 #[cfg(test)]
@@ -156,7 +166,8 @@ mod tests {
     #[test]
     fn token_roundtrip_and_rejections() {
         let secret = b"0123456789abcdef0123456789abcdef";
-        let (t, c) = issue_access_token(secret, "u_1", "alice", Role::User, 3, 5).unwrap();
+        let (t, c) =
+            issue_access_token(secret, "u_1", "alice", Role::User, 3, 5, Some("rf_1")).unwrap();
         let d = decode_access_token(secret, &t).unwrap();
         assert_eq!(d, c);
         assert!(decode_access_token(b"another-secret-another-secret-xx", &t).is_err());
@@ -169,7 +180,8 @@ mod tests {
             b64.encode(serde_json::to_vec(&c).unwrap())
         );
         assert!(decode_access_token(secret, &none).is_err());
-        let (expired, _) = issue_access_token(secret, "u_1", "alice", Role::User, 3, -1).unwrap();
+        let (expired, _) =
+            issue_access_token(secret, "u_1", "alice", Role::User, 3, -1, None).unwrap();
         assert!(decode_access_token(secret, &expired).is_err());
     }
 

@@ -8,6 +8,7 @@ use crate::config::{self, Config, Loaded};
 use crate::error::Kind;
 use crate::home::Home;
 use crate::store::events::Actor;
+use crate::store::events::EventKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -582,9 +583,9 @@ fn last_update(c: &mut Checks, app: &App) {
     let mut last_finished: Option<(String, i64, serde_json::Value)> = None;
     if let Ok(store) = app.events_ro() {
         let _ = store.scan(|ev| {
-            match ev.kind {
-                "update_started" => last_started = Some((ev.ts.to_string(), ev.seq)),
-                "update_finished" => {
+            match ev.event_kind() {
+                Some(EventKind::UpdateStarted) => last_started = Some((ev.ts.to_string(), ev.seq)),
+                Some(EventKind::UpdateFinished) => {
                     last_finished = Some((
                         ev.ts.to_string(),
                         ev.seq,

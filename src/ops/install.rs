@@ -16,6 +16,7 @@ use crate::home::write_script;
 use crate::home::{self, Home};
 use crate::ops::update::auto_update_sh;
 use crate::process::sh_quote;
+use crate::store::events::EventKind;
 use crate::store::users::Role;
 use base64::Engine as _;
 use rand::RngCore;
@@ -101,18 +102,45 @@ update:
 pub struct Item {
     pub what: String,
     pub path: String,
-    /// `created`, `updated`, `fixed` (permissions), `replaced` (with --force,
-    /// after a backup), `unchanged`, `kept` (changed by someone; not
-    /// overwritten), `skipped`.
-    pub action: String,
+    pub action: Action,
     pub note: Option<String>,
+}
+
+/// What install did to one thing (`action` in `install --json`).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Created,
+    Updated,
+    /// Permissions corrected.
+    Fixed,
+    /// Overwritten with `--force`, after a backup.
+    Replaced,
+    Unchanged,
+    /// Changed by someone else; not overwritten.
+    Kept,
+    Skipped,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Updated => "updated",
+            Action::Fixed => "fixed",
+            Action::Replaced => "replaced",
+            Action::Unchanged => "unchanged",
+            Action::Kept => "kept",
+            Action::Skipped => "skipped",
+        }
+    }
 }
 
 impl Item {
     pub fn changed(&self) -> bool {
         matches!(
-            self.action.as_str(),
-            "created" | "updated" | "fixed" | "replaced"
+            self.action,
+            Action::Created | Action::Updated | Action::Fixed | Action::Replaced
         )
     }
 }
@@ -248,11 +276,11 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn push(&mut self, what: &str, path: &Path, action: &str, note: Option<String>) {
+    fn push(&mut self, what: &str, path: &Path, action: Action, note: Option<String>) {
         self.items.push(Item {
             what: what.into(),
             path: path.display().to_string(),
-            action: action.into(),
+            action,
             note,
         });
     }
@@ -261,14 +289,14 @@ impl Ctx<'_> {
         match mode_of(d) {
             None => {
                 home::ensure_private_dir(d)?;
-                self.push(what, d, "created", None);
+                self.push(what, d, Action::Created, None);
             }
             Some(m) if enforce_private && m & 0o077 != 0 => {
                 fs::set_permissions(d, fs::Permissions::from_mode(0o700))
                     .map_err(|e| Error::io(d, "setting mode 0700", e))?;
-                self.push(what, d, "fixed", Some(format!("mode {m:o} → 700")));
+                self.push(what, d, Action::Fixed, Some(format!("mode {m:o} → 700")));
             }
-            Some(_) => self.push(what, d, "unchanged", None),
+            Some(_) => self.push(what, d, Action::Unchanged, None),
         }
         Ok(())
     }
@@ -297,7 +325,7 @@ impl Ctx<'_> {
                 }
                 write(path)?;
                 self.manifest.insert(key, want);
-                self.push(what, path, "created", None);
+                self.push(what, path, Action::Created, None);
             }
             Err(e) => return Err(Error::io(path, "reading", e)),
             Ok(cur) => {
@@ -308,9 +336,14 @@ impl Ctx<'_> {
                     if m != mode {
                         fs::set_permissions(path, fs::Permissions::from_mode(mode))
                             .map_err(|e| Error::io(path, "setting mode", e))?;
-                        self.push(what, path, "fixed", Some(format!("mode {m:o} → {mode:o}")));
+                        self.push(
+                            what,
+                            path,
+                            Action::Fixed,
+                            Some(format!("mode {m:o} → {mode:o}")),
+                        );
                     } else {
-                        self.push(what, path, "unchanged", None);
+                        self.push(what, path, Action::Unchanged, None);
                     }
                 } else if self.manifest.get(&key) == Some(&have) {
                     write(path)?;
@@ -318,7 +351,7 @@ impl Ctx<'_> {
                     self.push(
                         what,
                         path,
-                        "updated",
+                        Action::Updated,
                         Some("refreshed (nobody had changed it)".into()),
                     );
                 } else if self.force {
@@ -329,14 +362,14 @@ impl Ctx<'_> {
                     self.push(
                         what,
                         path,
-                        "replaced",
+                        Action::Replaced,
                         Some(format!("old file backed up to {}", bak.display())),
                     );
                 } else {
                     self.push(
                         what,
                         path,
-                        "kept",
+                        Action::Kept,
                         Some("differs from what install would write; --force replaces it (after a backup)".into()),
                     );
                 }
@@ -350,7 +383,7 @@ impl Ctx<'_> {
             if m & 0o077 != 0 {
                 fs::set_permissions(p, fs::Permissions::from_mode(0o600))
                     .map_err(|e| Error::io(p, "setting mode 0600", e))?;
-                self.push(what, p, "fixed", Some(format!("mode {m:o} → 600")));
+                self.push(what, p, Action::Fixed, Some(format!("mode {m:o} → 600")));
             }
         }
         Ok(())
@@ -403,14 +436,14 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
     let key = home.signing_key();
     if key.exists() {
         crate::ops::audit::integrity::signing_key(home)?; // validates it
-        c.push("audit signing key", &key, "unchanged", None);
+        c.push("audit signing key", &key, Action::Unchanged, None);
         c.secret_file_mode("audit signing key", &key)?;
     } else {
         crate::ops::audit::integrity::signing_key(home)?;
         c.push(
             "audit signing key",
             &key,
-            "created",
+            Action::Created,
             Some("Ed25519; public half in audit_signing.pub".into()),
         );
     }
@@ -432,7 +465,11 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
         c.push(
             what,
             &p,
-            if existed { "unchanged" } else { "created" },
+            if existed {
+                Action::Unchanged
+            } else {
+                Action::Created
+            },
             None,
         );
         c.secret_file_mode(what, &p)?;
@@ -443,7 +480,7 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
         Some(name) => c.push(
             "admin",
             &home.users_db(),
-            "skipped",
+            Action::Skipped,
             Some(format!("admin {name} exists")),
         ),
         None => match &opts.admin {
@@ -452,7 +489,7 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
                 c.push(
                     "admin",
                     &home.users_db(),
-                    "created",
+                    Action::Created,
                     Some(format!("{} (id {})", u.username, u.id)),
                 );
             }
@@ -460,7 +497,7 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
                 c.push(
                     "admin",
                     &home.users_db(),
-                    "skipped",
+                    Action::Skipped,
                     Some("no admin yet".into()),
                 );
                 c.warnings.push("no admin account exists: create one with `hermes-operator user add NAME --role admin`".into());
@@ -505,7 +542,7 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
             .map(|i| json!({"what": i.what, "path": i.path, "action": i.action}))
             .collect();
         app.record(app.event(
-            "installed",
+            EventKind::Installed,
             json!({"changes": summary, "force": opts.force}),
         ))?;
     }
@@ -571,12 +608,12 @@ fn jwt_secret(c: &mut Ctx, app: &App) -> Result<()> {
             c.push(
                 "JWT secret",
                 &path,
-                "created",
+                Action::Created,
                 Some(format!("{name}: 48 random bytes, base64")),
             );
         }
         (Some(_), None) => {
-            c.push("JWT secret", &path, "unchanged", None);
+            c.push("JWT secret", &path, Action::Unchanged, None);
             c.secret_file_mode("secrets file", &path)?;
         }
         (Some(_), Some(p)) if c.force => {
@@ -597,7 +634,7 @@ fn jwt_secret(c: &mut Ctx, app: &App) -> Result<()> {
             c.push(
                 "JWT secret",
                 &path,
-                "replaced",
+                Action::Replaced,
                 Some(format!(
                     "{p}; new secret (old file backed up to {}); existing tokens are invalid",
                     bak.display()
@@ -608,7 +645,7 @@ fn jwt_secret(c: &mut Ctx, app: &App) -> Result<()> {
             c.push(
                 "JWT secret",
                 &path,
-                "kept",
+                Action::Kept,
                 Some(format!("{p}; --force replaces it")),
             );
             c.warnings.push(format!(

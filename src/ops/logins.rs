@@ -1,18 +1,106 @@
 //! Logging in with a password and staying logged in: the checks and the
 //! bookkeeping behind `/auth/login`, `/auth/refresh`, `/auth/logout` and
-//! `/api/me/password`, as blocking library calls with typed outcomes. The
-//! HTTP layer adds throttling, the Argon2 concurrency limit and the JSON.
+//! `/api/me/password`, as blocking library calls with typed outcomes:
+//! throttling (attempts reserved in users.db before any password check),
+//! token families (a login; its refresh tokens and access tokens die
+//! together) and their bounded growth. The HTTP layer adds the Argon2
+//! concurrency limit, the slow-down sleep and the JSON.
 
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::ops::credentials;
-use crate::store::users::{RefreshUse, User};
+use crate::store::events::EventKind;
+use crate::store::users::{AttemptLimits, Gate, RefreshUse, User};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 /// Refresh tokens live this long after their issue (each rotation starts anew).
 pub const REFRESH_TTL_DAYS: i64 = 14;
+
+/// Password attempts (logins and password changes) count for 15 minutes:
+/// at most 5 per username and address, 20 per address; beyond 5 for a
+/// username from all addresses, each attempt waits longer (never refused).
+pub const ATTEMPT_LIMITS: AttemptLimits = AttemptLimits {
+    window_secs: 15.0 * 60.0,
+    per_user_client: 5,
+    per_client: 20,
+    slow_after: 5,
+};
+/// The slow-down per attempt above `slow_after`, and its ceiling.
+const SLOW_STEP: Duration = Duration::from_millis(500);
+const SLOW_MAX: Duration = Duration::from_secs(5);
+
+/// A family may rotate its refresh token this often per 10 minutes (a
+/// client refreshes once per access-token lifetime; a loop gets 429).
+pub const REFRESH_PER_10_MIN: i64 = 10;
+/// Used refresh tokens kept per family for reuse detection (older ones are
+/// purged and then read as unknown).
+pub const KEEP_USED_PER_FAMILY: i64 = 5;
+
+/// What a password attempt may do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attempt {
+    /// Check the password after waiting `delay` (a username under attack
+    /// from many addresses is slowed, not locked), then [`finish_attempt`].
+    Go { id: i64, delay: Duration },
+    /// Refused before any check: 429 with `Retry-After`.
+    Throttled { retry_after_secs: u64 },
+}
+
+/// Reserve a password attempt for `username` from `client` (`via`: `http`
+/// or `password_change`). Refusals are audited as `login_throttled`, the
+/// 1st, 10th, 100th, … per key and window, so a flood cannot flood the log.
+pub fn reserve_attempt(app: &App, username: &str, client: &str, via: &str) -> Result<Attempt> {
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    match app
+        .users()?
+        .reserve_attempt(username, client, now, &ATTEMPT_LIMITS)?
+    {
+        Gate::Go {
+            attempt,
+            recent_for_user,
+        } => {
+            let over = recent_for_user - ATTEMPT_LIMITS.slow_after + 1;
+            let delay = if over > 0 {
+                (SLOW_STEP * over.min(100) as u32).min(SLOW_MAX)
+            } else {
+                Duration::ZERO
+            };
+            Ok(Attempt::Go { id: attempt, delay })
+        }
+        Gate::Throttled {
+            limit,
+            retry_after_secs,
+            count,
+            report,
+        } => {
+            if report {
+                let shown = crate::output::clip(&crate::output::sanitize(username), 64);
+                app.as_actor("http".into()).record(app.event(
+                    EventKind::LoginThrottled,
+                    json!({"username": shown, "client": client, "limit": limit.as_str(),
+                           "refused": count, "retry_after": retry_after_secs, "via": via}),
+                ))?;
+            }
+            Ok(Attempt::Throttled { retry_after_secs })
+        }
+    }
+}
+
+/// Record how a reserved attempt ended (a success clears this username's
+/// attempts from this address).
+pub fn finish_attempt(app: &App, id: i64, ok: bool) -> Result<()> {
+    app.users()?.finish_attempt(id, ok)
+}
+
+/// Purge what would otherwise grow without bound: expired and old used
+/// refresh tokens, expired revocations (at `serve` start and periodically).
+pub fn purge_tokens(app: &App) -> Result<(i64, i64)> {
+    app.users()?
+        .purge_tokens(chrono::Utc::now().timestamp(), KEEP_USED_PER_FAMILY)
+}
 
 /// What a login, a refresh or a password change answers.
 #[derive(Debug, Serialize)]
@@ -48,6 +136,8 @@ pub enum RefreshOutcome {
     Rotated(Box<TokenPair>),
     /// Already used: the whole family (this login) is now revoked.
     Reused,
+    /// The family rotated too often lately (nothing changed).
+    RateLimited,
     Invalid,
 }
 
@@ -74,9 +164,10 @@ fn pair(access: String, refresh: String, u: User) -> TokenPair {
 
 /// An access token and a refresh token in a new family: (pair, jti, family).
 pub fn issue_pair(app: &App, secret: &[u8], u: &User) -> Result<(TokenPair, String, String)> {
-    let (access, claims) = credentials::issue_for(secret, u, credentials::ACCESS_TTL_MINUTES)?;
-    let refresh = new_refresh_token();
     let family = format!("rf_{}", crate::crypto::random_hex(8));
+    let (access, claims) =
+        credentials::issue_for(secret, u, credentials::ACCESS_TTL_MINUTES, Some(&family))?;
+    let refresh = new_refresh_token();
     let exp = chrono::Utc::now().timestamp() + REFRESH_TTL_DAYS * 86_400;
     app.users()?
         .insert_refresh(&hash_token(&refresh), &family, &u.id, u.token_version, exp)?;
@@ -124,7 +215,7 @@ pub fn record_failed_login(
     reason: LoginFailure,
 ) -> Result<()> {
     app.as_actor("http".into()).record(app.event(
-        "login_failed",
+        EventKind::LoginFailed,
         json!({"username": shown, "client": client, "reason": reason.as_str(), "via": "http"}),
     ))?;
     Ok(())
@@ -137,7 +228,7 @@ pub fn complete_login(app: &App, secret: &[u8], u: &User, client: &str) -> Resul
     let app = app.as_actor(format!("http:{}", u.username));
     app.record(
         app.event(
-            "login",
+            EventKind::Login,
             json!({"username": u.username, "client": client, "jti": jti,
                    "refresh_family": family, "via": "http"}),
         )
@@ -152,23 +243,31 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
     let new_token = new_refresh_token();
     let now = chrono::Utc::now().timestamp();
     let store = app.users()?;
+    let since = chrono::DateTime::from_timestamp(now - 600, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let used = store.rotate_refresh(
         &old,
         &hash_token(&new_token),
         now + REFRESH_TTL_DAYS * 86_400,
         now,
+        (REFRESH_PER_10_MIN, &since),
     )?;
     match used {
         RefreshUse::Rotated { user_id, family_id } => {
             let u = store
                 .find_by_id(&user_id)?
                 .ok_or_else(|| Error::not_found("user vanished"))?;
-            let (access, claims) =
-                credentials::issue_for(secret, &u, credentials::ACCESS_TTL_MINUTES)?;
+            let (access, claims) = credentials::issue_for(
+                secret,
+                &u,
+                credentials::ACCESS_TTL_MINUTES,
+                Some(&family_id),
+            )?;
             let app = app.as_actor(format!("http:{}", u.username));
             app.record(
                 app.event(
-                    "token_issued",
+                    EventKind::TokenIssued,
                     json!({"username": u.username, "jti": claims.jti, "exp": claims.exp,
                            "via": "refresh", "refresh_family": family_id, "client": client}),
                 )
@@ -187,7 +286,7 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
             let app = app.as_actor("http".into());
             app.record(
                 app.event(
-                    "token_revoked",
+                    EventKind::TokenRevoked,
                     json!({"reason": "refresh_token_reuse", "username": name,
                            "refresh_family": family_id, "revoked": revoked, "client": client}),
                 )
@@ -195,21 +294,38 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
             )?;
             Ok(RefreshOutcome::Reused)
         }
+        RefreshUse::RateLimited { .. } => Ok(RefreshOutcome::RateLimited),
         _ => Ok(RefreshOutcome::Invalid),
     }
 }
 
-/// Log out: the refresh token's family (or, without one, every refresh
-/// token of the user) is revoked, and a `token_revoked` event says so.
-/// `app` acts as the caller. How many refresh tokens were revoked.
-pub fn logout(app: &App, u: &User, jti: &str, refresh_token: Option<&str>) -> Result<i64> {
+/// Log out with the access token `claims`: that token stops working at once,
+/// and so does its whole login (its refresh family: every access token
+/// issued from it, every refresh token). A refresh token in the body revokes
+/// its family too; with neither, every refresh token of the user is revoked.
+/// A `token_revoked` event says so; `app` acts as the caller. How many
+/// refresh tokens were revoked.
+pub fn logout(
+    app: &App,
+    u: &User,
+    claims: &credentials::Claims,
+    refresh_token: Option<&str>,
+) -> Result<i64> {
+    let store = app.users()?;
+    store.revoke_access(&claims.jti, &u.id, claims.exp)?;
     let h = refresh_token.map(hash_token);
-    let n = app.users()?.revoke_refresh(&u.id, h.as_ref(), "logout")?;
+    let mut n = 0;
+    if h.is_some() || claims.fam.is_none() {
+        n += store.revoke_refresh(&u.id, h.as_ref(), "logout")?;
+    }
+    if let Some(fam) = &claims.fam {
+        n += store.revoke_family(&u.id, fam, "logout")?;
+    }
     app.record(
         app.event(
-            "token_revoked",
-            json!({"reason": "logout", "username": u.username, "jti": jti,
-                   "refresh_tokens_revoked": n}),
+            EventKind::TokenRevoked,
+            json!({"reason": "logout", "username": u.username, "jti": claims.jti,
+                   "refresh_family": claims.fam, "refresh_tokens_revoked": n}),
         )
         .user(&u.id),
     )?;
@@ -232,7 +348,7 @@ pub fn change_password(
     if !hash.is_some_and(|h| credentials::verify_password(current, &h)) {
         app.record(
             app.event(
-                "login_failed",
+                EventKind::LoginFailed,
                 json!({"username": u.username, "client": client,
                        "reason": "bad_password", "via": "password_change"}),
             )

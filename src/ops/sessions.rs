@@ -6,6 +6,7 @@
 use crate::app::App;
 use crate::error::{Error, Kind, Result};
 use crate::output::{clip, sanitize};
+use crate::store::events::EventKind;
 use crate::store::state::{self, ListQuery, Message, ModelUsage, RowFilter, Session, StateDb};
 use serde::Serialize;
 use serde_json::json;
@@ -444,7 +445,7 @@ fn changeable(db: &StateDb, id: &str) -> Result<Session> {
     Ok(s)
 }
 
-fn record_for(app: &App, kind: &str, s: &Session, data: serde_json::Value) -> Result<()> {
+fn record_for(app: &App, kind: EventKind, s: &Session, data: serde_json::Value) -> Result<()> {
     let mut ev = app.event(kind, data).session(&s.id);
     if let Some(u) = &s.user_id {
         ev = ev.user(u);
@@ -474,7 +475,7 @@ pub fn set_title(app: &App, id: &str, title: &str) -> Result<TitleChange> {
     if changed {
         record_for(
             app,
-            "session_changed",
+            EventKind::SessionChanged,
             &s,
             json!({"change": "title", "from": from, "to": clean}),
         )?;
@@ -512,7 +513,7 @@ pub fn end(app: &App, id: &str, reason: &str) -> Result<EndOutcome> {
     let s = changeable(&db, id)?;
     let changed = db.end_session(id, reason)?;
     if changed {
-        record_for(app, "session_end", &s, json!({"reason": reason}))?;
+        record_for(app, EventKind::SessionEnd, &s, json!({"reason": reason}))?;
     }
     let s = db.get_session(id)?.ok_or_else(|| not_found(id))?;
     Ok(EndOutcome {
@@ -564,7 +565,7 @@ pub fn create_session_row(
     let s = db.get_session(&id)?.ok_or_else(|| not_found(&id))?;
     let ev = app
         .event(
-            "session_start",
+            EventKind::SessionStart,
             json!({"username": user.username, "model": model}),
         )
         .session(&s.id)

@@ -9,7 +9,7 @@ use super::extract::{is_json, parse_json, AdminCaller, ApiJson, Caller};
 use super::middleware::{ClientIp, LogUser};
 use super::state::{blocking, ServerState};
 use crate::ops::credentials;
-use crate::ops::logins::{self, RefreshOutcome};
+use crate::ops::logins::{self, Attempt, RefreshOutcome};
 use crate::store::users::Role;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -55,15 +55,37 @@ pub struct LoginQuery {
     password: Option<Secret>,
 }
 
-/// 429 with `Retry-After` while `username` or `client` is throttled.
-fn throttled(st: &ServerState, username: &str, client: IpAddr, what: &str) -> ApiResult<()> {
-    st.throttle.check(username, client).map_err(|wait| {
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        ApiError::throttled(
-            format!("too many failed {what}; try again in {secs} s"),
-            secs,
-        )
-    })
+/// Reserve a password attempt (users.db, before any check): 429 with
+/// `Retry-After` when throttled; otherwise wait out the slow-down and
+/// return the attempt to finish.
+async fn attempt(
+    st: &Arc<ServerState>,
+    username: &str,
+    client: IpAddr,
+    via: &'static str,
+    what: &str,
+) -> ApiResult<i64> {
+    let st2 = st.clone();
+    let name = username.to_string();
+    let gate = blocking(move || logins::reserve_attempt(&st2.app, &name, &client.to_string(), via))
+        .await?;
+    match gate {
+        Attempt::Throttled { retry_after_secs } => Err(ApiError::throttled(
+            format!("too many failed {what}; try again in {retry_after_secs} s"),
+            retry_after_secs,
+        )),
+        Attempt::Go { id, delay } => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(id)
+        }
+    }
+}
+
+async fn finish(st: &Arc<ServerState>, id: i64, ok: bool) -> ApiResult<()> {
+    let st2 = st.clone();
+    blocking(move || logins::finish_attempt(&st2.app, id, ok)).await
 }
 
 /// `POST /auth/login`.
@@ -95,7 +117,7 @@ pub async fn login(
         return Err(ApiError::bad_request("username must be 1-256 characters"));
     }
     let shown = crate::output::clip(&crate::output::sanitize(&username), 64);
-    throttled(&st, &username, client, "logins")?;
+    let attempt_id = attempt(&st, &username, client, "http", "logins").await?;
     let permit = st.argon2_slot().await?;
     let st2 = st.clone();
     let name = username.clone();
@@ -105,14 +127,14 @@ pub async fn login(
     let client_s = client.to_string();
     match check {
         Err(reason) => {
-            st.throttle.failure(&username, client);
+            finish(&st, attempt_id, false).await?;
             let st2 = st.clone();
             blocking(move || logins::record_failed_login(&st2.app, &shown, &client_s, reason))
                 .await?;
             Err(ApiError::unauthorized("invalid username or password"))
         }
         Ok(u) => {
-            st.throttle.success(&username);
+            finish(&st, attempt_id, true).await?;
             let _ = log_user.0.set(u.username.clone());
             let st2 = st.clone();
             let resp =
@@ -128,7 +150,9 @@ pub async fn login(
 pub struct RegisterBody {
     username: String,
     password: Secret,
-    role: String,
+    /// Default `user`, as the design's `create_user(username, password, role="user")`.
+    #[serde(default)]
+    role: Option<String>,
 }
 
 /// `POST /auth/register` (admin): create an account.
@@ -137,7 +161,12 @@ pub async fn register(
     AdminCaller(caller): AdminCaller,
     ApiJson(b): ApiJson<RegisterBody>,
 ) -> ApiResult<Response> {
-    let role = parse_role(&b.role)?;
+    let role = b
+        .role
+        .as_deref()
+        .map(parse_role)
+        .transpose()?
+        .unwrap_or(Role::User);
     let permit = st.argon2_slot().await?;
     let st2 = st.clone();
     let actor = caller.actor();
@@ -187,6 +216,10 @@ pub async fn refresh(
         RefreshOutcome::Reused => Err(ApiError::unauthorized(
             "this refresh token was already used: every token of this login is now revoked; log in again",
         )),
+        RefreshOutcome::RateLimited => Err(ApiError::throttled(
+            "this login refreshed its tokens too often; try again in a few minutes",
+            60,
+        )),
         RefreshOutcome::Invalid => Err(ApiError::unauthorized("invalid or expired refresh token")),
     }
 }
@@ -197,9 +230,11 @@ pub struct LogoutBody {
     refresh_token: Option<Secret>,
 }
 
-/// `POST /auth/logout`: the access token stops working until it expires
-/// (remembered in users.db, checked in memory) and the refresh token's family — or, without one in the
-/// body, every refresh token of the caller — is revoked.
+/// `POST /auth/logout`: the access token and its whole login (every access
+/// and refresh token of its family) stop working at once, remembered in
+/// users.db; a refresh token in the body revokes its family too, and a token
+/// without a login (`user token`) and no body revokes every refresh token of
+/// the caller.
 pub async fn logout(
     State(st): State<Arc<ServerState>>,
     caller: Caller,
@@ -220,11 +255,10 @@ pub async fn logout(
     let st2 = st.clone();
     let c = caller.clone();
     let n = blocking(move || {
-        st2.revoke_jti(&c.claims.jti, &c.user.id, c.claims.exp)?;
         logins::logout(
             &st2.app_as(c.actor()),
             &c.user,
-            &c.claims.jti,
+            &c.claims,
             b.refresh_token.as_deref(),
         )
     })
@@ -251,9 +285,9 @@ pub async fn change_password(
     ApiJson(b): ApiJson<PasswordBody>,
 ) -> ApiResult<Response> {
     let name = caller.user.username.clone();
-    throttled(&st, &name, client, "attempts")?;
-    // A weak new password is refused before any Argon2 work.
+    // A weak new password is refused before any attempt is counted.
     credentials::check_password_policy(&b.new_password)?;
+    let attempt_id = attempt(&st, &name, client, "password_change", "attempts").await?;
     let permit = st.argon2_slot().await?;
     let st2 = st.clone();
     let c = caller.clone();
@@ -273,11 +307,11 @@ pub async fn change_password(
     match changed {
         Some(resp) => {
             // The old access token died with the token version.
-            st.throttle.success(&name);
+            finish(&st, attempt_id, true).await?;
             Ok(Json(resp).into_response())
         }
         None => {
-            st.throttle.failure(&name, client);
+            finish(&st, attempt_id, false).await?;
             Err(ApiError::forbidden("the current password is wrong"))
         }
     }

@@ -8,7 +8,7 @@ use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, ChatCaller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
 use crate::error::Error;
-use crate::ops::chat::{run_turn, TurnEvent, TurnRequest};
+use crate::ops::chat::{run_turn, Channel, TurnEvent, TurnRequest};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -49,10 +49,12 @@ fn event_type(ev: &TurnEvent) -> &'static str {
     }
 }
 
-/// Releases the turn's claims (session, chat slot) however the task ends.
+/// Releases the turn's claims (session, the account's turn, chat slot)
+/// however the task ends.
 struct TurnGuard {
     st: Arc<ServerState>,
     session: Option<String>,
+    user: String,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -61,6 +63,7 @@ impl Drop for TurnGuard {
         if let Some(s) = &self.session {
             self.st.runs.release(s);
         }
+        self.st.user_turns.release(&self.user);
     }
 }
 
@@ -78,14 +81,44 @@ pub async fn chat(
         return Err(Error::busy("the server is shutting down").into());
     }
     let client = st.hermes()?;
-    let permit = st_chats(&st)?;
+    // Ownership before anything is claimed: a session the caller may not
+    // read answers exactly as GET does (404), one they may read but not
+    // continue 403, and neither is marked busy, so nobody can block
+    // another's turns with 409s.
+    if let Some(sid) = &b.session_id {
+        let (st2, scope, sid2, me) = (st.clone(), caller.scope(), sid.clone(), caller.user.clone());
+        blocking(move || {
+            let s = crate::ops::sessions::get(&st2.app, &scope, &sid2)?;
+            if s.session.user_id.as_deref() != Some(me.id.as_str()) {
+                return Err(Error::permission(format!(
+                    "session {sid2} belongs to another user; only its owner may chat in it"
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    let max = st.app.cfg.config.operator.max_turns_per_user;
+    if !st.user_turns.claim(&caller.user.id, max) {
+        return Err(ApiError::throttled(
+            format!("you already have {max} chat turn(s) running; wait for one to finish"),
+            5,
+        ));
+    }
+    let permit = match st_chats(&st) {
+        Ok(p) => p,
+        Err(e) => {
+            st.user_turns.release(&caller.user.id);
+            return Err(e);
+        }
+    };
     let mut guard = TurnGuard {
         st: st.clone(),
         session: None,
+        user: caller.user.id.clone(),
         _permit: permit,
     };
     if let Some(sid) = &b.session_id {
-        crate::ops::sessions::validate_session_id(sid)?;
         if !st.runs.claim(sid) {
             return Err(Error::conflict(format!(
                 "a turn is already running in session {sid}; wait for it to finish"
@@ -102,7 +135,7 @@ pub async fn chat(
         session_id: b.session_id,
         message: b.message,
         model: b.model,
-        channel: "http".into(),
+        channel: Channel::Http,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
     let st2 = st.clone();

@@ -125,14 +125,17 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
         let claims = credentials::decode_access_token(st.secret(), token).map_err(|e| {
             ApiError::unauthorized("invalid or expired access token").with_detail(e.message)
         })?;
-        if st.is_revoked(&claims.jti) {
-            return Err(ApiError::unauthorized("this access token was logged out"));
-        }
         // One primary-key read on a pooled connection (microseconds): every
-        // request sees password/role changes, disabling and deletion at once.
-        let user = st.user_by_id(&claims.sub).map_err(ApiError::from)?;
+        // request sees password/role changes, disabling, deletion, logouts
+        // and revoked logins at once, whichever `serve` process made them.
+        let user = st.token_user(&claims).map_err(ApiError::from)?;
         let user = match user {
-            Some(u) if !u.disabled && u.token_version == claims.tv => u,
+            Some((_, true)) => {
+                return Err(ApiError::unauthorized(
+                    "this access token was logged out or its login revoked; log in again",
+                ))
+            }
+            Some((u, false)) if !u.disabled && u.token_version == claims.tv => u,
             _ => {
                 return Err(ApiError::unauthorized(
                     "this access token was revoked; log in again",
@@ -205,11 +208,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
 /// Query parameters; malformed ones are a JSON 400.
 pub struct ApiQuery<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+impl<T: DeserializeOwned> ApiQuery<T> {
+    pub fn from_uri(uri: &axum::http::Uri) -> ApiResult<Self> {
+        axum::extract::Query::<T>::try_from_uri(uri)
             .map(|axum::extract::Query(v)| ApiQuery(v))
             .map_err(|e| {
                 ApiError::bad_request(format!(
@@ -218,4 +219,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 ))
             })
     }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        ApiQuery::from_uri(&parts.uri)
+    }
+}
+
+/// One query parameter, read leniently (the others may be malformed): for
+/// authorization decisions that must come before validation.
+pub fn query_param(uri: &axum::http::Uri, name: &str) -> Option<String> {
+    let axum::extract::Query(pairs) =
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }

@@ -20,7 +20,6 @@ pub mod listen;
 pub mod middleware;
 pub mod sessions;
 pub mod state;
-pub mod throttle;
 pub mod users;
 
 use crate::app::App;
@@ -267,6 +266,9 @@ async fn shutdown_signal() {
 /// let requests and chat turns finish for `grace`, then deny pending
 /// approvals and stop the remaining runs through Hermes (their events are
 /// recorded as the turns end), and give up after 10 s more.
+/// How often expired tokens are purged from users.db.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 pub async fn run(app: App, opts: Options) -> Result<()> {
     let st = Arc::new(ServerState::new(
         app,
@@ -282,6 +284,24 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
             "warning: no users.db yet: nobody can log in; create the first admin with `hermes-operator user add NAME --role admin`"
         );
     }
+    // Expired and superseded tokens go at start and every 10 minutes, so
+    // users.db stays bounded however clients behave.
+    let st_purge = st.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            every.tick().await;
+            if !st_purge.app.home.users_db().exists() {
+                continue;
+            }
+            let st2 = st_purge.clone();
+            let r = tokio::task::spawn_blocking(move || crate::ops::logins::purge_tokens(&st2.app))
+                .await;
+            if let Ok(Err(e)) = r {
+                eprintln!("hermes-operator serve: purging expired tokens failed: {e}");
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(&opts.bind)
         .await
         .map_err(|e| {
@@ -310,7 +330,9 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     };
     let server = listen::serve(listener, app, opts.read_timeout, signal);
     let mut server = std::pin::pin!(server);
-    let done = |r: std::io::Result<()>| r.map_err(|e| Error::internal(format!("server: {e}")));
+    let done = |r: std::io::Result<()>| {
+        r.map_err(|e| Error::internal(format!("server: {e}")).with_source(e))
+    };
     tokio::select! {
         r = &mut server => {
             if st.shutting_down.load(Ordering::Acquire) {

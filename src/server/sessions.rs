@@ -2,7 +2,7 @@
 //! [`crate::sessions`] with the caller's [`Scope`](crate::ops::sessions::Scope).
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{ApiQuery, Caller};
+use super::extract::{query_param, ApiQuery, Caller};
 use super::state::{blocking, ServerState};
 use crate::ops::sessions::{self, ListOptions};
 use axum::extract::{Path, State};
@@ -40,8 +40,23 @@ pub(crate) fn json_response(bytes: impl Into<axum::body::Body>) -> Response {
 pub async fn list(
     State(st): State<Arc<ServerState>>,
     caller: Caller,
-    ApiQuery(p): ApiQuery<ListParams>,
+    uri: axum::http::Uri,
 ) -> ApiResult<Response> {
+    let can_all = caller.role().can_audit();
+    // Authorization before validation: the one parameter that needs a role
+    // is looked at first, leniently, so a refused caller gets its 403 before
+    // the other parameters are checked (and never learns them from a 400).
+    if !can_all {
+        if let Some(u) = query_param(&uri, "user") {
+            if !u.eq_ignore_ascii_case(&caller.user.username) {
+                return Err(ApiError::forbidden(format!(
+                    "your role ({}) may only list its own sessions",
+                    caller.role()
+                )));
+            }
+        }
+    }
+    let ApiQuery(p) = ApiQuery::<ListParams>::from_uri(&uri)?;
     let limit = p.limit.unwrap_or(50);
     if !(1..=MAX_LIST).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit must be 1-{MAX_LIST}")));
@@ -49,15 +64,6 @@ pub async fn list(
     let offset = p.offset.unwrap_or(0);
     if !(0..=1_000_000).contains(&offset) {
         return Err(ApiError::bad_request("offset must be 0-1000000"));
-    }
-    let can_all = caller.role().can_audit();
-    if let Some(u) = &p.user {
-        if !can_all && !u.eq_ignore_ascii_case(&caller.user.username) {
-            return Err(ApiError::forbidden(format!(
-                "your role ({}) may only list its own sessions",
-                caller.role()
-            )));
-        }
     }
     let since = p
         .since

@@ -1,21 +1,22 @@
 //! What every request shares: the loaded app (home + config), the JWT
 //! secret, a small pool of read-only users.db connections for the per-request
-//! token check, pending approvals, running chat turns, login throttling and
-//! the access log writer.
+//! token check, pending approvals, running chat turns and the access log
+//! writer. Login throttling and token revocation live in users.db, so every
+//! `serve` process and every restart sees them.
 
 use super::errors::{ApiError, ApiResult};
-use super::throttle::Throttle;
 use crate::app::App;
 use crate::error::{Error, Kind, Result};
 use crate::hermes::api::HermesClient;
 use crate::ops::chat::PendingApprovals;
+use crate::ops::credentials::Claims;
 use crate::store::events::Actor;
 use crate::store::state::StateDb;
 use crate::store::users::{User, UserStore};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a chat turn waits for the owner's answer to an approval
@@ -103,6 +104,34 @@ impl<T> Drop for Pooled<'_, T> {
     }
 }
 
+/// Chat turns in flight per account, for `operator.max_turns_per_user`.
+#[derive(Default)]
+pub struct UserTurns {
+    map: Mutex<HashMap<String, u32>>,
+}
+
+impl UserTurns {
+    /// Count one more turn of `user`; false (nothing counted) at `max`.
+    pub fn claim(&self, user: &str, max: u32) -> bool {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(user.to_string()).or_insert(0);
+        if *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+    pub fn release(&self, user: &str) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(user) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(user);
+            }
+        }
+    }
+}
+
 /// Chat turns in flight: session id → Hermes run id (once known). Used to
 /// refuse a second concurrent turn in one session and, at shutdown, to stop
 /// the runs that outlive the grace period.
@@ -155,7 +184,7 @@ pub struct ServerState {
     hermes: std::result::Result<HermesClient, String>,
     pub approvals: Arc<PendingApprovals>,
     pub runs: Runs,
-    pub throttle: Throttle,
+    pub user_turns: UserTurns,
     pub argon2: tokio::sync::Semaphore,
     argon2_waiting: AtomicU64,
     pub chats: Arc<tokio::sync::Semaphore>,
@@ -164,10 +193,6 @@ pub struct ServerState {
     state_pool: Pool<StateDb>,
     /// Responses of hot read routes, valid while the databases are unchanged.
     pub read_cache: super::cache::ReadCache,
-    /// Access-token ids revoked by logout, until they expire (loaded from
-    /// users.db at start, kept there by [`ServerState::revoke_jti`]).
-    revoked: RwLock<HashMap<String, i64>>,
-    has_revoked: AtomicBool,
     pub shutting_down: AtomicBool,
     pub log: super::access_log::AccessLog,
     /// How long a request's headers and then its body may take to arrive.
@@ -195,19 +220,13 @@ impl ServerState {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        // Logouts survive a restart: the revoked tokens that have not expired.
-        let revoked: HashMap<String, i64> = if app.home.users_db().exists() {
-            app.users()?.revoked_access()?.into_iter().collect()
-        } else {
-            HashMap::new()
-        };
         Ok(ServerState {
             app,
             secret,
             hermes,
             approvals: Arc::new(PendingApprovals::default()),
             runs: Runs::default(),
-            throttle: Throttle::default(),
+            user_turns: UserTurns::default(),
             argon2: tokio::sync::Semaphore::new(cpus.clamp(1, 4)),
             argon2_waiting: AtomicU64::new(0),
             chats: Arc::new(tokio::sync::Semaphore::new(MAX_CHATS)),
@@ -216,8 +235,6 @@ impl ServerState {
             state_pool: Pool::default(),
             read_cache: Default::default(),
             read_timeout,
-            has_revoked: AtomicBool::new(!revoked.is_empty()),
-            revoked: RwLock::new(revoked),
             shutting_down: AtomicBool::new(false),
             log,
         })
@@ -246,16 +263,17 @@ impl ServerState {
         self.trusted.contains(&ip.to_canonical())
     }
 
-    /// The user behind a token's `sub`, from a pooled read-only connection.
-    /// `None` when the user (or users.db) does not exist.
-    pub fn user_by_id(&self, id: &str) -> Result<Option<User>> {
+    /// The user behind an access token and whether the token (or its
+    /// login) was revoked, from a pooled read-only connection. `None` when
+    /// the user (or users.db) does not exist.
+    pub fn token_user(&self, claims: &Claims) -> Result<Option<(User, bool)>> {
         let path = self.app.home.users_db();
         let mut conn = match self.users_pool.get(|| UserStore::open_readonly(&path)) {
             Ok(c) => c,
             Err(e) if e.kind == Kind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        conn.run(|u| u.find_by_id(id))
+        conn.run(|u| u.find_for_token(&claims.sub, &claims.jti, claims.fam.as_deref()))
     }
 
     /// `f` with pooled read-only handles on state.db and users.db.
@@ -265,28 +283,6 @@ impl ServerState {
         let mut state = self.state_pool.get(|| StateDb::open_readonly(&spath))?;
         let mut users = self.users_pool.get(|| UserStore::open_readonly(&upath))?;
         state.run(|s| users.run(|u| f(s, u)))
-    }
-
-    /// Revoke an access token until it expires: in users.db (so a restart
-    /// keeps it revoked) and in memory (checked on every request). Blocking.
-    pub fn revoke_jti(&self, jti: &str, user_id: &str, exp: i64) -> Result<()> {
-        self.app.users()?.revoke_access(jti, user_id, exp)?;
-        let now = chrono::Utc::now().timestamp();
-        let mut m = self.revoked.write().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, e| *e > now);
-        m.insert(jti.to_string(), exp);
-        self.has_revoked.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    pub fn is_revoked(&self, jti: &str) -> bool {
-        if !self.has_revoked.load(Ordering::Acquire) {
-            return false;
-        }
-        self.revoked
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(jti)
     }
 
     /// Wait for an Argon2 slot (bounded queue: 503 when too many wait).

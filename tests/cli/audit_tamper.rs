@@ -4,6 +4,7 @@
 //! names the first bad event and exits with the integrity code (3).
 //! Plus: several processes appending at once while verify runs.
 
+use hermes_operator::store::events::EventKind;
 use hermes_operator::store::events::{event_hash, event_id, Actor, EventStore, NewEvent};
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
@@ -37,7 +38,7 @@ impl Home {
         let evs: Vec<NewEvent> = (0..n)
             .map(|i| {
                 NewEvent::new(
-                    "note",
+                    EventKind::Note,
                     &actor,
                     json!({"i": i, "text": format!("hello {i}")}),
                 )
@@ -353,7 +354,7 @@ fn prune_keeps_the_chain_verifiable_and_the_anchor_is_protected() {
         let actor = Actor::new("cli:test");
         for i in 0..50 {
             store
-                .append(NewEvent::new("note", &actor, json!({"i": i})))
+                .append(NewEvent::new(EventKind::Note, &actor, json!({"i": i})))
                 .unwrap();
         }
     }

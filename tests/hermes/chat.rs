@@ -26,7 +26,7 @@ use hermes_operator::app::App;
 use hermes_operator::hermes::api::HermesClient;
 use hermes_operator::home::Home;
 use hermes_operator::ops::chat::{
-    run_turn, ApprovalChoice, ApprovalRequest, Approver, BoxFuture, Decision, TurnEvent,
+    run_turn, ApprovalChoice, ApprovalRequest, Approver, BoxFuture, Channel, Decision, TurnEvent,
     TurnRequest,
 };
 use hermes_operator::store::events::Actor;
@@ -714,7 +714,7 @@ async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
         session_id: None,
         message: "[danger] answered too late".into(),
         model: None,
-        channel: "test".into(),
+        channel: Channel::Cli,
     };
     let approver = LateApprover {
         delay: Duration::from_secs(5),
@@ -1072,7 +1072,7 @@ async fn two_approvals_in_one_run_each_answered(gen: Gen) {
         session_id: None,
         message: "[danger2] open both".into(),
         model: None,
-        channel: "test".into(),
+        channel: Channel::Cli,
     };
     let mut seen: Vec<TurnEvent> = Vec::new();
     let out = run_turn(&app, &client, &req, &approver, &mut |e| seen.push(e))

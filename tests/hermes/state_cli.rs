@@ -7,6 +7,7 @@ use crate::common;
 use crate::common::{code, stderr};
 
 use common::*;
+use hermes_operator::store::events::EventKind;
 use rusqlite::types::ValueRef;
 use rusqlite::OptionalExtension;
 use serde_json::{json, Value};
@@ -1160,7 +1161,7 @@ fn audit_daily_and_user_match_sql(gen: Gen) {
     .enumerate()
     {
         app.record(
-            app.event("llm_call", json!({"model": model, "input_tokens": 100 + i, "output_tokens": 10, "cost_usd": 0.25}))
+            app.event(EventKind::LlmCall, json!({"model": model, "input_tokens": 100 + i, "output_tokens": 10, "cost_usd": 0.25}))
                 .session(&sid)
                 .user(&uid),
         )
@@ -1168,8 +1169,11 @@ fn audit_daily_and_user_match_sql(gen: Gen) {
     }
     // a call with no model/user falls back to the session's
     app.record(
-        app.event("llm_call", json!({"input_tokens": 7, "output_tokens": 3}))
-            .session(&sid),
+        app.event(
+            EventKind::LlmCall,
+            json!({"input_tokens": 7, "output_tokens": 3}),
+        )
+        .session(&sid),
     )
     .unwrap();
     let after = check_daily(&e, &day, "UTC");

@@ -12,6 +12,7 @@
 use crate::common;
 
 use common::{op, TestHome};
+use hermes_operator::store::events::EventKind;
 use serde_json::Value;
 use std::fs;
 use std::io::{Read, Write};
@@ -766,7 +767,7 @@ fn backup_verifies_restores_changed_files_and_prunes() {
     for i in 0..5 {
         store
             .append(NewEvent::new(
-                "note",
+                EventKind::Note,
                 &Actor::new("test"),
                 serde_json::json!({"i": i}),
             ))

@@ -137,14 +137,16 @@ async fn chat_json_sse_approval_and_shutdown_with_real_hermes(gen: Gen) {
     assert_eq!(types.first(), Some(&"session"), "{types:?}");
     assert!(types.contains(&"run_started"), "{types:?}");
     assert_eq!(types.last(), Some(&"done"), "{types:?}");
-    // Another user cannot continue it; the owner can see it.
+    // Another user cannot continue it (it looks missing, as on GET); the
+    // owner can see it.
     let r = send(
         c.post(s.url("/api/chat"))
             .bearer_auth(&bob)
             .json(&json!({"message": "mine now", "session_id": sid})),
     )
     .await;
-    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(!r.body.contains("operator"), "no source leaked: {}", r.body);
     let r = send(
         c.get(s.url(&format!("/api/sessions/{sid}/messages")))
             .bearer_auth(&alice),
@@ -312,6 +314,81 @@ async fn chat_json_sse_approval_and_shutdown_with_real_hermes(gen: Gen) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Another user's chats on a session never mark it busy (the owner's turns
+/// all succeed meanwhile), and one account runs at most
+/// `operator.max_turns_per_user` (2) turns at once.
+async fn foreign_chats_never_block_the_owner_and_turns_are_capped(gen: Gen) {
+    let gw = Gateway::start(gen, GatewayOpts::default());
+    configure(&gw.home, &format!("hermes:\n  api_url: {}\n", gw.url));
+    for n in ["alice", "bob"] {
+        add_user(&gw.home, n, "user");
+    }
+    let s = Server::start(&gw.home);
+    let c = client();
+    let alice = token(&c, &s, "alice").await;
+    let bob = token(&c, &s, "bob").await;
+    let turn = |tok: &str, body: Value| {
+        send(
+            c.post(s.url("/api/chat"))
+                .bearer_auth(tok.to_string())
+                .json(&body),
+        )
+    };
+    let r = turn(&alice, json!({"message": "first"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sid = r.json()["outcome"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let (c, url, sid, stop) = (c.clone(), s.url("/api/chat"), sid.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut statuses = vec![];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = send(
+                    c.post(&url)
+                        .bearer_auth(&bob)
+                        .json(&json!({"message": "let me in", "session_id": sid})),
+                )
+                .await;
+                statuses.push(r.status);
+            }
+            statuses
+        })
+    };
+    for i in 0..10 {
+        let r = turn(
+            &alice,
+            json!({"message": format!("turn {i}"), "session_id": sid}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "alice's turn {i}: {}", r.body);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = hammer.await.unwrap();
+    assert!(!statuses.is_empty());
+    assert!(statuses.iter().all(|s| *s == 404), "{statuses:?}");
+
+    // Three slow turns at once: two run, the third is refused at once.
+    let three = futures_util::future::join_all(
+        (0..3).map(|_| turn(&alice, json!({"message": "[slow] take your time"}))),
+    )
+    .await;
+    let mut st: Vec<u16> = three.iter().map(|r| r.status).collect();
+    st.sort();
+    assert_eq!(
+        st,
+        [200, 200, 429],
+        "{:?}",
+        three.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let refused = three.iter().find(|r| r.status == 429).unwrap();
+    assert_eq!(refused.json()["error"]["code"], "too_many_requests");
+}
+
 hermes_tests!(
     async chat_json_sse_approval_and_shutdown_with_real_hermes,
+    async foreign_chats_never_block_the_owner_and_turns_are_capped,
 );

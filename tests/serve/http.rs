@@ -36,18 +36,20 @@ async fn bad_login(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_throttling_per_user_and_per_client() {
+async fn login_throttling_per_user_address_and_per_address() {
     let home = home_with("", &[("alice", "user"), ("bob", "user")]);
     let s = Server::start(home.path());
     let c = client();
-    // Per username: 5 failures in 15 minutes, then 429 — even with the right password.
-    for i in 0..5 {
-        let r = bad_login(&c, &s, "alice", Some(&format!("198.51.100.{i}"))).await;
+    // Per username and address: 5 failures in 15 minutes, then 429 — even
+    // with the right password.
+    for _ in 0..5 {
+        let r = bad_login(&c, &s, "alice", Some("198.51.100.7")).await;
         assert_eq!(r.status, 401, "{}", r.body);
         assert_eq!(r.json()["error"]["code"], "unauthorized");
     }
     let r = send(
         c.post(s.url("/auth/login"))
+            .header("x-real-ip", "198.51.100.7")
             .json(&json!({"username": "ALICE", "password": TEST_PASSWORD})),
     )
     .await;
@@ -55,6 +57,17 @@ async fn login_throttling_per_user_and_per_client() {
     let ra: u64 = r.header("retry-after").unwrap().parse().unwrap();
     assert!((850..=900).contains(&ra), "Retry-After {ra}");
     assert_eq!(r.json()["error"]["code"], "too_many_requests");
+    // From another address alice is slowed (her name was tried 5 times), not
+    // locked out.
+    let t = std::time::Instant::now();
+    let r = send(
+        c.post(s.url("/auth/login"))
+            .header("x-real-ip", "198.51.100.8")
+            .json(&json!({"username": "alice", "password": TEST_PASSWORD})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(t.elapsed() >= Duration::from_millis(500), "not slowed down");
     // Another user is not affected.
     login(&c, &s, "bob").await;
 
@@ -89,7 +102,7 @@ async fn login_throttling_per_user_and_per_client() {
         .collect();
     assert_eq!(failed.len(), 25, "{failed:?}");
     assert_eq!(failed[0]["username"], "alice");
-    assert_eq!(failed[0]["client"], "198.51.100.0");
+    assert_eq!(failed[0]["client"], "198.51.100.7");
     assert_eq!(failed[0]["reason"], "bad_password");
     assert_eq!(failed[5]["reason"], "unknown_user");
     assert_eq!(failed[5]["client"], "203.0.113.50");
@@ -98,8 +111,20 @@ async fn login_throttling_per_user_and_per_client() {
         .filter(|e| e.0 == "login")
         .map(|e| &e.2)
         .collect();
-    assert_eq!(logins.len(), 2);
-    assert_eq!(logins[1]["client"], "203.0.113.51");
+    assert_eq!(logins.len(), 3);
+    assert_eq!(logins[0]["client"], "198.51.100.8");
+    assert_eq!(logins[2]["client"], "203.0.113.51");
+    // Each refused key's first refusal is audited, with the limit it hit.
+    let throttled: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e.0 == "login_throttled")
+        .map(|e| &e.2)
+        .collect();
+    assert_eq!(throttled.len(), 2, "{throttled:?}");
+    assert_eq!(throttled[0]["limit"], "user_client");
+    assert_eq!(throttled[0]["client"], "198.51.100.7");
+    assert_eq!(throttled[1]["limit"], "client");
+    assert_eq!(throttled[1]["refused"], 1);
     let all = format!("{evs:?}");
     assert!(!all.contains("wrong password") && !all.contains(TEST_PASSWORD));
     assert!(!s.log().contains("wrong password"));

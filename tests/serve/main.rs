@@ -11,4 +11,5 @@ mod authz;
 mod chat;
 mod dashboard;
 mod fuzz;
+mod hardening;
 mod http;

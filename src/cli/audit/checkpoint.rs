@@ -1,5 +1,6 @@
 use crate::cli::Ctx;
 use crate::ops::audit::integrity::{self, Checkpoint};
+use crate::store::events::EventKind;
 
 pub fn run(ctx: &Ctx) -> crate::Result<()> {
     let app = &ctx.app;
@@ -18,7 +19,7 @@ pub fn run(ctx: &Ctx) -> crate::Result<()> {
     let cp = Checkpoint::sign(&key, seq, &hash, event_id);
     integrity::keep_checkpoint(&app.home, &cp)?;
     app.record(app.event(
-        "checkpoint",
+        EventKind::Checkpoint,
         serde_json::json!({"seq": cp.seq, "hash": cp.hash, "public_key": cp.public_key}),
     ))?;
     ctx.out.line(cp.to_line())?;

@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
                 .map_err(csv_err)
             })?;
             w.flush()
-                .map_err(|e| Error::internal(format!("writing CSV: {e}")))?;
+                .map_err(|e| Error::internal(format!("writing CSV: {e}")).with_source(e))?;
         }
     }
     ctx.out.info(format!("{n} event(s) exported"));

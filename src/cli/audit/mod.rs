@@ -48,11 +48,12 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> crate::Result<()> {
 pub(crate) fn summarize(ev: &crate::store::events::Event) -> String {
     let v = ev.data_value();
     let pick = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    let s = match ev.kind.as_str() {
-        "user_message" | "assistant_message" => {
+    use crate::store::events::EventKind as K;
+    let s = match ev.event_kind() {
+        Some(K::UserMessage | K::AssistantMessage) => {
             pick("content").or_else(|| pick("content_sha256").map(|h| format!("sha256:{h}")))
         }
-        "tool_call" => pick("tool").map(|t| {
+        Some(K::ToolCall) => pick("tool").map(|t| {
             format!(
                 "{t} {}",
                 v.get("arguments")
@@ -60,14 +61,14 @@ pub(crate) fn summarize(ev: &crate::store::events::Event) -> String {
                     .unwrap_or_default()
             )
         }),
-        "tool_result" => {
+        Some(K::ToolResult) => {
             pick("tool").map(|t| format!("{t} → {}", pick("status").unwrap_or_default()))
         }
-        "approval_request" => pick("command"),
-        "approval" => {
+        Some(K::ApprovalRequest) => pick("command"),
+        Some(K::Approval) => {
             pick("choice").map(|c| format!("{c} by {}", pick("decided_by").unwrap_or_default()))
         }
-        "error" => pick("message"),
+        Some(K::Error) => pick("message"),
         _ => None,
     };
     let s = s.unwrap_or_else(|| ev.data.clone());

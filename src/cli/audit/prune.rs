@@ -1,6 +1,7 @@
 use crate::cli::Ctx;
 use crate::error::Error;
 use crate::ops::audit::integrity;
+use crate::store::events::EventKind;
 use ed25519_dalek::Signer;
 
 #[derive(Debug, clap::Args)]
@@ -61,7 +62,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         "anchor_seq": anchor.as_ref().map(|a| a.seq),
         "anchor_hash": anchor.as_ref().map(|a| hex::encode(a.hash)),
     });
-    app.record(app.event("prune", data.clone()))?;
+    app.record(app.event(EventKind::Prune, data.clone()))?;
     if ctx.out.json {
         ctx.out.json(&data)?;
     } else {

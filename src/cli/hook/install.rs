@@ -1,5 +1,6 @@
 use crate::cli::Ctx;
 use crate::ops::hooks;
+use crate::store::events::EventKind;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -15,5 +16,5 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     let home = &ctx.app.home;
     let command = hooks::hook_command(home)?;
     let plan = hooks::plan_install(home, &command)?;
-    super::execute(ctx, plan, a.yes, a.dry_run, "hook_installed")
+    super::execute(ctx, plan, a.yes, a.dry_run, EventKind::HookInstalled)
 }

@@ -8,6 +8,7 @@ mod uninstall;
 
 use crate::cli::Ctx;
 use crate::ops::hooks::{self, Plan};
+use crate::store::events::EventKind;
 use serde_json::json;
 
 #[derive(Debug, clap::Args)]
@@ -42,9 +43,9 @@ pub(crate) fn execute(
     plan: Plan,
     yes: bool,
     dry_run: bool,
-    kind: &str,
+    kind: EventKind,
 ) -> crate::Result<()> {
-    let install = kind == "hook_installed";
+    let install = kind == EventKind::HookInstalled;
     let cfg = plan.config_path.display().to_string();
     if !plan.changed() {
         if ctx.out.json {
@@ -99,7 +100,7 @@ pub(crate) fn execute(
         return Err(crate::Error::usage("cancelled; nothing was changed"));
     }
     let applied = hooks::apply(&ctx.app.home, &plan)?;
-    let events: Vec<&str> = hooks::MANAGED_EVENTS.iter().map(|(e, _)| *e).collect();
+    let events: Vec<&str> = hooks::MANAGED_EVENTS.iter().map(|e| e.name()).collect();
     ctx.app.record(ctx.app.event(
         kind,
         json!({

@@ -1,5 +1,6 @@
 use crate::cli::Ctx;
 use crate::ops::hooks;
+use crate::store::events::EventKind;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,5 +14,5 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     let plan = hooks::plan_uninstall(&ctx.app.home)?;
-    super::execute(ctx, plan, a.yes, a.dry_run, "hook_uninstalled")
+    super::execute(ctx, plan, a.yes, a.dry_run, EventKind::HookUninstalled)
 }

@@ -3,7 +3,7 @@
 
 use crate::cli::Ctx;
 use crate::error::Error;
-use crate::ops::update::restore::{self, Report};
+use crate::ops::update::restore::{self, Report, RestoreAction};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,7 +29,11 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     }
     // Asked once the backup has been checked, under the update lock.
     let confirm = |plan: &Report| {
-        let n = plan.files.iter().filter(|f| f.action == "restore").count();
+        let n = plan
+            .files
+            .iter()
+            .filter(|f| f.action == RestoreAction::Restore)
+            .count();
         ctx.confirm(
             &format!(
                 "Restore {n} file(s) from {} (made {}), after backing up the current state{}?",
@@ -85,7 +89,11 @@ fn show(ctx: &Ctx, r: &Report) -> crate::Result<()> {
         .out
         .table(&["file", "kind", if r.dry_run { "would" } else { "did" }]);
     for f in &r.files {
-        t.add_row(vec![f.path.clone(), f.kind.clone(), f.action.clone()]);
+        t.add_row(vec![
+            f.path.clone(),
+            f.kind.as_str().into(),
+            f.action.as_str().into(),
+        ]);
     }
     ctx.out.print_table(&t)?;
     ctx.out.line(format!(

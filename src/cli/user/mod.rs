@@ -9,6 +9,7 @@ mod passwd;
 mod role;
 mod show;
 mod token;
+mod unlock;
 
 use crate::cli::Ctx;
 use crate::store::users::User;
@@ -33,6 +34,8 @@ pub enum UserCmd {
     Delete(delete::Args),
     /// Print an access token (JWT) for scripts; needs the JWT secret
     Token(token::Args),
+    /// Clear the throttling of logins for a username (failed attempts from every address)
+    Unlock(unlock::Args),
 }
 
 pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
@@ -46,6 +49,7 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
         UserCmd::Enable(a) => enable::run(ctx, a, false),
         UserCmd::Delete(a) => delete::run(ctx, a),
         UserCmd::Token(a) => token::run(ctx, a),
+        UserCmd::Unlock(a) => unlock::run(ctx, a),
     }
 }
 

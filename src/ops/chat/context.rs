@@ -1,6 +1,7 @@
 //! The turn's context: the supervision prompt, content policy, who may continue which session, the history sent to Hermes.
 
 use super::*;
+use crate::store::events::EventKind;
 
 /// The operator supervision prompt, re-sent as `instructions` every turn.
 pub fn supervision_prompt(app: &App, user: &User) -> String {
@@ -118,13 +119,13 @@ pub(super) struct Turn<'a> {
 }
 
 impl Turn<'_> {
-    pub(super) fn event(&self, kind: &str, data: Value) -> NewEvent {
+    pub(super) fn event(&self, kind: EventKind, data: Value) -> NewEvent {
         self.app
             .event(kind, data)
             .session(&self.session_id)
             .user(&self.user.id)
     }
-    pub(super) fn record(&self, kind: &str, data: Value) -> Result<()> {
+    pub(super) fn record(&self, kind: EventKind, data: Value) -> Result<()> {
         let ev = self.event(kind, data);
         let start = self
             .start_event

@@ -1,6 +1,7 @@
 //! Driving a run: start it, follow its event stream, answer approvals.
 
 use super::*;
+use crate::store::events::EventKind;
 
 pub(super) type DriveResult = std::result::Result<(TurnOutcome, f64), (Error, f64)>;
 
@@ -22,7 +23,7 @@ pub(super) async fn drive(
     let last_msg_id = prior.iter().map(|m| m.id).max().unwrap_or(0);
     let seq_before = turn.events().head().map(|h| h.0).map_err(|e| (e, 0.0))?;
     turn.record(
-        "user_message",
+        EventKind::UserMessage,
         merge(
             content_fields(app, "content", &req.message),
             json!({"model": req.model, "channel": req.channel}),
@@ -52,7 +53,7 @@ pub(super) async fn drive(
     let run_id = started_run.run_id.clone();
     if started_run.attempts > 1 {
         turn.record(
-            "run_retried",
+            EventKind::RunRetried,
             json!({"run_id": run_id, "attempts": started_run.attempts,
                    "replayed": started_run.replayed, "idempotency_key": idem_key}),
         )
@@ -145,7 +146,7 @@ pub(super) async fn drive(
     let (cost_before, cost_after) = (before.cost_usd(), after.cost_usd());
     if threshold > 0.0 && cost_before < threshold && cost_after >= threshold {
         let _ = turn.record(
-            "cost_alert",
+            EventKind::CostAlert,
             json!({"session_cost_usd": cost_after, "threshold_usd": threshold}),
         );
         on_event(TurnEvent::CostAlert {
@@ -219,7 +220,7 @@ pub(super) fn run_ended(turn: &Turn<'_>, st: &Value) -> Error {
     let why = st["error"].as_str().unwrap_or_default();
     if status == "interrupted" {
         let _ = turn.record(
-            "run_interrupted",
+            EventKind::RunInterrupted,
             json!({"run_id": turn.run_id, "status": status, "error": why}),
         );
         return Error::unavailable(format!(
@@ -246,7 +247,7 @@ pub(super) fn flush_reasoning(turn: &Turn<'_>, buf: &mut String) -> Result<()> {
     }
     let text = std::mem::take(buf);
     turn.record(
-        "reasoning",
+        EventKind::Reasoning,
         merge(
             content_fields(turn.app, "text", &text),
             json!({"run_id": turn.run_id}),
@@ -275,7 +276,7 @@ pub(super) fn record_subagent(turn: &Turn<'_>, ev: &RunEvent) -> Result<()> {
             data[k.as_str()] = v.clone();
         }
     }
-    turn.record("subagent", data)
+    turn.record(EventKind::Subagent, data)
 }
 
 /// One event from Hermes: pass progress on, put approvals to the owner.
@@ -304,7 +305,7 @@ pub(super) async fn handle_event(
     }
     match ev.event.as_str() {
         "run.steered" => turn.record(
-            "run_steered",
+            EventKind::RunSteered,
             json!({"run_id": run_id, "accepted": ev.fields.get("accepted")}),
         )?,
         e if e.starts_with("subagent.") => record_subagent(turn, &ev)?,
@@ -354,7 +355,7 @@ pub(super) async fn handle_event(
                 request_id: ev.str("request_id").map(str::to_string),
             };
             turn.record(
-                "approval_request",
+                EventKind::ApprovalRequest,
                 json!({"run_id": run_id, "command": ar.command, "description": ar.description,
                        "pattern_key": ar.pattern_key, "request_id": ar.request_id}),
             )?;
@@ -374,7 +375,7 @@ pub(super) async fn handle_event(
             };
             *waited += t_wait.elapsed();
             turn.record(
-                "approval",
+                EventKind::Approval,
                 json!({"run_id": run_id, "command": ar.command, "choice": choice,
                        "request_id": ar.request_id,
                        "decided_by": d.decided_by, "applied": applied,

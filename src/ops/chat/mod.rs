@@ -33,8 +33,18 @@ pub struct TurnRequest {
     pub session_id: Option<String>,
     pub message: String,
     pub model: Option<String>,
-    /// How the caller reached us, for the actor field: `cli` or `http`.
-    pub channel: String,
+    /// How the caller reached us (the `session_start` event's `channel`).
+    pub channel: Channel,
+}
+
+/// The front end a turn came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// `hermes-operator chat`.
+    Cli,
+    /// `POST /api/chat` (the dashboard and scripts).
+    Http,
 }
 
 /// What the caller sees while the turn runs (and, as NDJSON, `chat --json`).

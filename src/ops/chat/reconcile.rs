@@ -1,6 +1,7 @@
 //! Reconciling: what Hermes wrote to state.db becomes audit events.
 
 use super::*;
+use crate::store::events::EventKind;
 
 pub(super) fn after_output(
     db: &crate::store::state::StateDb,
@@ -64,14 +65,14 @@ pub(super) fn reconcile(
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        match e.kind.as_str() {
-            "tool_call" if !id.is_empty() => {
+        match e.event_kind() {
+            Some(EventKind::ToolCall) if !id.is_empty() => {
                 seen_calls.insert(id);
             }
-            "tool_result" if !id.is_empty() => {
+            Some(EventKind::ToolResult) if !id.is_empty() => {
                 seen_results.insert(id);
             }
-            "llm_call" => hook_llm = true,
+            Some(EventKind::LlmCall) => hook_llm = true,
             _ => {}
         }
     }
@@ -103,14 +104,14 @@ pub(super) fn reconcile(
                             }
                         };
                         evs.push(turn.event(
-                            "tool_call",
+                            EventKind::ToolCall,
                             merge(data, json!({"tool": name, "tool_call_id": id, "message_id": m.id, "source": "state.db", "run_id": run_id})),
                         ));
                     }
                 }
                 if let Some(text) = m.content.as_deref().filter(|t| !t.is_empty()) {
                     evs.push(turn.event(
-                        "assistant_message",
+                        EventKind::AssistantMessage,
                         merge(
                             content_fields(app, "content", text),
                             json!({"message_id": m.id, "finish_reason": m.finish_reason, "run_id": run_id}),
@@ -125,7 +126,7 @@ pub(super) fn reconcile(
                 }
                 let text = m.content.as_deref().unwrap_or("");
                 evs.push(turn.event(
-                    "tool_result",
+                    EventKind::ToolResult,
                     merge(
                         content_fields(app, "result", text),
                         json!({"tool": m.tool_name, "tool_call_id": id, "status": tool_status(text),
@@ -142,7 +143,7 @@ pub(super) fn reconcile(
             || after.input_tokens > before.input_tokens)
     {
         evs.push(turn.event(
-            "llm_call",
+            EventKind::LlmCall,
             json!({
                 "model": after.model,
                 "input_tokens": after.input_tokens - before.input_tokens,

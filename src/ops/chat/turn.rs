@@ -1,6 +1,7 @@
 //! One turn: checks, the session row, the budget reservation, the outcome.
 
 use super::*;
+use crate::store::events::EventKind;
 
 /// Run one turn. `on_event` sees progress as it happens; `approver` answers
 /// approval requests. On error an `error` event is recorded and the session
@@ -114,14 +115,14 @@ pub async fn run_turn(
 /// up a new session Hermes never wrote to.
 pub(super) fn fail(turn: &Turn, stage: &str, e: Error) -> Error {
     let _ = turn.record(
-        "error",
+        EventKind::Error,
         json!({"stage": stage, "code": e.kind.code(), "message": e.message, "run_id": turn.run_id}),
     );
     if turn.new_session {
         if let Ok(db) = turn.app.state_rw() {
             if let Ok(true) = db.delete_empty_operator_session(&turn.session_id) {
                 let _ = turn.record(
-                    "session_end",
+                    EventKind::SessionEnd,
                     json!({"reason": "first turn failed; empty session removed"}),
                 );
             }

@@ -143,7 +143,7 @@ pub(super) fn edit_allowlist(v: &Value, mode: Mode, command: &str) -> Value {
             .to_string();
         let ours = mode == Mode::Install
             && e.get("command").and_then(Value::as_str) == Some(command)
-            && MANAGED_EVENTS.iter().any(|(m, _)| *m == ev)
+            && HookEvent::parse(&ev).is_some()
             && !seen.contains(&ev);
         if ours {
             seen.push(ev);
@@ -151,7 +151,7 @@ pub(super) fn edit_allowlist(v: &Value, mode: Mode, command: &str) -> Value {
         }
     }
     if mode == Mode::Install {
-        for (ev, _) in MANAGED_EVENTS {
+        for ev in MANAGED_EVENTS.iter().map(|e| e.name()) {
             if !seen.iter().any(|s| s == ev) {
                 kept.push(json!({
                     "event": ev,

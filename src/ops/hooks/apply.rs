@@ -45,9 +45,9 @@ pub(super) fn read_opt(path: &Path) -> Result<Option<String>> {
 
 pub(super) fn manual_snippet(command: &str) -> String {
     let mut s = String::from("hooks:\n");
-    for (ev, t) in MANAGED_EVENTS {
+    for ev in MANAGED_EVENTS {
         s.push_str(&format!("  {ev}:\n"));
-        for l in entry_lines(4, ev, command, *t) {
+        for l in entry_lines(4, ev.name(), command, ev.timeout_secs()) {
             s.push_str(&l);
             s.push('\n');
         }
@@ -341,9 +341,10 @@ pub fn status(
     let al = parse_allowlist(&allowlist_path, read_opt(&allowlist_path)?.as_deref())?;
     let mut events = Vec::new();
     let mut problems = Vec::new();
-    for (ev, t) in MANAGED_EVENTS {
+    for hook_event in MANAGED_EVENTS {
+        let (ev, t) = (hook_event.name(), hook_event.timeout_secs());
         let list: Vec<Yaml> = hooks
-            .and_then(|h| h.get(*ev))
+            .and_then(|h| h.get(ev))
             .and_then(Yaml::as_sequence)
             .cloned()
             .unwrap_or_default();
@@ -354,7 +355,7 @@ pub fn status(
             .collect();
         let state = if managed.is_empty() {
             "missing"
-        } else if managed.len() == 1 && *managed[0] == desired_entry(ev, command, *t) {
+        } else if managed.len() == 1 && *managed[0] == desired_entry(ev, command, t) {
             "installed"
         } else {
             "partial"

@@ -5,8 +5,9 @@ use super::*;
 /// The command Hermes runs: `<this binary> --hermes-home <HOME> hook`, both
 /// paths absolute.
 pub fn hook_command(home: &Home) -> Result<String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::internal(format!("cannot find this program's path: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Error::internal(format!("cannot find this program's path: {e}")).with_source(e)
+    })?;
     let exe = fs::canonicalize(&exe).unwrap_or(exe);
     let root = absolute(&home.root)?;
     Ok(hook_command_for(&exe, &root))

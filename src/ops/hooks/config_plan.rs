@@ -93,10 +93,7 @@ pub(super) fn plan_events(hooks: Option<&Mapping>, mode: Mode, command: &str) ->
                 .filter(|&i| is_managed_entry(&list[i]))
                 .collect();
             let want = match mode {
-                Mode::Install => MANAGED_EVENTS
-                    .iter()
-                    .find(|(e, _)| *e == event)
-                    .map(|(_, t)| *t),
+                Mode::Install => HookEvent::parse(event).map(HookEvent::timeout_secs),
                 Mode::Uninstall => None,
             };
             if let Some(t) = want {
@@ -120,13 +117,14 @@ pub(super) fn plan_events(hooks: Option<&Mapping>, mode: Mode, command: &str) ->
         }
     }
     if mode == Mode::Install {
-        for (event, t) in MANAGED_EVENTS {
-            let present = hooks.is_some_and(|h| h.get(*event).is_some_and(|v| v.is_sequence()));
+        for ev in MANAGED_EVENTS {
+            let (event, t) = (ev.name(), ev.timeout_secs());
+            let present = hooks.is_some_and(|h| h.get(event).is_some_and(|v| v.is_sequence()));
             if !present {
                 plans.push(EventPlan {
                     event: event.to_string(),
                     drop_items: vec![],
-                    append: Some((command.to_string(), *t)),
+                    append: Some((command.to_string(), t)),
                     drop_event: false,
                 });
             }

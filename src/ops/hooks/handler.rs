@@ -1,6 +1,7 @@
 //! The hook handler: one Hermes shell-hook event in, an answer (allow/block) and audit events out.
 
 use super::*;
+use crate::store::events::EventKind;
 
 /// `op_` + 12 lowercase hex, the only shape operator sessions have.
 pub fn is_operator_session_id(id: &str) -> bool {
@@ -50,13 +51,6 @@ pub(super) struct Payload {
     #[serde(default)]
     pub(super) extra: Value,
 }
-
-pub(super) const HANDLED: &[&str] = &[
-    "pre_tool_call",
-    "post_tool_call",
-    "subagent_start",
-    "subagent_stop",
-];
 
 /// An operator session the event belongs to.
 #[derive(Debug, Clone)]
@@ -243,11 +237,7 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
             return r;
         }
     };
-    let Some(event) = head
-        .hook_event_name
-        .as_deref()
-        .and_then(|e| HANDLED.iter().find(|h| **h == e))
-    else {
+    let Some(event) = head.hook_event_name.as_deref().and_then(HookEvent::parse) else {
         return Reply::default();
     };
     let sid = head.session_id.unwrap_or_default();
@@ -257,7 +247,7 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
     let payload: Payload = match serde_json::from_slice(input) {
         Ok(p) => p,
         Err(e) => {
-            let mut r = if *event == "pre_tool_call" {
+            let mut r = if event == HookEvent::PreToolCall {
                 Reply::block(format!(
                     "Blocked by hermes-operator: the hook payload for this tool call could not be read ({e}), \
                      so the operator's tool policy could not be checked."
@@ -288,8 +278,8 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
         data["note"] = Value::String(n.clone());
     }
     let tool = payload.tool_name.clone().filter(|t| !t.is_empty());
-    let kind = match *event {
-        "pre_tool_call" => {
+    let kind = match event {
+        HookEvent::PreToolCall => {
             let reason = match (&cfg, &tool) {
                 (Err(e), _) => Some(format!(
                     "Blocked by hermes-operator: its tool policy could not be read ({e}); no tool may run \
@@ -311,9 +301,9 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
                 data["reason"] = Value::String(r.clone());
                 reply = Reply::block(r.clone());
             }
-            "tool_call"
+            EventKind::ToolCall
         }
-        "post_tool_call" => {
+        HookEvent::PostToolCall => {
             data["tool"] = json!(tool);
             data["status"] = extra("status");
             data["duration_ms"] = extra("duration_ms");
@@ -321,9 +311,9 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
             put_content(&mut data, "error_message", &extra("error_message"), hash);
             put_content(&mut data, "result", &extra("result"), hash);
             data["tool_call_id"] = extra("tool_call_id");
-            "tool_result"
+            EventKind::ToolResult
         }
-        "subagent_start" => {
+        HookEvent::SubagentStart => {
             let child = extra("child_session_id");
             let child = child.as_str().unwrap_or_default();
             data["child_session_id"] = json!(child);
@@ -339,9 +329,9 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
                     op.session_id
                 ));
             }
-            "subagent_start"
+            EventKind::SubagentStart
         }
-        _ => {
+        HookEvent::SubagentStop => {
             let child = extra("child_session_id");
             let child = child.as_str().unwrap_or_default();
             data["child_session_id"] = json!(child);
@@ -350,7 +340,7 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
             if safe_file_id(child) && !is_operator_session_id(child) {
                 let _ = fs::remove_file(sessions_dir(home).join(child));
             }
-            "subagent_stop"
+            EventKind::SubagentStop
         }
     };
     if let Err(e) = &cfg {
@@ -361,7 +351,7 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
     }
     if record {
         let ev = NewEvent {
-            kind: kind.to_string(),
+            kind,
             session_id: Some(op.session_id.clone()),
             user_id: op.user_id.clone(),
             actor: HOOK_ACTOR.to_string(),
@@ -440,7 +430,7 @@ pub fn run_protocol(home: Result<Home>) {
 pub(super) fn head_is_operator_pre_tool_call(input: &[u8]) -> bool {
     match serde_json::from_slice::<Head>(input) {
         Ok(h) => {
-            h.hook_event_name.as_deref() == Some("pre_tool_call")
+            h.hook_event_name.as_deref() == Some(HookEvent::PreToolCall.name())
                 && h.session_id.as_deref().is_some_and(is_operator_session_id)
         }
         Err(_) => mentions_operator_pre_tool_call(input),

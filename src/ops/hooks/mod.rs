@@ -50,14 +50,54 @@ use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The hook events we install, each with its timeout in seconds. Hermes lets
-/// a tool run when a hook times out, so the timeout is generous: the handler
-/// needs milliseconds, but an event-log append may wait for another writer.
-pub const MANAGED_EVENTS: &[(&str, u32)] = &[
-    ("pre_tool_call", 10),
-    ("post_tool_call", 10),
-    ("subagent_start", 10),
-    ("subagent_stop", 10),
+/// A Hermes shell-hook event the operator installs and handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookEvent {
+    /// Before a tool runs: the tool policy answers allow or block.
+    PreToolCall,
+    /// After a tool ran: its result is recorded.
+    PostToolCall,
+    /// A delegated subagent started: its session inherits the policy.
+    SubagentStart,
+    /// A delegated subagent stopped.
+    SubagentStop,
+}
+
+impl HookEvent {
+    /// The event name in Hermes' `hooks:` config, allowlist and payloads.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HookEvent::PreToolCall => "pre_tool_call",
+            HookEvent::PostToolCall => "post_tool_call",
+            HookEvent::SubagentStart => "subagent_start",
+            HookEvent::SubagentStop => "subagent_stop",
+        }
+    }
+
+    /// The timeout installed with it, in seconds. Hermes lets a tool run when
+    /// a hook times out, so it is generous: the handler needs milliseconds,
+    /// but an event-log append may wait for another writer.
+    pub const fn timeout_secs(self) -> u32 {
+        10
+    }
+
+    pub fn parse(name: &str) -> Option<HookEvent> {
+        MANAGED_EVENTS.iter().copied().find(|e| e.name() == name)
+    }
+}
+
+impl std::fmt::Display for HookEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The hook events we install (and handle), in config order.
+pub const MANAGED_EVENTS: &[HookEvent] = &[
+    HookEvent::PreToolCall,
+    HookEvent::PostToolCall,
+    HookEvent::SubagentStart,
+    HookEvent::SubagentStop,
 ];
 
 /// The actor recorded on events written by the hook handler.

@@ -8,8 +8,33 @@ pub struct BackupFile {
     pub path: String,
     pub sha256: String,
     pub bytes: u64,
-    /// `sqlite` (an online-backup copy) or `file`.
-    pub kind: String,
+    pub kind: FileKind,
+}
+
+/// How a backed-up file was copied, and so how it is checked and restored.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    /// An online-backup copy of a SQLite database (compared by content).
+    Sqlite,
+    /// A plain file (compared byte for byte).
+    File,
+}
+
+impl FileKind {
+    pub fn of(sqlite: bool) -> FileKind {
+        if sqlite {
+            FileKind::Sqlite
+        } else {
+            FileKind::File
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileKind::Sqlite => "sqlite",
+            FileKind::File => "file",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -96,7 +121,7 @@ pub fn make_backup(home: &Home, meta: serde_json::Value) -> Result<Backup> {
             path: r,
             sha256: sha,
             bytes,
-            kind: if sqlite { "sqlite" } else { "file" }.into(),
+            kind: FileKind::of(sqlite),
         });
     }
     let manifest: String = files

@@ -16,7 +16,8 @@
 use crate::app::App;
 use crate::error::{Error, Kind, Result};
 use crate::home::Home;
-use crate::ops::update::{self, Health, Restart};
+use crate::ops::update::{self, FileKind, Health, Restart};
+use crate::store::events::EventKind;
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -27,10 +28,26 @@ use std::time::Duration;
 pub struct FilePlan {
     /// Relative to HERMES_HOME and to the backup directory.
     pub path: String,
-    /// `sqlite` or `file`.
-    pub kind: String,
-    /// `restore` (the live file differs or is missing) or `unchanged`.
-    pub action: String,
+    pub kind: FileKind,
+    pub action: RestoreAction,
+}
+
+/// What a restore does with one file.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RestoreAction {
+    /// The live file differs or is missing.
+    Restore,
+    Unchanged,
+}
+
+impl RestoreAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreAction::Restore => "restore",
+            RestoreAction::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// What a restore did, or (dry run) would do (`--json` contract).
@@ -148,12 +165,11 @@ pub fn plan(home: &Home, dir: &Path) -> Result<Report> {
         .into_iter()
         .map(|(path, sqlite)| FilePlan {
             action: if unchanged(home, dir, &path, sqlite) {
-                "unchanged"
+                RestoreAction::Unchanged
             } else {
-                "restore"
-            }
-            .into(),
-            kind: if sqlite { "sqlite" } else { "file" }.into(),
+                RestoreAction::Restore
+            },
+            kind: FileKind::of(sqlite),
             path,
         })
         .collect();
@@ -210,11 +226,15 @@ pub fn restore(
             safety.dir.display()
         );
     }
-    for f in report.files.iter().filter(|f| f.action == "restore") {
+    for f in report
+        .files
+        .iter()
+        .filter(|f| f.action == RestoreAction::Restore)
+    {
         progress(&format!("restoring {}", f.path));
         let live = home.root.join(&f.path);
         let saved = dir.join(&f.path);
-        if f.kind == "sqlite" {
+        if f.kind == FileKind::Sqlite {
             restore_db(&saved, &live)?;
         } else {
             update::copy_back(&saved, &live)?;
@@ -222,7 +242,7 @@ pub fn restore(
         report.restored.push(f.path.clone());
     }
     let ev = app.record(app.event(
-        "update_restored",
+        EventKind::UpdateRestored,
         json!({
             "backup": dir.to_string_lossy(),
             "backup_created_at": report.backup_created_at,

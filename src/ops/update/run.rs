@@ -1,6 +1,7 @@
 //! The whole run: audit events first and last, Hermes' own update in between.
 
 use super::*;
+use crate::store::events::EventKind;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -258,7 +259,7 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
     // Every run is audited from its first step: whatever fails after this
     // (busy, Hermes not found, version unreadable) ends in update_finished.
     let started = app.events()?.append(NewEvent::new(
-        "update_started",
+        EventKind::UpdateStarted,
         &actor,
         json!({
             "hermes_command": cfg.update.hermes_command,
@@ -355,7 +356,7 @@ pub(super) fn finish(
     report.duration_seconds = (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     let before = report.version_before.clone();
     let finished = app.events().and_then(|ev| ev.append(NewEvent::new(
-        "update_finished",
+        EventKind::UpdateFinished,
         actor,
         json!({
             "result": report.result,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::process::sh_quote;
+use crate::store::events::EventKind;
 
 /// Validate a 5-field cron expression (numbers, `*`, ranges, steps, lists,
 /// month and weekday names). Returns it with single spaces.
@@ -118,16 +119,16 @@ pub(super) fn write_crontab(text: &str) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::internal(format!("running crontab -: {e}")))?;
+        .map_err(|e| Error::internal(format!("running crontab -: {e}")).with_source(e))?;
     child
         .stdin
         .take()
         .expect("piped")
         .write_all(text.as_bytes())
-        .map_err(|e| Error::internal(format!("writing to crontab -: {e}")))?;
+        .map_err(|e| Error::internal(format!("writing to crontab -: {e}")).with_source(e))?;
     let out = child
         .wait_with_output()
-        .map_err(|e| Error::internal(format!("crontab -: {e}")))?;
+        .map_err(|e| Error::internal(format!("crontab -: {e}")).with_source(e))?;
     if !out.status.success() {
         return Err(Error::internal(format!(
             "crontab - refused the new table: {}",
@@ -187,7 +188,7 @@ pub fn schedule(app: &App, expr: &str) -> Result<ScheduleChange> {
         out.push(&line);
         write_crontab(&(out.join("\n") + "\n"))?;
         app.record(NewEvent::new(
-            "update_scheduled",
+            EventKind::UpdateScheduled,
             &app.actor,
             json!({"schedule": expr, "line": line, "replaced": change.removed}),
         ))?;
@@ -214,7 +215,7 @@ pub fn unschedule(app: &App) -> Result<ScheduleChange> {
         };
         write_crontab(&text)?;
         app.record(NewEvent::new(
-            "update_unscheduled",
+            EventKind::UpdateUnscheduled,
             &app.actor,
             json!({"removed": removed}),
         ))?;

@@ -90,7 +90,7 @@ pub fn verify_operator_files(home: &Home, backup: &Backup) -> FilesCheck {
         fc.checked += 1;
         let live = home.root.join(&f.path);
         let saved = backup.dir.join(&f.path);
-        let intact = if f.kind == "sqlite" {
+        let intact = if f.kind == FileKind::Sqlite {
             live.exists() && quick_check(&live)
         } else {
             sha256_file(&live).is_ok_and(|(s, _)| s == f.sha256)
@@ -98,7 +98,7 @@ pub fn verify_operator_files(home: &Home, backup: &Backup) -> FilesCheck {
         if intact {
             continue;
         }
-        let r = if f.kind == "sqlite" {
+        let r = if f.kind == FileKind::Sqlite {
             replace_db_file(&saved, &live)
         } else {
             copy_back(&saved, &live)

@@ -6,6 +6,9 @@
 //! actor, data, prev_hash)` with length-prefixed fields, and `data` is stored
 //! as the exact canonical JSON bytes that were hashed.
 
+mod kind;
+pub use kind::EventKind;
+
 use super::{now_rfc3339, open_own, open_own_readonly, with_immediate};
 use crate::error::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -48,43 +51,6 @@ const MIGRATIONS: &[&str] = &[
 pub const HASH_DOMAIN: &[u8] = b"hermes-operator/event/v1\0";
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
-/// Event types the operator writes (docs/design.md §7). The log accepts others too, so
-/// that older binaries can verify logs written by newer ones.
-pub const EVENT_TYPES: &[&str] = &[
-    "user_message",
-    "assistant_message",
-    "llm_call",
-    "tool_call",
-    "tool_result",
-    "approval_request",
-    "approval",
-    "error",
-    "cost_alert",
-    "session_start",
-    "session_end",
-    "session_changed",
-    "login",
-    "login_failed",
-    "user_created",
-    "user_changed",
-    "user_deleted",
-    "token_issued",
-    "token_revoked",
-    "hook_installed",
-    "hook_uninstalled",
-    "subagent_start",
-    "subagent_stop",
-    "update_started",
-    "update_finished",
-    "update_restored",
-    "update_scheduled",
-    "update_unscheduled",
-    "installed",
-    "checkpoint",
-    "prune",
-    "note",
-];
-
 /// Who did something and how: `cli:alice`, `http:bob`, `hook`, `cron`.
 #[derive(Debug, Clone)]
 pub struct Actor(ActorName);
@@ -118,7 +84,7 @@ impl Actor {
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub kind: String,
+    pub kind: EventKind,
     pub session_id: Option<String>,
     pub user_id: Option<String>,
     pub actor: String,
@@ -126,9 +92,9 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn new(kind: &str, actor: &Actor, data: serde_json::Value) -> Self {
+    pub fn new(kind: EventKind, actor: &Actor, data: serde_json::Value) -> Self {
         NewEvent {
-            kind: kind.to_string(),
+            kind,
             session_id: None,
             user_id: None,
             actor: actor.name().to_string(),
@@ -177,6 +143,10 @@ fn hex32<S: serde::Serializer>(h: &[u8; 32], s: S) -> std::result::Result<S::Ok,
 impl Event {
     pub fn data_value(&self) -> serde_json::Value {
         serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null)
+    }
+    /// The type, if this binary knows it (a newer one may have written others).
+    pub fn event_kind(&self) -> Option<EventKind> {
+        EventKind::parse(&self.kind)
     }
 }
 
@@ -377,7 +347,7 @@ impl EventStore {
                 let hash = event_hash(
                     seq,
                     &ts,
-                    &e.kind,
+                    e.kind.as_str(),
                     e.session_id.as_deref(),
                     e.user_id.as_deref(),
                     &e.actor,
@@ -388,7 +358,7 @@ impl EventStore {
                     seq,
                     id,
                     ts,
-                    e.kind,
+                    e.kind.as_str(),
                     e.session_id,
                     e.user_id,
                     e.actor,
@@ -400,7 +370,7 @@ impl EventStore {
                     seq,
                     id: id.clone(),
                     ts,
-                    kind: e.kind.clone(),
+                    kind: e.kind.as_str().to_string(),
                     session_id: e.session_id.clone(),
                     user_id: e.user_id.clone(),
                     actor: e.actor.clone(),
@@ -645,6 +615,11 @@ pub struct RawEvent<'a> {
 }
 
 impl RawEvent<'_> {
+    /// The type, if this binary knows it.
+    pub fn event_kind(&self) -> Option<EventKind> {
+        EventKind::parse(self.kind)
+    }
+
     pub fn computed_hash(&self) -> [u8; 32] {
         event_hash(
             self.seq,
@@ -730,10 +705,14 @@ mod tests {
         let s = EventStore::open(&dir.path().join("events.db")).unwrap();
         let a = Actor::new("cli:test");
         let e1 = s
-            .append(NewEvent::new("note", &a, serde_json::json!({"m": 1})))
+            .append(NewEvent::new(
+                EventKind::Note,
+                &a,
+                serde_json::json!({"m": 1}),
+            ))
             .unwrap();
         let e2 = s
-            .append(NewEvent::new("note", &a, serde_json::json!({"m": 2})).session("op_x"))
+            .append(NewEvent::new(EventKind::Note, &a, serde_json::json!({"m": 2})).session("op_x"))
             .unwrap();
         assert_eq!(e1.seq, 1);
         assert_eq!(e1.prev_hash, GENESIS);

@@ -1,11 +1,18 @@
 //! users.db: the operator's accounts. Storage only; the rules around it
-//! (audit events, last-admin protection) live in [`crate::accounts`].
+//! (audit events) live in `ops::accounts`; the one rule enforced here is
+//! that an enabled admin always remains, because only a write transaction
+//! can enforce it against concurrent changes.
 
 use super::{now_rfc3339, open_own, open_own_readonly, with_immediate};
 use crate::error::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+mod throttle;
+mod tokens;
+pub use throttle::{AttemptLimits, Gate, Limit};
+pub use tokens::RefreshUse;
 
 const MIGRATIONS: &[&str] = &[
     // v1
@@ -62,6 +69,26 @@ const MIGRATIONS: &[&str] = &[
         revoked_at TEXT NOT NULL
     );
     CREATE INDEX revoked_access_expiry ON revoked_access(expires_at);",
+    // v5: password attempts (login, password change) and refusals, shared by
+    // every `serve` process and kept across restarts (store/users/throttle.rs).
+    "CREATE TABLE login_attempts (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL,
+        client TEXT NOT NULL,
+        at REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'failed'))
+    );
+    CREATE INDEX login_attempts_user ON login_attempts(username, client, at);
+    CREATE INDEX login_attempts_client ON login_attempts(client, at);
+    CREATE INDEX login_attempts_at ON login_attempts(at);
+    CREATE TABLE login_throttled (
+        key TEXT PRIMARY KEY,
+        username TEXT,
+        client TEXT NOT NULL,
+        first_at REAL NOT NULL,
+        last_at REAL NOT NULL,
+        count INTEGER NOT NULL
+    );",
 ];
 
 #[derive(
@@ -127,9 +154,9 @@ pub struct User {
     pub last_login_at: Option<String>,
 }
 
-const COLS: &str = "id, username, role, disabled, token_version, created_at, updated_at, password_changed_at, last_login_at";
+pub(super) const COLS: &str = "id, username, role, disabled, token_version, created_at, updated_at, password_changed_at, last_login_at";
 
-fn from_row(r: &Row) -> rusqlite::Result<User> {
+pub(super) fn from_row(r: &Row) -> rusqlite::Result<User> {
     let role: String = r.get(2)?;
     Ok(User {
         id: r.get(0)?,
@@ -271,7 +298,11 @@ impl UserStore {
     }
 
     /// Apply a change to one user inside one write transaction. `bump_tokens`
-    /// increments the token version, revoking every earlier token.
+    /// increments the token version, revoking every earlier token. With
+    /// `keep_admin` (`what` is the verb for the refusal), a change that would
+    /// leave no enabled admin is refused inside the same transaction: two
+    /// admins demoting or disabling each other at once are serialised by the
+    /// write lock, and the second sees the first's change.
     fn update(
         &self,
         id: &str,
@@ -279,6 +310,7 @@ impl UserStore {
         set_sql: &str,
         value: rusqlite::types::Value,
         bump_tokens: bool,
+        keep_admin: Option<&str>,
     ) -> Result<()> {
         let now = now_rfc3339();
         let bump = if bump_tokens {
@@ -288,8 +320,13 @@ impl UserStore {
         };
         let sql = format!("UPDATE users SET {set_sql}, updated_at = ?2{bump} WHERE id = ?3");
         let n = with_immediate(&self.conn, &self.path, what, |tx| {
-            tx.execute(&sql, params![value, now, id])
-        })?;
+            if let Some(verb) = keep_admin {
+                if let Some(name) = last_enabled_admin(tx, id)? {
+                    return Ok(Err(last_admin_error(verb, &name)));
+                }
+            }
+            tx.execute(&sql, params![value, now, id]).map(Ok)
+        })??;
         if n == 0 {
             return Err(Error::not_found(format!("user {id} no longer exists")));
         }
@@ -318,6 +355,7 @@ impl UserStore {
             "role = ?1",
             role.as_str().to_string().into(),
             true,
+            (role != Role::Admin).then_some("demote"),
         )
     }
 
@@ -329,6 +367,7 @@ impl UserStore {
             "disabled = ?1",
             (disabled as i64).into(),
             disabled,
+            disabled.then_some("disable"),
         )
     }
 
@@ -343,10 +382,14 @@ impl UserStore {
         Ok(())
     }
 
+    /// Delete an account (refused for the only enabled admin, atomically).
     pub fn delete(&self, id: &str) -> Result<()> {
         let n = with_immediate(&self.conn, &self.path, "deleting user", |tx| {
-            tx.execute("DELETE FROM users WHERE id = ?1", [id])
-        })?;
+            if let Some(name) = last_enabled_admin(tx, id)? {
+                return Ok(Err(last_admin_error("delete", &name)));
+            }
+            tx.execute("DELETE FROM users WHERE id = ?1", [id]).map(Ok)
+        })??;
         if n == 0 {
             return Err(Error::not_found(format!("user {id} no longer exists")));
         }
@@ -406,237 +449,25 @@ impl UserStore {
             )
             .map_err(self.err("reading spend"))
     }
-
-    /// Enabled admins other than `except`: guards against locking everyone out.
-    pub fn other_enabled_admins(&self, except: &str) -> Result<i64> {
-        self.conn
-            .query_row(
-                "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?1",
-                [except],
-                |r| r.get(0),
-            )
-            .map_err(self.err("counting admins"))
-    }
-
-    // -- refresh tokens (serve) ---------------------------------------------
-
-    /// Store a new refresh token (by its SHA-256) in `family_id`, valid until
-    /// `expires_at` (epoch seconds) and for `token_version` of the user.
-    pub fn insert_refresh(
-        &self,
-        token_hash: &[u8; 32],
-        family_id: &str,
-        user_id: &str,
-        token_version: i64,
-        expires_at: i64,
-    ) -> Result<String> {
-        let id = format!("rt_{}", crate::crypto::random_hex(8));
-        let now = now_rfc3339();
-        with_immediate(&self.conn, &self.path, "storing a refresh token", |tx| {
-            tx.execute(
-                "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![id, &token_hash[..], family_id, user_id, token_version, now, expires_at],
-            )
-        })?;
-        Ok(id)
-    }
-
-    /// Use a refresh token: in one write transaction, look it up by hash and
-    /// either rotate it (mark it used, store `new_hash` in the same family) or,
-    /// when it was already used, revoke its whole family (reuse detection).
-    /// The user must still exist, be enabled and have the token version the
-    /// token was issued under.
-    // Long: the whole refresh-token rotation inside one IMMEDIATE transaction (lookup, reuse detection, family revocation, insert), which is what closes the race.
-    pub fn rotate_refresh(
-        &self,
-        token_hash: &[u8; 32],
-        new_hash: &[u8; 32],
-        new_expires_at: i64,
-        now_epoch: i64,
-    ) -> Result<RefreshUse> {
-        let now = now_rfc3339();
-        let new_id = format!("rt_{}", crate::crypto::random_hex(8));
-        with_immediate(&self.conn, &self.path, "rotating a refresh token", |tx| {
-            let row = tx
-                .query_row(
-                    "SELECT r.id, r.family_id, r.user_id, r.token_version, r.expires_at, r.used_at, r.revoked_at,
-                            u.disabled, u.token_version
-                     FROM refresh_tokens r LEFT JOIN users u ON u.id = r.user_id
-                     WHERE r.token_hash = ?1",
-                    [&token_hash[..]],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, i64>(3)?,
-                            r.get::<_, i64>(4)?,
-                            r.get::<_, Option<String>>(5)?,
-                            r.get::<_, Option<String>>(6)?,
-                            r.get::<_, Option<i64>>(7)?,
-                            r.get::<_, Option<i64>>(8)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some((id, family, user_id, tv, expires, used, revoked, disabled, user_tv)) = row
-            else {
-                return Ok(RefreshUse::Unknown);
-            };
-            if revoked.is_some() {
-                return Ok(RefreshUse::Revoked {
-                    user_id,
-                    family_id: family,
-                });
-            }
-            if used.is_some() {
-                let n = tx.execute(
-                    "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = 'reuse'
-                     WHERE family_id = ?2 AND revoked_at IS NULL",
-                    params![now, family],
-                )?;
-                return Ok(RefreshUse::Reused {
-                    user_id,
-                    family_id: family,
-                    revoked: n as i64,
-                });
-            }
-            if expires <= now_epoch {
-                return Ok(RefreshUse::Expired {
-                    user_id,
-                    family_id: family,
-                });
-            }
-            if disabled != Some(0) || user_tv != Some(tv) {
-                tx.execute(
-                    "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = 'user_changed'
-                     WHERE family_id = ?2 AND revoked_at IS NULL",
-                    params![now, family],
-                )?;
-                return Ok(RefreshUse::UserChanged {
-                    user_id,
-                    family_id: family,
-                });
-            }
-            tx.execute(
-                "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![new_id, &new_hash[..], family, user_id, tv, now, new_expires_at],
-            )?;
-            tx.execute(
-                "UPDATE refresh_tokens SET used_at = ?1, replaced_by = ?2 WHERE id = ?3",
-                params![now, new_id, id],
-            )?;
-            Ok(RefreshUse::Rotated {
-                user_id,
-                family_id: family,
-            })
-        })
-    }
-
-    /// Revoke refresh tokens of `user_id`: one family (found through one of
-    /// its tokens) or, with `token_hash = None`, all of them. Returns the
-    /// number of tokens revoked.
-    pub fn revoke_refresh(
-        &self,
-        user_id: &str,
-        token_hash: Option<&[u8; 32]>,
-        reason: &str,
-    ) -> Result<i64> {
-        let now = now_rfc3339();
-        let n =
-            with_immediate(
-                &self.conn,
-                &self.path,
-                "revoking refresh tokens",
-                |tx| match token_hash {
-                    Some(h) => tx.execute(
-                        "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = ?2
-                 WHERE revoked_at IS NULL AND user_id = ?3 AND family_id =
-                   (SELECT family_id FROM refresh_tokens WHERE token_hash = ?4 AND user_id = ?3)",
-                        params![now, reason, user_id, &h[..]],
-                    ),
-                    None => tx.execute(
-                        "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = ?2
-                 WHERE revoked_at IS NULL AND user_id = ?3",
-                        params![now, reason, user_id],
-                    ),
-                },
-            )?;
-        Ok(n as i64)
-    }
-
-    /// Remember a revoked access token until it expires (and forget those
-    /// that have).
-    pub fn revoke_access(&self, jti: &str, user_id: &str, expires_at: i64) -> Result<()> {
-        let now = now_rfc3339();
-        let epoch = chrono::Utc::now().timestamp();
-        with_immediate(&self.conn, &self.path, "revoking an access token", |tx| {
-            tx.execute("DELETE FROM revoked_access WHERE expires_at <= ?1", [epoch])?;
-            tx.execute(
-                "INSERT OR IGNORE INTO revoked_access (jti, user_id, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![jti, user_id, expires_at, now],
-            )
-        })?;
-        Ok(())
-    }
-
-    /// Revoked access tokens that have not expired yet: (jti, expires_at).
-    pub fn revoked_access(&self) -> Result<Vec<(String, i64)>> {
-        let epoch = chrono::Utc::now().timestamp();
-        let mut st = self
-            .conn
-            .prepare("SELECT jti, expires_at FROM revoked_access WHERE expires_at > ?1")
-            .map_err(|e| Error::sqlite(&self.path, "reading revoked tokens", e))?;
-        let rows = st
-            .query_map([epoch], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|it| it.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| Error::sqlite(&self.path, "reading revoked tokens", e))?;
-        Ok(rows)
-    }
-
-    /// Drop refresh-token rows that expired before `before_epoch`.
-    pub fn purge_refresh(&self, before_epoch: i64) -> Result<i64> {
-        let n = with_immediate(&self.conn, &self.path, "purging refresh tokens", |tx| {
-            tx.execute(
-                "DELETE FROM refresh_tokens WHERE expires_at < ?1",
-                [before_epoch],
-            )
-        })?;
-        Ok(n as i64)
-    }
 }
 
-/// What using a refresh token did ([`UserStore::rotate_refresh`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshUse {
-    /// Valid: a new token was stored in the same family.
-    Rotated {
-        user_id: String,
-        family_id: String,
-    },
-    /// Already rotated once: the whole family is now revoked.
-    Reused {
-        user_id: String,
-        family_id: String,
-        revoked: i64,
-    },
-    /// The family was revoked earlier (logout, reuse, user change).
-    Revoked {
-        user_id: String,
-        family_id: String,
-    },
-    Expired {
-        user_id: String,
-        family_id: String,
-    },
-    /// The user was deleted, disabled, or changed password/role since issue: family revoked.
-    UserChanged {
-        user_id: String,
-        family_id: String,
-    },
-    /// No such token.
-    Unknown,
+/// The username of `id` when it is the only enabled admin (read inside the
+/// caller's write transaction, so the answer holds until it commits).
+fn last_enabled_admin(tx: &rusqlite::Transaction, id: &str) -> rusqlite::Result<Option<String>> {
+    tx.query_row(
+        "SELECT u.username FROM users u
+         WHERE u.id = ?1 AND u.role = 'admin' AND u.disabled = 0
+           AND NOT EXISTS (SELECT 1 FROM users o
+                           WHERE o.id != ?1 AND o.role = 'admin' AND o.disabled = 0)",
+        [id],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+fn last_admin_error(verb: &str, username: &str) -> Error {
+    Error::conflict(format!(
+        "refusing to {verb} {username}: it is the only enabled admin"
+    ))
+    .hint("create or enable another admin first")
 }

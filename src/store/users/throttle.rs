@@ -1,0 +1,197 @@
+//! Password attempts in users.db (login and password change), so that
+//! throttling holds across parallel requests, restarts and several `serve`
+//! processes. An attempt is *reserved* (a `pending` row) inside the same
+//! write transaction that counts the earlier ones, before any password is
+//! checked: N parallel requests can never get more than the limit of checks.
+//! The policy (limits, window, slow-down) is the caller's
+//! ([`crate::ops::logins`]); this module only counts and records atomically.
+
+use super::{with_immediate, UserStore};
+use crate::error::Result;
+use rusqlite::{params, OptionalExtension, Transaction};
+
+/// The limits a reservation is checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptLimits {
+    /// Attempts count for this long (seconds).
+    pub window_secs: f64,
+    /// Pending or failed attempts per (username, client address).
+    pub per_user_client: i64,
+    /// Pending or failed attempts per client address, any username.
+    pub per_client: i64,
+    /// Above this many attempts for a username from all addresses, each new
+    /// attempt is slowed down (never refused: that would let anyone lock a
+    /// user out from everywhere).
+    pub slow_after: i64,
+}
+
+/// Which limit refused an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    UserClient,
+    Client,
+}
+
+impl Limit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::UserClient => "user_client",
+            Limit::Client => "client",
+        }
+    }
+}
+
+/// The answer to a reservation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    /// Go ahead: check the password, then [`UserStore::finish_attempt`].
+    /// `recent_for_user`: attempts for the username from all addresses in
+    /// the window, before this one (the caller's slow-down input).
+    Go { attempt: i64, recent_for_user: i64 },
+    /// Refused without a check. `count`: refused attempts for this key in
+    /// the window so far (this one included); `report`: whether this refusal
+    /// should be audited (the 1st, 10th, 100th, … of a key, so a flood
+    /// cannot flood the log).
+    Throttled {
+        limit: Limit,
+        retry_after_secs: u64,
+        count: i64,
+        report: bool,
+    },
+}
+
+impl UserStore {
+    /// Reserve one password attempt for `username` (compared
+    /// case-insensitively) from `client`, or refuse it.
+    pub fn reserve_attempt(
+        &self,
+        username: &str,
+        client: &str,
+        now: f64,
+        limits: &AttemptLimits,
+    ) -> Result<Gate> {
+        let user = username.to_lowercase();
+        let cutoff = now - limits.window_secs;
+        with_immediate(&self.conn, &self.path, "reserving a login attempt", |tx| {
+            tx.execute("DELETE FROM login_attempts WHERE at < ?1", [cutoff])?;
+            tx.execute("DELETE FROM login_throttled WHERE last_at < ?1", [cutoff])?;
+            let pair = count_since(
+                tx,
+                "username = ?1 AND client = ?2",
+                params![user, client, cutoff],
+            )?;
+            let by_client = count_since(tx, "client = ?1", params![client, cutoff])?;
+            let refused = if pair.0 >= limits.per_user_client {
+                Some((Limit::UserClient, pair.1))
+            } else if by_client.0 >= limits.per_client {
+                Some((Limit::Client, by_client.1))
+            } else {
+                None
+            };
+            if let Some((limit, oldest)) = refused {
+                let key = match limit {
+                    Limit::UserClient => format!("u:{user}\u{0}c:{client}"),
+                    Limit::Client => format!("c:{client}"),
+                };
+                let count: i64 = tx.query_row(
+                    "INSERT INTO login_throttled (key, username, client, first_at, last_at, count)
+                     VALUES (?1, ?2, ?3, ?4, ?4, 1)
+                     ON CONFLICT(key) DO UPDATE SET last_at = ?4, count = count + 1
+                     RETURNING count",
+                    params![
+                        key,
+                        (limit == Limit::UserClient).then_some(&user),
+                        client,
+                        now
+                    ],
+                    |r| r.get(0),
+                )?;
+                let wait = (oldest.unwrap_or(now) + limits.window_secs - now).max(1.0);
+                return Ok(Gate::Throttled {
+                    limit,
+                    retry_after_secs: wait.ceil() as u64,
+                    count,
+                    report: is_power_of_ten(count),
+                });
+            }
+            let recent_for_user = count_since(tx, "username = ?1", params![user, cutoff])?.0;
+            tx.execute(
+                "INSERT INTO login_attempts (username, client, at, state) VALUES (?1, ?2, ?3, 'pending')",
+                params![user, client, now],
+            )?;
+            Ok(Gate::Go {
+                attempt: tx.last_insert_rowid(),
+                recent_for_user,
+            })
+        })
+    }
+
+    /// After the check: a failure stays counted; a success clears this
+    /// username's attempts from this address (not those from elsewhere).
+    pub fn finish_attempt(&self, attempt: i64, ok: bool) -> Result<()> {
+        with_immediate(&self.conn, &self.path, "recording a login attempt", |tx| {
+            if ok {
+                tx.execute(
+                    "DELETE FROM login_attempts WHERE (username, client) =
+                       (SELECT username, client FROM login_attempts WHERE id = ?1)",
+                    [attempt],
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE login_attempts SET state = 'failed' WHERE id = ?1",
+                    [attempt],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// `user unlock`: forget every attempt and refusal for `username`.
+    /// Returns how many rows went.
+    pub fn clear_attempts(&self, username: &str) -> Result<i64> {
+        let user = username.to_lowercase();
+        with_immediate(&self.conn, &self.path, "clearing login attempts", |tx| {
+            let a = tx.execute("DELETE FROM login_attempts WHERE username = ?1", [&user])?;
+            let b = tx.execute("DELETE FROM login_throttled WHERE username = ?1", [&user])?;
+            Ok((a + b) as i64)
+        })
+    }
+
+    /// Attempts (pending or failed) recorded for `username` in the window.
+    pub fn recent_attempts(&self, username: &str, since: f64) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM login_attempts WHERE username = ?1 AND at >= ?2",
+                params![username.to_lowercase(), since],
+                |r| r.get(0),
+            )
+            .map_err(self.err("counting login attempts"))
+    }
+}
+
+/// (count, oldest `at`) of the attempts matching `cond` since the last
+/// parameter.
+fn count_since(
+    tx: &Transaction,
+    cond: &str,
+    p: impl rusqlite::Params,
+) -> rusqlite::Result<(i64, Option<f64>)> {
+    let n = cond.matches('?').count() + 1;
+    tx.query_row(
+        &format!("SELECT count(*), min(at) FROM login_attempts WHERE {cond} AND at >= ?{n}"),
+        p,
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map(|o| o.unwrap_or((0, None)))
+}
+
+fn is_power_of_ten(mut n: i64) -> bool {
+    if n < 1 {
+        return false;
+    }
+    while n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
+}

@@ -1,0 +1,272 @@
+//! Public-server hardening (issue 11): races that parallel requests used to
+//! win, token families, bounded growth. Each test failed on the build before
+//! it: throttling counted failures after the password check (36 parallel
+//! wrong logins got 36 checks), the last-admin guard ran outside the write
+//! transaction, and access tokens outlived their revoked login.
+
+use crate::common;
+use crate::common::serve as serve_common;
+
+use common::{add_user, op, TestHome, TEST_PASSWORD};
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use serve_common::{client, configure, events, login, send, token, Server};
+use std::time::{Duration, Instant};
+
+fn home_with(users: &[(&str, &str)]) -> TestHome {
+    let home = TestHome::new();
+    configure(home.path(), "");
+    for (n, r) in users {
+        add_user(home.path(), n, r);
+    }
+    home
+}
+
+fn count(statuses: &[u16], want: u16) -> usize {
+    statuses.iter().filter(|s| **s == want).count()
+}
+
+fn kinds(home: &std::path::Path, kind: &str) -> Vec<Value> {
+    events(home)
+        .into_iter()
+        .filter(|e| e.0 == kind)
+        .map(|e| e.2)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_logins_get_five_checks_even_after_a_restart() {
+    let home = home_with(&[("alice", "user")]);
+    let mut s = Server::start(home.path());
+    let c = client();
+    let wrong = |ip: &'static str| {
+        let (c, url) = (c.clone(), s.url("/auth/login"));
+        async move {
+            send(
+                c.post(url)
+                    .header("x-real-ip", ip)
+                    .json(&json!({"username": "alice", "password": "wrong password, long enough"})),
+            )
+            .await
+            .status
+        }
+    };
+    let statuses: Vec<u16> = join_all((0..36).map(|_| wrong("198.51.100.20"))).await;
+    assert_eq!(count(&statuses, 401), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 31, "{statuses:?}");
+    // Five password checks, each a login_failed event; the 31 refusals are
+    // audited aggregated (the 1st and the 10th), not one event each.
+    assert_eq!(kinds(home.path(), "login_failed").len(), 5);
+    let throttled = kinds(home.path(), "login_throttled");
+    assert_eq!(throttled.len(), 2, "{throttled:?}");
+    assert_eq!(throttled[0]["refused"], 1);
+    assert_eq!(throttled[1]["refused"], 10);
+    assert_eq!(throttled[1]["username"], "alice");
+    assert_eq!(throttled[1]["client"], "198.51.100.20");
+
+    // A restart remembers it (users.db), even for the right password.
+    assert!(s.terminate(Duration::from_secs(20)).is_some());
+    let s = Server::start(home.path());
+    let right = |ip: &str| {
+        c.post(s.url("/auth/login"))
+            .header("x-real-ip", ip)
+            .json(&json!({"username": "alice", "password": TEST_PASSWORD}))
+    };
+    assert_eq!(send(right("198.51.100.20")).await.status, 429);
+    // The real alice from elsewhere: slowed down, not blocked.
+    let t = Instant::now();
+    let r = send(right("192.0.2.44")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(t.elapsed() >= Duration::from_millis(500), "not slowed");
+    let tok = r.json()["access_token"].as_str().unwrap().to_string();
+
+    // 30 parallel wrong current passwords with a valid token: 5 checks.
+    let statuses: Vec<u16> = join_all((0..30).map(|_| {
+        let (c, url, tok) = (c.clone(), s.url("/api/me/password"), tok.clone());
+        async move {
+            send(c.post(url).bearer_auth(tok).json(&json!({
+                "current_password": "not the password at all",
+                "new_password": "a brand new long password"
+            })))
+            .await
+            .status
+        }
+    }))
+    .await;
+    assert_eq!(count(&statuses, 403), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 25, "{statuses:?}");
+
+    // `user unlock` clears it; the right password works again from there.
+    let o = op(home.path())
+        .args(["--json", "user", "unlock", "alice"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["attempts_cleared"].as_i64().unwrap() >= 10, "{v}");
+    assert_eq!(send(right("198.51.100.20")).await.status, 200);
+    let unlocked = kinds(home.path(), "user_changed");
+    assert_eq!(unlocked.last().unwrap()["change"], "unlocked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_admins_demoting_each_other_at_once_leave_one() {
+    let home = home_with(&[("ann", "admin"), ("ben", "admin")]);
+    let s = Server::start(home.path());
+    let c = client();
+    for round in 0..20 {
+        let (ta, tb) = (token(&c, &s, "ann").await, token(&c, &s, "ben").await);
+        let change = if round % 2 == 0 {
+            json!({"role": "user"})
+        } else {
+            json!({"disabled": true})
+        };
+        let (ra, rb) = tokio::join!(
+            send(
+                c.patch(s.url("/api/users/ben"))
+                    .bearer_auth(&ta)
+                    .json(&change)
+            ),
+            send(
+                c.patch(s.url("/api/users/ann"))
+                    .bearer_auth(&tb)
+                    .json(&change)
+            ),
+        );
+        let admins: i64 = common::open_ro(&home.path().join("plugins/operator/users.db"))
+            .query_row(
+                "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(admins, 1, "round {round}: {} / {}", ra.body, rb.body);
+        let mut st = [ra.status, rb.status];
+        st.sort();
+        // One change went through; the other was refused (409) or its
+        // caller was already demoted/disabled (401/403).
+        assert_eq!(st[0], 200, "round {round}: {} / {}", ra.body, rb.body);
+        assert!([401, 403, 409].contains(&st[1]), "round {round}: {st:?}");
+        // Restore both for the next round.
+        for n in ["ann", "ben"] {
+            let o = op(home.path())
+                .args(["user", "enable", n])
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+            let o = op(home.path())
+                .args(["user", "role", n, "admin"])
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_login_takes_its_access_tokens_with_it() {
+    let home = home_with(&[("alice", "user")]);
+    let s = Server::start(home.path());
+    let c = client();
+    let me = |tok: &str| send(c.get(s.url("/api/me")).bearer_auth(tok.to_string()));
+    let refresh = |rt: &str| {
+        send(
+            c.post(s.url("/auth/refresh"))
+                .json(&json!({"refresh_token": rt})),
+        )
+    };
+    // Reuse of a rotated refresh token: both access tokens of that login die.
+    let t1 = login(&c, &s, "alice").await;
+    let (a1, r1) = (
+        t1["access_token"].as_str().unwrap(),
+        t1["refresh_token"].as_str().unwrap(),
+    );
+    let t2 = refresh(r1).await.json();
+    let a2 = t2["access_token"].as_str().unwrap();
+    let other = login(&c, &s, "alice").await;
+    let a_other = other["access_token"].as_str().unwrap();
+    assert_eq!(me(a1).await.status, 200);
+    assert_eq!(me(a2).await.status, 200);
+    assert_eq!(refresh(r1).await.status, 401, "reuse");
+    assert_eq!(me(a1).await.status, 401, "first access token of the login");
+    assert_eq!(me(a2).await.status, 401, "access token from the rotation");
+    assert_eq!(me(a_other).await.status, 200, "another login stays");
+
+    // Logout with any access token of a login ends every token of it.
+    let t3 = login(&c, &s, "alice").await;
+    let a3 = t3["access_token"].as_str().unwrap();
+    let t4 = refresh(t3["refresh_token"].as_str().unwrap()).await.json();
+    let a4 = t4["access_token"].as_str().unwrap();
+    let r = send(c.post(s.url("/auth/logout")).bearer_auth(a3)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(me(a4).await.status, 401, "a sibling access token");
+    assert_eq!(
+        refresh(t4["refresh_token"].as_str().unwrap()).await.status,
+        401
+    );
+    assert_eq!(me(a_other).await.status, 200, "another login stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_loops_are_limited_and_old_tokens_purged() {
+    let home = home_with(&[("alice", "user")]);
+    let mut s = Server::start(home.path());
+    let c = client();
+    let mut rt = login(&c, &s, "alice").await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut statuses = vec![];
+    for _ in 0..15 {
+        let r = send(
+            c.post(s.url("/auth/refresh"))
+                .json(&json!({"refresh_token": rt})),
+        )
+        .await;
+        statuses.push(r.status);
+        if r.status == 200 {
+            rt = r.json()["refresh_token"].as_str().unwrap().to_string();
+        }
+    }
+    assert_eq!(count(&statuses, 200), 10, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 5, "{statuses:?}");
+    let db = home.path().join("plugins/operator/users.db");
+    let rows = || -> i64 {
+        common::open_ro(&db)
+            .query_row("SELECT count(*) FROM refresh_tokens", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(rows(), 11);
+    assert_eq!(kinds(home.path(), "token_issued").len(), 10);
+    // A restart purges all but the newest 5 used tokens of the family.
+    assert!(s.terminate(Duration::from_secs(20)).is_some());
+    let _s = Server::start(home.path());
+    let t = Instant::now();
+    while rows() != 6 && t.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows(), 6, "purged at start");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_takes_role_user_by_default() {
+    let home = home_with(&[("root", "admin")]);
+    let s = Server::start(home.path());
+    let c = client();
+    let tok = token(&c, &s, "root").await;
+    let r = send(
+        c.post(s.url("/auth/register"))
+            .bearer_auth(&tok)
+            .json(&json!({"username": "newbie", "password": TEST_PASSWORD})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["role"], "user");
+    let r = send(
+        c.post(s.url("/auth/register"))
+            .bearer_auth(&tok)
+            .json(&json!({"username": "other", "password": TEST_PASSWORD, "role": "boss"})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+}
