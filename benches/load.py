@@ -15,13 +15,15 @@ What it does (documented in README, "Benchmarks"):
      the 10,000 operator sessions), --runs times for --duration seconds;
   5. the same while a second process logs in 20 times per second (Argon2id
      verification + audit events);
-  6. samples the server's resident memory (/proc/PID/status VmRSS) during
+  6. `GET /healthz` (unauthenticated, so it must be cheap: answered from a
+     check made at most once a second);
+  7. samples the server's resident memory (/proc/PID/status VmRSS) during
      the runs and reports its peak.
 
 Reports requests/s, p50 and p99 latency (median over runs) and peak RSS,
 as a Markdown table on stdout and bench-results/load.json. Goals (2 cores,
 wrk on the same machine): >= 10,000 req/s with p99 < 20 ms; with 20
-logins/s p99 of reads < 50 ms; RSS < 64 MB. Every request goes to
+logins/s p99 of reads < 50 ms; /healthz >= 20,000 req/s; RSS < 64 MB. Every request goes to
 127.0.0.1; every loop is bounded by count and time.
 """
 import argparse
@@ -203,7 +205,7 @@ def main():
             assert len(json.loads(r.read())) == 50
         rss = Rss(srv.pid)
         wrk(url, tok, 2, a.connections, a.threads)  # warm-up
-        reads, mixed, login_counts = [], [], []
+        reads, mixed, login_counts, health = [], [], [], []
         for _ in range(a.runs):
             reads.append(wrk(url, tok, a.duration, a.connections, a.threads))
             stop = threading.Event()
@@ -222,6 +224,7 @@ def main():
                 t.join()
             counts["per_s"] = round(counts["ok"] / max(elapsed + 0.5, 1e-9), 1)
             login_counts.append(counts)
+            health.append(wrk(base + "/healthz", tok, a.duration, a.connections, a.threads))
         rss.stop.set()
         srv.send_signal(signal.SIGTERM)
         srv.wait(timeout=30)
@@ -234,6 +237,8 @@ def main():
             "reads_with_logins": {"rps": med(mixed, "rps"), "p50_ms": med(mixed, "p50_ms"),
                                   "p99_ms": med(mixed, "p99_ms"), "all": mixed,
                                   "logins": login_counts},
+            "healthz": {"rps": med(health, "rps"), "p50_ms": med(health, "p50_ms"),
+                        "p99_ms": med(health, "p99_ms"), "all": health},
             "peak_rss_mb": round(rss.peak / 1024, 1),
         }
         out = ROOT / "bench-results"
@@ -248,8 +253,10 @@ def main():
         print(f"| reads | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | >= 10000 req/s, p99 < 20 ms |")
         lps = statistics.median(c["per_s"] for c in login_counts)
         print(f"| reads + {lps:.0f} logins/s | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | p99 < 50 ms |")
+        h = res["healthz"]
+        print(f"| `GET /healthz` | {h['rps']:.0f} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} | >= 20000 req/s |")
         print(f"\npeak RSS of serve: {res['peak_rss_mb']} MB (goal < 64 MB)")
-        bad = sum(x["non_2xx"] for x in reads + mixed)
+        bad = sum(x["non_2xx"] for x in reads + mixed + health)
         if bad:
             print(f"WARNING: {bad} non-2xx responses", file=sys.stderr)
     finally:

@@ -223,6 +223,9 @@ _hermes__operator() {
             hermes__operator__subcmd__help__subcmd__user,token)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__token"
                 ;;
+            hermes__operator__subcmd__help__subcmd__user,unlock)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__unlock"
+                ;;
             hermes__operator__subcmd__hook,help)
                 cmd="hermes__operator__subcmd__hook__subcmd__help"
                 ;;
@@ -355,6 +358,9 @@ _hermes__operator() {
             hermes__operator__subcmd__user,token)
                 cmd="hermes__operator__subcmd__user__subcmd__token"
                 ;;
+            hermes__operator__subcmd__user,unlock)
+                cmd="hermes__operator__subcmd__user__subcmd__unlock"
+                ;;
             hermes__operator__subcmd__user__subcmd__help,add)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__add"
                 ;;
@@ -384,6 +390,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__user__subcmd__help,token)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__token"
+                ;;
+            hermes__operator__subcmd__user__subcmd__help,unlock)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__unlock"
                 ;;
             *)
                 ;;
@@ -1252,7 +1261,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__help__subcmd__user)
-            opts="add list show passwd role disable enable delete token"
+            opts="add list show passwd role disable enable delete token unlock"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1378,6 +1387,20 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2066,7 +2089,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__user)
-            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token help"
+            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2160,7 +2183,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__user__subcmd__help)
-            opts="add list show passwd role disable enable delete token help"
+            opts="add list show passwd role disable enable delete token unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2313,6 +2336,20 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__unlock)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__subcmd__operator__subcmd__user__subcmd__list)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2396,6 +2433,24 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__unlock)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --hermes-home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -142,14 +142,20 @@ impl Home {
     }
 }
 
-/// mkdir -p with mode 0700 on every directory this creates, and 0700 enforced
-/// on the leaf (it holds secrets or databases).
+/// mkdir -p with mode 0700 on every directory this creates, whatever the
+/// umask (each is chmod-ed after creation), and 0700 enforced on the leaf
+/// (it holds secrets or databases).
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
     b.create(dir)
         .map_err(|e| Error::io(dir, "creating directory", e))?;
+    for d in missing.iter().rev() {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(d, "setting mode 0700", e))?;
+    }
     let mode = fs::metadata(dir)
         .map_err(|e| Error::io(dir, "reading directory", e))?
         .permissions()

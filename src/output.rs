@@ -124,13 +124,52 @@ pub fn clip(s: &str, max_chars: usize) -> String {
 pub fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
+            if (c.is_control() && c != '\n' && c != '\t') || is_format_char(c) {
                 format!("\\u{{{:x}}}", c as u32)
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+/// Invisible format characters that reorder or hide text on a terminal:
+/// bidi embeddings, overrides and isolates (the "Trojan Source" set), zero
+/// widths, the BOM and soft hyphen. Escaped like control characters.
+fn is_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+}
+
+/// `text` with every `http://` and `https://` URL replaced by `what`: for
+/// error messages that leave the server (Hermes' internal address stays in
+/// the server's log).
+pub fn redact_urls(text: &str, what: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let next = |s: &str| {
+        [s.find("http://"), s.find("https://")]
+            .into_iter()
+            .flatten()
+            .min()
+    };
+    while let Some(i) = next(rest) {
+        out.push_str(&rest[..i]);
+        out.push_str(what);
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ','))
+            .unwrap_or(tail.len());
+        let end = if tail[..end].ends_with(':') {
+            end - 1
+        } else {
+            end
+        };
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Format a float unix timestamp (Hermes' REAL columns) as UTC RFC 3339.
@@ -150,6 +189,18 @@ mod tests {
         assert_eq!(clip("abcdef", 3), "abc…");
         assert_eq!(clip("大别山", 5), "大别山");
         assert_eq!(sanitize("a\x1b[31mb"), "a\\u{1b}[31mb");
+        // Trojan-source bidi override and a zero-width space are escaped too.
+        assert_eq!(sanitize("ab\u{202e}cd\u{200b}"), "ab\\u{202e}cd\\u{200b}");
+        assert_eq!(sanitize("日本語"), "日本語");
+        assert_eq!(
+            redact_urls(
+                "Hermes is not reachable at http://10.0.0.5:8642: connection refused",
+                "[Hermes]"
+            ),
+            "Hermes is not reachable at [Hermes]: connection refused"
+        );
+        assert_eq!(redact_urls("no url here", "x"), "no url here");
+        assert_eq!(redact_urls("a https://h/x, b http://y", "U"), "a U, b U");
         assert_eq!(ts(0.0), "1970-01-01T00:00:00Z");
     }
 }

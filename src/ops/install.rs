@@ -317,10 +317,11 @@ impl Ctx<'_> {
         };
         match fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The directories it creates (e.g. ~/.config/systemd/user)
+                // are 0700 whatever the umask; existing ones are left alone.
                 if let Some(parent) = path.parent() {
                     if !parent.exists() {
-                        fs::create_dir_all(parent)
-                            .map_err(|e| Error::io(parent, "creating directory", e))?;
+                        home::ensure_private_dir(parent)?;
                     }
                 }
                 write(path)?;

@@ -139,7 +139,14 @@ pub async fn chat(
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
     let st2 = st.clone();
-    let task = tokio::spawn(async move {
+    // The turn runs on a thread of its own (at most MAX_CHATS of them; its
+    // HTTP I/O still driven by the runtime's reactor): it does synchronous
+    // SQLite work (state.db, users.db, events.db, with busy retries that
+    // sleep), which must neither stall the async threads nor take the small
+    // blocking pool that everyone else's reads use.
+    let rt = tokio::runtime::Handle::current();
+    let (done_tx, task) = tokio::sync::oneshot::channel();
+    let turn = async move {
         let mut guard = guard;
         let mut current: Option<String> = guard.session.clone();
         let mut on_event = |ev: TurnEvent| {
@@ -162,7 +169,13 @@ pub async fn chat(
         let r = run_turn(&app, &client, &req, &approver, &mut on_event).await;
         drop(guard);
         r
-    });
+    };
+    std::thread::Builder::new()
+        .name("chat-turn".into())
+        .spawn(move || {
+            let _ = done_tx.send(rt.block_on(turn));
+        })
+        .map_err(|e| Error::internal(format!("starting a chat turn: {e}")).with_source(e))?;
     if sse {
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             let ev = rx.recv().await?;
@@ -182,7 +195,7 @@ pub async fn chat(
     }
     let result = task
         .await
-        .map_err(|e| ApiError::from(Error::internal(format!("the chat task failed: {e}"))))?;
+        .map_err(|e| ApiError::from(Error::internal(format!("the chat turn failed: {e}"))))?;
     let mut events = Vec::new();
     while let Ok(ev) = rx.try_recv() {
         events.push(ev);

@@ -71,6 +71,17 @@ impl ApiError {
         }
     }
 
+    /// 503 `hermes_unconfigured`: no Hermes API key to talk to Hermes with.
+    pub fn hermes_unconfigured(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "hermes_unconfigured",
+            message: "Hermes is not configured for this server: it has no Hermes API key; an administrator must set it (hermes.api_key_env in Hermes' .env)".into(),
+            detail: Some(detail.into()),
+            headers: Vec::new(),
+        }
+    }
+
     /// 401: no, bad, expired or revoked credentials.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::UNAUTHORIZED, message);
@@ -133,10 +144,14 @@ impl From<Error> for ApiError {
                 "a database or Hermes is busy; retry in a moment".into(),
                 Some(full),
             ),
+            // Hermes' address is internal: it stays in the server's log.
             Kind::Unavailable => (
                 format!(
                     "Hermes (the agent) is unavailable: {}",
-                    crate::output::clip(&e.message, 300)
+                    crate::output::clip(
+                        &crate::output::redact_urls(&e.message, "Hermes' API server"),
+                        300
+                    )
                 ),
                 Some(full),
             ),
@@ -196,6 +211,13 @@ mod tests {
             if s.is_server_error() && k != Kind::Unavailable {
                 assert!(!a.message.contains("/secret/path"), "{k:?}: {}", a.message);
                 assert!(a.detail.is_some());
+            }
+            if s.is_server_error() {
+                let a = ApiError::from(Error::new(
+                    k,
+                    "not reachable at http://127.0.0.1:8642: refused",
+                ));
+                assert!(!a.message.contains("127.0.0.1"), "{k:?}: {}", a.message);
             }
         }
         assert_eq!(status_of(Kind::Usage), StatusCode::BAD_REQUEST);

@@ -183,12 +183,53 @@ async fn openapi() -> Response {
 }
 
 /// `GET /healthz` (no auth): the process answers and can open its databases.
+/// Unauthenticated, so it must be cheap: the databases are opened at most
+/// once per [`state::HEALTH_TTL`] (one request does it, the others wait for
+/// its answer), so a database that becomes unreadable turns it 503 within a
+/// second, and a flood of requests costs no SQLite work.
 async fn healthz(State(st): State<S>) -> ApiResult<Response> {
     if st.shutting_down.load(Ordering::Acquire) {
         return Err(Error::busy("shutting down").into());
     }
+    let mut cached = st.health.lock().await;
+    let failed = match &*cached {
+        Some((at, failed)) if at.elapsed() < state::HEALTH_TTL => failed.clone(),
+        _ => {
+            let failed = check_databases(&st).await?;
+            *cached = Some((std::time::Instant::now(), failed.clone()));
+            failed
+        }
+    };
+    drop(cached);
+    if failed.is_empty() {
+        return Ok((
+            [(header::CONTENT_TYPE, "application/json")],
+            HEALTH_OK.as_str(),
+        )
+            .into_response());
+    }
+    let names: Vec<&str> = failed.iter().map(|(n, _)| *n).collect();
+    let detail: Vec<String> = failed.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("cannot open {}", names.join(", ")),
+    )
+    .with_detail(detail.join("; ")))
+}
+
+static HEALTH_OK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "databases": {"users.db": "ok", "events.db": "ok", "state.db": "ok"},
+    })
+    .to_string()
+});
+
+/// The databases that cannot be opened, with why.
+async fn check_databases(st: &S) -> ApiResult<state::FailedDbs> {
     let st2 = st.clone();
-    let failed = state::blocking(move || {
+    state::blocking(move || {
         let mut failed = Vec::new();
         let app = &st2.app;
         if let Err(e) = app.users_ro() {
@@ -205,22 +246,7 @@ async fn healthz(State(st): State<S>) -> ApiResult<Response> {
             .map(|(n, e)| (n, e.message))
             .collect::<Vec<_>>())
     })
-    .await?;
-    if failed.is_empty() {
-        return Ok(Json(serde_json::json!({
-            "status": "ok",
-            "version": env!("CARGO_PKG_VERSION"),
-            "databases": {"users.db": "ok", "events.db": "ok", "state.db": "ok"},
-        }))
-        .into_response());
-    }
-    let names: Vec<&str> = failed.iter().map(|(n, _)| *n).collect();
-    let detail: Vec<String> = failed.iter().map(|(n, m)| format!("{n}: {m}")).collect();
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("cannot open {}", names.join(", ")),
-    )
-    .with_detail(detail.join("; ")))
+    .await
 }
 
 /// `GET /api/models` (every role): Hermes' configured model and route aliases.

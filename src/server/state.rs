@@ -27,6 +27,12 @@ pub const MAX_CHATS: usize = 64;
 /// Argon2 verifications (19 MiB each) running at once, and waiting.
 pub const MAX_ARGON2_WAITING: usize = 32;
 
+/// Databases that could not be opened, with why.
+pub type FailedDbs = Vec<(&'static str, String)>;
+
+/// `/healthz` re-checks the databases at most this often.
+pub const HEALTH_TTL: Duration = Duration::from_secs(1);
+
 /// Idle connections kept per pool.
 const POOL_IDLE: usize = 16;
 /// Pooled connections are reopened after this long, so a state.db that was
@@ -102,6 +108,27 @@ impl<T> Drop for Pooled<'_, T> {
             }
         }
     }
+}
+
+/// The Hermes client as of one version of Hermes' `.env`.
+struct HermesSlot {
+    env_mtime: Option<std::time::SystemTime>,
+    client: std::result::Result<HermesClient, String>,
+}
+
+impl HermesSlot {
+    fn load(app: &App) -> HermesSlot {
+        HermesSlot {
+            env_mtime: env_mtime(app),
+            client: HermesClient::from_config(&app.home, &app.cfg.config).map_err(|e| e.message),
+        }
+    }
+}
+
+fn env_mtime(app: &App) -> Option<std::time::SystemTime> {
+    std::fs::metadata(app.home.hermes_env())
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// Chat turns in flight per account, for `operator.max_turns_per_user`.
@@ -181,10 +208,14 @@ pub struct ServerState {
     pub app: App,
     secret: zeroize::Zeroizing<Vec<u8>>,
     /// The Hermes client, or why there is none (no API key configured).
-    hermes: std::result::Result<HermesClient, String>,
+    /// The Hermes client, rebuilt when Hermes' `.env` changes (the key may
+    /// be set or rotated without restarting `serve`).
+    hermes: Mutex<HermesSlot>,
     pub approvals: Arc<PendingApprovals>,
     pub runs: Runs,
     pub user_turns: UserTurns,
+    /// `/healthz`'s last check: when, and the databases that failed.
+    pub health: tokio::sync::Mutex<Option<(Instant, FailedDbs)>>,
     pub argon2: tokio::sync::Semaphore,
     argon2_waiting: AtomicU64,
     pub chats: Arc<tokio::sync::Semaphore>,
@@ -207,7 +238,7 @@ impl ServerState {
         read_timeout: std::time::Duration,
     ) -> Result<ServerState> {
         let secret = app.cfg.jwt_secret(&app.home)?;
-        let hermes = HermesClient::from_config(&app.home, &app.cfg.config).map_err(|e| e.message);
+        let hermes = Mutex::new(HermesSlot::load(&app));
         let trusted = app
             .cfg
             .config
@@ -227,6 +258,7 @@ impl ServerState {
             approvals: Arc::new(PendingApprovals::default()),
             runs: Runs::default(),
             user_turns: UserTurns::default(),
+            health: tokio::sync::Mutex::new(None),
             argon2: tokio::sync::Semaphore::new(cpus.clamp(1, 4)),
             argon2_waiting: AtomicU64::new(0),
             chats: Arc::new(tokio::sync::Semaphore::new(MAX_CHATS)),
@@ -253,10 +285,15 @@ impl ServerState {
         }
     }
 
-    pub fn hermes(&self) -> Result<HermesClient> {
-        self.hermes.clone().map_err(|m| {
-            Error::config(m).hint("set the Hermes API key (hermes.api_key_env) and restart serve")
-        })
+    /// The Hermes client, or 503 `hermes_unconfigured` without a key. One
+    /// `stat` of Hermes' `.env` per call: a key set or changed there is
+    /// picked up without a restart.
+    pub fn hermes(&self) -> ApiResult<HermesClient> {
+        let mut slot = self.hermes.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.env_mtime != env_mtime(&self.app) {
+            *slot = HermesSlot::load(&self.app);
+        }
+        slot.client.clone().map_err(ApiError::hermes_unconfigured)
     }
 
     pub fn is_trusted_proxy(&self, ip: IpAddr) -> bool {

@@ -39,8 +39,17 @@ fn snapshot(dirs: &[&Path]) -> Vec<(String, u32, Vec<u8>)> {
     out
 }
 
+/// `install` under umask 000: every mode it promises must be set explicitly.
 fn install(home: &Path, xdg: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    use std::os::unix::process::CommandExt;
     let mut c: Command = op(home);
+    // SAFETY: umask is async-signal-safe; nothing else runs in the child yet.
+    unsafe {
+        c.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
     c.arg("install")
         .args(args)
         .env("XDG_CONFIG_HOME", xdg)
@@ -140,6 +149,10 @@ fn install_twice_then_doctor() {
         .unwrap();
     assert_eq!(base64_len(secret), 48);
     let unit = fs::read_to_string(xdg.join("systemd/user/hermes-operator.service")).unwrap();
+    // The unit's directories install created are private despite umask 000.
+    for d in [xdg.clone(), xdg.join("systemd"), xdg.join("systemd/user")] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
     let exe = fs::canonicalize(env!("CARGO_BIN_EXE_hermes-operator")).unwrap();
     assert!(
         unit.contains(&format!("ExecStart={} --hermes-home ", exe.display())),

@@ -270,3 +270,93 @@ async fn register_takes_role_user_by_default() {
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_hermes_key_is_503_until_set_and_502s_hide_hermes_address() {
+    let home = home_with(&[("alice", "user")]);
+    // Hermes has no API key yet.
+    std::fs::write(home.path().join(".env"), "# nothing yet\n").unwrap();
+    let s = Server::start(home.path());
+    let c = client();
+    let tok = token(&c, &s, "alice").await;
+    for (m, path, body) in [
+        ("GET", "/api/models", None),
+        ("POST", "/api/chat", Some(json!({"message": "hi"}))),
+    ] {
+        let rb = if m == "GET" {
+            c.get(s.url(path))
+        } else {
+            c.post(s.url(path)).json(&body)
+        };
+        let r = send(rb.bearer_auth(&tok)).await;
+        assert_eq!(r.status, 503, "{path}: {}", r.body);
+        assert_eq!(
+            r.json()["error"]["code"],
+            "hermes_unconfigured",
+            "{}",
+            r.body
+        );
+    }
+    // The key appears in Hermes' .env: picked up without a restart. Hermes
+    // itself is down (a closed port): 502, and its address is not shown.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(
+        home.path().join(".env"),
+        format!("API_SERVER_KEY={}\n", serve_common::HERMES_KEY),
+    )
+    .unwrap();
+    let r = send(c.get(s.url("/api/models")).bearer_auth(&tok)).await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(
+        !r.body.contains("127.0.0.1") && !r.body.contains("http://"),
+        "{}",
+        r.body
+    );
+    assert!(
+        s.log().contains("127.0.0.1"),
+        "the address is in the server's log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_is_cached_but_turns_503_within_a_second() {
+    let home = TestHome::new();
+    configure(home.path(), "");
+    add_user(home.path(), "alice", "user");
+    // A state.db written by Hermes; moving it away is what turns it 503.
+    let made = common::make_home_with_state(common::Gen::H022, 1, 0, &[]);
+    std::fs::copy(made.state_db(), home.state_db()).unwrap();
+    let s = Server::start(home.path());
+    let c = client();
+    for _ in 0..50 {
+        assert_eq!(send(c.get(s.url("/healthz"))).await.status, 200);
+    }
+    // The database goes away: 503 within a second (plus scheduling slack).
+    std::fs::rename(home.state_db(), home.path().join("state.db.moved")).unwrap();
+    let t = Instant::now();
+    let mut status = 200;
+    while t.elapsed() < Duration::from_secs(3) {
+        status = send(c.get(s.url("/healthz"))).await.status;
+        if status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 503);
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t.elapsed()
+    );
+    let r = send(c.get(s.url("/healthz"))).await;
+    assert!(r.body.contains("state.db"), "{}", r.body);
+    assert!(
+        !r.body.contains(&home.path().display().to_string()),
+        "no paths: {}",
+        r.body
+    );
+    // And back.
+    std::fs::rename(home.path().join("state.db.moved"), home.state_db()).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(send(c.get(s.url("/healthz"))).await.status, 200);
+}

@@ -195,3 +195,91 @@ fn is_power_of_ten(mut n: i64) -> bool {
     }
     n == 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: AttemptLimits = AttemptLimits {
+        window_secs: 60.0,
+        per_user_client: 2,
+        per_client: 3,
+        slow_after: 2,
+    };
+
+    fn go(g: Gate) -> (i64, i64) {
+        match g {
+            Gate::Go {
+                attempt,
+                recent_for_user,
+            } => (attempt, recent_for_user),
+            other => panic!("expected Go, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_per_user_and_address_per_address_and_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::open(&dir.path().join("users.db")).unwrap();
+        let (a, _) = go(s.reserve_attempt("Alice", "10.0.0.1", 100.0, &L).unwrap());
+        s.finish_attempt(a, false).unwrap();
+        // Pending attempts count too: that is what parallel requests meet.
+        let (_, before) = go(s.reserve_attempt("alice", "10.0.0.1", 101.0, &L).unwrap());
+        assert_eq!(before, 1);
+        match s.reserve_attempt("ALICE", "10.0.0.1", 102.0, &L).unwrap() {
+            Gate::Throttled {
+                limit,
+                retry_after_secs,
+                count,
+                report,
+            } => {
+                assert_eq!(limit, Limit::UserClient);
+                assert_eq!(retry_after_secs, 58, "until the oldest ages out");
+                assert_eq!((count, report), (1, true));
+            }
+            g => panic!("{g:?}"),
+        }
+        // Elsewhere alice may try (the caller slows her: 2 recent attempts).
+        let (b, recent) = go(s.reserve_attempt("alice", "10.0.0.2", 103.0, &L).unwrap());
+        assert_eq!(recent, 2);
+        // A success clears her attempts from that address only.
+        s.finish_attempt(b, true).unwrap();
+        assert_eq!(s.recent_attempts("alice", 0.0).unwrap(), 2);
+        // Per address, any usernames: the 4th from 10.0.0.1 is refused.
+        assert!(matches!(
+            s.reserve_attempt("bob", "10.0.0.1", 104.0, &L).unwrap(),
+            Gate::Go { .. }
+        ));
+        let refusals: Vec<(i64, bool)> = (0..10)
+            .map(|i| {
+                match s
+                    .reserve_attempt(&format!("u{i}"), "10.0.0.1", 105.0, &L)
+                    .unwrap()
+                {
+                    Gate::Throttled {
+                        limit,
+                        count,
+                        report,
+                        ..
+                    } => {
+                        assert_eq!(limit, Limit::Client);
+                        (count, report)
+                    }
+                    g => panic!("{g:?}"),
+                }
+            })
+            .collect();
+        let reported: Vec<i64> = refusals.iter().filter(|r| r.1).map(|r| r.0).collect();
+        assert_eq!(reported, [1, 10], "1st and 10th refusal reported");
+        // The window passes: everything is forgotten.
+        assert!(matches!(
+            s.reserve_attempt("alice", "10.0.0.1", 200.0, &L).unwrap(),
+            Gate::Go {
+                recent_for_user: 0,
+                ..
+            }
+        ));
+        assert_eq!(s.clear_attempts("ALICE").unwrap(), 1);
+        assert_eq!(s.recent_attempts("alice", 0.0).unwrap(), 0);
+    }
+}
