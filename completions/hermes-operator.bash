@@ -223,8 +223,20 @@ _hermes__operator() {
             hermes__operator__subcmd__help__subcmd__user,token)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__token"
                 ;;
+            hermes__operator__subcmd__help__subcmd__user,totp)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__totp"
+                ;;
             hermes__operator__subcmd__help__subcmd__user,unlock)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__unlock"
+                ;;
+            hermes__operator__subcmd__help__subcmd__user__subcmd__totp,confirm)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__confirm"
+                ;;
+            hermes__operator__subcmd__help__subcmd__user__subcmd__totp,disable)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__disable"
+                ;;
+            hermes__operator__subcmd__help__subcmd__user__subcmd__totp,enable)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__enable"
                 ;;
             hermes__operator__subcmd__hook,help)
                 cmd="hermes__operator__subcmd__hook__subcmd__help"
@@ -358,6 +370,9 @@ _hermes__operator() {
             hermes__operator__subcmd__user,token)
                 cmd="hermes__operator__subcmd__user__subcmd__token"
                 ;;
+            hermes__operator__subcmd__user,totp)
+                cmd="hermes__operator__subcmd__user__subcmd__totp"
+                ;;
             hermes__operator__subcmd__user,unlock)
                 cmd="hermes__operator__subcmd__user__subcmd__unlock"
                 ;;
@@ -391,8 +406,44 @@ _hermes__operator() {
             hermes__operator__subcmd__user__subcmd__help,token)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__token"
                 ;;
+            hermes__operator__subcmd__user__subcmd__help,totp)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__totp"
+                ;;
             hermes__operator__subcmd__user__subcmd__help,unlock)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__unlock"
+                ;;
+            hermes__operator__subcmd__user__subcmd__help__subcmd__totp,confirm)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__confirm"
+                ;;
+            hermes__operator__subcmd__user__subcmd__help__subcmd__totp,disable)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__disable"
+                ;;
+            hermes__operator__subcmd__user__subcmd__help__subcmd__totp,enable)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__enable"
+                ;;
+            hermes__operator__subcmd__user__subcmd__totp,confirm)
+                cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__confirm"
+                ;;
+            hermes__operator__subcmd__user__subcmd__totp,disable)
+                cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__disable"
+                ;;
+            hermes__operator__subcmd__user__subcmd__totp,enable)
+                cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__enable"
+                ;;
+            hermes__operator__subcmd__user__subcmd__totp,help)
+                cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__help"
+                ;;
+            hermes__operator__subcmd__user__subcmd__totp__subcmd__help,confirm)
+                cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__confirm"
+                ;;
+            hermes__operator__subcmd__user__subcmd__totp__subcmd__help,disable)
+                cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__disable"
+                ;;
+            hermes__operator__subcmd__user__subcmd__totp__subcmd__help,enable)
+                cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__enable"
+                ;;
+            hermes__operator__subcmd__user__subcmd__totp__subcmd__help,help)
+                cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__help"
                 ;;
             *)
                 ;;
@@ -1261,7 +1312,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__help__subcmd__user)
-            opts="add list show passwd role disable enable delete token unlock"
+            opts="add list show passwd role disable enable delete token unlock totp"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1389,6 +1440,62 @@ _hermes__operator() {
         hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__totp)
+            opts="enable confirm disable"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__confirm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__disable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__enable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2089,7 +2196,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__user)
-            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock help"
+            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock totp help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2183,7 +2290,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__user__subcmd__help)
-            opts="add list show passwd role disable enable delete token unlock help"
+            opts="add list show passwd role disable enable delete token unlock totp help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2336,6 +2443,62 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__totp)
+            opts="enable confirm disable"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__confirm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__disable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__enable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2437,6 +2600,148 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp)
+            opts="-h -V --hermes-home --json --help --version enable confirm disable help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__confirm)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__disable)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__enable)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help)
+            opts="enable confirm disable help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__confirm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__disable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__enable)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

@@ -24,6 +24,15 @@ pub struct Config {
     pub hermes: HermesConfig,
     pub budget: BudgetConfig,
     pub update: UpdateConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Roles that must log in with a second factor (TOTP); until such an
+    /// account is enrolled, its logins answer 401 `totp_enrolment_required`.
+    pub require_totp: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -348,6 +357,13 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
         if p.parse::<std::net::IpAddr>().is_err() {
             return Err(format!(
                 "operator.trusted_proxies: expected IP addresses, got {p:?}"
+            ));
+        }
+    }
+    for r in &c.auth.require_totp {
+        if !["admin", "auditor", "user", "viewer"].contains(&r.as_str()) {
+            return Err(format!(
+                "auth.require_totp: expected roles (admin, auditor, user, viewer), got {r:?}"
             ));
         }
     }

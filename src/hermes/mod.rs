@@ -1,9 +1,11 @@
 //! Everything specific to Hermes Agent, in one place: its API server client
 //! ([`api`]), where it is installed and which version runs ([`install`]),
-//! and what its git checkout and remote hold ([`git`]). Hermes' config.yaml
+//! what its git checkout and remote hold ([`git`]), and where its API server
+//! listens ([`network`]). Hermes' config.yaml
 //! edits for shell hooks live with the hook domain (`crate::ops::hooks`),
 //! which owns what the entries mean.
 
 pub mod api;
 pub mod git;
 pub mod install;
+pub mod network;

@@ -120,6 +120,7 @@ const CHECKS: &[CheckFn] = &[
     |c, x| hermes_api(c, &x.app),
     |c, x| hook(c, x),
     |c, x| serve_port(c, &x.app.cfg.config),
+    |c, x| network(c, &x.app),
     |c, x| service_files(c, x),
     |c, x| last_update(c, &x.app),
     |c, x| audit_chain(c, x),
@@ -562,6 +563,68 @@ fn serve_port(c: &mut Checks, cfg: &Config) {
             format!("cannot bind {addr}: {e}"),
             "set operator.host to an address of this machine (127.0.0.1 behind nginx)",
         ),
+    }
+}
+
+/// The design's network isolation: Hermes' API server on loopback only (as
+/// its configuration says and as the live sockets show), and `serve` on
+/// loopback when it trusts only loopback proxies (nginx on this host).
+fn network(c: &mut Checks, app: &App) {
+    use crate::hermes::network::{configured_api_host, is_loopback_host, listeners_on};
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+    let (host, source) = configured_api_host(&app.home);
+    if !is_loopback_host(&host) {
+        problems.push(format!(
+            "Hermes' API server is configured to listen on {host} ({source})"
+        ));
+        fixes.push(format!(
+            "set it to 127.0.0.1 ({source}) and restart Hermes' gateway"
+        ));
+    }
+    let port = app
+        .cfg
+        .config
+        .hermes
+        .api_url
+        .trim_start_matches("http://")
+        .split(['/', '?'])
+        .next()
+        .and_then(|hp| hp.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(80);
+    let open: Vec<String> = listeners_on(port)
+        .into_iter()
+        .filter(|ip| !ip.to_canonical().is_loopback())
+        .map(|ip| ip.to_string())
+        .collect();
+    if !open.is_empty() {
+        problems.push(format!(
+            "something listens on port {port} (hermes.api_url) on {}, reachable from other hosts",
+            open.join(", ")
+        ));
+        fixes.push("make Hermes' API server listen on 127.0.0.1 only (API_SERVER_HOST, or a firewall rule)".into());
+    }
+    let op = &app.cfg.config.operator;
+    let loopback_proxies =
+        !op.trusted_proxies.is_empty() && op.trusted_proxies.iter().all(|p| is_loopback_host(p));
+    if loopback_proxies && !is_loopback_host(&op.host) {
+        problems.push(format!(
+            "serve listens on {} but trusts only loopback proxies (nginx on this host)",
+            op.host
+        ));
+        fixes.push("set operator.host: 127.0.0.1 (nginx proxies to it), or operator.trusted_proxies: [] when clients connect directly".into());
+    }
+    if problems.is_empty() {
+        c.pass(
+            "network",
+            format!(
+                "Hermes' API server on loopback ({host}, {source}; live sockets on port {port}: loopback only); serve on {}",
+                op.host
+            ),
+        );
+    } else {
+        c.fail("network", problems.join("; "), fixes.join("; "));
     }
 }
 

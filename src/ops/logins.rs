@@ -89,6 +89,11 @@ pub fn reserve_attempt(app: &App, username: &str, client: &str, via: &str) -> Re
     }
 }
 
+/// Drop a reserved attempt uncounted (right password, second factor missing).
+pub fn cancel_attempt(app: &App, id: i64) -> Result<()> {
+    app.users()?.cancel_attempt(id)
+}
+
 /// Record how a reserved attempt ended (a success clears this username's
 /// attempts from this address).
 pub fn finish_attempt(app: &App, id: i64, ok: bool) -> Result<()> {
@@ -117,6 +122,8 @@ pub struct TokenPair {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginFailure {
     BadPassword,
+    /// Right password, wrong or reused second-factor code.
+    BadTotp,
     Disabled,
     UnknownUser,
 }
@@ -125,6 +132,7 @@ impl LoginFailure {
     pub fn as_str(self) -> &'static str {
         match self {
             LoginFailure::BadPassword => "bad_password",
+            LoginFailure::BadTotp => "bad_totp",
             LoginFailure::Disabled => "disabled",
             LoginFailure::UnknownUser => "unknown_user",
         }
@@ -332,6 +340,30 @@ pub fn logout(
     Ok(n)
 }
 
+/// Whether `password` is `u`'s current one (Argon2: off the async threads);
+/// a wrong one is recorded as a failed login (`via`). `app` acts as the caller.
+pub fn password_matches(
+    app: &App,
+    u: &User,
+    password: &str,
+    client: &str,
+    via: &str,
+) -> Result<bool> {
+    let hash = app.users_ro()?.password_hash(&u.id)?;
+    if hash.is_some_and(|h| credentials::verify_password(password, &h)) {
+        return Ok(true);
+    }
+    app.record(
+        app.event(
+            EventKind::LoginFailed,
+            json!({"username": u.username, "client": client,
+                   "reason": "bad_password", "via": via}),
+        )
+        .user(&u.id),
+    )?;
+    Ok(false)
+}
+
 /// Change one's own password, proving the current one (Argon2: off the
 /// async threads). `None`: the current password is wrong (recorded as a
 /// failed login). Every token of the account stops working; the answer is
@@ -344,16 +376,7 @@ pub fn change_password(
     new: &str,
     client: &str,
 ) -> Result<Option<TokenPair>> {
-    let hash = app.users_ro()?.password_hash(&u.id)?;
-    if !hash.is_some_and(|h| credentials::verify_password(current, &h)) {
-        app.record(
-            app.event(
-                EventKind::LoginFailed,
-                json!({"username": u.username, "client": client,
-                       "reason": "bad_password", "via": "password_change"}),
-            )
-            .user(&u.id),
-        )?;
+    if !password_matches(app, u, current, client, "password_change")? {
         return Ok(None);
     }
     let changed = crate::ops::accounts::set_password(app, &u.username, new)?;

@@ -12,4 +12,5 @@ pub mod hooks;
 pub mod install;
 pub mod logins;
 pub mod sessions;
+pub mod totp;
 pub mod update;

@@ -9,7 +9,8 @@ use super::extract::{is_json, parse_json, AdminCaller, ApiJson, Caller};
 use super::middleware::{ClientIp, LogUser};
 use super::state::{blocking, ServerState};
 use crate::ops::credentials;
-use crate::ops::logins::{self, Attempt, RefreshOutcome};
+use crate::ops::logins::{self, Attempt, LoginFailure, RefreshOutcome};
+use crate::ops::totp::{self, SecondFactor};
 use crate::store::users::Role;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
@@ -47,6 +48,9 @@ pub use crate::ops::logins::REFRESH_TTL_DAYS;
 pub struct LoginBody {
     username: String,
     password: Secret,
+    /// The second factor: a 6-digit TOTP code or a recovery code.
+    #[serde(default)]
+    totp: Option<Secret>,
 }
 
 #[derive(Deserialize, Default)]
@@ -100,8 +104,8 @@ pub async fn login(
     let q: LoginQuery = axum::extract::Query::try_from_uri(&uri)
         .map(|axum::extract::Query(v)| v)
         .unwrap_or_default();
-    let (username, password) = match (q.username, q.password) {
-        (Some(u), Some(p)) => (u, p),
+    let (username, password, code) = match (q.username, q.password) {
+        (Some(u), Some(p)) => (u, p, None),
         _ => {
             if !is_json(&headers) {
                 return Err(ApiError::new(
@@ -110,7 +114,7 @@ pub async fn login(
                 ));
             }
             let b: LoginBody = parse_json(&body)?;
-            (b.username, b.password)
+            (b.username, b.password, b.totp)
         }
     };
     if username.is_empty() || username.len() > 256 {
@@ -134,6 +138,48 @@ pub async fn login(
             Err(ApiError::unauthorized("invalid username or password"))
         }
         Ok(u) => {
+            let st2 = st.clone();
+            let u2 = u.clone();
+            let second = blocking(move || {
+                let required = totp::required_for(&st2.app.cfg.config, u2.role);
+                Ok((required, totp::check(&st2.app, &u2, code.as_deref())?))
+            })
+            .await?;
+            match second {
+                (_, SecondFactor::Passed { .. }) | (false, SecondFactor::NotEnrolled) => {}
+                (true, SecondFactor::NotEnrolled) => {
+                    finish(&st, attempt_id, true).await?;
+                    return Err(ApiError::unauthorized_as(
+                        "totp_enrolment_required",
+                        "your role must log in with a second factor: ask an administrator to run `hermes-operator user totp enable` for you",
+                    ));
+                }
+                (_, SecondFactor::Missing) => {
+                    let st2 = st.clone();
+                    blocking(move || logins::cancel_attempt(&st2.app, attempt_id)).await?;
+                    return Err(ApiError::unauthorized_as(
+                        "totp_required",
+                        "enter the code from your authenticator (or a recovery code) as `totp`",
+                    ));
+                }
+                (_, SecondFactor::Wrong) => {
+                    finish(&st, attempt_id, false).await?;
+                    let st2 = st.clone();
+                    blocking(move || {
+                        logins::record_failed_login(
+                            &st2.app,
+                            &shown,
+                            &client_s,
+                            LoginFailure::BadTotp,
+                        )
+                    })
+                    .await?;
+                    return Err(ApiError::unauthorized_as(
+                        "invalid_credentials",
+                        "invalid username, password or code",
+                    ));
+                }
+            }
             finish(&st, attempt_id, true).await?;
             let _ = log_user.0.set(u.username.clone());
             let st2 = st.clone();
@@ -317,10 +363,91 @@ pub async fn change_password(
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpBeginBody {
+    current_password: Secret,
+}
+
+/// `POST /api/me/totp` (every role): start enrolling an authenticator for
+/// oneself. Needs the current password (a stolen access token must not be
+/// able to put a second factor on someone's account), throttled like a
+/// login; the answer (URI, secret, recovery codes) is shown once.
+pub async fn totp_begin(
+    State(st): State<Arc<ServerState>>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
+    caller: Caller,
+    ApiJson(b): ApiJson<TotpBeginBody>,
+) -> ApiResult<Response> {
+    let name = caller.user.username.clone();
+    let attempt_id = attempt(&st, &name, client, "totp_enrolment", "attempts").await?;
+    let permit = st.argon2_slot().await?;
+    let st2 = st.clone();
+    let c = caller.clone();
+    let client_s = client.to_string();
+    let out = blocking(move || {
+        let app = st2.app_as(c.actor());
+        if !logins::password_matches(
+            &app,
+            &c.user,
+            &b.current_password,
+            &client_s,
+            "totp_enrolment",
+        )? {
+            return Ok(None);
+        }
+        totp::enable(&app, &c.user.username).map(Some)
+    })
+    .await;
+    drop(permit);
+    match out {
+        Ok(Some(e)) => {
+            finish(&st, attempt_id, true).await?;
+            Ok(Json(e).into_response())
+        }
+        Ok(None) => {
+            finish(&st, attempt_id, false).await?;
+            Err(ApiError::forbidden("the current password is wrong"))
+        }
+        Err(e) => {
+            finish(&st, attempt_id, true).await?;
+            Err(e)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmBody {
+    code: Secret,
+}
+
+/// `POST /api/me/totp/confirm` `{code}` (every role): confirm one's pending
+/// enrolment with the authenticator's current code.
+pub async fn totp_confirm(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    ApiJson(b): ApiJson<TotpConfirmBody>,
+) -> ApiResult<Response> {
+    blocking(move || totp::confirm(&st.app_as(caller.actor()), &caller.user.username, &b.code))
+        .await?;
+    Ok(Json(json!({"totp": "on"})).into_response())
+}
+
 /// `GET /api/me`: who the token belongs to and what the role may do.
-pub async fn me(caller: Caller) -> Response {
+pub async fn me(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult<Response> {
     let r = caller.user.role;
-    Json(json!({
+    let st2 = st.clone();
+    let id = caller.user.id.clone();
+    let totp_state = blocking(move || {
+        Ok(match st2.app.users_ro()?.totp_get(&id)? {
+            Some(t) if t.confirmed => "on",
+            Some(_) => "pending",
+            None => "off",
+        })
+    })
+    .await?;
+    Ok(Json(json!({
         "user": caller.user,
         "may": {
             "chat": r.can_chat(),
@@ -330,6 +457,8 @@ pub async fn me(caller: Caller) -> Response {
             "answer_approvals": r.can_chat(),
         },
         "token": {"jti": caller.claims.jti, "exp": caller.claims.exp},
+        "totp": totp_state,
+        "totp_required": totp::required_for(&st.app.cfg.config, r),
     }))
-    .into_response()
+    .into_response())
 }

@@ -82,6 +82,13 @@ impl ApiError {
         }
     }
 
+    /// 401 with its own code (`totp_required`, …).
+    pub fn unauthorized_as(code: &'static str, message: impl Into<String>) -> Self {
+        let mut e = Self::unauthorized(message);
+        e.code = code;
+        e
+    }
+
     /// 401: no, bad, expired or revoked credentials.
     pub fn unauthorized(message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::UNAUTHORIZED, message);

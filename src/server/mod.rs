@@ -92,6 +92,8 @@ fn routes() -> (Routes, Routes) {
         .post("/auth/logout", auth::logout)
         .get("/api/me", auth::me)
         .post("/api/me/password", auth::change_password)
+        .post("/api/me/totp", auth::totp_begin)
+        .post("/api/me/totp/confirm", auth::totp_confirm)
         .get("/api/models", models)
         .post("/api/sessions/{id}/approval", chat::approval)
         .get("/api/sessions", sessions::list)

@@ -9,4 +9,5 @@ mod common;
 
 mod audit_tamper;
 mod docs;
+mod doctor_network;
 mod users;

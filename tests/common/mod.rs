@@ -1033,3 +1033,19 @@ pub fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
+
+/// The TOTP code for the current 30 s step plus `offset`, computed by an
+/// independent implementation (Python's standard library, RFC 6238).
+pub fn totp_code(secret_b32: &str, offset: i64) -> String {
+    let py = "import base64,hashlib,hmac,struct,sys,time\n\
+              s=sys.argv[1]; k=base64.b32decode(s+'='*(-len(s)%8))\n\
+              t=int(time.time())//30+int(sys.argv[2])\n\
+              h=hmac.new(k,struct.pack('>Q',t),hashlib.sha1).digest(); o=h[-1]&15\n\
+              print('%06d'%((struct.unpack('>I',h[o:o+4])[0]&0x7fffffff)%1000000))";
+    let o = Command::new("python3")
+        .args(["-c", py, secret_b32, &offset.to_string()])
+        .output()
+        .expect("python3 (CI installs it)");
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8(o.stdout).unwrap().trim().to_string()
+}

@@ -278,6 +278,20 @@ async fn authorization_matrix() {
                 ),
                 [403; 4],
             ),
+            case(
+                "totp, wrong password",
+                "POST",
+                "/api/me/totp",
+                Some(json!({"current_password": "not the password at all"})),
+                [403; 4],
+            ),
+            case(
+                "totp confirm, none pending",
+                "POST",
+                "/api/me/totp/confirm",
+                Some(json!({"code": "123456"})),
+                [404; 4],
+            ),
             case("models (Hermes down)", "GET", "/api/models", None, [502; 4]),
             case(
                 "chat new",
@@ -456,7 +470,12 @@ async fn authorization_matrix() {
             // refused the same with a malformed body and query, so it never
             // learns a route's field names from 400s.
             if want == 403
-                && !["password, wrong current", "chat other's"].contains(&cs.name.as_str())
+                && ![
+                    "password, wrong current",
+                    "totp, wrong password",
+                    "chat other's",
+                ]
+                .contains(&cs.name.as_str())
             {
                 let sep = if cs.path.contains('?') { '&' } else { '?' };
                 let path = format!("{}{sep}limit=-x&date=%zz&nonsense=1", cs.path);

@@ -791,6 +791,37 @@ fn dashboard_in_headless_chromium() {
         "document.querySelector('#whoami')?.textContent === 'root'",
     );
 
+    // --- account: two-factor login set up in the browser, then asked for -------
+    b.click("#nav-account");
+    b.type_into("#totp-password", NEW_PASSWORD);
+    b.click("#totp-begin");
+    b.wait("the enrolment", "!!document.querySelector('#totp-secret')");
+    let secret = b.eval("document.querySelector('#totp-secret').textContent");
+    let secret = secret.as_str().unwrap().to_string();
+    assert_eq!(
+        b.eval("document.querySelectorAll('#totp-recovery li').length"),
+        json!(10)
+    );
+    b.type_into("#totp-code", &common::totp_code(&secret, -1));
+    b.click("#totp-confirm");
+    b.wait(
+        "two-factor on",
+        "document.querySelector('#totp-state')?.textContent.startsWith('On')",
+    );
+    b.screenshot("11-two-factor");
+    b.log_out();
+    b.log_in("root", NEW_PASSWORD);
+    b.wait(
+        "the code asked for",
+        "document.querySelector('#totp') && !document.querySelector('#totp').hidden",
+    );
+    b.type_into("#totp", &common::totp_code(&secret, 0));
+    b.click("#login-submit");
+    b.wait(
+        "logged in with a code",
+        "document.querySelector('#whoami')?.textContent === 'root'",
+    );
+
     // --- the page never broke the CSP nor threw --------------------------------
     let console = b.console_lines();
     let bad: Vec<&String> = console

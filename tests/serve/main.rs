@@ -13,3 +13,4 @@ mod dashboard;
 mod fuzz;
 mod hardening;
 mod http;
+mod totp;

@@ -9,6 +9,7 @@ mod passwd;
 mod role;
 mod show;
 mod token;
+mod totp;
 mod unlock;
 
 use crate::cli::Ctx;
@@ -36,6 +37,9 @@ pub enum UserCmd {
     Token(token::Args),
     /// Clear the throttling of logins for a username (failed attempts from every address)
     Unlock(unlock::Args),
+    /// Two-factor login (TOTP) for an account
+    #[command(subcommand)]
+    Totp(totp::TotpCmd),
 }
 
 pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
@@ -50,6 +54,7 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
         UserCmd::Delete(a) => delete::run(ctx, a),
         UserCmd::Token(a) => token::run(ctx, a),
         UserCmd::Unlock(a) => unlock::run(ctx, a),
+        UserCmd::Totp(c) => totp::run(ctx, c),
     }
 }
 

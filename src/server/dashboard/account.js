@@ -1,9 +1,69 @@
-// account.js — every role: change one's own password. The server answers
-// with a fresh login; every other token of the account stops working (other
-// tabs and devices log in again).
+// account.js — every role: change one's own password (the server answers
+// with a fresh login; every other token of the account stops working: other
+// tabs and devices log in again) and enrol an authenticator app for
+// two-factor login (shown once: the secret, its otpauth link and the
+// recovery codes; active after confirming a code).
 
-import { changePassword } from './api.js';
+import { beginTotp, changePassword, confirmTotp } from './api.js';
 import { h, errorBox, notice } from './dom.js';
+
+function totpCard(me) {
+  const out = h('div', { id: 'totp-out', 'aria-live': 'polite' });
+  const card = h('section', { class: 'card narrow', id: 'totp-card' },
+    h('h2', null, 'Two-factor login'));
+  const state = me.totp || 'off';
+  if (state === 'on') {
+    card.append(h('p', { id: 'totp-state' }, 'On: logging in needs a code from your authenticator app.'),
+      h('p', { class: 'muted' }, 'To move to a new device, an administrator removes it (hermes-operator user totp disable).'));
+    return card;
+  }
+  card.append(h('p', { id: 'totp-state' }, me.totp_required
+    ? 'Off — your role must use it: set it up now.'
+    : 'Off. An authenticator app (any TOTP app) adds a 6-digit code to your logins.'));
+  const pw = h('input', { id: 'totp-password', type: 'password', required: true, autocomplete: 'current-password' });
+  const start = h('button', { type: 'submit', id: 'totp-begin' }, 'Set up');
+  const form = h('form', { id: 'totp-begin-form' },
+    h('label', { for: 'totp-password' }, 'Current password'), pw, start);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    start.disabled = true;
+    try {
+      const en = await beginTotp(pw.value);
+      form.replaceWith(enrolment(en, card, out));
+    } catch (err) {
+      out.replaceChildren(errorBox(err));
+      start.disabled = false;
+    }
+  });
+  card.append(form, out);
+  return card;
+}
+
+function enrolment(en, card, out) {
+  const code = h('input', { id: 'totp-code', required: true, autocomplete: 'one-time-code', inputmode: 'numeric', maxlength: 6 });
+  const confirm = h('button', { type: 'submit', id: 'totp-confirm' }, 'Confirm');
+  const form = h('form', { id: 'totp-confirm-form' },
+    h('p', null, 'Add this account to your authenticator app (open the link on a phone, or type the secret), then enter the code it shows.'),
+    h('p', null, h('a', { href: en.uri, id: 'totp-uri', rel: 'noopener' }, 'otpauth link')),
+    h('p', null, 'Secret: ', h('code', { id: 'totp-secret' }, en.secret)),
+    h('p', null, 'Recovery codes — each works once in place of a code; keep them offline. They are not shown again:'),
+    h('ul', { id: 'totp-recovery' }, ...en.recovery_codes.map((c) => h('li', null, h('code', null, c)))),
+    h('label', { for: 'totp-code' }, 'Code from the app'), code, confirm);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    confirm.disabled = true;
+    try {
+      await confirmTotp(code.value.trim());
+      card.replaceChildren(h('h2', null, 'Two-factor login'),
+        h('p', { id: 'totp-state' }, 'On: logging in needs a code from your authenticator app.'));
+    } catch (err) {
+      out.replaceChildren(errorBox(err));
+      confirm.disabled = false;
+      code.focus();
+    }
+  });
+  return form;
+}
 
 export function accountView(el, me) {
   const current = h('input', { id: 'current-password', type: 'password', required: true, autocomplete: 'current-password' });
@@ -38,5 +98,5 @@ export function accountView(el, me) {
   });
   el.append(h('h1', null, 'Account'),
     h('p', null, `${me.user.username} · ${me.user.role}`),
-    form);
+    form, totpCard(me));
 }

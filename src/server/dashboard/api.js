@@ -129,11 +129,13 @@ export async function api(path, { method = 'GET', body, query } = {}) {
   return r.json();
 }
 
-export async function login(username, password) {
+/** Log in; `totp` (a code or recovery code) when the account has two-factor login. */
+export async function login(username, password, totp) {
+  const body = totp ? { username, password, totp } : { username, password };
   const r = await fetch('auth/login', {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-    body: JSON.stringify({ username, password }),
+    body: JSON.stringify(body),
   });
   if (!r.ok) throw await errorFrom(r);
   keep(await r.json());
@@ -142,6 +144,16 @@ export async function login(username, password) {
 /** Change one's own password; the answer is a fresh login (kept). */
 export async function changePassword(current_password, new_password) {
   keep(await api('api/me/password', { method: 'POST', body: { current_password, new_password } }));
+}
+
+/** Start enrolling an authenticator (needs the current password): {uri, secret, recovery_codes}. */
+export function beginTotp(current_password) {
+  return api('api/me/totp', { method: 'POST', body: { current_password } });
+}
+
+/** Confirm the pending enrolment with the authenticator's current code. */
+export function confirmTotp(code) {
+  return api('api/me/totp/confirm', { method: 'POST', body: { code } });
 }
 
 /** Revoke this login on the server (best effort), then forget the tokens. */

@@ -69,6 +69,9 @@ async function doLogout() {
 function loginView(message) {
   const user = h('input', { id: 'username', name: 'username', autocomplete: 'username', required: true, autofocus: true });
   const pass = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  // Shown when the server asks for the second factor (401 totp_required).
+  const code = h('input', { id: 'totp', name: 'totp', autocomplete: 'one-time-code', inputmode: 'numeric', hidden: true });
+  const codeLabel = h('label', { for: 'totp', hidden: true }, 'Authenticator code (or a recovery code)');
   const button = h('button', { type: 'submit', id: 'login-submit' }, 'Log in');
   const out = h('div', { id: 'login-message', 'aria-live': 'polite' }, message ? notice(message) : null);
   const form = h('form', { id: 'login-form', class: 'card narrow' },
@@ -76,21 +79,30 @@ function loginView(message) {
     h('p', { class: 'muted' }, 'hermes-operator — operator control plane for Hermes Agent'),
     h('label', { for: 'username' }, 'Username'), user,
     h('label', { for: 'password' }, 'Password'), pass,
+    codeLabel, code,
     button, out);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     button.disabled = true;
     out.replaceChildren(notice('Logging in…'));
     try {
-      await login(user.value, pass.value);
+      await login(user.value, pass.value, code.value.trim());
       pass.value = '';
+      code.value = '';
       me = await api('api/me');
       if (!route().name) location.hash = defaultRoute();
       render();
     } catch (err) {
-      out.replaceChildren(errorBox(err));
       button.disabled = false;
-      pass.focus();
+      if (err.code === 'totp_required') {
+        code.hidden = false;
+        codeLabel.hidden = false;
+        out.replaceChildren(notice('Enter the code from your authenticator app.'));
+        code.focus();
+        return;
+      }
+      out.replaceChildren(errorBox(err));
+      (code.hidden ? pass : code).focus();
     }
   });
   return form;

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 mod throttle;
 mod tokens;
+mod totp;
 pub use throttle::{AttemptLimits, Gate, Limit};
 pub use tokens::RefreshUse;
+pub use totp::TotpRow;
 
 const MIGRATIONS: &[&str] = &[
     // v1
@@ -88,6 +90,20 @@ const MIGRATIONS: &[&str] = &[
         first_at REAL NOT NULL,
         last_at REAL NOT NULL,
         count INTEGER NOT NULL
+    );",
+    // v6: two-factor login (store/users/totp.rs).
+    "CREATE TABLE totp (
+        user_id TEXT PRIMARY KEY,
+        secret BLOB NOT NULL,
+        confirmed_at TEXT,
+        last_step INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE totp_recovery (
+        user_id TEXT NOT NULL,
+        code_hash BLOB NOT NULL,
+        used_at TEXT,
+        PRIMARY KEY (user_id, code_hash)
     );",
 ];
 
@@ -388,6 +404,8 @@ impl UserStore {
             if let Some(name) = last_enabled_admin(tx, id)? {
                 return Ok(Err(last_admin_error("delete", &name)));
             }
+            tx.execute("DELETE FROM totp WHERE user_id = ?1", [id])?;
+            tx.execute("DELETE FROM totp_recovery WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [id]).map(Ok)
         })??;
         if n == 0 {

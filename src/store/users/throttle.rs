@@ -146,6 +146,15 @@ impl UserStore {
         })
     }
 
+    /// Forget one reserved attempt without counting it either way (the
+    /// password was right but the second factor is still to come).
+    pub fn cancel_attempt(&self, attempt: i64) -> Result<()> {
+        with_immediate(&self.conn, &self.path, "recording a login attempt", |tx| {
+            tx.execute("DELETE FROM login_attempts WHERE id = ?1", [attempt])?;
+            Ok(())
+        })
+    }
+
     /// `user unlock`: forget every attempt and refusal for `username`.
     /// Returns how many rows went.
     pub fn clear_attempts(&self, username: &str) -> Result<i64> {
