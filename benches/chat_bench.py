@@ -86,6 +86,7 @@ platforms:
     extra: {{host: 127.0.0.1, port: {port}}}
 platform_toolsets:
   api_server: [terminal, file, todo]
+approvals: {{mode: manual}}
 security: {{allow_lazy_installs: false, tirith_enabled: false}}
 """)
         (home / ".env").write_text(f"API_SERVER_KEY={key}\n")

@@ -1,7 +1,8 @@
 //! Everything specific to Hermes Agent, in one place: its API server client
 //! ([`api`]), where it is installed and which version runs ([`install`]),
 //! what its git checkout and remote hold ([`git`]), and where its API server
-//! listens ([`network`]). Hermes' config.yaml
+//! listens ([`network`]), and its settings the operator enforces against
+//! ([`settings`]). Hermes' config.yaml
 //! edits for shell hooks live with the hook domain (`crate::ops::hooks`),
 //! which owns what the entries mean.
 
@@ -9,3 +10,4 @@ pub mod api;
 pub mod git;
 pub mod install;
 pub mod network;
+pub mod settings;

@@ -121,6 +121,13 @@ const CHECKS: &[CheckFn] = &[
     |c, x| hook(c, x),
     |c, x| serve_port(c, &x.app.cfg.config),
     |c, x| network(c, &x.app),
+    |c, x| match crate::hermes::settings::check_approvals(
+        &x.app.home,
+        x.app.cfg.config.terminal.approval_mode,
+    ) {
+        Ok(detail) => c.pass("approvals", detail),
+        Err((problem, fix)) => c.fail("approvals", problem, fix),
+    },
     |c, x| service_files(c, x),
     |c, x| last_update(c, &x.app),
     |c, x| audit_chain(c, x),

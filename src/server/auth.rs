@@ -138,48 +138,7 @@ pub async fn login(
             Err(ApiError::unauthorized("invalid username or password"))
         }
         Ok(u) => {
-            let st2 = st.clone();
-            let u2 = u.clone();
-            let second = blocking(move || {
-                let required = totp::required_for(&st2.app.cfg.config, u2.role);
-                Ok((required, totp::check(&st2.app, &u2, code.as_deref())?))
-            })
-            .await?;
-            match second {
-                (_, SecondFactor::Passed { .. }) | (false, SecondFactor::NotEnrolled) => {}
-                (true, SecondFactor::NotEnrolled) => {
-                    finish(&st, attempt_id, true).await?;
-                    return Err(ApiError::unauthorized_as(
-                        "totp_enrolment_required",
-                        "your role must log in with a second factor: ask an administrator to run `hermes-operator user totp enable` for you",
-                    ));
-                }
-                (_, SecondFactor::Missing) => {
-                    let st2 = st.clone();
-                    blocking(move || logins::cancel_attempt(&st2.app, attempt_id)).await?;
-                    return Err(ApiError::unauthorized_as(
-                        "totp_required",
-                        "enter the code from your authenticator (or a recovery code) as `totp`",
-                    ));
-                }
-                (_, SecondFactor::Wrong) => {
-                    finish(&st, attempt_id, false).await?;
-                    let st2 = st.clone();
-                    blocking(move || {
-                        logins::record_failed_login(
-                            &st2.app,
-                            &shown,
-                            &client_s,
-                            LoginFailure::BadTotp,
-                        )
-                    })
-                    .await?;
-                    return Err(ApiError::unauthorized_as(
-                        "invalid_credentials",
-                        "invalid username, password or code",
-                    ));
-                }
-            }
+            second_factor(&st, &u, code, attempt_id, shown, &client_s).await?;
             finish(&st, attempt_id, true).await?;
             let _ = log_user.0.set(u.username.clone());
             let st2 = st.clone();
@@ -187,6 +146,55 @@ pub async fn login(
                 blocking(move || logins::complete_login(&st2.app, st2.secret(), &u, &client_s))
                     .await?;
             Ok(Json(resp).into_response())
+        }
+    }
+}
+
+/// The second factor of a login whose password was right: `Ok` to go on;
+/// otherwise the 401 to answer (the attempt finished or dropped as fits).
+async fn second_factor(
+    st: &Arc<ServerState>,
+    u: &crate::store::users::User,
+    code: Option<Secret>,
+    attempt_id: i64,
+    shown: String,
+    client: &str,
+) -> ApiResult<()> {
+    let st2 = st.clone();
+    let u2 = u.clone();
+    let second = blocking(move || {
+        let required = totp::required_for(&st2.app.cfg.config, u2.role);
+        Ok((required, totp::check(&st2.app, &u2, code.as_deref())?))
+    })
+    .await?;
+    match second {
+        (_, SecondFactor::Passed { .. }) | (false, SecondFactor::NotEnrolled) => Ok(()),
+        (true, SecondFactor::NotEnrolled) => {
+            finish(st, attempt_id, true).await?;
+            Err(ApiError::unauthorized_as(
+                "totp_enrolment_required",
+                "your role must log in with a second factor: ask an administrator to run `hermes-operator user totp enable` for you",
+            ))
+        }
+        (_, SecondFactor::Missing) => {
+            let st2 = st.clone();
+            blocking(move || logins::cancel_attempt(&st2.app, attempt_id)).await?;
+            Err(ApiError::unauthorized_as(
+                "totp_required",
+                "enter the code from your authenticator (or a recovery code) as `totp`",
+            ))
+        }
+        (_, SecondFactor::Wrong) => {
+            finish(st, attempt_id, false).await?;
+            let (st2, client) = (st.clone(), client.to_string());
+            blocking(move || {
+                logins::record_failed_login(&st2.app, &shown, &client, LoginFailure::BadTotp)
+            })
+            .await?;
+            Err(ApiError::unauthorized_as(
+                "invalid_credentials",
+                "invalid username, password or code",
+            ))
         }
     }
 }

@@ -36,6 +36,8 @@ pub fn code_of_status(s: StatusCode) -> &'static str {
         405 => "method_not_allowed",
         408 => "timeout",
         409 => "conflict",
+        414 => "uri_too_long",
+        431 => "headers_too_large",
         413 => "payload_too_large",
         415 => "unsupported_media_type",
         429 => "too_many_requests",

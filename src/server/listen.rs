@@ -29,8 +29,13 @@ pub async fn serve(
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper answers 431/414 itself, without a body, only beyond these; the
+    // router's own, lower limits (`MAX_URI`, `MAX_HEADERS`,
+    // `MAX_HEADER_BYTES` in server/mod.rs) answer with the JSON error body.
     http.timer(TokioTimer::new())
-        .header_read_timeout(read_timeout);
+        .header_read_timeout(read_timeout)
+        .max_headers(4 * super::MAX_HEADERS)
+        .max_buf_size(512 * 1024);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut signal = std::pin::pin!(signal);

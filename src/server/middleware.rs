@@ -127,7 +127,35 @@ pub async fn frame(
         })
     });
 
-    let mut resp = next.run(req).await;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let too_big = if req.uri().to_string().len() > super::MAX_URI {
+        Some((
+            axum::http::StatusCode::URI_TOO_LONG,
+            format!(
+                "the request URI is longer than {} KiB",
+                super::MAX_URI / 1024
+            ),
+        ))
+    } else if req.headers().len() > super::MAX_HEADERS || header_bytes > super::MAX_HEADER_BYTES {
+        Some((
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!(
+                "at most {} request headers and {} KiB of them",
+                super::MAX_HEADERS,
+                super::MAX_HEADER_BYTES / 1024
+            ),
+        ))
+    } else {
+        None
+    };
+    let mut resp = match too_big {
+        Some((status, msg)) => super::errors::ApiError::new(status, msg).into_response(),
+        None => next.run(req).await,
+    };
     if body.timed_out.load(Ordering::Acquire) {
         // Whatever the extractor made of the failed read: the client was too slow.
         resp = super::errors::ApiError::new(

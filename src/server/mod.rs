@@ -39,6 +39,13 @@ use std::time::Duration;
 
 /// Largest request body accepted (413 above).
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// Longest request URI (414 beyond), most request headers and their total
+/// size (431 beyond). Checked by the server itself so the answer has the
+/// JSON error body; hyper's own limits (`server/listen.rs`) sit far above
+/// these and only cut off what no client sends.
+pub const MAX_URI: usize = 8 * 1024;
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// Every request but `/api/chat` must be answered within this (408).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -290,13 +297,34 @@ async fn shutdown_signal() {
     }
 }
 
+/// Expired and superseded tokens go at start and every [`PURGE_EVERY`], so
+/// users.db stays bounded however clients behave.
+fn spawn_token_purge(st: S) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            every.tick().await;
+            if !st.app.home.users_db().exists() {
+                continue;
+            }
+            let st2 = st.clone();
+            let r = tokio::task::spawn_blocking(move || crate::ops::logins::purge_tokens(&st2.app))
+                .await;
+            if let Ok(Err(e)) = r {
+                eprintln!("hermes-operator serve: purging expired tokens failed: {e}");
+            }
+        }
+    });
+}
+
+/// How often expired tokens are purged from users.db.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Serve until SIGTERM/SIGINT, then shut down gracefully: stop accepting,
 /// let requests and chat turns finish for `grace`, then deny pending
 /// approvals and stop the remaining runs through Hermes (their events are
 /// recorded as the turns end), and give up after 10 s more.
-/// How often expired tokens are purged from users.db.
-const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
-
+// Long: the serve lifecycle in order (state, warm-up, listen, then the graceful shutdown and its two deadlines); split, the shutdown sequence would be hard to follow.
 pub async fn run(app: App, opts: Options) -> Result<()> {
     let st = Arc::new(ServerState::new(
         app,
@@ -312,24 +340,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
             "warning: no users.db yet: nobody can log in; create the first admin with `hermes-operator user add NAME --role admin`"
         );
     }
-    // Expired and superseded tokens go at start and every 10 minutes, so
-    // users.db stays bounded however clients behave.
-    let st_purge = st.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(PURGE_EVERY);
-        loop {
-            every.tick().await;
-            if !st_purge.app.home.users_db().exists() {
-                continue;
-            }
-            let st2 = st_purge.clone();
-            let r = tokio::task::spawn_blocking(move || crate::ops::logins::purge_tokens(&st2.app))
-                .await;
-            if let Ok(Err(e)) = r {
-                eprintln!("hermes-operator serve: purging expired tokens failed: {e}");
-            }
-        }
-    });
+    spawn_token_purge(st.clone());
     let listener = tokio::net::TcpListener::bind(&opts.bind)
         .await
         .map_err(|e| {

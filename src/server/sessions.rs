@@ -1,5 +1,5 @@
 //! `/api/sessions*` and `/api/search`: thin wrappers over
-//! [`crate::sessions`] with the caller's [`Scope`](crate::ops::sessions::Scope).
+//! [`crate::ops::sessions`] with the caller's [`Scope`](crate::ops::sessions::Scope).
 
 use super::errors::{ApiError, ApiResult};
 use super::extract::{query_param, ApiQuery, Caller};

@@ -1341,7 +1341,52 @@ fn gateway_restart_mid_turn_leaves_a_consistent_session(gen: Gen) {
     verify_ok(&gw);
 }
 
+/// `terminal.approval_mode: manual` (the operator's default) against a
+/// Hermes whose own approvals are off: no operator turn runs (nothing
+/// reaches the model, no session is created), the error says how to fix
+/// it, and `doctor` fails the same way.
+fn unsupervised_hermes_is_refused(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            approvals_mode: "off".into(),
+            ..Default::default()
+        },
+    );
+    setup(&gw, "", &[("alice", "user")]);
+    let before = operator_session_ids(&gw.state_db());
+    let o = chat(&gw, &["--as", "alice", "[danger] chmod it"]);
+    assert_eq!(code(&o), 8, "{}", show(&o));
+    let err = stderr(&o);
+    assert!(err.contains("approvals.mode is off"), "{err}");
+    assert!(err.contains("mode: manual"), "the fix: {err}");
+    assert_eq!(operator_session_ids(&gw.state_db()), before, "no session");
+    assert!(gw.model_requests().is_empty(), "nothing reached the model");
+    let d = json_out_any(&gw, &["doctor"]);
+    let ap = d["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "approvals")
+        .unwrap()
+        .clone();
+    assert_eq!(ap["status"], "fail", "{ap}");
+    // Relaxing the operator's own rule to match is an explicit choice.
+    write_config(&gw, "terminal:\n  approval_mode: 'off'\n");
+    let o = chat(&gw, &["--as", "alice", "hello"]);
+    assert_eq!(code(&o), 0, "{}", show(&o));
+}
+
+/// `--json ARGS` whatever the exit code (doctor exits 12 on a failed check).
+fn json_out_any(gw: &Gateway, args: &[&str]) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let o = run(gw, &a);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&o)))
+}
+
 hermes_tests!(
+    unsupervised_hermes_is_refused,
     async approvals_once_deny_prompt_and_expired,
     async two_approvals_in_one_run_each_answered,
     lost_run_reply_is_retried_only_where_idempotent,

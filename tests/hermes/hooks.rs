@@ -944,13 +944,9 @@ fn tool_messages(gw: &Gateway, session: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only(gen: Gen) {
-    // The harness rewrites config.yaml on every (re)start, so the hooks go in
-    // through `extra_yaml`, as `hook install` writes them but without
-    // `--hermes-home` (the path is not known before start; the hook then
-    // takes HERMES_HOME from the gateway's environment). That the installer's
-    // exact entries are registered by this same Hermes code is proven by
-    // `real_hermes_registers_our_hooks_without_consent_and_obeys_the_block`.
+/// Our hook entries for every managed event, as `hook install` writes them
+/// but without `--hermes-home` (the gateway's environment names it).
+fn hooks_yaml() -> String {
     let bin = fs::canonicalize(env!("CARGO_BIN_EXE_hermes-operator")).unwrap();
     let mut extra = String::from("hooks:\n");
     for ev in MANAGED {
@@ -959,10 +955,58 @@ fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only(gen: Gen) {
             bin.display()
         ));
     }
+    extra
+}
+
+/// `agent.max_turns: 2` and a model that calls the terminal three times in
+/// one turn: the third call is blocked before it runs, and its event says why.
+fn max_turns_blocks_the_call_beyond_the_limit(gen: Gen) {
     let gw = Gateway::start(
         gen,
         GatewayOpts {
-            extra_yaml: extra, // platform toolsets stay terminal, file, todo
+            extra_yaml: hooks_yaml(),
+            ..Default::default()
+        },
+    );
+    let h = gw.home.clone();
+    write_operator_config(
+        &h,
+        "agent:\n  enabled_toolsets: [terminal, todo]\n  max_turns: 2\n",
+    );
+    let sid = "op_00000000abcd";
+    gw.insert_operator_session(sid, "u_carol");
+    let r = run_to_end(
+        &gw,
+        json!({"input": "[tool3] three calls", "session_id": sid}),
+    );
+    assert_eq!(r["status"], "completed", "{r}\n{}", gw.log_tail(40));
+    let call = |i: u32| PathBuf::from(format!("{}.call{i}", gw.danger_target.display()));
+    assert!(call(1).exists() && call(2).exists(), "the first two ran");
+    assert!(!call(3).exists(), "the third was blocked before it ran");
+    let calls: Vec<Value> = events(&h)
+        .into_iter()
+        .filter(|e| e["type"] == "tool_call" && e["actor"] == "hook")
+        .collect();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(calls[0]["data"]["blocked"], false);
+    assert_eq!(calls[1]["data"]["blocked"], false);
+    assert_eq!(calls[2]["data"]["blocked"], true);
+    let reason = calls[2]["data"]["reason"].as_str().unwrap();
+    assert!(reason.contains("agent.max_turns = 2"), "{reason}");
+    audit_verify_ok(&h);
+}
+
+fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only(gen: Gen) {
+    // The harness rewrites config.yaml on every (re)start, so the hooks go in
+    // through `extra_yaml`, as `hook install` writes them but without
+    // `--hermes-home` (the path is not known before start; the hook then
+    // takes HERMES_HOME from the gateway's environment). That the installer's
+    // exact entries are registered by this same Hermes code is proven by
+    // `real_hermes_registers_our_hooks_without_consent_and_obeys_the_block`.
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            extra_yaml: hooks_yaml(), // platform toolsets stay terminal, file, todo
             ..Default::default()
         },
     );
@@ -1110,6 +1154,7 @@ hermes_tests!(
     delegate_subagents_of_operator_sessions_inherit_the_policy,
     real_hermes_registers_our_hooks_without_consent_and_obeys_the_block,
     gateway_blocks_a_forbidden_tool_in_operator_sessions_only,
+    max_turns_blocks_the_call_beyond_the_limit,
     compression_rotation_is_reported_as_hermes_reads_it,
 );
 

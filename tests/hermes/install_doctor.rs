@@ -251,6 +251,42 @@ fn install_twice_then_doctor() {
         );
     fs::write(&cfg, text).unwrap();
 
+    // Hermes' own approvals mode must be as strict as terminal.approval_mode
+    // (manual by default): Hermes' default, smart, fails with the fix.
+    let hermes_cfg = h.join("config.yaml");
+    let original = fs::read_to_string(&hermes_cfg).unwrap_or_default();
+    assert!(!original.contains("approvals:"), "{original}");
+    fs::write(
+        &hermes_cfg,
+        format!("{original}approvals:\n  timeout: 60\n"),
+    )
+    .unwrap();
+    let out = op(h)
+        .args(["--json", "doctor"])
+        .env("XDG_CONFIG_HOME", &xdg)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ap = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "approvals")
+        .unwrap()
+        .clone();
+    assert_eq!(ap["status"], "fail", "{ap}");
+    assert!(ap["detail"].as_str().unwrap().contains("smart"), "{ap}");
+    assert!(ap["fix"].as_str().unwrap().contains("mode: manual"), "{ap}");
+    // Accepting Hermes' smart mode is the operator's explicit choice.
+    fs::write(&hermes_cfg, &original).unwrap();
+    let text = fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("  approval_mode: manual"), "{text}");
+    fs::write(
+        &cfg,
+        text.replace("  approval_mode: manual", "  approval_mode: smart"),
+    )
+    .unwrap();
+
     let out = op(h)
         .args(["--json", "doctor"])
         .env("XDG_CONFIG_HOME", &xdg)
@@ -294,6 +330,8 @@ fn install_twice_then_doctor() {
         "hermes_api",
         "hook",
         "serve_port",
+        "network",
+        "approvals",
         "service_files",
         "last_update",
         "audit_chain",

@@ -360,3 +360,37 @@ async fn healthz_is_cached_but_turns_503_within_a_second() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(send(c.get(s.url("/healthz"))).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_uris_and_headers_get_the_json_error_body() {
+    let home = home_with(&[("alice", "user")]);
+    let s = Server::start(home.path());
+    let c = client();
+    let r = send(c.get(s.url(&format!("/api/sessions?since={}", "a".repeat(9000))))).await;
+    assert_eq!(r.status, 414, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "uri_too_long");
+    let mut rb = c.get(s.url("/healthz"));
+    for i in 0..150 {
+        rb = rb.header(format!("x-filler-{i}"), "1");
+    }
+    let r = send(rb).await;
+    assert_eq!(r.status, 431, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "headers_too_large");
+    let r = send(
+        c.get(s.url("/healthz"))
+            .header("x-big", "b".repeat(40 * 1024)),
+    )
+    .await;
+    assert_eq!(r.status, 431, "{}", r.body);
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("KiB"));
+    // Within the limits all is well.
+    let r = send(
+        c.get(s.url("/api/openapi.json"))
+            .header("x-ok", "c".repeat(4 * 1024)),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}

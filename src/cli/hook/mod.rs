@@ -1,5 +1,5 @@
 //! `hermes-operator hook ...`: Hermes' shell hooks (docs/design.md §6.6). Bare `hook`
-//! is the handler Hermes runs for every tool call (see [`crate::hooks`]);
+//! is the handler Hermes runs for every tool call (see [`crate::ops::hooks`]);
 //! the subcommands add, remove and inspect its entries in Hermes' config.
 
 mod install;

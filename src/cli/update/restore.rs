@@ -1,5 +1,5 @@
 //! `hermes-operator update restore [BACKUP]`: the operator's data back from
-//! a backup `update` made (see [`crate::restore`]).
+//! a backup `update` made (see [`crate::ops::update::restore`]).
 
 use crate::cli::Ctx;
 use crate::error::Error;

@@ -20,6 +20,13 @@ pub async fn run_turn(
     if req.message.len() > 100_000 {
         return Err(Error::usage("the message is longer than 100,000 bytes"));
     }
+    // terminal.approval_mode: an operator session never runs a dangerous
+    // command less supervised than the operator's config says.
+    if let Err((problem, fix)) =
+        crate::hermes::settings::check_approvals(&app.home, app.cfg.config.terminal.approval_mode)
+    {
+        return Err(Error::config(problem).hint(fix));
+    }
     let t0 = Instant::now();
     let mut pre_wait = std::time::Duration::ZERO;
     let user = chat_user(app, &req.username)?;

@@ -290,8 +290,13 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
                      could not be checked."
                         .to_string(),
                 ),
-                (Ok(c), Some(t)) => (!tool_allowed(t, &c.agent.enabled_toolsets))
-                    .then(|| block_reason(t, &c.agent.enabled_toolsets)),
+                (Ok(c), Some(t)) => {
+                    if !tool_allowed(t, &c.agent.enabled_toolsets) {
+                        Some(block_reason(t, &c.agent.enabled_toolsets))
+                    } else {
+                        over_max_turns(home, &op.session_id, c.agent.max_turns)
+                    }
+                }
             };
             data["tool"] = json!(tool);
             put_content(&mut data, "arguments", &payload.tool_input, hash);
@@ -365,6 +370,22 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
         }
     }
     reply
+}
+
+/// `agent.max_turns`: the tool calls one turn of an operator session may
+/// make. Beyond it the next call is blocked with the reason (the model sees
+/// it and answers with what it has). An unreadable log counts as none: the
+/// policy's other rules still hold.
+fn over_max_turns(home: &Home, session: &str, max: u32) -> Option<String> {
+    let n = EventStore::open_readonly(&home.events_db())
+        .and_then(|s| s.hook_tool_calls_this_turn(session))
+        .unwrap_or(0);
+    (n >= i64::from(max)).then(|| {
+        format!(
+            "Blocked by hermes-operator: this turn already made {n} tool call(s), the most the operator allows \
+             (agent.max_turns = {max}). Do not call more tools; answer with what you have."
+        )
+    })
 }
 
 pub(super) fn append_event(home: &Home, ev: NewEvent) -> Result<()> {

@@ -299,6 +299,23 @@ impl EventStore {
     }
 
     /// For read-only commands: never creates the file.
+    /// Tool calls the shell hook let through in `session` during its current
+    /// turn: since the last `user_message` of the session (`agent.max_turns`).
+    pub fn hook_tool_calls_this_turn(&self, session: &str) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM events
+                 WHERE session_id = ?1 AND type = 'tool_call'
+                   AND json_extract(data, '$.source') = 'hook'
+                   AND json_extract(data, '$.blocked') = 0
+                   AND seq > coalesce((SELECT max(seq) FROM events
+                                       WHERE session_id = ?1 AND type = 'user_message'), 0)",
+                [session],
+                |r| r.get(0),
+            )
+            .map_err(|e| Error::sqlite(&self.path, "counting this turn's tool calls", e))
+    }
+
     pub fn open_readonly(path: &Path) -> Result<Self> {
         let conn = open_own_readonly(path, "events.db").map_err(|e| {
             if e.kind == crate::error::Kind::NotFound {

@@ -4,7 +4,7 @@
 //! write transaction that counts the earlier ones, before any password is
 //! checked: N parallel requests can never get more than the limit of checks.
 //! The policy (limits, window, slow-down) is the caller's
-//! ([`crate::ops::logins`]); this module only counts and records atomically.
+//! (`ops::logins`); this module only counts and records atomically.
 
 use super::{with_immediate, UserStore};
 use crate::error::Result;

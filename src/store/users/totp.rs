@@ -2,7 +2,7 @@
 //! until confirmed with a code), the highest time step accepted (codes are
 //! single-use), and ten one-time recovery codes stored as SHA-256 (they are
 //! 80 random bits each, so a fast hash is right). The RFC 6238 arithmetic is
-//! [`crate::ops::totp`]'s; this module only stores and consumes atomically.
+//! `ops::totp`'s; this module only stores and consumes atomically.
 
 use super::{now_rfc3339, with_immediate, UserStore};
 use crate::error::Result;
