@@ -180,11 +180,16 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the temp HERMES_HOME")
+    ap.add_argument("--bin", help="benchmark this hermes-operator binary (default: build --release)")
     a = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk")
     ensure_venv()
-    sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    global BIN
+    if a.bin:
+        BIN = Path(a.bin).resolve()
+    else:
+        sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
     tmp = tempfile.mkdtemp(prefix="hermes-op-load-")
     try:
         home = make_home(tmp, a.sessions)
