@@ -17,7 +17,13 @@ What it does (documented in README, "Benchmarks"):
      verification + audit events);
   6. `GET /healthz` (unauthenticated, so it must be cheap: answered from a
      check made at most once a second);
-  7. samples the server's resident memory (/proc/PID/status VmRSS) during
+  7. (unless --no-chat) reads while 4 chat turns run through `serve`
+     against the REAL Hermes gateway and the fake model
+     (tests/fixtures/fake_model.py), and a writer commits 50 Hermes
+     messages per second to state.db through Hermes' own SessionDB: every
+     commit invalidates the session-list cache, so this is the realistic
+     read latency of a busy server (goal p99 < 20 ms);
+  8. samples the server's resident memory (/proc/PID/status VmRSS) during
      the runs and reports its peak.
 
 Reports requests/s, p50 and p99 latency (median over runs) and peak RSS,
@@ -96,6 +102,89 @@ def make_home(tmp, sessions):
     return home
 
 
+GATEWAY_KEY = "load-bench-hermes-key-0123"
+
+
+def start_gateway(tmp, home):
+    """The fake model and a real Hermes gateway (API server) on this
+    HERMES_HOME; returns (url, [processes])."""
+    root = Path(tmp)
+    for d in ("uhome", "utmp", "locks"):
+        (root / d).mkdir(exist_ok=True)
+    model = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/fake_model.py"), "--port", "0",
+                              "--log", str(root / "model.jsonl")], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    mport = int(model.stdout.readline().split()[1])
+    port = free_port()
+    (home / "config.yaml").write_text(f"""model:
+  provider: custom
+  default: fake-model
+  base_url: http://127.0.0.1:{mport}/v1
+  api_key: sk-fake-local-key-0123456789
+  context_length: 131072
+platforms:
+  api_server:
+    enabled: true
+    extra: {{host: 127.0.0.1, port: {port}}}
+platform_toolsets:
+  api_server: [terminal, file, todo]
+approvals: {{mode: manual}}
+security: {{allow_lazy_installs: false, tirith_enabled: false}}
+""")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(root / "uhome"),
+           "TMPDIR": str(root / "utmp"), "HERMES_GATEWAY_LOCK_DIR": str(root / "locks"),
+           "HERMES_HOME": str(home), "HERMES_DISABLE_LAZY_INSTALLS": "1", "API_SERVER_ENABLED": "true",
+           "API_SERVER_KEY": GATEWAY_KEY, "NO_COLOR": "1"}
+    gw = subprocess.Popen([str(VENV / "bin/hermes"), "gateway", "run", "--accept-hooks"], env=env,
+                          cwd=root / "uhome", stdout=open(root / "gateway.log", "w"),
+                          stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            req = urllib.request.Request(url + "/v1/models", headers={"Authorization": f"Bearer {GATEWAY_KEY}"})
+            with urllib.request.urlopen(req, timeout=2):
+                return url, [model, gw]
+        except Exception:  # noqa: BLE001
+            time.sleep(0.3)
+    raise SystemExit(f"the Hermes gateway did not come up ({root / 'gateway.log'})")
+
+
+WRITER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import hermes_fixture as f
+db = f.open_db(sys.argv[2], clock=False)
+sid = "load-writer-session"
+db.ensure_session(sid, "cli")
+rate, until, n = float(sys.argv[3]), time.time() + float(sys.argv[4]), 0
+t0 = time.time()
+while time.time() < until:
+    db.append_message(sid, "user" if n % 2 == 0 else "assistant", f"writer message {n}")
+    n += 1
+    time.sleep(max(0.0, t0 + n / rate - time.time()))
+print(n)
+"""
+
+
+def chat_loop(base, token, stop, counts):
+    """Chat turns back to back (a new session every 5 turns)."""
+    sid = None
+    i = 0
+    while not stop.is_set():
+        body = {"message": f"load turn {i}"}
+        if sid and i % 5:
+            body["session_id"] = sid
+        try:
+            r = post_json(base + "/api/chat", body, timeout=60, token=token)
+            sid = r["outcome"]["session_id"]
+            counts["ok"] += 1
+        except Exception:  # noqa: BLE001
+            counts["failed"] += 1
+            sid = None
+        i += 1
+
+
 def free_port():
     import socket
     s = socket.socket()
@@ -105,9 +194,11 @@ def free_port():
     return p
 
 
-def post_json(url, body, timeout=10):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json"}, method="POST")
+def post_json(url, body, timeout=10, token=None):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = "Bearer " + token
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 
@@ -181,6 +272,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the temp HERMES_HOME")
     ap.add_argument("--bin", help="benchmark this hermes-operator binary (default: build --release)")
+    ap.add_argument("--no-chat", action="store_true", help="skip the chat + writer scenario (no gateway)")
     a = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk not found: apt-get install wrk")
@@ -193,6 +285,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="hermes-op-load-")
     try:
         home = make_home(tmp, a.sessions)
+        procs = []
+        if not a.no_chat:
+            gw_url, procs = start_gateway(tmp, home)
+            (home / "profiles/operator/config.yaml").write_text(f"hermes:\n  api_url: {gw_url}\n")
         port = free_port()
         log = open(Path(tmp) / "serve.log", "w")
         srv = subprocess.Popen([str(BIN), "--hermes-home", str(home), "serve", "--bind",
@@ -230,6 +326,33 @@ def main():
             counts["per_s"] = round(counts["ok"] / max(elapsed + 0.5, 1e-9), 1)
             login_counts.append(counts)
             health.append(wrk(base + "/healthz", tok, a.duration, a.connections, a.threads))
+        chat_runs = []
+        if not a.no_chat:
+            toks = [post_json(base + "/auth/login", {"username": n, "password": PASSWORD})["access_token"]
+                    for n in ("alice", "bob", "carol", "root")]
+            for _ in range(a.runs):
+                stop = threading.Event()
+                counts = [{"ok": 0, "failed": 0} for _ in toks]
+                ts = [threading.Thread(target=chat_loop, args=(base, t, stop, c), daemon=True)
+                      for t, c in zip(toks, counts)]
+                writer = subprocess.Popen(
+                    [str(VENV / "bin/python"), "-c", WRITER, str(FIXTURE.parent), str(home / "state.db"),
+                     "50", str(a.duration + 1.5)], stdout=subprocess.PIPE, text=True,
+                    env={**os.environ, "HERMES_DISABLE_LAZY_INSTALLS": "1", "HERMES_HOME": str(home)})
+                for t in ts:
+                    t.start()
+                time.sleep(1.0)
+                t0 = time.time()
+                r = wrk(url, tok, a.duration, a.connections, a.threads)
+                elapsed = time.time() - t0
+                stop.set()
+                for t in ts:
+                    t.join(timeout=90)
+                written = int((writer.communicate(timeout=60)[0] or "0").strip() or 0)
+                r["turns_per_s"] = round(sum(c["ok"] for c in counts) / max(elapsed + 1.0, 1e-9), 2)
+                r["turns_failed"] = sum(c["failed"] for c in counts)
+                r["writes_per_s"] = round(written / (a.duration + 1.5), 1)
+                chat_runs.append(r)
         rss.stop.set()
         srv.send_signal(signal.SIGTERM)
         srv.wait(timeout=30)
@@ -244,6 +367,9 @@ def main():
                                   "logins": login_counts},
             "healthz": {"rps": med(health, "rps"), "p50_ms": med(health, "p50_ms"),
                         "p99_ms": med(health, "p99_ms"), "all": health},
+            "reads_with_chats_and_writer": ({"rps": med(chat_runs, "rps"), "p50_ms": med(chat_runs, "p50_ms"),
+                                             "p99_ms": med(chat_runs, "p99_ms"), "all": chat_runs}
+                                            if chat_runs else None),
             "peak_rss_mb": round(rss.peak / 1024, 1),
         }
         out = ROOT / "bench-results"
@@ -260,11 +386,26 @@ def main():
         print(f"| reads + {lps:.0f} logins/s | {m['rps']:.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | p99 < 50 ms |")
         h = res["healthz"]
         print(f"| `GET /healthz` | {h['rps']:.0f} | {h['p50_ms']:.2f} | {h['p99_ms']:.2f} | >= 20000 req/s |")
+        if chat_runs:
+            cr = res["reads_with_chats_and_writer"]
+            tps = statistics.median(x["turns_per_s"] for x in chat_runs)
+            wps = statistics.median(x["writes_per_s"] for x in chat_runs)
+            print(f"| reads + 4 chat turns ({tps:.1f} turns/s) + {wps:.0f} Hermes writes/s "
+                  f"(cache invalidated by each) | {cr['rps']:.0f} | {cr['p50_ms']:.2f} | {cr['p99_ms']:.2f} "
+                  f"| p99 < 20 ms |")
+            failed = sum(x["turns_failed"] for x in chat_runs)
+            if failed:
+                print(f"WARNING: {failed} chat turns failed", file=sys.stderr)
         print(f"\npeak RSS of serve: {res['peak_rss_mb']} MB (goal < 64 MB)")
-        bad = sum(x["non_2xx"] for x in reads + mixed + health)
+        bad = sum(x["non_2xx"] for x in reads + mixed + health + chat_runs)
         if bad:
             print(f"WARNING: {bad} non-2xx responses", file=sys.stderr)
     finally:
+        for p in locals().get("procs", []):
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except OSError:
+                pass
         if a.keep:
             print(f"kept {tmp}", file=sys.stderr)
         else:

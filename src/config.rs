@@ -360,6 +360,13 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
             ));
         }
     }
+    if let Some(cwd) = &c.terminal.cwd {
+        if !cwd.starts_with('/') {
+            return Err(format!(
+                "terminal.cwd: expected an absolute directory (it becomes each operator terminal call's working directory), got {cwd:?}"
+            ));
+        }
+    }
     for r in &c.auth.require_totp {
         if !["admin", "auditor", "user", "viewer"].contains(&r.as_str()) {
             return Err(format!(

@@ -1,5 +1,6 @@
-//! Hermes settings the operator enforces its own config against. Today:
-//! `approvals.mode`, read as Hermes reads it (`tools/approval.py`
+//! Hermes settings the operator enforces its own config against:
+//! `terminal.backend` and the Hermes version that can honour
+//! `terminal.cwd` (below), and `approvals.mode`, read as Hermes reads it (`tools/approval.py`
 //! `_normalize_approval_mode`: YAML booleans `off`/`on` become "off"/"manual",
 //! unknown strings "manual"; a missing key takes the default of
 //! `DEFAULT_CONFIG`, which is "smart" in both 0.19 `hermes_cli/config.py`
@@ -78,6 +79,76 @@ pub fn check_approvals(home: &Home, wanted: ApprovalMode) -> Result<String, (Str
             home.hermes_config().display()
         ),
     ))
+}
+
+/// Hermes 0.22's shell hooks may answer a `pre_tool_call` with
+/// `{"action": "modify", "args": {...}}` (`agent/shell_hooks.py`
+/// `_parse_pre_tool_call`); the operator's hook sets a terminal call's
+/// `workdir` that way. Older Hermes ignores the answer.
+pub const MODIFY_MIN_VERSION: &str = "0.22.0";
+
+/// Hermes' `terminal.backend` (config.yaml; default `local` in both
+/// generations' `DEFAULT_CONFIG`).
+pub fn terminal_backend(home: &Home) -> String {
+    std::fs::read_to_string(home.hermes_config())
+        .ok()
+        .and_then(|t| serde_norway::from_str::<serde_norway::Value>(&t).ok())
+        .and_then(|y| {
+            y.get("terminal")
+                .and_then(|t| t.get("backend"))
+                .and_then(|b| b.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "local".into())
+}
+
+/// `Err((problem, fix))` when the operator's `terminal.backend` is not the
+/// one Hermes runs commands with, or `terminal.cwd` is set but the Hermes
+/// that runs cannot be told a working directory per call (before 0.22, or
+/// not found).
+pub fn check_terminal(
+    home: &Home,
+    cfg: &crate::config::Config,
+) -> Result<String, (String, String)> {
+    let hermes_backend = terminal_backend(home);
+    if hermes_backend != cfg.terminal.backend {
+        return Err((
+            format!(
+                "terminal.backend is {}, but Hermes runs terminal commands with {hermes_backend} (terminal.backend in {})",
+                cfg.terminal.backend,
+                home.hermes_config().display()
+            ),
+            "set the same backend in both (the operator cannot choose one per session)".into(),
+        ));
+    }
+    let Some(cwd) = &cfg.terminal.cwd else {
+        return Ok(format!(
+            "terminal backend {hermes_backend}; no working directory set"
+        ));
+    };
+    let version = crate::hermes::install::locate_hermes(home, cfg.update.hermes_command.as_deref())
+        .and_then(|inst| crate::hermes::install::detect_version(home, &inst));
+    match version {
+        Ok(v) if crate::hermes::install::version_cmp(&v.version, MODIFY_MIN_VERSION)
+            != std::cmp::Ordering::Less =>
+        {
+            Ok(format!(
+                "terminal backend {hermes_backend}; operator terminal calls start in {cwd} (Hermes {})",
+                v.version
+            ))
+        }
+        Ok(v) => Err((
+            format!(
+                "terminal.cwd is set, but Hermes {} cannot be told a terminal call's working directory (its hooks can from {MODIFY_MIN_VERSION})",
+                v.version
+            ),
+            "remove terminal.cwd from the operator's config.yaml, or update Hermes".into(),
+        )),
+        Err(e) => Err((
+            format!("terminal.cwd is set, but which Hermes runs is unknown: {}", e.message),
+            "set update.hermes_command to Hermes' `hermes` program, or remove terminal.cwd".into(),
+        )),
+    }
 }
 
 #[cfg(test)]

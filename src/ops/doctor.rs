@@ -128,6 +128,10 @@ const CHECKS: &[CheckFn] = &[
         Ok(detail) => c.pass("approvals", detail),
         Err((problem, fix)) => c.fail("approvals", problem, fix),
     },
+    |c, x| match crate::hermes::settings::check_terminal(&x.app.home, &x.app.cfg.config) {
+        Ok(detail) => c.pass("terminal", detail),
+        Err((problem, fix)) => c.fail("terminal", problem, fix),
+    },
     |c, x| service_files(c, x),
     |c, x| last_update(c, &x.app),
     |c, x| audit_chain(c, x),

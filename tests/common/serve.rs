@@ -16,7 +16,7 @@ pub const JWT_SECRET: &str = "serve-tests-jwt-secret-0123456789abcdef0123456789"
 pub const HERMES_KEY: &str = "serve-tests-hermes-key-0123456789";
 
 /// `profiles/operator/.env` (JWT secret) and `config.yaml` (`yaml`), and
-/// Hermes' `.env` with an API key. Without `hermes.api_url` in `yaml`, Hermes
+/// Hermes' `.env` with an API key and its `config.yaml` with manual approvals. Without `hermes.api_url` in `yaml`, Hermes
 /// is pointed at a closed port (so chat and models answer 502).
 pub fn configure(home: &Path, yaml: &str) {
     let dir = home.join("profiles/operator");
@@ -33,6 +33,12 @@ pub fn configure(home: &Path, yaml: &str) {
         ));
     }
     fs::write(dir.join("config.yaml"), yaml).unwrap();
+    // Hermes as the operator requires it: approvals asked of a person
+    // (terminal.approval_mode: manual), as a real install is configured.
+    let hcfg = home.join("config.yaml");
+    if !hcfg.exists() {
+        fs::write(&hcfg, "approvals:\n  mode: manual\n").unwrap();
+    }
     let henv = home.join(".env");
     if !henv.exists() {
         fs::write(&henv, format!("API_SERVER_KEY={HERMES_KEY}\n")).unwrap();

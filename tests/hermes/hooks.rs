@@ -996,6 +996,74 @@ fn max_turns_blocks_the_call_beyond_the_limit(gen: Gen) {
     audit_verify_ok(&h);
 }
 
+/// `terminal.cwd`: on 0.22 every terminal call of an operator session starts
+/// there (the hook answers `modify` with the call's `workdir`); 0.19 cannot be
+/// told, so operator turns are refused and `doctor` says why.
+/// `terminal.backend` must be the one Hermes runs commands with.
+fn terminal_cwd_and_backend_are_enforced_or_refused(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            extra_yaml: hooks_yaml(),
+            ..Default::default()
+        },
+    );
+    let h = gw.home.clone();
+    let work = tempfile::tempdir().unwrap();
+    let cwd = fs::canonicalize(work.path()).unwrap();
+    let base = format!(
+        "hermes:\n  api_url: {}\nagent:\n  enabled_toolsets: [terminal, todo]\nupdate:\n  hermes_command: \"{}\"\n",
+        gw.url,
+        gen.venv().join("bin/hermes").display()
+    );
+    write_operator_config(
+        &h,
+        &format!("{base}terminal:\n  cwd: \"{}\"\n", cwd.display()),
+    );
+    let check = |name: &str| -> Value {
+        let o = common::op(&h).args(["--json", "doctor"]).output().unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let t = check("terminal");
+    if gen == Gen::H022 {
+        assert_eq!(t["status"], "pass", "{t}");
+        let sid = "op_0000000000cd";
+        gw.insert_operator_session(sid, "u_carol");
+        let r = run_to_end(&gw, json!({"input": "[pwd] where am I", "session_id": sid}));
+        assert_eq!(r["status"], "completed", "{r}\n{}", gw.log_tail(40));
+        let tools = tool_messages(&gw, sid);
+        assert_eq!(tools.len(), 1, "{tools:?}");
+        assert!(tools[0].1.contains(&cwd.display().to_string()), "{tools:?}");
+        let call = events(&h)
+            .into_iter()
+            .find(|e| e["type"] == "tool_call" && e["actor"] == "hook")
+            .unwrap();
+        assert_eq!(call["data"]["workdir"], cwd.display().to_string());
+    } else {
+        assert_eq!(t["status"], "fail", "{t}");
+        assert!(t["detail"].as_str().unwrap().contains("0.22.0"), "{t}");
+        common::add_user(&h, "alice", "user");
+        let o = common::op(&h)
+            .args(["chat", "--as", "alice", "hello"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+        assert!(stderr(&o).contains("terminal.cwd"), "{}", stderr(&o));
+    }
+    // A backend Hermes does not use is refused the same way.
+    write_operator_config(&h, &format!("{base}terminal:\n  backend: docker\n"));
+    let t = check("terminal");
+    assert_eq!(t["status"], "fail", "{t}");
+    assert!(t["detail"].as_str().unwrap().contains("with local"), "{t}");
+}
+
 fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only(gen: Gen) {
     // The harness rewrites config.yaml on every (re)start, so the hooks go in
     // through `extra_yaml`, as `hook install` writes them but without
@@ -1155,6 +1223,7 @@ hermes_tests!(
     real_hermes_registers_our_hooks_without_consent_and_obeys_the_block,
     gateway_blocks_a_forbidden_tool_in_operator_sessions_only,
     max_turns_blocks_the_call_beyond_the_limit,
+    terminal_cwd_and_backend_are_enforced_or_refused,
     compression_rotation_is_reported_as_hermes_reads_it,
 );
 

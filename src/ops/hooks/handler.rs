@@ -18,6 +18,7 @@ pub fn is_operator_session_id(id: &str) -> bool {
 pub struct Reply {
     pub stdout: Option<String>,
     pub stderr: Vec<String>,
+    blocked: bool,
 }
 
 impl Reply {
@@ -25,11 +26,21 @@ impl Reply {
         Reply {
             stdout: Some(json!({"decision": "block", "reason": reason}).to_string()),
             stderr: Vec::new(),
+            blocked: true,
+        }
+    }
+    /// Let the call run with `args` merged into its arguments (Hermes 0.22's
+    /// `modify` answer; older Hermes ignores it).
+    pub(super) fn modify(args: Value) -> Reply {
+        Reply {
+            stdout: Some(json!({"action": "modify", "args": args}).to_string()),
+            stderr: Vec::new(),
+            blocked: false,
         }
     }
     /// Whether this reply blocks the tool call.
     pub fn blocks(&self) -> bool {
-        self.stdout.is_some()
+        self.blocked
     }
 }
 
@@ -305,6 +316,14 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
             if let Some(r) = &reason {
                 data["reason"] = Value::String(r.clone());
                 reply = Reply::block(r.clone());
+            } else if let (Ok(c), Some("terminal")) = (&cfg, tool.as_deref()) {
+                // terminal.cwd: every terminal call of an operator session
+                // starts there (Hermes 0.22+; turns on older Hermes are
+                // refused before they start, see hermes/settings.rs).
+                if let Some(cwd) = &c.terminal.cwd {
+                    data["workdir"] = Value::String(cwd.clone());
+                    reply = Reply::modify(json!({ "workdir": cwd }));
+                }
             }
             EventKind::ToolCall
         }
