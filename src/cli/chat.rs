@@ -1,10 +1,11 @@
 //! `hermes-operator chat --as USER [--session ID] [MESSAGE]`: one turn
 //! through the real Hermes agent (streamed), or an interactive loop.
 
+use crate::cli::values::ApprovePolicyArg;
 use crate::cli::Ctx;
 use crate::error::{Error, Result};
 use crate::hermes::api::HermesClient;
-use crate::ops::chat::{self, ApprovePolicy, Channel, PolicyApprover, TurnEvent, TurnRequest};
+use crate::ops::chat::{self, Channel, PolicyApprover, TurnEvent, TurnRequest};
 use std::io::{BufRead, IsTerminal, Read, Write};
 
 #[derive(Debug, clap::Args)]
@@ -21,7 +22,7 @@ pub struct Args {
     /// How approval requests are answered; `prompt` asks on the terminal and
     /// denies when there is none
     #[arg(long, value_enum, default_value = "prompt")]
-    pub approve_policy: ApprovePolicy,
+    pub approve_policy: ApprovePolicyArg,
     /// The message; `-` reads it from stdin. Without it: an interactive loop
     pub message: Option<String>,
 }
@@ -40,7 +41,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     chat::chat_user(app, &a.as_user)?;
     let client = HermesClient::from_config(&app.home, &app.cfg.config)?;
     let approver = PolicyApprover {
-        policy: a.approve_policy,
+        policy: a.approve_policy.into(),
         decided_by: format!("{} ({})", a.as_user, app.actor.name()),
     };
     let message = match a.message.as_deref() {

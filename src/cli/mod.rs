@@ -12,6 +12,7 @@ pub mod serve;
 pub mod session;
 pub mod update;
 pub mod user;
+pub mod values;
 
 use crate::app::App;
 use crate::error::{Error, Result};

@@ -325,7 +325,7 @@ pub fn cost(app: &App, scope: &Scope, id: &str) -> Result<CostReport> {
 }
 
 /// Export formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     Json,
     Md,

@@ -1,3 +1,4 @@
+use crate::cli::values::ExportFormatArg;
 use crate::cli::Ctx;
 use crate::ops::sessions::ExportFormat;
 
@@ -7,14 +8,14 @@ pub struct Args {
     pub id: String,
     /// json: {session, messages}; md: a readable Markdown transcript [default: json]
     #[arg(long, value_enum)]
-    pub format: Option<ExportFormat>,
+    pub format: Option<ExportFormatArg>,
     /// Allow Hermes' own (non-operator) sessions
     #[arg(long)]
     pub all_sources: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let format = a.format.unwrap_or(ExportFormat::Json);
+    let format = a.format.map_or(ExportFormat::Json, ExportFormat::from);
     let doc = crate::ops::sessions::export(&ctx.app, &super::scope(a.all_sources), &a.id, format)?;
     ctx.out.line(doc.trim_end_matches('\n'))
 }

@@ -1,5 +1,5 @@
+use crate::cli::values::RoleArg;
 use crate::cli::{read_new_password, Ctx};
-use crate::store::users::Role;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -7,7 +7,7 @@ pub struct Args {
     pub name: String,
     /// Role of the new account
     #[arg(long, value_enum)]
-    pub role: Role,
+    pub role: RoleArg,
     /// Read the password from the first line of stdin instead of prompting
     #[arg(long)]
     pub password_stdin: bool,
@@ -16,7 +16,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     crate::store::users::validate_username(&a.name)?;
     let pw = read_new_password(a.password_stdin, &a.name)?;
-    let u = crate::ops::accounts::add_user(&ctx.app, &a.name, a.role, &pw)?;
+    let u = crate::ops::accounts::add_user(&ctx.app, &a.name, a.role.into(), &pw)?;
     ctx.out.info(format!(
         "created user {} ({}) with id {}",
         u.username, u.role, u.id

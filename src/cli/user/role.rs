@@ -1,5 +1,5 @@
+use crate::cli::values::RoleArg;
 use crate::cli::Ctx;
-use crate::store::users::Role;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -7,11 +7,11 @@ pub struct Args {
     pub name: String,
     /// The new role
     #[arg(value_enum)]
-    pub role: Role,
+    pub role: RoleArg,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let u = crate::ops::accounts::set_role(&ctx.app, &a.name, a.role)?;
+    let u = crate::ops::accounts::set_role(&ctx.app, &a.name, a.role.into())?;
     ctx.out.info(format!("{} is now {}", u.username, u.role));
     super::print_user(ctx, &u)
 }

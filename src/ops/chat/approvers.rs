@@ -9,7 +9,7 @@ pub struct PolicyApprover {
     pub decided_by: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovePolicy {
     /// Ask on the terminal; deny when there is none
     Prompt,
