@@ -27,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from gateway_lab import gateway_env, hermes_config_yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
                            Path.home() / ".cache/hermes-operator-test/venv-0.19.0"))
@@ -74,28 +76,10 @@ def main():
         procs.append(model)
         mport = int(model.stdout.readline().split()[1])
         port = free_port()
-        (home / "config.yaml").write_text(f"""model:
-  provider: custom
-  default: fake-model
-  base_url: http://127.0.0.1:{mport}/v1
-  api_key: sk-fake-local-key-0123456789
-  context_length: 131072
-platforms:
-  api_server:
-    enabled: true
-    extra: {{host: 127.0.0.1, port: {port}}}
-platform_toolsets:
-  api_server: [terminal, file, todo]
-approvals: {{mode: manual}}
-security: {{allow_lazy_installs: false, tirith_enabled: false}}
-""")
+        (home / "config.yaml").write_text(hermes_config_yaml(mport, port))
         (home / ".env").write_text(f"API_SERVER_KEY={key}\n")
         os.chmod(home / ".env", 0o600)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(root / "home"),
-               "TMPDIR": str(root / "tmp"), "HERMES_GATEWAY_LOCK_DIR": str(root / "locks"),
-               "HERMES_HOME": str(home), "HERMES_DISABLE_LAZY_INSTALLS": "1", "API_SERVER_ENABLED": "true",
-               "API_SERVER_KEY": key, "API_SERVER_HOST": "127.0.0.1", "API_SERVER_PORT": str(port),
-               "NO_COLOR": "1"}
+        env = {**gateway_env(root, home, key), "API_SERVER_HOST": "127.0.0.1", "API_SERVER_PORT": str(port)}
         gw = subprocess.Popen([str(VENV / "bin/hermes"), "gateway", "run", "--accept-hooks"], env=env,
                               cwd=root / "home", stdout=open(root / "gateway.log", "w"),
                               stderr=subprocess.STDOUT, start_new_session=True)

@@ -47,6 +47,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from gateway_lab import gateway_env, hermes_config_yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
                            Path.home() / ".cache/hermes-operator-test/venv-0.19.0"))
@@ -109,34 +111,15 @@ def start_gateway(tmp, home):
     """The fake model and a real Hermes gateway (API server) on this
     HERMES_HOME; returns (url, [processes])."""
     root = Path(tmp)
-    for d in ("uhome", "utmp", "locks"):
-        (root / d).mkdir(exist_ok=True)
     model = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/fake_model.py"), "--port", "0",
                               "--log", str(root / "model.jsonl")], stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     mport = int(model.stdout.readline().split()[1])
     port = free_port()
-    (home / "config.yaml").write_text(f"""model:
-  provider: custom
-  default: fake-model
-  base_url: http://127.0.0.1:{mport}/v1
-  api_key: sk-fake-local-key-0123456789
-  context_length: 131072
-platforms:
-  api_server:
-    enabled: true
-    extra: {{host: 127.0.0.1, port: {port}}}
-platform_toolsets:
-  api_server: [terminal, file, todo]
-approvals: {{mode: manual}}
-security: {{allow_lazy_installs: false, tirith_enabled: false}}
-""")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(root / "uhome"),
-           "TMPDIR": str(root / "utmp"), "HERMES_GATEWAY_LOCK_DIR": str(root / "locks"),
-           "HERMES_HOME": str(home), "HERMES_DISABLE_LAZY_INSTALLS": "1", "API_SERVER_ENABLED": "true",
-           "API_SERVER_KEY": GATEWAY_KEY, "NO_COLOR": "1"}
+    (home / "config.yaml").write_text(hermes_config_yaml(mport, port))
+    env = gateway_env(root / "gateway", home, GATEWAY_KEY)
     gw = subprocess.Popen([str(VENV / "bin/hermes"), "gateway", "run", "--accept-hooks"], env=env,
-                          cwd=root / "uhome", stdout=open(root / "gateway.log", "w"),
+                          cwd=env["HOME"], stdout=open(root / "gateway.log", "w"),
                           stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90

@@ -12,24 +12,16 @@ use std::net::IpAddr;
 
 /// The host Hermes' API server is configured to bind, and where that was said.
 pub fn configured_api_host(home: &Home) -> (String, String) {
-    if let Ok(text) = std::fs::read_to_string(home.hermes_config()) {
-        if let Ok(y) = serde_norway::from_str::<serde_norway::Value>(&text) {
-            let host = y
-                .get("platforms")
-                .and_then(|p| p.get("api_server"))
-                .and_then(|a| a.get("extra"))
-                .and_then(|e| e.get("host"))
-                .and_then(|h| h.as_str());
-            if let Some(h) = host {
-                return (
-                    h.to_string(),
-                    format!(
-                        "platforms.api_server.extra.host in {}",
-                        home.hermes_config().display()
-                    ),
-                );
-            }
-        }
+    let configured =
+        super::settings::config_value(home, &["platforms", "api_server", "extra", "host"]);
+    if let Some(h) = configured.as_ref().and_then(|h| h.as_str()) {
+        return (
+            h.to_string(),
+            format!(
+                "platforms.api_server.extra.host in {}",
+                home.hermes_config().display()
+            ),
+        );
     }
     if let Some(h) = crate::config::hermes_api_key(home, "API_SERVER_HOST") {
         return (

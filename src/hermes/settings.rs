@@ -9,17 +9,22 @@
 use crate::config::ApprovalMode;
 use crate::home::Home;
 
+/// The value at `keys` in Hermes' config.yaml (`None` when the file, a key
+/// on the way, or valid YAML is missing): the one reader of that file for
+/// the settings the operator checks.
+pub fn config_value(home: &Home, keys: &[&str]) -> Option<serde_norway::Value> {
+    let text = std::fs::read_to_string(home.hermes_config()).ok()?;
+    let mut v = serde_norway::from_str::<serde_norway::Value>(&text).ok()?;
+    for k in keys {
+        v = v.get(*k)?.clone();
+    }
+    Some(v)
+}
+
 /// Hermes' effective `approvals.mode` and where it came from.
 pub fn approvals_mode(home: &Home) -> (ApprovalMode, String) {
     let path = home.hermes_config();
-    let yaml = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_norway::from_str::<serde_norway::Value>(&t).ok());
-    let v = yaml
-        .as_ref()
-        .and_then(|y| y.get("approvals"))
-        .and_then(|a| a.get("mode"));
-    let mode = match v {
+    let mode = match config_value(home, &["approvals", "mode"]).as_ref() {
         None | Some(serde_norway::Value::Null) => {
             return (
                 ApprovalMode::Smart,
@@ -90,15 +95,8 @@ pub const MODIFY_MIN_VERSION: &str = "0.22.0";
 /// Hermes' `terminal.backend` (config.yaml; default `local` in both
 /// generations' `DEFAULT_CONFIG`).
 pub fn terminal_backend(home: &Home) -> String {
-    std::fs::read_to_string(home.hermes_config())
-        .ok()
-        .and_then(|t| serde_norway::from_str::<serde_norway::Value>(&t).ok())
-        .and_then(|y| {
-            y.get("terminal")
-                .and_then(|t| t.get("backend"))
-                .and_then(|b| b.as_str())
-                .map(str::to_string)
-        })
+    config_value(home, &["terminal", "backend"])
+        .and_then(|b| b.as_str().map(str::to_string))
         .unwrap_or_else(|| "local".into())
 }
 

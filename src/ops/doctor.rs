@@ -593,16 +593,9 @@ fn network(c: &mut Checks, app: &App) {
             "set it to 127.0.0.1 ({source}) and restart Hermes' gateway"
         ));
     }
-    let port = app
-        .cfg
-        .config
-        .hermes
-        .api_url
-        .trim_start_matches("http://")
-        .split(['/', '?'])
-        .next()
-        .and_then(|hp| hp.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse::<u16>().ok())
+    let port = reqwest::Url::parse(&app.cfg.config.hermes.api_url)
+        .ok()
+        .and_then(|u| u.port_or_known_default())
         .unwrap_or(80);
     let open: Vec<String> = listeners_on(port)
         .into_iter()

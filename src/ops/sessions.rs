@@ -227,6 +227,20 @@ pub fn get(app: &App, scope: &Scope, id: &str) -> Result<SessionInfo> {
     Ok(info(s, &usernames(app)?))
 }
 
+/// Whether `user_id` may chat in session `id`, asked before anything is
+/// claimed: a session `scope` may not read is missing (exactly as [`get`]
+/// answers), one it may read but `user_id` does not own is refused.
+pub fn check_continuable(app: &App, scope: &Scope, user_id: &str, id: &str) -> Result<()> {
+    let db = app.state_ro()?;
+    let s = readable(&db, scope, id)?;
+    if s.user_id.as_deref() != Some(user_id) {
+        return Err(Error::permission(format!(
+            "session {id} belongs to another user; only its owner may chat in it"
+        )));
+    }
+    Ok(())
+}
+
 /// One session and its messages (replay order).
 pub fn show(app: &App, scope: &Scope, id: &str) -> Result<Transcript> {
     let db = app.state_ro()?;

@@ -86,17 +86,14 @@ pub async fn chat(
     // continue 403, and neither is marked busy, so nobody can block
     // another's turns with 409s.
     if let Some(sid) = &b.session_id {
-        let (st2, scope, sid2, me) = (st.clone(), caller.scope(), sid.clone(), caller.user.clone());
-        blocking(move || {
-            let s = crate::ops::sessions::get(&st2.app, &scope, &sid2)?;
-            if s.session.user_id.as_deref() != Some(me.id.as_str()) {
-                return Err(Error::permission(format!(
-                    "session {sid2} belongs to another user; only its owner may chat in it"
-                )));
-            }
-            Ok(())
-        })
-        .await?;
+        let (st2, scope, sid2, me) = (
+            st.clone(),
+            caller.scope(),
+            sid.clone(),
+            caller.user.id.clone(),
+        );
+        blocking(move || crate::ops::sessions::check_continuable(&st2.app, &scope, &me, &sid2))
+            .await?;
     }
     let max = st.app.cfg.config.operator.max_turns_per_user;
     if !st.user_turns.claim(&caller.user.id, max) {
