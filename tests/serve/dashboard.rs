@@ -444,7 +444,7 @@ fn dashboard_in_headless_chromium() {
     b.click("#login-submit");
     b.wait(
         "alice's chat page",
-        "document.querySelector('#whoami')?.textContent === 'alice' && !!document.querySelector('#chat-form')",
+        "document.querySelector('#whoami')?.textContent === 'alice' && document.querySelector('.chat')?.dataset.ready === 'yes'",
     );
 
     // --- chat: a new session, streamed text, hostile markup stays text -----
@@ -504,7 +504,8 @@ fn dashboard_in_headless_chromium() {
     b.wait(
         "an empty new-session chat",
         "location.hash === '#/chat' && document.querySelector('.chat')?.dataset.sessionId === '' \
-         && document.querySelector('#transcript').children.length === 0",
+         && document.querySelector('#transcript').children.length === 0 \
+         && document.querySelector('.chat').dataset.ready === 'yes'",
     );
     b.type_into("#chat-input", "[danger] open it up");
     b.click("#chat-send");

@@ -65,36 +65,15 @@ export async function chatView(el, me, sessionId) {
     return li;
   };
 
-  // Own sessions for the picker; the open one's messages.
-  try {
-    const mine = await api('api/sessions', { query: { user: me.user.username, limit: 100 } });
-    for (const s of mine) picker.appendChild(h('option', { value: s.id }, `${sessionTitle(s)} · ${s.id}`));
-    if (st.sessionId && !mine.some((s) => s.id === st.sessionId)) {
-      picker.appendChild(h('option', { value: st.sessionId }, st.sessionId));
-    }
-    picker.value = st.sessionId || '';
-    if (st.sessionId) {
-      const t = await api(`api/sessions/${encodeURIComponent(st.sessionId)}/messages`);
-      for (const m of t.messages) {
-        const node = renderMessage(m);
-        if (node) transcript.appendChild(node);
-      }
-      scroll();
-    }
-  } catch (err) {
-    event('error', errorBox(err));
-  }
-  if (!transcript.children.length) {
-    status.textContent = st.sessionId ? 'No messages yet.' : 'A new session starts with your first message.';
-  }
-
   const setBusy = (busy) => {
     st.busy = busy;
     st.root.dataset.busy = busy ? 'yes' : 'no';
     send.disabled = busy;
     picker.disabled = busy;
   };
-  setBusy(false);
+  // Send stays disabled until the session list and transcript are loaded:
+  // a message sent earlier would land above the loaded history.
+  setBusy(true);
 
   function approvalCard(ev) {
     const n = ++ids;
@@ -258,5 +237,30 @@ export async function chatView(el, me, sessionId) {
       form.requestSubmit();
     }
   });
+  // Own sessions for the picker; the open one's messages.
+  try {
+    const mine = await api('api/sessions', { query: { user: me.user.username, limit: 100 } });
+    for (const s of mine) picker.appendChild(h('option', { value: s.id }, `${sessionTitle(s)} · ${s.id}`));
+    if (st.sessionId && !mine.some((s) => s.id === st.sessionId)) {
+      picker.appendChild(h('option', { value: st.sessionId }, st.sessionId));
+    }
+    picker.value = st.sessionId || '';
+    if (st.sessionId) {
+      const t = await api(`api/sessions/${encodeURIComponent(st.sessionId)}/messages`);
+      for (const m of t.messages) {
+        const node = renderMessage(m);
+        if (node) transcript.appendChild(node);
+      }
+      scroll();
+    }
+  } catch (err) {
+    event('error', errorBox(err));
+  }
+  if (!transcript.children.length) {
+    status.textContent = st.sessionId ? 'No messages yet.' : 'A new session starts with your first message.';
+  }
+
+  setBusy(false);
+  st.root.dataset.ready = 'yes';
   input.focus();
 }
