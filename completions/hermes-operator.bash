@@ -208,6 +208,9 @@ _hermes__operator() {
             hermes__operator__subcmd__help__subcmd__user,enable)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__enable"
                 ;;
+            hermes__operator__subcmd__help__subcmd__user,key)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__key"
+                ;;
             hermes__operator__subcmd__help__subcmd__user,list)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__list"
                 ;;
@@ -228,6 +231,15 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help__subcmd__user,unlock)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__unlock"
+                ;;
+            hermes__operator__subcmd__help__subcmd__user__subcmd__key,create)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__create"
+                ;;
+            hermes__operator__subcmd__help__subcmd__user__subcmd__key,list)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__list"
+                ;;
+            hermes__operator__subcmd__help__subcmd__user__subcmd__key,revoke)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__revoke"
                 ;;
             hermes__operator__subcmd__help__subcmd__user__subcmd__totp,confirm)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__confirm"
@@ -355,6 +367,9 @@ _hermes__operator() {
             hermes__operator__subcmd__user,help)
                 cmd="hermes__operator__subcmd__user__subcmd__help"
                 ;;
+            hermes__operator__subcmd__user,key)
+                cmd="hermes__operator__subcmd__user__subcmd__key"
+                ;;
             hermes__operator__subcmd__user,list)
                 cmd="hermes__operator__subcmd__user__subcmd__list"
                 ;;
@@ -391,6 +406,9 @@ _hermes__operator() {
             hermes__operator__subcmd__user__subcmd__help,help)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__help"
                 ;;
+            hermes__operator__subcmd__user__subcmd__help,key)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__key"
+                ;;
             hermes__operator__subcmd__user__subcmd__help,list)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__list"
                 ;;
@@ -412,6 +430,15 @@ _hermes__operator() {
             hermes__operator__subcmd__user__subcmd__help,unlock)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__unlock"
                 ;;
+            hermes__operator__subcmd__user__subcmd__help__subcmd__key,create)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__create"
+                ;;
+            hermes__operator__subcmd__user__subcmd__help__subcmd__key,list)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__list"
+                ;;
+            hermes__operator__subcmd__user__subcmd__help__subcmd__key,revoke)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__revoke"
+                ;;
             hermes__operator__subcmd__user__subcmd__help__subcmd__totp,confirm)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__confirm"
                 ;;
@@ -420,6 +447,30 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__user__subcmd__help__subcmd__totp,enable)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__enable"
+                ;;
+            hermes__operator__subcmd__user__subcmd__key,create)
+                cmd="hermes__operator__subcmd__user__subcmd__key__subcmd__create"
+                ;;
+            hermes__operator__subcmd__user__subcmd__key,help)
+                cmd="hermes__operator__subcmd__user__subcmd__key__subcmd__help"
+                ;;
+            hermes__operator__subcmd__user__subcmd__key,list)
+                cmd="hermes__operator__subcmd__user__subcmd__key__subcmd__list"
+                ;;
+            hermes__operator__subcmd__user__subcmd__key,revoke)
+                cmd="hermes__operator__subcmd__user__subcmd__key__subcmd__revoke"
+                ;;
+            hermes__operator__subcmd__user__subcmd__key__subcmd__help,create)
+                cmd="hermes__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__create"
+                ;;
+            hermes__operator__subcmd__user__subcmd__key__subcmd__help,help)
+                cmd="hermes__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__help"
+                ;;
+            hermes__operator__subcmd__user__subcmd__key__subcmd__help,list)
+                cmd="hermes__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__list"
+                ;;
+            hermes__operator__subcmd__user__subcmd__key__subcmd__help,revoke)
+                cmd="hermes__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__revoke"
                 ;;
             hermes__operator__subcmd__user__subcmd__totp,confirm)
                 cmd="hermes__operator__subcmd__user__subcmd__totp__subcmd__confirm"
@@ -1312,7 +1363,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__help__subcmd__user)
-            opts="add list show passwd role disable enable delete token unlock totp"
+            opts="add list show passwd role disable enable delete token unlock totp key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1370,6 +1421,62 @@ _hermes__operator() {
         hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__key)
+            opts="create list revoke"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2196,7 +2303,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__user)
-            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock totp help"
+            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock totp key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2290,7 +2397,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__subcmd__operator__subcmd__user__subcmd__help)
-            opts="add list show passwd role disable enable delete token unlock totp help"
+            opts="add list show passwd role disable enable delete token unlock totp key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2362,6 +2469,62 @@ _hermes__operator() {
         hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__key)
+            opts="create list revoke"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2506,6 +2669,172 @@ _hermes__operator() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key)
+            opts="-h -V --hermes-home --json --help --version create list revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__create)
+            opts="-h -V --label --expires --scope --toolsets --approvals --rpm --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --label)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --expires)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -W "chat read" -- "${cur}"))
+                    return 0
+                    ;;
+                --toolsets)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --approvals)
+                    COMPREPLY=($(compgen -W "deny wait" -- "${cur}"))
+                    return 0
+                    ;;
+                --rpm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help)
+            opts="create list revoke help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__list)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__revoke)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

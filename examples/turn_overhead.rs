@@ -52,6 +52,7 @@ async fn main() {
             message: format!("hello {i}"),
             model: None,
             channel: Channel::Cli,
+            toolsets: None,
         };
         let t0 = Instant::now();
         let o = chat::run_turn(&app, &client, &req, &approver, &mut |_| {})

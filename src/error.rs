@@ -100,6 +100,17 @@ pub struct Error {
     /// `std::error::Error::source` and for callers that need more than the
     /// message: the message already says it in words.
     pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// A finer cause inside the kind, for front ends whose clients tell
+    /// them apart (OpenAI clients expect a spent budget as 429
+    /// `insufficient_quota`, not as a generic 403).
+    pub reason: Option<Reason>,
+}
+
+/// Causes a front end may answer differently from the rest of their kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The user's daily budget is spent (`Kind::Permission`).
+    BudgetSpent,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -111,7 +122,12 @@ impl Error {
             message: message.into(),
             hint: None,
             source: None,
+            reason: None,
         }
+    }
+    pub fn reason(mut self, r: Reason) -> Self {
+        self.reason = Some(r);
+        self
     }
     /// Keep `e` as this error's source.
     pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {

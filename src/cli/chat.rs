@@ -62,6 +62,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             message: m,
             model: a.model.clone(),
             channel: Channel::Cli,
+            toolsets: None,
         };
         return one_turn(ctx, &client, &req, &approver).await.map(|_| ());
     }
@@ -96,6 +97,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             message: line.to_string(),
             model: a.model.clone(),
             channel: Channel::Cli,
+            toolsets: None,
         };
         match one_turn(ctx, &client, &req, &approver).await {
             Ok(o) => session = Some(o.session_id),

@@ -66,3 +66,39 @@ impl From<ExportFormatArg> for ExportFormat {
         }
     }
 }
+
+/// `user key create --scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyScopeArg {
+    /// Chat and read (within the owner's role)
+    Chat,
+    /// Read-only requests
+    Read,
+}
+
+impl From<KeyScopeArg> for crate::store::users::KeyScope {
+    fn from(s: KeyScopeArg) -> Self {
+        match s {
+            KeyScopeArg::Chat => Self::Chat,
+            KeyScopeArg::Read => Self::Read,
+        }
+    }
+}
+
+/// `user key create --approvals`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyApprovalsArg {
+    /// Deny dangerous commands at once
+    Deny,
+    /// Park them for the owner to answer (approval API, dashboard) until Hermes' timeout
+    Wait,
+}
+
+impl From<KeyApprovalsArg> for crate::store::users::KeyApprovals {
+    fn from(a: KeyApprovalsArg) -> Self {
+        match a {
+            KeyApprovalsArg::Deny => Self::Deny,
+            KeyApprovalsArg::Wait => Self::Wait,
+        }
+    }
+}

@@ -306,13 +306,18 @@ pub async fn logout(
         }
         parse_json(&body)?
     };
+    let Some(claims) = caller.claims.clone() else {
+        return Err(ApiError::forbidden(
+            "an API key is not a login; revoke it instead",
+        ));
+    };
     let st2 = st.clone();
     let c = caller.clone();
     let n = blocking(move || {
         logins::logout(
             &st2.app_as(c.actor()),
             &c.user,
-            &c.claims,
+            &claims,
             b.refresh_token.as_deref(),
         )
     })
@@ -455,16 +460,22 @@ pub async fn me(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult
         })
     })
     .await?;
+    // A key narrows what the role may do: a read key neither chats nor answers.
+    let key_chats = caller
+        .key
+        .as_ref()
+        .is_none_or(|k| k.scope == crate::store::users::KeyScope::Chat);
     Ok(Json(json!({
         "user": caller.user,
         "may": {
-            "chat": r.can_chat(),
+            "chat": r.can_chat() && key_chats,
             "read_all_sessions": r.can_audit(),
             "audit": r.can_audit(),
-            "manage_users": r.can_manage_users(),
-            "answer_approvals": r.can_chat(),
+            "manage_users": r.can_manage_users() && caller.key.is_none(),
+            "answer_approvals": r.can_chat() && key_chats,
         },
-        "token": {"jti": caller.claims.jti, "exp": caller.claims.exp},
+        "token": caller.claims.as_ref().map(|c| json!({"jti": c.jti, "exp": c.exp})),
+        "key": caller.key,
         "totp": totp_state,
         "totp_required": totp::required_for(&st.app.cfg.config, r),
     }))

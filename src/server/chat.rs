@@ -5,10 +5,10 @@
 //! timeout).
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{ApiJson, ChatCaller};
+use super::extract::{ApiJson, Caller, ChatCaller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
 use crate::error::Error;
-use crate::ops::chat::{run_turn, Channel, TurnEvent, TurnRequest};
+use crate::ops::chat::{run_turn, Approver, Channel, TurnEvent, TurnOutcome, TurnRequest};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -68,7 +68,6 @@ impl Drop for TurnGuard {
 }
 
 /// `POST /api/chat`.
-// Long: the SSE turn: admission, concurrency permit, the stream's producer task and its cleanup belong together.
 pub async fn chat(
     State(st): State<Arc<ServerState>>,
     // Authorization first (the guard): nothing reaches Hermes for a role
@@ -77,6 +76,72 @@ pub async fn chat(
     headers: HeaderMap,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Response> {
+    let approver = Box::new(st.approvals.approver(&caller.user, APPROVAL_WAIT));
+    let req = TurnRequest {
+        username: caller.user.username.clone(),
+        session_id: b.session_id,
+        message: b.message,
+        model: b.model,
+        channel: Channel::Http,
+        toolsets: caller
+            .key
+            .as_ref()
+            .and_then(|k| crate::ops::keys::effective_toolsets(&st.app, k)),
+    };
+    let StartedTurn { mut events, done } = start_turn(&st, &caller, req, approver).await?;
+    if wants_sse(&headers) {
+        let stream = futures_util::stream::unfold(events, |mut rx| async move {
+            let ev = rx.recv().await?;
+            let e = Event::default()
+                .event(event_type(&ev))
+                .json_data(&ev)
+                .unwrap_or_else(|_| Event::default().event("error").data("{}"));
+            Some((Ok::<_, Infallible>(e), rx))
+        });
+        return Ok(sse_response(Sse::new(stream)));
+    }
+    let result = done
+        .await
+        .map_err(|e| ApiError::from(Error::internal(format!("the chat turn failed: {e}"))))?;
+    let mut list = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        list.push(ev);
+    }
+    let outcome = result?;
+    Ok(Json(serde_json::json!({"outcome": outcome, "events": list})).into_response())
+}
+
+/// An SSE answer with keep-alive comments every 15 s (a turn waiting on an
+/// approval stays quiet for minutes) and no buffering by nginx.
+pub(super) fn sse_response<S>(sse: Sse<S>) -> Response
+where
+    S: futures_util::Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    let mut r = sse
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    r.headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+/// A turn started on its own thread: its events as they happen, and its end.
+pub(super) struct StartedTurn {
+    pub events: tokio::sync::mpsc::UnboundedReceiver<TurnEvent>,
+    pub done: tokio::sync::oneshot::Receiver<crate::Result<TurnOutcome>>,
+}
+
+/// Admit and start a chat turn for `caller` (who may chat: the route's
+/// guard said so): ownership of the session first, then the account's cap
+/// on concurrent turns, a chat slot, the session's one-turn-at-a-time claim.
+/// Shared by `/api/chat` and `/v1/chat/completions`.
+// Long: admission, the concurrency claims and the turn's thread with its cleanup belong together.
+pub(super) async fn start_turn(
+    st: &Arc<ServerState>,
+    caller: &Caller,
+    req: TurnRequest,
+    approver: Box<dyn Approver>,
+) -> ApiResult<StartedTurn> {
     if st.shutting_down.load(Ordering::Acquire) {
         return Err(Error::busy("the server is shutting down").into());
     }
@@ -85,7 +150,7 @@ pub async fn chat(
     // read answers exactly as GET does (404), one they may read but not
     // continue 403, and neither is marked busy, so nobody can block
     // another's turns with 409s.
-    if let Some(sid) = &b.session_id {
+    if let Some(sid) = &req.session_id {
         let (st2, scope, sid2, me) = (
             st.clone(),
             caller.scope(),
@@ -102,7 +167,7 @@ pub async fn chat(
             5,
         ));
     }
-    let permit = match st_chats(&st) {
+    let permit = match st_chats(st) {
         Ok(p) => p,
         Err(e) => {
             st.user_turns.release(&caller.user.id);
@@ -115,7 +180,7 @@ pub async fn chat(
         user: caller.user.id.clone(),
         _permit: permit,
     };
-    if let Some(sid) = &b.session_id {
+    if let Some(sid) = &req.session_id {
         if !st.runs.claim(sid) {
             return Err(Error::conflict(format!(
                 "a turn is already running in session {sid}; wait for it to finish"
@@ -124,17 +189,8 @@ pub async fn chat(
         }
         guard.session = Some(sid.clone());
     }
-    let sse = wants_sse(&headers);
     let app = st.app_as(caller.actor());
-    let approver = st.approvals.approver(&caller.user, APPROVAL_WAIT);
-    let req = TurnRequest {
-        username: caller.user.username.clone(),
-        session_id: b.session_id,
-        message: b.message,
-        model: b.model,
-        channel: Channel::Http,
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<TurnEvent>();
     let st2 = st.clone();
     // The turn runs on a thread of its own (at most MAX_CHATS of them; its
     // HTTP I/O still driven by the runtime's reactor): it does synchronous
@@ -142,7 +198,7 @@ pub async fn chat(
     // sleep), which must neither stall the async threads nor take the small
     // blocking pool that everyone else's reads use.
     let rt = tokio::runtime::Handle::current();
-    let (done_tx, task) = tokio::sync::oneshot::channel();
+    let (done_tx, done) = tokio::sync::oneshot::channel();
     let turn = async move {
         let mut guard = guard;
         let mut current: Option<String> = guard.session.clone();
@@ -163,7 +219,7 @@ pub async fn chat(
             }
             let _ = tx.send(ev);
         };
-        let r = run_turn(&app, &client, &req, &approver, &mut on_event).await;
+        let r = run_turn(&app, &client, &req, approver.as_ref(), &mut on_event).await;
         drop(guard);
         r
     };
@@ -173,32 +229,7 @@ pub async fn chat(
             let _ = done_tx.send(rt.block_on(turn));
         })
         .map_err(|e| Error::internal(format!("starting a chat turn: {e}")).with_source(e))?;
-    if sse {
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            let ev = rx.recv().await?;
-            let e = Event::default()
-                .event(event_type(&ev))
-                .json_data(&ev)
-                .unwrap_or_else(|_| Event::default().event("error").data("{}"));
-            Some((Ok::<_, Infallible>(e), rx))
-        });
-        let mut r = Sse::new(stream)
-            .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-            .into_response();
-        // nginx: do not buffer the stream.
-        r.headers_mut()
-            .insert("x-accel-buffering", HeaderValue::from_static("no"));
-        return Ok(r);
-    }
-    let result = task
-        .await
-        .map_err(|e| ApiError::from(Error::internal(format!("the chat turn failed: {e}"))))?;
-    let mut events = Vec::new();
-    while let Ok(ev) = rx.try_recv() {
-        events.push(ev);
-    }
-    let outcome = result?;
-    Ok(Json(serde_json::json!({"outcome": outcome, "events": events})).into_response())
+    Ok(StartedTurn { events: rx, done })
 }
 
 fn st_chats(st: &Arc<ServerState>) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {

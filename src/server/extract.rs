@@ -1,14 +1,15 @@
 //! Extractors: [`Caller`] authenticates a request ONCE (Bearer JWT, HS256
 //! only, iss/aud/exp, user still exists and is enabled, token version
-//! current, not logged out); [`ApiJson`] and [`ApiQuery`] turn bad input
-//! into JSON 400/413/415 errors.
+//! current, not logged out; or a personal API key `hop_…`: live, owner
+//! enabled and of the key's role, within its scope and rate); [`ApiJson`]
+//! and [`ApiQuery`] turn bad input into JSON 400/413/415 errors.
 
 use super::errors::{ApiError, ApiResult};
 use super::middleware::LogUser;
 use super::state::ServerState;
 use crate::ops::credentials::{self, Claims};
 use crate::ops::sessions::Scope;
-use crate::store::users::{Role, User};
+use crate::store::users::{ApiKey, KeyScope, Role, User};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -21,7 +22,10 @@ use std::sync::Arc;
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user: User,
-    pub claims: Claims,
+    /// The access token's claims; `None` for a personal API key.
+    pub claims: Option<Claims>,
+    /// The personal API key the request came with.
+    pub key: Option<ApiKey>,
 }
 
 impl Caller {
@@ -51,8 +55,36 @@ impl Caller {
         }
     }
 
+    /// Who the audit log says acted: the user, and the key id when a key was used.
     pub fn actor(&self) -> String {
-        format!("http:{}", self.user.username)
+        match &self.key {
+            Some(k) => format!("http:{}/{}", self.user.username, k.id),
+            None => format!("http:{}", self.user.username),
+        }
+    }
+}
+
+/// Requests a personal API key may make: reads (GET/HEAD) in either scope;
+/// chat turns and answers to approvals with `chat`. Nothing else: a leaked
+/// key cannot change passwords, accounts or make more keys (that takes a login).
+fn key_allows(method: &axum::http::Method, path: &str, scope: KeyScope) -> Result<(), String> {
+    use axum::http::Method;
+    if *method == Method::GET || *method == Method::HEAD {
+        return Ok(());
+    }
+    let chat = *method == Method::POST
+        && (path == "/api/chat"
+            || path == "/v1/chat/completions"
+            || (path.starts_with("/api/sessions/") && path.ends_with("/approval")));
+    match (chat, scope) {
+        (true, KeyScope::Chat) => Ok(()),
+        (true, KeyScope::Read) => {
+            Err("this API key is read-only (scope read): it may not chat".into())
+        }
+        (false, _) => Err(format!(
+            "API keys may read and chat only; {method} {} needs a login (access token)",
+            crate::output::clip(path, 80)
+        )),
     }
 }
 
@@ -119,36 +151,84 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
         }
         let token = bearer(parts).ok_or_else(|| {
             ApiError::unauthorized(
-                "authentication required: send Authorization: Bearer <access token>",
+                "authentication required: send Authorization: Bearer <access token or API key>",
             )
         })?;
-        let claims = credentials::decode_access_token(st.secret(), token).map_err(|e| {
-            ApiError::unauthorized("invalid or expired access token").with_detail(e.message)
-        })?;
-        // One primary-key read on a pooled connection (microseconds): every
-        // request sees password/role changes, disabling, deletion, logouts
-        // and revoked logins at once, whichever `serve` process made them.
-        let user = st.token_user(&claims).map_err(ApiError::from)?;
-        let user = match user {
-            Some((_, true)) => {
-                return Err(ApiError::unauthorized(
-                    "this access token was logged out or its login revoked; log in again",
-                ))
-            }
-            Some((u, false)) if !u.disabled && u.token_version == claims.tv => u,
-            _ => {
-                return Err(ApiError::unauthorized(
-                    "this access token was revoked; log in again",
-                ))
-            }
+        let c = if token.starts_with(crate::ops::keys::KEY_PREFIX) {
+            key_caller(parts, st, token)?
+        } else {
+            token_caller(st, token)?
         };
         if let Some(slot) = parts.extensions.get::<LogUser>() {
-            let _ = slot.0.set(user.username.clone());
+            let _ = slot
+                .0
+                .set(c.actor().trim_start_matches("http:").to_string());
         }
-        let c = Caller { user, claims };
         parts.extensions.insert(c.clone());
         Ok(c)
     }
+}
+
+fn token_caller(st: &ServerState, token: &str) -> Result<Caller, ApiError> {
+    let claims = credentials::decode_access_token(st.secret(), token).map_err(|e| {
+        ApiError::unauthorized("invalid or expired access token").with_detail(e.message)
+    })?;
+    // One primary-key read on a pooled connection (microseconds): every
+    // request sees password/role changes, disabling, deletion, logouts
+    // and revoked logins at once, whichever `serve` process made them.
+    let user = st.token_user(&claims).map_err(ApiError::from)?;
+    let user = match user {
+        Some((_, true)) => {
+            return Err(ApiError::unauthorized(
+                "this access token was logged out or its login revoked; log in again",
+            ))
+        }
+        Some((u, false)) if !u.disabled && u.token_version == claims.tv => u,
+        _ => {
+            return Err(ApiError::unauthorized(
+                "this access token was revoked; log in again",
+            ))
+        }
+    };
+    Ok(Caller {
+        user,
+        claims: Some(claims),
+        key: None,
+    })
+}
+
+/// A personal API key: live (a read on every request, so revocation, a
+/// role change or disabling the owner take effect at once), then its scope
+/// for this request, then its rate.
+fn key_caller(parts: &Parts, st: &Arc<ServerState>, token: &str) -> Result<Caller, ApiError> {
+    let (key, user) = st
+        .key_user(token)
+        .map_err(ApiError::from)?
+        .map_err(|r| ApiError::unauthorized(r.message()))?;
+    key_allows(&parts.method, parts.uri.path(), key.scope).map_err(ApiError::forbidden)?;
+    let now = std::time::Instant::now();
+    if let Err(wait) = st.key_use.admit(&key.id, key.rpm, now) {
+        return Err(ApiError::throttled(
+            format!(
+                "this API key allows {} requests per minute; retry in {wait} s",
+                key.rpm.unwrap_or(0)
+            ),
+            wait,
+        ));
+    }
+    if st.key_use.touch_due(&key.id, now) {
+        let (st2, id) = (st.clone(), key.id.clone());
+        // Off the request's path; losing one such write only makes
+        // `last used` a minute older.
+        tokio::task::spawn_blocking(move || {
+            let _ = st2.app.users().and_then(|u| u.key_touch(&id));
+        });
+    }
+    Ok(Caller {
+        user,
+        claims: None,
+        key: Some(key),
+    })
 }
 
 /// Whether the request says its body is JSON (`application/json`, any

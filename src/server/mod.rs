@@ -16,8 +16,10 @@ pub mod cache;
 pub mod chat;
 pub mod errors;
 pub mod extract;
+pub mod keys;
 pub mod listen;
 pub mod middleware;
+pub mod openai;
 pub mod sessions;
 pub mod state;
 pub mod users;
@@ -111,11 +113,17 @@ fn routes() -> (Routes, Routes) {
         .get("/api/audit/user/{username}", audit::user)
         .get("/api/audit/replay/{session_id}", audit::replay)
         .get("/api/audit/verify", audit::verify)
+        .get("/api/keys", keys::list)
+        .post("/api/keys", keys::create)
+        .delete("/api/keys/{id}", keys::revoke)
+        .get("/v1/models", openai::models)
         .get("/api/users", users::list)
         .patch("/api/users/{username}", users::patch)
         .delete("/api/users/{username}", users::delete);
     // Chat turns (and their SSE streams) last as long as the agent works.
-    let untimed = Routes::new().post("/api/chat", chat::chat);
+    let untimed = Routes::new()
+        .post("/api/chat", chat::chat)
+        .post("/v1/chat/completions", openai::chat_completions);
     (timed, untimed)
 }
 
@@ -165,9 +173,11 @@ pub fn router(st: Arc<ServerState>) -> Router {
                     header::CONTENT_TYPE,
                     header::ACCEPT,
                     header::HeaderName::from_static("x-request-id"),
+                    header::HeaderName::from_static(openai::SESSION_HEADER),
                 ])
                 .expose_headers([
                     header::HeaderName::from_static("x-request-id"),
+                    header::HeaderName::from_static(openai::SESSION_HEADER),
                     header::RETRY_AFTER,
                 ])
                 .max_age(Duration::from_secs(600)),

@@ -10,9 +10,10 @@ use crate::error::{Error, Kind, Result};
 use crate::hermes::api::HermesClient;
 use crate::ops::chat::PendingApprovals;
 use crate::ops::credentials::Claims;
+use crate::ops::keys::KeyRefusal;
 use crate::store::events::Actor;
 use crate::store::state::StateDb;
-use crate::store::users::{User, UserStore};
+use crate::store::users::{ApiKey, User, UserStore};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -159,6 +160,54 @@ impl UserTurns {
     }
 }
 
+/// Personal API keys in use (this process): each key's requests of the last
+/// minute for its `--rpm` limit, and when its `last_used_at` was last
+/// written (at most once a minute, so a busy key does not turn every request
+/// into a users.db write).
+#[derive(Default)]
+pub struct KeyUse {
+    map: Mutex<HashMap<String, KeyWindow>>,
+}
+
+/// One key's requests in the last minute, and its last `last_used_at` write.
+type KeyWindow = (std::collections::VecDeque<Instant>, Option<Instant>);
+
+impl KeyUse {
+    /// Count a request of `key`; `Err(seconds to wait)` when `rpm` requests
+    /// were already made in the last 60 s (the refused one is not counted).
+    pub fn admit(&self, key: &str, rpm: Option<u32>, now: Instant) -> Result<(), u64> {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let (times, _) = m.entry(key.to_string()).or_default();
+        let minute = std::time::Duration::from_secs(60);
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= minute)
+        {
+            times.pop_front();
+        }
+        if let Some(limit) = rpm {
+            if times.len() >= limit as usize {
+                let oldest = *times.front().unwrap_or(&now);
+                let wait = minute.saturating_sub(now.duration_since(oldest));
+                return Err(wait.as_secs().max(1));
+            }
+            times.push_back(now);
+        }
+        Ok(())
+    }
+
+    /// Whether `last_used_at` is due for a write (and note that it is being written).
+    pub fn touch_due(&self, key: &str, now: Instant) -> bool {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, last) = m.entry(key.to_string()).or_default();
+        if last.is_some_and(|t| now.duration_since(t) < std::time::Duration::from_secs(60)) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
 /// Chat turns in flight: session id → Hermes run id (once known). Used to
 /// refuse a second concurrent turn in one session and, at shutdown, to stop
 /// the runs that outlive the grace period.
@@ -214,6 +263,7 @@ pub struct ServerState {
     pub approvals: Arc<PendingApprovals>,
     pub runs: Runs,
     pub user_turns: UserTurns,
+    pub key_use: KeyUse,
     /// `/healthz`'s last check: when, and the databases that failed.
     pub health: tokio::sync::Mutex<Option<(Instant, FailedDbs)>>,
     pub argon2: tokio::sync::Semaphore,
@@ -258,6 +308,7 @@ impl ServerState {
             approvals: Arc::new(PendingApprovals::default()),
             runs: Runs::default(),
             user_turns: UserTurns::default(),
+            key_use: KeyUse::default(),
             health: tokio::sync::Mutex::new(None),
             argon2: tokio::sync::Semaphore::new(cpus.clamp(1, 4)),
             argon2_waiting: AtomicU64::new(0),
@@ -311,6 +362,21 @@ impl ServerState {
             Err(e) => return Err(e),
         };
         conn.run(|u| u.find_for_token(&claims.sub, &claims.jti, claims.fam.as_deref()))
+    }
+
+    /// The key presented as a bearer token and its owner, if it is live:
+    /// one SHA-256 and one indexed read on a pooled read-only connection.
+    pub fn key_user(
+        &self,
+        presented: &str,
+    ) -> Result<std::result::Result<(ApiKey, User), KeyRefusal>> {
+        let path = self.app.home.users_db();
+        let mut conn = match self.users_pool.get(|| UserStore::open_readonly(&path)) {
+            Ok(c) => c,
+            Err(e) if e.kind == Kind::NotFound => return Ok(Err(KeyRefusal::Unknown)),
+            Err(e) => return Err(e),
+        };
+        conn.run(|u| crate::ops::keys::authenticate(u, presented))
     }
 
     /// `f` with pooled read-only handles on state.db and users.db.

@@ -635,3 +635,26 @@ impl Drop for Gateway {
         }
     }
 }
+
+/// The Hermes hook events `hook install` registers.
+pub const MANAGED_HOOKS: [&str; 4] = [
+    "pre_tool_call",
+    "post_tool_call",
+    "subagent_start",
+    "subagent_stop",
+];
+
+/// Our hook entries for every managed event, as `hook install` writes them
+/// but without `--hermes-home` (the gateway's environment names it), for
+/// [`GatewayOpts::extra_yaml`].
+pub fn hooks_yaml() -> String {
+    let bin = fs::canonicalize(env!("CARGO_BIN_EXE_hermes-operator")).unwrap();
+    let mut extra = String::from("hooks:\n");
+    for ev in MANAGED_HOOKS {
+        extra.push_str(&format!(
+            "  {ev}:\n    - command: \"{} hook\"\n      timeout: 10\n",
+            bin.display()
+        ));
+    }
+    extra
+}

@@ -715,6 +715,7 @@ async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
         message: "[danger] answered too late".into(),
         model: None,
         channel: Channel::Cli,
+        toolsets: None,
     };
     let approver = LateApprover {
         delay: Duration::from_secs(5),
@@ -1073,6 +1074,7 @@ async fn two_approvals_in_one_run_each_answered(gen: Gen) {
         message: "[danger2] open both".into(),
         model: None,
         channel: Channel::Cli,
+        toolsets: None,
     };
     let mut seen: Vec<TurnEvent> = Vec::new();
     let out = run_turn(&app, &client, &req, &approver, &mut |e| seen.push(e))

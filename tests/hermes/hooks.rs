@@ -16,12 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const MANAGED: [&str; 4] = [
-    "pre_tool_call",
-    "post_tool_call",
-    "subagent_start",
-    "subagent_stop",
-];
+use common::gateway::{hooks_yaml, MANAGED_HOOKS as MANAGED};
 
 /// Runs `hermes-operator --hermes-home HOME hook` with `input` on stdin.
 fn hook(home: &Path, input: &str) -> Output {
@@ -942,20 +937,6 @@ fn tool_messages(gw: &Gateway, session: &str) -> Vec<(String, String)> {
         .unwrap()
         .map(Result::unwrap)
         .collect()
-}
-
-/// Our hook entries for every managed event, as `hook install` writes them
-/// but without `--hermes-home` (the gateway's environment names it).
-fn hooks_yaml() -> String {
-    let bin = fs::canonicalize(env!("CARGO_BIN_EXE_hermes-operator")).unwrap();
-    let mut extra = String::from("hooks:\n");
-    for ev in MANAGED {
-        extra.push_str(&format!(
-            "  {ev}:\n    - command: \"{} hook\"\n      timeout: 10\n",
-            bin.display()
-        ));
-    }
-    extra
 }
 
 /// `agent.max_turns: 2` and a model that calls the terminal three times in

@@ -6,7 +6,7 @@
 //! a lock, like the Hermes venv). If it cannot be installed the test FAILS
 //! loudly: it never skips.
 //!
-//! Not fuzzed: `POST /api/chat` and `GET /api/models` — they drive the real
+//! Not fuzzed: `POST /api/chat`, `GET /api/models` and their OpenAI twins under `/v1` — they drive the real
 //! Hermes agent (tests/serve/chat.rs covers them with a real gateway); here
 //! Hermes is down, so an authorized call is a deliberate 502 — and
 //! `POST /auth/logout`, which would revoke the admin token the run uses
@@ -196,6 +196,10 @@ async fn schemathesis_finds_no_server_errors() {
             "/api/chat",
             "--exclude-path",
             "/api/models",
+            "--exclude-path",
+            "/v1/chat/completions",
+            "--exclude-path",
+            "/v1/models",
             // Logging out would revoke the token the rest of the run uses.
             "--exclude-path",
             "/auth/logout",

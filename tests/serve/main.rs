@@ -13,4 +13,6 @@ mod dashboard;
 mod fuzz;
 mod hardening;
 mod http;
+mod keys;
+mod openai;
 mod totp;

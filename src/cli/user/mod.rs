@@ -4,6 +4,7 @@
 mod add;
 mod delete;
 mod enable;
+mod key;
 mod list;
 mod passwd;
 mod role;
@@ -40,6 +41,9 @@ pub enum UserCmd {
     /// Two-factor login (TOTP) for an account
     #[command(subcommand)]
     Totp(totp::TotpCmd),
+    /// Personal API keys (OpenAI-compatible clients, scripts)
+    #[command(subcommand)]
+    Key(key::KeyCmd),
 }
 
 pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
@@ -55,6 +59,7 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
         UserCmd::Token(a) => token::run(ctx, a),
         UserCmd::Unlock(a) => unlock::run(ctx, a),
         UserCmd::Totp(c) => totp::run(ctx, c),
+        UserCmd::Key(c) => key::run(ctx, c),
     }
 }
 

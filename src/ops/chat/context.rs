@@ -4,8 +4,9 @@ use super::*;
 use crate::store::events::EventKind;
 
 /// The operator supervision prompt, re-sent as `instructions` every turn.
-pub fn supervision_prompt(app: &App, user: &User) -> String {
+pub fn supervision_prompt(app: &App, user: &User, toolsets: Option<&[String]>) -> String {
     let c = &app.cfg.config;
+    let allowed = crate::ops::hooks::allowed_toolsets(&c.agent.enabled_toolsets, toolsets);
     let mut p = format!(
         "You are Hermes Agent operating under Operator supervision.\n\
          Operator user: {} (role: {})\n\
@@ -18,7 +19,11 @@ pub fn supervision_prompt(app: &App, user: &User) -> String {
         user.username,
         user.role,
         c.budget.session_alert_usd,
-        c.agent.enabled_toolsets.join(", ")
+        if allowed.is_empty() {
+            "none".to_string()
+        } else {
+            allowed.join(", ")
+        }
     );
     if !c.agent.instructions.is_empty() {
         p.push_str("\nAdditional operator instructions:\n");

@@ -31,7 +31,7 @@ pub(super) async fn drive(
     )
     .map_err(|e| (e, 0.0))?;
     let hist = history(&prior);
-    let instructions = supervision_prompt(app, &turn.user);
+    let instructions = supervision_prompt(app, &turn.user, req.toolsets.as_deref());
     let mut waited = std::time::Duration::ZERO;
     let t_wait = Instant::now();
     // One key per turn: a retried POST after a lost answer starts no second run.

@@ -35,6 +35,9 @@ pub struct TurnRequest {
     pub model: Option<String>,
     /// How the caller reached us (the `session_start` event's `channel`).
     pub channel: Channel,
+    /// Narrower toolsets for this turn (a personal API key's), enforced by
+    /// the hook; `None`: the operator's `agent.enabled_toolsets`.
+    pub toolsets: Option<Vec<String>>,
 }
 
 /// The front end a turn came through.
@@ -45,6 +48,8 @@ pub enum Channel {
     Cli,
     /// `POST /api/chat` (the dashboard and scripts).
     Http,
+    /// `POST /v1/chat/completions` (OpenAI-compatible clients with a personal API key or token).
+    Openai,
 }
 
 /// What the caller sees while the turn runs (and, as NDJSON, `chat --json`).

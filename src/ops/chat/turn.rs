@@ -81,6 +81,21 @@ pub async fn run_turn(
         new: new_session,
     });
     let mut turn = turn;
+    // The hook reads the turn's tool policy (a key's narrower toolsets) from
+    // the session's marker: write it before Hermes can call a tool.
+    if let Err(e) = crate::ops::hooks::set_turn_policy(
+        &app.home,
+        &turn.session_id,
+        &turn.user.id,
+        req.toolsets.as_deref(),
+    ) {
+        let e = fail(&turn, "policy", e);
+        on_event(TurnEvent::Error {
+            code: e.kind.code().into(),
+            message: e.message.clone(),
+        });
+        return Err(e);
+    }
     let reservation = match reserve(&turn) {
         Ok(r) => r,
         Err(e) => {
@@ -160,6 +175,7 @@ pub(super) fn reserve(turn: &Turn) -> Result<Option<String>> {
             "daily budget of ${limit:.2} for {} is spent (${used:.4} used or reserved today, UTC)",
             turn.user.username
         ))
+        .reason(crate::error::Reason::BudgetSpent)
         .hint("an admin can raise budget.user_daily_usd in profiles/operator/config.yaml; the budget resets at 00:00 UTC")),
     }
 }

@@ -73,6 +73,9 @@ pub(super) struct OpSession {
     pub(super) subagent: Option<String>,
     /// Why the session was treated as an operator session without a row.
     pub(super) note: Option<String>,
+    /// The current turn's narrower toolsets (a personal API key's), within
+    /// `agent.enabled_toolsets`; `None`: the operator's whole list.
+    pub(super) toolsets: Option<Vec<String>>,
 }
 
 /// Sessions the hook knows to be the operator's, one small JSON file each
@@ -98,6 +101,8 @@ pub(super) fn safe_file_id(id: &str) -> bool {
 pub(super) struct Marker {
     pub(super) session_id: String,
     pub(super) user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) toolsets: Option<Vec<String>>,
 }
 
 /// Which operator session (if any) `id` belongs to. Non-operator ids cost
@@ -114,12 +119,15 @@ pub(super) fn classify(home: &Home, id: &str) -> Option<OpSession> {
                 session_id: m.session_id,
                 user_id: m.user_id,
                 note: None,
+                toolsets: m.toolsets,
             },
             Err(_) => OpSession {
                 session_id: id.to_string(),
                 user_id: None,
                 subagent: (!op_shape).then(|| id.to_string()),
                 note: Some("unreadable session marker".into()),
+                // Unreadable: it may have narrowed the toolsets, so allow none.
+                toolsets: Some(Vec::new()),
             },
         });
     }
@@ -131,6 +139,7 @@ pub(super) fn classify(home: &Home, id: &str) -> Option<OpSession> {
         user_id,
         subagent: None,
         note,
+        toolsets: None,
     };
     match state_lookup(&home.state_db(), id) {
         Ok(Some((source, user_id))) if source == "operator" => {
@@ -302,8 +311,9 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
                         .to_string(),
                 ),
                 (Ok(c), Some(t)) => {
-                    if !tool_allowed(t, &c.agent.enabled_toolsets) {
-                        Some(block_reason(t, &c.agent.enabled_toolsets))
+                    let allowed = allowed_toolsets(&c.agent.enabled_toolsets, op.toolsets.as_deref());
+                    if !tool_allowed(t, &allowed) {
+                        Some(block_reason(t, &allowed))
                     } else {
                         over_max_turns(home, &op.session_id, c.agent.max_turns)
                     }
@@ -414,6 +424,39 @@ pub(super) fn append_event(home: &Home, ev: NewEvent) -> Result<()> {
     Ok(())
 }
 
+/// The toolsets a session's tool calls may use: the operator's list,
+/// narrowed by the turn's (a key's) when it has one, never widened.
+pub fn allowed_toolsets(operator: &[String], turn: Option<&[String]>) -> Vec<String> {
+    match turn {
+        None => operator.to_vec(),
+        Some(t) => operator.iter().filter(|o| t.contains(o)).cloned().collect(),
+    }
+}
+
+/// Before a turn starts: tell the hook which operator session this is, its
+/// owner and the turn's toolsets (a personal API key's narrower list, or
+/// `None` for the operator's own). Written every turn, so a session
+/// continued from the dashboard after a key's turn is not left narrowed,
+/// and one continued through a key never inherits a wider earlier turn.
+pub fn set_turn_policy(
+    home: &Home,
+    session_id: &str,
+    user_id: &str,
+    toolsets: Option<&[String]>,
+) -> Result<()> {
+    write_marker(
+        home,
+        session_id,
+        &OpSession {
+            session_id: session_id.to_string(),
+            user_id: Some(user_id.to_string()),
+            subagent: None,
+            note: None,
+            toolsets: toolsets.map(<[String]>::to_vec),
+        },
+    )
+}
+
 pub(super) fn write_marker(home: &Home, id: &str, op: &OpSession) -> Result<()> {
     if !safe_file_id(id) {
         return Err(Error::usage(format!("unexpected session id {id:?}")));
@@ -422,6 +465,7 @@ pub(super) fn write_marker(home: &Home, id: &str, op: &OpSession) -> Result<()> 
     let body = serde_json::to_vec(&Marker {
         session_id: op.session_id.clone(),
         user_id: op.user_id.clone(),
+        toolsets: op.toolsets.clone(),
     })?;
     home::write_private_file(&sessions_dir(home).join(id), &body)
 }

@@ -87,6 +87,10 @@ event_kinds! {
     TokenIssued = "token_issued",
     /// Tokens were revoked: logout, refresh-token reuse.
     TokenRevoked = "token_revoked",
+    /// A personal API key was made (id, prefix, scope, toolsets; never the key).
+    KeyCreated = "key_created",
+    /// A personal API key was revoked by its owner or an admin.
+    KeyRevoked = "key_revoked",
     /// `hook install` changed Hermes' config.
     HookInstalled = "hook_installed",
     /// `hook uninstall` changed Hermes' config.

@@ -9,9 +9,11 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+mod keys;
 mod throttle;
 mod tokens;
 mod totp;
+pub use keys::{ApiKey, KeyApprovals, KeyScope, NewKey};
 pub use throttle::{AttemptLimits, Gate, Limit};
 pub use tokens::RefreshUse;
 pub use totp::TotpRow;
@@ -105,6 +107,27 @@ const MIGRATIONS: &[&str] = &[
         used_at TEXT,
         PRIMARY KEY (user_id, code_hash)
     );",
+    // v7: personal API keys (store/users/keys.rs): the SHA-256 of each key,
+    // its owner's role when made (a role change revokes it), scope, toolsets
+    // (JSON list; NULL = the operator's own), approvals policy, rpm, expiry.
+    "CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        key_hash BLOB NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        role TEXT NOT NULL,
+        scope TEXT NOT NULL CHECK (scope IN ('chat', 'read')),
+        toolsets TEXT,
+        approvals TEXT NOT NULL CHECK (approvals IN ('deny', 'wait')),
+        rpm INTEGER,
+        created_at TEXT NOT NULL,
+        expires_at INTEGER,
+        last_used_at TEXT,
+        revoked_at TEXT,
+        revoked_reason TEXT
+    );
+    CREATE INDEX api_keys_user ON api_keys(user_id);",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -171,17 +194,22 @@ pub struct User {
 pub(super) const COLS: &str = "id, username, role, disabled, token_version, created_at, updated_at, password_changed_at, last_login_at";
 
 pub(super) fn from_row(r: &Row) -> rusqlite::Result<User> {
-    let role: String = r.get(2)?;
+    from_row_at(r, 0)
+}
+
+/// A [`User`] from the [`COLS`] starting at column `at` (after a join's own).
+pub(super) fn from_row_at(r: &Row, at: usize) -> rusqlite::Result<User> {
+    let role: String = r.get(at + 2)?;
     Ok(User {
-        id: r.get(0)?,
-        username: r.get(1)?,
+        id: r.get(at)?,
+        username: r.get(at + 1)?,
         role: Role::parse(&role).unwrap_or(Role::Viewer),
-        disabled: r.get::<_, i64>(3)? != 0,
-        token_version: r.get(4)?,
-        created_at: r.get(5)?,
-        updated_at: r.get(6)?,
-        password_changed_at: r.get(7)?,
-        last_login_at: r.get(8)?,
+        disabled: r.get::<_, i64>(at + 3)? != 0,
+        token_version: r.get(at + 4)?,
+        created_at: r.get(at + 5)?,
+        updated_at: r.get(at + 6)?,
+        password_changed_at: r.get(at + 7)?,
+        last_login_at: r.get(at + 8)?,
     })
 }
 
@@ -339,7 +367,11 @@ impl UserStore {
                     return Ok(Err(last_admin_error(verb, &name)));
                 }
             }
-            tx.execute(&sql, params![value, now, id]).map(Ok)
+            let n = tx.execute(&sql, params![value, now, id])?;
+            if bump_tokens {
+                keys::revoke_all_in(tx, id, what)?;
+            }
+            Ok(Ok(n))
         })??;
         if n == 0 {
             return Err(Error::not_found(format!("user {id} no longer exists")));
@@ -404,6 +436,7 @@ impl UserStore {
             }
             tx.execute("DELETE FROM totp WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM totp_recovery WHERE user_id = ?1", [id])?;
+            tx.execute("DELETE FROM api_keys WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [id]).map(Ok)
         })??;
         if n == 0 {

@@ -1,0 +1,419 @@
+//! Personal API keys and the OpenAI-compatible endpoint against a REAL
+//! Hermes gateway (both generations), driven by the real `openai` Python SDK
+//! (tests/fixtures/openai_client.py, in the test venv: Hermes pins
+//! `openai==2.24.0`): completions plain and streamed, a resent history
+//! continuing the same operator session, the key id in the audit log,
+//! revoked / read-only / viewer keys, `--rpm`, a spent budget, a key's
+//! toolsets enforced by the hook, `--approvals deny` vs `wait`, and how keys
+//! are stored.
+use crate::common;
+use crate::common::serve as serve_common;
+
+use common::add_user;
+use common::gateway::{hooks_yaml, Gateway, GatewayOpts};
+use common::{op, Gen};
+use serde_json::{json, Value};
+use serve_common::{client, configure, send, token, Server};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openai_client.py")
+}
+
+/// One run of the SDK script with `key` (in the environment, never argv).
+fn sdk(gen: Gen, s: &Server, key: &str, owner_token: &str, args: &[&str]) -> Value {
+    let out = std::process::Command::new(gen.python())
+        .arg(script())
+        .args(args)
+        .env("OP_BASE", &s.base)
+        .env("OP_KEY", key)
+        .env("OP_OWNER_TOKEN", owner_token)
+        .env("PYTHONIOENCODING", "utf-8")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the openai SDK script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "openai_client.py {args:?} failed ({}):\n{stdout}\n{}\n--- serve log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        s.log()
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    // The SDK Hermes pins, so both generations' venvs run the same client.
+    assert_eq!(v["openai_version"], "2.24.0", "{v}");
+    v
+}
+
+/// `user key create NAME ARGS… --json` → (id, key).
+fn make_key(home: &Path, name: &str, args: &[&str]) -> (String, String) {
+    let o = op(home)
+        .args(["--json", "user", "key", "create", name])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let key = v["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("hop_") && key.len() == 47, "{v}");
+    (v["id"].as_str().unwrap().to_string(), key)
+}
+
+fn msgs(v: Value) -> String {
+    v.to_string()
+}
+
+/// (role, content) of a session's live messages in state.db.
+fn stored(gw: &Gateway, sid: &str) -> Vec<(String, Option<String>)> {
+    let c = common::open_ro(&gw.state_db());
+    let mut st = c
+        .prepare("SELECT role, content FROM messages WHERE session_id = ?1 ORDER BY id")
+        .unwrap();
+    st.query_map([sid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn last_assistant(gw: &Gateway, sid: &str) -> String {
+    stored(gw, sid)
+        .into_iter()
+        .rev()
+        .find_map(|(r, c)| (r == "assistant").then_some(c).flatten())
+        .unwrap_or_default()
+}
+
+// Long: one gateway per generation is the expensive part; the scenarios run in order on it.
+async fn openai_sdk_with_personal_keys(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            approval_timeout_secs: 60,
+            extra_yaml: hooks_yaml(),
+            ..Default::default()
+        },
+    );
+    let h = gw.home.clone();
+    let base_cfg = format!(
+        "hermes:\n  api_url: {}\nagent:\n  enabled_toolsets: [terminal, file, web]\n",
+        gw.url
+    );
+    configure(&h, &base_cfg);
+    let alice_id = add_user(&h, "alice", "user");
+    add_user(&h, "vic", "viewer");
+    let (chat_id, chat_key) = make_key(&h, "alice", &["--label", "sdk"]);
+    let (_, read_key) = make_key(&h, "alice", &["--scope", "read"]);
+    let (_, vic_key) = make_key(&h, "vic", &[]);
+    let (_, rpm_key) = make_key(&h, "alice", &["--rpm", "2"]);
+    let (_, narrow_key) = make_key(&h, "alice", &["--toolsets", "file,web"]);
+    let (_, wait_key) = make_key(&h, "alice", &["--approvals", "wait"]);
+    let mut s = Server::start(&gw.home);
+    let c = client();
+    let alice_tok = token(&c, &s, "alice").await;
+
+    // --- models, a plain completion, then the resent history continues it --
+    let m = sdk(gen, &s, &chat_key, "", &["models"]);
+    let model = m["ids"][0].as_str().expect("a model").to_string();
+    let first = sdk(
+        gen,
+        &s,
+        &chat_key,
+        "",
+        &[
+            "complete",
+            &model,
+            &msgs(json!([
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "hello there"}
+            ])),
+        ],
+    );
+    assert!(first.get("error_class").is_none(), "{first}");
+    let sid = first["session"]
+        .as_str()
+        .expect("X-Hermes-Session-Id")
+        .to_string();
+    assert!(sid.starts_with("op_") && sid.len() == 15, "{first}");
+    let text1 = first["text"].as_str().unwrap().to_string();
+    assert!(!text1.is_empty(), "{first}");
+    assert_eq!(
+        text1.trim(),
+        last_assistant(&gw, &sid).trim(),
+        "the reply is what Hermes stored"
+    );
+    assert_eq!(first["finish"], "stop");
+    assert!(
+        first["usage"]["prompt_tokens"].as_i64().unwrap() > 0,
+        "{first}"
+    );
+
+    let second = sdk(
+        gen,
+        &s,
+        &chat_key,
+        "",
+        &[
+            "stream",
+            &model,
+            &msgs(json!([
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "hello there"},
+                {"role": "assistant", "content": text1},
+                {"role": "user", "content": "and once more"}
+            ])),
+        ],
+    );
+    assert!(second.get("error_class").is_none(), "{second}");
+    assert_eq!(
+        second["session"],
+        sid.as_str(),
+        "the resent history continued the session"
+    );
+    assert_eq!(second["finish"], "stop", "{second}");
+    assert_eq!(second["roles"], json!(["assistant"]), "{second}");
+    assert!(second["chunks"].as_i64().unwrap() >= 3, "{second}");
+    assert!(
+        second["usage"]["completion_tokens"].as_i64().unwrap() > 0,
+        "include_usage: {second}"
+    );
+    assert_eq!(
+        second["text"].as_str().unwrap().trim(),
+        last_assistant(&gw, &sid).trim(),
+        "the streamed text is what Hermes stored"
+    );
+    // state.db: one operator session, alice's, with both turns.
+    {
+        let db = common::open_ro(&gw.state_db());
+        let (source, user): (String, Option<String>) = db
+            .query_row(
+                "SELECT source, user_id FROM sessions WHERE id = ?1",
+                [&sid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (source.as_str(), user.as_deref()),
+            ("operator", Some(alice_id.as_str()))
+        );
+        let users: Vec<String> = stored(&gw, &sid)
+            .into_iter()
+            .filter(|(r, _)| r == "user")
+            .filter_map(|(_, c)| c)
+            .collect();
+        assert_eq!(users, ["hello there", "and once more"]);
+        let n: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sessions WHERE source = 'operator'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "no second session");
+    }
+    // An edited history is another conversation: a new session.
+    let other = sdk(
+        gen,
+        &s,
+        &chat_key,
+        "",
+        &[
+            "complete",
+            &model,
+            &msgs(json!([
+                {"role": "user", "content": "hello there"},
+                {"role": "assistant", "content": "something I never said"},
+                {"role": "user", "content": "and once more"}
+            ])),
+        ],
+    );
+    assert_ne!(other["session"], sid.as_str(), "{other}");
+    // X-Hermes-Session-Id continues a session whatever the history says.
+    let third = sdk(
+        gen,
+        &s,
+        &chat_key,
+        "",
+        &[
+            "complete",
+            &model,
+            &msgs(json!([{"role": "user", "content": "third"}])),
+            &sid,
+        ],
+    );
+    assert_eq!(third["session"], sid.as_str(), "{third}");
+
+    // audit replay: the turns carry the key id as their actor.
+    let o = op(&h)
+        .args(["--json", "audit", "replay", &sid])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let replay = String::from_utf8_lossy(&o.stdout).to_string();
+    let r: Value = serde_json::from_str(&replay).unwrap();
+    let turns: Vec<&Value> = r["events"]
+        .as_array()
+        .or_else(|| r.as_array())
+        .unwrap()
+        .iter()
+        .map(|e| e.get("event").unwrap_or(e))
+        .filter(|e| e["type"] == "user_message")
+        .collect();
+    assert_eq!(turns.len(), 3, "{replay}");
+    for t in &turns {
+        assert_eq!(t["actor"], format!("http:alice/{chat_id}"), "{t}");
+        assert_eq!(t["data"]["channel"], "openai", "{t}");
+    }
+
+    // --- refusals in the shapes the SDK raises ------------------------------
+    let hi = msgs(json!([{"role": "user", "content": "hi"}]));
+    let e = sdk(gen, &s, &read_key, "", &["complete", &model, &hi]);
+    assert_eq!(
+        (e["error_class"].as_str(), e["status"].as_i64()),
+        (Some("PermissionDeniedError"), Some(403)),
+        "{e}"
+    );
+    let m = sdk(gen, &s, &read_key, "", &["models"]);
+    assert_eq!(m["ids"][0], model.as_str(), "a read key lists models: {m}");
+    let e = sdk(gen, &s, &vic_key, "", &["complete", &model, &hi]);
+    assert_eq!(
+        e["error_class"], "PermissionDeniedError",
+        "a viewer's key cannot chat: {e}"
+    );
+    let e = sdk(gen, &s, &chat_key, "", &["complete", "no-such-model", &hi]);
+    assert_eq!(
+        (e["error_class"].as_str(), e["code"].as_str()),
+        (Some("NotFoundError"), Some("model_not_found")),
+        "{e}"
+    );
+    let bad = format!("hop_{}", "A".repeat(43));
+    let e = sdk(gen, &s, &bad, "", &["models"]);
+    assert_eq!(
+        (e["error_class"].as_str(), e["code"].as_str()),
+        (Some("AuthenticationError"), Some("invalid_api_key")),
+        "{e}"
+    );
+    for i in 0..2 {
+        let ok = sdk(gen, &s, &rpm_key, "", &["complete", &model, &hi]);
+        assert!(ok.get("error_class").is_none(), "call {i}: {ok}");
+    }
+    let e = sdk(gen, &s, &rpm_key, "", &["complete", &model, &hi]);
+    assert_eq!(
+        (e["error_class"].as_str(), e["code"].as_str()),
+        (Some("RateLimitError"), Some("rate_limit_exceeded")),
+        "{e}"
+    );
+
+    // --- a key without `terminal`: the hook blocks the call, nothing runs ---
+    let call = |i: u32| std::path::PathBuf::from(format!("{}.call{i}", gw.danger_target.display()));
+    let tool3 = msgs(json!([{"role": "user", "content": "[tool3] touch three files"}]));
+    let r = sdk(gen, &s, &narrow_key, "", &["complete", &model, &tool3]);
+    assert!(r.get("error_class").is_none(), "{r}");
+    assert!(
+        !call(1).exists() && !call(2).exists() && !call(3).exists(),
+        "blocked calls ran"
+    );
+    let blocked: Vec<Value> = serve_common::events(&h)
+        .into_iter()
+        .filter(|(t, _, d)| t == "tool_call" && d["source"] == "hook")
+        .map(|(_, _, d)| d)
+        .collect();
+    assert!(
+        !blocked.is_empty() && blocked.iter().all(|d| d["blocked"] == true),
+        "{blocked:?}"
+    );
+    let reason = blocked[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("terminal") && reason.contains("file, web"),
+        "{reason}"
+    );
+    // The same request with the unnarrowed key runs them (the policy is the key's).
+    let r = sdk(gen, &s, &chat_key, "", &["complete", &model, &tool3]);
+    assert!(r.get("error_class").is_none(), "{r}");
+    assert!(
+        call(1).exists() && call(3).exists(),
+        "the unnarrowed key's calls ran"
+    );
+
+    // --- approvals: deny at once, or wait for the owner ---------------------
+    let danger = msgs(json!([{"role": "user", "content": "[danger] open it up"}]));
+    fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
+    let r = sdk(gen, &s, &chat_key, "", &["complete", &model, &danger]);
+    assert!(r.get("error_class").is_none(), "{r}");
+    assert_eq!(
+        gw.danger_target_mode(),
+        0o600,
+        "--approvals deny: it did not run"
+    );
+    let denied = serve_common::events(&h)
+        .into_iter()
+        .rfind(|(t, _, _)| t == "approval")
+        .expect("an approval event");
+    assert_eq!(denied.2["choice"], "deny", "{:?}", denied.2);
+    assert!(
+        denied.2["decided_by"].as_str().unwrap().contains(&chat_id),
+        "{:?}",
+        denied.2
+    );
+    let r = sdk(
+        gen,
+        &s,
+        &wait_key,
+        &alice_tok,
+        &["stream_approve", &model, &danger, "once"],
+    );
+    assert!(r.get("error_class").is_none(), "{r}");
+    assert_eq!(r["finish"], "stop", "{r}");
+    assert_eq!(
+        gw.danger_target_mode() & 0o777,
+        0o777,
+        "--approvals wait: the owner approved, it ran"
+    );
+
+    // --- revoked keys, storage ----------------------------------------------
+    let o = op(&h)
+        .args(["user", "key", "revoke", &chat_id])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let e = sdk(gen, &s, &chat_key, "", &["complete", &model, &hi]);
+    assert_eq!(e["error_class"], "AuthenticationError", "{e}");
+    let db = fs::read(h.join("plugins/operator/users.db")).unwrap();
+    for k in [&chat_key, &read_key, &wait_key] {
+        assert!(
+            !db.windows(k.len()).any(|w| w == k.as_bytes()),
+            "a key in clear"
+        );
+    }
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(read_key.as_bytes()))
+    };
+    let r = send(c.get(s.url("/v1/models")).bearer_auth(&hash)).await;
+    assert_eq!(r.status, 401, "a key's hash is not a key: {}", r.body);
+
+    // --- a spent budget: 429 insufficient_quota -----------------------------
+    s.terminate(std::time::Duration::from_secs(10));
+    configure(
+        &h,
+        &format!("{base_cfg}budget:\n  user_daily_usd: 0.000001\n"),
+    );
+    let s = Server::start(&gw.home);
+    let e = sdk(gen, &s, &narrow_key, "", &["complete", &model, &hi]);
+    assert_eq!(
+        (e["error_class"].as_str(), e["code"].as_str()),
+        (Some("RateLimitError"), Some("insufficient_quota")),
+        "{e}"
+    );
+    audit_ok(&h);
+}
+
+fn audit_ok(h: &Path) {
+    let o = op(h).args(["audit", "verify"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+hermes_tests!(async openai_sdk_with_personal_keys);
