@@ -16,41 +16,16 @@ Everything is loopback-only and bounded; the gateway is stopped at the end.
 import argparse
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from gateway_lab import gateway_env, hermes_config_yaml
+from gateway_lab import start_gateway, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
                            Path.home() / ".cache/hermes-operator-test/venv-0.19.0"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_health(url, key, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            req = urllib.request.Request(url + "/v1/models", headers={"Authorization": f"Bearer {key}"})
-            with urllib.request.urlopen(req, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except Exception:
-            time.sleep(0.2)
-    raise SystemExit(f"gateway did not come up at {url}")
 
 
 def main():
@@ -63,29 +38,9 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--bin", "hermes-operator", "--example", "turn_overhead"],
                    cwd=ROOT, check=True)
     root = Path(tempfile.mkdtemp(prefix="hermes-operator-chatbench-"))
-    home = root / "hermes"
-    for d in (home, root / "home", root / "tmp", root / "locks"):
-        d.mkdir(parents=True)
-    key = "bench-" + secrets.token_hex(16)
     procs = []
     try:
-        model = subprocess.Popen([sys.executable, str(ROOT / "tests/fixtures/fake_model.py"), "--port", "0",
-                                  "--log", str(root / "model.jsonl")],
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                 start_new_session=True)
-        procs.append(model)
-        mport = int(model.stdout.readline().split()[1])
-        port = free_port()
-        (home / "config.yaml").write_text(hermes_config_yaml(mport, port))
-        (home / ".env").write_text(f"API_SERVER_KEY={key}\n")
-        os.chmod(home / ".env", 0o600)
-        env = {**gateway_env(root, home, key), "API_SERVER_HOST": "127.0.0.1", "API_SERVER_PORT": str(port)}
-        gw = subprocess.Popen([str(VENV / "bin/hermes"), "gateway", "run", "--accept-hooks"], env=env,
-                              cwd=root / "home", stdout=open(root / "gateway.log", "w"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(gw)
-        url = f"http://127.0.0.1:{port}"
-        wait_health(url, key)
+        url, _key, home = start_gateway(root, VENV, procs)
         prof = home / "profiles/operator"
         prof.mkdir(parents=True)
         (prof / "config.yaml").write_text(f"hermes:\n  api_url: {url}\n")
@@ -102,16 +57,7 @@ def main():
         print(f"| operator's own time per turn (measured inside run_turn: total minus waiting on Hermes) | "
               f"{r['own_time_median_ms']:.2f} ms |")
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        stop_all(procs)
         shutil.rmtree(root, ignore_errors=True)
     subprocess.run(["bash", str(ROOT / "benches/hook_bench.sh"), str(args.hook_runs)], cwd=ROOT, check=True,
                    env=dict(os.environ, SKIP_BUILD="1"))

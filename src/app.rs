@@ -60,6 +60,28 @@ impl App {
         StateDb::open_readonly(&self.home.state_db())
     }
 
+    /// Hermes' state.db for reads that may answer "nothing yet": before
+    /// Hermes has written state.db, an empty stand-in with its schema (see
+    /// [`App::state_notice`] for what to tell the reader).
+    pub fn state_read(&self) -> Result<StateDb> {
+        let path = self.home.state_db();
+        match StateDb::open_readonly(&path) {
+            Err(e) if e.kind == crate::Kind::NotFound && !path.exists() => StateDb::empty(&path),
+            r => r,
+        }
+    }
+
+    /// The one calm notice for reads while state.db does not exist yet.
+    pub fn state_notice(&self) -> Option<String> {
+        let path = self.home.state_db();
+        (!path.exists()).then(|| {
+            format!(
+                "Hermes has not written state.db yet at {}; start Hermes (or check HERMES_HOME) and sessions will appear",
+                path.display()
+            )
+        })
+    }
+
     /// Hermes' state.db for writing operator rows (never created).
     pub fn state_rw(&self) -> Result<StateDb> {
         StateDb::open_readwrite(&self.home.state_db())

@@ -109,6 +109,14 @@ impl Ctx {
             .interact()
             .map_err(|e| Error::internal(format!("prompt failed: {e}")).with_source(e))
     }
+
+    /// Before Hermes has written state.db, reads answer with empty data:
+    /// say so once, calmly, on stderr (the data on stdout stays clean).
+    pub fn state_notice(&self) {
+        if let Some(n) = self.app.state_notice() {
+            self.out.info(format!("note: {n}"));
+        }
+    }
 }
 
 /// A new password: one line from stdin with `--password-stdin`, else a hidden

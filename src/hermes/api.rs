@@ -18,7 +18,18 @@ pub struct HermesClient {
     /// Whether Hermes honours `Idempotency-Key` on `POST /v1/runs` (0.22's
     /// `/v1/capabilities` says so; 0.19 does not), asked once.
     idempotent_runs: std::sync::Arc<tokio::sync::OnceCell<bool>>,
+    /// The last model list and when it came: every OpenAI-compatible call
+    /// checks its `model` against it, and a chat turn with a model checks it
+    /// again; a few seconds of staleness costs nothing (Hermes' model list
+    /// changes with its config), a round trip per check does.
+    models_cache: std::sync::Arc<std::sync::Mutex<Option<ModelList>>>,
 }
+
+/// A model list and when Hermes sent it.
+type ModelList = (std::time::Instant, Vec<String>);
+
+/// How long a model list is reused.
+const MODELS_TTL: Duration = Duration::from_secs(5);
 
 /// What `POST /v1/runs` gave back.
 #[derive(Debug, Clone)]
@@ -88,6 +99,7 @@ impl HermesClient {
             key_env: key_env.to_string(),
             key_ok: Default::default(),
             idempotent_runs: Default::default(),
+            models_cache: Default::default(),
         })
     }
 
@@ -160,8 +172,21 @@ impl HermesClient {
         self.check("health", r).await.map(|_| ())
     }
 
-    /// `GET /v1/models`: the configured model and route aliases.
+    /// `GET /v1/models`: the configured model and route aliases (a list at
+    /// most [`MODELS_TTL`] old; failures are never reused).
     pub async fn models(&self) -> Result<Vec<String>> {
+        if let Some((at, list)) = &*self.models_cache.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < MODELS_TTL {
+                return Ok(list.clone());
+            }
+        }
+        let list = self.fetch_models().await?;
+        *self.models_cache.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    async fn fetch_models(&self) -> Result<Vec<String>> {
         let r = self
             .http
             .get(format!("{}/v1/models", self.base))

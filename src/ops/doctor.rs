@@ -556,7 +556,17 @@ fn serve_port(c: &mut Checks, cfg: &Config) {
             if h.ok {
                 c.pass(
                     "serve_port",
-                    format!("{addr}: hermes-operator serve answers {url}"),
+                    format!("{addr}: hermes-operator serve answers {url} ({})", h.detail),
+                );
+            } else if h.operator {
+                // Ours, but down (its own databases): say so, not "another program".
+                c.fail(
+                    "serve_port",
+                    format!(
+                        "{addr}: hermes-operator serve answers but is down ({})",
+                        h.detail
+                    ),
+                    "see the serve log; `hermes-operator doctor` lists the databases",
                 );
             } else {
                 c.fail(

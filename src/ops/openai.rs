@@ -46,10 +46,12 @@ fn text_of(role: &str, content: &Value) -> Result<String> {
             for p in parts {
                 match (p["type"].as_str(), p["text"].as_str()) {
                     (Some("text"), Some(t)) => out.push(t),
-                    (t, _) => return Err(Error::usage(format!(
+                    (t, _) => {
+                        return Err(Error::usage(format!(
                         "a {role} message has a content part of type {:?}; only text is supported",
                         t.unwrap_or("?")
-                    ))),
+                    )))
+                    }
                 }
             }
             Ok(out.join("\n"))
@@ -155,7 +157,7 @@ pub fn find_continuation(
     if prior.is_empty() {
         return Ok(None);
     }
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let candidates = db.list_sessions(&ListQuery {
         rows: RowFilter {
             operator_only: true,

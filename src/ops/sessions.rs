@@ -148,7 +148,7 @@ impl Default for ListOptions {
 
 /// Sessions newest first (started_at DESC).
 pub fn list(app: &App, scope: &Scope, opts: &ListOptions) -> Result<Vec<SessionInfo>> {
-    let rows = list_rows(&app.state_ro()?, scope, opts)?;
+    let rows = list_rows(&app.state_read()?, scope, opts)?;
     if rows.is_empty() {
         return Ok(vec![]);
     }
@@ -169,7 +169,7 @@ pub fn list_of_username(
     let user_id = users.get(username)?.id;
     let names = usernames_in(&users)?;
     drop(users);
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let opts = ListOptions {
         user_id: Some(user_id),
         ..opts.clone()
@@ -221,7 +221,7 @@ fn readable(db: &StateDb, scope: &Scope, id: &str) -> Result<Session> {
 /// One session (without messages) if `scope` may read it; unreadable
 /// sessions look like missing ones.
 pub fn get(app: &App, scope: &Scope, id: &str) -> Result<SessionInfo> {
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let s = readable(&db, scope, id)?;
     drop(db);
     Ok(info(s, &usernames(app)?))
@@ -231,7 +231,7 @@ pub fn get(app: &App, scope: &Scope, id: &str) -> Result<SessionInfo> {
 /// claimed: a session `scope` may not read is missing (exactly as [`get`]
 /// answers), one it may read but `user_id` does not own is refused.
 pub fn check_continuable(app: &App, scope: &Scope, user_id: &str, id: &str) -> Result<()> {
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let s = readable(&db, scope, id)?;
     if s.user_id.as_deref() != Some(user_id) {
         return Err(Error::permission(format!(
@@ -243,7 +243,7 @@ pub fn check_continuable(app: &App, scope: &Scope, user_id: &str, id: &str) -> R
 
 /// One session and its messages (replay order).
 pub fn show(app: &App, scope: &Scope, id: &str) -> Result<Transcript> {
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let s = readable(&db, scope, id)?;
     let messages = db.messages(id)?;
     let system_prompt = db.system_prompt(id)?;
@@ -270,7 +270,7 @@ pub fn search(
         ..Default::default()
     };
     state::plan_search(query, &all)?;
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let Some(rows) = scope.rows(user_id) else {
         return Ok(Default::default());
     };
@@ -308,7 +308,7 @@ pub struct CostReport {
 }
 
 pub fn cost(app: &App, scope: &Scope, id: &str) -> Result<CostReport> {
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let s = readable(&db, scope, id)?;
     let by_model = db.model_usage(id)?;
     let names = usernames(app)?;

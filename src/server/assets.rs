@@ -63,6 +63,16 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("dashboard/account.js"),
     ),
+    (
+        "keys.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/keys.js"),
+    ),
+    (
+        "approvals.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/approvals.js"),
+    ),
 ];
 
 /// The embedded file for a request path (`/` = `index.html`).

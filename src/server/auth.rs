@@ -472,12 +472,17 @@ pub async fn me(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult
             "read_all_sessions": r.can_audit(),
             "audit": r.can_audit(),
             "manage_users": r.can_manage_users() && caller.key.is_none(),
-            "answer_approvals": r.can_chat() && key_chats,
+            "answer_approvals": r.can_chat() && caller.key.is_none(),
         },
         "token": caller.claims.as_ref().map(|c| json!({"jti": c.jti, "exp": c.exp})),
         "key": caller.key,
         "totp": totp_state,
         "totp_required": totp::required_for(&st.app.cfg.config, r),
+        // Before Hermes' first run every session view is empty: one calm
+        // sentence for the dashboard to show (no server paths).
+        "notice": (!st.app.home.state_db().exists()).then_some(
+            "Hermes has not written its session database (state.db) yet: sessions, search and usage stay empty until Hermes runs. Start Hermes, or check HERMES_HOME."
+        ),
     }))
     .into_response())
 }

@@ -8,7 +8,10 @@ use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller, ChatCaller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
 use crate::error::Error;
-use crate::ops::chat::{run_turn, Approver, Channel, TurnEvent, TurnOutcome, TurnRequest};
+use crate::ops::chat::{
+    run_turn, ApprovePolicy, Approver, Channel, PolicyApprover, TurnEvent, TurnOutcome, TurnRequest,
+};
+use crate::store::users::KeyApprovals;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -76,7 +79,7 @@ pub async fn chat(
     headers: HeaderMap,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Response> {
-    let approver = Box::new(st.approvals.approver(&caller.user, APPROVAL_WAIT));
+    let approver = approver_for(&st, &caller);
     let req = TurnRequest {
         username: caller.user.username.clone(),
         session_id: b.session_id,
@@ -109,6 +112,19 @@ pub async fn chat(
     }
     let outcome = result?;
     Ok(Json(serde_json::json!({"outcome": outcome, "events": list})).into_response())
+}
+
+/// Who answers the turn's approval requests: with a personal API key, its
+/// policy (deny at once, or wait for the owner); with a login, the owner
+/// (or an admin) from the dashboard or the approval API.
+pub(super) fn approver_for(st: &Arc<ServerState>, caller: &Caller) -> Box<dyn Approver> {
+    match &caller.key {
+        Some(k) if k.approvals == KeyApprovals::Deny => Box::new(PolicyApprover {
+            policy: ApprovePolicy::Deny,
+            decided_by: format!("key policy ({})", k.id),
+        }),
+        _ => Box::new(st.approvals.approver(&caller.user, APPROVAL_WAIT)),
+    }
 }
 
 /// An SSE answer with keep-alive comments every 15 s (a turn waiting on an
@@ -239,6 +255,15 @@ fn st_chats(st: &Arc<ServerState>) -> ApiResult<tokio::sync::OwnedSemaphorePermi
             super::state::MAX_CHATS
         )))
     })
+}
+
+/// `GET /api/approvals` (admin, user): the approval requests waiting for
+/// an answer the caller may give (own sessions; an admin's: all).
+pub async fn pending(
+    State(st): State<Arc<ServerState>>,
+    ChatCaller(caller): ChatCaller,
+) -> ApiResult<Response> {
+    Ok(Json(st.approvals.list_for(&caller.user)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -65,17 +65,15 @@ impl Caller {
 }
 
 /// Requests a personal API key may make: reads (GET/HEAD) in either scope;
-/// chat turns and answers to approvals with `chat`. Nothing else: a leaked
-/// key cannot change passwords, accounts or make more keys (that takes a login).
+/// chat turns with `chat`. Nothing else: a leaked key cannot change
+/// passwords, accounts or make more keys, and cannot answer approvals (the
+/// point of `--approvals wait` is that a person with a login decides).
 fn key_allows(method: &axum::http::Method, path: &str, scope: KeyScope) -> Result<(), String> {
     use axum::http::Method;
     if *method == Method::GET || *method == Method::HEAD {
         return Ok(());
     }
-    let chat = *method == Method::POST
-        && (path == "/api/chat"
-            || path == "/v1/chat/completions"
-            || (path.starts_with("/api/sessions/") && path.ends_with("/approval")));
+    let chat = *method == Method::POST && (path == "/api/chat" || path == "/v1/chat/completions");
     match (chat, scope) {
         (true, KeyScope::Chat) => Ok(()),
         (true, KeyScope::Read) => {

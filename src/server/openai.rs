@@ -6,16 +6,13 @@
 //! in OpenAI's shape (`{"error":{"message","type","param","code"}}`) with
 //! the statuses its SDKs turn into exceptions.
 
-use super::chat::{sse_response, start_turn, StartedTurn};
+use super::chat::{approver_for, sse_response, start_turn, StartedTurn};
 use super::errors::{ApiError, ErrorDetail};
 use super::extract::{ApiJson, Caller};
-use super::state::{blocking, ServerState, APPROVAL_WAIT};
+use super::state::{blocking, ServerState};
 use crate::error::{Error, Reason};
-use crate::ops::chat::{
-    ApprovePolicy, Approver, Channel, PolicyApprover, TurnEvent, TurnOutcome, TurnRequest,
-};
+use crate::ops::chat::{Channel, TurnEvent, TurnOutcome, TurnRequest};
 use crate::ops::openai::{self as conv, ChatMessage};
-use crate::store::users::KeyApprovals;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -48,8 +45,8 @@ impl From<ApiError> for OaError {
             404 => ("invalid_request_error", Some("not_found")),
             409 => ("invalid_request_error", Some("conflict")),
             429 => ("requests", Some("rate_limit_exceeded")),
-            s if s >= 500 => ("server_error", None),
-            _ => ("invalid_request_error", None),
+            s if s >= 500 => ("server_error", Some(e.code)),
+            _ => ("invalid_request_error", Some(e.code)),
         };
         OaError {
             status: e.status,
@@ -115,6 +112,23 @@ impl FromRequestParts<Arc<ServerState>> for OaCaller {
     }
 }
 
+/// A caller whose role may chat (403 before the body is read), with
+/// OpenAI-shaped rejections.
+pub struct OaChatCaller(pub Caller);
+
+impl FromRequestParts<Arc<ServerState>> for OaChatCaller {
+    type Rejection = OaError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        st: &Arc<ServerState>,
+    ) -> Result<Self, Self::Rejection> {
+        let c = Caller::from_request_parts(parts, st).await?;
+        c.require(c.role().can_chat(), "chat")?;
+        Ok(OaChatCaller(c))
+    }
+}
+
 /// A JSON body with OpenAI-shaped rejections.
 pub struct OaJson<T>(pub T);
 
@@ -164,11 +178,10 @@ pub struct CompletionBody {
 // Long: request checks in the order a client should hear about them (who, what, which model, which session), then the two answer shapes.
 pub async fn chat_completions(
     State(st): State<Arc<ServerState>>,
-    OaCaller(caller): OaCaller,
+    OaChatCaller(caller): OaChatCaller,
     headers: HeaderMap,
     OaJson(b): OaJson<CompletionBody>,
 ) -> OaResult<Response> {
-    caller.require(caller.role().can_chat(), "chat")?;
     let has = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null() && v != &json!([]));
     if has(&b.tools) || has(&b.functions) {
         return Err(ApiError::bad_request(
@@ -208,17 +221,7 @@ pub async fn chat_completions(
         }
     };
     let key = caller.key.clone();
-    let approver: Box<dyn Approver> = match key.as_ref().map(|k| k.approvals) {
-        Some(KeyApprovals::Deny) => Box::new(PolicyApprover {
-            policy: ApprovePolicy::Deny,
-            decided_by: format!("key policy ({})", key.as_ref().map_or("", |k| &k.id)),
-        }),
-        // A key that waits, or a login: the owner answers from the
-        // dashboard or the approval API.
-        Some(KeyApprovals::Wait) | None => {
-            Box::new(st.approvals.approver(&caller.user, APPROVAL_WAIT))
-        }
-    };
+    let approver = approver_for(&st, &caller);
     let req = TurnRequest {
         username: caller.user.username.clone(),
         session_id,

@@ -379,12 +379,18 @@ impl ServerState {
         conn.run(|u| crate::ops::keys::authenticate(u, presented))
     }
 
-    /// `f` with pooled read-only handles on state.db and users.db.
+    /// `f` with pooled read-only handles on state.db and users.db. Before
+    /// Hermes has written state.db, an empty stand-in (never pooled, so the
+    /// real file is read as soon as it exists).
     pub fn with_read_dbs<R>(&self, f: impl FnOnce(&StateDb, &UserStore) -> Result<R>) -> Result<R> {
         let spath = self.app.home.state_db();
         let upath = self.app.home.users_db();
-        let mut state = self.state_pool.get(|| StateDb::open_readonly(&spath))?;
         let mut users = self.users_pool.get(|| UserStore::open_readonly(&upath))?;
+        if !spath.exists() {
+            let empty = StateDb::empty(&spath)?;
+            return users.run(|u| f(&empty, u));
+        }
+        let mut state = self.state_pool.get(|| StateDb::open_readonly(&spath))?;
         state.run(|s| users.run(|u| f(s, u)))
     }
 

@@ -10,4 +10,5 @@ mod common;
 mod audit_tamper;
 mod docs;
 mod doctor_network;
+mod empty_state;
 mod users;

@@ -199,7 +199,15 @@ async fn authorization_matrix() {
     ] {
         tok.insert(n, token(&c, &s, n).await);
     }
-    // Tokens that must not work any more, and forged ones.
+    // Tokens and keys that must not work any more, and forged ones.
+    let key_of = |n: &str| {
+        hermes_operator::ops::keys::create(&a, n, &Default::default())
+            .unwrap()
+            .key
+    };
+    let (dave_key, gail_key) = (key_of("dave"), key_of("gail"));
+    let revoked = hermes_operator::ops::keys::create(&a, "alice", &Default::default()).unwrap();
+    hermes_operator::ops::keys::revoke(&a, &revoked.info.id, None).unwrap();
     hermes_operator::ops::accounts::set_disabled(&a, "dave", true).unwrap();
     hermes_operator::ops::accounts::set_password(&a, "erin", "another long password").unwrap();
     hermes_operator::ops::accounts::delete_user(&a, "fred").unwrap();
@@ -230,6 +238,10 @@ async fn authorization_matrix() {
     )
     .unwrap();
     let none = alg_none(&tok["root"]);
+    let bob_key = hermes_operator::ops::keys::create(&a, "bob", &Default::default())
+        .unwrap()
+        .info
+        .id;
     let bad: Vec<(&str, Option<String>)> = vec![
         ("no token", None),
         ("garbage", Some("not.a.jwt".into())),
@@ -240,6 +252,10 @@ async fn authorization_matrix() {
         ("disabled user", Some(tok["dave"].clone())),
         ("deleted user", Some(tok["fred"].clone())),
         ("before role change", Some(tok["gail"].clone())),
+        ("unknown key", Some(format!("hop_{}", "A".repeat(43)))),
+        ("revoked key", Some(revoked.key.clone())),
+        ("key of a disabled user", Some(dave_key)),
+        ("key before role change", Some(gail_key)),
     ];
 
     let roles = [
@@ -450,6 +466,50 @@ async fn authorization_matrix() {
                 None,
                 [200, 403, 403, 403],
             ),
+            case(
+                "pending approvals",
+                "GET",
+                "/api/approvals",
+                None,
+                [200, 403, 200, 403],
+            ),
+            case("keys own", "GET", "/api/keys", None, [200; 4]),
+            case(
+                "keys all",
+                "GET",
+                "/api/keys?all=true",
+                None,
+                [200, 403, 403, 403],
+            ),
+            case(
+                "keys of bob",
+                "GET",
+                "/api/keys?user=bob",
+                None,
+                [200, 403, 403, 403],
+            ),
+            case(
+                "key create",
+                "POST",
+                "/api/keys",
+                Some(json!({"label": "matrix", "scope": "read"})),
+                [200; 4],
+            ),
+            case(
+                "key revoke bob's",
+                "DELETE",
+                &format!("/api/keys/{bob_key}"),
+                None,
+                [200, 404, 404, 404],
+            ),
+            case("v1 models", "GET", "/v1/models", None, [502; 4]),
+            case(
+                "v1 chat",
+                "POST",
+                "/v1/chat/completions",
+                Some(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]})),
+                [502, 403, 502, 403],
+            ),
             case("healthz", "GET", "/healthz", None, [200; 4]),
             case("openapi", "GET", "/api/openapi.json", None, [200; 4]),
             case("dashboard", "GET", "/", None, [200; 4]),
@@ -579,7 +639,13 @@ async fn authorization_matrix() {
                         cs.name
                     );
                     assert_error_shape(&r, what);
-                    assert_eq!(r.json()["error"]["code"], "unauthorized");
+                    // OpenAI's clients expect their own code under /v1.
+                    let code = if cs.path.starts_with("/v1/") {
+                        "invalid_api_key"
+                    } else {
+                        "unauthorized"
+                    };
+                    assert_eq!(r.json()["error"]["code"], code, "{what}: {}", cs.name);
                     assert!(!r.body.contains(&ids["bob"]) && !r.body.contains(&other));
                     checked += 1;
                 }

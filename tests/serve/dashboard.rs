@@ -70,6 +70,8 @@ struct Browser {
     /// Every CDP event seen so far (console, exceptions, log entries...).
     events: Vec<Value>,
     artifacts: PathBuf,
+    /// Width, height and whether the page is told the user prefers dark.
+    view: (u32, u32, bool),
     _profile: tempfile::TempDir,
 }
 
@@ -155,6 +157,7 @@ impl Browser {
             next_id: 0,
             session: None,
             events: Vec::new(),
+            view: (1280, 900, false),
             artifacts: artifacts.to_path_buf(),
             _profile: profile,
         }
@@ -206,11 +209,26 @@ impl Browser {
         for d in ["Page.enable", "Runtime.enable", "Log.enable"] {
             self.call(d, json!({}));
         }
+        self.emulate();
+        self.call("Page.navigate", json!({"url": url}));
+    }
+
+    /// The viewport and colour scheme of `view` on the open page.
+    fn emulate(&mut self) {
+        let (w, h, dark) = self.view;
         self.call(
             "Emulation.setDeviceMetricsOverride",
-            json!({"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+            json!({"width": w, "height": h, "deviceScaleFactor": 1, "mobile": w < 600}),
         );
-        self.call("Page.navigate", json!({"url": url}));
+        self.call(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": if dark { "dark" } else { "light" }}]}),
+        );
+    }
+
+    fn set_view(&mut self, w: u32, h: u32, dark: bool) {
+        self.view = (w, h, dark);
+        self.emulate();
     }
 
     /// The value of a JS expression (promises awaited); panics on exceptions.
@@ -436,7 +454,7 @@ fn dashboard_in_headless_chromium() {
     assert!(
         err.as_str()
             .unwrap()
-            .contains("invalid username or password"),
+            .starts_with("Invalid username or password"),
         "{err}"
     );
     b.screenshot("01-login-error");
@@ -764,7 +782,7 @@ fn dashboard_in_headless_chromium() {
     b.click("#password-submit");
     b.wait(
         "the refusal",
-        "document.querySelector('#password-out .error')?.textContent.includes('current password is wrong')",
+        "document.querySelector('#password-out .error')?.textContent.toLowerCase().includes('current password is wrong')",
     );
     b.type_into("#current-password", TEST_PASSWORD);
     b.click("#password-submit");
@@ -784,7 +802,7 @@ fn dashboard_in_headless_chromium() {
     b.log_in("root", TEST_PASSWORD);
     b.wait(
         "the old password refused",
-        "document.querySelector('#login-message .error')?.textContent.includes('invalid username or password')",
+        "document.querySelector('#login-message .error')?.textContent.startsWith('Invalid username or password')",
     );
     b.log_in("root", NEW_PASSWORD);
     b.wait(
@@ -823,6 +841,110 @@ fn dashboard_in_headless_chromium() {
         "document.querySelector('#whoami')?.textContent === 'root'",
     );
 
+    // --- account: a personal API key, shown once, then revoked ---------------
+    b.click("#nav-account");
+    b.wait("the keys card", "!!document.querySelector('#keys-empty')");
+    b.type_into("#key-label", "browser");
+    b.eval("document.querySelector('#key-approvals').value = 'wait'; true");
+    b.click("#key-create");
+    let shown = b.wait(
+        "the new key",
+        "document.querySelector('#key-value')?.textContent",
+    );
+    let shown = shown.as_str().unwrap().to_string();
+    assert!(shown.starts_with("hop_") && shown.len() == 47, "{shown}");
+    b.wait(
+        "the key listed",
+        "document.querySelectorAll('#keys-list tr[data-key-id]').length === 1",
+    );
+    let listed = b.eval("document.querySelector('#keys-list').textContent");
+    assert!(
+        !listed.as_str().unwrap().contains(&shown),
+        "the key is shown once only"
+    );
+    let o = common::op(&gw.home)
+        .args(["--json", "user", "key", "list", "root"])
+        .output()
+        .unwrap();
+    let keys: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(keys[0]["label"], "browser", "{keys}");
+    assert_eq!(keys[0]["approvals"], "wait", "{keys}");
+    assert!(
+        shown.starts_with(keys[0]["prefix"].as_str().unwrap()),
+        "{keys}"
+    );
+    b.screenshot("12-api-key");
+    b.eval("window.confirm = () => true; true");
+    b.click("#keys-list tr[data-key-id] button.danger");
+    b.wait(
+        "the key revoked",
+        "document.querySelector('#keys-list tr[data-key-id]')?.textContent.includes('revoked')",
+    );
+
+    // --- approvals: a key's waiting command answered without the chat open ---
+    let o = common::op(&gw.home)
+        .args([
+            "--json",
+            "user",
+            "key",
+            "create",
+            "alice",
+            "--approvals",
+            "wait",
+        ])
+        .output()
+        .unwrap();
+    let wait_key = serde_json::from_slice::<Value>(&o.stdout).unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
+    let url = format!("{}/v1/chat/completions", server.base);
+    let client_call = std::thread::spawn(move || {
+        common::block_on(async move {
+            let c = reqwest::Client::new();
+            let models: Value = c
+                .get(url.replace("/chat/completions", "/models"))
+                .bearer_auth(&wait_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let model = models["data"][0]["id"].as_str().unwrap().to_string();
+            let r = c
+                .post(url)
+                .bearer_auth(wait_key)
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "[danger] open it up"}]}))
+                .timeout(Duration::from_secs(120))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        })
+    });
+    b.click("#nav-approvals");
+    let cmd = b.wait_for(
+        "the waiting approval",
+        "document.querySelector('.card.approval .command')?.textContent",
+        Duration::from_secs(60),
+    );
+    assert!(cmd.as_str().unwrap().contains("chmod 777"), "{cmd}");
+    b.screenshot("13-approvals");
+    b.click(".card.approval button[data-choice=once]");
+    b.wait(
+        "the list emptied",
+        "!!document.querySelector('#approvals-empty')",
+    );
+    let (status, body) = client_call.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        gw.danger_target_mode() & 0o777,
+        0o777,
+        "approved in the dashboard, it ran"
+    );
+
     // --- the page never broke the CSP nor threw --------------------------------
     let console = b.console_lines();
     let bad: Vec<&String> = console
@@ -848,4 +970,153 @@ fn dashboard_in_headless_chromium() {
         artifacts.display()
     );
     drop(server);
+}
+
+/// axe-core, the accessibility checker, from npm (pinned), unpacked once
+/// into the test cache (like the Hermes venvs): never fetched from a CDN,
+/// injected into the page over CDP. Without npm the test FAILS.
+fn axe_core_js() -> String {
+    const VERSION: &str = "4.10.3";
+    let cache = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".cache/hermes-operator-test")
+        .join(format!("axe-core-{VERSION}"));
+    let js = cache.join("package/axe.min.js");
+    if !js.exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = Command::new("npm")
+            .args([
+                "pack",
+                &format!("axe-core@{VERSION}"),
+                "--silent",
+                "--pack-destination",
+            ])
+            .arg(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("npm is needed for the accessibility check (apt-get install -y npm): {e}")
+            });
+        assert!(
+            o.status.success(),
+            "`npm pack axe-core@{VERSION}` failed (needs the npm registry):\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let tgz = tmp.path().join(format!("axe-core-{VERSION}.tgz"));
+        let unpacked = tmp.path().join("x");
+        fs::create_dir_all(&unpacked).unwrap();
+        let st = Command::new("tar")
+            .arg("xzf")
+            .arg(&tgz)
+            .arg("-C")
+            .arg(&unpacked)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cannot unpack {}", tgz.display());
+        fs::create_dir_all(cache.parent().unwrap()).unwrap();
+        // Another run may have won the race: either copy is the same.
+        let _ = fs::rename(&unpacked, &cache);
+    }
+    fs::read_to_string(&js).unwrap_or_else(|e| panic!("{}: {e}", js.display()))
+}
+
+/// A fresh install (no Hermes, no state.db yet): every view of every role
+/// at 1280×900 and 390×844, light and dark, loads without an error box,
+/// shows the calm "no state.db yet" notice, never scrolls sideways, and
+/// axe-core finds no serious or critical accessibility violation. A
+/// screenshot of each goes to `test-artifacts/dashboard-fresh/`.
+#[test]
+fn fresh_install_every_view_every_role_both_widths_light_and_dark() {
+    let chromium = chromium_path();
+    let axe = axe_core_js();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/dashboard-fresh");
+    let _ = fs::remove_dir_all(&artifacts);
+    fs::create_dir_all(&artifacts).unwrap();
+    let home = common::TestHome::new();
+    configure(home.path(), "");
+    let roles = [
+        ("root", "admin"),
+        ("audrey", "auditor"),
+        ("alice", "user"),
+        ("vera", "viewer"),
+    ];
+    for (n, r) in roles {
+        add_user(home.path(), n, r);
+    }
+    let server = Server::start(home.path());
+    let mut b = Browser::launch(&chromium, &artifacts);
+    b.open(&format!("{}/", server.base));
+    let mut checked = 0;
+    for (w, h, dark) in [
+        (1280, 900, false),
+        (1280, 900, true),
+        (390, 844, false),
+        (390, 844, true),
+    ] {
+        b.set_view(w, h, dark);
+        let scheme = if dark { "dark" } else { "light" };
+        for (user, role) in roles {
+            b.log_in(user, TEST_PASSWORD);
+            b.wait(
+                "the header",
+                &format!(
+                    "document.querySelector('#whoami')?.textContent === {}",
+                    js_str(user)
+                ),
+            );
+            // Hash navigation keeps the page: inject axe once per login.
+            b.eval(&format!("{axe}\n;true"));
+            let views = b.eval(
+                "[...document.querySelectorAll('#nav a')].map((a) => a.getAttribute('href'))",
+            );
+            let views: Vec<String> = views
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            assert!(views.len() >= 2, "{role}: {views:?}");
+            for v in &views {
+                b.eval(&format!("location.hash = {}; true", js_str(v)));
+                let name = v.trim_start_matches("#/");
+                b.wait(
+                    &format!("{role} {name} at {w}px {scheme}"),
+                    &format!("document.querySelector('#view-{name}')?.dataset.loaded === 'yes'"),
+                );
+                let r = b.eval(
+                    "({errors: [...document.querySelectorAll('.error')].map((e) => e.textContent), \
+                       notice: document.querySelector('#state-notice')?.textContent || '', \
+                       scroll: document.documentElement.scrollWidth, width: window.innerWidth, \
+                       title: document.title})",
+                );
+                let what = format!("{role} {name} at {w}px {scheme}");
+                assert_eq!(r["errors"], json!([]), "{what}: {r}");
+                assert!(
+                    r["notice"].as_str().unwrap().contains("has not written"),
+                    "{what}: {r}"
+                );
+                assert!(
+                    r["scroll"].as_u64().unwrap() <= r["width"].as_u64().unwrap(),
+                    "{what} scrolls sideways: {r}"
+                );
+                assert!(
+                    r["title"].as_str().unwrap().ends_with("· hermes-operator"),
+                    "{what}: {r}"
+                );
+                let found = b.eval(
+                    "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
+                       .filter((v) => v.impact === 'serious' || v.impact === 'critical') \
+                       .map((v) => ({id: v.id, impact: v.impact, help: v.help, \
+                          nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ': ' + (n.any[0]?.message || ''))})))",
+                );
+                assert_eq!(found, json!([]), "axe on {what}");
+                b.screenshot(&format!("{w}-{scheme}-{role}-{name}"));
+                checked += 1;
+            }
+            b.log_out();
+        }
+    }
+    // admin 6 views, auditor 3, user 4, viewer 2; four ways each.
+    assert_eq!(checked, 4 * 15, "{checked}");
 }

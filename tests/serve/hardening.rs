@@ -323,42 +323,76 @@ async fn healthz_is_cached_but_turns_503_within_a_second() {
     let home = TestHome::new();
     configure(home.path(), "");
     add_user(home.path(), "alice", "user");
-    // A state.db written by Hermes; moving it away is what turns it 503.
+    // A state.db written by Hermes.
     let made = common::make_home_with_state(common::Gen::H022, 1, 0, &[]);
     std::fs::copy(made.state_db(), home.state_db()).unwrap();
     let s = Server::start(home.path());
     let c = client();
     for _ in 0..50 {
-        assert_eq!(send(c.get(s.url("/healthz"))).await.status, 200);
+        let r = send(c.get(s.url("/healthz"))).await;
+        assert_eq!(
+            (r.status, r.json()["status"].as_str()),
+            (200, Some("ok")),
+            "{}",
+            r.body
+        );
     }
-    // The database goes away: 503 within a second (plus scheduling slack).
-    std::fs::rename(home.state_db(), home.path().join("state.db.moved")).unwrap();
-    let t = Instant::now();
-    let mut status = 200;
-    while t.elapsed() < Duration::from_secs(3) {
-        status = send(c.get(s.url("/healthz"))).await.status;
-        if status == 503 {
-            break;
+    let within_a_second = |want: &'static str| {
+        let c = c.clone();
+        let url = s.url("/healthz");
+        async move {
+            let t = Instant::now();
+            loop {
+                let r = send(c.get(&url)).await;
+                if r.json()["status"] == want {
+                    assert!(
+                        t.elapsed() < Duration::from_millis(2500),
+                        "{:?}",
+                        t.elapsed()
+                    );
+                    return r;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(3),
+                    "never {want}: {}",
+                    r.body
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, 503);
-    assert!(
-        t.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        t.elapsed()
-    );
-    let r = send(c.get(s.url("/healthz"))).await;
-    assert!(r.body.contains("state.db"), "{}", r.body);
+    };
+    // Hermes' state.db goes away: degraded (200: accounts, audit and the
+    // dashboard still work), never "busy", and the reason says so.
+    std::fs::rename(home.state_db(), home.path().join("state.db.moved")).unwrap();
+    let r = within_a_second("degraded").await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["service"], "hermes-operator");
+    assert_eq!(v["databases"]["state.db"], "missing", "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("state.db"), "{v}");
     assert!(
         !r.body.contains(&home.path().display().to_string()),
         "no paths: {}",
         r.body
     );
-    // And back.
     std::fs::rename(home.path().join("state.db.moved"), home.state_db()).unwrap();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(send(c.get(s.url("/healthz"))).await.status, 200);
+    within_a_second("ok").await;
+    // The operator's own event log goes away: down, 503.
+    let events = home.path().join("plugins/operator/events.db");
+    std::fs::rename(&events, home.path().join("events.db.moved")).unwrap();
+    let r = within_a_second("down").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["service"], "hermes-operator");
+    assert!(v["reason"].as_str().unwrap().contains("events.db"), "{v}");
+    assert_eq!(v["error"]["code"], "busy", "the usual error shape too: {v}");
+    assert!(
+        !r.body.contains(&home.path().display().to_string()),
+        "no paths: {}",
+        r.body
+    );
+    std::fs::rename(home.path().join("events.db.moved"), &events).unwrap();
+    within_a_second("ok").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

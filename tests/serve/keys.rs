@@ -120,6 +120,11 @@ async fn keys_act_as_their_owner_narrowed_and_die_with_role_changes() {
             json!({"current_password": "x", "new_password": "y"}),
         ),
         ("/api/me/totp", json!({"password": "x"})),
+        // A person with a login answers approvals, never a client's key.
+        (
+            "/api/sessions/op_000000000000/approval",
+            json!({"choice": "once"}),
+        ),
     ] {
         let r = post(path, &chat_key, body).await;
         assert_eq!(r.status, 403, "{path}: {}", r.body);

@@ -12,6 +12,7 @@ use crate::common::serve as serve_common;
 use common::add_user;
 use common::gateway::{hooks_yaml, Gateway, GatewayOpts};
 use common::{op, Gen};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use serve_common::{client, configure, send, token, Server};
 use std::fs;
@@ -371,6 +372,52 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         gw.danger_target_mode() & 0o777,
         0o777,
         "--approvals wait: the owner approved, it ran"
+    );
+
+    // A waiting stream stays open with keep-alive comments until answered.
+    fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
+    let r = c
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(&wait_key)
+        .json(&json!({"model": model, "stream": true,
+                      "messages": [{"role": "user", "content": "[danger] once more"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let waiting_sid = r.headers()["x-hermes-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut body = Box::pin(r.bytes_stream());
+    let mut seen = String::new();
+    let t0 = std::time::Instant::now();
+    while !(seen.starts_with(':') || seen.contains("\n\n:")) {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(40), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("no keep-alive within 40 s: {seen}"))
+            .expect("the stream stays open")
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(t0.elapsed().as_secs() >= 10, "keep-alive comes every 15 s");
+    let r = send(
+        c.post(s.url(&format!("/api/sessions/{waiting_sid}/approval")))
+            .bearer_auth(&alice_tok)
+            .json(&json!({"choice": "deny"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    while !seen.contains("data: [DONE]") {
+        match tokio::time::timeout(std::time::Duration::from_secs(60), body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("the stream ended without [DONE] ({other:?}): {seen}"),
+        }
+    }
+    assert_eq!(
+        gw.danger_target_mode(),
+        0o600,
+        "denied by the owner: it did not run"
     );
 
     // --- revoked keys, storage ----------------------------------------------

@@ -23,6 +23,7 @@ fn usage_cells(u: &Usage) -> Vec<String> {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    ctx.state_notice();
     let (date, tz) = crate::ops::audit::reports::parse_day(a.date.as_deref(), &a.tz)?;
     let r = crate::ops::audit::reports::daily(&ctx.app, date, &tz)?;
     if ctx.out.json {

@@ -8,6 +8,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    ctx.state_notice();
     let r = crate::ops::audit::reports::user_report(&ctx.app, &a.name)?;
     if ctx.out.json {
         return ctx.out.json(&r);

@@ -11,6 +11,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    ctx.state_notice();
     let r = crate::ops::sessions::cost(&ctx.app, &super::scope(a.all_sources), &a.id)?;
     if ctx.out.json {
         return ctx.out.json(&r);

@@ -15,6 +15,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    ctx.state_notice();
     let format = a.format.map_or(ExportFormat::Json, ExportFormat::from);
     let doc = crate::ops::sessions::export(&ctx.app, &super::scope(a.all_sources), &a.id, format)?;
     ctx.out.line(doc.trim_end_matches('\n'))

@@ -22,6 +22,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    ctx.state_notice();
     let since = a
         .since
         .as_deref()

@@ -17,6 +17,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    ctx.state_notice();
     let user_id = a
         .user
         .as_deref()

@@ -221,7 +221,7 @@ fn llm_calls(app: &App, from: &str, to: &str) -> Result<(HashSet<String>, Vec<Ll
 pub fn daily(app: &App, date: NaiveDate, tz: &Tz) -> Result<Daily> {
     let (from, to) = day_bounds(date, tz)?;
     let (from_e, to_e) = (from.timestamp() as f64, to.timestamp() as f64);
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let names = sessions::usernames(app)?;
     let (with_calls, calls) = llm_calls(app, &rfc(from), &rfc(to))?;
 
@@ -347,7 +347,7 @@ pub struct UserReport {
 
 pub fn user_report(app: &App, username: &str) -> Result<UserReport> {
     let user = app.users_ro()?.get(username)?;
-    let db = app.state_ro()?;
+    let db = app.state_read()?;
     let (count, input_tokens, output_tokens, cost_usd) = db.user_totals(&user.id)?;
     drop(db);
     let recent_sessions = sessions::list(

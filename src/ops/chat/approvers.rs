@@ -82,6 +82,7 @@ pub struct PendingApprovals {
 
 pub(super) struct Pending {
     pub(super) owner_id: String,
+    pub(super) since: String,
     pub(super) request: ApprovalRequest,
     pub(super) tx: tokio::sync::oneshot::Sender<Decision>,
 }
@@ -107,6 +108,23 @@ impl PendingApprovals {
         map.get(session_id).map(|p| p.request.clone())
     }
 
+    /// The requests `user` may answer (their own sessions'; an admin's:
+    /// all), oldest first: the dashboard's "Pending approvals".
+    pub fn list_for(&self, user: &User) -> Vec<PendingView> {
+        let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<PendingView> = map
+            .values()
+            .filter(|p| p.owner_id == user.id || user.role == crate::store::users::Role::Admin)
+            .map(|p| PendingView {
+                request: p.request.clone(),
+                owner_id: p.owner_id.clone(),
+                waiting_since: p.since.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.waiting_since.cmp(&b.waiting_since));
+        v
+    }
+
     /// Answer the waiting request of `session_id` as `by`: only the session
     /// owner or an admin may (docs/design.md §4).
     pub fn answer(&self, session_id: &str, by: &User, choice: ApprovalChoice) -> Result<()> {
@@ -130,6 +148,15 @@ impl PendingApprovals {
     }
 }
 
+/// A waiting approval request as listed to whoever may answer it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingView {
+    #[serde(flatten)]
+    pub request: ApprovalRequest,
+    pub owner_id: String,
+    pub waiting_since: String,
+}
+
 pub struct ChannelApprover {
     pub(super) registry: std::sync::Arc<PendingApprovals>,
     pub(super) owner_id: String,
@@ -150,6 +177,7 @@ impl Approver for ChannelApprover {
                 session.clone(),
                 Pending {
                     owner_id: self.owner_id.clone(),
+                    since: crate::store::now_rfc3339(),
                     request: req,
                     tx,
                 },

@@ -444,6 +444,23 @@ pub fn set_turn_policy(
     user_id: &str,
     toolsets: Option<&[String]>,
 ) -> Result<()> {
+    // Most turns change nothing (no key, or the same key again): skip the
+    // write and its fsync. Without a marker and without narrowing, the hook
+    // finds the session in state.db as before.
+    let current = fs::read(sessions_dir(home).join(session_id))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Marker>(&b).ok());
+    let unchanged = match &current {
+        Some(m) => {
+            m.session_id == session_id
+                && m.user_id.as_deref() == Some(user_id)
+                && m.toolsets.as_deref() == toolsets
+        }
+        None => toolsets.is_none() && !sessions_dir(home).join(session_id).exists(),
+    };
+    if unchanged {
+        return Ok(());
+    }
     write_marker(
         home,
         session_id,

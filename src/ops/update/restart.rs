@@ -19,6 +19,10 @@ pub struct Health {
     pub ok: bool,
     pub status: Option<u16>,
     pub detail: String,
+    /// The answer came from hermes-operator's own `/healthz` (its JSON says
+    /// `"service": "hermes-operator"`), whatever its status.
+    #[serde(default)]
+    pub operator: bool,
 }
 
 impl Restart {
@@ -65,6 +69,7 @@ pub fn health_check(url: &str, deadline: Duration) -> Health {
                 ok: false,
                 status: None,
                 detail: format!("cannot start the async runtime: {e}"),
+                operator: false,
             }
         }
     };
@@ -81,26 +86,42 @@ pub fn health_check(url: &str, deadline: Duration) -> Health {
                     ok: false,
                     status: None,
                     detail: e.to_string(),
+                    operator: false,
                 }
             }
         };
         let end = Instant::now() + deadline;
         let mut last;
         let mut status = None;
+        let mut operator = false;
         loop {
             match client.get(url).send().await {
-                Ok(r) if r.status().is_success() => {
-                    return Health {
-                        url: url.into(),
-                        checked: true,
-                        ok: true,
-                        status: Some(r.status().as_u16()),
-                        detail: "answered".into(),
-                    }
-                }
                 Ok(r) => {
-                    status = Some(r.status().as_u16());
-                    last = format!("HTTP {}", r.status());
+                    let code = r.status();
+                    let body: serde_json::Value = r.json().await.unwrap_or_default();
+                    operator = body["service"] == "hermes-operator";
+                    let state = body["status"].as_str().unwrap_or("");
+                    let reason = body["reason"].as_str().unwrap_or("");
+                    if code.is_success() {
+                        return Health {
+                            url: url.into(),
+                            checked: true,
+                            ok: true,
+                            status: Some(code.as_u16()),
+                            detail: if state == "degraded" {
+                                format!("answered: degraded ({reason})")
+                            } else {
+                                "answered".into()
+                            },
+                            operator,
+                        };
+                    }
+                    status = Some(code.as_u16());
+                    last = if reason.is_empty() {
+                        format!("HTTP {code}")
+                    } else {
+                        format!("HTTP {code}: {reason}")
+                    };
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -111,6 +132,7 @@ pub fn health_check(url: &str, deadline: Duration) -> Health {
                     ok: false,
                     status,
                     detail: last,
+                    operator,
                 };
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -2,10 +2,12 @@
 // with a fresh login; every other token of the account stops working: other
 // tabs and devices log in again) and enrol an authenticator app for
 // two-factor login (shown once: the secret, its otpauth link and the
-// recovery codes; active after confirming a code).
+// recovery codes; active after confirming a code); personal API keys
+// (keys.js).
 
 import { beginTotp, changePassword, confirmTotp } from './api.js';
 import { h, errorBox, notice } from './dom.js';
+import { keysCard } from './keys.js';
 
 function totpCard(me) {
   const out = h('div', { id: 'totp-out', 'aria-live': 'polite' });
@@ -98,5 +100,5 @@ export function accountView(el, me) {
   });
   el.append(h('h1', null, 'Account'),
     h('p', null, `${me.user.username} · ${me.user.role}`),
-    form, totpCard(me));
+    form, totpCard(me), keysCard(me));
 }

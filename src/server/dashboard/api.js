@@ -63,7 +63,9 @@ async function errorFrom(r) {
   } catch { /* not JSON: keep the status line */ }
   const wait = r.headers.get('retry-after');
   if (wait && (r.status === 429 || r.status === 503)) message += ` (retry in ${wait} s)`;
-  return new ApiError(r.status, code, message);
+  const e = new ApiError(r.status, code, message);
+  e.requestId = r.headers.get('x-request-id');
+  return e;
 }
 
 let refreshing = null;

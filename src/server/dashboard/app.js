@@ -1,7 +1,7 @@
 // app.js — the dashboard's entry point: login, the header, hash routing.
 //
 // Routes: #/chat[/ID]  #/sessions  #/session/ID  #/audit  #/replay/ID  #/users
-//         #/account  #/search/QUERY  #/user/NAME
+//         #/account  #/approvals  #/search/QUERY  #/user/NAME
 // What a role may see comes from GET /api/me (`may`); the server enforces it
 // anyway, the dashboard only hides what would be refused.
 
@@ -12,6 +12,7 @@ import { sessionListView, sessionView, searchView } from './sessions.js';
 import { auditView, replayView, userReportView } from './audit.js';
 import { usersView } from './users.js';
 import { accountView } from './account.js';
+import { approvalsView } from './approvals.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -32,6 +33,7 @@ function defaultRoute() {
 function navItems() {
   const items = [];
   if (me.may.chat) items.push(['chat', 'Chat']);
+  if (me.may.answer_approvals) items.push(['approvals', 'Approvals']);
   items.push(['sessions', me.may.read_all_sessions ? 'All sessions' : 'My sessions']);
   if (me.may.audit) items.push(['audit', 'Audit']);
   if (me.may.manage_users) items.push(['users', 'Users']);
@@ -116,8 +118,14 @@ const views = {
   replay: (el, arg) => replayView(el, me, arg),
   users: (el) => usersView(el, me),
   account: (el) => accountView(el, me),
+  approvals: (el) => approvalsView(el),
   search: (el, arg) => searchView(el, me, arg),
   user: (el, arg) => userReportView(el, me, arg),
+};
+
+const TITLES = {
+  chat: 'Chat', sessions: 'Sessions', session: 'Session', audit: 'Audit', replay: 'Replay', users: 'Users',
+  account: 'Account', approvals: 'Approvals', search: 'Search', user: 'User report',
 };
 
 let expiredMessage = null;
@@ -125,6 +133,7 @@ let expiredMessage = null;
 function render() {
   const { name, arg } = route();
   if (!me) {
+    document.title = 'Log in · hermes-operator';
     renderHeader(null);
     main.replaceChildren(loginView(expiredMessage));
     expiredMessage = null;
@@ -137,9 +146,14 @@ function render() {
     return;
   }
   renderHeader(name);
+  document.title = `${TITLES[name]}${arg ? ` ${arg}` : ''} · hermes-operator`;
   const el = h('section', { class: 'view', id: `view-${name}` });
-  main.replaceChildren(el);
-  Promise.resolve(view(el, arg)).catch((err) => el.appendChild(errorBox(err)));
+  // Before Hermes' first run: one calm notice above every view.
+  const notice = me.notice ? h('p', { class: 'notice state-notice', id: 'state-notice', role: 'status' }, me.notice) : null;
+  main.replaceChildren(...[notice, el].filter(Boolean));
+  Promise.resolve(view(el, arg))
+    .catch((err) => el.appendChild(errorBox(err)))
+    .finally(() => { el.dataset.loaded = 'yes'; });
 }
 
 setOnExpired(() => {

@@ -40,11 +40,21 @@ export function s(tag, attrs, ...children) {
   return fill(document.createElementNS('http://www.w3.org/2000/svg', tag), attrs, children);
 }
 
-/** An error message box (role=alert) for an Error or ApiError. */
+/** A message as a sentence: capital first letter, a full stop at the end. */
+export function sentence(text) {
+  const t = String(text).trim();
+  if (!t) return t;
+  const s = t.charAt(0).toUpperCase() + t.slice(1);
+  return /[.!?)]$/.test(s) ? s : `${s}.`;
+}
+
+/** An error message box (role=alert) for an Error or ApiError: the
+ * server's message as a sentence (never a raw code), and the request id to
+ * quote to an administrator (the server log has the details under it). */
 export function errorBox(err) {
   const msg = err && err.message ? err.message : String(err);
-  const code = err && err.code ? `${err.code}: ` : '';
-  return h('p', { class: 'error', role: 'alert' }, code + msg);
+  return h('p', { class: 'error', role: 'alert' }, sentence(msg),
+    err && err.requestId ? h('span', { class: 'request-id' }, ` (Request id ${err.requestId}.)`) : null);
 }
 
 export function notice(text) {
@@ -81,10 +91,11 @@ export function table(caption, headers, rows, attrs = {}) {
   const th = (t) => (Array.isArray(t)
     ? h('th', { scope: 'col', class: t[1] }, t[0])
     : h('th', { scope: 'col' }, t));
-  return h('table', attrs,
+  // In its own scrolling box: on a phone a wide table scrolls, the page does not.
+  return h('div', { class: 'table-box' }, h('table', attrs,
     caption ? h('caption', null, caption) : null,
     h('thead', null, h('tr', null, headers.map(th))),
-    h('tbody', null, rows));
+    h('tbody', null, rows)));
 }
 
 /** Message content as text: Hermes stores multimodal content as "\0json:[...]". */

@@ -79,7 +79,11 @@ function newUserForm(out, reload) {
     e.preventDefault();
     const body = { username: name.value.trim(), password: pass.value, role: role.value };
     await act(out, `Creating ${body.username}`, () => api('auth/register', { method: 'POST', body }), reload);
-    if (!out.querySelector('.error')) form.reset();
+    if (!out.querySelector('.error')) {
+      form.reset();
+      // reset() goes back to the first option (admin): new accounts start as users.
+      role.value = 'user';
+    }
   });
   return form;
 }

@@ -298,6 +298,10 @@ pub struct StateDb {
     session_cols: String,
 }
 
+/// Hermes 0.19.0's schema, verbatim from hermes_state.py: what
+/// [`StateDb::empty`] answers from before Hermes wrote state.db.
+pub(crate) const HERMES_SCHEMA: &str = include_str!("hermes_0_19_schema.sql");
+
 // The seams: opening and probing (open), reading (read), search, the
 // operator's writes (write), tolerant value readers (values), and the pure
 // title/search-input rules (text).
@@ -317,9 +321,7 @@ use values::*;
 mod tests {
     use super::*;
 
-    /// Hermes 0.19.0's schema, verbatim from hermes_state.py.
-    pub(crate) const HERMES_SCHEMA: &str =
-        include_str!("../../../tests/fixtures/hermes_0.19.0_state_schema.sql");
+    pub(crate) use super::HERMES_SCHEMA;
 
     fn make_db(dir: &Path) -> PathBuf {
         let p = dir.join("state.db");

@@ -53,23 +53,40 @@ impl StateDb {
                 .map_err(|e| Error::sqlite(path, "setting foreign_keys", e))?;
         }
         let caps = probe(&conn, path)?;
-        let archived = if caps.sessions_archived {
-            "s.archived"
-        } else {
-            "0"
-        };
-        let session_cols = format!(
-            "s.id, s.source, s.user_id, s.model, s.title, s.started_at, s.ended_at, s.end_reason, \
-             s.message_count, s.tool_call_count, s.input_tokens, s.output_tokens, s.cache_read_tokens, \
-             s.cache_write_tokens, s.reasoning_tokens, s.billing_provider, s.estimated_cost_usd, \
-             s.actual_cost_usd, s.cost_status, s.api_call_count, s.parent_session_id, {archived}"
-        );
+        let session_cols = Self::session_cols(caps.sessions_archived);
         Ok(StateDb {
             conn,
             path: path.to_path_buf(),
             caps,
             session_cols,
         })
+    }
+
+    /// No state.db yet (a fresh install, Hermes not run): an in-memory
+    /// database with Hermes' own schema, so every read answers with empty
+    /// data instead of an error. Never written to disk; `path` is where
+    /// state.db is expected.
+    pub fn empty(path: &Path) -> Result<Self> {
+        let conn = Connection::open_in_memory()
+            .and_then(|c| c.execute_batch(super::HERMES_SCHEMA).map(|_| c))
+            .map_err(|e| Error::sqlite(path, "making the empty state", e))?;
+        let caps = probe(&conn, path)?;
+        Ok(StateDb {
+            conn,
+            path: path.to_path_buf(),
+            caps,
+            session_cols: Self::session_cols(false),
+        })
+    }
+
+    fn session_cols(archived: bool) -> String {
+        let archived = if archived { "s.archived" } else { "0" };
+        format!(
+            "s.id, s.source, s.user_id, s.model, s.title, s.started_at, s.ended_at, s.end_reason, \
+             s.message_count, s.tool_call_count, s.input_tokens, s.output_tokens, s.cache_read_tokens, \
+             s.cache_write_tokens, s.reasoning_tokens, s.billing_provider, s.estimated_cost_usd, \
+             s.actual_cost_usd, s.cost_status, s.api_call_count, s.parent_session_id, {archived}"
+        )
     }
 
     pub fn path(&self) -> &Path {

@@ -13,7 +13,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyScope {
-    /// Chat (and answer its own approvals) plus everything `read` allows.
+    /// Chat, plus everything `read` allows.
     Chat,
     /// Read-only requests (GET) only.
     Read,

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""The OpenAI-compatible endpoint's cost (issue: personal API keys).
+
+    python3 benches/openai_bench.py [--runs 40]
+
+1. Starts the REAL Hermes 0.19.0 gateway (API server only) against
+   tests/fixtures/fake_model.py on 127.0.0.1, in a throwaway HERMES_HOME,
+   and `hermes-operator serve` (release) in front of it with a user and a
+   personal API key.
+2. Sends the same non-streaming chat completion in turn to the operator's
+   `POST /v1/chat/completions` (with the key: authentication, session row,
+   events, history, reconciliation), to Hermes' own
+   `POST /v1/chat/completions` on the same gateway (with Hermes' key), and
+   to Hermes' `/v1/runs` + event stream (what the operator drives, because
+   only runs can have their dangerous commands approved), and prints the
+   medians and the medians of the paired differences: the overhead per call
+   over Hermes' chat completions (goal < 5 ms) and the part of it that is
+   the operator's own (over `/v1/runs`).
+3. Runs examples/key_auth.rs: authenticating a key among 1,000 (goal < 50 µs).
+Everything is loopback-only and bounded; the processes are stopped at the end.
+"""
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from gateway_lab import free_port, start_gateway, stop_all
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
+                           Path.home() / ".cache/hermes-operator-test/venv-0.19.0"))
+
+
+def post(url, bearer, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": f"Bearer {bearer}",
+                                          "Content-Type": "application/json"})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=120) as r:
+        out = json.load(r)
+    return (time.perf_counter() - t) * 1e3, out
+
+
+def run_direct(url, key, body):
+    """What the operator does underneath: Hermes' `POST /v1/runs`, then its
+    event stream until the run completes."""
+    req = urllib.request.Request(url + "/v1/runs", method="POST",
+                                 data=json.dumps({"input": body["messages"][-1]["content"],
+                                                  "model": body["model"]}).encode(),
+                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=120) as r:
+        run_id = json.load(r)["run_id"]
+    req = urllib.request.Request(url + f"/v1/runs/{run_id}/events", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        for line in r:
+            if b"run.completed" in line or b"run.failed" in line:
+                break
+    return (time.perf_counter() - t) * 1e3
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=40)
+    args = ap.parse_args()
+    if not (VENV / "bin/hermes").exists():
+        raise SystemExit(f"no Hermes venv at {VENV}: run `cargo test` once (it creates it)")
+    subprocess.run(["cargo", "build", "--release", "--bin", "hermes-operator", "--example", "key_auth"],
+                   cwd=ROOT, check=True)
+    root = Path(tempfile.mkdtemp(prefix="hermes-operator-openaibench-"))
+    procs = []
+    try:
+        url, hermes_key, home = start_gateway(root, VENV, procs)
+        prof = home / "profiles/operator"
+        prof.mkdir(parents=True, mode=0o700)
+        (prof / "config.yaml").write_text(f"hermes:\n  api_url: {url}\n")
+        (prof / ".env").write_text(f"OPERATOR_JWT_SECRET={secrets.token_hex(32)}\n")
+        os.chmod(prof / ".env", 0o600)
+        op = [str(ROOT / "target/release/hermes-operator"), "--hermes-home", str(home)]
+        subprocess.run(op + ["user", "add", "alice", "--role", "user", "--password-stdin"],
+                       input=b"bench password 1234\n", check=True, capture_output=True)
+        made = json.loads(subprocess.run(op + ["--json", "user", "key", "create", "alice"], check=True,
+                                         capture_output=True, text=True).stdout)
+        port = free_port()
+        serve = subprocess.Popen(op + ["serve", "--bind", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                                 stderr=open(root / "serve.log", "w"), start_new_session=True)
+        procs.append(serve)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2):
+                    break
+            except Exception:
+                time.sleep(0.1)
+        req = urllib.request.Request(base + "/v1/models", headers={"Authorization": f"Bearer {made['key']}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            model = json.load(r)["data"][0]["id"]
+        ops, direct, runs, diffs, own = [], [], [], [], []
+        for i in range(args.runs + 2):
+            body = {"model": model, "messages": [{"role": "user", "content": f"hello {i}"}]}
+            a, ra = post(base + "/v1/chat/completions", made["key"], body)
+            b, rb = post(url + "/v1/chat/completions", hermes_key, body)
+            c = run_direct(url, hermes_key, body)
+            assert ra["choices"][0]["message"]["content"] == rb["choices"][0]["message"]["content"], (ra, rb)
+            if i >= 2:  # the first rounds warm every side up
+                ops.append(a)
+                direct.append(b)
+                runs.append(c)
+                diffs.append(a - b)
+                own.append(a - c)
+        print(f"| chat completion through the operator (`/v1/chat/completions`, key) | "
+              f"{statistics.median(ops):.1f} ms |")
+        print(f"| same completion straight to Hermes' `/v1/chat/completions` | {statistics.median(direct):.1f} ms |")
+        print(f"| same input straight to Hermes' `/v1/runs` + its event stream (what the operator drives) | "
+              f"{statistics.median(runs):.1f} ms |")
+        print(f"| operator overhead per call over Hermes' chat completions (median of {len(diffs)} paired "
+              f"differences) | {statistics.median(diffs):.2f} ms |")
+        print(f"| of which the operator's own (over `/v1/runs`, median of paired differences) | "
+              f"{statistics.median(own):.2f} ms |")
+    finally:
+        stop_all(procs)
+        shutil.rmtree(root, ignore_errors=True)
+    r = json.loads(subprocess.run([str(ROOT / "target/release/examples/key_auth")], check=True,
+                                  capture_output=True, text=True).stdout)
+    print(f"| key authentication (`ops::keys::authenticate`, 1,000 keys stored; median of {r['batches']} "
+          f"batches) | {r['key_auth_median_us']:.1f} µs |")
+
+
+if __name__ == "__main__":
+    main()

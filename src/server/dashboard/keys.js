@@ -1,0 +1,134 @@
+// keys.js — the Account view's "API keys": personal keys for
+// OpenAI-compatible clients and scripts. A new key is shown once (with a
+// copy button); afterwards only its prefix. Owners revoke their own keys;
+// admins may list and revoke everyone's.
+
+import { api } from './api.js';
+import { h, errorBox, notice, fmtTime, table } from './dom.js';
+
+const EXPIRIES = [['never', 'Never'], ['30d', '30 days'], ['90d', '90 days'], ['365d', '1 year']];
+
+function status(k) {
+  if (k.revoked_at) return h('span', { class: 'badge bad' }, 'revoked');
+  if (k.expires_at && new Date(k.expires_at) <= new Date()) return h('span', { class: 'badge bad' }, 'expired');
+  return h('span', { class: 'badge ok' }, 'active');
+}
+
+export function keysCard(me) {
+  const out = h('div', { id: 'keys-out', 'aria-live': 'polite' });
+  const list = h('div', { id: 'keys-list', class: 'table-box' });
+  const admin = me.may.manage_users;
+  const everyone = admin ? h('input', { type: 'checkbox', id: 'keys-everyone' }) : null;
+  const card = h('section', { class: 'card', id: 'keys-card' },
+    h('h2', null, 'API keys'),
+    h('p', { class: 'muted' }, 'For OpenAI-compatible clients (the openai SDKs, Open WebUI, curl): base URL ',
+      h('code', null, `${location.origin}${location.pathname.replace(/\/$/, '')}/v1`),
+      '. A key acts as you, within its scope; it cannot change your account.'),
+    admin ? h('p', null, everyone, ' ', h('label', { for: 'keys-everyone' }, 'Show everyone\'s keys')) : null,
+    list, out);
+
+  async function reload() {
+    let keys;
+    try {
+      keys = await api('api/keys', { query: everyone?.checked ? { all: 'true' } : {} });
+    } catch (err) {
+      list.replaceChildren(errorBox(err));
+      return;
+    }
+    if (!keys.length) {
+      list.replaceChildren(h('p', { class: 'muted', id: 'keys-empty' }, 'No keys yet.'));
+      return;
+    }
+    const rows = keys.map((k) => {
+      const revoke = h('button', { type: 'button', class: 'danger', disabled: !!k.revoked_at }, 'Revoke');
+      revoke.addEventListener('click', async () => {
+        if (!window.confirm(`Revoke the key ${k.prefix}… (${k.label || 'no label'})? Clients using it stop working at once.`)) return;
+        revoke.disabled = true;
+        try {
+          await api(`api/keys/${encodeURIComponent(k.id)}`, { method: 'DELETE' });
+          out.replaceChildren(notice(`Key ${k.prefix}… revoked.`));
+        } catch (err) {
+          out.replaceChildren(errorBox(err));
+        }
+        reload();
+      });
+      return h('tr', { dataset: { keyId: k.id } },
+        h('th', { scope: 'row' }, k.label || h('span', { class: 'muted' }, '(no label)')),
+        everyone?.checked ? h('td', null, k.username) : null,
+        h('td', null, h('code', null, `${k.prefix}…`)),
+        h('td', null, k.scope),
+        h('td', null, k.toolsets ? k.toolsets.join(', ') : 'all allowed'),
+        h('td', null, k.approvals),
+        h('td', null, fmtTime(k.last_used_at)),
+        h('td', null, k.expires_at ? fmtTime(k.expires_at) : 'never'),
+        h('td', null, status(k)),
+        h('td', { class: 'actions' }, revoke));
+    });
+    const heads = ['Label', everyone?.checked ? 'User' : null, 'Key', 'Scope', 'Toolsets', 'Approvals', 'Last used', 'Expires', 'Status', ''].filter((x) => x !== null);
+    list.replaceChildren(table(null, heads, rows, { class: 'keys' }));
+  }
+  everyone?.addEventListener('change', reload);
+
+  // New key.
+  const label = h('input', { id: 'key-label', maxlength: 100, autocomplete: 'off', placeholder: 'e.g. laptop, Open WebUI' });
+  const scope = h('select', { id: 'key-scope' },
+    me.may.chat ? h('option', { value: 'chat' }, 'chat — chat and read') : null,
+    h('option', { value: 'read' }, 'read — read only'));
+  const expires = h('select', { id: 'key-expires' }, EXPIRIES.map(([v, t]) => h('option', { value: v, selected: v === '90d' }, t)));
+  const approvals = h('select', { id: 'key-approvals' },
+    h('option', { value: 'deny' }, 'deny dangerous commands at once'),
+    h('option', { value: 'wait' }, 'wait for my answer (Approvals page)'));
+  const create = h('button', { type: 'submit', id: 'key-create' }, 'Create key');
+  const shown = h('div', { id: 'key-shown', 'aria-live': 'polite' });
+  const form = h('form', { id: 'key-form' },
+    h('h3', null, 'New key'),
+    h('div', { class: 'grid' },
+      h('label', { for: 'key-label' }, 'Label'), label,
+      h('label', { for: 'key-scope' }, 'Scope'), scope,
+      h('label', { for: 'key-expires' }, 'Expires'), expires,
+      h('label', { for: 'key-approvals' }, 'Approvals'), approvals),
+    create, shown);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    create.disabled = true;
+    try {
+      const k = await api('api/keys', {
+        method: 'POST',
+        body: { label: label.value.trim(), scope: scope.value, expires: expires.value, approvals: approvals.value },
+      });
+      const value = h('code', { id: 'key-value' }, k.key);
+      const copy = h('button', { type: 'button', class: 'secondary', id: 'key-copy' }, 'Copy');
+      const copied = h('span', { class: 'muted', 'aria-live': 'polite' });
+      copy.addEventListener('click', async () => {
+        try {
+          await navigator.clipboard.writeText(k.key);
+          copied.textContent = ' Copied.';
+        } catch {
+          // No clipboard permission (plain http): select it for Ctrl+C.
+          const r = document.createRange();
+          r.selectNodeContents(value);
+          const sel = window.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(r);
+          copied.textContent = ' Selected: press Ctrl+C.';
+        }
+      });
+      shown.replaceChildren(h('div', { class: 'key-once' },
+        h('p', null, h('strong', null, 'Copy this key now: it is shown only once.')),
+        h('p', null, value, ' ', copy, copied)));
+      form.querySelector('.grid')?.querySelectorAll('input').forEach((i) => { i.value = ''; });
+      reload();
+    } catch (err) {
+      shown.replaceChildren(errorBox(err));
+    }
+    create.disabled = false;
+  });
+  if (me.key) {
+    // A key cannot make keys: say so instead of offering a form that fails.
+    card.append(h('p', { class: 'muted' }, 'Log in with your password to make or revoke keys.'));
+  } else {
+    card.append(form);
+  }
+  reload();
+  return card;
+}
