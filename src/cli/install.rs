@@ -19,6 +19,9 @@ pub struct Args {
     /// Do not ask; without --admin no admin is created
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Do not write the systemd user unit (a trial on a temporary home)
+    #[arg(long)]
+    pub no_systemd: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
@@ -55,7 +58,11 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
             admin,
             force: a.force,
             exe: crate::process::current_exe()?,
-            systemd_dir: install::systemd_user_dir()?,
+            systemd_dir: if a.no_systemd {
+                None
+            } else {
+                Some(install::systemd_user_dir()?)
+            },
         },
     )?;
     if ctx.out.json {

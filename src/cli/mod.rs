@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod chat;
+pub mod demo;
 pub mod docs;
 pub mod doctor;
 pub mod hook;
@@ -82,6 +83,8 @@ pub enum Command {
     Doctor,
     /// The embedded HTTP mode: JSON API, SSE chat, the dashboard
     Serve(serve::Args),
+    /// Try it: the dashboard on a throwaway home full of sample data (deleted on exit)
+    Demo(demo::Args),
 }
 
 /// What every command runs with.
@@ -247,6 +250,10 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         crate::ops::hooks::run_protocol(Home::resolve(cli.global.hermes_home.as_deref()));
         return Ok(());
     }
+    // The demo never looks at the real HERMES_HOME: it makes its own.
+    if let Command::Demo(a) = cli.command {
+        return demo::run(&out, a);
+    }
     let home = Home::resolve(cli.global.hermes_home.as_deref())?;
     // doctor reports a broken config as a failed check instead of stopping.
     if let Command::Doctor = &cli.command {
@@ -263,6 +270,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Install(a) => install::run(&ctx, a),
         Command::Doctor => unreachable!("handled before loading the app"),
         Command::Serve(a) => serve::run(&ctx, a),
+        Command::Demo(_) => unreachable!("handled before loading the app"),
         Command::Hook(a) => match a.cmd {
             Some(c) => hook::run(&ctx, c),
             None => unreachable!("handled before loading the app"),

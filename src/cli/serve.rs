@@ -31,11 +31,24 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
             format!("{}:{}", op.host, op.port)
         }
     });
+    serve_home(
+        &ctx.app,
+        crate::server::Options {
+            bind,
+            grace: Duration::from_secs(a.grace_period),
+            read_timeout: Duration::from_secs(a.read_timeout),
+            demo: false,
+        },
+    )
+}
+
+/// Run the HTTP mode on `app`'s home until SIGTERM/SIGINT (also `demo`'s).
+pub fn serve_home(app: &App, opts: crate::server::Options) -> Result<()> {
     // Fail before binding anything when the secret is missing or weak.
-    ctx.app.cfg.jwt_secret(&ctx.app.home)?;
+    app.cfg.jwt_secret(&app.home)?;
     let app = App {
-        home: ctx.app.home.clone(),
-        cfg: ctx.app.cfg.clone(),
+        home: app.home.clone(),
+        cfg: app.cfg.clone(),
         actor: Actor::new("http"),
     };
     tune_malloc();
@@ -47,14 +60,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
         .thread_name("serve")
         .build()
         .map_err(|e| Error::internal(format!("starting the async runtime: {e}")).with_source(e))?;
-    rt.block_on(crate::server::run(
-        app,
-        crate::server::Options {
-            bind,
-            grace: Duration::from_secs(a.grace_period),
-            read_timeout: Duration::from_secs(a.read_timeout),
-        },
-    ))?;
+    rt.block_on(crate::server::run(app, opts))?;
     // Do not wait for blocking tasks (a verify of a huge log) at exit.
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(())

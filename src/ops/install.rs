@@ -159,8 +159,9 @@ pub struct Options {
     pub force: bool,
     /// The binary the scripts and the unit run.
     pub exe: PathBuf,
-    /// Where the systemd user unit goes.
-    pub systemd_dir: PathBuf,
+    /// Where the systemd user unit goes; `None` (`--no-systemd`): not written
+    /// (a trial on a throwaway home must not leave a unit pointing at it).
+    pub systemd_dir: Option<PathBuf>,
 }
 
 /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`.
@@ -519,12 +520,20 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
         &auto_update_sh(home, &opts.exe),
         0o700,
     )?;
-    c.file(
-        "systemd user unit",
-        &opts.systemd_dir.join(UNIT_NAME),
-        &systemd_unit(home, &opts.exe),
-        0o644,
-    )?;
+    match &opts.systemd_dir {
+        Some(dir) => c.file(
+            "systemd user unit",
+            &dir.join(UNIT_NAME),
+            &systemd_unit(home, &opts.exe),
+            0o644,
+        )?,
+        None => c.push(
+            "systemd user unit",
+            Path::new(UNIT_NAME),
+            Action::Skipped,
+            Some("--no-systemd: not written".into()),
+        ),
+    }
 
     if c.manifest != manifest_before {
         let text = serde_json::to_string_pretty(&json!({

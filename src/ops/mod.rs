@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod audit;
 pub mod chat;
 pub mod credentials;
+pub mod demo;
 pub mod doctor;
 pub mod hooks;
 pub mod install;

@@ -69,6 +69,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("dashboard/keys.js"),
     ),
     (
+        "markdown.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/markdown.js"),
+    ),
+    (
         "approvals.js",
         "text/javascript; charset=utf-8",
         include_bytes!("dashboard/approvals.js"),

@@ -478,6 +478,7 @@ pub async fn me(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult
         "key": caller.key,
         "totp": totp_state,
         "totp_required": totp::required_for(&st.app.cfg.config, r),
+        "demo": st.demo,
         // Before Hermes' first run every session view is empty: one calm
         // sentence for the dashboard to show (no server paths).
         "notice": (!st.app.home.state_db().exists()).then_some(

@@ -355,6 +355,8 @@ pub struct Options {
     /// How long a client may take to send a request's headers, and then its
     /// JSON body (and how long an idle keep-alive connection stays open).
     pub read_timeout: Duration,
+    /// Serving `demo`'s throwaway home: the dashboard says so in its header.
+    pub demo: bool,
 }
 
 async fn shutdown_signal() {
@@ -401,11 +403,9 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// recorded as the turns end), and give up after 10 s more.
 // Long: the serve lifecycle in order (state, warm-up, listen, then the graceful shutdown and its two deadlines); split, the shutdown sequence would be hard to follow.
 pub async fn run(app: App, opts: Options) -> Result<()> {
-    let st = Arc::new(ServerState::new(
-        app,
-        access_log::AccessLog::stderr(),
-        opts.read_timeout,
-    )?);
+    let mut st = ServerState::new(app, access_log::AccessLog::stderr(), opts.read_timeout)?;
+    st.demo = opts.demo;
+    let st = Arc::new(st);
     // The constant-time path for unknown users needs its dummy hash: make it now.
     tokio::task::spawn_blocking(|| crate::ops::credentials::dummy_verify("warm-up"))
         .await

@@ -278,6 +278,8 @@ pub struct ServerState {
     pub log: super::access_log::AccessLog,
     /// How long a request's headers and then its body may take to arrive.
     pub read_timeout: std::time::Duration,
+    /// Serving `demo`'s sample home (`GET /api/me` says so).
+    pub demo: bool,
 }
 
 impl ServerState {
@@ -318,6 +320,7 @@ impl ServerState {
             state_pool: Pool::default(),
             read_cache: Default::default(),
             read_timeout,
+            demo: false,
             shutting_down: AtomicBool::new(false),
             log,
         })

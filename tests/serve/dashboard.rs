@@ -1117,6 +1117,52 @@ fn fresh_install_every_view_every_role_both_widths_light_and_dark() {
             b.log_out();
         }
     }
+    // Assistant replies are Markdown, rendered inert: no element from the text.
+    b.log_in("alice", TEST_PASSWORD);
+    b.wait(
+        "alice's header",
+        "document.querySelector('#whoami')?.textContent === 'alice'",
+    );
+    let md = b.eval(
+        "import('./markdown.js').then(({markdown}) => { const d = document.createElement('div'); \
+           d.appendChild(markdown('# Title\\n**bold** and *it* <script>window.__x=1</script> \
+             <img src=x onerror=\"window.__x=2\"> [ok](https://example.com/a) [bad](javascript:window.__x=3)\\n\\n\
+             - one\\n- two\\n\\n```html\\n<b>code</b>\\n```')); \
+           document.body.appendChild(d); \
+           return new Promise((r) => setTimeout(() => r({ \
+             injected: d.querySelectorAll('script, img, b, iframe').length, \
+             strong: d.querySelectorAll('strong').length, em: d.querySelectorAll('em').length, \
+             items: d.querySelectorAll('ul li').length, code: d.querySelector('pre code')?.textContent, \
+             heading: d.querySelector('h3')?.textContent, \
+             links: [...d.querySelectorAll('a')].map((a) => [a.getAttribute('href'), a.rel]), \
+             text: d.textContent, x: window.__x || 0}), 200)); })",
+    );
+    assert_eq!(md["injected"], 0, "{md}");
+    assert_eq!(
+        (
+            md["strong"].as_i64(),
+            md["em"].as_i64(),
+            md["items"].as_i64()
+        ),
+        (Some(1), Some(1), Some(2)),
+        "{md}"
+    );
+    assert_eq!(md["code"], "<b>code</b>", "{md}");
+    assert_eq!(md["heading"], "Title", "{md}");
+    assert_eq!(
+        md["links"],
+        json!([["https://example.com/a", "noopener noreferrer"]]),
+        "{md}"
+    );
+    assert!(
+        md["text"]
+            .as_str()
+            .unwrap()
+            .contains("<script>window.__x=1</script>"),
+        "{md}"
+    );
+    assert_eq!(md["x"], 0, "{md}");
+    b.log_out();
     // admin 6 views, auditor 3, user 4, viewer 2; four ways each.
     assert_eq!(checked, 4 * 15, "{checked}");
 }

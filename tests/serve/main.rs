@@ -10,6 +10,7 @@ mod common;
 mod authz;
 mod chat;
 mod dashboard;
+mod demo;
 mod fuzz;
 mod hardening;
 mod http;

@@ -390,6 +390,7 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
             user_id: op.user_id.clone(),
             actor: HOOK_ACTOR.to_string(),
             data,
+            at: None,
         };
         if let Err(e) = append_event(home, ev) {
             reply.stderr.push(format!(

@@ -55,6 +55,7 @@ function renderHeader(current) {
       'aria-current': name === active ? 'page' : null,
     }, label)))));
   who.replaceChildren(
+    me.demo ? h('span', { class: 'badge demo', id: 'demo-badge', title: 'Sample data in a throwaway home: `hermes-operator demo`' }, 'Demo') : null,
     h('span', { id: 'whoami' }, me.user.username),
     h('span', { class: 'role' }, me.user.role),
     h('button', { type: 'button', id: 'logout', class: 'secondary', onclick: doLogout }, 'Log out'));

@@ -6,6 +6,7 @@
 import { api, chatStream } from './api.js';
 import { h, errorBox, notice, fmtUsd, fmtInt } from './dom.js';
 import { renderMessage, sessionTitle } from './sessions.js';
+import { markdown } from './markdown.js';
 
 /** {root, sessionId, busy} of the chat page, kept while a turn runs. */
 let state = null;
@@ -210,6 +211,11 @@ export async function chatView(el, me, sessionId) {
       status.textContent = 'The message was not sent.';
       st.root.dataset.turn = 'error';
     } finally {
+      // The finished reply as Markdown (rendered inert: DOM nodes only).
+      st.root.querySelectorAll('.msg.assistant.streaming .text').forEach((t) => {
+        t.classList.add('markdown');
+        t.replaceChildren(markdown(t.textContent));
+      });
       st.root.querySelectorAll('.streaming').forEach((b) => b.classList.remove('streaming'));
       if (pending) pending.box.remove();
       setBusy(false);

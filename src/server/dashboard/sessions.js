@@ -2,6 +2,7 @@
 // and auditors), full-text search in the same scope, and one session's
 // messages and tool calls.
 
+import { markdown } from './markdown.js';
 import { api } from './api.js';
 import { h, errorBox, fmtTime, fmtUsd, fmtInt, link, table, contentText, pretty } from './dom.js';
 
@@ -157,6 +158,8 @@ export function renderMessage(m) {
     li.appendChild(h('details', null, h('summary', null, first || '(empty)'), h('pre', null, text)));
   } else if (role === 'system') {
     li.appendChild(h('details', null, h('summary', null, 'System prompt'), h('pre', null, text)));
+  } else if (text && role === 'assistant') {
+    li.appendChild(h('div', { class: 'text markdown' }, markdown(text)));
   } else if (text) {
     li.appendChild(h('div', { class: 'text' }, text));
   }

@@ -89,6 +89,10 @@ pub struct NewEvent {
     pub user_id: Option<String>,
     pub actor: String,
     pub data: serde_json::Value,
+    /// When it happened, if not now: only `demo`'s sample history uses it
+    /// (the chain is still made in append order, and proves the stored
+    /// time like every other field).
+    pub at: Option<String>,
 }
 
 impl NewEvent {
@@ -99,7 +103,13 @@ impl NewEvent {
             user_id: None,
             actor: actor.name().to_string(),
             data,
+            at: None,
         }
+    }
+    /// Recorded as having happened at `ts` (RFC 3339, UTC) instead of now.
+    pub fn at(mut self, ts: impl Into<String>) -> Self {
+        self.at = Some(ts.into());
+        self
     }
     pub fn session(mut self, id: impl Into<String>) -> Self {
         self.session_id = Some(id.into());
@@ -359,7 +369,7 @@ impl EventStore {
             let mut id = String::new();
             for (data, e) in &prepared {
                 seq += 1;
-                let ts = now_rfc3339();
+                let ts = e.at.clone().unwrap_or_else(now_rfc3339);
                 event_id_into(&mut id, &ts, seq);
                 let hash = event_hash(
                     seq,

@@ -1,0 +1,140 @@
+//! `hermes-operator demo`: starts on a throwaway home, serves every view
+//! populated (sessions of every kind, usage, a replayable session with tool
+//! calls and an approval, a verifying log), says "demo" in `/api/me`, and
+//! leaves nothing behind after SIGTERM.
+
+use crate::common::serve as serve_common;
+
+use serde_json::{json, Value};
+use serve_common::{client, send};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_populated_views_and_cleans_up() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hermes-operator"))
+        .args(["demo", "--bind", "127.0.0.1:0"])
+        // Wherever HERMES_HOME points, the demo must not use it.
+        .env("HERMES_HOME", "/nonexistent/hermes-home")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut banner = Vec::new();
+    let base = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("demo did not start: {banner:?}"));
+        if let Some(a) = line.strip_prefix("hermes-operator serve: listening on ") {
+            break a.to_string();
+        }
+        banner.push(line);
+    };
+    let text = banner.join("\n");
+    let grab = |after: &str, until: char| -> String {
+        let i = text
+            .find(after)
+            .unwrap_or_else(|| panic!("no {after:?} in {text}"))
+            + after.len();
+        text[i..].split(until).next().unwrap().trim().to_string()
+    };
+    let home = std::path::PathBuf::from(grab("sample data in ", ' '));
+    let password = grab("with the password ", '\n');
+    let replay = grab("an approval: ", ' ');
+    assert!(home.is_dir(), "{text}");
+    assert!(!std::path::Path::new("/nonexistent/hermes-home").exists());
+    let c = client();
+    let login = |user: &str| {
+        let c = c.clone();
+        let (url, body) = (
+            format!("{base}/auth/login"),
+            json!({"username": user, "password": password}),
+        );
+        async move {
+            let r = send(c.post(url).json(&body)).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let admin = login("ada").await;
+    let auditor = login("otto").await;
+    for u in ["uma", "ulf", "vic"] {
+        login(u).await;
+    }
+    let get = |path: &str, tok: &str| send(c.get(format!("{base}{path}")).bearer_auth(tok));
+    let me = get("/api/me", &admin).await.json();
+    assert_eq!(me["demo"], true, "{me}");
+    assert!(me["notice"].is_null(), "state.db exists: {me}");
+    let sessions = get("/api/sessions?limit=200", &auditor).await.json();
+    assert!(sessions.as_array().unwrap().len() >= 14, "{sessions}");
+    let users = get("/api/users", &admin).await.json();
+    assert_eq!(users.as_array().unwrap().len(), 5);
+    let hits = get("/api/search?q=nginx", &auditor).await.json();
+    assert!(!hits["hits"].as_array().unwrap().is_empty(), "{hits}");
+    let r = get(&format!("/api/audit/replay/{replay}"), &auditor)
+        .await
+        .json();
+    assert_eq!(r["integrity"], "ok", "{r}");
+    let types: Vec<&str> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for t in [
+        "session_start",
+        "user_message",
+        "approval_request",
+        "approval",
+        "tool_call",
+        "tool_result",
+        "assistant_message",
+        "llm_call",
+    ] {
+        assert!(types.contains(&t), "{t} in {types:?}");
+    }
+    let v = get("/api/audit/verify", &auditor).await.json();
+    assert_eq!(v["ok"], true, "{v}");
+    // A week of usage: some day before today has tokens and cost.
+    let mut busy_days = 0;
+    for d in 1..=7 {
+        let date = (chrono::Utc::now() - chrono::Duration::days(d))
+            .format("%Y-%m-%d")
+            .to_string();
+        let day = get(
+            &format!("/api/audit/daily-summary?date={date}&tz=UTC"),
+            &auditor,
+        )
+        .await
+        .json();
+        if day["totals"]["input_tokens"].as_i64().unwrap_or(0) > 0 {
+            busy_days += 1;
+        }
+    }
+    assert!(busy_days >= 5, "{busy_days}");
+    let _: Value = get("/healthz", &admin).await.json();
+
+    // SIGTERM: it stops and removes its home.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = status.expect("demo stopped within 10 s of SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(!home.exists(), "the demo home is gone: {}", home.display());
+}
