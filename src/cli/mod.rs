@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod chat;
+pub mod completions;
 pub mod docs;
 pub mod doctor;
 pub mod hook;
@@ -23,19 +24,12 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
-const AFTER_HELP: &str = "\
-Exit codes:
-  0 ok · 1 error · 2 usage · 3 integrity failure · 4 permission denied
-  5 not found · 6 busy/locked · 7 Hermes unavailable · 8 config error
-  9 corrupt or incompatible database · 10 conflict
-  11 update failed · 12 unhealthy (update's restart/health check, or a doctor check failed)";
-
 #[derive(Debug, Parser)]
 #[command(
     name = "hermes-operator",
     version,
     about = "Operator control plane for a Hermes Agent server: accounts, audited sessions, tamper-evident event log",
-    after_help = AFTER_HELP,
+    after_help = docs::exit_codes_help(),
     propagate_version = true
 )]
 pub struct Cli {
@@ -82,6 +76,8 @@ pub enum Command {
     Doctor,
     /// The embedded HTTP mode: JSON API, SSE chat, the dashboard
     Serve(serve::Args),
+    /// Print the shell completion script (bash, zsh or fish) on stdout
+    Completions(completions::Args),
 }
 
 /// What every command runs with.
@@ -153,13 +149,7 @@ pub fn main() -> i32 {
     }
     let cli = match parse_one_group(std::env::args_os().collect()).map_or_else(Cli::try_parse, Ok) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => crate::Kind::Usage.exit_code(),
-            };
-        }
+        Err(e) => return clap_error(&e),
     };
     let out = Output::new(cli.global.json);
     match run(cli, out) {
@@ -168,6 +158,44 @@ pub fn main() -> i32 {
             out.error(&e);
             e.kind.exit_code()
         }
+    }
+}
+
+/// Help and --version print as clap prints them; a rejected command line
+/// is a usage error, as JSON on stderr when `--json` was asked for (scripts
+/// parse every failure the same way).
+fn clap_error(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return 0;
+    }
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !json {
+        let _ = e.print();
+        return crate::Kind::Usage.exit_code();
+    }
+    let err = usage_error_of(e);
+    Output::new(true).error(&err);
+    err.kind.exit_code()
+}
+
+/// clap's rendered error as ours: its first line (without `error: `) is the
+/// message, the usage line and clap's tips become the hint.
+fn usage_error_of(e: &clap::Error) -> Error {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let message = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    let rest: Vec<&str> = lines.collect();
+    let err = Error::usage(message);
+    if rest.is_empty() {
+        err
+    } else {
+        err.hint(rest.join("; "))
     }
 }
 
@@ -239,6 +267,10 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         crate::ops::hooks::run_protocol(Home::resolve(cli.global.hermes_home.as_deref()));
         return Ok(());
     }
+    // Completions need no HERMES_HOME: they are printed at install time.
+    if let Command::Completions(a) = &cli.command {
+        return completions::run(out, a);
+    }
     let home = Home::resolve(cli.global.hermes_home.as_deref())?;
     // doctor reports a broken config as a failed check instead of stopping.
     if let Command::Doctor = &cli.command {
@@ -253,7 +285,9 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Chat(a) => chat::run(&ctx, a),
         Command::Update(a) => update::run(&ctx, a),
         Command::Install(a) => install::run(&ctx, a),
-        Command::Doctor => unreachable!("handled before loading the app"),
+        Command::Doctor | Command::Completions(_) => {
+            unreachable!("handled before loading the app")
+        }
         Command::Serve(a) => serve::run(&ctx, a),
         Command::Hook(a) => match a.cmd {
             Some(c) => hook::run(&ctx, c),
