@@ -182,8 +182,21 @@ fn styled_hits(line: &str) -> String {
 fn fit_to_terminal(mut t: Table) -> Table {
     use comfy_table::ColumnConstraint;
     let columns = t.column_count();
+    let headers: Vec<String> = t
+        .header()
+        .map(|h| h.cell_iter().map(|c| c.content()).collect())
+        .unwrap_or_default();
     let mut whole = vec![false; columns];
     for (i, keep) in whole.iter_mut().enumerate() {
+        // By name too: Hermes' native session ids (`--all-sources`) have
+        // no prefix of ours.
+        if headers
+            .get(i)
+            .is_some_and(|h| ID_HEADERS.contains(&h.as_str()))
+        {
+            *keep = true;
+            continue;
+        }
         let mut cells = t
             .column_cells_iter(i)
             .flatten()
@@ -219,6 +232,9 @@ fn terminal_width() -> u16 {
         .filter(|&w| w > 0)
         .unwrap_or(80)
 }
+
+/// Table headers of id columns (`session list`, `audit replay`, …).
+const ID_HEADERS: [&str; 6] = ["id", "session", "user id", "seq", "#", "msg"];
 
 /// `op_…`, `u_…`, `key_…` ids and plain integers (event seq, counts).
 fn is_id_or_number(s: &str) -> bool {
@@ -364,15 +380,22 @@ mod tests {
         .table(&["id", "text"]);
         t.add_row(vec!["op_0123456789ab", &"long words here ".repeat(20)]);
         t.add_row(vec!["op_ba9876543210", "short"]);
+        t.add_row(vec!["20260918_155554_a1b2c3", "native"]);
         let mut fitted = fit_to_terminal(t);
         fitted.set_width(40);
         let text = fitted.to_string();
         for line in text.lines() {
             assert!(unicode_chars(line) <= 40, "{line:?} is wider than 40");
         }
-        assert!(text.contains("op_0123456789ab") && text.contains("op_ba9876543210"));
+        for id in [
+            "op_0123456789ab",
+            "op_ba9876543210",
+            "20260918_155554_a1b2c3",
+        ] {
+            assert!(text.contains(id), "{id} cut: {text}");
+        }
         assert!(text.contains('…'), "{text}");
-        assert_eq!(text.lines().count(), 6, "one line per row: {text}");
+        assert_eq!(text.lines().count(), 7, "one line per row: {text}");
 
         // The hit markers take no width: the layout is that of the plain text.
         let with_hits = |cell: &str| {
