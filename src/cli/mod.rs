@@ -183,14 +183,35 @@ fn clap_error(e: &clap::Error) -> i32 {
     err.kind.exit_code()
 }
 
-/// clap's rendered error as ours: its first line (without `error: `) is the
-/// message, the usage line and clap's tips become the hint.
+/// clap's rendered error as ours: its first paragraph (without `error: `)
+/// is the message; the usage line and clap's tips become the hint.
 fn usage_error_of(e: &clap::Error) -> Error {
     let text = e.render().to_string();
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("invalid arguments");
-    let message = first.strip_prefix("error: ").unwrap_or(first).to_string();
-    let rest: Vec<&str> = lines.collect();
+    let usage = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .unwrap_or("hermes-operator --help");
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap rendered the whole help: name the command instead.
+        let command: Vec<&str> = usage
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['[', '<']))
+            .collect();
+        let command = command.join(" ");
+        return Error::usage(format!("`{command}` needs a subcommand"))
+            .hint(format!("`{command} --help` lists them"));
+    }
+    let lines = |para: &str| -> Vec<String> {
+        para.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut paragraphs = text.split("\n\n");
+    let first = lines(paragraphs.next().unwrap_or_default()).join(" ");
+    let message = first.strip_prefix("error: ").unwrap_or(&first).to_string();
+    let rest: Vec<String> = paragraphs.flat_map(lines).collect();
     let err = Error::usage(message);
     if rest.is_empty() {
         err

@@ -585,6 +585,8 @@ fn usage_errors_are_json_with_json() {
         vec!["user", "list", "--bogus", "--json"],
         vec!["--json", "sessions"],
         vec!["--json"],
+        vec!["--json", "user"],
+        vec!["--json", "user", "show"],
     ] {
         let o = h.run(&args);
         assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
@@ -600,14 +602,28 @@ fn usage_errors_are_json_with_json() {
         );
         assert!(!text.contains('\u{1b}'), "{args:?}: no terminal styling");
     }
-    let o = h.run(&["--json", "user", "add", "bob", "--role", "root"]);
-    let e: Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+    let error_of = |args: &[&str]| -> Value {
+        let o = h.run(args);
+        serde_json::from_str::<Value>(stderr(&o).trim()).unwrap()["error"].clone()
+    };
+    let e = error_of(&["--json", "user", "add", "bob", "--role", "root"]);
+    let msg = e["message"].as_str().unwrap();
     assert!(
-        e["error"]["message"].as_str().unwrap().contains("root"),
+        msg.contains("'root'") && msg.contains("admin, auditor, user, viewer"),
         "{e}"
     );
+    let e = error_of(&["--json", "user", "show"]);
+    assert!(e["message"].as_str().unwrap().contains("<NAME>"), "{e}");
     assert!(
-        e["error"]["hint"].as_str().unwrap().contains("admin"),
+        e["hint"]
+            .as_str()
+            .unwrap()
+            .contains("Usage: hermes-operator user show <NAME>"),
+        "{e}"
+    );
+    let e = error_of(&["--json", "user"]);
+    assert_eq!(
+        e["message"], "`hermes-operator user` needs a subcommand",
         "{e}"
     );
     // Without --json: clap's own text, exit 2.
