@@ -5,6 +5,8 @@ use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 
+const PRESET: &str = presets::UTF8_FULL_CONDENSED;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
@@ -53,7 +55,7 @@ impl Output {
 
     pub fn table(&self, header: &[&str]) -> Table {
         let mut t = Table::new();
-        t.load_preset(presets::UTF8_FULL_CONDENSED)
+        t.load_preset(PRESET)
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(header.iter().copied());
         if !self.color {
@@ -68,7 +70,7 @@ impl Output {
 
     pub fn print_table(&self, t: &Table) -> crate::Result<()> {
         if std::io::stdout().is_terminal() {
-            let text = fit_to_terminal(t.clone()).to_string();
+            let text = fit_to_terminal(t, terminal_width()).to_string();
             return self.line(text.lines().map(styled_hits).collect::<Vec<_>>().join("\n"));
         }
         self.line(t.to_string())
@@ -175,52 +177,57 @@ fn styled_hits(line: &str) -> String {
     out
 }
 
-/// A table for a terminal: as wide as the terminal at most, one line per
-/// row; cells that do not fit end in `…` instead of wrapping. Columns of ids
-/// (`op_…`, `u_…`, `key_…`) and numbers (event seq) keep their full width:
-/// a clipped id cannot be pasted into the next command.
-fn fit_to_terminal(mut t: Table) -> Table {
-    use comfy_table::ColumnConstraint;
-    let columns = t.column_count();
-    let headers: Vec<String> = t
+/// A table for a terminal `width` columns wide: one line per row (a
+/// cell's lines joined by `⏎`), cells that do not fit cut with `…`.
+/// Columns of ids (`op_…`, `u_…`, `key_…`, or named like one) and numbers
+/// (event seq) keep their full width: a clipped id cannot be pasted into the
+/// next command.
+fn fit_to_terminal(t: &Table, width: u16) -> Table {
+    use comfy_table::{ColumnConstraint, Row};
+    let mut f = Table::new();
+    f.load_preset(PRESET)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width)
+        .set_truncation_indicator("…")
+        // No word wrapping: a cell is cut at the column's width, not at the
+        // last space that fits (which could leave one word and `…`).
+        .set_delimiter('\0');
+    if let Some(h) = t.header() {
+        f.set_header(h.cell_iter().map(|c| c.content()));
+    }
+    for row in t.row_iter() {
+        let mut r = Row::from(
+            row.cell_iter()
+                .map(|c| c.content().replace('\n', "⏎ "))
+                .collect::<Vec<_>>(),
+        );
+        r.max_height(1);
+        f.add_row(r);
+    }
+    let headers: Vec<String> = f
         .header()
         .map(|h| h.cell_iter().map(|c| c.content()).collect())
         .unwrap_or_default();
-    let mut whole = vec![false; columns];
-    for (i, keep) in whole.iter_mut().enumerate() {
+    for i in 0..f.column_count() {
         // By name too: Hermes' native session ids (`--all-sources`) have
         // no prefix of ours.
-        if headers
+        let named = headers
             .get(i)
-            .is_some_and(|h| ID_HEADERS.contains(&h.as_str()))
-        {
-            *keep = true;
-            continue;
-        }
-        let mut cells = t
+            .is_some_and(|h| ID_HEADERS.contains(&h.as_str()));
+        let mut cells = f
             .column_cells_iter(i)
             .flatten()
             .map(|c| c.content())
             .filter(|c| !c.is_empty() && c != "—")
             .peekable();
-        *keep = cells.peek().is_some() && cells.all(|c| is_id_or_number(&c));
-    }
-    for (i, keep) in whole.into_iter().enumerate() {
-        if keep {
-            if let Some(col) = t.column_mut(i) {
+        let ids = cells.peek().is_some() && cells.all(|c| is_id_or_number(&c));
+        if named || ids {
+            if let Some(col) = f.column_mut(i) {
                 col.set_constraint(ColumnConstraint::ContentWidth);
             }
         }
     }
-    for row in t.row_iter_mut() {
-        row.max_height(1);
-    }
-    t.set_truncation_indicator("…");
-    // Given explicitly: comfy-table asks the terminal only when it styles
-    // (not under NO_COLOR), and some ptys report no size at all.
-    t.set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(terminal_width());
-    t
+    f
 }
 
 /// stdout's terminal width, else `$COLUMNS`, else 80.
@@ -381,9 +388,9 @@ mod tests {
         t.add_row(vec!["op_0123456789ab", &"long words here ".repeat(20)]);
         t.add_row(vec!["op_ba9876543210", "short"]);
         t.add_row(vec!["20260918_155554_a1b2c3", "native"]);
-        let mut fitted = fit_to_terminal(t);
-        fitted.set_width(40);
-        let text = fitted.to_string();
+        t.add_row(vec!["op_0a0b0c0d0e0f", "two\nlines"]);
+        t.add_row(vec!["op_f0e0d0c0b0a0", &format!("ab {}", "x".repeat(100))]);
+        let text = fit_to_terminal(&t, 40).to_string();
         for line in text.lines() {
             assert!(unicode_chars(line) <= 40, "{line:?} is wider than 40");
         }
@@ -395,7 +402,10 @@ mod tests {
             assert!(text.contains(id), "{id} cut: {text}");
         }
         assert!(text.contains('…'), "{text}");
-        assert_eq!(text.lines().count(), 7, "one line per row: {text}");
+        assert_eq!(text.lines().count(), 9, "one line per row: {text}");
+        assert!(text.contains("two⏎ lines"), "{text}");
+        // Cut at the width, not at the last space that fits.
+        assert!(text.contains("ab xxxxxxx…"), "{text}");
 
         // The hit markers take no width: the layout is that of the plain text.
         let with_hits = |cell: &str| {
@@ -405,9 +415,7 @@ mod tests {
             };
             let mut t = out.table(&["session", "snippet"]);
             t.add_row(vec!["op_0123456789ab", cell]);
-            let mut t = fit_to_terminal(t);
-            t.set_width(30);
-            t.to_string()
+            fit_to_terminal(&t, 30).to_string()
         };
         let plain = with_hits("before the hit and after it, long");
         let marked = with_hits(&format!("before the {on}hit{off} and after it, long"));
