@@ -187,12 +187,13 @@ fn clap_error(e: &clap::Error) -> i32 {
 /// is the message; the usage line and clap's tips become the hint.
 fn usage_error_of(e: &clap::Error) -> Error {
     let text = e.render().to_string();
-    let usage = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Usage: "))
-        .unwrap_or("hermes-operator --help");
     if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        // clap rendered the whole help: name the command instead.
+        // clap rendered the whole help: name the command (from its usage
+        // line, `Usage: hermes-operator user [OPTIONS] <COMMAND>`) instead.
+        let usage = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Usage: "))
+            .unwrap_or("hermes-operator");
         let command: Vec<&str> = usage
             .split_whitespace()
             .take_while(|w| !w.starts_with(['[', '<']))
