@@ -22,6 +22,12 @@ _hermes__operator() {
             hermes__operator,chat)
                 cmd="hermes__operator__subcmd__chat"
                 ;;
+            hermes__operator,completions)
+                cmd="hermes__operator__subcmd__completions"
+                ;;
+            hermes__operator,demo)
+                cmd="hermes__operator__subcmd__demo"
+                ;;
             hermes__operator,doctor)
                 cmd="hermes__operator__subcmd__doctor"
                 ;;
@@ -105,6 +111,12 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help,chat)
                 cmd="hermes__operator__subcmd__help__subcmd__chat"
+                ;;
+            hermes__operator__subcmd__help,completions)
+                cmd="hermes__operator__subcmd__help__subcmd__completions"
+                ;;
+            hermes__operator__subcmd__help,demo)
+                cmd="hermes__operator__subcmd__help__subcmd__demo"
                 ;;
             hermes__operator__subcmd__help,doctor)
                 cmd="hermes__operator__subcmd__help__subcmd__doctor"
@@ -503,7 +515,7 @@ _hermes__operator() {
 
     case "${cmd}" in
         hermes__operator)
-            opts="-h -V --hermes-home --json --help --version user session audit chat hook update install doctor serve help"
+            opts="-h -V --hermes-home --json --help --version user session audit chat hook update install doctor serve completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -520,7 +532,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit)
+        hermes__operator__subcmd__audit)
             opts="-h -V --hermes-home --json --help --version verify checkpoint replay daily user export tail prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -538,7 +550,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__checkpoint)
+        hermes__operator__subcmd__audit__subcmd__checkpoint)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -556,7 +568,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__daily)
+        hermes__operator__subcmd__audit__subcmd__daily)
             opts="-h -V --date --tz --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -582,7 +594,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__export)
+        hermes__operator__subcmd__audit__subcmd__export)
             opts="-h -V --since --until --format --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -612,7 +624,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help)
+        hermes__operator__subcmd__audit__subcmd__help)
             opts="verify checkpoint replay daily user export tail prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -626,7 +638,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__checkpoint)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__checkpoint)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -640,7 +652,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__daily)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__daily)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -654,7 +666,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__export)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__export)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -668,7 +680,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__help)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -682,7 +694,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__prune)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -696,7 +708,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__replay)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -710,7 +722,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__tail)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -724,7 +736,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__user)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__user)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -738,7 +750,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__help__subcmd__verify)
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -752,7 +764,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__prune)
+        hermes__operator__subcmd__audit__subcmd__prune)
             opts="-y -h -V --older-than --yes --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -774,7 +786,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__replay)
+        hermes__operator__subcmd__audit__subcmd__replay)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -792,7 +804,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__tail)
+        hermes__operator__subcmd__audit__subcmd__tail)
             opts="-n -f -h -V --lines --follow --interval-ms --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -822,7 +834,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__user)
+        hermes__operator__subcmd__audit__subcmd__user)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -840,7 +852,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__audit__subcmd__verify)
+        hermes__operator__subcmd__audit__subcmd__verify)
             opts="-h -V --checkpoints --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -862,7 +874,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__chat)
+        hermes__operator__subcmd__chat)
             opts="-h -V --as --session --model --approve-policy --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -896,7 +908,47 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__doctor)
+        hermes__operator__subcmd__completions)
+            opts="-h -V --hermes-home --json --help --version bash zsh fish"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__demo)
+            opts="-h -V --bind --keep --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bind)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__doctor)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -914,8 +966,8 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help)
-            opts="user session audit chat hook update install doctor serve help"
+        hermes__operator__subcmd__help)
+            opts="user session audit chat hook update install doctor serve completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -928,7 +980,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit)
+        hermes__operator__subcmd__help__subcmd__audit)
             opts="verify checkpoint replay daily user export tail prune"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -942,7 +994,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit__subcmd__checkpoint)
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__checkpoint)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -956,7 +1008,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit__subcmd__daily)
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__daily)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -970,7 +1022,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit__subcmd__export)
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__export)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -984,7 +1036,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit__subcmd__prune)
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -998,7 +1050,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit__subcmd__replay)
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__replay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1012,7 +1064,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit__subcmd__tail)
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__tail)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1026,7 +1078,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit__subcmd__user)
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__user)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1040,7 +1092,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__audit__subcmd__verify)
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1054,7 +1106,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__chat)
+        hermes__operator__subcmd__help__subcmd__chat)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1068,7 +1120,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__doctor)
+        hermes__operator__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1082,7 +1134,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__help)
+        hermes__operator__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1096,7 +1148,35 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__hook)
+        hermes__operator__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__hook)
             opts="install uninstall status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1110,7 +1190,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__hook__subcmd__install)
+        hermes__operator__subcmd__help__subcmd__hook__subcmd__install)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1124,7 +1204,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__hook__subcmd__status)
+        hermes__operator__subcmd__help__subcmd__hook__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1138,7 +1218,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__hook__subcmd__uninstall)
+        hermes__operator__subcmd__help__subcmd__hook__subcmd__uninstall)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1152,7 +1232,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__install)
+        hermes__operator__subcmd__help__subcmd__install)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1166,7 +1246,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__serve)
+        hermes__operator__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1180,7 +1260,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session)
+        hermes__operator__subcmd__help__subcmd__session)
             opts="list show search cost export title end new"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1194,7 +1274,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__cost)
+        hermes__operator__subcmd__help__subcmd__session__subcmd__cost)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1208,7 +1288,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__end)
+        hermes__operator__subcmd__help__subcmd__session__subcmd__end)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1222,7 +1302,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__export)
+        hermes__operator__subcmd__help__subcmd__session__subcmd__export)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1236,7 +1316,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__list)
+        hermes__operator__subcmd__help__subcmd__session__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1250,7 +1330,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__new)
+        hermes__operator__subcmd__help__subcmd__session__subcmd__new)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1264,7 +1344,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__search)
+        hermes__operator__subcmd__help__subcmd__session__subcmd__search)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1278,7 +1358,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__show)
+        hermes__operator__subcmd__help__subcmd__session__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1292,7 +1372,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__session__subcmd__title)
+        hermes__operator__subcmd__help__subcmd__session__subcmd__title)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1306,7 +1386,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__update)
+        hermes__operator__subcmd__help__subcmd__update)
             opts="schedule unschedule restore"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1320,7 +1400,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__update__subcmd__restore)
+        hermes__operator__subcmd__help__subcmd__update__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1334,7 +1414,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__update__subcmd__schedule)
+        hermes__operator__subcmd__help__subcmd__update__subcmd__schedule)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1348,7 +1428,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__update__subcmd__unschedule)
+        hermes__operator__subcmd__help__subcmd__update__subcmd__unschedule)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1362,7 +1442,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user)
+        hermes__operator__subcmd__help__subcmd__user)
             opts="add list show passwd role disable enable delete token unlock totp key"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1376,7 +1456,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__add)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__add)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1390,7 +1470,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__delete)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__delete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1404,7 +1484,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__disable)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__disable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1418,7 +1498,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__enable)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1432,7 +1512,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__key)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__key)
             opts="create list revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1446,7 +1526,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__create)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1460,7 +1540,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__list)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1474,7 +1554,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__revoke)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1488,7 +1568,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__list)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1502,7 +1582,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__passwd)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__passwd)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1516,7 +1596,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__role)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__role)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1530,7 +1610,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__show)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1544,7 +1624,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__token)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1558,7 +1638,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__totp)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__totp)
             opts="enable confirm disable"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1572,7 +1652,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__confirm)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__confirm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1586,7 +1666,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__disable)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__disable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1600,7 +1680,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__enable)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1614,7 +1694,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__help__subcmd__user__subcmd__unlock)
+        hermes__operator__subcmd__help__subcmd__user__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1628,7 +1708,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook)
+        hermes__operator__subcmd__hook)
             opts="-h -V --hermes-home --json --help --version install uninstall status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1646,7 +1726,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook__subcmd__help)
+        hermes__operator__subcmd__hook__subcmd__help)
             opts="install uninstall status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1660,7 +1740,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook__subcmd__help__subcmd__help)
+        hermes__operator__subcmd__hook__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1674,7 +1754,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook__subcmd__help__subcmd__install)
+        hermes__operator__subcmd__hook__subcmd__help__subcmd__install)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1688,7 +1768,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook__subcmd__help__subcmd__status)
+        hermes__operator__subcmd__hook__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1702,7 +1782,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook__subcmd__help__subcmd__uninstall)
+        hermes__operator__subcmd__hook__subcmd__help__subcmd__uninstall)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1716,7 +1796,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook__subcmd__install)
+        hermes__operator__subcmd__hook__subcmd__install)
             opts="-y -h -V --yes --dry-run --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1734,7 +1814,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook__subcmd__status)
+        hermes__operator__subcmd__hook__subcmd__status)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1752,7 +1832,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__hook__subcmd__uninstall)
+        hermes__operator__subcmd__hook__subcmd__uninstall)
             opts="-y -h -V --yes --dry-run --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1770,8 +1850,8 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__install)
-            opts="-y -h -V --admin --password-stdin --force --yes --hermes-home --json --help --version"
+        hermes__operator__subcmd__install)
+            opts="-y -h -V --admin --password-stdin --force --yes --no-systemd --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1792,7 +1872,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__serve)
+        hermes__operator__subcmd__serve)
             opts="-h -V --bind --grace-period --read-timeout --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1822,7 +1902,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session)
+        hermes__operator__subcmd__session)
             opts="-h -V --hermes-home --json --help --version list show search cost export title end new help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1840,7 +1920,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__cost)
+        hermes__operator__subcmd__session__subcmd__cost)
             opts="-h -V --all-sources --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1858,7 +1938,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__end)
+        hermes__operator__subcmd__session__subcmd__end)
             opts="-h -V --reason --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1880,7 +1960,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__export)
+        hermes__operator__subcmd__session__subcmd__export)
             opts="-h -V --format --all-sources --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1902,7 +1982,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help)
+        hermes__operator__subcmd__session__subcmd__help)
             opts="list show search cost export title end new help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1916,7 +1996,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__cost)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__cost)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1930,7 +2010,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__end)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__end)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1944,7 +2024,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__export)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__export)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1958,7 +2038,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__help)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1972,7 +2052,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__list)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1986,7 +2066,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__new)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__new)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2000,7 +2080,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__search)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__search)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2014,7 +2094,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__show)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2028,7 +2108,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__help__subcmd__title)
+        hermes__operator__subcmd__session__subcmd__help__subcmd__title)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2042,7 +2122,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__list)
+        hermes__operator__subcmd__session__subcmd__list)
             opts="-h -V --user --since --limit --offset --all-sources --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2076,7 +2156,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__new)
+        hermes__operator__subcmd__session__subcmd__new)
             opts="-h -V --as --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2098,7 +2178,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__search)
+        hermes__operator__subcmd__session__subcmd__search)
             opts="-h -V --user --limit --all-sources --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2124,7 +2204,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__show)
+        hermes__operator__subcmd__session__subcmd__show)
             opts="-h -V --all-sources --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2142,7 +2222,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__session__subcmd__title)
+        hermes__operator__subcmd__session__subcmd__title)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2160,7 +2240,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update)
+        hermes__operator__subcmd__update)
             opts="-y -h -V --check --yes --dry-run --no-restart --hermes-home --json --help --version schedule unschedule restore help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2178,7 +2258,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update__subcmd__help)
+        hermes__operator__subcmd__update__subcmd__help)
             opts="schedule unschedule restore help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2192,7 +2272,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__help)
+        hermes__operator__subcmd__update__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2206,7 +2286,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__restore)
+        hermes__operator__subcmd__update__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2220,7 +2300,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__schedule)
+        hermes__operator__subcmd__update__subcmd__help__subcmd__schedule)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2234,7 +2314,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update__subcmd__help__subcmd__unschedule)
+        hermes__operator__subcmd__update__subcmd__help__subcmd__unschedule)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2248,7 +2328,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update__subcmd__restore)
+        hermes__operator__subcmd__update__subcmd__restore)
             opts="-y -h -V --yes --dry-run --no-restart --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2266,7 +2346,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update__subcmd__schedule)
+        hermes__operator__subcmd__update__subcmd__schedule)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2284,7 +2364,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__update__subcmd__unschedule)
+        hermes__operator__subcmd__update__subcmd__unschedule)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2302,7 +2382,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user)
+        hermes__operator__subcmd__user)
             opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock totp key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2320,7 +2400,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__add)
+        hermes__operator__subcmd__user__subcmd__add)
             opts="-h -V --role --password-stdin --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2342,7 +2422,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__delete)
+        hermes__operator__subcmd__user__subcmd__delete)
             opts="-y -h -V --yes --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2360,7 +2440,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__disable)
+        hermes__operator__subcmd__user__subcmd__disable)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2378,7 +2458,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__enable)
+        hermes__operator__subcmd__user__subcmd__enable)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2396,7 +2476,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help)
+        hermes__operator__subcmd__user__subcmd__help)
             opts="add list show passwd role disable enable delete token unlock totp key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2410,7 +2490,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__add)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__add)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2424,7 +2504,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__delete)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__delete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2438,7 +2518,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__disable)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__disable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2452,7 +2532,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__enable)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2466,7 +2546,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__help)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2480,7 +2560,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__key)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__key)
             opts="create list revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2494,7 +2574,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__create)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2508,7 +2588,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__list)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2522,7 +2602,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__revoke)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__key__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2536,7 +2616,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__list)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2550,7 +2630,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__passwd)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__passwd)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2564,7 +2644,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__role)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__role)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2578,7 +2658,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__show)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2592,7 +2672,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__token)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__token)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2606,7 +2686,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__totp)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__totp)
             opts="enable confirm disable"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2620,7 +2700,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__confirm)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__confirm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2634,7 +2714,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__disable)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__disable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2648,7 +2728,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__enable)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2662,7 +2742,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__help__subcmd__unlock)
+        hermes__operator__subcmd__user__subcmd__help__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2676,7 +2756,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key)
+        hermes__operator__subcmd__user__subcmd__key)
             opts="-h -V --hermes-home --json --help --version create list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2694,7 +2774,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__create)
+        hermes__operator__subcmd__user__subcmd__key__subcmd__create)
             opts="-h -V --label --expires --scope --toolsets --approvals --rpm --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2736,7 +2816,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help)
+        hermes__operator__subcmd__user__subcmd__key__subcmd__help)
             opts="create list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2750,7 +2830,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__create)
+        hermes__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2764,7 +2844,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__help)
+        hermes__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2778,7 +2858,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__list)
+        hermes__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2792,7 +2872,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__revoke)
+        hermes__operator__subcmd__user__subcmd__key__subcmd__help__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2806,7 +2886,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__list)
+        hermes__operator__subcmd__user__subcmd__key__subcmd__list)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2824,7 +2904,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__key__subcmd__revoke)
+        hermes__operator__subcmd__user__subcmd__key__subcmd__revoke)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2842,7 +2922,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__list)
+        hermes__operator__subcmd__user__subcmd__list)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2860,7 +2940,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__passwd)
+        hermes__operator__subcmd__user__subcmd__passwd)
             opts="-h -V --password-stdin --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2878,7 +2958,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__role)
+        hermes__operator__subcmd__user__subcmd__role)
             opts="-h -V --hermes-home --json --help --version admin auditor user viewer"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2896,7 +2976,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__show)
+        hermes__operator__subcmd__user__subcmd__show)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2914,7 +2994,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__token)
+        hermes__operator__subcmd__user__subcmd__token)
             opts="-h -V --ttl --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2936,7 +3016,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp)
+        hermes__operator__subcmd__user__subcmd__totp)
             opts="-h -V --hermes-home --json --help --version enable confirm disable help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2954,7 +3034,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__confirm)
+        hermes__operator__subcmd__user__subcmd__totp__subcmd__confirm)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2972,7 +3052,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__disable)
+        hermes__operator__subcmd__user__subcmd__totp__subcmd__disable)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2990,7 +3070,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__enable)
+        hermes__operator__subcmd__user__subcmd__totp__subcmd__enable)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3008,7 +3088,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help)
+        hermes__operator__subcmd__user__subcmd__totp__subcmd__help)
             opts="enable confirm disable help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3022,7 +3102,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__confirm)
+        hermes__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__confirm)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3036,7 +3116,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__disable)
+        hermes__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__disable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3050,7 +3130,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__enable)
+        hermes__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3064,7 +3144,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__help)
+        hermes__operator__subcmd__user__subcmd__totp__subcmd__help__subcmd__help)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3078,7 +3158,7 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__subcmd__operator__subcmd__user__subcmd__unlock)
+        hermes__operator__subcmd__user__subcmd__unlock)
             opts="-h -V --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -34,6 +34,10 @@ pub enum Kind {
     /// The installation is not healthy: `update`'s restart or health check
     /// failed, or a `doctor` check failed.
     Unhealthy,
+    /// `serve`: the address to listen on is already in use (another
+    /// `serve`, or something else holds the port). Its own code because a
+    /// service manager restarting into it should not retry blindly.
+    PortInUse,
 }
 
 impl Kind {
@@ -52,6 +56,7 @@ impl Kind {
             Kind::Conflict => 10,
             Kind::UpdateFailed => 11,
             Kind::Unhealthy => 12,
+            Kind::PortInUse => 13,
         }
     }
 
@@ -70,10 +75,33 @@ impl Kind {
             Kind::Conflict => "conflict",
             Kind::UpdateFailed => "update_failed",
             Kind::Unhealthy => "unhealthy",
+            Kind::PortInUse => "port_in_use",
         }
     }
 
-    pub const ALL: [Kind; 12] = [
+    /// One line per exit code, for `--help` and the man page (README's
+    /// "Exit codes" table says the same at more length).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Kind::Internal => "unexpected error",
+            Kind::Usage => "usage: bad arguments or input, or a prompt without a terminal",
+            Kind::Integrity => "integrity failure (audit chain, checkpoint, anchor)",
+            Kind::Permission => "permission denied",
+            Kind::NotFound => "not found",
+            Kind::Busy => "busy: a database is locked by another writer; retry",
+            Kind::Unavailable => "Hermes unavailable",
+            Kind::Config => "configuration error",
+            Kind::Corrupt => "corrupt database or incompatible state.db schema",
+            Kind::Conflict => "conflict (duplicate, title in use, last admin, ended session)",
+            Kind::UpdateFailed => "update failed",
+            Kind::Unhealthy => {
+                "unhealthy: update's restart or health check, or a doctor check, failed"
+            }
+            Kind::PortInUse => "serve: the address to listen on is already in use",
+        }
+    }
+
+    pub const ALL: [Kind; 13] = [
         Kind::Internal,
         Kind::Usage,
         Kind::Integrity,
@@ -86,6 +114,7 @@ impl Kind {
         Kind::Conflict,
         Kind::UpdateFailed,
         Kind::Unhealthy,
+        Kind::PortInUse,
     ];
 }
 
@@ -167,6 +196,9 @@ impl Error {
     }
     pub fn conflict(m: impl Into<String>) -> Self {
         Self::new(Kind::Conflict, m)
+    }
+    pub fn port_in_use(m: impl Into<String>) -> Self {
+        Self::new(Kind::PortInUse, m)
     }
 
     /// Classify a SQLite error that happened on the database at `path`.
@@ -282,7 +314,7 @@ mod tests {
     #[test]
     fn exit_codes_are_distinct_and_stable() {
         let codes: Vec<i32> = Kind::ALL.iter().map(|k| k.exit_code()).collect();
-        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
         let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.code()).collect();
         names.sort();
         names.dedup();

@@ -5,6 +5,8 @@ use comfy_table::{presets, ContentArrangement, Table};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 
+const PRESET: &str = presets::UTF8_FULL_CONDENSED;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     pub json: bool,
@@ -13,10 +15,9 @@ pub struct Output {
 
 impl Output {
     pub fn new(json: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Output {
             json,
-            color: !no_color && std::io::stderr().is_terminal(),
+            color: !no_color() && std::io::stderr().is_terminal(),
         }
     }
 
@@ -54,7 +55,7 @@ impl Output {
 
     pub fn table(&self, header: &[&str]) -> Table {
         let mut t = Table::new();
-        t.load_preset(presets::UTF8_FULL_CONDENSED)
+        t.load_preset(PRESET)
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(header.iter().copied());
         if !self.color {
@@ -68,7 +69,34 @@ impl Output {
     }
 
     pub fn print_table(&self, t: &Table) -> crate::Result<()> {
+        if std::io::stdout().is_terminal() {
+            let text = fit_to_terminal(t, terminal_width()).to_string();
+            return self.line(text.lines().map(styled_hits).collect::<Vec<_>>().join("\n"));
+        }
         self.line(t.to_string())
+    }
+
+    /// A search snippet (hits between `>>>` and `<<<`, as SQLite's
+    /// `snippet()` marks them) for a table cell: on a terminal that takes
+    /// styling the markers become bold reverse video (by [`Self::print_table`]);
+    /// otherwise, for pipes and `NO_COLOR`, they stay as they are.
+    pub fn hits(&self, snippet: &str) -> String {
+        if !self.style_stdout() {
+            return snippet.to_string();
+        }
+        snippet.replace(">>>", HIT_ON).replace("<<<", HIT_OFF)
+    }
+
+    fn style_stdout(&self) -> bool {
+        !no_color() && std::io::stdout().is_terminal()
+    }
+
+    /// Bytes on stdout exactly as given (generated scripts).
+    pub fn raw(&self, bytes: &[u8]) -> crate::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes)
+            .and_then(|_| out.flush())
+            .map_err(write_err)
     }
 
     /// A message for people, on stderr.
@@ -98,6 +126,129 @@ impl Output {
             eprintln!("  hint: {h}");
         }
     }
+}
+
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+// Search hits travel through the table as invisible characters (zero
+// width, so comfy-table measures the text as shown), and become ANSI
+// styling only in the rendered lines. Both are format characters that
+// `sanitize` escapes, so no text from a database can contain them raw.
+const HIT_ON: &str = "\u{2060}";
+const HIT_OFF: &str = "\u{2061}";
+
+/// One rendered table line with its hit markers as bold reverse video. A
+/// hit cut off by `…` is closed before the cell's padding, so the style
+/// never bleeds into the border or the next line.
+fn styled_hits(line: &str) -> String {
+    if !line.contains(HIT_ON) && !line.contains(HIT_OFF) {
+        return line.to_string();
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    let mut open = false;
+    for c in line.chars() {
+        match c {
+            '\u{2060}' => {
+                out.push_str("\x1b[1;7m");
+                open = true;
+            }
+            '\u{2061}' => {
+                out.push_str("\x1b[0m");
+                open = false;
+            }
+            '│' | '┆' if open => {
+                // The hit ran into the padding: end it before the spaces.
+                let trimmed = out.trim_end_matches(' ').len();
+                let pad = out.len() - trimmed;
+                out.truncate(trimmed);
+                out.push_str("\x1b[0m");
+                out.push_str(&" ".repeat(pad));
+                out.push(c);
+                open = false;
+            }
+            _ => out.push(c),
+        }
+    }
+    if open {
+        out.push_str("\x1b[0m");
+    }
+    out
+}
+
+/// A table for a terminal `width` columns wide: one line per row (a
+/// cell's lines joined by `⏎`), cells that do not fit cut with `…`.
+/// Columns of ids (`op_…`, `u_…`, `key_…`, or named like one) and numbers
+/// (event seq) keep their full width: a clipped id cannot be pasted into the
+/// next command.
+fn fit_to_terminal(t: &Table, width: u16) -> Table {
+    use comfy_table::{ColumnConstraint, Row};
+    let mut f = Table::new();
+    f.load_preset(PRESET)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width)
+        .set_truncation_indicator("…")
+        // No word wrapping: a cell is cut at the column's width, not at the
+        // last space that fits (which could leave one word and `…`).
+        .set_delimiter('\0');
+    if let Some(h) = t.header() {
+        f.set_header(h.cell_iter().map(|c| c.content()));
+    }
+    for row in t.row_iter() {
+        let mut r = Row::from(
+            row.cell_iter()
+                .map(|c| c.content().replace('\n', "⏎ "))
+                .collect::<Vec<_>>(),
+        );
+        r.max_height(1);
+        f.add_row(r);
+    }
+    let headers: Vec<String> = f
+        .header()
+        .map(|h| h.cell_iter().map(|c| c.content()).collect())
+        .unwrap_or_default();
+    for i in 0..f.column_count() {
+        // By name too: Hermes' native session ids (`--all-sources`) have
+        // no prefix of ours.
+        let named = headers
+            .get(i)
+            .is_some_and(|h| ID_HEADERS.contains(&h.as_str()));
+        let mut cells = f
+            .column_cells_iter(i)
+            .flatten()
+            .map(|c| c.content())
+            .filter(|c| !c.is_empty() && c != "—")
+            .peekable();
+        let ids = cells.peek().is_some() && cells.all(|c| is_id_or_number(&c));
+        if named || ids {
+            if let Some(col) = f.column_mut(i) {
+                col.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+    }
+    f
+}
+
+/// stdout's terminal width, else `$COLUMNS`, else 80.
+fn terminal_width() -> u16 {
+    dialoguer::console::Term::stdout()
+        .size_checked()
+        .map(|(_rows, cols)| cols)
+        .or_else(|| std::env::var("COLUMNS").ok()?.parse().ok())
+        .filter(|&w| w > 0)
+        .unwrap_or(80)
+}
+
+/// Table headers of id columns (`session list`, `audit replay`, …).
+const ID_HEADERS: [&str; 6] = ["id", "session", "user id", "seq", "#", "msg"];
+
+/// `op_…`, `u_…`, `key_…` ids and plain integers (event seq, counts).
+fn is_id_or_number(s: &str) -> bool {
+    let id = ["op_", "u_", "key_"]
+        .iter()
+        .any(|p| s.starts_with(p) && !s.contains(char::is_whitespace));
+    id || (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn write_err(e: std::io::Error) -> crate::Error {
@@ -202,5 +353,76 @@ mod tests {
         assert_eq!(redact_urls("no url here", "x"), "no url here");
         assert_eq!(redact_urls("a https://h/x, b http://y", "U"), "a U, b U");
         assert_eq!(ts(0.0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn terminal_tables_keep_ids_and_style_hits() {
+        assert!(is_id_or_number("op_0123456789ab"));
+        assert!(is_id_or_number("u_0123456789abcdef"));
+        assert!(is_id_or_number("key_abc"));
+        assert!(is_id_or_number("42"));
+        assert!(!is_id_or_number("alice"));
+        assert!(!is_id_or_number("op_ x"));
+
+        let on = HIT_ON;
+        let off = HIT_OFF;
+        assert_eq!(
+            styled_hits(&format!("│ a {on}hit{off} b │")),
+            "│ a \x1b[1;7mhit\x1b[0m b │"
+        );
+        // Cut off by `…` before the hit ended: closed before the padding.
+        assert_eq!(
+            styled_hits(&format!("│ a {on}hi…   │ x │")),
+            "│ a \x1b[1;7mhi…\x1b[0m   │ x │"
+        );
+        assert_eq!(styled_hits("│ plain │"), "│ plain │");
+        // The markers are escaped by sanitize: text cannot smuggle them in.
+        assert_eq!(sanitize(on), "\\u{2060}");
+        assert_eq!(sanitize(off), "\\u{2061}");
+
+        let mut t = Output {
+            json: false,
+            color: false,
+        }
+        .table(&["id", "text"]);
+        t.add_row(vec!["op_0123456789ab", &"long words here ".repeat(20)]);
+        t.add_row(vec!["op_ba9876543210", "short"]);
+        t.add_row(vec!["20260918_155554_a1b2c3", "native"]);
+        t.add_row(vec!["op_0a0b0c0d0e0f", "two\nlines"]);
+        t.add_row(vec!["op_f0e0d0c0b0a0", &format!("ab {}", "x".repeat(100))]);
+        let text = fit_to_terminal(&t, 40).to_string();
+        for line in text.lines() {
+            assert!(unicode_chars(line) <= 40, "{line:?} is wider than 40");
+        }
+        for id in [
+            "op_0123456789ab",
+            "op_ba9876543210",
+            "20260918_155554_a1b2c3",
+        ] {
+            assert!(text.contains(id), "{id} cut: {text}");
+        }
+        assert!(text.contains('…'), "{text}");
+        assert_eq!(text.lines().count(), 9, "one line per row: {text}");
+        assert!(text.contains("two⏎ lines"), "{text}");
+        // Cut at the width, not at the last space that fits.
+        assert!(text.contains("ab xxxxxxx…"), "{text}");
+
+        // The hit markers take no width: the layout is that of the plain text.
+        let with_hits = |cell: &str| {
+            let out = Output {
+                json: false,
+                color: false,
+            };
+            let mut t = out.table(&["session", "snippet"]);
+            t.add_row(vec!["op_0123456789ab", cell]);
+            fit_to_terminal(&t, 30).to_string()
+        };
+        let plain = with_hits("before the hit and after it, long");
+        let marked = with_hits(&format!("before the {on}hit{off} and after it, long"));
+        assert_eq!(marked.replace(['\u{2060}', '\u{2061}'], ""), plain);
+    }
+
+    fn unicode_chars(s: &str) -> usize {
+        s.chars().count()
     }
 }

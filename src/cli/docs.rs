@@ -1,9 +1,13 @@
 //! Shell completions and man pages, generated from the clap definitions.
-//! `cargo run --example gen_docs` writes them into `completions/` and `man/`;
-//! `tests/cli/docs.rs` fails when the committed files are stale, so every
-//! change to the command surface shows up in review.
+//! `cargo run --example gen_docs` writes them into `completions/` and `man/`,
+//! `hermes-operator completions SHELL` prints the same scripts (both call
+//! [`completion`]); `tests/cli/docs.rs` fails when the committed files are
+//! stale, so every change to the command surface shows up in review.
 
+use crate::error::Kind;
 use clap_complete::Shell;
+
+const BIN: &str = "hermes-operator";
 
 /// Every generated file as (path relative to the crate root, contents).
 pub fn render() -> Vec<(String, Vec<u8>)> {
@@ -13,26 +17,152 @@ pub fn render() -> Vec<(String, Vec<u8>)> {
         (Shell::Zsh, "completions/_hermes-operator"),
         (Shell::Fish, "completions/hermes-operator.fish"),
     ] {
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut super::command(), "hermes-operator", &mut buf);
-        out.push((file.to_string(), buf));
+        out.push((file.to_string(), completion(shell)));
     }
-    let cmd = super::command();
-    man_pages(&cmd, "hermes-operator", &mut out);
+    man_pages(&man_tree(), BIN, &mut out);
     out
+}
+
+/// The completion script for `shell`: the one generator behind both the
+/// committed `completions/` files and `hermes-operator completions`.
+pub fn completion(shell: Shell) -> Vec<u8> {
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut super::command(), BIN, &mut buf);
+    if shell == Shell::Bash {
+        buf = fix_bash_state_names(&String::from_utf8_lossy(&buf), BIN).into_bytes();
+    }
+    buf
+}
+
+/// clap_complete's bash script tracks the subcommand path in `$cmd`, built
+/// as `hermes__operator__subcmd__user`, but spells the case arms that
+/// dispatch on it with the binary's hyphen escaped like a subcommand
+/// separator: `hermes__subcmd__operator__subcmd__user)`. No arm below the
+/// top level ever matches, so `hermes-operator user <TAB>` offered nothing
+/// (clap-rs/clap#6421, #6386; the fix upstream is not released). Respell the
+/// arms the way the loop spells `$cmd`; once clap_complete is fixed the
+/// buggy spelling no longer occurs and this changes nothing.
+fn fix_bash_state_names(script: &str, bin: &str) -> String {
+    // clap_complete's separator between path elements (its private CMD_SEP).
+    const SEP: &str = "__subcmd__";
+    let wrong = bin.replace('-', SEP);
+    let right = bin.replace('-', "__");
+    if wrong == right {
+        return script.to_string();
+    }
+    script.replace(&wrong, &right)
+}
+
+/// The command tree as the man pages describe it: no `help` subcommands
+/// (they have no pages of their own, so a `hermes-operator-help(1)` would
+/// point nowhere), and built, so every subcommand carries the global
+/// options (`--json`, `--hermes-home`) it accepts.
+fn man_tree() -> clap::Command {
+    fn without_help(cmd: clap::Command) -> clap::Command {
+        cmd.disable_help_subcommand(true)
+            .mut_subcommands(without_help)
+    }
+    // The exit codes get a section of their own (EXIT STATUS) instead of
+    // the free text of --help, which roff would run together into one line.
+    let mut cmd = without_help(super::command()).after_help(None::<&str>);
+    cmd.build();
+    cmd
 }
 
 fn man_pages(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) {
     let cmd = cmd.clone().name(name.to_string());
+    let man = clap_mangen::Man::new(cmd.clone());
     let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .render(&mut buf)
-        .expect("rendering a man page into memory cannot fail");
+    if name == BIN {
+        render_top_page(&man, &cmd, &mut buf)
+    } else {
+        man.render(&mut buf)
+    }
+    .expect("rendering a man page into memory cannot fail");
     out.push((format!("man/{name}.1"), buf));
     for sub in cmd.get_subcommands() {
         if sub.is_hide_set() {
             continue;
         }
         man_pages(sub, &format!("{name}-{}", sub.get_name()), out);
+    }
+}
+
+/// The top page: clap_mangen's sections, with EXIT STATUS (from
+/// [`Kind::exit_code`], the one table) before VERSION.
+fn render_top_page(
+    man: &clap_mangen::Man,
+    cmd: &clap::Command,
+    w: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    man.render_title(w)?;
+    man.render_name_section(w)?;
+    man.render_synopsis_section(w)?;
+    man.render_description_section(w)?;
+    man.render_options_section(w)?;
+    man.render_subcommands_section(w)?;
+    w.extend_from_slice(b".SH \"EXIT STATUS\"\n");
+    for (code, meaning) in exit_codes() {
+        w.extend_from_slice(format!(".TP\n\\fB{code}\\fR\n{}\n", roff_text(meaning)).as_bytes());
+    }
+    if cmd.get_version().is_some() {
+        man.render_version_section(w)?;
+    }
+    Ok(())
+}
+
+/// (exit code, meaning), 0 first: for `--help` and the man page.
+pub fn exit_codes() -> Vec<(i32, &'static str)> {
+    std::iter::once((0, "ok"))
+        .chain(Kind::ALL.iter().map(|k| (k.exit_code(), k.meaning())))
+        .collect()
+}
+
+/// The exit-code table under `hermes-operator --help`.
+pub fn exit_codes_help() -> String {
+    let mut s = String::from("Exit codes:");
+    for (code, meaning) in exit_codes() {
+        s.push_str(&format!("\n  {code:>2}  {meaning}"));
+    }
+    s
+}
+
+/// Plain text for a roff body line: backslashes, hyphens and quotes escaped,
+/// and no leading `.` or `'` that roff would take for a request.
+fn roff_text(s: &str) -> String {
+    let t = s
+        .replace('\\', "\\e")
+        .replace('-', "\\-")
+        .replace('\'', "\\(aq");
+    if t.starts_with('.') {
+        format!("\\&{t}")
+    } else {
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_bash_state_has_its_case_arm() {
+        let script = String::from_utf8(super::completion(clap_complete::Shell::Bash)).unwrap();
+        let states: Vec<&str> = script
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("cmd=\"")?.strip_suffix('"'))
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert!(states.len() > 40, "{}", states.len());
+        for s in states {
+            assert!(
+                script.contains(&format!("\n        {s})\n")),
+                "no case arm for {s}"
+            );
+        }
+    }
+
+    #[test]
+    fn roff_text_is_escaped() {
+        assert_eq!(super::roff_text("a-b's"), "a\\-b\\(aqs");
+        assert_eq!(super::roff_text(".x"), "\\&.x");
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod chat;
+pub mod completions;
 pub mod demo;
 pub mod docs;
 pub mod doctor;
@@ -24,19 +25,12 @@ use clap::{CommandFactory, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
-const AFTER_HELP: &str = "\
-Exit codes:
-  0 ok · 1 error · 2 usage · 3 integrity failure · 4 permission denied
-  5 not found · 6 busy/locked · 7 Hermes unavailable · 8 config error
-  9 corrupt or incompatible database · 10 conflict
-  11 update failed · 12 unhealthy (update's restart/health check, or a doctor check failed)";
-
 #[derive(Debug, Parser)]
 #[command(
     name = "hermes-operator",
     version,
     about = "Operator control plane for a Hermes Agent server: accounts, audited sessions, tamper-evident event log",
-    after_help = AFTER_HELP,
+    after_help = docs::exit_codes_help(),
     propagate_version = true
 )]
 pub struct Cli {
@@ -83,6 +77,8 @@ pub enum Command {
     Doctor,
     /// The embedded HTTP mode: JSON API, SSE chat, the dashboard
     Serve(serve::Args),
+    /// Print the shell completion script (bash, zsh or fish) on stdout
+    Completions(completions::Args),
     /// Try it: the dashboard on a throwaway home full of sample data (deleted on exit)
     Demo(demo::Args),
 }
@@ -164,13 +160,7 @@ pub fn main() -> i32 {
     }
     let cli = match parse_one_group(std::env::args_os().collect()).map_or_else(Cli::try_parse, Ok) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => crate::Kind::Usage.exit_code(),
-            };
-        }
+        Err(e) => return clap_error(&e),
     };
     let out = Output::new(cli.global.json);
     match run(cli, out) {
@@ -179,6 +169,66 @@ pub fn main() -> i32 {
             out.error(&e);
             e.kind.exit_code()
         }
+    }
+}
+
+/// Help and --version print as clap prints them; a rejected command line
+/// is a usage error, as JSON on stderr when `--json` was asked for (scripts
+/// parse every failure the same way).
+fn clap_error(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return 0;
+    }
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    if !json {
+        let _ = e.print();
+        return crate::Kind::Usage.exit_code();
+    }
+    let err = usage_error_of(e);
+    Output::new(true).error(&err);
+    err.kind.exit_code()
+}
+
+/// clap's rendered error as ours: its first paragraph (without `error: `)
+/// is the message; the usage line and clap's tips become the hint.
+fn usage_error_of(e: &clap::Error) -> Error {
+    let text = e.render().to_string();
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap rendered the whole help: name the command (from its usage
+        // line, `Usage: hermes-operator user [OPTIONS] <COMMAND>`) instead.
+        let usage = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Usage: "))
+            .unwrap_or("hermes-operator");
+        let command: Vec<&str> = usage
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['[', '<']))
+            .collect();
+        let command = command.join(" ");
+        return Error::usage(format!("`{command}` needs a subcommand"))
+            .hint(format!("`{command} --help` lists them"));
+    }
+    let lines = |para: &str| -> Vec<String> {
+        para.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let mut paragraphs = text.split("\n\n");
+    let first = lines(paragraphs.next().unwrap_or_default()).join(" ");
+    let message = first.strip_prefix("error: ").unwrap_or(&first).to_string();
+    let rest: Vec<String> = paragraphs.flat_map(lines).collect();
+    let err = Error::usage(message);
+    if rest.is_empty() {
+        err
+    } else {
+        err.hint(rest.join("; "))
     }
 }
 
@@ -250,6 +300,10 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         crate::ops::hooks::run_protocol(Home::resolve(cli.global.hermes_home.as_deref()));
         return Ok(());
     }
+    // Completions need no HERMES_HOME: they are printed at install time.
+    if let Command::Completions(a) = &cli.command {
+        return completions::run(out, a);
+    }
     // The demo never looks at the real HERMES_HOME: it makes its own.
     if let Command::Demo(a) = cli.command {
         return demo::run(&out, a);
@@ -268,7 +322,9 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Chat(a) => chat::run(&ctx, a),
         Command::Update(a) => update::run(&ctx, a),
         Command::Install(a) => install::run(&ctx, a),
-        Command::Doctor => unreachable!("handled before loading the app"),
+        Command::Doctor | Command::Completions(_) => {
+            unreachable!("handled before loading the app")
+        }
         Command::Serve(a) => serve::run(&ctx, a),
         Command::Demo(_) => unreachable!("handled before loading the app"),
         Command::Hook(a) => match a.cmd {

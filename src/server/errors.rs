@@ -20,7 +20,7 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Unavailable => StatusCode::BAD_GATEWAY,
         Kind::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
-        Kind::Config | Kind::Corrupt | Kind::Internal | Kind::UpdateFailed => {
+        Kind::Config | Kind::Corrupt | Kind::Internal | Kind::UpdateFailed | Kind::PortInUse => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }
@@ -135,7 +135,7 @@ impl From<Error> for ApiError {
         // Server-side failures get a safe message; the details (paths, SQL
         // errors, Hermes' URL) go to the access log with the request id.
         let (message, detail): (String, Option<String>) = match e.kind {
-            Kind::Internal | Kind::UpdateFailed | Kind::Unhealthy => (
+            Kind::Internal | Kind::UpdateFailed | Kind::Unhealthy | Kind::PortInUse => (
                 "internal error; the server log has details under this request's id".into(),
                 Some(full),
             ),

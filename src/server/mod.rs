@@ -419,8 +419,22 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&opts.bind)
         .await
         .map_err(|e| {
+            let hint = "choose another --bind ADDR:PORT or set operator.host/operator.port";
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                // Usually a second `serve` (or a leftover one): say so, and
+                // exit with its own code (README, "Exit codes").
+                return Error::port_in_use(format!(
+                    "cannot listen on {}: the address is already in use",
+                    opts.bind
+                ))
+                .hint(format!(
+                    "is another hermes-operator serve running? (`ss -ltnp` shows who holds it); or {hint}"
+                ))
+                .with_source(e);
+            }
             Error::usage(format!("cannot listen on {}: {e}", opts.bind))
-                .hint("choose another --bind ADDR:PORT or set operator.host/operator.port")
+                .hint(hint)
+                .with_source(e)
         })?;
     let addr = listener
         .local_addr()

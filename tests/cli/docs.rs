@@ -34,3 +34,22 @@ fn completions_and_man_pages_are_current() {
         .unwrap();
     assert!(String::from_utf8_lossy(&top.1).contains("integrity failure"));
 }
+
+/// README's "Exit codes" table has a row for every code `Kind::exit_code`
+/// gives (and the man page, generated from it, has them all by construction).
+#[test]
+fn readme_lists_every_exit_code() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme
+        .split("## Exit codes")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has an Exit codes section");
+    for (code, _) in hermes_operator::cli::docs::exit_codes() {
+        assert!(
+            section.contains(&format!("\n| {code} | ")),
+            "README's Exit codes table lacks {code}"
+        );
+    }
+}

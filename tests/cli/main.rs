@@ -1,14 +1,16 @@
 //! Command-line tests that need no Hermes install: accounts, config and
-//! bad-input rules, the event log's integrity and the committed CLI
-//! reference. This binary plus `cargo test --lib` is the fast tier (README,
-//! "Development").
+//! bad-input rules, the event log's integrity, the committed CLI
+//! reference, shell completion and `serve` on a busy port. This binary
+//! plus `cargo test --lib` is the fast tier (README, "Development").
 
 #[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 
 mod audit_tamper;
+mod completions;
 mod docs;
 mod doctor_network;
 mod empty_state;
+mod serve_port;
 mod users;

@@ -529,3 +529,109 @@ fn corrupt_and_locked_operator_databases() {
     );
     assert_eq!(code(&o), 9, "{}", stderr(&o));
 }
+
+#[test]
+fn changes_print_one_line_and_their_json_is_the_account() {
+    let h = Home::new();
+    h.add("alice", "admin");
+    let added = h.run_stdin(
+        &["user", "add", "bob", "--role", "user", "--password-stdin"],
+        &format!("{PW}\n"),
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let bob_id = h.json(&["user", "show", "bob"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&added.stdout),
+        format!("created user bob (user) with id {bob_id}\n")
+    );
+    for (args, line) in [
+        (
+            ["user", "role", "bob", "viewer"].as_slice(),
+            "bob is now viewer; earlier tokens are revoked",
+        ),
+        (
+            &["user", "disable", "bob"],
+            "bob is disabled; its tokens are revoked",
+        ),
+        (&["user", "enable", "bob"], "bob is enabled"),
+    ] {
+        let o = h.run(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("{line}\n"),
+            "{args:?}"
+        );
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+    // --json is the account, as before.
+    let carol = h.add("carol", "auditor");
+    assert_eq!(carol["role"], "auditor");
+    assert_eq!(
+        h.json(&["user", "role", "carol", "user"])["username"],
+        "carol"
+    );
+    assert_eq!(h.json(&["user", "disable", "carol"])["disabled"], true);
+}
+
+#[test]
+fn usage_errors_are_json_with_json() {
+    let h = Home::new();
+    for args in [
+        vec!["--json", "user", "add", "bob", "--role", "root"],
+        vec!["user", "list", "--bogus", "--json"],
+        vec!["--json", "sessions"],
+        vec!["--json"],
+        vec!["--json", "user"],
+        vec!["--json", "user", "show"],
+    ] {
+        let o = h.run(&args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        let text = stderr(&o);
+        assert_eq!(text.lines().count(), 1, "{args:?}: one JSON line: {text}");
+        let e: Value = serde_json::from_str(text.trim())
+            .unwrap_or_else(|err| panic!("{args:?}: {err}: {text}"));
+        assert_eq!(e["error"]["code"], "usage", "{args:?}");
+        let msg = e["error"]["message"].as_str().unwrap();
+        assert!(
+            !msg.is_empty() && !msg.starts_with("error:"),
+            "{args:?}: {msg}"
+        );
+        assert!(!text.contains('\u{1b}'), "{args:?}: no terminal styling");
+    }
+    let error_of = |args: &[&str]| -> Value {
+        let o = h.run(args);
+        serde_json::from_str::<Value>(stderr(&o).trim()).unwrap()["error"].clone()
+    };
+    let e = error_of(&["--json", "user", "add", "bob", "--role", "root"]);
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("'root'") && msg.contains("admin, auditor, user, viewer"),
+        "{e}"
+    );
+    let e = error_of(&["--json", "user", "show"]);
+    assert!(e["message"].as_str().unwrap().contains("<NAME>"), "{e}");
+    assert!(
+        e["hint"]
+            .as_str()
+            .unwrap()
+            .contains("Usage: hermes-operator user show <NAME>"),
+        "{e}"
+    );
+    let e = error_of(&["--json", "user"]);
+    assert_eq!(
+        e["message"], "`hermes-operator user` needs a subcommand",
+        "{e}"
+    );
+    // Without --json: clap's own text, exit 2.
+    let o = h.run(&["user", "add", "bob", "--role", "root"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
+    // Help is still help.
+    let o = h.run(&["--json", "user", "--help"]);
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Usage:"));
+}

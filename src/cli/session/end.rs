@@ -15,13 +15,12 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     if ctx.out.json {
         return ctx.out.json(&r);
     }
-    super::print_session(ctx, &r.session)?;
+    let id = cell(&r.session.session.id, 40);
     if r.changed {
-        ctx.out
-            .info(format!("ended {}", cell(&r.session.session.id, 40)));
+        ctx.out.line(format!("ended {id}"))
     } else {
-        ctx.out
-            .info("already ended; unchanged (the first end wins, as in Hermes)");
+        ctx.out.line(format!(
+            "{id} had already ended; unchanged (the first end wins, as in Hermes)"
+        ))
     }
-    Ok(())
 }

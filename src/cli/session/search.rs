@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
             h.message_id.to_string(),
             opt_cell(h.role.as_deref(), 12),
             when(h.timestamp.as_deref()),
-            opt_cell(h.snippet.as_deref(), 200),
+            ctx.out.hits(&opt_cell(h.snippet.as_deref(), 200)),
         ]);
     }
     ctx.out.print_table(&t)?;

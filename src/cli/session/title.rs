@@ -14,16 +14,14 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     if ctx.out.json {
         return ctx.out.json(&r);
     }
-    super::print_session(ctx, &r.session)?;
+    let id = cell(&r.session.session.id, 40);
     if r.changed {
-        ctx.out.info(format!(
-            "title of {}: {} → {}",
-            cell(&r.session.session.id, 40),
+        ctx.out.line(format!(
+            "title of {id}: {} → {}",
             opt_cell(r.from.as_deref(), 100),
             opt_cell(r.to.as_deref(), 100)
-        ));
+        ))
     } else {
-        ctx.out.info("title unchanged");
+        ctx.out.line(format!("title of {id} unchanged"))
     }
-    Ok(())
 }

@@ -17,9 +17,11 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     crate::store::users::validate_username(&a.name)?;
     let pw = read_new_password(a.password_stdin, &a.name)?;
     let u = crate::ops::accounts::add_user(&ctx.app, &a.name, a.role.into(), &pw)?;
-    ctx.out.info(format!(
+    if ctx.out.json {
+        return ctx.out.json(&u);
+    }
+    ctx.out.line(format!(
         "created user {} ({}) with id {}",
         u.username, u.role, u.id
-    ));
-    super::print_user(ctx, &u)
+    ))
 }

@@ -8,7 +8,10 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, a: Args, disable: bool) -> crate::Result<()> {
     let u = crate::ops::accounts::set_disabled(&ctx.app, &a.name, disable)?;
-    ctx.out.info(format!(
+    if ctx.out.json {
+        return ctx.out.json(&u);
+    }
+    ctx.out.line(format!(
         "{} is {}",
         u.username,
         if u.disabled {
@@ -16,6 +19,5 @@ pub fn run(ctx: &Ctx, a: Args, disable: bool) -> crate::Result<()> {
         } else {
             "enabled"
         }
-    ));
-    super::print_user(ctx, &u)
+    ))
 }

@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
     }
 }
 
-/// Shared by `show` and the change commands: JSON for scripts, a two-column table for people.
+/// Shared by `show` and `audit user`: JSON for scripts, a two-column table for people.
 pub(crate) fn print_user(ctx: &Ctx, u: &User) -> crate::Result<()> {
     if ctx.out.json {
         return ctx.out.json(u);

@@ -12,6 +12,11 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     let u = crate::ops::accounts::set_role(&ctx.app, &a.name, a.role.into())?;
-    ctx.out.info(format!("{} is now {}", u.username, u.role));
-    super::print_user(ctx, &u)
+    if ctx.out.json {
+        return ctx.out.json(&u);
+    }
+    ctx.out.line(format!(
+        "{} is now {}; earlier tokens are revoked",
+        u.username, u.role
+    ))
 }

@@ -1,0 +1,124 @@
+//! Shell completion: `hermes-operator completions SHELL` prints the
+//! committed `completions/` files, and the bash script completes below the
+//! top level, driven through bash's own completion machinery (the function
+//! `complete -p` names, with COMP_WORDS/COMP_CWORD/COMP_LINE/COMP_POINT set
+//! as readline sets them).
+
+use crate::common::stderr;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hermes-operator");
+
+fn completions(shell: &str) -> Vec<u8> {
+    let o = Command::new(BIN)
+        .args(["completions", shell])
+        .env_remove("HERMES_HOME")
+        // No HERMES_HOME is needed: point it nowhere to prove it.
+        .arg("--hermes-home")
+        .arg("/nonexistent/hermes-home")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "completions {shell}: {}", stderr(&o));
+    o.stdout
+}
+
+#[test]
+fn the_command_prints_the_committed_scripts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (shell, file) in [
+        ("bash", "completions/hermes-operator.bash"),
+        ("zsh", "completions/_hermes-operator"),
+        ("fish", "completions/hermes-operator.fish"),
+    ] {
+        let committed = std::fs::read(root.join(file)).unwrap();
+        assert!(
+            completions(shell) == committed,
+            "`completions {shell}` differs from {file}: run `cargo run --example gen_docs`"
+        );
+    }
+}
+
+/// What bash offers for `line` with the cursor at its end (a trailing space
+/// means a new, empty word).
+fn complete(script: &std::path::Path, line: &str) -> Vec<String> {
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    if line.ends_with(' ') {
+        words.push("");
+    }
+    let cword = words.len() - 1;
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let driver = format!(
+        r#"set -e
+source '{script}'
+spec=$(complete -p hermes-operator)
+fn=$(sed -E 's/.* -F ([^ ]+) .*/\1/' <<<"$spec")
+COMP_WORDS=({words})
+COMP_CWORD={cword}
+COMP_LINE='{line}'
+COMP_POINT={point}
+COMPREPLY=()
+"$fn" hermes-operator "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}"
+"#,
+        script = script.display(),
+        words = quoted.join(" "),
+        point = line.len(),
+    );
+    let o = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &driver])
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash must be installed to test the bash completion");
+    assert!(o.status.success(), "{line:?}: {}", stderr(&o));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bash_completes_subcommands_and_role_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("hermes-operator.bash");
+    std::fs::write(&script, completions("bash")).unwrap();
+
+    let top = complete(&script, "hermes-operator ");
+    for c in ["user", "session", "audit", "completions"] {
+        assert!(top.contains(&c.to_string()), "top level lacks {c}: {top:?}");
+    }
+
+    let user = complete(&script, "hermes-operator user ");
+    for c in [
+        "add", "list", "show", "passwd", "role", "disable", "enable", "delete", "token", "unlock",
+        "totp", "key",
+    ] {
+        assert!(user.contains(&c.to_string()), "`user` lacks {c}: {user:?}");
+    }
+    assert!(
+        !user.contains(&"session".to_string()),
+        "`user <TAB>` offered the top level: {user:?}"
+    );
+
+    let mut roles = complete(&script, "hermes-operator user add --role ");
+    roles.sort();
+    assert_eq!(roles, ["admin", "auditor", "user", "viewer"]);
+
+    // Deeper still, and with a global option in front.
+    let key = complete(&script, "hermes-operator --json user key ");
+    for c in ["create", "list", "revoke"] {
+        assert!(
+            key.contains(&c.to_string()),
+            "`user key` lacks {c}: {key:?}"
+        );
+    }
+    let shells = complete(&script, "hermes-operator completions ");
+    for c in ["bash", "zsh", "fish"] {
+        assert!(
+            shells.contains(&c.to_string()),
+            "`completions` lacks {c}: {shells:?}"
+        );
+    }
+}
