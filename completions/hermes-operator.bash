@@ -2941,7 +2941,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__passwd)
-            opts="-h -V --password-stdin --hermes-home --json --help --version"
+            opts="-h -V --password-stdin --must-change --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

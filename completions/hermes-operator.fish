@@ -76,6 +76,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; an
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l password-stdin -d 'Read the new password from the first line of stdin instead of prompting'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l must-change -d 'A reset: the user must choose a new password at their next login'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -s V -l version -d 'Print version'

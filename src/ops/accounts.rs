@@ -29,16 +29,19 @@ pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result
     Ok(u)
 }
 
-pub fn set_password(app: &App, username: &str, password: &str) -> Result<User> {
+/// Set a password (revoking every token). `must_change`: an admin's reset —
+/// the user's next login may only change it.
+pub fn set_password(app: &App, username: &str, password: &str, must_change: bool) -> Result<User> {
     credentials::check_password_policy(password)?;
     let store = app.users()?;
     let u = store.get(username)?;
     let hash = credentials::hash_password(password)?;
-    store.set_password(&u.id, &hash)?;
+    store.set_password(&u.id, &hash, must_change)?;
     app.record(
         app.event(
             EventKind::UserChanged,
-            json!({"username": u.username, "change": "password", "tokens_revoked": true}),
+            json!({"username": u.username, "change": if must_change { "password_reset" } else { "password" },
+                   "must_change_password": must_change, "tokens_revoked": true}),
         )
         .user(&u.id),
     )?;

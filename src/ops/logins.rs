@@ -379,7 +379,7 @@ pub fn change_password(
     if !password_matches(app, u, current, client, "password_change")? {
         return Ok(None);
     }
-    let changed = crate::ops::accounts::set_password(app, &u.username, new)?;
+    let changed = crate::ops::accounts::set_password(app, &u.username, new, false)?;
     app.users()?
         .revoke_refresh(&changed.id, None, "password_change")?;
     let (resp, _, _) = issue_pair(app, secret, &changed)?;

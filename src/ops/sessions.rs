@@ -8,6 +8,7 @@ use crate::error::{Error, Kind, Result};
 use crate::output::{clip, sanitize};
 use crate::store::events::EventKind;
 use crate::store::state::{self, ListQuery, Message, ModelUsage, RowFilter, Session, StateDb};
+use crate::store::users::User;
 use serde::Serialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -225,6 +226,21 @@ pub fn get(app: &App, scope: &Scope, id: &str) -> Result<SessionInfo> {
     let s = readable(&db, scope, id)?;
     drop(db);
     Ok(info(s, &usernames(app)?))
+}
+
+/// Whether `user` may rename or end session `id` over HTTP: a session
+/// `scope` may not read is missing (as [`get`] answers); of the readable
+/// ones, its owner may, and an admin may any (auditors only read).
+pub fn check_changeable_by(app: &App, scope: &Scope, user: &User, id: &str) -> Result<()> {
+    let db = app.state_read()?;
+    let s = readable(&db, scope, id)?;
+    let own = s.user_id.as_deref() == Some(user.id.as_str());
+    if !(own && user.role.can_chat()) && user.role != crate::store::users::Role::Admin {
+        return Err(Error::permission(format!(
+            "session {id} is not yours to change; its owner or an admin may"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `user_id` may chat in session `id`, asked before anything is

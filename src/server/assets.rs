@@ -69,6 +69,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("dashboard/keys.js"),
     ),
     (
+        "events.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/events.js"),
+    ),
+    (
         "markdown.js",
         "text/javascript; charset=utf-8",
         include_bytes!("dashboard/markdown.js"),

@@ -56,3 +56,37 @@ pub async fn verify(
 ) -> ApiResult<Response> {
     blocking_json(move || crate::ops::audit::integrity::verify_home(&st.app, &[])).await
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    user: Option<String>,
+    session: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /api/audit/events?type&user&session&since&until&limit&offset`
+/// (admin, auditor): the event-log browser, newest first.
+pub async fn events(
+    State(st): State<Arc<ServerState>>,
+    _caller: AuditorCaller,
+    uri: axum::http::Uri,
+) -> ApiResult<Response> {
+    // Parsed after the role guard: a refused caller never sees field names.
+    let super::extract::ApiQuery(q) = super::extract::ApiQuery::<EventsQuery>::from_uri(&uri)?;
+    let b = crate::ops::audit::browse::Browse {
+        kind: q.kind,
+        username: q.user,
+        session_id: q.session,
+        since: q.since,
+        until: q.until,
+        limit: q.limit.unwrap_or(50),
+        offset: q.offset.unwrap_or(0),
+    };
+    blocking_json(move || crate::ops::audit::browse::browse(&st.app, &b)).await
+}

@@ -64,6 +64,17 @@ impl Caller {
     }
 }
 
+/// What a login whose password an admin reset may still do.
+fn password_change_route(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    matches!(
+        (method.clone(), path),
+        (Method::GET, "/api/me")
+            | (Method::POST, "/api/me/password")
+            | (Method::POST, "/auth/logout")
+    )
+}
+
 /// Requests a personal API key may make: reads (GET/HEAD) in either scope;
 /// chat turns with `chat`. Nothing else: a leaked key cannot change
 /// passwords, accounts or make more keys, and cannot answer approvals (the
@@ -155,7 +166,17 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
         let c = if token.starts_with(crate::ops::keys::KEY_PREFIX) {
             key_caller(parts, st, token)?
         } else {
-            token_caller(st, token)?
+            let c = token_caller(st, token)?;
+            // After an admin's reset, a login may only change the password.
+            if c.user.must_change_password
+                && !password_change_route(&parts.method, parts.uri.path())
+            {
+                return Err(ApiError::forbidden(
+                    "an administrator reset your password: choose a new one first (POST /api/me/password)",
+                )
+                .with_code("password_change_required"));
+            }
+            c
         };
         if let Some(slot) = parts.extensions.get::<LogUser>() {
             let _ = slot

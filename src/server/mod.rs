@@ -109,18 +109,23 @@ fn routes() -> (Routes, Routes) {
         .get("/api/sessions", sessions::list)
         .get("/api/sessions/{id}", sessions::show)
         .get("/api/sessions/{id}/messages", sessions::messages)
+        .patch("/api/sessions/{id}", sessions::rename)
+        .post("/api/sessions/{id}/end", sessions::end)
+        .get("/api/sessions/{id}/export", sessions::export)
         .get("/api/search", sessions::search)
         .get("/api/audit/daily-summary", audit::daily)
         .get("/api/audit/user/{username}", audit::user)
         .get("/api/audit/replay/{session_id}", audit::replay)
         .get("/api/audit/verify", audit::verify)
+        .get("/api/audit/events", audit::events)
         .get("/api/keys", keys::list)
         .post("/api/keys", keys::create)
         .delete("/api/keys/{id}", keys::revoke)
         .get("/v1/models", openai::models)
         .get("/api/users", users::list)
         .patch("/api/users/{username}", users::patch)
-        .delete("/api/users/{username}", users::delete);
+        .delete("/api/users/{username}", users::delete)
+        .post("/api/users/{username}/password", users::reset_password);
     // Chat turns (and their SSE streams) last as long as the agent works.
     let untimed = Routes::new()
         .post("/api/chat", chat::chat)
@@ -513,6 +518,7 @@ fn shutdown_user() -> crate::store::users::User {
         updated_at: now.clone(),
         password_changed_at: now,
         last_login_at: None,
+        must_change_password: false,
     }
 }
 

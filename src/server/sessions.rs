@@ -2,7 +2,7 @@
 //! [`crate::ops::sessions`] with the caller's [`Scope`](crate::ops::sessions::Scope).
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{query_param, ApiQuery, Caller};
+use super::extract::{query_param, ApiJson, ApiQuery, Caller, ChatCaller};
 use super::state::{blocking, ServerState};
 use crate::ops::sessions::{self, ListOptions};
 use axum::extract::{Path, State};
@@ -165,4 +165,83 @@ where
 {
     let bytes = blocking(move || json_bytes(&f()?)).await?;
     Ok(json_response(bytes))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TitleBody {
+    title: String,
+}
+
+/// `PATCH /api/sessions/{id}` `{title}` (the owner, or an admin): rename
+/// (an empty title clears it), as `session title`.
+pub async fn rename(
+    State(st): State<Arc<ServerState>>,
+    ChatCaller(caller): ChatCaller,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<TitleBody>,
+) -> ApiResult<Response> {
+    blocking_json(move || {
+        sessions::check_changeable_by(&st.app, &caller.scope(), &caller.user, &id)?;
+        sessions::set_title(&st.app_as(caller.actor()), &id, &b.title)
+    })
+    .await
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EndBody {
+    reason: Option<String>,
+}
+
+/// `POST /api/sessions/{id}/end` `{reason?}` (the owner, or an admin), as `session end`.
+pub async fn end(
+    State(st): State<Arc<ServerState>>,
+    ChatCaller(caller): ChatCaller,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<EndBody>,
+) -> ApiResult<Response> {
+    blocking_json(move || {
+        sessions::check_changeable_by(&st.app, &caller.scope(), &caller.user, &id)?;
+        let reason = b
+            .reason
+            .unwrap_or_else(|| sessions::DEFAULT_END_REASON.to_string());
+        sessions::end(&st.app_as(caller.actor()), &id, &reason)
+    })
+    .await
+}
+
+/// `GET /api/sessions/{id}/export?format=json|md` (whoever may read it), as
+/// `session export`: a download.
+pub async fn export(
+    State(st): State<Arc<ServerState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+) -> ApiResult<Response> {
+    let format = match query_param(&uri, "format").as_deref() {
+        None | Some("json") => sessions::ExportFormat::Json,
+        Some("md") => sessions::ExportFormat::Md,
+        Some(_) => return Err(ApiError::bad_request("format must be json or md")),
+    };
+    let scope = caller.scope();
+    let id2 = id.clone();
+    let text = blocking(move || sessions::export(&st.app, &scope, &id2, format)).await?;
+    let (ct, ext) = match format {
+        sessions::ExportFormat::Json => ("application/json", "json"),
+        sessions::ExportFormat::Md => ("text/markdown; charset=utf-8", "md"),
+    };
+    // The id is validated (op_ + hex, or Hermes' plain ids): safe in a header.
+    let disposition = format!(
+        "attachment; filename=\"{}.{ext}\"",
+        id.replace(['"', '\\'], "_")
+    );
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, ct.to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
 }

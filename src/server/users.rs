@@ -64,3 +64,26 @@ pub async fn delete(
     })
     .await
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    new_password: crate::server::auth::Secret,
+}
+
+/// `POST /api/users/{username}/password` `{new_password}` (admins): reset
+/// an account's password; every token of it ends, and its next login must
+/// choose a new password before anything else.
+pub async fn reset_password(
+    State(st): State<Arc<ServerState>>,
+    AdminCaller(caller): AdminCaller,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<ResetBody>,
+) -> ApiResult<Response> {
+    let st2 = st.clone();
+    let _slot = st.argon2_slot().await?;
+    blocking_json(move || {
+        accounts::set_password(&st2.app_as(caller.actor()), &name, &b.new_password, true)
+    })
+    .await
+}

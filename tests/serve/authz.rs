@@ -209,7 +209,8 @@ async fn authorization_matrix() {
     let revoked = hermes_operator::ops::keys::create(&a, "alice", &Default::default()).unwrap();
     hermes_operator::ops::keys::revoke(&a, &revoked.info.id, None).unwrap();
     hermes_operator::ops::accounts::set_disabled(&a, "dave", true).unwrap();
-    hermes_operator::ops::accounts::set_password(&a, "erin", "another long password").unwrap();
+    hermes_operator::ops::accounts::set_password(&a, "erin", "another long password", false)
+        .unwrap();
     hermes_operator::ops::accounts::delete_user(&a, "fred").unwrap();
     hermes_operator::ops::accounts::set_role(
         &a,
@@ -448,6 +449,13 @@ async fn authorization_matrix() {
                 [200, 403, 403, 403],
             ),
             case(
+                "reset password",
+                "POST",
+                "/api/users/temp_user/password",
+                Some(json!({"new_password": "a reset password 123"})),
+                [200, 403, 403, 403],
+            ),
+            case(
                 "register",
                 "POST",
                 "/auth/register",
@@ -471,6 +479,34 @@ async fn authorization_matrix() {
                 "GET",
                 "/api/approvals",
                 None,
+                [200, 403, 200, 403],
+            ),
+            case(
+                "events",
+                "GET",
+                "/api/audit/events?type=login&limit=5",
+                None,
+                [200, 200, 403, 403],
+            ),
+            case(
+                "export other's",
+                "GET",
+                &format!("/api/sessions/{other}/export?format=md"),
+                None,
+                [200, 200, 404, 404],
+            ),
+            case(
+                "rename other's",
+                "PATCH",
+                &format!("/api/sessions/{other_open}"),
+                Some(json!({"title": format!("renamed by {name}")})),
+                [200, 403, 404, 403],
+            ),
+            case(
+                "end own",
+                "POST",
+                &format!("/api/sessions/{}/end", own_open(role)),
+                Some(json!({})),
                 [200, 403, 200, 403],
             ),
             case("keys own", "GET", "/api/keys", None, [200; 4]),

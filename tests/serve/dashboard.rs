@@ -596,6 +596,29 @@ fn dashboard_in_headless_chromium() {
     );
     let replay_links = b.eval("document.querySelectorAll('.replay-link').length");
     assert_eq!(replay_links, 0, "a user sees no audit links");
+    // Sorted by messages, most first; the state filter and the totals.
+    b.click("button[data-sort=messages]");
+    let sorted = b.eval(
+        "[...document.querySelectorAll('table.sessions tbody tr')].map((r) => Number(r.children[4].textContent.replace(/\\D/g, '')))",
+    );
+    let counts: Vec<u64> = sorted
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+    assert!(b
+        .eval("document.querySelector('#session-totals').textContent")
+        .as_str()
+        .unwrap()
+        .starts_with("2 session(s) shown"),);
+    b.eval("(() => { const s = document.querySelector('#session-state'); s.value = 'ended'; s.dispatchEvent(new Event('change')); return true; })()");
+    b.wait(
+        "no ended sessions",
+        "document.querySelectorAll('table.sessions tbody tr').length === 0",
+    );
+    b.eval("(() => { const s = document.querySelector('#session-state'); s.value = ''; s.dispatchEvent(new Event('change')); return true; })()");
     b.screenshot("05-my-sessions");
     b.click(&format!("tr[data-session-id=\"{dsid}\"] td a"));
     let text = b.wait(
@@ -604,6 +627,22 @@ fn dashboard_in_headless_chromium() {
          && document.querySelector('#messages').textContent",
     );
     assert!(text.as_str().unwrap().contains("chmod 777"), "{text}");
+    // Its owner renames it from the Actions card; exports are offered.
+    b.type_into("#session-title", "Opened up the target");
+    b.eval("document.querySelector('#rename-form').requestSubmit(); true");
+    b.wait(
+        "the new title",
+        "document.querySelector('#session-actions-out .notice')?.textContent === 'Renamed.' \
+         && document.querySelector('#view-session h1')?.textContent === 'Opened up the target'",
+    );
+    assert_eq!(
+        b.eval("[...document.querySelectorAll('#session-actions button[data-format]')].map((b) => b.dataset.format)"),
+        json!(["json", "md"])
+    );
+    assert_eq!(
+        b.eval("!!document.querySelector('#end-session')"),
+        json!(true)
+    );
     b.screenshot("06-session-view");
 
     // --- an invalid access token: one refresh, and the page carries on ------
@@ -633,7 +672,10 @@ fn dashboard_in_headless_chromium() {
         ),
     );
     let nav = b.eval("[...document.querySelectorAll('#nav a')].map(a => a.textContent).join(',')");
-    assert_eq!(nav, "All sessions,Audit,Account", "no chat for auditors");
+    assert_eq!(
+        nav, "All sessions,Audit,Events,Account",
+        "no chat for auditors"
+    );
     b.click(&format!("tr[data-session-id=\"{dsid}\"] a.replay-link"));
     let rep = b.wait(
         "the replay timeline",
@@ -750,6 +792,35 @@ fn dashboard_in_headless_chromium() {
         "{a}"
     );
     b.screenshot("08-audit");
+    // The event-log browser: newest first, filtered by type, paged.
+    b.click("#nav-events");
+    b.wait(
+        "the event log",
+        "document.querySelectorAll('#events-list tr[data-seq]').length > 0",
+    );
+    b.eval(
+        "document.querySelector('#events-type').value = 'user_message'; \
+            document.querySelector('#events-filters').requestSubmit(); true",
+    );
+    let ev = b.wait(
+        "only user messages",
+        "(() => { const rows = [...document.querySelectorAll('#events-list tr[data-seq]')]; \
+           return rows.length > 0 && rows.every((r) => r.dataset.type === 'user_message') \
+             && {n: rows.length, seqs: rows.map((r) => Number(r.dataset.seq)), \
+                 replay: !!document.querySelector('#events-list a[href^=\"#/replay/\"]')}; })()",
+    );
+    let seqs: Vec<u64> = ev["seqs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seqs:?}"
+    );
+    assert_eq!(ev["replay"], true, "{ev}");
+    b.screenshot("08b-events");
     b.log_out();
 
     // --- admin: the user list, disabling an account ----------------------------
@@ -765,6 +836,23 @@ fn dashboard_in_headless_chromium() {
         "document.querySelector('tr[data-username=audrey]')?.dataset.disabled === 'true'",
     );
     b.screenshot("09-users");
+    // A new account from the form; the role select goes back to `user`.
+    b.type_into("#new-username", "newbie");
+    b.type_into("#new-password", "a long enough password");
+    b.eval("document.querySelector('#new-role').value = 'viewer'; true");
+    b.eval("document.querySelector('#new-user').requestSubmit(); true");
+    b.wait(
+        "newbie listed",
+        "!!document.querySelector('tr[data-username=newbie]')",
+    );
+    assert_eq!(
+        b.eval("document.querySelector('tr[data-username=newbie]').dataset.role"),
+        json!("viewer")
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#new-role').value"),
+        json!("user")
+    );
     let o = common::op(&gw.home)
         .args(["--json", "user", "show", "audrey"])
         .output()
@@ -1163,6 +1251,6 @@ fn fresh_install_every_view_every_role_both_widths_light_and_dark() {
     );
     assert_eq!(md["x"], 0, "{md}");
     b.log_out();
-    // admin 6 views, auditor 3, user 4, viewer 2; four ways each.
-    assert_eq!(checked, 4 * 15, "{checked}");
+    // admin 7 views, auditor 4, user 4, viewer 2; four ways each.
+    assert_eq!(checked, 4 * 17, "{checked}");
 }

@@ -11,6 +11,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+fn r_json(body: &str) -> Value {
+    serde_json::from_str(body).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_populated_views_and_cleans_up() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hermes-operator"))
@@ -123,6 +127,83 @@ async fn demo_serves_populated_views_and_cleans_up() {
     }
     assert!(busy_days >= 5, "{busy_days}");
     let _: Value = get("/healthz", &admin).await.json();
+
+    // The event-log browser over the week: filters and pages.
+    let ev = get("/api/audit/events?type=approval", &auditor)
+        .await
+        .json();
+    assert!(ev["total"].as_i64().unwrap() >= 1, "{ev}");
+    assert!(
+        ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["type"] == "approval"),
+        "{ev}"
+    );
+    let ev = get("/api/audit/events?user=uma&limit=5", &auditor)
+        .await
+        .json();
+    assert_eq!(ev["events"].as_array().unwrap().len(), 5, "{ev}");
+    assert!(ev["total"].as_i64().unwrap() > 5);
+    assert!(
+        ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| ev["usernames"][e["user_id"].as_str().unwrap()] == "uma"),
+        "{ev}"
+    );
+    let page2 = get("/api/audit/events?user=uma&limit=5&offset=5", &auditor)
+        .await
+        .json();
+    assert!(
+        page2["events"][0]["seq"].as_i64() < ev["events"][4]["seq"].as_i64(),
+        "newest first, paged"
+    );
+    let r = get("/api/audit/events?type=no_such_type", &auditor).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Export, rename and end, with their owners' rights.
+    let owner = r_json(&get(&format!("/api/sessions/{replay}"), &admin).await.body)["username"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let owner_tok = login(&owner).await;
+    let r = get(
+        &format!("/api/sessions/{replay}/export?format=md"),
+        &owner_tok,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/markdown"));
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .contains(&format!("{replay}.md")));
+    assert!(r.body.contains("rm -rf /tmp/build-cache"), "{}", r.body);
+    let other = if owner == "uma" { "ulf" } else { "uma" };
+    let other_tok = login(other).await;
+    let patch = |tok: String, title: &str| {
+        send(
+            c.patch(format!("{base}/api/sessions/{replay}"))
+                .bearer_auth(tok)
+                .json(&json!({"title": title})),
+        )
+    };
+    assert_eq!(patch(other_tok.clone(), "not mine").await.status, 404);
+    let r = patch(owner_tok.clone(), "Build cache, cleared").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["to"], "Build cache, cleared");
+    let r = send(
+        c.post(format!("{base}/api/sessions/{replay}/end"))
+            .bearer_auth(&admin)
+            .json(&json!({"reason": "demo over"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 
     // SIGTERM: it stops and removes its home.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

@@ -428,3 +428,44 @@ async fn oversized_uris_and_headers_get_the_json_error_body() {
     .await;
     assert_eq!(r.status, 200);
 }
+
+/// `doctor` knows its own `serve` on the configured port whatever
+/// `/healthz` says: degraded (no state.db yet) passes with the reason, and
+/// down (its own database gone) fails as "answers but is down", never as
+/// "another program".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_recognises_its_own_serve_degraded_or_down() {
+    let home = TestHome::new();
+    let port = serve_common::closed_port();
+    configure(home.path(), &format!("operator:\n  port: {port}\n"));
+    add_user(home.path(), "alice", "user");
+    let _s = Server::start_with(home.path(), &["--bind", &format!("127.0.0.1:{port}")]);
+    let serve_port = || {
+        let o = common::op(home.path())
+            .args(["--json", "doctor"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "serve_port")
+            .unwrap()
+            .clone()
+    };
+    let c = serve_port();
+    assert_eq!(c["status"], "pass", "{c}");
+    assert!(c["detail"].as_str().unwrap().contains("degraded"), "{c}");
+    let events = home.path().join("plugins/operator/events.db");
+    std::fs::rename(&events, home.path().join("events.db.moved")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let c = serve_port();
+    assert_eq!(c["status"], "fail", "{c}");
+    let detail = c["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("answers but is down") && !detail.contains("another program"),
+        "{c}"
+    );
+}

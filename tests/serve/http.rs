@@ -189,7 +189,7 @@ async fn refresh_rotation_reuse_and_logout() {
         |_| {},
     )
     .unwrap();
-    hermes_operator::ops::accounts::set_password(&app, "alice", "a brand new long password")
+    hermes_operator::ops::accounts::set_password(&app, "alice", "a brand new long password", false)
         .unwrap();
     assert_eq!(
         refresh(t3["refresh_token"].as_str().unwrap().into())
@@ -198,7 +198,7 @@ async fn refresh_rotation_reuse_and_logout() {
         401
     );
     // Logout with a refresh token revokes its family and the access token.
-    hermes_operator::ops::accounts::set_password(&app, "alice", TEST_PASSWORD).unwrap();
+    hermes_operator::ops::accounts::set_password(&app, "alice", TEST_PASSWORD, false).unwrap();
     let t4 = login(&c, &s, "alice").await;
     let a4 = t4["access_token"].as_str().unwrap();
     let r = send(
@@ -832,5 +832,77 @@ async fn a_logout_survives_a_restart() {
         me.status, 200,
         "another login of the same user: {}",
         me.body
+    );
+}
+
+/// An admin's reset: every token of the account ends, and its next login
+/// may only change the password (403 `password_change_required` elsewhere)
+/// until it does; the change opens everything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reset_forces_a_password_change_first() {
+    let home = TestHome::new();
+    configure(home.path(), "");
+    add_user(home.path(), "root", "admin");
+    add_user(home.path(), "alice", "user");
+    let s = Server::start(home.path());
+    let c = client();
+    let root = token(&c, &s, "root").await;
+    let old = token(&c, &s, "alice").await;
+    const RESET: &str = "a temporary password 1";
+    let r = send(
+        c.post(s.url("/api/users/alice/password"))
+            .bearer_auth(&root)
+            .json(&json!({"new_password": RESET})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["must_change_password"], true);
+    assert_eq!(
+        send(c.get(s.url("/api/me")).bearer_auth(&old)).await.status,
+        401,
+        "old tokens end"
+    );
+    let r = send(
+        c.post(s.url("/auth/login"))
+            .json(&json!({"username": "alice", "password": RESET})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tok = r.json()["access_token"].as_str().unwrap().to_string();
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&tok)).await;
+    assert_eq!(
+        me.json()["user"]["must_change_password"],
+        true,
+        "{}",
+        me.body
+    );
+    for path in ["/api/sessions", "/api/keys", "/api/models"] {
+        let r = send(c.get(s.url(path)).bearer_auth(&tok)).await;
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+        assert_eq!(
+            r.json()["error"]["code"],
+            "password_change_required",
+            "{path}"
+        );
+    }
+    let r = send(
+        c.post(s.url("/api/me/password"))
+            .bearer_auth(&tok)
+            .json(&json!({"current_password": RESET, "new_password": "alice's own new password"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let fresh = r.json()["access_token"].as_str().unwrap().to_string();
+    let r = send(c.get(s.url("/api/keys")).bearer_auth(&fresh)).await;
+    assert_eq!(
+        r.status, 200,
+        "the change opens everything again: {}",
+        r.body
+    );
+    let evs = events(home.path());
+    assert!(
+        evs.iter()
+            .any(|(t, _, d)| t == "user_changed" && d["change"] == "password_reset"),
+        "{evs:?}"
     );
 }

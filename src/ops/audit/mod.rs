@@ -1,5 +1,6 @@
 //! The event log's proofs (signing key, checkpoints, `verify`) and the
 //! reports built from it and state.db (`audit daily`, `audit user`).
 
+pub mod browse;
 pub mod integrity;
 pub mod reports;

@@ -236,6 +236,7 @@ mod tests {
             updated_at: String::new(),
             password_changed_at: String::new(),
             last_login_at: None,
+            must_change_password: false,
         }
     }
 

@@ -93,11 +93,20 @@ export function accountView(el, me) {
       await changePassword(current.value, next.value);
       form.reset();
       out.replaceChildren(notice('Password changed.'));
+      // A reset password is replaced: the rest of the dashboard opens again.
+      if (me.user.must_change_password) location.reload();
     } catch (err) {
       out.replaceChildren(errorBox(err));
     }
     button.disabled = false;
   });
+  if (me.user.must_change_password) {
+    el.append(h('h1', null, 'Account'),
+      h('p', { class: 'notice state-notice', id: 'must-change' },
+        'An administrator reset your password. Choose a new one to continue.'),
+      form);
+    return;
+  }
   el.append(h('h1', null, 'Account'),
     h('p', null, `${me.user.username} · ${me.user.role}`),
     form, totpCard(me), keysCard(me));

@@ -132,6 +132,20 @@ export async function api(path, { method = 'GET', body, query } = {}) {
 }
 
 /** Log in; `totp` (a code or recovery code) when the account has two-factor login. */
+/** Fetch `path` with the login and save the answer as a file. */
+export async function download(path, filename) {
+  const r = await authFetch(path);
+  if (!r.ok) throw await errorFrom(r);
+  const url = URL.createObjectURL(await r.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 export async function login(username, password, totp) {
   const body = totp ? { username, password, totp } : { username, password };
   const r = await fetch('auth/login', {

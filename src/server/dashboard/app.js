@@ -1,7 +1,7 @@
 // app.js — the dashboard's entry point: login, the header, hash routing.
 //
 // Routes: #/chat[/ID]  #/sessions  #/session/ID  #/audit  #/replay/ID  #/users
-//         #/account  #/approvals  #/search/QUERY  #/user/NAME
+//         #/account  #/approvals  #/events  #/search/QUERY  #/user/NAME
 // What a role may see comes from GET /api/me (`may`); the server enforces it
 // anyway, the dashboard only hides what would be refused.
 
@@ -13,6 +13,7 @@ import { auditView, replayView, userReportView } from './audit.js';
 import { usersView } from './users.js';
 import { accountView } from './account.js';
 import { approvalsView } from './approvals.js';
+import { eventsView } from './events.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -27,15 +28,18 @@ function route() {
 }
 
 function defaultRoute() {
+  if (me.user.must_change_password) return '#/account';
   return me.may.chat ? '#/chat' : '#/sessions';
 }
 
 function navItems() {
+  // After an admin's reset, only the password change is open.
+  if (me.user.must_change_password) return [['account', 'Account']];
   const items = [];
   if (me.may.chat) items.push(['chat', 'Chat']);
   if (me.may.answer_approvals) items.push(['approvals', 'Approvals']);
   items.push(['sessions', me.may.read_all_sessions ? 'All sessions' : 'My sessions']);
-  if (me.may.audit) items.push(['audit', 'Audit']);
+  if (me.may.audit) items.push(['audit', 'Audit'], ['events', 'Events']);
   if (me.may.manage_users) items.push(['users', 'Users']);
   items.push(['account', 'Account']);
   return items;
@@ -120,13 +124,14 @@ const views = {
   users: (el) => usersView(el, me),
   account: (el) => accountView(el, me),
   approvals: (el) => approvalsView(el),
+  events: (el) => eventsView(el),
   search: (el, arg) => searchView(el, me, arg),
   user: (el, arg) => userReportView(el, me, arg),
 };
 
 const TITLES = {
   chat: 'Chat', sessions: 'Sessions', session: 'Session', audit: 'Audit', replay: 'Replay', users: 'Users',
-  account: 'Account', approvals: 'Approvals', search: 'Search', user: 'User report',
+  account: 'Account', approvals: 'Approvals', search: 'Search', user: 'User report', events: 'Events',
 };
 
 let expiredMessage = null;
@@ -142,7 +147,7 @@ function render() {
     return;
   }
   const view = views[name];
-  if (!view) {
+  if (!view || (me.user.must_change_password && name !== 'account')) {
     location.replace(defaultRoute());
     return;
   }

@@ -92,7 +92,8 @@ export function table(caption, headers, rows, attrs = {}) {
     ? h('th', { scope: 'col', class: t[1] }, t[0])
     : h('th', { scope: 'col' }, t));
   // In its own scrolling box: on a phone a wide table scrolls, the page does not.
-  return h('div', { class: 'table-box' }, h('table', attrs,
+  // Focusable, so the box can be scrolled from the keyboard too.
+  return h('div', { class: 'table-box', tabindex: '0', role: 'region', 'aria-label': caption || 'Table' }, h('table', attrs,
     caption ? h('caption', null, caption) : null,
     h('thead', null, h('tr', null, headers.map(th))),
     h('tbody', null, rows)));

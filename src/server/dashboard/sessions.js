@@ -3,8 +3,8 @@
 // messages and tool calls.
 
 import { markdown } from './markdown.js';
-import { api } from './api.js';
-import { h, errorBox, fmtTime, fmtUsd, fmtInt, link, table, contentText, pretty } from './dom.js';
+import { api, download } from './api.js';
+import { h, errorBox, notice, fmtTime, fmtUsd, fmtInt, link, table, contentText, pretty } from './dom.js';
 
 const PAGE = 50;
 
@@ -15,47 +15,96 @@ export function sessionTitle(s) {
 export async function sessionListView(el, me) {
   const all = me.may.read_all_sessions;
   el.appendChild(h('h1', null, all ? 'All sessions' : 'My sessions'));
-  const filter = h('input', { id: 'session-user', name: 'user', placeholder: 'username', size: 16 });
+  const user = h('input', { id: 'session-user', name: 'user', placeholder: 'username', size: 12 });
+  const since = h('input', { id: 'session-since', name: 'since', type: 'date' });
+  const model = h('select', { id: 'session-model' }, h('option', { value: '' }, 'any model'));
+  const state = h('select', { id: 'session-state' },
+    h('option', { value: '' }, 'open and ended'), h('option', { value: 'open' }, 'open'), h('option', { value: 'ended' }, 'ended'));
   const out = h('div', { id: 'session-list' });
+  const totals = h('p', { class: 'muted', id: 'session-totals' });
+  let rows = [];
   let offset = 0;
+  let full = false;
+  let sort = { key: 'started', dir: -1 };
+  const KEYS = {
+    title: (s) => sessionTitle(s).toLowerCase(), user: (s) => s.username || s.user_id || '',
+    model: (s) => s.model || '', started: (s) => s.started_at_epoch || 0,
+    messages: (s) => s.message_count || 0, cost: (s) => s.actual_cost_usd ?? s.estimated_cost_usd ?? 0,
+  };
+
+  // Model and state filter and every sort apply to the loaded rows; user
+  // and date go to the server.
+  function show() {
+    const shown = rows
+      .filter((s) => !model.value || s.model === model.value)
+      .filter((s) => !state.value || (state.value === 'ended') === !!s.ended_at)
+      .sort((a, b) => {
+        const x = KEYS[sort.key](a);
+        const y = KEYS[sort.key](b);
+        return (x < y ? -1 : x > y ? 1 : 0) * sort.dir;
+      });
+    if (!rows.length) {
+      out.replaceChildren(h('p', { class: 'muted' }, all ? 'No operator sessions yet.' : 'You have no sessions yet.'));
+      totals.textContent = '';
+      return;
+    }
+    const head = (label, key, cls) => {
+      const arrow = sort.key === key ? (sort.dir > 0 ? ' ▲' : ' ▼') : '';
+      const b = h('button', { type: 'button', class: 'sort', dataset: { sort: key },
+        'aria-label': `Sort by ${label.toLowerCase()}` }, label + arrow);
+      b.addEventListener('click', () => {
+        sort = { key, dir: sort.key === key ? -sort.dir : (key === 'title' || key === 'user' || key === 'model' ? 1 : -1) };
+        show();
+      });
+      return cls ? [b, cls] : b;
+    };
+    const t = table(null, [head('Title', 'title'), head('User', 'user'), head('Model', 'model'),
+      head('Started', 'started'), head('Messages', 'messages', 'num'), head('Cost', 'cost', 'num'), ''],
+    shown.map((s) => sessionRow(s, me)), { class: 'sessions' });
+    // Header cells hold buttons: keep the sort state readable for screen readers.
+    t.querySelectorAll('th').forEach((th) => {
+      const k = th.querySelector('button')?.dataset.sort;
+      if (k === sort.key) th.setAttribute('aria-sort', sort.dir > 0 ? 'ascending' : 'descending');
+    });
+    out.replaceChildren(t);
+    if (!full) {
+      out.appendChild(h('button', { type: 'button', class: 'more secondary', onclick: () => load(true) }, 'Load more'));
+    }
+    const msgs = shown.reduce((n, s) => n + (s.message_count || 0), 0);
+    const cost = shown.reduce((n, s) => n + (s.actual_cost_usd ?? s.estimated_cost_usd ?? 0), 0);
+    totals.textContent = `${shown.length} session(s) shown${full ? '' : ' (more can be loaded)'} · ${fmtInt(msgs)} messages · ${fmtUsd(cost)}`;
+  }
 
   async function load(more) {
     offset = more ? offset + PAGE : 0;
-    const query = { limit: PAGE, offset, user: all ? filter.value.trim() : undefined };
-    let rows;
+    const query = { limit: PAGE, offset, user: all ? user.value.trim() || undefined : undefined, since: since.value || undefined };
+    let page;
     try {
-      rows = await api('api/sessions', { query });
+      page = await api('api/sessions', { query });
     } catch (err) {
       out.replaceChildren(errorBox(err));
       return;
     }
-    if (!more) out.replaceChildren();
-    if (!rows.length && !more) {
-      out.appendChild(h('p', { class: 'muted' }, all ? 'No operator sessions yet.' : 'You have no sessions yet.'));
-      return;
-    }
-    let body = out.querySelector('tbody');
-    if (!body) {
-      const headers = ['Title', 'User', 'Model', 'Started', ['Messages', 'num'], ['Cost', 'num'], ''];
-      out.appendChild(table(null, headers, [], { class: 'sessions' }));
-      body = out.querySelector('tbody');
-    }
-    for (const s of rows) body.appendChild(sessionRow(s, me));
-    out.querySelector('.more')?.remove();
-    if (rows.length === PAGE) {
-      out.appendChild(h('button', { type: 'button', class: 'more secondary', onclick: () => load(true) }, 'Load more'));
-    }
+    rows = more ? rows.concat(page) : page;
+    full = page.length < PAGE;
+    const models = [...new Set(rows.map((s) => s.model).filter(Boolean))].sort();
+    const keep = model.value;
+    model.replaceChildren(h('option', { value: '' }, 'any model'), ...models.map((m) => h('option', { value: m }, m)));
+    model.value = models.includes(keep) ? keep : '';
+    show();
   }
 
   el.appendChild(searchForm(''));
-  if (all) {
-    const form = h('form', { class: 'inline', role: 'search' },
-      h('label', { for: 'session-user' }, 'Only user'), filter,
-      h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
-    form.addEventListener('submit', (e) => { e.preventDefault(); load(false); });
-    el.appendChild(form);
-  }
-  el.appendChild(out);
+  const form = h('form', { class: 'inline filters', role: 'search', id: 'session-filters' },
+    all ? [h('label', { for: 'session-user' }, 'User'), user] : null,
+    h('label', { for: 'session-since' }, 'Since'), since,
+    h('label', { for: 'session-model' }, 'Model'), model,
+    h('label', { for: 'session-state' }, 'State'), state,
+    h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+  form.addEventListener('submit', (e) => { e.preventDefault(); load(false); });
+  model.addEventListener('change', show);
+  state.addEventListener('change', show);
+  el.append(form, totals, out);
   await load(false);
 }
 
@@ -130,6 +179,7 @@ export async function sessionView(el, me, id) {
       fact('Tokens in / out', `${fmtInt(s.input_tokens)} / ${fmtInt(s.output_tokens)}`),
       fact('Cost', fmtUsd(s.actual_cost_usd ?? s.estimated_cost_usd))),
     h('p', { class: 'links' }, links),
+    sessionActions(s, me),
     h('h2', null, 'Messages'));
   const list = h('ol', { class: 'transcript', id: 'messages' });
   for (const m of t.messages) {
@@ -138,6 +188,57 @@ export async function sessionView(el, me, id) {
   }
   if (!list.children.length) list.appendChild(h('li', { class: 'muted' }, 'No messages.'));
   el.appendChild(list);
+}
+
+/** Rename, end and export: renaming and ending for the owner (who may
+ * chat) and admins, export for everyone who may read the session. */
+function sessionActions(s, me) {
+  const out = h('div', { id: 'session-actions-out', 'aria-live': 'polite' });
+  const box = h('section', { class: 'card', id: 'session-actions' }, h('h2', null, 'Actions'));
+  const mayChange = s.source === 'operator' && !me.key
+    && ((me.may.chat && s.user_id === me.user.id) || me.may.manage_users);
+  if (mayChange) {
+    const title = h('input', { id: 'session-title', value: s.title || '', maxlength: 200, placeholder: 'title' });
+    const rename = h('form', { class: 'inline', id: 'rename-form' },
+      h('label', { for: 'session-title' }, 'Title'), title,
+      h('button', { type: 'submit', class: 'secondary' }, 'Rename'));
+    rename.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      try {
+        const r = await api(`api/sessions/${encodeURIComponent(s.id)}`, { method: 'PATCH', body: { title: title.value } });
+        out.replaceChildren(notice(r.changed ? 'Renamed.' : 'The title did not change.'));
+        document.querySelector('#view-session h1')?.replaceChildren(sessionTitle(r.session));
+      } catch (err) {
+        out.replaceChildren(errorBox(err));
+      }
+    });
+    box.appendChild(rename);
+    if (!s.ended_at) {
+      const end = h('button', { type: 'button', class: 'danger', id: 'end-session' }, 'End session');
+      end.addEventListener('click', async () => {
+        if (!window.confirm(`End the session ${s.id}? It can be read but not continued afterwards.`)) return;
+        end.disabled = true;
+        try {
+          await api(`api/sessions/${encodeURIComponent(s.id)}/end`, { method: 'POST', body: {} });
+          out.replaceChildren(notice('The session has ended.'));
+          end.remove();
+        } catch (err) {
+          out.replaceChildren(errorBox(err));
+          end.disabled = false;
+        }
+      });
+      box.appendChild(h('p', null, end));
+    }
+  }
+  const exp = (fmt, label) => {
+    const b = h('button', { type: 'button', class: 'secondary', dataset: { format: fmt } }, label);
+    b.addEventListener('click', () => download(`api/sessions/${encodeURIComponent(s.id)}/export?format=${fmt}`, `${s.id}.${fmt}`)
+      .then(() => out.replaceChildren(notice(`Exported ${s.id}.${fmt}.`)))
+      .catch((err) => out.replaceChildren(errorBox(err))));
+    return b;
+  };
+  box.append(h('p', { class: 'buttons' }, exp('json', 'Export JSON'), ' ', exp('md', 'Export Markdown')), out);
+  return box;
 }
 
 function fact(k, v) {

@@ -55,13 +55,28 @@ function userRow(u, me, out, reload) {
       act(out, `Deleting ${u.username}`, () => api(path, { method: 'DELETE' }), reload);
     }
   });
+  // Reset: a new password the user must replace at their next login.
+  const reset = self ? null : h('details', { class: 'reset' },
+    h('summary', null, 'Reset password'),
+    (() => {
+      const pw = h('input', { type: 'password', minlength: 12, required: true, autocomplete: 'new-password',
+        'aria-label': `New password for ${u.username}` });
+      const f = h('form', { class: 'inline', dataset: { reset: u.username } }, pw,
+        h('button', { type: 'submit', class: 'secondary' }, 'Set'));
+      f.addEventListener('submit', (e) => {
+        e.preventDefault();
+        act(out, `Resetting the password of ${u.username}`,
+          () => api(`${path}/password`, { method: 'POST', body: { new_password: pw.value } }), reload);
+      });
+      return f;
+    })());
   return h('tr', { dataset: { username: u.username, role: u.role, disabled: String(u.disabled) } },
     h('th', { scope: 'row' }, u.username, self ? h('span', { class: 'muted' }, ' (you)') : null),
     h('td', null, select, ' ', save),
     h('td', null, u.disabled ? h('span', { class: 'badge bad' }, 'disabled') : h('span', { class: 'badge ok' }, 'active')),
     h('td', null, fmtTime(u.last_login_at)),
     h('td', null, fmtTime(u.created_at)),
-    h('td', { class: 'actions' }, toggle, ' ', del));
+    h('td', { class: 'actions' }, toggle, ' ', del, reset));
 }
 
 function newUserForm(out, reload) {

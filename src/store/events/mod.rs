@@ -95,6 +95,18 @@ pub struct NewEvent {
     pub at: Option<String>,
 }
 
+/// Filters of [`EventStore::browse`] (`None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub kind: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// RFC 3339 UTC, inclusive.
+    pub since: Option<String>,
+    /// RFC 3339 UTC, exclusive.
+    pub until: Option<String>,
+}
+
 impl NewEvent {
     pub fn new(kind: EventKind, actor: &Actor, data: serde_json::Value) -> Self {
         NewEvent {
@@ -482,6 +494,32 @@ impl EventStore {
             f(event_from_row(r).map_err(self.err("exporting events"))?)?;
         }
         Ok(())
+    }
+
+    /// The event-log browser: newest first, filtered by type, user,
+    /// session and time (`since <= ts < until`), a page of `limit` after
+    /// `offset`; and how many match in all. Each filter is an indexed
+    /// column (type+ts, user_id, session_id, ts).
+    pub fn browse(&self, f: &EventQuery, limit: i64, offset: i64) -> Result<(Vec<Event>, i64)> {
+        let filter = "(?1 IS NULL OR type = ?1) AND (?2 IS NULL OR user_id = ?2) \
+            AND (?3 IS NULL OR session_id = ?3) AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5)";
+        let p = params![f.kind, f.user_id, f.session_id, f.since, f.until];
+        let total: i64 = self
+            .conn
+            .query_row(
+                &format!("SELECT count(*) FROM events WHERE {filter}"),
+                p,
+                |r| r.get(0),
+            )
+            .map_err(self.err("counting events"))?;
+        let rows = self.query_events(
+            &format!(
+                "SELECT {EVENT_COLS} FROM events WHERE {filter} ORDER BY seq DESC LIMIT ?6 OFFSET ?7"
+            ),
+            params![f.kind, f.user_id, f.session_id, f.since, f.until, limit, offset],
+            "browsing events",
+        )?;
+        Ok((rows, total))
     }
 
     /// Events with seq > `after`, oldest first, at most `limit`.

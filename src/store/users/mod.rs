@@ -128,6 +128,8 @@ const MIGRATIONS: &[&str] = &[
         revoked_reason TEXT
     );
     CREATE INDEX api_keys_user ON api_keys(user_id);",
+    // v8: an admin's password reset makes the next login change it first.
+    "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -189,9 +191,14 @@ pub struct User {
     pub updated_at: String,
     pub password_changed_at: String,
     pub last_login_at: Option<String>,
+    /// Set by an admin's password reset: until the user changes it, a login
+    /// may only change the password (the API answers 403 otherwise).
+    pub must_change_password: bool,
 }
 
-pub(super) const COLS: &str = "id, username, role, disabled, token_version, created_at, updated_at, password_changed_at, last_login_at";
+pub(super) const COLS: &str = "id, username, role, disabled, token_version, created_at, updated_at, password_changed_at, last_login_at, must_change_password";
+/// How many columns [`COLS`] has (a join's own columns follow them).
+pub(super) const NCOLS: usize = 10;
 
 pub(super) fn from_row(r: &Row) -> rusqlite::Result<User> {
     from_row_at(r, 0)
@@ -210,6 +217,7 @@ pub(super) fn from_row_at(r: &Row, at: usize) -> rusqlite::Result<User> {
         updated_at: r.get(at + 6)?,
         password_changed_at: r.get(at + 7)?,
         last_login_at: r.get(at + 8)?,
+        must_change_password: r.get::<_, i64>(at + 9)? != 0,
     })
 }
 
@@ -379,13 +387,15 @@ impl UserStore {
         Ok(())
     }
 
-    pub fn set_password(&self, id: &str, hash: &str) -> Result<()> {
+    /// A new password (revoking every token); `must_change`: an admin's
+    /// reset, which the user must replace at their next login.
+    pub fn set_password(&self, id: &str, hash: &str, must_change: bool) -> Result<()> {
         let now = now_rfc3339();
         let n = with_immediate(&self.conn, &self.path, "changing password", |tx| {
             tx.execute(
                 "UPDATE users SET password_hash = ?1, password_changed_at = ?2, updated_at = ?2,
-                 token_version = token_version + 1 WHERE id = ?3",
-                params![hash, now, id],
+                 token_version = token_version + 1, must_change_password = ?4 WHERE id = ?3",
+                params![hash, now, id, must_change],
             )
         })?;
         if n == 0 {

@@ -27,7 +27,7 @@ impl UserStore {
             ))
             .and_then(|mut st| {
                 st.query_row(params![user_id, jti, family], |r| {
-                    Ok((from_row(r)?, r.get::<_, bool>(9)?))
+                    Ok((from_row(r)?, r.get::<_, bool>(super::NCOLS)?))
                 })
                 .optional()
             })
