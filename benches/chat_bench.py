@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from gateway_lab import start_gateway, stop_all
+from gateway_lab import operator_home, start_gateway, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
@@ -41,12 +41,7 @@ def main():
     procs = []
     try:
         url, _key, home = start_gateway(root, VENV, procs)
-        prof = home / "profiles/operator"
-        prof.mkdir(parents=True)
-        (prof / "config.yaml").write_text(f"hermes:\n  api_url: {url}\n")
-        op = [str(ROOT / "target/release/hermes-operator"), "--hermes-home", str(home)]
-        subprocess.run(op + ["user", "add", "alice", "--role", "user", "--password-stdin"],
-                       input=b"bench password 1234\n", check=True, capture_output=True)
+        operator_home(home, url)
         out = subprocess.run([str(ROOT / "target/release/examples/turn_overhead"), str(home), "alice",
                               str(args.runs)], check=True, capture_output=True, text=True).stdout
         r = json.loads(out)

@@ -103,3 +103,17 @@ def stop_all(procs):
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
+
+
+def operator_home(home, url):
+    """The operator's profile on a lab gateway's home (its API URL and its
+    own JWT secret) and a user `alice`; returns the command prefix."""
+    prof = Path(home) / "profiles/operator"
+    prof.mkdir(parents=True, mode=0o700, exist_ok=True)
+    (prof / "config.yaml").write_text(f"hermes:\n  api_url: {url}\n")
+    (prof / ".env").write_text(f"OPERATOR_JWT_SECRET={secrets.token_hex(32)}\n")
+    os.chmod(prof / ".env", 0o600)
+    op = [str(ROOT / "target/release/hermes-operator"), "--hermes-home", str(home)]
+    subprocess.run(op + ["user", "add", "alice", "--role", "user", "--password-stdin"],
+                   input=b"bench password 1234\n", check=True, capture_output=True)
+    return op

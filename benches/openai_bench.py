@@ -22,7 +22,6 @@ Everything is loopback-only and bounded; the processes are stopped at the end.
 import argparse
 import json
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from gateway_lab import free_port, start_gateway, stop_all
+from gateway_lab import free_port, operator_home, start_gateway, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
@@ -78,14 +77,7 @@ def main():
     procs = []
     try:
         url, hermes_key, home = start_gateway(root, VENV, procs)
-        prof = home / "profiles/operator"
-        prof.mkdir(parents=True, mode=0o700)
-        (prof / "config.yaml").write_text(f"hermes:\n  api_url: {url}\n")
-        (prof / ".env").write_text(f"OPERATOR_JWT_SECRET={secrets.token_hex(32)}\n")
-        os.chmod(prof / ".env", 0o600)
-        op = [str(ROOT / "target/release/hermes-operator"), "--hermes-home", str(home)]
-        subprocess.run(op + ["user", "add", "alice", "--role", "user", "--password-stdin"],
-                       input=b"bench password 1234\n", check=True, capture_output=True)
+        op = operator_home(home, url)
         made = json.loads(subprocess.run(op + ["--json", "user", "key", "create", "alice"], check=True,
                                          capture_output=True, text=True).stdout)
         port = free_port()

@@ -956,6 +956,25 @@ pub fn add_user_with(mut cmd: Command, name: &str, role: &str) -> String {
 }
 
 /// [`add_user_with`] on `op(home)`.
+/// `hermes-operator --json ARGS` on `home`, which must succeed; its JSON.
+pub fn op_json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let o = op(home).arg("--json").args(args).output().unwrap();
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+/// One check of `doctor --json`'s report, by name.
+pub fn doctor_check(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} check: {report:#}"))
+}
+
 pub fn add_user(home: &Path, name: &str, role: &str) -> String {
     add_user_with(op(home), name, role)
 }

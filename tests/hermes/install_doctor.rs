@@ -399,13 +399,7 @@ fn hermes_check(home: &Path, path: &str, user_home: &Path) -> Value {
         .unwrap();
     let r: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    r["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "hermes_install")
-        .cloned()
-        .unwrap_or_else(|| panic!("no hermes_install check: {r:#}"))
+    common::doctor_check(&r, "hermes_install")
 }
 
 fn launcher(at: &Path, target: &Path) {

@@ -12,11 +12,7 @@ use serde_json::{json, Value};
 use serve_common::{client, configure, events, send, token, Server};
 use std::time::Duration;
 
-fn cli(home: &std::path::Path, args: &[&str]) -> Value {
-    let o = op(home).arg("--json").args(args).output().unwrap();
-    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
+use common::op_json as cli;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_act_as_their_owner_narrowed_and_die_with_role_changes() {

@@ -10,11 +10,7 @@ use common::{add_user, op, stderr, totp_code as code, TestHome, TEST_PASSWORD};
 use serde_json::{json, Value};
 use serve_common::{client, configure, events, send, Server};
 
-fn cli(home: &std::path::Path, args: &[&str]) -> Value {
-    let o = op(home).arg("--json").args(args).output().unwrap();
-    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
+use common::op_json as cli;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_enrol_login_single_use_recovery_and_required_roles() {
