@@ -406,6 +406,13 @@ impl Gateway {
             "=== harness: starting gateway on 127.0.0.1:{port} ==="
         );
         let err = out.try_clone().unwrap();
+        // Where this start's lines begin in the logs (both are appended to).
+        let log_marks = [
+            fs::metadata(&out_path).map(|m| m.len()).unwrap_or(0),
+            fs::metadata(self.home.join("logs/agent.log"))
+                .map(|m| m.len())
+                .unwrap_or(0),
+        ];
         let mut cmd = Command::new(self.gen.hermes_bin());
         cmd.args(["gateway", "run", "--accept-hooks"])
             .env_clear()
@@ -463,6 +470,7 @@ impl Gateway {
                     Duration::from_secs(5),
                 );
                 if matches!(models, Some((200, _))) {
+                    self.wait_for_warm_up(&out_path, log_marks, t0 + Duration::from_secs(45));
                     self.startup_secs = t0.elapsed().as_secs_f64();
                     self.port = port;
                     self.url = format!("http://127.0.0.1:{port}");
@@ -482,6 +490,36 @@ impl Gateway {
                     tail(&self.home.join("logs/gateway.log"), 20)
                 );
             }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Hermes 0.22 imports its agent (`run_agent`) on a boot warm-up thread
+    /// while the API server already answers; a run started meanwhile imports
+    /// the same module from another thread and can fail with "cannot import
+    /// name 'AIAgent' from 'run_agent'" (a partially initialised module).
+    /// Tests start their first run after the warm-up says it is done, as a
+    /// client that waits for a settled gateway would; the race itself is
+    /// Hermes' (its gate holds messaging platforms, not the API server).
+    fn wait_for_warm_up(&self, out_path: &Path, marks: [u64; 2], deadline: Instant) {
+        if self.gen != Gen::H022 {
+            return;
+        }
+        let agent_log = self.home.join("logs/agent.log");
+        let done = || {
+            [(out_path, marks[0]), (agent_log.as_path(), marks[1])]
+                .iter()
+                .any(|(p, from)| {
+                    fs::read(p).is_ok_and(|b| {
+                        let t =
+                            String::from_utf8_lossy(b.get(*from as usize..).unwrap_or_default());
+                        t.contains("Turn machinery warmed")
+                            || t.contains("Turn-machinery warm-up failed")
+                            || t.contains("Turn-machinery warm-up still running")
+                    })
+                })
+        };
+        while !done() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
     }

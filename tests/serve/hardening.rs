@@ -436,10 +436,11 @@ async fn oversized_uris_and_headers_get_the_json_error_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_recognises_its_own_serve_degraded_or_down() {
     let home = TestHome::new();
-    let port = serve_common::closed_port();
-    configure(home.path(), &format!("operator:\n  port: {port}\n"));
+    configure(home.path(), "");
     add_user(home.path(), "alice", "user");
-    let _s = Server::start_with(home.path(), &["--bind", &format!("127.0.0.1:{port}")]);
+    let s = Server::start(home.path());
+    // The port doctor looks at is the one serve got.
+    configure(home.path(), &format!("operator:\n  port: {}\n", s.port()));
     let serve_port = || {
         let o = common::op(home.path())
             .args(["--json", "doctor"])
