@@ -71,6 +71,13 @@ impl App {
         }
     }
 
+    /// The same notice without the server's path, for HTTP clients.
+    pub fn state_notice_public(&self) -> Option<&'static str> {
+        (!self.home.state_db().exists()).then_some(
+            "Hermes has not written its session database (state.db) yet: sessions, search and usage stay empty until Hermes runs. Start Hermes, or check HERMES_HOME.",
+        )
+    }
+
     /// The one calm notice for reads while state.db does not exist yet.
     pub fn state_notice(&self) -> Option<String> {
         let path = self.home.state_db();

@@ -479,11 +479,8 @@ pub async fn me(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult
         "totp": totp_state,
         "totp_required": totp::required_for(&st.app.cfg.config, r),
         "demo": st.demo,
-        // Before Hermes' first run every session view is empty: one calm
-        // sentence for the dashboard to show (no server paths).
-        "notice": (!st.app.home.state_db().exists()).then_some(
-            "Hermes has not written its session database (state.db) yet: sessions, search and usage stay empty until Hermes runs. Start Hermes, or check HERMES_HOME."
-        ),
+        // Before Hermes' first run every view is empty: one calm sentence.
+        "notice": st.app.state_notice_public(),
     }))
     .into_response())
 }

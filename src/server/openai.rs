@@ -8,7 +8,7 @@
 
 use super::chat::{approver_for, sse_response, start_turn, StartedTurn};
 use super::errors::{ApiError, ErrorDetail};
-use super::extract::{ApiJson, Caller};
+use super::extract::{ApiJson, Caller, ChatCaller};
 use super::state::{blocking, ServerState};
 use crate::error::{Error, Reason};
 use crate::ops::chat::{Channel, TurnEvent, TurnOutcome, TurnRequest};
@@ -112,7 +112,7 @@ impl FromRequestParts<Arc<ServerState>> for OaCaller {
     }
 }
 
-/// A caller whose role may chat (403 before the body is read), with
+/// [`ChatCaller`] (a role that may chat; 403 before the body is read) with
 /// OpenAI-shaped rejections.
 pub struct OaChatCaller(pub Caller);
 
@@ -123,8 +123,7 @@ impl FromRequestParts<Arc<ServerState>> for OaChatCaller {
         parts: &mut Parts,
         st: &Arc<ServerState>,
     ) -> Result<Self, Self::Rejection> {
-        let c = Caller::from_request_parts(parts, st).await?;
-        c.require(c.role().can_chat(), "chat")?;
+        let ChatCaller(c) = ChatCaller::from_request_parts(parts, st).await?;
         Ok(OaChatCaller(c))
     }
 }

@@ -119,6 +119,15 @@ const KEY_COLS: &str = "k.id, k.user_id, u.username, k.prefix, k.label, k.role, 
     k.revoked_reason";
 const KEY_NCOLS: usize = 15;
 
+/// The key and its owner by hash: built once, not on every request.
+static BY_HASH_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let user_cols: Vec<String> = COLS.split(", ").map(|c| format!("u.{c}")).collect();
+    format!(
+        "SELECT {KEY_COLS}, {} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1",
+        user_cols.join(", ")
+    )
+});
+
 fn key_from_row(r: &Row) -> rusqlite::Result<ApiKey> {
     let bad = |i: usize, what: &str, v: String| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -236,14 +245,7 @@ impl UserStore {
     /// role) is the caller's to judge, so it can say which.
     pub fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(ApiKey, User)>> {
         self.conn
-            .prepare_cached(&format!(
-                "SELECT {KEY_COLS}, {} FROM api_keys k JOIN users u ON u.id = k.user_id
-                 WHERE k.key_hash = ?1",
-                COLS.split(", ")
-                    .map(|c| format!("u.{}", c.trim()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            .prepare_cached(&BY_HASH_SQL)
             .and_then(|mut st| {
                 st.query_row([&hash[..]], |r| {
                     let k = key_from_row(r)?;
