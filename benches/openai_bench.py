@@ -15,14 +15,20 @@
    only runs can have their dangerous commands approved), and prints the
    medians and the medians of the paired differences: the overhead per call
    over Hermes' chat completions (goal < 5 ms) and the part of it that is
-   the operator's own (over `/v1/runs`).
+   the operator's own (over `/v1/runs`). A fourth call per round is Hermes'
+   own chat completion into a session row written beforehand the way the
+   operator writes one (`source='operator'`, continued by
+   `X-Hermes-Session-Id`): what attributing a call to a session costs
+   Hermes itself. The order of the four calls rotates every round.
 3. Runs examples/key_auth.rs: authenticating a key among 1,000 (goal < 50 µs).
 Everything is loopback-only and bounded; the processes are stopped at the end.
 """
 import argparse
 import json
 import os
+import secrets
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -37,10 +43,11 @@ VENV = Path(os.environ.get("HERMES_OPERATOR_TEST_VENV",
                            Path.home() / ".cache/hermes-operator-test/venv-0.19.0"))
 
 
-def post(url, bearer, body):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {bearer}",
-                                          "Content-Type": "application/json"})
+def post(url, bearer, body, session=None):
+    headers = {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"}
+    if session:
+        headers["X-Hermes-Session-Id"] = session
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
     t = time.perf_counter()
     with urllib.request.urlopen(req, timeout=120) as r:
         out = json.load(r)
@@ -95,12 +102,23 @@ def main():
         req = urllib.request.Request(base + "/v1/models", headers={"Authorization": f"Bearer {made['key']}"})
         with urllib.request.urlopen(req, timeout=10) as r:
             model = json.load(r)["data"][0]["id"]
-        ops, direct, runs, diffs, own = [], [], [], [], []
+        ops, direct, runs, diffs, own, attributed, attr_diffs = [], [], [], [], [], [], []
+        db = sqlite3.connect(home / "state.db", timeout=10)
         for i in range(args.runs + 2):
             body = {"model": model, "messages": [{"role": "user", "content": f"hello {i}"}]}
-            a, ra = post(base + "/v1/chat/completions", made["key"], body)
-            b, rb = post(url + "/v1/chat/completions", hermes_key, body)
-            c = run_direct(url, hermes_key, body)
+            sid = "op_" + secrets.token_hex(6)
+            with db:
+                db.execute("INSERT INTO sessions (id, source, user_id, started_at) VALUES (?, 'operator', 'u', ?)",
+                           (sid, time.time()))
+            calls = [
+                ("a", lambda: post(base + "/v1/chat/completions", made["key"], body)),
+                ("b", lambda: post(url + "/v1/chat/completions", hermes_key, body)),
+                ("c", lambda: (run_direct(url, hermes_key, body), None)),
+                ("d", lambda: post(url + "/v1/chat/completions", hermes_key, body, session=sid)),
+            ]
+            k = i % len(calls)
+            got = {name: f() for name, f in calls[k:] + calls[:k]}
+            (a, ra), (b, rb), (c, _), (d, _) = got["a"], got["b"], got["c"], got["d"]
             assert ra["choices"][0]["message"]["content"] == rb["choices"][0]["message"]["content"], (ra, rb)
             if i >= 2:  # the first rounds warm every side up
                 ops.append(a)
@@ -108,11 +126,19 @@ def main():
                 runs.append(c)
                 diffs.append(a - b)
                 own.append(a - c)
+                attributed.append(d)
+                attr_diffs.append(d - b)
         print(f"| chat completion through the operator (`/v1/chat/completions`, key) | "
               f"{statistics.median(ops):.1f} ms |")
         print(f"| same completion straight to Hermes' `/v1/chat/completions` | {statistics.median(direct):.1f} ms |")
         print(f"| same input straight to Hermes' `/v1/runs` + its event stream (what the operator drives) | "
               f"{statistics.median(runs):.1f} ms |")
+        print(f"| same completion to Hermes' `/v1/chat/completions` into an operator-written session row "
+              f"(`X-Hermes-Session-Id`) | {statistics.median(attributed):.1f} ms |")
+        print(f"| Hermes' own cost of continuing a session by header (median of paired differences) | "
+              f"{statistics.median(attr_diffs):.2f} ms |")
+        print(f"| Hermes' `/v1/runs` over its chat completions (median of paired differences) | "
+              f"{statistics.median([c - b for b, c in zip(direct, runs)]):.2f} ms |")
         print(f"| operator overhead per call over Hermes' chat completions (median of {len(diffs)} paired "
               f"differences) | {statistics.median(diffs):.2f} ms |")
         print(f"| of which the operator's own (over `/v1/runs`, median of paired differences) | "

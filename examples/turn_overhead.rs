@@ -33,6 +33,10 @@ async fn main() {
         eprintln!("warning: {w}")
     })
     .expect("load app");
+    // As `serve` does (server/state.rs): the operator's event log stays
+    // open, so a turn's own connection is never the last one to close (which
+    // would checkpoint and delete the WAL every turn).
+    let _events_open = app.events().expect("events.db");
     let user = args[2].clone();
     let runs: usize = args[3].parse().expect("RUNS");
     let client = HermesClient::from_config(&app.home, &app.cfg.config).expect("client");

@@ -26,7 +26,6 @@ impl App {
         Ok(App { home, cfg, actor })
     }
 
-    /// users.db for changes (created on first use).
     /// The same context, acting as someone else (e.g. `http:alice`).
     pub fn as_actor(&self, actor: String) -> App {
         App {
@@ -36,6 +35,7 @@ impl App {
         }
     }
 
+    /// users.db for changes (created on first use).
     pub fn users(&self) -> Result<UserStore> {
         self.home.ensure_operator_dirs()?;
         UserStore::open(&self.home.users_db())

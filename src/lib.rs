@@ -3,18 +3,22 @@
 //!
 //! Layers, top to bottom; each uses only the ones below it (ARCHITECTURE.md):
 
-/// The context the domain works in: HERMES_HOME, the loaded config, the stores it opens.
-pub mod app;
 /// Front end: one file per subcommand (clap), printing tables or JSON.
 pub mod cli;
-/// Everything specific to Hermes: API client, install discovery, its git checkout.
-pub mod hermes;
-/// The domain: accounts, credentials, sessions, chat, audit, hooks, update, install, doctor.
-pub mod ops;
 /// Front end: the HTTP mode (axum): JSON API, SSE chat, the dashboard.
 pub mod server;
+
+/// The domain: accounts, credentials, sessions, chat, audit, hooks, update, install, doctor.
+pub mod ops;
+
+/// The context the domain works in: HERMES_HOME, the loaded config, the stores it opens.
+pub mod app;
+
 /// The operator's own databases (users.db, events.db) and Hermes' state.db, one module each.
 pub mod store;
+
+/// Everything specific to Hermes: API client, install discovery, its git checkout.
+pub mod hermes;
 
 /// Foundations every layer may use.
 pub mod config;

@@ -13,11 +13,32 @@ use crate::home::Home;
 /// on the way, or valid YAML is missing): the one reader of that file for
 /// the settings the operator checks.
 pub fn config_value(home: &Home, keys: &[&str]) -> Option<serde_norway::Value> {
-    let text = std::fs::read_to_string(home.hermes_config()).ok()?;
-    let mut v = serde_norway::from_str::<serde_norway::Value>(&text).ok()?;
+    let mut v = &*parsed_config(home)?;
     for k in keys {
-        v = v.get(*k)?.clone();
+        v = v.get(*k)?;
     }
+    Some(v.clone())
+}
+
+/// Hermes' config.yaml parsed. Every chat turn checks two settings in it:
+/// the last parse is reused while the file's text is the same (reading the
+/// file is cheap; parsing a full Hermes config is what costs).
+fn parsed_config(home: &Home) -> Option<std::sync::Arc<serde_norway::Value>> {
+    type Parsed = (
+        std::path::PathBuf,
+        String,
+        std::sync::Arc<serde_norway::Value>,
+    );
+    static LAST: std::sync::Mutex<Option<Parsed>> = std::sync::Mutex::new(None);
+    let path = home.hermes_config();
+    let text = std::fs::read_to_string(&path).ok()?;
+    if let Some((p, t, v)) = &*LAST.lock().unwrap_or_else(|e| e.into_inner()) {
+        if *p == path && *t == text {
+            return Some(v.clone());
+        }
+    }
+    let v = std::sync::Arc::new(serde_norway::from_str::<serde_norway::Value>(&text).ok()?);
+    *LAST.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, text, v.clone()));
     Some(v)
 }
 

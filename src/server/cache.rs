@@ -35,6 +35,10 @@ pub struct ReadCache {
     watch: Mutex<Option<Watchers>>,
     generations: std::sync::atomic::AtomicU64,
     entries: Mutex<HashMap<String, (Version, bytes::Bytes)>>,
+    /// One compute at a time per key: requests that find the entry stale
+    /// while another request recomputes it wait for that result instead of
+    /// all recomputing the same body (a burst after every Hermes commit).
+    computing: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
 }
 
 fn open_watcher(path: &std::path::Path) -> Result<Connection> {
@@ -91,15 +95,25 @@ impl ReadCache {
         let Some(version) = self.version(home) else {
             return compute().map(bytes::Bytes::from);
         };
-        if let Some((v, body)) = self
-            .entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            if *v == version {
-                return Ok(body.clone());
+        if let Some(body) = self.fresh(&key, version) {
+            return Ok(body);
+        }
+        let slot = {
+            let mut c = self.computing.lock().unwrap_or_else(|p| p.into_inner());
+            if c.len() >= MAX_ENTRIES {
+                c.retain(|_, l| std::sync::Arc::strong_count(l) > 1);
             }
+            c.entry(key.clone()).or_default().clone()
+        };
+        let _one = slot.lock().unwrap_or_else(|p| p.into_inner());
+        // Whoever held the slot may have just computed it: the version is
+        // read again, so what is served is never older than the databases
+        // at this point.
+        let Some(version) = self.version(home) else {
+            return compute().map(bytes::Bytes::from);
+        };
+        if let Some(body) = self.fresh(&key, version) {
+            return Ok(body);
         }
         let body = bytes::Bytes::from(compute()?);
         let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -108,6 +122,14 @@ impl ReadCache {
         }
         m.insert(key, (version, body.clone()));
         Ok(body)
+    }
+
+    /// The entry for `key` if it was computed at `version`.
+    fn fresh(&self, key: &str, version: Version) -> Option<bytes::Bytes> {
+        let m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, b)| b.clone())
     }
 }
 
@@ -149,5 +171,44 @@ mod tests {
         let users = Connection::open(home.users_db()).unwrap();
         users.execute("INSERT INTO t VALUES (1)", []).unwrap();
         assert_eq!(get(&cache).to_vec(), vec![3]);
+    }
+
+    #[test]
+    fn a_burst_on_a_stale_entry_computes_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        for db in [home.state_db(), home.users_db()] {
+            std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+            let c = Connection::open(&db).unwrap();
+            c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
+                .unwrap();
+        }
+        let cache = std::sync::Arc::new(ReadCache::default());
+        let computed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, computed, start, home) =
+                    (cache.clone(), computed.clone(), start.clone(), home.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    cache
+                        .get_or_compute(&home, "k".into(), || {
+                            computed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(100));
+                            Ok(b"body".to_vec())
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(&t.join().unwrap()[..], b"body");
+        }
+        assert_eq!(
+            computed.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the others waited for the one compute"
+        );
     }
 }

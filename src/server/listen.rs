@@ -29,9 +29,10 @@ pub async fn serve(
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
-    // hyper answers 431/414 itself, without a body, only beyond these; the
-    // router's own, lower limits (`MAX_URI`, `MAX_HEADERS`,
-    // `MAX_HEADER_BYTES` in server/mod.rs) answer with the JSON error body.
+    // The router's own, lower limits (`MAX_URI`, `MAX_HEADERS`,
+    // `MAX_HEADER_BYTES` in server/mod.rs) answer first; beyond these hyper
+    // answers 431/414 itself, and `JsonParseErrors` gives that answer the
+    // JSON error body too.
     http.timer(TokioTimer::new())
         .header_read_timeout(read_timeout)
         .max_headers(4 * super::MAX_HEADERS)
@@ -63,7 +64,10 @@ pub async fn serve(
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req.map(axum::body::Body::new)
             });
-        let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(svc));
+        let conn = http.serve_connection(
+            TokioIo::new(super::parse_errors::JsonParseErrors::new(tcp)),
+            TowerToHyperService::new(svc),
+        );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // Errors here are the client's (reset, header timeout): nothing to do.

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod listen;
 pub mod middleware;
 pub mod openai;
+pub mod parse_errors;
 pub mod sessions;
 pub mod state;
 pub mod users;

@@ -427,6 +427,73 @@ async fn oversized_uris_and_headers_get_the_json_error_body() {
     )
     .await;
     assert_eq!(r.status, 200);
+
+    // Beyond hyper's own limits (400 headers, 512 KiB of them, a 64 KiB URI)
+    // and for requests that are not HTTP at all, hyper answers before the
+    // router: the answer still has the JSON body, and the server goes on.
+    let raw = |req: Vec<u8>| {
+        let port = s.port();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut t = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            // The server may answer (and close) before it has read it all.
+            let _ = t.write_all(&req).await;
+            let mut out = Vec::new();
+            let _ = t.read_to_end(&mut out).await;
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    };
+    let many: String = (0..500).map(|i| format!("x-filler-{i}: 1\r\n")).collect();
+    let huge = format!("x-big: {}\r\n", "b".repeat(600 * 1024));
+    let long_uri = format!("/healthz?{}", "a".repeat(70 * 1024));
+    for (what, req, status, code) in [
+        (
+            "500 headers",
+            format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{many}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "600 KiB of headers",
+            format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{huge}\r\n"),
+            431,
+            "headers_too_large",
+        ),
+        (
+            "a 70 KiB URI",
+            format!("GET {long_uri} HTTP/1.1\r\nhost: x\r\n\r\n"),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "not HTTP",
+            "HELLO THERE\x01\r\n\r\n".to_string(),
+            400,
+            "usage",
+        ),
+    ] {
+        let out = raw(req.into_bytes()).await;
+        let (head, body) = out
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{what}: no answer: {out:?}"));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: {head}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {body:?}"));
+        assert_eq!(v["error"]["code"], code, "{what}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().len() > 10, "{v}");
+    }
+    let r = send(c.get(s.url("/healthz"))).await;
+    assert_eq!(r.status, 200, "the server goes on: {}", r.body);
 }
 
 /// `doctor` knows its own `serve` on the configured port whatever

@@ -57,21 +57,20 @@ pub fn run_restart(home: &Home, restart_cmd: &str, log: &File) -> Restart {
 
 /// GET `url` until it answers 2xx or `deadline` passes.
 pub fn health_check(url: &str, deadline: Duration) -> Health {
+    let failed = |status: Option<u16>, detail: String, operator: bool| Health {
+        url: url.into(),
+        checked: true,
+        ok: false,
+        status,
+        detail,
+        operator,
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            return Health {
-                url: url.into(),
-                checked: true,
-                ok: false,
-                status: None,
-                detail: format!("cannot start the async runtime: {e}"),
-                operator: false,
-            }
-        }
+        Err(e) => return failed(None, format!("cannot start the async runtime: {e}"), false),
     };
     rt.block_on(async {
         let client = match reqwest::Client::builder()
@@ -79,16 +78,7 @@ pub fn health_check(url: &str, deadline: Duration) -> Health {
             .build()
         {
             Ok(c) => c,
-            Err(e) => {
-                return Health {
-                    url: url.into(),
-                    checked: true,
-                    ok: false,
-                    status: None,
-                    detail: e.to_string(),
-                    operator: false,
-                }
-            }
+            Err(e) => return failed(None, e.to_string(), false),
         };
         let end = Instant::now() + deadline;
         let mut last;
@@ -126,14 +116,7 @@ pub fn health_check(url: &str, deadline: Duration) -> Health {
                 Err(e) => last = e.to_string(),
             }
             if Instant::now() >= end {
-                return Health {
-                    url: url.into(),
-                    checked: true,
-                    ok: false,
-                    status,
-                    detail: last,
-                    operator,
-                };
+                return failed(status, last, operator);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -320,7 +320,6 @@ impl EventStore {
         })
     }
 
-    /// For read-only commands: never creates the file.
     /// Tool calls the shell hook let through in `session` during its current
     /// turn: since the last `user_message` of the session (`agent.max_turns`).
     pub fn hook_tool_calls_this_turn(&self, session: &str) -> Result<i64> {
@@ -338,6 +337,7 @@ impl EventStore {
             .map_err(|e| Error::sqlite(&self.path, "counting this turn's tool calls", e))
     }
 
+    /// For read-only commands: never creates the file.
     pub fn open_readonly(path: &Path) -> Result<Self> {
         let conn = open_own_readonly(path, "events.db").map_err(|e| {
             if e.kind == crate::error::Kind::NotFound {
