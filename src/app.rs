@@ -6,13 +6,28 @@ use crate::error::Result;
 use crate::home::Home;
 use crate::store::events::EventKind;
 use crate::store::events::{Actor, Event, EventStore, NewEvent};
+use crate::store::pool::{Pool, Pooled};
 use crate::store::state::StateDb;
 use crate::store::users::UserStore;
+use std::sync::Arc;
 
 pub struct App {
     pub home: Home,
     pub cfg: Loaded,
     pub actor: Actor,
+    /// Open handles on the databases, shared by every App made from this
+    /// one (`as_actor`): a server reuses them across requests, a chat turn
+    /// across its steps (`store/pool.rs` says why and when one is not).
+    pools: Pools,
+}
+
+#[derive(Clone, Default)]
+struct Pools {
+    users: Arc<Pool<UserStore>>,
+    users_ro: Arc<Pool<UserStore>>,
+    events: Arc<Pool<EventStore>>,
+    state_ro: Arc<Pool<StateDb>>,
+    state_rw: Arc<Pool<StateDb>>,
 }
 
 impl App {
@@ -23,7 +38,17 @@ impl App {
         for w in &cfg.warnings {
             warn(w);
         }
-        Ok(App { home, cfg, actor })
+        Ok(App::new(home, cfg, actor))
+    }
+
+    /// A context on a loaded config (with pools of its own).
+    pub fn new(home: Home, cfg: Loaded, actor: Actor) -> App {
+        App {
+            home,
+            cfg,
+            actor,
+            pools: Pools::default(),
+        }
     }
 
     /// The same context, acting as someone else (e.g. `http:alice`).
@@ -32,23 +57,33 @@ impl App {
             home: self.home.clone(),
             cfg: self.cfg.clone(),
             actor: Actor::new(actor),
+            pools: self.pools.clone(),
         }
     }
 
     /// users.db for changes (created on first use).
-    pub fn users(&self) -> Result<UserStore> {
-        self.home.ensure_operator_dirs()?;
-        UserStore::open(&self.home.users_db())
+    pub fn users(&self) -> Result<Pooled<UserStore>> {
+        let path = self.home.users_db();
+        self.pools.users.get(&path, || {
+            self.home.ensure_operator_dirs()?;
+            UserStore::open(&path)
+        })
     }
 
     /// users.db for reading; never creates it.
-    pub fn users_ro(&self) -> Result<UserStore> {
-        UserStore::open_readonly(&self.home.users_db())
+    pub fn users_ro(&self) -> Result<Pooled<UserStore>> {
+        let path = self.home.users_db();
+        self.pools
+            .users_ro
+            .get(&path, || UserStore::open_readonly(&path))
     }
 
-    pub fn events(&self) -> Result<EventStore> {
-        self.home.ensure_operator_dirs()?;
-        EventStore::open(&self.home.events_db())
+    pub fn events(&self) -> Result<Pooled<EventStore>> {
+        let path = self.home.events_db();
+        self.pools.events.get(&path, || {
+            self.home.ensure_operator_dirs()?;
+            EventStore::open(&path)
+        })
     }
 
     pub fn events_ro(&self) -> Result<EventStore> {
@@ -56,17 +91,22 @@ impl App {
     }
 
     /// Hermes' state.db, read-only (never created).
-    pub fn state_ro(&self) -> Result<StateDb> {
-        StateDb::open_readonly(&self.home.state_db())
+    pub fn state_ro(&self) -> Result<Pooled<StateDb>> {
+        let path = self.home.state_db();
+        self.pools
+            .state_ro
+            .get(&path, || StateDb::open_readonly(&path))
     }
 
     /// Hermes' state.db for reads that may answer "nothing yet": before
     /// Hermes has written state.db, an empty stand-in with its schema (see
     /// [`App::state_notice`] for what to tell the reader).
-    pub fn state_read(&self) -> Result<StateDb> {
+    pub fn state_read(&self) -> Result<Pooled<StateDb>> {
         let path = self.home.state_db();
-        match StateDb::open_readonly(&path) {
-            Err(e) if e.kind == crate::Kind::NotFound && !path.exists() => StateDb::empty(&path),
+        match self.state_ro() {
+            Err(e) if e.kind == crate::Kind::NotFound && !path.exists() => {
+                StateDb::empty(&path).map(Pooled::unpooled)
+            }
             r => r,
         }
     }
@@ -90,8 +130,11 @@ impl App {
     }
 
     /// Hermes' state.db for writing operator rows (never created).
-    pub fn state_rw(&self) -> Result<StateDb> {
-        StateDb::open_readwrite(&self.home.state_db())
+    pub fn state_rw(&self) -> Result<Pooled<StateDb>> {
+        let path = self.home.state_db();
+        self.pools
+            .state_rw
+            .get(&path, || StateDb::open_readwrite(&path))
     }
 
     /// Append one audit event as the current actor.

@@ -46,11 +46,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
 pub fn serve_home(app: &App, opts: crate::server::Options) -> Result<()> {
     // Fail before binding anything when the secret is missing or weak.
     app.cfg.jwt_secret(&app.home)?;
-    let app = App {
-        home: app.home.clone(),
-        cfg: app.cfg.clone(),
-        actor: Actor::new("http"),
-    };
+    let app = App::new(app.home.clone(), app.cfg.clone(), Actor::new("http"));
     tune_malloc();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

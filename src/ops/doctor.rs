@@ -145,11 +145,7 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     }
     let loaded = config_check(&mut c, home);
     let mut x = Ctx {
-        app: App {
-            home: home.clone(),
-            cfg: loaded,
-            actor: Actor::cli(),
-        },
+        app: App::new(home.clone(), loaded, Actor::cli()),
         systemd_dir,
         hermes_version: None,
     };

@@ -149,7 +149,7 @@ impl Default for ListOptions {
 
 /// Sessions newest first (started_at DESC).
 pub fn list(app: &App, scope: &Scope, opts: &ListOptions) -> Result<Vec<SessionInfo>> {
-    let rows = list_rows(&app.state_read()?, scope, opts)?;
+    let rows = list_rows(&*app.state_read()?, scope, opts)?;
     if rows.is_empty() {
         return Ok(vec![]);
     }

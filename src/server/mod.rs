@@ -322,16 +322,18 @@ async fn check_databases(st: &S) -> ApiResult<state::FailedDbs> {
     let st2 = st.clone();
     state::blocking(move || {
         let mut failed = Vec::new();
-        let app = &st2.app;
-        if let Err(e) = app.users_ro() {
+        // Fresh handles, never pooled ones: the question is whether each
+        // file can be opened and read now.
+        let home = &st2.app.home;
+        if let Err(e) = crate::store::users::UserStore::open_readonly(&home.users_db()) {
             failed.push(("users.db", e.message));
         }
-        if let Err(e) = app.events_ro() {
+        if let Err(e) = crate::store::events::EventStore::open_readonly(&home.events_db()) {
             failed.push(("events.db", e.message));
         }
-        if !app.home.state_db().exists() {
+        if !home.state_db().exists() {
             failed.push(("state.db", STATE_MISSING.to_string()));
-        } else if let Err(e) = app.state_ro() {
+        } else if let Err(e) = crate::store::state::StateDb::open_readonly(&home.state_db()) {
             failed.push(("state.db", e.message));
         }
         Ok(failed)

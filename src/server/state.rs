@@ -11,7 +11,7 @@ use crate::hermes::api::HermesClient;
 use crate::ops::chat::PendingApprovals;
 use crate::ops::credentials::Claims;
 use crate::ops::keys::KeyRefusal;
-use crate::store::events::{Actor, EventStore};
+use crate::store::events::EventStore;
 use crate::store::state::StateDb;
 use crate::store::users::{ApiKey, User, UserStore};
 use std::collections::HashMap;
@@ -33,83 +33,6 @@ pub type FailedDbs = Vec<(&'static str, String)>;
 
 /// `/healthz` re-checks the databases at most this often.
 pub const HEALTH_TTL: Duration = Duration::from_secs(1);
-
-/// Idle connections kept per pool.
-const POOL_IDLE: usize = 16;
-/// Pooled connections are reopened after this long, so a state.db that was
-/// replaced on disk (a restore) is picked up, and a schema change re-probed.
-const POOL_MAX_AGE: Duration = Duration::from_secs(30);
-
-/// A tiny pool of read-only SQLite handles: idle ones in a stack; a guard
-/// puts its handle back when dropped (at most [`POOL_IDLE`], none older than
-/// [`POOL_MAX_AGE`], none that saw an error).
-pub struct Pool<T> {
-    idle: Mutex<Vec<(T, Instant)>>,
-}
-
-impl<T> Default for Pool<T> {
-    fn default() -> Self {
-        Pool {
-            idle: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-pub struct Pooled<'a, T> {
-    pool: &'a Pool<T>,
-    item: Option<(T, Instant)>,
-    ok: bool,
-}
-
-impl<T> Pool<T> {
-    pub fn get(&self, open: impl FnOnce() -> Result<T>) -> Result<Pooled<'_, T>> {
-        let item = loop {
-            let i = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            match i {
-                Some((_, born)) if born.elapsed() > POOL_MAX_AGE => continue,
-                Some(i) => break i,
-                None => break (open()?, Instant::now()),
-            }
-        };
-        Ok(Pooled {
-            pool: self,
-            item: Some(item),
-            ok: true,
-        })
-    }
-}
-
-impl<T> Pooled<'_, T> {
-    /// Use the handle; one that fails is not put back.
-    pub fn run<R>(&mut self, f: impl FnOnce(&T) -> Result<R>) -> Result<R> {
-        let r = f(&self.item.as_ref().expect("present until drop").0);
-        if r.is_err() {
-            self.ok = false;
-        }
-        r
-    }
-}
-
-impl<T> std::ops::Deref for Pooled<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.item.as_ref().expect("present until drop").0
-    }
-}
-
-impl<T> Drop for Pooled<'_, T> {
-    fn drop(&mut self) {
-        if let Some(i) = self.item.take() {
-            if !self.ok || i.1.elapsed() > POOL_MAX_AGE {
-                return;
-            }
-            let mut v = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if v.len() < POOL_IDLE {
-                v.push(i);
-            }
-        }
-    }
-}
 
 /// The Hermes client as of one version of Hermes' `.env`.
 struct HermesSlot {
@@ -270,8 +193,6 @@ pub struct ServerState {
     argon2_waiting: AtomicU64,
     pub chats: Arc<tokio::sync::Semaphore>,
     trusted: Vec<IpAddr>,
-    users_pool: Pool<UserStore>,
-    state_pool: Pool<StateDb>,
     /// Responses of hot read routes, valid while the databases are unchanged.
     pub read_cache: super::cache::ReadCache,
     pub shutting_down: AtomicBool,
@@ -298,7 +219,10 @@ impl ServerState {
     ) -> Result<ServerState> {
         let secret = app.cfg.jwt_secret(&app.home)?;
         let hermes = Mutex::new(HermesSlot::load(&app));
-        let app_events = app.events();
+        let app_events = app
+            .home
+            .ensure_operator_dirs()
+            .and_then(|_| EventStore::open(&app.home.events_db()));
         let trusted = app
             .cfg
             .config
@@ -324,8 +248,6 @@ impl ServerState {
             argon2_waiting: AtomicU64::new(0),
             chats: Arc::new(tokio::sync::Semaphore::new(MAX_CHATS)),
             trusted,
-            users_pool: Pool::default(),
-            state_pool: Pool::default(),
             read_cache: Default::default(),
             read_timeout,
             demo: false,
@@ -342,11 +264,7 @@ impl ServerState {
 
     /// An App acting as `actor` (`http:alice`), for requests that record events.
     pub fn app_as(&self, actor: String) -> App {
-        App {
-            home: self.app.home.clone(),
-            cfg: self.app.cfg.clone(),
-            actor: Actor::new(actor),
-        }
+        self.app.as_actor(actor)
     }
 
     /// The Hermes client, or 503 `hermes_unconfigured` without a key. One
@@ -368,8 +286,7 @@ impl ServerState {
     /// login) was revoked, from a pooled read-only connection. `None` when
     /// the user (or users.db) does not exist.
     pub fn token_user(&self, claims: &Claims) -> Result<Option<(User, bool)>> {
-        let path = self.app.home.users_db();
-        let mut conn = match self.users_pool.get(|| UserStore::open_readonly(&path)) {
+        let mut conn = match self.app.users_ro() {
             Ok(c) => c,
             Err(e) if e.kind == Kind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -383,8 +300,7 @@ impl ServerState {
         &self,
         presented: &str,
     ) -> Result<std::result::Result<(ApiKey, User), KeyRefusal>> {
-        let path = self.app.home.users_db();
-        let mut conn = match self.users_pool.get(|| UserStore::open_readonly(&path)) {
+        let mut conn = match self.app.users_ro() {
             Ok(c) => c,
             Err(e) if e.kind == Kind::NotFound => return Ok(Err(KeyRefusal::Unknown)),
             Err(e) => return Err(e),
@@ -397,13 +313,12 @@ impl ServerState {
     /// real file is read as soon as it exists).
     pub fn with_read_dbs<R>(&self, f: impl FnOnce(&StateDb, &UserStore) -> Result<R>) -> Result<R> {
         let spath = self.app.home.state_db();
-        let upath = self.app.home.users_db();
-        let mut users = self.users_pool.get(|| UserStore::open_readonly(&upath))?;
+        let mut users = self.app.users_ro()?;
         if !spath.exists() {
             let empty = StateDb::empty(&spath)?;
             return users.run(|u| f(&empty, u));
         }
-        let mut state = self.state_pool.get(|| StateDb::open_readonly(&spath))?;
+        let mut state = self.app.state_ro()?;
         state.run(|s| users.run(|u| f(s, u)))
     }
 

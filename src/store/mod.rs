@@ -3,6 +3,7 @@
 //! operator's own SQLite files are opened, migrated and written.
 
 pub mod events;
+pub mod pool;
 pub mod state;
 pub mod users;
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::events::EventKind;
+use crate::store::pool::Pooled;
 
 /// The operator supervision prompt, re-sent as `instructions` every turn.
 pub fn supervision_prompt(app: &App, user: &User, toolsets: Option<&[String]>) -> String {
@@ -116,8 +117,8 @@ pub(super) struct Turn<'a> {
     /// Opened once per turn: a turn appends several times and reads state.db
     /// before and after the run.
     /// (Mutexes keep the turn `Sync`, so its future can move between threads.)
-    pub(super) events: std::sync::Mutex<crate::store::events::EventStore>,
-    pub(super) state: std::sync::Mutex<crate::store::state::StateDb>,
+    pub(super) events: std::sync::Mutex<Pooled<crate::store::events::EventStore>>,
+    pub(super) state: std::sync::Mutex<Pooled<crate::store::state::StateDb>>,
     /// A new session's `session_start`, appended together with the turn's
     /// first event (one commit instead of two).
     pub(super) start_event: std::sync::Mutex<Option<NewEvent>>,
@@ -142,10 +143,12 @@ impl Turn<'_> {
             None => self.events().append(ev).map(|_| ()),
         }
     }
-    pub(super) fn events(&self) -> std::sync::MutexGuard<'_, crate::store::events::EventStore> {
+    pub(super) fn events(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Pooled<crate::store::events::EventStore>> {
         self.events.lock().unwrap_or_else(|p| p.into_inner())
     }
-    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, crate::store::state::StateDb> {
+    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, Pooled<crate::store::state::StateDb>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
