@@ -49,49 +49,19 @@ async fn main() {
     let mut diffs = Vec::new();
     let mut own_ms = Vec::new();
     for i in 0..runs + 2 {
-        // A: through the operator.
-        let req = TurnRequest {
-            username: user.clone(),
-            session_id: None,
-            message: format!("hello {i}"),
-            model: None,
-            channel: Channel::Cli,
-            toolsets: None,
+        // The two alternate which goes first, so neither always runs in the
+        // wake of the other (Hermes finishes writing a run after its last event).
+        let (a, b, own) = if i % 2 == 0 {
+            let (a, own) = through_operator(&app, &client, &approver, &user, i).await;
+            (a, straight_to_hermes(&client, i).await, own)
+        } else {
+            let b = straight_to_hermes(&client, i).await;
+            let (a, own) = through_operator(&app, &client, &approver, &user, i).await;
+            (a, b, own)
         };
-        let t0 = Instant::now();
-        let o = chat::run_turn(&app, &client, &req, &approver, &mut |_| {})
-            .await
-            .expect("operator turn");
-        let a = t0.elapsed().as_secs_f64() * 1e3;
-        if i >= 2 {
-            own_ms.push(o.operator_ms);
-        }
-        // B: the same request straight to Hermes (a fresh session id, as A starts one).
-        let sid = format!("bench-direct-{}-{i}", std::process::id());
-        let t0 = Instant::now();
-        let run_id = client
-            .start_run(
-                &RunRequest {
-                    input: &format!("hello {i}"),
-                    session_id: &sid,
-                    instructions: "bench",
-                    conversation_history: &[],
-                    model: None,
-                },
-                &format!("{sid}-key"),
-            )
-            .await
-            .expect("direct run")
-            .run_id;
-        let mut ev = client.events(&run_id).await.expect("events");
-        while let Some(e) = ev.next().await.expect("event") {
-            if e.event.starts_with("run.") {
-                break;
-            }
-        }
-        let b = t0.elapsed().as_secs_f64() * 1e3;
         if i >= 2 {
             // The first turns warm Hermes up.
+            own_ms.push(own);
             op_ms.push(a);
             direct_ms.push(b);
             diffs.push(a - b);
@@ -104,4 +74,55 @@ async fn main() {
         median(&mut diffs),
         median(&mut own_ms)
     );
+}
+
+/// A: one turn through the operator's `chat::run_turn`; (wall ms, own ms).
+async fn through_operator(
+    app: &App,
+    client: &HermesClient,
+    approver: &PolicyApprover,
+    user: &str,
+    i: usize,
+) -> (f64, f64) {
+    let req = TurnRequest {
+        username: user.to_string(),
+        session_id: None,
+        message: format!("hello {i}"),
+        model: None,
+        channel: Channel::Cli,
+        toolsets: None,
+        stream: true,
+    };
+    let t0 = Instant::now();
+    let o = chat::run_turn(app, client, &req, approver, &mut |_| {})
+        .await
+        .expect("operator turn");
+    (t0.elapsed().as_secs_f64() * 1e3, o.operator_ms)
+}
+
+/// B: the same request straight to Hermes (a fresh session id, as A starts one).
+async fn straight_to_hermes(client: &HermesClient, i: usize) -> f64 {
+    let sid = format!("bench-direct-{}-{i}", std::process::id());
+    let t0 = Instant::now();
+    let run_id = client
+        .start_run(
+            &RunRequest {
+                input: &format!("hello {i}"),
+                session_id: &sid,
+                instructions: "bench",
+                conversation_history: &[],
+                model: None,
+            },
+            &format!("{sid}-key"),
+        )
+        .await
+        .expect("direct run")
+        .run_id;
+    let mut ev = client.events(&run_id).await.expect("events");
+    while let Some(e) = ev.next().await.expect("event") {
+        if e.event.starts_with("run.") {
+            break;
+        }
+    }
+    t0.elapsed().as_secs_f64() * 1e3
 }

@@ -63,6 +63,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             model: a.model.clone(),
             channel: Channel::Cli,
             toolsets: None,
+            stream: true,
         };
         return one_turn(ctx, &client, &req, &approver).await.map(|_| ());
     }
@@ -98,6 +99,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             model: a.model.clone(),
             channel: Channel::Cli,
             toolsets: None,
+            stream: true,
         };
         match one_turn(ctx, &client, &req, &approver).await {
             Ok(o) => session = Some(o.session_id),

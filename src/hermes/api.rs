@@ -53,6 +53,28 @@ pub struct RunRequest<'a> {
     pub model: Option<&'a str>,
 }
 
+/// A non-streaming `POST /v1/chat/completions` continuing `session_id`
+/// (`X-Hermes-Session-Id`: Hermes loads the stored history itself and
+/// appends the turn to that row). `instructions` goes as the system
+/// message, which Hermes appends to its own prompt and never stores.
+#[derive(Debug)]
+pub struct CompletionRequest<'a> {
+    pub input: &'a str,
+    pub session_id: &'a str,
+    pub instructions: &'a str,
+    pub model: Option<&'a str>,
+}
+
+/// What a chat completion gave back.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// `chatcmpl-…`: the operator's events call it the turn's run id.
+    pub id: String,
+    pub output: String,
+    /// The session Hermes wrote to, from its `X-Hermes-Session-Id` answer.
+    pub session_id: Option<String>,
+}
+
 /// Hermes' /v1/runs accepts role + content strings only.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HistoryMessage {
@@ -309,6 +331,52 @@ impl HermesClient {
                 replayed,
             });
         }
+    }
+
+    /// `POST /v1/chat/completions`, not streamed. Never sent twice: Hermes
+    /// honours no idempotency key there, and a second send could run the
+    /// agent twice.
+    pub async fn complete(&self, req: &CompletionRequest<'_>) -> Result<Completion> {
+        let mut body = serde_json::json!({
+            "messages": [
+                {"role": "system", "content": req.instructions},
+                {"role": "user", "content": req.input},
+            ],
+            "stream": false,
+        });
+        if let Some(m) = req.model {
+            body["model"] = m.into();
+        }
+        let r = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.base))
+            .bearer_auth(self.key.as_str())
+            .header("X-Hermes-Session-Id", req.session_id)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.send_error(e))?;
+        let r = self.check("a chat completion", r).await?;
+        let session_id = r
+            .headers()
+            .get("X-Hermes-Session-Id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let v: serde_json::Value = r.json().await.map_err(|e| {
+            Error::unavailable(format!("Hermes sent an unreadable chat completion: {e}"))
+                .with_source(e)
+        })?;
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        let output = match &v["choices"][0]["message"]["content"] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        Ok(Completion {
+            id,
+            output,
+            session_id,
+        })
     }
 
     /// `GET /v1/runs/{id}`: the run's status object (`status` is one of

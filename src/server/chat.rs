@@ -90,6 +90,7 @@ pub async fn chat(
             .key
             .as_ref()
             .and_then(|k| crate::ops::keys::effective_toolsets(&st.app, k)),
+        stream: true,
     };
     let StartedTurn { mut events, done } = start_turn(&st, &caller, req, approver).await?;
     if wants_sse(&headers) {

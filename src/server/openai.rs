@@ -230,6 +230,7 @@ pub async fn chat_completions(
         toolsets: key
             .as_ref()
             .and_then(|k| crate::ops::keys::effective_toolsets(&st.app, k)),
+        stream: b.stream,
     };
     let StartedTurn { mut events, done } = start_turn(&st, &caller, req, approver).await?;
     let id = format!("chatcmpl-{}", crate::crypto::random_hex(12));

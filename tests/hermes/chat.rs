@@ -716,6 +716,7 @@ async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
         model: None,
         channel: Channel::Cli,
         toolsets: None,
+        stream: true,
     };
     let approver = LateApprover {
         delay: Duration::from_secs(5),
@@ -1075,6 +1076,7 @@ async fn two_approvals_in_one_run_each_answered(gen: Gen) {
         model: None,
         channel: Channel::Cli,
         toolsets: None,
+        stream: true,
     };
     let mut seen: Vec<TurnEvent> = Vec::new();
     let out = run_turn(&app, &client, &req, &approver, &mut |e| seen.push(e))

@@ -186,6 +186,20 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         last_assistant(&gw, &sid).trim(),
         "the streamed text is what Hermes stored"
     );
+    // How Hermes was asked: the plain call of a `deny` key (nobody follows
+    // it, nobody can approve in it) as one chat completion, the streamed
+    // one as a run with its event stream.
+    let asked: Vec<String> = serve_common::events(&h)
+        .into_iter()
+        .filter(|(t, _, _)| t == "assistant_message")
+        .map(|(_, _, d)| d["run_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked[0].starts_with("chatcmpl-"), "{asked:?}");
+    assert!(
+        !asked[1].is_empty() && !asked[1].starts_with("chatcmpl-"),
+        "{asked:?}"
+    );
     // state.db: one operator session, alice's, with both turns.
     {
         let db = common::open_ro(&gw.state_db());
@@ -354,6 +368,22 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         .rfind(|(t, _, _)| t == "approval")
         .expect("an approval event");
     assert_eq!(denied.2["choice"], "deny", "{:?}", denied.2);
+    // A plain call: Hermes refused it itself, and the log says which command.
+    assert!(
+        denied.2["outcome"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused by Hermes"),
+        "{:?}",
+        denied.2
+    );
+    assert!(
+        denied.2["command"]
+            .as_str()
+            .is_some_and(|c| c.contains(&gw.danger_target.display().to_string())),
+        "{:?}",
+        denied.2
+    );
     assert!(
         denied.2["decided_by"].as_str().unwrap().contains(&chat_id),
         "{:?}",

@@ -22,6 +22,10 @@ pub enum ApprovePolicy {
 }
 
 impl Approver for PolicyApprover {
+    fn denies_all(&self) -> Option<String> {
+        (self.policy == ApprovePolicy::Deny).then(|| self.decided_by.clone())
+    }
+
     fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision> {
         let policy = self.policy;
         let by = self.decided_by.clone();

@@ -5,7 +5,28 @@ use crate::store::events::EventKind;
 
 pub(super) type DriveResult = std::result::Result<(TurnOutcome, f64), (Error, f64)>;
 
-// Long: one pass over a run's life (start, stream, reconcile, outcome) whose steps share the run id, the timers and the partial output; each event's handling is already its own function.
+/// How Hermes' part of a turn ended, whichever way it ran.
+struct Ran {
+    run_id: String,
+    output: String,
+    completed: bool,
+    /// Hermes said the run failed (its error for the caller).
+    failure: Option<Error>,
+    /// We lost track of it (connection, stream), with why.
+    lost: Option<Error>,
+}
+
+/// Drive one turn on Hermes: record the user's message, let Hermes run it,
+/// write down what Hermes did, and settle the outcome.
+///
+/// Hermes is asked one of two ways. When nobody can approve a dangerous
+/// command in this turn (the approver denies every request) and the caller
+/// does not follow the turn live, it is one chat completion continuing the
+/// session: Hermes itself never runs a dangerous command there (0.19 hands
+/// it back as `pending_approval`, 0.22 blocks it) and the call costs Hermes
+/// about 20 ms less than a run and its event stream (docs/hermes.md,
+/// "Corrections"). Otherwise it is a run (`/v1/runs`), whose event stream
+/// carries text as it is written, tool progress and approval requests.
 pub(super) async fn drive(
     turn: &mut Turn<'_>,
     client: &HermesClient,
@@ -30,110 +51,47 @@ pub(super) async fn drive(
         ),
     )
     .map_err(|e| (e, 0.0))?;
-    let hist = history(&prior);
     let instructions = supervision_prompt(app, &turn.user, req.toolsets.as_deref());
     let mut waited = std::time::Duration::ZERO;
-    let t_wait = Instant::now();
-    // One key per turn: a retried POST after a lost answer starts no second run.
-    let idem_key = format!("hop-{}-{}", turn.session_id, crate::crypto::random_hex(12));
-    let started_run = client
-        .start_run(
-            &RunRequest {
-                input: &req.message,
-                session_id: &turn.session_id,
-                instructions: &instructions,
-                conversation_history: &hist,
-                model: req.model.as_deref(),
-            },
-            &idem_key,
-        )
-        .await
-        .map_err(|e| (e, 0.0))?;
-    waited += t_wait.elapsed();
-    let run_id = started_run.run_id.clone();
-    if started_run.attempts > 1 {
-        turn.record(
-            EventKind::RunRetried,
-            json!({"run_id": run_id, "attempts": started_run.attempts,
-                   "replayed": started_run.replayed, "idempotency_key": idem_key}),
-        )
-        .map_err(|e| (e, 0.0))?;
+    let denied_by = approver.denies_all().filter(|_| !req.stream);
+    let ran = match &denied_by {
+        Some(_) => complete(turn, client, req, &instructions, &mut waited).await,
+        None => {
+            let hist = history(&prior);
+            follow_run(
+                turn,
+                client,
+                req,
+                &hist,
+                &instructions,
+                approver,
+                on_event,
+                &mut waited,
+            )
+            .await
+        }
     }
-    turn.run_id = Some(run_id.clone());
-    on_event(TurnEvent::RunStarted {
-        run_id: run_id.clone(),
-    });
-
-    let mut text = RunText::default();
-    let mut failure: Option<Error> = None;
-    let mut completed = false;
-    let mut stream_broke = false;
-    let t_wait = Instant::now();
-    let opened = client.events(&run_id).await;
-    waited += t_wait.elapsed();
-    let stream_err = match opened {
-        Err(e) => {
-            // Hermes went away between starting the run and streaming it.
-            stream_broke = e.kind == Kind::Unavailable;
-            Some(e)
-        }
-        Ok(mut events) => loop {
-            let t_wait = Instant::now();
-            let next = events.next().await;
-            waited += t_wait.elapsed();
-            let ev = match next {
-                Ok(Some(ev)) => ev,
-                Ok(None) => {
-                    stream_broke = true;
-                    break None;
-                }
-                Err(e) => {
-                    stream_broke = true;
-                    break Some(e);
-                }
-            };
-            match handle_event(turn, client, ev, approver, on_event, &mut text, &mut waited).await {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Completed) => {
-                    completed = true;
-                    break None;
-                }
-                Ok(Flow::Failed(e)) => {
-                    failure = Some(e);
-                    break None;
-                }
-                Err(e) => {
-                    // We cannot follow the run any more: do not leave it running unattended.
-                    let _ = client.stop_run(&run_id).await;
-                    break Some(e);
-                }
-            }
-        },
-    };
-    let _ = flush_reasoning(turn, &mut text.reasoning);
-    let mut output = text.output;
-    // The stream broke before the run ended: ask Hermes what became of it
-    // (0.22 keeps the status of a keyed run across a gateway restart and
-    // calls it `interrupted`).
-    let stream_err = if stream_broke && !completed && failure.is_none() {
-        match settled_status(client, &run_id).await {
-            Some(st) => {
-                failure = Some(run_ended(turn, &st));
-                None
-            }
-            None => stream_err,
-        }
-    } else {
-        stream_err
-    };
+    .map_err(|e| (e, 0.0))?;
+    let Ran {
+        run_id,
+        mut output,
+        completed,
+        failure,
+        lost,
+    } = ran;
     let latency_ms = started.elapsed().as_millis() as i64;
     // Whatever happened, write down what Hermes did.
     let rec = reconcile(turn, &run_id, last_msg_id, seq_before, before, latency_ms);
     let (after, tool_calls, spent) = match rec {
         Ok(v) => v,
-        Err(e) => return Err((stream_err.or(failure).unwrap_or(e), 0.0)),
+        Err(e) => return Err((lost.or(failure).unwrap_or(e), 0.0)),
     };
-    if let Some(e) = stream_err.or(failure) {
+    if let Some(by) = &denied_by {
+        if let Err(e) = record_refused_commands(turn, last_msg_id, by) {
+            return Err((lost.or(failure).unwrap_or(e), spent));
+        }
+    }
+    if let Some(e) = lost.or(failure) {
         return Err((e, spent));
     }
     if !completed {
@@ -172,6 +130,237 @@ pub(super) async fn drive(
         },
         spent,
     ))
+}
+
+/// The turn as one chat completion (see [`drive`]). A lost connection is
+/// reported, never retried: the completion may have run.
+async fn complete(
+    turn: &mut Turn<'_>,
+    client: &HermesClient,
+    req: &TurnRequest,
+    instructions: &str,
+    waited: &mut std::time::Duration,
+) -> Result<Ran> {
+    let t_wait = Instant::now();
+    let r = client
+        .complete(&CompletionRequest {
+            input: &req.message,
+            session_id: &turn.session_id,
+            instructions,
+            model: req.model.as_deref(),
+        })
+        .await;
+    *waited += t_wait.elapsed();
+    Ok(match r {
+        Ok(c) => {
+            if c.session_id
+                .as_deref()
+                .is_some_and(|s| s != turn.session_id)
+            {
+                // Hermes continued elsewhere (its context compression can
+                // rotate the id): the operator's row would not follow.
+                let _ = turn.record(
+                    EventKind::Error,
+                    json!({"stage": "run", "code": "session_rotated", "run_id": c.id,
+                           "message": format!("Hermes answered for session {:?}", c.session_id)}),
+                );
+            }
+            turn.run_id = Some(c.id.clone());
+            Ran {
+                run_id: c.id,
+                output: c.output,
+                completed: true,
+                failure: None,
+                lost: None,
+            }
+        }
+        Err(e) if e.kind == Kind::Unavailable => Ran {
+            run_id: String::new(),
+            output: String::new(),
+            completed: false,
+            failure: None,
+            lost: Some(e),
+        },
+        Err(e) => return Err(e),
+    })
+}
+
+/// The turn as a run: start it, follow its event stream to the end, answer
+/// its approval requests; a broken stream asks Hermes what became of it.
+#[allow(clippy::too_many_arguments)] // the turn's parts, each used once
+async fn follow_run(
+    turn: &mut Turn<'_>,
+    client: &HermesClient,
+    req: &TurnRequest,
+    hist: &[HistoryMessage],
+    instructions: &str,
+    approver: &dyn Approver,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+    waited: &mut std::time::Duration,
+) -> Result<Ran> {
+    let t_wait = Instant::now();
+    // One key per turn: a retried POST after a lost answer starts no second run.
+    let idem_key = format!("hop-{}-{}", turn.session_id, crate::crypto::random_hex(12));
+    let started_run = client
+        .start_run(
+            &RunRequest {
+                input: &req.message,
+                session_id: &turn.session_id,
+                instructions,
+                conversation_history: hist,
+                model: req.model.as_deref(),
+            },
+            &idem_key,
+        )
+        .await?;
+    *waited += t_wait.elapsed();
+    let run_id = started_run.run_id.clone();
+    if started_run.attempts > 1 {
+        turn.record(
+            EventKind::RunRetried,
+            json!({"run_id": run_id, "attempts": started_run.attempts,
+                   "replayed": started_run.replayed, "idempotency_key": idem_key}),
+        )?;
+    }
+    turn.run_id = Some(run_id.clone());
+    on_event(TurnEvent::RunStarted {
+        run_id: run_id.clone(),
+    });
+
+    let mut text = RunText::default();
+    let mut failure: Option<Error> = None;
+    let mut completed = false;
+    let mut stream_broke = false;
+    let t_wait = Instant::now();
+    let opened = client.events(&run_id).await;
+    *waited += t_wait.elapsed();
+    let stream_err = match opened {
+        Err(e) => {
+            // Hermes went away between starting the run and streaming it.
+            stream_broke = e.kind == Kind::Unavailable;
+            Some(e)
+        }
+        Ok(mut events) => loop {
+            let t_wait = Instant::now();
+            let next = events.next().await;
+            *waited += t_wait.elapsed();
+            let ev = match next {
+                Ok(Some(ev)) => ev,
+                Ok(None) => {
+                    stream_broke = true;
+                    break None;
+                }
+                Err(e) => {
+                    stream_broke = true;
+                    break Some(e);
+                }
+            };
+            match handle_event(turn, client, ev, approver, on_event, &mut text, waited).await {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Completed) => {
+                    completed = true;
+                    break None;
+                }
+                Ok(Flow::Failed(e)) => {
+                    failure = Some(e);
+                    break None;
+                }
+                Err(e) => {
+                    // We cannot follow the run any more: do not leave it running unattended.
+                    let _ = client.stop_run(&run_id).await;
+                    break Some(e);
+                }
+            }
+        },
+    };
+    let _ = flush_reasoning(turn, &mut text.reasoning);
+    // The stream broke before the run ended: ask Hermes what became of it
+    // (0.22 keeps the status of a keyed run across a gateway restart and
+    // calls it `interrupted`).
+    let stream_err = if stream_broke && !completed && failure.is_none() {
+        match settled_status(client, &run_id).await {
+            Some(st) => {
+                failure = Some(run_ended(turn, &st));
+                None
+            }
+            None => stream_err,
+        }
+    } else {
+        stream_err
+    };
+    Ok(Ran {
+        run_id,
+        output: text.output,
+        completed,
+        failure,
+        lost: stream_err,
+    })
+}
+
+/// On a chat completion Hermes refuses dangerous commands itself, without
+/// asking: each refusal is recorded as the `approval` a run would have had,
+/// denied by the turn's policy, so the log reads the same either way.
+/// Hermes' tool results say so (docs/hermes.md, "Corrections"): 0.19
+/// `"status": "pending_approval"` with the command, 0.22 `"status":
+/// "blocked"` with "BLOCKED: Command flagged as dangerous …" (the command
+/// is then the tool call's own argument).
+fn record_refused_commands(turn: &Turn<'_>, last_msg_id: i64, decided_by: &str) -> Result<()> {
+    let messages = turn.state().messages(&turn.session_id)?;
+    let new: Vec<_> = messages.iter().filter(|m| m.id > last_msg_id).collect();
+    let mut refusals = Vec::new();
+    for m in &new {
+        if m.role.as_deref() != Some("tool") {
+            continue;
+        }
+        let Some(v) = m
+            .content
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        else {
+            continue;
+        };
+        let refused = match v["status"].as_str() {
+            Some("pending_approval") => true,
+            Some("blocked") => v["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("BLOCKED: Command flagged as dangerous")),
+            _ => false,
+        };
+        if !refused {
+            continue;
+        }
+        let command = v["command"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| call_argument(&new, m.tool_call_id.as_deref()?, "command"));
+        refusals.push(json!({
+            "run_id": turn.run_id, "command": command,
+            "description": v["description"].as_str().or(v["error"].as_str()),
+            "choice": ApprovalChoice::Deny, "decided_by": decided_by, "applied": true,
+            "outcome": "refused by Hermes: a chat completion never runs a dangerous command",
+        }));
+    }
+    for data in refusals {
+        turn.record(EventKind::Approval, data)?;
+    }
+    Ok(())
+}
+
+/// The argument `arg` of the tool call `call_id` among the turn's assistant messages.
+fn call_argument(messages: &[&Message], call_id: &str, arg: &str) -> Option<String> {
+    messages.iter().find_map(|m| {
+        m.tool_calls.as_array()?.iter().find_map(|c| {
+            if c["id"].as_str() != Some(call_id) {
+                return None;
+            }
+            let args = &c["function"]["arguments"];
+            let args: Value = match args {
+                Value::String(s) => serde_json::from_str(s).ok()?,
+                v => v.clone(),
+            };
+            args[arg].as_str().map(str::to_string)
+        })
+    })
 }
 
 /// Text gathered from the stream: the final output and reasoning not yet recorded.

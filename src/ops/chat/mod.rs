@@ -13,7 +13,7 @@
 use crate::app::App;
 use crate::config::StoreContent;
 use crate::error::{Error, Kind, Result};
-use crate::hermes::api::{HermesClient, HistoryMessage, RunEvent, RunRequest};
+use crate::hermes::api::{CompletionRequest, HermesClient, HistoryMessage, RunEvent, RunRequest};
 use crate::store::events::NewEvent;
 use crate::store::state::{Message, Session};
 use crate::store::users::User;
@@ -38,6 +38,10 @@ pub struct TurnRequest {
     /// Narrower toolsets for this turn (a personal API key's), enforced by
     /// the hook; `None`: the operator's `agent.enabled_toolsets`.
     pub toolsets: Option<Vec<String>>,
+    /// The caller follows the turn as it happens (text as it is written,
+    /// tool progress). A turn nobody follows and nobody can approve in runs
+    /// as one chat completion (`drive`).
+    pub stream: bool,
 }
 
 /// The front end a turn came through.
@@ -170,6 +174,12 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// Puts an approval request to the session owner and returns the answer.
 pub trait Approver: Send + Sync {
     fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision>;
+
+    /// `Some(who)` when every request is denied without asking anyone (a
+    /// fixed deny policy): the `decided_by` of those denials.
+    fn denies_all(&self) -> Option<String> {
+        None
+    }
 }
 
 // The seams: the turn's context (prompt, content policy, history), one

@@ -322,6 +322,9 @@ impl EventStore {
 
     /// Tool calls the shell hook let through in `session` during its current
     /// turn: since the last `user_message` of the session (`agent.max_turns`).
+    /// The last user message is found walking the session's index backwards
+    /// (it is near the end), not by a `max()` over the whole session, which
+    /// every hook call of a long session would pay.
     pub fn hook_tool_calls_this_turn(&self, session: &str) -> Result<i64> {
         self.conn
             .query_row(
@@ -329,8 +332,9 @@ impl EventStore {
                  WHERE session_id = ?1 AND type = 'tool_call'
                    AND json_extract(data, '$.source') = 'hook'
                    AND json_extract(data, '$.blocked') = 0
-                   AND seq > coalesce((SELECT max(seq) FROM events
-                                       WHERE session_id = ?1 AND type = 'user_message'), 0)",
+                   AND seq > coalesce((SELECT seq FROM events
+                                       WHERE session_id = ?1 AND type = 'user_message'
+                                       ORDER BY seq DESC LIMIT 1), 0)",
                 [session],
                 |r| r.get(0),
             )
