@@ -137,8 +137,8 @@ impl ReadCache {
 mod tests {
     use super::*;
 
-    #[test]
-    fn entries_are_dropped_when_either_database_changes() {
+    /// A home with a WAL state.db and users.db, one table each.
+    fn two_databases() -> (tempfile::TempDir, Home) {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
         for db in [home.state_db(), home.users_db()] {
@@ -147,6 +147,12 @@ mod tests {
             c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
                 .unwrap();
         }
+        (dir, home)
+    }
+
+    #[test]
+    fn entries_are_dropped_when_either_database_changes() {
+        let (_dir, home) = two_databases();
         let cache = ReadCache::default();
         let mut computed = 0;
         let mut get = |cache: &ReadCache| {
@@ -175,14 +181,7 @@ mod tests {
 
     #[test]
     fn a_burst_on_a_stale_entry_computes_it_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let home = Home::at(dir.path());
-        for db in [home.state_db(), home.users_db()] {
-            std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-            let c = Connection::open(&db).unwrap();
-            c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x);")
-                .unwrap();
-        }
+        let (_dir, home) = two_databases();
         let cache = std::sync::Arc::new(ReadCache::default());
         let computed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let start = std::sync::Arc::new(std::sync::Barrier::new(8));

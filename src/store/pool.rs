@@ -70,18 +70,7 @@ impl<T> Pool<T> {
                         born: Instant::now(),
                         file,
                     },
-                    None => {
-                        return Ok(Pooled {
-                            pool: None,
-                            item: Some(Idle {
-                                item,
-                                born: Instant::now(),
-                                file: (0, 0),
-                            }),
-                            ok: false,
-                            path: PathBuf::new(),
-                        })
-                    }
+                    None => return Ok(Pooled::unpooled(item)),
                 }
             }
         };
