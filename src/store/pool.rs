@@ -10,7 +10,7 @@
 //! replaced on disk is never written through a stale handle).
 
 use crate::error::Result;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,7 +78,6 @@ impl<T> Pool<T> {
             pool: Some(self.clone()),
             item: Some(item),
             ok: true,
-            path: path.to_path_buf(),
         })
     }
 }
@@ -88,7 +87,6 @@ pub struct Pooled<T> {
     pool: Option<Arc<Pool<T>>>,
     item: Option<Idle<T>>,
     ok: bool,
-    path: PathBuf,
 }
 
 impl<T> Pooled<T> {
@@ -102,7 +100,6 @@ impl<T> Pooled<T> {
                 file: (0, 0),
             }),
             ok: false,
-            path: PathBuf::new(),
         }
     }
 
@@ -128,7 +125,9 @@ impl<T> Drop for Pooled<T> {
         let (Some(pool), Some(i)) = (self.pool.take(), self.item.take()) else {
             return;
         };
-        if !self.ok || i.born.elapsed() > MAX_AGE || file_id(&self.path) != Some(i.file) {
+        // Whether the path still names its file is checked when it is
+        // next handed out.
+        if !self.ok || i.born.elapsed() > MAX_AGE {
             return;
         }
         let mut v = pool.idle.lock().unwrap_or_else(|p| p.into_inner());

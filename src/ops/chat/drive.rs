@@ -82,12 +82,17 @@ pub(super) async fn drive(
     let latency_ms = started.elapsed().as_millis() as i64;
     // Whatever happened, write down what Hermes did.
     let rec = reconcile(turn, &run_id, last_msg_id, seq_before, before, latency_ms);
-    let (after, tool_calls, spent) = match rec {
+    let Reconciled {
+        after,
+        tool_calls,
+        spent,
+        new,
+    } = match rec {
         Ok(v) => v,
         Err(e) => return Err((lost.or(failure).unwrap_or(e), 0.0)),
     };
     if let Some(by) = &denied_by {
-        if let Err(e) = record_refused_commands(turn, last_msg_id, by) {
+        if let Err(e) = record_refused_commands(turn, &new, by) {
             return Err((lost.or(failure).unwrap_or(e), spent));
         }
     }
@@ -113,7 +118,7 @@ pub(super) async fn drive(
         });
     }
     if output.is_empty() {
-        output = after_output(&turn.state(), &turn.session_id, last_msg_id);
+        output = after_output(&new);
     }
     Ok((
         TurnOutcome {
@@ -304,11 +309,9 @@ async fn follow_run(
 /// `"status": "pending_approval"` with the command, 0.22 `"status":
 /// "blocked"` with "BLOCKED: Command flagged as dangerous …" (the command
 /// is then the tool call's own argument).
-fn record_refused_commands(turn: &Turn<'_>, last_msg_id: i64, decided_by: &str) -> Result<()> {
-    let messages = turn.state().messages(&turn.session_id)?;
-    let new: Vec<_> = messages.iter().filter(|m| m.id > last_msg_id).collect();
+fn record_refused_commands(turn: &Turn<'_>, new: &[Message], decided_by: &str) -> Result<()> {
     let mut refusals = Vec::new();
-    for m in &new {
+    for m in new {
         if m.role.as_deref() != Some("tool") {
             continue;
         }
@@ -332,7 +335,7 @@ fn record_refused_commands(turn: &Turn<'_>, last_msg_id: i64, decided_by: &str) 
         let command = v["command"]
             .as_str()
             .map(str::to_string)
-            .or_else(|| call_argument(&new, m.tool_call_id.as_deref()?, "command"));
+            .or_else(|| call_argument(new, m.tool_call_id.as_deref()?, "command"));
         refusals.push(json!({
             "run_id": turn.run_id, "command": command,
             "description": v["description"].as_str().or(v["error"].as_str()),
@@ -347,7 +350,7 @@ fn record_refused_commands(turn: &Turn<'_>, last_msg_id: i64, decided_by: &str) 
 }
 
 /// The argument `arg` of the tool call `call_id` among the turn's assistant messages.
-fn call_argument(messages: &[&Message], call_id: &str, arg: &str) -> Option<String> {
+fn call_argument(messages: &[Message], call_id: &str, arg: &str) -> Option<String> {
     messages.iter().find_map(|m| {
         m.tool_calls.as_array()?.iter().find_map(|c| {
             if c["id"].as_str() != Some(call_id) {

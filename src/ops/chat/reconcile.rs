@@ -3,30 +3,28 @@
 use super::*;
 use crate::store::events::EventKind;
 
-pub(super) fn after_output(
-    db: &crate::store::state::StateDb,
-    session_id: &str,
-    last_msg_id: i64,
-) -> String {
-    db.messages(session_id)
-        .map(|ms| {
-            ms.iter()
-                .rev()
-                .find(|m| {
-                    m.id > last_msg_id
-                        && m.role.as_deref() == Some("assistant")
-                        && m.content.is_some()
-                })
-                .and_then(|m| m.content.clone())
-                .unwrap_or_default()
-        })
+/// The last assistant text among the messages Hermes wrote this turn.
+pub(super) fn after_output(new: &[Message]) -> String {
+    new.iter()
+        .rev()
+        .find(|m| m.role.as_deref() == Some("assistant") && m.content.is_some())
+        .and_then(|m| m.content.clone())
         .unwrap_or_default()
+}
+
+/// What reconciling found: the session after the run, its tool calls, the
+/// turn's cost, and the messages Hermes wrote this turn (read once, for
+/// whoever needs them next).
+pub(super) struct Reconciled {
+    pub(super) after: Session,
+    pub(super) tool_calls: usize,
+    pub(super) spent: f64,
+    pub(super) new: Vec<Message>,
 }
 
 /// Record what Hermes wrote to state.db during the run as discrete events,
 /// skipping tool events the shell hook already recorded live (same
-/// tool_call_id). Returns the session after the run, the number of tool
-/// calls and the cost of the turn.
+/// tool_call_id).
 // Long: one pass over the messages Hermes wrote this turn, deduplicated against the hook's events, building the events to append in one transaction.
 pub(super) fn reconcile(
     turn: &Turn,
@@ -35,7 +33,7 @@ pub(super) fn reconcile(
     seq_before: i64,
     before: &Session,
     latency_ms: i64,
-) -> Result<(Session, usize, f64)> {
+) -> Result<Reconciled> {
     let app = turn.app;
     let db = turn.state();
     let after = db.get_session(&turn.session_id)?.ok_or_else(|| {
@@ -159,7 +157,12 @@ pub(super) fn reconcile(
     if !evs.is_empty() {
         store.append_batch(&evs)?;
     }
-    Ok((after, tool_calls, spent))
+    Ok(Reconciled {
+        after,
+        tool_calls,
+        spent,
+        new,
+    })
 }
 
 /// "ok" unless the tool's JSON result says otherwise.
