@@ -8,24 +8,33 @@
    and `hermes-operator serve` (release) in front of it with a user and a
    personal API key.
 2. Sends the same non-streaming chat completion in turn to the operator's
-   `POST /v1/chat/completions` (with the key: authentication, session row,
-   events, history, reconciliation), to Hermes' own
-   `POST /v1/chat/completions` on the same gateway (with Hermes' key), and
-   to Hermes' `/v1/runs` + event stream (what the operator drives, because
-   only runs can have their dangerous commands approved), and prints the
-   medians and the medians of the paired differences: the overhead per call
-   over Hermes' chat completions (goal < 5 ms) and the part of it that is
-   the operator's own (over `/v1/runs`). A fourth call per round is Hermes'
-   own chat completion into a session row written beforehand the way the
-   operator writes one (`source='operator'`, continued by
-   `X-Hermes-Session-Id`): what attributing a call to a session costs
-   Hermes itself. The order of the four calls rotates every round.
+   `POST /v1/chat/completions` (with a `deny` key: authentication, session
+   row, events, one Hermes chat completion continuing the session,
+   reconciliation), to Hermes' own `POST /v1/chat/completions` on the same
+   gateway (with Hermes' key), and to Hermes' `/v1/runs` + event stream
+   (what the operator drives for streaming calls and `wait` keys), and
+   prints the medians and the medians of the paired differences: the
+   overhead per call over Hermes' chat completions (goal < 5 ms). A fourth
+   call per round is Hermes' own chat completion into a session row written
+   beforehand the way the operator writes one (`source='operator'`,
+   continued by `X-Hermes-Session-Id`): what attributing a call to a session
+   costs Hermes itself. Last, the operator's calls less the time `serve`
+   waited on Hermes (its `Server-Timing` header): what the operator adds
+   around Hermes' answer, measured within each call, so Hermes' own
+   variation from call to call is not in it. The order of the four calls is shuffled every round
+   (seeded: the same order on every run), so that no call always follows
+   the same other one, and each call starts after a pause of `--pause`
+   seconds, so that what Hermes does after answering one call (it keeps
+   working in the background) is not paid by the next. Differences are
+   given with a 95% bootstrap interval of their median: Hermes' own time
+   varies by several ms from call to call.
 3. Runs examples/key_auth.rs: authenticating a key among 1,000 (goal < 50 µs).
 Everything is loopback-only and bounded; the processes are stopped at the end.
 """
 import argparse
 import json
 import os
+import random
 import secrets
 import shutil
 import sqlite3
@@ -51,7 +60,11 @@ def post(url, bearer, body, session=None):
     t = time.perf_counter()
     with urllib.request.urlopen(req, timeout=120) as r:
         out = json.load(r)
-    return (time.perf_counter() - t) * 1e3, out
+        timing = r.headers.get("Server-Timing")
+    ms = (time.perf_counter() - t) * 1e3
+    if timing:
+        out["_hermes_ms"] = float(timing.split("hermes;dur=")[1].split(";")[0])
+    return ms, out
 
 
 def run_direct(url, key, body):
@@ -72,9 +85,22 @@ def run_direct(url, key, body):
     return (time.perf_counter() - t) * 1e3
 
 
+def median_ci(xs, rounds=2000):
+    """The median of `xs` and a 95% bootstrap interval for it (seeded)."""
+    rng = random.Random(7)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(rounds))
+    return statistics.median(xs), meds[int(0.025 * rounds)], meds[int(0.975 * rounds) - 1]
+
+
+def fmt_ci(xs):
+    m, lo, hi = median_ci(xs)
+    return f"{m:.2f} ms (95% interval {lo:.2f} … {hi:.2f})"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--pause", type=float, default=0.05)
     args = ap.parse_args()
     if not (VENV / "bin/hermes").exists():
         raise SystemExit(f"no Hermes venv at {VENV}: run `cargo test` once (it creates it)")
@@ -102,8 +128,9 @@ def main():
         req = urllib.request.Request(base + "/v1/models", headers={"Authorization": f"Bearer {made['key']}"})
         with urllib.request.urlopen(req, timeout=10) as r:
             model = json.load(r)["data"][0]["id"]
-        ops, direct, runs, diffs, own, attributed, attr_diffs = [], [], [], [], [], [], []
+        ops, direct, runs, diffs, attributed, attr_diffs, around = [], [], [], [], [], [], []
         db = sqlite3.connect(home / "state.db", timeout=10)
+        order = random.Random(12)
         for i in range(args.runs + 2):
             body = {"model": model, "messages": [{"role": "user", "content": f"hello {i}"}]}
             sid = "op_" + secrets.token_hex(6)
@@ -116,8 +143,11 @@ def main():
                 ("c", lambda: (run_direct(url, hermes_key, body), None)),
                 ("d", lambda: post(url + "/v1/chat/completions", hermes_key, body, session=sid)),
             ]
-            k = i % len(calls)
-            got = {name: f() for name, f in calls[k:] + calls[:k]}
+            order.shuffle(calls)
+            got = {}
+            for name, f in calls:
+                time.sleep(args.pause)
+                got[name] = f()
             (a, ra), (b, rb), (c, _), (d, _) = got["a"], got["b"], got["c"], got["d"]
             assert ra["choices"][0]["message"]["content"] == rb["choices"][0]["message"]["content"], (ra, rb)
             if i >= 2:  # the first rounds warm every side up
@@ -125,9 +155,9 @@ def main():
                 direct.append(b)
                 runs.append(c)
                 diffs.append(a - b)
-                own.append(a - c)
                 attributed.append(d)
                 attr_diffs.append(d - b)
+                around.append(a - ra["_hermes_ms"])
         print(f"| chat completion through the operator (`/v1/chat/completions`, key) | "
               f"{statistics.median(ops):.1f} ms |")
         print(f"| same completion straight to Hermes' `/v1/chat/completions` | {statistics.median(direct):.1f} ms |")
@@ -136,13 +166,14 @@ def main():
         print(f"| same completion to Hermes' `/v1/chat/completions` into an operator-written session row "
               f"(`X-Hermes-Session-Id`) | {statistics.median(attributed):.1f} ms |")
         print(f"| Hermes' own cost of continuing a session by header (median of paired differences) | "
-              f"{statistics.median(attr_diffs):.2f} ms |")
+              f"{fmt_ci(attr_diffs)} |")
         print(f"| Hermes' `/v1/runs` over its chat completions (median of paired differences) | "
-              f"{statistics.median([c - b for b, c in zip(direct, runs)]):.2f} ms |")
+              f"{fmt_ci([c - b for b, c in zip(direct, runs)])} |")
         print(f"| operator overhead per call over Hermes' chat completions (median of {len(diffs)} paired "
-              f"differences) | {statistics.median(diffs):.2f} ms |")
-        print(f"| of which the operator's own (over `/v1/runs`, median of paired differences) | "
-              f"{statistics.median(own):.2f} ms |")
+              f"differences) | {fmt_ci(diffs)} |")
+        print(f"| the same calls through the operator less the time `serve` waited on Hermes (its `Server-Timing`): "
+              f"everything the operator adds around Hermes' answer, as the client sees it (median of {len(around)}) | "
+              f"{fmt_ci(around)} |")
     finally:
         stop_all(procs)
         shutil.rmtree(root, ignore_errors=True)

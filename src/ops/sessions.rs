@@ -565,7 +565,7 @@ pub fn new_session(app: &App, username: &str) -> Result<SessionInfo> {
 /// [`crate::ops::accounts::require_chat_user`].
 pub fn new_session_for(app: &App, user: &crate::store::users::User) -> Result<SessionInfo> {
     let db = app.state_rw()?;
-    let (s, start) = create_session_row(app, &db, user)?;
+    let (s, start) = create_session_row(app, &db, user, crate::store::state::Flush::Now)?;
     app.record(start)?;
     Ok(SessionInfo {
         session: s,
@@ -580,13 +580,14 @@ pub fn create_session_row(
     app: &App,
     db: &crate::store::state::StateDb,
     user: &crate::store::users::User,
+    flush: crate::store::state::Flush,
 ) -> Result<(Session, crate::store::events::NewEvent)> {
     let model = app.cfg.config.model.default.clone();
     let mut attempt = 0;
     let id = loop {
         attempt += 1;
         let id = format!("op_{}", crate::crypto::random_hex(6));
-        match db.create_operator_session(&id, &user.id, model.as_deref()) {
+        match db.create_operator_session(&id, &user.id, model.as_deref(), flush) {
             Ok(()) => break id,
             Err(e) if e.kind == Kind::Conflict && attempt < 5 => continue,
             Err(e) => return Err(e),

@@ -240,11 +240,10 @@ pub(super) async fn start_turn(
         drop(guard);
         r
     };
-    std::thread::Builder::new()
-        .name("chat-turn".into())
-        .spawn(move || {
+    st.turn_threads
+        .run(Box::new(move || {
             let _ = done_tx.send(rt.block_on(turn));
-        })
+        }))
         .map_err(|e| Error::internal(format!("starting a chat turn: {e}")).with_source(e))?;
     Ok(StartedTurn { events: rx, done })
 }

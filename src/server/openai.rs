@@ -214,6 +214,8 @@ pub async fn chat_completions(
                 .trim()
                 .to_string(),
         ),
+        // A conversation's first message starts a new session.
+        None if c.prior.is_empty() => None,
         None => {
             let (st2, me, prior) = (st.clone(), caller.user.id.clone(), c.prior.clone());
             blocking(move || conv::find_continuation(&st2.app, &me, &prior)).await?
@@ -241,6 +243,7 @@ pub async fn chat_completions(
             .map_err(|e| Error::internal(format!("the chat turn failed: {e}")))??;
         let mut r = Json(completion(&id, created, &b.model, &outcome)).into_response();
         set_session_header(&mut r, &outcome.session_id);
+        set_server_timing(&mut r, &outcome);
         return Ok(r);
     }
     // Until the run starts, a failure (budget, policy, Hermes) is still an
@@ -322,6 +325,21 @@ fn set_session_header(r: &mut Response, session_id: &str) {
     if let Ok(v) = HeaderValue::from_str(session_id) {
         r.headers_mut()
             .insert(HeaderName::from_static(SESSION_HEADER), v);
+    }
+}
+
+/// `Server-Timing` (W3C): how long the turn waited on Hermes and how long
+/// the operator's own part of it took, in ms, so a client (or
+/// benches/openai_bench.py) can tell the two apart in a call whose time is
+/// mostly Hermes'.
+fn set_server_timing(r: &mut Response, o: &TurnOutcome) {
+    let v = format!(
+        "hermes;dur={:.3};desc=\"Hermes\", operator;dur={:.3};desc=\"operator turn\"",
+        o.hermes_ms, o.operator_ms
+    );
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        r.headers_mut()
+            .insert(HeaderName::from_static("server-timing"), v);
     }
 }
 

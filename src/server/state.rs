@@ -131,6 +131,61 @@ impl KeyUse {
     }
 }
 
+/// Threads for chat turns, kept once started: a turn does synchronous
+/// SQLite work and needs a thread of its own, and starting one per turn
+/// cost about 0.2 ms of every turn (benches/openai_bench.py). A thread that
+/// finishes a turn waits for the next; there are never more than turns ran
+/// at once (at most [`MAX_CHATS`], the `chats` semaphore).
+#[derive(Default)]
+pub struct TurnThreads {
+    queue: Mutex<Option<std::sync::mpsc::Sender<TurnJob>>>,
+    jobs: Arc<Mutex<Option<std::sync::mpsc::Receiver<TurnJob>>>>,
+    /// Threads waiting for a job and not yet claimed by [`Self::run`].
+    idle: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+type TurnJob = Box<dyn FnOnce() + Send>;
+
+impl TurnThreads {
+    /// Run `job` on a waiting thread, or on a new one if none waits.
+    pub fn run(&self, job: TurnJob) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::AcqRel;
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.is_none() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            *queue = Some(tx);
+            *self.jobs.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+        }
+        let claimed = self
+            .idle
+            .fetch_update(AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
+                n.checked_sub(1)
+            })
+            .is_ok();
+        if !claimed {
+            let (jobs, idle) = (self.jobs.clone(), self.idle.clone());
+            std::thread::Builder::new()
+                .name("chat-turn".into())
+                .spawn(move || loop {
+                    let job = {
+                        let rx = jobs.lock().unwrap_or_else(|p| p.into_inner());
+                        match rx.as_ref().map(|rx| rx.recv()) {
+                            Some(Ok(job)) => job,
+                            _ => return,
+                        }
+                    };
+                    job();
+                    idle.fetch_add(1, AcqRel);
+                })?;
+        }
+        if let Some(tx) = queue.as_ref() {
+            // The receiver lives as long as `self`: sending cannot fail.
+            let _ = tx.send(job);
+        }
+        Ok(())
+    }
+}
+
 /// Chat turns in flight: session id → Hermes run id (once known). Used to
 /// refuse a second concurrent turn in one session and, at shutdown, to stop
 /// the runs that outlive the grace period.
@@ -192,6 +247,8 @@ pub struct ServerState {
     pub argon2: tokio::sync::Semaphore,
     argon2_waiting: AtomicU64,
     pub chats: Arc<tokio::sync::Semaphore>,
+    /// The threads chat turns run on (at most [`MAX_CHATS`] busy at once).
+    pub turn_threads: TurnThreads,
     trusted: Vec<IpAddr>,
     /// Responses of hot read routes, valid while the databases are unchanged.
     pub read_cache: super::cache::ReadCache,
@@ -247,6 +304,7 @@ impl ServerState {
             argon2: tokio::sync::Semaphore::new(cpus.clamp(1, 4)),
             argon2_waiting: AtomicU64::new(0),
             chats: Arc::new(tokio::sync::Semaphore::new(MAX_CHATS)),
+            turn_threads: TurnThreads::default(),
             trusted,
             read_cache: Default::default(),
             read_timeout,
@@ -347,5 +405,45 @@ pub async fn blocking<T: Send + 'static>(
         Err(e) => Err(ApiError::from(Error::internal(format!(
             "a blocking task failed: {e}"
         )))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+
+    #[test]
+    fn turn_threads_are_reused_and_run_side_by_side() {
+        let threads = TurnThreads::default();
+        let (tx, rx) = channel();
+        let on_thread = |tx: std::sync::mpsc::Sender<std::thread::ThreadId>| -> TurnJob {
+            Box::new(move || tx.send(std::thread::current().id()).unwrap())
+        };
+        threads.run(on_thread(tx.clone())).unwrap();
+        let first = rx.recv().unwrap();
+        // Wait until that thread is idle again, then the next job reuses it.
+        while threads.idle.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            std::thread::yield_now();
+        }
+        threads.run(on_thread(tx.clone())).unwrap();
+        assert_eq!(rx.recv().unwrap(), first, "reused");
+        while threads.idle.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            std::thread::yield_now();
+        }
+        // Two jobs at once: the second gets a thread of its own (the first
+        // holds its thread until the second has run).
+        let (release, held) = channel::<()>();
+        let (tx1, tx2) = (tx.clone(), tx.clone());
+        threads
+            .run(Box::new(move || {
+                tx1.send(std::thread::current().id()).unwrap();
+                held.recv().unwrap();
+            }))
+            .unwrap();
+        threads.run(on_thread(tx2)).unwrap();
+        let (a, b) = (rx.recv().unwrap(), rx.recv().unwrap());
+        assert_ne!(a, b, "side by side");
+        release.send(()).unwrap();
     }
 }

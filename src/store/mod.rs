@@ -162,6 +162,41 @@ pub fn with_immediate<T>(
     }
 }
 
+/// `synchronous=NORMAL` on a WAL connection until dropped, then the
+/// previous setting again: a commit made meanwhile is written but not
+/// flushed to disk; it reaches the disk with the next flush of the
+/// write-ahead log (anyone's commit with `synchronous=FULL`, a checkpoint,
+/// or [`events::Flushing`]). In WAL mode that never corrupts the database;
+/// `None` (nothing changed) on a connection not in WAL mode.
+pub(crate) struct RelaxedSync<'c> {
+    conn: &'c Connection,
+    previous: i64,
+}
+
+impl<'c> RelaxedSync<'c> {
+    pub(crate) fn begin(conn: &'c Connection) -> Option<RelaxedSync<'c>> {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .ok()?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return None;
+        }
+        let previous: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .ok()?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL").ok()?;
+        Some(RelaxedSync { conn, previous })
+    }
+}
+
+impl Drop for RelaxedSync<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .conn
+            .execute_batch(&format!("PRAGMA synchronous={}", self.previous));
+    }
+}
+
 pub fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(
         e,

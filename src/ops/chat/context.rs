@@ -132,16 +132,29 @@ impl Turn<'_> {
             .user(&self.user.id)
     }
     pub(super) fn record(&self, kind: EventKind, data: Value) -> Result<()> {
+        let evs = self.with_start(kind, data);
+        self.events().append_batch(&evs).map(|_| ())
+    }
+    /// [`Self::record`] without waiting for the disk
+    /// ([`crate::store::events::EventStore::append_batch_flushing`]): for the
+    /// turn's `user_message`, whose flush overlaps Hermes' work.
+    pub(super) fn record_flushing(
+        &self,
+        kind: EventKind,
+        data: Value,
+    ) -> Result<crate::store::events::Flushing> {
+        let evs = self.with_start(kind, data);
+        self.events().append_batch_flushing(&evs).map(|(_, f)| f)
+    }
+    /// The event, after a new session's `session_start` if not yet recorded.
+    fn with_start(&self, kind: EventKind, data: Value) -> Vec<NewEvent> {
         let ev = self.event(kind, data);
         let start = self
             .start_event
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        match start {
-            Some(start) => self.events().append_batch(&[start, ev]).map(|_| ()),
-            None => self.events().append(ev).map(|_| ()),
-        }
+        start.into_iter().chain([ev]).collect()
     }
     pub(super) fn events(
         &self,

@@ -37,20 +37,26 @@ pub(super) async fn drive(
 ) -> DriveResult {
     let app = turn.app;
     let started = Instant::now();
-    let prior = turn
-        .state()
-        .messages(&turn.session_id)
-        .map_err(|e| (e, 0.0))?;
+    // A new session has no messages (its row is written below).
+    let prior = match turn.new_session {
+        true => Vec::new(),
+        false => turn
+            .state()
+            .messages(&turn.session_id)
+            .map_err(|e| (e, 0.0))?,
+    };
     let last_msg_id = prior.iter().map(|m| m.id).max().unwrap_or(0);
     let seq_before = turn.events().head().map(|h| h.0).map_err(|e| (e, 0.0))?;
-    turn.record(
-        EventKind::UserMessage,
-        merge(
-            content_fields(app, "content", &req.message),
-            json!({"model": req.model, "channel": req.channel}),
-        ),
-    )
-    .map_err(|e| (e, 0.0))?;
+    // In the log before Hermes is asked; on disk by the time Hermes answers.
+    let flushing = turn
+        .record_flushing(
+            EventKind::UserMessage,
+            merge(
+                content_fields(app, "content", &req.message),
+                json!({"model": req.model, "channel": req.channel}),
+            ),
+        )
+        .map_err(|e| (e, 0.0))?;
     let instructions = supervision_prompt(app, &turn.user, req.toolsets.as_deref());
     let mut waited = std::time::Duration::ZERO;
     let denied_by = approver.denies_all().filter(|_| !req.stream);
@@ -80,6 +86,7 @@ pub(super) async fn drive(
         lost,
     } = ran;
     let latency_ms = started.elapsed().as_millis() as i64;
+    let flushed = flushing.wait();
     // Whatever happened, write down what Hermes did.
     let rec = reconcile(turn, &run_id, last_msg_id, seq_before, before, latency_ms);
     let Reconciled {
@@ -96,7 +103,7 @@ pub(super) async fn drive(
             return Err((lost.or(failure).unwrap_or(e), spent));
         }
     }
-    if let Some(e) = lost.or(failure) {
+    if let Some(e) = lost.or(failure).or(flushed.err()) {
         return Err((e, spent));
     }
     if !completed {

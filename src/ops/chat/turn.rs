@@ -62,7 +62,13 @@ pub async fn run_turn(
                 pre_wait += t.elapsed();
             }
             let db = app.state_rw()?;
-            let (s, start) = crate::ops::sessions::create_session_row(app, &db, &user)?;
+            // Flushed with Hermes' first write of this turn (Flush::WithHermes).
+            let (s, start) = crate::ops::sessions::create_session_row(
+                app,
+                &db,
+                &user,
+                crate::store::state::Flush::WithHermes,
+            )?;
             (s, true, db, Some(start))
         }
     };

@@ -427,6 +427,37 @@ impl EventStore {
         })
     }
 
+    /// [`Self::append_batch`], but the commit is not waited on to reach the
+    /// disk: it is written (a crash of this process loses nothing), and
+    /// flushed on another thread while the caller goes on; [`Flushing::wait`]
+    /// says when it is on disk. For a turn's `user_message`: it is in the
+    /// log before Hermes is asked, and its flush overlaps Hermes' work
+    /// instead of preceding it (about 1 ms per turn,
+    /// benches/openai_bench.py). Only a power loss in that millisecond can
+    /// lose it, and any later durable commit (the hook's, the turn's
+    /// outcome) flushes it too.
+    pub fn append_batch_flushing(&self, evs: &[NewEvent]) -> Result<(Vec<Event>, Flushing)> {
+        let relaxed = crate::store::RelaxedSync::begin(&self.conn);
+        let out = self.append_batch(evs)?;
+        let flushing = match relaxed {
+            // Not WAL (never for events.db, which is opened in WAL mode):
+            // the commit above was flushed already.
+            None => Flushing(None),
+            Some(relaxed) => {
+                drop(relaxed);
+                let mut wal = self.path.as_os_str().to_owned();
+                wal.push("-wal");
+                let wal = PathBuf::from(wal);
+                Flushing(Some(std::thread::spawn(move || {
+                    std::fs::File::open(&wal)
+                        .and_then(|f| f.sync_data())
+                        .map_err(|e| Error::io(&wal, "flushing the event log", e))
+                })))
+            }
+        };
+        Ok((out, flushing))
+    }
+
     /// The newest (seq, hash): genesis when empty, or the anchor after a full prune.
     pub fn head(&self) -> Result<(i64, [u8; 32])> {
         head_in(&self.conn).map_err(self.err("reading the log head"))
@@ -736,6 +767,31 @@ fn head_in(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
         .unwrap_or((0, GENESIS)))
 }
 
+/// A commit being flushed to disk (see [`EventStore::append_batch_flushing`]).
+/// Dropping it waits for the flush.
+pub struct Flushing(Option<std::thread::JoinHandle<Result<()>>>);
+
+impl Flushing {
+    /// Wait until the commit is on disk.
+    pub fn wait(mut self) -> Result<()> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<()> {
+        match self.0.take().map(|h| h.join()) {
+            None => Ok(()),
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::internal("flushing the event log panicked")),
+        }
+    }
+}
+
+impl Drop for Flushing {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,5 +844,36 @@ mod tests {
         assert_eq!(e2.prev_hash, e1.hash);
         assert_eq!(s.head().unwrap(), (2, e2.hash));
         assert_eq!(s.for_session("op_x").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_flushing_append_is_readable_at_once_and_later_appends_wait_for_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let s = EventStore::open(&path).unwrap();
+        let a = Actor::new("cli:test");
+        let sync = |s: &EventStore| -> i64 {
+            s.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(sync(&s), 2, "FULL");
+        let (out, flushing) = s
+            .append_batch_flushing(&[
+                NewEvent::new(EventKind::SessionStart, &a, serde_json::json!({})).session("op_f"),
+                NewEvent::new(EventKind::UserMessage, &a, serde_json::json!({"m": 1}))
+                    .session("op_f"),
+            ])
+            .unwrap();
+        assert_eq!(out.len(), 2);
+        // Committed: another connection (another process) reads it before the flush is waited on.
+        let other = EventStore::open_readonly(&path).unwrap();
+        assert_eq!(other.for_session("op_f").unwrap().len(), 2);
+        flushing.wait().unwrap();
+        // The connection is back to FULL: the next commit waits for the disk.
+        assert_eq!(sync(&s), 2);
+        s.append(NewEvent::new(EventKind::Note, &a, serde_json::json!({})))
+            .unwrap();
+        assert_eq!(s.head().unwrap().0, 3);
     }
 }

@@ -316,6 +316,7 @@ use open::*;
 use search::*;
 pub use text::*;
 use values::*;
+pub use write::Flush;
 
 #[cfg(test)]
 mod tests {
@@ -474,6 +475,44 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_row_waits_for_hermes_flush_in_wal_mode_only() {
+        let sync = |db: &StateDb| -> i64 {
+            db.conn
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap()
+        };
+        for (mode, relaxed) in [("wal", true), ("delete", false)] {
+            let d = tempfile::tempdir().unwrap();
+            let p = make_db(d.path());
+            Connection::open(&p)
+                .unwrap()
+                .query_row(&format!("PRAGMA journal_mode={mode}"), [], |_| Ok(()))
+                .unwrap();
+            let db = StateDb::open_readwrite(&p).unwrap();
+            assert_eq!(sync(&db), 2, "{mode}: FULL");
+            assert_eq!(
+                crate::store::RelaxedSync::begin(&db.conn).is_some(),
+                relaxed,
+                "{mode}"
+            );
+            assert_eq!(sync(&db), 2, "{mode}: restored when the guard drops");
+            db.create_operator_session("op_00000000000a", "u_a", None, Flush::WithHermes)
+                .unwrap();
+            assert_eq!(sync(&db), 2, "{mode}: restored after the insert");
+            // Committed: Hermes' own connection sees the row at once.
+            let hermes = Connection::open(&p).unwrap();
+            let source: String = hermes
+                .query_row(
+                    "SELECT source FROM sessions WHERE id = 'op_00000000000a'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(source, "operator");
+        }
+    }
+
+    #[test]
     fn writes_touch_operator_rows_only() {
         let d = tempfile::tempdir().unwrap();
         let p = make_db(d.path());
@@ -498,10 +537,10 @@ mod tests {
                 .kind,
             crate::Kind::NotFound
         );
-        db.create_operator_session("op_0123456789ab", "u_a", Some("m"))
+        db.create_operator_session("op_0123456789ab", "u_a", Some("m"), Flush::Now)
             .unwrap();
         assert_eq!(
-            db.create_operator_session("op_0123456789ab", "u_a", None)
+            db.create_operator_session("op_0123456789ab", "u_a", None, Flush::WithHermes)
                 .err()
                 .unwrap()
                 .kind,
