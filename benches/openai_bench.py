@@ -101,6 +101,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--pause", type=float, default=0.05)
+    ap.add_argument("--raw", help="also write every round's times (ms) to this JSON file")
+    ap.add_argument("--pairs-only", action="store_true",
+                    help="only the operator's call and Hermes' own chat completion each round (twice the "
+                         "rounds in the same time, for a narrower interval)")
     args = ap.parse_args()
     if not (VENV / "bin/hermes").exists():
         raise SystemExit(f"no Hermes venv at {VENV}: run `cargo test` once (it creates it)")
@@ -143,32 +147,41 @@ def main():
                 ("c", lambda: (run_direct(url, hermes_key, body), None)),
                 ("d", lambda: post(url + "/v1/chat/completions", hermes_key, body, session=sid)),
             ]
+            if args.pairs_only:
+                calls = calls[:2]
             order.shuffle(calls)
             got = {}
             for name, f in calls:
                 time.sleep(args.pause)
                 got[name] = f()
-            (a, ra), (b, rb), (c, _), (d, _) = got["a"], got["b"], got["c"], got["d"]
+            (a, ra), (b, rb) = got["a"], got["b"]
+            (c, _), (d, _) = got.get("c", (None, None)), got.get("d", (None, None))
             assert ra["choices"][0]["message"]["content"] == rb["choices"][0]["message"]["content"], (ra, rb)
             if i >= 2:  # the first rounds warm every side up
                 ops.append(a)
                 direct.append(b)
-                runs.append(c)
                 diffs.append(a - b)
-                attributed.append(d)
-                attr_diffs.append(d - b)
                 around.append(a - ra["_hermes_ms"])
+                if not args.pairs_only:
+                    runs.append(c)
+                    attributed.append(d)
+                    attr_diffs.append(d - b)
+        if args.raw:
+            Path(args.raw).write_text(json.dumps({"operator": ops, "direct": direct, "runs": runs,
+                                                  "attributed": attributed,
+                                                  "operator_less_hermes": around}))
         print(f"| chat completion through the operator (`/v1/chat/completions`, key) | "
               f"{statistics.median(ops):.1f} ms |")
         print(f"| same completion straight to Hermes' `/v1/chat/completions` | {statistics.median(direct):.1f} ms |")
-        print(f"| same input straight to Hermes' `/v1/runs` + its event stream (what the operator drives) | "
-              f"{statistics.median(runs):.1f} ms |")
-        print(f"| same completion to Hermes' `/v1/chat/completions` into an operator-written session row "
-              f"(`X-Hermes-Session-Id`) | {statistics.median(attributed):.1f} ms |")
-        print(f"| Hermes' own cost of continuing a session by header (median of paired differences) | "
-              f"{fmt_ci(attr_diffs)} |")
-        print(f"| Hermes' `/v1/runs` over its chat completions (median of paired differences) | "
-              f"{fmt_ci([c - b for b, c in zip(direct, runs)])} |")
+        if not args.pairs_only:
+            print(f"| same input straight to Hermes' `/v1/runs` + its event stream (what the operator drives) | "
+                  f"{statistics.median(runs):.1f} ms |")
+            print(f"| same completion to Hermes' `/v1/chat/completions` into an operator-written session row "
+                  f"(`X-Hermes-Session-Id`) | {statistics.median(attributed):.1f} ms |")
+            print(f"| Hermes' own cost of continuing a session by header (median of paired differences) | "
+                  f"{fmt_ci(attr_diffs)} |")
+            print(f"| Hermes' `/v1/runs` over its chat completions (median of paired differences) | "
+                  f"{fmt_ci([c - b for b, c in zip(direct, runs)])} |")
         print(f"| operator overhead per call over Hermes' chat completions (median of {len(diffs)} paired "
               f"differences) | {fmt_ci(diffs)} |")
         print(f"| the same calls through the operator less the time `serve` waited on Hermes (its `Server-Timing`): "
