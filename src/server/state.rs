@@ -136,52 +136,48 @@ impl KeyUse {
 /// cost about 0.2 ms of every turn (benches/openai_bench.py). A thread that
 /// finishes a turn waits for the next; there are never more than turns ran
 /// at once (at most [`MAX_CHATS`], the `chats` semaphore).
-#[derive(Default)]
 pub struct TurnThreads {
-    queue: Mutex<Option<std::sync::mpsc::Sender<TurnJob>>>,
-    jobs: Arc<Mutex<Option<std::sync::mpsc::Receiver<TurnJob>>>>,
+    queue: Mutex<std::sync::mpsc::Sender<TurnJob>>,
+    jobs: Arc<Mutex<std::sync::mpsc::Receiver<TurnJob>>>,
     /// Threads waiting for a job and not yet claimed by [`Self::run`].
     idle: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 type TurnJob = Box<dyn FnOnce() + Send>;
 
+impl Default for TurnThreads {
+    fn default() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        TurnThreads {
+            queue: Mutex::new(tx),
+            jobs: Arc::new(Mutex::new(rx)),
+            idle: Arc::default(),
+        }
+    }
+}
+
 impl TurnThreads {
     /// Run `job` on a waiting thread, or on a new one if none waits.
     pub fn run(&self, job: TurnJob) -> std::io::Result<()> {
-        use std::sync::atomic::Ordering::AcqRel;
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if queue.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel();
-            *queue = Some(tx);
-            *self.jobs.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
-        }
+        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let claimed = self
             .idle
-            .fetch_update(AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
-                n.checked_sub(1)
-            })
+            .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1))
             .is_ok();
         if !claimed {
             let (jobs, idle) = (self.jobs.clone(), self.idle.clone());
             std::thread::Builder::new()
                 .name("chat-turn".into())
                 .spawn(move || loop {
-                    let job = {
-                        let rx = jobs.lock().unwrap_or_else(|p| p.into_inner());
-                        match rx.as_ref().map(|rx| rx.recv()) {
-                            Some(Ok(job)) => job,
-                            _ => return,
-                        }
-                    };
+                    let next = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(job) = next else { return };
                     job();
                     idle.fetch_add(1, AcqRel);
                 })?;
         }
-        if let Some(tx) = queue.as_ref() {
-            // The receiver lives as long as `self`: sending cannot fail.
-            let _ = tx.send(job);
-        }
+        // The receiver lives as long as `self`: sending cannot fail.
+        let _ = queue.send(job);
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ struct Ran {
 /// about 20 ms less than a run and its event stream (docs/hermes.md,
 /// "Corrections"). Otherwise it is a run (`/v1/runs`), whose event stream
 /// carries text as it is written, tool progress and approval requests.
+// Long: the turn's steps in their order (record, ask Hermes, wait for the flush, reconcile, log refusals, settle the outcome); each step is its own function and the errors of each decide what the next may do.
 pub(super) async fn drive(
     turn: &mut Turn<'_>,
     client: &HermesClient,
@@ -37,7 +38,7 @@ pub(super) async fn drive(
 ) -> DriveResult {
     let app = turn.app;
     let started = Instant::now();
-    // A new session has no messages (its row is written below).
+    // A session made for this turn has no messages yet.
     let prior = match turn.new_session {
         true => Vec::new(),
         false => turn
@@ -112,18 +113,7 @@ pub(super) async fn drive(
             spent,
         ));
     }
-    let threshold = app.cfg.config.budget.session_alert_usd;
-    let (cost_before, cost_after) = (before.cost_usd(), after.cost_usd());
-    if threshold > 0.0 && cost_before < threshold && cost_after >= threshold {
-        let _ = turn.record(
-            EventKind::CostAlert,
-            json!({"session_cost_usd": cost_after, "threshold_usd": threshold}),
-        );
-        on_event(TurnEvent::CostAlert {
-            session_cost_usd: cost_after,
-            threshold_usd: threshold,
-        });
-    }
+    cost_alert(turn, before, &after, on_event);
     if output.is_empty() {
         output = after_output(&new);
     }
@@ -135,13 +125,35 @@ pub(super) async fn drive(
             input_tokens: after.input_tokens - before.input_tokens,
             output_tokens: after.output_tokens - before.output_tokens,
             cost_usd: spent,
-            session_cost_usd: cost_after,
+            session_cost_usd: after.cost_usd(),
             tool_calls,
             hermes_ms: waited.as_secs_f64() * 1e3,
             operator_ms: 0.0,
         },
         spent,
     ))
+}
+
+/// A `cost_alert` when this turn took the session's cost across the
+/// configured threshold.
+fn cost_alert(
+    turn: &Turn<'_>,
+    before: &Session,
+    after: &Session,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) {
+    let threshold = turn.app.cfg.config.budget.session_alert_usd;
+    let (cost_before, cost_after) = (before.cost_usd(), after.cost_usd());
+    if threshold > 0.0 && cost_before < threshold && cost_after >= threshold {
+        let _ = turn.record(
+            EventKind::CostAlert,
+            json!({"session_cost_usd": cost_after, "threshold_usd": threshold}),
+        );
+        on_event(TurnEvent::CostAlert {
+            session_cost_usd: cost_after,
+            threshold_usd: threshold,
+        });
+    }
 }
 
 /// The turn as one chat completion (see [`drive`]). A lost connection is

@@ -171,8 +171,8 @@ pub enum Flush {
     /// `synchronous=FULL`, and flushing the log flushes every frame before
     /// it, ours included). Saves the turn one disk flush (about 1 ms,
     /// benches/openai_bench.py). If power fails before that, the row is lost
-    /// and nothing in state.db names it; the audit log (flushed at once, as
-    /// always) says the session was started and its first turn never ended.
+    /// and nothing in state.db names it; the audit log says the session was
+    /// started and its first turn never ended.
     /// Only in WAL mode, where `synchronous=NORMAL` never corrupts the
     /// database; in rollback-journal mode this is [`Flush::Now`].
     WithHermes,
