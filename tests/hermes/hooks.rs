@@ -1206,7 +1206,78 @@ hermes_tests!(
     max_turns_blocks_the_call_beyond_the_limit,
     terminal_cwd_and_backend_are_enforced_or_refused,
     compression_rotation_is_reported_as_hermes_reads_it,
+    operator_files_are_out_of_reach_of_operator_sessions,
 );
+
+/// The third hostile review's two attacks through a real gateway: a `user`
+/// asks the agent to make itself admin in users.db with `sqlite3`, and to
+/// read the audit signing key. Every spelling of those paths is blocked by
+/// the hook before the tool runs, and each attempt is in the log.
+fn operator_files_are_out_of_reach_of_operator_sessions(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            extra_yaml: hooks_yaml(),
+            ..Default::default()
+        },
+    );
+    let h = gw.home.clone();
+    write_operator_config(&h, "agent:\n  enabled_toolsets: [terminal, file, todo]\n");
+    let uid = common::add_user(&h, "mallory", "user");
+    let secret = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let key = h.join("profiles/operator/audit_signing.key");
+    fs::write(&key, format!("{secret}\n")).unwrap();
+    let sid = "op_0000000000ee";
+    gw.insert_operator_session(sid, &uid);
+    let update = "\"UPDATE users SET role='admin' WHERE username='mallory'\"";
+    let asks = [
+        format!("[read] {}", key.display()),
+        "[read] ~/../hermes/profiles/operator/audit_signing.key".to_string(),
+        format!("[cmd] sqlite3 $HERMES_HOME/plugins/operator/users.db {update}"),
+        format!("[cmd] cd \"$HERMES_HOME\"/plugins && sqlite3 ./operator//users.db {update}"),
+        format!("[cmd] sqlite3 ${{HERMES_HOME}}/plug*/oper*/users.db {update}"),
+        "[cmd] cat $HERMES_HOME/profiles/operator/*.key".to_string(),
+        "[cmd] python3 -c \"print(open('$HERMES_HOME/profiles/operator/audit_signing.key').read())\""
+            .to_string(),
+    ];
+    for ask in &asks {
+        let r = run_to_end(&gw, json!({"input": ask, "session_id": sid}));
+        assert_eq!(r["status"], "completed", "{ask}: {r}\n{}", gw.log_tail(40));
+        assert!(
+            !r.to_string().contains(secret),
+            "{ask}: the key leaked: {r}"
+        );
+    }
+    for (tool, content) in tool_messages(&gw, sid) {
+        assert!(
+            !content.contains(secret),
+            "{tool} result holds the key: {content}"
+        );
+    }
+    let show = common::op(&h)
+        .args(["--json", "user", "show", "mallory"])
+        .output()
+        .unwrap();
+    let me: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(me["role"], "user", "{me}");
+    let calls: Vec<Value> = events(&h)
+        .into_iter()
+        .filter(|e| e["type"] == "tool_call" && e["actor"] == "hook")
+        .collect();
+    assert_eq!(calls.len(), asks.len(), "{calls:#?}");
+    for c in &calls {
+        assert_eq!(c["data"]["blocked"], true, "{c}");
+        assert!(c["data"]["protected_path"].is_string(), "{c}");
+        assert!(
+            c["data"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("operator's own files"),
+            "{c}"
+        );
+    }
+    audit_verify_ok(&h);
+}
 
 /// `hook install`'s entries (with `fail_closed: true` on `pre_tool_call`)
 /// pointing at a copy of our binary; the copy is then removed and the

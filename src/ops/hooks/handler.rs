@@ -61,6 +61,9 @@ pub(super) struct Payload {
     pub(super) tool_input: Value,
     #[serde(default)]
     pub(super) extra: Value,
+    /// Hermes' working directory when it ran the hook.
+    #[serde(default)]
+    pub(super) cwd: Option<String>,
 }
 
 /// An operator session the event belongs to.
@@ -314,6 +317,13 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
                     let allowed = allowed_toolsets(&c.agent.enabled_toolsets, op.toolsets.as_deref());
                     if !tool_allowed(t, &allowed) {
                         Some(block_reason(t, &allowed))
+                    } else if let Some(word) = names_control_plane(home, c, &payload) {
+                        data["protected_path"] = Value::String(word.clone());
+                        Some(format!(
+                            "Blocked by hermes-operator: this call names the operator's own files or Hermes' \
+                             configuration ({word:?}); operator sessions may not read or change them. \
+                             Do not try other spellings of the path."
+                        ))
                     } else {
                         over_max_turns(home, &op.session_id, c.agent.max_turns)
                     }
@@ -400,6 +410,32 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
         }
     }
     reply
+}
+
+/// The word of a tool call's arguments that names a protected place
+/// (`paths.rs`), taken against every directory the call may run in.
+fn names_control_plane(home: &Home, c: &Config, payload: &Payload) -> Option<String> {
+    let env: std::collections::HashMap<String, String> = std::env::vars()
+        .chain([("HERMES_HOME".to_string(), home.root.display().to_string())])
+        .collect();
+    let mut cwds: Vec<PathBuf> = Vec::new();
+    let workdir = payload.tool_input.get("workdir").and_then(Value::as_str);
+    for d in [workdir, c.terminal.cwd.as_deref(), payload.cwd.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|d| d.starts_with('/'))
+    {
+        cwds.push(PathBuf::from(d));
+    }
+    if cwds.is_empty() {
+        cwds.extend(std::env::current_dir().ok());
+    }
+    let ctx = super::paths::Context { env: &env, cwds };
+    super::paths::first_protected(
+        &super::paths::Protected::of(home),
+        &ctx,
+        &payload.tool_input,
+    )
 }
 
 /// `agent.max_turns`: the tool calls one turn of an operator session may

@@ -122,6 +122,7 @@ mod config_edit;
 mod config_plan;
 mod diff;
 mod handler;
+pub mod paths;
 mod policy;
 
 pub use allowlist::*;
