@@ -92,6 +92,8 @@ async fn through_operator(
         channel: Channel::Cli,
         toolsets: None,
         stream: true,
+        key_id: None,
+        token_version: None,
     };
     let t0 = Instant::now();
     let o = chat::run_turn(app, client, &req, approver, &mut |_| {})

@@ -187,6 +187,32 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomic(path, contents, Some(0o600))
 }
 
+/// [`write_private_file`] without the flush to disk, for files that are
+/// rewritten whenever they matter (the hook's session markers).
+pub fn write_private_file_unsynced(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::internal(format!("{} has no parent", path.display())))?;
+    ensure_private_dir(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let r = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(contents));
+    if let Err(e) = r.and_then(|_| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(path, "writing file", e));
+    }
+    Ok(())
+}
+
 /// Write `path` atomically: a temp file beside it (created 0600), fsync,
 /// rename. `mode`: the final mode, or `None` to keep an existing file's mode
 /// (0600 when new). The owner of an existing file (else of the directory) is

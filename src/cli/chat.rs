@@ -64,6 +64,8 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             channel: Channel::Cli,
             toolsets: None,
             stream: true,
+            key_id: None,
+            token_version: None,
         };
         return one_turn(ctx, &client, &req, &approver).await.map(|_| ());
     }
@@ -100,6 +102,8 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             channel: Channel::Cli,
             toolsets: None,
             stream: true,
+            key_id: None,
+            token_version: None,
         };
         match one_turn(ctx, &client, &req, &approver).await {
             Ok(o) => session = Some(o.session_id),

@@ -15,5 +15,6 @@ pub mod keys;
 pub mod logins;
 pub mod openai;
 pub mod sessions;
+pub mod standing;
 pub mod totp;
 pub mod update;

@@ -91,6 +91,8 @@ pub async fn chat(
             .as_ref()
             .and_then(|k| crate::ops::keys::effective_toolsets(&st.app, k)),
         stream: true,
+        key_id: caller.key.as_ref().map(|k| k.id.clone()),
+        token_version: caller.claims.as_ref().map(|_| caller.user.token_version),
     };
     let StartedTurn { mut events, done } = start_turn(&st, &caller, req, approver).await?;
     if wants_sse(&headers) {

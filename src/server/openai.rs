@@ -233,6 +233,8 @@ pub async fn chat_completions(
             .as_ref()
             .and_then(|k| crate::ops::keys::effective_toolsets(&st.app, k)),
         stream: b.stream,
+        key_id: key.as_ref().map(|k| k.id.clone()),
+        token_version: caller.claims.as_ref().map(|_| caller.user.token_version),
     };
     let StartedTurn { mut events, done } = start_turn(&st, &caller, req, approver).await?;
     let id = format!("chatcmpl-{}", crate::crypto::random_hex(12));

@@ -717,6 +717,8 @@ async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
         channel: Channel::Cli,
         toolsets: None,
         stream: true,
+        key_id: None,
+        token_version: None,
     };
     let approver = LateApprover {
         delay: Duration::from_secs(5),
@@ -1077,6 +1079,8 @@ async fn two_approvals_in_one_run_each_answered(gen: Gen) {
         channel: Channel::Cli,
         toolsets: None,
         stream: true,
+        key_id: None,
+        token_version: None,
     };
     let mut seen: Vec<TurnEvent> = Vec::new();
     let out = run_turn(&app, &client, &req, &approver, &mut |e| seen.push(e))

@@ -16,4 +16,5 @@ mod hardening;
 mod http;
 mod keys;
 mod openai;
+mod recheck;
 mod totp;

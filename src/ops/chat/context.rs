@@ -122,9 +122,27 @@ pub(super) struct Turn<'a> {
     /// A new session's `session_start`, appended together with the turn's
     /// first event (one commit instead of two).
     pub(super) start_event: std::sync::Mutex<Option<NewEvent>>,
+    /// Who started the turn, re-checked while it runs.
+    pub(super) caller: crate::ops::standing::TurnCaller,
 }
 
 impl Turn<'_> {
+    /// Why the caller who started the turn may no longer see it go on
+    /// (`ops::standing`). users.db unreadable: it cannot be vouched for.
+    pub(super) fn caller_refused(&self) -> Option<String> {
+        match self
+            .app
+            .users_ro()
+            .and_then(|u| crate::ops::standing::refusal(&u, &self.caller))
+        {
+            Ok(r) => r,
+            Err(e) => Some(format!(
+                "the caller could not be re-checked ({})",
+                e.message
+            )),
+        }
+    }
+
     pub(super) fn event(&self, kind: EventKind, data: Value) -> NewEvent {
         self.app
             .event(kind, data)

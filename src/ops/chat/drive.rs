@@ -113,6 +113,11 @@ pub(super) async fn drive(
             spent,
         ));
     }
+    // A plain completion is one call: its answer is held back if the caller
+    // lost the right to it meanwhile.
+    if let Some(why) = turn.caller_refused() {
+        return Err((stopped(why), spent));
+    }
     cost_alert(turn, before, &after, on_event);
     if output.is_empty() {
         output = after_output(&new);
@@ -132,6 +137,12 @@ pub(super) async fn drive(
         },
         spent,
     ))
+}
+
+/// The turn's end when its caller no longer stands (`ops::standing`).
+fn stopped(why: String) -> Error {
+    Error::permission(format!("the turn was stopped: {why}"))
+        .hint("nothing more of this turn is shown; ask an administrator if this is unexpected")
 }
 
 /// A `cost_alert` when this turn took the session's cost across the
@@ -513,6 +524,18 @@ pub(super) async fn handle_event(
         // which `assistant_message` records from state.db already.
         "reasoning.available" => return Ok(Flow::Continue),
         _ => flush_reasoning(turn, reasoning)?,
+    }
+    // Before a tool's progress, an approval or the answer goes on to the
+    // caller: is the caller still who may see it? (The hook refuses the
+    // tool calls themselves.)
+    if matches!(
+        ev.event.as_str(),
+        "tool.started" | "tool.completed" | "approval.request" | "run.completed"
+    ) {
+        if let Some(why) = turn.caller_refused() {
+            let _ = client.stop_run(run_id).await;
+            return Ok(Flow::Failed(stopped(why)));
+        }
     }
     match ev.event.as_str() {
         "run.steered" => turn.record(

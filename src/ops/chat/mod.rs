@@ -42,6 +42,10 @@ pub struct TurnRequest {
     /// tool progress). A turn nobody follows and nobody can approve in runs
     /// as one chat completion (`drive`).
     pub stream: bool,
+    /// The key or login that asked, re-checked while the turn runs
+    /// (`ops::standing`); `None`: the account alone (the CLI's `--as`).
+    pub key_id: Option<String>,
+    pub token_version: Option<i64>,
 }
 
 /// The front end a turn came through.

@@ -72,6 +72,7 @@ pub async fn run_turn(
             (s, true, db, Some(start))
         }
     };
+    let (user_id, role) = (user.id.clone(), user.role);
     let turn = Turn {
         app,
         user,
@@ -81,6 +82,12 @@ pub async fn run_turn(
         events: std::sync::Mutex::new(app.events()?),
         state: std::sync::Mutex::new(state_db),
         start_event: std::sync::Mutex::new(start_event),
+        caller: crate::ops::standing::TurnCaller {
+            user_id: user_id.clone(),
+            role,
+            key_id: req.key_id.clone(),
+            token_version: req.token_version,
+        },
     };
     on_event(TurnEvent::Session {
         session_id: turn.session_id.clone(),
@@ -92,7 +99,7 @@ pub async fn run_turn(
     if let Err(e) = crate::ops::hooks::set_turn_policy(
         &app.home,
         &turn.session_id,
-        &turn.user.id,
+        &turn.caller,
         req.toolsets.as_deref(),
     ) {
         let e = fail(&turn, "policy", e);

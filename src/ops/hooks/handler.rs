@@ -1,7 +1,9 @@
 //! The hook handler: one Hermes shell-hook event in, an answer (allow/block) and audit events out.
 
 use super::*;
+use crate::ops::standing::TurnCaller;
 use crate::store::events::EventKind;
+use crate::store::users::UserStore;
 
 /// `op_` + 12 lowercase hex, the only shape operator sessions have.
 pub fn is_operator_session_id(id: &str) -> bool {
@@ -79,6 +81,10 @@ pub(super) struct OpSession {
     /// The current turn's narrower toolsets (a personal API key's), within
     /// `agent.enabled_toolsets`; `None`: the operator's whole list.
     pub(super) toolsets: Option<Vec<String>>,
+    /// Who started the current turn, re-checked at every tool call; `None`
+    /// for a session no operator turn has run yet (a run started on Hermes
+    /// directly), where the toolset policy alone applies.
+    pub(super) caller: Option<TurnCaller>,
 }
 
 /// Sessions the hook knows to be the operator's, one small JSON file each
@@ -106,6 +112,8 @@ pub(super) struct Marker {
     pub(super) user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) toolsets: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) caller: Option<TurnCaller>,
 }
 
 /// Which operator session (if any) `id` belongs to. Non-operator ids cost
@@ -123,6 +131,7 @@ pub(super) fn classify(home: &Home, id: &str) -> Option<OpSession> {
                 user_id: m.user_id,
                 note: None,
                 toolsets: m.toolsets,
+                caller: m.caller,
             },
             Err(_) => OpSession {
                 session_id: id.to_string(),
@@ -131,6 +140,7 @@ pub(super) fn classify(home: &Home, id: &str) -> Option<OpSession> {
                 note: Some("unreadable session marker".into()),
                 // Unreadable: it may have narrowed the toolsets, so allow none.
                 toolsets: Some(Vec::new()),
+                caller: None,
             },
         });
     }
@@ -143,6 +153,7 @@ pub(super) fn classify(home: &Home, id: &str) -> Option<OpSession> {
         subagent: None,
         note,
         toolsets: None,
+        caller: None,
     };
     match state_lookup(&home.state_db(), id) {
         Ok(Some((source, user_id))) if source == "operator" => {
@@ -303,7 +314,23 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
     let tool = payload.tool_name.clone().filter(|t| !t.is_empty());
     let kind = match event {
         HookEvent::PreToolCall => {
+            // The caller first: a revoked key's turn runs no further tool.
+            let standing = op.caller.as_ref().and_then(|c| {
+                match UserStore::open_readonly(&home.users_db())
+                    .and_then(|s| crate::ops::standing::refusal(&s, c))
+                {
+                    Ok(r) => r,
+                    Err(e) => Some(format!(
+                        "the caller could not be re-checked ({})",
+                        e.message
+                    )),
+                }
+            });
             let reason = match (&cfg, &tool) {
+                _ if standing.is_some() => Some(format!(
+                    "Blocked by hermes-operator: {}; this turn is stopped. Do not call more tools.",
+                    standing.as_deref().unwrap_or_default()
+                )),
                 (Err(e), _) => Some(format!(
                     "Blocked by hermes-operator: its tool policy could not be read ({e}); no tool may run \
                      in operator sessions until an administrator fixes the configuration."
@@ -478,9 +505,10 @@ pub fn allowed_toolsets(operator: &[String], turn: Option<&[String]>) -> Vec<Str
 pub fn set_turn_policy(
     home: &Home,
     session_id: &str,
-    user_id: &str,
+    caller: &TurnCaller,
     toolsets: Option<&[String]>,
 ) -> Result<()> {
+    let user_id = caller.user_id.as_str();
     // Most turns change nothing (no key, or the same key again): skip the
     // write and its fsync. Without a marker and without narrowing, the hook
     // finds the session in state.db as before.
@@ -492,8 +520,9 @@ pub fn set_turn_policy(
             m.session_id == session_id
                 && m.user_id.as_deref() == Some(user_id)
                 && m.toolsets.as_deref() == toolsets
+                && m.caller.as_ref() == Some(caller)
         }
-        None => toolsets.is_none() && !sessions_dir(home).join(session_id).exists(),
+        None => false,
     };
     if unchanged {
         return Ok(());
@@ -507,6 +536,7 @@ pub fn set_turn_policy(
             subagent: None,
             note: None,
             toolsets: toolsets.map(<[String]>::to_vec),
+            caller: Some(caller.clone()),
         },
     )
 }
@@ -520,8 +550,11 @@ pub(super) fn write_marker(home: &Home, id: &str, op: &OpSession) -> Result<()> 
         session_id: op.session_id.clone(),
         user_id: op.user_id.clone(),
         toolsets: op.toolsets.clone(),
+        caller: op.caller.clone(),
     })?;
-    home::write_private_file(&sessions_dir(home).join(id), &body)
+    // Not flushed: a marker lost in a crash is rewritten by the next turn,
+    // and until then the session is found in state.db as before.
+    home::write_private_file_unsynced(&sessions_dir(home).join(id), &body)
 }
 
 /// `hermes-operator hook` with no subcommand: read one event from stdin,
