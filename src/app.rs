@@ -73,9 +73,10 @@ impl App {
     /// users.db for reading; never creates it.
     pub fn users_ro(&self) -> Result<Pooled<UserStore>> {
         let path = self.home.users_db();
-        self.pools
-            .users_ro
-            .get(&path, || UserStore::open_readonly(&path))
+        self.pools.users_ro.get(&path, || {
+            self.home.check_operator_dirs()?;
+            UserStore::open_readonly(&path)
+        })
     }
 
     pub fn events(&self) -> Result<Pooled<EventStore>> {
@@ -87,6 +88,7 @@ impl App {
     }
 
     pub fn events_ro(&self) -> Result<EventStore> {
+        self.home.check_operator_dirs()?;
         EventStore::open_readonly(&self.home.events_db())
     }
 

@@ -131,10 +131,58 @@ impl Home {
     pub fn backups_dir(&self) -> PathBuf {
         self.root.join("backups")
     }
+    /// Where `serve` answers the hook (`ops/hooks/socket.rs`): a directory
+    /// of the operator's that Hermes' account may enter but not change.
+    pub fn hook_socket_dir(&self) -> PathBuf {
+        self.root.join("plugins").join("operator-hook")
+    }
+    pub fn hook_socket(&self) -> PathBuf {
+        self.hook_socket_dir().join("hook.sock")
+    }
+
+    /// The operator's directories must be its own: with a dedicated account
+    /// (docs/design.md §12) Hermes' account can rename `plugins/operator`
+    /// away (it owns `plugins/`) and put a directory of its own, with a
+    /// users.db of its making, in its place. A directory that is a symlink
+    /// or belongs to another account is refused before any file in it is
+    /// opened. Root may open anyone's (an admin's `sudo`).
+    pub fn check_operator_dirs(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        for d in [self.profile_dir(), self.plugin_dir()] {
+            let m = match fs::symlink_metadata(&d) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&d, "reading", e)),
+            };
+            let problem = if m.file_type().is_symlink() {
+                Some("is a symbolic link".to_string())
+            } else if !m.is_dir() {
+                Some("is not a directory".to_string())
+            } else if me != 0 && m.uid() != me {
+                Some(format!(
+                    "belongs to uid {}, not to this account (uid {me})",
+                    m.uid()
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = problem {
+                return Err(Error::permission(format!(
+                    "refusing the operator directory {}: it {p}",
+                    d.display()
+                ))
+                .hint("someone replaced it; restore it from backups/operator_* and run `hermes-operator doctor`"));
+            }
+        }
+        Ok(())
+    }
 
     /// Create the operator's own directories (0700) under an existing HERMES_HOME.
     pub fn ensure_operator_dirs(&self) -> Result<()> {
         self.require()?;
+        self.check_operator_dirs()?;
         for d in [self.profile_dir(), self.plugin_dir()] {
             ensure_private_dir(&d)?;
         }

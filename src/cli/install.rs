@@ -22,6 +22,11 @@ pub struct Args {
     /// Do not write the systemd user unit (a trial on a temporary home)
     #[arg(long)]
     pub no_systemd: bool,
+    /// Keep the operator's files under this system account (created if
+    /// missing), out of reach of the account Hermes and its agent run as;
+    /// the unit becomes a system unit running as it. Needs root
+    #[arg(long, value_name = "ACCOUNT")]
+    pub operator_user: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
@@ -58,11 +63,12 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
             admin,
             force: a.force,
             exe: crate::process::current_exe()?,
-            systemd_dir: if a.no_systemd {
-                None
-            } else {
-                Some(install::systemd_user_dir()?)
+            systemd_dir: match (a.no_systemd, &a.operator_user) {
+                (true, _) => None,
+                (false, Some(_)) => Some(install::SYSTEM_UNIT_DIR.into()),
+                (false, None) => Some(install::systemd_user_dir()?),
             },
+            operator_user: a.operator_user,
         },
     )?;
     if ctx.out.json {

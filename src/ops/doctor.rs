@@ -111,6 +111,10 @@ type CheckFn = fn(&mut Checks, &mut Ctx);
 const CHECKS: &[CheckFn] = &[
     |c, x| directories(c, x),
     |c, x| file_permissions(c, x),
+    |c, x| match crate::ops::boundary::verdict(&x.app.home) {
+        Ok(detail) => c.pass("agent_boundary", detail),
+        Err((problem, fix)) => c.fail("agent_boundary", problem, fix),
+    },
     |c, x| secrets(c, x),
     |c, x| admin(c, x),
     |c, x| state_db(c, x),

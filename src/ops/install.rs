@@ -162,7 +162,13 @@ pub struct Options {
     /// Where the systemd user unit goes; `None` (`--no-systemd`): not written
     /// (a trial on a throwaway home must not leave a unit pointing at it).
     pub systemd_dir: Option<PathBuf>,
+    /// `--operator-user`: keep the operator's files under this account, out
+    /// of the agent's reach (`ops::boundary::separate`, root only).
+    pub operator_user: Option<String>,
 }
+
+/// Where the system unit of a separated install goes (`--operator-user`).
+pub const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
 
 /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`.
 pub fn systemd_user_dir() -> Result<PathBuf> {
@@ -211,14 +217,28 @@ fn systemd_quote(s: &str) -> String {
     }
 }
 
-/// The systemd user unit: `ExecStart = <this binary> serve`.
-pub fn systemd_unit(home: &Home, exe: &Path) -> String {
+/// The systemd unit: `ExecStart = <this binary> serve`; a user unit, or
+/// with `account` (`--operator-user`) a system unit running as it.
+pub fn systemd_unit(home: &Home, exe: &Path, account: Option<&str>) -> String {
     let root = abs_root(home);
     let env = root.join("profiles/operator/.env");
+    let (how, user, wanted) = match account {
+        Some(a) => (
+            "# systemctl daemon-reload && systemctl enable --now hermes-operator\n".to_string(),
+            format!("User={a}\nGroup={a}\n"),
+            "multi-user.target",
+        ),
+        None => (
+            "# systemctl --user daemon-reload && systemctl --user enable --now hermes-operator\n\
+             # loginctl enable-linger \"$USER\"   # keep it running without a login session\n"
+                .to_string(),
+            String::new(),
+            "default.target",
+        ),
+    };
     format!(
         "# hermes-operator (written by `hermes-operator install`)\n\
-         # systemctl --user daemon-reload && systemctl --user enable --now hermes-operator\n\
-         # loginctl enable-linger \"$USER\"   # keep it running without a login session\n\
+         {how}\
          [Unit]\n\
          Description=hermes-operator: operator control plane for Hermes Agent\n\
          After=network-online.target\n\
@@ -226,6 +246,7 @@ pub fn systemd_unit(home: &Home, exe: &Path) -> String {
          \n\
          [Service]\n\
          Type=simple\n\
+         {user}\
          Environment=HERMES_HOME={root_q}\n\
          EnvironmentFile={env}\n\
          WorkingDirectory={root_q}\n\
@@ -237,7 +258,7 @@ pub fn systemd_unit(home: &Home, exe: &Path) -> String {
          PrivateTmp=yes\n\
          \n\
          [Install]\n\
-         WantedBy=default.target\n",
+         WantedBy={wanted}\n",
         root_q = systemd_quote(&root.to_string_lossy()),
         env = systemd_quote(&env.to_string_lossy()),
         exe = systemd_quote(&exe.to_string_lossy()),
@@ -524,7 +545,7 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
         Some(dir) => c.file(
             "systemd user unit",
             &dir.join(UNIT_NAME),
-            &systemd_unit(home, &opts.exe),
+            &systemd_unit(home, &opts.exe, opts.operator_user.as_deref()),
             0o644,
         )?,
         None => c.push(
@@ -556,7 +577,35 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
             json!({"changes": summary, "force": opts.force}),
         ))?;
     }
+    let mut changed = changed;
+    if let Some(name) = &opts.operator_user {
+        let sep = crate::ops::boundary::separate(home, name)?;
+        c.items.push(Item {
+            what: "operator account".into(),
+            path: sep.account.clone(),
+            action: if sep.created {
+                Action::Created
+            } else {
+                Action::Unchanged
+            },
+            note: Some(format!("Hermes runs as {}", sep.hermes.describe())),
+        });
+        for step in &sep.steps {
+            c.items.push(Item {
+                what: "agent boundary".into(),
+                path: home.root.display().to_string(),
+                action: Action::Fixed,
+                note: Some(step.clone()),
+            });
+        }
+        changed = true;
+    }
     let mut next = Vec::new();
+    if let Some(name) = &opts.operator_user {
+        next.push(format!(
+            "run every hermes-operator command as the operator's account: sudo -u {name} hermes-operator …"
+        ));
+    }
     if admin_exists(home)?.is_none() {
         next.push("create the first admin: hermes-operator user add NAME --role admin".to_string());
     }
@@ -708,7 +757,7 @@ mod tests {
     #[test]
     fn unit_quotes_paths() {
         let h = Home::at("/srv/my home");
-        let u = systemd_unit(&h, Path::new("/usr/local/bin/hermes-operator"));
+        let u = systemd_unit(&h, Path::new("/usr/local/bin/hermes-operator"), None);
         assert!(
             u.contains(
                 "ExecStart=/usr/local/bin/hermes-operator --hermes-home \"/srv/my home\" serve"

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod boundary;
 pub mod chat;
 pub mod credentials;
 pub mod demo;

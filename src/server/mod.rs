@@ -448,6 +448,18 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?;
     eprintln!("hermes-operator serve: listening on http://{addr}");
+    // The hook asks here when Hermes runs under another account
+    // (docs/design.md §12); without it, such a hook blocks operator tools.
+    let _hook = match opts.demo {
+        true => None,
+        false => match crate::ops::hooks::socket::listen(&st.app.home) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("warning: the hook socket is not served: {}", e.message);
+                None
+            }
+        },
+    };
     let app = router(st.clone());
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let st_sig = st.clone();

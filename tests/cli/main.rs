@@ -8,6 +8,7 @@
 mod common;
 
 mod audit_tamper;
+mod boundary;
 mod completions;
 mod docs;
 mod doctor_network;

@@ -4,6 +4,7 @@ use super::*;
 use crate::ops::standing::TurnCaller;
 use crate::store::events::EventKind;
 use crate::store::users::UserStore;
+use std::collections::HashMap;
 
 /// `op_` + 12 lowercase hex, the only shape operator sessions have.
 pub fn is_operator_session_id(id: &str) -> bool {
@@ -43,6 +44,14 @@ impl Reply {
     /// Whether this reply blocks the tool call.
     pub fn blocks(&self) -> bool {
         self.blocked
+    }
+    /// A reply as `serve` sent it over the hook socket (`socket.rs`).
+    pub(super) fn from_parts(stdout: Option<String>, stderr: Vec<String>, blocked: bool) -> Reply {
+        Reply {
+            stdout,
+            stderr,
+            blocked,
+        }
     }
 }
 
@@ -250,9 +259,16 @@ pub(super) fn mentions_operator_pre_tool_call(raw: &[u8]) -> bool {
         .any(|(i, _)| s.get(i..i + 15).is_some_and(is_operator_session_id))
 }
 
-/// Handle one hook event (the whole `hermes-operator hook` minus stdio).
-// Long: one hook event from parse to answer: the order (parse, classify the session, policy, record, answer) is the security argument and reads best in one place.
+/// Handle one hook event (the whole `hermes-operator hook` minus stdio),
+/// with this process's environment for the path guard.
 pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
+    handle_event_in(home, input, &super::socket::hook_env())
+}
+
+/// Handle one hook event; `env` is Hermes' (the hook's) environment, which
+/// the words of a tool call are expanded with (`paths.rs`).
+// Long: one hook event from parse to answer: the order (parse, classify the session, policy, record, answer) is the security argument and reads best in one place.
+pub fn handle_event_in(home: &Home, input: &[u8], env: &HashMap<String, String>) -> Reply {
     let head: Head = match serde_json::from_slice(input) {
         Ok(h) => h,
         Err(e) => {
@@ -344,7 +360,7 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
                     let allowed = allowed_toolsets(&c.agent.enabled_toolsets, op.toolsets.as_deref());
                     if !tool_allowed(t, &allowed) {
                         Some(block_reason(t, &allowed))
-                    } else if let Some(word) = names_control_plane(home, c, &payload) {
+                    } else if let Some(word) = names_control_plane(home, c, &payload, env) {
                         data["protected_path"] = Value::String(word.clone());
                         Some(format!(
                             "Blocked by hermes-operator: this call names the operator's own files or Hermes' \
@@ -441,10 +457,14 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
 
 /// The word of a tool call's arguments that names a protected place
 /// (`paths.rs`), taken against every directory the call may run in.
-fn names_control_plane(home: &Home, c: &Config, payload: &Payload) -> Option<String> {
-    let env: std::collections::HashMap<String, String> = std::env::vars()
-        .chain([("HERMES_HOME".to_string(), home.root.display().to_string())])
-        .collect();
+fn names_control_plane(
+    home: &Home,
+    c: &Config,
+    payload: &Payload,
+    env: &HashMap<String, String>,
+) -> Option<String> {
+    let mut env = env.clone();
+    env.insert("HERMES_HOME".into(), home.root.display().to_string());
     let mut cwds: Vec<PathBuf> = Vec::new();
     let workdir = payload.tool_input.get("workdir").and_then(Value::as_str);
     for d in [workdir, c.terminal.cwd.as_deref(), payload.cwd.as_deref()]
@@ -573,7 +593,7 @@ pub fn run_protocol(home: Result<Home>) {
         return;
     }
     let reply = match home {
-        Ok(h) => handle_event(&h, &input),
+        Ok(h) => handle_or_ask(&h, &input),
         Err(e) => {
             // Without a home there is no policy to read: block operator calls.
             let mut r = if head_is_operator_pre_tool_call(&input) {
@@ -595,6 +615,46 @@ pub fn run_protocol(home: Result<Home>) {
     if let Some(s) = &reply.stdout {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{s}").and_then(|_| out.flush());
+    }
+}
+
+/// `serve` answers when it listens (the only way with a dedicated operator
+/// account); otherwise the event is handled here if this account may read
+/// the operator's files, and an operator session's tool call is blocked if
+/// it may not.
+fn handle_or_ask(home: &Home, input: &[u8]) -> Reply {
+    use super::socket::{ask, hook_env, Unanswered};
+    let env = hook_env();
+    let why = match ask(home, input, env.clone()) {
+        Ok(r) => return r,
+        Err(why) => why,
+    };
+    match home.check_operator_dirs() {
+        Ok(()) => {
+            let mut r = handle_event_in(home, input, &env);
+            if let Unanswered::Untrusted(_) = why {
+                r.stderr
+                    .push(format!("hermes-operator hook: not asking serve: {why}"));
+            }
+            r
+        }
+        Err(e) => {
+            let mut r = if head_is_operator_pre_tool_call(input) {
+                Reply::block(format!(
+                    "Blocked by hermes-operator: its server does not answer ({why}) and this account cannot \
+                     read the operator's policy ({}); no tool may run in operator sessions until \
+                     `hermes-operator serve` runs.",
+                    e.message
+                ))
+            } else {
+                Reply::default()
+            };
+            r.stderr.push(format!(
+                "hermes-operator hook: serve does not answer ({why}); {}",
+                e.message
+            ));
+            r
+        }
     }
 }
 

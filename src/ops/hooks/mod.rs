@@ -124,6 +124,7 @@ mod diff;
 mod handler;
 pub mod paths;
 mod policy;
+pub mod socket;
 
 pub use allowlist::*;
 pub use apply::*;

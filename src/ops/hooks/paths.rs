@@ -63,7 +63,12 @@ const KNOWN_NAMES: &[&str] = &[
 impl Protected {
     pub fn of(home: &Home) -> Protected {
         let root = &home.root;
-        let mut roots = vec![home.profile_dir(), home.plugin_dir(), home.scripts_dir()];
+        let mut roots = vec![
+            home.profile_dir(),
+            home.plugin_dir(),
+            home.scripts_dir(),
+            home.hook_socket_dir(),
+        ];
         if let Ok(rd) = std::fs::read_dir(home.backups_dir()) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with("operator_") {
