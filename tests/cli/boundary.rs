@@ -24,9 +24,21 @@ struct Accounts(Vec<String>);
 impl Drop for Accounts {
     fn drop(&mut self) {
         for a in &self.0 {
+            // A serve left running by a failed assertion would keep userdel from working.
+            let _ = Command::new("pkill").args(["-KILL", "-u", a]).output();
             let _ = Command::new("userdel").arg(a).output();
             let _ = Command::new("groupdel").arg(a).output();
         }
+    }
+}
+
+/// A child killed and reaped on drop (before the accounts are removed).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -360,7 +372,7 @@ fn the_agent_account_cannot_reach_the_control_plane() {
     assert_eq!(doctor_boundary(&bin, &h)["status"], "pass");
 
     // 4. serve (as the operator) answers the hook (as Hermes' account).
-    let mut serve = serve_as(&operator, &bin, &h);
+    let mut serve = Reaped(serve_as(&operator, &bin, &h));
     wait_for_socket(&h);
     let allowed = hook_as(
         &hermes,
@@ -433,8 +445,8 @@ fn the_agent_account_cannot_reach_the_control_plane() {
     // 5. Without serve, Hermes' account cannot read the policy: operator
     //    tools are blocked, others' sessions are not touched.
     // SAFETY: plain kill(2) of our child's pid.
-    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
-    let _ = serve.wait();
+    unsafe { libc::kill(serve.0.id() as i32, libc::SIGTERM) };
+    let _ = serve.0.wait();
     let o = hook_as(
         &hermes,
         &bin,

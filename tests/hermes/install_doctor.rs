@@ -312,6 +312,18 @@ fn install_twice_then_doctor() {
                 fix.contains("hermes gateway run") && fix.contains("API_SERVER_KEY"),
                 "{c}"
             );
+        } else if c["name"] == "agent_boundary" {
+            // This test's Hermes home belongs to the account running the
+            // tests (root), the operator's files too: no boundary at all.
+            assert_eq!(c["status"], "fail", "{c}");
+            assert!(
+                c["detail"].as_str().unwrap().contains("runs as root"),
+                "{c}"
+            );
+            assert!(
+                c["fix"].as_str().unwrap().contains("--operator-user"),
+                "{c}"
+            );
         } else {
             assert_eq!(c["status"], "pass", "{c}");
         }
@@ -321,6 +333,7 @@ fn install_twice_then_doctor() {
         "config",
         "directories",
         "file_permissions",
+        "agent_boundary",
         "jwt_secret",
         "hermes_api_key",
         "signing_key",

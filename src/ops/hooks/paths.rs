@@ -36,8 +36,9 @@ pub struct Protected {
     /// (`tar ~/.hermes`, `grep -r x .` there) reaches the operator's files.
     ancestors: Vec<PathBuf>,
     /// Names known to live in the roots, for globs when the roots cannot be
-    /// listed (the hook of a separated install cannot read them).
-    known: Vec<PathBuf>,
+    /// listed (the hook of a separated install cannot read them); made on
+    /// the first glob, since most calls have none.
+    known: std::cell::OnceCell<Vec<PathBuf>>,
 }
 
 /// File names the operator keeps in its directories.
@@ -100,17 +101,23 @@ impl Protected {
                 .collect();
             v.extend(canon);
         }
-        let mut known = Vec::new();
-        for r in &roots {
-            known.extend(KNOWN_NAMES.iter().map(|n| r.join(n)));
-            known.extend(list(r, 3, 2000));
-        }
         Protected {
             roots,
             files,
             ancestors,
-            known,
+            known: std::cell::OnceCell::new(),
         }
+    }
+
+    fn known(&self) -> &[PathBuf] {
+        self.known.get_or_init(|| {
+            let mut known = Vec::new();
+            for r in &self.roots {
+                known.extend(KNOWN_NAMES.iter().map(|n| r.join(n)));
+                known.extend(list(r, 3, 2000));
+            }
+            known
+        })
     }
 
     /// Whether an absolute, folded path is (in) a protected place.
@@ -140,7 +147,7 @@ impl Protected {
             .iter()
             .chain(&self.files)
             .chain(&self.ancestors)
-            .chain(&self.known)
+            .chain(self.known())
             .any(|p| pat.matches_path_with(p, opts))
     }
 }
