@@ -12,5 +12,6 @@ mod completions;
 mod docs;
 mod doctor_network;
 mod empty_state;
+mod hermes_env;
 mod serve_port;
 mod users;
