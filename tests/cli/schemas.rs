@@ -49,8 +49,10 @@ fn user_version(db: &Path) -> i64 {
         .unwrap()
 }
 
-/// Tables and indexes with their SQL, to compare a migrated file with a fresh one.
-fn schema(db: &Path) -> Vec<(String, String, Option<String>)> {
+/// Tables and indexes (type, name, SQL), to compare a migrated file with a fresh one.
+type Schema = Vec<(String, String, Option<String>)>;
+
+fn schema(db: &Path) -> Schema {
     let c = rusqlite::Connection::open(db).unwrap();
     let mut s = c
         .prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name")
@@ -64,10 +66,7 @@ fn schema(db: &Path) -> Vec<(String, String, Option<String>)> {
 }
 
 /// Both databases of a home made by this binary.
-fn fresh_schemas() -> (
-    Vec<(String, String, Option<String>)>,
-    Vec<(String, String, Option<String>)>,
-) {
+fn fresh_schemas() -> (Schema, Schema) {
     let home = TestHome::new();
     json_ok(
         &home,
