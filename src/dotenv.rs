@@ -352,4 +352,68 @@ mod tests {
         // A key without `=` is None in python-dotenv: nothing is set.
         assert!(!d.values.contains_key("NOVALUE"));
     }
+
+    /// More of python-dotenv 1.2.2's answers (same command as above; K9
+    /// and ZZ unset). Line 7's quote runs on to line 12's, so lines 7-12
+    /// are one bad statement, as for Hermes.
+    #[test]
+    fn more_lines_as_python_dotenv_1_2_2() {
+        let d = p(concat!(
+            "H=#notcomment\n",
+            "K1= # c\n",
+            "K2=\"a\\\"b\" # c\n",
+            "K3=a#b\n",
+            "K4=a #b\r\n",
+            "K5 = \"x\"\r\n",
+            "export K6=\"q\\\\\" \n",
+            "exporter=1\n",
+            "K7='$'{K3}x'\n",
+            "K8=${K3}${K9:-d:e}${ZZ\n",
+            "  K10=indented\n",
+            "K11=\"\\x41\\u0041\"\n",
+        ));
+        let want: &[(&str, &str)] = &[
+            ("H", "#notcomment"),
+            ("K1", "# c"),
+            ("K2", "a\"b"),
+            ("K3", "a#b"),
+            ("K4", "a"),
+            ("K5", "x"),
+        ];
+        let got: Vec<(&str, &str)> = d
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(d.skipped_lines, vec![7]);
+
+        let d = p(concat!(
+            "exporter=1\n",
+            "K7='${K3}x'\n",
+            "K3=a#b\n",
+            "K8=${K3}${K9:-d:e}${ZZ}${K3\n",
+            "  K10=indented\n",
+            "K11=\"\\x41\\u0041\\n\\'\"\n",
+            "K12='a\\'b\\\\c\\n'\n",
+            "'K13'\n",
+            "K14\n",
+        ));
+        let want: &[(&str, &str)] = &[
+            ("K10", "indented"),
+            ("K11", "\\x41\\u0041\n'"),
+            ("K12", "a'b\\c\\n"),
+            ("K3", "a#b"),
+            ("K7", "x"),
+            ("K8", "a#bd:e${K3"),
+            ("exporter", "1"),
+        ];
+        let got: Vec<(&str, &str)> = d
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(got, want);
+        assert!(d.skipped_lines.is_empty(), "{:?}", d.skipped_lines);
+    }
 }
