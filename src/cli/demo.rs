@@ -52,7 +52,9 @@ const STOP_SIGNALS: [libc::c_int; 4] = [libc::SIGHUP, libc::SIGINT, libc::SIGQUI
 /// Block the stop signals in this thread, and so in every thread started
 /// from it later (the server's included); [`watch_signals`] takes them.
 /// Called before the demo home exists: a signal from then on waits for the
-/// watcher instead of killing the process.
+/// watcher instead of killing the process. Programs started through
+/// `std::process::Command` do not inherit the mask (std empties it in the
+/// child), so nothing we run becomes unkillable by SIGTERM.
 fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: a zeroed sigset_t is valid storage that sigemptyset then
     // initialises; pthread_sigmask only changes this thread's mask.

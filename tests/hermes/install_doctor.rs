@@ -322,6 +322,7 @@ fn install_twice_then_doctor() {
         "directories",
         "file_permissions",
         "jwt_secret",
+        "hermes_env",
         "hermes_api_key",
         "signing_key",
         "admin",
