@@ -578,16 +578,30 @@ impl Loaded {
 }
 
 /// Hermes' API key: `$HERMES_HOME/.env` first (Hermes loads it over the
-/// process environment), then the environment.
+/// process environment), then the environment. The file is read as Hermes
+/// reads it (python-dotenv, [`crate::dotenv`]): a line it cannot parse is
+/// skipped, never the whole file (`doctor` names such lines).
 pub fn hermes_api_key(home: &Home, name: &str) -> Option<String> {
-    if let Ok(text) = std::fs::read_to_string(home.hermes_env()) {
-        if let Ok(map) = parse_env(&home.hermes_env(), &text) {
-            if let Some(v) = map.get(name).filter(|v| !v.is_empty()) {
-                return Some(v.clone());
-            }
+    if let Some(d) = hermes_dotenv(home) {
+        if let Some(v) = d.values.get(name).filter(|v| !v.is_empty()) {
+            return Some(v.clone());
         }
     }
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `$HERMES_HOME/.env` parsed as Hermes parses it; None when it is absent
+/// or unreadable. Latin-1 when it is not UTF-8, as Hermes falls back to.
+pub fn hermes_dotenv(home: &Home) -> Option<crate::dotenv::DotEnv> {
+    let bytes = std::fs::read(home.hermes_env()).ok()?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
+    };
+    // utf-8-sig: a leading BOM is not part of the first key.
+    Some(crate::dotenv::parse(
+        text.strip_prefix('\u{feff}').unwrap_or(&text),
+    ))
 }
 
 #[cfg(test)]
@@ -721,5 +735,29 @@ mod tests {
         assert_eq!(m["D"], "v");
         let e = parse_env(Path::new("/x/.env"), "oops\n").unwrap_err();
         assert!(e.message.contains("/x/.env:1"));
+    }
+
+    #[test]
+    fn hermes_env_with_a_bad_line_still_gives_the_key() {
+        // Before: one unparsable line dropped the whole file, so the server
+        // answered 503 hermes_unconfigured although Hermes had its key.
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home {
+            root: dir.path().to_path_buf(),
+            source: crate::home::HomeSource::Flag,
+        };
+        std::fs::write(
+            home.hermes_env(),
+            "API_SERVER_ENABLED=true\nnot a statement\nH19_TEST_KEY=k-0123456789abcdef\n",
+        )
+        .unwrap();
+        assert_eq!(
+            hermes_api_key(&home, "H19_TEST_KEY").as_deref(),
+            Some("k-0123456789abcdef")
+        );
+        let mut c = Config::default();
+        c.hermes.api_key_env = "H19_TEST_KEY".into();
+        assert!(crate::hermes::api::HermesClient::from_config(&home, &c).is_ok());
+        assert_eq!(hermes_dotenv(&home).unwrap().skipped_lines, vec![2]);
     }
 }

@@ -23,6 +23,7 @@ pub mod hermes;
 /// Foundations every layer may use.
 pub mod config;
 pub mod crypto;
+pub mod dotenv;
 pub mod error;
 pub mod home;
 pub mod output;

@@ -1,15 +1,22 @@
 //! `hermes-operator demo [--bind ADDR:PORT] [--keep]`: the dashboard and
 //! reports on a throwaway home full of sample data (ops::demo), served until
-//! SIGTERM/SIGINT, then deleted (unless `--keep`). It never touches the real
-//! HERMES_HOME: everything lives in a new private directory under the
-//! system's temp dir.
+//! SIGTERM, SIGINT, SIGHUP or SIGQUIT, then deleted (unless `--keep`). It
+//! never touches the real HERMES_HOME: everything lives in a new private
+//! directory under the system's temp dir. That directory holds secrets (a
+//! JWT secret, the accounts' password hashes, a signing key), so it must
+//! not outlive the process: the four signals are taken on a thread of our
+//! own from before it exists, and a home left by a demo killed with SIGKILL
+//! (which no process can catch) is removed by the next `demo`
+//! (`ops::demo::reap_stale`).
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::home::Home;
 use crate::output::Output;
 use crate::store::events::Actor;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -38,20 +45,83 @@ impl Drop for Throwaway {
     }
 }
 
+/// The signals that end a demo. Their default action kills the process
+/// without running any destructor, so none is left at its default.
+const STOP_SIGNALS: [libc::c_int; 4] = [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM];
+
+/// Block the stop signals in this thread, and so in every thread started
+/// from it later (the server's included); [`watch_signals`] takes them.
+/// Called before the demo home exists: a signal from then on waits for the
+/// watcher instead of killing the process. Programs started through
+/// `std::process::Command` do not inherit the mask (std empties it in the
+/// child), so nothing we run becomes unkillable by SIGTERM.
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is valid storage that sigemptyset then
+    // initialises; pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in STOP_SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// What the signal thread tells the main one.
+#[derive(Default)]
+struct Stop {
+    requested: AtomicBool,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+/// Wait for the stop signals on a thread of its own. The first asks for a
+/// graceful stop (before serving: not to serve at all; while serving: the
+/// server's shutdown), after which `Throwaway` removes the home. A second
+/// one, impatient, removes the home at once and exits.
+fn watch_signals(set: libc::sigset_t, stop: Arc<Stop>, home: PathBuf, keep: bool) {
+    std::thread::spawn(move || loop {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is an initialised sigset_t, `sig` a valid out pointer.
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            continue;
+        }
+        if !stop.requested.swap(true, Ordering::SeqCst) {
+            eprintln!("hermes-operator demo: signal {sig}: stopping");
+            stop.notify.notify_one();
+            continue;
+        }
+        if !keep {
+            // The main thread may still be writing into it: retry a little.
+            for _ in 0..5 {
+                if std::fs::remove_dir_all(&home).is_ok() || !home.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        std::process::exit(128 + sig);
+    });
+}
+
 pub fn run(out: &Output, a: Args) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let path = std::env::temp_dir().join(format!(
-        "hermes-operator-demo-{}",
-        crate::crypto::random_hex(6)
-    ));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&path)
-        .map_err(|e| Error::io(&path, "creating the demo home", e))?;
-    let _cleanup = Throwaway {
+    let set = block_stop_signals();
+    let tmp = std::env::temp_dir();
+    for p in crate::ops::demo::reap_stale(&tmp) {
+        eprintln!(
+            "hermes-operator demo: removed {}, left by a demo that was killed",
+            p.display()
+        );
+    }
+    let demo_home = crate::ops::demo::create_home(&tmp, a.keep)?;
+    let path = demo_home.path.clone();
+    let cleanup = Throwaway {
         path: path.clone(),
         keep: a.keep,
     };
+    let stop = Arc::new(Stop::default());
+    watch_signals(set, stop.clone(), path.clone(), a.keep);
     let home = Home::at(&path);
     // The operator's own JWT secret (never a default), as `install` makes it.
     crate::home::write_private_file(
@@ -81,13 +151,23 @@ pub fn run(out: &Output, a: Args) -> Result<()> {
         d.replay
     ));
     out.info("  chat needs a real Hermes (see README: \"Chat with a real Hermes\"); Ctrl+C ends the demo");
-    crate::cli::serve::serve_home(
+    if stop.requested.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let served = crate::cli::serve::serve_home(
         &app,
         crate::server::Options {
             bind: a.bind,
             grace: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
             demo: true,
+            stop: Some(stop.notify.clone()),
         },
-    )
+    );
+    // Databases closed, then the home removed, then its lock let go (held
+    // until the home is gone, so no reaper ever races this removal).
+    drop(app);
+    drop(cleanup);
+    drop(demo_home);
+    served
 }

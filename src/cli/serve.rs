@@ -38,6 +38,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
             grace: Duration::from_secs(a.grace_period),
             read_timeout: Duration::from_secs(a.read_timeout),
             demo: false,
+            stop: None,
         },
     )
 }

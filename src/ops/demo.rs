@@ -12,6 +12,7 @@ use crate::ops::credentials;
 use crate::store::events::{EventKind, NewEvent};
 use crate::store::users::Role;
 use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 
 /// What the demo made, for the banner.
 #[derive(Debug, Clone)]
@@ -110,6 +111,92 @@ const SCRIPTS: [Script; 6] = [
         reply: "The certificate is valid until 27 February 2027; certbot renews it 30 days before.",
     },
 ];
+
+/// Name prefix of a throwaway demo home in the temp dir; the reaper removes
+/// only `<prefix><12 hex digits>`. Homes kept with `--keep` are named
+/// `<prefix>keep-<hex>` so the reaper never takes them.
+const HOME_PREFIX: &str = "hermes-operator-demo-";
+/// Held (flock) by the demo process for as long as it lives: the kernel
+/// drops the lock when the process dies, however it dies (SIGKILL too), so
+/// the next `demo` can tell a dead demo's home from a running one's.
+const LOCK_FILE: &str = ".demo.lock";
+
+/// A demo home in the temp dir, with its liveness lock held.
+#[derive(Debug)]
+pub struct DemoHome {
+    pub path: PathBuf,
+    _lock: std::fs::File,
+}
+
+/// Make a new private (0700) demo home under `tmp` with its lock taken.
+/// Built under a dot-name and renamed into place, so the reaper never sees
+/// a home whose lock is not yet held.
+pub fn create_home(tmp: &Path, keep: bool) -> Result<DemoHome> {
+    use std::os::unix::fs::DirBuilderExt;
+    let id = crate::crypto::random_hex(6);
+    let name = if keep {
+        format!("{HOME_PREFIX}keep-{id}")
+    } else {
+        format!("{HOME_PREFIX}{id}")
+    };
+    let staging = tmp.join(format!(".{name}.new"));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| Error::io(&staging, "creating the demo home", e))?;
+    let lock_path = staging.join(LOCK_FILE);
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| Error::io(&lock_path, "creating the demo lock", e))?;
+    if !try_lock(&lock) {
+        return Err(Error::internal("cannot lock a demo home just made"));
+    }
+    let path = tmp.join(&name);
+    std::fs::rename(&staging, &path).map_err(|e| Error::io(&path, "creating the demo home", e))?;
+    Ok(DemoHome { path, _lock: lock })
+}
+
+fn try_lock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this File owns; no memory is involved.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Remove the demo homes under `tmp` whose process is gone (killed with
+/// SIGKILL, or by a crash, before it could clean up): ours (same uid), not
+/// kept, and with an unheld lock. Homes of older versions (no lock file)
+/// are left alone: nothing tells whether they are still in use.
+pub fn reap_stale(tmp: &Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return removed;
+    };
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.strip_prefix(HOME_PREFIX)) else {
+            continue;
+        };
+        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let path = e.path();
+        // Not through a symlink, and only our own.
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() && m.uid() == uid => {}
+            _ => continue,
+        }
+        let Ok(lock) = std::fs::File::open(path.join(LOCK_FILE)) else {
+            continue;
+        };
+        // Held while removing, so two reapers never race on one home.
+        if try_lock(&lock) && std::fs::remove_dir_all(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
 
 /// A small deterministic generator: the same demo every time.
 struct Lcg(u64);

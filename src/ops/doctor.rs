@@ -288,6 +288,41 @@ fn file_permissions(c: &mut Checks, x: &Ctx) {
     }
 }
 
+/// Hermes' `.env` as Hermes reads it: python-dotenv skips a statement it
+/// cannot parse with only a log line, so a WARN here is the one place an
+/// operator learns that a variable written there is not set.
+fn hermes_env(c: &mut Checks, home: &Home) {
+    let path = home.hermes_env();
+    match config::hermes_dotenv(home) {
+        None => c.pass(
+            "hermes_env",
+            format!(
+                "{} absent: Hermes reads only the environment",
+                path.display()
+            ),
+        ),
+        Some(d) if d.skipped_lines.is_empty() => c.pass(
+            "hermes_env",
+            format!("{} parsed ({} variable(s))", path.display(), d.values.len()),
+        ),
+        Some(d) => {
+            let lines: Vec<String> = d.skipped_lines.iter().map(|n| n.to_string()).collect();
+            c.warn(
+                "hermes_env",
+                format!(
+                    "{}: line{} {} cannot be parsed; Hermes (python-dotenv) skips {}, so what {} set is not set",
+                    path.display(),
+                    if lines.len() == 1 { "" } else { "s" },
+                    lines.join(", "),
+                    if lines.len() == 1 { "it" } else { "them" },
+                    if lines.len() == 1 { "it" } else { "they" },
+                ),
+                "fix or remove the line(s) named (KEY=VALUE; quote values with spaces), then restart `hermes gateway`",
+            )
+        }
+    }
+}
+
 /// The JWT secret, Hermes' API key and the audit signing key.
 fn secrets(c: &mut Checks, x: &Ctx) {
     let home = &x.app.home;
@@ -316,6 +351,7 @@ fn secrets(c: &mut Checks, x: &Ctx) {
                 .unwrap_or_else(|| "hermes-operator install --force".into()),
         ),
     }
+    hermes_env(c, home);
     match config::hermes_api_key(home, &cfg.hermes.api_key_env) {
         Some(k) if k.len() >= 16 => c.pass("hermes_api_key", format!("{} set ({} chars)", cfg.hermes.api_key_env, k.len())),
         Some(k) => c.fail("hermes_api_key", format!("{} is only {} chars; Hermes' API server refuses keys shorter than 16", cfg.hermes.api_key_env, k.len()), format!("set a longer {} in {} and restart the gateway", cfg.hermes.api_key_env, home.hermes_env().display())),

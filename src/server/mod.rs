@@ -365,6 +365,10 @@ pub struct Options {
     pub read_timeout: Duration,
     /// Serving `demo`'s throwaway home: the dashboard says so in its header.
     pub demo: bool,
+    /// Shut down when notified instead of on SIGTERM/SIGINT: `demo` takes
+    /// its signals (SIGHUP and SIGQUIT too) on a thread of its own, from
+    /// before its home exists, so that no signal can leave the home behind.
+    pub stop: Option<Arc<tokio::sync::Notify>>,
 }
 
 async fn shutdown_signal() {
@@ -460,12 +464,23 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
             }
         },
     };
+    if opts.demo && !addr.ip().to_canonical().is_loopback() {
+        // The demo's accounts share one password, printed above: anyone who
+        // can reach this address and read it can log in as the admin.
+        eprintln!(
+            "warning: demo listens on {addr}, reachable from other hosts; its sample accounts share the one password printed above (use --bind 127.0.0.1:PORT)"
+        );
+    }
     let app = router(st.clone());
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let st_sig = st.clone();
     let grace = opts.grace;
+    let stop = opts.stop.clone();
     let signal = async move {
-        shutdown_signal().await;
+        match stop {
+            Some(n) => n.notified().await,
+            None => shutdown_signal().await,
+        }
         st_sig.shutting_down.store(true, Ordering::Release);
         // Said here, not after the select below: an idle server finishes its
         // graceful shutdown at once, and the select may see that first.

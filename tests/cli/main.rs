@@ -13,5 +13,7 @@ mod completions;
 mod docs;
 mod doctor_network;
 mod empty_state;
+mod hermes_env;
+mod schemas;
 mod serve_port;
 mod users;

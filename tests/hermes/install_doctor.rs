@@ -335,6 +335,7 @@ fn install_twice_then_doctor() {
         "file_permissions",
         "agent_boundary",
         "jwt_secret",
+        "hermes_env",
         "hermes_api_key",
         "signing_key",
         "admin",

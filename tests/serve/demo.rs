@@ -219,3 +219,210 @@ async fn demo_serves_populated_views_and_cleans_up() {
     assert!(status.success(), "{status}");
     assert!(!home.exists(), "the demo home is gone: {}", home.display());
 }
+
+/// A `demo` process whose temp dir is `tmp` (so its home, and what the
+/// reaper sees, are this test's alone), with its stderr lines.
+struct Demo {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Demo {
+    fn start(tmp: &std::path::Path, args: &[&str]) -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hermes-operator"))
+            .arg("demo")
+            .args(args)
+            .env("TMPDIR", tmp)
+            .env("HERMES_HOME", "/nonexistent/hermes-home")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Demo {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a stderr line starting with `prefix`; the rest of it.
+    fn wait_line(&mut self, prefix: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {prefix:?} line from demo: {:?}", self.seen));
+            self.seen.push(line.clone());
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_string();
+            }
+        }
+    }
+
+    /// Started and serving: its home.
+    fn serving(&mut self) -> std::path::PathBuf {
+        let home = self.wait_line("hermes-operator demo: sample data in ");
+        let home = std::path::PathBuf::from(home.split(' ').next().unwrap());
+        self.wait_line("hermes-operator serve: listening on ");
+        assert!(home.is_dir(), "{}", home.display());
+        home
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// Its exit status, within 20 s; the rest of its stderr read.
+    fn exit(&mut self) -> std::process::ExitStatus {
+        for _ in 0..200 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
+                    self.seen.push(l);
+                }
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("demo did not exit within 20 s: {:?}", self.seen);
+    }
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn demo_leaves_nothing_behind_on_each_signal() {
+    for (sig, name) in [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = Demo::start(tmp.path(), &["--bind", "127.0.0.1:0"]);
+        let home = d.serving();
+        d.signal(sig);
+        let status = d.exit();
+        assert!(status.success(), "{name}: {status}: {:?}", d.seen);
+        assert!(!home.exists(), "{name}: {} is left", home.display());
+        assert_eq!(entries(tmp.path()), Vec::<String>::new(), "{name}");
+        // On loopback: no warning.
+        assert!(
+            !d.seen
+                .iter()
+                .any(|l| l.starts_with("warning: demo listens")),
+            "{:?}",
+            d.seen
+        );
+    }
+}
+
+#[test]
+fn demo_stopped_while_preparing_leaves_nothing() {
+    // The signal comes while the sample data is still being written, before
+    // the server (and its own signal handling) exists.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Demo::start(tmp.path(), &["--bind", "127.0.0.1:0"]);
+    let mut appeared = false;
+    for _ in 0..2000 {
+        if entries(tmp.path())
+            .iter()
+            .any(|n| n.starts_with("hermes-operator-demo-"))
+        {
+            appeared = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        appeared,
+        "no demo home appeared in {}",
+        tmp.path().display()
+    );
+    d.signal(libc::SIGTERM);
+    let status = d.exit();
+    assert!(status.success(), "{status}: {:?}", d.seen);
+    assert_eq!(entries(tmp.path()), Vec::<String>::new(), "{:?}", d.seen);
+}
+
+#[test]
+fn a_demo_killed_with_sigkill_is_removed_by_the_next_demo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut killed = Demo::start(tmp.path(), &["--bind", "127.0.0.1:0"]);
+    let old = killed.serving();
+    killed.signal(libc::SIGKILL);
+    killed.exit();
+    // Nothing can run on SIGKILL: the home is still there...
+    assert!(old.is_dir());
+    // ...until the next demo starts.
+    let mut next = Demo::start(tmp.path(), &["--bind", "127.0.0.1:0"]);
+    let new = next.serving();
+    assert!(!old.exists(), "{} survived the next demo", old.display());
+    assert!(
+        next.seen.iter().any(|l| l.contains(&format!(
+            "removed {}, left by a demo that was killed",
+            old.display()
+        ))),
+        "{:?}",
+        next.seen
+    );
+    next.signal(libc::SIGTERM);
+    assert!(next.exit().success());
+    assert!(!new.exists());
+    assert_eq!(entries(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+fn demo_keep_survives_its_end_and_the_reaper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut kept = Demo::start(tmp.path(), &["--bind", "127.0.0.1:0", "--keep"]);
+    let home = kept.serving();
+    kept.signal(libc::SIGTERM);
+    assert!(kept.exit().success());
+    assert!(home.join("plugins/operator/events.db").is_file());
+    assert!(
+        kept.seen
+            .iter()
+            .any(|l| l == &format!("hermes-operator demo: kept {}", home.display())),
+        "{:?}",
+        kept.seen
+    );
+    // Its process is gone, but it was kept on purpose: the reaper leaves it.
+    let mut next = Demo::start(tmp.path(), &["--bind", "127.0.0.1:0"]);
+    next.serving();
+    next.signal(libc::SIGTERM);
+    assert!(next.exit().success());
+    assert!(home.join("plugins/operator/events.db").is_file());
+    let name = home.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(entries(tmp.path()), vec![name]);
+}
+
+#[test]
+fn demo_warns_when_reachable_from_other_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Demo::start(tmp.path(), &["--bind", "0.0.0.0:0"]);
+    d.serving();
+    let warning = d.wait_line("warning: demo listens on 0.0.0.0:");
+    assert!(warning.contains("reachable from other hosts"), "{warning}");
+    d.signal(libc::SIGTERM);
+    assert!(d.exit().success());
+    assert_eq!(entries(tmp.path()), Vec::<String>::new());
+}

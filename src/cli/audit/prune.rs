@@ -2,7 +2,6 @@ use crate::cli::Ctx;
 use crate::error::Error;
 use crate::ops::audit::integrity;
 use crate::store::events::EventKind;
-use ed25519_dalek::Signer;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,15 +46,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     if !ctx.confirm(&format!("Delete audit events older than {cutoff}?"), a.yes)? {
         return Err(Error::usage("cancelled; nothing was changed"));
     }
-    let pk = key.verifying_key().to_bytes().to_vec();
-    let (n, anchor) = store.prune(&cutoff, |seq, hash| {
-        (
-            pk.clone(),
-            key.sign(&integrity::anchor_message(seq, hash))
-                .to_bytes()
-                .to_vec(),
-        )
-    })?;
+    let (n, anchor) = store.prune(&cutoff, |seq, hash| integrity::sign_anchor(&key, seq, hash))?;
     let data = serde_json::json!({
         "cutoff": cutoff,
         "removed": n,

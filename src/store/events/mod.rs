@@ -805,6 +805,103 @@ mod tests {
         );
     }
 
+    // Known answers: these formats are on disk and in checkpoints signed
+    // off-host, so they can never change. The literals come from
+    // tests/fixtures/kat/kat.py (Python's hashlib and json, not this code).
+    const KAT_TS1: &str = "2026-01-02T03:04:05.678901Z";
+    const KAT_TS2: &str = "2026-01-02T03:04:06.000000Z";
+    const KAT_SESSION: &str = "op_20260102_030405_abcdef01";
+    const KAT_DATA1: &str = r#"{"n":42,"nested":{"a":"ÿ/\u0001\t","b":[1,2.5,null,true,-7]},"text":"héllo \"world\"\n"}"#;
+    const KAT_HASH1: &str = "b056583de26c542fa9893f3126c7b992f264e900f68994ee690ef55f6a7cf3be";
+    const KAT_HASH2: &str = "624df7a812109a2457d215f32cf3451e86c9b1b3eabe60fad0a9bfd70a18e15e";
+
+    fn kat_data1() -> serde_json::Value {
+        serde_json::json!({"text": "héllo \"world\"\n", "n": 42,
+            "nested": {"b": [1, 2.5, null, true, -7], "a": "ÿ/\u{1}\t"}})
+    }
+
+    #[test]
+    fn canonical_json_known_answer() {
+        assert_eq!(canonical_json(&kat_data1()), KAT_DATA1);
+    }
+
+    #[test]
+    fn event_hash_known_answers() {
+        let h1 = event_hash(
+            1,
+            KAT_TS1,
+            "user_message",
+            Some(KAT_SESSION),
+            Some("u_0123"),
+            "http:alice",
+            KAT_DATA1,
+            &GENESIS,
+        );
+        assert_eq!(hex::encode(h1), KAT_HASH1);
+        let h2 = event_hash(2, KAT_TS2, "tool_call", None, Some(""), "hook", "{}", &h1);
+        assert_eq!(hex::encode(h2), KAT_HASH2);
+
+        // The documented preimage, built here byte by byte and hashed with
+        // sha2 directly: domain tag, seq as i64 big-endian, then ts, type,
+        // session, user, actor, data each as 0x00 (absent) or 0x01 + u64
+        // big-endian length + bytes, then prev_hash.
+        fn f(out: &mut Vec<u8>, v: Option<&str>) {
+            match v {
+                None => out.push(0),
+                Some(s) => {
+                    out.push(1);
+                    out.extend_from_slice(&(s.len() as u64).to_be_bytes());
+                    out.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+        let mut pre = b"hermes-operator/event/v1\0".to_vec();
+        pre.extend_from_slice(&2i64.to_be_bytes());
+        for v in [
+            Some(KAT_TS2),
+            Some("tool_call"),
+            None,
+            Some(""),
+            Some("hook"),
+            Some("{}"),
+        ] {
+            f(&mut pre, v);
+        }
+        pre.extend_from_slice(&h1);
+        assert_eq!(hex::encode(Sha256::digest(&pre)), KAT_HASH2);
+    }
+
+    #[test]
+    fn appended_events_have_the_known_hashes() {
+        // The whole append path (canonical JSON, id, hash, chain), not only
+        // the hash function.
+        let dir = tempfile::tempdir().unwrap();
+        let s = EventStore::open(&dir.path().join("events.db")).unwrap();
+        let evs = s
+            .append_batch(&[
+                NewEvent::new(
+                    EventKind::UserMessage,
+                    &Actor::new("http:alice"),
+                    kat_data1(),
+                )
+                .at(KAT_TS1)
+                .session(KAT_SESSION)
+                .user("u_0123"),
+                NewEvent::new(
+                    EventKind::ToolCall,
+                    &Actor::new("hook"),
+                    serde_json::json!({}),
+                )
+                .at(KAT_TS2)
+                .user(""),
+            ])
+            .unwrap();
+        assert_eq!(evs[0].data, KAT_DATA1);
+        assert_eq!(evs[0].id, "op_audit_20260102_000001");
+        assert_eq!(hex::encode(evs[0].hash), KAT_HASH1);
+        assert_eq!(hex::encode(evs[1].hash), KAT_HASH2);
+    }
+
     #[test]
     fn hash_distinguishes_none_and_empty() {
         let a = event_hash(1, "t", "k", None, None, "a", "{}", &GENESIS);
