@@ -208,7 +208,12 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, "reading directory", e))?
         .permissions()
         .mode();
-    if mode & 0o077 != 0 {
+    // Others may keep the search bit alone (0711): Hermes 0.22 looks for a
+    // plugin.yaml in every directory under plugins/, and fails the whole
+    // chat turn when it may not even look (docs/hermes.md, "Corrections");
+    // with x alone it learns only that there is none. Nothing can be listed,
+    // and every file inside is 0600.
+    if mode & 0o066 != 0 {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| Error::io(dir, "setting mode 0700", e))?;
     }

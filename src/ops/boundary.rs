@@ -282,8 +282,13 @@ pub fn separate(home: &Home, name: &str) -> Result<Separation> {
     for d in &dirs {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, "creating directory", e))?;
         chown_tree(d, uid, gid)?;
+        // plugins/operator: 0711, not 0700 — Hermes 0.22 stats
+        // plugins/*/plugin.yaml and fails every chat turn on EACCES; the
+        // search bit alone lets it see there is none (`ensure_private_dir`).
         let mode = if *d == home.hook_socket_dir() {
             0o755
+        } else if *d == home.plugin_dir() {
+            0o711
         } else {
             0o700
         };
@@ -308,7 +313,14 @@ pub fn separate(home: &Home, name: &str) -> Result<Separation> {
     // plugins/, …) are Hermes'; the operator only needs to pass through.
     for d in &dirs {
         if let Some(parent) = d.parent().filter(|p| *p != home.root) {
-            let m = std::fs::metadata(parent).map_err(|e| Error::io(parent, "reading", e))?;
+            let mut m = std::fs::metadata(parent).map_err(|e| Error::io(parent, "reading", e))?;
+            if m.uid() == 0 {
+                // Made by an earlier `install` as root: Hermes' own, as if
+                // Hermes had made it.
+                std::os::unix::fs::chown(parent, Some(hermes.uid), Some(hermes.gid))
+                    .map_err(|e| Error::io(parent, "changing the owner of", e))?;
+                m = std::fs::metadata(parent).map_err(|e| Error::io(parent, "reading", e))?;
+            }
             if m.permissions().mode() & 0o010 == 0 {
                 set_mode(parent, (m.permissions().mode() & 0o7777) | 0o010)?;
                 shared.push(format!("{} (enter only)", parent.display()));

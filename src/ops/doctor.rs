@@ -230,7 +230,8 @@ fn directories(c: &mut Checks, x: &Ctx) {
     ] {
         match mode(&d) {
             None => missing.push(d.display().to_string()),
-            Some(m) if m & 0o077 != 0 => open.push(format!("{} ({m:o})", d.display())),
+            // Search-only (x) for others is allowed: see `home::ensure_private_dir`.
+            Some(m) if m & 0o066 != 0 => open.push(format!("{} ({m:o})", d.display())),
             Some(_) => {}
         }
     }
@@ -249,7 +250,7 @@ fn directories(c: &mut Checks, x: &Ctx) {
     } else {
         c.pass(
             "directories",
-            "profiles/operator, logs, plugins/operator, scripts/operator exist with mode 700",
+            "profiles/operator, logs, plugins/operator, scripts/operator exist, private to their owner",
         );
     }
 }

@@ -313,7 +313,7 @@ impl Ctx<'_> {
                 home::ensure_private_dir(d)?;
                 self.push(what, d, Action::Created, None);
             }
-            Some(m) if enforce_private && m & 0o077 != 0 => {
+            Some(m) if enforce_private && m & 0o066 != 0 => {
                 fs::set_permissions(d, fs::Permissions::from_mode(0o700))
                     .map_err(|e| Error::io(d, "setting mode 0700", e))?;
                 self.push(what, d, Action::Fixed, Some(format!("mode {m:o} → 700")));

@@ -9,6 +9,7 @@
 //! It creates two system accounts (`useradd`) and removes them after, so it
 //! runs as root (CI does); as anyone else it fails, it never skips.
 use crate::common;
+use common::accounts::{as_account, Accounts};
 use common::stderr;
 use serde_json::{json, Value};
 use std::fs;
@@ -17,20 +18,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// System accounts made for this test, removed on drop.
-struct Accounts(Vec<String>);
-
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        for a in &self.0 {
-            // A serve left running by a failed assertion would keep userdel from working.
-            let _ = Command::new("pkill").args(["-KILL", "-u", a]).output();
-            let _ = Command::new("userdel").arg(a).output();
-            let _ = Command::new("groupdel").arg(a).output();
-        }
-    }
-}
 
 /// A child killed and reaped on drop (before the accounts are removed).
 struct Reaped(Child);
@@ -50,15 +37,6 @@ fn ok(cmd: &mut Command) -> Output {
     let o = sh(cmd);
     assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
     o
-}
-
-/// `runuser -u ACCOUNT -- ARGS`: a command as that account, with its groups.
-fn as_account(account: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("runuser");
-    c.args(["-u", account, "--"])
-        .args(args)
-        .env("NO_COLOR", "1");
-    c
 }
 
 fn doctor_boundary(bin: &Path, home: &Path) -> Value {
@@ -185,24 +163,10 @@ fn events_of(home: &Path) -> Vec<Value> {
 // Long: one pair of accounts and one home carried through the whole story (same account, separated, loosened, served, substituted); each step depends on the one before.
 #[test]
 fn the_agent_account_cannot_reach_the_control_plane() {
-    // SAFETY: geteuid cannot fail.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test creates system accounts and changes file owners: run the suite as root (CI does)"
-    );
-    let tag = format!("{:05x}", std::process::id() & 0xfffff);
-    let (hermes, operator) = (format!("hopt-h{tag}"), format!("hopt-o{tag}"));
-    // The operator first: it is a member of Hermes' group.
-    let _accounts = Accounts(vec![operator.clone(), hermes.clone()]);
-    ok(Command::new("useradd").args([
-        "--system",
-        "--user-group",
-        "--no-create-home",
-        "--shell",
-        "/usr/sbin/nologin",
-        &hermes,
-    ]));
+    let (mut accounts, names) = Accounts::make(&["h"]);
+    let hermes = names[0].clone();
+    let operator = hermes.replacen("hopt-h", "hopt-o", 1);
+    accounts.adopt(&operator);
 
     // A place every account can enter, with a copy of the binary.
     let dir = tempfile::tempdir().unwrap();

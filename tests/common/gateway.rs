@@ -92,6 +92,10 @@ pub struct GatewayOpts {
     pub key: Option<String>,
     /// How long to wait for /health (default 60 s).
     pub startup_timeout: Duration,
+    /// Run Hermes as this account (the test must be root): the gateway's
+    /// whole temp dir becomes its, and the directories above the venv and
+    /// our binary are made enterable (`accounts::enterable`).
+    pub run_as: Option<String>,
 }
 
 impl Default for GatewayOpts {
@@ -107,6 +111,7 @@ impl Default for GatewayOpts {
             seed_state: None,
             key: None,
             startup_timeout: Duration::from_secs(60),
+            run_as: None,
         }
     }
 }
@@ -413,7 +418,25 @@ impl Gateway {
                 .map(|m| m.len())
                 .unwrap_or(0),
         ];
+        let ids = self.opts.run_as.clone().map(|a| {
+            super::accounts::enterable(&self.gen.venv().join("bin"));
+            super::accounts::enterable(Path::new(env!("CARGO_BIN_EXE_hermes-operator")));
+            let o = Command::new("chown")
+                .args(["-R", &format!("{a}:")])
+                .arg(self.root_path())
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "chown: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            super::accounts::ids(&a)
+        });
         let mut cmd = Command::new(self.gen.hermes_bin());
+        if let Some((uid, gid)) = ids {
+            cmd.uid(uid).gid(gid);
+        }
         cmd.args(["gateway", "run", "--accept-hooks"])
             .env_clear()
             .env(

@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 /// A real Hermes gateway (API server) against our fake model: [`gateway::Gateway`].
+pub mod accounts;
 pub mod gateway;
 /// The `serve` binary on a loopback port and an HTTP client: [`serve::Server`].
 pub mod serve;

@@ -8,6 +8,7 @@
 mod common;
 
 mod authz;
+mod boundary;
 mod chat;
 mod dashboard;
 mod demo;
