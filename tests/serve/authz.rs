@@ -576,6 +576,7 @@ async fn authorization_matrix() {
                 && ![
                     "password, wrong current",
                     "totp, wrong password",
+                    "totp confirm, wrong password",
                     "chat other's",
                 ]
                 .contains(&cs.name.as_str())
