@@ -638,10 +638,9 @@ fn usage_errors_are_json_with_json() {
 
 /// Issue 19: an admin's reset (`passwd --must-change`) revokes the account's
 /// personal API keys, says how many (human line and `--json`), and audits
-/// each like a key revoked by hand; replacing a reset password with the same
-/// one is a usage error that changes nothing.
+/// each like a key revoked by hand.
 #[test]
-fn a_reset_revokes_keys_and_the_reset_password_must_be_replaced() {
+fn a_reset_revokes_the_accounts_keys() {
     let h = Home::new();
     h.add("root", "admin");
     h.add("alice", "user");
@@ -714,7 +713,28 @@ fn a_reset_revokes_keys_and_the_reset_password_must_be_replaced() {
         "password changed for alice; earlier tokens are revoked; 1 personal API key revoked; \
          the next login must choose a new one\n"
     );
+}
 
+/// Issue 19: replacing a reset password with the same one is a usage error
+/// (exit 2, the `--json` error shape) that changes nothing; another one is
+/// taken, and a change that is no reset revokes no keys.
+#[test]
+fn a_reset_password_must_be_replaced_by_another() {
+    let h = Home::new();
+    h.add("alice", "user");
+    const RESET: &str = "a temporary password 1";
+    let o = h.run_stdin(
+        &[
+            "user",
+            "passwd",
+            "alice",
+            "--must-change",
+            "--password-stdin",
+        ],
+        &format!("{RESET}\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = h.json(&["user", "key", "create", "alice"])["id"].clone();
     // The reset password cannot be kept: usage error (2), nothing changes.
     let before = h.json(&["user", "show", "alice"]);
     for json in [false, true] {
@@ -746,4 +766,7 @@ fn a_reset_revokes_keys_and_the_reset_password_must_be_replaced() {
     let set: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(set["must_change_password"], false);
     assert_eq!(set["keys_revoked"], 0);
+    let keys = h.json(&["user", "key", "list", "alice"]);
+    assert_eq!(keys[0]["id"], key);
+    assert_eq!(keys[0]["revoked_at"], Value::Null, "{keys}");
 }
