@@ -142,7 +142,8 @@ pub fn delete_user(app: &App, username: &str) -> Result<User> {
 }
 
 /// `user unlock`: forget the password attempts recorded for `username`
-/// (from every address), so its logins are no longer throttled. Audited.
+/// (from every address) and its second-factor code checks, so its logins
+/// are no longer throttled. Audited.
 pub fn unlock(app: &App, username: &str) -> Result<i64> {
     let n = app.users()?.clear_attempts(username)?;
     let shown = crate::output::clip(&crate::output::sanitize(username), 64);

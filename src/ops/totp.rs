@@ -2,8 +2,10 @@
 //! one step of clock skew either way) and one-time recovery codes. An
 //! enrolment is pending until confirmed with a code from the authenticator,
 //! so a mistyped secret never locks anyone out. Codes are single-use (the
-//! highest accepted step is stored); every change is audited. Used by
-//! `user totp …` and by the login route.
+//! highest accepted step is stored) and capped per account across every
+//! client address ([`MAX_CODE_CHECKS`]); confirming ends the account's
+//! earlier logins; every change is audited. Used by `user totp …`, the
+//! login route and `/api/me/totp*`.
 
 use crate::app::App;
 use crate::config::Config;

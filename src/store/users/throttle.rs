@@ -1,6 +1,6 @@
-//! Password attempts in users.db (login and password change), so that
-//! throttling holds across parallel requests, restarts and several `serve`
-//! processes. An attempt is *reserved* (a `pending` row) inside the same
+//! Password attempts in users.db (login and password change), and
+//! second-factor code checks per account, so that throttling holds across
+//! parallel requests, restarts and several `serve` processes. An attempt is *reserved* (a `pending` row) inside the same
 //! write transaction that counts the earlier ones, before any password is
 //! checked: N parallel requests can never get more than the limit of checks.
 //! The policy (limits, window, slow-down) is the caller's
