@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::ops::credentials;
 use crate::store::events::EventKind;
 use crate::store::users::{validate_username, Role, User};
+use serde::Serialize;
 use serde_json::json;
 
 pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result<User> {
@@ -29,23 +30,67 @@ pub fn add_user(app: &App, username: &str, role: Role, password: &str) -> Result
     Ok(u)
 }
 
+/// What setting a password did: the account as it is now, and how many of
+/// its personal API keys an admin's reset revoked (the answer of `user
+/// passwd --json` and of the HTTP reset: the user's fields and `keys_revoked`).
+#[derive(Debug, Serialize)]
+pub struct PasswordSet {
+    #[serde(flatten)]
+    pub user: User,
+    pub keys_revoked: usize,
+}
+
 /// Set a password (revoking every token). `must_change`: an admin's reset —
-/// the user's next login may only change it.
-pub fn set_password(app: &App, username: &str, password: &str, must_change: bool) -> Result<User> {
+/// the user's next login may only change it, and the account's personal
+/// API keys are revoked (each audited as `key_revoked`), since a reset says
+/// the account may be in someone else's hands.
+///
+/// Replacing a reset password (the account must change it, and this change
+/// clears that) with the same password is refused: the reset one is known
+/// to whoever chose it, so keeping it would defeat the reset.
+pub fn set_password(
+    app: &App,
+    username: &str,
+    password: &str,
+    must_change: bool,
+) -> Result<PasswordSet> {
     credentials::check_password_policy(password)?;
     let store = app.users()?;
     let u = store.get(username)?;
+    if u.must_change_password
+        && !must_change
+        && store
+            .password_hash(&u.id)?
+            .is_some_and(|h| credentials::verify_password(password, &h))
+    {
+        return Err(Error::usage(
+            "the new password must differ from the one an administrator set: choose another",
+        ));
+    }
     let hash = credentials::hash_password(password)?;
-    store.set_password(&u.id, &hash, must_change)?;
-    app.record(
-        app.event(
+    let revoked = store.set_password(&u.id, &hash, must_change)?;
+    let mut evs = vec![app
+        .event(
             EventKind::UserChanged,
             json!({"username": u.username, "change": if must_change { "password_reset" } else { "password" },
-                   "must_change_password": must_change, "tokens_revoked": true}),
+                   "must_change_password": must_change, "tokens_revoked": true,
+                   "keys_revoked": revoked.len()}),
         )
-        .user(&u.id),
-    )?;
-    store.get(username)
+        .user(&u.id)];
+    // Each key as if revoked by hand (`key_revoked`), with the reason.
+    evs.extend(revoked.iter().map(|(key_id, prefix)| {
+        app.event(
+            EventKind::KeyRevoked,
+            json!({"key_id": key_id, "username": u.username, "prefix": prefix,
+                   "reason": "password_reset"}),
+        )
+        .user(&u.id)
+    }));
+    app.events()?.append_batch(&evs)?;
+    Ok(PasswordSet {
+        user: store.get(username)?,
+        keys_revoked: revoked.len(),
+    })
 }
 
 pub fn set_role(app: &App, username: &str, role: Role) -> Result<User> {
@@ -97,7 +142,8 @@ pub fn delete_user(app: &App, username: &str) -> Result<User> {
 }
 
 /// `user unlock`: forget the password attempts recorded for `username`
-/// (from every address), so its logins are no longer throttled. Audited.
+/// (from every address) and its second-factor code checks, so its logins
+/// are no longer throttled. Audited.
 pub fn unlock(app: &App, username: &str) -> Result<i64> {
     let n = app.users()?.clear_attempts(username)?;
     let shown = crate::output::clip(&crate::output::sanitize(username), 64);
@@ -132,7 +178,7 @@ pub fn issue_token(
             )),
         );
     }
-    let (token, claims) = credentials::issue_for(&secret, &u, ttl_minutes, None)?;
+    let (token, claims) = credentials::issue_for(&secret, &u, ttl_minutes, None, false)?;
     app.record(
         app.event(
             EventKind::TokenIssued,

@@ -81,6 +81,10 @@ pub struct Claims {
     /// Absent on `user token` tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// The login passed a second factor (TOTP or a recovery code). A login
+    /// without one stops working when its role enters `auth.require_totp`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa: bool,
 }
 
 pub fn issue_access_token(
@@ -92,8 +96,22 @@ pub fn issue_access_token(
     ttl_minutes: i64,
     family: Option<&str>,
 ) -> Result<(String, Claims)> {
+    sign(
+        secret,
+        new_claims(user_id, username, role, token_version, ttl_minutes, family),
+    )
+}
+
+fn new_claims(
+    user_id: &str,
+    username: &str,
+    role: Role,
+    token_version: i64,
+    ttl_minutes: i64,
+    family: Option<&str>,
+) -> Claims {
     let now = chrono::Utc::now().timestamp();
-    let claims = Claims {
+    Claims {
         sub: user_id.to_string(),
         username: username.to_string(),
         role,
@@ -104,7 +122,11 @@ pub fn issue_access_token(
         jti: random_hex(16),
         tv: token_version,
         fam: family.map(str::to_string),
-    };
+        mfa: false,
+    }
+}
+
+fn sign(secret: &[u8], claims: Claims) -> Result<(String, Claims)> {
     let token = jsonwebtoken::encode(
         &Header::new(JwtAlg::HS256),
         &claims,
@@ -115,22 +137,24 @@ pub fn issue_access_token(
 }
 
 /// An access token for `u` as it is now (its role and token version), in
-/// the login `family` if it has one.
+/// the login `family` if it has one; `second_factor`: that login passed one.
 pub fn issue_for(
     secret: &[u8],
     u: &crate::store::users::User,
     ttl_minutes: i64,
     family: Option<&str>,
+    second_factor: bool,
 ) -> Result<(String, Claims)> {
-    issue_access_token(
-        secret,
+    let mut claims = new_claims(
         &u.id,
         &u.username,
         u.role,
         u.token_version,
         ttl_minutes,
         family,
-    )
+    );
+    claims.mfa = second_factor;
+    sign(secret, claims)
 }
 
 /// Check signature (HS256 only), `iss`, `aud` and `exp`. Whether the user is

@@ -124,6 +124,9 @@ pub enum LoginFailure {
     BadPassword,
     /// Right password, wrong or reused second-factor code.
     BadTotp,
+    /// Right password; the account's second-factor codes are capped
+    /// (`ops::totp::MAX_CODE_CHECKS`), so the code was not checked.
+    TotpThrottled,
     Disabled,
     UnknownUser,
 }
@@ -133,6 +136,7 @@ impl LoginFailure {
         match self {
             LoginFailure::BadPassword => "bad_password",
             LoginFailure::BadTotp => "bad_totp",
+            LoginFailure::TotpThrottled => "totp_throttled",
             LoginFailure::Disabled => "disabled",
             LoginFailure::UnknownUser => "unknown_user",
         }
@@ -146,6 +150,10 @@ pub enum RefreshOutcome {
     Reused,
     /// The family rotated too often lately (nothing changed).
     RateLimited,
+    /// The login was made without a second factor, which the account now
+    /// needs (enrolled since, or its role entered `auth.require_totp`): the
+    /// login is revoked; log in again with a code.
+    SecondFactorRequired,
     Invalid,
 }
 
@@ -170,15 +178,32 @@ fn pair(access: String, refresh: String, u: User) -> TokenPair {
     }
 }
 
-/// An access token and a refresh token in a new family: (pair, jti, family).
-pub fn issue_pair(app: &App, secret: &[u8], u: &User) -> Result<(TokenPair, String, String)> {
+/// An access token and a refresh token in a new family: (pair, jti,
+/// family). `second_factor`: the login passed one (kept by the family).
+pub fn issue_pair(
+    app: &App,
+    secret: &[u8],
+    u: &User,
+    second_factor: bool,
+) -> Result<(TokenPair, String, String)> {
     let family = format!("rf_{}", crate::crypto::random_hex(8));
-    let (access, claims) =
-        credentials::issue_for(secret, u, credentials::ACCESS_TTL_MINUTES, Some(&family))?;
+    let (access, claims) = credentials::issue_for(
+        secret,
+        u,
+        credentials::ACCESS_TTL_MINUTES,
+        Some(&family),
+        second_factor,
+    )?;
     let refresh = new_refresh_token();
     let exp = chrono::Utc::now().timestamp() + REFRESH_TTL_DAYS * 86_400;
-    app.users()?
-        .insert_refresh(&hash_token(&refresh), &family, &u.id, u.token_version, exp)?;
+    app.users()?.insert_refresh(
+        &hash_token(&refresh),
+        &family,
+        &u.id,
+        u.token_version,
+        exp,
+        second_factor,
+    )?;
     Ok((pair(access, refresh, u.clone()), claims.jti, family))
 }
 
@@ -230,15 +255,22 @@ pub fn record_failed_login(
 }
 
 /// A successful login: last-login time, a new token pair, a `login` event.
-pub fn complete_login(app: &App, secret: &[u8], u: &User, client: &str) -> Result<TokenPair> {
+/// `second_factor`: the login passed one.
+pub fn complete_login(
+    app: &App,
+    secret: &[u8],
+    u: &User,
+    client: &str,
+    second_factor: bool,
+) -> Result<TokenPair> {
     app.users()?.record_login(&u.id)?;
-    let (resp, jti, family) = issue_pair(app, secret, u)?;
+    let (resp, jti, family) = issue_pair(app, secret, u, second_factor)?;
     let app = app.as_actor(format!("http:{}", u.username));
     app.record(
         app.event(
             EventKind::Login,
             json!({"username": u.username, "client": client, "jti": jti,
-                   "refresh_family": family, "via": "http"}),
+                   "refresh_family": family, "via": "http", "second_factor": second_factor}),
         )
         .user(&u.id),
     )?;
@@ -262,15 +294,35 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
         (REFRESH_PER_10_MIN, &since),
     )?;
     match used {
-        RefreshUse::Rotated { user_id, family_id } => {
+        RefreshUse::Rotated {
+            user_id,
+            family_id,
+            second_factor,
+        } => {
             let u = store
                 .find_by_id(&user_id)?
                 .ok_or_else(|| Error::not_found("user vanished"))?;
+            if !second_factor && crate::ops::totp::needed_by(app, &u)? {
+                // A login made with the password alone, from before the
+                // account needed more: it ends here, its access tokens too.
+                let n = store.revoke_family(&u.id, &family_id, "second_factor_required")?;
+                let app = app.as_actor("http".into());
+                app.record(
+                    app.event(
+                        EventKind::TokenRevoked,
+                        json!({"reason": "second_factor_required", "username": u.username,
+                               "refresh_family": family_id, "revoked": n, "client": client}),
+                    )
+                    .user(&u.id),
+                )?;
+                return Ok(RefreshOutcome::SecondFactorRequired);
+            }
             let (access, claims) = credentials::issue_for(
                 secret,
                 &u,
                 credentials::ACCESS_TTL_MINUTES,
                 Some(&family_id),
+                second_factor,
             )?;
             let app = app.as_actor(format!("http:{}", u.username));
             app.record(
@@ -303,6 +355,18 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
             Ok(RefreshOutcome::Reused)
         }
         RefreshUse::RateLimited { .. } => Ok(RefreshOutcome::RateLimited),
+        // Ended by a change of the account (the store revoked the family);
+        // say so when logging in again will need a code.
+        RefreshUse::UserChanged {
+            user_id,
+            second_factor: false,
+            ..
+        } => match store.find_by_id(&user_id)?.filter(|u| !u.disabled) {
+            Some(u) if crate::ops::totp::needed_by(app, &u)? => {
+                Ok(RefreshOutcome::SecondFactorRequired)
+            }
+            _ => Ok(RefreshOutcome::Invalid),
+        },
         _ => Ok(RefreshOutcome::Invalid),
     }
 }
@@ -367,7 +431,8 @@ pub fn password_matches(
 /// Change one's own password, proving the current one (Argon2: off the
 /// async threads). `None`: the current password is wrong (recorded as a
 /// failed login). Every token of the account stops working; the answer is
-/// a fresh pair. `app` acts as the caller.
+/// a fresh pair, which passed a second factor when the caller's login did
+/// (`second_factor`). `app` acts as the caller.
 pub fn change_password(
     app: &App,
     secret: &[u8],
@@ -375,13 +440,51 @@ pub fn change_password(
     current: &str,
     new: &str,
     client: &str,
+    second_factor: bool,
 ) -> Result<Option<TokenPair>> {
     if !password_matches(app, u, current, client, "password_change")? {
         return Ok(None);
     }
-    let changed = crate::ops::accounts::set_password(app, &u.username, new, false)?;
+    let changed = crate::ops::accounts::set_password(app, &u.username, new, false)?.user;
     app.users()?
         .revoke_refresh(&changed.id, None, "password_change")?;
-    let (resp, _, _) = issue_pair(app, secret, &changed)?;
+    let (resp, _, _) = issue_pair(app, secret, &changed, second_factor)?;
     Ok(Some(resp))
+}
+
+/// What confirming one's own two-factor enrolment came to.
+pub enum TotpConfirm {
+    /// On; the earlier logins ended and this is a fresh one (it passed a
+    /// second factor: the code just checked).
+    Confirmed(Box<TokenPair>),
+    /// The current password is wrong (recorded as a failed login).
+    WrongPassword,
+    /// The account's second-factor codes are capped: not checked.
+    Throttled { retry_after_secs: u64 },
+}
+
+/// Confirm one's own pending enrolment (`POST /api/me/totp/confirm`),
+/// proving the current password (Argon2: off the async threads), so a
+/// stolen access token cannot finish what it could not start. A wrong code
+/// is a usage error. `app` acts as the caller.
+pub fn confirm_totp(
+    app: &App,
+    secret: &[u8],
+    u: &User,
+    current: &str,
+    code: &str,
+    client: &str,
+) -> Result<TotpConfirm> {
+    if !password_matches(app, u, current, client, "totp_confirm")? {
+        return Ok(TotpConfirm::WrongPassword);
+    }
+    if let Err(t) = crate::ops::totp::confirm(app, &u.username, code, client)? {
+        return Ok(TotpConfirm::Throttled {
+            retry_after_secs: t.retry_after_secs,
+        });
+    }
+    // The token version moved on: the caller's own token ended with the rest.
+    let u = app.users()?.get(&u.username)?;
+    let (resp, _, _) = issue_pair(app, secret, &u, true)?;
+    Ok(TotpConfirm::Confirmed(Box::new(resp)))
 }

@@ -2,15 +2,17 @@
 //! one step of clock skew either way) and one-time recovery codes. An
 //! enrolment is pending until confirmed with a code from the authenticator,
 //! so a mistyped secret never locks anyone out. Codes are single-use (the
-//! highest accepted step is stored); every change is audited. Used by
-//! `user totp …` and by the login route.
+//! highest accepted step is stored) and capped per account across every
+//! client address ([`MAX_CODE_CHECKS`]); confirming ends the account's
+//! earlier logins; every change is audited. Used by `user totp …`, the
+//! login route and `/api/me/totp*`.
 
 use crate::app::App;
 use crate::config::Config;
 use crate::crypto::ct_eq;
 use crate::error::{Error, Result};
 use crate::store::events::EventKind;
-use crate::store::users::{Role, User};
+use crate::store::users::{Role, User, UserStore};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -20,6 +22,18 @@ use totp_rs::{Algorithm, TOTP};
 pub const ISSUER: &str = "hermes-operator";
 const STEP_SECS: u64 = 30;
 const RECOVERY_CODES: usize = 10;
+
+/// Second-factor codes checked per account (login codes, recovery codes and
+/// enrolment confirmations, wrong or pending) within [`CODE_WINDOW_SECS`],
+/// from every client address together: beyond it a check is refused (429)
+/// until the oldest ages out. The password throttle is per address, so
+/// without this many addresses could guess codes in parallel (60 addresses
+/// checked 287 codes in 26 s). Ten per 15 minutes leave a guesser about a
+/// 1 in 33,000 chance per window (3 codes in a million are valid at a time);
+/// only someone who already has the password (or, for confirmation, a
+/// login) gets as far as a code, and `user unlock` clears the count.
+pub const MAX_CODE_CHECKS: i64 = 10;
+pub const CODE_WINDOW_SECS: f64 = 15.0 * 60.0;
 
 /// What `user totp enable` shows once: the secret (as an otpauth URI and in
 /// base32) and the recovery codes.
@@ -42,6 +56,26 @@ pub enum SecondFactor {
     Missing,
     /// A wrong, reused or expired code.
     Wrong,
+    /// Not checked: the account's codes are capped ([`MAX_CODE_CHECKS`]).
+    Throttled { retry_after_secs: u64 },
+}
+
+/// A code check refused by the per-account cap: try again after this long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyCodes {
+    pub retry_after_secs: u64,
+}
+
+/// Reserve one code check for `u` against [`MAX_CODE_CHECKS`]: the id to
+/// finish, or the refusal.
+fn reserve_code_check(
+    store: &UserStore,
+    u: &User,
+) -> Result<std::result::Result<i64, TooManyCodes>> {
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    Ok(store
+        .reserve_code_check(&u.id, now, CODE_WINDOW_SECS, MAX_CODE_CHECKS)?
+        .map_err(|retry_after_secs| TooManyCodes { retry_after_secs }))
 }
 
 fn totp(secret: Vec<u8>, account: &str) -> Result<TOTP> {
@@ -137,8 +171,16 @@ fn matching_step(t: &TOTP, code: &str) -> Option<i64> {
 }
 
 /// Confirm a pending enrolment with a code from the authenticator: from now
-/// on logins need a code.
-pub fn confirm(app: &App, username: &str, code: &str) -> Result<()> {
+/// on logins need a code, and every earlier token of the account stops
+/// working (token version): logins made with the password alone end.
+/// Checks count against the per-account cap; a wrong code or a refusal is
+/// audited as `login_failed` (`client`: the address, or `cli`).
+pub fn confirm(
+    app: &App,
+    username: &str,
+    code: &str,
+    client: &str,
+) -> Result<std::result::Result<(), TooManyCodes>> {
     let store = app.users()?;
     let u = store.get(username)?;
     let row = store.totp_get(&u.id)?.ok_or_else(|| {
@@ -153,12 +195,31 @@ pub fn confirm(app: &App, username: &str, code: &str) -> Result<()> {
             u.username
         )));
     }
+    let failed = |reason: &str| {
+        app.record(
+            app.event(
+                EventKind::LoginFailed,
+                json!({"username": u.username, "client": client, "reason": reason,
+                       "via": "totp_confirm"}),
+            )
+            .user(&u.id),
+        )
+    };
+    let check = match reserve_code_check(&store, &u)? {
+        Ok(id) => id,
+        Err(refused) => {
+            failed("totp_throttled")?;
+            return Ok(Err(refused));
+        }
+    };
     let t = totp(row.secret, &u.username)?;
     let ok = match matching_step(&t, code) {
-        Some(step) => store.totp_use_step(&u.id, step, true)?,
+        Some(step) => store.totp_confirm(&u.id, step)?,
         None => false,
     };
+    store.finish_code_check(check, ok)?;
     if !ok {
+        failed("bad_totp")?;
         return Err(Error::usage(
             "that code does not match: check the authenticator's clock and enter the current code",
         ));
@@ -166,11 +227,11 @@ pub fn confirm(app: &App, username: &str, code: &str) -> Result<()> {
     app.record(
         app.event(
             EventKind::UserChanged,
-            json!({"username": u.username, "change": "totp_enabled"}),
+            json!({"username": u.username, "change": "totp_enabled", "tokens_revoked": true}),
         )
         .user(&u.id),
     )?;
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Remove two-factor login (and its recovery codes). Whether there was one.
@@ -198,8 +259,16 @@ pub fn enrolled(app: &App, u: &User) -> Result<bool> {
         .is_some_and(|r| r.confirmed))
 }
 
+/// Whether `u` must pass a second factor to log in: its role is in
+/// `auth.require_totp`, or it has a confirmed enrolment. A login (refresh
+/// family) made without one is refused at its next refresh.
+pub fn needed_by(app: &App, u: &User) -> Result<bool> {
+    Ok(required_for(&app.cfg.config, u.role) || enrolled(app, u)?)
+}
+
 /// The second factor of a login whose password was right: a fresh TOTP code
-/// or an unused recovery code. A recovery code's use is audited.
+/// or an unused recovery code, checked against the per-account cap (a
+/// refusal is the caller's to audit). A recovery code's use is audited.
 pub fn check(app: &App, u: &User, code: Option<&str>) -> Result<SecondFactor> {
     let store = app.users()?;
     let Some(row) = store.totp_get(&u.id)?.filter(|r| r.confirmed) else {
@@ -208,9 +277,27 @@ pub fn check(app: &App, u: &User, code: Option<&str>) -> Result<SecondFactor> {
     let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
         return Ok(SecondFactor::Missing);
     };
-    let t = totp(row.secret, &u.username)?;
+    let id = match reserve_code_check(&store, u)? {
+        Ok(id) => id,
+        Err(TooManyCodes { retry_after_secs }) => {
+            return Ok(SecondFactor::Throttled { retry_after_secs })
+        }
+    };
+    let outcome = check_code(app, &store, u, row.secret, code)?;
+    store.finish_code_check(id, outcome != SecondFactor::Wrong)?;
+    Ok(outcome)
+}
+
+fn check_code(
+    app: &App,
+    store: &UserStore,
+    u: &User,
+    secret: Vec<u8>,
+    code: &str,
+) -> Result<SecondFactor> {
+    let t = totp(secret, &u.username)?;
     if let Some(step) = matching_step(&t, code) {
-        return Ok(if store.totp_use_step(&u.id, step, false)? {
+        return Ok(if store.totp_use_step(&u.id, step)? {
             SecondFactor::Passed {
                 recovery_left: None,
             }

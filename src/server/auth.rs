@@ -9,7 +9,7 @@ use super::extract::{is_json, parse_json, AdminCaller, ApiJson, Caller};
 use super::middleware::{ClientIp, LogUser};
 use super::state::{blocking, ServerState};
 use crate::ops::credentials;
-use crate::ops::logins::{self, Attempt, LoginFailure, RefreshOutcome};
+use crate::ops::logins::{self, Attempt, LoginFailure, RefreshOutcome, TotpConfirm};
 use crate::ops::totp::{self, SecondFactor};
 use crate::store::users::Role;
 use axum::body::Bytes;
@@ -138,20 +138,22 @@ pub async fn login(
             Err(ApiError::unauthorized("invalid username or password"))
         }
         Ok(u) => {
-            second_factor(&st, &u, code, attempt_id, shown, &client_s).await?;
+            let passed = second_factor(&st, &u, code, attempt_id, shown, &client_s).await?;
             finish(&st, attempt_id, true).await?;
             let _ = log_user.0.set(u.username.clone());
             let st2 = st.clone();
-            let resp =
-                blocking(move || logins::complete_login(&st2.app, st2.secret(), &u, &client_s))
-                    .await?;
+            let resp = blocking(move || {
+                logins::complete_login(&st2.app, st2.secret(), &u, &client_s, passed)
+            })
+            .await?;
             Ok(Json(resp).into_response())
         }
     }
 }
 
-/// The second factor of a login whose password was right: `Ok` to go on;
-/// otherwise the 401 to answer (the attempt finished or dropped as fits).
+/// The second factor of a login whose password was right: `Ok` to go on
+/// (`true`: a code or recovery code passed); otherwise the 401 or 429 to
+/// answer (the attempt finished or dropped as fits).
 async fn second_factor(
     st: &Arc<ServerState>,
     u: &crate::store::users::User,
@@ -159,7 +161,7 @@ async fn second_factor(
     attempt_id: i64,
     shown: String,
     client: &str,
-) -> ApiResult<()> {
+) -> ApiResult<bool> {
     let st2 = st.clone();
     let u2 = u.clone();
     let second = blocking(move || {
@@ -168,7 +170,8 @@ async fn second_factor(
     })
     .await?;
     match second {
-        (_, SecondFactor::Passed { .. }) | (false, SecondFactor::NotEnrolled) => Ok(()),
+        (_, SecondFactor::Passed { .. }) => Ok(true),
+        (false, SecondFactor::NotEnrolled) => Ok(false),
         (true, SecondFactor::NotEnrolled) => {
             finish(st, attempt_id, true).await?;
             Err(ApiError::unauthorized_as(
@@ -194,6 +197,20 @@ async fn second_factor(
             Err(ApiError::unauthorized_as(
                 "invalid_credentials",
                 "invalid username, password or code",
+            ))
+        }
+        (_, SecondFactor::Throttled { retry_after_secs }) => {
+            // Counted as a failed attempt from this address (so one address
+            // cannot flood the log with these either), and audited.
+            finish(st, attempt_id, false).await?;
+            let (st2, client) = (st.clone(), client.to_string());
+            blocking(move || {
+                logins::record_failed_login(&st2.app, &shown, &client, LoginFailure::TotpThrottled)
+            })
+            .await?;
+            Err(ApiError::throttled(
+                format!("too many wrong codes for this account; try again in {retry_after_secs} s"),
+                retry_after_secs,
             ))
         }
     }
@@ -274,6 +291,10 @@ pub async fn refresh(
             "this login refreshed its tokens too often; try again in a few minutes",
             60,
         )),
+        RefreshOutcome::SecondFactorRequired => Err(ApiError::unauthorized_as(
+            "totp_required",
+            "this login was made without a second factor, which this account now needs: log in again with a code from your authenticator",
+        )),
         RefreshOutcome::Invalid => Err(ApiError::unauthorized("invalid or expired refresh token")),
     }
 }
@@ -351,6 +372,8 @@ pub async fn change_password(
     let st2 = st.clone();
     let c = caller.clone();
     let client_s = client.to_string();
+    // The fresh login keeps the second factor the caller's login passed.
+    let second_factor = caller.claims.as_ref().is_some_and(|c| c.mfa);
     let changed = blocking(move || {
         logins::change_password(
             &st2.app_as(c.actor()),
@@ -359,19 +382,26 @@ pub async fn change_password(
             &b.current_password,
             &b.new_password,
             &client_s,
+            second_factor,
         )
     })
-    .await?;
+    .await;
     drop(permit);
     match changed {
-        Some(resp) => {
+        Ok(Some(resp)) => {
             // The old access token died with the token version.
             finish(&st, attempt_id, true).await?;
             Ok(Json(resp).into_response())
         }
-        None => {
+        Ok(None) => {
             finish(&st, attempt_id, false).await?;
             Err(ApiError::forbidden("the current password is wrong"))
+        }
+        // The current password was right (e.g. the new one equals a reset
+        // one): the attempt must not stay pending and count.
+        Err(e) => {
+            finish(&st, attempt_id, true).await?;
+            Err(e)
         }
     }
 }
@@ -432,19 +462,61 @@ pub async fn totp_begin(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TotpConfirmBody {
+    current_password: Secret,
     code: Secret,
 }
 
-/// `POST /api/me/totp/confirm` `{code}` (every role): confirm one's pending
-/// enrolment with the authenticator's current code.
+/// `POST /api/me/totp/confirm` `{current_password, code}` (every role):
+/// confirm one's pending enrolment with the authenticator's current code.
+/// Needs the current password and is throttled like a login (a stolen
+/// access token must not be able to finish an enrolment), and the code
+/// counts against the account's cap on code checks. Every earlier login of
+/// the account ends (token version); the answer is a fresh pair, as from a
+/// login with a code, and `totp: "on"`.
 pub async fn totp_confirm(
     State(st): State<Arc<ServerState>>,
+    Extension(ClientIp(client)): Extension<ClientIp>,
     caller: Caller,
     ApiJson(b): ApiJson<TotpConfirmBody>,
 ) -> ApiResult<Response> {
-    blocking(move || totp::confirm(&st.app_as(caller.actor()), &caller.user.username, &b.code))
-        .await?;
-    Ok(Json(json!({"totp": "on"})).into_response())
+    let name = caller.user.username.clone();
+    let attempt_id = attempt(&st, &name, client, "totp_confirm", "attempts").await?;
+    let permit = st.argon2_slot().await?;
+    let st2 = st.clone();
+    let c = caller.clone();
+    let client_s = client.to_string();
+    let out = blocking(move || {
+        logins::confirm_totp(
+            &st2.app_as(c.actor()),
+            st2.secret(),
+            &c.user,
+            &b.current_password,
+            &b.code,
+            &client_s,
+        )
+    })
+    .await;
+    drop(permit);
+    // Only a wrong password counts as a failed password attempt; codes
+    // have their own per-account cap.
+    finish(
+        &st,
+        attempt_id,
+        !matches!(out, Ok(TotpConfirm::WrongPassword)),
+    )
+    .await?;
+    match out? {
+        TotpConfirm::Confirmed(pair) => {
+            let mut v = serde_json::to_value(&*pair).map_err(crate::Error::from)?;
+            v["totp"] = json!("on");
+            Ok(Json(v).into_response())
+        }
+        TotpConfirm::WrongPassword => Err(ApiError::forbidden("the current password is wrong")),
+        TotpConfirm::Throttled { retry_after_secs } => Err(ApiError::throttled(
+            format!("too many wrong codes for this account; try again in {retry_after_secs} s"),
+            retry_after_secs,
+        )),
+    }
 }
 
 /// `GET /api/me`: who the token belongs to and what the role may do.

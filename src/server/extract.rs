@@ -209,6 +209,18 @@ fn token_caller(st: &ServerState, token: &str) -> Result<Caller, ApiError> {
             ))
         }
     };
+    // A login made with the password alone ends when its role enters
+    // `auth.require_totp` (enrolling ends it through the token version).
+    // `user token` tokens (no login family) are an administrator's own.
+    if claims.fam.is_some()
+        && !claims.mfa
+        && crate::ops::totp::required_for(&st.app.cfg.config, user.role)
+    {
+        return Err(ApiError::unauthorized_as(
+            "totp_required",
+            "this login was made without a second factor, which your role now needs: log in again with a code from your authenticator",
+        ));
+    }
     Ok(Caller {
         user,
         claims: Some(claims),

@@ -72,8 +72,9 @@ pub struct ResetBody {
 }
 
 /// `POST /api/users/{username}/password` `{new_password}` (admins): reset
-/// an account's password; every token of it ends, and its next login must
-/// choose a new password before anything else.
+/// an account's password; every token of it ends, its personal API keys are
+/// revoked (the answer's `keys_revoked` says how many), and its next login
+/// must choose a new password before anything else.
 pub async fn reset_password(
     State(st): State<Arc<ServerState>>,
     AdminCaller(caller): AdminCaller,

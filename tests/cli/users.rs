@@ -635,3 +635,138 @@ fn usage_errors_are_json_with_json() {
     assert_eq!(code(&o), 0);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Usage:"));
 }
+
+/// Issue 19: an admin's reset (`passwd --must-change`) revokes the account's
+/// personal API keys, says how many (human line and `--json`), and audits
+/// each like a key revoked by hand.
+#[test]
+fn a_reset_revokes_the_accounts_keys() {
+    let h = Home::new();
+    h.add("root", "admin");
+    h.add("alice", "user");
+    let key_id = |v: Value| v["id"].as_str().unwrap().to_string();
+    let k1 = key_id(h.json(&["user", "key", "create", "alice"]));
+    let k2 = key_id(h.json(&["user", "key", "create", "alice", "--scope", "read"]));
+    let gone = key_id(h.json(&["user", "key", "create", "alice"]));
+    h.json(&["user", "key", "revoke", &gone]);
+    let kept = key_id(h.json(&["user", "key", "create", "root"]));
+    const RESET: &str = "a temporary password 1";
+
+    let o = h.run_stdin(
+        &[
+            "--json",
+            "user",
+            "passwd",
+            "alice",
+            "--must-change",
+            "--password-stdin",
+        ],
+        &format!("{RESET}\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let set: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(set["username"], "alice");
+    assert_eq!(set["must_change_password"], true);
+    assert_eq!(set["keys_revoked"], 2, "{set}");
+    let keys = h.json(&["user", "key", "list"]);
+    let reason = |id: &str| {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .unwrap()["revoked_reason"]
+            .clone()
+    };
+    assert_eq!(reason(&k1), "password_reset");
+    assert_eq!(reason(&k2), "password_reset");
+    assert_eq!(reason(&gone), "revoked", "revoked by hand before");
+    assert_eq!(reason(&kept), Value::Null, "another account's key stays");
+    let revoked: Vec<Value> = h
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "key_revoked")
+        .map(|e| e["data"].clone())
+        .collect();
+    assert_eq!(revoked.len(), 3, "{revoked:?}");
+    for id in [&k1, &k2] {
+        let e = revoked.iter().find(|d| d["key_id"] == id.as_str()).unwrap();
+        assert_eq!(e["reason"], "password_reset", "{e}");
+        assert_eq!(e["username"], "alice");
+        assert!(e["prefix"].as_str().unwrap().starts_with("hop_"), "{e}");
+    }
+
+    // The human line says how many (one key made since).
+    h.json(&["user", "key", "create", "alice"]);
+    let o = h.run_stdin(
+        &[
+            "user",
+            "passwd",
+            "alice",
+            "--must-change",
+            "--password-stdin",
+        ],
+        &format!("{RESET}\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "password changed for alice; earlier tokens are revoked; 1 personal API key revoked; \
+         the next login must choose a new one\n"
+    );
+}
+
+/// Issue 19: replacing a reset password with the same one is a usage error
+/// (exit 2, the `--json` error shape) that changes nothing; another one is
+/// taken, and a change that is no reset revokes no keys.
+#[test]
+fn a_reset_password_must_be_replaced_by_another() {
+    let h = Home::new();
+    h.add("alice", "user");
+    const RESET: &str = "a temporary password 1";
+    let o = h.run_stdin(
+        &[
+            "user",
+            "passwd",
+            "alice",
+            "--must-change",
+            "--password-stdin",
+        ],
+        &format!("{RESET}\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = h.json(&["user", "key", "create", "alice"])["id"].clone();
+    // The reset password cannot be kept: usage error (2), nothing changes.
+    let before = h.json(&["user", "show", "alice"]);
+    for json in [false, true] {
+        let mut args = vec!["user", "passwd", "alice", "--password-stdin"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let o = h.run_stdin(&args, &format!("{RESET}\n"));
+        assert_eq!(code(&o), 2, "{}", stderr(&o));
+        let text = if json {
+            let v: Value = serde_json::from_str(stderr(&o).trim()).unwrap();
+            assert_eq!(v["error"]["code"], "usage", "{v}");
+            v["error"]["message"].as_str().unwrap().to_string()
+        } else {
+            stderr(&o)
+        };
+        assert!(text.contains("must differ"), "{text}");
+    }
+    let after = h.json(&["user", "show", "alice"]);
+    assert_eq!(after["token_version"], before["token_version"]);
+    assert_eq!(after["must_change_password"], true);
+    assert_eq!(after["password_changed_at"], before["password_changed_at"]);
+    // Another password is taken (and a change that is no reset revokes no keys).
+    let o = h.run_stdin(
+        &["--json", "user", "passwd", "alice", "--password-stdin"],
+        "alice's very own password\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let set: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(set["must_change_password"], false);
+    assert_eq!(set["keys_revoked"], 0);
+    let keys = h.json(&["user", "key", "list", "alice"]);
+    assert_eq!(keys[0]["id"], key);
+    assert_eq!(keys[0]["revoked_at"], Value::Null, "{keys}");
+}

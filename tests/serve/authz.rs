@@ -303,10 +303,17 @@ async fn authorization_matrix() {
                 [403; 4],
             ),
             case(
+                "totp confirm, wrong password",
+                "POST",
+                "/api/me/totp/confirm",
+                Some(json!({"current_password": "not the password at all", "code": "123456"})),
+                [403; 4],
+            ),
+            case(
                 "totp confirm, none pending",
                 "POST",
                 "/api/me/totp/confirm",
-                Some(json!({"code": "123456"})),
+                Some(json!({"current_password": TEST_PASSWORD, "code": "123456"})),
                 [404; 4],
             ),
             case("models (Hermes down)", "GET", "/api/models", None, [502; 4]),
@@ -569,6 +576,7 @@ async fn authorization_matrix() {
                 && ![
                     "password, wrong current",
                     "totp, wrong password",
+                    "totp confirm, wrong password",
                     "chat other's",
                 ]
                 .contains(&cs.name.as_str())

@@ -909,12 +909,18 @@ fn dashboard_in_headless_chromium() {
         b.eval("document.querySelectorAll('#totp-recovery li').length"),
         json!(10)
     );
+    const AUTH: &str = "JSON.parse(sessionStorage.getItem('hermes-operator.auth')).access_token";
+    let before = b.eval(AUTH);
+    b.type_into("#totp-confirm-password", NEW_PASSWORD);
     b.type_into("#totp-code", &common::totp_code(&secret, -1));
     b.click("#totp-confirm");
     b.wait(
         "two-factor on",
         "document.querySelector('#totp-state')?.textContent.startsWith('On')",
     );
+    // The confirmation ended the earlier login and answered a fresh one,
+    // which this tab keeps.
+    assert_ne!(b.eval(AUTH), before, "the tab kept the fresh login");
     b.screenshot("11-two-factor");
     b.log_out();
     b.log_in("root", NEW_PASSWORD);

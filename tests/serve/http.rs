@@ -906,3 +906,110 @@ async fn an_admin_reset_forces_a_password_change_first() {
         "{evs:?}"
     );
 }
+
+/// Issue 19: the HTTP reset revokes the account's personal API keys and
+/// says how many (`keys_revoked`), each audited as `key_revoked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reset_revokes_the_accounts_keys() {
+    let home = TestHome::new();
+    configure(home.path(), "");
+    add_user(home.path(), "root", "admin");
+    add_user(home.path(), "alice", "user");
+    let key = |name: &str| common::op_json(home.path(), &["user", "key", "create", name]);
+    let (k1, k2, root_key) = (key("alice"), key("alice"), key("root"));
+    let s = Server::start(home.path());
+    let c = client();
+    let me = |k: &str| send(c.get(s.url("/api/me")).bearer_auth(k.to_string()));
+    assert_eq!(me(k1["key"].as_str().unwrap()).await.status, 200);
+    let root = token(&c, &s, "root").await;
+    const RESET: &str = "a temporary password 1";
+    let r = send(
+        c.post(s.url("/api/users/alice/password"))
+            .bearer_auth(&root)
+            .json(&json!({"new_password": RESET})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["keys_revoked"], 2, "{}", r.body);
+    assert_eq!(r.json()["must_change_password"], true);
+    for k in [&k1, &k2] {
+        let r = me(k["key"].as_str().unwrap()).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert_eq!(r.json()["error"]["message"], "this API key was revoked");
+    }
+    assert_eq!(
+        me(root_key["key"].as_str().unwrap()).await.status,
+        200,
+        "another account's key"
+    );
+    let evs = events(home.path());
+    let revoked: Vec<&Value> = evs
+        .iter()
+        .filter(|(t, _, _)| t == "key_revoked")
+        .map(|(_, _, d)| d)
+        .collect();
+    assert_eq!(revoked.len(), 2, "{revoked:?}");
+    for k in [&k1, &k2] {
+        assert!(
+            revoked
+                .iter()
+                .any(|d| d["key_id"] == k["id"] && d["reason"] == "password_reset"),
+            "{revoked:?}"
+        );
+    }
+}
+
+/// Issue 19: after an admin's reset the user cannot "change" the reset
+/// password to itself (400, the JSON error shape, nothing changes); another
+/// one opens the account again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_password_cannot_be_kept() {
+    let home = TestHome::new();
+    configure(home.path(), "");
+    add_user(home.path(), "root", "admin");
+    add_user(home.path(), "alice", "user");
+    let s = Server::start(home.path());
+    let c = client();
+    let root = token(&c, &s, "root").await;
+    const RESET: &str = "a temporary password 1";
+    let r = send(
+        c.post(s.url("/api/users/alice/password"))
+            .bearer_auth(&root)
+            .json(&json!({"new_password": RESET})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The reset password may not be kept.
+    let r = send(
+        c.post(s.url("/auth/login"))
+            .json(&json!({"username": "alice", "password": RESET})),
+    )
+    .await;
+    let tok = r.json()["access_token"].as_str().unwrap().to_string();
+    let change = |new: &str| {
+        send(
+            c.post(s.url("/api/me/password"))
+                .bearer_auth(&tok)
+                .json(&json!({"current_password": RESET, "new_password": new})),
+        )
+    };
+    let r = change(RESET).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "usage", "{}", r.body);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must differ"),
+        "{}",
+        r.body
+    );
+    let m = send(c.get(s.url("/api/me")).bearer_auth(&tok)).await;
+    assert_eq!(m.status, 200, "nothing changed: the token still works");
+    assert_eq!(m.json()["user"]["must_change_password"], true);
+    let r = change("alice's very own password").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let fresh = r.json()["access_token"].as_str().unwrap().to_string();
+    let r = send(c.get(s.url("/api/keys")).bearer_auth(&fresh)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

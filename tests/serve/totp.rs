@@ -9,6 +9,7 @@ use crate::common::serve as serve_common;
 use common::{add_user, op, stderr, totp_code as code, TestHome, TEST_PASSWORD};
 use serde_json::{json, Value};
 use serve_common::{client, configure, events, send, Server};
+use std::time::Duration;
 
 use common::op_json as cli;
 
@@ -141,4 +142,242 @@ async fn totp_enrol_login_single_use_recovery_and_required_roles() {
     assert!(bad_totp >= 7, "{bad_totp}");
     let all = format!("{evs:?}");
     assert!(!all.contains(&secret) && !all.contains(&recovery[3]));
+}
+
+/// `user totp enable` + `confirm` for `name`; the base32 secret.
+fn enrol(home: &std::path::Path, name: &str) -> String {
+    let e = cli(home, &["user", "totp", "enable", name]);
+    let secret = e["secret"].as_str().unwrap().to_string();
+    cli(home, &["user", "totp", "confirm", name, &code(&secret, -1)]);
+    secret
+}
+
+/// A 6-digit code that is none of the valid ones now.
+fn wrong_code(secret: &str) -> String {
+    let valid = [code(secret, -1), code(secret, 0), code(secret, 1)];
+    (0..)
+        .map(|i| format!("{:06}", 111_111 * (i % 9 + 1)))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}
+
+/// Issue 19: wrong codes are capped per account, whatever the address
+/// (before, 60 addresses checked 287 codes in 26 s): after 10 in 15 minutes
+/// even a right code from a new address gets 429 with Retry-After, audited
+/// as `login_failed`; another account is not affected; `user unlock` frees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_are_capped_per_account_across_addresses() {
+    let home = TestHome::new();
+    configure(home.path(), "");
+    add_user(home.path(), "alice", "user");
+    add_user(home.path(), "bob", "user");
+    let secret = enrol(home.path(), "alice");
+    let bob_secret = enrol(home.path(), "bob");
+    let s = Server::start(home.path());
+    let c = client();
+    // Loopback is a trusted proxy by default: X-Real-IP is the client.
+    let login = |user: &str, totp: String, ip: String| {
+        send(
+            c.post(s.url("/auth/login"))
+                .header("x-real-ip", ip)
+                .json(&json!({"username": user, "password": TEST_PASSWORD, "totp": totp})),
+        )
+    };
+    for i in 0..10 {
+        let r = login("alice", wrong_code(&secret), format!("198.51.100.{i}")).await;
+        assert_eq!(r.status, 401, "wrong code {i}: {}", r.body);
+    }
+    let r = login("alice", code(&secret, 0), "203.0.113.50".into()).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=900).contains(&wait), "{wait}");
+    assert_eq!(r.json()["error"]["code"], "too_many_requests", "{}", r.body);
+    // Another account's codes are its own.
+    let r = login("bob", code(&bob_secret, 0), "198.51.100.1".into()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let evs = events(home.path());
+    let refused: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e.0 == "login_failed" && e.2["reason"] == "totp_throttled")
+        .map(|e| &e.2)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["username"], "alice");
+    assert_eq!(refused[0]["client"], "203.0.113.50");
+
+    cli(home.path(), &["user", "unlock", "alice"]);
+    let r = login("alice", code(&secret, 0), "203.0.113.50".into()).await;
+    assert_eq!(r.status, 200, "unlocked: {}", r.body);
+}
+
+/// Issue 19: confirming an enrolment over HTTP needs the current password
+/// and counts against the per-account cap; it ends every earlier login of
+/// the account (access tokens by the token version, refresh tokens answer
+/// `totp_required`), and its answer is a fresh login that keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirming_needs_the_password_is_capped_and_ends_earlier_logins() {
+    let home = TestHome::new();
+    configure(home.path(), "");
+    add_user(home.path(), "alice", "user");
+    let s = Server::start(home.path());
+    let c = client();
+    let before = serve_common::login(&c, &s, "alice").await;
+    let old_access = before["access_token"].as_str().unwrap().to_string();
+    let old_refresh = before["refresh_token"].as_str().unwrap().to_string();
+    let post = |path: &str, body: Value| {
+        send(
+            c.post(s.url(path))
+                .bearer_auth(old_access.clone())
+                .json(&body),
+        )
+    };
+    let r = post("/api/me/totp", json!({"current_password": TEST_PASSWORD})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+
+    // Without the password, or with a wrong one: refused, still pending.
+    let r = post("/api/me/totp/confirm", json!({"code": code(&secret, 0)})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = post(
+        "/api/me/totp/confirm",
+        json!({"current_password": "not the password at all", "code": code(&secret, 0)}),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "forbidden");
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&old_access)).await;
+    assert_eq!(me.json()["totp"], "pending", "{}", me.body);
+
+    // Wrong codes: 400 each, then the cap (10 per 15 minutes) answers 429
+    // even for a right code; audited.
+    for i in 0..10 {
+        let r = post(
+            "/api/me/totp/confirm",
+            json!({"current_password": TEST_PASSWORD, "code": wrong_code(&secret)}),
+        )
+        .await;
+        assert_eq!(r.status, 400, "wrong code {i}: {}", r.body);
+    }
+    let right = json!({"current_password": TEST_PASSWORD, "code": code(&secret, 0)});
+    let r = post("/api/me/totp/confirm", right.clone()).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(r.header("retry-after").is_some());
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&old_access)).await;
+    assert_eq!(me.json()["totp"], "pending", "{}", me.body);
+    let evs = events(home.path());
+    let failed = |reason: &str| {
+        evs.iter()
+            .filter(|e| {
+                e.0 == "login_failed" && e.2["via"] == "totp_confirm" && e.2["reason"] == reason
+            })
+            .count()
+    };
+    assert_eq!(failed("bad_totp"), 10);
+    assert_eq!(failed("totp_throttled"), 1);
+    assert_eq!(failed("bad_password"), 1);
+
+    // Unlocked, the right code turns it on and answers a fresh login.
+    cli(home.path(), &["user", "unlock", "alice"]);
+    let r = post("/api/me/totp/confirm", right).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let on = r.json();
+    assert_eq!(on["totp"], "on");
+    let access = on["access_token"].as_str().unwrap().to_string();
+    let refresh = on["refresh_token"].as_str().unwrap().to_string();
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&old_access)).await;
+    assert_eq!(
+        me.status, 401,
+        "the earlier login's access token: {}",
+        me.body
+    );
+    let r = send(
+        c.post(s.url("/auth/refresh"))
+            .json(&json!({"refresh_token": old_refresh})),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "totp_required", "{}", r.body);
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&access)).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["totp"], "on");
+    let r = send(
+        c.post(s.url("/auth/refresh"))
+            .json(&json!({"refresh_token": refresh})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "the fresh login refreshes: {}", r.body);
+}
+
+/// Issue 19: a role entering `auth.require_totp` ends the logins its
+/// accounts made without a code — by a role change (token version; the
+/// refresh answers `totp_required`) or by the configuration (access and
+/// refresh tokens answer `totp_required`) — while a login with a code goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_entering_require_totp_ends_logins_without_a_code() {
+    let home = TestHome::new();
+    configure(home.path(), "auth:\n  require_totp: [admin]\n");
+    add_user(home.path(), "alice", "user");
+    add_user(home.path(), "carol", "user");
+    add_user(home.path(), "dave", "user");
+    let dave_secret = enrol(home.path(), "dave");
+    let mut s = Server::start(home.path());
+    let c = client();
+    let alice = serve_common::login(&c, &s, "alice").await;
+    let carol = serve_common::login(&c, &s, "carol").await;
+    let r = send(c.post(s.url("/auth/login")).json(
+        &json!({"username": "dave", "password": TEST_PASSWORD, "totp": code(&dave_secret, 0)}),
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dave = r.json();
+    let tok = |v: &Value, k: &str| v[k].as_str().unwrap().to_string();
+
+    // carol becomes an admin, whose role needs a code.
+    cli(home.path(), &["user", "role", "carol", "admin"]);
+    let r = send(
+        c.post(s.url("/auth/refresh"))
+            .json(&json!({"refresh_token": tok(&carol, "refresh_token")})),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "totp_required", "{}", r.body);
+
+    // The configuration makes role user need one too (read at start).
+    assert!(s.terminate(Duration::from_secs(20)).is_some());
+    configure(home.path(), "auth:\n  require_totp: [admin, user]\n");
+    let s = Server::start(home.path());
+    let r = send(
+        c.get(s.url("/api/me"))
+            .bearer_auth(tok(&alice, "access_token")),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "totp_required", "{}", r.body);
+    let r = send(
+        c.post(s.url("/auth/refresh"))
+            .json(&json!({"refresh_token": tok(&alice, "refresh_token")})),
+    )
+    .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "totp_required", "{}", r.body);
+    assert!(
+        events(home.path()).iter().any(|e| e.0 == "token_revoked"
+            && e.2["reason"] == "second_factor_required"
+            && e.2["username"] == "alice"),
+        "the login's revocation is audited"
+    );
+    // dave logged in with a code: his login goes on.
+    let r = send(
+        c.get(s.url("/api/me"))
+            .bearer_auth(tok(&dave, "access_token")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = send(
+        c.post(s.url("/auth/refresh"))
+            .json(&json!({"refresh_token": tok(&dave, "refresh_token")})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }

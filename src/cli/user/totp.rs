@@ -60,14 +60,23 @@ pub fn run(ctx: &Ctx, cmd: TotpCmd) -> crate::Result<()> {
             Ok(())
         }
         TotpCmd::Confirm(a) => {
-            totp::confirm(&ctx.app, &a.name, &a.code)?;
+            if let Err(t) = totp::confirm(&ctx.app, &a.name, &a.code, "cli")? {
+                return Err(crate::Error::busy(format!(
+                    "too many wrong codes for {}; try again in {} s",
+                    a.name, t.retry_after_secs
+                ))
+                .hint(format!(
+                    "`hermes-operator user unlock {}` clears the count",
+                    a.name
+                )));
+            }
             if ctx.out.json {
                 return ctx
                     .out
                     .json(&json!({"username": a.name, "totp": "enabled"}));
             }
             ctx.out.line(format!(
-                "{}: two-factor login is on; logins need a code",
+                "{}: two-factor login is on; logins need a code; earlier tokens are revoked",
                 a.name
             ))
         }

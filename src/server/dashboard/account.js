@@ -2,8 +2,9 @@
 // with a fresh login; every other token of the account stops working: other
 // tabs and devices log in again) and enrol an authenticator app for
 // two-factor login (shown once: the secret, its otpauth link and the
-// recovery codes; active after confirming a code); personal API keys
-// (keys.js).
+// recovery codes; active after confirming a code with the password again:
+// that ends every other login of the account, and the answer is a fresh
+// one); personal API keys (keys.js).
 
 import { beginTotp, changePassword, confirmTotp } from './api.js';
 import { h, errorBox, notice } from './dom.js';
@@ -42,6 +43,9 @@ function totpCard(me) {
 }
 
 function enrolment(en, card, out) {
+  // Confirming needs the password again (the server refuses a stolen token
+  // alone), asked next to the code rather than kept from the first step.
+  const pw = h('input', { id: 'totp-confirm-password', type: 'password', required: true, autocomplete: 'current-password' });
   const code = h('input', { id: 'totp-code', required: true, autocomplete: 'one-time-code', inputmode: 'numeric', maxlength: 6 });
   const confirm = h('button', { type: 'submit', id: 'totp-confirm' }, 'Confirm');
   const form = h('form', { id: 'totp-confirm-form' },
@@ -50,14 +54,15 @@ function enrolment(en, card, out) {
     h('p', null, 'Secret: ', h('code', { id: 'totp-secret' }, en.secret)),
     h('p', null, 'Recovery codes — each works once in place of a code; keep them offline. They are not shown again:'),
     h('ul', { id: 'totp-recovery' }, ...en.recovery_codes.map((c) => h('li', null, h('code', null, c)))),
+    h('label', { for: 'totp-confirm-password' }, 'Current password'), pw,
     h('label', { for: 'totp-code' }, 'Code from the app'), code, confirm);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     confirm.disabled = true;
     try {
-      await confirmTotp(code.value.trim());
+      await confirmTotp(pw.value, code.value.trim());
       card.replaceChildren(h('h2', null, 'Two-factor login'),
-        h('p', { id: 'totp-state' }, 'On: logging in needs a code from your authenticator app.'));
+        h('p', { id: 'totp-state' }, 'On: logging in needs a code from your authenticator app. Other devices and tabs will have to log in again.'));
     } catch (err) {
       out.replaceChildren(errorBox(err));
       confirm.disabled = false;

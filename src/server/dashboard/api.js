@@ -167,9 +167,13 @@ export function beginTotp(current_password) {
   return api('api/me/totp', { method: 'POST', body: { current_password } });
 }
 
-/** Confirm the pending enrolment with the authenticator's current code. */
-export function confirmTotp(code) {
-  return api('api/me/totp/confirm', { method: 'POST', body: { code } });
+/**
+ * Confirm the pending enrolment with the current password and the
+ * authenticator's current code. Every earlier login of the account ends; the
+ * answer is a fresh one (with the second factor), kept like a login's.
+ */
+export async function confirmTotp(current_password, code) {
+  keep(await api('api/me/totp/confirm', { method: 'POST', body: { current_password, code } }));
 }
 
 /** Revoke this login on the server (best effort), then forget the tokens. */

@@ -85,11 +85,11 @@ event_kinds! {
     UserDeleted = "user_deleted",
     /// An access token was issued (`user token`, login, refresh).
     TokenIssued = "token_issued",
-    /// Tokens were revoked: logout, refresh-token reuse.
+    /// Tokens were revoked: logout, refresh-token reuse, a login without the second factor its account now needs.
     TokenRevoked = "token_revoked",
     /// A personal API key was made (id, prefix, scope, toolsets; never the key).
     KeyCreated = "key_created",
-    /// A personal API key was revoked by its owner or an admin.
+    /// A personal API key was revoked by its owner or an admin, or by an admin's password reset (`reason: password_reset`).
     KeyRevoked = "key_revoked",
     /// `hook install` changed Hermes' config.
     HookInstalled = "hook_installed",

@@ -296,3 +296,25 @@ pub(super) fn revoke_all_in(
         params![now_rfc3339(), reason, user_id],
     )
 }
+
+/// Revoke every live key of `user_id` inside the caller's transaction and
+/// say which went, (id, prefix) in id order, so each can be audited like a
+/// key revoked by hand (an admin's password reset).
+pub(super) fn revoke_all_returning(
+    tx: &rusqlite::Transaction,
+    user_id: &str,
+    reason: &str,
+) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut st = tx.prepare(
+        "UPDATE api_keys SET revoked_at = ?1, revoked_reason = ?2
+         WHERE user_id = ?3 AND revoked_at IS NULL
+         RETURNING id, prefix",
+    )?;
+    let mut out = st
+        .query_map(params![now_rfc3339(), reason, user_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+    out.sort();
+    Ok(out)
+}

@@ -130,6 +130,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX api_keys_user ON api_keys(user_id);",
     // v8: an admin's password reset makes the next login change it first.
     "ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;",
+    // v9: whether a login (refresh-token family) passed a second factor, so
+    // a refresh can refuse a login made without one once the account needs
+    // it (`auth.require_totp` grew); and second-factor code checks per
+    // account (store/users/throttle.rs), capped across every address.
+    "ALTER TABLE refresh_tokens ADD COLUMN second_factor INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE code_attempts (
+        id INTEGER PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'failed'))
+    );
+    CREATE INDEX code_attempts_user ON code_attempts(user_id, at);",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -388,20 +400,34 @@ impl UserStore {
     }
 
     /// A new password (revoking every token); `must_change`: an admin's
-    /// reset, which the user must replace at their next login.
-    pub fn set_password(&self, id: &str, hash: &str, must_change: bool) -> Result<()> {
+    /// reset, which the user must replace at their next login, and which
+    /// also revokes the account's personal API keys in the same transaction
+    /// (whoever made the reset suspects the account; a key made by whoever
+    /// held it must not outlive it). Returns the keys revoked: (id, prefix).
+    pub fn set_password(
+        &self,
+        id: &str,
+        hash: &str,
+        must_change: bool,
+    ) -> Result<Vec<(String, String)>> {
         let now = now_rfc3339();
-        let n = with_immediate(&self.conn, &self.path, "changing password", |tx| {
-            tx.execute(
+        let (n, revoked) = with_immediate(&self.conn, &self.path, "changing password", |tx| {
+            let n = tx.execute(
                 "UPDATE users SET password_hash = ?1, password_changed_at = ?2, updated_at = ?2,
                  token_version = token_version + 1, must_change_password = ?4 WHERE id = ?3",
                 params![hash, now, id, must_change],
-            )
+            )?;
+            let revoked = if must_change && n > 0 {
+                keys::revoke_all_returning(tx, id, "password_reset")?
+            } else {
+                Vec::new()
+            };
+            Ok((n, revoked))
         })?;
         if n == 0 {
             return Err(Error::not_found(format!("user {id} no longer exists")));
         }
-        Ok(())
+        Ok(revoked)
     }
 
     pub fn set_role(&self, id: &str, role: Role) -> Result<()> {

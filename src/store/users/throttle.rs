@@ -1,6 +1,6 @@
-//! Password attempts in users.db (login and password change), so that
-//! throttling holds across parallel requests, restarts and several `serve`
-//! processes. An attempt is *reserved* (a `pending` row) inside the same
+//! Password attempts in users.db (login and password change), and
+//! second-factor code checks per account, so that throttling holds across
+//! parallel requests, restarts and several `serve` processes. An attempt is *reserved* (a `pending` row) inside the same
 //! write transaction that counts the earlier ones, before any password is
 //! checked: N parallel requests can never get more than the limit of checks.
 //! The policy (limits, window, slow-down) is the caller's
@@ -155,14 +155,68 @@ impl UserStore {
         })
     }
 
-    /// `user unlock`: forget every attempt and refusal for `username`.
-    /// Returns how many rows went.
+    /// `user unlock`: forget every attempt and refusal for `username`,
+    /// its second-factor code checks included. Returns how many rows went.
     pub fn clear_attempts(&self, username: &str) -> Result<i64> {
         let user = username.to_lowercase();
         with_immediate(&self.conn, &self.path, "clearing login attempts", |tx| {
             let a = tx.execute("DELETE FROM login_attempts WHERE username = ?1", [&user])?;
             let b = tx.execute("DELETE FROM login_throttled WHERE username = ?1", [&user])?;
-            Ok((a + b) as i64)
+            // users.username compares case-insensitively (COLLATE NOCASE).
+            let c = tx.execute(
+                "DELETE FROM code_attempts WHERE user_id IN (SELECT id FROM users WHERE username = ?1)",
+                [&user],
+            )?;
+            Ok((a + b + c) as i64)
+        })
+    }
+
+    /// Reserve one second-factor code check for the account `user_id`
+    /// (whatever the client address), or refuse it: `Err(retry_after_secs)`
+    /// when `max` checks (pending or failed) were made in the last
+    /// `window_secs`. Counted and inserted in one write transaction, so
+    /// parallel requests never get more than `max` checks.
+    pub fn reserve_code_check(
+        &self,
+        user_id: &str,
+        now: f64,
+        window_secs: f64,
+        max: i64,
+    ) -> Result<std::result::Result<i64, u64>> {
+        let cutoff = now - window_secs;
+        with_immediate(&self.conn, &self.path, "reserving a code check", |tx| {
+            tx.execute("DELETE FROM code_attempts WHERE at < ?1", [cutoff])?;
+            let (n, oldest): (i64, Option<f64>) = tx.query_row(
+                "SELECT count(*), min(at) FROM code_attempts WHERE user_id = ?1 AND at >= ?2",
+                params![user_id, cutoff],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if n >= max {
+                let wait = (oldest.unwrap_or(now) + window_secs - now).max(1.0);
+                return Ok(Err(wait.ceil() as u64));
+            }
+            tx.execute(
+                "INSERT INTO code_attempts (user_id, at, state) VALUES (?1, ?2, 'pending')",
+                params![user_id, now],
+            )?;
+            Ok(Ok(tx.last_insert_rowid()))
+        })
+    }
+
+    /// After a code check: a wrong code stays counted; a right one is
+    /// forgotten (only that check: earlier wrong ones keep counting, so a
+    /// guesser cannot reset the cap by the owner's success).
+    pub fn finish_code_check(&self, attempt: i64, ok: bool) -> Result<()> {
+        with_immediate(&self.conn, &self.path, "recording a code check", |tx| {
+            if ok {
+                tx.execute("DELETE FROM code_attempts WHERE id = ?1", [attempt])?;
+            } else {
+                tx.execute(
+                    "UPDATE code_attempts SET state = 'failed' WHERE id = ?1",
+                    [attempt],
+                )?;
+            }
+            Ok(())
         })
     }
 
@@ -290,5 +344,53 @@ mod tests {
         ));
         assert_eq!(s.clear_attempts("ALICE").unwrap(), 1);
         assert_eq!(s.recent_attempts("alice", 0.0).unwrap(), 0);
+    }
+
+    #[test]
+    fn code_checks_are_capped_per_account_and_cleared_by_unlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::open(&dir.path().join("users.db")).unwrap();
+        let u = s.insert("Alice", super::super::Role::User, "x").unwrap();
+        // Two wrong codes and one pending check fill a cap of 3.
+        for t in [100.0, 101.0] {
+            let id = s.reserve_code_check(&u.id, t, 60.0, 3).unwrap().unwrap();
+            s.finish_code_check(id, false).unwrap();
+        }
+        let pending = s
+            .reserve_code_check(&u.id, 102.0, 60.0, 3)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.reserve_code_check(&u.id, 103.0, 60.0, 3).unwrap(),
+            Err(57),
+            "until the oldest ages out"
+        );
+        // A right code frees only its own check.
+        s.finish_code_check(pending, true).unwrap();
+        let id = s
+            .reserve_code_check(&u.id, 104.0, 60.0, 3)
+            .unwrap()
+            .unwrap();
+        s.finish_code_check(id, false).unwrap();
+        assert!(s
+            .reserve_code_check(&u.id, 105.0, 60.0, 3)
+            .unwrap()
+            .is_err());
+        // Another account is not affected; the window passing or an unlock
+        // (by username, any case) frees the account.
+        let b = s.insert("bob", super::super::Role::User, "x").unwrap();
+        assert!(s.reserve_code_check(&b.id, 105.0, 60.0, 3).unwrap().is_ok());
+        for t in [165.0, 166.0, 167.0] {
+            assert!(
+                s.reserve_code_check(&u.id, t, 60.0, 3).unwrap().is_ok(),
+                "{t}"
+            );
+        }
+        assert!(s
+            .reserve_code_check(&u.id, 168.0, 60.0, 3)
+            .unwrap()
+            .is_err());
+        assert_eq!(s.clear_attempts("ALICE").unwrap(), 3);
+        assert!(s.reserve_code_check(&u.id, 169.0, 60.0, 3).unwrap().is_ok());
     }
 }

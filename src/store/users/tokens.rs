@@ -61,7 +61,8 @@ impl UserStore {
     }
 
     /// Store a new refresh token (by its SHA-256) in `family_id`, valid until
-    /// `expires_at` (epoch seconds) and for `token_version` of the user.
+    /// `expires_at` (epoch seconds) and for `token_version` of the user;
+    /// `second_factor`: the login passed one (kept through rotations).
     pub fn insert_refresh(
         &self,
         token_hash: &[u8; 32],
@@ -69,14 +70,15 @@ impl UserStore {
         user_id: &str,
         token_version: i64,
         expires_at: i64,
+        second_factor: bool,
     ) -> Result<String> {
         let id = format!("rt_{}", crate::crypto::random_hex(8));
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "storing a refresh token", |tx| {
             tx.execute(
-                "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![id, &token_hash[..], family_id, user_id, token_version, now, expires_at],
+                "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at, second_factor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, &token_hash[..], family_id, user_id, token_version, now, expires_at, second_factor],
             )
         })?;
         Ok(id)
@@ -102,7 +104,7 @@ impl UserStore {
             let row = tx
                 .query_row(
                     "SELECT r.id, r.family_id, r.user_id, r.token_version, r.expires_at, r.used_at, r.revoked_at,
-                            u.disabled, u.token_version
+                            u.disabled, u.token_version, r.second_factor
                      FROM refresh_tokens r LEFT JOIN users u ON u.id = r.user_id
                      WHERE r.token_hash = ?1",
                     [&token_hash[..]],
@@ -117,11 +119,13 @@ impl UserStore {
                             r.get::<_, Option<String>>(6)?,
                             r.get::<_, Option<i64>>(7)?,
                             r.get::<_, Option<i64>>(8)?,
+                            r.get::<_, bool>(9)?,
                         ))
                     },
                 )
                 .optional()?;
-            let Some((id, family, user_id, tv, expires, used, revoked, disabled, user_tv)) = row
+            let Some((id, family, user_id, tv, expires, used, revoked, disabled, user_tv, sf)) =
+                row
             else {
                 return Ok(RefreshUse::Unknown);
             };
@@ -171,12 +175,13 @@ impl UserStore {
                 return Ok(RefreshUse::UserChanged {
                     user_id,
                     family_id: family,
+                    second_factor: sf,
                 });
             }
             tx.execute(
-                "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![new_id, &new_hash[..], family, user_id, tv, now, new_expires_at],
+                "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at, second_factor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![new_id, &new_hash[..], family, user_id, tv, now, new_expires_at, sf],
             )?;
             tx.execute(
                 "UPDATE refresh_tokens SET used_at = ?1, replaced_by = ?2 WHERE id = ?3",
@@ -185,6 +190,7 @@ impl UserStore {
             Ok(RefreshUse::Rotated {
                 user_id,
                 family_id: family,
+                second_factor: sf,
             })
         })
     }
@@ -270,10 +276,12 @@ impl UserStore {
 /// What using a refresh token did ([`UserStore::rotate_refresh`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshUse {
-    /// Valid: a new token was stored in the same family.
+    /// Valid: a new token was stored in the same family. `second_factor`:
+    /// the login passed one.
     Rotated {
         user_id: String,
         family_id: String,
+        second_factor: bool,
     },
     /// Rotated too often lately: refused, nothing changed.
     RateLimited {
@@ -299,6 +307,7 @@ pub enum RefreshUse {
     UserChanged {
         user_id: String,
         family_id: String,
+        second_factor: bool,
     },
     /// No such token.
     Unknown,

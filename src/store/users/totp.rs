@@ -67,21 +67,45 @@ impl UserStore {
             .map_err(self.err("reading the TOTP secret"))
     }
 
-    /// Accept time step `step` for `user_id` if no later or equal step was
-    /// accepted before (single use), and with `confirm` mark the enrolment
-    /// confirmed. Atomic: two requests with the same code cannot both pass.
-    pub fn totp_use_step(&self, user_id: &str, step: i64, confirm: bool) -> Result<bool> {
-        let now = now_rfc3339();
+    /// Accept time step `step` of a confirmed enrolment for `user_id` if no
+    /// later or equal step was accepted before (single use). Atomic: two
+    /// requests with the same code cannot both pass.
+    pub fn totp_use_step(&self, user_id: &str, step: i64) -> Result<bool> {
         let n = with_immediate(&self.conn, &self.path, "using a TOTP code", |tx| {
             tx.execute(
-                "UPDATE totp SET last_step = ?2,
-                   confirmed_at = CASE WHEN ?3 THEN coalesce(confirmed_at, ?4) ELSE confirmed_at END
-                 WHERE user_id = ?1 AND last_step < ?2
-                   AND (?3 OR confirmed_at IS NOT NULL)",
-                params![user_id, step, confirm, now],
+                "UPDATE totp SET last_step = ?2
+                 WHERE user_id = ?1 AND last_step < ?2 AND confirmed_at IS NOT NULL",
+                params![user_id, step],
             )
         })?;
         Ok(n == 1)
+    }
+
+    /// Confirm a pending enrolment with time step `step`, and in the same
+    /// transaction bump the account's token version: every earlier token
+    /// (logins made with the password alone) stops working. `false`: no
+    /// pending enrolment, or the step was already used.
+    pub fn totp_confirm(&self, user_id: &str, step: i64) -> Result<bool> {
+        let now = now_rfc3339();
+        with_immediate(
+            &self.conn,
+            &self.path,
+            "confirming a TOTP enrolment",
+            |tx| {
+                let n = tx.execute(
+                    "UPDATE totp SET last_step = ?2, confirmed_at = ?3
+                 WHERE user_id = ?1 AND last_step < ?2 AND confirmed_at IS NULL",
+                    params![user_id, step, now],
+                )?;
+                if n == 1 {
+                    tx.execute(
+                    "UPDATE users SET token_version = token_version + 1, updated_at = ?2 WHERE id = ?1",
+                    params![user_id, now],
+                )?;
+                }
+                Ok(n == 1)
+            },
+        )
     }
 
     /// Spend a recovery code (by its hash) once. Returns whether it was
