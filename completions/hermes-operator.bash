@@ -1851,13 +1851,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__install)
-            opts="-y -h -V --admin --password-stdin --force --yes --no-systemd --hermes-home --json --help --version"
+            opts="-y -h -V --admin --password-stdin --force --yes --no-systemd --operator-user --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --admin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --operator-user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -341,6 +341,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; 
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from help" -f -a "restore" -d 'Put the operator\'s data (users.db, events.db, config, secrets, audit key) back from a backup that `update` made; the current state is backed up first'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l admin -d 'Create this first admin account when no admin exists (else asks on a terminal)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l operator-user -d 'Keep the operator\'s files under this system account (created if missing), out of reach of the account Hermes and its agent run as; the unit becomes a system unit running as it. Needs root' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l password-stdin -d 'Read the admin\'s password from the first line of stdin instead of prompting'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l force -d 'Replace files someone changed (each is backed up to <file>.bak-<UTC ts> first)'
