@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::events::EventKind;
+use crate::store::users::Reservation;
 
 /// Run one turn. `on_event` sees progress as it happens; `approver` answers
 /// approval requests. On error an `error` event is recorded and the session
@@ -176,12 +177,22 @@ pub(super) fn reserve(turn: &Turn) -> Result<Option<String>> {
     let day = utc_day();
     let users = turn.app.users()?;
     match users.reserve_budget(&turn.user.id, &day, &turn.session_id, b.turn_reserve_usd, limit)? {
-        Ok(id) => Ok(Some(id)),
-        Err(used) => Err(Error::permission(format!(
+        Reservation::Made(id) => Ok(Some(id)),
+        Reservation::Spent(used) => Err(Error::permission(format!(
             "daily budget of ${limit:.2} for {} is spent (${used:.4} used or reserved today, UTC)",
             turn.user.username
         ))
         .reason(crate::error::Reason::BudgetSpent)
         .hint("an admin can raise budget.user_daily_usd in profiles/operator/config.yaml; the budget resets at 00:00 UTC")),
+        // A turn's cost is known only when it ends: one at a time is what
+        // keeps the day's spend within the bound README states.
+        Reservation::OtherTurnOpen => Err(Error::busy(format!(
+            "another turn of {} is running against the daily budget of ${limit:.2}; with a daily budget an account's turns run one at a time",
+            turn.user.username
+        ))
+        .reason(crate::error::Reason::Throttled {
+            retry_after_secs: 5,
+        })
+        .hint("retry when the other turn has ended")),
     }
 }
