@@ -209,15 +209,6 @@ impl UserStore {
                 return Ok(Err(KeyRefused::NoAccount));
             };
             purge_dead_in(tx, Some(k.user_id), now_epoch)?;
-            let active: i64 = tx.query_row(
-                "SELECT count(*) FROM api_keys WHERE user_id = ?1 AND revoked_at IS NULL
-                   AND (expires_at IS NULL OR expires_at > ?2)",
-                params![k.user_id, now_epoch],
-                |r| r.get(0),
-            )?;
-            if active >= MAX_ACTIVE_KEYS {
-                return Ok(Err(KeyRefused::TooManyActive(active)));
-            }
             let (recent, oldest): (i64, Option<String>) = tx.query_row(
                 "SELECT count(*), min(created_at) FROM api_keys
                  WHERE user_id = ?1 AND created_at > ?2",
@@ -232,6 +223,15 @@ impl UserStore {
                 return Ok(Err(KeyRefused::TooFast {
                     retry_after_secs: wait as u64,
                 }));
+            }
+            let active: i64 = tx.query_row(
+                "SELECT count(*) FROM api_keys WHERE user_id = ?1 AND revoked_at IS NULL
+                   AND (expires_at IS NULL OR expires_at > ?2)",
+                params![k.user_id, now_epoch],
+                |r| r.get(0),
+            )?;
+            if active >= MAX_ACTIVE_KEYS {
+                return Ok(Err(KeyRefused::TooManyActive(active)));
             }
             tx.execute(
                 "INSERT INTO api_keys (id, user_id, key_hash, prefix, label, role, scope, toolsets,
