@@ -263,7 +263,8 @@ async fn keys_act_as_their_owner_narrowed_and_die_with_role_changes() {
 /// keys (409 beyond), at most 30 made in any hour however made (429 with
 /// Retry-After over HTTP, exit 6 on the CLI), at most 10 a minute and 30
 /// revocations a minute over HTTP (429), keys dead for more than a day are
-/// deleted when the owner makes one, and `GET /api/keys` pages. Each part
+/// deleted when the owner makes one and by serve's purge, and
+/// `GET /api/keys` pages. Each part
 /// failed on the build before it (every request succeeded; the list was
 /// one unbounded array).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,4 +426,38 @@ async fn key_growth_is_capped_rate_limited_purged_and_paged() {
         .filter(|e| e.0 == "key_revoked")
         .count();
     assert_eq!(revoked, 11);
+
+    // --- and by serve's purge, without any key being made (at its start
+    // and every 10 minutes, with the token purge) --------------------------
+    let victim = left[0]["id"].as_str().unwrap().to_string();
+    let o = op(h)
+        .args(["user", "key", "revoke", &victim])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let db = rusqlite::Connection::open(h.join("plugins/operator/users.db")).unwrap();
+    db.execute(
+        "UPDATE api_keys SET revoked_at = '2020-01-01T00:00:00.000000Z' WHERE id = ?1",
+        [&victim],
+    )
+    .unwrap();
+    drop(db);
+    drop(s);
+    let s = Server::start(h);
+    let listed = || cli(h, &["user", "key", "list", "alice"]);
+    let mut purged = false;
+    for _ in 0..200 {
+        if !listed()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == victim.as_str())
+        {
+            purged = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(purged, "serve never purged {victim}: {}", s.log());
+    assert_eq!(listed().as_array().unwrap().len(), 19);
 }
