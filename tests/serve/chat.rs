@@ -395,7 +395,8 @@ async fn foreign_chats_never_block_the_owner_and_turns_are_capped(gen: Gen) {
 /// a time under a budget (the others: 429 with Retry-After), each admitted
 /// only while settled spend + its reservation fit the limit, so the day's
 /// spend stays within the bound README states:
-/// `limit + max(0, one turn's cost - turn_reserve_usd)`.
+/// `limit + max(0, one turn's cost - turn_reserve_usd)`. Once spent, refused
+/// turns write nothing.
 async fn parallel_turns_keep_to_the_daily_budget(gen: Gen) {
     let gw = Gateway::start(
         gen,
@@ -426,6 +427,7 @@ async fn parallel_turns_keep_to_the_daily_budget(gen: Gen) {
     loop {
         rounds += 1;
         assert!(rounds <= 20, "the budget never ran out");
+        let events_before = serve_common::events(&gw.home).len();
         let round = futures_util::future::join_all((0..10).map(|i| {
             send(
                 c.post(s.url("/api/chat"))
@@ -454,6 +456,10 @@ async fn parallel_turns_keep_to_the_daily_budget(gen: Gen) {
         assert!(ok <= 1, "round {rounds}: {ok} budgeted turns ran at once");
         ran += ok;
         if spent == 10 {
+            // Refused before anything was written: a client repeating
+            // refused turns cannot grow the event log (on the build before,
+            // each refusal cost session_start, error and session_end).
+            assert_eq!(serve_common::events(&gw.home).len(), events_before);
             break;
         }
     }

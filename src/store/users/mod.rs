@@ -480,26 +480,9 @@ impl UserStore {
     ) -> Result<Reservation> {
         let id = format!("sp_{}", crate::crypto::random_hex(8));
         let now = now_rfc3339();
-        let held_since = (chrono::Utc::now()
-            - chrono::Duration::seconds(OPEN_RESERVATION_HOLDS_SECS))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         with_immediate(&self.conn, &self.path, "reserving budget", |tx| {
-            // Any day: a turn begun before midnight UTC still spends.
-            let open: i64 = tx.query_row(
-                "SELECT count(*) FROM spend WHERE user_id = ?1 AND settled_at IS NULL AND created_at > ?2",
-                params![user_id, held_since],
-                |r| r.get(0),
-            )?;
-            if open > 0 {
-                return Ok(Reservation::OtherTurnOpen);
-            }
-            let used: f64 = tx.query_row(
-                "SELECT COALESCE(sum(COALESCE(actual_usd, reserved_usd)), 0) FROM spend WHERE user_id = ?1 AND day = ?2",
-                params![user_id, day],
-                |r| r.get(0),
-            )?;
-            if used >= limit || used + amount > limit + 1e-12 {
-                return Ok(Reservation::Spent(used));
+            if let Some(refused) = budget_refusal(tx, user_id, day, amount, limit)? {
+                return Ok(refused);
             }
             tx.execute(
                 "INSERT INTO spend (id, user_id, day, session_id, reserved_usd, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -507,6 +490,18 @@ impl UserStore {
             )?;
             Ok(Reservation::Made(id.clone()))
         })
+    }
+
+    /// What [`Self::reserve_budget`] would refuse now, if anything, read
+    /// without writing (a hint only: the reservation decides).
+    pub fn budget_precheck(
+        &self,
+        user_id: &str,
+        day: &str,
+        amount: f64,
+        limit: f64,
+    ) -> Result<Option<Reservation>> {
+        budget_refusal(&self.conn, user_id, day, amount, limit).map_err(self.err("reading spend"))
     }
 
     /// Replace a reservation with what the turn really cost.
@@ -537,6 +532,37 @@ impl UserStore {
 /// Turns settle as they end; this only frees an account whose turn's
 /// process died before settling (its reservation still counts as spent).
 pub const OPEN_RESERVATION_HOLDS_SECS: i64 = 3600;
+
+/// Why a reservation of `amount` for `user_id` on `day` would be refused
+/// now: another turn's reservation is open (any day: a turn begun before
+/// midnight UTC still spends), or the day's spend leaves no room.
+fn budget_refusal(
+    c: &rusqlite::Connection,
+    user_id: &str,
+    day: &str,
+    amount: f64,
+    limit: f64,
+) -> rusqlite::Result<Option<Reservation>> {
+    let held_since = (chrono::Utc::now() - chrono::Duration::seconds(OPEN_RESERVATION_HOLDS_SECS))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let open: i64 = c.query_row(
+        "SELECT count(*) FROM spend WHERE user_id = ?1 AND settled_at IS NULL AND created_at > ?2",
+        params![user_id, held_since],
+        |r| r.get(0),
+    )?;
+    if open > 0 {
+        return Ok(Some(Reservation::OtherTurnOpen));
+    }
+    let used: f64 = c.query_row(
+        "SELECT COALESCE(sum(COALESCE(actual_usd, reserved_usd)), 0) FROM spend WHERE user_id = ?1 AND day = ?2",
+        params![user_id, day],
+        |r| r.get(0),
+    )?;
+    if used >= limit || used + amount > limit + 1e-12 {
+        return Ok(Some(Reservation::Spent(used)));
+    }
+    Ok(None)
+}
 
 /// What [`UserStore::reserve_budget`] did.
 #[derive(Debug, Clone, PartialEq)]
