@@ -143,6 +143,12 @@ pub enum Action {
     KeyCreate,
     /// Revoking personal API keys (`key_revoked`).
     KeyRevoke,
+    /// Changing one's own password or second factor (`user_changed`,
+    /// `token_issued`), each also an Argon2 check.
+    AccountChange,
+    /// Logins with the right password (`login`, and a refresh token kept
+    /// until it expires); failed ones have their own throttle.
+    Login,
 }
 
 impl Action {
@@ -152,6 +158,8 @@ impl Action {
             Action::SessionChange => 30,
             Action::KeyCreate => 10,
             Action::KeyRevoke => 30,
+            Action::AccountChange => 10,
+            Action::Login => 30,
         }
     }
     fn what(self) -> &'static str {
@@ -159,6 +167,8 @@ impl Action {
             Action::SessionChange => "session renames and ends",
             Action::KeyCreate => "API keys made",
             Action::KeyRevoke => "API key revocations",
+            Action::AccountChange => "password and two-factor changes",
+            Action::Login => "logins",
         }
     }
 }

@@ -718,3 +718,71 @@ async fn session_renames_and_ends_are_rate_limited_per_account() {
     let r = rename(&bob, &b1, "bob's".into()).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Issue 19: logins with the right password and changes of one's own
+/// password or second factor write events (and keep refresh tokens), so
+/// they are limited per account: 30 logins and 10 such changes a minute,
+/// then 429 with Retry-After; wrong passwords keep their own throttle, and
+/// other accounts are not affected. On the build before, every one of them
+/// succeeded and was recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_and_account_changes_are_rate_limited_per_account() {
+    let home = home_with(&[("alice", "user"), ("bob", "user")]);
+    let h = home.path();
+    let s = Server::start(h);
+    let c = client();
+    let login_as = |user: &str, password: &str| {
+        send(
+            c.post(s.url("/auth/login"))
+                .json(&json!({"username": user, "password": password})),
+        )
+    };
+    let throttled = |r: &serve_common::Resp| {
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.json()["error"]["code"], "too_many_requests", "{}", r.body);
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    };
+    let mut alice = String::new();
+    for i in 0..30 {
+        let r = login_as("alice", TEST_PASSWORD).await;
+        assert_eq!(r.status, 200, "login {i}: {}", r.body);
+        alice = r.json()["access_token"].as_str().unwrap().to_string();
+    }
+    throttled(&login_as("alice", TEST_PASSWORD).await);
+    assert_eq!(login_as("alice", "wrong password!!").await.status, 401);
+    assert_eq!(login_as("bob", TEST_PASSWORD).await.status, 200);
+    let logins = kinds(h, "login");
+    assert_eq!(
+        logins.iter().filter(|d| d["username"] == "alice").count(),
+        30
+    );
+
+    // Two-factor enrolment (restartable, each an event) and its siblings.
+    let begin = || {
+        send(
+            c.post(s.url("/api/me/totp"))
+                .bearer_auth(&alice)
+                .json(&json!({"current_password": TEST_PASSWORD})),
+        )
+    };
+    for i in 0..10 {
+        let r = begin().await;
+        assert_eq!(r.status, 200, "enrolment {i}: {}", r.body);
+    }
+    throttled(&begin().await);
+    throttled(
+        &send(
+            c.post(s.url("/api/me/password"))
+                .bearer_auth(&alice)
+                .json(&json!({"current_password": TEST_PASSWORD,
+                               "new_password": "another long password"})),
+        )
+        .await,
+    );
+    let started = kinds(h, "user_changed")
+        .into_iter()
+        .filter(|d| d["change"] == "totp_enrolment_started")
+        .count();
+    assert_eq!(started, 10);
+}
