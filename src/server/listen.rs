@@ -23,8 +23,8 @@ use tower::ServiceExt;
 /// in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 1024;
 
-/// Per client address: how many connections it may hold (`per_ip`), and
-/// the addresses exempt from that (trusted proxies, which carry everyone).
+/// Per client address: how many connections it may hold (`max`), and the
+/// addresses exempt from that (trusted proxies, which carry everyone).
 #[derive(Debug, Clone)]
 pub struct PerIp {
     pub max: usize,

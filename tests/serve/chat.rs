@@ -464,6 +464,19 @@ async fn parallel_turns_keep_to_the_daily_budget(gen: Gen) {
         }
     }
     assert!(ran >= 2, "{ran} turns ran");
+    // An SSE client is told why its stream ends (no session announced).
+    let before = serve_common::events(&gw.home).len();
+    let mut sse = sse_chat(&c, &s, &alice, json!({"message": "one more"})).await;
+    let mut seen = Vec::new();
+    let e = sse.until("error", &mut seen).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(e["code"], "forbidden", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("daily budget"),
+        "{e}"
+    );
+    assert!(sse.next().await.is_none());
+    assert_eq!(serve_common::events(&gw.home).len(), before);
     // What was spent: the ledger, settled, and what Hermes itself priced.
     let users = common::open_ro(&gw.home.join("plugins/operator/users.db"));
     let rows: Vec<(Option<f64>, Option<String>)> = users

@@ -36,7 +36,14 @@ pub async fn run_turn(
     let mut pre_wait = std::time::Duration::ZERO;
     let user = chat_user(app, &req.username)?;
     if req.channel != Channel::Cli {
-        precheck_budget(app, &user)?;
+        if let Err(e) = precheck_budget(app, &user) {
+            // An SSE stream carries only events: say why it ends.
+            on_event(TurnEvent::Error {
+                code: e.kind.code().into(),
+                message: e.message.clone(),
+            });
+            return Err(e);
+        }
     }
     if let Some(m) = &req.model {
         let t = Instant::now();
