@@ -100,8 +100,17 @@ impl KeyUse {
     /// were already made in the last 60 s (the refused one is not counted).
     pub fn admit(&self, key: &str, rpm: Option<u32>, now: Instant) -> Result<(), u64> {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let (times, _) = m.entry(key.to_string()).or_default();
         let minute = std::time::Duration::from_secs(60);
+        if m.len() > 10_000 {
+            // Keys made and revoked over days would otherwise stay here for
+            // the process's life; one idle for a minute has nothing to keep
+            // (forgetting its last write costs one more `last_used_at`).
+            m.retain(|_, (times, touched)| {
+                let last = times.back().copied().max(*touched);
+                last.is_some_and(|t| now.duration_since(t) < minute)
+            });
+        }
+        let (times, _) = m.entry(key.to_string()).or_default();
         while times
             .front()
             .is_some_and(|t| now.duration_since(*t) >= minute)
@@ -495,6 +504,23 @@ pub async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
     use std::sync::mpsc::channel;
+
+    #[test]
+    fn idle_keys_are_forgotten_once_many_were_seen() {
+        let keys = KeyUse::default();
+        let t0 = Instant::now();
+        for i in 0..10_001 {
+            keys.admit(&format!("key_{i}"), Some(5), t0).unwrap();
+        }
+        keys.admit("busy", Some(5), t0 + Duration::from_secs(30))
+            .unwrap();
+        // A minute later only the key used within it is kept.
+        keys.admit("new", Some(5), t0 + Duration::from_secs(61))
+            .unwrap();
+        let m = keys.map.lock().unwrap();
+        assert_eq!(m.len(), 2, "busy and new");
+        assert!(m.contains_key("busy") && m.contains_key("new"));
+    }
 
     #[test]
     fn actions_are_limited_per_account_and_kind_for_a_minute() {
