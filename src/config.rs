@@ -55,6 +55,11 @@ pub struct OperatorConfig {
     /// Chat turns one account may run at once over HTTP (more: 429), so one
     /// account cannot take every chat slot.
     pub max_turns_per_user: u32,
+    /// Connections one client address (the peer the listener sees) may hold
+    /// open at once; further ones are closed at accept, so one client cannot
+    /// take every connection slot. Trusted proxies are exempt: every client
+    /// behind them shares their address.
+    pub max_connections_per_ip: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +187,7 @@ impl Default for OperatorConfig {
             session_prefix: "op_".into(),
             trusted_proxies: vec!["127.0.0.1".into(), "::1".into()],
             max_turns_per_user: 2,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -378,6 +384,13 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
         return Err(format!(
             "operator.max_turns_per_user: expected 1-64, got {}",
             c.operator.max_turns_per_user
+        ));
+    }
+    let per_ip = c.operator.max_connections_per_ip;
+    // 1024: the server's cap on all connections (server/listen.rs MAX_CONNECTIONS).
+    if per_ip == 0 || per_ip > 1024 {
+        return Err(format!(
+            "operator.max_connections_per_ip: expected 1-1024, got {per_ip}"
         ));
     }
     // Hermes' API server listens on loopback; TLS belongs to nginx in front.

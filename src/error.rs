@@ -140,6 +140,9 @@ pub struct Error {
 pub enum Reason {
     /// The user's daily budget is spent (`Kind::Permission`).
     BudgetSpent,
+    /// Too many of something too fast (`Kind::Busy`): retrying after this
+    /// many seconds can succeed. HTTP answers 429 with `Retry-After`.
+    Throttled { retry_after_secs: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

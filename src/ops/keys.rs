@@ -7,7 +7,10 @@
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::store::events::EventKind;
-use crate::store::users::{ApiKey, KeyApprovals, KeyScope, NewKey, User, UserStore};
+use crate::store::users::{
+    ApiKey, KeyApprovals, KeyRefused, KeyScope, NewKey, User, UserStore, MAX_ACTIVE_KEYS,
+    MAX_KEYS_PER_HOUR,
+};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -171,6 +174,26 @@ pub fn create(app: &App, username: &str, o: &KeyOptions) -> Result<CreatedKey> {
         rpm: o.rpm,
         expires_at: o.expires_in.map(|s| chrono::Utc::now().timestamp() + s),
     })?;
+    let info = match info {
+        Ok(k) => k,
+        Err(KeyRefused::NoAccount) => {
+            return Err(Error::permission(
+                "the account is disabled or no longer exists; no key was made",
+            ))
+        }
+        Err(KeyRefused::TooManyActive(n)) => {
+            return Err(Error::conflict(format!(
+                "{username} has {n} live API keys, the most an account may have ({MAX_ACTIVE_KEYS}); no key was made"
+            ))
+            .hint("revoke a key you no longer use first (`hermes-operator user key revoke ID`)"))
+        }
+        Err(KeyRefused::TooFast { retry_after_secs }) => {
+            return Err(Error::busy(format!(
+                "{MAX_KEYS_PER_HOUR} API keys were made for {username} within the last hour, the most allowed; try again in {retry_after_secs} s"
+            ))
+            .reason(crate::error::Reason::Throttled { retry_after_secs }))
+        }
+    };
     app.record(
         app.event(
             EventKind::KeyCreated,
@@ -183,16 +206,29 @@ pub fn create(app: &App, username: &str, o: &KeyOptions) -> Result<CreatedKey> {
     Ok(CreatedKey { key, info })
 }
 
-/// Keys of `username`, or of everyone.
-pub fn list(app: &App, username: Option<&str>) -> Result<Vec<ApiKey>> {
+/// `GET /api/keys`: keys per page by default, and at most.
+pub const LIST_DEFAULT: i64 = 100;
+pub const LIST_MAX: i64 = 500;
+
+/// Keys of `username`, or of everyone, newest first: `page` is (limit,
+/// offset); `None`: all of them (the CLI).
+pub fn list(app: &App, username: Option<&str>, page: Option<(i64, i64)>) -> Result<Vec<ApiKey>> {
     let store = app.users_ro()?;
+    let (limit, offset) = page.unwrap_or((-1, 0));
     match username {
         Some(n) => {
             let u = store.get(n)?;
-            store.key_list(Some(&u.id))
+            store.key_list(Some(&u.id), limit, offset)
         }
-        None => store.key_list(None),
+        None => store.key_list(None, limit, offset),
     }
+}
+
+/// Delete every account's keys revoked or expired more than a day ago
+/// (`serve` does it with its token purge; making a key does it for the
+/// owner's). How many went.
+pub fn purge_dead(app: &App) -> Result<usize> {
+    app.users()?.key_purge_dead(chrono::Utc::now().timestamp())
 }
 
 /// One key by id; `only_owner`: 404 unless it belongs to that user (so

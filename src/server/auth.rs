@@ -7,7 +7,7 @@
 use super::errors::{ApiError, ApiResult};
 use super::extract::{is_json, parse_json, AdminCaller, ApiJson, Caller};
 use super::middleware::{ClientIp, LogUser};
-use super::state::{blocking, ServerState};
+use super::state::{blocking, Action, ServerState};
 use crate::ops::credentials;
 use crate::ops::logins::{self, Attempt, LoginFailure, RefreshOutcome, TotpConfirm};
 use crate::ops::totp::{self, SecondFactor};
@@ -140,6 +140,11 @@ pub async fn login(
         Ok(u) => {
             let passed = second_factor(&st, &u, code, attempt_id, shown, &client_s).await?;
             finish(&st, attempt_id, true).await?;
+            // After the password (wrong ones never count here; they are
+            // throttled above): every login writes an event and keeps a
+            // refresh token until it expires.
+            st.actions
+                .admit(&u.id, Action::Login, std::time::Instant::now())?;
             let _ = log_user.0.set(u.username.clone());
             let st2 = st.clone();
             let resp = blocking(move || {
@@ -364,6 +369,11 @@ pub async fn change_password(
     caller: Caller,
     ApiJson(b): ApiJson<PasswordBody>,
 ) -> ApiResult<Response> {
+    st.actions.admit(
+        &caller.user.id,
+        Action::AccountChange,
+        std::time::Instant::now(),
+    )?;
     let name = caller.user.username.clone();
     // A weak new password is refused before any attempt is counted.
     credentials::check_password_policy(&b.new_password)?;
@@ -422,6 +432,11 @@ pub async fn totp_begin(
     caller: Caller,
     ApiJson(b): ApiJson<TotpBeginBody>,
 ) -> ApiResult<Response> {
+    st.actions.admit(
+        &caller.user.id,
+        Action::AccountChange,
+        std::time::Instant::now(),
+    )?;
     let name = caller.user.username.clone();
     let attempt_id = attempt(&st, &name, client, "totp_enrolment", "attempts").await?;
     let permit = st.argon2_slot().await?;
@@ -479,6 +494,9 @@ pub async fn totp_confirm(
     caller: Caller,
     ApiJson(b): ApiJson<TotpConfirmBody>,
 ) -> ApiResult<Response> {
+    // Not under the per-minute account-change limit: every confirmation is
+    // a code check, and those are capped per account already (10 per 15
+    // minutes, `ops::totp`), more tightly.
     let name = caller.user.username.clone();
     let attempt_id = attempt(&st, &name, client, "totp_confirm", "attempts").await?;
     let permit = st.argon2_slot().await?;

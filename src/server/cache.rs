@@ -14,8 +14,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Entries kept at most (the map is cleared when full: keys are few in practice).
+/// Entries kept at most.
 const MAX_ENTRIES: usize = 512;
+/// Bytes of cached bodies (and their keys) kept at most. The key space is
+/// the client's to choose (every `offset`, `limit`, filter is a new key), so
+/// the bound must be on bytes, not entries: 505 distinct offsets of a large
+/// list once took serve from 11 to 102 MB. Least recently used entries go
+/// first; a body larger than a quarter of this is not cached at all.
+pub const MAX_BYTES: usize = 8 * 1024 * 1024;
 /// Watchers are reopened after this long, like the read pools, so a database
 /// replaced on disk (a restore) is noticed.
 const WATCH_MAX_AGE: Duration = Duration::from_secs(30);
@@ -30,15 +36,87 @@ struct Watchers {
     generation: u64,
 }
 
-#[derive(Default)]
 pub struct ReadCache {
     watch: Mutex<Option<Watchers>>,
     generations: std::sync::atomic::AtomicU64,
-    entries: Mutex<HashMap<String, (Version, bytes::Bytes)>>,
+    entries: Mutex<Entries>,
+    max_bytes: usize,
     /// One compute at a time per key: requests that find the entry stale
     /// while another request recomputes it wait for that result instead of
     /// all recomputing the same body (a burst after every Hermes commit).
     computing: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
+}
+
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self::with_max_bytes(MAX_BYTES)
+    }
+}
+
+/// The cached bodies, their total size and a use counter for LRU eviction.
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, Entry>,
+    bytes: usize,
+    tick: u64,
+}
+
+struct Entry {
+    version: Version,
+    body: bytes::Bytes,
+    last_used: u64,
+}
+
+fn cost(key: &str, body: &bytes::Bytes) -> usize {
+    key.len() + body.len()
+}
+
+impl Entries {
+    fn get(&mut self, key: &str, version: Version) -> Option<bytes::Bytes> {
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.map.get_mut(key).filter(|e| e.version == version)?;
+        e.last_used = tick;
+        Some(e.body.clone())
+    }
+
+    /// Keep `body` under `key`, evicting least recently used entries until
+    /// the total fits `max_bytes` (and the count [`MAX_ENTRIES`]).
+    fn insert(&mut self, key: String, version: Version, body: bytes::Bytes, max_bytes: usize) {
+        if let Some(old) = self.map.remove(&key) {
+            self.bytes -= cost(&key, &old.body);
+        }
+        let size = cost(&key, &body);
+        if size > max_bytes / 4 {
+            return;
+        }
+        while !self.map.is_empty()
+            && (self.bytes + size > max_bytes || self.map.len() >= MAX_ENTRIES)
+        {
+            // A linear scan: at most MAX_ENTRIES entries, and only when full.
+            let Some(lru) = self
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(e) = self.map.remove(&lru) {
+                self.bytes -= cost(&lru, &e.body);
+            }
+        }
+        self.tick += 1;
+        self.bytes += size;
+        self.map.insert(
+            key,
+            Entry {
+                version,
+                body,
+                last_used: self.tick,
+            },
+        );
+    }
 }
 
 fn open_watcher(path: &std::path::Path) -> Result<Connection> {
@@ -54,6 +132,23 @@ fn data_version(c: &Connection) -> Option<i64> {
 }
 
 impl ReadCache {
+    /// A cache that keeps at most `max_bytes` of bodies and keys.
+    pub fn with_max_bytes(max_bytes: usize) -> Self {
+        ReadCache {
+            watch: Mutex::default(),
+            generations: Default::default(),
+            entries: Mutex::default(),
+            max_bytes,
+            computing: Mutex::default(),
+        }
+    }
+
+    /// Bytes held now (bodies and keys), and the number of entries.
+    pub fn held(&self) -> (usize, usize) {
+        let m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        (m.bytes, m.map.len())
+    }
+
     /// The current version of both databases; `None` (do not cache) when a
     /// watcher cannot be opened or read.
     fn version(&self, home: &Home) -> Option<Version> {
@@ -117,19 +212,14 @@ impl ReadCache {
         }
         let body = bytes::Bytes::from(compute()?);
         let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= MAX_ENTRIES {
-            m.clear();
-        }
-        m.insert(key, (version, body.clone()));
+        m.insert(key, version, body.clone(), self.max_bytes);
         Ok(body)
     }
 
     /// The entry for `key` if it was computed at `version`.
     fn fresh(&self, key: &str, version: Version) -> Option<bytes::Bytes> {
-        let m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(key)
-            .filter(|(v, _)| *v == version)
-            .map(|(_, b)| b.clone())
+        let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(key, version)
     }
 }
 
@@ -177,6 +267,51 @@ mod tests {
         let users = Connection::open(home.users_db()).unwrap();
         users.execute("INSERT INTO t VALUES (1)", []).unwrap();
         assert_eq!(get(&cache).to_vec(), vec![3]);
+    }
+
+    /// Many distinct keys (every offset of a list is one) never hold more
+    /// than the byte bound; recently used entries survive, the least
+    /// recently used go first, and an oversized body is not kept.
+    #[test]
+    fn many_distinct_queries_stay_under_the_byte_bound() {
+        let (_dir, home) = two_databases();
+        let bound = 1024 * 1024;
+        let cache = ReadCache::with_max_bytes(bound);
+        let body = vec![b'x'; 100 * 1024];
+        let mut computed = 0;
+        let mut get = |key: String| {
+            cache
+                .get_or_compute(&home, key, || {
+                    computed += 1;
+                    Ok(body.clone())
+                })
+                .unwrap();
+            computed
+        };
+        assert_eq!(get("hot".into()), 1);
+        for i in 0..505 {
+            get(format!("offset={i}"));
+            // "hot" is used between the others: it is never the least recent.
+            assert_eq!(get("hot".into()), i + 2, "hot was evicted at {i}");
+            let (bytes, n) = cache.held();
+            assert!(bytes <= bound, "{bytes} bytes in {n} entries after {i}");
+        }
+        let (bytes, n) = cache.held();
+        assert!(n >= 5, "the cache still caches: {n} entries, {bytes} bytes");
+        // The oldest offsets were evicted (recomputed), the newest were not.
+        let before = get("hot".into());
+        assert_eq!(get("offset=504".into()), before, "the newest is cached");
+        assert_eq!(get("offset=0".into()), before + 1, "the oldest was evicted");
+        // Too big to cache: computed every time, nothing evicted for it.
+        let (_, n_before) = cache.held();
+        let big = vec![b'y'; bound / 2];
+        for _ in 0..2 {
+            cache
+                .get_or_compute(&home, "big".into(), || Ok(big.clone()))
+                .unwrap();
+        }
+        assert_eq!(cache.held().1, n_before);
+        assert!(cache.held().0 <= bound);
     }
 
     #[test]

@@ -140,6 +140,10 @@ impl From<Error> for ApiError {
         };
         // Server-side failures get a safe message; the details (paths, SQL
         // errors, Hermes' URL) go to the access log with the request id.
+        if let Some(crate::error::Reason::Throttled { retry_after_secs }) = e.reason {
+            // A limit's refusal says what to wait for; not a masked 503.
+            return ApiError::throttled(e.message, retry_after_secs);
+        }
         let (message, detail): (String, Option<String>) = match e.kind {
             Kind::Internal | Kind::UpdateFailed | Kind::Unhealthy | Kind::PortInUse => (
                 "internal error; the server log has details under this request's id".into(),

@@ -6,7 +6,7 @@
 use super::errors::{ApiError, ApiResult};
 use super::extract::{query_param, ApiJson, Caller};
 use super::sessions::blocking_json;
-use super::state::ServerState;
+use super::state::{Action, ServerState};
 use crate::ops::keys::{self, KeyOptions};
 use crate::store::users::{KeyApprovals, KeyScope};
 use axum::extract::{Path, State};
@@ -14,9 +14,11 @@ use axum::http::Uri;
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Instant;
 
-/// `GET /api/keys[?user=NAME|all=true]`: the caller's keys; admins may
-/// name another user, or ask for everyone's.
+/// `GET /api/keys[?user=NAME|all=true][&limit=N&offset=M]`: the caller's
+/// keys, newest first, a page at a time (`limit` 1-500, default 100);
+/// admins may name another user, or ask for everyone's.
 pub async fn list(
     State(st): State<Arc<ServerState>>,
     caller: Caller,
@@ -31,12 +33,32 @@ pub async fn list(
             caller.user.role
         )));
     }
+    let limit = number(&uri, "limit", 1..=keys::LIST_MAX, keys::LIST_DEFAULT)?;
+    let offset = number(&uri, "offset", 0..=1_000_000, 0)?;
     let who = if all {
         None
     } else {
         Some(user.unwrap_or_else(|| caller.user.username.clone()))
     };
-    blocking_json(move || keys::list(&st.app, who.as_deref())).await
+    blocking_json(move || keys::list(&st.app, who.as_deref(), Some((limit, offset)))).await
+}
+
+/// The integer query parameter `name`, within `range`; `default` when absent.
+fn number(
+    uri: &Uri,
+    name: &str,
+    range: std::ops::RangeInclusive<i64>,
+    default: i64,
+) -> ApiResult<i64> {
+    let Some(v) = query_param(uri, name) else {
+        return Ok(default);
+    };
+    v.parse::<i64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("{name} must be {}-{}", range.start(), range.end()))
+        })
 }
 
 #[derive(Deserialize)]
@@ -76,6 +98,9 @@ pub async fn create(
         Some(s) => keys::parse_expires(s)?,
         None => None,
     };
+    // A burst limit here, the hourly one (shared with the CLI) in users.db.
+    st.actions
+        .admit(&caller.user.id, Action::KeyCreate, Instant::now())?;
     let o = KeyOptions {
         label: b.label,
         expires_in,
@@ -94,6 +119,8 @@ pub async fn revoke(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    st.actions
+        .admit(&caller.user.id, Action::KeyRevoke, Instant::now())?;
     let owner = (!caller.role().can_manage_users()).then(|| caller.user.id.clone());
     blocking_json(move || {
         let (k, changed) = keys::revoke(&st.app_as(caller.actor()), &id, owner.as_deref())?;

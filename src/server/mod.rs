@@ -386,8 +386,9 @@ async fn shutdown_signal() {
     }
 }
 
-/// Expired and superseded tokens go at start and every [`PURGE_EVERY`], so
-/// users.db stays bounded however clients behave.
+/// Expired and superseded tokens, and API keys dead for more than a day,
+/// go at start and every [`PURGE_EVERY`], so users.db stays bounded however
+/// clients behave.
 fn spawn_token_purge(st: S) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(PURGE_EVERY);
@@ -401,6 +402,12 @@ fn spawn_token_purge(st: S) {
                 .await;
             if let Ok(Err(e)) = r {
                 eprintln!("hermes-operator serve: purging expired tokens failed: {e}");
+            }
+            let st2 = st.clone();
+            let r =
+                tokio::task::spawn_blocking(move || crate::ops::keys::purge_dead(&st2.app)).await;
+            if let Ok(Err(e)) = r {
+                eprintln!("hermes-operator serve: purging dead API keys failed: {e}");
             }
         }
     });
@@ -491,7 +498,16 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         );
         let _ = tx.send(true);
     };
-    let server = listen::serve(listener, app, opts.read_timeout, signal);
+    let op = &st.app.cfg.config.operator;
+    let per_ip = listen::PerIp {
+        max: op.max_connections_per_ip as usize,
+        exempt: op
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+    };
+    let server = listen::serve(listener, app, opts.read_timeout, per_ip, signal);
     let mut server = std::pin::pin!(server);
     let done = |r: std::io::Result<()>| {
         r.map_err(|e| Error::internal(format!("server: {e}")).with_source(e))

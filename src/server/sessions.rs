@@ -3,7 +3,7 @@
 
 use super::errors::{ApiError, ApiResult};
 use super::extract::{query_param, ApiJson, ApiQuery, Caller, ChatCaller};
-use super::state::{blocking, ServerState};
+use super::state::{blocking, Action, ServerState};
 use crate::ops::sessions::{self, ListOptions};
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -181,6 +181,11 @@ pub async fn rename(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<TitleBody>,
 ) -> ApiResult<Response> {
+    st.actions.admit(
+        &caller.user.id,
+        Action::SessionChange,
+        std::time::Instant::now(),
+    )?;
     blocking_json(move || {
         sessions::check_changeable_by(&st.app, &caller.scope(), &caller.user, &id)?;
         sessions::set_title(&st.app_as(caller.actor()), &id, &b.title)
@@ -201,6 +206,11 @@ pub async fn end(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<EndBody>,
 ) -> ApiResult<Response> {
+    st.actions.admit(
+        &caller.user.id,
+        Action::SessionChange,
+        std::time::Instant::now(),
+    )?;
     blocking_json(move || {
         sessions::check_changeable_by(&st.app, &caller.scope(), &caller.user, &id)?;
         let reason = b

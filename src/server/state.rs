@@ -100,8 +100,17 @@ impl KeyUse {
     /// were already made in the last 60 s (the refused one is not counted).
     pub fn admit(&self, key: &str, rpm: Option<u32>, now: Instant) -> Result<(), u64> {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let (times, _) = m.entry(key.to_string()).or_default();
         let minute = std::time::Duration::from_secs(60);
+        if m.len() > 10_000 {
+            // Keys made and revoked over days would otherwise stay here for
+            // the process's life; one idle for a minute has nothing to keep
+            // (forgetting its last write costs one more `last_used_at`).
+            m.retain(|_, (times, touched)| {
+                let last = times.back().copied().max(*touched);
+                last.is_some_and(|t| now.duration_since(t) < minute)
+            });
+        }
+        let (times, _) = m.entry(key.to_string()).or_default();
         while times
             .front()
             .is_some_and(|t| now.duration_since(*t) >= minute)
@@ -128,6 +137,90 @@ impl KeyUse {
         }
         *last = Some(now);
         true
+    }
+}
+
+/// Repeatable actions that write an audit event, limited per account per
+/// minute over HTTP so no client can grow the event log as fast as it can
+/// send requests. (Key creation has its own, stored limit per hour:
+/// `store::users::MAX_KEYS_PER_HOUR`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Renaming and ending sessions (`session_changed`, `session_end`).
+    SessionChange,
+    /// Making personal API keys (`key_created`).
+    KeyCreate,
+    /// Revoking personal API keys (`key_revoked`).
+    KeyRevoke,
+    /// Changing one's own password or second factor (`user_changed`,
+    /// `token_issued`), each also an Argon2 check.
+    AccountChange,
+    /// Logins with the right password (`login`, and a refresh token kept
+    /// until it expires); failed ones have their own throttle.
+    Login,
+}
+
+impl Action {
+    /// Requests per account in any 60 s.
+    pub fn per_minute(self) -> usize {
+        match self {
+            Action::SessionChange => 30,
+            Action::KeyCreate => 10,
+            Action::KeyRevoke => 30,
+            Action::AccountChange => 10,
+            Action::Login => 30,
+        }
+    }
+    fn what(self) -> &'static str {
+        match self {
+            Action::SessionChange => "session renames and ends",
+            Action::KeyCreate => "API keys made",
+            Action::KeyRevoke => "API key revocations",
+            Action::AccountChange => "password and two-factor changes",
+            Action::Login => "logins",
+        }
+    }
+}
+
+/// Each account's recent [`Action`]s (this process; a restart forgets them,
+/// which costs at most one more minute's worth).
+#[derive(Default)]
+pub struct ActionLimits {
+    map: Mutex<HashMap<(String, Action), std::collections::VecDeque<Instant>>>,
+}
+
+impl ActionLimits {
+    /// Count one `action` of `user`, or refuse it (429 with `Retry-After`,
+    /// not counted) when [`Action::per_minute`] were made in the last 60 s.
+    pub fn admit(&self, user: &str, action: Action, now: Instant) -> ApiResult<()> {
+        let minute = Duration::from_secs(60);
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 10_000 {
+            // Only windows with requests in the last minute are worth keeping.
+            m.retain(|_, t| t.back().is_some_and(|t| now.duration_since(*t) < minute));
+        }
+        let times = m.entry((user.to_string(), action)).or_default();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= minute)
+        {
+            times.pop_front();
+        }
+        let limit = action.per_minute();
+        if times.len() >= limit {
+            let oldest = *times.front().unwrap_or(&now);
+            let wait = minute.saturating_sub(now.duration_since(oldest));
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(ApiError::throttled(
+                format!(
+                    "too many {} ({limit} a minute per account); try again in {secs} s",
+                    action.what()
+                ),
+                secs,
+            ));
+        }
+        times.push_back(now);
+        Ok(())
     }
 }
 
@@ -238,6 +331,8 @@ pub struct ServerState {
     pub runs: Runs,
     pub user_turns: UserTurns,
     pub key_use: KeyUse,
+    /// Per-account limits on repeatable event-writing actions.
+    pub actions: ActionLimits,
     /// `/healthz`'s last check: when, and the databases that failed.
     pub health: tokio::sync::Mutex<Option<(Instant, FailedDbs)>>,
     pub argon2: tokio::sync::Semaphore,
@@ -296,6 +391,7 @@ impl ServerState {
             runs: Runs::default(),
             user_turns: UserTurns::default(),
             key_use: KeyUse::default(),
+            actions: ActionLimits::default(),
             health: tokio::sync::Mutex::new(None),
             argon2: tokio::sync::Semaphore::new(cpus.clamp(1, 4)),
             argon2_waiting: AtomicU64::new(0),
@@ -408,6 +504,47 @@ pub async fn blocking<T: Send + 'static>(
 mod tests {
     use super::*;
     use std::sync::mpsc::channel;
+
+    #[test]
+    fn idle_keys_are_forgotten_once_many_were_seen() {
+        let keys = KeyUse::default();
+        let t0 = Instant::now();
+        for i in 0..10_001 {
+            keys.admit(&format!("key_{i}"), Some(5), t0).unwrap();
+        }
+        keys.admit("busy", Some(5), t0 + Duration::from_secs(30))
+            .unwrap();
+        // A minute later only the key used within it is kept.
+        keys.admit("new", Some(5), t0 + Duration::from_secs(61))
+            .unwrap();
+        let m = keys.map.lock().unwrap();
+        assert_eq!(m.len(), 2, "busy and new");
+        assert!(m.contains_key("busy") && m.contains_key("new"));
+    }
+
+    #[test]
+    fn actions_are_limited_per_account_and_kind_for_a_minute() {
+        let limits = ActionLimits::default();
+        let t0 = Instant::now();
+        let n = Action::SessionChange.per_minute();
+        for _ in 0..n {
+            limits.admit("alice", Action::SessionChange, t0).unwrap();
+        }
+        let e = limits
+            .admit("alice", Action::SessionChange, t0 + Duration::from_secs(20))
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 429);
+        assert_eq!(e.code, "too_many_requests");
+        let retry = e.headers.iter().find(|(k, _)| k == "retry-after").unwrap();
+        assert_eq!(retry.1, "40", "until the oldest is a minute old");
+        // Another account, another action: unaffected.
+        limits.admit("bob", Action::SessionChange, t0).unwrap();
+        limits.admit("alice", Action::KeyRevoke, t0).unwrap();
+        // A minute later the window has moved on.
+        limits
+            .admit("alice", Action::SessionChange, t0 + Duration::from_secs(60))
+            .unwrap();
+    }
 
     #[test]
     fn turn_threads_are_reused_and_run_side_by_side() {

@@ -15,8 +15,9 @@
 //! * `approvals_once_deny_prompt_and_expired`: `[danger]` approved, denied,
 //!   denied without a terminal, and (library) answered after Hermes' timeout.
 //! * `failures_leave_sessions_consistent`: model 500, wrong key, Hermes down.
-//! * `budget_under_concurrency_and_real_cost`: 2 of 4 concurrent turns
-//!   refused, ledger, priced turns, refusal once spent, cost alert.
+//! * `budget_under_concurrency_and_real_cost`: 1 of 4 concurrent turns
+//!   admitted (one at a time under a budget), ledger, priced turns,
+//!   refusal once spent, cost alert.
 use crate::common;
 use crate::common::{code, show, stderr, stdout};
 
@@ -914,7 +915,9 @@ fn budget_under_concurrency_and_real_cost(gen: Gen) {
     let ids = setup(&gw, &budget_yaml(0.10, 0.05, 5.0), &[("alice", "user")]);
     let alice = ids["alice"].clone();
 
-    // --- 4 concurrent turns, room for 2 reservations ---------------------------
+    // --- 4 concurrent turns: room for 2 reservations, but under a daily
+    // budget an account's turns run one at a time (issue 19: a turn's cost
+    // is known only when it ends, so parallel turns could spend past it) ---
     let children: Vec<_> = (0..4)
         .map(|i| {
             cmd(&gw, &["chat", "--as", "alice", &format!("[slow] turn {i}")])
@@ -926,17 +929,19 @@ fn budget_under_concurrency_and_real_cost(gen: Gen) {
         .collect();
     let outs = wait_all(children);
     let ok: Vec<&Output> = outs.iter().filter(|o| o.status.success()).collect();
-    let refused: Vec<&Output> = outs.iter().filter(|o| code(o) == 4).collect();
+    // Busy (6): another turn of the account holds the budget.
+    let refused: Vec<&Output> = outs.iter().filter(|o| code(o) == 6).collect();
     let all = outs.iter().map(show).collect::<Vec<_>>().join("\n");
-    assert_eq!((ok.len(), refused.len()), (2, 2), "{all}");
+    assert_eq!((ok.len(), refused.len()), (1, 3), "{all}");
     for o in &refused {
         assert!(stderr(o).contains("daily budget of $0.10"), "{}", show(o));
+        assert!(stderr(o).contains("one at a time"), "{}", show(o));
     }
     // Refused turns leave no session behind.
     let sessions = operator_session_ids(&gw.state_db());
-    assert_eq!(sessions.len(), 2, "{sessions:?}\n{all}");
+    assert_eq!(sessions.len(), 1, "{sessions:?}\n{all}");
     let spend = spend_rows(&gw);
-    assert_eq!(spend.len(), 2, "{spend:?}");
+    assert_eq!(spend.len(), 1, "{spend:?}");
     let mut spent = 0.0;
     for (sid, reserved, actual, settled) in &spend {
         assert!(sessions.contains(sid), "{spend:?}");
@@ -951,7 +956,7 @@ fn budget_under_concurrency_and_real_cost(gen: Gen) {
         spent += actual;
     }
     // 200 prompt + 9 completion tokens at $0.0001.
-    assert!((spent - 2.0 * 0.0209).abs() < 1e-6, "{spent} {spend:?}");
+    assert!((spent - 0.0209).abs() < 1e-6, "{spent} {spend:?}");
     // The refusals are on record with the reason (their empty sessions removed).
     let c = open_ro(&events_db(&gw));
     let budget_errors: i64 = c
@@ -961,7 +966,7 @@ fn budget_under_concurrency_and_real_cost(gen: Gen) {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(budget_errors, 2);
+    assert_eq!(budget_errors, 3);
     drop(c);
 
     // --- real money: a turn is refused once settled spend reaches the limit ---

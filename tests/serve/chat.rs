@@ -388,7 +388,134 @@ async fn foreign_chats_never_block_the_owner_and_turns_are_capped(gen: Gen) {
     assert_eq!(refused.json()["error"]["code"], "too_many_requests");
 }
 
+/// Issue 19: parallel turns cannot spend past `budget.user_daily_usd`. A
+/// turn costs ~$0.021 (200 + 9 tokens at $100 per million) but reserves
+/// only $0.01: on the build before, 10 parallel turns were all admitted
+/// on the $0.10 limit and spent 2.1× it. Now an account's turns run one at
+/// a time under a budget (the others: 429 with Retry-After), each admitted
+/// only while settled spend + its reservation fit the limit, so the day's
+/// spend stays within the bound README states:
+/// `limit + max(0, one turn's cost - turn_reserve_usd)`. Once spent, refused
+/// turns write nothing.
+async fn parallel_turns_keep_to_the_daily_budget(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            model_env: vec![
+                // Slow enough that the 10 turns of a round overlap.
+                ("FAKE_MODEL_SLOW_SECONDS".into(), "2".into()),
+                ("FAKE_MODEL_PRICE_PROMPT".into(), "0.0001".into()),
+                ("FAKE_MODEL_PRICE_COMPLETION".into(), "0.0001".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    let (limit, reserve) = (0.10, 0.01);
+    configure(
+        &gw.home,
+        &format!(
+            "hermes:\n  api_url: {}\noperator:\n  max_turns_per_user: 10\nbudget:\n  user_daily_usd: {limit}\n  turn_reserve_usd: {reserve}\n  session_alert_usd: 5\n",
+            gw.url
+        ),
+    );
+    add_user(&gw.home, "alice", "user");
+    let s = Server::start(&gw.home);
+    let c = client();
+    let alice = token(&c, &s, "alice").await;
+    let mut ran = 0;
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 20, "the budget never ran out");
+        let events_before = serve_common::events(&gw.home).len();
+        let round = futures_util::future::join_all((0..10).map(|i| {
+            send(
+                c.post(s.url("/api/chat"))
+                    .bearer_auth(&alice)
+                    .json(&json!({"message": format!("[slow] round {rounds} turn {i}")})),
+            )
+        }))
+        .await;
+        let mut ok = 0;
+        let mut spent = 0;
+        for r in &round {
+            match r.status {
+                200 => ok += 1,
+                429 => {
+                    assert_eq!(r.json()["error"]["code"], "too_many_requests", "{}", r.body);
+                    assert!(r.body.contains("one at a time"), "{}", r.body);
+                    assert!(r.header("retry-after").is_some(), "{}", r.body);
+                }
+                403 => {
+                    assert!(r.body.contains("daily budget"), "{}", r.body);
+                    spent += 1;
+                }
+                _ => panic!("round {rounds}: {} {}", r.status, r.body),
+            }
+        }
+        assert!(ok <= 1, "round {rounds}: {ok} budgeted turns ran at once");
+        ran += ok;
+        if spent == 10 {
+            // Refused before anything was written: a client repeating
+            // refused turns cannot grow the event log (on the build before,
+            // each refusal cost session_start, error and session_end).
+            assert_eq!(serve_common::events(&gw.home).len(), events_before);
+            break;
+        }
+    }
+    assert!(ran >= 2, "{ran} turns ran");
+    // An SSE client is told why its stream ends (no session announced).
+    let before = serve_common::events(&gw.home).len();
+    let mut sse = sse_chat(&c, &s, &alice, json!({"message": "one more"})).await;
+    let mut seen = Vec::new();
+    let e = sse.until("error", &mut seen).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(e["code"], "forbidden", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("daily budget"),
+        "{e}"
+    );
+    assert!(sse.next().await.is_none());
+    assert_eq!(serve_common::events(&gw.home).len(), before);
+    // What was spent: the ledger, settled, and what Hermes itself priced.
+    let users = common::open_ro(&gw.home.join("plugins/operator/users.db"));
+    let rows: Vec<(Option<f64>, Option<String>)> = users
+        .prepare("SELECT actual_usd, settled_at FROM spend")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(rows.len(), ran, "{rows:?}");
+    assert!(rows.iter().all(|r| r.1.is_some()), "unsettled: {rows:?}");
+    let costs: Vec<f64> = rows.iter().map(|r| r.0.unwrap()).collect();
+    let total: f64 = costs.iter().sum();
+    let most = costs.iter().cloned().fold(0.0, f64::max);
+    let state = common::open_ro(&gw.state_db());
+    let hermes_total: f64 = state
+        .query_row(
+            "SELECT COALESCE(sum(estimated_cost_usd), 0) FROM sessions WHERE source = 'operator'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        (hermes_total - total).abs() < 1e-9,
+        "ledger {total} vs Hermes {hermes_total}"
+    );
+    assert!(
+        most > reserve,
+        "the turns cost more than they reserve: {costs:?}"
+    );
+    let bound = limit + (most - reserve).max(0.0);
+    assert!(
+        total <= bound + 1e-9,
+        "spent {total} > bound {bound} ({ran} turns: {costs:?})"
+    );
+}
+
 hermes_tests!(
     async chat_json_sse_approval_and_shutdown_with_real_hermes,
     async foreign_chats_never_block_the_owner_and_turns_are_capped,
+    async parallel_turns_keep_to_the_daily_budget,
 );

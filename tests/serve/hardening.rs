@@ -537,3 +537,252 @@ async fn doctor_recognises_its_own_serve_degraded_or_down() {
         "{c}"
     );
 }
+
+/// Issue 19: one client address cannot take every connection. Idle
+/// connections from 127.0.0.1 beyond `operator.max_connections_per_ip` are
+/// closed at once; the ones within it are served; `/healthz` from another
+/// address (127.0.0.2) answers meanwhile. On the build before, every one of
+/// the connections stayed open (1,100 of them made `/healthz` take 22 s).
+#[test]
+fn one_address_cannot_hold_every_connection() {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+    let home = TestHome::new();
+    // No trusted proxies: a proxy's address carries everyone and is exempt.
+    configure(
+        home.path(),
+        "operator:\n  trusted_proxies: []\n  max_connections_per_ip: 8\n",
+    );
+    // users.db and events.db exist: /healthz answers 200.
+    add_user(home.path(), "alice", "user");
+    let s = Server::start_with(home.path(), &["--read-timeout", "600"]);
+    let addr: SocketAddr = format!("127.0.0.1:{}", s.port()).parse().unwrap();
+    let idle: Vec<TcpStream> = (0..40).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // The 32 beyond the cap are closed by the server (EOF or reset), without
+    // a byte sent by either side.
+    for (i, c) in idle.iter().enumerate().skip(8) {
+        let mut c = c;
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut buf = [0u8; 16];
+        match c.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("connection {i} beyond the cap was not closed: {other:?}"),
+        }
+    }
+    // Another address is served meanwhile.
+    let healthz = |from: &str| {
+        let sock = socket2_connect(from, addr);
+        http_get(sock, "/healthz")
+    };
+    let answer = healthz("127.0.0.2");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"service\":\"hermes-operator\""),
+        "{answer}"
+    );
+    // The 8 within the cap were kept and are served.
+    for (i, c) in idle.into_iter().take(8).enumerate() {
+        let answer = http_get(c, "/healthz");
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "kept connection {i}: {answer}"
+        );
+    }
+    // Their slots are free again once they close: 127.0.0.1 is served anew.
+    let mut again = None;
+    for _ in 0..100 {
+        let a = http_get(TcpStream::connect(addr).unwrap(), "/healthz");
+        if a.starts_with("HTTP/1.1 200") {
+            again = Some(a);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(again.is_some(), "127.0.0.1 never served again");
+
+    /// A client socket bound to `from` (another loopback address).
+    fn socket2_connect(from: &str, to: SocketAddr) -> TcpStream {
+        // std cannot bind before connecting; libc can.
+        use std::os::fd::FromRawFd;
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0);
+            let ip: std::net::Ipv4Addr = from.parse().unwrap();
+            let mut local: libc::sockaddr_in = std::mem::zeroed();
+            local.sin_family = libc::AF_INET as libc::sa_family_t;
+            local.sin_addr.s_addr = u32::from(ip).to_be();
+            let n = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            assert_eq!(
+                libc::bind(fd, &local as *const _ as *const libc::sockaddr, n),
+                0,
+                "bind {from}: {}",
+                std::io::Error::last_os_error()
+            );
+            let SocketAddr::V4(to) = to else {
+                unreachable!()
+            };
+            let mut remote: libc::sockaddr_in = std::mem::zeroed();
+            remote.sin_family = libc::AF_INET as libc::sa_family_t;
+            remote.sin_addr.s_addr = u32::from(*to.ip()).to_be();
+            remote.sin_port = to.port().to_be();
+            assert_eq!(
+                libc::connect(fd, &remote as *const _ as *const libc::sockaddr, n),
+                0,
+                "connect from {from}: {}",
+                std::io::Error::last_os_error()
+            );
+            TcpStream::from_raw_fd(fd)
+        }
+    }
+
+    fn http_get(mut c: TcpStream, path: &str) -> String {
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    }
+}
+
+/// Issue 19: renaming and ending sessions write audit events, so they are
+/// limited per account (30 a minute together): beyond, 429 with
+/// Retry-After and the JSON error body, and no event. Another account is
+/// not affected. On the build before, every rename was a new event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_renames_and_ends_are_rate_limited_per_account() {
+    let made = common::make_home_with_state(common::Gen::H022, 0, 0, &[]);
+    let h = made.path();
+    configure(h, "");
+    add_user(h, "alice", "user");
+    add_user(h, "bob", "user");
+    let new_session = |who: &str| {
+        let o = op(h)
+            .args(["--json", "session", "new", "--as", who])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a1, a2, b1) = (
+        new_session("alice"),
+        new_session("alice"),
+        new_session("bob"),
+    );
+    let s = Server::start(h);
+    let c = client();
+    let alice = token(&c, &s, "alice").await;
+    let bob = token(&c, &s, "bob").await;
+    let rename = |t: &str, id: &str, title: String| {
+        send(
+            c.patch(s.url(&format!("/api/sessions/{id}")))
+                .bearer_auth(t)
+                .json(&json!({ "title": title })),
+        )
+    };
+    let before = kinds(h, "session_changed").len();
+    for i in 0..29 {
+        let r = rename(&alice, &a1, format!("title {}", i % 2)).await;
+        assert_eq!(r.status, 200, "{i}: {}", r.body);
+    }
+    // Ends count in the same window.
+    let r = send(
+        c.post(s.url(&format!("/api/sessions/{a2}/end")))
+            .bearer_auth(&alice)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = rename(&alice, &a1, "one more".into()).await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "too_many_requests", "{}", r.body);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let r = send(
+        c.post(s.url(&format!("/api/sessions/{a1}/end")))
+            .bearer_auth(&alice)
+            .json(&json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 429, "ends too: {}", r.body);
+    assert_eq!(kinds(h, "session_changed").len(), before + 29);
+    assert_eq!(kinds(h, "session_end").len(), 1);
+    // Bob is not held up by Alice.
+    let r = rename(&bob, &b1, "bob's".into()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Issue 19: logins with the right password and changes of one's own
+/// password or second factor write events (and keep refresh tokens), so
+/// they are limited per account: 30 logins and 10 such changes a minute,
+/// then 429 with Retry-After; wrong passwords keep their own throttle, and
+/// other accounts are not affected. On the build before, every one of them
+/// succeeded and was recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_and_account_changes_are_rate_limited_per_account() {
+    let home = home_with(&[("alice", "user"), ("bob", "user")]);
+    let h = home.path();
+    let s = Server::start(h);
+    let c = client();
+    let login_as = |user: &str, password: &str| {
+        send(
+            c.post(s.url("/auth/login"))
+                .json(&json!({"username": user, "password": password})),
+        )
+    };
+    let throttled = |r: &serve_common::Resp| {
+        assert_eq!(r.status, 429, "{}", r.body);
+        assert_eq!(r.json()["error"]["code"], "too_many_requests", "{}", r.body);
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+    };
+    let mut alice = String::new();
+    for i in 0..30 {
+        let r = login_as("alice", TEST_PASSWORD).await;
+        assert_eq!(r.status, 200, "login {i}: {}", r.body);
+        alice = r.json()["access_token"].as_str().unwrap().to_string();
+    }
+    throttled(&login_as("alice", TEST_PASSWORD).await);
+    assert_eq!(login_as("alice", "wrong password!!").await.status, 401);
+    assert_eq!(login_as("bob", TEST_PASSWORD).await.status, 200);
+    let logins = kinds(h, "login");
+    assert_eq!(
+        logins.iter().filter(|d| d["username"] == "alice").count(),
+        30
+    );
+
+    // Two-factor enrolment (restartable, each an event) and its siblings.
+    let begin = || {
+        send(
+            c.post(s.url("/api/me/totp"))
+                .bearer_auth(&alice)
+                .json(&json!({"current_password": TEST_PASSWORD})),
+        )
+    };
+    for i in 0..10 {
+        let r = begin().await;
+        assert_eq!(r.status, 200, "enrolment {i}: {}", r.body);
+    }
+    throttled(&begin().await);
+    throttled(
+        &send(
+            c.post(s.url("/api/me/password"))
+                .bearer_auth(&alice)
+                .json(&json!({"current_password": TEST_PASSWORD,
+                               "new_password": "another long password"})),
+        )
+        .await,
+    );
+    let started = kinds(h, "user_changed")
+        .into_iter()
+        .filter(|d| d["change"] == "totp_enrolment_started")
+        .count();
+    assert_eq!(started, 10);
+}

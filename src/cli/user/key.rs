@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCmd) -> crate::Result<()> {
             Ok(())
         }
         KeyCmd::List(a) => {
-            let list = keys::list(&ctx.app, a.name.as_deref())?;
+            let list = keys::list(&ctx.app, a.name.as_deref(), None)?;
             if ctx.out.json {
                 return ctx.out.json(&list);
             }

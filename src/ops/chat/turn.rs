@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::events::EventKind;
+use crate::store::users::Reservation;
 
 /// Run one turn. `on_event` sees progress as it happens; `approver` answers
 /// approval requests. On error an `error` event is recorded and the session
@@ -34,6 +35,16 @@ pub async fn run_turn(
     let t0 = Instant::now();
     let mut pre_wait = std::time::Duration::ZERO;
     let user = chat_user(app, &req.username)?;
+    if req.channel != Channel::Cli {
+        if let Err(e) = precheck_budget(app, &user) {
+            // An SSE stream carries only events: say why it ends.
+            on_event(TurnEvent::Error {
+                code: e.kind.code().into(),
+                message: e.message.clone(),
+            });
+            return Err(e);
+        }
+    }
     if let Some(m) = &req.model {
         let t = Instant::now();
         let models = client.models().await?;
@@ -180,15 +191,60 @@ pub(super) fn reserve(turn: &Turn) -> Result<Option<String>> {
     let Some(limit) = b.user_daily_usd else {
         return Ok(None);
     };
-    let day = utc_day();
     let users = turn.app.users()?;
-    match users.reserve_budget(&turn.user.id, &day, &turn.session_id, b.turn_reserve_usd, limit)? {
-        Ok(id) => Ok(Some(id)),
-        Err(used) => Err(Error::permission(format!(
+    match users.reserve_budget(
+        &turn.user.id,
+        &utc_day(),
+        &turn.session_id,
+        b.turn_reserve_usd,
+        limit,
+    )? {
+        Reservation::Made(id) => Ok(Some(id)),
+        refused => Err(budget_refusal(&turn.user, limit, refused)),
+    }
+}
+
+/// Refuse a remote turn that [`reserve`] would refuse, before anything is
+/// written. Over HTTP a refused turn can be repeated as fast as requests
+/// can be sent, and a refusal recorded after the session row costs three
+/// events (`session_start`, `error`, `session_end`): answered here, it
+/// costs an access-log line. Read only, so only a hint: a turn that passes
+/// and then loses the race is refused (and recorded) by [`reserve`].
+pub(super) fn precheck_budget(app: &App, user: &User) -> Result<()> {
+    let b = &app.cfg.config.budget;
+    let Some(limit) = b.user_daily_usd else {
+        return Ok(());
+    };
+    let refused = app
+        .users_ro()?
+        .run(|u| u.budget_precheck(&user.id, &utc_day(), b.turn_reserve_usd, limit))?;
+    match refused {
+        Some(r) => Err(budget_refusal(user, limit, r)),
+        None => Ok(()),
+    }
+}
+
+/// The error for a refused reservation.
+fn budget_refusal(user: &User, limit: f64, refused: Reservation) -> Error {
+    match refused {
+        // A turn's cost is known only when it ends: one at a time is what
+        // keeps the day's spend within the bound README states.
+        Reservation::OtherTurnOpen => Error::busy(format!(
+            "another turn of {} is running against the daily budget of ${limit:.2}; with a daily budget an account's turns run one at a time",
+            user.username
+        ))
+        .reason(crate::error::Reason::Throttled {
+            retry_after_secs: 5,
+        })
+        .hint("retry when the other turn has ended"),
+        Reservation::Spent(used) => Error::permission(format!(
             "daily budget of ${limit:.2} for {} is spent (${used:.4} used or reserved today, UTC)",
-            turn.user.username
+            user.username
         ))
         .reason(crate::error::Reason::BudgetSpent)
-        .hint("an admin can raise budget.user_daily_usd in profiles/operator/config.yaml; the budget resets at 00:00 UTC")),
+        .hint("an admin can raise budget.user_daily_usd in profiles/operator/config.yaml; the budget resets at 00:00 UTC"),
+        Reservation::Made(id) => Error::internal(format!(
+            "budget reservation {id} was made, not refused"
+        )),
     }
 }

@@ -6,6 +6,9 @@
 import { api } from './api.js';
 import { h, errorBox, notice, fmtTime, table } from './dom.js';
 
+// Keys asked for per list (the API's largest page).
+const KEYS_SHOWN = 500;
+
 const EXPIRIES = [['never', 'Never'], ['30d', '30 days'], ['90d', '90 days'], ['365d', '1 year']];
 
 function status(k) {
@@ -30,7 +33,10 @@ export function keysCard(me) {
   async function reload() {
     let keys;
     try {
-      keys = await api('api/keys', { query: everyone?.checked ? { all: 'true' } : {} });
+      // The API pages (at most 500 a page): the newest 500 are shown.
+      const query = { limit: String(KEYS_SHOWN) };
+      if (everyone?.checked) query.all = 'true';
+      keys = await api('api/keys', { query });
     } catch (err) {
       list.replaceChildren(errorBox(err));
       return;
@@ -39,6 +45,9 @@ export function keysCard(me) {
       list.replaceChildren(h('p', { class: 'muted', id: 'keys-empty' }, 'No keys yet.'));
       return;
     }
+    const more = keys.length === KEYS_SHOWN
+      ? h('p', { class: 'muted', id: 'keys-more' }, `The newest ${KEYS_SHOWN} keys; \`hermes-operator user key list\` lists them all.`)
+      : null;
     const rows = keys.map((k) => {
       const revoke = h('button', { type: 'button', class: 'danger', disabled: !!k.revoked_at }, 'Revoke');
       revoke.addEventListener('click', async () => {
@@ -65,7 +74,7 @@ export function keysCard(me) {
         h('td', { class: 'actions' }, revoke));
     });
     const heads = ['Label', everyone?.checked ? 'User' : null, 'Key', 'Scope', 'Toolsets', 'Approvals', 'Last used', 'Expires', 'Status', ''].filter((x) => x !== null);
-    list.replaceChildren(table(null, heads, rows, { class: 'keys' }));
+    list.replaceChildren(...[table(null, heads, rows, { class: 'keys' }), more].filter(Boolean));
   }
   everyone?.addEventListener('change', reload);
 

@@ -90,6 +90,29 @@ pub struct ApiKey {
     pub revoked_reason: Option<String>,
 }
 
+/// Live (neither revoked nor expired) keys one account may have.
+pub const MAX_ACTIVE_KEYS: i64 = 20;
+/// Keys one account may have made in any hour (revoked ones included), so
+/// make-and-revoke loops cannot grow users.db and the event log unboundedly.
+pub const MAX_KEYS_PER_HOUR: i64 = 30;
+/// Revoked or expired keys are deleted this long after they died: long
+/// enough for the owner to see why a key stopped working (the list, and a
+/// 401 that says "revoked" or "expired" rather than "invalid"); the audit
+/// log keeps their history for good.
+pub const DEAD_KEY_RETENTION_SECS: i64 = 86_400;
+
+/// Why a key was not stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyRefused {
+    /// The account is disabled or gone.
+    NoAccount,
+    /// It already has [`MAX_ACTIVE_KEYS`] live keys.
+    TooManyActive(i64),
+    /// [`MAX_KEYS_PER_HOUR`] were made in the last hour; seconds until the
+    /// oldest of them is an hour old.
+    TooFast { retry_after_secs: u64 },
+}
+
 /// A key to store.
 pub struct NewKey<'a> {
     pub id: &'a str,
@@ -166,9 +189,13 @@ fn key_from_row(r: &Row) -> rusqlite::Result<ApiKey> {
 impl UserStore {
     /// Store a new key of an enabled account, stamped with its current role
     /// (read in the same transaction, so a concurrent role change cannot
-    /// slip between the check and the insert).
-    pub fn key_insert(&self, k: &NewKey) -> Result<ApiKey> {
+    /// slip between the check and the insert). The same transaction deletes
+    /// the account's long-dead keys and checks [`MAX_ACTIVE_KEYS`] and
+    /// [`MAX_KEYS_PER_HOUR`], so parallel requests cannot slip past either.
+    pub fn key_insert(&self, k: &NewKey) -> Result<std::result::Result<ApiKey, KeyRefused>> {
         let now = now_rfc3339();
+        let now_epoch = chrono::Utc::now().timestamp();
+        let hour_ago = rfc3339_at(now_epoch - 3600);
         let toolsets = k.toolsets.map(|t| serde_json::json!(t).to_string());
         let inserted = with_immediate(&self.conn, &self.path, "storing an API key", |tx| {
             let role: Option<(String, bool)> = tx
@@ -179,8 +206,33 @@ impl UserStore {
                 )
                 .optional()?;
             let Some((role, false)) = role else {
-                return Ok(false);
+                return Ok(Err(KeyRefused::NoAccount));
             };
+            purge_dead_in(tx, Some(k.user_id), now_epoch)?;
+            let (recent, oldest): (i64, Option<String>) = tx.query_row(
+                "SELECT count(*), min(created_at) FROM api_keys
+                 WHERE user_id = ?1 AND created_at > ?2",
+                params![k.user_id, hour_ago],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if recent >= MAX_KEYS_PER_HOUR {
+                let oldest = oldest
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                    .map_or(now_epoch, |t| t.timestamp());
+                let wait = (oldest + 3600 - now_epoch).clamp(1, 3600);
+                return Ok(Err(KeyRefused::TooFast {
+                    retry_after_secs: wait as u64,
+                }));
+            }
+            let active: i64 = tx.query_row(
+                "SELECT count(*) FROM api_keys WHERE user_id = ?1 AND revoked_at IS NULL
+                   AND (expires_at IS NULL OR expires_at > ?2)",
+                params![k.user_id, now_epoch],
+                |r| r.get(0),
+            )?;
+            if active >= MAX_ACTIVE_KEYS {
+                return Ok(Err(KeyRefused::TooManyActive(active)));
+            }
             tx.execute(
                 "INSERT INTO api_keys (id, user_id, key_hash, prefix, label, role, scope, toolsets,
                    approvals, rpm, created_at, expires_at)
@@ -200,15 +252,22 @@ impl UserStore {
                     k.expires_at
                 ],
             )?;
-            Ok(true)
+            Ok(Ok(()))
         })?;
-        if !inserted {
-            return Err(Error::permission(
-                "the account is disabled or no longer exists; no key was made",
-            ));
+        if let Err(refused) = inserted {
+            return Ok(Err(refused));
         }
         self.key_get(k.id)?
+            .map(Ok)
             .ok_or_else(|| Error::internal("the new API key vanished"))
+    }
+
+    /// Delete keys revoked or expired more than [`DEAD_KEY_RETENTION_SECS`]
+    /// ago (every account's); how many went.
+    pub fn key_purge_dead(&self, now_epoch: i64) -> Result<usize> {
+        with_immediate(&self.conn, &self.path, "purging dead API keys", |tx| {
+            purge_dead_in(tx, None, now_epoch)
+        })
     }
 
     pub fn key_get(&self, id: &str) -> Result<Option<ApiKey>> {
@@ -224,17 +283,19 @@ impl UserStore {
             .map_err(self.err("reading an API key"))
     }
 
-    /// Keys of one account (or of all), newest first, revoked ones included.
-    pub fn key_list(&self, user_id: Option<&str>) -> Result<Vec<ApiKey>> {
+    /// Keys of one account (or of all), newest first, revoked ones included;
+    /// `limit` of them (negative: all) after skipping `offset`.
+    pub fn key_list(&self, user_id: Option<&str>, limit: i64, offset: i64) -> Result<Vec<ApiKey>> {
         let mut st = self
             .conn
             .prepare(&format!(
                 "SELECT {KEY_COLS} FROM api_keys k JOIN users u ON u.id = k.user_id
-                 WHERE ?1 IS NULL OR k.user_id = ?1 ORDER BY k.created_at DESC, k.id"
+                 WHERE ?1 IS NULL OR k.user_id = ?1 ORDER BY k.created_at DESC, k.id
+                 LIMIT ?2 OFFSET ?3"
             ))
             .map_err(self.err("listing API keys"))?;
         let rows = st
-            .query_map([user_id], key_from_row)
+            .query_map(params![user_id, limit, offset], key_from_row)
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(self.err("listing API keys"));
         rows
@@ -281,6 +342,30 @@ impl UserStore {
         })?;
         Ok(())
     }
+}
+
+/// RFC 3339 of a Unix time, in the format of [`now_rfc3339`] (so stored
+/// times compare as text).
+fn rfc3339_at(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Delete the keys (of `user_id`, or everyone's) revoked or expired more
+/// than [`DEAD_KEY_RETENTION_SECS`] before `now_epoch`.
+fn purge_dead_in(
+    tx: &rusqlite::Transaction,
+    user_id: Option<&str>,
+    now_epoch: i64,
+) -> rusqlite::Result<usize> {
+    let cutoff = now_epoch - DEAD_KEY_RETENTION_SECS;
+    tx.execute(
+        "DELETE FROM api_keys WHERE (?1 IS NULL OR user_id = ?1)
+           AND ((revoked_at IS NOT NULL AND revoked_at < ?2)
+                OR (expires_at IS NOT NULL AND expires_at < ?3))",
+        params![user_id, rfc3339_at(cutoff), cutoff],
+    )
 }
 
 /// Revoke every live key of `user_id` inside the caller's transaction: a

@@ -13,7 +13,10 @@ mod keys;
 mod throttle;
 mod tokens;
 mod totp;
-pub use keys::{ApiKey, KeyApprovals, KeyScope, NewKey};
+pub use keys::{
+    ApiKey, KeyApprovals, KeyRefused, KeyScope, NewKey, DEAD_KEY_RETENTION_SECS, MAX_ACTIVE_KEYS,
+    MAX_KEYS_PER_HOUR,
+};
 pub use throttle::{AttemptLimits, Gate, Limit};
 pub use tokens::RefreshUse;
 pub use totp::TotpRow;
@@ -483,8 +486,16 @@ impl UserStore {
 
     /// Reserve `amount` of `user_id`'s budget for `day` (UTC YYYY-MM-DD)
     /// unless settled spend + open reservations + amount would exceed
-    /// `limit`. Atomic across processes (one `BEGIN IMMEDIATE`).
-    /// Returns the reservation id, or `Err(spent_and_reserved)` when refused.
+    /// `limit`, or another turn of the user still holds an open reservation
+    /// (younger than [`OPEN_RESERVATION_HOLDS_SECS`]). Atomic across
+    /// processes (one `BEGIN IMMEDIATE`).
+    ///
+    /// One open reservation at a time is what makes the limit hold: a
+    /// turn's real cost is known only once it ends, so parallel turns
+    /// admitted on the same headroom could each spend past it (10 parallel
+    /// turns once spent 2.1× a $0.10 limit). Admitted one at a time, each
+    /// turn starts with settled spend ≤ `limit - amount`, so the day's spend
+    /// ends below `limit + max(0, one turn's cost - amount)`.
     pub fn reserve_budget(
         &self,
         user_id: &str,
@@ -492,24 +503,31 @@ impl UserStore {
         session_id: &str,
         amount: f64,
         limit: f64,
-    ) -> Result<std::result::Result<String, f64>> {
+    ) -> Result<Reservation> {
         let id = format!("sp_{}", crate::crypto::random_hex(8));
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "reserving budget", |tx| {
-            let used: f64 = tx.query_row(
-                "SELECT COALESCE(sum(COALESCE(actual_usd, reserved_usd)), 0) FROM spend WHERE user_id = ?1 AND day = ?2",
-                params![user_id, day],
-                |r| r.get(0),
-            )?;
-            if used >= limit || used + amount > limit + 1e-12 {
-                return Ok(Err(used));
+            if let Some(refused) = budget_refusal(tx, user_id, day, amount, limit)? {
+                return Ok(refused);
             }
             tx.execute(
                 "INSERT INTO spend (id, user_id, day, session_id, reserved_usd, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![id, user_id, day, session_id, amount, now],
             )?;
-            Ok(Ok(id.clone()))
+            Ok(Reservation::Made(id.clone()))
         })
+    }
+
+    /// What [`Self::reserve_budget`] would refuse now, if anything, read
+    /// without writing (a hint only: the reservation decides).
+    pub fn budget_precheck(
+        &self,
+        user_id: &str,
+        day: &str,
+        amount: f64,
+        limit: f64,
+    ) -> Result<Option<Reservation>> {
+        budget_refusal(&self.conn, user_id, day, amount, limit).map_err(self.err("reading spend"))
     }
 
     /// Replace a reservation with what the turn really cost.
@@ -536,6 +554,53 @@ impl UserStore {
     }
 }
 
+/// How long an unsettled reservation keeps the user's other turns waiting.
+/// Turns settle as they end; this only frees an account whose turn's
+/// process died before settling (its reservation still counts as spent).
+pub const OPEN_RESERVATION_HOLDS_SECS: i64 = 3600;
+
+/// Why a reservation of `amount` for `user_id` on `day` would be refused
+/// now: another turn's reservation is open (any day: a turn begun before
+/// midnight UTC still spends), or the day's spend leaves no room.
+fn budget_refusal(
+    c: &rusqlite::Connection,
+    user_id: &str,
+    day: &str,
+    amount: f64,
+    limit: f64,
+) -> rusqlite::Result<Option<Reservation>> {
+    let held_since = (chrono::Utc::now() - chrono::Duration::seconds(OPEN_RESERVATION_HOLDS_SECS))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let open: i64 = c.query_row(
+        "SELECT count(*) FROM spend WHERE user_id = ?1 AND settled_at IS NULL AND created_at > ?2",
+        params![user_id, held_since],
+        |r| r.get(0),
+    )?;
+    if open > 0 {
+        return Ok(Some(Reservation::OtherTurnOpen));
+    }
+    let used: f64 = c.query_row(
+        "SELECT COALESCE(sum(COALESCE(actual_usd, reserved_usd)), 0) FROM spend WHERE user_id = ?1 AND day = ?2",
+        params![user_id, day],
+        |r| r.get(0),
+    )?;
+    if used >= limit || used + amount > limit + 1e-12 {
+        return Ok(Some(Reservation::Spent(used)));
+    }
+    Ok(None)
+}
+
+/// What [`UserStore::reserve_budget`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reservation {
+    /// Reserved, under this id (settle it with the real cost).
+    Made(String),
+    /// Refused: settled spend and open reservations already this much.
+    Spent(f64),
+    /// Refused: another turn of the user has not settled yet.
+    OtherTurnOpen,
+}
+
 /// The username of `id` when it is the only enabled admin (read inside the
 /// caller's write transaction, so the answer holds until it commits).
 fn last_enabled_admin(tx: &rusqlite::Transaction, id: &str) -> rusqlite::Result<Option<String>> {
@@ -555,4 +620,76 @@ fn last_admin_error(verb: &str, username: &str) -> Error {
         "refusing to {verb} {username}: it is the only enabled admin"
     ))
     .hint("create or enable another admin first")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Turns are admitted one at a time while a budget is set, so settled
+    /// spend at admission is at most `limit - amount` and the day ends below
+    /// `limit + max(0, one turn's cost - amount)`, however many run at once.
+    #[test]
+    fn budget_reservations_admit_one_open_turn_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::open(&dir.path().join("users.db")).unwrap();
+        let (day, limit, reserve) = ("2026-12-05", 0.10, 0.01);
+        let Reservation::Made(first) = s.reserve_budget("u1", day, "s1", reserve, limit).unwrap()
+        else {
+            panic!("the first turn is admitted")
+        };
+        // Under-reserving turns in parallel: refused while the first is open,
+        // although $0.09 of headroom is left.
+        for i in 0..9 {
+            assert_eq!(
+                s.reserve_budget("u1", day, &format!("p{i}"), reserve, limit)
+                    .unwrap(),
+                Reservation::OtherTurnOpen
+            );
+        }
+        // Another account is not held up.
+        assert!(matches!(
+            s.reserve_budget("u2", day, "s2", reserve, limit).unwrap(),
+            Reservation::Made(_)
+        ));
+        // Each turn really costs $0.021: admitted one after another until
+        // the settled spend leaves no room for a reservation.
+        s.settle_budget(&first, 0.021).unwrap();
+        let mut admitted = 1;
+        while let Reservation::Made(id) = s.reserve_budget("u1", day, "s", reserve, limit).unwrap()
+        {
+            s.settle_budget(&id, 0.021).unwrap();
+            admitted += 1;
+        }
+        let spent = s.spent("u1", day).unwrap();
+        assert_eq!(admitted, 5, "{spent}");
+        assert!(spent <= limit + (0.021 - reserve) + 1e-12, "{spent}");
+        assert!(matches!(
+            s.reserve_budget("u1", day, "s", reserve, limit).unwrap(),
+            Reservation::Spent(_)
+        ));
+        // An open reservation of a process that died stops holding the
+        // account after OPEN_RESERVATION_HOLDS_SECS (it still counts).
+        let Reservation::Made(_) = s.reserve_budget("u3", day, "s3", reserve, limit).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            s.reserve_budget("u3", day, "s4", reserve, limit).unwrap(),
+            Reservation::OtherTurnOpen
+        );
+        let old = (chrono::Utc::now() - chrono::Duration::seconds(OPEN_RESERVATION_HOLDS_SECS + 1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        s.conn
+            .execute(
+                "UPDATE spend SET created_at = ?1 WHERE user_id = 'u3'",
+                [old],
+            )
+            .unwrap();
+        assert!(matches!(
+            s.reserve_budget("u3", day, "s4", reserve, limit).unwrap(),
+            Reservation::Made(_)
+        ));
+        assert!((s.spent("u3", day).unwrap() - 2.0 * reserve).abs() < 1e-12);
+    }
 }
