@@ -323,7 +323,10 @@ fn describe_yaml_error(e: &serde_norway::Error) -> String {
     }
 }
 
-// Long: a flat list of independent key checks, one `if` each, in the order the config documents them.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a flat list of independent key checks, one `if` each, in the order the config documents them"
+)]
 fn validate(c: &Config) -> std::result::Result<(), String> {
     if c.operator.port == 0 {
         return Err("operator.port: expected a port number 1-65535, got 0".into());

@@ -218,7 +218,10 @@ fn rfc(epoch: f64) -> String {
 }
 
 /// Fill `app.home` (empty but for the operator's profile) with the demo.
-// Long: one pass that writes accounts, state.db rows and their events together, so the three always agree.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass that writes accounts, state.db rows and their events together, so the three always agree"
+)]
 pub fn populate(app: &App) -> Result<Demo> {
     let home = &app.home;
     let password = format!(

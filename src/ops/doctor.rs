@@ -679,7 +679,6 @@ fn network(c: &mut Checks, app: &App) {
     }
 }
 
-// Long: the last update's outcome from events.db, with one message per result kind.
 fn last_update(c: &mut Checks, app: &App) {
     let home = &app.home;
     let schedule = match crate::ops::update::current_schedule(home) {

@@ -154,7 +154,6 @@ pub(super) struct StartedTurn {
 /// guard said so): ownership of the session first, then the account's cap
 /// on concurrent turns, a chat slot, the session's one-turn-at-a-time claim.
 /// Shared by `/api/chat` and `/v1/chat/completions`.
-// Long: admission, the concurrency claims and the turn's thread with its cleanup belong together.
 pub(super) async fn start_turn(
     st: &Arc<ServerState>,
     caller: &Caller,

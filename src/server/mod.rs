@@ -420,7 +420,10 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 /// let requests and chat turns finish for `grace`, then deny pending
 /// approvals and stop the remaining runs through Hermes (their events are
 /// recorded as the turns end), and give up after 10 s more.
-// Long: the serve lifecycle in order (state, warm-up, listen, then the graceful shutdown and its two deadlines); split, the shutdown sequence would be hard to follow.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the serve lifecycle in order (state, warm-up, listen, then the graceful shutdown and its two deadlines); split, the shutdown sequence would be hard to follow"
+)]
 pub async fn run(app: App, opts: Options) -> Result<()> {
     let mut st = ServerState::new(app, access_log::AccessLog::stderr(), opts.read_timeout)?;
     st.demo = opts.demo;

@@ -174,7 +174,10 @@ pub struct CompletionBody {
 }
 
 /// `POST /v1/chat/completions`.
-// Long: request checks in the order a client should hear about them (who, what, which model, which session), then the two answer shapes.
+#[expect(
+    clippy::too_many_lines,
+    reason = "request checks in the order a client should hear about them (who, what, which model, which session), then the two answer shapes"
+)]
 pub async fn chat_completions(
     State(st): State<Arc<ServerState>>,
     OaChatCaller(caller): OaChatCaller,

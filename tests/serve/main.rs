@@ -3,6 +3,13 @@
 //! document, chat through a real Hermes gateway, and the dashboard in headless
 //! Chromium.
 
+// The scenario tests are still long (issue 21: split them into steps);
+// until then this binary is exempt from the length lint the library obeys.
+#![allow(
+    clippy::too_many_lines,
+    reason = "scenario tests not yet split into steps (issue 21)"
+)]
+
 #[macro_use]
 #[path = "../common/mod.rs"]
 mod common;

@@ -57,7 +57,10 @@ fn spinner() -> Option<indicatif::ProgressBar> {
     Some(b)
 }
 
-// Long: the human table of an update report: one row per field.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the human table of an update report: one row per field"
+)]
 fn print(ctx: &Ctx, r: &Report) -> crate::Result<()> {
     let v = |x: &Option<crate::hermes::install::HermesVersion>| {
         x.as_ref()
@@ -149,7 +152,10 @@ fn print(ctx: &Ctx, r: &Report) -> crate::Result<()> {
     Ok(())
 }
 
-// Long: the dry-run plan: a list of step texts built in order.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the dry-run plan: a list of step texts built in order"
+)]
 fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
     let home = &ctx.app.home;
     let cfg = &ctx.app.cfg.config;

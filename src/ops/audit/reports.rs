@@ -217,7 +217,6 @@ fn llm_calls(app: &App, from: &str, to: &str) -> Result<(HashSet<String>, Vec<Ll
 
 /// The daily report for local day `date` in `tz` (see the module docs for
 /// the attribution rule).
-// Long: three SQL questions and the assembly of one report, in the order the report documents its attribution rule.
 pub fn daily(app: &App, date: NaiveDate, tz: &Tz) -> Result<Daily> {
     let (from, to) = day_bounds(date, tz)?;
     let (from_e, to_e) = (from.timestamp() as f64, to.timestamp() as f64);

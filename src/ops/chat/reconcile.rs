@@ -25,7 +25,10 @@ pub(super) struct Reconciled {
 /// Record what Hermes wrote to state.db during the run as discrete events,
 /// skipping tool events the shell hook already recorded live (same
 /// tool_call_id).
-// Long: one pass over the messages Hermes wrote this turn, deduplicated against the hook's events, building the events to append in one transaction.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the messages Hermes wrote this turn, deduplicated against the hook's events, building the events to append in one transaction"
+)]
 pub(super) fn reconcile(
     turn: &Turn,
     run_id: &str,

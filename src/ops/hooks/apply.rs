@@ -326,7 +326,10 @@ pub fn compression_in_place(root: &Mapping) -> bool {
 
 /// Read-only: what Hermes' config and allowlist say about our hooks.
 /// `hermes`: the installed Hermes, when found (see `crate::hermes::install`).
-// Long: one report over every managed event: each event's entry, allowlist and program checks share the parsed config.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one report over every managed event: each event's entry, allowlist and program checks share the parsed config"
+)]
 pub fn status(
     home: &Home,
     command: &str,

@@ -267,7 +267,10 @@ pub fn handle_event(home: &Home, input: &[u8]) -> Reply {
 
 /// Handle one hook event; `env` is Hermes' (the hook's) environment, which
 /// the words of a tool call are expanded with (`paths.rs`).
-// Long: one hook event from parse to answer: the order (parse, classify the session, policy, record, answer) is the security argument and reads best in one place.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one hook event from parse to answer: the order (parse, classify the session, policy, record, answer) is the security argument and reads best in one place"
+)]
 pub fn handle_event_in(home: &Home, input: &[u8], env: &HashMap<String, String>) -> Reply {
     let head: Head = match serde_json::from_slice(input) {
         Ok(h) => h,

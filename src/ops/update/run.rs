@@ -249,7 +249,10 @@ pub(super) fn failure_for(result: UpdateResult, healthy: bool) -> Option<Kind> {
 /// The whole update. Busy (another run holds the lock) is an `Err` before
 /// anything happened; every later outcome is a [`Report`] (with its exit code)
 /// and an `update_finished` event.
-// Long: the audit envelope of a run (update_started first, every early failure ending in update_finished); the steps themselves are `Steps`' methods.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the audit envelope of a run (update_started first, every early failure ending in update_finished); the steps themselves are `Steps`' methods"
+)]
 pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report> {
     let home = &app.home;
     let cfg = &app.cfg.config;

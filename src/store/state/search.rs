@@ -130,7 +130,6 @@ impl StateDb {
     /// Hermes' index leaves out), newest [`SCAN_MAX_ROWS`] of them, each
     /// term a substring (`LIKE`). Appends at most `room` hits not already
     /// found.
-    // Long: one SQL statement (candidates, count and matches in one pass) built and mapped in place; split, the query would be scattered.
     pub(super) fn scan(
         &self,
         out: &mut SearchOutcome,
