@@ -170,9 +170,67 @@ pub fn check_terminal(
     }
 }
 
+/// Where Hermes keeps its sessions. From 0.23.3 a profile can keep them in
+/// PostgreSQL (`database.backend: postgres` in its config.yaml; docs/hermes.md,
+/// "Hermes 0.23"), and state.db is then no longer written. The operator
+/// reads and writes state.db: it must not go on against a stale file while
+/// Hermes' sessions live elsewhere.
+pub fn check_storage(home: &Home) -> Result<String, (String, String)> {
+    let fix = || {
+        format!(
+            "keep database.backend: sqlite (Hermes' default) in {}; hermes-operator does not follow Hermes into PostgreSQL yet",
+            home.hermes_config().display()
+        )
+    };
+    match config_value(home, &["database", "backend"]) {
+        None => Ok("Hermes keeps its sessions in state.db (its default)".into()),
+        Some(v) => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("sqlite") => Ok("Hermes keeps its sessions in state.db (database.backend: sqlite)".into()),
+            Some(other) => Err((
+                format!(
+                    "Hermes keeps its sessions in {other} (database.backend in {}), not in the state.db hermes-operator reads and writes",
+                    home.hermes_config().display()
+                ),
+                fix(),
+            )),
+            None => Err((
+                format!(
+                    "database.backend in {} is not a name Hermes accepts",
+                    home.hermes_config().display()
+                ),
+                fix(),
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_elsewhere_than_state_db_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert!(check_storage(&home).is_ok(), "no config: Hermes' default");
+        for ok in [
+            "model:\n  default: x\n",
+            "database:\n  backend: sqlite\n",
+            "database:\n  backend: SQLite\n",
+        ] {
+            std::fs::write(home.hermes_config(), ok).unwrap();
+            assert!(check_storage(&home).is_ok(), "{ok}");
+        }
+        for bad in [
+            "database:\n  backend: postgres\n",
+            "database:\n  backend: [x]\n",
+        ] {
+            std::fs::write(home.hermes_config(), bad).unwrap();
+            let (problem, fix) = check_storage(&home).unwrap_err();
+            assert!(problem.contains("database.backend"), "{problem}");
+            assert!(fix.contains("sqlite"), "{fix}");
+        }
+    }
 
     #[test]
     fn modes_as_hermes_reads_them() {

@@ -132,6 +132,10 @@ const CHECKS: &[CheckFn] = &[
         Ok(detail) => c.pass("approvals", detail),
         Err((problem, fix)) => c.fail("approvals", problem, fix),
     },
+    |c, x| match crate::hermes::settings::check_storage(&x.app.home) {
+        Ok(detail) => c.pass("hermes_storage", detail),
+        Err((problem, fix)) => c.fail("hermes_storage", problem, fix),
+    },
     |c, x| match crate::hermes::settings::check_terminal(&x.app.home, &x.app.cfg.config) {
         Ok(detail) => c.pass("terminal", detail),
         Err((problem, fix)) => c.fail("terminal", problem, fix),

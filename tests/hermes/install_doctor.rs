@@ -334,6 +334,7 @@ fn install_twice_then_doctor() {
         "directories",
         "file_permissions",
         "agent_boundary",
+        "hermes_storage",
         "jwt_secret",
         "hermes_env",
         "hermes_api_key",

@@ -35,6 +35,9 @@ pub async fn run_turn(
     {
         return Err(Error::config(problem).hint(fix));
     }
+    if let Err((problem, fix)) = crate::hermes::settings::check_storage(&app.home) {
+        return Err(Error::config(problem).hint(fix));
+    }
     let t0 = Instant::now();
     let mut pre_wait = std::time::Duration::ZERO;
     let user = chat_user(app, &req.username)?;
