@@ -5,7 +5,10 @@ use crate::cli::values::ApprovePolicyArg;
 use crate::cli::Ctx;
 use crate::error::{Error, Result};
 use crate::hermes::api::HermesClient;
-use crate::ops::chat::{self, Channel, PolicyApprover, TurnEvent, TurnRequest};
+use crate::ops::chat::{
+    self, ApprovalChoice, ApprovalRequest, Approver, BoxFuture, Channel, Decision, PolicyApprover,
+    TurnEvent, TurnRequest,
+};
 use std::io::{BufRead, IsTerminal, Read, Write};
 
 #[derive(Debug, clap::Args)]
@@ -40,10 +43,12 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     // Check the user before anything else, so a viewer learns it at once.
     chat::chat_user(app, &a.as_user)?;
     let client = HermesClient::from_config(&app.home, &app.cfg.config)?;
-    let approver = PolicyApprover {
-        policy: a.approve_policy.into(),
-        decided_by: format!("{} ({})", a.as_user, app.actor.name()),
+    let decided_by = format!("{} ({})", a.as_user, app.actor.name());
+    let approver: Box<dyn Approver> = match a.approve_policy.policy() {
+        Some(policy) => Box::new(PolicyApprover { policy, decided_by }),
+        None => Box::new(TerminalApprover { decided_by }),
     };
+    let approver = approver.as_ref();
     let message = match a.message.as_deref() {
         Some("-") => {
             let mut s = String::new();
@@ -67,7 +72,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             key_id: None,
             token_version: None,
         };
-        return one_turn(ctx, &client, &req, &approver).await.map(|_| ());
+        return one_turn(ctx, &client, &req, approver).await.map(|_| ());
     }
     if !std::io::stdin().is_terminal() {
         return Err(Error::usage("no MESSAGE given and stdin is not a terminal")
@@ -105,7 +110,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             key_id: None,
             token_version: None,
         };
-        match one_turn(ctx, &client, &req, &approver).await {
+        match one_turn(ctx, &client, &req, approver).await {
             Ok(o) => session = Some(o.session_id),
             Err(e) => ctx.out.error(&e),
         }
@@ -121,7 +126,7 @@ async fn one_turn(
     ctx: &Ctx,
     client: &HermesClient,
     req: &TurnRequest,
-    approver: &PolicyApprover,
+    approver: &dyn Approver,
 ) -> Result<chat::TurnOutcome> {
     let json = ctx.out.json;
     let out = ctx.out;
@@ -182,4 +187,50 @@ async fn one_turn(
         }
     };
     chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await
+}
+
+/// `--approve prompt`: the owner at this terminal is asked; without a
+/// terminal (stdin or stderr redirected) every request is denied. Here and
+/// not in the domain layer, which knows nothing of terminals.
+struct TerminalApprover {
+    decided_by: String,
+}
+
+impl Approver for TerminalApprover {
+    fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision> {
+        let decided_by = self.decided_by.clone();
+        Box::pin(async move {
+            let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+            let choice = if !interactive {
+                ApprovalChoice::Deny
+            } else {
+                let prompt = format!(
+                    "Hermes wants to run a command that needs approval:\n  {}\n  ({})\nAllow?",
+                    crate::output::sanitize(req.command.as_deref().unwrap_or("?")),
+                    crate::output::sanitize(
+                        req.description.as_deref().unwrap_or("dangerous command")
+                    )
+                );
+                tokio::task::spawn_blocking(move || {
+                    let items = ["deny", "allow once", "allow for this session"];
+                    dialoguer::Select::new()
+                        .with_prompt(prompt)
+                        .items(&items)
+                        .default(0)
+                        .interact()
+                        .map(|i| {
+                            [
+                                ApprovalChoice::Deny,
+                                ApprovalChoice::Once,
+                                ApprovalChoice::Session,
+                            ][i]
+                        })
+                        .unwrap_or(ApprovalChoice::Deny)
+                })
+                .await
+                .unwrap_or(ApprovalChoice::Deny)
+            };
+            Decision { choice, decided_by }
+        })
+    }
 }

@@ -40,13 +40,14 @@ pub enum ApprovePolicyArg {
     Session,
 }
 
-impl From<ApprovePolicyArg> for ApprovePolicy {
-    fn from(p: ApprovePolicyArg) -> ApprovePolicy {
-        match p {
-            ApprovePolicyArg::Prompt => ApprovePolicy::Prompt,
-            ApprovePolicyArg::Deny => ApprovePolicy::Deny,
-            ApprovePolicyArg::Once => ApprovePolicy::Once,
-            ApprovePolicyArg::Session => ApprovePolicy::Session,
+impl ApprovePolicyArg {
+    /// The domain's fixed policy; `None` for `prompt` (the CLI asks a person).
+    pub fn policy(self) -> Option<ApprovePolicy> {
+        match self {
+            ApprovePolicyArg::Prompt => None,
+            ApprovePolicyArg::Deny => Some(ApprovePolicy::Deny),
+            ApprovePolicyArg::Once => Some(ApprovePolicy::Once),
+            ApprovePolicyArg::Session => Some(ApprovePolicy::Session),
         }
     }
 }

@@ -1,9 +1,10 @@
-//! Approvers: a policy on the terminal, pending approvals answered over HTTP.
+//! Approvers: a fixed policy, and pending approvals answered over HTTP.
 
 use super::*;
 
-/// Answer approvals from the terminal: the owner is asked with a prompt;
-/// without a terminal the policy decides.
+/// Answer every approval the same way, without asking anyone: a key's
+/// `deny`, or `chat --approve deny|once|session`. (Asking a person on a
+/// terminal is the CLI's approver, `cli/chat.rs`.)
 pub struct PolicyApprover {
     pub policy: ApprovePolicy,
     pub decided_by: String,
@@ -11,8 +12,6 @@ pub struct PolicyApprover {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApprovePolicy {
-    /// Ask on the terminal; deny when there is none
-    Prompt,
     /// Deny every request
     Deny,
     /// Approve each request once
@@ -26,53 +25,14 @@ impl Approver for PolicyApprover {
         (self.policy == ApprovePolicy::Deny).then(|| self.decided_by.clone())
     }
 
-    fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision> {
-        let policy = self.policy;
-        let by = self.decided_by.clone();
-        Box::pin(async move {
-            use std::io::IsTerminal;
-            let choice = match policy {
-                ApprovePolicy::Deny => ApprovalChoice::Deny,
-                ApprovePolicy::Once => ApprovalChoice::Once,
-                ApprovePolicy::Session => ApprovalChoice::Session,
-                ApprovePolicy::Prompt
-                    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) =>
-                {
-                    ApprovalChoice::Deny
-                }
-                ApprovePolicy::Prompt => {
-                    let prompt = format!(
-                        "Hermes wants to run a command that needs approval:\n  {}\n  ({})\nAllow?",
-                        crate::output::sanitize(req.command.as_deref().unwrap_or("?")),
-                        crate::output::sanitize(
-                            req.description.as_deref().unwrap_or("dangerous command")
-                        )
-                    );
-                    tokio::task::spawn_blocking(move || {
-                        let items = ["deny", "allow once", "allow for this session"];
-                        dialoguer::Select::new()
-                            .with_prompt(prompt)
-                            .items(&items)
-                            .default(0)
-                            .interact()
-                            .map(|i| {
-                                [
-                                    ApprovalChoice::Deny,
-                                    ApprovalChoice::Once,
-                                    ApprovalChoice::Session,
-                                ][i]
-                            })
-                            .unwrap_or(ApprovalChoice::Deny)
-                    })
-                    .await
-                    .unwrap_or(ApprovalChoice::Deny)
-                }
-            };
-            Decision {
-                choice,
-                decided_by: by,
-            }
-        })
+    fn decide(&self, _req: ApprovalRequest) -> BoxFuture<Decision> {
+        let choice = match self.policy {
+            ApprovePolicy::Deny => ApprovalChoice::Deny,
+            ApprovePolicy::Once => ApprovalChoice::Once,
+            ApprovePolicy::Session => ApprovalChoice::Session,
+        };
+        let decided_by = self.decided_by.clone();
+        Box::pin(async move { Decision { choice, decided_by } })
     }
 }
 
