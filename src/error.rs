@@ -38,6 +38,11 @@ pub enum Kind {
     /// `serve`, or something else holds the port). Its own code because a
     /// service manager restarting into it should not retry blindly.
     PortInUse,
+    /// Whoever read our output closed it (`| head`): nothing more can be
+    /// said. Handled like every other error (locks released, transactions
+    /// rolled back) and ends quietly with 128 + SIGPIPE, what a shell
+    /// reports for `yes | head`, so `set -o pipefail` sees it.
+    ClosedPipe,
 }
 
 impl Kind {
@@ -57,6 +62,7 @@ impl Kind {
             Kind::UpdateFailed => 11,
             Kind::Unhealthy => 12,
             Kind::PortInUse => 13,
+            Kind::ClosedPipe => 141,
         }
     }
 
@@ -76,6 +82,7 @@ impl Kind {
             Kind::UpdateFailed => "update_failed",
             Kind::Unhealthy => "unhealthy",
             Kind::PortInUse => "port_in_use",
+            Kind::ClosedPipe => "closed_pipe",
         }
     }
 
@@ -98,10 +105,11 @@ impl Kind {
                 "unhealthy: update's restart or health check, or a doctor check, failed"
             }
             Kind::PortInUse => "serve: the address to listen on is already in use",
+            Kind::ClosedPipe => "the reader of the output went away (`| head`); nothing is printed",
         }
     }
 
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Internal,
         Kind::Usage,
         Kind::Integrity,
@@ -115,6 +123,7 @@ impl Kind {
         Kind::UpdateFailed,
         Kind::Unhealthy,
         Kind::PortInUse,
+        Kind::ClosedPipe,
     ];
 }
 
@@ -124,7 +133,8 @@ impl Kind {
 pub struct Error {
     pub kind: Kind,
     pub message: String,
-    pub hint: Option<String>,
+    /// What to do about it, most useful first (`hint_text` joins them).
+    pub hints: Vec<String>,
     /// The underlying error (SQLite, I/O, JSON, HTTP), kept for
     /// `std::error::Error::source` and for callers that need more than the
     /// message: the message already says it in words.
@@ -152,7 +162,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
-            hint: None,
+            hints: Vec::new(),
             source: None,
             reason: None,
         }
@@ -166,9 +176,29 @@ impl Error {
         self.source = Some(Box::new(e));
         self
     }
+    /// Add a hint (an error may have several: what to check, then what to run).
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hints.push(hint.into());
         self
+    }
+    /// The hints as one line, for places with room for one (HTTP bodies,
+    /// doctor's `fix`).
+    pub fn hint_text(&self) -> Option<String> {
+        (!self.hints.is_empty()).then(|| self.hints.join("; "))
+    }
+    /// The sources below this error whose text the message does not
+    /// already say, outermost first.
+    pub fn causes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            let text = e.to_string();
+            if !text.is_empty() && !self.message.contains(&text) && !out.contains(&text) {
+                out.push(text);
+            }
+            next = e.source();
+        }
+        out
     }
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(Kind::Internal, m)
@@ -256,8 +286,11 @@ impl Error {
             "code": self.kind.code(),
             "message": self.message,
         });
-        if let Some(h) = &self.hint {
-            inner["hint"] = serde_json::Value::String(h.clone());
+        if let Some(h) = self.hint_text() {
+            inner["hint"] = serde_json::Value::String(h);
+        }
+        if self.hints.len() > 1 {
+            inner["hints"] = serde_json::json!(self.hints);
         }
         serde_json::json!({ "error": inner })
     }
@@ -317,7 +350,7 @@ mod tests {
     #[test]
     fn exit_codes_are_distinct_and_stable() {
         let codes: Vec<i32> = Kind::ALL.iter().map(|k| k.exit_code()).collect();
-        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 141]);
         let mut names: Vec<&str> = Kind::ALL.iter().map(|k| k.code()).collect();
         names.sort();
         names.dedup();

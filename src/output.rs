@@ -122,7 +122,10 @@ impl Output {
         } else {
             eprintln!("error: {}", e.message);
         }
-        if let Some(h) = &e.hint {
+        for c in e.causes() {
+            eprintln!("  caused by: {c}");
+        }
+        for h in &e.hints {
             eprintln!("  hint: {h}");
         }
     }
@@ -252,11 +255,15 @@ fn is_id_or_number(s: &str) -> bool {
 }
 
 fn write_err(e: std::io::Error) -> crate::Error {
-    // A closed pipe (`| head`) is not worth a scary message.
     if e.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
+        // Not worth a message; `cli::main` ends quietly (`Kind::ClosedPipe`).
+        return crate::Error::new(
+            crate::Kind::ClosedPipe,
+            "the output was closed by its reader",
+        )
+        .with_source(e);
     }
-    crate::Error::internal(format!("writing output: {e}"))
+    crate::Error::internal(format!("writing output: {e}")).with_source(e)
 }
 
 /// Shorten user-supplied text for messages and table cells, on a char boundary.

@@ -165,6 +165,8 @@ pub fn main() -> i32 {
     let out = Output::new(cli.global.json);
     match run(cli, out) {
         Ok(()) => 0,
+        // Nobody is left to read a message.
+        Err(e) if e.kind == crate::Kind::ClosedPipe => e.kind.exit_code(),
         Err(e) => {
             out.error(&e);
             e.kind.exit_code()

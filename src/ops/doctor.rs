@@ -90,7 +90,7 @@ fn mode(p: &Path) -> Option<u32> {
 }
 
 fn err_text(e: &crate::Error) -> String {
-    match &e.hint {
+    match e.hint_text() {
         Some(h) => format!("{} ({h})", e.message),
         None => e.message.clone(),
     }
@@ -169,7 +169,7 @@ fn hermes_home(c: &mut Checks, home: &Home) -> bool {
         c.fail(
             "hermes_home",
             e.message.clone(),
-            e.hint.clone().unwrap_or_default(),
+            e.hint_text().unwrap_or_default(),
         );
         return false;
     }
@@ -205,8 +205,7 @@ fn config_check(c: &mut Checks, home: &Home) -> Loaded {
             c.fail(
                 "config",
                 e.message.clone(),
-                e.hint
-                    .clone()
+                e.hint_text()
                     .unwrap_or_else(|| "fix the key named above".into()),
             );
             Loaded {
@@ -351,8 +350,7 @@ fn secrets(c: &mut Checks, x: &Ctx) {
         Err(e) => c.fail(
             "jwt_secret",
             e.message.clone(),
-            e.hint
-                .clone()
+            e.hint_text()
                 .unwrap_or_else(|| "hermes-operator install --force".into()),
         ),
     }
@@ -426,8 +424,7 @@ fn state_db(c: &mut Checks, x: &Ctx) {
         Err(e) => c.fail(
             "state_db",
             e.message.clone(),
-            e.hint
-                .clone()
+            e.hint_text()
                 .unwrap_or_else(|| "start Hermes once so it creates and migrates state.db".into()),
         ),
     }
@@ -566,8 +563,7 @@ fn hermes_api(c: &mut Checks, app: &App) {
         Err(e) => c.fail(
             "hermes_api",
             e.message.clone(),
-            e.hint
-                .clone()
+            e.hint_text()
                 .unwrap_or_else(|| format!("make Hermes' API server answer at {}", h.api_url)),
         ),
     }
@@ -779,7 +775,7 @@ fn hermes_install(
             c.fail(
                 "hermes_install",
                 e.message.clone(),
-                e.hint.clone().unwrap_or_default(),
+                e.hint_text().unwrap_or_default(),
             );
             return None;
         }

@@ -20,9 +20,12 @@ pub fn status_of(kind: Kind) -> StatusCode {
         Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
         Kind::Unavailable => StatusCode::BAD_GATEWAY,
         Kind::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
-        Kind::Config | Kind::Corrupt | Kind::Internal | Kind::UpdateFailed | Kind::PortInUse => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Kind::Config
+        | Kind::Corrupt
+        | Kind::Internal
+        | Kind::UpdateFailed
+        | Kind::PortInUse
+        | Kind::ClosedPipe => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -134,7 +137,7 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let status = status_of(e.kind);
-        let full = match &e.hint {
+        let full = match e.hint_text() {
             Some(h) => format!("{}: {} (hint: {h})", e.kind.code(), e.message),
             None => format!("{}: {}", e.kind.code(), e.message),
         };
@@ -145,7 +148,11 @@ impl From<Error> for ApiError {
             return ApiError::throttled(e.message, retry_after_secs);
         }
         let (message, detail): (String, Option<String>) = match e.kind {
-            Kind::Internal | Kind::UpdateFailed | Kind::Unhealthy | Kind::PortInUse => (
+            Kind::Internal
+            | Kind::UpdateFailed
+            | Kind::Unhealthy
+            | Kind::PortInUse
+            | Kind::ClosedPipe => (
                 "internal error; the server log has details under this request's id".into(),
                 Some(full),
             ),

@@ -122,3 +122,30 @@ fn bash_completes_subcommands_and_role_values() {
         );
     }
 }
+
+/// A reader that goes away (`| head -c 1`) ends the command quietly with
+/// 128 + SIGPIPE, as `yes | head` does: no message, and not success.
+#[test]
+fn a_closed_pipe_ends_quietly_with_its_own_code() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hermes-operator"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then closed
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(141),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -337,7 +337,7 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
     if let Err(e) = outcome {
         report.result = UpdateResult::Failed;
         report.failure = Some(Kind::UpdateFailed);
-        report.reason = Some(match &e.hint {
+        report.reason = Some(match e.hint_text() {
             Some(h) => format!("{} ({h})", e.message),
             None => e.message.clone(),
         });
