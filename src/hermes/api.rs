@@ -509,7 +509,7 @@ impl EventStream {
                             "the event stream from Hermes is unreadable: {e}"
                         ))
                         .hint(
-                            "the run was stopped; this is a fault in Hermes or in a proxy between",
+                            "the operator stopped the run; Hermes or a proxy in between sent a malformed stream",
                         ));
                     }
                 }
@@ -536,7 +536,7 @@ fn run_event(ev: super::sse::SseEvent) -> Result<RunEvent> {
         Error::unavailable(format!(
             "Hermes sent a run event the operator cannot read ({why}): {data:?}"
         ))
-        .hint("the run was stopped; is the operator too old for this Hermes version?")
+        .hint("the operator stopped the run; is this Hermes version newer than the operator knows?")
     };
     let mut v: serde_json::Value =
         serde_json::from_str(&ev.data).map_err(|e| unreadable(format!("not JSON: {e}")))?;
