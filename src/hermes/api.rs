@@ -562,6 +562,7 @@ mod tests {
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .unwrap()
             .block_on(f)
@@ -608,6 +609,59 @@ mod tests {
             let mut s = stream(&[b"data: {\"delta\": 1}\n\n"]);
             let e = s.next().await.unwrap_err();
             assert!(e.message.contains("`event`"), "{}", e.message);
+        });
+    }
+
+    /// Through reqwest from a socket: a server writing CR line ends in
+    /// pieces that cut a CRLF and a UTF-8 character.
+    #[test]
+    fn events_over_http_with_cr_line_ends() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", l.local_addr().unwrap());
+            let server = tokio::spawn(async move {
+                let (mut c, _) = l.accept().await.unwrap();
+                let mut req = Vec::new();
+                let mut b = [0u8; 1024];
+                while !req.ends_with(b"\r\n\r\n") {
+                    let n = c.read(&mut b).await.unwrap();
+                    assert!(n > 0);
+                    req.extend_from_slice(&b[..n]);
+                }
+                let req = String::from_utf8_lossy(&req).into_owned();
+                c.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+                )
+                .await
+                .unwrap();
+                for piece in [
+                    &b": ping\r\rdata: {\"event\":\"message.delta\",\"delta\":\"caf\xc3"[..],
+                    b"\xa9\"}\r",
+                    b"\n\r",
+                    b"\ndata:{\"event\":\"run.completed\",\"output\":\" x\"}\r\r",
+                ] {
+                    c.write_all(piece).await.unwrap();
+                    c.flush().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                req
+            });
+            let client = HermesClient::new(&url, "k".into(), "API_SERVER_KEY").unwrap();
+            let mut s = client.events("run_1").await.unwrap();
+            let a = s.next().await.unwrap().unwrap();
+            assert_eq!(
+                (a.event.as_str(), a.str("delta")),
+                ("message.delta", Some("café"))
+            );
+            let b = s.next().await.unwrap().unwrap();
+            assert_eq!(
+                (b.event.as_str(), b.str("output")),
+                ("run.completed", Some(" x"))
+            );
+            assert!(s.next().await.unwrap().is_none());
+            let req = server.await.unwrap();
+            assert!(req.starts_with("GET /v1/runs/run_1/events "), "{req}");
         });
     }
 
