@@ -3,11 +3,12 @@
 //! ("Interpreting an event stream",
 //! <https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation>).
 //!
-//! Hand-written rather than a crate: the maintained ones either buffer
-//! without a bound (`eventsource-stream`, unreleased since 2022) or own
-//! the HTTP body type; this one is a pure byte-in, events-out state machine
-//! that [`super::api::EventStream`] feeds from reqwest's byte stream, and
-//! is property-tested against a serialiser below. The parser it replaces
+//! Hand-written rather than a crate: neither `eventsource-stream` 0.2 nor
+//! `sse-stream` 0.3 (the candidates that read a reqwest byte stream)
+//! bounds what it buffers for an event that never ends. This one is a
+//! pure byte-in, events-out state machine that [`super::api::EventStream`]
+//! feeds from reqwest's byte stream, property-tested against a serialiser
+//! below. The parser it replaces
 //! ended lines at LF only (a CR-only stream was one endless line), stripped
 //! all leading whitespace of a value instead of one space, and buffered
 //! without a bound.
