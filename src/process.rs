@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,33 +92,28 @@ pub fn run_logged(
     wait_timeout(&mut child, timeout)
 }
 
-/// A private temporary directory, removed on drop.
-pub struct ScratchDir(PathBuf);
+/// A private temporary directory (mode 0700, under `$TMPDIR`), removed
+/// with everything in it when dropped. `tempfile` picks an unused name and
+/// retries on a collision (the hand-written one failed instead); it creates
+/// directories with the umask's mode unless told, hence the explicit 0700:
+/// a scratch repository or state.db is nobody else's business.
+pub type ScratchDir = tempfile::TempDir;
 
-impl ScratchDir {
-    pub fn new() -> std::io::Result<ScratchDir> {
-        let p = std::env::temp_dir().join(format!(
-            "hermes-operator-probe-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        let mut b = fs::DirBuilder::new();
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(&p)?;
-        Ok(ScratchDir(p))
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
+/// A new [`ScratchDir`].
+pub fn scratch_dir() -> std::io::Result<ScratchDir> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("hermes-operator-probe-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir()
 }
 
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Quote one word the way Python's `shlex.split` reads it back.
+/// Quote one word so that a POSIX shell, Python's `shlex.split` (Hermes
+/// reads hook commands with it) and [`sh_split`] all read it back as that
+/// one word. This is Python's own `shlex.quote`, kept rather than
+/// `shlex::try_quote`: that one may escape with backslashes inside double
+/// quotes (`"\$"`), which Python's `shlex.split` keeps as two characters.
+/// Single quotes have no escapes in any of the three readers.
 pub fn sh_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
@@ -130,59 +125,14 @@ pub fn sh_quote(s: &str) -> String {
     }
 }
 
-/// POSIX-shell word splitting (quotes and backslashes), as `shlex.split`.
+/// POSIX-shell word splitting (quotes, backslashes, `#` comments at the
+/// start of a word, backslash-newline continuations), by the `shlex` crate.
+/// `None` for an unterminated quote or a trailing backslash. The
+/// hand-written splitter it replaces split on any Unicode whitespace (a
+/// no-break space inside a path ended the word; POSIX shells and Python
+/// split on space, tab and newline only).
 pub fn sh_split(s: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match it.next()? {
-                        '\'' => break,
-                        ch => cur.push(ch),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match it.next()? {
-                        '"' => break,
-                        '\\' => {
-                            let n = it.next()?;
-                            if !matches!(n, '"' | '\\' | '$' | '`') {
-                                cur.push('\\');
-                            }
-                            cur.push(n);
-                        }
-                        ch => cur.push(ch),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                cur.push(it.next()?);
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Some(words)
+    shlex::split(s)
 }
 
 /// This program, absolute and canonical.
@@ -191,4 +141,127 @@ pub fn current_exe() -> Result<PathBuf> {
         Error::internal(format!("cannot find this program's path: {e}")).with_source(e)
     })?;
     Ok(fs::canonicalize(&exe).unwrap_or(exe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn scratch_dirs_are_private_distinct_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let a = scratch_dir().unwrap();
+        let b = scratch_dir().unwrap();
+        assert_ne!(a.path(), b.path());
+        let mode = fs::metadata(a.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        assert!(a
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("hermes-operator-probe-"));
+        fs::create_dir(a.path().join("sub")).unwrap();
+        fs::write(a.path().join("sub/f"), "x").unwrap();
+        let p = a.path().to_path_buf();
+        drop(a);
+        assert!(!p.exists());
+        assert!(b.path().is_dir());
+    }
+
+    #[test]
+    fn splits_as_a_posix_shell() {
+        let w = |s: &str| sh_split(s).map(|v| v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            w("a  'b c' \"d\\\"e\" f\\ g"),
+            Some(vec!["a".into(), "b c".into(), "d\"e".into(), "f g".into()])
+        );
+        assert_eq!(w("''"), Some(vec![String::new()]));
+        assert_eq!(w("'unterminated"), None);
+        assert_eq!(w("trailing\\"), None);
+        // Only space, tab and newline separate words (the old splitter
+        // also split on a no-break space).
+        assert_eq!(
+            w("/opt/my\u{a0}dir/hermes x"),
+            Some(vec!["/opt/my\u{a0}dir/hermes".into(), "x".into()])
+        );
+        // A backslash-newline continues the line, as in sh.
+        assert_eq!(w("a\\\nb"), Some(vec!["ab".into()]));
+        // `#` starts a comment only at the start of a word.
+        assert_eq!(w("a#b # c"), Some(vec!["a#b".into()]));
+    }
+
+    /// Python's `shlex.quote` answers (Python 3.12), byte for byte.
+    #[test]
+    fn quotes_as_python() {
+        assert_eq!(sh_quote("abc-1.2_x/y:z@%+=,"), "abc-1.2_x/y:z@%+=,");
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\"'\"'s'");
+        assert_eq!(sh_quote("é"), "'é'");
+    }
+
+    /// `sh_quote`'s words read back by real Python's `shlex.split`, the
+    /// reader Hermes uses. python3 is required: a missing python3 fails
+    /// the test rather than skipping it.
+    #[test]
+    fn python_reads_quoted_words_back() {
+        use rand::{Rng, SeedableRng};
+        let mut words: Vec<String> = [
+            "", " ", "'", "\"", "\\", "$HOME", "`id`", "a b", "it's", "#x", "a#b", "~", "*", "\r",
+            "\n", "\t", "x\ny", "\u{a0}", "é ü", "'\"'\"'", "\\'", "-n", "--", "!",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        let alphabet: Vec<char> = "ab '\"\\$`#~*?[]{}();&|<>!\t\n\r\u{a0}é€😀=%,"
+            .chars()
+            .collect();
+        for _ in 0..300 {
+            let n = rng.gen_range(0..12);
+            words.push(
+                (0..n)
+                    .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                    .collect(),
+            );
+        }
+        let quoted: Vec<String> = words.iter().map(|w| sh_quote(w)).collect();
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import json, shlex, sys\n\
+                 print(json.dumps([shlex.split(q) for q in json.load(sys.stdin)]))",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is required for this test (Hermes reads hook commands with Python's shlex)");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(serde_json::to_string(&quoted).unwrap().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "python3 failed: {out:?}");
+        let back: Vec<Vec<String>> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(back.len(), words.len());
+        for ((w, q), b) in words.iter().zip(&quoted).zip(&back) {
+            assert_eq!(b, &vec![w.clone()], "python3 read {q:?} back wrong");
+        }
+    }
+
+    proptest! {
+        /// Any word without NUL survives quoting and splitting, alone and
+        /// between other words.
+        #[test]
+        fn split_reads_quote_back(s in "[^\x00]*", t in "[^\x00]*") {
+            prop_assert_eq!(sh_split(&sh_quote(&s)), Some(vec![s.clone()]));
+            let line = format!("{} {}\t{}", sh_quote(&s), sh_quote(&t), sh_quote(&s));
+            prop_assert_eq!(sh_split(&line), Some(vec![s.clone(), t, s]));
+        }
+    }
 }

@@ -411,10 +411,7 @@ impl HermesClient {
             .await
             .map_err(|e| self.send_error(e))?;
         let r = self.check("streaming run events", r).await?;
-        Ok(EventStream {
-            inner: Box::pin(r.bytes_stream()),
-            buf: Vec::new(),
-        })
+        Ok(EventStream::new(Box::pin(r.bytes_stream())))
     }
 
     /// `POST /v1/runs/{id}/approval`. With the request's `request_id`
@@ -459,35 +456,63 @@ impl HermesClient {
 type ByteStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
 
-/// Server-sent events of one run, decoded one at a time.
+/// Server-sent events of one run, decoded one at a time
+/// ([`super::sse::SseParser`]: LF, CR and CRLF line ends, at most
+/// [`super::sse::MAX_EVENT_BYTES`] per event).
+///
+/// An event whose data is not a run event (not JSON, or no `event` name)
+/// is an error, not skipped: the old parser dropped such frames silently,
+/// and a lost `approval.request` or `run.completed` leaves the turn
+/// waiting on a run that waits on it. The caller stops the run then
+/// ([`EventStream::unreadable`]).
 pub struct EventStream {
     inner: ByteStream,
-    buf: Vec<u8>,
+    parser: super::sse::SseParser,
+    ready: std::collections::VecDeque<super::sse::SseEvent>,
+    unreadable: bool,
 }
 
 impl EventStream {
-    /// The next event, or `None` when Hermes closed the stream.
+    fn new(inner: ByteStream) -> EventStream {
+        EventStream {
+            inner,
+            parser: Default::default(),
+            ready: Default::default(),
+            unreadable: false,
+        }
+    }
+
+    /// The stream sent something the operator cannot read (an event too
+    /// large or not a run event); the run itself may still be going.
+    pub fn unreadable(&self) -> bool {
+        self.unreadable
+    }
+
+    /// The next event, or `None` when Hermes closed the stream (an event
+    /// not ended by a blank line before the close is discarded, as the
+    /// SSE standard says).
     pub async fn next(&mut self) -> Result<Option<RunEvent>> {
         loop {
-            // SSE frames end with a blank line; comments are keepalives.
-            while let Some(end) = find_frame_end(&self.buf) {
-                let frame: Vec<u8> = self.buf.drain(..end).collect();
-                let text = String::from_utf8_lossy(&frame);
-                let data: String = text
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(|l| l.trim_start())
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                if data.is_empty() {
-                    continue;
-                }
-                if let Ok(ev) = serde_json::from_str::<RunEvent>(&data) {
-                    return Ok(Some(ev));
-                }
+            if self.unreadable {
+                return Ok(None);
+            }
+            if let Some(ev) = self.ready.pop_front() {
+                let parsed = run_event(ev);
+                self.unreadable = parsed.is_err();
+                return parsed.map(Some);
             }
             match self.inner.next().await {
-                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => {
+                    if let Err(e) = self.parser.feed(&chunk, &mut self.ready) {
+                        self.unreadable = true;
+                        return Err(Error::unavailable(format!(
+                            "the event stream from Hermes is unreadable: {e}"
+                        ))
+                        .hint(
+                            "the operator stopped the run; Hermes or a proxy in between sent a malformed stream",
+                        ));
+                    }
+                }
                 Some(Err(e)) => {
                     return Err(Error::unavailable(format!(
                         "the event stream from Hermes broke off: {e}"
@@ -500,22 +525,159 @@ impl EventStream {
     }
 }
 
-/// Index just past the first "\n\n" (or "\r\n\r\n") in `buf`.
-fn find_frame_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// A run event from one SSE event: its data is the JSON object. An object
+/// without `event` takes the SSE `event:` field's name when there is one.
+fn run_event(ev: super::sse::SseEvent) -> Result<RunEvent> {
+    let unreadable = |why: String| {
+        let mut data: String = ev.data.chars().take(200).collect();
+        if data.len() < ev.data.len() {
+            data.push('…');
+        }
+        Error::unavailable(format!(
+            "Hermes sent a run event the operator cannot read ({why}): {data:?}"
+        ))
+        .hint("the operator stopped the run; is this Hermes version newer than the operator knows?")
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_str(&ev.data).map_err(|e| unreadable(format!("not JSON: {e}")))?;
+    if let Some(o) = v.as_object_mut() {
+        if !o.contains_key("event") && ev.event != "message" {
+            o.insert("event".into(), ev.event.clone().into());
+        }
     }
+    serde_json::from_value(v).map_err(|e| unreadable(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn stream(chunks: &[&'static [u8]]) -> EventStream {
+        let items: Vec<reqwest::Result<bytes::Bytes>> = chunks
+            .iter()
+            .map(|c| Ok(bytes::Bytes::from_static(c)))
+            .collect();
+        EventStream::new(Box::pin(futures_util::stream::iter(items)))
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     #[test]
-    fn frames() {
-        assert_eq!(super::find_frame_end(b"data: x\n\nrest"), Some(9));
-        assert_eq!(super::find_frame_end(b"data: x\n"), None);
-        assert_eq!(super::find_frame_end(b"data: x\r\n\r\n"), Some(11));
+    fn run_events_from_any_line_ending() {
+        block_on(async {
+            let mut s = stream(&[
+                b": keepalive\r\r",
+                b"data: {\"event\": \"message.delta\", \"delta\": \"hi\"}\r",
+                b"\r",
+                b"event: run.completed\r\ndata: {\"output\": \"done\"}\r\n\r\n",
+            ]);
+            let a = s.next().await.unwrap().unwrap();
+            assert_eq!(
+                (a.event.as_str(), a.str("delta")),
+                ("message.delta", Some("hi"))
+            );
+            let b = s.next().await.unwrap().unwrap();
+            assert_eq!(
+                (b.event.as_str(), b.str("output")),
+                ("run.completed", Some("done"))
+            );
+            assert!(s.next().await.unwrap().is_none());
+            assert!(!s.unreadable());
+        });
+    }
+
+    /// The old parser skipped these frames and went on reading.
+    #[test]
+    fn unreadable_events_are_errors() {
+        block_on(async {
+            let mut s = stream(&[b"data: not json\n\ndata: {\"event\": \"run.completed\"}\n\n"]);
+            let e = s.next().await.unwrap_err();
+            assert_eq!(e.kind, crate::error::Kind::Unavailable);
+            assert!(
+                e.message.contains("not JSON") && e.message.contains("not json"),
+                "{}",
+                e.message
+            );
+            assert!(s.unreadable());
+            assert!(s.next().await.unwrap().is_none());
+            let mut s = stream(&[b"data: {\"delta\": 1}\n\n"]);
+            let e = s.next().await.unwrap_err();
+            assert!(e.message.contains("`event`"), "{}", e.message);
+        });
+    }
+
+    /// Through reqwest from a socket: a server writing CR line ends in
+    /// pieces that cut a CRLF and a UTF-8 character.
+    #[test]
+    fn events_over_http_with_cr_line_ends() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", l.local_addr().unwrap());
+            let server = tokio::spawn(async move {
+                let (mut c, _) = l.accept().await.unwrap();
+                let mut req = Vec::new();
+                let mut b = [0u8; 1024];
+                while !req.ends_with(b"\r\n\r\n") {
+                    let n = c.read(&mut b).await.unwrap();
+                    assert!(n > 0);
+                    req.extend_from_slice(&b[..n]);
+                }
+                let req = String::from_utf8_lossy(&req).into_owned();
+                c.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+                )
+                .await
+                .unwrap();
+                for piece in [
+                    &b": ping\r\rdata: {\"event\":\"message.delta\",\"delta\":\"caf\xc3"[..],
+                    b"\xa9\"}\r",
+                    b"\n\r",
+                    b"\ndata:{\"event\":\"run.completed\",\"output\":\" x\"}\r\r",
+                ] {
+                    c.write_all(piece).await.unwrap();
+                    c.flush().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                req
+            });
+            let client = HermesClient::new(&url, "k".into(), "API_SERVER_KEY").unwrap();
+            let mut s = client.events("run_1").await.unwrap();
+            let a = s.next().await.unwrap().unwrap();
+            assert_eq!(
+                (a.event.as_str(), a.str("delta")),
+                ("message.delta", Some("café"))
+            );
+            let b = s.next().await.unwrap().unwrap();
+            assert_eq!(
+                (b.event.as_str(), b.str("output")),
+                ("run.completed", Some(" x"))
+            );
+            assert!(s.next().await.unwrap().is_none());
+            let req = server.await.unwrap();
+            assert!(req.starts_with("GET /v1/runs/run_1/events "), "{req}");
+        });
+    }
+
+    #[test]
+    fn an_endless_event_is_an_error() {
+        block_on(async {
+            let big: &'static [u8] =
+                Box::leak(vec![b'x'; super::super::sse::MAX_EVENT_BYTES + 1].into_boxed_slice());
+            let mut s = stream(&[b"data: ", big]);
+            let e = s.next().await.unwrap_err();
+            assert!(
+                e.message.contains("unreadable") && e.message.contains("8388608 bytes"),
+                "{}",
+                e.message
+            );
+            assert!(s.unreadable());
+        });
     }
 }

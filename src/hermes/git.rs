@@ -108,7 +108,7 @@ pub fn remote_state(checkout: &Path, branch: &str, installed: &str) -> Result<Re
             format!("the checkout {} has no `origin` remote", checkout.display()),
         ));
     }
-    let scratch = crate::process::ScratchDir::new()
+    let scratch = crate::process::scratch_dir()
         .map_err(|e| Error::internal(format!("making a scratch repository: {e}")).with_source(e))?;
     let mut c = git(scratch.path());
     c.args(["init", "--bare", "-q"]);

@@ -495,41 +495,33 @@ pub fn git_head(dir: &Path) -> Option<String> {
     })
 }
 
-/// Compare dotted versions (`0.18.2` < `0.19.0`; `1.0rc1` < `1.0` <
-/// `1.0.post1`).
+/// A version string as PEP 440 reads it (`pep440_rs`: the parser uv
+/// uses), or `None` when it is not a PEP 440 version. Hermes is a Python
+/// package and pip orders its releases this way, so the operator must too:
+/// a hand-written comparison put `0.22.2+local` below `0.22.2` (offering an
+/// "update" to the same release) and `1.0a10` below `1.0a9`.
+pub fn parse_pep440(s: &str) -> Option<pep440_rs::Version> {
+    s.trim().parse().ok()
+}
+
+/// Compare two versions as PEP 440 orders them: `0.19` == `0.19.0`,
+/// `1.0.dev1` < `1.0a1` < `1.0a10` < `1.0rc1` < `1.0` < `1.0+local` <
+/// `1.0.post1`, epochs first (`1!0.1` > `2.0`).
+///
+/// Strings that are not PEP 440 versions (`unknown`, a git describe like
+/// `0.19.0-3-gabc1234`) still get a total order, so sorting and the
+/// `update` check never panic or contradict themselves: every such string
+/// sorts below every PEP 440 version (as `packaging` once sorted its
+/// `LegacyVersion`s), and two of them compare by their trimmed bytes. So an
+/// unreadable installed version is always older than a real release on the
+/// index, and an unreadable release is never offered as newer.
 pub fn version_cmp(a: &str, b: &str) -> Ordering {
-    fn parts(s: &str) -> Vec<(u64, String)> {
-        s.split(['.', '-', '+'])
-            .map(|p| {
-                let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
-                let rest = p[digits.len()..].to_string();
-                (digits.parse().unwrap_or(0), rest)
-            })
-            .collect()
+    match (parse_pep440(a), parse_pep440(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Greater,
+        (None, Some(_)) => Ordering::Less,
+        (None, None) => a.trim().cmp(b.trim()),
     }
-    // A suffix ranks below a plain release unless it is a post-release.
-    fn rank(s: &str) -> i8 {
-        if s.is_empty() {
-            0
-        } else if s.starts_with("post") {
-            1
-        } else {
-            -1
-        }
-    }
-    let (pa, pb) = (parts(a), parts(b));
-    for i in 0..pa.len().max(pb.len()) {
-        let x = pa.get(i).cloned().unwrap_or((0, String::new()));
-        let y = pb.get(i).cloned().unwrap_or((0, String::new()));
-        let o =
-            x.0.cmp(&y.0)
-                .then_with(|| rank(&x.1).cmp(&rank(&y.1)))
-                .then_with(|| x.1.cmp(&y.1));
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    Ordering::Equal
 }
 
 #[cfg(test)]
@@ -564,6 +556,175 @@ mod tests {
         assert_eq!(version_cmp("1.0rc1", "1.0"), Ordering::Less);
         assert_eq!(version_cmp("0.22.2.post1", "0.22.2"), Ordering::Greater);
         assert_eq!(version_cmp("0.22.2.post1", "0.20.0"), Ordering::Greater);
+    }
+
+    /// The old hand-written comparison got these wrong.
+    #[test]
+    fn versions_compare_as_pep_440() {
+        // A local build of a release is newer than the release (PEP 440
+        // "local version identifiers"); the old code had it older, so
+        // `update` offered 0.22.2 to a 0.22.2+local install.
+        assert_eq!(version_cmp("0.22.2+local", "0.22.2"), Ordering::Greater);
+        assert_eq!(version_cmp("0.22.2", "0.22.2+local"), Ordering::Less);
+        assert_eq!(version_cmp("0.22.2+local", "0.22.3"), Ordering::Less);
+        assert_eq!(version_cmp("0.22.2+local", "0.22.2.post1"), Ordering::Less);
+        // Pre-release numbers compare as numbers (old: "a10" < "a9").
+        assert_eq!(version_cmp("1.0a10", "1.0a9"), Ordering::Greater);
+        assert_eq!(version_cmp("1.0rc10", "1.0rc2"), Ordering::Greater);
+        assert_eq!(version_cmp("1.0.post10", "1.0.post9"), Ordering::Greater);
+        // a < b < rc; dev before everything of its release.
+        assert_eq!(version_cmp("1.0b1", "1.0a2"), Ordering::Greater);
+        assert_eq!(version_cmp("1.0rc1", "1.0b2"), Ordering::Greater);
+        assert_eq!(version_cmp("1.0.dev1", "1.0a1"), Ordering::Less);
+        assert_eq!(version_cmp("1.0.post1.dev1", "1.0"), Ordering::Greater);
+        assert_eq!(version_cmp("1.0.post1.dev1", "1.0.post1"), Ordering::Less);
+        // Normalised spellings are equal (old: "alpha" sorted apart from "a").
+        assert_eq!(version_cmp("1.0alpha1", "1.0a1"), Ordering::Equal);
+        assert_eq!(version_cmp("1.0-1", "1.0.post1"), Ordering::Equal);
+        assert_eq!(version_cmp("v0.19", "0.19.0"), Ordering::Equal);
+        assert_eq!(version_cmp(" 0.19.0\n", "0.19"), Ordering::Equal);
+        // Epochs come first.
+        assert_eq!(version_cmp("1!0.1", "2.0"), Ordering::Greater);
+        // Local segments: numbers above strings, longer above its prefix.
+        assert_eq!(version_cmp("1.0+abc", "1.0+5"), Ordering::Less);
+        assert_eq!(version_cmp("1.0+5.1", "1.0+5"), Ordering::Greater);
+    }
+
+    #[test]
+    fn non_pep_440_versions_sort_below_and_by_bytes() {
+        assert_eq!(version_cmp("unknown", "0.0.1"), Ordering::Less);
+        assert_eq!(version_cmp("0.0.1", "unknown"), Ordering::Greater);
+        assert_eq!(version_cmp("0.19.0-3-gabc1234", "0.18.0"), Ordering::Less);
+        assert_eq!(version_cmp("unknown", "unknown"), Ordering::Equal);
+        assert_eq!(version_cmp("abc", "abd"), Ordering::Less);
+        assert!(parse_pep440("0.19.0-3-gabc1234").is_none());
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// PEP 440 versions in many spellings: epoch, release of 1 to 4
+        /// parts (small numbers so that ties and zero padding happen),
+        /// pre/post/dev, local segments.
+        fn pep440() -> impl Strategy<Value = String> {
+            let n = || 0u64..12;
+            (
+                prop::option::weighted(0.1, 0u64..3),
+                prop::collection::vec(n(), 1..5),
+                prop::option::of((
+                    prop::sample::select(vec!["a", "b", "rc", "alpha", "c", "pre"]),
+                    n(),
+                )),
+                prop::option::of((
+                    prop::sample::select(vec![".post", "-", "post", ".rev"]),
+                    n(),
+                )),
+                prop::option::of(n()),
+                prop::option::of(prop::collection::vec(
+                    prop::sample::select(vec!["0", "1", "7", "10", "abc", "ubuntu", "Z"]),
+                    1..4,
+                )),
+            )
+                .prop_map(|(epoch, release, pre, post, dev, local)| {
+                    let mut s = String::new();
+                    if let Some(e) = epoch {
+                        s += &format!("{e}!");
+                    }
+                    s += &release
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(".");
+                    if let Some((k, n)) = pre {
+                        s += &format!("{k}{n}");
+                    }
+                    if let Some((k, n)) = post {
+                        s += &format!("{k}{n}");
+                    }
+                    if let Some(n) = dev {
+                        s += &format!(".dev{n}");
+                    }
+                    if let Some(l) = local {
+                        s += &format!("+{}", l.join("."));
+                    }
+                    s
+                })
+        }
+
+        /// Versions and strings that are not versions, mixed.
+        fn any_version() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => pep440(),
+                1 => "[a-z0-9.+-]{0,8}",
+            ]
+        }
+
+        proptest! {
+            /// On PEP 440 versions the order is exactly the crate's.
+            #[test]
+            fn agrees_with_pep440_rs(a in pep440(), b in pep440()) {
+                let (x, y) = (parse_pep440(&a).unwrap(), parse_pep440(&b).unwrap());
+                prop_assert_eq!(version_cmp(&a, &b), x.cmp(&y));
+            }
+
+            /// PEP 440's ordering rules on any release, written out rather
+            /// than asked of the crate: dev < a < b < rc < release <
+            /// release+local < post, numbers compared as numbers, and
+            /// trailing zeros insignificant.
+            #[test]
+            fn pep440_rules(release in prop::collection::vec(0u64..1000, 1..4), n in 0u64..100, local in "[a-z0-9]{1,6}") {
+                let r = release.iter().map(u64::to_string).collect::<Vec<_>>().join(".");
+                let chain = [
+                    format!("{r}.dev{n}"),
+                    format!("{r}a{n}"),
+                    format!("{r}a{}", n + 1),
+                    format!("{r}b{n}"),
+                    format!("{r}rc{n}"),
+                    r.clone(),
+                    format!("{r}+{local}"),
+                    format!("{r}.post{n}.dev0"),
+                    format!("{r}.post{n}"),
+                    format!("{r}.post{}", n + 1),
+                ];
+                for w in chain.windows(2) {
+                    prop_assert_eq!(version_cmp(&w[0], &w[1]), Ordering::Less, "{} < {}", &w[0], &w[1]);
+                    prop_assert_eq!(version_cmp(&w[1], &w[0]), Ordering::Greater);
+                }
+                prop_assert_eq!(version_cmp(&r, &format!("{r}.0.0")), Ordering::Equal);
+            }
+
+            /// A total order on any strings: antisymmetric, reflexive,
+            /// transitive (so sorting is well defined).
+            #[test]
+            fn total_order(a in any_version(), b in any_version(), c in any_version()) {
+                prop_assert_eq!(version_cmp(&a, &a), Ordering::Equal);
+                prop_assert_eq!(version_cmp(&a, &b), version_cmp(&b, &a).reverse());
+                let (ab, bc, ac) = (version_cmp(&a, &b), version_cmp(&b, &c), version_cmp(&a, &c));
+                if ab != Ordering::Greater && bc != Ordering::Greater {
+                    prop_assert_ne!(ac, Ordering::Greater, "{} <= {} <= {}", a, b, c);
+                }
+                if ab == Ordering::Equal && bc == Ordering::Equal {
+                    prop_assert_eq!(ac, Ordering::Equal);
+                }
+            }
+
+            /// Sorting with it gives a non-decreasing sequence whichever
+            /// order the input came in.
+            #[test]
+            fn sorts_consistently(mut v in prop::collection::vec(any_version(), 0..12)) {
+                v.sort_by(|a, b| version_cmp(a, b));
+                for w in v.windows(2) {
+                    prop_assert_ne!(version_cmp(&w[0], &w[1]), Ordering::Greater);
+                }
+                let mut r = v.clone();
+                r.reverse();
+                r.sort_by(|a, b| version_cmp(a, b));
+                for (x, y) in v.iter().zip(&r) {
+                    prop_assert_eq!(version_cmp(x, y), Ordering::Equal);
+                }
+            }
+        }
     }
 
     #[test]

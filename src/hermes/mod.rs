@@ -1,5 +1,5 @@
 //! Everything specific to Hermes Agent, in one place: its API server client
-//! ([`api`]), where it is installed and which version runs ([`install`]),
+//! ([`api`]) and the event stream format it speaks ([`sse`]), where it is installed and which version runs ([`install`]),
 //! what its git checkout and remote hold ([`git`]), and where its API server
 //! listens ([`network`]), and its settings the operator enforces against
 //! ([`settings`]). Hermes' config.yaml
@@ -11,3 +11,4 @@ pub mod git;
 pub mod install;
 pub mod network;
 pub mod settings;
+pub mod sse;

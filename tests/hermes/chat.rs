@@ -18,6 +18,8 @@
 //! * `budget_under_concurrency_and_real_cost`: 1 of 4 concurrent turns
 //!   admitted (one at a time under a budget), ledger, priced turns,
 //!   refusal once spent, cost alert.
+//! * `unreadable_run_event_ends_the_turn_and_stops_the_run`: an event
+//!   stream (from a proxy) with an event that is not JSON.
 use crate::common;
 use crate::common::{code, show, stderr, stdout};
 
@@ -1137,28 +1139,49 @@ async fn two_approvals_in_one_run_each_answered(gen: Gen) {
     verify_ok(&gw);
 }
 
+/// What [`LossyProxy`] breaks.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// Hermes' answer to the first `POST /v1/runs` is lost.
+    LoseFirstRunReply,
+    /// `GET /v1/runs/{id}/events` is answered by the proxy, not Hermes:
+    /// a keepalive, then an event whose data is not JSON, then the
+    /// connection stays open.
+    GarbleEvents,
+}
+
 /// A loopback proxy in front of the gateway that loses Hermes' answer to
 /// the first `POST /v1/runs` (the request reaches Hermes, the reply never
-/// reaches the operator). Every request is sent upstream with
-/// `Connection: close`, so each connection carries exactly one request.
+/// reaches the operator), or answers the event stream itself ([`Fault`]).
+/// Every request is sent upstream with `Connection: close`, so each
+/// connection carries exactly one request.
 struct LossyProxy {
     url: String,
     /// `Idempotency-Key` of every `POST /v1/runs`, in order.
     run_posts: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The request line of every request, in order.
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl LossyProxy {
     fn start(upstream: u16) -> LossyProxy {
+        LossyProxy::start_with(upstream, Fault::LoseFirstRunReply)
+    }
+
+    fn start_with(upstream: u16, fault: Fault) -> LossyProxy {
         use std::io::{BufRead, BufReader, Read, Write};
         use std::net::{TcpListener, TcpStream};
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}", l.local_addr().unwrap().port());
         let run_posts: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let requests: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
         let posts = run_posts.clone();
+        let reqs = requests.clone();
         std::thread::spawn(move || {
             for client in l.incoming() {
-                let Ok(client) = client else { continue };
+                let Ok(mut client) = client else { continue };
                 let posts = posts.clone();
+                let reqs = reqs.clone();
                 std::thread::spawn(move || {
                     let mut rd = BufReader::new(client.try_clone().unwrap());
                     let mut head = Vec::new();
@@ -1190,11 +1213,23 @@ impl LossyProxy {
                     head.extend_from_slice(b"Connection: close\r\n\r\n");
                     let mut body = vec![0u8; len];
                     rd.read_exact(&mut body).unwrap();
+                    reqs.lock().unwrap().push(first.trim_end().to_string());
+                    if fault == Fault::GarbleEvents
+                        && first.starts_with("GET /v1/runs/")
+                        && first.contains("/events ")
+                    {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                              Connection: close\r\n\r\n: open\r\n\r\ndata: not json\r\n\r\n",
+                        );
+                        std::thread::sleep(Duration::from_secs(20));
+                        return;
+                    }
                     let mut up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
                     up.write_all(&head).unwrap();
                     up.write_all(&body).unwrap();
                     let is_run_post = first.starts_with("POST /v1/runs ");
-                    let lose = is_run_post && {
+                    let lose = is_run_post && fault == Fault::LoseFirstRunReply && {
                         let mut p = posts.lock().unwrap();
                         p.push(key);
                         p.len() == 1
@@ -1206,13 +1241,52 @@ impl LossyProxy {
                         let _ = client.shutdown(std::net::Shutdown::Both);
                         return;
                     }
-                    let mut client = client;
                     let _ = std::io::copy(&mut up, &mut client);
                 });
             }
         });
-        LossyProxy { url, run_posts }
+        LossyProxy {
+            url,
+            run_posts,
+            requests,
+        }
     }
+}
+
+/// An event the operator cannot read is not skipped (a lost
+/// `approval.request` would leave the run waiting on the turn): the turn
+/// ends with an `unavailable` error naming it, and the run is stopped at
+/// Hermes rather than left going with nobody following it.
+fn unreadable_run_event_ends_the_turn_and_stops_the_run(gen: Gen) {
+    let gw = Gateway::start(gen, GatewayOpts::default());
+    setup(&gw, "", &[("alice", "user")]);
+    let proxy = LossyProxy::start_with(gw.port, Fault::GarbleEvents);
+    let cfg = gw.home.join("profiles/operator/config.yaml");
+    let text = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, text.replace(&gw.url, &proxy.url)).unwrap();
+
+    let (o, _) = chat_json(&gw, &["--as", "alice", "hello"]);
+    assert_eq!(code(&o), 7, "{}", show(&o));
+    assert!(
+        stderr(&o).contains("cannot read") && stderr(&o).contains("not JSON"),
+        "{}",
+        show(&o)
+    );
+    let reqs = proxy.requests.lock().unwrap().clone();
+    let run_id = reqs
+        .iter()
+        .find_map(|r| {
+            r.strip_prefix("GET /v1/runs/")?
+                .split_once("/events ")
+                .map(|x| x.0.to_string())
+        })
+        .unwrap_or_else(|| panic!("no event stream opened: {reqs:?}"));
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with(&format!("POST /v1/runs/{run_id}/stop "))),
+        "the run was not stopped: {reqs:?}"
+    );
+    verify_ok(&gw);
 }
 
 /// The answer to `POST /v1/runs` is lost. 0.22 honours `Idempotency-Key`:
@@ -1403,6 +1477,7 @@ hermes_tests!(
     async approvals_once_deny_prompt_and_expired,
     async two_approvals_in_one_run_each_answered,
     lost_run_reply_is_retried_only_where_idempotent,
+    unreadable_run_event_ends_the_turn_and_stops_the_run,
     gateway_restart_mid_turn_leaves_a_consistent_session,
     new_and_resumed_sessions_tool_events_and_refusals,
     failures_leave_sessions_consistent,

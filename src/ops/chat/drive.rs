@@ -292,6 +292,13 @@ async fn follow_run(
                     stream_broke = true;
                     break None;
                 }
+                Err(e) if events.unreadable() => {
+                    // The stream still runs but cannot be followed (an
+                    // event lost could be an approval Hermes waits for):
+                    // do not leave the run going unattended.
+                    let _ = client.stop_run(&run_id).await;
+                    break Some(e);
+                }
                 Err(e) => {
                     stream_broke = true;
                     break Some(e);

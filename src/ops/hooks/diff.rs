@@ -1,73 +1,87 @@
-//! A small unified diff (for --dry-run and confirmations).
+//! The unified diff of Hermes' config.yaml shown by `hook install
+//! --dry-run` (and in `--json` as `config_diff`), by the `similar` crate.
+//!
+//! GNU `diff -u` format with 2 lines of context: `--- NAME` / `+++ NAME`,
+//! then one `@@ -a,b +c,d @@` hunk per group of changes (a range of one
+//! line is written `-a`, an empty one starts at the line before it), and
+//! `\ No newline at end of file` where a file's last line has none. The
+//! hand-written diff it replaces made one hunk from the first change to
+//! the last, dropped the CR of CRLF lines (a line ending change showed as
+//! nothing) and could not show a missing final newline.
 
+use std::time::Duration;
+
+/// `a` → `b` as a unified diff headed with `name`; empty when equal.
 pub fn unified_diff(name: &str, a: &str, b: &str) -> String {
-    let a: Vec<&str> = a.lines().collect();
-    let b: Vec<&str> = b.lines().collect();
-    let (n, m) = (a.len(), b.len());
-    let mut pre = 0;
-    while pre < n && pre < m && a[pre] == b[pre] {
-        pre += 1;
+    similar::TextDiff::configure()
+        // Myers' diff is quick on config files; on a pathological input it
+        // settles for a correct but longer diff rather than taking time.
+        .timeout(Duration::from_secs(1))
+        .diff_lines(a, b)
+        .unified_diff()
+        .context_radius(2)
+        .header(name, name)
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unified_diff;
+
+    #[test]
+    fn one_hunk_with_context() {
+        assert_eq!(
+            unified_diff("f", "a\nb\nc\nd\ne\n", "a\nb\nc\nX\nd\ne\n"),
+            "--- f\n+++ f\n@@ -2,4 +2,5 @@\n b\n c\n+X\n d\n e\n"
+        );
+        assert_eq!(unified_diff("f", "a\nb\n", "a\nb\n"), "");
+        assert_eq!(unified_diff("f", "", ""), "");
     }
-    let mut suf = 0;
-    while suf < n - pre && suf < m - pre && a[n - 1 - suf] == b[m - 1 - suf] {
-        suf += 1;
+
+    /// Appending to a file (what `hook install` does to config.yaml) and
+    /// creating one.
+    #[test]
+    fn appended_and_new() {
+        assert_eq!(
+            unified_diff("config.yaml", "x: 1\n", "x: 1\nhooks:\n  a: b\n"),
+            "--- config.yaml\n+++ config.yaml\n@@ -1 +1,3 @@\n x: 1\n+hooks:\n+  a: b\n"
+        );
+        assert_eq!(
+            unified_diff("c", "", "hooks:\n"),
+            "--- c\n+++ c\n@@ -0,0 +1 @@\n+hooks:\n"
+        );
     }
-    let (am, bm) = (&a[pre..n - suf], &b[pre..m - suf]);
-    // LCS over the changed middle (config files are small).
-    let mut ops: Vec<(char, &str)> = Vec::new();
-    if am.len().saturating_mul(bm.len()) <= 4_000_000 {
-        let mut dp = vec![vec![0u32; bm.len() + 1]; am.len() + 1];
-        for i in (0..am.len()).rev() {
-            for j in (0..bm.len()).rev() {
-                dp[i][j] = if am[i] == bm[j] {
-                    dp[i + 1][j + 1] + 1
-                } else {
-                    dp[i + 1][j].max(dp[i][j + 1])
-                };
-            }
-        }
-        let (mut i, mut j) = (0, 0);
-        while i < am.len() || j < bm.len() {
-            if i < am.len() && j < bm.len() && am[i] == bm[j] {
-                ops.push((' ', am[i]));
-                i += 1;
-                j += 1;
-            } else if j < bm.len() && (i == am.len() || dp[i][j + 1] >= dp[i + 1][j]) {
-                ops.push(('+', bm[j]));
-                j += 1;
-            } else {
-                ops.push(('-', am[i]));
-                i += 1;
-            }
-        }
-    } else {
-        ops.extend(am.iter().map(|l| ('-', *l)));
-        ops.extend(bm.iter().map(|l| ('+', *l)));
+
+    /// Changes far apart are separate hunks (the old diff printed every
+    /// line between them as context).
+    #[test]
+    fn separate_hunks() {
+        let a: String = (1..=20).map(|i| format!("{i}\n")).collect();
+        let b: String = (1..=20)
+            .map(|i| match i {
+                2 => "two\n".to_string(),
+                19 => "nineteen\n".to_string(),
+                i => format!("{i}\n"),
+            })
+            .collect();
+        let d = unified_diff("f", &a, &b);
+        assert_eq!(
+            d,
+            "--- f\n+++ f\n@@ -1,4 +1,4 @@\n 1\n-2\n+two\n 3\n 4\n\
+             @@ -17,4 +17,4 @@\n 17\n 18\n-19\n+nineteen\n 20\n"
+        );
     }
-    if ops.iter().all(|(c, _)| *c == ' ') {
-        return String::new();
+
+    /// Line endings and a missing final newline show (the old diff read
+    /// both with `str::lines` and saw no change).
+    #[test]
+    fn line_endings_show() {
+        let d = unified_diff("f", "a\nb\n", "a\r\nb\n");
+        assert_eq!(d, "--- f\n+++ f\n@@ -1,2 +1,2 @@\n-a\n+a\r\n b\n");
+        let d = unified_diff("f", "a\nb", "a\nb\n");
+        assert_eq!(
+            d,
+            "--- f\n+++ f\n@@ -1,2 +1,2 @@\n a\n-b\n\\ No newline at end of file\n+b\n"
+        );
     }
-    let ctx = 2;
-    let lead = pre.min(ctx);
-    let trail = suf.min(ctx);
-    let mut out = format!("--- {name}\n+++ {name}\n");
-    let old_len = lead + ops.iter().filter(|(c, _)| *c != '+').count() + trail;
-    let new_len = lead + ops.iter().filter(|(c, _)| *c != '-').count() + trail;
-    out.push_str(&format!(
-        "@@ -{},{} +{},{} @@\n",
-        pre - lead + 1,
-        old_len,
-        pre - lead + 1,
-        new_len
-    ));
-    for l in &a[pre - lead..pre] {
-        out.push_str(&format!(" {l}\n"));
-    }
-    for (c, l) in &ops {
-        out.push_str(&format!("{c}{l}\n"));
-    }
-    for l in &a[n - suf..n - suf + trail] {
-        out.push_str(&format!(" {l}\n"));
-    }
-    out
 }

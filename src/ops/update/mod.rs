@@ -61,7 +61,7 @@ const NETWORK_MARKERS: &[&str] = &[
 use crate::hermes::install::{
     detect_version, locate_hermes, version_cmp, HermesInstall, HermesVersion,
 };
-use crate::process::{run_capture, run_logged, ScratchDir};
+use crate::process::{run_capture, run_logged, scratch_dir};
 
 // The seams: is an update available (check), the update lock, backups, verifying after the update,
 // restart and health, the whole run, the crontab schedule, and restoring a

@@ -29,7 +29,7 @@ pub fn probe_schema(home: &Home, inst: &HermesInstall) -> SchemaCheck {
     };
     let fresh = match &inst.python {
         None => "skipped: Hermes' python not found".to_string(),
-        Some(py) => match ScratchDir::new() {
+        Some(py) => match scratch_dir() {
             Err(e) => format!("skipped: {e}"),
             Ok(tmp) => {
                 let db = tmp.path().join("state.db");
