@@ -43,11 +43,7 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     // Check the user before anything else, so a viewer learns it at once.
     chat::chat_user(app, &a.as_user)?;
     let client = HermesClient::from_config(&app.home, &app.cfg.config)?;
-    let decided_by = format!("{} ({})", a.as_user, app.actor.name());
-    let approver: Box<dyn Approver> = match a.approve_policy.policy() {
-        Some(policy) => Box::new(PolicyApprover { policy, decided_by }),
-        None => Box::new(TerminalApprover { decided_by }),
-    };
+    let approver = approver_of(&a, app);
     let approver = approver.as_ref();
     let message = match a.message.as_deref() {
         Some("-") => {
@@ -187,6 +183,15 @@ async fn one_turn(
         }
     };
     chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await
+}
+
+/// `--approve`: a fixed policy, or the person at this terminal.
+fn approver_of(a: &Args, app: &crate::app::App) -> Box<dyn Approver> {
+    let decided_by = format!("{} ({})", a.as_user, app.actor.name());
+    match a.approve_policy.policy() {
+        Some(policy) => Box::new(PolicyApprover { policy, decided_by }),
+        None => Box::new(TerminalApprover { decided_by }),
+    }
 }
 
 /// `--approve prompt`: the owner at this terminal is asked; without a
