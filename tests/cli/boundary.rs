@@ -9,25 +9,15 @@
 //! It creates two system accounts (`useradd`) and removes them after, so it
 //! runs as root (CI does); as anyone else it fails, it never skips.
 use crate::common;
-use common::accounts::{as_account, Accounts};
+use common::accounts::{as_account, serve_as, Accounts};
 use common::stderr;
 use serde_json::{json, Value};
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A child killed and reaped on drop (before the accounts are removed).
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn sh(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
@@ -92,43 +82,6 @@ fn block_reason(o: &Output) -> Option<String> {
     let line = out.lines().next()?;
     let v: Value = serde_json::from_str(line).ok()?;
     (v["decision"] == "block").then(|| v["reason"].as_str().unwrap_or_default().to_string())
-}
-
-/// `serve` as the operator's account; returns once it listens.
-fn serve_as(account: &str, bin: &Path, home: &Path) -> Child {
-    let mut child = as_account(
-        account,
-        &[
-            bin.to_str().unwrap(),
-            "--hermes-home",
-            home.to_str().unwrap(),
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap_or(0) == 0 {
-            panic!("serve exited before listening: {seen}");
-        }
-        seen.push_str(&line);
-        if line.contains("listening on") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "serve did not listen: {seen}");
-    }
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in err.lines() {});
-    child
 }
 
 fn wait_for_socket(home: &Path) {
@@ -336,7 +289,7 @@ fn the_agent_account_cannot_reach_the_control_plane() {
     assert_eq!(doctor_boundary(&bin, &h)["status"], "pass");
 
     // 4. serve (as the operator) answers the hook (as Hermes' account).
-    let mut serve = Reaped(serve_as(&operator, &bin, &h));
+    let (mut serve, _base) = serve_as(&operator, &bin, &h);
     wait_for_socket(&h);
     let allowed = hook_as(
         &hermes,

@@ -1,7 +1,10 @@
 //! Real system accounts for the tests of the agent/control-plane boundary
 //! (docs/design.md §12). Making them needs root, as CI runs; as anyone else
 //! these tests fail loudly, they never skip.
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// System accounts made for one test, removed (with their processes) on drop.
 pub struct Accounts(Vec<String>);
@@ -96,4 +99,56 @@ pub fn enterable(p: &std::path::Path) {
             }
         }
     }
+}
+
+/// A child killed and reaped on drop (before the accounts are removed:
+/// declare it after them).
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `bin serve --bind 127.0.0.1:0` as `account`; its base URL once it listens.
+pub fn serve_as(account: &str, bin: &Path, home: &Path) -> (Reaped, String) {
+    let mut child = as_account(
+        account,
+        &[
+            bin.to_str().unwrap(),
+            "--hermes-home",
+            home.to_str().unwrap(),
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    let base = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap_or(0) > 0,
+            "serve exited before listening: {seen}"
+        );
+        seen.push_str(&line);
+        if let Some(u) = line
+            .trim()
+            .strip_prefix("hermes-operator serve: listening on ")
+        {
+            break u.to_string();
+        }
+        assert!(Instant::now() < deadline, "serve did not listen: {seen}");
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in err.lines() {});
+    (Reaped(child), base)
 }

@@ -233,3 +233,17 @@ pub fn events(home: &Path) -> Vec<(String, Option<String>, serde_json::Value)> {
     .map(|r| r.unwrap())
     .collect()
 }
+
+/// `user key create NAME ARGS… --json` → (id, key).
+pub fn make_key(home: &Path, name: &str, args: &[&str]) -> (String, String) {
+    let o = crate::common::op(home)
+        .args(["--json", "user", "key", "create", name])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let key = v["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("hop_") && key.len() == 47, "{v}");
+    (v["id"].as_str().unwrap().to_string(), key)
+}

@@ -7,66 +7,13 @@
 use crate::common;
 
 use base64::Engine;
-use common::accounts::{as_account, Accounts};
+use common::accounts::{serve_as, Accounts};
 use common::add_user;
 use common::gateway::{hooks_yaml, Gateway, GatewayOpts};
 use common::serve::{configure, events};
 use common::{op, Gen};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
-
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `serve` as the operator's account; its base URL once it listens.
-fn serve_as(account: &str, home: &Path) -> (Reaped, String) {
-    let bin = env!("CARGO_BIN_EXE_hermes-operator");
-    let mut child = as_account(
-        account,
-        &[
-            bin,
-            "--hermes-home",
-            home.to_str().unwrap(),
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-        ],
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = String::new();
-    let base = loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap_or(0) > 0,
-            "serve exited: {seen}"
-        );
-        seen.push_str(&line);
-        if let Some(u) = line
-            .trim()
-            .strip_prefix("hermes-operator serve: listening on ")
-        {
-            break u.to_string();
-        }
-        assert!(Instant::now() < deadline, "serve did not listen: {seen}");
-    };
-    std::thread::spawn(move || for _ in err.lines() {});
-    (Reaped(child), base)
-}
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
@@ -128,7 +75,8 @@ async fn the_agent_under_its_own_account_cannot_reach_the_control_plane(gen: Gen
     assert_eq!(b["status"], "pass", "{b}");
     assert!(b["detail"].as_str().unwrap().contains(&hermes), "{b}");
 
-    let (_serve, base) = serve_as(&operator, &h);
+    let bin = Path::new(env!("CARGO_BIN_EXE_hermes-operator"));
+    let (_serve, base) = serve_as(&operator, bin, &h);
     let c = reqwest::Client::new();
     let models: Value = c
         .get(format!("{base}/v1/models"))

@@ -14,7 +14,7 @@ use common::gateway::{hooks_yaml, Gateway, GatewayOpts};
 use common::{op, Gen};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use serve_common::{client, configure, send, token, Server};
+use serve_common::{client, configure, make_key, send, token, Server};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -48,20 +48,6 @@ fn sdk(gen: Gen, s: &Server, key: &str, owner_token: &str, args: &[&str]) -> Val
     // The SDK Hermes pins, so both generations' venvs run the same client.
     assert_eq!(v["openai_version"], "2.24.0", "{v}");
     v
-}
-
-/// `user key create NAME ARGS… --json` → (id, key).
-fn make_key(home: &Path, name: &str, args: &[&str]) -> (String, String) {
-    let o = op(home)
-        .args(["--json", "user", "key", "create", name])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let key = v["key"].as_str().unwrap().to_string();
-    assert!(key.starts_with("hop_") && key.len() == 47, "{v}");
-    (v["id"].as_str().unwrap().to_string(), key)
 }
 
 fn msgs(v: Value) -> String {

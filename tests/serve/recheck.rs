@@ -10,22 +10,9 @@ use common::add_user;
 use common::gateway::{hooks_yaml, Gateway, GatewayOpts};
 use common::{op, Gen};
 use serde_json::{json, Value};
-use serve_common::{client, configure, events, send, token, Server};
+use serve_common::{client, configure, events, make_key, send, token, Server};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn make_key(home: &Path, name: &str) -> (String, String) {
-    let o = op(home)
-        .args(["--json", "user", "key", "create", name])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    (
-        v["id"].as_str().unwrap().to_string(),
-        v["key"].as_str().unwrap().to_string(),
-    )
-}
 
 /// Waits until the log holds `n` `user_message` events: the turn has begun
 /// and the (slow) model is being asked.
@@ -83,8 +70,8 @@ async fn a_running_turn_stops_when_its_caller_loses_the_right(gen: Gen) {
     add_user(&h, "alice", "user");
     add_user(&h, "bob", "user");
     add_user(&h, "carol", "user");
-    let (alice_key_id, alice_key) = make_key(&h, "alice");
-    let (_, bob_key) = make_key(&h, "bob");
+    let (alice_key_id, alice_key) = make_key(&h, "alice", &[]);
+    let (_, bob_key) = make_key(&h, "bob", &[]);
     let s = Server::start(&h);
     let c = client();
     let carol_tok = token(&c, &s, "carol").await;
