@@ -59,3 +59,67 @@ pub fn refusal(store: &UserStore, c: &TurnCaller) -> Result<Option<String>> {
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::users::{KeyApprovals, KeyScope, NewKey};
+
+    /// Every way a turn's caller can lose the right, and the one way it keeps it.
+    #[test]
+    fn each_loss_of_standing_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = UserStore::open(&dir.path().join("users.db")).unwrap();
+        let u = store.insert("alice", Role::User, "x").unwrap();
+        let key = |id: &str, expires_at: Option<i64>| {
+            store
+                .key_insert(&NewKey {
+                    id,
+                    user_id: &u.id,
+                    hash: &[id.len() as u8; 32],
+                    prefix: "hop_x",
+                    label: "",
+                    scope: KeyScope::Chat,
+                    toolsets: None,
+                    approvals: KeyApprovals::Deny,
+                    rpm: None,
+                    expires_at,
+                })
+                .unwrap()
+                .unwrap()
+        };
+        key("key_a", None);
+        key("key_bb", Some(1));
+        let caller = |key_id: Option<&str>, tv: Option<i64>| TurnCaller {
+            user_id: u.id.clone(),
+            role: Role::User,
+            key_id: key_id.map(str::to_string),
+            token_version: tv,
+        };
+        let why = |c: &TurnCaller| refusal(&store, c).unwrap();
+        assert_eq!(why(&caller(Some("key_a"), None)), None);
+        assert_eq!(why(&caller(None, Some(u.token_version))), None);
+        assert!(why(&caller(Some("key_bb"), None))
+            .unwrap()
+            .contains("expired"));
+        assert!(why(&caller(Some("key_gone"), None))
+            .unwrap()
+            .contains("deleted"));
+        assert!(why(&caller(None, Some(u.token_version + 1)))
+            .unwrap()
+            .contains("revoked"));
+        store.key_revoke("key_a", "test").unwrap();
+        assert!(why(&caller(Some("key_a"), None))
+            .unwrap()
+            .contains("was revoked"));
+        store.set_role(&u.id, Role::Viewer).unwrap();
+        assert!(why(&caller(None, None))
+            .unwrap()
+            .contains("from user to viewer"));
+        store.set_role(&u.id, Role::User).unwrap();
+        store.set_disabled(&u.id, true).unwrap();
+        assert!(why(&caller(None, None)).unwrap().contains("disabled"));
+        store.delete(&u.id).unwrap();
+        assert!(why(&caller(None, None)).unwrap().contains("deleted"));
+    }
+}
