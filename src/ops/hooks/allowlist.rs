@@ -9,7 +9,7 @@ pub fn python_json(v: &Value) -> String {
     out
 }
 
-pub(super) fn py_write(v: &Value, ind: usize, out: &mut String) {
+fn py_write(v: &Value, ind: usize, out: &mut String) {
     match v {
         Value::Object(m) if m.is_empty() => out.push_str("{}"),
         Value::Array(a) if a.is_empty() => out.push_str("[]"),
@@ -42,7 +42,7 @@ pub(super) fn py_write(v: &Value, ind: usize, out: &mut String) {
     }
 }
 
-pub(super) fn py_str(s: &str, out: &mut String) {
+fn py_str(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -77,7 +77,7 @@ pub(super) fn py_iso(secs: i64, micros: u32) -> String {
 }
 
 /// Hermes' `script_mtime_iso(command)`: the mtime of the command's program.
-pub(super) fn script_mtime_iso(command: &str) -> Option<String> {
+fn script_mtime_iso(command: &str) -> Option<String> {
     let prog = command_program(command)?;
     let m = fs::metadata(&prog).ok()?;
     use std::os::unix::fs::MetadataExt;
@@ -92,7 +92,7 @@ pub(super) fn script_mtime_iso(command: &str) -> Option<String> {
     Some(py_iso(secs as i64, us as u32))
 }
 
-pub(super) fn now_py_iso() -> String {
+fn now_py_iso() -> String {
     let now = chrono::Utc::now();
     py_iso(now.timestamp(), now.timestamp_subsec_micros())
 }
@@ -118,7 +118,7 @@ pub(super) fn parse_allowlist(path: &Path, text: Option<&str>) -> Result<Value> 
     Ok(v)
 }
 
-pub(super) fn allowlist_managed(e: &Value) -> bool {
+fn allowlist_managed(e: &Value) -> bool {
     e.get("command")
         .and_then(Value::as_str)
         .is_some_and(is_managed_command)

@@ -35,7 +35,7 @@ impl Plan {
     }
 }
 
-pub(super) fn read_opt(path: &Path) -> Result<Option<String>> {
+fn read_opt(path: &Path) -> Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -43,7 +43,7 @@ pub(super) fn read_opt(path: &Path) -> Result<Option<String>> {
     }
 }
 
-pub(super) fn manual_snippet(command: &str) -> String {
+fn manual_snippet(command: &str) -> String {
     let mut s = String::from("hooks:\n");
     for ev in MANAGED_EVENTS {
         s.push_str(&format!("  {ev}:\n"));
@@ -55,7 +55,7 @@ pub(super) fn manual_snippet(command: &str) -> String {
     s
 }
 
-pub(super) fn plan(home: &Home, mode: Mode, command: &str) -> Result<Plan> {
+fn plan(home: &Home, mode: Mode, command: &str) -> Result<Plan> {
     home.require()?;
     let config_path = home.hermes_config();
     let allowlist_path = home.root.join(ALLOWLIST_FILE);
@@ -199,7 +199,7 @@ pub fn apply(home: &Home, plan: &Plan) -> Result<Applied> {
     })
 }
 
-pub(super) fn backup(home: &Home, plan: &Plan) -> Result<PathBuf> {
+fn backup(home: &Home, plan: &Plan) -> Result<PathBuf> {
     let ts = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let base = home.backups_dir();
     let mut dir = base.join(format!("operator_hooks_{ts}"));
@@ -223,14 +223,14 @@ pub(super) fn backup(home: &Home, plan: &Plan) -> Result<PathBuf> {
 
 /// Write a file atomically next to itself, keeping its mode and owner
 /// (0600 when new) and writing through a symlink to its target.
-pub(super) fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     home::write_atomic(&target, bytes, None)
 }
 
 /// Read-modify-write of the allowlist under Hermes' own lock
 /// (`flock` on `shell-hooks-allowlist.json.lock`). Returns whether it changed.
-pub(super) fn update_allowlist(plan: &Plan) -> Result<bool> {
+fn update_allowlist(plan: &Plan) -> Result<bool> {
     let lock_path = plan
         .allowlist_path
         .with_file_name(format!("{ALLOWLIST_FILE}.lock"));

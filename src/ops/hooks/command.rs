@@ -21,7 +21,7 @@ pub fn hook_command_for(exe: &Path, home_root: &Path) -> String {
     )
 }
 
-pub(super) fn absolute(p: &Path) -> Result<PathBuf> {
+fn absolute(p: &Path) -> Result<PathBuf> {
     if let Ok(c) = fs::canonicalize(p) {
         return Ok(c);
     }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) struct Lines<'a> {
+struct Lines<'a> {
     /// Each line without its terminator.
     pub(super) text: Vec<&'a str>,
     pub(super) nl: &'static str,
@@ -44,7 +44,7 @@ impl<'a> Lines<'a> {
 }
 
 /// `key: rest` of a plain block-mapping key line (after indentation).
-pub(super) fn key_of(line: &str) -> Option<(&str, &str)> {
+fn key_of(line: &str) -> Option<(&str, &str)> {
     let s = line.trim_start();
     let colon = s.find(':')?;
     let key = &s[..colon];
@@ -58,7 +58,7 @@ pub(super) fn key_of(line: &str) -> Option<(&str, &str)> {
 }
 
 /// Split ` value  # comment` into (value, Some("# comment")).
-pub(super) fn value_and_comment(rest: &str) -> (&str, Option<&str>) {
+fn value_and_comment(rest: &str) -> (&str, Option<&str>) {
     let t = rest.trim();
     if t.starts_with('#') {
         return ("", Some(t));
@@ -69,11 +69,11 @@ pub(super) fn value_and_comment(rest: &str) -> (&str, Option<&str>) {
     }
 }
 
-pub(super) fn is_empty_inline(v: &str) -> bool {
+fn is_empty_inline(v: &str) -> bool {
     matches!(v, "" | "{}" | "[]" | "null" | "~" | "Null" | "NULL")
 }
 
-pub(super) struct EventBlock {
+struct EventBlock {
     pub(super) name: String,
     pub(super) key_line: usize,
     /// Inline value on the key line (`[]`, `null`, ...), "" for a block value.
@@ -84,7 +84,7 @@ pub(super) struct EventBlock {
     pub(super) items: Vec<usize>,
 }
 
-pub(super) struct HooksBlock {
+struct HooksBlock {
     pub(super) key_line: usize,
     pub(super) inline: String,
     pub(super) comment: Option<String>,
@@ -100,7 +100,7 @@ pub(super) struct HooksBlock {
     clippy::too_many_lines,
     reason = "a small YAML block scanner (a state machine over lines) that refuses layouts it cannot edit safely"
 )]
-pub(super) fn scan_hooks(
+fn scan_hooks(
     l: &Lines,
     parsed_has_hooks: bool,
 ) -> std::result::Result<Option<HooksBlock>, String> {
@@ -216,7 +216,7 @@ pub(super) fn entry_lines(indent: usize, event: &str, command: &str, timeout: u3
     v
 }
 
-pub(super) fn with_comment(s: String, comment: &Option<String>) -> String {
+fn with_comment(s: String, comment: &Option<String>) -> String {
     match comment {
         Some(c) => format!("{s}  {c}"),
         None => s,
@@ -385,7 +385,7 @@ pub(super) fn edit_text(
 }
 
 /// hooks values compare equal when absent, null and `{}` (Hermes: no hooks).
-pub(super) fn hooks_equiv(a: Option<&Yaml>, b: &Mapping) -> bool {
+fn hooks_equiv(a: Option<&Yaml>, b: &Mapping) -> bool {
     match a {
         None | Some(Yaml::Null) => b.is_empty(),
         Some(Yaml::Mapping(m)) => m == b,

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn yaml_str(s: &str) -> Yaml {
+fn yaml_str(s: &str) -> Yaml {
     Yaml::String(s.to_string())
 }
 

@@ -57,7 +57,7 @@ impl Reply {
 
 /// The first look at the payload: just enough to decide whether to go on.
 #[derive(Deserialize)]
-pub(super) struct Head {
+struct Head {
     #[serde(default)]
     pub(super) hook_event_name: Option<String>,
     #[serde(default)]
@@ -65,7 +65,7 @@ pub(super) struct Head {
 }
 
 #[derive(Deserialize)]
-pub(super) struct Payload {
+struct Payload {
     #[serde(default)]
     pub(super) tool_name: Option<String>,
     #[serde(default)]
@@ -79,7 +79,7 @@ pub(super) struct Payload {
 
 /// An operator session the event belongs to.
 #[derive(Debug, Clone)]
-pub(super) struct OpSession {
+struct OpSession {
     /// The operator session (`op_...`) events are recorded under.
     pub(super) session_id: String,
     pub(super) user_id: Option<String>,
@@ -106,7 +106,7 @@ pub fn sessions_dir(home: &Home) -> PathBuf {
 
 /// Session ids Hermes generates are short and plain; anything else is never
 /// used as a file name.
-pub(super) fn safe_file_id(id: &str) -> bool {
+fn safe_file_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('.')
@@ -116,7 +116,7 @@ pub(super) fn safe_file_id(id: &str) -> bool {
 }
 
 #[derive(Serialize, Deserialize)]
-pub(super) struct Marker {
+struct Marker {
     pub(super) session_id: String,
     pub(super) user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,7 +127,7 @@ pub(super) struct Marker {
 
 /// Which operator session (if any) `id` belongs to. Non-operator ids cost
 /// one failed `open` of a marker file and touch no database.
-pub(super) fn classify(home: &Home, id: &str) -> Option<OpSession> {
+fn classify(home: &Home, id: &str) -> Option<OpSession> {
     if !safe_file_id(id) {
         return None;
     }
@@ -183,7 +183,7 @@ pub(super) fn classify(home: &Home, id: &str) -> Option<OpSession> {
 
 /// `(source, user_id)` of one session: a single primary-key lookup on a
 /// read-only connection (no schema probe: both columns are Hermes' own).
-pub(super) fn state_lookup(
+fn state_lookup(
     path: &Path,
     id: &str,
 ) -> std::result::Result<Option<(String, Option<String>)>, String> {
@@ -215,7 +215,7 @@ pub(super) fn state_lookup(
 
 /// The operator's config for the handler: a missing file means defaults,
 /// anything unreadable or invalid is an error message (warnings are dropped).
-pub(super) fn load_config(home: &Home) -> std::result::Result<Config, String> {
+fn load_config(home: &Home) -> std::result::Result<Config, String> {
     let path = home.config_yaml();
     match fs::read_to_string(&path) {
         Ok(text) => config::parse_yaml(&path, &text, &mut Vec::new()).map_err(|e| e.message),
@@ -224,7 +224,7 @@ pub(super) fn load_config(home: &Home) -> std::result::Result<Config, String> {
     }
 }
 
-pub(super) fn sha256_hex(b: &[u8]) -> String {
+fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
@@ -238,7 +238,7 @@ pub fn content_sha256(v: &Value) -> String {
 }
 
 /// Put `value` under `key`, or its hash under `key_sha256` in hash mode.
-pub(super) fn put_content(data: &mut Value, key: &str, value: &Value, hash: bool) {
+fn put_content(data: &mut Value, key: &str, value: &Value, hash: bool) {
     if value.is_null() {
         data[key] = Value::Null;
     } else if hash {
@@ -250,7 +250,7 @@ pub(super) fn put_content(data: &mut Value, key: &str, value: &Value, hash: bool
 
 /// Does the raw text mention a pre_tool_call of an operator session? Used
 /// only when the payload cannot be parsed, to fail closed for our sessions.
-pub(super) fn mentions_operator_pre_tool_call(raw: &[u8]) -> bool {
+fn mentions_operator_pre_tool_call(raw: &[u8]) -> bool {
     let s = String::from_utf8_lossy(raw);
     if !s.contains("pre_tool_call") {
         return false;
@@ -504,7 +504,7 @@ fn over_max_turns(home: &Home, session: &str, max: u32) -> Option<String> {
     })
 }
 
-pub(super) fn append_event(home: &Home, ev: NewEvent) -> Result<()> {
+fn append_event(home: &Home, ev: NewEvent) -> Result<()> {
     // Never create HERMES_HOME itself (open_own would mkdir -p).
     home.require()?;
     EventStore::open(&home.events_db())?.append(ev)?;
@@ -564,7 +564,7 @@ pub fn set_turn_policy(
     )
 }
 
-pub(super) fn write_marker(home: &Home, id: &str, op: &OpSession) -> Result<()> {
+fn write_marker(home: &Home, id: &str, op: &OpSession) -> Result<()> {
     if !safe_file_id(id) {
         return Err(Error::usage(format!("unexpected session id {id:?}")));
     }
@@ -661,7 +661,7 @@ fn handle_or_ask(home: &Home, input: &[u8]) -> Reply {
     }
 }
 
-pub(super) fn head_is_operator_pre_tool_call(input: &[u8]) -> bool {
+fn head_is_operator_pre_tool_call(input: &[u8]) -> bool {
     match serde_json::from_slice::<Head>(input) {
         Ok(h) => {
             h.hook_event_name.as_deref() == Some(HookEvent::PreToolCall.name())

@@ -126,17 +126,29 @@ pub mod paths;
 mod policy;
 pub mod socket;
 
-pub use allowlist::*;
-pub use apply::*;
-pub use command::*;
-use config_edit::*;
-use config_plan::*;
-pub use diff::*;
-pub use handler::*;
-pub use policy::*;
+pub use allowlist::python_json;
+use allowlist::{allowlisted, edit_allowlist, parse_allowlist};
+pub use apply::{
+    apply, compression_in_place, plan_install, plan_uninstall, status, Applied, EventStatus, Plan,
+    Status,
+};
+use command::is_executable;
+pub use command::{command_program, hook_command, hook_command_for, is_managed_command};
+use config_edit::{edit_text, entry_lines, verify_edit};
+use config_plan::{
+    desired_entry, expected_hooks, fails_closed, hooks_of, is_managed_entry, parse_root,
+    plan_events, EventPlan, Mode,
+};
+pub use diff::unified_diff;
+pub use handler::{
+    allowed_toolsets, content_sha256, handle_event, handle_event_in, is_operator_session_id,
+    run_protocol, sessions_dir, set_turn_policy, Reply,
+};
+pub use policy::{block_reason, tool_allowed, toolsets_for_tool};
 
 #[cfg(test)]
 mod tests {
+    use super::allowlist::py_iso;
     use super::*;
 
     const CMD: &str = "/opt/bin/hermes-operator --hermes-home /srv/hermes hook";

@@ -5,7 +5,7 @@
 /// Platform bundles (`hermes-cli`, `hermes-api-server`, ...) are left out on
 /// purpose: they mean "everything" and are not operator policy.
 #[rustfmt::skip]
-pub(super) static TOOLSETS: &[(&str, &[&str])] = &[
+ static TOOLSETS: &[(&str, &[&str])] = &[
     ("browser", &["browser_back", "browser_cdp", "browser_click", "browser_console", "browser_dialog", "browser_get_images", "browser_navigate", "browser_press", "browser_scroll", "browser_snapshot", "browser_type", "browser_vision", "web_search"]),
     ("browser-cdp", &["browser_cdp", "browser_dialog"]),
     ("clarify", &["clarify"]),
@@ -42,7 +42,7 @@ pub(super) static TOOLSETS: &[(&str, &[&str])] = &[
 ];
 
 /// Scenario toolsets that bundle tools of several basic toolsets.
-pub(super) const BUNDLES: &[&str] = &["coding", "debugging", "safe"];
+const BUNDLES: &[&str] = &["coding", "debugging", "safe"];
 
 /// The toolsets (of Hermes 0.19.0) that contain `tool`; MCP tools
 /// (`mcp__<server>__<tool>`) are in `mcp-<server>`.
@@ -61,7 +61,7 @@ pub fn toolsets_for_tool(tool: &str) -> Vec<String> {
 }
 
 /// Hermes' `sanitize_mcp_name_component`: anything outside `[A-Za-z0-9_]` → `_`.
-pub(super) fn sanitize_mcp(s: &str) -> String {
+fn sanitize_mcp(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' {

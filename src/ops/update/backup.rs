@@ -150,7 +150,7 @@ pub fn make_backup(home: &Home, meta: serde_json::Value) -> Result<Backup> {
 
 /// A consistent copy of a live (WAL) database with the online backup API,
 /// stored as a standalone rollback-journal file and checked.
-pub(super) fn sqlite_backup(src: &Path, dst: &Path) -> Result<()> {
+fn sqlite_backup(src: &Path, dst: &Path) -> Result<()> {
     use rusqlite::{Connection, OpenFlags};
     let from = Connection::open_with_flags(
         src,

@@ -67,7 +67,7 @@ pub fn has_channels(v: &HermesVersion) -> bool {
 
 /// A git install: compare the checkout's commit with the remote branch
 /// (fetched into a scratch repository; the checkout is not touched).
-pub(super) fn check_git(checkout: &Path, branch: &str, installed: &HermesVersion) -> Availability {
+fn check_git(checkout: &Path, branch: &str, installed: &HermesVersion) -> Availability {
     let source = format!("git fetch of origin/{branch} (scratch repository)");
     let Some(commit) = installed.revision.as_deref() else {
         return Availability {
@@ -124,7 +124,7 @@ pub(super) fn check_git(checkout: &Path, branch: &str, installed: &HermesVersion
     }
 }
 
-pub(super) fn short(commit: &str) -> &str {
+fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
 }
 
@@ -204,7 +204,7 @@ pub fn check_available(
 }
 
 /// Hermes' own `hermes update --check` (it fetches into its checkout).
-pub(super) fn hermes_check(home: &Home, inst: &HermesInstall, extra: &[String]) -> Availability {
+fn hermes_check(home: &Home, inst: &HermesInstall, extra: &[String]) -> Availability {
     let mut cmd = Command::new(&inst.command);
     cmd.args(["update", "--check"])
         .args(extra)

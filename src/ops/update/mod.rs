@@ -75,13 +75,25 @@ mod run;
 mod schedule;
 mod verify;
 
-pub use backup::*;
-pub use check::*;
-pub use lock::*;
-pub use restart::*;
-pub use run::*;
-pub use schedule::*;
-pub use verify::*;
+use backup::rel;
+pub use backup::{
+    backup_sources, list_backups, make_backup, prune_backups, read_manifest, sha256_file,
+    verify_backup, Backup, BackupFile, FileKind, BACKUP_META, MANIFEST,
+};
+use check::last_line;
+pub use check::{
+    check_available, has_channels, has_network_error, plan, Availability, Plan, Track,
+};
+pub use lock::{lock_path, running_pid, try_lock, UpdateLock};
+pub use restart::{health_check, run_restart, Health, Restart};
+pub use run::{actor, classify, log_path, run, LocalChanges, Options, Report, UpdateResult};
+use run::{open_log, serialize_exit_code};
+pub use schedule::{
+    auto_update_script, auto_update_sh, cron_line, current_schedule, read_crontab, schedule,
+    unschedule, validate_cron, ScheduleChange,
+};
+use verify::{copy_back, quick_check, replace_db_file};
+pub use verify::{probe_schema, verify_operator_files, FilesCheck, SchemaCheck};
 
 #[cfg(test)]
 mod tests {

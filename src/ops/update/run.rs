@@ -102,12 +102,12 @@ pub struct LocalChanges {
     pub kept: bool,
 }
 
-pub(super) fn porcelain_path(line: &str) -> &str {
+fn porcelain_path(line: &str) -> &str {
     line.get(3..).unwrap_or(line).trim()
 }
 
 /// Compare the checkout before and after `hermes update`.
-pub(super) fn compare_changes(
+fn compare_changes(
     before: Vec<String>,
     after: Vec<String>,
     stashes_before: &[String],
@@ -134,7 +134,7 @@ pub(super) fn compare_changes(
 }
 
 /// Hermes' receipt of this run (0.21+), if it wrote one after `since`.
-pub(super) fn read_receipt(home: &Home, since: std::time::SystemTime) -> Option<serde_json::Value> {
+fn read_receipt(home: &Home, since: std::time::SystemTime) -> Option<serde_json::Value> {
     let p = home.root.join("logs/update_receipts/latest.json");
     let modified = fs::metadata(&p).and_then(|m| m.modified()).ok()?;
     if modified < since {
@@ -237,7 +237,7 @@ pub fn classify(
     }
 }
 
-pub(super) fn failure_for(result: UpdateResult, healthy: bool) -> Option<Kind> {
+fn failure_for(result: UpdateResult, healthy: bool) -> Option<Kind> {
     match result {
         UpdateResult::Failed => Some(Kind::UpdateFailed),
         UpdateResult::Incompatible => Some(Kind::Corrupt),
@@ -348,13 +348,7 @@ pub fn run(app: &App, opts: &Options, progress: &dyn Fn(&str)) -> Result<Report>
 }
 
 /// Record `update_finished` for whatever the run came to, and close the log.
-pub(super) fn finish(
-    app: &App,
-    actor: &Actor,
-    report: &mut Report,
-    t0: Instant,
-    log: Option<&mut File>,
-) {
+fn finish(app: &App, actor: &Actor, report: &mut Report, t0: Instant, log: Option<&mut File>) {
     report.finished_at = crate::store::now_rfc3339();
     report.duration_seconds = (t0.elapsed().as_secs_f64() * 10.0).round() / 10.0;
     let before = report.version_before.clone();
@@ -414,7 +408,7 @@ pub(super) fn finish(
     );
 }
 
-pub(super) fn read_from(path: &Path, offset: u64) -> String {
+fn read_from(path: &Path, offset: u64) -> String {
     use std::io::{Seek, SeekFrom};
     let mut s = Vec::new();
     if let Ok(mut f) = File::open(path) {

@@ -61,7 +61,7 @@ pub fn validate_cron(expr: &str) -> Result<String> {
     Ok(fields.join(" "))
 }
 
-pub(super) fn abs_home(home: &Home) -> PathBuf {
+fn abs_home(home: &Home) -> PathBuf {
     fs::canonicalize(&home.root).unwrap_or_else(|_| home.root.clone())
 }
 
@@ -86,7 +86,7 @@ pub fn cron_line(home: &Home, expr: &str) -> Result<String> {
     ))
 }
 
-pub(super) fn marker(home: &Home) -> String {
+fn marker(home: &Home) -> String {
     format!("{CRON_MARKER}{}", abs_home(home).to_string_lossy())
 }
 
@@ -112,7 +112,7 @@ pub fn read_crontab() -> Result<String> {
     }
 }
 
-pub(super) fn write_crontab(text: &str) -> Result<()> {
+fn write_crontab(text: &str) -> Result<()> {
     let mut child = Command::new("crontab")
         .arg("-")
         .stdin(Stdio::piped())
