@@ -9,11 +9,38 @@ pub(super) type DriveResult = std::result::Result<(TurnOutcome, f64), (Error, f6
 struct Ran {
     run_id: String,
     output: String,
-    completed: bool,
-    /// Hermes said the run failed (its error for the caller).
-    failure: Option<Error>,
-    /// We lost track of it (connection, stream), with why.
-    lost: Option<Error>,
+    end: RunEnd,
+}
+
+/// The one way a run ended (these exclude each other).
+enum RunEnd {
+    /// Hermes finished it (`run.completed`, or the completion's answer).
+    Completed,
+    /// Hermes said it failed, was interrupted or cancelled — or we stopped
+    /// it (its caller lost the right to it): the error for the caller.
+    Failed(Error),
+    /// We lost track of it (connection, stream) and Hermes could not say
+    /// how it ended.
+    Lost(Error),
+    /// The event stream ended without an end event, and Hermes did not
+    /// know either.
+    EndedEarly,
+}
+
+impl RunEnd {
+    /// Takes the error of a run Hermes failed or we lost (what is left is
+    /// not `Completed`). `EndedEarly` keeps its error for later: it is less
+    /// specific than a failed flush or reconciliation.
+    fn take_error(&mut self) -> Option<Error> {
+        match std::mem::replace(self, RunEnd::EndedEarly) {
+            RunEnd::Failed(e) | RunEnd::Lost(e) => Some(e),
+            RunEnd::Completed => {
+                *self = RunEnd::Completed;
+                None
+            }
+            RunEnd::EndedEarly => None,
+        }
+    }
 }
 
 /// Drive one turn on Hermes: record the user's message, let Hermes run it,
@@ -85,10 +112,9 @@ pub(super) async fn drive(
     let Ran {
         run_id,
         mut output,
-        completed,
-        failure,
-        lost,
+        mut end,
     } = ran;
+    let failed = end.take_error();
     let latency_ms = started.elapsed().as_millis() as i64;
     let flushed = flushing.wait();
     // Whatever happened, write down what Hermes did.
@@ -100,17 +126,17 @@ pub(super) async fn drive(
         new,
     } = match rec {
         Ok(v) => v,
-        Err(e) => return Err((lost.or(failure).unwrap_or(e), 0.0)),
+        Err(e) => return Err((failed.unwrap_or(e), 0.0)),
     };
     if let Some(by) = &denied_by {
         if let Err(e) = record_refused_commands(turn, &new, by) {
-            return Err((lost.or(failure).unwrap_or(e), spent));
+            return Err((failed.unwrap_or(e), spent));
         }
     }
-    if let Some(e) = lost.or(failure).or(flushed.err()) {
+    if let Some(e) = failed.or(flushed.err()) {
         return Err((e, spent));
     }
-    if !completed {
+    if !matches!(end, RunEnd::Completed) {
         return Err((
             Error::unavailable("the event stream ended before the run completed"),
             spent,
@@ -207,17 +233,13 @@ async fn complete(
             Ran {
                 run_id: c.id,
                 output: c.output,
-                completed: true,
-                failure: None,
-                lost: None,
+                end: RunEnd::Completed,
             }
         }
         Err(e) if e.kind == Kind::Unavailable => Ran {
             run_id: String::new(),
             output: String::new(),
-            completed: false,
-            failure: None,
-            lost: Some(e),
+            end: RunEnd::Lost(e),
         },
         Err(e) => return Err(e),
     })
@@ -337,12 +359,16 @@ async fn follow_run(
     } else {
         stream_err
     };
+    let end = match (completed, failure, stream_err) {
+        (true, _, _) => RunEnd::Completed,
+        (false, Some(e), _) => RunEnd::Failed(e),
+        (false, None, Some(e)) => RunEnd::Lost(e),
+        (false, None, None) => RunEnd::EndedEarly,
+    };
     Ok(Ran {
         run_id,
         output: text.output,
-        completed,
-        failure,
-        lost: stream_err,
+        end,
     })
 }
 

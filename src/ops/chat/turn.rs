@@ -119,23 +119,13 @@ pub async fn run_turn(
         &turn.caller,
         req.toolsets.as_deref(),
     ) {
-        let e = fail(&turn, "policy", e);
-        on_event(TurnEvent::Error {
-            code: e.kind.code().into(),
-            message: e.message.clone(),
-        });
-        return Err(e);
+        return Err(fail(&turn, "policy", e, on_event));
     }
     let reservation = match reserve(&turn) {
         Ok(r) => r,
         Err(e) => {
             // The caller was told about the session: tell it why the turn ended.
-            let e = fail(&turn, "budget", e);
-            on_event(TurnEvent::Error {
-                code: e.kind.code().into(),
-                message: e.message.clone(),
-            });
-            return Err(e);
+            return Err(fail(&turn, "budget", e, on_event));
         }
     };
     let result = drive(&mut turn, client, req, &session, approver, on_event).await;
@@ -156,20 +146,20 @@ pub async fn run_turn(
             on_event(TurnEvent::Done(o.clone()));
             Ok(o)
         }
-        Err(e) => {
-            let e = fail(&turn, "run", e);
-            on_event(TurnEvent::Error {
-                code: e.kind.code().into(),
-                message: e.message.clone(),
-            });
-            Err(e)
-        }
+        Err(e) => Err(fail(&turn, "run", e, on_event)),
     }
 }
 
 /// Record an `error` event (best effort: the original error wins) and tidy
 /// up a new session Hermes never wrote to.
-pub(super) fn fail(turn: &Turn, stage: &str, e: Error) -> Error {
+/// The one way a started turn ends in failure: the `error` event (and a
+/// new session Hermes never wrote to removed), then the caller told why.
+pub(super) fn fail(
+    turn: &Turn,
+    stage: &str,
+    e: Error,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+) -> Error {
     let _ = turn.record(
         EventKind::Error,
         json!({"stage": stage, "code": e.kind.code(), "message": e.message, "run_id": turn.run_id}),
@@ -184,6 +174,10 @@ pub(super) fn fail(turn: &Turn, stage: &str, e: Error) -> Error {
             }
         }
     }
+    on_event(TurnEvent::Error {
+        code: e.kind.code().into(),
+        message: e.message.clone(),
+    });
     e
 }
 
