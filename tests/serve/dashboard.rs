@@ -169,6 +169,19 @@ impl Browser {
     }
 
     fn call_on(&mut self, session: Option<String>, method: &str, params: Value) -> Value {
+        match self.try_call_on(session, method, params) {
+            Ok(v) => v,
+            Err(e) => panic!("CDP {method} failed: {e}"),
+        }
+    }
+
+    /// One CDP command; Chromium's error as `Err`.
+    fn try_call_on(
+        &mut self,
+        session: Option<String>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -186,9 +199,9 @@ impl Browser {
             match self.from_chrome.recv_timeout(left) {
                 Ok(v) if v["id"].as_u64() == Some(id) => {
                     if let Some(e) = v.get("error") {
-                        panic!("CDP {method} failed: {e}");
+                        return Err(e.clone());
                     }
-                    return v["result"].clone();
+                    return Ok(v["result"].clone());
                 }
                 Ok(v) => self.events.push(v),
                 Err(e) => panic!("CDP {method}: no answer from Chromium ({e})"),
@@ -243,12 +256,19 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
-    /// The same, but an exception (e.g. a page in the middle of loading) is `None`.
+    /// The same, but an exception (e.g. a page in the middle of loading) is
+    /// `None`, and so is a page that navigated away while the expression ran
+    /// (Chromium answers -32000 "Inspected target navigated or closed").
     fn try_eval(&mut self, js: &str) -> Option<Value> {
-        let r = self.call(
+        let r = match self.try_call_on(
+            self.session.clone(),
             "Runtime.evaluate",
             json!({"expression": js, "awaitPromise": true, "returnByValue": true}),
-        );
+        ) {
+            Ok(r) => r,
+            Err(e) if e.to_string().contains("navigated or closed") => return None,
+            Err(e) => panic!("CDP Runtime.evaluate failed: {e}"),
+        };
         if r.get("exceptionDetails").is_some() {
             return None;
         }
