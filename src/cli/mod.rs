@@ -155,7 +155,7 @@ pub fn main() -> i32 {
     // Hermes runs `hermes-operator [--hermes-home DIR] hook` once per tool
     // call: answer it without building the whole clap command tree.
     if let Some(home) = bare_hook_invocation() {
-        crate::ops::hooks::run_protocol(Home::resolve(home.as_deref()));
+        hook::protocol::run(Home::resolve(home.as_deref()));
         return 0;
     }
     let cli = match parse_one_group(std::env::args_os().collect()).map_or_else(Cli::try_parse, Ok) {
@@ -163,6 +163,7 @@ pub fn main() -> i32 {
         Err(e) => return clap_error(&e),
     };
     let out = Output::new(cli.global.json);
+    init_logging();
     match run(cli, out) {
         Ok(()) => 0,
         // Nobody is left to read a message.
@@ -172,6 +173,19 @@ pub fn main() -> i32 {
             e.kind.exit_code()
         }
     }
+}
+
+/// What the layers below log (`tracing`: serve's lifecycle, warnings) goes
+/// to stderr as plain lines — no time, level or target: journald and the
+/// access log add their own, and scripts read these lines as they are.
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_level(false)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
 }
 
 /// Help and --version print as clap prints them; a rejected command line
@@ -299,7 +313,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     // Hermes runs the bare hook once per tool call: it does only what it
     // needs (no config warnings, no users.db) and never fails loudly.
     if let Command::Hook(hook::HookArgs { cmd: None }) = &cli.command {
-        crate::ops::hooks::run_protocol(Home::resolve(cli.global.hermes_home.as_deref()));
+        hook::protocol::run(Home::resolve(cli.global.hermes_home.as_deref()));
         return Ok(());
     }
     // Completions need no HERMES_HOME: they are printed at install time.

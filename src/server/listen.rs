@@ -167,6 +167,6 @@ async fn accept_error(e: std::io::Error) {
     ) {
         return;
     }
-    eprintln!("hermes-operator serve: accept failed: {e}; retrying in 1 s");
+    tracing::error!("hermes-operator serve: accept failed: {e}; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
 }

@@ -401,13 +401,13 @@ fn spawn_token_purge(st: S) {
             let r = tokio::task::spawn_blocking(move || crate::ops::logins::purge_tokens(&st2.app))
                 .await;
             if let Ok(Err(e)) = r {
-                eprintln!("hermes-operator serve: purging expired tokens failed: {e}");
+                tracing::error!("hermes-operator serve: purging expired tokens failed: {e}");
             }
             let st2 = st.clone();
             let r =
                 tokio::task::spawn_blocking(move || crate::ops::keys::purge_dead(&st2.app)).await;
             if let Ok(Err(e)) = r {
-                eprintln!("hermes-operator serve: purging dead API keys failed: {e}");
+                tracing::error!("hermes-operator serve: purging dead API keys failed: {e}");
             }
         }
     });
@@ -433,7 +433,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
     if !st.app.home.users_db().exists() {
-        eprintln!(
+        tracing::warn!(
             "warning: no users.db yet: nobody can log in; create the first admin with `hermes-operator user add NAME --role admin`"
         );
     }
@@ -461,7 +461,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::internal(e.to_string()))?;
-    eprintln!("hermes-operator serve: listening on http://{addr}");
+    tracing::info!("hermes-operator serve: listening on http://{addr}");
     // The hook asks here when Hermes runs under another account
     // (docs/design.md §12); without it, such a hook blocks operator tools.
     let _hook = match opts.demo {
@@ -469,7 +469,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         false => match crate::ops::hooks::socket::listen(&st.app.home) {
             Ok(l) => Some(l),
             Err(e) => {
-                eprintln!("warning: the hook socket is not served: {}", e.message);
+                tracing::warn!("warning: the hook socket is not served: {}", e.message);
                 None
             }
         },
@@ -477,7 +477,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     if opts.demo && !addr.ip().to_canonical().is_loopback() {
         // The demo's accounts share one password, printed above: anyone who
         // can reach this address and read it can log in as the admin.
-        eprintln!(
+        tracing::warn!(
             "warning: demo listens on {addr}, reachable from other hosts; its sample accounts share the one password printed above (use --bind 127.0.0.1:PORT)"
         );
     }
@@ -494,7 +494,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         st_sig.shutting_down.store(true, Ordering::Release);
         // Said here, not after the select below: an idle server finishes its
         // graceful shutdown at once, and the select may see that first.
-        eprintln!(
+        tracing::info!(
             "hermes-operator serve: shutting down; {} chat turn(s) in flight, grace period {} s",
             st_sig.runs.len(),
             grace.as_secs()
@@ -518,18 +518,18 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     tokio::select! {
         r = &mut server => {
             if st.shutting_down.load(Ordering::Acquire) {
-                eprintln!("hermes-operator serve: stopped");
+                tracing::info!("hermes-operator serve: stopped");
             }
             return done(r);
         },
         _ = rx.changed() => {}
     }
     tokio::select! {
-        r = &mut server => { eprintln!("hermes-operator serve: stopped"); return done(r) },
+        r = &mut server => { tracing::info!("hermes-operator serve: stopped"); return done(r) },
         _ = tokio::time::sleep(opts.grace) => {}
     }
     let left = st.runs.snapshot();
-    eprintln!(
+    tracing::info!(
         "hermes-operator serve: grace period over; stopping {} chat turn(s)",
         left.len()
     );
@@ -541,14 +541,14 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
             .answer(&session, &system, crate::ops::chat::ApprovalChoice::Deny);
         if let (Some(c), Some(run)) = (&client, run) {
             if let Err(e) = c.stop_run(&run).await {
-                eprintln!("hermes-operator serve: could not stop run {run}: {e}");
+                tracing::error!("hermes-operator serve: could not stop run {run}: {e}");
             }
         }
     }
     tokio::select! {
-        r = &mut server => { eprintln!("hermes-operator serve: stopped"); done(r) },
+        r = &mut server => { tracing::info!("hermes-operator serve: stopped"); done(r) },
         _ = tokio::time::sleep(Duration::from_secs(10)) => {
-            eprintln!("hermes-operator serve: {} turn(s) did not end; exiting anyway", st.runs.len());
+            tracing::error!("hermes-operator serve: {} turn(s) did not end; exiting anyway", st.runs.len());
             Ok(())
         }
     }

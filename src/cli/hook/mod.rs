@@ -3,6 +3,7 @@
 //! the subcommands add, remove and inspect its entries in Hermes' config.
 
 mod install;
+pub mod protocol;
 mod status;
 mod uninstall;
 

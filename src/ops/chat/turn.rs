@@ -136,7 +136,7 @@ pub async fn run_turn(
     if let Some(r) = reservation {
         if let Err(e) = app.users().and_then(|u| u.settle_budget(&r, actual)) {
             // The turn itself is done; say loudly that the ledger lags.
-            eprintln!("warning: could not settle the budget reservation {r}: {e}");
+            tracing::warn!("warning: could not settle the budget reservation {r}: {e}");
         }
     }
     match outcome {

@@ -580,26 +580,15 @@ fn write_marker(home: &Home, id: &str, op: &OpSession) -> Result<()> {
     home::write_private_file_unsynced(&sessions_dir(home).join(id), &body)
 }
 
-/// `hermes-operator hook` with no subcommand: read one event from stdin,
-/// answer on stdout. Never fails (Hermes would only log an exit code).
-pub fn run_protocol(home: Result<Home>) {
-    if std::io::stdin().is_terminal() {
-        eprintln!(
-            "hermes-operator hook reads one Hermes shell-hook event (JSON) on stdin; Hermes runs it.\n\
-             Install it with `hermes-operator hook install`, check it with `hermes-operator hook status`."
-        );
-        return;
-    }
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().lock().read_to_end(&mut input) {
-        eprintln!("hermes-operator hook: reading stdin: {e}");
-        return;
-    }
-    let reply = match home {
-        Ok(h) => handle_or_ask(&h, &input),
+/// One hook event as `hermes-operator hook` answers it (the CLI does the
+/// stdio, `cli/hook/protocol.rs`): by `serve` or in-process, and without a
+/// home an operator session's tool call blocked.
+pub fn answer_event(home: Result<Home>, input: &[u8]) -> Reply {
+    match home {
+        Ok(h) => handle_or_ask(&h, input),
         Err(e) => {
             // Without a home there is no policy to read: block operator calls.
-            let mut r = if head_is_operator_pre_tool_call(&input) {
+            let mut r = if head_is_operator_pre_tool_call(input) {
                 Reply::block(format!(
                     "Blocked by hermes-operator: HERMES_HOME is unknown ({}), so the tool policy could not be checked.",
                     e.message
@@ -611,13 +600,6 @@ pub fn run_protocol(home: Result<Home>) {
                 .push(format!("hermes-operator hook: {}", e.message));
             r
         }
-    };
-    for m in &reply.stderr {
-        eprintln!("{m}");
-    }
-    if let Some(s) = &reply.stdout {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{s}").and_then(|_| out.flush());
     }
 }
 

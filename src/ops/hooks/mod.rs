@@ -46,7 +46,6 @@ use serde_norway::{Mapping, Value as Yaml};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{IsTerminal, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -141,8 +140,8 @@ use config_plan::{
 };
 pub use diff::unified_diff;
 pub use handler::{
-    allowed_toolsets, content_sha256, handle_event, handle_event_in, is_operator_session_id,
-    run_protocol, sessions_dir, set_turn_policy, Reply,
+    allowed_toolsets, answer_event, content_sha256, handle_event, handle_event_in,
+    is_operator_session_id, sessions_dir, set_turn_policy, Reply,
 };
 pub use policy::{block_reason, tool_allowed, toolsets_for_tool};
 

@@ -383,7 +383,7 @@ fn finish(app: &App, actor: &Actor, report: &mut Report, t0: Instant, log: Optio
     match finished {
         Ok(f) => report.finished_event = Some(f.id),
         // The run's own outcome stands; say loudly that the log lacks its end.
-        Err(e) => eprintln!("warning: could not record update_finished: {e}"),
+        Err(e) => tracing::warn!("warning: could not record update_finished: {e}"),
     }
     let Some(log) = log else { return };
     let _ = writeln!(
