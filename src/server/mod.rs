@@ -533,12 +533,9 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         "hermes-operator serve: grace period over; stopping {} chat turn(s)",
         left.len()
     );
-    let system = shutdown_user();
     let client = st.hermes().ok();
     for (session, run) in left {
-        let _ = st
-            .approvals
-            .answer(&session, &system, crate::ops::chat::ApprovalChoice::Deny);
+        st.approvals.deny_at_shutdown(&session);
         if let (Some(c), Some(run)) = (&client, run) {
             if let Err(e) = c.stop_run(&run).await {
                 tracing::error!("hermes-operator serve: could not stop run {run}: {e}");
@@ -551,23 +548,6 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
             tracing::error!("hermes-operator serve: {} turn(s) did not end; exiting anyway", st.runs.len());
             Ok(())
         }
-    }
-}
-
-/// Who denies pending approvals at shutdown (an admin may answer any).
-fn shutdown_user() -> crate::store::users::User {
-    let now = crate::store::now_rfc3339();
-    crate::store::users::User {
-        id: "server".into(),
-        username: "server-shutdown".into(),
-        role: crate::store::users::Role::Admin,
-        disabled: false,
-        token_version: 0,
-        created_at: now.clone(),
-        updated_at: now.clone(),
-        password_changed_at: now,
-        last_login_at: None,
-        must_change_password: false,
     }
 }
 

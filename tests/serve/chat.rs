@@ -270,7 +270,7 @@ async fn chat_json_sse_approval_and_shutdown_with_real_hermes(gen: Gen) {
         dec["decided_by"]
             .as_str()
             .unwrap()
-            .contains("server-shutdown"),
+            .contains("serve (shutting down)"),
         "{dec}"
     );
     // The turn ends (done or error) and the stream closes.

@@ -110,6 +110,19 @@ impl PendingApprovals {
         });
         Ok(())
     }
+
+    /// The server itself denies what is still pending when it shuts down:
+    /// no account answers, so none is checked (or made up); the decision
+    /// says who it was.
+    pub fn deny_at_shutdown(&self, session_id: &str) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = map.remove(session_id) {
+            let _ = p.tx.send(Decision {
+                choice: ApprovalChoice::Deny,
+                decided_by: "serve (shutting down)".into(),
+            });
+        }
+    }
 }
 
 /// A waiting approval request as listed to whoever may answer it.
