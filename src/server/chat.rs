@@ -96,13 +96,26 @@ pub async fn chat(
     };
     let StartedTurn { mut events, done } = start_turn(&st, &caller, req, approver).await?;
     if wants_sse(&headers) {
-        let stream = futures_util::stream::unfold(events, |mut rx| async move {
-            let ev = rx.recv().await?;
+        // A turn that fails before it says anything (Hermes down while a new
+        // session is made, a bad message) answers with the JSON route's
+        // error status: no stream has started, so a client sees the cause
+        // instead of an empty 200.
+        let Some(first) = events.recv().await else {
+            return Err(turn_failure(done.await));
+        };
+        let tail = Tail {
+            first: Some(first),
+            rx: events,
+            done: Some(done),
+            ended: false,
+        };
+        let stream = futures_util::stream::unfold(tail, |mut t| async move {
+            let ev = t.next().await?;
             let e = Event::default()
                 .event(event_type(&ev))
                 .json_data(&ev)
                 .unwrap_or_else(|_| Event::default().event("error").data("{}"));
-            Some((Ok::<_, Infallible>(e), rx))
+            Some((Ok::<_, Infallible>(e), t))
         });
         return Ok(sse_response(Sse::new(stream)));
     }
@@ -115,6 +128,53 @@ pub async fn chat(
     }
     let outcome = result?;
     Ok(Json(serde_json::json!({"outcome": outcome, "events": list})).into_response())
+}
+
+type TurnDone = tokio::sync::oneshot::Receiver<crate::Result<TurnOutcome>>;
+
+/// How a turn that ended without a `done` or `error` event failed, as the
+/// JSON route answers it (status, code, the message a client may see).
+fn turn_failure(
+    r: Result<crate::Result<TurnOutcome>, tokio::sync::oneshot::error::RecvError>,
+) -> ApiError {
+    match r {
+        Ok(Err(e)) => e.into(),
+        Ok(Ok(_)) => Error::internal("the turn ended without its outcome").into(),
+        Err(e) => Error::internal(format!("the chat turn failed: {e}")).into(),
+    }
+}
+
+/// The SSE events of a started turn. Every stream ends with `done` or
+/// `error`: an error the turn returned without announcing it (the domain
+/// announces only the failures after the session is known) is sent as an
+/// `error` event, so the page never waits on a stream that just stopped.
+struct Tail {
+    first: Option<TurnEvent>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<TurnEvent>,
+    done: Option<TurnDone>,
+    ended: bool,
+}
+
+impl Tail {
+    async fn next(&mut self) -> Option<TurnEvent> {
+        let ev = match self.first.take() {
+            Some(ev) => Some(ev),
+            None => self.rx.recv().await,
+        };
+        if let Some(ev) = ev {
+            self.ended |= matches!(ev, TurnEvent::Done(_) | TurnEvent::Error { .. });
+            return Some(ev);
+        }
+        let done = self.done.take()?;
+        if self.ended {
+            return None;
+        }
+        let e = turn_failure(done.await);
+        Some(TurnEvent::Error {
+            code: e.code.into(),
+            message: e.message,
+        })
+    }
 }
 
 /// Who answers the turn's approval requests: with a personal API key, its

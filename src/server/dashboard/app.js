@@ -58,11 +58,15 @@ function renderHeader(current) {
       id: `nav-${name}`,
       'aria-current': name === active ? 'page' : null,
     }, label)))));
-  who.replaceChildren(
+  // Filtered: the DOM's own replaceChildren(null) inserts the text "null"
+  // (h() skips null children, replaceChildren does not): every non-demo
+  // install showed it in the header.
+  who.replaceChildren(...[
     me.demo ? h('span', { class: 'badge demo', id: 'demo-badge', title: 'Sample data in a throwaway home: `hermes-operator demo`' }, 'Demo') : null,
     h('span', { id: 'whoami' }, me.user.username),
     h('span', { class: 'role' }, me.user.role),
-    h('button', { type: 'button', id: 'logout', class: 'secondary', onclick: doLogout }, 'Log out'));
+    h('button', { type: 'button', id: 'logout', class: 'secondary', onclick: doLogout }, 'Log out'),
+  ].filter(Boolean));
 }
 
 async function doLogout() {

@@ -59,7 +59,35 @@ export async function chatView(el, me, sessionId) {
   };
   setSession(st.sessionId);
 
-  const scroll = () => transcript.lastElementChild?.scrollIntoView({ block: 'nearest' });
+  // The composer is sticky at the bottom of the window and covers the
+  // end of a long transcript: "visible" means above its top edge, and the
+  // page follows the newest message only while the reader is at the end
+  // (scrolling up to read earlier messages stops the following).
+  const visibleBottom = () => Math.min(window.innerHeight, form.getBoundingClientRect().top);
+  const atEnd = () => {
+    const last = transcript.lastElementChild;
+    return !last || last.getBoundingClientRect().bottom <= visibleBottom() + 48;
+  };
+  const scroll = (force) => {
+    const last = transcript.lastElementChild;
+    if (!last || !st.root.isConnected || !(force || st.follow)) return;
+    const r = last.getBoundingClientRect();
+    const room = visibleBottom() - 8;
+    if (r.height > room) {
+      // A message taller than the space shows its start, not its end.
+      if (r.top < 0 || r.top > room) window.scrollBy(0, r.top - 8);
+    } else if (r.bottom > visibleBottom()) {
+      window.scrollBy(0, r.bottom - visibleBottom() + 8);
+    }
+  };
+  st.follow = true;
+  window.addEventListener('scroll', function onScroll() {
+    if (!st.root.isConnected) {
+      window.removeEventListener('scroll', onScroll);
+      return;
+    }
+    st.follow = atEnd();
+  }, { passive: true });
   const event = (cls, ...content) => {
     const li = h('li', { class: `event ${cls}` }, ...content);
     transcript.appendChild(li);
@@ -115,7 +143,9 @@ export async function chatView(el, me, sessionId) {
     setBusy(true);
     st.root.dataset.turn = 'running';
     transcript.appendChild(renderMessage({ role: 'user', content: text }));
-    scroll();
+    // Sending is the reader's own act: back to the end, and follow the reply.
+    st.follow = true;
+    scroll(true);
     status.textContent = 'Sending…';
     let bubble = null;
     let textNode = null;
@@ -204,6 +234,7 @@ export async function chatView(el, me, sessionId) {
       await chatStream({ message: text, session_id: st.sessionId || undefined }, onEvent);
       if (!ended) {
         event('error', errorBox(new Error('The stream ended before the turn finished; reopen the session to see what was recorded.')));
+        status.textContent = 'The turn did not finish.';
         st.root.dataset.turn = 'error';
       }
     } catch (err) {
@@ -257,7 +288,7 @@ export async function chatView(el, me, sessionId) {
         const node = renderMessage(m);
         if (node) transcript.appendChild(node);
       }
-      scroll();
+      scroll(true);
     }
   } catch (err) {
     event('error', errorBox(err));
