@@ -37,7 +37,10 @@ export async function chatView(el, me, sessionId) {
   picker.addEventListener('change', () => {
     location.hash = picker.value ? `#/chat/${encodeURIComponent(picker.value)}` : '#/chat';
   });
-  const transcript = h('ol', { class: 'transcript', id: 'transcript', role: 'log', 'aria-label': 'Conversation' });
+  const transcript = h('ol', { class: 'transcript', id: 'transcript' });
+  // The live region wraps the list: role=log on the <ol> itself would take
+  // its list role away, leaving every message an <li> outside a list.
+  const conversation = h('div', { role: 'log', 'aria-label': 'Conversation' }, transcript);
   const input = h('textarea', {
     id: 'chat-input', rows: 3, required: true,
     placeholder: 'Message to the agent — Enter sends, Shift+Enter starts a new line',
@@ -51,7 +54,7 @@ export async function chatView(el, me, sessionId) {
     h('div', { class: 'chat-head' },
       h('h1', null, 'Chat'),
       h('label', { for: 'chat-session' }, 'Session'), picker),
-    transcript, status, form);
+    conversation, status, form);
 
   const setSession = (id) => {
     st.sessionId = id;
