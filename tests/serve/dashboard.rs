@@ -1025,11 +1025,34 @@ fn dashboard_in_headless_chromium() {
         Duration::from_secs(60),
     );
     assert!(cmd.as_str().unwrap().contains("chmod 777"), "{cmd}");
-    b.screenshot("13-approvals");
+    // The nav counts what waits for this user's answer (issue 22), at
+    // both widths and in both colour schemes.
+    for (w, h, dark) in [(1280, 900, false), (390, 844, true)] {
+        b.set_view(w, h, dark);
+        let badge = b.wait_for(
+            "the nav's approval count",
+            "(() => { const c = document.querySelector('#nav-approvals #approvals-count'); \
+             return c && {count: c.firstChild.textContent, name: document.querySelector('#nav-approvals').textContent, \
+               color: getComputedStyle(c).color, bg: getComputedStyle(c).backgroundColor}; })()",
+            Duration::from_secs(30),
+        );
+        assert_eq!(badge["count"], "1", "{w}px: {badge}");
+        assert_eq!(badge["name"], "Approvals 1 waiting", "{w}px: {badge}");
+        assert_ne!(badge["color"], badge["bg"], "{w}px: {badge}");
+        b.screenshot(&format!(
+            "13-approvals-{w}-{}",
+            if dark { "dark" } else { "light" }
+        ));
+    }
+    b.set_view(1280, 900, false);
     b.click(".card.approval button[data-choice=once]");
     b.wait(
         "the list emptied",
         "!!document.querySelector('#approvals-empty')",
+    );
+    b.wait(
+        "the nav's count gone",
+        "document.querySelector('#nav-approvals')?.textContent === 'Approvals'",
     );
     let (status, body) = client_call.join().unwrap();
     assert_eq!(status, 200, "{body}");

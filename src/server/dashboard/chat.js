@@ -194,9 +194,11 @@ export async function chatView(el, me, sessionId) {
         case 'approval_request':
           bubble = null;
           pending = approvalCard(ev);
+          window.dispatchEvent(new Event('approvals-changed')); // the nav's count
           status.textContent = 'Waiting for your approval…';
           break;
         case 'approval_decision': {
+          window.dispatchEvent(new Event('approvals-changed'));
           const what = `${DECIDED[ev.choice] || ev.choice} by ${ev.decided_by}`;
           const note = ev.applied ? '' : ' (not applied: the run had already moved on)';
           if (pending) {
