@@ -1348,6 +1348,7 @@ fn state_with_sessions(home: &Path, user_id: &str, long: &str, titled: &str, n: 
 ///   and clears "Sending…";
 /// - in a session longer than the screen, the newest item ends up above the
 ///   sticky message box.
+///
 /// axe-core finds no serious or critical violation on the views shown.
 #[test]
 fn issue_22_header_titles_chat_errors_and_following_both_widths_light_and_dark() {
