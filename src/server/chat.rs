@@ -7,12 +7,12 @@
 use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller, ChatCaller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::ops::chat::{
     run_turn, ApprovePolicy, Approver, Channel, PolicyApprover, TurnEvent, TurnOutcome, TurnRequest,
 };
 use crate::store::users::KeyApprovals;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -76,6 +76,7 @@ pub async fn chat(
     // Authorization first (the guard): nothing reaches Hermes for a role
     // that may not chat.
     ChatCaller(caller): ChatCaller,
+    Extension(rid): Extension<super::middleware::RequestId>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Response> {
@@ -108,6 +109,7 @@ pub async fn chat(
             rx: events,
             done: Some(done),
             ended: false,
+            rid: rid.0,
         };
         let stream = futures_util::stream::unfold(tail, |mut t| async move {
             let ev = t.next().await?;
@@ -153,6 +155,8 @@ struct Tail {
     rx: tokio::sync::mpsc::UnboundedReceiver<TurnEvent>,
     done: Option<TurnDone>,
     ended: bool,
+    /// The request's id, under which what an error event hides is logged.
+    rid: Arc<str>,
 }
 
 impl Tail {
@@ -163,17 +167,41 @@ impl Tail {
         };
         if let Some(ev) = ev {
             self.ended |= matches!(ev, TurnEvent::Done(_) | TurnEvent::Error { .. });
-            return Some(ev);
+            return Some(match ev {
+                TurnEvent::Error { code, message } => self.public(code, message),
+                ev => ev,
+            });
         }
         let done = self.done.take()?;
         if self.ended {
             return None;
         }
         let e = turn_failure(done.await);
-        Some(TurnEvent::Error {
+        Some(self.logged(e))
+    }
+
+    /// An error event worded as the JSON route words the same error: Hermes'
+    /// internal address masked, server-side failures in general terms.
+    fn public(&self, code: String, message: String) -> TurnEvent {
+        match Kind::ALL.into_iter().find(|k| k.code() == code) {
+            Some(kind) => self.logged(Error::new(kind, message).into()),
+            None => TurnEvent::Error { code, message },
+        }
+    }
+
+    /// `e` as an event; what it hides goes to the server's log under the
+    /// request id (the access log line was written when the stream began).
+    fn logged(&self, e: ApiError) -> TurnEvent {
+        if let Some(d) = &e.detail {
+            eprintln!(
+                "hermes-operator serve: request {}: the chat turn failed: {d}",
+                self.rid
+            );
+        }
+        TurnEvent::Error {
             code: e.code.into(),
             message: e.message,
-        })
+        }
     }
 }
 

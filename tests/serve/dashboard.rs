@@ -1595,3 +1595,87 @@ fn issue_22_header_titles_chat_errors_and_following_both_widths_light_and_dark()
     assert!(bad.is_empty(), "console errors:\n{bad:#?}");
     drop(server);
 }
+
+/// What the dashboard's chat reads when Hermes is down (a closed port),
+/// over plain HTTP: a new session's streamed turn fails before it starts,
+/// so `POST /api/chat` with `Accept: text/event-stream` answers the JSON
+/// route's very status and error body (not an empty 200); a continued
+/// session's stream ends with an `error` event carrying that message.
+#[test]
+fn streamed_chat_with_hermes_down_says_why() {
+    use serve_common::{client, send, token};
+    let home = common::TestHome::new();
+    configure(home.path(), "");
+    let alice = add_user(home.path(), "alice", "user");
+    let (long, titled) = ("op_0000000a11ce", "op_0000000b0b00");
+    state_with_sessions(home.path(), &alice, long, titled, 4);
+    let s = Server::start(home.path());
+    common::block_on(async {
+        let c = client();
+        let tok = token(&c, &s, "alice").await;
+        let chat = |body: Value, sse: bool| {
+            let rb = c.post(s.url("/api/chat")).bearer_auth(&tok).json(&body);
+            send(if sse {
+                rb.header("accept", "text/event-stream")
+            } else {
+                rb
+            })
+        };
+        let streamed = chat(json!({"message": "hello?"}), true).await;
+        let plain = chat(json!({"message": "hello?"}), false).await;
+        assert_eq!(streamed.status, 502, "{}", streamed.body);
+        assert_eq!(plain.status, 502, "{}", plain.body);
+        let e = streamed.json();
+        assert_eq!(e, plain.json(), "the same error either way");
+        assert_eq!(e["error"]["code"], "unavailable", "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Hermes (the agent) is unavailable: Hermes is not reachable"),
+            "{e}"
+        );
+        // A continued session: the stream has started (its session event),
+        // and its last event is the error.
+        let r = chat(json!({"message": "and now?", "session_id": long}), true).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let events: Vec<(&str, Value)> = r
+            .body
+            .split("\n\n")
+            .filter_map(|frame| {
+                let name = frame.lines().find_map(|l| l.strip_prefix("event: "))?;
+                let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((name, serde_json::from_str(data).unwrap()))
+            })
+            .collect();
+        let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names.first(), Some(&"session"), "{}", r.body);
+        assert_eq!(names.last(), Some(&"error"), "{}", r.body);
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| **n == "error" || **n == "done")
+                .count(),
+            1,
+            "{}",
+            r.body
+        );
+        // Worded as the JSON route words it: Hermes' address stays in the
+        // server's log.
+        let last = &events.last().unwrap().1;
+        let plain = chat(json!({"message": "and now?", "session_id": long}), false).await;
+        assert_eq!(plain.status, 502, "{}", plain.body);
+        assert_eq!(last["code"], plain.json()["error"]["code"], "{last}");
+        assert_eq!(last["message"], plain.json()["error"]["message"], "{last}");
+        let m = last["message"].as_str().unwrap();
+        assert!(
+            m.starts_with("Hermes (the agent) is unavailable: Hermes is not reachable")
+                && !m.contains("127.0.0.1"),
+            "{last}"
+        );
+        assert!(
+            s.log_with("the chat turn failed").contains("127.0.0.1"),
+            "what the event hides is in the server's log"
+        );
+    });
+}
