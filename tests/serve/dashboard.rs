@@ -1027,7 +1027,12 @@ fn dashboard_in_headless_chromium() {
     assert!(cmd.as_str().unwrap().contains("chmod 777"), "{cmd}");
     // The nav counts what waits for this user's answer (issue 22), at
     // both widths and in both colour schemes.
-    for (w, h, dark) in [(1280, 900, false), (390, 844, true)] {
+    for (w, h, dark) in [
+        (1280, 900, false),
+        (1280, 900, true),
+        (390, 844, false),
+        (390, 844, true),
+    ] {
         b.set_view(w, h, dark);
         let badge = b.wait_for(
             "the nav's approval count",
@@ -1379,6 +1384,17 @@ fn issue_22_header_titles_chat_errors_and_following_both_widths_light_and_dark()
             .starts_with("Why is the deploy of the blue service"),
         "{row}"
     );
+    // And `session search` finds the title as the dashboard's search does.
+    let o = common::op(home.path())
+        .args(["session", "search", "budget"])
+        .output()
+        .unwrap();
+    let out = common::stdout(&o);
+    assert!(o.status.success(), "{}", common::show(&o));
+    assert!(
+        out.contains(titled) && out.contains("Quarterly budget review"),
+        "{out}"
+    );
     let server = Server::start(home.path());
     let mut b = Browser::launch(&chromium, &artifacts);
     b.open(&format!("{}/", server.base));
@@ -1577,6 +1593,7 @@ fn issue_22_header_titles_chat_errors_and_following_both_widths_light_and_dark()
             "{w}-{}-chat-long-error",
             if dark { "dark" } else { "light" }
         ));
+        follow_unless_scrolled_up(&mut b, long, &what);
         b.log_out();
     }
     // The page never threw nor broke the CSP; the one failed load is the
@@ -1678,4 +1695,70 @@ fn streamed_chat_with_hermes_down_says_why() {
             "what the event hides is in the server's log"
         );
     });
+}
+
+/// The end of the message box's top edge, and whether the transcript's
+/// newest item lies in view above it.
+const NEWEST_IN_VIEW: &str = "(() => { const last = document.querySelector('#transcript').lastElementChild; \
+     const a = last.getBoundingClientRect(), box = document.querySelector('#chat-form').getBoundingClientRect(); \
+     return a.top >= 0 && a.bottom <= box.top + 1; })()";
+
+/// Item 4's "unless the reader scrolled up", with a reply streamed by the
+/// test: `fetch` of `api/chat` answers a stream the test writes SSE frames
+/// into (Hermes is down here; the page's own parser reads them).
+fn follow_unless_scrolled_up(b: &mut Browser, session: &str, what: &str) {
+    b.eval(
+        "(() => { window.__realFetch = window.__realFetch || window.fetch; \
+           window.fetch = (url, init) => { \
+             if (!String(url).endsWith('api/chat')) return window.__realFetch(url, init); \
+             const body = new ReadableStream({ start(c) { \
+               window.__sse = (name, data) => c.enqueue(new TextEncoder().encode( \
+                 `event: ${name}\\ndata: ${JSON.stringify(data)}\\n\\n`)); \
+               window.__end = () => c.close(); } }); \
+             return Promise.resolve(new Response(body, {status: 200, headers: {'content-type': 'text/event-stream'}})); }; \
+           window.__sse = null; return true; })()",
+    );
+    b.type_into("#chat-input", "tell me more");
+    b.click("#chat-send");
+    b.wait("the test's stream", "!!window.__sse");
+    b.eval(&format!(
+        "__sse('session', {{session_id: {}, new: false}}); __sse('run_started', {{run_id: 'run_test'}}); \
+         __sse('delta', {{text: 'The first words of the reply.'}}); true",
+        js_str(session)
+    ));
+    b.wait(
+        "the reply's first words in view",
+        &format!("document.querySelector('#transcript .msg.assistant.streaming')?.dataset.deltas === '1' && {NEWEST_IN_VIEW}"),
+    );
+    // The reader scrolls up to read: the growing reply does not pull them down.
+    b.eval("window.scrollTo(0, 0); true");
+    b.wait("scrolled to the top", "window.scrollY === 0");
+    std::thread::sleep(Duration::from_millis(200)); // the scroll event is delivered
+    b.eval("__sse('delta', {text: ' More words.'.repeat(40)}); __sse('tool_started', {tool: 'terminal', preview: 'ls'}); true");
+    let r = b.wait(
+        "the reply grown while scrolled up",
+        "document.querySelector('#transcript .event.tool') && ({y: window.scrollY, newest: \
+           (() => { const a = document.querySelector('#transcript').lastElementChild.getBoundingClientRect(); \
+             return a.top >= 0 && a.bottom <= window.innerHeight; })()})",
+    );
+    assert_eq!(
+        r,
+        json!({"y": 0, "newest": false}),
+        "{what}: stays where the reader is"
+    );
+    // Back at the end: following again.
+    b.eval("window.scrollTo(0, document.documentElement.scrollHeight); true");
+    std::thread::sleep(Duration::from_millis(200));
+    b.eval("__sse('tool_completed', {tool: 'terminal', duration: 0.5}); true");
+    b.wait(
+        "the newest item in view again",
+        &format!(
+            "document.querySelectorAll('#transcript .event.tool').length === 2 && {NEWEST_IN_VIEW}"
+        ),
+    );
+    b.eval("__sse('done', {session_id: 'x', output: ''}); __end(); window.fetch = window.__realFetch; true");
+    b.wait(
+        "the faked turn done",
+        "document.querySelector('.chat').dataset.turn === 'done' && document.querySelector('.chat').dataset.busy === 'no'",
+    );
 }
