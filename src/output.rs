@@ -294,7 +294,7 @@ pub fn sanitize(s: &str) -> String {
 /// Invisible format characters that reorder or hide text on a terminal:
 /// bidi embeddings, overrides and isolates (the "Trojan Source" set), zero
 /// widths, the BOM and soft hyphen. Escaped like control characters.
-fn is_format_char(c: char) -> bool {
+pub fn is_format_char(c: char) -> bool {
     matches!(c,
         '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')

@@ -93,6 +93,65 @@ pub struct SessionInfo {
     #[serde(flatten)]
     pub session: Session,
     pub username: Option<String>,
+    /// What to call the session: its title, else the start of its first
+    /// user message (Hermes 0.19 titles no API session, so without this
+    /// every operator session is "untitled"); `null` when it has neither.
+    /// `title` stays Hermes' column as it is.
+    pub display_title: Option<String>,
+    /// `display_title` is the first message, not a title: front ends mark it.
+    pub display_title_fallback: bool,
+}
+
+/// How many characters of the first message name an untitled session.
+pub const FALLBACK_TITLE_CHARS: usize = 60;
+
+impl SessionInfo {
+    /// `s` with its owner's username and display title.
+    pub fn new(s: Session, username: Option<String>) -> SessionInfo {
+        let (display_title, display_title_fallback) = display_title(&s);
+        SessionInfo {
+            session: s,
+            username,
+            display_title,
+            display_title_fallback,
+        }
+    }
+}
+
+/// The title, else the first user message clipped (`true`: a fallback).
+fn display_title(s: &Session) -> (Option<String>, bool) {
+    if let Some(t) = s.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        return (Some(t.to_string()), false);
+    }
+    match s.first_user_message.as_deref().and_then(message_line) {
+        Some(line) => (Some(clip(&line, FALLBACK_TITLE_CHARS)), true),
+        None => (None, false),
+    }
+}
+
+/// A message's text on one line: Hermes' multimodal content
+/// (`"\0json:[parts]"`) by its text parts, controls and invisible format
+/// characters dropped, whitespace runs as one space; `None` when blank.
+fn message_line(content: &str) -> Option<String> {
+    let text = match content.strip_prefix("\0json:") {
+        Some(j) => match serde_json::from_str::<Vec<serde_json::Value>>(j) {
+            Ok(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(serde_json::Value::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            // Cut short by the read (a long first message): no text to trust.
+            Err(_) => return None,
+        },
+        None => content.to_string(),
+    };
+    let kept: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .filter(|&c| !crate::output::is_format_char(c))
+        .collect();
+    let line = kept.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!line.is_empty()).then_some(line)
 }
 
 /// `{session, system_prompt, messages}`: `session show --json` and
@@ -120,10 +179,7 @@ fn info(s: Session, names: &HashMap<String, String>) -> SessionInfo {
     } else {
         None
     };
-    SessionInfo {
-        session: s,
-        username,
-    }
+    SessionInfo::new(s, username)
 }
 
 /// `session list` options.
@@ -291,6 +347,27 @@ pub fn search(
         return Ok(Default::default());
     };
     db.search(query, &rows, limit)
+}
+
+/// Sessions whose title has every word of `query`, in the sessions `scope`
+/// may read (newest first): what message search cannot find, since titles
+/// are not messages. The dashboard shows them above the message hits.
+pub fn search_titles(
+    app: &App,
+    scope: &Scope,
+    query: &str,
+    user_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<SessionInfo>> {
+    let Some(rows) = scope.rows(user_id) else {
+        return Ok(vec![]);
+    };
+    let found = app.state_read()?.search_titles(query, &rows, limit)?;
+    if found.is_empty() {
+        return Ok(vec![]);
+    }
+    let names = usernames(app)?;
+    Ok(found.into_iter().map(|s| info(s, &names)).collect())
 }
 
 /// Session totals as Hermes keeps them (cumulative).
@@ -567,10 +644,7 @@ pub fn new_session_for(app: &App, user: &crate::store::users::User) -> Result<Se
     let db = app.state_rw()?;
     let (s, start) = create_session_row(app, &db, user, crate::store::state::Flush::Now)?;
     app.record(start)?;
-    Ok(SessionInfo {
-        session: s,
-        username: Some(user.username.clone()),
-    })
+    Ok(SessionInfo::new(s, Some(user.username.clone())))
 }
 
 /// Insert a new operator session row on `db` and return it with its
@@ -616,6 +690,75 @@ mod tests {
         assert!(me.rows(Some("u_a")).unwrap().operator_only);
         assert!(!Scope::AllSources.rows(None).unwrap().operator_only);
         assert!(Scope::Operator.rows(Some("u_c")).unwrap().operator_only);
+    }
+
+    fn session(title: Option<&str>, first: Option<&str>) -> Session {
+        Session {
+            id: "op_000000000001".into(),
+            source: "operator".into(),
+            user_id: None,
+            model: None,
+            title: title.map(str::to_string),
+            started_at: None,
+            started_at_epoch: None,
+            ended_at: None,
+            ended_at_epoch: None,
+            end_reason: None,
+            message_count: 0,
+            tool_call_count: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
+            billing_provider: None,
+            estimated_cost_usd: None,
+            actual_cost_usd: None,
+            cost_status: None,
+            api_call_count: 0,
+            parent_session_id: None,
+            archived: false,
+            first_user_message: first.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn untitled_sessions_are_named_by_their_first_message() {
+        let shown = |t, f| {
+            let i = SessionInfo::new(session(t, f), None);
+            (i.display_title, i.display_title_fallback)
+        };
+        assert_eq!(
+            shown(Some("Mine"), Some("hello")),
+            (Some("Mine".into()), false)
+        );
+        assert_eq!(
+            shown(None, Some("  hello\n\tthere\u{202e} ")),
+            (Some("hello there".into()), true)
+        );
+        assert_eq!(shown(Some("  "), Some("hi")), (Some("hi".into()), true));
+        assert_eq!(shown(None, None), (None, false));
+        assert_eq!(shown(None, Some(" \n ")), (None, false));
+        let long = "word ".repeat(40);
+        let (t, _) = shown(None, Some(&long));
+        let t = t.unwrap();
+        assert_eq!(t.chars().count(), FALLBACK_TITLE_CHARS + 1, "{t}");
+        assert!(t.ends_with('…'));
+        // Multimodal content by its text parts; cut short (unparseable): none.
+        assert_eq!(
+            shown(
+                None,
+                Some("\0json:[{\"type\":\"text\",\"text\":\"look\"},{\"type\":\"image_url\"}]")
+            ),
+            (Some("look".into()), true)
+        );
+        assert_eq!(shown(None, Some("\0json:[{\"type\":\"te")), (None, false));
+        // The JSON keeps `title` as Hermes has it, next to the display title.
+        let v = serde_json::to_value(SessionInfo::new(session(None, Some("hi")), None)).unwrap();
+        assert_eq!(v["title"], serde_json::Value::Null);
+        assert_eq!(v["display_title"], "hi");
+        assert_eq!(v["display_title_fallback"], true);
+        assert!(v.get("first_user_message").is_none());
     }
 
     #[test]

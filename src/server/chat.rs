@@ -7,12 +7,12 @@
 use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, Caller, ChatCaller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
-use crate::error::Error;
+use crate::error::{Error, Kind};
 use crate::ops::chat::{
     run_turn, ApprovePolicy, Approver, Channel, PolicyApprover, TurnEvent, TurnOutcome, TurnRequest,
 };
 use crate::store::users::KeyApprovals;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -76,6 +76,7 @@ pub async fn chat(
     // Authorization first (the guard): nothing reaches Hermes for a role
     // that may not chat.
     ChatCaller(caller): ChatCaller,
+    Extension(rid): Extension<super::middleware::RequestId>,
     headers: HeaderMap,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Response> {
@@ -96,13 +97,27 @@ pub async fn chat(
     };
     let StartedTurn { mut events, done } = start_turn(&st, &caller, req, approver).await?;
     if wants_sse(&headers) {
-        let stream = futures_util::stream::unfold(events, |mut rx| async move {
-            let ev = rx.recv().await?;
+        // A turn that fails before it says anything (Hermes down while a new
+        // session is made, a bad message) answers with the JSON route's
+        // error status: no stream has started, so a client sees the cause
+        // instead of an empty 200.
+        let Some(first) = events.recv().await else {
+            return Err(turn_failure(done.await));
+        };
+        let tail = Tail {
+            first: Some(first),
+            rx: events,
+            done: Some(done),
+            ended: false,
+            rid: rid.0,
+        };
+        let stream = futures_util::stream::unfold(tail, |mut t| async move {
+            let ev = t.next().await?;
             let e = Event::default()
                 .event(event_type(&ev))
                 .json_data(&ev)
                 .unwrap_or_else(|_| Event::default().event("error").data("{}"));
-            Some((Ok::<_, Infallible>(e), rx))
+            Some((Ok::<_, Infallible>(e), t))
         });
         return Ok(sse_response(Sse::new(stream)));
     }
@@ -115,6 +130,79 @@ pub async fn chat(
     }
     let outcome = result?;
     Ok(Json(serde_json::json!({"outcome": outcome, "events": list})).into_response())
+}
+
+type TurnDone = tokio::sync::oneshot::Receiver<crate::Result<TurnOutcome>>;
+
+/// How a turn that ended without a `done` or `error` event failed, as the
+/// JSON route answers it (status, code, the message a client may see).
+fn turn_failure(
+    r: Result<crate::Result<TurnOutcome>, tokio::sync::oneshot::error::RecvError>,
+) -> ApiError {
+    match r {
+        Ok(Err(e)) => e.into(),
+        Ok(Ok(_)) => Error::internal("the turn ended without its outcome").into(),
+        Err(e) => Error::internal(format!("the chat turn failed: {e}")).into(),
+    }
+}
+
+/// The SSE events of a started turn. Every stream ends with `done` or
+/// `error`: an error the turn returned without announcing it (the domain
+/// announces only the failures after the session is known) is sent as an
+/// `error` event, so the page never waits on a stream that just stopped.
+struct Tail {
+    first: Option<TurnEvent>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<TurnEvent>,
+    done: Option<TurnDone>,
+    ended: bool,
+    /// The request's id, under which what an error event hides is logged.
+    rid: Arc<str>,
+}
+
+impl Tail {
+    async fn next(&mut self) -> Option<TurnEvent> {
+        let ev = match self.first.take() {
+            Some(ev) => Some(ev),
+            None => self.rx.recv().await,
+        };
+        if let Some(ev) = ev {
+            self.ended |= matches!(ev, TurnEvent::Done(_) | TurnEvent::Error { .. });
+            return Some(match ev {
+                TurnEvent::Error { code, message } => self.public(code, message),
+                ev => ev,
+            });
+        }
+        let done = self.done.take()?;
+        if self.ended {
+            return None;
+        }
+        let e = turn_failure(done.await);
+        Some(self.logged(e))
+    }
+
+    /// An error event worded as the JSON route words the same error: Hermes'
+    /// internal address masked, server-side failures in general terms.
+    fn public(&self, code: String, message: String) -> TurnEvent {
+        match Kind::ALL.into_iter().find(|k| k.code() == code) {
+            Some(kind) => self.logged(Error::new(kind, message).into()),
+            None => TurnEvent::Error { code, message },
+        }
+    }
+
+    /// `e` as an event; what it hides goes to the server's log under the
+    /// request id (the access log line was written when the stream began).
+    fn logged(&self, e: ApiError) -> TurnEvent {
+        if let Some(d) = &e.detail {
+            eprintln!(
+                "hermes-operator serve: request {}: the chat turn failed: {d}",
+                self.rid
+            );
+        }
+        TurnEvent::Error {
+            code: e.code.into(),
+            message: e.message,
+        }
+    }
 }
 
 /// Who answers the turn's approval requests: with a personal API key, its

@@ -146,8 +146,10 @@ pub async fn search(
     let scope = caller.scope();
     let bytes = blocking(move || {
         let found = sessions::search(&st.app, &scope, &p.q, None, limit)?;
+        let titled = sessions::search_titles(&st.app, &scope, &p.q, None, limit)?;
         json_bytes(&serde_json::json!({
             "query": p.q,
+            "sessions": titled,
             "hits": found.hits,
             "scanned": found.scanned,
             "scan_truncated": found.scan_truncated,

@@ -115,8 +115,48 @@ fn rfc(epoch: f64) -> String {
 const SESSION_SQL: &str = "SELECT id, source, user_id, model, title, started_at, ended_at, end_reason, \
     COALESCE(message_count,0), COALESCE(tool_call_count,0), COALESCE(input_tokens,0), COALESCE(output_tokens,0), \
     COALESCE(cache_read_tokens,0), COALESCE(cache_write_tokens,0), COALESCE(reasoning_tokens,0), billing_provider, \
-    estimated_cost_usd, actual_cost_usd, cost_status, COALESCE(api_call_count,0), parent_session_id, archived != 0 \
+    estimated_cost_usd, actual_cost_usd, cost_status, COALESCE(api_call_count,0), parent_session_id, archived != 0, \
+    (SELECT m.content FROM messages m WHERE m.session_id = sessions.id AND m.role = 'user' ORDER BY m.id LIMIT 1) \
     FROM sessions";
+
+/// `display_title` and `display_title_fallback` as README says: the title,
+/// else the first user message (replay order) on one line, clipped to 60
+/// characters, else none.
+fn display_title(title: &Value, first: Option<String>) -> (Value, bool) {
+    if let Some(t) = title.as_str().map(str::trim).filter(|t| !t.is_empty()) {
+        return (json!(t), false);
+    }
+    let text = match first.as_deref().map(|f| (f, f.strip_prefix("\0json:"))) {
+        None => return (Value::Null, false),
+        Some((_, Some(parts))) => match serde_json::from_str::<Vec<Value>>(parts) {
+            Ok(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            Err(_) => return (Value::Null, false),
+        },
+        Some((f, None)) => f.to_string(),
+    };
+    let line = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.is_empty() {
+        return (Value::Null, false);
+    }
+    let mut it = line.chars();
+    let head: String = it.by_ref().take(60).collect();
+    let shown = if it.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    };
+    (json!(shown), true)
+}
 
 /// Sessions as the operator's JSON should show them (without `username`).
 fn sql_sessions(db: &Path, tail: &str, params: &[&dyn rusqlite::ToSql]) -> Vec<Value> {
@@ -152,6 +192,9 @@ fn sql_sessions(db: &Path, tail: &str, params: &[&dyn rusqlite::ToSql]) -> Vec<V
                 m.insert(k.to_string(), val(r.get_ref(i)?));
             }
             m.insert("archived".into(), json!(r.get::<_, bool>(21)?));
+            let (shown, fallback) = display_title(&m["title"], r.get(22)?);
+            m.insert("display_title".into(), shown);
+            m.insert("display_title_fallback".into(), json!(fallback));
             for k in ["started_at", "ended_at"] {
                 let e = m[&format!("{k}_epoch")].as_f64();
                 m.insert(k.into(), e.map(|e| json!(rfc(e))).unwrap_or(Value::Null));

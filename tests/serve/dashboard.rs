@@ -1045,11 +1045,39 @@ fn dashboard_in_headless_chromium() {
         Duration::from_secs(60),
     );
     assert!(cmd.as_str().unwrap().contains("chmod 777"), "{cmd}");
-    b.screenshot("13-approvals");
+    // The nav counts what waits for this user's answer (issue 22), at
+    // both widths and in both colour schemes.
+    for (w, h, dark) in [
+        (1280, 900, false),
+        (1280, 900, true),
+        (390, 844, false),
+        (390, 844, true),
+    ] {
+        b.set_view(w, h, dark);
+        let badge = b.wait_for(
+            "the nav's approval count",
+            "(() => { const c = document.querySelector('#nav-approvals #approvals-count'); \
+             return c && {count: c.firstChild.textContent, name: document.querySelector('#nav-approvals').textContent, \
+               color: getComputedStyle(c).color, bg: getComputedStyle(c).backgroundColor}; })()",
+            Duration::from_secs(30),
+        );
+        assert_eq!(badge["count"], "1", "{w}px: {badge}");
+        assert_eq!(badge["name"], "Approvals 1 waiting", "{w}px: {badge}");
+        assert_ne!(badge["color"], badge["bg"], "{w}px: {badge}");
+        b.screenshot(&format!(
+            "13-approvals-{w}-{}",
+            if dark { "dark" } else { "light" }
+        ));
+    }
+    b.set_view(1280, 900, false);
     b.click(".card.approval button[data-choice=once]");
     b.wait(
         "the list emptied",
         "!!document.querySelector('#approvals-empty')",
+    );
+    b.wait(
+        "the nav's count gone",
+        "document.querySelector('#nav-approvals')?.textContent === 'Approvals'",
     );
     let (status, body) = client_call.join().unwrap();
     assert_eq!(status, 200, "{body}");
@@ -1279,4 +1307,478 @@ fn fresh_install_every_view_every_role_both_widths_light_and_dark() {
     b.log_out();
     // admin 7 views, auditor 4, user 4, viewer 2; four ways each.
     assert_eq!(checked, 4 * 17, "{checked}");
+}
+
+/// Hermes' own schema (0.19), for a state.db written by the test itself.
+const HERMES_0_19_SCHEMA: &str = include_str!("../../src/store/state/hermes_0_19_schema.sql");
+
+/// The first message of the long untitled session.
+const FIRST_MESSAGE: &str =
+    "Why is the deploy of the blue service so slow today, and what changed since Monday?";
+
+/// A state.db with two of `user_id`'s operator sessions, as Hermes 0.19
+/// leaves API sessions: `long` untitled with `n` messages (the first a
+/// user's), `titled` with a title and one message.
+fn state_with_sessions(home: &Path, user_id: &str, long: &str, titled: &str, n: usize) {
+    let c = rusqlite::Connection::open(home.join("state.db")).unwrap();
+    c.execute_batch(HERMES_0_19_SCHEMA).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for (id, title, at) in [
+        (long, None, now - 60.0),
+        (titled, Some("Quarterly budget review"), now - 3600.0),
+    ] {
+        c.execute(
+            "INSERT INTO sessions (id, source, user_id, model, title, started_at, message_count) \
+             VALUES (?1, 'operator', ?2, 'fake-model', ?3, ?4, ?5)",
+            rusqlite::params![id, user_id, title, at, if title.is_some() { 1 } else { n }],
+        )
+        .unwrap();
+    }
+    for i in 0..n {
+        let (role, text) = if i == 0 {
+            ("user", FIRST_MESSAGE.to_string())
+        } else if i % 2 == 0 {
+            (
+                "user",
+                format!("Follow-up question number {i}: and then what?"),
+            )
+        } else {
+            ("assistant", format!("Answer {i}: a paragraph long enough to take a few lines on a phone, \
+                                   so that the conversation is taller than any screen it is shown on."))
+        };
+        c.execute(
+            "INSERT INTO messages (session_id, role, content, timestamp) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![long, role, text, now - 60.0 + i as f64],
+        )
+        .unwrap();
+    }
+    c.execute(
+        "INSERT INTO messages (session_id, role, content, timestamp) VALUES (?1, 'user', 'numbers please', ?2)",
+        rusqlite::params![titled, now - 3600.0],
+    )
+    .unwrap();
+}
+
+/// Issue 22, at 1280×900 and 390×844, light and dark, on a real install's
+/// header (not a demo) with Hermes down (a closed port) and sessions as
+/// Hermes 0.19 leaves them (untitled):
+/// - the header has no demo marker and no stray "null"/"undefined"/"false";
+/// - an untitled session is named by its first message (muted, marked as a
+///   fallback) in the list and on its page; search finds titles;
+/// - a chat turn with Hermes down shows the server's error (a new session:
+///   the JSON error status; a continued one: the stream's `error` event)
+///   and clears "Sending…";
+/// - in a session longer than the screen, the newest item ends up above the
+///   sticky message box.
+///
+/// axe-core finds no serious or critical violation on the views shown.
+#[test]
+fn issue_22_header_titles_chat_errors_and_following_both_widths_light_and_dark() {
+    let chromium = chromium_path();
+    let axe = axe_core_js();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/dashboard-issue-22");
+    let _ = fs::remove_dir_all(&artifacts);
+    fs::create_dir_all(&artifacts).unwrap();
+    let home = common::TestHome::new();
+    configure(home.path(), "");
+    let alice = add_user(home.path(), "alice", "user");
+    let (long, titled) = ("op_0000000a11ce", "op_0000000b0b00");
+    state_with_sessions(home.path(), &alice, long, titled, 40);
+    // The CLI names it the same way (one implementation in ops::sessions).
+    let listed = common::op_json(home.path(), &["session", "list"]);
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == long)
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(row["title"], Value::Null, "{row}");
+    assert_eq!(row["display_title_fallback"], true, "{row}");
+    assert!(
+        row["display_title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Why is the deploy of the blue service"),
+        "{row}"
+    );
+    // And `session search` finds the title as the dashboard's search does.
+    let o = common::op(home.path())
+        .args(["session", "search", "budget"])
+        .output()
+        .unwrap();
+    let out = common::stdout(&o);
+    assert!(o.status.success(), "{}", common::show(&o));
+    assert!(
+        out.contains(titled) && out.contains("Quarterly budget review"),
+        "{out}"
+    );
+    let server = Server::start(home.path());
+    let mut b = Browser::launch(&chromium, &artifacts);
+    b.open(&format!("{}/", server.base));
+    for (w, h, dark) in [
+        (1280, 900, false),
+        (1280, 900, true),
+        (390, 844, false),
+        (390, 844, true),
+    ] {
+        b.set_view(w, h, dark);
+        let what = format!("{w}px {}", if dark { "dark" } else { "light" });
+        b.log_in("alice", TEST_PASSWORD);
+        b.wait(
+            "alice's header",
+            "document.querySelector('#whoami')?.textContent === 'alice' \
+             && document.querySelector('.chat')?.dataset.ready === 'yes'",
+        );
+        b.eval(&format!("{axe}\n;true"));
+
+        // --- 1. the header of a real install: no demo marker, no stray text
+        let head = b.eval(
+            "({text: document.querySelector('header.top').innerText, \
+               demo: !!document.querySelector('#demo-badge'), \
+               loose: [...document.querySelector('#who').childNodes].filter((n) => n.nodeType !== 1) \
+                 .map((n) => n.textContent)})",
+        );
+        let text = head["text"].as_str().unwrap();
+        for bad in ["null", "undefined", "false", "Demo"] {
+            assert!(!text.contains(bad), "{what}: {bad:?} in the header: {head}");
+        }
+        assert_eq!(head["demo"], false, "{what}: {head}");
+        assert_eq!(
+            head["loose"],
+            json!([]),
+            "{what}: text outside elements: {head}"
+        );
+
+        // --- 2. untitled sessions named by their first message -------------
+        b.eval("location.hash = '#/sessions'; true");
+        let rows = b.wait(
+            "both sessions listed",
+            &format!(
+                "document.querySelector('tr[data-session-id={long}]') && document.querySelector('tr[data-session-id={titled}]') \
+                 && (() => {{ const t = (id) => document.querySelector(`tr[data-session-id=${{id}}] td a .title`); \
+                   const f = t({long}), g = t({titled}); \
+                   return {{fallback: f.textContent, fclass: f.className, fcolor: getComputedStyle(f).color, \
+                            ftip: f.title, title: g.textContent, tclass: g.className, tcolor: getComputedStyle(g).color}}; }})()",
+                long = js_str(long),
+                titled = js_str(titled)
+            ),
+        );
+        // The first 60 characters, clipped, in quotes.
+        let clipped: String = FIRST_MESSAGE.chars().take(60).collect();
+        assert_eq!(
+            rows["fallback"].as_str().unwrap(),
+            format!("“{clipped}…”"),
+            "{what}: {rows}"
+        );
+        assert_eq!(rows["fclass"], "title fallback", "{what}: {rows}");
+        assert!(
+            rows["ftip"].as_str().unwrap().contains("first message"),
+            "{rows}"
+        );
+        assert_eq!(rows["title"], "Quarterly budget review", "{what}: {rows}");
+        assert_eq!(rows["tclass"], "title", "{what}: {rows}");
+        assert_ne!(
+            rows["fcolor"], rows["tcolor"],
+            "{what}: the fallback is muted: {rows}"
+        );
+        let found = b.eval(
+            "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
+               .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id))",
+        );
+        assert_eq!(found, json!([]), "axe on the session list at {what}");
+        b.screenshot(&format!(
+            "{w}-{}-sessions",
+            if dark { "dark" } else { "light" }
+        ));
+        b.eval(&format!("location.hash = '#/session/{long}'; true"));
+        let h1 = b.wait(
+            "the untitled session's page",
+            "document.querySelector('#view-session')?.dataset.loaded === 'yes' \
+             && document.querySelector('#view-session h1 .title.fallback')?.textContent",
+        );
+        assert!(
+            h1.as_str().unwrap().starts_with("“Why is the deploy"),
+            "{what}: {h1}"
+        );
+        // Search: a word of a title finds the session (it is in no message).
+        b.eval("location.hash = '#/search/budget'; true");
+        let hit = b.wait(
+            "the title hit",
+            "document.querySelector('#view-search')?.dataset.loaded === 'yes' \
+             && [...document.querySelectorAll('#search-titles li')].map((li) => [li.dataset.sessionId, li.querySelector('a').textContent])",
+        );
+        assert_eq!(hit, json!([[titled, "Quarterly budget review"]]), "{what}");
+        b.eval("location.hash = '#/search/deploy'; true");
+        let hit = b.wait(
+            "the message hit",
+            &format!(
+                "document.querySelector('#view-search')?.dataset.loaded === 'yes' \
+                 && !!document.querySelector('#search-hits li[data-session-id={}]') \
+                 && !document.querySelector('#search-titles')",
+                js_str(long)
+            ),
+        );
+        assert_eq!(hit, true);
+
+        // --- 3. chat with Hermes down: the error shown, "Sending…" cleared --
+        b.eval("location.hash = '#/chat'; true");
+        b.wait(
+            "a new-session chat",
+            "location.hash === '#/chat' && document.querySelector('.chat')?.dataset.ready === 'yes' \
+             && document.querySelector('.chat').dataset.sessionId === ''",
+        );
+        b.type_into("#chat-input", "hello?");
+        b.click("#chat-send");
+        let r = b.wait(
+            "the new session's error",
+            "document.querySelector('.chat').dataset.turn === 'error' && document.querySelector('.chat').dataset.busy === 'no' \
+             && ({error: document.querySelector('#transcript .event.error').textContent, \
+                  status: document.querySelector('#chat-status').textContent, \
+                  send: document.querySelector('#chat-send').disabled})",
+        );
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("Hermes (the agent) is unavailable: Hermes is not reachable"),
+            "{what}: {r}"
+        );
+        assert_eq!(r["status"], "The message was not sent.", "{what}: {r}");
+        assert_eq!(r["send"], false, "{what}: {r}");
+
+        // --- 3 and 4: a long session continued: the stream's error event,
+        // and the newest item above the sticky message box ------------------
+        b.eval(&format!("location.hash = '#/chat/{long}'; true"));
+        b.wait(
+            "the long session in the chat",
+            &format!(
+                "document.querySelector('.chat')?.dataset.ready === 'yes' \
+                 && document.querySelector('.chat').dataset.sessionId === {} \
+                 && document.querySelectorAll('#transcript .msg').length === 40",
+                js_str(long)
+            ),
+        );
+        let tall = b.eval(
+            "document.querySelector('#transcript').getBoundingClientRect().height > 2 * window.innerHeight",
+        );
+        assert_eq!(tall, true, "{what}: the session is longer than the screen");
+        // Read from the top first: sending brings the end back.
+        b.eval("window.scrollTo(0, 0); true");
+        b.type_into("#chat-input", "and now?");
+        b.click("#chat-send");
+        let r = b.wait(
+            "the continued session's error",
+            "document.querySelector('.chat').dataset.turn === 'error' && document.querySelector('.chat').dataset.busy === 'no' \
+             && (() => { const last = document.querySelector('#transcript').lastElementChild; \
+                 const mine = [...document.querySelectorAll('#transcript .msg.user')].pop(); \
+                 const box = document.querySelector('#chat-form').getBoundingClientRect(); \
+                 const a = last.getBoundingClientRect(), m = mine.getBoundingClientRect(); \
+                 return {error: last.classList.contains('error') && last.textContent, \
+                   status: document.querySelector('#chat-status').textContent, mine: mine.textContent, \
+                   lastTop: a.top, lastBottom: a.bottom, mineTop: m.top, boxTop: box.top, height: window.innerHeight, \
+                   errors: document.querySelectorAll('#transcript .event.error').length}; })()",
+        );
+        assert!(
+            r["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Hermes is not reachable"),
+            "{what}: the stream's error event is shown: {r}"
+        );
+        assert_eq!(
+            r["errors"], 1,
+            "{what}: one error, no 'stream ended' second one: {r}"
+        );
+        assert_eq!(r["status"], "The turn failed.", "{what}: {r}");
+        let f = |k: &str| r[k].as_f64().unwrap();
+        assert!(
+            f("lastTop") >= 0.0
+                && f("lastBottom") <= f("boxTop") + 1.0
+                && f("boxTop") <= f("height"),
+            "{what}: the newest item is in view above the message box: {r}"
+        );
+        assert!(
+            f("mineTop") >= 0.0 && f("mineTop") < f("boxTop"),
+            "{what}: the message just sent is in view too: {r}"
+        );
+        let found = b.eval(
+            "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
+               .filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id))",
+        );
+        assert_eq!(found, json!([]), "axe on the chat at {what}");
+        b.screenshot(&format!(
+            "{w}-{}-chat-long-error",
+            if dark { "dark" } else { "light" }
+        ));
+        follow_unless_scrolled_up(&mut b, long, &what);
+        b.log_out();
+    }
+    // The page never threw nor broke the CSP; the one failed load is the
+    // new session's 502 (Hermes down), the answer under test.
+    let console = b.console_lines();
+    let bad: Vec<&String> = console
+        .iter()
+        .filter(|l| {
+            l.starts_with("EXCEPTION")
+                || l.contains("Content Security Policy")
+                || l.contains("Refused to")
+                || l.starts_with("console.error")
+                || (l.contains("Failed to load resource") && !l.contains("status of 502"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "console errors:\n{bad:#?}");
+    drop(server);
+}
+
+/// What the dashboard's chat reads when Hermes is down (a closed port),
+/// over plain HTTP: a new session's streamed turn fails before it starts,
+/// so `POST /api/chat` with `Accept: text/event-stream` answers the JSON
+/// route's very status and error body (not an empty 200); a continued
+/// session's stream ends with an `error` event carrying that message.
+#[test]
+fn streamed_chat_with_hermes_down_says_why() {
+    use serve_common::{client, send, token};
+    let home = common::TestHome::new();
+    configure(home.path(), "");
+    let alice = add_user(home.path(), "alice", "user");
+    let (long, titled) = ("op_0000000a11ce", "op_0000000b0b00");
+    state_with_sessions(home.path(), &alice, long, titled, 4);
+    let s = Server::start(home.path());
+    common::block_on(async {
+        let c = client();
+        let tok = token(&c, &s, "alice").await;
+        let chat = |body: Value, sse: bool| {
+            let rb = c.post(s.url("/api/chat")).bearer_auth(&tok).json(&body);
+            send(if sse {
+                rb.header("accept", "text/event-stream")
+            } else {
+                rb
+            })
+        };
+        let streamed = chat(json!({"message": "hello?"}), true).await;
+        let plain = chat(json!({"message": "hello?"}), false).await;
+        assert_eq!(streamed.status, 502, "{}", streamed.body);
+        assert_eq!(plain.status, 502, "{}", plain.body);
+        let e = streamed.json();
+        assert_eq!(e, plain.json(), "the same error either way");
+        assert_eq!(e["error"]["code"], "unavailable", "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Hermes (the agent) is unavailable: Hermes is not reachable"),
+            "{e}"
+        );
+        // A continued session: the stream has started (its session event),
+        // and its last event is the error.
+        let r = chat(json!({"message": "and now?", "session_id": long}), true).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let events: Vec<(&str, Value)> = r
+            .body
+            .split("\n\n")
+            .filter_map(|frame| {
+                let name = frame.lines().find_map(|l| l.strip_prefix("event: "))?;
+                let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((name, serde_json::from_str(data).unwrap()))
+            })
+            .collect();
+        let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names.first(), Some(&"session"), "{}", r.body);
+        assert_eq!(names.last(), Some(&"error"), "{}", r.body);
+        assert_eq!(
+            names
+                .iter()
+                .filter(|n| **n == "error" || **n == "done")
+                .count(),
+            1,
+            "{}",
+            r.body
+        );
+        // Worded as the JSON route words it: Hermes' address stays in the
+        // server's log.
+        let last = &events.last().unwrap().1;
+        let plain = chat(json!({"message": "and now?", "session_id": long}), false).await;
+        assert_eq!(plain.status, 502, "{}", plain.body);
+        assert_eq!(last["code"], plain.json()["error"]["code"], "{last}");
+        assert_eq!(last["message"], plain.json()["error"]["message"], "{last}");
+        let m = last["message"].as_str().unwrap();
+        assert!(
+            m.starts_with("Hermes (the agent) is unavailable: Hermes is not reachable")
+                && !m.contains("127.0.0.1"),
+            "{last}"
+        );
+        assert!(
+            s.log_with("the chat turn failed").contains("127.0.0.1"),
+            "what the event hides is in the server's log"
+        );
+    });
+}
+
+/// The end of the message box's top edge, and whether the transcript's
+/// newest item lies in view above it.
+const NEWEST_IN_VIEW: &str = "(() => { const last = document.querySelector('#transcript').lastElementChild; \
+     const a = last.getBoundingClientRect(), box = document.querySelector('#chat-form').getBoundingClientRect(); \
+     return a.top >= 0 && a.bottom <= box.top + 1; })()";
+
+/// Item 4's "unless the reader scrolled up", with a reply streamed by the
+/// test: `fetch` of `api/chat` answers a stream the test writes SSE frames
+/// into (Hermes is down here; the page's own parser reads them).
+fn follow_unless_scrolled_up(b: &mut Browser, session: &str, what: &str) {
+    b.eval(
+        "(() => { window.__realFetch = window.__realFetch || window.fetch; \
+           window.fetch = (url, init) => { \
+             if (!String(url).endsWith('api/chat')) return window.__realFetch(url, init); \
+             const body = new ReadableStream({ start(c) { \
+               window.__sse = (name, data) => c.enqueue(new TextEncoder().encode( \
+                 `event: ${name}\\ndata: ${JSON.stringify(data)}\\n\\n`)); \
+               window.__end = () => c.close(); } }); \
+             return Promise.resolve(new Response(body, {status: 200, headers: {'content-type': 'text/event-stream'}})); }; \
+           window.__sse = null; return true; })()",
+    );
+    b.type_into("#chat-input", "tell me more");
+    b.click("#chat-send");
+    b.wait("the test's stream", "!!window.__sse");
+    b.eval(&format!(
+        "__sse('session', {{session_id: {}, new: false}}); __sse('run_started', {{run_id: 'run_test'}}); \
+         __sse('delta', {{text: 'The first words of the reply.'}}); true",
+        js_str(session)
+    ));
+    b.wait(
+        "the reply's first words in view",
+        &format!("document.querySelector('#transcript .msg.assistant.streaming')?.dataset.deltas === '1' && {NEWEST_IN_VIEW}"),
+    );
+    // The reader scrolls up to read: the growing reply does not pull them down.
+    b.eval("window.scrollTo(0, 0); true");
+    b.wait("scrolled to the top", "window.scrollY === 0");
+    std::thread::sleep(Duration::from_millis(200)); // the scroll event is delivered
+    b.eval("__sse('delta', {text: ' More words.'.repeat(40)}); __sse('tool_started', {tool: 'terminal', preview: 'ls'}); true");
+    let r = b.wait(
+        "the reply grown while scrolled up",
+        "document.querySelector('#transcript .event.tool') && ({y: window.scrollY, newest: \
+           (() => { const a = document.querySelector('#transcript').lastElementChild.getBoundingClientRect(); \
+             return a.top >= 0 && a.bottom <= window.innerHeight; })()})",
+    );
+    assert_eq!(
+        r,
+        json!({"y": 0, "newest": false}),
+        "{what}: stays where the reader is"
+    );
+    // Back at the end: following again.
+    b.eval("window.scrollTo(0, document.documentElement.scrollHeight); true");
+    std::thread::sleep(Duration::from_millis(200));
+    b.eval("__sse('tool_completed', {tool: 'terminal', duration: 0.5}); true");
+    b.wait(
+        "the newest item in view again",
+        &format!(
+            "document.querySelectorAll('#transcript .event.tool').length === 2 && {NEWEST_IN_VIEW}"
+        ),
+    );
+    b.eval("__sse('done', {session_id: 'x', output: ''}); __end(); window.fetch = window.__realFetch; true");
+    b.wait(
+        "the faked turn done",
+        "document.querySelector('.chat').dataset.turn === 'done' && document.querySelector('.chat').dataset.busy === 'no'",
+    );
 }

@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
                 (Some(n), _) => cell(n, 24),
                 (None, u) => opt_cell(u.as_deref(), 24),
             },
-            opt_cell(s.title.as_deref(), 40),
+            title_cell(i),
             opt_cell(s.model.as_deref(), 30),
             when(s.started_at.as_deref()),
             s.message_count.to_string(),
@@ -87,4 +87,14 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         }
     ));
     Ok(())
+}
+
+/// The title column: the title, or the first message in quotes (the same
+/// fallback as the dashboard's, from `ops::sessions`), or —.
+fn title_cell(i: &sessions::SessionInfo) -> String {
+    match (&i.display_title, i.display_title_fallback) {
+        (Some(t), true) => format!("“{}”", cell(t, 38)),
+        (Some(t), false) => cell(t, 40),
+        (None, _) => opt_cell(None, 40),
+    }
 }

@@ -23,17 +23,37 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         .as_deref()
         .map(|u| super::user_id_of(ctx, u))
         .transpose()?;
-    let found = crate::ops::sessions::search(
-        &ctx.app,
-        &super::scope(a.all_sources),
-        &a.query,
-        user_id.as_deref(),
-        a.limit,
-    )?;
+    let scope = super::scope(a.all_sources);
+    let found =
+        crate::ops::sessions::search(&ctx.app, &scope, &a.query, user_id.as_deref(), a.limit)?;
     let hits = &found.hits;
     if ctx.out.json {
         // An array of hits, each saying how it was found (`matched_by`).
         return ctx.out.json(hits);
+    }
+    // Titles are not messages: sessions named by the words come first (the
+    // dashboard's search shows the same, from the same function).
+    let titled = crate::ops::sessions::search_titles(
+        &ctx.app,
+        &scope,
+        &a.query,
+        user_id.as_deref(),
+        a.limit,
+    )?;
+    if !titled.is_empty() {
+        let mut t = ctx.out.table(&["session", "title", "started (UTC)"]);
+        for i in &titled {
+            t.add_row(vec![
+                cell(&i.session.id, 40),
+                opt_cell(i.session.title.as_deref(), 60),
+                when(i.session.started_at.as_deref()),
+            ]);
+        }
+        ctx.out.print_table(&t)?;
+        ctx.out.info(format!(
+            "{} session(s) with these words in the title",
+            titled.len()
+        ));
     }
     let mut t = ctx
         .out

@@ -37,12 +37,45 @@ function navItems() {
   if (me.user.must_change_password) return [['account', 'Account']];
   const items = [];
   if (me.may.chat) items.push(['chat', 'Chat']);
-  if (me.may.answer_approvals) items.push(['approvals', 'Approvals']);
+  if (me.may.answer_approvals) items.push(['approvals', approvalsLabel()]);
   items.push(['sessions', me.may.read_all_sessions ? 'All sessions' : 'My sessions']);
   if (me.may.audit) items.push(['audit', 'Audit'], ['events', 'Events']);
   if (me.may.manage_users) items.push(['users', 'Users']);
   items.push(['account', 'Account']);
   return items;
+}
+
+/** How many approval requests wait for this user's answer (the nav's badge). */
+let waiting = 0;
+let waitingTimer = null;
+
+/** "Approvals" in the nav, with the waiting count when there is one. */
+function approvalsLabel() {
+  if (!waiting) return 'Approvals';
+  return ['Approvals ', h('span', { class: 'count', id: 'approvals-count', title: `${waiting} waiting for your answer` },
+    String(waiting), h('span', { class: 'visually-hidden' }, ' waiting'))];
+}
+
+/** Asks the server how many approvals wait (every 10 s while logged in, and
+ * on every page change): a request from a personal API key or another tab
+ * waits for an answer nobody sees unless the nav says so. */
+async function refreshWaiting() {
+  if (!me || !me.may.answer_approvals || me.user.must_change_password) return;
+  let n;
+  try {
+    n = (await api('api/approvals')).length;
+  } catch {
+    return; // the views say what is wrong; the badge just stays as it was
+  }
+  if (!me || n === waiting) return;
+  waiting = n;
+  const a = document.getElementById('nav-approvals');
+  if (a) a.replaceChildren(...[approvalsLabel()].flat());
+}
+
+function watchWaiting() {
+  clearInterval(waitingTimer);
+  waitingTimer = me && me.may.answer_approvals ? setInterval(refreshWaiting, 10000) : null;
 }
 
 function renderHeader(current) {
@@ -58,16 +91,21 @@ function renderHeader(current) {
       id: `nav-${name}`,
       'aria-current': name === active ? 'page' : null,
     }, label)))));
-  who.replaceChildren(
+  // Filtered: the DOM's own replaceChildren(null) inserts the text "null"
+  // (h() skips null children, replaceChildren does not): every non-demo
+  // install showed it in the header.
+  who.replaceChildren(...[
     me.demo ? h('span', { class: 'badge demo', id: 'demo-badge', title: 'Sample data in a throwaway home: `hermes-operator demo`' }, 'Demo') : null,
     h('span', { id: 'whoami' }, me.user.username),
     h('span', { class: 'role' }, me.user.role),
-    h('button', { type: 'button', id: 'logout', class: 'secondary', onclick: doLogout }, 'Log out'));
+    h('button', { type: 'button', id: 'logout', class: 'secondary', onclick: doLogout }, 'Log out'),
+  ].filter(Boolean));
 }
 
 async function doLogout() {
   await logout();
   me = null;
+  watchWaiting();
   resetChat();
   history.replaceState(null, '', location.pathname);
   render();
@@ -97,6 +135,8 @@ function loginView(message) {
       pass.value = '';
       code.value = '';
       me = await api('api/me');
+      waiting = 0;
+      watchWaiting();
       if (!route().name) location.hash = defaultRoute();
       render();
     } catch (err) {
@@ -152,6 +192,7 @@ function render() {
     return;
   }
   renderHeader(name);
+  refreshWaiting();
   document.title = `${TITLES[name]}${arg ? ` ${arg}` : ''} · hermes-operator`;
   const el = h('section', { class: 'view', id: `view-${name}` });
   // Before Hermes' first run: one calm notice above every view.
@@ -164,17 +205,21 @@ function render() {
 
 setOnExpired(() => {
   me = null;
+  watchWaiting();
   resetChat();
   expiredMessage = 'Your login has expired; please log in again.';
   render();
 });
 
 window.addEventListener('hashchange', render);
+// Views that see approvals come and go (approvals.js, chat.js) say so.
+window.addEventListener('approvals-changed', refreshWaiting);
 
 async function boot() {
   if (hasTokens()) {
     try {
       me = await api('api/me');
+      watchWaiting();
     } catch (err) {
       me = null;
       if (err.status === 401) return; // the expiry handler showed the login

@@ -26,6 +26,7 @@ export async function approvalsView(el) {
     const sig = JSON.stringify(pending.map((p) => [p.session_id, p.request_id, p.waiting_since]));
     if (sig === shown) return; // keep focus and half-read text while nothing changed
     shown = sig;
+    window.dispatchEvent(new Event('approvals-changed')); // the nav's count
     if (!pending.length) {
       list.replaceChildren(h('p', { class: 'muted', id: 'approvals-empty' }, 'Nothing is waiting for an answer.'));
       return;

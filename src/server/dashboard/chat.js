@@ -37,7 +37,10 @@ export async function chatView(el, me, sessionId) {
   picker.addEventListener('change', () => {
     location.hash = picker.value ? `#/chat/${encodeURIComponent(picker.value)}` : '#/chat';
   });
-  const transcript = h('ol', { class: 'transcript', id: 'transcript', role: 'log', 'aria-label': 'Conversation' });
+  const transcript = h('ol', { class: 'transcript', id: 'transcript' });
+  // The live region wraps the list: role=log on the <ol> itself would take
+  // its list role away, leaving every message an <li> outside a list.
+  const conversation = h('div', { role: 'log', 'aria-label': 'Conversation' }, transcript);
   const input = h('textarea', {
     id: 'chat-input', rows: 3, required: true,
     placeholder: 'Message to the agent — Enter sends, Shift+Enter starts a new line',
@@ -51,7 +54,7 @@ export async function chatView(el, me, sessionId) {
     h('div', { class: 'chat-head' },
       h('h1', null, 'Chat'),
       h('label', { for: 'chat-session' }, 'Session'), picker),
-    transcript, status, form);
+    conversation, status, form);
 
   const setSession = (id) => {
     st.sessionId = id;
@@ -59,7 +62,35 @@ export async function chatView(el, me, sessionId) {
   };
   setSession(st.sessionId);
 
-  const scroll = () => transcript.lastElementChild?.scrollIntoView({ block: 'nearest' });
+  // The composer is sticky at the bottom of the window and covers the
+  // end of a long transcript: "visible" means above its top edge, and the
+  // page follows the newest message only while the reader is at the end
+  // (scrolling up to read earlier messages stops the following).
+  const visibleBottom = () => Math.min(window.innerHeight, form.getBoundingClientRect().top);
+  const atEnd = () => {
+    const last = transcript.lastElementChild;
+    return !last || last.getBoundingClientRect().bottom <= visibleBottom() + 48;
+  };
+  const scroll = (force) => {
+    const last = transcript.lastElementChild;
+    if (!last || !st.root.isConnected || !(force || st.follow)) return;
+    const r = last.getBoundingClientRect();
+    const room = visibleBottom() - 8;
+    if (r.height > room) {
+      // A message taller than the space shows its start, not its end.
+      if (r.top < 0 || r.top > room) window.scrollBy(0, r.top - 8);
+    } else if (r.bottom > visibleBottom()) {
+      window.scrollBy(0, r.bottom - visibleBottom() + 8);
+    }
+  };
+  st.follow = true;
+  window.addEventListener('scroll', function onScroll() {
+    if (!st.root.isConnected) {
+      window.removeEventListener('scroll', onScroll);
+      return;
+    }
+    st.follow = atEnd();
+  }, { passive: true });
   const event = (cls, ...content) => {
     const li = h('li', { class: `event ${cls}` }, ...content);
     transcript.appendChild(li);
@@ -115,7 +146,9 @@ export async function chatView(el, me, sessionId) {
     setBusy(true);
     st.root.dataset.turn = 'running';
     transcript.appendChild(renderMessage({ role: 'user', content: text }));
-    scroll();
+    // Sending is the reader's own act: back to the end, and follow the reply.
+    st.follow = true;
+    scroll(true);
     status.textContent = 'Sending…';
     let bubble = null;
     let textNode = null;
@@ -161,9 +194,11 @@ export async function chatView(el, me, sessionId) {
         case 'approval_request':
           bubble = null;
           pending = approvalCard(ev);
+          window.dispatchEvent(new Event('approvals-changed')); // the nav's count
           status.textContent = 'Waiting for your approval…';
           break;
         case 'approval_decision': {
+          window.dispatchEvent(new Event('approvals-changed'));
           const what = `${DECIDED[ev.choice] || ev.choice} by ${ev.decided_by}`;
           const note = ev.applied ? '' : ' (not applied: the run had already moved on)';
           if (pending) {
@@ -204,6 +239,7 @@ export async function chatView(el, me, sessionId) {
       await chatStream({ message: text, session_id: st.sessionId || undefined }, onEvent);
       if (!ended) {
         event('error', errorBox(new Error('The stream ended before the turn finished; reopen the session to see what was recorded.')));
+        status.textContent = 'The turn did not finish.';
         st.root.dataset.turn = 'error';
       }
     } catch (err) {
@@ -257,7 +293,7 @@ export async function chatView(el, me, sessionId) {
         const node = renderMessage(m);
         if (node) transcript.appendChild(node);
       }
-      scroll();
+      scroll(true);
     }
   } catch (err) {
     event('error', errorBox(err));

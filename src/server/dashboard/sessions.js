@@ -8,8 +8,20 @@ import { h, errorBox, notice, fmtTime, fmtUsd, fmtInt, link, table, contentText,
 
 const PAGE = 50;
 
+/** A session's name as text: its title, else the server's fallback (the
+ * start of its first message, in quotes: Hermes 0.19 titles no API
+ * session), else "(untitled)". Used where only text fits (<option>). */
 export function sessionTitle(s) {
-  return s.title && s.title.trim() ? s.title : '(untitled)';
+  if (s.title && s.title.trim()) return s.title;
+  if (s.display_title) return s.display_title_fallback ? `“${s.display_title}”` : s.display_title;
+  return '(untitled)';
+}
+
+/** The same as an element: a fallback is muted and says what it is. */
+export function titleNode(s) {
+  const text = sessionTitle(s);
+  if (s.title && s.title.trim()) return h('span', { class: 'title' }, text);
+  return h('span', { class: 'title fallback', title: s.display_title ? 'Untitled: the start of its first message' : null }, text);
 }
 
 export async function sessionListView(el, me) {
@@ -110,9 +122,9 @@ export async function sessionListView(el, me) {
 
 /** The search box: submitting goes to #/search/QUERY. */
 function searchForm(q) {
-  const input = h('input', { id: 'search-q', name: 'q', type: 'search', value: q, placeholder: 'words in messages', size: 28, required: true });
+  const input = h('input', { id: 'search-q', name: 'q', type: 'search', value: q, placeholder: 'words in titles or messages', size: 28, required: true });
   const form = h('form', { class: 'inline', role: 'search', id: 'search-form' },
-    h('label', { for: 'search-q' }, 'Search messages'), input,
+    h('label', { for: 'search-q' }, 'Search'), input,
     h('button', { type: 'submit', class: 'secondary' }, 'Search'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -138,6 +150,15 @@ export async function searchView(el, me, q) {
   if (!q) return;
   const r = await api('api/search', { query: { q, limit: 100 } });
   const hits = r.hits || [];
+  // Titles are not messages: sessions named by the words come first.
+  const titled = r.sessions || [];
+  if (titled.length) {
+    el.append(h('h2', null, 'Sessions by title'),
+      h('ul', { class: 'hits', id: 'search-titles' }, titled.map((s) =>
+        h('li', { dataset: { sessionId: s.id } },
+          link(['session', s.id], titleNode(s)), ' ', h('span', { class: 'id' }, s.id)))),
+      h('h2', null, 'Messages'));
+  }
   el.appendChild(h('p', { class: 'muted', id: 'search-count' },
     `${hits.length}${hits.length === 100 ? '+' : ''} message(s) match${me.may.read_all_sessions ? '' : ' in your sessions'}.`));
   const list = h('ol', { class: 'hits', id: 'search-hits' }, hits.map((x) =>
@@ -154,7 +175,7 @@ export function sessionRow(s, me) {
   if (me.may.chat && s.user_id === me.user.id) actions.push(link(['chat', s.id], 'Continue'));
   if (me.may.audit) actions.push(link(['replay', s.id], 'Replay', { class: 'replay-link' }));
   return h('tr', { dataset: { sessionId: s.id } },
-    h('td', null, link(['session', s.id], sessionTitle(s)), h('div', { class: 'id' }, s.id)),
+    h('td', null, link(['session', s.id], titleNode(s)), h('div', { class: 'id' }, s.id)),
     h('td', null, s.username || s.user_id || '—'),
     h('td', null, s.model || '—'),
     h('td', null, fmtTime(s.started_at_epoch || s.started_at)),
@@ -171,7 +192,7 @@ export async function sessionView(el, me, id) {
   if (me.may.audit) links.push(link(['replay', s.id], 'Audit replay', { class: 'replay-link' }));
   el.append(
     h('p', { class: 'crumbs' }, link(['sessions'], '← Sessions')),
-    h('h1', null, sessionTitle(s)),
+    h('h1', null, titleNode(s)),
     h('dl', { class: 'facts' },
       fact('Session', s.id), fact('User', s.username || s.user_id || '—'),
       fact('Model', s.model || '—'), fact('Started', fmtTime(s.started_at_epoch || s.started_at)),
@@ -207,7 +228,7 @@ function sessionActions(s, me) {
       try {
         const r = await api(`api/sessions/${encodeURIComponent(s.id)}`, { method: 'PATCH', body: { title: title.value } });
         out.replaceChildren(notice(r.changed ? 'Renamed.' : 'The title did not change.'));
-        document.querySelector('#view-session h1')?.replaceChildren(sessionTitle(r.session));
+        document.querySelector('#view-session h1')?.replaceChildren(titleNode(r.session));
       } catch (err) {
         out.replaceChildren(errorBox(err));
       }

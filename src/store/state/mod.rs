@@ -174,6 +174,12 @@ pub struct Session {
     pub api_call_count: i64,
     pub parent_session_id: Option<String>,
     pub archived: bool,
+    /// The start of the first user message (replay order), read only for
+    /// sessions without a title: Hermes 0.19 titles no API session, so the
+    /// front ends name untitled sessions by it (`ops::sessions`'s
+    /// `display_title`). Not a column of Hermes': never serialised here.
+    #[serde(skip)]
+    pub first_user_message: Option<String>,
 }
 
 impl Session {
@@ -656,6 +662,51 @@ mod tests {
             crate::Kind::Usage
         );
         assert!(plan_search(&"a".repeat(512), &caps).is_ok());
+    }
+
+    #[test]
+    fn untitled_sessions_carry_their_first_user_message_and_titles_are_searchable() {
+        let d = tempfile::tempdir().unwrap();
+        let p = make_db(d.path());
+        seed(&p, 0, 300);
+        let c = Connection::open(&p).unwrap();
+        // Replay order is by id; the assistant's message comes first, the
+        // second user message has an earlier timestamp than nothing else.
+        c.execute_batch(
+            "INSERT INTO messages (session_id, role, content, timestamp) VALUES ('op_000000000001', 'assistant', 'hi', 2);
+             INSERT INTO messages (session_id, role, content, timestamp) VALUES ('op_000000000001', 'user', 'first question', 3);
+             INSERT INTO messages (session_id, role, content, timestamp) VALUES ('op_000000000001', 'user', 'second question', 4);
+             INSERT INTO messages (session_id, role, content, timestamp) VALUES ('op_000000000002', 'user', 'titled anyway', 2);
+             UPDATE sessions SET title = 'Deploy the Blue service' WHERE id = 'op_000000000002';
+             UPDATE sessions SET title = 'deploy red' WHERE id = 'op_000000000003';",
+        )
+        .unwrap();
+        let db = StateDb::open_readonly(&p).unwrap();
+        let first = |id| db.get_session(id).unwrap().unwrap().first_user_message;
+        assert_eq!(first("op_000000000001").as_deref(), Some("first question"));
+        assert_eq!(first("op_000000000002"), None, "titled: not read");
+        assert_eq!(first("op_000000000004"), None, "no messages");
+        let op = RowFilter {
+            operator_only: true,
+            user_id: None,
+        };
+        let ids = |q: &str, rows: &RowFilter| -> Vec<String> {
+            db.search_titles(q, rows, 10)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id)
+                .collect()
+        };
+        // Newest first; every word; ASCII case-insensitive; `%` is literal.
+        assert_eq!(ids("DEPLOY", &op), ["op_000000000003", "op_000000000002"]);
+        assert_eq!(ids("deploy blue", &op), ["op_000000000002"]);
+        assert!(ids("100%", &op).is_empty());
+        let u_b = RowFilter {
+            operator_only: true,
+            user_id: Some("u_b".into()),
+        };
+        // op_…2 belongs to u_b (i % 3 != 0), op_…3 to u_a.
+        assert_eq!(ids("deploy", &u_b), ["op_000000000002"]);
     }
 
     #[test]

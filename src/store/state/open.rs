@@ -9,6 +9,10 @@ pub(super) enum Guarded<T> {
     Conflict(String),
 }
 
+const FIRST_USER_MESSAGE: &str = "CASE WHEN s.title IS NULL OR trim(s.title) = '' THEN \
+     (SELECT substr(m.content, 1, 2000) FROM messages m \
+      WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.timestamp, m.id LIMIT 1) END";
+
 impl StateDb {
     /// Open for reading. Never creates state.db; works while Hermes writes (WAL).
     pub fn open_readonly(path: &Path) -> Result<Self> {
@@ -79,13 +83,19 @@ impl StateDb {
         })
     }
 
+    /// The first user message's start, only for an untitled session (CASE
+    /// evaluates the subquery only then). Walking `idx_messages_session`
+    /// (session_id, timestamp; rowid = id trailing) in order stops at the
+    /// first user row without sorting; the content is cut in SQL so a huge
+    /// first message is never read whole.
     fn session_cols(archived: bool) -> String {
         let archived = if archived { "s.archived" } else { "0" };
         format!(
             "s.id, s.source, s.user_id, s.model, s.title, s.started_at, s.ended_at, s.end_reason, \
              s.message_count, s.tool_call_count, s.input_tokens, s.output_tokens, s.cache_read_tokens, \
              s.cache_write_tokens, s.reasoning_tokens, s.billing_provider, s.estimated_cost_usd, \
-             s.actual_cost_usd, s.cost_status, s.api_call_count, s.parent_session_id, {archived}"
+             s.actual_cost_usd, s.cost_status, s.api_call_count, s.parent_session_id, {archived}, \
+             {FIRST_USER_MESSAGE}"
         )
     }
 

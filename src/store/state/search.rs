@@ -257,3 +257,46 @@ pub(super) fn unescape_like(s: &str) -> String {
     }
     out
 }
+
+impl StateDb {
+    /// Sessions whose title contains every whitespace-separated term
+    /// (`LIKE`: ASCII case-insensitive), newest first, at most `limit`.
+    /// Titles are not in Hermes' message index; sessions are few enough
+    /// (one row each) for a scan.
+    pub fn search_titles(&self, query: &str, rows: &RowFilter, limit: i64) -> Result<Vec<Session>> {
+        use rusqlite::types::Value;
+        let terms: Vec<String> = query_terms(query).into_iter().map(escape_like).collect();
+        if terms.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut p: Vec<Value> = Vec::new();
+        let mut wh = vec!["s.title IS NOT NULL".to_string()];
+        for t in terms {
+            p.push(Value::Text(format!("%{t}%")));
+            wh.push(format!(r"s.title LIKE ?{} ESCAPE '\'", p.len()));
+        }
+        if rows.operator_only {
+            wh.push(OPERATOR_ROW_S.to_string());
+        }
+        if let Some(u) = &rows.user_id {
+            p.push(Value::Text(u.clone()));
+            wh.push(format!("s.user_id = ?{}", p.len()));
+        }
+        p.push(Value::Integer(limit));
+        let sql = format!(
+            "SELECT {} FROM sessions s WHERE {} ORDER BY s.started_at DESC, s.rowid LIMIT ?{}",
+            self.session_cols,
+            wh.join(" AND "),
+            p.len()
+        );
+        let mut st = self
+            .conn
+            .prepare(&sql)
+            .map_err(self.err("searching titles"))?;
+        let found = st
+            .query_map(params_from_iter(p.iter()), session_from_row)
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.err("searching titles"))?;
+        Ok(found)
+    }
+}

@@ -73,6 +73,7 @@ pub(super) fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
         api_call_count: int(r, 19)?,
         parent_session_id: opt_text(r, 20)?,
         archived: int(r, 21)? != 0,
+        first_user_message: opt_text(r, 22)?,
     })
 }
 
