@@ -127,6 +127,43 @@ pub fn set_disabled(app: &App, username: &str, disabled: bool) -> Result<User> {
     store.get(username)
 }
 
+/// A role and/or the disabled flag at once (`PATCH /api/users`): one
+/// users.db transaction, then one `user_changed` event per change.
+pub fn update_user(
+    app: &App,
+    username: &str,
+    role: Option<Role>,
+    disabled: Option<bool>,
+) -> Result<User> {
+    let store = app.users()?;
+    let u = store.get(username)?;
+    let role = role.filter(|r| *r != u.role);
+    let disabled = disabled.filter(|d| *d != u.disabled);
+    if role.is_none() && disabled.is_none() {
+        return Ok(u);
+    }
+    store.set_role_and_disabled(&u.id, role, disabled)?;
+    if let Some(r) = role {
+        app.record(
+            app.event(
+                EventKind::UserChanged,
+                json!({"username": u.username, "change": "role", "from": u.role, "to": r, "tokens_revoked": true}),
+            )
+            .user(&u.id),
+        )?;
+    }
+    if let Some(d) = disabled {
+        app.record(
+            app.event(
+                EventKind::UserChanged,
+                json!({"username": u.username, "change": if d {"disabled"} else {"enabled"}, "tokens_revoked": d || role.is_some()}),
+            )
+            .user(&u.id),
+        )?;
+    }
+    store.get(username)
+}
+
 pub fn delete_user(app: &App, username: &str) -> Result<User> {
     let store = app.users()?;
     let u = store.get(username)?;

@@ -24,8 +24,8 @@ pub struct Patch {
     disabled: Option<bool>,
 }
 
-/// `PATCH /api/users/{username}` `{role?, disabled?}`: a role change or
-/// disabling revokes the user's tokens.
+/// `PATCH /api/users/{username}` `{role?, disabled?}`: both or neither (one
+/// transaction); a role change or disabling revokes the user's tokens.
 pub async fn patch(
     State(st): State<Arc<ServerState>>,
     AdminCaller(caller): AdminCaller,
@@ -39,15 +39,7 @@ pub async fn patch(
         ));
     }
     blocking_json(move || {
-        let app = st.app_as(caller.actor());
-        let mut u = app.users()?.get(&name)?;
-        if let Some(r) = role {
-            u = accounts::set_role(&app, &name, r)?;
-        }
-        if let Some(d) = p.disabled {
-            u = accounts::set_disabled(&app, &name, d)?;
-        }
-        Ok(u)
+        accounts::update_user(&st.app_as(caller.actor()), &name, role, p.disabled)
     })
     .await
 }

@@ -456,6 +456,50 @@ impl UserStore {
         )
     }
 
+    /// A role and/or the disabled flag in one transaction (`PATCH
+    /// /api/users`): both or neither, the last-admin rule judged on the
+    /// result, tokens and keys revoked once when either calls for it.
+    pub fn set_role_and_disabled(
+        &self,
+        id: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) -> Result<()> {
+        let now = now_rfc3339();
+        let demote = role.is_some_and(|r| r != Role::Admin);
+        let disable = disabled == Some(true);
+        let revoke = role.is_some() || disable;
+        let n = with_immediate(
+            &self.conn,
+            &self.path,
+            "changing role and disabled flag",
+            |tx| {
+                if demote || disable {
+                    if let Some(name) = last_enabled_admin(tx, id)? {
+                        let verb = if demote { "demote" } else { "disable" };
+                        return Ok(Err(last_admin_error(verb, &name)));
+                    }
+                }
+                let n = tx.execute(
+                &format!(
+                    "UPDATE users SET role = coalesce(?1, role), disabled = coalesce(?2, disabled), \
+                     updated_at = ?3{} WHERE id = ?4",
+                    if revoke { ", token_version = token_version + 1" } else { "" }
+                ),
+                params![role.map(Role::as_str), disabled.map(i64::from), now, id],
+            )?;
+                if revoke {
+                    keys::revoke_all_in(tx, id, "changing role and disabled flag")?;
+                }
+                Ok(Ok(n))
+            },
+        )??;
+        if n == 0 {
+            return Err(Error::not_found(format!("user {id} no longer exists")));
+        }
+        Ok(())
+    }
+
     pub fn record_login(&self, id: &str) -> Result<()> {
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "recording login", |tx| {
@@ -625,6 +669,34 @@ fn last_admin_error(verb: &str, username: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `PATCH /api/users` changes both or neither.
+    #[test]
+    fn role_and_disabled_change_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::open(&dir.path().join("users.db")).unwrap();
+        let root = s.insert("root", Role::Admin, "x").unwrap();
+        let c = s.insert("carol", Role::User, "x").unwrap();
+        s.set_role_and_disabled(&c.id, Some(Role::Viewer), Some(true))
+            .unwrap();
+        let after = s.get("carol").unwrap();
+        assert_eq!((after.role, after.disabled), (Role::Viewer, true));
+        assert_eq!(after.token_version, c.token_version + 1, "revoked once");
+        // The only enabled admin: neither half happens.
+        let e = s
+            .set_role_and_disabled(&root.id, Some(Role::Auditor), Some(false))
+            .unwrap_err();
+        assert_eq!(e.kind, crate::Kind::Conflict);
+        let e = s
+            .set_role_and_disabled(&root.id, None, Some(true))
+            .unwrap_err();
+        assert_eq!(e.kind, crate::Kind::Conflict);
+        let r = s.get("root").unwrap();
+        assert_eq!(
+            (r.role, r.disabled, r.token_version),
+            (Role::Admin, false, root.token_version)
+        );
+    }
 
     /// Turns are admitted one at a time while a budget is set, so settled
     /// spend at admission is at most `limit - amount` and the day ends below
