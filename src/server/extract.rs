@@ -195,7 +195,10 @@ fn token_caller(st: &ServerState, token: &str) -> Result<Caller, ApiError> {
     // One primary-key read on a pooled connection (microseconds): every
     // request sees password/role changes, disabling, deletion, logouts
     // and revoked logins at once, whichever `serve` process made them.
-    let user = st.token_user(&claims).map_err(ApiError::from)?;
+    // A SQLite read may wait on a busy lock: the worker tells the runtime
+    // (`block_in_place`) so other requests move to another worker meanwhile,
+    // without the hand-off to the blocking pool a `spawn_blocking` costs.
+    let user = tokio::task::block_in_place(|| st.token_user(&claims)).map_err(ApiError::from)?;
     let user = match user {
         Some((_, true)) => {
             return Err(ApiError::unauthorized(
@@ -232,8 +235,8 @@ fn token_caller(st: &ServerState, token: &str) -> Result<Caller, ApiError> {
 /// role change or disabling the owner take effect at once), then its scope
 /// for this request, then its rate.
 fn key_caller(parts: &Parts, st: &Arc<ServerState>, token: &str) -> Result<Caller, ApiError> {
-    let (key, user) = st
-        .key_user(token)
+    // Off the async worker's duty while SQLite reads (see `token_caller`).
+    let (key, user) = tokio::task::block_in_place(|| st.key_user(token))
         .map_err(ApiError::from)?
         .map_err(|r| ApiError::unauthorized(r.message()))?;
     key_allows(&parts.method, parts.uri.path(), key.scope).map_err(ApiError::forbidden)?;
