@@ -76,8 +76,9 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     }
     // Interactive: one session for the whole loop.
     let mut session = a.session.clone();
-    ctx.out
-        .info("type a message and press Enter; an empty line or Ctrl-D ends the chat");
+    ctx.out.info(
+        "type a message and press Enter; /help lists the commands; /quit, an empty line or Ctrl-D ends the chat",
+    );
     let stdin = std::io::stdin();
     loop {
         eprint!("{}> ", a.as_user);
@@ -95,10 +96,18 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
         if line.trim().is_empty() {
             break;
         }
+        let message = match read_line(line) {
+            Line::Quit => break,
+            Line::Help => {
+                ctx.out.info(CHAT_HELP);
+                continue;
+            }
+            Line::Message(m) => m,
+        };
         let req = TurnRequest {
             username: a.as_user.clone(),
             session_id: session.clone(),
-            message: line.to_string(),
+            message: message.to_string(),
             model: a.model.clone(),
             channel: Channel::Cli,
             toolsets: None,
@@ -116,6 +125,33 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             .info(format!("session {s}; continue it with --session {s}"));
     }
     Ok(())
+}
+
+/// What `/help` prints in the interactive chat.
+const CHAT_HELP: &str =
+    "commands (a line that is exactly one of these; anything else is a message):
+  /help          this list
+  /quit, /exit   end the chat (so do an empty line and Ctrl-D)
+  //text         send \"/text\" as a message (a leading / doubled)";
+
+/// One line typed in the interactive chat.
+#[derive(Debug, PartialEq, Eq)]
+enum Line<'a> {
+    Help,
+    Quit,
+    Message(&'a str),
+}
+
+/// Commands are whole lines: `/var is full, why?` stays a message (a
+/// person asks about paths), and `//help` sends `/help` to the agent. Before
+/// issue 22 `/quit` went to Hermes as a message and the chat went on.
+fn read_line(line: &str) -> Line<'_> {
+    match line.trim() {
+        "/help" | "/?" => Line::Help,
+        "/quit" | "/exit" => Line::Quit,
+        _ if line.starts_with("//") => Line::Message(&line[1..]),
+        _ => Line::Message(line),
+    }
 }
 
 async fn one_turn(
@@ -237,5 +273,25 @@ impl Approver for TerminalApprover {
             };
             Decision { choice, decided_by }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_commands_are_whole_lines() {
+        assert_eq!(read_line("/help"), Line::Help);
+        assert_eq!(read_line(" /? "), Line::Help);
+        assert_eq!(read_line("/quit"), Line::Quit);
+        assert_eq!(read_line("/exit"), Line::Quit);
+        assert_eq!(
+            read_line("/var is full, why?"),
+            Line::Message("/var is full, why?")
+        );
+        assert_eq!(read_line("/quit now"), Line::Message("/quit now"));
+        assert_eq!(read_line("//help"), Line::Message("/help"));
+        assert_eq!(read_line("hello"), Line::Message("hello"));
     }
 }

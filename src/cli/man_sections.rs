@@ -17,7 +17,7 @@ pub fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "audit-user" => &[("hermes-operator audit user alice | grep tool_call", "An account, its recent sessions and events; piped, every cell is whole.")],
         "audit-verify" => &[("hermes-operator audit verify --checkpoints /mnt/offhost/checkpoints.log", "Check the hash chain and signatures, and that no checkpointed event is gone.")],
         "chat" => &[
-            ("hermes-operator chat --as alice", "An interactive chat with Hermes as alice."),
+            ("hermes-operator chat --as alice", "An interactive chat; /help lists the commands, /quit ends it."),
             ("hermes-operator chat --as alice --approve-policy deny \"How full is /var?\"", "One message; dangerous commands are denied."),
         ],
         "completions" => &[("hermes-operator completions bash > ~/.local/share/bash-completion/completions/hermes-operator", "Install bash completion for this user.")],
