@@ -57,24 +57,38 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
         None => None,
     };
     if let Some(m) = message {
-        let req = TurnRequest {
-            username: a.as_user.clone(),
-            session_id: a.session.clone(),
-            message: m,
-            model: a.model.clone(),
-            channel: Channel::Cli,
-            toolsets: None,
-            stream: true,
-            key_id: None,
-            token_version: None,
-        };
+        let req = request(&a, a.session.clone(), m);
         return one_turn(ctx, &client, &req, approver).await.map(|_| ());
     }
     if !std::io::stdin().is_terminal() {
         return Err(Error::usage("no MESSAGE given and stdin is not a terminal")
             .hint("pass the message as an argument, or `-` to read it from stdin"));
     }
-    // Interactive: one session for the whole loop.
+    interactive(ctx, &a, &client, approver).await
+}
+
+/// A CLI turn of `a.as_user`.
+fn request(a: &Args, session_id: Option<String>, message: String) -> TurnRequest {
+    TurnRequest {
+        username: a.as_user.clone(),
+        session_id,
+        message,
+        model: a.model.clone(),
+        channel: Channel::Cli,
+        toolsets: None,
+        stream: true,
+        key_id: None,
+        token_version: None,
+    }
+}
+
+/// The interactive loop: one session for the whole loop.
+async fn interactive(
+    ctx: &Ctx,
+    a: &Args,
+    client: &HermesClient,
+    approver: &dyn Approver,
+) -> Result<()> {
     let mut session = a.session.clone();
     ctx.out.info(
         "type a message and press Enter; /help lists the commands; /quit, an empty line or Ctrl-D ends the chat",
@@ -104,18 +118,8 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
             }
             Line::Message(m) => m,
         };
-        let req = TurnRequest {
-            username: a.as_user.clone(),
-            session_id: session.clone(),
-            message: message.to_string(),
-            model: a.model.clone(),
-            channel: Channel::Cli,
-            toolsets: None,
-            stream: true,
-            key_id: None,
-            token_version: None,
-        };
-        match one_turn(ctx, &client, &req, approver).await {
+        let req = request(a, session.clone(), message.to_string());
+        match one_turn(ctx, client, &req, approver).await {
             Ok(o) => session = Some(o.session_id),
             Err(e) => ctx.out.error(&e),
         }
