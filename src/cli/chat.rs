@@ -167,7 +167,12 @@ async fn one_turn(
     let json = ctx.out.json;
     let out = ctx.out;
     let mut printed_text = false;
+    let before = chat::events_head(&ctx.app);
+    let mut turn_session = None;
     let mut on_event = |ev: TurnEvent| {
+        if let TurnEvent::Session { session_id, .. } = &ev {
+            turn_session = Some(session_id.clone());
+        }
         if json {
             let _ = out.json_line(&ev);
             return;
@@ -222,7 +227,35 @@ async fn one_turn(
             TurnEvent::Error { .. } | TurnEvent::RunStarted { .. } => {}
         }
     };
-    chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await
+    let outcome = chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await;
+    if !json {
+        if let Some(sid) = &turn_session {
+            say_blocked(ctx, sid, before);
+        }
+    }
+    outcome
+}
+
+/// The calls the hook refused in this turn, on stderr with the turn's other
+/// tool lines: Hermes' stream does not say so, and a person who only sees
+/// the model's answer would not know a tool was stopped (issue 22).
+fn say_blocked(ctx: &Ctx, session_id: &str, before: i64) {
+    match chat::blocked_calls(&ctx.app, session_id, before) {
+        Ok(calls) => {
+            for (tool, why) in calls {
+                ctx.out.warn(format!(
+                    "⛔ {} blocked by hermes-operator: {}",
+                    crate::output::sanitize(&tool),
+                    crate::output::sanitize(&why)
+                ));
+            }
+        }
+        // The turn itself went well; say only that this could not be checked.
+        Err(e) => ctx.out.warn(format!(
+            "could not read the event log for blocked tool calls: {}",
+            e.message
+        )),
+    }
 }
 
 /// `--approve`: a fixed policy, or the person at this terminal.
