@@ -9,7 +9,7 @@ use crate::ops::chat::{
     self, ApprovalChoice, ApprovalRequest, Approver, BoxFuture, Channel, Decision, PolicyApprover,
     TurnEvent, TurnRequest,
 };
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -93,23 +93,24 @@ async fn interactive(
     ctx.out.info(
         "type a message and press Enter; /help lists the commands; /quit, an empty line or Ctrl-D ends the chat",
     );
-    let stdin = std::io::stdin();
+    let mut editor = line_editor()?;
+    let prompt = format!("{}> ", crate::output::sanitize(&a.as_user));
     loop {
-        eprint!("{}> ", a.as_user);
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        if stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Error::internal(e.to_string()))?
-            == 0
-        {
-            break;
-        }
+        let line = match editor.readline(&prompt) {
+            Ok(l) => l,
+            // Ctrl-C drops the line being typed, as in a shell.
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(rustyline::error::ReadlineError::Eof) => break,
+            Err(e) => {
+                return Err(Error::internal(format!("reading the terminal: {e}")).with_source(e))
+            }
+        };
         let line = line.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             break;
         }
+        // In memory only: chat lines may hold secrets, so no history file.
+        let _ = editor.add_history_entry(line);
         let message = match read_line(line) {
             Line::Quit => break,
             Line::Help => {
@@ -129,6 +130,19 @@ async fn interactive(
             .info(format!("session {s}; continue it with --session {s}"));
     }
     Ok(())
+}
+
+/// Line editing and history (arrows, Ctrl-R) for the interactive loop.
+/// `PreferTerm`: the prompt and the echo go to the terminal itself, never
+/// to a redirected stdout, which stays the model's answers only.
+fn line_editor() -> Result<rustyline::DefaultEditor> {
+    let config = rustyline::Config::builder()
+        .behavior(rustyline::config::Behavior::PreferTerm)
+        .max_history_size(1000)
+        .map_err(|e| Error::internal(format!("line editor: {e}")))?
+        .build();
+    rustyline::DefaultEditor::with_config(config)
+        .map_err(|e| Error::internal(format!("starting the line editor: {e}")).with_source(e))
 }
 
 /// What `/help` prints in the interactive chat.

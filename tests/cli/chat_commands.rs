@@ -89,3 +89,18 @@ fn slash_exit_ends_the_chat_after_a_message() {
     assert!(out.contains("error:"), "the message was sent: {out}");
     assert_eq!(out.matches("alice> ").count(), 2, "{out}");
 }
+
+/// Line editing (rustyline): the up arrow recalls the previous line, here
+/// `/help`, so the list is printed twice.
+#[test]
+fn the_up_arrow_recalls_the_previous_line() {
+    let home = home();
+    let (status, out) = chat_typing(&home, &["/help", "\x1b[A", "/quit"]);
+    assert!(status.success(), "{status:?}: {out}");
+    assert_eq!(
+        out.matches("/quit, /exit   end the chat").count(),
+        2,
+        "{out}"
+    );
+    assert!(!out.contains("error:"), "{out}");
+}
