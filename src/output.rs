@@ -70,7 +70,7 @@ impl Output {
 
     pub fn print_table(&self, t: &Table) -> crate::Result<()> {
         if std::io::stdout().is_terminal() {
-            let text = fit_to_terminal(t, terminal_width()).to_string();
+            let text = fit_to_terminal(t, terminal_width());
             return self.line(text.lines().map(styled_hits).collect::<Vec<_>>().join("\n"));
         }
         self.line(t.to_string())
@@ -183,54 +183,189 @@ fn styled_hits(line: &str) -> String {
 /// A table for a terminal `width` columns wide: one line per row (a
 /// cell's lines joined by `⏎`), cells that do not fit cut with `…`.
 /// Columns of ids (`op_…`, `u_…`, `key_…`, or named like one) and numbers
-/// (event seq) keep their full width: a clipped id cannot be pasted into the
-/// next command.
-fn fit_to_terminal(t: &Table, width: u16) -> Table {
-    use comfy_table::{ColumnConstraint, Row};
-    let mut f = Table::new();
-    f.load_preset(PRESET)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(width)
-        .set_truncation_indicator("…")
-        // No word wrapping: a cell is cut at the column's width, not at the
-        // last space that fits (which could leave one word and `…`).
-        .set_delimiter('\0');
-    if let Some(h) = t.header() {
-        f.set_header(h.cell_iter().map(|c| c.content()));
-    }
-    for row in t.row_iter() {
-        let mut r = Row::from(
-            row.cell_iter()
-                .map(|c| c.content().replace('\n', "⏎ "))
-                .collect::<Vec<_>>(),
-        );
-        r.max_height(1);
-        f.add_row(r);
-    }
-    let headers: Vec<String> = f
+/// (event seq, tokens, costs, times) keep their full width: a clipped id
+/// cannot be pasted into the next command, and a clipped number reads as
+/// another number. When those alone leave too little room (issue 22: at 80
+/// columns `session list` wrapped its headers and cut its start times,
+/// tokens and costs), times lose their seconds, then whole columns are
+/// hidden in [`HIDE_ORDER`] — never cut to a meaningless sliver — and a
+/// last line says which, so nothing is dropped without a word.
+fn fit_to_terminal(t: &Table, width: u16) -> String {
+    let header: Vec<String> = t
         .header()
         .map(|h| h.cell_iter().map(|c| c.content()).collect())
         .unwrap_or_default();
-    for i in 0..f.column_count() {
-        // By name too: Hermes' native session ids (`--all-sources`) have
-        // no prefix of ours.
-        let named = headers
-            .get(i)
-            .is_some_and(|h| ID_HEADERS.contains(&h.as_str()));
-        let mut cells = f
-            .column_cells_iter(i)
-            .flatten()
-            .map(|c| c.content())
-            .filter(|c| !c.is_empty() && c != "—")
-            .peekable();
-        let ids = cells.peek().is_some() && cells.all(|c| is_id_or_number(&c));
-        if named || ids {
-            if let Some(col) = f.column_mut(i) {
-                col.set_constraint(ColumnConstraint::ContentWidth);
+    let mut rows: Vec<Vec<String>> = t
+        .row_iter()
+        .map(|r| {
+            r.cell_iter()
+                .map(|c| c.content().replace('\n', "⏎ "))
+                .collect()
+        })
+        .collect();
+    let layout = Layout::choose(&header, &mut rows, usize::from(width));
+    let mut text = layout.render(&header, &rows, width);
+    if !layout.hidden.is_empty() {
+        let note = format!(
+            "(not shown at {width} columns: {}; --json has them)",
+            layout.hidden.join(", ")
+        );
+        // Within the width too (it fits from 73 columns on).
+        text.push('\n');
+        text.push_str(&clip(&note, usize::from(width).saturating_sub(1)));
+    }
+    text
+}
+
+/// Which columns a terminal table shows, and which of them stay whole.
+struct Layout {
+    /// Indexes of the columns shown, in order.
+    shown: Vec<usize>,
+    /// Per column: ids and numbers, never cut.
+    whole: Vec<bool>,
+    /// Headers of the columns hidden.
+    hidden: Vec<&'static str>,
+}
+
+/// A column's cells that say something (not empty, not `—`).
+fn cells_of(rows: &[Vec<String>], i: usize) -> Vec<&str> {
+    rows.iter()
+        .filter_map(|r| r.get(i).map(String::as_str))
+        .filter(|c| !c.is_empty() && *c != "—")
+        .collect()
+}
+
+impl Layout {
+    /// Shortens `rows`' times when the table does not fit otherwise.
+    fn choose(header: &[String], rows: &mut [Vec<String>], width: usize) -> Layout {
+        let n = rows
+            .iter()
+            .map(Vec::len)
+            .chain([header.len()])
+            .max()
+            .unwrap_or(0);
+        let all = |rows: &[Vec<String>], i: usize, f: fn(&str) -> bool| {
+            let cells = cells_of(rows, i);
+            !cells.is_empty() && cells.into_iter().all(f)
+        };
+        let whole = (0..n)
+            .map(|i| {
+                // By name too: Hermes' native session ids (`--all-sources`)
+                // have no prefix of ours.
+                header
+                    .get(i)
+                    .is_some_and(|h| ID_HEADERS.contains(&h.as_str()))
+                    || all(rows, i, is_id_or_number)
+            })
+            .collect();
+        let times: Vec<bool> = (0..n).map(|i| all(rows, i, is_timestamp)).collect();
+        let mut l = Layout {
+            shown: (0..n).collect(),
+            whole,
+            hidden: Vec::new(),
+        };
+        if l.need(header, rows) > width {
+            for r in rows.iter_mut() {
+                for (i, c) in r.iter_mut().enumerate() {
+                    if times[i] && is_timestamp(c) {
+                        c.truncate(16);
+                    }
+                }
             }
         }
+        for name in HIDE_ORDER {
+            if l.need(header, rows) <= width {
+                break;
+            }
+            if let Some(i) = header.iter().position(|h| h == name) {
+                l.shown.retain(|&c| c != i);
+                l.hidden.push(name);
+            }
+        }
+        l
     }
-    f
+
+    /// The width the shown columns need: ids and numbers whole, text at
+    /// most [`MIN_TEXT`] (the rest of it may be cut).
+    fn need(&self, header: &[String], rows: &[Vec<String>]) -> usize {
+        let content: usize = self
+            .shown
+            .iter()
+            .map(|&i| {
+                let widest = cells_of(rows, i)
+                    .into_iter()
+                    .chain(header.get(i).map(String::as_str))
+                    .map(|c| c.chars().count())
+                    .max()
+                    .unwrap_or(1);
+                if self.whole[i] {
+                    widest
+                } else {
+                    widest.min(MIN_TEXT)
+                }
+            })
+            .sum();
+        // `│ ` before each column, ` ` after it, and the closing `│`.
+        content + 3 * self.shown.len() + 1
+    }
+
+    fn render(&self, header: &[String], rows: &[Vec<String>], width: u16) -> String {
+        use comfy_table::{ColumnConstraint, Row};
+        let pick = |r: &[String]| -> Row {
+            let mut row = Row::from(
+                self.shown
+                    .iter()
+                    .map(|&i| r.get(i).cloned().unwrap_or_default())
+                    .collect::<Vec<_>>(),
+            );
+            // Cut like any cell, never wrapped onto more lines.
+            row.max_height(1);
+            row
+        };
+        let mut f = Table::new();
+        f.load_preset(PRESET)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width)
+            .set_truncation_indicator("…")
+            // No word wrapping: a cell is cut at the column's width, not at
+            // the last space that fits (which could leave one word and `…`).
+            .set_delimiter('\0');
+        if !header.is_empty() {
+            f.set_header(pick(header));
+        }
+        for row in rows {
+            f.add_row(pick(row));
+        }
+        for (k, &i) in self.shown.iter().enumerate() {
+            if self.whole[i] {
+                if let Some(col) = f.column_mut(k) {
+                    col.set_constraint(ColumnConstraint::ContentWidth);
+                }
+            }
+        }
+        f.to_string()
+    }
+}
+
+/// The columns hidden, first to last, when a terminal is too narrow for
+/// every id and number in full. `source` first: without `--all-sources` it
+/// is `operator` on every row.
+const HIDE_ORDER: [&str; 5] = ["source", "model", "ended", "title", "user"];
+
+/// A text column narrower than this is hidden rather than shown (when it
+/// is in [`HIDE_ORDER`]); its cells are cut to fit otherwise.
+const MIN_TEXT: usize = 8;
+
+/// `2026-09-21 03:16:45`, as the tables print times.
+fn is_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 19
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 /// stdout's terminal width, else `$COLUMNS`, else 80.
@@ -246,12 +381,17 @@ fn terminal_width() -> u16 {
 /// Table headers of id columns (`session list`, `audit replay`, …).
 const ID_HEADERS: [&str; 6] = ["id", "session", "user id", "seq", "#", "msg"];
 
-/// `op_…`, `u_…`, `key_…` ids and plain integers (event seq, counts).
+/// `op_…`, `u_…`, `key_…` ids and numbers: integers (event seq, counts),
+/// decimals (costs), token pairs (`6649/662`) and times
+/// (`2026-09-21 03:16:45`).
 fn is_id_or_number(s: &str) -> bool {
     let id = ["op_", "u_", "key_"]
         .iter()
         .any(|p| s.starts_with(p) && !s.contains(char::is_whitespace));
-    id || (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))
+    let number = s.starts_with(|c: char| c.is_ascii_digit())
+        && s.ends_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_digit() || "./:- ".contains(c));
+    id || number
 }
 
 fn write_err(e: std::io::Error) -> crate::Error {
@@ -427,6 +567,127 @@ mod tests {
         let plain = with_hits("before the hit and after it, long");
         let marked = with_hits(&format!("before the {on}hit{off} and after it, long"));
         assert_eq!(marked.replace(['\u{2060}', '\u{2061}'], ""), plain);
+    }
+
+    /// Issue 22: `session list`'s columns at 80 and 120 columns. Headers
+    /// stay on one line; ids, token counts and costs are whole; times lose
+    /// only their seconds; columns that do not fit are hidden in
+    /// `HIDE_ORDER` and named on a last line.
+    /// Two rows of `session list` (without the constant `source`).
+    const SESSION_ROWS: [[&str; 9]; 2] = [
+        [
+            "op_fd12aabfe228",
+            "bob",
+            "—",
+            "deepseek/deepseek-chat",
+            "2026-09-21 03:16:45",
+            "6",
+            "16649/1662",
+            "10.0021",
+            "timeout",
+        ],
+        [
+            "op_216fdaeeb975",
+            "alice",
+            "東京の天気はどうですか operator 2",
+            "anthropic/claude-sonnet-4",
+            "2026-09-19 22:47:04",
+            "2",
+            "861/284",
+            "0.0068",
+            "user_exit",
+        ],
+    ];
+
+    #[test]
+    fn terminal_tables_at_80_and_120_columns_never_cut_numbers() {
+        let out = Output {
+            json: false,
+            color: false,
+        };
+        let mut t = out.table(&[
+            "id",
+            "source",
+            "user",
+            "title",
+            "model",
+            "started (UTC)",
+            "msgs",
+            "tokens in/out",
+            "cost $",
+            "ended",
+        ]);
+        let rows = SESSION_ROWS;
+        for r in &rows {
+            let mut cells = vec![r[0], "operator"];
+            cells.extend_from_slice(&r[1..]);
+            t.add_row(cells);
+        }
+        let at = |w: u16| {
+            let text = fit_to_terminal(&t, w);
+            for line in text.lines() {
+                assert!(
+                    unicode_width(line) <= usize::from(w),
+                    "{line:?} wider than {w}"
+                );
+            }
+            // Top border, header, separator, rows, bottom: no wrapped line.
+            let table_lines = text
+                .lines()
+                .filter(|l| l.starts_with(['┌', '│', '╞', '└']))
+                .count();
+            assert_eq!(table_lines, 4 + rows.len(), "{text}");
+            for r in &rows {
+                for kept in [r[0], &r[4][..16], r[5], r[6], r[7]] {
+                    assert!(text.contains(kept), "{kept} cut at {w}: {text}");
+                }
+            }
+            text
+        };
+        let narrow = at(80);
+        let header_line = narrow.lines().nth(1).unwrap();
+        assert!(
+            !narrow.contains(":45 ") && !header_line.contains("source"),
+            "{narrow}"
+        );
+        assert!(
+            narrow.ends_with(
+                "\n(not shown at 80 columns: source, model, ended, title; --json has them)"
+            ),
+            "{narrow}"
+        );
+        assert!(
+            narrow.contains("tokens in/out") && narrow.contains("cost $"),
+            "{narrow}"
+        );
+        let wide = at(120);
+        assert!(
+            wide.ends_with("\n(not shown at 120 columns: source; --json has them)"),
+            "{wide}"
+        );
+        for h in ["user", "title", "model", "started (UTC)", "ended"] {
+            assert!(wide.contains(h), "{h}: {wide}");
+        }
+        // Wide enough for everything: nothing hidden, seconds kept.
+        let all = fit_to_terminal(&t, 250);
+        assert!(
+            all.contains("2026-09-21 03:16:45") && all.contains("operator"),
+            "{all}"
+        );
+        assert!(!all.contains("not shown"), "{all}");
+    }
+
+    /// Display columns (CJK characters take two), as a terminal shows them.
+    fn unicode_width(s: &str) -> usize {
+        s.chars()
+            .map(|c| {
+                if ('\u{3000}'..='\u{9fff}').contains(&c) {
+                    2
+                } else {
+                    1
+                }
+            })
+            .sum()
     }
 
     fn unicode_chars(s: &str) -> usize {

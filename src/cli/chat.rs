@@ -9,7 +9,7 @@ use crate::ops::chat::{
     self, ApprovalChoice, ApprovalRequest, Approver, BoxFuture, Channel, Decision, PolicyApprover,
     TurnEvent, TurnRequest,
 };
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -57,56 +57,70 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
         None => None,
     };
     if let Some(m) = message {
-        let req = TurnRequest {
-            username: a.as_user.clone(),
-            session_id: a.session.clone(),
-            message: m,
-            model: a.model.clone(),
-            channel: Channel::Cli,
-            toolsets: None,
-            stream: true,
-            key_id: None,
-            token_version: None,
-        };
+        let req = request(&a, a.session.clone(), m);
         return one_turn(ctx, &client, &req, approver).await.map(|_| ());
     }
     if !std::io::stdin().is_terminal() {
         return Err(Error::usage("no MESSAGE given and stdin is not a terminal")
             .hint("pass the message as an argument, or `-` to read it from stdin"));
     }
-    // Interactive: one session for the whole loop.
+    interactive(ctx, &a, &client, approver).await
+}
+
+/// A CLI turn of `a.as_user`.
+fn request(a: &Args, session_id: Option<String>, message: String) -> TurnRequest {
+    TurnRequest {
+        username: a.as_user.clone(),
+        session_id,
+        message,
+        model: a.model.clone(),
+        channel: Channel::Cli,
+        toolsets: None,
+        stream: true,
+        key_id: None,
+        token_version: None,
+    }
+}
+
+/// The interactive loop: one session for the whole loop.
+async fn interactive(
+    ctx: &Ctx,
+    a: &Args,
+    client: &HermesClient,
+    approver: &dyn Approver,
+) -> Result<()> {
     let mut session = a.session.clone();
-    ctx.out
-        .info("type a message and press Enter; an empty line or Ctrl-D ends the chat");
-    let stdin = std::io::stdin();
+    ctx.out.info(
+        "type a message and press Enter; /help lists the commands; /quit, an empty line or Ctrl-D ends the chat",
+    );
+    let mut editor = line_editor()?;
+    let prompt = format!("{}> ", crate::output::sanitize(&a.as_user));
     loop {
-        eprint!("{}> ", a.as_user);
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        if stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Error::internal(e.to_string()))?
-            == 0
-        {
-            break;
-        }
+        let line = match editor.readline(&prompt) {
+            Ok(l) => l,
+            // Ctrl-C drops the line being typed, as in a shell.
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(rustyline::error::ReadlineError::Eof) => break,
+            Err(e) => {
+                return Err(Error::internal(format!("reading the terminal: {e}")).with_source(e))
+            }
+        };
         let line = line.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             break;
         }
-        let req = TurnRequest {
-            username: a.as_user.clone(),
-            session_id: session.clone(),
-            message: line.to_string(),
-            model: a.model.clone(),
-            channel: Channel::Cli,
-            toolsets: None,
-            stream: true,
-            key_id: None,
-            token_version: None,
+        // In memory only: chat lines may hold secrets, so no history file.
+        let _ = editor.add_history_entry(line);
+        let message = match read_line(line) {
+            Line::Quit => break,
+            Line::Help => {
+                ctx.out.info(CHAT_HELP);
+                continue;
+            }
+            Line::Message(m) => m,
         };
-        match one_turn(ctx, &client, &req, approver).await {
+        let req = request(a, session.clone(), message.to_string());
+        match one_turn(ctx, client, &req, approver).await {
             Ok(o) => session = Some(o.session_id),
             Err(e) => ctx.out.error(&e),
         }
@@ -118,6 +132,46 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     Ok(())
 }
 
+/// Line editing and history (arrows, Ctrl-R) for the interactive loop.
+/// `PreferTerm`: the prompt and the echo go to the terminal itself, never
+/// to a redirected stdout, which stays the model's answers only.
+fn line_editor() -> Result<rustyline::DefaultEditor> {
+    let config = rustyline::Config::builder()
+        .behavior(rustyline::config::Behavior::PreferTerm)
+        .max_history_size(1000)
+        .map_err(|e| Error::internal(format!("line editor: {e}")))?
+        .build();
+    rustyline::DefaultEditor::with_config(config)
+        .map_err(|e| Error::internal(format!("starting the line editor: {e}")).with_source(e))
+}
+
+/// What `/help` prints in the interactive chat.
+const CHAT_HELP: &str =
+    "commands (a line that is exactly one of these; anything else is a message):
+  /help          this list
+  /quit, /exit   end the chat (so do an empty line and Ctrl-D)
+  //text         send \"/text\" as a message (a leading / doubled)";
+
+/// One line typed in the interactive chat.
+#[derive(Debug, PartialEq, Eq)]
+enum Line<'a> {
+    Help,
+    Quit,
+    Message(&'a str),
+}
+
+/// Commands are whole lines: `/var is full, why?` stays a message (a
+/// person asks about paths), and `//help` sends `/help` to the agent. Before
+/// issue 22 `/quit` went to Hermes as a message and the chat went on.
+fn read_line(line: &str) -> Line<'_> {
+    match line.trim() {
+        "/help" | "/?" => Line::Help,
+        "/quit" | "/exit" => Line::Quit,
+        _ if line.starts_with("//") => Line::Message(&line[1..]),
+        _ => Line::Message(line),
+    }
+}
+
 async fn one_turn(
     ctx: &Ctx,
     client: &HermesClient,
@@ -127,7 +181,12 @@ async fn one_turn(
     let json = ctx.out.json;
     let out = ctx.out;
     let mut printed_text = false;
+    let before = chat::events_head(&ctx.app);
+    let mut turn_session = None;
     let mut on_event = |ev: TurnEvent| {
+        if let TurnEvent::Session { session_id, .. } = &ev {
+            turn_session = Some(session_id.clone());
+        }
         if json {
             let _ = out.json_line(&ev);
             return;
@@ -182,7 +241,35 @@ async fn one_turn(
             TurnEvent::Error { .. } | TurnEvent::RunStarted { .. } => {}
         }
     };
-    chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await
+    let outcome = chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await;
+    if !json {
+        if let Some(sid) = &turn_session {
+            say_blocked(ctx, sid, before);
+        }
+    }
+    outcome
+}
+
+/// The calls the hook refused in this turn, on stderr with the turn's other
+/// tool lines: Hermes' stream does not say so, and a person who only sees
+/// the model's answer would not know a tool was stopped (issue 22).
+fn say_blocked(ctx: &Ctx, session_id: &str, before: i64) {
+    match chat::blocked_calls(&ctx.app, session_id, before) {
+        Ok(calls) => {
+            for (tool, why) in calls {
+                ctx.out.warn(format!(
+                    "⛔ {} blocked by hermes-operator: {}",
+                    crate::output::sanitize(&tool),
+                    crate::output::sanitize(&why)
+                ));
+            }
+        }
+        // The turn itself went well; say only that this could not be checked.
+        Err(e) => ctx.out.warn(format!(
+            "could not read the event log for blocked tool calls: {}",
+            e.message
+        )),
+    }
 }
 
 /// `--approve`: a fixed policy, or the person at this terminal.
@@ -237,5 +324,25 @@ impl Approver for TerminalApprover {
             };
             Decision { choice, decided_by }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_commands_are_whole_lines() {
+        assert_eq!(read_line("/help"), Line::Help);
+        assert_eq!(read_line(" /? "), Line::Help);
+        assert_eq!(read_line("/quit"), Line::Quit);
+        assert_eq!(read_line("/exit"), Line::Quit);
+        assert_eq!(
+            read_line("/var is full, why?"),
+            Line::Message("/var is full, why?")
+        );
+        assert_eq!(read_line("/quit now"), Line::Message("/quit now"));
+        assert_eq!(read_line("//help"), Line::Message("/help"));
+        assert_eq!(read_line("hello"), Line::Message("hello"));
     }
 }

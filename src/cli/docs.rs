@@ -19,7 +19,7 @@ pub fn render() -> Vec<(String, Vec<u8>)> {
     ] {
         out.push((file.to_string(), completion(shell)));
     }
-    man_pages(&man_tree(), BIN, &mut out);
+    man_pages(&man_tree(), BIN, None, &mut out);
     out
 }
 
@@ -69,46 +69,108 @@ fn man_tree() -> clap::Command {
     cmd
 }
 
-fn man_pages(cmd: &clap::Command, name: &str, out: &mut Vec<(String, Vec<u8>)>) {
+fn man_pages(
+    cmd: &clap::Command,
+    name: &str,
+    parent: Option<&str>,
+    out: &mut Vec<(String, Vec<u8>)>,
+) {
     let cmd = cmd.clone().name(name.to_string());
     let man = clap_mangen::Man::new(cmd.clone());
     let mut buf = Vec::new();
-    if name == BIN {
-        render_top_page(&man, &cmd, &mut buf)
-    } else {
-        man.render(&mut buf)
-    }
-    .expect("rendering a man page into memory cannot fail");
+    render_page(&man, &cmd, parent, &mut buf)
+        .expect("rendering a man page into memory cannot fail");
     out.push((format!("man/{name}.1"), buf));
     for sub in cmd.get_subcommands() {
         if sub.is_hide_set() {
             continue;
         }
-        man_pages(sub, &format!("{name}-{}", sub.get_name()), out);
+        man_pages(sub, &format!("{name}-{}", sub.get_name()), Some(name), out);
     }
 }
 
-/// The top page: clap_mangen's sections, with EXIT STATUS (from
-/// [`Kind::exit_code`], the one table) before VERSION.
-fn render_top_page(
+/// Every page: clap_mangen's sections in clap_mangen's order, then (issue
+/// 22) EXIT STATUS on the top page (from [`Kind::exit_code`], the one
+/// table), ENVIRONMENT, FILES, EXAMPLES and SEE ALSO, which clap cannot
+/// derive ([`super::man_sections`]); VERSION last.
+fn render_page(
     man: &clap_mangen::Man,
     cmd: &clap::Command,
+    parent: Option<&str>,
     w: &mut Vec<u8>,
 ) -> std::io::Result<()> {
+    let name = cmd.get_name();
     man.render_title(w)?;
     man.render_name_section(w)?;
     man.render_synopsis_section(w)?;
     man.render_description_section(w)?;
-    man.render_options_section(w)?;
-    man.render_subcommands_section(w)?;
-    w.extend_from_slice(b".SH \"EXIT STATUS\"\n");
-    for (code, meaning) in exit_codes() {
-        w.extend_from_slice(format!(".TP\n\\fB{code}\\fR\n{}\n", roff_text(meaning)).as_bytes());
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(w)?;
     }
-    if cmd.get_version().is_some() {
+    let subs: Vec<String> = visible_subcommands(cmd)
+        .map(|s| format!("{name}-{}", s.get_name()))
+        .collect();
+    if !subs.is_empty() {
+        man.render_subcommands_section(w)?;
+    }
+    if cmd.get_after_long_help().is_some() || cmd.get_after_help().is_some() {
+        man.render_extra_section(w)?;
+    }
+    if parent.is_none() {
+        w.extend_from_slice(b".SH \"EXIT STATUS\"\n");
+        for (code, meaning) in exit_codes() {
+            w.extend_from_slice(
+                format!(".TP\n\\fB{code}\\fR\n{}\n", roff_text(meaning)).as_bytes(),
+            );
+        }
+    }
+    w.extend_from_slice(b".SH ENVIRONMENT\n");
+    for (var, what) in super::man_sections::ENVIRONMENT {
+        w.extend_from_slice(format!(".TP\n\\fB{var}\\fR\n{}\n", roff_text(what)).as_bytes());
+    }
+    w.extend_from_slice(b".SH FILES\nUnder HERMES_HOME:\n");
+    for (file, what) in super::man_sections::FILES {
+        w.extend_from_slice(
+            format!(".TP\n\\fI{}\\fR\n{}\n", roff_text(file), roff_text(what)).as_bytes(),
+        );
+    }
+    w.extend_from_slice(b".SH EXAMPLES\n");
+    for (line, what) in examples_of(cmd, name) {
+        w.extend_from_slice(
+            format!(".TP\n\\fB{}\\fR\n{}\n", roff_text(line), roff_text(what)).as_bytes(),
+        );
+    }
+    let see: Vec<String> = parent
+        .into_iter()
+        .map(str::to_string)
+        .chain(subs)
+        .map(|p| format!("\\fB{}\\fR(1)", roff_text(&p)))
+        .collect();
+    w.extend_from_slice(format!(".SH \"SEE ALSO\"\n{}\n", see.join(", ")).as_bytes());
+    if cmd.get_version().is_some() || cmd.get_long_version().is_some() {
         man.render_version_section(w)?;
     }
     Ok(())
+}
+
+fn visible_subcommands(cmd: &clap::Command) -> impl Iterator<Item = &clap::Command> {
+    cmd.get_subcommands().filter(|s| !s.is_hide_set())
+}
+
+/// A command's examples: its own, or for a group the first of each of its
+/// commands (so `hermes-operator(1)` has one per command).
+fn examples_of(cmd: &clap::Command, name: &str) -> Vec<(&'static str, &'static str)> {
+    let own = super::man_sections::examples(name);
+    if !own.is_empty() {
+        return own.to_vec();
+    }
+    visible_subcommands(cmd)
+        .filter_map(|s| {
+            examples_of(s, &format!("{name}-{}", s.get_name()))
+                .first()
+                .copied()
+        })
+        .collect()
 }
 
 /// (exit code, meaning), 0 first: for `--help` and the man page.

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod doctor;
 pub mod hook;
 pub mod install;
+mod man_sections;
 pub mod serve;
 pub mod session;
 pub mod update;

@@ -75,6 +75,19 @@ pub struct Completion {
     pub session_id: Option<String>,
 }
 
+/// Hermes' API server as [`HermesClient::probe`] found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiHealth {
+    /// It answered `/v1/models` with our key.
+    Ok,
+    /// No answer (why, in words without the address).
+    Unreachable(&'static str),
+    /// It answered 401/403: the key differs from the gateway's.
+    Unauthorized,
+    /// It answered with another error status.
+    Failing(u16),
+}
+
 /// Hermes' /v1/runs accepts role + content strings only.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct HistoryMessage {
@@ -192,6 +205,33 @@ impl HermesClient {
             .await
             .map_err(|e| self.send_error(e))?;
         self.check("health", r).await.map(|_| ())
+    }
+
+    /// Whether chat can work now, for `serve`'s `/healthz`: `GET /v1/models`
+    /// with the key, uncached (the models cache would hide a gateway that
+    /// stopped since), within `timeout` (a hung gateway must not hang the
+    /// uptime check). `/health` alone would not do: it needs no key, so it
+    /// answers "ok" while every chat turn is refused for a wrong key.
+    pub async fn probe(&self, timeout: Duration) -> ApiHealth {
+        let sent = self
+            .http
+            .get(format!("{}/v1/models", self.base))
+            .bearer_auth(self.key.as_str())
+            .timeout(timeout)
+            .send()
+            .await;
+        match sent {
+            // Not the error's text: it names the address, and /healthz is
+            // unauthenticated.
+            Err(e) if e.is_timeout() => ApiHealth::Unreachable("timed out"),
+            Err(e) if e.is_connect() => ApiHealth::Unreachable("connection refused"),
+            Err(_) => ApiHealth::Unreachable("the connection failed"),
+            Ok(r) => match r.status().as_u16() {
+                200..=299 => ApiHealth::Ok,
+                401 | 403 => ApiHealth::Unauthorized,
+                code => ApiHealth::Failing(code),
+            },
+        }
     }
 
     /// `GET /v1/models`: the configured model and route aliases (a list at

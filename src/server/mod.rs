@@ -16,6 +16,7 @@ pub mod cache;
 pub mod chat;
 pub mod errors;
 pub mod extract;
+pub mod health;
 pub mod keys;
 pub mod listen;
 pub mod middleware;
@@ -94,7 +95,7 @@ impl Routes {
 fn routes() -> (Routes, Routes) {
     let timed = Routes::new()
         .get("/", dashboard)
-        .get("/healthz", healthz)
+        .get("/healthz", health::healthz)
         .get("/api/openapi.json", openapi)
         .post("/auth/login", auth::login)
         .post("/auth/register", auth::register)
@@ -206,139 +207,6 @@ async fn dashboard(req: Request) -> Response {
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
-}
-
-/// `GET /healthz` (no auth): `ok`, `degraded` (200: the operator's own
-/// databases work, but Hermes' state.db is missing or unreadable — accounts,
-/// audit and the dashboard work, sessions are empty) or `down` (503: users.db
-/// or events.db cannot be opened, or shutting down). Every answer says
-/// `"service": "hermes-operator"`, so `doctor` and `update` know it is ours
-/// whatever its state. Unauthenticated, so it must be cheap: the databases
-/// are opened at most once per [`state::HEALTH_TTL`] (one request does it,
-/// the others wait for its answer), so a change shows within a second and a
-/// flood of requests costs no SQLite work. No paths in the answer.
-async fn healthz(State(st): State<S>) -> Response {
-    if st.shutting_down.load(Ordering::Acquire) {
-        return health_answer("down", Some("shutting down".into()), &[]);
-    }
-    let mut cached = st.health.lock().await;
-    let failed = match &*cached {
-        Some((at, failed)) if at.elapsed() < state::HEALTH_TTL => failed.clone(),
-        _ => {
-            let failed = match check_databases(&st).await {
-                Ok(f) => f,
-                Err(e) => vec![("users.db", e.message)],
-            };
-            *cached = Some((std::time::Instant::now(), failed.clone()));
-            failed
-        }
-    };
-    drop(cached);
-    let own: Vec<&str> = failed
-        .iter()
-        .filter(|(n, _)| *n != "state.db")
-        .map(|(n, _)| *n)
-        .collect();
-    if !own.is_empty() {
-        let mut r = health_answer(
-            "down",
-            Some(format!("cannot open {}", own.join(", "))),
-            &failed,
-        );
-        let detail: Vec<String> = failed.iter().map(|(n, m)| format!("{n}: {m}")).collect();
-        r.extensions_mut()
-            .insert(errors::ErrorDetail(detail.join("; ")));
-        return r;
-    }
-    match failed.first() {
-        None => (
-            [(header::CONTENT_TYPE, "application/json")],
-            HEALTH_OK.as_str(),
-        )
-            .into_response(),
-        Some((_, m)) if m == STATE_MISSING => health_answer(
-            "degraded",
-            Some("Hermes has not written state.db yet; start Hermes or check HERMES_HOME".into()),
-            &failed,
-        ),
-        Some((_, m)) => {
-            let mut r = health_answer(
-                "degraded",
-                Some("Hermes' state.db cannot be read; the server log has details".into()),
-                &failed,
-            );
-            r.extensions_mut()
-                .insert(errors::ErrorDetail(format!("state.db: {m}")));
-            r
-        }
-    }
-}
-
-/// What `check_databases` says of a state.db that does not exist (yet).
-const STATE_MISSING: &str = "missing";
-
-fn health_answer(status: &str, reason: Option<String>, failed: &[(&str, String)]) -> Response {
-    let db = |name: &str| match failed.iter().find(|(n, _)| *n == name) {
-        None => "ok",
-        Some((_, m)) if m == STATE_MISSING => "missing",
-        Some(_) => "unavailable",
-    };
-    let mut body = serde_json::json!({
-        "status": status,
-        "service": "hermes-operator",
-        "version": env!("CARGO_PKG_VERSION"),
-        "reason": reason,
-        "databases": {"users.db": db("users.db"), "events.db": db("events.db"), "state.db": db("state.db")},
-    });
-    let code = if status == "down" {
-        // Also an error in the shape of every other error.
-        body["error"] = serde_json::json!({"code": "busy", "message": reason});
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    let mut r = (code, Json(body)).into_response();
-    if code == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    r
-}
-
-static HEALTH_OK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    serde_json::json!({
-        "status": "ok",
-        "service": "hermes-operator",
-        "version": env!("CARGO_PKG_VERSION"),
-        "reason": null,
-        "databases": {"users.db": "ok", "events.db": "ok", "state.db": "ok"},
-    })
-    .to_string()
-});
-
-/// The databases that cannot be opened, with why (state.db that does not
-/// exist: [`STATE_MISSING`]).
-async fn check_databases(st: &S) -> ApiResult<state::FailedDbs> {
-    let st2 = st.clone();
-    state::blocking(move || {
-        let mut failed = Vec::new();
-        // Fresh handles, never pooled ones: the question is whether each
-        // file can be opened and read now.
-        let home = &st2.app.home;
-        if let Err(e) = crate::store::users::UserStore::open_readonly(&home.users_db()) {
-            failed.push(("users.db", e.message));
-        }
-        if let Err(e) = crate::store::events::EventStore::open_readonly(&home.events_db()) {
-            failed.push(("events.db", e.message));
-        }
-        if !home.state_db().exists() {
-            failed.push(("state.db", STATE_MISSING.to_string()));
-        } else if let Err(e) = crate::store::state::StateDb::open_readonly(&home.state_db()) {
-            failed.push(("state.db", e.message));
-        }
-        Ok(failed)
-    })
-    .await
 }
 
 /// `GET /api/models` (every role): Hermes' configured model and route aliases.

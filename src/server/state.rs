@@ -31,7 +31,7 @@ pub const MAX_ARGON2_WAITING: usize = 32;
 /// Databases that could not be opened, with why.
 pub type FailedDbs = Vec<(&'static str, String)>;
 
-/// `/healthz` re-checks the databases at most this often.
+/// `/healthz` re-checks the databases and Hermes at most this often.
 pub const HEALTH_TTL: Duration = Duration::from_secs(1);
 
 /// The Hermes client as of one version of Hermes' `.env`.
@@ -333,8 +333,9 @@ pub struct ServerState {
     pub key_use: KeyUse,
     /// Per-account limits on repeatable event-writing actions.
     pub actions: ActionLimits,
-    /// `/healthz`'s last check: when, and the databases that failed.
-    pub health: tokio::sync::Mutex<Option<(Instant, FailedDbs)>>,
+    /// `/healthz`'s last check: when, the databases that failed and Hermes'
+    /// API server.
+    pub health: tokio::sync::Mutex<Option<(Instant, super::health::Checked)>>,
     pub argon2: tokio::sync::Semaphore,
     argon2_waiting: AtomicU64,
     pub chats: Arc<tokio::sync::Semaphore>,

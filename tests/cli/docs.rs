@@ -53,3 +53,64 @@ fn readme_lists_every_exit_code() {
         );
     }
 }
+
+/// Issue 22: every man page has EXAMPLES (at least one, each a
+/// `hermes-operator` command line), FILES, ENVIRONMENT and SEE ALSO (naming
+/// pages that exist), after the sections clap derives.
+#[test]
+fn every_man_page_has_examples_files_environment_and_see_also() {
+    let rendered = hermes_operator::cli::docs::render();
+    let pages: BTreeSet<String> = rendered
+        .iter()
+        .filter_map(|(r, _)| {
+            r.strip_prefix("man/")?
+                .strip_suffix(".1")
+                .map(str::to_string)
+        })
+        .collect();
+    assert!(pages.len() > 40, "{pages:?}");
+    for (rel, bytes) in rendered.iter().filter(|(r, _)| r.starts_with("man/")) {
+        let page = String::from_utf8_lossy(bytes);
+        let at = |section: &str| {
+            page.find(&format!(".SH {section}\n"))
+                .unwrap_or_else(|| panic!("{rel} has no {section}"))
+        };
+        let (synopsis, examples, files, env, see) = (
+            at("SYNOPSIS"),
+            at("EXAMPLES"),
+            at("FILES"),
+            at("ENVIRONMENT"),
+            at("\"SEE ALSO\""),
+        );
+        assert!(
+            synopsis < env && env < files && files < examples && examples < see,
+            "{rel}: order"
+        );
+        let example_text = &page[examples..see];
+        assert!(
+            example_text.contains(".TP\n\\fBhermes\\-operator ")
+                || example_text.contains(".TP\n\\fBprintf "),
+            "{rel}: no example command: {example_text}"
+        );
+        for var in ["HERMES_HOME", "NO_COLOR", "API_SERVER_KEY"] {
+            assert!(page[env..files].contains(var), "{rel}: {var}");
+        }
+        for file in ["users.db", "events.db", "state.db", "config.yaml"] {
+            assert!(page[files..examples].contains(file), "{rel}: {file}");
+        }
+        // SEE ALSO names pages that exist (the top page: its commands).
+        let see_also = &page[see..];
+        let named: Vec<&str> = see_also
+            .split("\\fB")
+            .skip(1)
+            .filter_map(|s| s.split("\\fR(1)").next())
+            .collect();
+        assert!(!named.is_empty(), "{rel}: SEE ALSO names no page");
+        for n in named {
+            assert!(
+                pages.contains(&n.replace("\\-", "-")),
+                "{rel}: SEE ALSO {n}"
+            );
+        }
+    }
+}

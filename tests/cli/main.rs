@@ -16,6 +16,7 @@ mod common;
 
 mod audit_tamper;
 mod boundary;
+mod chat_commands;
 mod completions;
 mod docs;
 mod doctor_network;

@@ -1114,6 +1114,50 @@ fn gateway_blocks_a_forbidden_tool_in_operator_sessions_only(gen: Gen) {
     audit_verify_ok(&h);
 }
 
+/// Issue 22: `hermes-operator chat` says when the hook refused a tool call
+/// (with the hook's reason), not only `audit replay` afterwards: Hermes'
+/// run stream does not tell, the model just reads the refusal.
+fn chat_shows_the_tool_call_the_hook_blocked(gen: Gen) {
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            extra_yaml: hooks_yaml(),
+            ..Default::default()
+        },
+    );
+    let h = gw.home.clone();
+    write_operator_config(
+        &h,
+        &format!(
+            "hermes:\n  api_url: {}\nagent:\n  enabled_toolsets: [terminal, todo]\n",
+            gw.url
+        ),
+    );
+    let mut add = common::op(&h);
+    add.env_remove("API_SERVER_KEY");
+    common::add_user_with(add, "dora", "user");
+    let o = common::op(&h)
+        .env_remove("API_SERVER_KEY")
+        .args(["chat", "--as", "dora", "please [file] read it"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}\n{}", gw.log_tail(40));
+    let line = err
+        .lines()
+        .find(|l| l.contains("⛔ read_file blocked by hermes-operator:"))
+        .unwrap_or_else(|| panic!("no blocked line: {err}"));
+    assert!(line.contains("terminal, todo"), "the hook's reason: {line}");
+    // A turn whose tools ran says nothing of the kind.
+    let o = common::op(&h)
+        .env_remove("API_SERVER_KEY")
+        .args(["chat", "--as", "dora", "hello"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("blocked"), "{}", stderr(&o));
+}
+
 /// `hook status` reports `compression.in_place` exactly as the real Hermes
 /// agent reads it (its `load_config()` and `is_truthy_value`, the lines of
 /// `agent_init.py`), and calls rotation a problem; `doctor` warns about it.
@@ -1204,6 +1248,7 @@ hermes_tests!(
     real_hermes_registers_our_hooks_without_consent_and_obeys_the_block,
     gateway_blocks_a_forbidden_tool_in_operator_sessions_only,
     max_turns_blocks_the_call_beyond_the_limit,
+    chat_shows_the_tool_call_the_hook_blocked,
     terminal_cwd_and_backend_are_enforced_or_refused,
     compression_rotation_is_reported_as_hermes_reads_it,
     operator_files_are_out_of_reach_of_operator_sessions,

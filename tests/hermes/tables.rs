@@ -69,6 +69,47 @@ fn human(home: &TestHome, args: &[&str]) -> String {
     )
 }
 
+/// `args`' output on a terminal `cols` wide: run under `script(1)`'s pty
+/// sized by `stty`, so the binary takes the path a person's terminal takes
+/// (stdout a terminal: tables fitted to its width). stderr shares the pty.
+fn on_terminal(home: &TestHome, cols: u16, args: &[&str]) -> String {
+    for a in args {
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)),
+            "plain words only: {a:?}"
+        );
+    }
+    let o: Output = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "stty cols {cols} rows 200 && exec \"$OP_BIN\" --hermes-home \"$OP_HOME\" {}",
+            args.join(" ")
+        ))
+        .arg("/dev/null")
+        .env("OP_BIN", env!("CARGO_BIN_EXE_hermes-operator"))
+        .env("OP_HOME", home.path())
+        .env("NO_COLOR", "1")
+        .env("SUDO_USER", "root")
+        .env_remove("HERMES_HOME")
+        .env_remove("COLUMNS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n");
+    for line in text.lines() {
+        assert!(
+            line.chars().count() <= usize::from(cols),
+            "{args:?} at {cols} columns: {line:?} is wider"
+        );
+    }
+    format!(
+        "$ hermes-operator {}    # on a terminal {cols} columns wide\n{text}",
+        args.join(" ")
+    )
+}
+
 /// Placeholders of the same width for what changes from run to run.
 fn redacted(f: impl FnOnce()) {
     let mut s = insta::Settings::clone_current();
@@ -139,7 +180,52 @@ fn tables(gen: Gen) {
             format!("{}_{}", "audit_verify", g),
             human(h, &["audit", "verify"])
         );
+        // Issue 22: on a terminal 80 and 120 columns wide, headers stay on
+        // one line and no id, time, token count or cost is cut; columns
+        // that do not fit are hidden and named (see the snapshots).
+        for cols in [80, 120] {
+            insta::assert_snapshot!(
+                format!("session_list_{cols}_cols_{g}"),
+                on_terminal(h, cols, &["session", "list"])
+            );
+            insta::assert_snapshot!(
+                format!("audit_user_{cols}_cols_{g}"),
+                on_terminal(h, cols, &["audit", "user", "alice"])
+            );
+            insta::assert_snapshot!(
+                format!("audit_replay_{cols}_cols_{g}"),
+                on_terminal(h, cols, &["audit", "replay", first])
+            );
+        }
     });
+    let listed = on_terminal(h, 80, &["session", "list"]);
+    for id in &ops {
+        assert!(listed.contains(id.as_str()), "{id} cut at 80: {listed}");
+    }
 }
 
-hermes_tests!(tables);
+/// Issue 22: piped (stdout not a terminal), `audit replay` and `audit user`
+/// print whole cells, however long: an event's details were cut at 100
+/// characters, titles at 40.
+fn audit_lines_are_whole_when_piped(gen: Gen) {
+    let (home, ops) = home(gen);
+    let first = ops[0].as_str();
+    let title = format!("A long title {} end", "x".repeat(80)); // at most 100
+    human(&home, &["session", "title", first, &title]);
+    let details = format!(r#"{{"change":"title","from":null,"to":"{title}"}}"#);
+    let replay = human(&home, &["audit", "replay", first]);
+    assert!(replay.contains(&details), "cut: {replay}");
+    let user = human(&home, &["audit", "user", "alice"]);
+    assert!(user.contains(&details), "cut: {user}");
+    assert!(
+        user.lines()
+            .any(|l| l.contains(first) && l.contains(&title)),
+        "the title is whole in the session row: {user}"
+    );
+    assert!(
+        !replay.contains('…') && !user.contains('…'),
+        "{replay}{user}"
+    );
+}
+
+hermes_tests!(tables, audit_lines_are_whole_when_piped);

@@ -318,6 +318,10 @@ async fn no_hermes_key_is_503_until_set_and_502s_hide_hermes_address() {
     );
 }
 
+/// `/healthz` answers from a cache of the last second, yet every change
+/// shows within one. Hermes' API server here is a closed port, so chat is
+/// broken throughout (issue 22): `degraded` with `hermes.status`
+/// `unreachable`, never `ok`, whatever the databases do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_is_cached_but_turns_503_within_a_second() {
     let home = TestHome::new();
@@ -330,13 +334,24 @@ async fn healthz_is_cached_but_turns_503_within_a_second() {
     let c = client();
     for _ in 0..50 {
         let r = send(c.get(s.url("/healthz"))).await;
+        let v = r.json();
         assert_eq!(
-            (r.status, r.json()["status"].as_str()),
-            (200, Some("ok")),
+            (
+                r.status,
+                v["status"].as_str(),
+                v["hermes"]["status"].as_str()
+            ),
+            (200, Some("degraded"), Some("unreachable")),
             "{}",
             r.body
         );
+        assert_eq!(
+            v["databases"],
+            json!({"users.db": "ok", "events.db": "ok", "state.db": "ok"}),
+            "{v}"
+        );
     }
+    // Waits until `/healthz` says state.db is `want`.
     let within_a_second = |want: &'static str| {
         let c = c.clone();
         let url = s.url("/healthz");
@@ -344,7 +359,13 @@ async fn healthz_is_cached_but_turns_503_within_a_second() {
             let t = Instant::now();
             loop {
                 let r = send(c.get(&url)).await;
-                if r.json()["status"] == want {
+                let v = r.json();
+                let state = if v["status"] == "down" {
+                    "down"
+                } else {
+                    v["databases"]["state.db"].as_str().unwrap_or("")
+                };
+                if state == want {
                     assert!(
                         t.elapsed() < Duration::from_millis(2500),
                         "{:?}",
@@ -362,21 +383,27 @@ async fn healthz_is_cached_but_turns_503_within_a_second() {
         }
     };
     // Hermes' state.db goes away: degraded (200: accounts, audit and the
-    // dashboard still work), never "busy", and the reason says so.
+    // dashboard still work), never "busy", and the reason says both.
     std::fs::rename(home.state_db(), home.path().join("state.db.moved")).unwrap();
-    let r = within_a_second("degraded").await;
+    let r = within_a_second("missing").await;
     assert_eq!(r.status, 200);
     let v = r.json();
+    assert_eq!(v["status"], "degraded", "{v}");
     assert_eq!(v["service"], "hermes-operator");
-    assert_eq!(v["databases"]["state.db"], "missing", "{v}");
-    assert!(v["reason"].as_str().unwrap().contains("state.db"), "{v}");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("state.db") && reason.contains("API server does not answer"),
+        "{v}"
+    );
     assert!(
         !r.body.contains(&home.path().display().to_string()),
         "no paths: {}",
         r.body
     );
     std::fs::rename(home.path().join("state.db.moved"), home.state_db()).unwrap();
-    within_a_second("ok").await;
+    let v = within_a_second("ok").await.json();
+    assert_eq!(v["status"], "degraded", "{v}");
+    assert!(!v["reason"].as_str().unwrap().contains("state.db"), "{v}");
     // The operator's own event log goes away: down, 503.
     let events = home.path().join("plugins/operator/events.db");
     std::fs::rename(&events, home.path().join("events.db.moved")).unwrap();
@@ -393,6 +420,57 @@ async fn healthz_is_cached_but_turns_503_within_a_second() {
     );
     std::fs::rename(home.path().join("events.db.moved"), &events).unwrap();
     within_a_second("ok").await;
+}
+
+/// Issue 22: `/healthz` says whether chat can work. Hermes' API server at a
+/// closed port is `unreachable`, with no address in the answer; without an
+/// API key it is `unconfigured`. Either way `degraded` with 200 (the
+/// operator itself works; see server/health.rs for why not 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_says_chat_is_broken_when_hermes_is_unreachable_or_unconfigured() {
+    let home = TestHome::new();
+    configure(home.path(), "");
+    add_user(home.path(), "alice", "user");
+    let made = common::make_home_with_state(common::Gen::H022, 1, 0, &[]);
+    std::fs::copy(made.state_db(), home.state_db()).unwrap();
+    let s = Server::start(home.path());
+    let c = client();
+    let r = send(c.get(s.url("/healthz"))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["status"], "degraded", "{v}");
+    assert_eq!(v["hermes"]["status"], "unreachable", "{v}");
+    assert_eq!(v["databases"]["state.db"], "ok", "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Hermes' API server does not answer (connection refused)"),
+        "{v}"
+    );
+    assert_eq!(v["reason"], v["hermes"]["reason"], "the only reason: {v}");
+    assert!(
+        !r.body.contains("127.0.0.1") && !r.body.contains("http://"),
+        "no address: {}",
+        r.body
+    );
+    // The key leaves Hermes' .env: no chat turn can start.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(home.path().join(".env"), "OTHER=1\n").unwrap();
+    let t = Instant::now();
+    let v = loop {
+        let v = send(c.get(s.url("/healthz"))).await.json();
+        if v["hermes"]["status"] != "unreachable" || t.elapsed() > Duration::from_secs(3) {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(v["status"], "degraded", "{v}");
+    assert_eq!(v["hermes"]["status"], "unconfigured", "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("no Hermes API key"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

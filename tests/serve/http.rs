@@ -1013,3 +1013,87 @@ async fn a_reset_password_cannot_be_kept() {
     let r = send(c.get(s.url("/api/keys")).bearer_auth(&fresh)).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Issue 22: `/healthz` with a real Hermes gateway: `ok` with
+/// `hermes.status` `ok`; the operator's key no longer the gateway's →
+/// `unauthorized` (Hermes' `/health`, which needs no key, would still say
+/// ok); the gateway stopped → `unreachable`. Each within a second or two of
+/// the change (the answer is cached for one), each `degraded` with 200.
+async fn healthz_follows_a_real_hermes_gateway(gen: common::Gen) {
+    use common::gateway::{Gateway, GatewayOpts, SeedState};
+    let mut gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            // state.db exists, so Hermes' API server is the only variable.
+            seed_state: Some(SeedState {
+                native: 1,
+                operator: 0,
+                users: Vec::new(),
+                seed: 22,
+            }),
+            ..Default::default()
+        },
+    );
+    configure(&gw.home, &format!("hermes:\n  api_url: {}\n", gw.url));
+    add_user(&gw.home, "alice", "user");
+    let s = Server::start(&gw.home);
+    let c = client();
+    let r = send(c.get(s.url("/healthz"))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["hermes"], json!({"status": "ok", "reason": null}), "{v}");
+    let until = |want: &'static str| {
+        let c = c.clone();
+        let url = s.url("/healthz");
+        async move {
+            let t = std::time::Instant::now();
+            loop {
+                let r = send(c.get(&url)).await;
+                if r.json()["hermes"]["status"] == want {
+                    return r;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(5),
+                    "never {want}: {}",
+                    r.body
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The operator's key (Hermes' .env, re-read by serve) no longer matches
+    // the one the running gateway started with.
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(
+        gw.home.join(".env"),
+        "API_SERVER_KEY=not-the-gateways-key-0123456789\n",
+    )
+    .unwrap();
+    let r = until("unauthorized").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["status"], "degraded", "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refuses the operator's API key"),
+        "{v}"
+    );
+    assert!(
+        !r.body.contains("not-the-gateways-key"),
+        "no key: {}",
+        r.body
+    );
+    // Hermes' API server goes down.
+    gw.stop_gateway();
+    let r = until("unreachable").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["status"], "degraded", "{v}");
+    assert_eq!(v["databases"]["state.db"], "ok", "{v}");
+    assert!(!r.body.contains(&gw.url), "no address: {}", r.body);
+}
+
+hermes_tests!(async healthz_follows_a_real_hermes_gateway);

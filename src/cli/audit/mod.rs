@@ -44,7 +44,10 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> crate::Result<()> {
     }
 }
 
-/// One-line summary of an event's data for timelines and tails.
+/// One-line summary of an event's data for timelines and tails, whole:
+/// a terminal's table cuts it to the column (`output::fit_to_terminal`),
+/// and piped it stays whole for grep (issue 22: it was cut at 100
+/// characters everywhere).
 pub(crate) fn summarize(ev: &crate::store::events::Event) -> String {
     let v = ev.data_value();
     let pick = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
@@ -72,5 +75,5 @@ pub(crate) fn summarize(ev: &crate::store::events::Event) -> String {
         _ => None,
     };
     let s = s.unwrap_or_else(|| ev.data.clone());
-    crate::output::sanitize(&crate::output::clip(&s, 100)).replace('\n', " ")
+    crate::output::sanitize(&s).replace('\n', " ")
 }

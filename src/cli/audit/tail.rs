@@ -1,4 +1,5 @@
 use crate::cli::Ctx;
+use std::io::IsTerminal;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -11,6 +12,17 @@ pub struct Args {
     /// Poll interval for --follow, in milliseconds
     #[arg(long, default_value_t = 500, hide = true)]
     pub interval_ms: u64,
+}
+
+/// A tail line is no table: on a terminal its summary is cut at 100
+/// characters so a line stays about one screen line; piped it is whole.
+fn summary(ev: &crate::store::events::Event) -> String {
+    let s = super::summarize(ev);
+    if std::io::stdout().is_terminal() {
+        crate::output::clip(&s, 100)
+    } else {
+        s
+    }
 }
 
 fn print(ctx: &Ctx, ev: &crate::store::events::Event) -> crate::Result<()> {
@@ -27,7 +39,7 @@ fn print(ctx: &Ctx, ev: &crate::store::events::Event) -> crate::Result<()> {
                 .as_deref()
                 .map(crate::output::sanitize)
                 .unwrap_or_else(|| "-".into()),
-            super::summarize(ev)
+            summary(ev)
         ))
     }
 }

@@ -29,8 +29,9 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     for i in &r.recent_sessions {
         let s = &i.session;
         t.add_row(vec![
-            cell(&s.id, 40),
-            opt_cell(s.title.as_deref(), 40),
+            cell(&s.id, usize::MAX),
+            // Whole: a terminal's table cuts to fit, a pipe gets every character.
+            opt_cell(s.title.as_deref(), usize::MAX),
             when(s.started_at.as_deref()),
             s.message_count.to_string(),
             format!("{:.4}", s.cost_usd()),
@@ -45,9 +46,9 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         t.add_row(vec![
             ev.seq.to_string(),
             ev.ts.get(..19).unwrap_or(&ev.ts).replace('T', " "),
-            cell(&ev.kind, 24),
-            opt_cell(ev.session_id.as_deref(), 40),
-            cell(&ev.actor, 30),
+            cell(&ev.kind, usize::MAX),
+            opt_cell(ev.session_id.as_deref(), usize::MAX),
+            cell(&ev.actor, usize::MAX),
             super::summarize(ev),
         ]);
     }

@@ -202,6 +202,33 @@ use drive::*;
 use reconcile::*;
 pub use turn::*;
 
+/// Where the event log ends now (0 without one): what a turn's
+/// [`blocked_calls`] count from.
+pub fn events_head(app: &App) -> i64 {
+    app.events_ro()
+        .and_then(|e| e.head())
+        .map_or(0, |(seq, _)| seq)
+}
+
+/// The tool calls of `session_id` that the hook refused after event `after`:
+/// `(tool, reason)`. Hermes' run stream does not say a call was blocked
+/// (the model just reads the refusal as the tool's result), but the hook
+/// recorded it as a `tool_call` with `blocked: true`, so a front end can
+/// tell the person at once instead of only in `audit replay` (issue 22).
+pub fn blocked_calls(app: &App, session_id: &str, after: i64) -> Result<Vec<(String, String)>> {
+    let events = app.events_ro()?.for_session(session_id)?;
+    Ok(events
+        .iter()
+        .filter(|e| e.seq > after && e.kind == "tool_call")
+        .map(|e| e.data_value())
+        .filter(|d| d["blocked"] == true)
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap_or("?").to_string();
+            (s("tool"), s("reason"))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
