@@ -5,7 +5,9 @@
 //! rotated token revokes its family), logout.
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{is_json, parse_json, AdminCaller, ApiJson, Caller};
+use super::extract::{
+    is_json, parse_json, AdminCaller, ApiJson, LoginCaller, MeReader, PasswordChanger,
+};
 use super::middleware::{ClientIp, LogUser};
 use super::state::{blocking, Action, ServerState};
 use crate::ops::credentials;
@@ -317,7 +319,7 @@ pub struct LogoutBody {
 /// the caller.
 pub async fn logout(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    PasswordChanger(caller): PasswordChanger,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -366,7 +368,7 @@ pub struct PasswordBody {
 pub async fn change_password(
     State(st): State<Arc<ServerState>>,
     Extension(ClientIp(client)): Extension<ClientIp>,
-    caller: Caller,
+    PasswordChanger(caller): PasswordChanger,
     ApiJson(b): ApiJson<PasswordBody>,
 ) -> ApiResult<Response> {
     st.actions.admit(
@@ -429,7 +431,7 @@ pub struct TotpBeginBody {
 pub async fn totp_begin(
     State(st): State<Arc<ServerState>>,
     Extension(ClientIp(client)): Extension<ClientIp>,
-    caller: Caller,
+    LoginCaller(caller): LoginCaller,
     ApiJson(b): ApiJson<TotpBeginBody>,
 ) -> ApiResult<Response> {
     st.actions.admit(
@@ -491,7 +493,7 @@ pub struct TotpConfirmBody {
 pub async fn totp_confirm(
     State(st): State<Arc<ServerState>>,
     Extension(ClientIp(client)): Extension<ClientIp>,
-    caller: Caller,
+    LoginCaller(caller): LoginCaller,
     ApiJson(b): ApiJson<TotpConfirmBody>,
 ) -> ApiResult<Response> {
     // Not under the per-minute account-change limit: every confirmation is
@@ -538,7 +540,10 @@ pub async fn totp_confirm(
 }
 
 /// `GET /api/me`: who the token belongs to and what the role may do.
-pub async fn me(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult<Response> {
+pub async fn me(
+    State(st): State<Arc<ServerState>>,
+    MeReader(caller): MeReader,
+) -> ApiResult<Response> {
     let r = caller.user.role;
     let st2 = st.clone();
     let id = caller.user.id.clone();
@@ -550,20 +555,9 @@ pub async fn me(State(st): State<Arc<ServerState>>, caller: Caller) -> ApiResult
         })
     })
     .await?;
-    // A key narrows what the role may do: a read key neither chats nor answers.
-    let key_chats = caller
-        .key
-        .as_ref()
-        .is_none_or(|k| k.scope == crate::store::users::KeyScope::Chat);
     Ok(Json(json!({
         "user": caller.user,
-        "may": {
-            "chat": r.can_chat() && key_chats,
-            "read_all_sessions": r.can_audit(),
-            "audit": r.can_audit(),
-            "manage_users": r.can_manage_users() && caller.key.is_none(),
-            "answer_approvals": r.can_chat() && caller.key.is_none(),
-        },
+        "may": caller.may,
         "token": caller.claims.as_ref().map(|c| json!({"jti": c.jti, "exp": c.exp})),
         "key": caller.key,
         "totp": totp_state,

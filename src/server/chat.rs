@@ -5,7 +5,7 @@
 //! timeout).
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{ApiJson, Caller, ChatCaller};
+use super::extract::{Answerer, ApiJson, ApprovalsReader, Caller, ChatCaller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
 use crate::error::{Error, Kind};
 use crate::ops::chat::{
@@ -350,7 +350,7 @@ fn st_chats(st: &Arc<ServerState>) -> ApiResult<tokio::sync::OwnedSemaphorePermi
 /// an answer the caller may give (own sessions; an admin's: all).
 pub async fn pending(
     State(st): State<Arc<ServerState>>,
-    ChatCaller(caller): ChatCaller,
+    ApprovalsReader(caller): ApprovalsReader,
 ) -> ApiResult<Response> {
     Ok(Json(st.approvals.list_for(&caller.user)).into_response())
 }
@@ -365,7 +365,7 @@ pub struct ApprovalBody {
 /// the approval request waiting in a session (owner or admin; docs/design.md §4).
 pub async fn approval(
     State(st): State<Arc<ServerState>>,
-    ChatCaller(caller): ChatCaller,
+    Answerer(caller): Answerer,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<ApprovalBody>,
 ) -> ApiResult<Response> {

@@ -26,6 +26,8 @@ pub struct Caller {
     pub claims: Option<Claims>,
     /// The personal API key the request came with.
     pub key: Option<ApiKey>,
+    /// What this caller may do ([`Permissions::of`] its role and key).
+    pub may: Permissions,
 }
 
 impl Caller {
@@ -38,6 +40,40 @@ impl Caller {
                 "your role ({}) may not {what}",
                 self.user.role
             )))
+        }
+    }
+
+    /// The guards' one rule: a login an admin reset may only pass where
+    /// `pending` says so; then the permission, explained by what is
+    /// missing (the key or the role).
+    fn admit(
+        &self,
+        perm: impl Fn(&Permissions) -> bool,
+        what: &str,
+        pending: bool,
+    ) -> ApiResult<()> {
+        if self.user.must_change_password && self.key.is_none() && !pending {
+            return Err(ApiError::forbidden(
+                "an administrator reset your password: choose a new one first (POST /api/me/password)",
+            )
+            .with_code("password_change_required"));
+        }
+        if perm(&self.may) {
+            return Ok(());
+        }
+        match &self.key {
+            // The role would allow it with a login: the key is what is missing.
+            Some(k) if perm(&Permissions::of(self.user.role, None)) => {
+                let chat_would = perm(&Permissions::of(self.user.role, Some(KeyScope::Chat)));
+                Err(ApiError::forbidden(
+                    if k.scope == KeyScope::Read && chat_would {
+                        "this API key is read-only (scope read): it may not chat".to_string()
+                    } else {
+                        format!("API keys may read and chat only; to {what} you need a login (access token)")
+                    },
+                ))
+            }
+            _ => self.require(false, what),
         }
     }
 
@@ -64,43 +100,61 @@ impl Caller {
     }
 }
 
-/// What a login whose password an admin reset may still do.
-fn password_change_route(method: &axum::http::Method, path: &str) -> bool {
-    use axum::http::Method;
-    matches!(
-        (method.clone(), path),
-        (Method::GET, "/api/me")
-            | (Method::POST, "/api/me/password")
-            | (Method::POST, "/auth/logout")
-    )
-}
-
-/// Requests a personal API key may make: reads (GET/HEAD) in either scope;
-/// chat turns with `chat`. Nothing else: a leaked key cannot change
-/// passwords, accounts or make more keys, and cannot answer approvals (the
+/// What one caller may do, worked out once from the role and the
+/// credential: the guards below decide with it and `GET /api/me` shows it,
+/// so the dashboard's buttons and the server's answers cannot disagree.
+/// A personal API key narrows its role: it reads, and with scope `chat` it
+/// chats; it never changes accounts, makes keys or answers approvals (the
 /// point of `--approvals wait` is that a person with a login decides).
-fn key_allows(method: &axum::http::Method, path: &str, scope: KeyScope) -> Result<(), String> {
-    use axum::http::Method;
-    if *method == Method::GET || *method == Method::HEAD {
-        return Ok(());
-    }
-    let chat = *method == Method::POST && (path == "/api/chat" || path == "/v1/chat/completions");
-    match (chat, scope) {
-        (true, KeyScope::Chat) => Ok(()),
-        (true, KeyScope::Read) => {
-            Err("this API key is read-only (scope read): it may not chat".into())
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Permissions {
+    /// Run chat turns (a role that chats, with a login or a `chat` key).
+    pub chat: bool,
+    /// Read every operator session, not only one's own.
+    pub read_all_sessions: bool,
+    /// Read the audit log.
+    pub audit: bool,
+    /// List accounts (admins, with a login or a key).
+    pub read_users: bool,
+    /// Create, change, reset and delete accounts (admins, with a login).
+    pub manage_users: bool,
+    /// See the approval requests of one's sessions (a role that chats).
+    pub see_approvals: bool,
+    /// Answer them (a role that chats, with a login).
+    pub answer_approvals: bool,
+    /// Rename and end sessions (own ones; an admin's: any), with a login.
+    pub edit_sessions: bool,
+    /// Change what belongs to the account: password, TOTP, keys, session
+    /// titles and ends (a login, not a key).
+    pub own_account: bool,
+}
+
+impl Permissions {
+    /// `key`: the scope of the personal API key used; `None` for a login.
+    pub fn of(role: Role, key: Option<KeyScope>) -> Self {
+        let login = key.is_none();
+        let chat_key = key.is_none_or(|k| k == KeyScope::Chat);
+        Permissions {
+            chat: role.can_chat() && chat_key,
+            read_all_sessions: role.can_audit(),
+            audit: role.can_audit(),
+            read_users: role.can_manage_users(),
+            manage_users: role.can_manage_users() && login,
+            see_approvals: role.can_chat(),
+            answer_approvals: role.can_chat() && login,
+            edit_sessions: role.can_chat() && login,
+            own_account: login,
         }
-        (false, _) => Err(format!(
-            "API keys may read and chat only; {method} {} needs a login (access token)",
-            crate::output::clip(path, 80)
-        )),
     }
 }
 
-/// Role guards: a handler that takes one of these says in its signature who
-/// may call it, and the 403 comes before any other input is looked at.
-macro_rules! role_guard {
-    ($(#[$doc:meta])* $name:ident, $allowed:ident, $what:literal) => {
+/// Guards: a handler that takes one of these says in its signature who may
+/// call it, and the 401/403 comes before any other input is looked at.
+/// Each names the [`Permissions`] field it needs and whether a login whose
+/// password an admin reset may pass (only the routes that let it choose a
+/// new one, see who it is, or log out).
+macro_rules! guard {
+    ($(#[$doc:meta])* $name:ident, $perm:ident, $what:literal, pending: $pending:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $name(pub Caller);
@@ -113,30 +167,107 @@ macro_rules! role_guard {
                 st: &Arc<ServerState>,
             ) -> Result<Self, Self::Rejection> {
                 let c = Caller::from_request_parts(parts, st).await?;
-                c.require(c.role().$allowed(), $what)?;
+                c.admit(|p| p.$perm, $what, $pending)?;
+                Ok($name(c))
+            }
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, any, pending: $pending:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name(pub Caller);
+
+        impl FromRequestParts<Arc<ServerState>> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                st: &Arc<ServerState>,
+            ) -> Result<Self, Self::Rejection> {
+                let c = Caller::from_request_parts(parts, st).await?;
+                c.admit(|_| true, "", $pending)?;
                 Ok($name(c))
             }
         }
     };
 }
 
-role_guard!(
-    /// Admins: manage accounts.
-    AdminCaller,
-    can_manage_users,
-    "manage users"
+guard!(
+    /// Anyone signed in, with a login or a key of either scope: reads whose
+    /// answer the domain layer narrows to what the caller owns.
+    Reader,
+    any,
+    pending: false
 );
-role_guard!(
+guard!(
+    /// `GET /api/me`: also a login that must choose a new password first.
+    MeReader,
+    any,
+    pending: true
+);
+guard!(
+    /// A login (not a key) that may change what belongs to its account.
+    LoginCaller,
+    own_account,
+    "change the account (password, TOTP, keys, sessions)",
+    pending: false
+);
+guard!(
+    /// A login, even one that must choose a new password first: choosing
+    /// it, and logging out.
+    PasswordChanger,
+    own_account,
+    "change the password or log out",
+    pending: true
+);
+guard!(
+    /// Admins with a login: manage accounts.
+    AdminCaller,
+    manage_users,
+    "manage users",
+    pending: false
+);
+guard!(
+    /// Admins, with a login or a key: list accounts.
+    AdminReader,
+    read_users,
+    "list users",
+    pending: false
+);
+guard!(
     /// Admins and auditors: the audit log and every operator session.
     AuditorCaller,
-    can_audit,
-    "read the audit log"
+    audit,
+    "read the audit log",
+    pending: false
 );
-role_guard!(
-    /// Admins and users: chat, own sessions, answer their approvals.
+guard!(
+    /// Admins and users, with a login or a `chat` key: chat turns.
     ChatCaller,
-    can_chat,
-    "chat"
+    chat,
+    "chat",
+    pending: false
+);
+guard!(
+    /// Admins and users: the approval requests of their sessions.
+    ApprovalsReader,
+    see_approvals,
+    "see approval requests",
+    pending: false
+);
+guard!(
+    /// Admins and users with a login: rename or end a session.
+    SessionEditor,
+    edit_sessions,
+    "rename or end sessions",
+    pending: false
+);
+guard!(
+    /// Admins and users with a login: answer an approval request.
+    Answerer,
+    answer_approvals,
+    "answer approval requests",
+    pending: false
 );
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -164,19 +295,9 @@ impl FromRequestParts<Arc<ServerState>> for Caller {
             )
         })?;
         let c = if token.starts_with(crate::ops::keys::KEY_PREFIX) {
-            key_caller(parts, st, token)?
+            key_caller(st, token)?
         } else {
-            let c = token_caller(st, token)?;
-            // After an admin's reset, a login may only change the password.
-            if c.user.must_change_password
-                && !password_change_route(&parts.method, parts.uri.path())
-            {
-                return Err(ApiError::forbidden(
-                    "an administrator reset your password: choose a new one first (POST /api/me/password)",
-                )
-                .with_code("password_change_required"));
-            }
-            c
+            token_caller(st, token)?
         };
         if let Some(slot) = parts.extensions.get::<LogUser>() {
             let _ = slot
@@ -225,6 +346,7 @@ fn token_caller(st: &ServerState, token: &str) -> Result<Caller, ApiError> {
         ));
     }
     Ok(Caller {
+        may: Permissions::of(user.role, None),
         user,
         claims: Some(claims),
         key: None,
@@ -232,14 +354,13 @@ fn token_caller(st: &ServerState, token: &str) -> Result<Caller, ApiError> {
 }
 
 /// A personal API key: live (a read on every request, so revocation, a
-/// role change or disabling the owner take effect at once), then its scope
-/// for this request, then its rate.
-fn key_caller(parts: &Parts, st: &Arc<ServerState>, token: &str) -> Result<Caller, ApiError> {
+/// role change or disabling the owner take effect at once), then its rate;
+/// what it may do is the route's guard's to say ([`Permissions`]).
+fn key_caller(st: &Arc<ServerState>, token: &str) -> Result<Caller, ApiError> {
     // Off the async worker's duty while SQLite reads (see `token_caller`).
     let (key, user) = tokio::task::block_in_place(|| st.key_user(token))
         .map_err(ApiError::from)?
         .map_err(|r| ApiError::unauthorized(r.message()))?;
-    key_allows(&parts.method, parts.uri.path(), key.scope).map_err(ApiError::forbidden)?;
     let now = std::time::Instant::now();
     if let Err(wait) = st.key_use.admit(&key.id, key.rpm, now) {
         return Err(ApiError::throttled(
@@ -259,6 +380,7 @@ fn key_caller(parts: &Parts, st: &Arc<ServerState>, token: &str) -> Result<Calle
         });
     }
     Ok(Caller {
+        may: Permissions::of(user.role, Some(key.scope)),
         user,
         claims: None,
         key: Some(key),
@@ -349,4 +471,26 @@ pub fn query_param(uri: &axum::http::Uri, name: &str) -> Option<String> {
     let axum::extract::Query(pairs) =
         axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri).ok()?;
     pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys narrow roles, never widen them; a login has its role's all.
+    #[test]
+    fn a_key_narrows_its_role() {
+        for role in [Role::Admin, Role::Auditor, Role::User, Role::Viewer] {
+            let login = Permissions::of(role, None);
+            assert!(login.own_account && login.manage_users == (role == Role::Admin));
+            assert_eq!(login.chat, role.can_chat());
+            for scope in [KeyScope::Read, KeyScope::Chat] {
+                let k = Permissions::of(role, Some(scope));
+                assert!(!k.own_account && !k.manage_users && !k.answer_approvals);
+                assert!(!k.edit_sessions);
+                assert_eq!(k.chat, role.can_chat() && scope == KeyScope::Chat);
+                assert_eq!((k.audit, k.read_users), (login.audit, login.read_users));
+            }
+        }
+    }
 }

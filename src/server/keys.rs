@@ -4,7 +4,7 @@
 //! keys: the extractor refuses them every method but reads and chat).
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{query_param, ApiJson, Caller};
+use super::extract::{query_param, ApiJson, LoginCaller, Reader};
 use super::sessions::blocking_json;
 use super::state::{Action, ServerState};
 use crate::ops::keys::{self, KeyOptions};
@@ -21,12 +21,12 @@ use std::time::Instant;
 /// admins may name another user, or ask for everyone's.
 pub async fn list(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    Reader(caller): Reader,
     uri: Uri,
 ) -> ApiResult<Response> {
     let user = query_param(&uri, "user");
     let all = query_param(&uri, "all").is_some_and(|v| v == "true" || v == "1");
-    let admin = caller.role().can_manage_users() && caller.key.is_none();
+    let admin = caller.may.manage_users;
     if (all || user.as_deref().is_some_and(|u| u != caller.user.username)) && !admin {
         return Err(ApiError::forbidden(format!(
             "your role ({}) may list only your own keys",
@@ -77,7 +77,7 @@ pub struct CreateBody {
 /// `POST /api/keys`: a key for the caller, shown once in the answer.
 pub async fn create(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    LoginCaller(caller): LoginCaller,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> ApiResult<Response> {
     let scope = match b.scope.as_deref() {
@@ -116,12 +116,12 @@ pub async fn create(
 /// user's key answers 404 to non-admins, as if it did not exist.
 pub async fn revoke(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    LoginCaller(caller): LoginCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     st.actions
         .admit(&caller.user.id, Action::KeyRevoke, Instant::now())?;
-    let owner = (!caller.role().can_manage_users()).then(|| caller.user.id.clone());
+    let owner = (!caller.may.manage_users).then(|| caller.user.id.clone());
     blocking_json(move || {
         let (k, changed) = keys::revoke(&st.app_as(caller.actor()), &id, owner.as_deref())?;
         Ok(serde_json::json!({"key": k, "changed": changed}))

@@ -6,7 +6,10 @@
 //! ([`middleware::frame`]: request id, client address, security headers,
 //! JSON errors, access log) → body limit ([`BODY_LIMIT`]) → request timeout
 //! ([`REQUEST_TIMEOUT`], not on `/api/chat`, whose SSE streams run as long
-//! as the turn) → routes. Authentication is the [`extract::Caller`] extractor.
+//! as the turn) → routes. Authentication is the [`extract::Caller`] extractor;
+//! every handler's first argument is a guard from [`extract`] (`Reader`,
+//! `LoginCaller`, `ChatCaller`, `AdminCaller`, …) that says who may call
+//! it, decided from the caller's one [`extract::Permissions`] value.
 
 pub mod access_log;
 pub mod assets;
@@ -35,7 +38,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::{Json, Router};
 use errors::{ApiError, ApiResult};
-use extract::Caller;
 use state::ServerState;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -210,7 +212,7 @@ async fn openapi() -> Response {
 }
 
 /// `GET /api/models` (every role): Hermes' configured model and route aliases.
-async fn models(State(st): State<S>, _caller: Caller) -> ApiResult<Response> {
+async fn models(State(st): State<S>, _caller: extract::Reader) -> ApiResult<Response> {
     let client = st.hermes()?;
     let models = client.models().await?;
     Ok(Json(serde_json::json!({

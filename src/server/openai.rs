@@ -8,7 +8,7 @@
 
 use super::chat::{approver_for, sse_response, start_turn, StartedTurn};
 use super::errors::{ApiError, ErrorDetail};
-use super::extract::{ApiJson, Caller, ChatCaller};
+use super::extract::{ApiJson, Caller, ChatCaller, Reader};
 use super::state::{blocking, ServerState};
 use crate::error::{Error, Reason};
 use crate::ops::chat::{Channel, TurnEvent, TurnOutcome, TurnRequest};
@@ -98,7 +98,7 @@ impl IntoResponse for OaError {
 
 type OaResult<T> = std::result::Result<T, OaError>;
 
-/// [`Caller`] with OpenAI-shaped rejections.
+/// [`Reader`] with OpenAI-shaped rejections.
 pub struct OaCaller(pub Caller);
 
 impl FromRequestParts<Arc<ServerState>> for OaCaller {
@@ -108,7 +108,8 @@ impl FromRequestParts<Arc<ServerState>> for OaCaller {
         parts: &mut Parts,
         st: &Arc<ServerState>,
     ) -> Result<Self, Self::Rejection> {
-        Ok(OaCaller(Caller::from_request_parts(parts, st).await?))
+        let Reader(c) = Reader::from_request_parts(parts, st).await?;
+        Ok(OaCaller(c))
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`crate::ops::sessions`] with the caller's [`Scope`](crate::ops::sessions::Scope).
 
 use super::errors::{ApiError, ApiResult};
-use super::extract::{query_param, ApiJson, ApiQuery, Caller, ChatCaller};
+use super::extract::{query_param, ApiJson, ApiQuery, Reader, SessionEditor};
 use super::state::{blocking, Action, ServerState};
 use crate::ops::sessions::{self, ListOptions};
 use axum::extract::{Path, State};
@@ -39,10 +39,10 @@ pub(crate) fn json_response(bytes: impl Into<axum::body::Body>) -> Response {
 /// `GET /api/sessions?limit&offset&user&since`: newest first.
 pub async fn list(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    Reader(caller): Reader,
     uri: axum::http::Uri,
 ) -> ApiResult<Response> {
-    let can_all = caller.role().can_audit();
+    let can_all = caller.may.read_all_sessions;
     // Authorization before validation: the one parameter that needs a role
     // is looked at first, leniently, so a refused caller gets its 403 before
     // the other parameters are checked (and never learns them from a 400).
@@ -106,7 +106,7 @@ pub async fn list(
 /// `GET /api/sessions/{id}`: one session (no messages).
 pub async fn show(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let scope = caller.scope();
@@ -118,7 +118,7 @@ pub async fn show(
 /// Hermes' replay order.
 pub async fn messages(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let scope = caller.scope();
@@ -136,7 +136,7 @@ pub struct SearchParams {
 /// `GET /api/search?q=&limit=`: full-text search in readable sessions.
 pub async fn search(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    Reader(caller): Reader,
     ApiQuery(p): ApiQuery<SearchParams>,
 ) -> ApiResult<Response> {
     let limit = p.limit.unwrap_or(50);
@@ -179,7 +179,7 @@ pub struct TitleBody {
 /// (an empty title clears it), as `session title`.
 pub async fn rename(
     State(st): State<Arc<ServerState>>,
-    ChatCaller(caller): ChatCaller,
+    SessionEditor(caller): SessionEditor,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<TitleBody>,
 ) -> ApiResult<Response> {
@@ -204,7 +204,7 @@ pub struct EndBody {
 /// `POST /api/sessions/{id}/end` `{reason?}` (the owner, or an admin), as `session end`.
 pub async fn end(
     State(st): State<Arc<ServerState>>,
-    ChatCaller(caller): ChatCaller,
+    SessionEditor(caller): SessionEditor,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<EndBody>,
 ) -> ApiResult<Response> {
@@ -227,7 +227,7 @@ pub async fn end(
 /// `session export`: a download.
 pub async fn export(
     State(st): State<Arc<ServerState>>,
-    caller: Caller,
+    Reader(caller): Reader,
     Path(id): Path<String>,
     uri: axum::http::Uri,
 ) -> ApiResult<Response> {

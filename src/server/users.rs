@@ -3,7 +3,7 @@
 
 use super::auth::parse_role;
 use super::errors::{ApiError, ApiResult};
-use super::extract::{AdminCaller, ApiJson};
+use super::extract::{AdminCaller, AdminReader, ApiJson};
 use super::sessions::blocking_json;
 use super::state::ServerState;
 use crate::ops::accounts;
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// `GET /api/users`.
-pub async fn list(State(st): State<Arc<ServerState>>, _caller: AdminCaller) -> ApiResult<Response> {
+pub async fn list(State(st): State<Arc<ServerState>>, _caller: AdminReader) -> ApiResult<Response> {
     blocking_json(move || st.app.users_ro()?.list()).await
 }
 

@@ -461,3 +461,97 @@ async fn key_growth_is_capped_rate_limited_purged_and_paged() {
     assert!(purged, "serve never purged {victim}: {}", s.log());
     assert_eq!(listed().as_array().unwrap().len(), 19);
 }
+
+/// Authorization as types: every route's guard decides, never its path.
+/// Walk the documented routes with an admin's `chat` key (the widest a key
+/// gets): each route that changes something, but the two chat routes, says
+/// a login is needed; each read passes authorization. `GET /api/me` shows
+/// the same permissions value the guards decided with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_that_changes_something_refuses_a_key() {
+    let home = TestHome::new();
+    let h = home.path();
+    configure(h, "");
+    add_user(h, "root", "admin");
+    let s = Server::start(h);
+    let c = client();
+    let root = token(&c, &s, "root").await;
+    let r = send(
+        c.post(s.url("/api/keys"))
+            .bearer_auth(&root)
+            .json(&json!({"label": "widest", "scope": "chat"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    let me = send(c.get(s.url("/api/me")).bearer_auth(&key)).await.json();
+    assert_eq!(
+        me["may"],
+        json!({"chat": true, "read_all_sessions": true, "audit": true, "read_users": true,
+               "manage_users": false, "see_approvals": true, "answer_approvals": false,
+               "edit_sessions": false, "own_account": false}),
+        "{me}"
+    );
+    let login = send(c.get(s.url("/api/me")).bearer_auth(&root))
+        .await
+        .json();
+    assert!(
+        login["may"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v == true),
+        "an admin's login may do everything: {login}"
+    );
+
+    let doc: Value = send(c.get(s.url("/api/openapi.json"))).await.json();
+    let (mut changes, mut reads) = (0, 0);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (m, _) in item.as_object().unwrap() {
+            let p = path
+                .replace("{id}", "op_000000000000")
+                .replace("{session_id}", "op_000000000000")
+                .replace("{username}", "root");
+            let method: reqwest::Method = m.to_uppercase().parse().unwrap();
+            let r = send(
+                c.request(method.clone(), s.url(&p))
+                    .bearer_auth(&key)
+                    .json(&json!({})),
+            )
+            .await;
+            let public = [
+                "/healthz",
+                "/api/openapi.json",
+                "/",
+                "/auth/login",
+                "/auth/refresh",
+            ]
+            .contains(&path.as_str());
+            if public {
+                continue;
+            }
+            let chat = path == "/api/chat" || path == "/v1/chat/completions";
+            if method == reqwest::Method::GET || chat {
+                reads += 1;
+                assert!(
+                    r.status != 401 && r.status != 403,
+                    "{m} {path}: an admin's chat key passes authorization: {} {}",
+                    r.status,
+                    r.body
+                );
+            } else {
+                changes += 1;
+                assert_eq!(r.status, 403, "{m} {path}: {}", r.body);
+                assert!(
+                    r.body.contains("need a login"),
+                    "{m} {path}: says a login is needed: {}",
+                    r.body
+                );
+            }
+        }
+    }
+    assert!(
+        changes >= 12 && reads >= 14,
+        "{changes} changes, {reads} reads"
+    );
+}
