@@ -22,8 +22,16 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // A turn runs on a thread of its own (chat::OwnThread): this one.
+    chat::OwnThread::block_on_runtime(&rt, measure);
+}
+
+async fn measure(own: chat::OwnThread) {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         eprintln!("usage: turn_overhead HERMES_HOME USERNAME RUNS");
@@ -52,11 +60,11 @@ async fn main() {
         // The two alternate which goes first, so neither always runs in the
         // wake of the other (Hermes finishes writing a run after its last event).
         let (a, b, own) = if i % 2 == 0 {
-            let (a, own) = through_operator(&app, &client, &approver, &user, i).await;
+            let (a, own) = through_operator(own, &app, &client, &approver, &user, i).await;
             (a, straight_to_hermes(&client, i).await, own)
         } else {
             let b = straight_to_hermes(&client, i).await;
-            let (a, own) = through_operator(&app, &client, &approver, &user, i).await;
+            let (a, own) = through_operator(own, &app, &client, &approver, &user, i).await;
             (a, b, own)
         };
         if i >= 2 {
@@ -78,6 +86,7 @@ async fn main() {
 
 /// A: one turn through the operator's `chat::run_turn`; (wall ms, own ms).
 async fn through_operator(
+    own: chat::OwnThread,
     app: &App,
     client: &HermesClient,
     approver: &PolicyApprover,
@@ -96,7 +105,7 @@ async fn through_operator(
         token_version: None,
     };
     let t0 = Instant::now();
-    let o = chat::run_turn(app, client, &req, approver, &mut |_| {})
+    let o = chat::run_turn(own, app, client, &req, approver, &mut |_| {})
         .await
         .expect("operator turn");
     (t0.elapsed().as_secs_f64() * 1e3, o.operator_ms)

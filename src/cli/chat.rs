@@ -35,10 +35,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::internal(format!("starting the async runtime: {e}")).with_source(e))?;
-    rt.block_on(run_async(ctx, a))
+    // The turn does synchronous SQLite work: it runs on this thread,
+    // which does nothing else meanwhile (chat::OwnThread).
+    chat::OwnThread::block_on_runtime(&rt, |own| run_async(ctx, a, own))
 }
 
-async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
+async fn run_async(ctx: &Ctx, a: Args, own: chat::OwnThread) -> Result<()> {
     let app = &ctx.app;
     // Check the user before anything else, so a viewer learns it at once.
     chat::chat_user(app, &a.as_user)?;
@@ -58,13 +60,15 @@ async fn run_async(ctx: &Ctx, a: Args) -> Result<()> {
     };
     if let Some(m) = message {
         let req = request(&a, a.session.clone(), m);
-        return one_turn(ctx, &client, &req, approver).await.map(|_| ());
+        return one_turn(ctx, &client, &req, approver, own)
+            .await
+            .map(|_| ());
     }
     if !std::io::stdin().is_terminal() {
         return Err(Error::usage("no MESSAGE given and stdin is not a terminal")
             .hint("pass the message as an argument, or `-` to read it from stdin"));
     }
-    interactive(ctx, &a, &client, approver).await
+    interactive(ctx, &a, &client, approver, own).await
 }
 
 /// A CLI turn of `a.as_user`.
@@ -88,6 +92,7 @@ async fn interactive(
     a: &Args,
     client: &HermesClient,
     approver: &dyn Approver,
+    own: chat::OwnThread,
 ) -> Result<()> {
     let mut session = a.session.clone();
     ctx.out.info(
@@ -120,7 +125,7 @@ async fn interactive(
             Line::Message(m) => m,
         };
         let req = request(a, session.clone(), message.to_string());
-        match one_turn(ctx, client, &req, approver).await {
+        match one_turn(ctx, client, &req, approver, own).await {
             Ok(o) => session = Some(o.session_id),
             Err(e) => ctx.out.error(&e),
         }
@@ -177,6 +182,7 @@ async fn one_turn(
     client: &HermesClient,
     req: &TurnRequest,
     approver: &dyn Approver,
+    own: chat::OwnThread,
 ) -> Result<chat::TurnOutcome> {
     let json = ctx.out.json;
     let out = ctx.out;
@@ -241,7 +247,7 @@ async fn one_turn(
             TurnEvent::Error { .. } | TurnEvent::RunStarted { .. } => {}
         }
     };
-    let outcome = chat::run_turn(&ctx.app, client, req, approver, &mut on_event).await;
+    let outcome = chat::run_turn(own, &ctx.app, client, req, approver, &mut on_event).await;
     if !json {
         if let Some(sid) = &turn_session {
             say_blocked(ctx, sid, before);

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -110,6 +111,113 @@ impl RunEvent {
     pub fn str(&self, k: &str) -> Option<&str> {
         self.fields.get(k).and_then(|v| v.as_str())
     }
+
+    /// What the event means to the operator. The names are those Hermes
+    /// 0.19 and 0.22 send on `/v1/runs/{id}/events` (docs/hermes.md); any
+    /// other is [`Event::Unknown`], which the turn records instead of
+    /// dropping.
+    pub fn kind(&self) -> Event<'_> {
+        let tool = || self.str("tool").unwrap_or("?");
+        match self.event.as_str() {
+            "reasoning.delta" => {
+                Event::ReasoningDelta(self.str("delta").or(self.str("text")).unwrap_or_default())
+            }
+            "reasoning.available" => Event::ReasoningAvailable,
+            "message.delta" => Event::MessageDelta(self.str("delta")),
+            "tool.started" => Event::ToolStarted {
+                tool: tool(),
+                preview: self.str("preview"),
+            },
+            "tool.completed" => Event::ToolCompleted {
+                tool: tool(),
+                duration: self.fields.get("duration").and_then(Value::as_f64),
+                error: self
+                    .fields
+                    .get("error")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            },
+            "approval.request" => Event::ApprovalRequest {
+                command: self.str("command"),
+                description: self.str("description"),
+                pattern_key: self.str("pattern_key"),
+                choices: self
+                    .fields
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default(),
+                request_id: self.str("request_id"),
+            },
+            "run.steered" => Event::RunSteered {
+                accepted: self.fields.get("accepted"),
+            },
+            e if e.starts_with("subagent.") => Event::Subagent {
+                phase: &e["subagent.".len()..],
+            },
+            "run.interrupted" => Event::RunInterrupted,
+            "run.completed" => Event::RunCompleted {
+                output: self.str("output"),
+            },
+            "run.failed" => Event::RunFailed {
+                error: self.fields.get("error").map_or_else(
+                    || "run failed".to_string(),
+                    |e| e.as_str().map_or_else(|| e.to_string(), str::to_string),
+                ),
+            },
+            "run.cancelled" => Event::RunCancelled,
+            // Progress the operator learns better elsewhere: the answer to
+            // an approval is its own, a stop is the operator's or ends as
+            // `run.cancelled`, interim text is in state.db.
+            "approval.responded" | "run.stopping" | "message.interim" => Event::Progress,
+            other => Event::Unknown(other),
+        }
+    }
+}
+
+/// A run event, typed ([`RunEvent::kind`]); it borrows from the event.
+#[derive(Debug, PartialEq)]
+pub enum Event<'a> {
+    /// A piece of the model's reasoning (0.22).
+    ReasoningDelta(&'a str),
+    /// On the runs stream a preview of the assistant's text, not reasoning.
+    ReasoningAvailable,
+    MessageDelta(Option<&'a str>),
+    ToolStarted {
+        tool: &'a str,
+        preview: Option<&'a str>,
+    },
+    ToolCompleted {
+        tool: &'a str,
+        duration: Option<f64>,
+        error: bool,
+    },
+    ApprovalRequest {
+        command: Option<&'a str>,
+        description: Option<&'a str>,
+        pattern_key: Option<&'a str>,
+        choices: Vec<&'a str>,
+        request_id: Option<&'a str>,
+    },
+    RunSteered {
+        accepted: Option<&'a Value>,
+    },
+    /// `subagent.start`, `subagent.complete`, …: the part after the dot.
+    Subagent {
+        phase: &'a str,
+    },
+    RunInterrupted,
+    RunCompleted {
+        output: Option<&'a str>,
+    },
+    RunFailed {
+        error: String,
+    },
+    RunCancelled,
+    /// Known, and nothing for the operator to do.
+    Progress,
+    /// A name this operator does not know: a newer Hermes.
+    Unknown(&'a str),
 }
 
 fn unreachable_hint(url: &str) -> String {
@@ -598,6 +706,70 @@ mod tests {
             .map(|c| Ok(bytes::Bytes::from_static(c)))
             .collect();
         EventStream::new(Box::pin(futures_util::stream::iter(items)))
+    }
+
+    fn ev(json: &str) -> RunEvent {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// Every name 0.19 and 0.22 send maps to a kind of its own; any other
+    /// is `Unknown` with its name (the turn records it).
+    #[test]
+    fn run_events_are_typed_and_unknown_names_kept() {
+        let tool =
+            ev(r#"{"event":"tool.completed","tool":"terminal","duration":1.5,"error":true}"#);
+        assert_eq!(
+            tool.kind(),
+            Event::ToolCompleted {
+                tool: "terminal",
+                duration: Some(1.5),
+                error: true
+            }
+        );
+        let ar = ev(
+            r#"{"event":"approval.request","command":"rm -rf /","choices":["once","deny",3],"request_id":"r1"}"#,
+        );
+        assert_eq!(
+            ar.kind(),
+            Event::ApprovalRequest {
+                command: Some("rm -rf /"),
+                description: None,
+                pattern_key: None,
+                choices: vec!["once", "deny"],
+                request_id: Some("r1"),
+            }
+        );
+        let failed = ev(r#"{"event":"run.failed","error":{"code":5}}"#);
+        assert_eq!(
+            failed.kind(),
+            Event::RunFailed {
+                error: r#"{"code":5}"#.into()
+            }
+        );
+        assert_eq!(
+            ev(r#"{"event":"subagent.complete"}"#).kind(),
+            Event::Subagent { phase: "complete" }
+        );
+        for known in [
+            "reasoning.delta",
+            "reasoning.available",
+            "message.delta",
+            "tool.started",
+            "run.steered",
+            "run.interrupted",
+            "run.completed",
+            "run.cancelled",
+            "approval.responded",
+            "run.stopping",
+            "message.interim",
+        ] {
+            let e = ev(&format!(r#"{{"event":"{known}"}}"#));
+            assert!(!matches!(e.kind(), Event::Unknown(_)), "{known}");
+        }
+        assert_eq!(
+            ev(r#"{"event":"run.paused","x":1}"#).kind(),
+            Event::Unknown("run.paused")
+        );
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {

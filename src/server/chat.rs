@@ -9,7 +9,8 @@ use super::extract::{Answerer, ApiJson, ApprovalsReader, Caller, ChatCaller};
 use super::state::{blocking, ServerState, APPROVAL_WAIT};
 use crate::error::{Error, Kind};
 use crate::ops::chat::{
-    run_turn, ApprovePolicy, Approver, Channel, PolicyApprover, TurnEvent, TurnOutcome, TurnRequest,
+    run_turn, ApprovePolicy, Approver, Channel, OwnThread, PolicyApprover, TurnEvent, TurnOutcome,
+    TurnRequest,
 };
 use crate::store::users::KeyApprovals;
 use axum::extract::{Extension, Path, State};
@@ -305,7 +306,7 @@ pub(super) async fn start_turn(
     // blocking pool that everyone else's reads use.
     let rt = tokio::runtime::Handle::current();
     let (done_tx, done) = tokio::sync::oneshot::channel();
-    let turn = async move {
+    let turn = move |own| async move {
         let mut guard = guard;
         let mut current: Option<String> = guard.session.clone();
         let mut on_event = |ev: TurnEvent| {
@@ -325,13 +326,13 @@ pub(super) async fn start_turn(
             }
             let _ = tx.send(ev);
         };
-        let r = run_turn(&app, &client, &req, approver.as_ref(), &mut on_event).await;
+        let r = run_turn(own, &app, &client, &req, approver.as_ref(), &mut on_event).await;
         drop(guard);
         r
     };
     st.turn_threads
         .run(Box::new(move || {
-            let _ = done_tx.send(rt.block_on(turn));
+            let _ = done_tx.send(OwnThread::block_on_handle(&rt, turn));
         }))
         .map_err(|e| Error::internal(format!("starting a chat turn: {e}")).with_source(e))?;
     Ok(StartedTurn { events: rx, done })

@@ -181,6 +181,19 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// A chat turn (`chat::run_turn`) on a fresh 2-worker runtime, blocked on
+/// from this thread, which is what its `OwnThread` proof asks for.
+pub fn block_on_turn<F: std::future::Future>(
+    make: impl FnOnce(hermes_operator::ops::chat::OwnThread) -> F,
+) -> F::Output {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    hermes_operator::ops::chat::OwnThread::block_on_runtime(&rt, make)
+}
+
 // ---------------------------------------------------------------------------
 // venv
 // ---------------------------------------------------------------------------

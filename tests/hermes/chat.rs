@@ -608,7 +608,7 @@ fn approval_events(gw: &Gateway, sid: &str) -> (Value, Value) {
     (req[0]["data"].clone(), dec[0]["data"].clone())
 }
 
-async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
+fn approvals_once_deny_prompt_and_expired(gen: Gen) {
     let gw = Gateway::start(
         gen,
         GatewayOpts {
@@ -728,9 +728,11 @@ async fn approvals_once_deny_prompt_and_expired(gen: Gen) {
     };
     let mut seen: Vec<TurnEvent> = Vec::new();
     let t0 = Instant::now();
-    let out = run_turn(&app, &client, &req, &approver, &mut |e| seen.push(e))
-        .await
-        .unwrap_or_else(|e| panic!("run_turn: {e:?}"));
+    let mut on_event = |e| seen.push(e);
+    let out = crate::common::block_on_turn(|own| {
+        run_turn(own, &app, &client, &req, &approver, &mut on_event)
+    })
+    .unwrap_or_else(|e| panic!("run_turn: {e:?}"));
     assert!(t0.elapsed() >= Duration::from_secs(5));
     assert_eq!(
         gw.danger_target_mode(),
@@ -1066,7 +1068,7 @@ impl Approver for ByCommand {
 /// `[danger2]`: two dangerous commands in one run, each answered on its
 /// own (on 0.22 by the `request_id` Hermes gave it): the first runs, the
 /// second is denied.
-async fn two_approvals_in_one_run_each_answered(gen: Gen) {
+fn two_approvals_in_one_run_each_answered(gen: Gen) {
     let gw = Gateway::start(gen, GatewayOpts::default());
     let ids = setup(&gw, "", &[("alice", "user")]);
     let second = PathBuf::from(format!("{}.second", gw.danger_target.display()));
@@ -1090,9 +1092,11 @@ async fn two_approvals_in_one_run_each_answered(gen: Gen) {
         token_version: None,
     };
     let mut seen: Vec<TurnEvent> = Vec::new();
-    let out = run_turn(&app, &client, &req, &approver, &mut |e| seen.push(e))
-        .await
-        .unwrap_or_else(|e| panic!("run_turn: {e:?}"));
+    let mut on_event = |e| seen.push(e);
+    let out = crate::common::block_on_turn(|own| {
+        run_turn(own, &app, &client, &req, &approver, &mut on_event)
+    })
+    .unwrap_or_else(|e| panic!("run_turn: {e:?}"));
     assert_eq!(gw.danger_target_mode(), 0o777, "the approved command ran");
     let mode2 = fs::metadata(&second).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode2, 0o600, "the denied command did not run");
@@ -1474,8 +1478,8 @@ fn json_out_any(gw: &Gateway, args: &[&str]) -> Value {
 
 hermes_tests!(
     unsupervised_hermes_is_refused,
-    async approvals_once_deny_prompt_and_expired,
-    async two_approvals_in_one_run_each_answered,
+    approvals_once_deny_prompt_and_expired,
+    two_approvals_in_one_run_each_answered,
     lost_run_reply_is_retried_only_where_idempotent,
     unreadable_run_event_ends_the_turn_and_stops_the_run,
     gateway_restart_mid_turn_leaves_a_consistent_session,

@@ -1,6 +1,7 @@
 //! Driving a run: start it, follow its event stream, answer approvals.
 
 use super::*;
+use crate::hermes::api::Event;
 use crate::store::events::EventKind;
 
 pub(super) type DriveResult = std::result::Result<(TurnOutcome, f64), (Error, f64)>;
@@ -441,6 +442,8 @@ fn call_argument(messages: &[Message], call_id: &str, arg: &str) -> Option<Strin
 pub(super) struct RunText {
     pub(super) output: String,
     pub(super) reasoning: String,
+    /// Unknown event names already recorded in this turn.
+    pub(super) unknown: std::collections::BTreeSet<String>,
 }
 
 pub(super) enum Flow {
@@ -541,7 +544,8 @@ pub(super) fn record_subagent(turn: &Turn<'_>, ev: &RunEvent) -> Result<()> {
     turn.record(EventKind::Subagent, data)
 }
 
-/// One event from Hermes: pass progress on, put approvals to the owner.
+/// One event from Hermes: pass progress on, put approvals to the owner,
+/// record what this operator does not know.
 #[expect(
     clippy::too_many_lines,
     reason = "a `match` over Hermes' run event kinds; each arm is short"
@@ -555,137 +559,167 @@ pub(super) async fn handle_event(
     text: &mut RunText,
     waited: &mut std::time::Duration,
 ) -> Result<Flow> {
-    let RunText { output, reasoning } = text;
+    let RunText {
+        output,
+        reasoning,
+        unknown,
+    } = text;
     let run_id = turn.run_id.as_deref().unwrap_or_default();
-    match ev.event.as_str() {
-        "reasoning.delta" => {
-            reasoning.push_str(ev.str("delta").or(ev.str("text")).unwrap_or_default());
+    let kind = ev.kind();
+    match kind {
+        Event::ReasoningDelta(d) => {
+            reasoning.push_str(d);
             return Ok(Flow::Continue);
         }
         // On the runs stream this carries a preview of the assistant's text
         // (measured on 0.19 and 0.22 with a model that has no reasoning),
         // which `assistant_message` records from state.db already.
-        "reasoning.available" => return Ok(Flow::Continue),
+        Event::ReasoningAvailable => return Ok(Flow::Continue),
         _ => flush_reasoning(turn, reasoning)?,
     }
     // Before a tool's progress, an approval or the answer goes on to the
     // caller: is the caller still who may see it? (The hook refuses the
     // tool calls themselves.)
     if matches!(
-        ev.event.as_str(),
-        "tool.started" | "tool.completed" | "approval.request" | "run.completed"
+        kind,
+        Event::ToolStarted { .. }
+            | Event::ToolCompleted { .. }
+            | Event::ApprovalRequest { .. }
+            | Event::RunCompleted { .. }
     ) {
         if let Some(why) = turn.caller_refused() {
             let _ = client.stop_run(run_id).await;
             return Ok(Flow::Failed(stopped(why)));
         }
     }
-    match ev.event.as_str() {
-        "run.steered" => turn.record(
+    match kind {
+        Event::RunSteered { accepted } => turn.record(
             EventKind::RunSteered,
-            json!({"run_id": run_id, "accepted": ev.fields.get("accepted")}),
+            json!({"run_id": run_id, "accepted": accepted}),
         )?,
-        e if e.starts_with("subagent.") => record_subagent(turn, &ev)?,
-        "run.interrupted" => {
-            let st = Value::Object(ev.fields.clone());
-            let mut st = st;
+        Event::Subagent { .. } => record_subagent(turn, &ev)?,
+        Event::RunInterrupted => {
+            let mut st = Value::Object(ev.fields.clone());
             st["status"] = "interrupted".into();
             return Ok(Flow::Failed(run_ended(turn, &st)));
         }
-        "message.delta" => {
-            if let Some(d) = ev.str("delta") {
+        Event::MessageDelta(d) => {
+            if let Some(d) = d {
                 on_event(TurnEvent::Delta {
                     text: d.to_string(),
                 });
             }
         }
-        "tool.started" => on_event(TurnEvent::ToolStarted {
-            tool: ev.str("tool").unwrap_or("?").to_string(),
-            preview: ev.str("preview").map(str::to_string),
+        Event::ToolStarted { tool, preview } => on_event(TurnEvent::ToolStarted {
+            tool: tool.to_string(),
+            preview: preview.map(str::to_string),
         }),
-        "tool.completed" => on_event(TurnEvent::ToolCompleted {
-            tool: ev.str("tool").unwrap_or("?").to_string(),
-            duration: ev.fields.get("duration").and_then(Value::as_f64),
-            error: ev
-                .fields
-                .get("error")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+        Event::ToolCompleted {
+            tool,
+            duration,
+            error,
+        } => on_event(TurnEvent::ToolCompleted {
+            tool: tool.to_string(),
+            duration,
+            error,
         }),
-        "approval.request" => {
+        Event::ApprovalRequest {
+            command,
+            description,
+            pattern_key,
+            choices,
+            request_id,
+        } => {
+            let owned = |s: Option<&str>| s.map(str::to_string);
             let ar = ApprovalRequest {
                 session_id: turn.session_id.clone(),
                 run_id: run_id.to_string(),
-                command: ev.str("command").map(str::to_string),
-                description: ev.str("description").map(str::to_string),
-                pattern_key: ev.str("pattern_key").map(str::to_string),
-                choices: ev
-                    .fields
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|c| c.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                request_id: ev.str("request_id").map(str::to_string),
+                command: owned(command),
+                description: owned(description),
+                pattern_key: owned(pattern_key),
+                choices: choices.into_iter().map(str::to_string).collect(),
+                request_id: owned(request_id),
             };
-            turn.record(
-                EventKind::ApprovalRequest,
-                json!({"run_id": run_id, "command": ar.command, "description": ar.description,
-                       "pattern_key": ar.pattern_key, "request_id": ar.request_id}),
-            )?;
-            on_event(TurnEvent::ApprovalRequest(ar.clone()));
-            let t_wait = Instant::now();
-            let d = approver.decide(ar.clone()).await;
-            // Never "always": ApprovalChoice cannot say it (it would outlive the session).
-            let choice = d.choice;
-            // Hermes denies on its own timeout; answering after that is a 409.
-            let applied = match client
-                .answer_approval(run_id, choice.as_str(), ar.request_id.as_deref())
-                .await
-            {
-                Ok(()) => true,
-                Err(e) if e.kind == Kind::Conflict || e.kind == Kind::NotFound => false,
-                Err(e) => return Err(e),
-            };
-            *waited += t_wait.elapsed();
-            turn.record(
-                EventKind::Approval,
-                json!({"run_id": run_id, "command": ar.command, "choice": choice,
-                       "request_id": ar.request_id,
-                       "decided_by": d.decided_by, "applied": applied,
-                       "outcome": if applied { "answered" } else { "expired: Hermes had already denied it" }}),
-            )?;
-            on_event(TurnEvent::ApprovalDecision {
-                choice,
-                decided_by: d.decided_by,
-                applied,
-            });
+            approve(turn, client, approver, on_event, ar, waited).await?;
         }
-        "run.completed" => {
-            if let Some(o) = ev.str("output") {
+        Event::RunCompleted { output: o } => {
+            if let Some(o) = o {
                 *output = o.to_string();
             }
             return Ok(Flow::Completed);
         }
-        "run.failed" => {
-            let msg = ev
-                .fields
-                .get("error")
-                .map(|e| {
-                    e.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| e.to_string())
-                })
-                .unwrap_or_else(|| "run failed".into());
+        Event::RunFailed { error } => {
             return Ok(Flow::Failed(Error::unavailable(format!(
-                "Hermes' run failed: {msg}"
+                "Hermes' run failed: {error}"
             ))));
         }
-        "run.cancelled" => return Ok(Flow::Failed(Error::unavailable("Hermes cancelled the run"))),
-        _ => {}
+        Event::RunCancelled => {
+            return Ok(Flow::Failed(Error::unavailable("Hermes cancelled the run")))
+        }
+        Event::Progress | Event::ReasoningDelta(_) | Event::ReasoningAvailable => {}
+        // A newer Hermes: its first event of each unknown name per turn is
+        // recorded (name and field names; the values may be content the
+        // content policy keeps out), so the log says what was not understood.
+        Event::Unknown(name) => {
+            if unknown.insert(name.to_string()) {
+                let fields: Vec<&str> = ev
+                    .fields
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| *k != "run_id")
+                    .collect();
+                turn.record(
+                    EventKind::HermesEvent,
+                    json!({"run_id": run_id, "event": crate::output::clip(name, 80), "fields": fields}),
+                )?;
+            }
+        }
     }
     Ok(Flow::Continue)
+}
+
+/// An approval request: record it, ask the approver, pass the answer on to
+/// Hermes, record the answer.
+async fn approve(
+    turn: &Turn<'_>,
+    client: &HermesClient,
+    approver: &dyn Approver,
+    on_event: &mut (dyn FnMut(TurnEvent) + Send),
+    ar: ApprovalRequest,
+    waited: &mut std::time::Duration,
+) -> Result<()> {
+    let run_id = ar.run_id.clone();
+    turn.record(
+        EventKind::ApprovalRequest,
+        json!({"run_id": run_id, "command": ar.command, "description": ar.description,
+               "pattern_key": ar.pattern_key, "request_id": ar.request_id}),
+    )?;
+    on_event(TurnEvent::ApprovalRequest(ar.clone()));
+    let t_wait = Instant::now();
+    let d = approver.decide(ar.clone()).await;
+    // Never "always": ApprovalChoice cannot say it (it would outlive the session).
+    let choice = d.choice;
+    // Hermes denies on its own timeout; answering after that is a 409.
+    let applied = match client
+        .answer_approval(&run_id, choice.as_str(), ar.request_id.as_deref())
+        .await
+    {
+        Ok(()) => true,
+        Err(e) if e.kind == Kind::Conflict || e.kind == Kind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    *waited += t_wait.elapsed();
+    turn.record(
+        EventKind::Approval,
+        json!({"run_id": run_id, "command": ar.command, "choice": choice,
+               "request_id": ar.request_id,
+               "decided_by": d.decided_by, "applied": applied,
+               "outcome": if applied { "answered" } else { "expired: Hermes had already denied it" }}),
+    )?;
+    on_event(TurnEvent::ApprovalDecision {
+        choice,
+        decided_by: d.decided_by,
+        applied,
+    });
+    Ok(())
 }

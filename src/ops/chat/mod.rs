@@ -194,12 +194,14 @@ mod approvers;
 mod context;
 mod drive;
 mod reconcile;
+mod thread;
 mod turn;
 
 pub use approvers::*;
 pub use context::*;
 use drive::*;
 use reconcile::*;
+pub use thread::OwnThread;
 pub use turn::*;
 
 /// Where the event log ends now (0 without one): what a turn's

@@ -12,6 +12,7 @@ use crate::store::users::Reservation;
     reason = "the turn's checks and bookkeeping in order (message, model, session row, budget, drive, settle); every branch must leave the session consistent"
 )]
 pub async fn run_turn(
+    _on: OwnThread,
     app: &App,
     client: &HermesClient,
     req: &TurnRequest,

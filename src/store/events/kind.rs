@@ -59,6 +59,8 @@ event_kinds! {
     RunInterrupted = "run_interrupted",
     /// A subagent's progress inside a run (ids and figures).
     Subagent = "subagent",
+    /// A run event this operator does not know (a newer Hermes): its name and field names, once per name and turn.
+    HermesEvent = "hermes_event",
     /// A turn failed: stage, code, message.
     Error = "error",
     /// An operator session was created.
