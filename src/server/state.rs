@@ -506,6 +506,13 @@ mod tests {
     use super::*;
     use std::sync::mpsc::channel;
 
+    /// README and tests/serve/hardening.rs promise that `/healthz` shows a
+    /// change within a second: the cache lives no longer than that.
+    #[test]
+    fn health_answers_are_cached_for_at_most_a_second() {
+        const { assert!(HEALTH_TTL.as_millis() <= 1000) };
+    }
+
     #[test]
     fn idle_keys_are_forgotten_once_many_were_seen() {
         let keys = KeyUse::default();

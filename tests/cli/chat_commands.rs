@@ -27,8 +27,36 @@ fn chat_typing(home: &TestHome, lines: &[&str]) -> (std::process::ExitStatus, St
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    for l in lines {
-        std::thread::sleep(Duration::from_millis(400));
+    // What the pty showed so far, read as it comes: each line is typed once
+    // the chat's prompt ("alice> ") is on screen again, not after a pause.
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let shown = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shown
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let prompts = || shown.lock().unwrap().matches("alice> ").count();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for (i, l) in lines.iter().enumerate() {
+        while prompts() <= i {
+            assert!(
+                Instant::now() < deadline,
+                "no prompt before {l:?}: {}",
+                shown.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         stdin.write_all(format!("{l}\n").as_bytes()).unwrap();
     }
     // stdin stays open: only the chat itself may end the chat.
@@ -39,20 +67,18 @@ fn chat_typing(home: &TestHome, lines: &[&str]) -> (std::process::ExitStatus, St
         }
         if t.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
-            let o = child.wait_with_output().unwrap();
+            let _ = child.wait();
             panic!(
                 "the chat did not end after {lines:?}: {}",
-                String::from_utf8_lossy(&o.stdout)
+                shown.lock().unwrap()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     drop(stdin);
-    let o = child.wait_with_output().unwrap();
-    (
-        status,
-        String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n"),
-    )
+    reader.join().unwrap();
+    let out = shown.lock().unwrap().replace("\r\n", "\n");
+    (status, out)
 }
 
 fn home() -> TestHome {

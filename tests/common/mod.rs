@@ -171,6 +171,21 @@ macro_rules! hermes_tests {
     };
 }
 
+/// Writes `text` to `path` so its modification time differs from the old
+/// file's: what watches the file (serve re-reads Hermes' .env when it
+/// changes) sees a change without the test sleeping for the clock to move.
+pub fn rewrite(path: &Path, text: impl AsRef<[u8]>) {
+    let old = fs::metadata(path).and_then(|m| m.modified()).ok();
+    fs::write(path, text).unwrap();
+    if let Some(old) = old {
+        let f = OpenOptions::new().write(true).open(path).unwrap();
+        if f.metadata().unwrap().modified().unwrap() <= old {
+            f.set_modified(old + std::time::Duration::from_millis(10))
+                .unwrap();
+        }
+    }
+}
+
 /// Runs a test future on a fresh 2-worker runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()

@@ -299,12 +299,10 @@ async fn no_hermes_key_is_503_until_set_and_502s_hide_hermes_address() {
     }
     // The key appears in Hermes' .env: picked up without a restart. Hermes
     // itself is down (a closed port): 502, and its address is not shown.
-    std::thread::sleep(Duration::from_millis(20));
-    std::fs::write(
-        home.path().join(".env"),
+    crate::common::rewrite(
+        &home.path().join(".env"),
         format!("API_SERVER_KEY={}\n", serve_common::HERMES_KEY),
-    )
-    .unwrap();
+    );
     let r = send(c.get(s.url("/api/models")).bearer_auth(&tok)).await;
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(
@@ -365,16 +363,14 @@ async fn healthz_is_cached_but_turns_503_within_a_second() {
                 } else {
                     v["databases"]["state.db"].as_str().unwrap_or("")
                 };
+                // "Within a second" is the cache's lifetime
+                // (server::state::HEALTH_TTL, asserted in its unit test);
+                // the deadline here only ends a wait that would never end.
                 if state == want {
-                    assert!(
-                        t.elapsed() < Duration::from_millis(2500),
-                        "{:?}",
-                        t.elapsed()
-                    );
                     return r;
                 }
                 assert!(
-                    t.elapsed() < Duration::from_secs(3),
+                    t.elapsed() < Duration::from_secs(30),
                     "never {want}: {}",
                     r.body
                 );
@@ -455,8 +451,7 @@ async fn healthz_says_chat_is_broken_when_hermes_is_unreachable_or_unconfigured(
         r.body
     );
     // The key leaves Hermes' .env: no chat turn can start.
-    std::thread::sleep(Duration::from_millis(20));
-    std::fs::write(home.path().join(".env"), "OTHER=1\n").unwrap();
+    crate::common::rewrite(&home.path().join(".env"), "OTHER=1\n");
     let t = Instant::now();
     let v = loop {
         let v = send(c.get(s.url("/healthz"))).await.json();
@@ -606,8 +601,15 @@ async fn doctor_recognises_its_own_serve_degraded_or_down() {
     assert!(c["detail"].as_str().unwrap().contains("degraded"), "{c}");
     let events = home.path().join("plugins/operator/events.db");
     std::fs::rename(&events, home.path().join("events.db.moved")).unwrap();
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let c = serve_port();
+    // Until the health cache (at most a second old) sees it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let c = loop {
+        let c = serve_port();
+        if c["status"] != "pass" || Instant::now() > deadline {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(c["status"], "fail", "{c}");
     let detail = c["detail"].as_str().unwrap();
     assert!(

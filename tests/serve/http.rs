@@ -1054,7 +1054,7 @@ async fn healthz_follows_a_real_hermes_gateway(gen: common::Gen) {
                     return r;
                 }
                 assert!(
-                    t.elapsed() < Duration::from_secs(5),
+                    t.elapsed() < Duration::from_secs(30),
                     "never {want}: {}",
                     r.body
                 );
@@ -1064,12 +1064,10 @@ async fn healthz_follows_a_real_hermes_gateway(gen: common::Gen) {
     };
     // The operator's key (Hermes' .env, re-read by serve) no longer matches
     // the one the running gateway started with.
-    std::thread::sleep(Duration::from_millis(20));
-    std::fs::write(
-        gw.home.join(".env"),
+    crate::common::rewrite(
+        &gw.home.join(".env"),
         "API_SERVER_KEY=not-the-gateways-key-0123456789\n",
-    )
-    .unwrap();
+    );
     let r = until("unauthorized").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let v = r.json();
