@@ -125,6 +125,29 @@ pub fn sh_quote(s: &str) -> String {
     }
 }
 
+/// Runs `script` in the machine's `python3` with `input` as JSON on its
+/// stdin; its stdout is JSON. For tests that compare with real Python
+/// (there is no stand-in: a missing python3 fails the test).
+#[cfg(test)]
+pub(crate) fn run_python(script: &str, input: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed for this test (.ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python3 failed: {:?}", out.status);
+    serde_json::from_slice(&out.stdout).expect("python3 printed JSON")
+}
+
 /// POSIX-shell word splitting (quotes, backslashes, `#` comments at the
 /// start of a word, backslash-newline continuations), by the `shlex` crate.
 /// `None` for an unterminated quote or a trailing backslash. The
@@ -252,6 +275,30 @@ mod tests {
         for ((w, q), b) in words.iter().zip(&quoted).zip(&back) {
             assert_eq!(b, &vec![w.clone()], "python3 read {q:?} back wrong");
         }
+    }
+
+    /// Python's `shlex.quote` gives the same words, and Python's
+    /// `shlex.split` (how Hermes reads hook commands) reads a line of our
+    /// quoted words back as the words: checked against the real Python.
+    #[test]
+    fn quote_agrees_with_python() {
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(4));
+        let words = proptest::collection::vec("[^\x00]{0,12}|[ -~]{0,8}", 150);
+        runner
+            .run(&words, |words| {
+                let quoted: Vec<String> = words.iter().map(|w| sh_quote(w)).collect();
+                let py = run_python(
+                    "import json, shlex, sys\n\
+                     w = json.load(sys.stdin)\n\
+                     json.dump({'quoted': [shlex.quote(x) for x in w['words']],\n\
+                                'split': shlex.split(' '.join(w['ours']))}, sys.stdout)",
+                    &serde_json::json!({"words": words, "ours": quoted}),
+                );
+                prop_assert_eq!(&py["quoted"], &serde_json::json!(quoted));
+                prop_assert_eq!(&py["split"], &serde_json::json!(words));
+                Ok(())
+            })
+            .unwrap();
     }
 
     proptest! {

@@ -231,6 +231,103 @@ mod tests {
         );
     }
 
+    /// `json.dumps(v, indent=2, sort_keys=True)` of the real Python, on
+    /// generated values: nesting, empty containers, every kind of
+    /// character (controls, quotes, non-ASCII, outside the BMP), integers.
+    #[test]
+    fn python_json_matches_real_python() {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "\\PC{0,10}|[\x00-\x1f\"\\\\é\u{1F600}]{0,6}".prop_map(Value::from),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("\\PC{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(4));
+        runner
+            .run(&prop::collection::vec(value, 60), |mut values| {
+                // Every character below U+0100 and one outside the BMP, each run.
+                let all: String = (0u32..0x100).filter_map(char::from_u32).collect();
+                values.push(json!({ all.clone(): [all, "\u{1F600}\u{FFFF}"] }));
+                let ours: Vec<String> = values.iter().map(python_json).collect();
+                let py = crate::process::run_python(
+                    "import json, sys\n\
+                     vs = json.load(sys.stdin)\n\
+                     json.dump([json.dumps(v, indent=2, sort_keys=True) for v in vs], sys.stdout)",
+                    &Value::from(values),
+                );
+                prop_assert_eq!(py, serde_json::json!(ours));
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        /// The config edit round trip on generated config.yaml files (other
+        /// sections, comments, blank lines, a `hooks:` section of the user's
+        /// in either indentation style, a missing final newline): install
+        /// keeps every other byte before it, is idempotent, and uninstall
+        /// gives back exactly the file it started from.
+        #[test]
+        fn install_then_uninstall_gives_back_the_file(
+            sections in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "K: [a-z0-9]{1,8}\n",
+                    "K:\n  [a-z]{1,8}: [a-z0-9 ]{0,8}[a-z0-9]\n",
+                    "# [ -~]{0,20}\n",
+                    proptest::strategy::Just("\n".to_string()),
+                    "K:\n  - [a-z]{1,6}\n  - [0-9]{1,3}\n",
+                ],
+                0..6,
+            ),
+            hooks in proptest::option::of((
+                proptest::sample::select(vec!["post_tool_call", "on_session_start", "pre_tool_call"]),
+                "/usr/local/bin/[a-z]{1,8}",
+                proptest::bool::ANY,
+                0u8..3,
+            )),
+            trailing_newline in proptest::bool::ANY,
+        ) {
+            // Top-level keys are unique (YAML refuses duplicates): K → k0, k1, ….
+            let sections: Vec<String> = sections
+                .iter()
+                .enumerate()
+                .map(|(i, t)| t.strip_prefix('K').map_or_else(|| t.clone(), |r| format!("k{i}{r}")))
+                .collect();
+            let mut src: String = sections.concat();
+            if let Some((event, cmd, pyyaml, at)) = hooks {
+                let block = if pyyaml {
+                    format!("hooks:\n  {event}:\n  - command: {cmd}\n    timeout: 3\n")
+                } else {
+                    format!("hooks:\n  # mine\n  {event}:\n    - command: {cmd}  # keep\n")
+                };
+                let at = (at as usize).min(sections.len());
+                src = format!("{}{block}{}", sections[..at].concat(), sections[at..].concat());
+            }
+            if !trailing_newline && src.ends_with('\n') && !src.ends_with("\n\n") {
+                src.pop();
+            }
+            let out = install(&src).map_err(proptest::test_runner::TestCaseError::fail)?;
+            proptest::prop_assert!(out.contains(CMD), "{}", out);
+            proptest::prop_assert_eq!(install(&out).unwrap(), out.clone(), "idempotent");
+            let back = uninstall(&out).map_err(proptest::test_runner::TestCaseError::fail)?;
+            // Exactly the file; a final newline it lacked may stay added
+            // when the hook block went after its last line.
+            proptest::prop_assert!(
+                back == src || (!src.ends_with('\n') && back == format!("{src}\n")),
+                "{:?} came back as {:?}; installed:\n{}", src, back, out
+            );
+        }
+    }
+
     #[test]
     fn py_iso_format() {
         assert_eq!(py_iso(0, 0), "1970-01-01T00:00:00Z");
