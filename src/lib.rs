@@ -31,3 +31,78 @@ pub mod process;
 pub mod timespec;
 
 pub use error::{Error, Kind, Result};
+
+/// The layers above, checked on the source: no layer names one above it
+/// (outside its tests), and nothing below the front ends uses a front-end
+/// crate. One crate keeps builds incremental and simple; this test is what
+/// a workspace split would have made the compiler check (ARCHITECTURE.md).
+#[cfg(test)]
+mod layers {
+    use std::path::Path;
+
+    /// The code of every `.rs` file under `dir` (or the file), without its
+    /// `#[cfg(test)]` part and without comment lines.
+    fn code(path: &Path) -> Vec<(String, String)> {
+        if path.is_dir() {
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(path).unwrap() {
+                out.extend(code(&e.unwrap().path()));
+            }
+            return out;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            return Vec::new();
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect();
+        vec![(path.display().to_string(), lines.join("\n"))]
+    }
+
+    fn refuse(modules: &[&str], names: &[&str]) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for m in modules {
+            for (file, text) in code(&src.join(m)) {
+                for n in names {
+                    assert!(
+                        !text.contains(n),
+                        "{file} uses {n}: a layer above it (ARCHITECTURE.md)"
+                    );
+                }
+            }
+        }
+    }
+
+    const FOUNDATIONS: [&str; 8] = [
+        "config.rs",
+        "crypto.rs",
+        "dotenv.rs",
+        "error.rs",
+        "home.rs",
+        "output.rs",
+        "process.rs",
+        "timespec.rs",
+    ];
+
+    #[test]
+    fn no_layer_reaches_up() {
+        let front = [
+            "crate::cli",
+            "crate::server",
+            "axum::",
+            "clap::",
+            "rustyline",
+            "dialoguer::",
+        ];
+        refuse(&["ops", "app.rs", "store", "hermes"], &front);
+        refuse(&["store", "hermes"], &["crate::ops", "crate::app"]);
+        let mut below = front.to_vec();
+        below.extend(["crate::ops", "crate::app", "crate::store", "crate::hermes"]);
+        // output.rs asks the terminal for its width (dialoguer's console).
+        below.retain(|n| *n != "dialoguer::");
+        refuse(&FOUNDATIONS, &below);
+    }
+}

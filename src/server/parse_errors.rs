@@ -11,11 +11,21 @@
 //! and the blank line — is replaced by the same status with a JSON body.
 //! No handler here sends a bodiless 400/414/431, and a body chunk cannot be a
 //! complete HTTP head of that form, so nothing else is touched.
+//!
+//! This depends on the exact bytes hyper writes, so it is pinned to the
+//! hyper it was checked with ([`CHECKED_WITH_HYPER`]): a unit test fails
+//! when Cargo.lock moves to another hyper, until someone re-runs
+//! `hardening::oversized_uris_and_headers_get_the_json_error_body`
+//! (tests/serve/hardening.rs, which sends the requests hyper refuses) and
+//! updates the constant.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The hyper release whose automatic error answers [`replacement`] knows.
+pub const CHECKED_WITH_HYPER: &str = "1.12.0";
 
 /// The connection's stream with hyper's automatic error answers rewritten.
 pub struct JsonParseErrors<T> {
@@ -176,6 +186,24 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<T> {
 #[cfg(test)]
 mod tests {
     use super::replacement;
+
+    /// See the module's documentation: a new hyper needs a new check.
+    #[test]
+    fn pinned_to_the_hyper_it_was_checked_with() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock"))
+            .expect("Cargo.lock is committed");
+        let hyper: Vec<&str> = lock
+            .split("[[package]]")
+            .filter(|p| p.contains("\nname = \"hyper\"\n"))
+            .filter_map(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .map(|v| v.trim_matches('"'))
+            .collect();
+        assert_eq!(
+            hyper,
+            [super::CHECKED_WITH_HYPER],
+            "hyper changed: re-run tests/serve/hardening.rs oversized_uris_and_headers_get_the_json_error_body, then update CHECKED_WITH_HYPER"
+        );
+    }
 
     #[test]
     fn only_hypers_bodiless_parse_error_answers_are_replaced() {
