@@ -43,6 +43,10 @@ pub enum Kind {
     /// rolled back) and ends quietly with 128 + SIGPIPE, what a shell
     /// reports for `yes | head`, so `set -o pipefail` sees it.
     ClosedPipe,
+    /// The person at the terminal stopped the turn (Ctrl-C at an approval
+    /// prompt): the command denied, the run stopped, everything recorded.
+    /// 128 + SIGINT, what a shell reports for a program ended by Ctrl-C.
+    Interrupted,
 }
 
 impl Kind {
@@ -63,6 +67,7 @@ impl Kind {
             Kind::Unhealthy => 12,
             Kind::PortInUse => 13,
             Kind::ClosedPipe => 141,
+            Kind::Interrupted => 130,
         }
     }
 
@@ -83,6 +88,7 @@ impl Kind {
             Kind::Unhealthy => "unhealthy",
             Kind::PortInUse => "port_in_use",
             Kind::ClosedPipe => "closed_pipe",
+            Kind::Interrupted => "interrupted",
         }
     }
 
@@ -106,10 +112,13 @@ impl Kind {
             }
             Kind::PortInUse => "serve: the address to listen on is already in use",
             Kind::ClosedPipe => "the reader of the output went away (`| head`); nothing is printed",
+            Kind::Interrupted => {
+                "interrupted: Ctrl-C at chat's approval prompt (denied, run stopped)"
+            }
         }
     }
 
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Internal,
         Kind::Usage,
         Kind::Integrity,
@@ -124,6 +133,7 @@ impl Kind {
         Kind::Unhealthy,
         Kind::PortInUse,
         Kind::ClosedPipe,
+        Kind::Interrupted,
     ];
 }
 

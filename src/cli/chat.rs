@@ -299,37 +299,67 @@ impl Approver for TerminalApprover {
         let decided_by = self.decided_by.clone();
         Box::pin(async move {
             let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-            let choice = if !interactive {
-                ApprovalChoice::Deny
-            } else {
-                let prompt = format!(
-                    "Hermes wants to run a command that needs approval:\n  {}\n  ({})\nAllow?",
-                    crate::output::sanitize(req.command.as_deref().unwrap_or("?")),
-                    crate::output::sanitize(
-                        req.description.as_deref().unwrap_or("dangerous command")
-                    )
-                );
-                tokio::task::spawn_blocking(move || {
-                    let items = ["deny", "allow once", "allow for this session"];
-                    dialoguer::Select::new()
-                        .with_prompt(prompt)
-                        .items(&items)
-                        .default(0)
-                        .interact()
-                        .map(|i| {
-                            [
-                                ApprovalChoice::Deny,
-                                ApprovalChoice::Once,
-                                ApprovalChoice::Session,
-                            ][i]
-                        })
-                        .unwrap_or(ApprovalChoice::Deny)
-                })
+            if !interactive {
+                return Decision {
+                    choice: ApprovalChoice::Deny,
+                    decided_by,
+                    stop_run: false,
+                };
+            }
+            let prompt = format!(
+                "Hermes wants to run a command that needs approval:\n  {}\n  ({})\nAllow? (Ctrl-C: deny and stop)",
+                crate::output::sanitize(req.command.as_deref().unwrap_or("?")),
+                crate::output::sanitize(req.description.as_deref().unwrap_or("dangerous command"))
+            );
+            let answer = tokio::task::spawn_blocking(move || ask(prompt))
                 .await
-                .unwrap_or(ApprovalChoice::Deny)
+                .unwrap_or(Answer::Interrupted);
+            let (choice, stop_run) = match answer {
+                Answer::Chose(c) => (c, false),
+                Answer::Interrupted => (ApprovalChoice::Deny, true),
             };
-            Decision { choice, decided_by }
+            Decision {
+                choice,
+                decided_by,
+                stop_run,
+            }
         })
+    }
+}
+
+enum Answer {
+    Chose(ApprovalChoice),
+    /// Ctrl-C, or the terminal went away: deny, and stop the turn.
+    Interrupted,
+}
+
+/// The approval prompt. Ctrl-C in it must not kill the process, which
+/// would leave Hermes' run going and the turn unrecorded: the terminal
+/// library raises SIGINT on Ctrl-C, so SIGINT is ignored while the prompt
+/// is up (and put back as it was after), and the answer is "deny and stop".
+fn ask(prompt: String) -> Answer {
+    // SAFETY: `signal` swaps the process's SIGINT disposition; the previous
+    // one is restored below on every path. No Rust code relies on SIGINT.
+    let previous = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let items = ["deny", "allow once", "allow for this session"];
+    let picked = dialoguer::Select::new()
+        .with_prompt(prompt)
+        .items(&items)
+        .default(0)
+        .interact_opt();
+    // SAFETY: as above, putting back what was there.
+    unsafe { libc::signal(libc::SIGINT, previous) };
+    match picked {
+        Ok(Some(i)) => Answer::Chose(
+            [
+                ApprovalChoice::Deny,
+                ApprovalChoice::Once,
+                ApprovalChoice::Session,
+            ][i],
+        ),
+        // Escape or q: a plain "deny".
+        Ok(None) => Answer::Chose(ApprovalChoice::Deny),
+        Err(_) => Answer::Interrupted,
     }
 }
 

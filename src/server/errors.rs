@@ -25,7 +25,8 @@ pub fn status_of(kind: Kind) -> StatusCode {
         | Kind::Internal
         | Kind::UpdateFailed
         | Kind::PortInUse
-        | Kind::ClosedPipe => StatusCode::INTERNAL_SERVER_ERROR,
+        | Kind::ClosedPipe
+        | Kind::Interrupted => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -152,7 +153,8 @@ impl From<Error> for ApiError {
             | Kind::UpdateFailed
             | Kind::Unhealthy
             | Kind::PortInUse
-            | Kind::ClosedPipe => (
+            | Kind::ClosedPipe
+            | Kind::Interrupted => (
                 "internal error; the server log has details under this request's id".into(),
                 Some(full),
             ),

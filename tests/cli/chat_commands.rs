@@ -4,81 +4,19 @@
 //! sent as a message would print an error and prompt again, and the chat
 //! would never end while stdin stays open.
 
+use crate::common::pty::Pty;
 use crate::common::{self, add_user, TestHome};
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn chat_typing(home: &TestHome, lines: &[&str]) -> (std::process::ExitStatus, String) {
-    let mut child = Command::new("script")
-        .args([
-            "-qec",
-            "stty cols 120 rows 50 && exec \"$OP_BIN\" --hermes-home \"$OP_HOME\" chat --as alice",
-            "/dev/null",
-        ])
-        .env("OP_BIN", env!("CARGO_BIN_EXE_hermes-operator"))
-        .env("OP_HOME", home.path())
-        .env("NO_COLOR", "1")
-        .env_remove("HERMES_HOME")
-        .env_remove("API_SERVER_KEY")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    // What the pty showed so far, read as it comes: each line is typed once
-    // the chat's prompt ("alice> ") is on screen again, not after a pause.
-    let shown = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = {
-        let shown = shown.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                shown
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let prompts = || shown.lock().unwrap().matches("alice> ").count();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut pty = Pty::operator(home.path(), "chat --as alice");
+    // Each line is typed once the chat's prompt is on screen again.
     for (i, l) in lines.iter().enumerate() {
-        while prompts() <= i {
-            assert!(
-                Instant::now() < deadline,
-                "no prompt before {l:?}: {}",
-                shown.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        stdin.write_all(format!("{l}\n").as_bytes()).unwrap();
+        pty.wait_for("alice> ", i + 1, Duration::from_secs(30));
+        pty.send(&format!("{l}\n"));
     }
     // stdin stays open: only the chat itself may end the chat.
-    let t = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if t.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the chat did not end after {lines:?}: {}",
-                shown.lock().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(stdin);
-    reader.join().unwrap();
-    let out = shown.lock().unwrap().replace("\r\n", "\n");
-    (status, out)
+    pty.finish(Duration::from_secs(20))
 }
 
 fn home() -> TestHome {

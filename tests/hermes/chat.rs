@@ -592,6 +592,7 @@ impl Approver for LateApprover {
             Decision {
                 choice: ApprovalChoice::Once,
                 decided_by: "late-approver".into(),
+                stop_run: false,
             }
         })
     }
@@ -1060,6 +1061,7 @@ impl Approver for ByCommand {
             Decision {
                 choice,
                 decided_by: "by-command".into(),
+                stop_run: false,
             }
         })
     }
@@ -1468,6 +1470,50 @@ fn unsupervised_hermes_is_refused(gen: Gen) {
     assert_eq!(code(&o), 0, "{}", show(&o));
 }
 
+/// Issue 22: Ctrl-C at the terminal's approval prompt denies the command,
+/// stops Hermes' run and ends the turn with exit 130 — and the turn is in
+/// the log whole: the approval (`stop_run`), the model calls Hermes made
+/// (so `audit daily` counts them) and the `error` that says how it ended.
+fn ctrl_c_at_the_approval_prompt_denies_and_stops_the_run(gen: Gen) {
+    let gw = Gateway::start(gen, GatewayOpts::default());
+    let ids = setup(&gw, "", &[("alice", "user")]);
+    let mut pty = common::pty::Pty::operator(&gw.home, "chat --as alice '[danger] open it up'");
+    pty.wait_for("Allow?", 1, Duration::from_secs(60));
+    pty.send("\x03");
+    let (status, out) = pty.finish(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("stopped at the approval prompt"), "{out}");
+    assert_eq!(gw.danger_target_mode(), 0o600, "the command never ran");
+    let sids = operator_session_ids(&gw.state_db());
+    assert_eq!(sids.len(), 1, "{sids:?}");
+    let s = &sids[0];
+    let (_, dec) = approval_events(&gw, s);
+    assert_eq!(dec["choice"], "deny", "{dec}");
+    assert_eq!(dec["stop_run"], true, "{dec}");
+    let rep = replay(&gw, s);
+    assert!(
+        !of_type(&rep, "llm_call").is_empty(),
+        "the run's model calls are recorded: {rep:#?}"
+    );
+    let err = of_type(&rep, "error");
+    assert_eq!(err.len(), 1, "{rep:#?}");
+    assert_eq!(err[0]["data"]["code"], "interrupted", "{}", err[0]);
+    assert_consistent(&gw, s, &ids["alice"]);
+    // The day's report counts the turn's calls, every one the log has.
+    let day = json_out(&gw, &["audit", "daily"]);
+    let alice = day["by_user"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "alice")
+        .unwrap_or_else(|| panic!("alice's stopped turn is in the daily report: {day}"));
+    assert_eq!(
+        alice["llm_calls"].as_i64(),
+        Some(of_type(&rep, "llm_call").len() as i64),
+        "{day}"
+    );
+}
+
 /// `--json ARGS` whatever the exit code (doctor exits 12 on a failed check).
 fn json_out_any(gw: &Gateway, args: &[&str]) -> Value {
     let mut a = vec!["--json"];
@@ -1479,6 +1525,7 @@ fn json_out_any(gw: &Gateway, args: &[&str]) -> Value {
 hermes_tests!(
     unsupervised_hermes_is_refused,
     approvals_once_deny_prompt_and_expired,
+    ctrl_c_at_the_approval_prompt_denies_and_stops_the_run,
     two_approvals_in_one_run_each_answered,
     lost_run_reply_is_retried_only_where_idempotent,
     unreadable_run_event_ends_the_turn_and_stops_the_run,

@@ -32,7 +32,13 @@ impl Approver for PolicyApprover {
             ApprovePolicy::Session => ApprovalChoice::Session,
         };
         let decided_by = self.decided_by.clone();
-        Box::pin(async move { Decision { choice, decided_by } })
+        Box::pin(async move {
+            Decision {
+                choice,
+                decided_by,
+                stop_run: false,
+            }
+        })
     }
 }
 
@@ -107,6 +113,7 @@ impl PendingApprovals {
         let _ = p.tx.send(Decision {
             choice,
             decided_by: format!("{} ({})", by.username, by.role),
+            stop_run: false,
         });
         Ok(())
     }
@@ -120,6 +127,7 @@ impl PendingApprovals {
             let _ = p.tx.send(Decision {
                 choice: ApprovalChoice::Deny,
                 decided_by: "serve (shutting down)".into(),
+                stop_run: false,
             });
         }
     }
@@ -168,6 +176,7 @@ impl Approver for ChannelApprover {
                 _ => Decision {
                     choice: ApprovalChoice::Deny,
                     decided_by: "timeout".into(),
+                    stop_run: false,
                 },
             };
             registry

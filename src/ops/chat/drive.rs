@@ -478,6 +478,29 @@ pub(super) async fn settled_status(client: &HermesClient, run_id: &str) -> Optio
     }
 }
 
+/// A run we asked Hermes to stop: its status once it has ended (Hermes
+/// has written what it did by then), polled for up to 30 seconds. `None`:
+/// Hermes does not know the run, or it has not ended yet.
+async fn run_end(client: &HermesClient, run_id: &str) -> Option<String> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match client.run_status(run_id).await {
+            Ok(st) => match st["status"].as_str() {
+                // Still going (0.19 and 0.22's names for it).
+                Some("queued" | "started" | "running" | "stopping" | "waiting_for_approval") => {}
+                Some(s) => return Some(s.to_string()),
+                None => {}
+            },
+            Err(e) if e.kind == Kind::NotFound => return None,
+            Err(_) => {}
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The run ended without completing (`run.interrupted` or a status read
 /// after the stream broke): an event that says how, and the turn's error.
 pub(super) fn run_ended(turn: &Turn<'_>, st: &Value) -> Error {
@@ -640,7 +663,9 @@ pub(super) async fn handle_event(
                 choices: choices.into_iter().map(str::to_string).collect(),
                 request_id: owned(request_id),
             };
-            approve(turn, client, approver, on_event, ar, waited).await?;
+            if let Some(stopped) = approve(turn, client, approver, on_event, ar, waited).await? {
+                return Ok(Flow::Failed(stopped));
+            }
         }
         Event::RunCompleted { output: o } => {
             if let Some(o) = o {
@@ -679,7 +704,8 @@ pub(super) async fn handle_event(
 }
 
 /// An approval request: record it, ask the approver, pass the answer on to
-/// Hermes, record the answer.
+/// Hermes, record the answer. `Some(error)`: the person also stopped the
+/// turn ([`Decision::stop_run`]); the run is stopped and has ended.
 async fn approve(
     turn: &Turn<'_>,
     client: &HermesClient,
@@ -687,7 +713,7 @@ async fn approve(
     on_event: &mut (dyn FnMut(TurnEvent) + Send),
     ar: ApprovalRequest,
     waited: &mut std::time::Duration,
-) -> Result<()> {
+) -> Result<Option<Error>> {
     let run_id = ar.run_id.clone();
     turn.record(
         EventKind::ApprovalRequest,
@@ -713,13 +739,34 @@ async fn approve(
         EventKind::Approval,
         json!({"run_id": run_id, "command": ar.command, "choice": choice,
                "request_id": ar.request_id,
-               "decided_by": d.decided_by, "applied": applied,
+               "decided_by": d.decided_by, "applied": applied, "stop_run": d.stop_run,
                "outcome": if applied { "answered" } else { "expired: Hermes had already denied it" }}),
     )?;
     on_event(TurnEvent::ApprovalDecision {
         choice,
-        decided_by: d.decided_by,
+        decided_by: d.decided_by.clone(),
         applied,
     });
-    Ok(())
+    if !d.stop_run {
+        return Ok(None);
+    }
+    // Stopped by the person: Hermes is told, and its end waited for, so
+    // what the run did (model calls, a last reply) is in state.db when the
+    // turn reconciles it and `audit daily` counts all of it.
+    let _ = client.stop_run(&run_id).await;
+    let t = Instant::now();
+    let status = run_end(client, &run_id).await;
+    *waited += t.elapsed();
+    Ok(Some(
+        Error::new(
+            Kind::Interrupted,
+            format!(
+                "stopped at the approval prompt by {}: the command was denied and Hermes' run {} ({})",
+                d.decided_by,
+                run_id,
+                status.map_or("stop requested".to_string(), |s| format!("now {s}"))
+            ),
+        )
+        .hint("the session keeps what Hermes wrote; send a message to carry on"),
+    ))
 }

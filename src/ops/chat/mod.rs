@@ -155,6 +155,10 @@ impl std::fmt::Display for ApprovalChoice {
 pub struct Decision {
     pub choice: ApprovalChoice,
     pub decided_by: String,
+    /// The person also stopped the turn (Ctrl-C at the prompt): after the
+    /// answer the run is stopped, its end waited for and recorded, and the
+    /// turn ends with [`crate::Kind::Interrupted`].
+    pub stop_run: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
