@@ -437,8 +437,49 @@ fn js_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 
+/// What `dashboard_in_headless_chromium` carries from step to step.
+///
+/// Field order is drop order: the browser goes first, then the server,
+/// then the gateway, as the locals of the one long function did.
+struct Dashboard {
+    b: Browser,
+    server: Server,
+    gw: Gateway,
+    t0: Instant,
+    artifacts: PathBuf,
+    /// Alice's first chat session (the hostile message).
+    sid: String,
+    /// Alice's `[danger]` session, approved in the chat.
+    dsid: String,
+}
+
+/// Root's password after the account step changes it.
+const NEW_PASSWORD: &str = "root's brand new password";
+
 #[test]
 fn dashboard_in_headless_chromium() {
+    let mut d = dashboard_start();
+    // A user: a refused login, a chat, an approval, their sessions, a bad token.
+    step_login_shows_server_error(&mut d);
+    step_chat_streams_and_keeps_markup_text(&mut d);
+    step_danger_approved_in_the_chat(&mut d);
+    step_my_sessions_and_one_session(&mut d);
+    step_invalid_token_refreshes_once(&mut d);
+    // An auditor: replay, search, a user's report, the audit page.
+    step_auditor_replays_the_session(&mut d);
+    step_search_keeps_markup_text(&mut d);
+    step_one_users_report(&mut d);
+    step_audit_page_and_event_log(&mut d);
+    // An admin: users, their own account, two-factor, a key, approvals.
+    step_admin_disables_and_adds_accounts(&mut d);
+    step_account_password_refused_then_changed(&mut d);
+    step_account_two_factor(&mut d);
+    step_account_api_key_shown_once(&mut d);
+    step_key_approval_answered_in_the_dashboard(&mut d);
+    step_console_clean(d);
+}
+
+fn dashboard_start() -> Dashboard {
     let t0 = Instant::now();
     let chromium = chromium_path();
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/dashboard");
@@ -464,8 +505,20 @@ fn dashboard_in_headless_chromium() {
     let mut b = Browser::launch(&chromium, &artifacts);
     b.open(&format!("{}/", server.base));
     eprintln!("dashboard test: set up in {:.1?}", t0.elapsed());
+    Dashboard {
+        b,
+        server,
+        gw,
+        t0,
+        artifacts,
+        sid: String::new(),
+        dsid: String::new(),
+    }
+}
 
-    // --- login: a wrong password shows the server's error ------------------
+/// Login: a wrong password shows the server's error.
+fn step_login_shows_server_error(d: &mut Dashboard) {
+    let b = &mut d.b;
     b.log_in("alice", "not the password");
     let err = b.wait(
         "the login error",
@@ -484,8 +537,11 @@ fn dashboard_in_headless_chromium() {
         "alice's chat page",
         "document.querySelector('#whoami')?.textContent === 'alice' && document.querySelector('.chat')?.dataset.ready === 'yes'",
     );
+}
 
-    // --- chat: a new session, streamed text, hostile markup stays text -----
+/// Chat: a new session, streamed text, hostile markup stays text.
+fn step_chat_streams_and_keeps_markup_text(d: &mut Dashboard) {
+    let b = &mut d.b;
     let hostile = "hello <img src=x onerror=\"window.__xss=1\"> <b>bold</b> & 'quotes'";
     // The assistant's text before every change: it grows delta by delta.
     b.eval(
@@ -532,8 +588,12 @@ fn dashboard_in_headless_chromium() {
     assert_eq!(v["xss"], 0);
     assert!(v["status"].as_str().unwrap().starts_with("Done"), "{v}");
     b.screenshot("02-chat-streamed");
+    d.sid = sid;
+}
 
-    // --- [danger] in a new session: approval prompt, approve, it runs --------
+/// `[danger]` in a new session: approval prompt, approve, it runs.
+fn step_danger_approved_in_the_chat(d: &mut Dashboard) {
+    let (b, gw) = (&mut d.b, &d.gw);
     fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
     b.eval(
         "(() => { const p = document.querySelector('#chat-session'); p.value = ''; \
@@ -601,17 +661,21 @@ fn dashboard_in_headless_chromium() {
     }
     assert_eq!(gw.danger_target_mode(), 0o777, "the approved command ran");
     let dsid = v["sid"].as_str().unwrap().to_string();
-    assert!(dsid.starts_with("op_") && dsid != sid, "{v}");
+    assert!(dsid.starts_with("op_") && dsid != d.sid, "{v}");
     b.screenshot("04-approved-and-done");
+    d.dsid = dsid;
+}
 
-    // --- my sessions, and one session's messages and tool calls -------------
+/// My sessions, and one session's messages and tool calls.
+fn step_my_sessions_and_one_session(d: &mut Dashboard) {
+    let (b, sid, dsid) = (&mut d.b, &d.sid, &d.dsid);
     b.click("#nav-sessions");
     b.wait(
         "both sessions in the list",
         &format!(
             "!!document.querySelector('tr[data-session-id={}]') && !!document.querySelector('tr[data-session-id={}]')",
-            js_str(&sid),
-            js_str(&dsid)
+            js_str(sid),
+            js_str(dsid)
         ),
     );
     let replay_links = b.eval("document.querySelectorAll('.replay-link').length");
@@ -664,8 +728,11 @@ fn dashboard_in_headless_chromium() {
         json!(true)
     );
     b.screenshot("06-session-view");
+}
 
-    // --- an invalid access token: one refresh, and the page carries on ------
+/// An invalid access token: one refresh, and the page carries on.
+fn step_invalid_token_refreshes_once(d: &mut Dashboard) {
+    let b = &mut d.b;
     let before = b.eval(
         "(() => { const k = 'hermes-operator.auth'; const a = JSON.parse(sessionStorage.getItem(k)); \
          const old = a.refresh_token; a.access_token = 'not-a-valid-token'; \
@@ -680,15 +747,18 @@ fn dashboard_in_headless_chromium() {
     let after = b.eval("JSON.parse(sessionStorage.getItem('hermes-operator.auth')).refresh_token");
     assert_ne!(before, after, "the refresh token was rotated");
     b.log_out();
+}
 
-    // --- auditor: all sessions, the replay timeline --------------------------
+/// Auditor: all sessions, the replay timeline.
+fn step_auditor_replays_the_session(d: &mut Dashboard) {
+    let (b, dsid) = (&mut d.b, &d.dsid);
     b.log_in("audrey", TEST_PASSWORD);
     b.wait(
         "the auditor's session list",
         &format!(
             "document.querySelector('#whoami')?.textContent === 'audrey' && \
              !!document.querySelector('tr[data-session-id={}] a.replay-link')",
-            js_str(&dsid)
+            js_str(dsid)
         ),
     );
     let nav = b.eval("[...document.querySelectorAll('#nav a')].map(a => a.textContent).join(',')");
@@ -719,8 +789,11 @@ fn dashboard_in_headless_chromium() {
     );
     assert!(events.iter().any(|e| e[0] == "approval_request"), "{rep}");
     b.screenshot("07-replay");
+}
 
-    // --- search: alice's hostile message found, its markup still text ---------
+/// Search: alice's hostile message found, its markup still text.
+fn step_search_keeps_markup_text(d: &mut Dashboard) {
+    let (b, sid) = (&mut d.b, &d.sid);
     b.click("#nav-sessions");
     b.wait(
         "the session list loaded",
@@ -735,8 +808,8 @@ fn dashboard_in_headless_chromium() {
              ({{hash: location.hash, marks: [...document.querySelectorAll('#search-hits mark')].map(m => m.textContent), \
                text: document.querySelector('#search-hits li[data-session-id={}] .snippet').textContent, \
                injected: document.querySelectorAll('#search-hits img').length, xss: window.__xss || 0}})",
-            js_str(&sid),
-            js_str(&sid)
+            js_str(sid),
+            js_str(sid)
         ),
     );
     assert_eq!(found["hash"], "#/search/onerror", "{found}");
@@ -757,8 +830,11 @@ fn dashboard_in_headless_chromium() {
         "the hit's session",
         "!!document.querySelector('#messages .msg.user')",
     );
+}
 
-    // --- one user's report: alice's sessions and events ------------------------
+/// One user's report: alice's sessions and events.
+fn step_one_users_report(d: &mut Dashboard) {
+    let b = &mut d.b;
     b.click("#nav-audit");
     b.wait(
         "the audit page loaded",
@@ -781,7 +857,7 @@ fn dashboard_in_headless_chromium() {
         .filter_map(Value::as_str)
         .collect();
     assert!(
-        rs.contains(&sid.as_str()) && rs.contains(&dsid.as_str()),
+        rs.contains(&d.sid.as_str()) && rs.contains(&d.dsid.as_str()),
         "{rep}"
     );
     let types: Vec<&str> = rep["types"]
@@ -795,8 +871,11 @@ fn dashboard_in_headless_chromium() {
         "{rep}"
     );
     b.screenshot("07c-user-report");
+}
 
-    // --- audit page: verify status and the daily usage chart ------------------
+/// Audit page: verify status and the daily usage chart; then the event log.
+fn step_audit_page_and_event_log(d: &mut Dashboard) {
+    let b = &mut d.b;
     b.click("#nav-audit");
     let a = b.wait(
         "verify status and the chart",
@@ -842,8 +921,11 @@ fn dashboard_in_headless_chromium() {
     assert_eq!(ev["replay"], true, "{ev}");
     b.screenshot("08b-events");
     b.log_out();
+}
 
-    // --- admin: the user list, disabling an account ----------------------------
+/// Admin: the user list, disabling an account, adding one.
+fn step_admin_disables_and_adds_accounts(d: &mut Dashboard) {
+    let b = &mut d.b;
     b.log_in("root", TEST_PASSWORD);
     b.wait(
         "the admin's header",
@@ -873,16 +955,18 @@ fn dashboard_in_headless_chromium() {
         b.eval("document.querySelector('#new-role').value"),
         json!("user")
     );
-    let o = common::op(&gw.home)
+    let o = common::op(&d.gw.home)
         .args(["--json", "user", "show", "audrey"])
         .output()
         .unwrap();
     let u: Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("user show: {e}: {}", String::from_utf8_lossy(&o.stderr)));
     assert_eq!(u["disabled"], true, "{u}");
+}
 
-    // --- account: one's own password, refused then changed ---------------------
-    const NEW_PASSWORD: &str = "root's brand new password";
+/// Account: one's own password, refused then changed.
+fn step_account_password_refused_then_changed(d: &mut Dashboard) {
+    let b = &mut d.b;
     b.click("#nav-account");
     b.type_into("#current-password", "not the current password");
     b.type_into("#new-password-1", NEW_PASSWORD);
@@ -917,8 +1001,11 @@ fn dashboard_in_headless_chromium() {
         "logged in with the new password",
         "document.querySelector('#whoami')?.textContent === 'root'",
     );
+}
 
-    // --- account: two-factor login set up in the browser, then asked for -------
+/// Account: two-factor login set up in the browser, then asked for.
+fn step_account_two_factor(d: &mut Dashboard) {
+    let b = &mut d.b;
     b.click("#nav-account");
     b.type_into("#totp-password", NEW_PASSWORD);
     b.click("#totp-begin");
@@ -954,8 +1041,11 @@ fn dashboard_in_headless_chromium() {
         "logged in with a code",
         "document.querySelector('#whoami')?.textContent === 'root'",
     );
+}
 
-    // --- account: a personal API key, shown once, then revoked ---------------
+/// Account: a personal API key, shown once, then revoked.
+fn step_account_api_key_shown_once(d: &mut Dashboard) {
+    let b = &mut d.b;
     b.click("#nav-account");
     b.wait("the keys card", "!!document.querySelector('#keys-empty')");
     b.type_into("#key-label", "browser");
@@ -976,7 +1066,7 @@ fn dashboard_in_headless_chromium() {
         !listed.as_str().unwrap().contains(&shown),
         "the key is shown once only"
     );
-    let o = common::op(&gw.home)
+    let o = common::op(&d.gw.home)
         .args(["--json", "user", "key", "list", "root"])
         .output()
         .unwrap();
@@ -994,9 +1084,12 @@ fn dashboard_in_headless_chromium() {
         "the key revoked",
         "document.querySelector('#keys-list tr[data-key-id]')?.textContent.includes('revoked')",
     );
+}
 
-    // --- approvals: a key's waiting command answered without the chat open ---
-    let o = common::op(&gw.home)
+/// A `wait` key of alice's sends `[danger]` on its own thread; the call
+/// blocks until someone answers the approval. Its (status, body).
+fn spawn_waiting_key_call(d: &Dashboard) -> std::thread::JoinHandle<(u16, String)> {
+    let o = common::op(&d.gw.home)
         .args([
             "--json",
             "user",
@@ -1012,9 +1105,9 @@ fn dashboard_in_headless_chromium() {
         .as_str()
         .unwrap()
         .to_string();
-    fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
-    let url = format!("{}/v1/chat/completions", server.base);
-    let client_call = std::thread::spawn(move || {
+    fs::set_permissions(&d.gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
+    let url = format!("{}/v1/chat/completions", d.server.base);
+    std::thread::spawn(move || {
         common::block_on(async move {
             let c = reqwest::Client::new();
             let models: Value = c
@@ -1037,7 +1130,13 @@ fn dashboard_in_headless_chromium() {
                 .unwrap();
             (r.status().as_u16(), r.text().await.unwrap_or_default())
         })
-    });
+    })
+}
+
+/// Approvals: a key's waiting command answered without the chat open.
+fn step_key_approval_answered_in_the_dashboard(d: &mut Dashboard) {
+    let client_call = spawn_waiting_key_call(d);
+    let b = &mut d.b;
     b.click("#nav-approvals");
     let cmd = b.wait_for(
         "the waiting approval",
@@ -1082,13 +1181,15 @@ fn dashboard_in_headless_chromium() {
     let (status, body) = client_call.join().unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        gw.danger_target_mode() & 0o777,
+        d.gw.danger_target_mode() & 0o777,
         0o777,
         "approved in the dashboard, it ran"
     );
+}
 
-    // --- the page never broke the CSP nor threw --------------------------------
-    let console = b.console_lines();
+/// The page never broke the CSP nor threw; then the server stops first.
+fn step_console_clean(mut d: Dashboard) {
+    let console = d.b.console_lines();
     let bad: Vec<&String> = console
         .iter()
         .filter(|l| {
@@ -1108,10 +1209,13 @@ fn dashboard_in_headless_chromium() {
     );
     eprintln!(
         "dashboard test: done in {:.1?}; screenshots in {}",
-        t0.elapsed(),
-        artifacts.display()
+        d.t0.elapsed(),
+        d.artifacts.display()
     );
+    let Dashboard { b, server, gw, .. } = d;
     drop(server);
+    drop(b);
+    drop(gw);
 }
 
 /// axe-core, the accessibility checker, from npm (pinned), unpacked once

@@ -74,8 +74,70 @@ fn last_assistant(gw: &Gateway, sid: &str) -> String {
         .unwrap_or_default()
 }
 
-// Long: one gateway per generation is the expensive part; the scenarios run in order on it.
+/// What `openai_sdk_with_personal_keys` carries from step to step.
+///
+/// Field order is drop order: the server stops before the gateway, as the
+/// locals of the one long function did.
+struct Scenario {
+    gen: Gen,
+    s: Server,
+    c: reqwest::Client,
+    gw: Gateway,
+    h: std::path::PathBuf,
+    base_cfg: String,
+    alice_id: String,
+    alice_tok: String,
+    chat_id: String,
+    chat_key: String,
+    read_key: String,
+    vic_key: String,
+    rpm_key: String,
+    narrow_key: String,
+    wait_key: String,
+    /// The gateway's first model (after the first step).
+    model: String,
+    /// The operator session the `sdk` key's first completion opened.
+    sid: String,
+    /// That completion's text, resent as history.
+    text1: String,
+}
+
+impl Scenario {
+    /// One run of the SDK script on this scenario's server.
+    fn sdk(&self, key: &str, owner_token: &str, args: &[&str]) -> Value {
+        sdk(self.gen, &self.s, key, owner_token, args)
+    }
+}
+
+/// A one-message conversation: "hi".
+fn hi() -> String {
+    msgs(json!([{"role": "user", "content": "hi"}]))
+}
+
+// One gateway per generation is the expensive part; the steps run in order on it.
 async fn openai_sdk_with_personal_keys(gen: Gen) {
+    let mut x = scenario_start(gen).await;
+    // Models, a plain completion, then the resent history continues it.
+    step_models_and_a_plain_completion(&mut x);
+    step_resent_history_streams_into_the_same_session(&x);
+    step_how_hermes_was_asked_and_what_it_stored(&x);
+    step_edited_history_or_header_picks_the_session(&x);
+    step_replay_carries_the_key_id(&x);
+    // Refusals in the shapes the SDK raises.
+    step_refusals_in_sdk_shapes(&x);
+    // A key without `terminal`: the hook blocks the call, nothing runs.
+    step_narrow_key_blocked_by_the_hook(&x);
+    // Approvals: deny at once, or wait for the owner.
+    step_deny_key_refused_at_once(&x);
+    step_wait_key_approved_by_the_owner(&x);
+    step_waiting_stream_kept_alive_until_answered(&x).await;
+    // Revoked keys, storage.
+    step_revoked_key_and_key_storage(&x).await;
+    // A spent budget: 429 insufficient_quota.
+    step_spent_budget(&mut x);
+}
+
+async fn scenario_start(gen: Gen) -> Scenario {
     let gw = Gateway::start(
         gen,
         GatewayOpts {
@@ -98,17 +160,38 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
     let (_, rpm_key) = make_key(&h, "alice", &["--rpm", "2"]);
     let (_, narrow_key) = make_key(&h, "alice", &["--toolsets", "file,web"]);
     let (_, wait_key) = make_key(&h, "alice", &["--approvals", "wait"]);
-    let mut s = Server::start(&gw.home);
+    let s = Server::start(&gw.home);
     let c = client();
     let alice_tok = token(&c, &s, "alice").await;
-
-    // --- models, a plain completion, then the resent history continues it --
-    let m = sdk(gen, &s, &chat_key, "", &["models"]);
-    let model = m["ids"][0].as_str().expect("a model").to_string();
-    let first = sdk(
+    Scenario {
         gen,
-        &s,
-        &chat_key,
+        s,
+        c,
+        gw,
+        h,
+        base_cfg,
+        alice_id,
+        alice_tok,
+        chat_id,
+        chat_key,
+        read_key,
+        vic_key,
+        rpm_key,
+        narrow_key,
+        wait_key,
+        model: String::new(),
+        sid: String::new(),
+        text1: String::new(),
+    }
+}
+
+/// Models, then a plain completion: a new operator session with what
+/// Hermes stored.
+fn step_models_and_a_plain_completion(x: &mut Scenario) {
+    let m = x.sdk(&x.chat_key, "", &["models"]);
+    let model = m["ids"][0].as_str().expect("a model").to_string();
+    let first = x.sdk(
+        &x.chat_key,
         "",
         &[
             "complete",
@@ -129,7 +212,7 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
     assert!(!text1.is_empty(), "{first}");
     assert_eq!(
         text1.trim(),
-        last_assistant(&gw, &sid).trim(),
+        last_assistant(&x.gw, &sid).trim(),
         "the reply is what Hermes stored"
     );
     assert_eq!(first["finish"], "stop");
@@ -137,15 +220,20 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         first["usage"]["prompt_tokens"].as_i64().unwrap() > 0,
         "{first}"
     );
+    x.model = model;
+    x.sid = sid;
+    x.text1 = text1;
+}
 
-    let second = sdk(
-        gen,
-        &s,
-        &chat_key,
+/// The resent history, streamed, continues the same session.
+fn step_resent_history_streams_into_the_same_session(x: &Scenario) {
+    let (gw, sid, text1) = (&x.gw, &x.sid, &x.text1);
+    let second = x.sdk(
+        &x.chat_key,
         "",
         &[
             "stream",
-            &model,
+            &x.model,
             &msgs(json!([
                 {"role": "system", "content": "You are terse."},
                 {"role": "user", "content": "hello there"},
@@ -169,13 +257,18 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
     );
     assert_eq!(
         second["text"].as_str().unwrap().trim(),
-        last_assistant(&gw, &sid).trim(),
+        last_assistant(gw, sid).trim(),
         "the streamed text is what Hermes stored"
     );
+}
+
+/// How Hermes was asked, and what state.db holds after both turns.
+fn step_how_hermes_was_asked_and_what_it_stored(x: &Scenario) {
+    let (gw, sid) = (&x.gw, &x.sid);
     // How Hermes was asked: the plain call of a `deny` key (nobody follows
     // it, nobody can approve in it) as one chat completion, the streamed
     // one as a run with its event stream.
-    let asked: Vec<String> = serve_common::events(&h)
+    let asked: Vec<String> = serve_common::events(&x.h)
         .into_iter()
         .filter(|(t, _, _)| t == "assistant_message")
         .map(|(_, _, d)| d["run_id"].as_str().unwrap_or_default().to_string())
@@ -187,43 +280,44 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         "{asked:?}"
     );
     // state.db: one operator session, alice's, with both turns.
-    {
-        let db = common::open_ro(&gw.state_db());
-        let (source, user): (String, Option<String>) = db
-            .query_row(
-                "SELECT source, user_id FROM sessions WHERE id = ?1",
-                [&sid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!(
-            (source.as_str(), user.as_deref()),
-            ("operator", Some(alice_id.as_str()))
-        );
-        let users: Vec<String> = stored(&gw, &sid)
-            .into_iter()
-            .filter(|(r, _)| r == "user")
-            .filter_map(|(_, c)| c)
-            .collect();
-        assert_eq!(users, ["hello there", "and once more"]);
-        let n: i64 = db
-            .query_row(
-                "SELECT count(*) FROM sessions WHERE source = 'operator'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(n, 1, "no second session");
-    }
+    let db = common::open_ro(&gw.state_db());
+    let (source, user): (String, Option<String>) = db
+        .query_row(
+            "SELECT source, user_id FROM sessions WHERE id = ?1",
+            [sid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (source.as_str(), user.as_deref()),
+        ("operator", Some(x.alice_id.as_str()))
+    );
+    let users: Vec<String> = stored(gw, sid)
+        .into_iter()
+        .filter(|(r, _)| r == "user")
+        .filter_map(|(_, c)| c)
+        .collect();
+    assert_eq!(users, ["hello there", "and once more"]);
+    let n: i64 = db
+        .query_row(
+            "SELECT count(*) FROM sessions WHERE source = 'operator'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1, "no second session");
+}
+
+/// An edited history is a new session; the session header continues one.
+fn step_edited_history_or_header_picks_the_session(x: &Scenario) {
+    let (model, sid) = (&x.model, &x.sid);
     // An edited history is another conversation: a new session.
-    let other = sdk(
-        gen,
-        &s,
-        &chat_key,
+    let other = x.sdk(
+        &x.chat_key,
         "",
         &[
             "complete",
-            &model,
+            model,
             &msgs(json!([
                 {"role": "user", "content": "hello there"},
                 {"role": "assistant", "content": "something I never said"},
@@ -233,23 +327,23 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
     );
     assert_ne!(other["session"], sid.as_str(), "{other}");
     // X-Hermes-Session-Id continues a session whatever the history says.
-    let third = sdk(
-        gen,
-        &s,
-        &chat_key,
+    let third = x.sdk(
+        &x.chat_key,
         "",
         &[
             "complete",
-            &model,
+            model,
             &msgs(json!([{"role": "user", "content": "third"}])),
-            &sid,
+            sid,
         ],
     );
     assert_eq!(third["session"], sid.as_str(), "{third}");
+}
 
-    // audit replay: the turns carry the key id as their actor.
-    let o = op(&h)
-        .args(["--json", "audit", "replay", &sid])
+/// Audit replay: the turns carry the key id as their actor.
+fn step_replay_carries_the_key_id(x: &Scenario) {
+    let o = op(&x.h)
+        .args(["--json", "audit", "replay", &x.sid])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -265,59 +359,64 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         .collect();
     assert_eq!(turns.len(), 3, "{replay}");
     for t in &turns {
-        assert_eq!(t["actor"], format!("http:alice/{chat_id}"), "{t}");
+        assert_eq!(t["actor"], format!("http:alice/{}", x.chat_id), "{t}");
         assert_eq!(t["data"]["channel"], "openai", "{t}");
     }
+}
 
-    // --- refusals in the shapes the SDK raises ------------------------------
-    let hi = msgs(json!([{"role": "user", "content": "hi"}]));
-    let e = sdk(gen, &s, &read_key, "", &["complete", &model, &hi]);
+/// Refusals in the shapes the SDK raises: scope, role, model, key, `--rpm`.
+fn step_refusals_in_sdk_shapes(x: &Scenario) {
+    let (model, hi) = (x.model.as_str(), hi());
+    let e = x.sdk(&x.read_key, "", &["complete", model, &hi]);
     assert_eq!(
         (e["error_class"].as_str(), e["status"].as_i64()),
         (Some("PermissionDeniedError"), Some(403)),
         "{e}"
     );
-    let m = sdk(gen, &s, &read_key, "", &["models"]);
-    assert_eq!(m["ids"][0], model.as_str(), "a read key lists models: {m}");
-    let e = sdk(gen, &s, &vic_key, "", &["complete", &model, &hi]);
+    let m = x.sdk(&x.read_key, "", &["models"]);
+    assert_eq!(m["ids"][0], model, "a read key lists models: {m}");
+    let e = x.sdk(&x.vic_key, "", &["complete", model, &hi]);
     assert_eq!(
         e["error_class"], "PermissionDeniedError",
         "a viewer's key cannot chat: {e}"
     );
-    let e = sdk(gen, &s, &chat_key, "", &["complete", "no-such-model", &hi]);
+    let e = x.sdk(&x.chat_key, "", &["complete", "no-such-model", &hi]);
     assert_eq!(
         (e["error_class"].as_str(), e["code"].as_str()),
         (Some("NotFoundError"), Some("model_not_found")),
         "{e}"
     );
     let bad = format!("hop_{}", "A".repeat(43));
-    let e = sdk(gen, &s, &bad, "", &["models"]);
+    let e = x.sdk(&bad, "", &["models"]);
     assert_eq!(
         (e["error_class"].as_str(), e["code"].as_str()),
         (Some("AuthenticationError"), Some("invalid_api_key")),
         "{e}"
     );
     for i in 0..2 {
-        let ok = sdk(gen, &s, &rpm_key, "", &["complete", &model, &hi]);
+        let ok = x.sdk(&x.rpm_key, "", &["complete", model, &hi]);
         assert!(ok.get("error_class").is_none(), "call {i}: {ok}");
     }
-    let e = sdk(gen, &s, &rpm_key, "", &["complete", &model, &hi]);
+    let e = x.sdk(&x.rpm_key, "", &["complete", model, &hi]);
     assert_eq!(
         (e["error_class"].as_str(), e["code"].as_str()),
         (Some("RateLimitError"), Some("rate_limit_exceeded")),
         "{e}"
     );
+}
 
-    // --- a key without `terminal`: the hook blocks the call, nothing runs ---
+/// A key without `terminal`: the hook blocks the call, nothing runs.
+fn step_narrow_key_blocked_by_the_hook(x: &Scenario) {
+    let (gw, model) = (&x.gw, x.model.as_str());
     let call = |i: u32| std::path::PathBuf::from(format!("{}.call{i}", gw.danger_target.display()));
     let tool3 = msgs(json!([{"role": "user", "content": "[tool3] touch three files"}]));
-    let r = sdk(gen, &s, &narrow_key, "", &["complete", &model, &tool3]);
+    let r = x.sdk(&x.narrow_key, "", &["complete", model, &tool3]);
     assert!(r.get("error_class").is_none(), "{r}");
     assert!(
         !call(1).exists() && !call(2).exists() && !call(3).exists(),
         "blocked calls ran"
     );
-    let blocked: Vec<Value> = serve_common::events(&h)
+    let blocked: Vec<Value> = serve_common::events(&x.h)
         .into_iter()
         .filter(|(t, _, d)| t == "tool_call" && d["source"] == "hook")
         .map(|(_, _, d)| d)
@@ -332,24 +431,31 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         "{reason}"
     );
     // The same request with the unnarrowed key runs them (the policy is the key's).
-    let r = sdk(gen, &s, &chat_key, "", &["complete", &model, &tool3]);
+    let r = x.sdk(&x.chat_key, "", &["complete", model, &tool3]);
     assert!(r.get("error_class").is_none(), "{r}");
     assert!(
         call(1).exists() && call(3).exists(),
         "the unnarrowed key's calls ran"
     );
+}
 
-    // --- approvals: deny at once, or wait for the owner ---------------------
-    let danger = msgs(json!([{"role": "user", "content": "[danger] open it up"}]));
+/// The `[danger]` conversation the approval steps send.
+fn danger() -> String {
+    msgs(json!([{"role": "user", "content": "[danger] open it up"}]))
+}
+
+/// Approvals, `--approvals deny` (the default): refused at once.
+fn step_deny_key_refused_at_once(x: &Scenario) {
+    let gw = &x.gw;
     fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
-    let r = sdk(gen, &s, &chat_key, "", &["complete", &model, &danger]);
+    let r = x.sdk(&x.chat_key, "", &["complete", &x.model, &danger()]);
     assert!(r.get("error_class").is_none(), "{r}");
     assert_eq!(
         gw.danger_target_mode(),
         0o600,
         "--approvals deny: it did not run"
     );
-    let denied = serve_common::events(&h)
+    let denied = serve_common::events(&x.h)
         .into_iter()
         .rfind(|(t, _, _)| t == "approval")
         .expect("an approval event");
@@ -371,31 +477,39 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         denied.2
     );
     assert!(
-        denied.2["decided_by"].as_str().unwrap().contains(&chat_id),
+        denied.2["decided_by"]
+            .as_str()
+            .unwrap()
+            .contains(&x.chat_id),
         "{:?}",
         denied.2
     );
-    let r = sdk(
-        gen,
-        &s,
-        &wait_key,
-        &alice_tok,
-        &["stream_approve", &model, &danger, "once"],
+}
+
+/// Approvals, `--approvals wait`: the owner approves, it runs.
+fn step_wait_key_approved_by_the_owner(x: &Scenario) {
+    let r = x.sdk(
+        &x.wait_key,
+        &x.alice_tok,
+        &["stream_approve", &x.model, &danger(), "once"],
     );
     assert!(r.get("error_class").is_none(), "{r}");
     assert_eq!(r["finish"], "stop", "{r}");
     assert_eq!(
-        gw.danger_target_mode() & 0o777,
+        x.gw.danger_target_mode() & 0o777,
         0o777,
         "--approvals wait: the owner approved, it ran"
     );
+}
 
-    // A waiting stream stays open with keep-alive comments until answered.
+/// A waiting stream stays open with keep-alive comments until answered.
+async fn step_waiting_stream_kept_alive_until_answered(x: &Scenario) {
+    let (c, s, gw) = (&x.c, &x.s, &x.gw);
     fs::set_permissions(&gw.danger_target, fs::Permissions::from_mode(0o600)).unwrap();
     let r = c
         .post(s.url("/v1/chat/completions"))
-        .bearer_auth(&wait_key)
-        .json(&json!({"model": model, "stream": true,
+        .bearer_auth(&x.wait_key)
+        .json(&json!({"model": x.model, "stream": true,
                       "messages": [{"role": "user", "content": "[danger] once more"}]}))
         .send()
         .await
@@ -419,7 +533,7 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
     assert!(t0.elapsed().as_secs() >= 10, "keep-alive comes every 15 s");
     let r = send(
         c.post(s.url(&format!("/api/sessions/{waiting_sid}/approval")))
-            .bearer_auth(&alice_tok)
+            .bearer_auth(&x.alice_tok)
             .json(&json!({"choice": "deny"})),
     )
     .await;
@@ -435,17 +549,20 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
         0o600,
         "denied by the owner: it did not run"
     );
+}
 
-    // --- revoked keys, storage ----------------------------------------------
-    let o = op(&h)
-        .args(["user", "key", "revoke", &chat_id])
+/// A revoked key is refused; users.db holds no key in clear, and a key's
+/// hash is no key.
+async fn step_revoked_key_and_key_storage(x: &Scenario) {
+    let o = op(&x.h)
+        .args(["user", "key", "revoke", &x.chat_id])
         .output()
         .unwrap();
     assert!(o.status.success());
-    let e = sdk(gen, &s, &chat_key, "", &["complete", &model, &hi]);
+    let e = x.sdk(&x.chat_key, "", &["complete", &x.model, &hi()]);
     assert_eq!(e["error_class"], "AuthenticationError", "{e}");
-    let db = fs::read(h.join("plugins/operator/users.db")).unwrap();
-    for k in [&chat_key, &read_key, &wait_key] {
+    let db = fs::read(x.h.join("plugins/operator/users.db")).unwrap();
+    for k in [&x.chat_key, &x.read_key, &x.wait_key] {
         assert!(
             !db.windows(k.len()).any(|w| w == k.as_bytes()),
             "a key in clear"
@@ -453,25 +570,27 @@ async fn openai_sdk_with_personal_keys(gen: Gen) {
     }
     let hash = {
         use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(read_key.as_bytes()))
+        hex::encode(sha2::Sha256::digest(x.read_key.as_bytes()))
     };
-    let r = send(c.get(s.url("/v1/models")).bearer_auth(&hash)).await;
+    let r = send(x.c.get(x.s.url("/v1/models")).bearer_auth(&hash)).await;
     assert_eq!(r.status, 401, "a key's hash is not a key: {}", r.body);
+}
 
-    // --- a spent budget: 429 insufficient_quota -----------------------------
-    s.terminate(std::time::Duration::from_secs(10));
+/// A spent budget: 429 insufficient_quota (after a restart with a budget).
+fn step_spent_budget(x: &mut Scenario) {
+    x.s.terminate(std::time::Duration::from_secs(10));
     configure(
-        &h,
-        &format!("{base_cfg}budget:\n  user_daily_usd: 0.000001\n"),
+        &x.h,
+        &format!("{}budget:\n  user_daily_usd: 0.000001\n", x.base_cfg),
     );
-    let s = Server::start(&gw.home);
-    let e = sdk(gen, &s, &narrow_key, "", &["complete", &model, &hi]);
+    x.s = Server::start(&x.gw.home);
+    let e = x.sdk(&x.narrow_key, "", &["complete", &x.model, &hi()]);
     assert_eq!(
         (e["error_class"].as_str(), e["code"].as_str()),
         (Some("RateLimitError"), Some("insufficient_quota")),
         "{e}"
     );
-    audit_ok(&h);
+    audit_ok(&x.h);
 }
 
 fn audit_ok(h: &Path) {
