@@ -14,10 +14,10 @@ use std::io::{IsTerminal, Read, Write};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The operator user this turn runs as (role admin or user)
-    #[arg(long = "as", value_name = "USERNAME")]
+    #[arg(long = "as", value_name = "USERNAME", add = crate::cli::completions::usernames())]
     pub as_user: String,
     /// Continue this operator session (default: start a new one)
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", add = crate::cli::completions::session_ids())]
     pub session: Option<String>,
     /// A model alias Hermes offers (see its /v1/models)
     #[arg(long)]

@@ -159,6 +159,10 @@ pub fn main() -> i32 {
         hook::protocol::run(Home::resolve(home.as_deref()));
         return 0;
     }
+    // `COMPLETE=bash hermes-operator`: clap_complete's dynamic completion
+    // (usernames and session ids from the home's databases); exits here
+    // when the variable is set, costs one env lookup otherwise.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = match parse_one_group(std::env::args_os().collect()).map_or_else(Cli::try_parse, Ok) {
         Ok(c) => c,
         Err(e) => return clap_error(&e),

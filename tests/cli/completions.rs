@@ -39,44 +39,8 @@ fn the_command_prints_the_committed_scripts() {
     }
 }
 
-/// What bash offers for `line` with the cursor at its end (a trailing space
-/// means a new, empty word).
 fn complete(script: &std::path::Path, line: &str) -> Vec<String> {
-    let mut words: Vec<&str> = line.split_whitespace().collect();
-    if line.ends_with(' ') {
-        words.push("");
-    }
-    let cword = words.len() - 1;
-    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
-    let driver = format!(
-        r#"set -e
-source '{script}'
-spec=$(complete -p hermes-operator)
-fn=$(sed -E 's/.* -F ([^ ]+) .*/\1/' <<<"$spec")
-COMP_WORDS=({words})
-COMP_CWORD={cword}
-COMP_LINE='{line}'
-COMP_POINT={point}
-COMPREPLY=()
-"$fn" hermes-operator "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
-printf '%s\n' "${{COMPREPLY[@]}}"
-"#,
-        script = script.display(),
-        words = quoted.join(" "),
-        point = line.len(),
-    );
-    let o = Command::new("bash")
-        .args(["--norc", "--noprofile", "-c", &driver])
-        .stdin(Stdio::null())
-        .output()
-        .expect("bash must be installed to test the bash completion");
-    assert!(o.status.success(), "{line:?}: {}", stderr(&o));
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect()
+    crate::common::bash_complete(script, line, &[])
 }
 
 #[test]

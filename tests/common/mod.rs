@@ -187,6 +187,49 @@ pub fn rewrite(path: &Path, text: impl AsRef<[u8]>) {
     }
 }
 
+/// What bash offers for `line` with the cursor at its end (a trailing space
+/// means a new, empty word), through bash's own completion machinery (the
+/// function `complete -p` names, with COMP_WORDS/COMP_CWORD/COMP_LINE/
+/// COMP_POINT set as readline sets them), `env` added to bash's.
+pub fn bash_complete(script: &Path, line: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    if line.ends_with(' ') {
+        words.push("");
+    }
+    let cword = words.len() - 1;
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let driver = format!(
+        r#"set -e
+source '{script}'
+spec=$(complete -p hermes-operator)
+fn=$(sed -E 's/.* -F ([^ ]+) .*/\1/' <<<"$spec")
+COMP_WORDS=({words})
+COMP_CWORD={cword}
+COMP_LINE='{line}'
+COMP_POINT={point}
+COMPREPLY=()
+"$fn" hermes-operator "${{COMP_WORDS[COMP_CWORD]}}" "${{COMP_WORDS[COMP_CWORD-1]}}"
+printf '%s\n' "${{COMPREPLY[@]}}"
+"#,
+        script = script.display(),
+        words = quoted.join(" "),
+        point = line.len(),
+    );
+    let o = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &driver])
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("bash must be installed to test the bash completion");
+    assert!(o.status.success(), "{line:?}: {}", stderr(&o));
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Runs a test future on a fresh 2-worker runtime.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()

@@ -12,7 +12,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::OptionalExtension;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 const GONE: &str = "u_gone0000000000";
 
@@ -1445,7 +1445,71 @@ fn events_for_session_absent(home: &Path, id: &str) -> bool {
     code(&o) == 5
 }
 
+/// Issue 22: dynamic completion (`source <(COMPLETE=bash hermes-operator)`)
+/// offers the home's usernames and its operator session ids — the ones
+/// Hermes' state.db holds, never a native session — through bash itself,
+/// for the home named on the command line or in HERMES_HOME.
+fn completion_offers_usernames_and_operator_session_ids(gen: Gen) {
+    let e = setup(gen, 21);
+    let reg = Command::new(env!("CARGO_BIN_EXE_hermes-operator"))
+        .env("COMPLETE", "bash")
+        .output()
+        .unwrap();
+    assert!(reg.status.success(), "{}", stderr(&reg));
+    let script = e.home.path().join("complete.bash");
+    std::fs::write(&script, &reg.stdout).unwrap();
+    let home = e.home.path().to_string_lossy().to_string();
+    let env = [("HERMES_HOME", home.as_str())];
+
+    // On an empty word clap offers the options too.
+    let values = |line: &str, env: &[(&str, &str)]| {
+        let mut v: Vec<String> = bash_complete(&script, line, env)
+            .into_iter()
+            .filter(|w| !w.starts_with('-'))
+            .collect();
+        v.sort();
+        v
+    };
+    let users = values("hermes-operator user show ", &env);
+    assert_eq!(users, ["alice", "bob", "carol", "dave"]);
+    assert_eq!(
+        bash_complete(&script, "hermes-operator chat --as bo", &env),
+        ["bob"]
+    );
+    // The home on the command line wins; none at all: nothing, no error.
+    let flag = format!("hermes-operator --hermes-home {home} audit user ca");
+    assert_eq!(
+        bash_complete(&script, &flag, &[("HERMES_HOME", "/nonexistent")]),
+        ["carol"]
+    );
+    assert!(values(
+        "hermes-operator user show ",
+        &[("HERMES_HOME", "/nonexistent")]
+    )
+    .is_empty());
+
+    let c = open_ro(&e.db);
+    let mut st = c
+        .prepare(&format!("SELECT id FROM sessions WHERE {OP_ROW_SQL}"))
+        .unwrap();
+    let mut op_ids: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    op_ids.sort();
+    assert_eq!(op_ids.len(), 45);
+    for line in [
+        "hermes-operator session show ",
+        "hermes-operator audit replay op_",
+        "hermes-operator chat --as alice --session ",
+    ] {
+        assert_eq!(values(line, &env), op_ids, "{line}");
+    }
+}
+
 hermes_tests!(
+    completion_offers_usernames_and_operator_session_ids,
     search_finds_words_hermes_leaves_unindexed,
     corrupt_or_incompatible_state_db_exits_9,
     list_show_cost_export_match_sql,

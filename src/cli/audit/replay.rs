@@ -3,6 +3,7 @@ use crate::cli::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Session id (op_...)
+    #[arg(add = crate::cli::completions::session_ids())]
     pub session: String,
 }
 

@@ -4,6 +4,7 @@ use crate::cli::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Session id
+    #[arg(add = crate::cli::completions::session_ids())]
     pub id: String,
     /// Allow Hermes' own (non-operator) sessions
     #[arg(long)]

@@ -4,6 +4,7 @@ use crate::cli::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Operator session id (op_...)
+    #[arg(add = crate::cli::completions::session_ids())]
     pub id: String,
     /// Why (stored as Hermes' end_reason)
     #[arg(long, default_value = crate::ops::sessions::DEFAULT_END_REASON)]

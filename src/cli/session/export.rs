@@ -5,6 +5,7 @@ use crate::ops::sessions::ExportFormat;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Session id
+    #[arg(add = crate::cli::completions::session_ids())]
     pub id: String,
     /// json: {session, messages}; md: a readable Markdown transcript [default: json]
     #[arg(long, value_enum)]

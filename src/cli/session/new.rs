@@ -3,7 +3,7 @@ use crate::cli::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The operator user who owns the session (role admin or user)
-    #[arg(long = "as", value_name = "USERNAME")]
+    #[arg(long = "as", value_name = "USERNAME", add = crate::cli::completions::usernames())]
     pub as_user: String,
 }
 

@@ -4,6 +4,7 @@ use crate::cli::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Operator session id (op_...)
+    #[arg(add = crate::cli::completions::session_ids())]
     pub id: String,
     /// New title (Hermes' rules: cleaned, max 100 characters, unique); "" clears it
     pub title: String,

@@ -3,6 +3,7 @@ use crate::cli::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Username
+    #[arg(add = crate::cli::completions::usernames())]
     pub name: String,
 }
 

@@ -19,6 +19,7 @@ pub enum KeyCmd {
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
     /// Username of the key's owner
+    #[arg(add = crate::cli::completions::usernames())]
     pub name: String,
     /// What the key is for (shown in lists)
     #[arg(long, value_name = "TEXT", default_value = "")]

@@ -3,6 +3,7 @@ use crate::cli::{read_new_password, Ctx};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Username
+    #[arg(add = crate::cli::completions::usernames())]
     pub name: String,
     /// Read the new password from the first line of stdin instead of prompting
     #[arg(long)]

@@ -4,6 +4,7 @@ use crate::cli::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Username
+    #[arg(add = crate::cli::completions::usernames())]
     pub name: String,
     /// The new role
     #[arg(value_enum)]

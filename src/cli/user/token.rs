@@ -3,6 +3,7 @@ use crate::cli::Ctx;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Username
+    #[arg(add = crate::cli::completions::usernames())]
     pub name: String,
     /// Lifetime in minutes (default 120, at most 43200 = 30 days)
     #[arg(long, default_value_t = crate::ops::credentials::ACCESS_TTL_MINUTES)]

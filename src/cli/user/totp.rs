@@ -18,12 +18,14 @@ pub enum TotpCmd {
 #[derive(Debug, clap::Args)]
 pub struct NameArg {
     /// Username
+    #[arg(add = crate::cli::completions::usernames())]
     pub name: String,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ConfirmArgs {
     /// Username
+    #[arg(add = crate::cli::completions::usernames())]
     pub name: String,
     /// The authenticator's current code (6 digits)
     pub code: String,
