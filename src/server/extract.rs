@@ -154,7 +154,7 @@ impl Permissions {
 /// password an admin reset may pass (only the routes that let it choose a
 /// new one, see who it is, or log out).
 macro_rules! guard {
-    ($(#[$doc:meta])* $name:ident, $perm:ident, $what:literal, pending: $pending:literal) => {
+    ($(#[$doc:meta])* $name:ident, $perm:expr, $what:literal, pending: $pending:literal) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         pub struct $name(pub Caller);
@@ -167,25 +167,7 @@ macro_rules! guard {
                 st: &Arc<ServerState>,
             ) -> Result<Self, Self::Rejection> {
                 let c = Caller::from_request_parts(parts, st).await?;
-                c.admit(|p| p.$perm, $what, $pending)?;
-                Ok($name(c))
-            }
-        }
-    };
-    ($(#[$doc:meta])* $name:ident, any, pending: $pending:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug)]
-        pub struct $name(pub Caller);
-
-        impl FromRequestParts<Arc<ServerState>> for $name {
-            type Rejection = ApiError;
-
-            async fn from_request_parts(
-                parts: &mut Parts,
-                st: &Arc<ServerState>,
-            ) -> Result<Self, Self::Rejection> {
-                let c = Caller::from_request_parts(parts, st).await?;
-                c.admit(|_| true, "", $pending)?;
+                c.admit($perm, $what, $pending)?;
                 Ok($name(c))
             }
         }
@@ -196,19 +178,21 @@ guard!(
     /// Anyone signed in, with a login or a key of either scope: reads whose
     /// answer the domain layer narrows to what the caller owns.
     Reader,
-    any,
+    |_: &Permissions| true,
+    "",
     pending: false
 );
 guard!(
     /// `GET /api/me`: also a login that must choose a new password first.
     MeReader,
-    any,
+    |_: &Permissions| true,
+    "",
     pending: true
 );
 guard!(
     /// A login (not a key) that may change what belongs to its account.
     LoginCaller,
-    own_account,
+    |p: &Permissions| p.own_account,
     "change the account (password, TOTP, keys, sessions)",
     pending: false
 );
@@ -216,56 +200,56 @@ guard!(
     /// A login, even one that must choose a new password first: choosing
     /// it, and logging out.
     PasswordChanger,
-    own_account,
+    |p: &Permissions| p.own_account,
     "change the password or log out",
     pending: true
 );
 guard!(
     /// Admins with a login: manage accounts.
     AdminCaller,
-    manage_users,
+    |p: &Permissions| p.manage_users,
     "manage users",
     pending: false
 );
 guard!(
     /// Admins, with a login or a key: list accounts.
     AdminReader,
-    read_users,
+    |p: &Permissions| p.read_users,
     "list users",
     pending: false
 );
 guard!(
     /// Admins and auditors: the audit log and every operator session.
     AuditorCaller,
-    audit,
+    |p: &Permissions| p.audit,
     "read the audit log",
     pending: false
 );
 guard!(
     /// Admins and users, with a login or a `chat` key: chat turns.
     ChatCaller,
-    chat,
+    |p: &Permissions| p.chat,
     "chat",
     pending: false
 );
 guard!(
     /// Admins and users: the approval requests of their sessions.
     ApprovalsReader,
-    see_approvals,
+    |p: &Permissions| p.see_approvals,
     "see approval requests",
     pending: false
 );
 guard!(
     /// Admins and users with a login: rename or end a session.
     SessionEditor,
-    edit_sessions,
+    |p: &Permissions| p.edit_sessions,
     "rename or end sessions",
     pending: false
 );
 guard!(
     /// Admins and users with a login: answer an approval request.
     Answerer,
-    answer_approvals,
+    |p: &Permissions| p.answer_approvals,
     "answer approval requests",
     pending: false
 );

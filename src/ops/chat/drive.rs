@@ -452,53 +452,72 @@ pub(super) enum Flow {
     Failed(Error),
 }
 
-/// After the event stream broke: the run's final status, if Hermes comes
-/// back within 30 seconds and knows the run ended (`interrupted`,
-/// `failed`, `cancelled`). `None`: still unknown.
-pub(super) async fn settled_status(client: &HermesClient, run_id: &str) -> Option<Value> {
-    // A restarted 0.22 gateway takes ~10 s to listen again.
+/// Polls Hermes' `GET /v1/runs/{id}` every `every` for up to 30 seconds
+/// until `settled` breaks with an answer for the status it read; `None`
+/// when Hermes does not know the run (0.19 forgets runs on restart) or the
+/// time is up. Errors in between (a gateway restarting) are polled past.
+async fn poll_run<T>(
+    client: &HermesClient,
+    run_id: &str,
+    every: std::time::Duration,
+    settled: impl Fn(&str, Value) -> std::ops::ControlFlow<Option<T>>,
+) -> Option<T> {
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match client.run_status(run_id).await {
-            Ok(st) => match st["status"].as_str() {
-                Some("interrupted" | "failed" | "cancelled") => return Some(st),
-                // Running elsewhere or completed without us seeing it: the
-                // stream's error stands (reconcile writes what happened).
-                Some(_) => return None,
-                None => {}
-            },
-            // A Hermes that forgets runs on restart (0.19): nothing to learn.
+            Ok(st) => {
+                if let Some(s) = st["status"].as_str().map(str::to_string) {
+                    if let std::ops::ControlFlow::Break(answer) = settled(&s, st) {
+                        return answer;
+                    }
+                }
+            }
             Err(e) if e.kind == Kind::NotFound => return None,
             Err(_) => {}
         }
         if Instant::now() >= deadline {
             return None;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
+/// After the event stream broke: the run's final status, if Hermes comes
+/// back within 30 seconds (a restarted 0.22 gateway takes ~10 s to listen
+/// again) and knows the run ended (`interrupted`, `failed`, `cancelled`).
+/// `None`: still unknown.
+pub(super) async fn settled_status(client: &HermesClient, run_id: &str) -> Option<Value> {
+    use std::ops::ControlFlow::Break;
+    poll_run(
+        client,
+        run_id,
+        std::time::Duration::from_millis(500),
+        |s, st| match s {
+            "interrupted" | "failed" | "cancelled" => Break(Some(st)),
+            // Running elsewhere or completed without us seeing it: the
+            // stream's error stands (reconcile writes what happened).
+            _ => Break(None),
+        },
+    )
+    .await
+}
+
 /// A run we asked Hermes to stop: its status once it has ended (Hermes
-/// has written what it did by then), polled for up to 30 seconds. `None`:
-/// Hermes does not know the run, or it has not ended yet.
+/// has written what it did by then). `None`: Hermes does not know the
+/// run, or it has not ended within 30 seconds.
 async fn run_end(client: &HermesClient, run_id: &str) -> Option<String> {
-    let deadline = Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match client.run_status(run_id).await {
-            Ok(st) => match st["status"].as_str() {
-                // Still going (0.19 and 0.22's names for it).
-                Some("queued" | "started" | "running" | "stopping" | "waiting_for_approval") => {}
-                Some(s) => return Some(s.to_string()),
-                None => {}
-            },
-            Err(e) if e.kind == Kind::NotFound => return None,
-            Err(_) => {}
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    use std::ops::ControlFlow::{Break, Continue};
+    poll_run(
+        client,
+        run_id,
+        std::time::Duration::from_millis(100),
+        |s, _| match s {
+            // Still going (0.19 and 0.22's names for it).
+            "queued" | "started" | "running" | "stopping" | "waiting_for_approval" => Continue(()),
+            s => Break(Some(s.to_string())),
+        },
+    )
+    .await
 }
 
 /// The run ended without completing (`run.interrupted` or a status read
