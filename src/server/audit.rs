@@ -66,11 +66,12 @@ pub struct EventsQuery {
     session: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    after: Option<i64>,
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
-/// `GET /api/audit/events?type&user&session&since&until&limit&offset`
+/// `GET /api/audit/events?type&user&session&since&until&after&limit&offset`
 /// (admin, auditor): the event-log browser, newest first.
 pub async fn events(
     State(st): State<Arc<ServerState>>,
@@ -85,6 +86,7 @@ pub async fn events(
         session_id: q.session,
         since: q.since,
         until: q.until,
+        after: q.after,
         limit: q.limit.unwrap_or(50),
         offset: q.offset.unwrap_or(0),
     };

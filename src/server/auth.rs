@@ -563,6 +563,9 @@ pub async fn me(
         "totp": totp_state,
         "totp_required": totp::required_for(&st.app.cfg.config, r),
         "demo": st.demo,
+        // What a new key's toolsets may name (the key form's choices): a key
+        // only narrows the operator's list.
+        "key_toolsets": st.app.cfg.config.agent.enabled_toolsets,
         // Before Hermes' first run every view is empty: one calm sentence.
         "notice": st.app.state_notice_public(),
     }))

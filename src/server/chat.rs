@@ -81,7 +81,7 @@ pub async fn chat(
     headers: HeaderMap,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Response> {
-    let approver = approver_for(&st, &caller);
+    let approver = approver_for(&st, &caller, &b.message);
     let req = TurnRequest {
         username: caller.user.username.clone(),
         session_id: b.session_id,
@@ -209,13 +209,21 @@ impl Tail {
 /// Who answers the turn's approval requests: with a personal API key, its
 /// policy (deny at once, or wait for the owner); with a login, the owner
 /// (or an admin) from the dashboard or the approval API.
-pub(super) fn approver_for(st: &Arc<ServerState>, caller: &Caller) -> Box<dyn Approver> {
+pub(super) fn approver_for(
+    st: &Arc<ServerState>,
+    caller: &Caller,
+    message: &str,
+) -> Box<dyn Approver> {
     match &caller.key {
         Some(k) if k.approvals == KeyApprovals::Deny => Box::new(PolicyApprover {
             policy: ApprovePolicy::Deny,
             decided_by: format!("key policy ({})", k.id),
         }),
-        _ => Box::new(st.approvals.approver(&caller.user, APPROVAL_WAIT)),
+        _ => Box::new(st.approvals.approver(
+            &caller.user,
+            APPROVAL_WAIT,
+            crate::ops::chat::AskedBy::new(&caller.user, caller.key.as_ref(), message),
+        )),
     }
 }
 

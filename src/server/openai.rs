@@ -226,7 +226,7 @@ pub async fn chat_completions(
         }
     };
     let key = caller.key.clone();
-    let approver = approver_for(&st, &caller);
+    let approver = approver_for(&st, &caller, &c.message);
     let req = TurnRequest {
         username: caller.user.username.clone(),
         session_id,

@@ -476,6 +476,8 @@ fn dashboard_in_headless_chromium() {
     step_account_two_factor(&mut d);
     step_account_api_key_shown_once(&mut d);
     step_key_approval_answered_in_the_dashboard(&mut d);
+    step_live_events_follow_the_log(&mut d);
+    step_every_view_usable_on_a_phone(&mut d);
     step_console_clean(d);
 }
 
@@ -1050,6 +1052,34 @@ fn step_account_api_key_shown_once(d: &mut Dashboard) {
     b.wait("the keys card", "!!document.querySelector('#keys-empty')");
     b.type_into("#key-label", "browser");
     b.eval("document.querySelector('#key-approvals').value = 'wait'; true");
+    // The form offers the operator's toolsets and a requests-per-minute
+    // limit (issue 22); at 390 px it stays inside the screen.
+    let offered = b.eval(
+        "[...document.querySelectorAll('#key-toolsets input[type=checkbox]')].map((c) => c.value)",
+    );
+    let offered: Vec<String> = serde_json::from_value(offered).unwrap();
+    assert!(offered.len() >= 2, "{offered:?}");
+    for dark in [false, true] {
+        b.set_view(390, 844, dark);
+        let fit = b.eval(
+            "(() => { const f = document.querySelector('#key-form'); const r = f.getBoundingClientRect(); \
+               const boxes = [...f.querySelectorAll('input, select, button, label')].map((e) => e.getBoundingClientRect()); \
+               return {right: Math.max(r.right, ...boxes.map((x) => x.right)), width: document.documentElement.clientWidth, \
+                 pageScroll: document.documentElement.scrollWidth > document.documentElement.clientWidth}; })()",
+        );
+        assert!(
+            fit["right"].as_f64().unwrap() <= fit["width"].as_f64().unwrap() + 0.5,
+            "{fit}"
+        );
+        assert_eq!(fit["pageScroll"], false, "{fit}");
+        b.screenshot(&format!(
+            "12-key-form-390-{}",
+            if dark { "dark" } else { "light" }
+        ));
+    }
+    b.set_view(1280, 900, false);
+    b.click(&format!("#key-toolset-{}", offered[1]));
+    b.type_into("#key-rpm", "30");
     b.click("#key-create");
     let shown = b.wait(
         "the new key",
@@ -1073,6 +1103,10 @@ fn step_account_api_key_shown_once(d: &mut Dashboard) {
     let keys: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(keys[0]["label"], "browser", "{keys}");
     assert_eq!(keys[0]["approvals"], "wait", "{keys}");
+    assert_eq!(keys[0]["rpm"], 30, "{keys}");
+    assert_eq!(keys[0]["toolsets"], json!([offered[1]]), "{keys}");
+    let row = b.eval("document.querySelector('#keys-list tr[data-key-id]').textContent");
+    assert!(row.as_str().unwrap().contains(&offered[1]), "{row}");
     assert!(
         shown.starts_with(keys[0]["prefix"].as_str().unwrap()),
         "{keys}"
@@ -1098,6 +1132,8 @@ fn spawn_waiting_key_call(d: &Dashboard) -> std::thread::JoinHandle<(u16, String
             "alice",
             "--approvals",
             "wait",
+            "--label",
+            "nightly <b>build</b>",
         ])
         .output()
         .unwrap();
@@ -1163,6 +1199,32 @@ fn step_key_approval_answered_in_the_dashboard(d: &mut Dashboard) {
         assert_eq!(badge["count"], "1", "{w}px: {badge}");
         assert_eq!(badge["name"], "Approvals 1 waiting", "{w}px: {badge}");
         assert_ne!(badge["color"], badge["bg"], "{w}px: {badge}");
+        // The card says who asked, with which key (label as text, the
+        // prefix on one line) and what the turn's message was (issue 22).
+        let card = b.eval(
+            "(() => { const c = document.querySelector('.card.approval'); \
+               const p = c.querySelector('.asked-by code.prefix'); const r = p.getBoundingClientRect(); \
+               const lh = parseFloat(getComputedStyle(p).lineHeight) || 20; \
+               const cr = c.getBoundingClientRect(); \
+               return {user: c.querySelector('.asked-user').textContent, \
+                 label: c.querySelector('.key-label').textContent, bold: c.querySelectorAll('b').length, \
+                 prefix: p.textContent, prefixLines: Math.round(r.height / lh), \
+                 message: c.querySelector('.asked-message').textContent, \
+                 inside: cr.right <= document.documentElement.clientWidth + 0.5, \
+                 pageScroll: document.documentElement.scrollWidth > document.documentElement.clientWidth}; })()",
+        );
+        assert_eq!(card["user"], "alice", "{w}px: {card}");
+        assert_eq!(card["label"], "nightly <b>build</b>", "{w}px: {card}");
+        assert_eq!(card["bold"], 0, "{w}px: the label is text: {card}");
+        let prefix = card["prefix"].as_str().unwrap();
+        assert!(
+            prefix.starts_with("hop_") && prefix.ends_with('…'),
+            "{w}px: {card}"
+        );
+        assert_eq!(card["prefixLines"], 1, "{w}px: {card}");
+        assert_eq!(card["message"], "[danger] open it up", "{w}px: {card}");
+        assert_eq!(card["inside"], true, "{w}px: {card}");
+        assert_eq!(card["pageScroll"], false, "{w}px: {card}");
         b.screenshot(&format!(
             "13-approvals-{w}-{}",
             if dark { "dark" } else { "light" }
@@ -1185,6 +1247,198 @@ fn step_key_approval_answered_in_the_dashboard(d: &mut Dashboard) {
         0o777,
         "approved in the dashboard, it ran"
     );
+}
+
+/// Events, live (issue 22): with "Live" on, an event written by another
+/// process (the CLI) appears on top without a reload, marked new; a filter
+/// keeps applying to what arrives. At both widths, light and dark.
+fn step_live_events_follow_the_log(d: &mut Dashboard) {
+    let b = &mut d.b;
+    b.click("#nav-events");
+    b.wait(
+        "the event list",
+        "!!document.querySelector('#events-list tbody tr')",
+    );
+    b.click("#events-live");
+    b.wait(
+        "the live status",
+        "document.querySelector('#events-status').textContent.includes('Live')",
+    );
+    for (i, (w, h, dark)) in [
+        (1280, 900, false),
+        (1280, 900, true),
+        (390, 844, false),
+        (390, 844, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        b.set_view(w, h, dark);
+        let name = format!("live{i}");
+        add_user(&d.gw.home, &name, "user");
+        let top = b.wait_for(
+            &format!("{name}'s user_created on top at {w}px"),
+            &format!(
+                "(() => {{ const r = document.querySelector('#events-list tbody tr'); \
+                   return r && r.dataset.type === 'user_created' && r.textContent.includes({}) \
+                   && {{fresh: r.classList.contains('fresh'), status: document.querySelector('#events-status').textContent}}; }})()",
+                js_str(&format!("username: {name}"))
+            ),
+            Duration::from_secs(30),
+        );
+        assert_eq!(top["fresh"], true, "{top}");
+        assert!(top["status"].as_str().unwrap().contains("1 new"), "{top}");
+        let problems = b.eval(LAYOUT_PROBLEMS);
+        assert_eq!(problems, json!([]), "live events at {w}px (dark {dark})");
+        b.screenshot(&format!(
+            "15-live-events-{w}-{}",
+            if dark { "dark" } else { "light" }
+        ));
+    }
+    // A filter applies to what arrives: with type=login, a new account's
+    // user_created does not show; the next login does.
+    b.set_view(1280, 900, false);
+    b.eval(
+        "document.querySelector('#events-type').value = 'login'; \
+         document.querySelector('#events-filters').requestSubmit(); true",
+    );
+    b.wait(
+        "only logins",
+        "[...document.querySelectorAll('#events-list tbody tr')].every((r) => r.dataset.type === 'login')",
+    );
+    let before = b.eval("document.querySelector('#events-list tbody tr').dataset.seq");
+    add_user(&d.gw.home, "filtered", "user");
+    let server = &d.server;
+    let login = common::block_on(async move {
+        common::serve::login(&reqwest::Client::new(), server, "filtered").await
+    });
+    assert!(login["access_token"].is_string(), "{login}");
+    let top = b.wait_for(
+        "the new login on top",
+        "(() => { const r = document.querySelector('#events-list tbody tr'); \
+           return r && r.textContent.includes('username: filtered') && r.dataset.type; })()",
+        Duration::from_secs(30),
+    );
+    assert_eq!(top, "login");
+    let types = b
+        .eval("[...document.querySelectorAll('#events-list tbody tr')].map((r) => r.dataset.type)");
+    assert!(
+        types.as_array().unwrap().iter().all(|t| t == "login"),
+        "{types} (first before: {before})"
+    );
+    // Off again: the pager is back.
+    b.click("#events-live");
+    b.wait(
+        "live off",
+        "!document.querySelector('#events-status').textContent.includes('Live')",
+    );
+}
+
+/// What "usable at 390 px" means, checked on the page as it is: nothing
+/// sideways off screen (a wide table's rows become cards, each cell named by
+/// its column), every nav tab on screen, every label on its input's line or
+/// just above it, a key prefix on one line. A list of what is wrong.
+const LAYOUT_PROBLEMS: &str = "(() => {
+  const W = document.documentElement.clientWidth;
+  const bad = [];
+  if (document.documentElement.scrollWidth > W) bad.push('the page scrolls sideways: ' + document.documentElement.scrollWidth);
+  for (const a of document.querySelectorAll('#nav a')) {
+    const r = a.getBoundingClientRect();
+    if (r.left < 0 || r.right > W + 0.5) bad.push('nav tab off screen: ' + a.textContent);
+  }
+  const scrolls = (e) => { for (let p = e.parentElement; p && p.tagName !== 'MAIN'; p = p.parentElement) {
+    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return true; } return false; };
+  for (const e of document.querySelectorAll('main *')) {
+    const r = e.getBoundingClientRect();
+    if ((r.width === 0 && r.height === 0) || scrolls(e) || e.closest('thead')) continue;
+    if (r.right > W + 0.5) bad.push('off screen: ' + e.tagName + '.' + e.className + '#' + e.id + ' right ' + Math.round(r.right));
+  }
+  for (const box of document.querySelectorAll('main .table-box')) {
+    if (W < 600 && box.scrollWidth > box.clientWidth + 1) bad.push('a table scrolls sideways: ' + box.scrollWidth);
+  }
+  for (const l of document.querySelectorAll('main label[for]')) {
+    const c = document.getElementById(l.htmlFor);
+    if (!c || !l.getClientRects().length || !c.getClientRects().length || l.classList.contains('visually-hidden')) continue;
+    const a = l.getBoundingClientRect(), b = c.getBoundingClientRect();
+    const sameLine = a.bottom > b.top && a.top < b.bottom;
+    const above = a.bottom <= b.top + 1 && b.top - a.bottom < 16 && Math.abs(a.left - b.left) < 4;
+    if (!sameLine && !above) bad.push('label apart from its input: ' + l.textContent);
+  }
+  for (const p of document.querySelectorAll('main code.prefix')) {
+    const lh = parseFloat(getComputedStyle(p).lineHeight) || 20;
+    if (p.getBoundingClientRect().height > lh * 1.5) bad.push('key prefix wraps: ' + p.textContent);
+  }
+  if (W < 600) for (const c of document.querySelectorAll('main .table-box tbody td, main .table-box tbody th')) {
+    if (c.dataset.label && c.getClientRects().length && getComputedStyle(c, '::before').content !== JSON.stringify(c.dataset.label))
+      bad.push('a cell without its column name: ' + c.dataset.label);
+  }
+  return bad;
+})()";
+
+/// Every view an admin sees, with the data the steps before made, at 390 px
+/// in both colour schemes (and the Events filter at 1280): usable, not just
+/// free of sideways scrolling (issue 22).
+fn step_every_view_usable_on_a_phone(d: &mut Dashboard) {
+    let sid = d.sid.clone();
+    let axe = axe_core_js();
+    d.b.eval(&format!("{axe}\n;true"));
+    let views: [(&str, &str); 9] = [
+        ("#/chat", "#chat-input"),
+        ("#/approvals", "#approvals-empty"),
+        ("#/sessions", "main .table-box tbody tr"),
+        ("#/audit", "#usage-table tbody tr"),
+        ("#/events", "#events-list tbody tr"),
+        ("#/users", "main .users tbody tr"),
+        ("#/account", "#keys-list tbody tr"),
+        ("#/user/alice", "main .table-box tbody tr"),
+        ("", ".timeline .ev"),
+    ];
+    for (w, h, dark) in [(390, 844, false), (390, 844, true), (1280, 900, false)] {
+        d.b.set_view(w, h, dark);
+        for (hash, ready) in views {
+            let hash = if hash.is_empty() {
+                format!("#/replay/{sid}")
+            } else {
+                hash.to_string()
+            };
+            d.b.eval(&format!("location.hash = {}; true", js_str(&hash)));
+            d.b.wait_for(
+                &format!("{hash} at {w}px"),
+                &format!("!!document.querySelector({})", js_str(ready)),
+                Duration::from_secs(30),
+            );
+            let problems = d.b.eval(LAYOUT_PROBLEMS);
+            let shot = format!(
+                "14-layout-{}-{w}-{}",
+                hash.trim_start_matches("#/").replace('/', "-"),
+                if dark { "dark" } else { "light" }
+            );
+            d.b.screenshot(&shot);
+            assert_eq!(
+                problems,
+                json!([]),
+                "{hash} at {w}px (dark {dark}): see {shot}.png"
+            );
+            let found = d.b.eval(
+                "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
+                   .filter((v) => v.impact === 'serious' || v.impact === 'critical') \
+                   .map((v) => ({id: v.id, impact: v.impact, help: v.help, \
+                      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ': ' + (n.any[0]?.message || ''))})))",
+            );
+            assert_eq!(found, json!([]), "axe on {hash} at {w}px (dark {dark})");
+        }
+    }
+    // On a phone, a session row is a card that names each value.
+    d.b.set_view(390, 844, false);
+    d.b.eval("location.hash = '#/events'; true");
+    let cell = d.b.wait_for(
+        "an event row as a card",
+        "(() => { const c = document.querySelector('#events-list tbody td[data-label=\"Type\"]'); \
+           return c && getComputedStyle(c, '::before').content; })()",
+        Duration::from_secs(30),
+    );
+    assert_eq!(cell, "\"Type\"");
+    d.b.set_view(1280, 900, false);
 }
 
 /// The page never broke the CSP nor threw; then the server stops first.

@@ -16,6 +16,9 @@ pub struct Browse {
     pub since: Option<String>,
     /// The same; exclusive (a date means up to its start).
     pub until: Option<String>,
+    /// Only events with a greater sequence number: what a live view has
+    /// not shown yet.
+    pub after: Option<i64>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -50,6 +53,11 @@ pub fn browse(app: &App, b: &Browse) -> Result<Page> {
     if !(1..=500).contains(&b.limit) || !(0..=10_000_000).contains(&b.offset) {
         return Err(Error::usage("limit must be 1-500 and offset 0-10000000"));
     }
+    if b.after.is_some_and(|a| a < 0) {
+        return Err(Error::usage(
+            "after must be a sequence number (0 or more), e.g. the newest seq already shown",
+        ));
+    }
     if let Some(k) = b.kind.as_deref().filter(|k| !k.is_empty()) {
         if EventKind::parse(k).is_none() {
             return Err(Error::usage(format!(
@@ -73,6 +81,7 @@ pub fn browse(app: &App, b: &Browse) -> Result<Page> {
         session_id: b.session_id.clone().filter(|s| !s.is_empty()),
         since: time_bound(&b.since)?,
         until: time_bound(&b.until)?,
+        after_seq: b.after,
     };
     let (events, total) = match app.events_ro() {
         Ok(store) => store.browse(&q, b.limit, b.offset)?,

@@ -54,6 +54,7 @@ pub(super) struct Pending {
     pub(super) owner_id: String,
     pub(super) since: String,
     pub(super) request: ApprovalRequest,
+    pub(super) asked_by: AskedBy,
     pub(super) tx: tokio::sync::oneshot::Sender<Decision>,
 }
 
@@ -64,11 +65,13 @@ impl PendingApprovals {
         self: &std::sync::Arc<Self>,
         owner: &User,
         timeout: std::time::Duration,
+        asked_by: AskedBy,
     ) -> ChannelApprover {
         ChannelApprover {
             registry: self.clone(),
             owner_id: owner.id.clone(),
             timeout,
+            asked_by,
         }
     }
 
@@ -89,6 +92,7 @@ impl PendingApprovals {
                 request: p.request.clone(),
                 owner_id: p.owner_id.clone(),
                 waiting_since: p.since.clone(),
+                asked_by: p.asked_by.clone(),
             })
             .collect();
         v.sort_by(|a, b| a.waiting_since.cmp(&b.waiting_since));
@@ -140,12 +144,51 @@ pub struct PendingView {
     pub request: ApprovalRequest,
     pub owner_id: String,
     pub waiting_since: String,
+    /// Who started the turn that asks, and with what.
+    pub asked_by: AskedBy,
+}
+
+/// Whoever answers an approval sees what it is for: the account and, when
+/// one was used, the personal API key (id, label, prefix — never the key)
+/// that started the turn, and the start of the message it sent. Shown only
+/// to the session's owner and admins, who may read the session anyway.
+#[derive(Debug, Clone, Serialize)]
+pub struct AskedBy {
+    pub username: String,
+    pub key: Option<AskingKey>,
+    /// The turn's message: its first [`AskedBy::MESSAGE_CHARS`] characters,
+    /// then `…` when there was more.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AskingKey {
+    pub id: String,
+    pub label: String,
+    pub prefix: String,
+}
+
+impl AskedBy {
+    pub const MESSAGE_CHARS: usize = 300;
+
+    pub fn new(user: &User, key: Option<&crate::store::users::ApiKey>, message: &str) -> Self {
+        AskedBy {
+            username: user.username.clone(),
+            key: key.map(|k| AskingKey {
+                id: k.id.clone(),
+                label: k.label.clone(),
+                prefix: k.prefix.clone(),
+            }),
+            message: crate::output::clip(message, Self::MESSAGE_CHARS),
+        }
+    }
 }
 
 pub struct ChannelApprover {
     pub(super) registry: std::sync::Arc<PendingApprovals>,
     pub(super) owner_id: String,
     pub(super) timeout: std::time::Duration,
+    pub(super) asked_by: AskedBy,
 }
 
 impl Approver for ChannelApprover {
@@ -164,6 +207,7 @@ impl Approver for ChannelApprover {
                     owner_id: self.owner_id.clone(),
                     since: crate::store::now_rfc3339(),
                     request: req,
+                    asked_by: self.asked_by.clone(),
                     tx,
                 },
             );

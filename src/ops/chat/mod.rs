@@ -304,11 +304,26 @@ mod tests {
         use crate::store::users::Role;
         let reg = std::sync::Arc::new(PendingApprovals::default());
         let owner = user("u_owner", Role::User);
-        let approver = reg.approver(&owner, std::time::Duration::from_secs(5));
+        let approver = reg.approver(
+            &owner,
+            std::time::Duration::from_secs(5),
+            AskedBy::new(&owner, None, &"x".repeat(400)),
+        );
         let waiting = tokio::spawn(async move { approver.decide(request("op_a")).await });
         while reg.pending("op_a").is_none() {
             tokio::task::yield_now().await;
         }
+        // The owner sees who asked and the start of the message (clipped);
+        // another user sees nothing.
+        let listed = reg.list_for(&owner);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].asked_by.username, owner.username);
+        assert!(listed[0].asked_by.key.is_none());
+        let m = &listed[0].asked_by.message;
+        assert_eq!(m.chars().count(), AskedBy::MESSAGE_CHARS + 1, "{m}");
+        assert!(m.ends_with('…'), "{m}");
+        assert!(listed[0].asked_by.message.starts_with("xxxx"));
+        assert!(reg.list_for(&user("u_other", Role::User)).is_empty());
         // Another user, a viewer: refused; a bad choice: refused; nothing answered.
         let other = user("u_other", Role::User);
         assert_eq!(
@@ -342,7 +357,11 @@ mod tests {
         let reg = std::sync::Arc::new(PendingApprovals::default());
         let owner = user("u_owner", Role::User);
         let d = reg
-            .approver(&owner, std::time::Duration::from_millis(20))
+            .approver(
+                &owner,
+                std::time::Duration::from_millis(20),
+                AskedBy::new(&owner, None, "m"),
+            )
             .decide(request("op_a"))
             .await;
         assert_eq!(d.choice, ApprovalChoice::Deny);

@@ -8,6 +8,20 @@ import { h, errorBox, notice, fmtTime, link } from './dom.js';
 
 const CHOICES = [['once', 'Approve once', ''], ['session', 'Approve for this session', 'secondary'], ['deny', 'Deny', 'danger']];
 
+/** Who started the turn that asks, with which key, and what they asked
+ * for: the answer depends on it (a script's key asking to delete files is
+ * not the owner typing in the chat). Text only. */
+function askedBy(a) {
+  if (!a) return null;
+  const via = a.key
+    ? ['with the API key ', h('strong', { class: 'key-label' }, a.key.label || '(no label)'), ' ',
+      h('code', { class: 'prefix', title: `key ${a.key.id}` }, `${a.key.prefix}…`)]
+    : ['from a login (dashboard, CLI or script token)'];
+  return h('div', { class: 'asked-by' },
+    h('p', null, 'Asked by ', h('strong', { class: 'asked-user' }, a.username), ' ', ...via),
+    a.message ? h('blockquote', { class: 'asked-message', title: 'The message that started this turn' }, a.message) : null);
+}
+
 export async function approvalsView(el) {
   const out = h('div', { id: 'approvals-out', 'aria-live': 'polite' });
   const list = h('div', { id: 'approvals-list' });
@@ -37,6 +51,7 @@ export async function approvalsView(el) {
         h('h2', null, 'Session ', link(['session', p.session_id], p.session_id)),
         h('p', null, p.description || 'A command that needs approval.'),
         p.command ? h('pre', { class: 'command' }, p.command) : null,
+        askedBy(p.asked_by),
         h('p', { class: 'muted' }, `Waiting since ${fmtTime(p.waiting_since)}`),
         h('div', { class: 'buttons' }, buttons));
       buttons.forEach((b) => b.addEventListener('click', async () => {

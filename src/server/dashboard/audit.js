@@ -4,7 +4,7 @@
 // status of every event.
 
 import { api } from './api.js';
-import { h, s, errorBox, badge, fmtTime, fmtUsd, fmtInt, link, table, pretty } from './dom.js';
+import { h, s, errorBox, badge, fmtTime, fmtUsd, fmtInt, link, table, field, pretty } from './dom.js';
 import { sessionRow } from './sessions.js';
 
 const DAYS = 7;
@@ -39,8 +39,8 @@ export async function auditView(el) {
   const verifyBox = h('section', { id: 'verify', class: 'card', 'aria-labelledby': 'verify-h' });
   const usageBox = h('section', { id: 'usage', class: 'card', 'aria-labelledby': 'usage-h' });
   const replayForm = h('form', { class: 'inline', id: 'replay-form' },
-    h('label', { for: 'replay-id' }, 'Session id'),
-    h('input', { id: 'replay-id', name: 'id', placeholder: 'op_…', required: true, size: 20 }),
+    field(h('label', { for: 'replay-id' }, 'Session id'),
+      h('input', { id: 'replay-id', name: 'id', placeholder: 'op_…', required: true, size: 20 })),
     h('button', { type: 'submit', class: 'secondary' }, 'Replay'));
   replayForm.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -48,8 +48,8 @@ export async function auditView(el) {
     if (id) location.hash = `#/replay/${encodeURIComponent(id)}`;
   });
   const userForm = h('form', { class: 'inline', id: 'user-report-form' },
-    h('label', { for: 'report-user' }, 'Username'),
-    h('input', { id: 'report-user', name: 'user', required: true, size: 16 }),
+    field(h('label', { for: 'report-user' }, 'Username'),
+      h('input', { id: 'report-user', name: 'user', required: true, size: 16 })),
     h('button', { type: 'submit', class: 'secondary' }, 'Report'));
   userForm.addEventListener('submit', (e) => {
     e.preventDefault();

@@ -4,7 +4,7 @@
 // back (the server finishes the turn either way).
 
 import { api, chatStream } from './api.js';
-import { h, errorBox, notice, fmtUsd, fmtInt } from './dom.js';
+import { h, errorBox, field, notice, fmtUsd, fmtInt } from './dom.js';
 import { renderMessage, sessionTitle } from './sessions.js';
 import { markdown } from './markdown.js';
 
@@ -53,7 +53,7 @@ export async function chatView(el, me, sessionId) {
   st.root.append(
     h('div', { class: 'chat-head' },
       h('h1', null, 'Chat'),
-      h('label', { for: 'chat-session' }, 'Session'), picker),
+      field(h('label', { for: 'chat-session' }, 'Session'), picker)),
     conversation, status, form);
 
   const setSession = (id) => {

@@ -91,12 +91,24 @@ export function table(caption, headers, rows, attrs = {}) {
   const th = (t) => (Array.isArray(t)
     ? h('th', { scope: 'col', class: t[1] }, t[0])
     : h('th', { scope: 'col' }, t));
-  // In its own scrolling box: on a phone a wide table scrolls, the page does not.
-  // Focusable, so the box can be scrolled from the keyboard too.
+  const head = h('thead', null, h('tr', null, headers.map(th)));
+  const body = h('tbody', null, rows);
+  // On a phone each row becomes a card of "column: value" lines (style.css):
+  // every cell carries its column's name, so nothing hides off screen.
+  const names = [...head.querySelectorAll('th')].map((c) => c.textContent.trim());
+  for (const tr of body.querySelectorAll('tr')) {
+    [...tr.children].forEach((cell, i) => { cell.dataset.label = names[i] || ''; });
+  }
+  // In its own scrolling box: on a desktop a wide table scrolls, the page
+  // does not. Focusable, so the box can be scrolled from the keyboard too.
   return h('div', { class: 'table-box', tabindex: '0', role: 'region', 'aria-label': caption || 'Table' }, h('table', attrs,
-    caption ? h('caption', null, caption) : null,
-    h('thead', null, h('tr', null, headers.map(th))),
-    h('tbody', null, rows)));
+    caption ? h('caption', null, caption) : null, head, body));
+}
+
+/** A label and its input kept together: in a wrapping row of filters a
+ * label never ends a line with its input starting the next. */
+export function field(label, input) {
+  return h('span', { class: 'field' }, label, input);
 }
 
 /** Message content as text: Hermes stores multimodal content as "\0json:[...]". */

@@ -64,16 +64,17 @@ export function keysCard(me) {
       return h('tr', { dataset: { keyId: k.id } },
         h('th', { scope: 'row' }, k.label || h('span', { class: 'muted' }, '(no label)')),
         everyone?.checked ? h('td', null, k.username) : null,
-        h('td', null, h('code', null, `${k.prefix}…`)),
+        h('td', null, h('code', { class: 'prefix' }, `${k.prefix}…`)),
         h('td', null, k.scope),
         h('td', null, k.toolsets ? k.toolsets.join(', ') : 'all allowed'),
         h('td', null, k.approvals),
+        h('td', { class: 'num' }, k.rpm ? String(k.rpm) : '—'),
         h('td', null, fmtTime(k.last_used_at)),
         h('td', null, k.expires_at ? fmtTime(k.expires_at) : 'never'),
         h('td', null, status(k)),
         h('td', { class: 'actions' }, revoke));
     });
-    const heads = ['Label', everyone?.checked ? 'User' : null, 'Key', 'Scope', 'Toolsets', 'Approvals', 'Last used', 'Expires', 'Status', ''].filter((x) => x !== null);
+    const heads = ['Label', everyone?.checked ? 'User' : null, 'Key', 'Scope', 'Toolsets', 'Approvals', ['Per min', 'num'], 'Last used', 'Expires', 'Status', ''].filter((x) => x !== null);
     list.replaceChildren(...[table(null, heads, rows, { class: 'keys' }), more].filter(Boolean));
   }
   everyone?.addEventListener('change', reload);
@@ -87,6 +88,20 @@ export function keysCard(me) {
   const approvals = h('select', { id: 'key-approvals' },
     h('option', { value: 'deny' }, 'deny dangerous commands at once'),
     h('option', { value: 'wait' }, 'wait for my answer (Approvals page)'));
+  // Requests per minute: empty is unlimited (the server's 1–100000).
+  const rpm = h('input', {
+    id: 'key-rpm', type: 'number', min: 1, max: 100000, step: 1, inputmode: 'numeric',
+    placeholder: 'unlimited', 'aria-describedby': 'key-rpm-help',
+  });
+  // Toolsets: none ticked is "all the operator allows"; ticking narrows.
+  const offered = me.key_toolsets || [];
+  const toolsetBoxes = offered.map((t) => h('input', { type: 'checkbox', id: `key-toolset-${t}`, value: t, name: 'key-toolsets' }));
+  const toolsets = h('fieldset', { class: 'toolsets', id: 'key-toolsets' },
+    h('legend', null, 'Toolsets'),
+    offered.length
+      ? toolsetBoxes.map((b) => h('span', { class: 'choice' }, b, ' ', h('label', { for: b.id }, b.value)))
+      : h('span', { class: 'muted' }, 'The operator allows no toolsets (agent.enabled_toolsets is empty).'),
+    h('p', { class: 'muted help' }, 'None ticked: every toolset the operator allows, now and later.'));
   const create = h('button', { type: 'submit', id: 'key-create' }, 'Create key');
   const shown = h('div', { id: 'key-shown', 'aria-live': 'polite' });
   const form = h('form', { id: 'key-form' },
@@ -95,15 +110,25 @@ export function keysCard(me) {
       h('label', { for: 'key-label' }, 'Label'), label,
       h('label', { for: 'key-scope' }, 'Scope'), scope,
       h('label', { for: 'key-expires' }, 'Expires'), expires,
-      h('label', { for: 'key-approvals' }, 'Approvals'), approvals),
+      h('label', { for: 'key-approvals' }, 'Approvals'), approvals,
+      h('label', { for: 'key-rpm' }, 'Requests per minute'),
+      h('span', null, rpm, ' ', h('span', { class: 'muted', id: 'key-rpm-help' }, 'empty: no limit'))),
+    me.may.chat ? toolsets : null,
     create, shown);
+  // A read-only key runs no turns: toolsets would mean nothing.
+  scope.addEventListener('change', () => { toolsets.hidden = scope.value !== 'chat'; });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     create.disabled = true;
     try {
       const k = await api('api/keys', {
         method: 'POST',
-        body: { label: label.value.trim(), scope: scope.value, expires: expires.value, approvals: approvals.value },
+        body: {
+          label: label.value.trim(), scope: scope.value, expires: expires.value, approvals: approvals.value,
+          rpm: rpm.value.trim() ? Number(rpm.value) : undefined,
+          toolsets: scope.value === 'chat' && toolsetBoxes.some((b) => b.checked)
+            ? toolsetBoxes.filter((b) => b.checked).map((b) => b.value) : undefined,
+        },
       });
       const value = h('code', { id: 'key-value' }, k.key);
       const copy = h('button', { type: 'button', class: 'secondary', id: 'key-copy' }, 'Copy');
@@ -125,7 +150,9 @@ export function keysCard(me) {
       shown.replaceChildren(h('div', { class: 'key-once' },
         h('p', null, h('strong', null, 'Copy this key now: it is shown only once.')),
         h('p', null, value, ' ', copy, copied)));
-      form.querySelector('.grid')?.querySelectorAll('input').forEach((i) => { i.value = ''; });
+      label.value = '';
+      rpm.value = '';
+      toolsetBoxes.forEach((b) => { b.checked = false; });
       reload();
     } catch (err) {
       shown.replaceChildren(errorBox(err));

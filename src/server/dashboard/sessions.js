@@ -4,7 +4,7 @@
 
 import { markdown } from './markdown.js';
 import { api, download } from './api.js';
-import { h, errorBox, notice, fmtTime, fmtUsd, fmtInt, link, table, contentText, pretty } from './dom.js';
+import { h, errorBox, notice, fmtTime, fmtUsd, fmtInt, link, table, field, contentText, pretty } from './dom.js';
 
 const PAGE = 50;
 
@@ -108,10 +108,10 @@ export async function sessionListView(el, me) {
 
   el.appendChild(searchForm(''));
   const form = h('form', { class: 'inline filters', role: 'search', id: 'session-filters' },
-    all ? [h('label', { for: 'session-user' }, 'User'), user] : null,
-    h('label', { for: 'session-since' }, 'Since'), since,
-    h('label', { for: 'session-model' }, 'Model'), model,
-    h('label', { for: 'session-state' }, 'State'), state,
+    all ? field(h('label', { for: 'session-user' }, 'User'), user) : null,
+    field(h('label', { for: 'session-since' }, 'Since'), since),
+    field(h('label', { for: 'session-model' }, 'Model'), model),
+    field(h('label', { for: 'session-state' }, 'State'), state),
     h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
   form.addEventListener('submit', (e) => { e.preventDefault(); load(false); });
   model.addEventListener('change', show);
@@ -124,7 +124,7 @@ export async function sessionListView(el, me) {
 function searchForm(q) {
   const input = h('input', { id: 'search-q', name: 'q', type: 'search', value: q, placeholder: 'words in titles or messages', size: 28, required: true });
   const form = h('form', { class: 'inline', role: 'search', id: 'search-form' },
-    h('label', { for: 'search-q' }, 'Search'), input,
+    field(h('label', { for: 'search-q' }, 'Search'), input),
     h('button', { type: 'submit', class: 'secondary' }, 'Search'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();

@@ -105,6 +105,8 @@ pub struct EventQuery {
     pub since: Option<String>,
     /// RFC 3339 UTC, exclusive.
     pub until: Option<String>,
+    /// Only events after this sequence number (a live view's next poll).
+    pub after_seq: Option<i64>,
 }
 
 impl NewEvent {
@@ -537,8 +539,16 @@ impl EventStore {
     /// column (type+ts, user_id, session_id, ts).
     pub fn browse(&self, f: &EventQuery, limit: i64, offset: i64) -> Result<(Vec<Event>, i64)> {
         let filter = "(?1 IS NULL OR type = ?1) AND (?2 IS NULL OR user_id = ?2) \
-            AND (?3 IS NULL OR session_id = ?3) AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5)";
-        let p = params![f.kind, f.user_id, f.session_id, f.since, f.until];
+            AND (?3 IS NULL OR session_id = ?3) AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5) \
+            AND (?6 IS NULL OR seq > ?6)";
+        let p = params![
+            f.kind,
+            f.user_id,
+            f.session_id,
+            f.since,
+            f.until,
+            f.after_seq
+        ];
         let total: i64 = self
             .conn
             .query_row(
@@ -549,9 +559,9 @@ impl EventStore {
             .map_err(self.err("counting events"))?;
         let rows = self.query_events(
             &format!(
-                "SELECT {EVENT_COLS} FROM events WHERE {filter} ORDER BY seq DESC LIMIT ?6 OFFSET ?7"
+                "SELECT {EVENT_COLS} FROM events WHERE {filter} ORDER BY seq DESC LIMIT ?7 OFFSET ?8"
             ),
-            params![f.kind, f.user_id, f.session_id, f.since, f.until, limit, offset],
+            params![f.kind, f.user_id, f.session_id, f.since, f.until, f.after_seq, limit, offset],
             "browsing events",
         )?;
         Ok((rows, total))
