@@ -163,6 +163,37 @@ async fn demo_serves_populated_views_and_cleans_up() {
     );
     let r = get("/api/audit/events?type=no_such_type", &auditor).await;
     assert_eq!(r.status, 400, "{}", r.body);
+    // What a live view asks: only events after a seq, the filters still on;
+    // total counts only those.
+    let cut = ev["events"][2]["seq"].as_i64().unwrap();
+    let newer = get(&format!("/api/audit/events?user=uma&after={cut}"), &auditor)
+        .await
+        .json();
+    assert_eq!(newer["total"], 2, "{newer}");
+    let seqs: Vec<i64> = newer["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        [
+            ev["events"][0]["seq"].as_i64().unwrap(),
+            ev["events"][1]["seq"].as_i64().unwrap()
+        ],
+        "{newer}"
+    );
+    let head = ev["events"][0]["seq"].as_i64().unwrap();
+    let none = get(&format!("/api/audit/events?user=uma&after={head}"), &auditor)
+        .await
+        .json();
+    assert_eq!(none["total"], 0, "{none}");
+    for bad in ["-1", "x", "1.5"] {
+        let r = get(&format!("/api/audit/events?after={bad}"), &auditor).await;
+        assert_eq!(r.status, 400, "after={bad}: {}", r.body);
+        assert!(r.body.contains("after"), "after={bad}: {}", r.body);
+    }
     // Export, rename and end, with their owners' rights.
     let owner = r_json(&get(&format!("/api/sessions/{replay}"), &admin).await.body)["username"]
         .as_str()

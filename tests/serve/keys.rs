@@ -510,6 +510,12 @@ async fn every_route_that_changes_something_refuses_a_key() {
             .all(|v| v == true),
         "an admin's login may do everything: {login}"
     );
+    // The key form's toolset choices: the operator's agent.enabled_toolsets.
+    assert_eq!(
+        login["key_toolsets"],
+        json!(["web", "file", "skills"]),
+        "{login}"
+    );
 
     let doc: Value = send(c.get(s.url("/api/openapi.json"))).await.json();
     let (mut changes, mut reads) = (0, 0);
