@@ -256,11 +256,20 @@ pub struct Loaded {
 pub fn load(home: &Home) -> Result<Loaded> {
     let path = home.config_yaml();
     let mut warnings = Vec::new();
-    let (config, from_file) = match std::fs::read_to_string(&path) {
-        Ok(text) => (parse_yaml(&path, &text, &mut warnings)?, true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), false),
+    let (mut config, from_file, names_api_url) = match std::fs::read_to_string(&path) {
+        Ok(text) => (
+            parse_yaml(&path, &text, &mut warnings)?,
+            true,
+            names_api_url(&text),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), false, false),
         Err(e) => return Err(Error::io(&path, "reading config", e)),
     };
+    if !names_api_url {
+        if let Some(url) = hermes_api_url(home) {
+            config.hermes.api_url = url;
+        }
+    }
     let env_path = home.operator_env();
     let env = match std::fs::read_to_string(&env_path) {
         Ok(text) => {
@@ -606,6 +615,50 @@ pub fn hermes_api_key(home: &Home, name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// Whether the operator's config.yaml sets `hermes.api_url` itself.
+fn names_api_url(text: &str) -> bool {
+    serde_norway::from_str::<serde_norway::Value>(text)
+        .ok()
+        .and_then(|v| v.get("hermes")?.get("api_url").cloned())
+        .is_some_and(|u| !u.is_null())
+}
+
+/// Where Hermes' API server listens, as Hermes is configured: the host and
+/// port of `platforms.api_server.extra` in its config.yaml, else
+/// `API_SERVER_HOST`/`API_SERVER_PORT` from its `.env` or the environment
+/// (`gateway/platforms/api_server.py`, 0.19 and 0.22). A wildcard host is
+/// reached on loopback. None when neither is configured (Hermes' own default,
+/// 127.0.0.1:8642, is ours too) or the port is not one.
+pub fn hermes_api_url(home: &Home) -> Option<String> {
+    let extra = std::fs::read_to_string(home.hermes_config())
+        .ok()
+        .and_then(|t| serde_norway::from_str::<serde_norway::Value>(&t).ok())
+        .and_then(|v| v.get("platforms")?.get("api_server")?.get("extra").cloned());
+    let field = |k: &str| -> Option<String> {
+        match extra.as_ref()?.get(k)? {
+            serde_norway::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            serde_norway::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let port = field("port").or_else(|| hermes_api_key(home, "API_SERVER_PORT"));
+    let host = field("host").or_else(|| hermes_api_key(home, "API_SERVER_HOST"));
+    if port.is_none() && host.is_none() {
+        return None;
+    }
+    let port: u16 = match port {
+        Some(p) => p.parse().ok().filter(|p| *p > 0)?,
+        None => 8642,
+    };
+    let host = match host.as_deref() {
+        None | Some("0.0.0.0") | Some("") => "127.0.0.1".to_string(),
+        Some("::") | Some("[::]") => "[::1]".to_string(),
+        Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        Some(h) => h.to_string(),
+    };
+    Some(format!("http://{host}:{port}"))
+}
+
 /// `$HERMES_HOME/.env` parsed as Hermes parses it; None when it is absent
 /// or unreadable. Latin-1 when it is not UTF-8, as Hermes falls back to.
 pub fn hermes_dotenv(home: &Home) -> Option<crate::dotenv::DotEnv> {
@@ -623,6 +676,41 @@ pub fn hermes_dotenv(home: &Home) -> Option<crate::dotenv::DotEnv> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without `hermes.api_url`, the operator talks to the API server where
+    /// Hermes is configured to listen; with it, where it says.
+    #[test]
+    fn the_api_url_follows_hermes_config_unless_set() {
+        let d = tempfile::tempdir().unwrap();
+        let home = Home::at(d.path().to_path_buf());
+        std::fs::create_dir_all(home.profile_dir()).unwrap();
+        let url = || load(&home).unwrap().config.hermes.api_url;
+        assert_eq!(url(), "http://127.0.0.1:8642");
+        std::fs::write(
+            home.hermes_config(),
+            "platforms:\n  api_server:\n    enabled: true\n    extra: {host: 0.0.0.0, port: 18642}\n",
+        )
+        .unwrap();
+        assert_eq!(url(), "http://127.0.0.1:18642");
+        std::fs::write(
+            home.hermes_config(),
+            "platforms:\n  api_server:\n    extra: {host: '::1', port: '9000'}\n",
+        )
+        .unwrap();
+        assert_eq!(url(), "http://[::1]:9000");
+        std::fs::write(home.hermes_config(), "platforms: {}\n").unwrap();
+        std::fs::write(home.hermes_env(), "API_SERVER_PORT=8700\n").unwrap();
+        assert_eq!(url(), "http://127.0.0.1:8700");
+        std::fs::write(home.hermes_env(), "API_SERVER_PORT=not-a-port\n").unwrap();
+        assert_eq!(url(), "http://127.0.0.1:8642");
+        std::fs::write(home.hermes_env(), "API_SERVER_PORT=8700\n").unwrap();
+        std::fs::write(
+            home.config_yaml(),
+            "hermes:\n  api_url: http://127.0.0.1:1234\n",
+        )
+        .unwrap();
+        assert_eq!(url(), "http://127.0.0.1:1234");
+    }
 
     fn parse(text: &str) -> (Result<Config>, Vec<String>) {
         let mut w = Vec::new();

@@ -6,8 +6,14 @@ use crate::ops::doctor::{self, Status};
 use crate::output::Output;
 
 pub fn run(home: &Home, out: Output) -> crate::Result<()> {
-    let systemd = crate::ops::install::systemd_user_dir().ok();
-    let r = doctor::run(home, systemd.as_deref());
+    // The user unit of whoever runs doctor, or the system unit `install
+    // --operator-user` writes: either one serves.
+    let dirs: Vec<std::path::PathBuf> = crate::ops::install::systemd_user_dir()
+        .ok()
+        .into_iter()
+        .chain([crate::ops::install::systemd_system_dir()])
+        .collect();
+    let r = doctor::run(home, &dirs);
     if out.json {
         out.json(&r)?;
     } else {

@@ -65,7 +65,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
             exe: crate::process::current_exe()?,
             systemd_dir: match (a.no_systemd, &a.operator_user) {
                 (true, _) => None,
-                (false, Some(_)) => Some(install::SYSTEM_UNIT_DIR.into()),
+                (false, Some(_)) => Some(install::systemd_system_dir()),
                 (false, None) => Some(install::systemd_user_dir()?),
             },
             operator_user: a.operator_user,

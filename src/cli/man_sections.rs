@@ -102,11 +102,12 @@ pub const FILES: [(&str, &str); 10] = [
 ];
 
 /// ENVIRONMENT: the variables the binary reads.
-pub const ENVIRONMENT: [(&str, &str); 6] = [
+pub const ENVIRONMENT: [(&str, &str); 7] = [
     ("HERMES_HOME", "Hermes' home directory when --hermes-home is not given (else ~/.hermes)"),
     ("API_SERVER_KEY", "Hermes' API server key when Hermes' .env does not set it (the name is hermes.api_key_env)"),
     ("OPERATOR_JWT_SECRET", "the secret access tokens are signed with, when profiles/operator/.env does not set it (the name is operator.jwt_secret_env)"),
         ("NO_COLOR", "when set and not empty, no colours or styling"),
     ("COLUMNS", "the terminal's width when it cannot be asked (tables are fitted to it)"),
     ("XDG_CONFIG_HOME", "where the systemd user unit goes (else ~/.config)"),
+    ("HERMES_OPERATOR_SYSTEMD_DIR", "where install --operator-user writes the system unit and doctor looks for it (else /etc/systemd/system)"),
 ];

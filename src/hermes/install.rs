@@ -12,7 +12,11 @@
 //!    most recently changed one;
 //! 5. the installer's launcher `~/.local/bin/hermes`;
 //! 6. a root install: `/usr/local/bin/hermes` (launcher) with the checkout in
-//!    `/usr/local/lib/hermes-agent`.
+//!    `/usr/local/lib/hermes-agent`;
+//! 7. the `hermes` the gateway was started with, from the command line
+//!    Hermes records in `$HERMES_HOME/gateway.pid` (any venv: a pip install
+//!    in `/srv/hermes/venv` is found without configuration). Last, because
+//!    the file outlives the gateway and may name an older install.
 //!
 //! A launcher is a shell script that `exec`s the real console script; it is
 //! read (never run) and followed. The version comes from the dist-info
@@ -115,7 +119,36 @@ fn layout_candidates(home: &Home) -> Vec<(PathBuf, &'static str)> {
         PathBuf::from("/usr/local/lib/hermes-agent/venv/bin/hermes"),
         "root-install",
     ));
+    if let Some(p) = gateway_command(&home.root.join("gateway.pid")) {
+        v.push((p, "gateway.pid"));
+    }
     v
+}
+
+/// The `hermes` a gateway was started with, from its pid file: Hermes
+/// writes `{"pid", "argv", …}` there (0.19 and 0.22, gateway/status.py).
+/// `argv[0]` is the console script (`…/venv/bin/hermes`), or on 0.22 started
+/// through its launcher the module `…/site-packages/hermes_cli/main.py`,
+/// whose venv's `bin/hermes` is the command.
+fn gateway_command(pid_file: &Path) -> Option<PathBuf> {
+    let mut text = String::new();
+    File::open(pid_file)
+        .ok()?
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let argv0 = PathBuf::from(record.get("argv")?.get(0)?.as_str()?);
+    if !argv0.is_absolute() {
+        return None;
+    }
+    if argv0.file_name().is_some_and(|n| n == "hermes") {
+        return Some(argv0);
+    }
+    argv0
+        .ancestors()
+        .find(|d| d.join("pyvenv.cfg").is_file())
+        .map(|venv| venv.join("bin/hermes"))
 }
 
 /// `installs/*/environments/*/venv/bin/hermes`, most recently modified first.
@@ -527,6 +560,39 @@ pub fn version_cmp(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pid file's argv[0] as both generations write it: the console
+    /// script, or (0.22 through its launcher) the module inside a venv.
+    #[test]
+    fn the_gateway_pid_file_names_its_hermes() {
+        let d = tempfile::tempdir().unwrap();
+        let venv = d.path().join("srv/venv");
+        let module = venv.join("lib/python3.11/site-packages/hermes_cli/main.py");
+        fs::create_dir_all(module.parent().unwrap()).unwrap();
+        fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        let pid = d.path().join("gateway.pid");
+        let write = |argv0: &str| {
+            fs::write(
+                &pid,
+                serde_json::json!({"pid": 1, "kind": "hermes-gateway", "argv": [argv0, "gateway", "run"]})
+                    .to_string(),
+            )
+            .unwrap()
+        };
+        let script = venv.join("bin/hermes");
+        write(script.to_str().unwrap());
+        assert_eq!(gateway_command(&pid), Some(script.clone()));
+        write(module.to_str().unwrap());
+        assert_eq!(gateway_command(&pid), Some(script));
+        // Relative, outside a venv, not JSON, missing: nothing.
+        write("hermes");
+        assert_eq!(gateway_command(&pid), None);
+        write("/usr/lib/python3/dist-packages/hermes_cli/main.py");
+        assert_eq!(gateway_command(&pid), None);
+        fs::write(&pid, "12345\n").unwrap();
+        assert_eq!(gateway_command(&pid), None);
+        assert_eq!(gateway_command(&d.path().join("none")), None);
+    }
 
     #[test]
     fn version_lines() {

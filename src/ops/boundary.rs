@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::home::Home;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -331,6 +331,34 @@ pub fn separate(home: &Home, name: &str) -> Result<Separation> {
             }
         }
     }
+    // Hermes chmods HERMES_HOME to 0700 whenever it starts (0.19 and 0.22,
+    // hermes_cli/config.py `_secure_dir`), which would lock the operator out
+    // at the gateway's next start; it keeps the mode HERMES_HOME_MODE names,
+    // read from its own .env (loaded before that chmod).
+    if keep_home_mode(&home.hermes_env(), (hermes.uid, hermes.gid))? {
+        steps.push(format!(
+            "{}: HERMES_HOME_MODE={HOME_MODE} (Hermes keeps HERMES_HOME group-accessible when it starts)",
+            home.hermes_env().display()
+        ));
+    }
+    // backups/ holds Hermes' own backups and the operator's
+    // backups/operator_* (each 0700, the operator's) side by side: Hermes'
+    // directory, the operator makes entries in it through the group (`hook
+    // install`, `update` back up there). Made by an earlier `install` as
+    // root, it becomes Hermes' first.
+    let backups = home.backups_dir();
+    std::fs::create_dir_all(&backups).map_err(|e| Error::io(&backups, "creating directory", e))?;
+    let mut m = std::fs::metadata(&backups).map_err(|e| Error::io(&backups, "reading", e))?;
+    if m.uid() == 0 {
+        std::os::unix::fs::chown(&backups, Some(hermes.uid), Some(hermes.gid))
+            .map_err(|e| Error::io(&backups, "changing the owner of", e))?;
+        m = std::fs::metadata(&backups).map_err(|e| Error::io(&backups, "reading", e))?;
+    }
+    set_mode(&backups, (m.permissions().mode() & 0o7777) | 0o2770)?;
+    shared.push(format!(
+        "{} (the operator adds its own, 0700)",
+        backups.display()
+    ));
     for (p, bits) in [
         (home.state_db(), 0o060),
         (home.root.join("state.db-wal"), 0o060),
@@ -354,6 +382,70 @@ pub fn separate(home: &Home, name: &str) -> Result<Separation> {
         hermes,
         steps,
     })
+}
+
+/// The mode HERMES_HOME keeps under two accounts: setgid (new files stay in
+/// Hermes' group), group read/write/search for the operator, nothing for others.
+pub const HOME_MODE: &str = "2770";
+
+/// Makes Hermes' `.env` say `HERMES_HOME_MODE=2770` (a line changed or added;
+/// the rest of the file, its owner and mode as they were). Whether it changed.
+fn keep_home_mode(env_file: &Path, owner: (u32, u32)) -> Result<bool> {
+    let mut created = false;
+    let text = match std::fs::read_to_string(env_file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            created = true;
+            String::new()
+        }
+        Err(e) => return Err(Error::io(env_file, "reading", e)),
+    };
+    if crate::dotenv::parse(&text)
+        .values
+        .get("HERMES_HOME_MODE")
+        .map(String::as_str)
+        == Some(HOME_MODE)
+    {
+        return Ok(false);
+    }
+    let line = format!("HERMES_HOME_MODE={HOME_MODE}");
+    let is_setting = |l: &str| {
+        let l = l.trim_start();
+        let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
+        l.strip_prefix("HERMES_HOME_MODE")
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let mut out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if is_setting(l) {
+                line.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !out.iter().any(|l| *l == line) {
+        out.push("# hermes-operator (install --operator-user): Hermes sets HERMES_HOME to this mode when it starts".into());
+        out.push(line);
+    }
+    let mut new = out.join("\n");
+    new.push('\n');
+    // Written in place: the file keeps its owner (Hermes) and mode.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .create(true)
+        .mode(0o640)
+        .open(env_file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, new.as_bytes()))
+        .map_err(|e| Error::io(env_file, "writing", e))?;
+    if created {
+        // Hermes' file, as if Hermes had made it.
+        std::os::unix::fs::chown(env_file, Some(owner.0), Some(owner.1))
+            .map_err(|e| Error::io(env_file, "changing the owner of", e))?;
+    }
+    Ok(true)
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<()> {
@@ -452,4 +544,51 @@ fn group_list(name: &str, gid: u32) -> Vec<u32> {
     }
     groups.truncate(n.max(0) as usize);
     groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hermes_home_mode_is_set_in_hermes_env_and_nothing_else_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let env = d.path().join(".env");
+        let me = (unsafe { libc::geteuid() }, unsafe { libc::getegid() });
+        std::fs::write(
+            &env,
+            "API_SERVER_KEY=abc\n# a comment\nexport HERMES_HOME_MODE = 0700\nOTHER='x y'\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(keep_home_mode(&env, me).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&env).unwrap(),
+            "API_SERVER_KEY=abc\n# a comment\nHERMES_HOME_MODE=2770\nOTHER='x y'\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&env).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Already so: untouched.
+        assert!(!keep_home_mode(&env, me).unwrap());
+        // Absent: appended, with a comment saying why.
+        std::fs::write(&env, "API_SERVER_KEY=abc").unwrap();
+        assert!(keep_home_mode(&env, me).unwrap());
+        let t = std::fs::read_to_string(&env).unwrap();
+        assert!(
+            t.starts_with("API_SERVER_KEY=abc\n# hermes-operator"),
+            "{t}"
+        );
+        assert!(t.ends_with("\nHERMES_HOME_MODE=2770\n"), "{t}");
+        assert_eq!(crate::dotenv::parse(&t).values["HERMES_HOME_MODE"], "2770");
+        // No .env yet: made.
+        let fresh = d.path().join("new.env");
+        assert!(keep_home_mode(&fresh, me).unwrap());
+        assert_eq!(
+            crate::dotenv::parse(&std::fs::read_to_string(&fresh).unwrap()).values
+                ["HERMES_HOME_MODE"],
+            "2770"
+        );
+    }
 }

@@ -99,7 +99,7 @@ fn err_text(e: &crate::Error) -> String {
 /// What the checks after the config see.
 struct Ctx<'a> {
     app: App,
-    systemd_dir: Option<&'a Path>,
+    systemd_dirs: &'a [std::path::PathBuf],
     /// Set by `hermes_install`; the hook check reads it.
     hermes_version: Option<crate::hermes::install::HermesVersion>,
 }
@@ -145,8 +145,8 @@ const CHECKS: &[CheckFn] = &[
     |c, x| audit_chain(c, x),
 ];
 
-/// Run every check. `systemd_dir` is where `install` puts the unit.
-pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
+/// Run every check. `systemd_dirs`: where `install` may have put the unit.
+pub fn run(home: &Home, systemd_dirs: &[std::path::PathBuf]) -> Report {
     let mut c = Checks(Vec::new());
     if !hermes_home(&mut c, home) {
         return finish(home, c);
@@ -154,7 +154,7 @@ pub fn run(home: &Home, systemd_dir: Option<&Path>) -> Report {
     let loaded = config_check(&mut c, home);
     let mut x = Ctx {
         app: App::new(home.clone(), loaded, Actor::cli()),
-        systemd_dir,
+        systemd_dirs,
         hermes_version: None,
     };
     for check in CHECKS {
@@ -445,9 +445,11 @@ fn hook(c: &mut Checks, x: &Ctx) {
 /// start.sh, auto_update.sh and the systemd unit are in place.
 fn service_files(c: &mut Checks, x: &Ctx) {
     let home = &x.app.home;
-    let unit = x
-        .systemd_dir
-        .map(|d| d.join(crate::ops::install::UNIT_NAME));
+    let units: Vec<std::path::PathBuf> = x
+        .systemd_dirs
+        .iter()
+        .map(|d| d.join(crate::ops::install::UNIT_NAME))
+        .collect();
     let scripts = [
         home.scripts_dir().join("start.sh"),
         crate::ops::update::auto_update_script(home),
@@ -457,10 +459,14 @@ fn service_files(c: &mut Checks, x: &Ctx) {
         .filter(|p| mode(p).is_none_or(|m| m & 0o100 == 0))
         .map(|p| p.display().to_string())
         .collect();
-    if let Some(u) = &unit {
-        if !u.exists() {
-            absent.push(u.display().to_string());
-        }
+    if !units.is_empty() && !units.iter().any(|u| u.exists()) {
+        absent.push(
+            units
+                .iter()
+                .map(|u| u.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" or "),
+        );
     }
     if absent.is_empty() {
         c.pass(

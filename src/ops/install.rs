@@ -70,8 +70,10 @@ audit:
   store_content: full     # full | hash (keep only SHA-256 of message bodies)
 
 hermes:
-  # Hermes' API server and the env var (in $HERMES_HOME/.env) with its key.
-  api_url: "http://127.0.0.1:8642"
+  # Hermes' API server: by default where Hermes' config.yaml has it listen
+  # (platforms.api_server.extra host/port, else http://127.0.0.1:8642).
+  # api_url: "http://127.0.0.1:8642"
+  # The env var (in $HERMES_HOME/.env) with its key.
   api_key_env: "API_SERVER_KEY"
 
 budget:
@@ -169,6 +171,16 @@ pub struct Options {
 
 /// Where the system unit of a separated install goes (`--operator-user`).
 pub const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
+
+/// Where a system unit goes: `HERMES_OPERATOR_SYSTEMD_DIR` when set (a
+/// package's `/usr/lib/systemd/system`, or a test's scratch directory),
+/// else [`SYSTEM_UNIT_DIR`].
+pub fn systemd_system_dir() -> PathBuf {
+    std::env::var_os("HERMES_OPERATOR_SYSTEMD_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_UNIT_DIR))
+}
 
 /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`.
 pub fn systemd_user_dir() -> Result<PathBuf> {
@@ -612,8 +624,19 @@ pub fn run(app: &App, opts: Options) -> Result<Report> {
     if admin_exists(home)?.is_none() {
         next.push("create the first admin: hermes-operator user add NAME --role admin".to_string());
     }
-    next.push("start the service: systemctl --user daemon-reload && systemctl --user enable --now hermes-operator (and `loginctl enable-linger $USER` so it runs without a login)".into());
-    next.push("enforce the tool policy: hermes-operator hook install".into());
+    let sudo = opts
+        .operator_user
+        .as_ref()
+        .map(|n| format!("sudo -u {n} "))
+        .unwrap_or_default();
+    next.push(match (&opts.operator_user, &opts.systemd_dir) {
+        (Some(name), Some(_)) => format!("start the service: systemctl daemon-reload && systemctl enable --now hermes-operator (a system unit running serve as {name})"),
+        (None, Some(_)) => "start the service: systemctl --user daemon-reload && systemctl --user enable --now hermes-operator (and `loginctl enable-linger $USER` so it runs without a login)".into(),
+        (_, None) => format!("start the server (no systemd unit was written): {sudo}hermes-operator serve"),
+    });
+    next.push(format!(
+        "enforce the tool policy: {sudo}hermes-operator hook install, then restart Hermes' gateway"
+    ));
     next.push("weekly unattended updates: hermes-operator update schedule \"0 3 * * 0\"".into());
     next.push("put nginx in front with TLS: see examples/nginx-hermes-operator.conf".into());
     next.push("check everything: hermes-operator doctor".into());

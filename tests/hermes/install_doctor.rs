@@ -239,7 +239,7 @@ fn install_twice_then_doctor() {
         .unwrap()
         .replace("  port: 8643\n", &format!("  port: {port}\n"))
         .replace(
-            "  api_url: \"http://127.0.0.1:8642\"\n",
+            "  # api_url: \"http://127.0.0.1:8642\"\n",
             &format!("  api_url: \"http://127.0.0.1:{closed}\"\n"),
         )
         .replace(

@@ -185,9 +185,12 @@ async fn demo_serves_populated_views_and_cleans_up() {
         "{newer}"
     );
     let head = ev["events"][0]["seq"].as_i64().unwrap();
-    let none = get(&format!("/api/audit/events?user=uma&after={head}"), &auditor)
-        .await
-        .json();
+    let none = get(
+        &format!("/api/audit/events?user=uma&after={head}"),
+        &auditor,
+    )
+    .await
+    .json();
     assert_eq!(none["total"], 0, "{none}");
     for bad in ["-1", "x", "1.5"] {
         let r = get(&format!("/api/audit/events?after={bad}"), &auditor).await;
