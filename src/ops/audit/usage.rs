@@ -211,9 +211,10 @@ fn bucket_starts(q: &UsageQuery) -> Result<(Vec<Timestamp>, Timestamp, &'static 
     let end = local_midnight(q.until, &q.tz)?;
     let mut starts = Vec::new();
     if day_count(q.since, q.until) <= HOURLY_UP_TO_DAYS {
-        // Absolute hours from local midnight: each is one local clock hour
-        // (a DST change moves the clock by a whole hour), so a 23-hour day
-        // has 23 buckets and a 25-hour day 25.
+        // Absolute hours from local midnight: where DST moves the clock by a
+        // whole hour (everywhere but Lord Howe Island's half hour), each is
+        // one local clock hour, so a 23-hour day has 23 buckets and a
+        // 25-hour day 25.
         let mut t = local_midnight(q.since, &q.tz)?;
         while t < end {
             starts.push(t);
