@@ -73,6 +73,9 @@ _hermes__operator() {
             hermes__operator__subcmd__audit,tail)
                 cmd="hermes__operator__subcmd__audit__subcmd__tail"
                 ;;
+            hermes__operator__subcmd__audit,usage)
+                cmd="hermes__operator__subcmd__audit__subcmd__usage"
+                ;;
             hermes__operator__subcmd__audit,user)
                 cmd="hermes__operator__subcmd__audit__subcmd__user"
                 ;;
@@ -99,6 +102,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__audit__subcmd__help,tail)
                 cmd="hermes__operator__subcmd__audit__subcmd__help__subcmd__tail"
+                ;;
+            hermes__operator__subcmd__audit__subcmd__help,usage)
+                cmd="hermes__operator__subcmd__audit__subcmd__help__subcmd__usage"
                 ;;
             hermes__operator__subcmd__audit__subcmd__help,user)
                 cmd="hermes__operator__subcmd__audit__subcmd__help__subcmd__user"
@@ -159,6 +165,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help__subcmd__audit,tail)
                 cmd="hermes__operator__subcmd__help__subcmd__audit__subcmd__tail"
+                ;;
+            hermes__operator__subcmd__help__subcmd__audit,usage)
+                cmd="hermes__operator__subcmd__help__subcmd__audit__subcmd__usage"
                 ;;
             hermes__operator__subcmd__help__subcmd__audit,user)
                 cmd="hermes__operator__subcmd__help__subcmd__audit__subcmd__user"
@@ -533,7 +542,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit)
-            opts="-h -V --hermes-home --json --help --version verify checkpoint replay daily user export tail prune help"
+            opts="-h -V --hermes-home --json --help --version verify checkpoint replay daily user usage export tail prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -625,7 +634,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__help)
-            opts="verify checkpoint replay daily user export tail prune help"
+            opts="verify checkpoint replay daily user usage export tail prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -736,6 +745,20 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__operator__subcmd__audit__subcmd__help__subcmd__usage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__operator__subcmd__audit__subcmd__help__subcmd__user)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -820,6 +843,44 @@ _hermes__operator() {
                     return 0
                     ;;
                 --interval-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__audit__subcmd__usage)
+            opts="-h -V --since --until --tz --by --user --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tz)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --by)
+                    COMPREPLY=($(compgen -W "user key model" -- "${cur}"))
+                    return 0
+                    ;;
+                --user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -981,7 +1042,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__help__subcmd__audit)
-            opts="verify checkpoint replay daily user export tail prune"
+            opts="verify checkpoint replay daily user usage export tail prune"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1065,6 +1126,20 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__help__subcmd__audit__subcmd__tail)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__audit__subcmd__usage)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -83,6 +83,11 @@ pub const FILES: &[(&str, &str, &[u8])] = &[
         "text/javascript; charset=utf-8",
         include_bytes!("dashboard/approvals.js"),
     ),
+    (
+        "usage.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("dashboard/usage.js"),
+    ),
 ];
 
 /// The embedded file for a request path (`/` = `index.html`).

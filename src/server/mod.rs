@@ -27,6 +27,7 @@ pub mod openai;
 pub mod parse_errors;
 pub mod sessions;
 pub mod state;
+pub mod usage;
 pub mod users;
 
 use crate::app::App;
@@ -122,6 +123,7 @@ fn routes() -> (Routes, Routes) {
         .get("/api/audit/replay/{session_id}", audit::replay)
         .get("/api/audit/verify", audit::verify)
         .get("/api/audit/events", audit::events)
+        .get("/api/usage", usage::usage)
         .get("/api/keys", keys::list)
         .post("/api/keys", keys::create)
         .delete("/api/keys/{id}", keys::revoke)

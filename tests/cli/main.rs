@@ -15,6 +15,7 @@
 mod common;
 
 mod audit_tamper;
+mod audit_usage;
 mod boundary;
 mod chat_commands;
 mod completions;

@@ -551,6 +551,15 @@ fn cases_audit(m: &Matrix, name: &str) -> Vec<Case> {
             None,
             [200, 200, 403, 403],
         ),
+        // Usage: everyone's own; another's only for admins and auditors.
+        case("usage", "GET", "/api/usage?tz=UTC", None, [200; 4]),
+        case(
+            "usage of bob",
+            "GET",
+            "/api/usage?user=bob&by=model",
+            None,
+            [200, 200, 403, 403],
+        ),
         case(
             "audit user",
             "GET",

@@ -765,7 +765,7 @@ fn step_auditor_replays_the_session(d: &mut Dashboard) {
     );
     let nav = b.eval("[...document.querySelectorAll('#nav a')].map(a => a.textContent).join(',')");
     assert_eq!(
-        nav, "All sessions,Audit,Events,Account",
+        nav, "All sessions,Audit,Events,Usage,Account",
         "no chat for auditors"
     );
     b.click(&format!("tr[data-session-id=\"{dsid}\"] a.replay-link"));
@@ -1663,8 +1663,8 @@ fn fresh_install_every_view_every_role_both_widths_light_and_dark() {
     );
     assert_eq!(md["x"], 0, "{md}");
     b.log_out();
-    // admin 7 views, auditor 4, user 4, viewer 2; four ways each.
-    assert_eq!(checked, 4 * 17, "{checked}");
+    // admin 8 views, auditor 5, user 5, viewer 3 (Usage for all); four ways each.
+    assert_eq!(checked, 4 * 21, "{checked}");
 }
 
 /// Hermes' own schema (0.19), for a state.db written by the test itself.
@@ -2139,4 +2139,230 @@ fn follow_unless_scrolled_up(b: &mut Browser, session: &str, what: &str) {
         "the faked turn done",
         "document.querySelector('.chat').dataset.turn === 'done' && document.querySelector('.chat').dataset.busy === 'no'",
     );
+}
+
+/// The Usage view (issue 22) on the events of `usage::seed` (llm_calls
+/// around Berlin's switch to summer time): an admin picks three Berlin days
+/// and sees bob's and alice's spend and tokens stacked per local day, a
+/// legend and the totals table, at 1280 and 390 px, light and dark; no
+/// number is cut (table cells, chart labels), the page never scrolls
+/// sideways, axe-core finds nothing; alice sees only her own usage.
+#[test]
+fn usage_view_charts_and_totals_both_widths_light_and_dark() {
+    let chromium = chromium_path();
+    let axe = axe_core_js();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/dashboard-usage");
+    let _ = fs::remove_dir_all(&artifacts);
+    fs::create_dir_all(&artifacts).unwrap();
+    let home = common::TestHome::new();
+    crate::usage::seed(home.path());
+    let server = Server::start(home.path());
+    let mut b = Browser::launch(&chromium, &artifacts);
+    b.open(&format!("{}/", server.base));
+    // The range, zone and grouping as a person sets them, then "Show".
+    let pick = |b: &mut Browser, by: &str| {
+        b.eval(&format!(
+            "(() => {{ const f = document.querySelector('#usage-form'); \
+               f.querySelector('#usage-since').value = '2026-03-28'; \
+               f.querySelector('#usage-until').value = '2026-03-30'; \
+               f.querySelector('#usage-tz').value = 'Europe/Berlin'; \
+               f.querySelector('input[name=by][value={by}]').checked = true; \
+               f.requestSubmit(); return true; }})()"
+        ));
+        b.wait(
+            &format!("the Berlin usage by {by}"),
+            &format!(
+                "document.querySelector('#usage-result')?.dataset.by === '{by}' && \
+                 document.querySelector('#usage-table caption')?.textContent.includes('2026-03-28 to before 2026-03-31 (Europe/Berlin)')"
+            ),
+        );
+    };
+    // Every row of the totals table as [label, calls, in, out, spend].
+    const ROWS: &str = "[...document.querySelectorAll('#usage-table tbody tr')].map((tr) => \
+        [...tr.children].map((c) => c.textContent))";
+    for (w, h, dark) in [
+        (1280, 900, false),
+        (1280, 900, true),
+        (390, 844, false),
+        (390, 844, true),
+    ] {
+        b.set_view(w, h, dark);
+        let what = format!("usage at {w}px {}", if dark { "dark" } else { "light" });
+        b.log_in("root", TEST_PASSWORD);
+        b.wait(
+            "root's header",
+            "document.querySelector('#whoami')?.textContent === 'root'",
+        );
+        b.eval(&format!("{axe}\n;true"));
+        b.click("#nav-usage");
+        b.wait(
+            &what,
+            "document.querySelector('#view-usage')?.dataset.loaded === 'yes'",
+        );
+        assert_eq!(b.eval("document.title"), "Usage · hermes-operator");
+        pick(&mut b, "user");
+        assert_eq!(
+            b.eval(ROWS),
+            json!([
+                ["bob", "1", "200", "20", "$0.25"],
+                ["alice", "2", "150", "15", "$0.15"],
+                ["Total", "3", "350", "35", "$0.40"]
+            ]),
+            "{what}"
+        );
+        // The charts: one stacked segment per group and day with usage, in
+        // the Berlin day it belongs to; their names say the totals.
+        let chart = b.eval(
+            "['usage-cost', 'usage-tokens'].map((id) => { const svg = document.getElementById(id); \
+               return {title: svg.querySelector('title').textContent, labelled: svg.getAttribute('aria-labelledby'), \
+                 segs: [...svg.querySelectorAll('rect.seg')].map((r) => [r.dataset.group, r.dataset.start, \
+                   r.querySelector('title').textContent, r.getBoundingClientRect().height > 0])}; })",
+        );
+        assert_eq!(
+            chart[0]["segs"],
+            json!([
+                [
+                    "alice",
+                    "2026-03-29T00:00:00+01:00",
+                    "2026-03-29T00:00:00+01:00 · alice: $0.15",
+                    true
+                ],
+                [
+                    "bob",
+                    "2026-03-30T00:00:00+02:00",
+                    "2026-03-30T00:00:00+02:00 · bob: $0.25",
+                    true
+                ]
+            ]),
+            "{what}: {chart}"
+        );
+        assert_eq!(
+            chart[1]["segs"],
+            json!([
+                [
+                    "alice",
+                    "2026-03-29T00:00:00+01:00",
+                    "2026-03-29T00:00:00+01:00 · alice: 165",
+                    true
+                ],
+                [
+                    "bob",
+                    "2026-03-30T00:00:00+02:00",
+                    "2026-03-30T00:00:00+02:00 · bob: 220",
+                    true
+                ]
+            ]),
+            "{what}: {chart}"
+        );
+        let t0 = chart[0]["title"].as_str().unwrap();
+        assert!(
+            t0.starts_with("Spend (USD) per day in Europe/Berlin") && t0.contains("$0.40 in total"),
+            "{t0}"
+        );
+        assert!(
+            chart[1]["title"].as_str().unwrap().contains("385 in total"),
+            "{chart}"
+        );
+        assert_eq!(chart[0]["labelled"], "usage-cost-title");
+        assert_eq!(
+            b.eval(
+                "[...document.querySelectorAll('#usage-legend li')].map((li) => li.textContent)"
+            ),
+            json!(["bob", "alice"]),
+            "{what}"
+        );
+        // Nothing cut: no page-level sideways scroll, every table number
+        // whole in its cell, every chart label inside its drawing.
+        let fit = b.eval(
+            "({scroll: document.documentElement.scrollWidth, width: window.innerWidth, \
+               cut: [...document.querySelectorAll('#usage-table td, #usage-table th')] \
+                 .filter((c) => c.scrollWidth > c.clientWidth + 1).map((c) => c.textContent), \
+               outside: [...document.querySelectorAll('.usage-chart text')].filter((t) => { \
+                 const vb = t.ownerSVGElement.viewBox.baseVal, r = t.getBBox(); \
+                 return r.x < 0 || r.x + r.width > vb.width || r.y < 0 || r.y + r.height > vb.height; }) \
+                 .map((t) => t.textContent), \
+               labels: document.querySelectorAll('.usage-chart text').length})",
+        );
+        assert!(
+            fit["scroll"].as_u64().unwrap() <= fit["width"].as_u64().unwrap(),
+            "{what} scrolls sideways: {fit}"
+        );
+        assert_eq!(fit["cut"], json!([]), "{what}: {fit}");
+        assert_eq!(fit["outside"], json!([]), "{what}: {fit}");
+        assert!(
+            fit["labels"].as_u64().unwrap() >= 2 * (5 + 3),
+            "{what}: {fit}"
+        );
+        let found = b.eval(
+            "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
+               .map((v) => ({id: v.id, impact: v.impact, help: v.help, \
+                  nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ': ' + (n.any[0]?.message || ''))})))",
+        );
+        assert_eq!(found, json!([]), "axe on {what}");
+        b.screenshot(&format!(
+            "{w}-{}-usage-by-user",
+            if dark { "dark" } else { "light" }
+        ));
+        // By key: alice's key and the logins' calls.
+        pick(&mut b, "key");
+        let rows = b.eval(ROWS);
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 3, "{what}: {rows:?}");
+        assert_eq!(
+            rows[0],
+            json!(["(login, no key)", "2", "250", "25", "$0.30"]),
+            "{what}"
+        );
+        assert!(
+            rows[1][0].as_str().unwrap().starts_with("laptop (hop_"),
+            "{what}: {rows:?}"
+        );
+        assert_eq!(
+            rows[1].as_array().unwrap()[1..],
+            json!(["1", "100", "10", "$0.10"]).as_array().unwrap()[..]
+        );
+        b.log_out();
+    }
+    // A user sees only her own usage (grouped by model at first).
+    b.set_view(390, 844, false);
+    b.log_in("alice", TEST_PASSWORD);
+    b.wait(
+        "alice's header",
+        "document.querySelector('#whoami')?.textContent === 'alice'",
+    );
+    b.click("#nav-usage");
+    b.wait(
+        "alice's usage",
+        "document.querySelector('#view-usage')?.dataset.loaded === 'yes'",
+    );
+    assert_eq!(
+        b.eval("document.querySelector('#usage-by input:checked').value"),
+        "model"
+    );
+    pick(&mut b, "model");
+    assert_eq!(
+        b.eval(ROWS),
+        json!([
+            ["gpt-a", "1", "100", "10", "$0.10"],
+            ["gpt-b", "1", "50", "5", "$0.05"],
+            ["Total", "2", "150", "15", "$0.15"]
+        ])
+    );
+    pick(&mut b, "user");
+    assert_eq!(
+        b.eval(ROWS),
+        json!([
+            ["alice", "2", "150", "15", "$0.15"],
+            ["Total", "2", "150", "15", "$0.15"]
+        ])
+    );
+    b.screenshot("390-light-usage-alice");
+    let console = b.console_lines();
+    let bad: Vec<&String> = console
+        .iter()
+        .filter(|l| {
+            l.starts_with("EXCEPTION") || l.starts_with("console.error") || l.contains("Refused to")
+        })
+        .collect();
+    assert!(bad.is_empty(), "console errors:\n{bad:#?}");
 }

@@ -26,3 +26,4 @@ mod keys;
 mod openai;
 mod recheck;
 mod totp;
+mod usage;

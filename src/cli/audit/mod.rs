@@ -6,6 +6,7 @@ mod export;
 mod prune;
 mod replay;
 mod tail;
+mod usage;
 mod user;
 mod verify;
 
@@ -23,6 +24,8 @@ pub enum AuditCmd {
     Daily(daily::Args),
     /// One user's account, sessions, usage and recent events
     User(user::Args),
+    /// Spend and tokens per local day (or hour) in a time zone, by user, key or model
+    Usage(usage::Args),
     /// Export events in a time range as NDJSON or CSV
     Export(export::Args),
     /// The newest events; --follow keeps printing new ones
@@ -38,6 +41,7 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> crate::Result<()> {
         AuditCmd::Replay(a) => replay::run(ctx, a),
         AuditCmd::Daily(a) => daily::run(ctx, a),
         AuditCmd::User(a) => user::run(ctx, a),
+        AuditCmd::Usage(a) => usage::run(ctx, a),
         AuditCmd::Export(a) => export::run(ctx, a),
         AuditCmd::Tail(a) => tail::run(ctx, a),
         AuditCmd::Prune(a) => prune::run(ctx, a),

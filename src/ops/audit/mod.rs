@@ -1,6 +1,8 @@
 //! The event log's proofs (signing key, checkpoints, `verify`) and the
-//! reports built from it and state.db (`audit daily`, `audit user`).
+//! reports built from it and state.db (`audit daily`, `audit user`, usage
+//! over time).
 
 pub mod browse;
 pub mod integrity;
 pub mod reports;
+pub mod usage;

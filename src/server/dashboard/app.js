@@ -1,7 +1,7 @@
 // app.js — the dashboard's entry point: login, the header, hash routing.
 //
 // Routes: #/chat[/ID]  #/sessions  #/session/ID  #/audit  #/replay/ID  #/users
-//         #/account  #/approvals  #/events  #/search/QUERY  #/user/NAME
+//         #/account  #/approvals  #/events  #/search/QUERY  #/user/NAME  #/usage
 // What a role may see comes from GET /api/me (`may`); the server enforces it
 // anyway, the dashboard only hides what would be refused.
 
@@ -14,6 +14,7 @@ import { usersView } from './users.js';
 import { accountView } from './account.js';
 import { approvalsView } from './approvals.js';
 import { eventsView } from './events.js';
+import { usageView } from './usage.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -40,6 +41,7 @@ function navItems() {
   if (me.may.answer_approvals) items.push(['approvals', approvalsLabel()]);
   items.push(['sessions', me.may.read_all_sessions ? 'All sessions' : 'My sessions']);
   if (me.may.audit) items.push(['audit', 'Audit'], ['events', 'Events']);
+  items.push(['usage', 'Usage']);
   if (me.may.manage_users) items.push(['users', 'Users']);
   items.push(['account', 'Account']);
   return items;
@@ -167,11 +169,13 @@ const views = {
   events: (el) => eventsView(el),
   search: (el, arg) => searchView(el, me, arg),
   user: (el, arg) => userReportView(el, me, arg),
+  usage: (el) => usageView(el, me),
 };
 
 const TITLES = {
   chat: 'Chat', sessions: 'Sessions', session: 'Session', audit: 'Audit', replay: 'Replay', users: 'Users',
   account: 'Account', approvals: 'Approvals', search: 'Search', user: 'User report', events: 'Events',
+  usage: 'Usage',
 };
 
 let expiredMessage = null;
