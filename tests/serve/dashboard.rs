@@ -1382,8 +1382,9 @@ fn step_every_view_usable_on_a_phone(d: &mut Dashboard) {
     let sid = d.sid.clone();
     let axe = axe_core_js();
     d.b.eval(&format!("{axe}\n;true"));
-    let views: [(&str, &str); 9] = [
+    let views: [(&str, &str); 10] = [
         ("#/chat", "#chat-input"),
+        ("#/usage", "#usage-total"),
         ("#/approvals", "#approvals-empty"),
         ("#/sessions", "main .table-box tbody tr"),
         ("#/audit", "#usage-table tbody tr"),
