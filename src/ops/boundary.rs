@@ -425,7 +425,7 @@ fn keep_home_mode(env_file: &Path, owner: (u32, u32)) -> Result<bool> {
             }
         })
         .collect();
-    if !out.iter().any(|l| *l == line) {
+    if !out.contains(&line) {
         out.push("# hermes-operator (install --operator-user): Hermes sets HERMES_HOME to this mode when it starts".into());
         out.push(line);
     }

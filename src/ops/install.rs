@@ -343,6 +343,10 @@ impl Ctx<'_> {
         let write = |p: &Path| -> Result<()> {
             if mode & 0o100 != 0 {
                 write_script(p, text)
+            } else if mode & 0o044 != 0 {
+                // A file others read (the systemd unit) in a directory that
+                // is not ours to make private (/etc/systemd/system).
+                home::write_atomic(p, text.as_bytes(), Some(mode))
             } else {
                 home::write_private_file(p, text.as_bytes())?;
                 fs::set_permissions(p, fs::Permissions::from_mode(mode))

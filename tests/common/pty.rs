@@ -19,16 +19,27 @@ impl Pty {
     /// `hermes-operator --hermes-home HOME ARGS…` on a 120×50 terminal.
     /// ARGS are shell words already quoted for `sh -c`.
     pub fn operator(home: &Path, args: &str) -> Pty {
-        let mut child = Command::new("script")
-            .args([
-                "-qec",
-                &format!(
-                    "stty cols 120 rows 50 && exec \"$OP_BIN\" --hermes-home \"$OP_HOME\" {args}"
-                ),
-                "/dev/null",
-            ])
-            .env("OP_BIN", env!("CARGO_BIN_EXE_hermes-operator"))
-            .env("OP_HOME", home)
+        Pty::shell(
+            &format!("exec \"$OP_BIN\" --hermes-home \"$OP_HOME\" {args}"),
+            &[
+                ("OP_BIN", Path::new(env!("CARGO_BIN_EXE_hermes-operator"))),
+                ("OP_HOME", home),
+            ],
+        )
+    }
+
+    /// `sh -c COMMAND` on a 120×50 terminal, with `env` added.
+    pub fn shell(command: &str, env: &[(&str, &Path)]) -> Pty {
+        let mut cmd = Command::new("script");
+        cmd.args([
+            "-qec",
+            &format!("stty cols 120 rows 50 && {command}"),
+            "/dev/null",
+        ]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .env("NO_COLOR", "1")
             .env_remove("HERMES_HOME")
             .env_remove("API_SERVER_KEY")

@@ -20,6 +20,7 @@ mod gateway_smoke;
 mod harness_smoke;
 mod hooks;
 mod install_doctor;
+mod readme_recipe;
 mod state_cli;
 mod tables;
 mod update;

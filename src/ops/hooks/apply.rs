@@ -221,11 +221,19 @@ fn backup(home: &Home, plan: &Plan) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Write a file atomically next to itself, keeping its mode and owner
-/// (0600 when new) and writing through a symlink to its target.
+/// Write a file atomically next to itself, keeping its mode and owner and
+/// writing through a symlink to its target. A new file is 0600, or 0660
+/// when HERMES_HOME is shared with a group (two accounts, docs/design.md
+/// §12): the operator writes Hermes' allowlist and config, Hermes must
+/// still read them (Hermes 0.22 skips a hook its allowlist does not show).
 fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    home::write_atomic(&target, bytes, None)
+    let shared = target
+        .parent()
+        .and_then(|d| fs::metadata(d).ok())
+        .is_some_and(|m| m.permissions().mode() & 0o070 == 0o070);
+    let mode = (!target.exists() && shared).then_some(0o660);
+    home::write_atomic(&target, bytes, mode)
 }
 
 /// Read-modify-write of the allowlist under Hermes' own lock
