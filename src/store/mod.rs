@@ -1,8 +1,10 @@
 //! The three databases, one module each: `users` (users.db), `events`
-//! (events.db) and `state` (Hermes' state.db). Shared here: how the
+//! (events.db) and `state` (Hermes' state.db); `pg`, the fleet's
+//! PostgreSQL (so far its audit log). Shared here: how the
 //! operator's own SQLite files are opened, migrated and written.
 
 pub mod events;
+pub mod pg;
 pub mod pool;
 pub mod state;
 pub mod users;

@@ -22,6 +22,7 @@ mod completions;
 mod docs;
 mod doctor_network;
 mod empty_state;
+mod fleet_audit;
 mod hermes_env;
 mod schemas;
 mod serve_port;

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::home::{self, Home};
-use crate::store::events::{event_id_into, EventStore, GENESIS};
+use crate::store::events::{event_id_into, Chain, GENESIS};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -349,7 +349,7 @@ fn problem(
     reason = "a single streaming pass over the whole chain (hash, sequence, signature and anchor checks interleave per row); splitting it would re-read rows or carry the cursor state through several functions"
 )]
 pub fn verify(
-    store: &EventStore,
+    store: &dyn Chain,
     key: Option<&VerifyingKey>,
     checkpoints: &[Checkpoint],
 ) -> Result<VerifyReport> {
@@ -398,7 +398,7 @@ pub fn verify(
     let mut wi = 0;
     let mut id_buf = String::with_capacity(32);
     if report.problem.is_none() {
-        store.scan(|ev| {
+        store.scan_events(&mut |ev| {
             let bad = |kind: &str, msg: String| problem(kind, Some(ev.seq), Some(ev.id.to_string()), msg);
             if report.first_seq.is_none() {
                 report.first_seq = Some(ev.seq);

@@ -3,6 +3,7 @@
 //! over time).
 
 pub mod browse;
+pub mod fleet;
 pub mod integrity;
 pub mod reports;
 pub mod usage;

@@ -710,7 +710,27 @@ impl EventStore {
     }
 }
 
-/// An event row borrowed straight from SQLite (see [`EventStore::scan`]).
+/// One hash chain as `audit verify` reads it: its signed prune anchor and
+/// its events in sequence order. The narrow interface both stores offer:
+/// events.db (one chain) and PostgreSQL (one chain per host,
+/// `store::pg::HostChain`), so one verifier checks both.
+pub trait Chain {
+    fn anchor(&self) -> Result<Option<Anchor>>;
+    /// Every event in seq order until `f` says stop.
+    fn scan_events(&self, f: &mut dyn FnMut(&RawEvent) -> bool) -> Result<()>;
+}
+
+impl Chain for EventStore {
+    fn anchor(&self) -> Result<Option<Anchor>> {
+        EventStore::anchor(self)
+    }
+
+    fn scan_events(&self, f: &mut dyn FnMut(&RawEvent) -> bool) -> Result<()> {
+        self.scan(f)
+    }
+}
+
+/// An event row borrowed straight from its store (see [`EventStore::scan`]).
 pub struct RawEvent<'a> {
     pub seq: i64,
     pub id: &'a str,

@@ -1,0 +1,313 @@
+//! The audit log on PostgreSQL: a hash chain per host. Each event names its
+//! host; an append locks only its host's head row (`chain_heads`) in the
+//! append's transaction, so one host's events are gap-free and ordered
+//! however many of its processes append at once, and hosts do not wait on
+//! each other. Events use events.db's hash (store/events `event_hash`):
+//! a host's chain moved from its events.db keeps every hash, and one
+//! verifier (`ops::audit::integrity::verify`) checks both stores.
+
+use super::{pg_error, Pg};
+use crate::error::{Error, Result};
+use crate::store::events::{
+    canonical_json, event_hash, event_id_into, Anchor, Chain, Event, NewEvent, RawEvent, GENESIS,
+};
+use crate::store::now_rfc3339;
+use std::sync::Arc;
+
+/// One host's chain as stored: its newest (seq, hash) and how many events.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostHead {
+    pub host: String,
+    pub seq: i64,
+    #[serde(serialize_with = "hex32")]
+    pub hash: [u8; 32],
+}
+
+fn hex32<S: serde::Serializer>(h: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(h))
+}
+
+fn to32(b: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if b.len() == 32 {
+        out.copy_from_slice(b);
+    }
+    out
+}
+
+/// A host's name in the fleet: what `audit … --host` and the events'
+/// `host` column say. Letters, digits, `.`, `-`, `_`; at most 64.
+pub fn check_host(host: &str) -> Result<()> {
+    let ok = !host.is_empty()
+        && host.len() <= 64
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "host name {:?}: expected 1-64 letters, digits, '.', '-' or '_'",
+            crate::output::clip(host, 80)
+        )))
+    }
+}
+
+/// The audit log of one host, in the fleet's database.
+pub struct PgEventLog {
+    pg: Arc<Pg>,
+    host: String,
+}
+
+impl PgEventLog {
+    pub fn new(pg: Arc<Pg>, host: &str) -> Result<Self> {
+        check_host(host)?;
+        Ok(PgEventLog {
+            pg,
+            host: host.to_string(),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Appends `evs` to this host's chain in one transaction: the head row
+    /// is locked (`FOR UPDATE`) before the new seqs are chosen, so
+    /// concurrent appenders of this host queue on it and never fork or gap
+    /// the chain; the events and the new head commit together or not at all.
+    pub fn append_batch(&self, evs: &[NewEvent]) -> Result<Vec<Event>> {
+        let target = &self.pg.target;
+        let err = |e| pg_error(target, "appending to the event log in", e);
+        let mut c = self.pg.client();
+        let mut tx = c.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO chain_heads (host, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (host) DO NOTHING",
+            &[&self.host, &&GENESIS[..]],
+        )
+        .map_err(err)?;
+        let head = tx
+            .query_one(
+                "SELECT seq, hash FROM chain_heads WHERE host = $1 FOR UPDATE",
+                &[&self.host],
+            )
+            .map_err(err)?;
+        let (mut seq, mut prev): (i64, [u8; 32]) = (head.get(0), to32(head.get::<_, &[u8]>(1)));
+        let mut out = Vec::with_capacity(evs.len());
+        let mut id = String::new();
+        for e in evs {
+            seq += 1;
+            let data = canonical_json(&e.data);
+            let ts = e.at.clone().unwrap_or_else(now_rfc3339);
+            event_id_into(&mut id, &ts, seq);
+            let hash = event_hash(
+                seq,
+                &ts,
+                e.kind.as_str(),
+                e.session_id.as_deref(),
+                e.user_id.as_deref(),
+                &e.actor,
+                &data,
+                &prev,
+            );
+            out.push(Event {
+                seq,
+                id: id.clone(),
+                ts,
+                kind: e.kind.as_str().to_string(),
+                session_id: e.session_id.clone(),
+                user_id: e.user_id.clone(),
+                actor: e.actor.clone(),
+                data,
+                prev_hash: prev,
+                hash,
+            });
+            prev = hash;
+        }
+        insert_rows(&mut tx, &self.host, &out).map_err(err)?;
+        tx.execute(
+            "UPDATE chain_heads SET seq = $2, hash = $3 WHERE host = $1",
+            &[&self.host, &seq, &&prev[..]],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    /// Moves a whole chain in as it is (`store migrate`): every event with
+    /// its stored seq, time and hashes, and its prune anchor, re-hashing
+    /// nothing, so it verifies exactly as it did. Only into a host with no
+    /// events yet; in one transaction.
+    pub fn import(&self, events: &[Event], anchor: Option<&Anchor>) -> Result<()> {
+        let target = &self.pg.target;
+        let err = |e| pg_error(target, "importing the event log into", e);
+        let mut c = self.pg.client();
+        let mut tx = c.transaction().map_err(err)?;
+        let (head_seq, head_hash) = match (events.last(), anchor) {
+            (Some(e), _) => (e.seq, e.hash),
+            (None, Some(a)) => (a.seq, a.hash),
+            (None, None) => (0, GENESIS),
+        };
+        let n = tx
+            .execute(
+                "INSERT INTO chain_heads (host, seq, hash) VALUES ($1, $2, $3) ON CONFLICT (host) DO NOTHING",
+                &[&self.host, &head_seq, &&head_hash[..]],
+            )
+            .map_err(err)?;
+        if n == 0 {
+            return Err(Error::conflict(format!(
+                "host {} already has events in {}; a chain is moved only into an empty host",
+                self.host, self.pg.target
+            ))
+            .hint("move it under another host name (--host)"));
+        }
+        for chunk in events.chunks(5000) {
+            insert_rows(&mut tx, &self.host, chunk).map_err(err)?;
+        }
+        if let Some(a) = anchor {
+            tx.execute(
+                "INSERT INTO anchors (host, seq, hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&self.host, &a.seq, &&a.hash[..], &a.ts, &a.public_key, &a.signature],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// This host's chain, for `audit verify`.
+    pub fn chain(&self) -> HostChain {
+        HostChain {
+            pg: self.pg.clone(),
+            host: self.host.clone(),
+        }
+    }
+
+    /// Every host's head, by host name.
+    pub fn heads(pg: &Pg) -> Result<Vec<HostHead>> {
+        let rows = pg
+            .client()
+            .query("SELECT host, seq, hash FROM chain_heads ORDER BY host", &[])
+            .map_err(|e| pg_error(&pg.target, "reading the chain heads in", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| HostHead {
+                host: r.get(0),
+                seq: r.get(1),
+                hash: to32(r.get::<_, &[u8]>(2)),
+            })
+            .collect())
+    }
+}
+
+/// Many rows in one statement (arrays unnested: one round trip per batch).
+fn insert_rows(
+    tx: &mut postgres::Transaction<'_>,
+    host: &str,
+    rows: &[Event],
+) -> std::result::Result<u64, postgres::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let seq: Vec<i64> = rows.iter().map(|e| e.seq).collect();
+    let id: Vec<&str> = rows.iter().map(|e| e.id.as_str()).collect();
+    let ts: Vec<&str> = rows.iter().map(|e| e.ts.as_str()).collect();
+    let kind: Vec<&str> = rows.iter().map(|e| e.kind.as_str()).collect();
+    let session: Vec<Option<&str>> = rows.iter().map(|e| e.session_id.as_deref()).collect();
+    let user: Vec<Option<&str>> = rows.iter().map(|e| e.user_id.as_deref()).collect();
+    let actor: Vec<&str> = rows.iter().map(|e| e.actor.as_str()).collect();
+    let data: Vec<&str> = rows.iter().map(|e| e.data.as_str()).collect();
+    let prev: Vec<&[u8]> = rows.iter().map(|e| &e.prev_hash[..]).collect();
+    let hash: Vec<&[u8]> = rows.iter().map(|e| &e.hash[..]).collect();
+    tx.execute(
+        "INSERT INTO events (host, seq, id, ts, type, session_id, user_id, actor, data, prev_hash, hash)
+         SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::bytea[], $11::bytea[])",
+        &[&host, &seq, &id, &ts, &kind, &session, &user, &actor, &data, &prev, &hash],
+    )
+}
+
+/// One host's chain in the fleet's database, as `audit verify` reads it.
+pub struct HostChain {
+    pg: Arc<Pg>,
+    host: String,
+}
+
+impl HostChain {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The head the database says this chain has (None: no such host). A
+    /// chain whose events end before it was truncated.
+    pub fn stored_head(&self) -> Result<Option<(i64, [u8; 32])>> {
+        let row = self
+            .pg
+            .client()
+            .query_opt(
+                "SELECT seq, hash FROM chain_heads WHERE host = $1",
+                &[&self.host],
+            )
+            .map_err(|e| pg_error(&self.pg.target, "reading the chain head in", e))?;
+        Ok(row.map(|r| (r.get(0), to32(r.get::<_, &[u8]>(1)))))
+    }
+}
+
+impl Chain for HostChain {
+    fn anchor(&self) -> Result<Option<Anchor>> {
+        let row = self
+            .pg
+            .client()
+            .query_opt(
+                "SELECT seq, hash, ts, public_key, signature FROM anchors WHERE host = $1",
+                &[&self.host],
+            )
+            .map_err(|e| pg_error(&self.pg.target, "reading the prune anchor in", e))?;
+        Ok(row.map(|r| Anchor {
+            seq: r.get(0),
+            hash: to32(r.get::<_, &[u8]>(1)),
+            ts: r.get(2),
+            public_key: r.get(3),
+            signature: r.get(4),
+        }))
+    }
+
+    /// Streams the host's events in seq order (rows as they arrive, not the
+    /// whole log in memory), each borrowed for `f`.
+    fn scan_events(&self, f: &mut dyn FnMut(&RawEvent) -> bool) -> Result<()> {
+        use fallible_iterator::FallibleIterator;
+        let target = &self.pg.target;
+        let err = |e| pg_error(target, "reading the event log in", e);
+        let mut c = self.pg.client();
+        let mut tx = c.transaction().map_err(err)?;
+        // A cursor in a repeatable-read snapshot: one consistent view of
+        // the chain while appends go on.
+        tx.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(err)?;
+        let mut rows = tx
+            .query_raw(
+                "SELECT seq, id, ts, type, session_id, user_id, actor, data, prev_hash, hash
+                 FROM events WHERE host = $1 ORDER BY seq",
+                [&self.host],
+            )
+            .map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let ev = RawEvent {
+                seq: r.get(0),
+                id: r.get(1),
+                ts: r.get(2),
+                kind: r.get(3),
+                session_id: r.get(4),
+                user_id: r.get(5),
+                actor: r.get(6),
+                data: r.get(7),
+                prev_hash: r.get(8),
+                hash: r.get(9),
+            };
+            if !f(&ev) {
+                break;
+            }
+        }
+        drop(rows);
+        tx.commit().map_err(err)
+    }
+}

@@ -1,0 +1,221 @@
+//! A private PostgreSQL cluster for one test (issue 20): Debian's
+//! PostgreSQL 15 binaries, `initdb` into a scratch directory, started on a
+//! free loopback port with its socket in that directory, and removed on
+//! drop. PostgreSQL refuses to run as root: under root (as CI runs) the
+//! cluster runs as a system account made for it. Never the system's own
+//! service. Without the binaries the test FAILS (`.ci/run` installs
+//! Debian's `postgresql`).
+use super::accounts::Accounts;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub struct PgCluster {
+    bin: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    pub port: u16,
+    password: String,
+    /// The account it runs as under root (removed after the cluster stops).
+    account: Option<String>,
+    _accounts: Option<Accounts>,
+    _dir: tempfile::TempDir,
+}
+
+/// Where the server binaries are: PostgreSQL 15 as Debian installs it,
+/// else any version Debian's layout has.
+fn bin_dir() -> PathBuf {
+    let preferred = PathBuf::from("/usr/lib/postgresql/15/bin");
+    if preferred.join("initdb").exists() {
+        return preferred;
+    }
+    let mut found: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!("PostgreSQL's server binaries are missing (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql (.ci/run does)")
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl PgCluster {
+    pub fn start() -> PgCluster {
+        let bin = bin_dir();
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        // SAFETY: geteuid cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let (accounts, account) = if root {
+            let (a, names) = Accounts::make(&["pg"]);
+            (Some(a), Some(names[0].clone()))
+        } else {
+            (None, None)
+        };
+        let data = dir.path().join("data");
+        let log = dir.path().join("postgres.log");
+        let pwfile = dir.path().join("pw");
+        let password = format!("pw-{:x}", rand_u64());
+        fs::write(&pwfile, &password).unwrap();
+        if let Some(a) = &account {
+            let o = Command::new("chown")
+                .args(["-R", &format!("{a}:")])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{o:?}");
+        }
+        let o = run_as(
+            account.as_deref(),
+            Command::new(bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ])
+                .arg(format!("--pwfile={}", pwfile.display())),
+        );
+        assert!(
+            o.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let mut c = PgCluster {
+            bin,
+            data,
+            log,
+            port: 0,
+            password,
+            account,
+            _accounts: accounts,
+            _dir: dir,
+        };
+        c.port = c.start_on_free_port();
+        c
+    }
+
+    fn start_on_free_port(&self) -> u16 {
+        for _ in 0..5 {
+            let port = free_port();
+            if self.pg_ctl_start(port) {
+                return port;
+            }
+        }
+        panic!(
+            "PostgreSQL did not start: {}",
+            fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn pg_ctl_start(&self, port: u16) -> bool {
+        let sock = self.data.parent().unwrap();
+        run_as(
+            self.account.as_deref(),
+            Command::new(self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(&self.log)
+                .args(["-w", "-t", "60", "-o"])
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                    sock.display()
+                ))
+                .arg("start"),
+        )
+        .status
+        .success()
+    }
+
+    /// `postgres://postgres:…@127.0.0.1:PORT/DB`.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    /// A new, empty database; its URL.
+    pub fn database(&self, name: &str) -> String {
+        let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .unwrap();
+        self.url(name)
+    }
+
+    /// A superuser session on `db`, for what an attacker with the
+    /// database's keys would do.
+    pub fn superuser(&self, db: &str) -> postgres::Client {
+        postgres::Client::connect(&self.url(db), postgres::NoTls).unwrap()
+    }
+
+    /// Stops the server at once (as a crash would), then starts it again
+    /// on the same port.
+    pub fn restart(&self) {
+        self.stop("immediate");
+        assert!(
+            self.pg_ctl_start(self.port),
+            "PostgreSQL did not come back: {}",
+            fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    pub fn stop(&self, mode: &str) {
+        let _ = run_as(
+            self.account.as_deref(),
+            Command::new(self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", mode, "-w", "stop"]),
+        );
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.stop("immediate");
+    }
+}
+
+fn run_as(account: Option<&str>, cmd: &mut Command) -> Output {
+    let out = match account {
+        Some(a) => {
+            let mut r = Command::new("runuser");
+            r.args(["-u", a, "--"])
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            r.output()
+        }
+        None => cmd.output(),
+    };
+    out.unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .unwrap();
+    u64::from_le_bytes(b)
+}
