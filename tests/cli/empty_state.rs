@@ -51,3 +51,33 @@ fn reads_before_hermes_wrote_state_db_are_empty_not_errors() {
     // Nothing was created: the operator never makes Hermes' database.
     assert!(!home.state_db().exists());
 }
+
+/// `update` without any Hermes to find (README "Without Hermes"):
+/// `--check` exits 5 and says where it looked; `--dry-run` prints the plan,
+/// exits 0, and names no command it did not find.
+#[test]
+fn update_without_hermes_says_not_found() {
+    let home = TestHome::new();
+    let h = home.path();
+    let empty_home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        op(h)
+            .args(args)
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", empty_home.path())
+            .output()
+            .unwrap()
+    };
+    let o = run(&["update", "--check"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not on PATH"), "{}", stderr(&o));
+    let o = run(&["--json", "update", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["hermes_command"].is_null(), "{v:#}");
+    assert!(v["plan"]["install_kind"].is_null(), "{v:#}");
+    assert!(
+        v["version"].as_str().unwrap().starts_with("NOT FOUND"),
+        "{v:#}"
+    );
+}

@@ -173,6 +173,8 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
         (Err(e), _) => ("hermes".to_string(), format!("NOT FOUND: {}", e.message)),
         (Ok(i), None) => (i.command.display().to_string(), "unknown".to_string()),
     };
+    // In --json, null when nothing was found (the steps still say `hermes`).
+    let hermes_command = inst.as_ref().ok().map(|_| hermes.clone());
     // The plan for this install kind, in words.
     let track = update::Track::from_config(cfg);
     let mut plan = json!({"install_kind": null});
@@ -252,7 +254,7 @@ fn dry(ctx: &Ctx, no_restart: bool) -> crate::Result<()> {
     steps.push("record update_finished (versions, result, backup path)".into());
     if ctx.out.json {
         return ctx.out.json(
-            &json!({"dry_run": true, "hermes_command": hermes, "version": version, "plan": plan, "steps": steps}),
+            &json!({"dry_run": true, "hermes_command": hermes_command, "version": version, "plan": plan, "steps": steps}),
         );
     }
     ctx.out
