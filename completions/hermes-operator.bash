@@ -46,6 +46,9 @@ _hermes__operator() {
             hermes__operator,session)
                 cmd="hermes__operator__subcmd__session"
                 ;;
+            hermes__operator,store)
+                cmd="hermes__operator__subcmd__store"
+                ;;
             hermes__operator,update)
                 cmd="hermes__operator__subcmd__update"
                 ;;
@@ -142,6 +145,9 @@ _hermes__operator() {
             hermes__operator__subcmd__help,session)
                 cmd="hermes__operator__subcmd__help__subcmd__session"
                 ;;
+            hermes__operator__subcmd__help,store)
+                cmd="hermes__operator__subcmd__help__subcmd__store"
+                ;;
             hermes__operator__subcmd__help,update)
                 cmd="hermes__operator__subcmd__help__subcmd__update"
                 ;;
@@ -207,6 +213,12 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help__subcmd__session,title)
                 cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__title"
+                ;;
+            hermes__operator__subcmd__help__subcmd__store,migrate)
+                cmd="hermes__operator__subcmd__help__subcmd__store__subcmd__migrate"
+                ;;
+            hermes__operator__subcmd__help__subcmd__store,verify)
+                cmd="hermes__operator__subcmd__help__subcmd__store__subcmd__verify"
                 ;;
             hermes__operator__subcmd__help__subcmd__update,restore)
                 cmd="hermes__operator__subcmd__help__subcmd__update__subcmd__restore"
@@ -348,6 +360,24 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__session__subcmd__help,title)
                 cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__title"
+                ;;
+            hermes__operator__subcmd__store,help)
+                cmd="hermes__operator__subcmd__store__subcmd__help"
+                ;;
+            hermes__operator__subcmd__store,migrate)
+                cmd="hermes__operator__subcmd__store__subcmd__migrate"
+                ;;
+            hermes__operator__subcmd__store,verify)
+                cmd="hermes__operator__subcmd__store__subcmd__verify"
+                ;;
+            hermes__operator__subcmd__store__subcmd__help,help)
+                cmd="hermes__operator__subcmd__store__subcmd__help__subcmd__help"
+                ;;
+            hermes__operator__subcmd__store__subcmd__help,migrate)
+                cmd="hermes__operator__subcmd__store__subcmd__help__subcmd__migrate"
+                ;;
+            hermes__operator__subcmd__store__subcmd__help,verify)
+                cmd="hermes__operator__subcmd__store__subcmd__help__subcmd__verify"
                 ;;
             hermes__operator__subcmd__update,help)
                 cmd="hermes__operator__subcmd__update__subcmd__help"
@@ -524,7 +554,7 @@ _hermes__operator() {
 
     case "${cmd}" in
         hermes__operator)
-            opts="-h -V --hermes-home --json --help --version user session audit chat hook update install doctor serve completions demo help"
+            opts="-h -V --hermes-home --json --help --version user session audit store chat hook update install doctor serve completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1028,7 +1058,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__help)
-            opts="user session audit chat hook update install doctor serve completions demo help"
+            opts="user session audit store chat hook update install doctor serve completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1448,6 +1478,48 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__help__subcmd__session__subcmd__title)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__store)
+            opts="migrate verify"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__store__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__store__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2308,6 +2380,132 @@ _hermes__operator() {
                 return 0
             fi
             case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store)
+            opts="-h -V --hermes-home --json --help --version migrate verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store__subcmd__help)
+            opts="migrate verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store__subcmd__migrate)
+            opts="-h -V --to --host --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store__subcmd__verify)
+            opts="-h -V --url --host --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --hermes-home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

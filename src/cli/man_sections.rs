@@ -40,6 +40,8 @@ pub fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "session-search" => &[("hermes-operator session search backup --user alice", "Messages that mention backup.")],
         "session-show" => &[("hermes-operator session show op_0123456789ab", "One session's fields and messages.")],
         "session-title" => &[("hermes-operator session title op_0123456789ab \"Nightly backup\"", "Rename a session.")],
+        "store-migrate" => &[("hermes-operator store migrate --to postgres://operator@db.internal:5432/fleet --host web-1", "Move this host's event log into the fleet's database, the password in OPERATOR_STORE_PASSWORD (run again to move what came since).")],
+        "store-verify" => &[("hermes-operator store verify --url postgres://operator@db.internal:5432/fleet", "Verify every host's chain there; exit 3 names the first bad one.")],
         "update" => &[
             ("hermes-operator update --check", "Installed and newest Hermes; changes nothing."),
             ("hermes-operator update --yes", "What cron runs: back up, update, verify, restart."),
@@ -103,12 +105,13 @@ pub const FILES: [(&str, &str); 10] = [
 ];
 
 /// ENVIRONMENT: the variables the binary reads.
-pub const ENVIRONMENT: [(&str, &str); 7] = [
+pub const ENVIRONMENT: [(&str, &str); 8] = [
     ("HERMES_HOME", "Hermes' home directory when --hermes-home is not given (else ~/.hermes)"),
     ("API_SERVER_KEY", "Hermes' API server key when Hermes' .env does not set it (the name is hermes.api_key_env)"),
     ("OPERATOR_JWT_SECRET", "the secret access tokens are signed with, when profiles/operator/.env does not set it (the name is operator.jwt_secret_env)"),
         ("NO_COLOR", "when set and not empty, no colours or styling"),
     ("COLUMNS", "the terminal's width when it cannot be asked (tables are fitted to it)"),
     ("XDG_CONFIG_HOME", "where the systemd user unit goes (else ~/.config)"),
+    ("OPERATOR_STORE_PASSWORD", "the fleet database's password for store migrate/verify (else profiles/operator/.env); never in the URL on the command line"),
     ("HERMES_OPERATOR_SYSTEMD_DIR", "where install --operator-user writes the system unit and doctor looks for it (else /etc/systemd/system)"),
 ];

@@ -13,6 +13,7 @@ pub mod install;
 mod man_sections;
 pub mod serve;
 pub mod session;
+pub mod store;
 pub mod update;
 pub mod user;
 pub mod values;
@@ -65,6 +66,9 @@ pub enum Command {
     /// The tamper-evident event log: verify, replay, reports, export
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// The fleet's PostgreSQL: move this host's event log there, verify every host's chain
+    #[command(subcommand)]
+    Store(store::StoreCmd),
     /// Chat through the real Hermes agent as an operator user
     Chat(chat::Args),
     /// Hermes shell hooks: bare `hook` handles one event from stdin (Hermes runs it); install /
@@ -340,6 +344,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::User(c) => user::run(&ctx, c),
         Command::Session(c) => session::run(&ctx, c),
         Command::Audit(c) => audit::run(&ctx, c),
+        Command::Store(c) => store::run(&ctx, c),
         Command::Chat(a) => chat::run(&ctx, a),
         Command::Update(a) => update::run(&ctx, a),
         Command::Install(a) => install::run(&ctx, a),

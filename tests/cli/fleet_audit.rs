@@ -224,3 +224,101 @@ fn postgresql_down_or_restarted_is_a_clear_error_and_loses_nothing() {
     assert!(r.ok, "{r:?}");
     assert_eq!(r.events, 3, "the failed append left nothing: {r:?}");
 }
+
+/// `store migrate` and `store verify` on a real home: the URL without its
+/// password (the password from OPERATOR_STORE_PASSWORD), a first move, a
+/// second that moves only what came since, the fleet verified, a tampered
+/// row found (exit 3); a URL with a password refused before connecting
+/// (exit 2), PostgreSQL down (exit 7), and nothing written by either.
+#[test]
+fn store_migrate_and_verify_from_the_command_line() {
+    use crate::common::{add_user, op, stderr, TestHome};
+    let pg = PgCluster::start();
+    let url = pg.database("cli");
+    let bare = url.replace(&format!(":{}@", password_of(&url)), "@");
+    assert!(!bare.contains("pw-"), "{bare}");
+    let home = TestHome::new();
+    let h = home.path();
+    add_user(h, "alice", "user");
+    add_user(h, "bob", "user");
+    let store = |args: &[&str]| {
+        op(h)
+            .arg("--json")
+            .arg("store")
+            .args(args)
+            .env("OPERATOR_STORE_PASSWORD", password_of(&url))
+            .output()
+            .unwrap()
+    };
+    let o = store(&["migrate", "--to", &bare, "--host", "web-1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["host"], "web-1");
+    assert_eq!(m["seq_before"], 0);
+    assert_eq!(m["moved"], m["local"]["events"], "{m}");
+    assert_eq!(m["head_hash"], m["local"]["head_hash"], "{m}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("pw-"));
+    let first = m["moved"].as_i64().unwrap();
+    assert!(first >= 2, "{m}");
+
+    add_user(h, "carol", "user");
+    let o = store(&["migrate", "--to", &bare, "--host", "web-1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["seq_before"], first, "{m}");
+    assert_eq!(m["moved"], 1, "{m}");
+    let again = store(&["migrate", "--to", &bare, "--host", "web-1"]);
+    let m: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(m["moved"], 0, "{m}");
+
+    let o = store(&["verify", "--url", &bare]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["host"], "web-1");
+    assert_eq!(v[0]["ok"], true, "{v}");
+    assert_eq!(v[0]["events"], first + 1, "{v}");
+
+    // A row changed behind the log's back.
+    pg.superuser("cli")
+        .batch_execute("UPDATE events SET actor = 'cli:mallory' WHERE host = 'web-1' AND seq = 2")
+        .unwrap();
+    let o = store(&["verify", "--url", &bare]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("web-1"), "{}", stderr(&o));
+    let o = store(&["verify", "--url", &bare, "--host", "nope"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+
+    // The password in argv: refused before any connection.
+    let heads = || {
+        pg.superuser("cli")
+            .query_one("SELECT count(*) FROM events", &[])
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let before = heads();
+    let o = op(h)
+        .args(["store", "migrate", "--to", &url, "--host", "web-2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("OPERATOR_STORE_PASSWORD"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("pw-"), "{}", stderr(&o));
+    // A bad host name, then PostgreSQL down.
+    let o = store(&["migrate", "--to", &bare, "--host", "a b"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    pg.stop("fast");
+    let o = store(&["migrate", "--to", &bare, "--host", "web-2"]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert!(stderr(&o).contains("PostgreSQL"), "{}", stderr(&o));
+    pg.restart();
+    assert_eq!(heads(), before, "nothing was written");
+}
+
+fn password_of(url: &str) -> String {
+    let after = url.split("postgres:").nth(2).unwrap();
+    after.split('@').next().unwrap().to_string()
+}

@@ -134,44 +134,72 @@ impl PgEventLog {
         Ok(out)
     }
 
-    /// Moves a whole chain in as it is (`store migrate`): every event with
-    /// its stored seq, time and hashes, and its prune anchor, re-hashing
-    /// nothing, so it verifies exactly as it did. Only into a host with no
-    /// events yet; in one transaction.
-    pub fn import(&self, events: &[Event], anchor: Option<&Anchor>) -> Result<()> {
+    /// Moves events in as they are (`store migrate`): each with its stored
+    /// seq, time and hashes (and a new host's prune anchor), re-hashing
+    /// nothing, so the chain verifies exactly as it did. They must continue
+    /// the host's chain here (a new host: from its anchor or the start), so
+    /// a migration can be run again to move what came since; the head row
+    /// is locked for it, in one transaction. How many were moved.
+    pub fn import(&self, events: &[Event], anchor: Option<&Anchor>) -> Result<usize> {
         let target = &self.pg.target;
-        let err = |e| pg_error(target, "importing the event log into", e);
+        let err = |e| pg_error(target, "moving the event log into", e);
         let mut c = self.pg.client();
         let mut tx = c.transaction().map_err(err)?;
-        let (head_seq, head_hash) = match (events.last(), anchor) {
-            (Some(e), _) => (e.seq, e.hash),
-            (None, Some(a)) => (a.seq, a.hash),
-            (None, None) => (0, GENESIS),
-        };
-        let n = tx
-            .execute(
-                "INSERT INTO chain_heads (host, seq, hash) VALUES ($1, $2, $3) ON CONFLICT (host) DO NOTHING",
-                &[&self.host, &head_seq, &&head_hash[..]],
+        let existing = tx
+            .query_opt(
+                "SELECT seq, hash FROM chain_heads WHERE host = $1 FOR UPDATE",
+                &[&self.host],
             )
             .map_err(err)?;
-        if n == 0 {
+        let (head_seq, head_hash) = match existing {
+            Some(r) => (r.get::<_, i64>(0), to32(r.get::<_, &[u8]>(1))),
+            None => {
+                let start = anchor.map_or((0, GENESIS), |a| (a.seq, a.hash));
+                tx.execute(
+                    "INSERT INTO chain_heads (host, seq, hash) VALUES ($1, $2, $3)",
+                    &[&self.host, &start.0, &&start.1[..]],
+                )
+                .map_err(err)?;
+                if let Some(a) = anchor {
+                    tx.execute(
+                        "INSERT INTO anchors (host, seq, hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[&self.host, &a.seq, &&a.hash[..], &a.ts, &a.public_key, &a.signature],
+                    )
+                    .map_err(err)?;
+                }
+                start
+            }
+        };
+        let Some(last) = events.last() else {
+            tx.commit().map_err(err)?;
+            return Ok(0);
+        };
+        let first = &events[0];
+        if first.seq != head_seq + 1 || first.prev_hash != head_hash {
             return Err(Error::conflict(format!(
-                "host {} already has events in {}; a chain is moved only into an empty host",
-                self.host, self.pg.target
+                "host {} in {} ends at seq {head_seq}, and the events to move start at seq {} {}: they do not continue its chain",
+                self.host,
+                self.pg.target,
+                first.seq,
+                if first.seq == head_seq + 1 { "with another predecessor" } else { "" }
             ))
-            .hint("move it under another host name (--host)"));
+            .hint("move this host's log under another host name (--host), or check that this is the host that wrote it"));
         }
         for chunk in events.chunks(5000) {
             insert_rows(&mut tx, &self.host, chunk).map_err(err)?;
         }
-        if let Some(a) = anchor {
-            tx.execute(
-                "INSERT INTO anchors (host, seq, hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&self.host, &a.seq, &&a.hash[..], &a.ts, &a.public_key, &a.signature],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)
+        tx.execute(
+            "UPDATE chain_heads SET seq = $2, hash = $3 WHERE host = $1",
+            &[&self.host, &last.seq, &&last.hash[..]],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(events.len())
+    }
+
+    /// This host's recorded head (None: no events here yet).
+    pub fn head(&self) -> Result<Option<(i64, [u8; 32])>> {
+        self.chain().stored_head()
     }
 
     /// This host's chain, for `audit verify`.

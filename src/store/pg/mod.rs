@@ -10,7 +10,7 @@
 
 mod events;
 
-pub use events::{HostChain, HostHead, PgEventLog};
+pub use events::{check_host, HostChain, HostHead, PgEventLog};
 
 use crate::error::{Error, Kind, Result};
 use std::sync::Mutex;
@@ -67,6 +67,13 @@ pub struct Pg {
     pub target: String,
 }
 
+/// Whether a URL carries a password (`postgres://user:secret@…` or
+/// `?password=`).
+pub fn url_has_password(url: &str) -> bool {
+    url.parse::<postgres::Config>()
+        .is_ok_and(|c| c.get_password().is_some())
+}
+
 /// `postgres://user:password@host:port/db` → `host:port/db` (never the password).
 pub fn describe_url(url: &str) -> String {
     match url.parse::<postgres::Config>() {
@@ -89,12 +96,21 @@ pub fn describe_url(url: &str) -> String {
 impl Pg {
     /// Connects and brings the schema up to date.
     pub fn connect(url: &str) -> Result<Pg> {
+        Pg::connect_with_password(url, None)
+    }
+
+    /// The same, with the password given apart from the URL (a URL on a
+    /// command line must not carry one: argv is readable by every account).
+    pub fn connect_with_password(url: &str, password: Option<&str>) -> Result<Pg> {
         let target = describe_url(url);
         let mut config: postgres::Config = url.parse().map_err(|e| {
-            Error::config(format!(
-                "store.url is not a PostgreSQL URL ({e}); expected postgres://USER:PASSWORD@HOST:PORT/DB"
+            Error::usage(format!(
+                "not a PostgreSQL URL ({e}); expected postgres://USER@HOST:PORT/DB"
             ))
         })?;
+        if let Some(pw) = password {
+            config.password(pw);
+        }
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("hermes-operator");
         let client = config

@@ -1,0 +1,34 @@
+use crate::cli::Ctx;
+use crate::ops::audit::fleet;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The fleet's database: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD)
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// This host's name in the fleet [default: the system's host name]
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let host = super::host_name(a.host)?;
+    let pg = super::connect(ctx, &a.to)?;
+    let m = fleet::migrate_events(&ctx.app, &pg, &host)?;
+    if ctx.out.json {
+        return ctx.out.json(&m);
+    }
+    ctx.out.line(format!(
+        "moved {} event(s) of host {} into {} (it had seq {}); both end at seq {}, head {}",
+        m.moved,
+        m.host,
+        m.database,
+        m.seq_before,
+        m.head_seq,
+        &m.head_hash[..16.min(m.head_hash.len())]
+    ))?;
+    ctx.out.info(
+        "events.db stays as it was; accounts, keys and budgets stay in users.db (README \"Fleet\")",
+    );
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `hermes-operator store ...`: the fleet's PostgreSQL (issue 20). So far
+//! the audit log: move this host's events.db there, verify every host's
+//! chain there (docs/design.md §13; README "Fleet").
+
+mod migrate;
+mod verify;
+
+use crate::cli::Ctx;
+use crate::error::Result;
+use crate::store::pg::Pg;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum StoreCmd {
+    /// Move this host's event log into PostgreSQL as it is (no event re-hashed); run again to move what came since
+    Migrate(migrate::Args),
+    /// Verify every host's chain in PostgreSQL (or one, --host)
+    Verify(verify::Args),
+}
+
+pub fn run(ctx: &Ctx, cmd: StoreCmd) -> Result<()> {
+    match cmd {
+        StoreCmd::Migrate(a) => migrate::run(ctx, a),
+        StoreCmd::Verify(a) => verify::run(ctx, a),
+    }
+}
+
+/// Connects to the URL given on the command line (the password apart).
+fn connect(ctx: &Ctx, url: &str) -> Result<Arc<Pg>> {
+    crate::ops::audit::fleet::connect(&ctx.app, url)
+}
+
+/// This host's name in the fleet: `--host`, else the system's host name.
+fn host_name(given: Option<String>) -> Result<String> {
+    crate::ops::audit::fleet::host_name(given)
+}
