@@ -46,10 +46,10 @@
 //!   turns that off (0.19 has no such key and ignores it).
 #![allow(dead_code)]
 
-use super::{fixture, Gen};
+use super::{fixture, free_port, Gen};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -158,11 +158,6 @@ fn random_hex(n_bytes: usize) -> String {
         .enumerate()
         .map(|(i, b)| format!("{:02x}", b ^ ((nanos >> ((i % 16) * 8)) as u8)))
         .collect()
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().unwrap().port()
 }
 
 fn kill_group(child: &mut Child, sig: libc::c_int) {

@@ -173,6 +173,15 @@ macro_rules! hermes_tests {
     };
 }
 
+/// A loopback port nothing listens on right now (the caller binds it soon).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Writes `text` to `path` so its modification time differs from the old
 /// file's: what watches the file (serve re-reads Hermes' .env when it
 /// changes) sees a change without the test sleeping for the clock to move.

@@ -6,6 +6,7 @@
 //! service. Without the binaries the test FAILS (`.ci/run` installs
 //! Debian's `postgresql`).
 use super::accounts::Accounts;
+use super::free_port;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -41,14 +42,6 @@ fn bin_dir() -> PathBuf {
     found.pop().unwrap_or_else(|| {
         panic!("PostgreSQL's server binaries are missing (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql (.ci/run does)")
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl PgCluster {

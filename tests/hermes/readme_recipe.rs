@@ -9,7 +9,7 @@
 //! unit `install` wrote is started by hand, its `ExecStart` as its `User`).
 use crate::common::accounts::{enterable, Accounts, Reaped};
 use crate::common::pty::Pty;
-use crate::common::{self, Gen};
+use crate::common::{self, free_port, Gen};
 use serde_json::Value;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -43,14 +43,6 @@ fn replace(text: &str, from: &str, to: &str, n: usize) -> String {
         "{from:?} in the recipe:\n{text}"
     );
     text.replace(from, to)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn readme_recipe_ends_with_doctor_green(gen: Gen) {

@@ -11,7 +11,7 @@
 
 use crate::common;
 
-use common::{op, TestHome};
+use common::{free_port, op, TestHome};
 use hermes_operator::store::events::EventKind;
 use serde_json::Value;
 use std::fs;
@@ -145,14 +145,6 @@ struct Setup {
     home: TestHome,
     tmp: tempfile::TempDir,
     calls: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A HERMES_HOME with state.db (Hermes' own SessionDB), the operator

@@ -1375,9 +1375,9 @@ const LAYOUT_PROBLEMS: &str = "(() => {
   return bad;
 })()";
 
-/// Every view an admin sees, with the data the steps before made, at 390 px
-/// in both colour schemes (and the Events filter at 1280): usable, not just
-/// free of sideways scrolling (issue 22).
+/// Every view an admin sees, with the data the steps before made, at 390 and
+/// 1280 px in both colour schemes: usable, not just free of sideways
+/// scrolling (issue 22), and axe finds nothing serious.
 fn step_every_view_usable_on_a_phone(d: &mut Dashboard) {
     let sid = d.sid.clone();
     let axe = axe_core_js();
@@ -1394,7 +1394,12 @@ fn step_every_view_usable_on_a_phone(d: &mut Dashboard) {
         ("#/user/alice", "main .table-box tbody tr"),
         ("", ".timeline .ev"),
     ];
-    for (w, h, dark) in [(390, 844, false), (390, 844, true), (1280, 900, false)] {
+    for (w, h, dark) in [
+        (390, 844, false),
+        (390, 844, true),
+        (1280, 900, false),
+        (1280, 900, true),
+    ] {
         d.b.set_view(w, h, dark);
         for (hash, ready) in views {
             let hash = if hash.is_empty() {
@@ -1420,12 +1425,7 @@ fn step_every_view_usable_on_a_phone(d: &mut Dashboard) {
                 json!([]),
                 "{hash} at {w}px (dark {dark}): see {shot}.png"
             );
-            let found = d.b.eval(
-                "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
-                   .filter((v) => v.impact === 'serious' || v.impact === 'critical') \
-                   .map((v) => ({id: v.id, impact: v.impact, help: v.help, \
-                      nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ': ' + (n.any[0]?.message || ''))})))",
-            );
+            let found = d.b.eval(AXE_SERIOUS);
             assert_eq!(found, json!([]), "axe on {hash} at {w}px (dark {dark})");
         }
     }
@@ -1472,6 +1472,13 @@ fn step_console_clean(mut d: Dashboard) {
     drop(b);
     drop(gw);
 }
+
+/// axe-core's serious and critical violations on the page (axe injected
+/// before), each with the first nodes it names: `[]` when there are none.
+const AXE_SERIOUS: &str = "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical') \
+    .map((v) => ({id: v.id, impact: v.impact, help: v.help, \
+       nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ': ' + (n.any[0]?.message || ''))})))";
 
 /// axe-core, the accessibility checker, from npm (pinned), unpacked once
 /// into the test cache (like the Hermes venvs): never fetched from a CDN,
@@ -1605,12 +1612,7 @@ fn fresh_install_every_view_every_role_both_widths_light_and_dark() {
                     r["title"].as_str().unwrap().ends_with("· hermes-operator"),
                     "{what}: {r}"
                 );
-                let found = b.eval(
-                    "axe.run(document, {resultTypes: ['violations']}).then((r) => r.violations \
-                       .filter((v) => v.impact === 'serious' || v.impact === 'critical') \
-                       .map((v) => ({id: v.id, impact: v.impact, help: v.help, \
-                          nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ') + ': ' + (n.any[0]?.message || ''))})))",
-                );
+                let found = b.eval(AXE_SERIOUS);
                 assert_eq!(found, json!([]), "axe on {what}");
                 b.screenshot(&format!("{w}-{scheme}-{role}-{name}"));
                 checked += 1;

@@ -250,6 +250,34 @@ pub fn event_hash(
     h.finalize().into()
 }
 
+/// The event that follows `prev` at `seq` in a chain: its time (now, or
+/// the one it was given), id and hash. Both stores make events with it.
+pub fn next_event(seq: i64, prev: [u8; 32], e: &NewEvent, data: String) -> Event {
+    let ts = e.at.clone().unwrap_or_else(crate::store::now_rfc3339);
+    let hash = event_hash(
+        seq,
+        &ts,
+        e.kind.as_str(),
+        e.session_id.as_deref(),
+        e.user_id.as_deref(),
+        &e.actor,
+        &data,
+        &prev,
+    );
+    Event {
+        seq,
+        id: event_id(&ts, seq),
+        ts,
+        kind: e.kind.as_str().to_string(),
+        session_id: e.session_id.clone(),
+        user_id: e.user_id.clone(),
+        actor: e.actor.clone(),
+        data,
+        prev_hash: prev,
+        hash,
+    }
+}
+
 /// `op_audit_YYYYMMDD_<seq>` from the event's UTC time and sequence number.
 pub fn event_id_into(buf: &mut String, ts: &str, seq: i64) {
     buf.clear();
@@ -384,46 +412,23 @@ impl EventStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             let mut out = Vec::with_capacity(prepared.len());
-            let mut id = String::new();
             for (data, e) in &prepared {
                 seq += 1;
-                let ts = e.at.clone().unwrap_or_else(now_rfc3339);
-                event_id_into(&mut id, &ts, seq);
-                let hash = event_hash(
-                    seq,
-                    &ts,
-                    e.kind.as_str(),
-                    e.session_id.as_deref(),
-                    e.user_id.as_deref(),
-                    &e.actor,
-                    data,
-                    &prev,
-                );
+                let ev = next_event(seq, prev, e, data.clone());
                 st.execute(params![
-                    seq,
-                    id,
-                    ts,
-                    e.kind.as_str(),
-                    e.session_id,
-                    e.user_id,
-                    e.actor,
-                    data,
-                    &prev[..],
-                    &hash[..]
+                    ev.seq,
+                    ev.id,
+                    ev.ts,
+                    ev.kind,
+                    ev.session_id,
+                    ev.user_id,
+                    ev.actor,
+                    ev.data,
+                    &ev.prev_hash[..],
+                    &ev.hash[..]
                 ])?;
-                out.push(Event {
-                    seq,
-                    id: id.clone(),
-                    ts,
-                    kind: e.kind.as_str().to_string(),
-                    session_id: e.session_id.clone(),
-                    user_id: e.user_id.clone(),
-                    actor: e.actor.clone(),
-                    data: data.clone(),
-                    prev_hash: prev,
-                    hash,
-                });
-                prev = hash;
+                prev = ev.hash;
+                out.push(ev);
             }
             Ok(out)
         })

@@ -9,9 +9,8 @@
 use super::{pg_error, Pg};
 use crate::error::{Error, Result};
 use crate::store::events::{
-    canonical_json, event_hash, event_id_into, Anchor, Chain, Event, NewEvent, RawEvent, GENESIS,
+    canonical_json, next_event, Anchor, Chain, Event, NewEvent, RawEvent, GENESIS,
 };
-use crate::store::now_rfc3339;
 use std::sync::Arc;
 
 /// One host's chain as stored: its newest (seq, hash) and how many events.
@@ -94,35 +93,11 @@ impl PgEventLog {
             .map_err(err)?;
         let (mut seq, mut prev): (i64, [u8; 32]) = (head.get(0), to32(head.get::<_, &[u8]>(1)));
         let mut out = Vec::with_capacity(evs.len());
-        let mut id = String::new();
         for e in evs {
             seq += 1;
-            let data = canonical_json(&e.data);
-            let ts = e.at.clone().unwrap_or_else(now_rfc3339);
-            event_id_into(&mut id, &ts, seq);
-            let hash = event_hash(
-                seq,
-                &ts,
-                e.kind.as_str(),
-                e.session_id.as_deref(),
-                e.user_id.as_deref(),
-                &e.actor,
-                &data,
-                &prev,
-            );
-            out.push(Event {
-                seq,
-                id: id.clone(),
-                ts,
-                kind: e.kind.as_str().to_string(),
-                session_id: e.session_id.clone(),
-                user_id: e.user_id.clone(),
-                actor: e.actor.clone(),
-                data,
-                prev_hash: prev,
-                hash,
-            });
-            prev = hash;
+            let ev = next_event(seq, prev, e, canonical_json(&e.data));
+            prev = ev.hash;
+            out.push(ev);
         }
         insert_rows(&mut tx, &self.host, &out).map_err(err)?;
         tx.execute(
