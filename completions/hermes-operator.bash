@@ -214,6 +214,9 @@ _hermes__operator() {
             hermes__operator__subcmd__help__subcmd__session,title)
                 cmd="hermes__operator__subcmd__help__subcmd__session__subcmd__title"
                 ;;
+            hermes__operator__subcmd__help__subcmd__store,checkpoint)
+                cmd="hermes__operator__subcmd__help__subcmd__store__subcmd__checkpoint"
+                ;;
             hermes__operator__subcmd__help__subcmd__store,migrate)
                 cmd="hermes__operator__subcmd__help__subcmd__store__subcmd__migrate"
                 ;;
@@ -361,6 +364,9 @@ _hermes__operator() {
             hermes__operator__subcmd__session__subcmd__help,title)
                 cmd="hermes__operator__subcmd__session__subcmd__help__subcmd__title"
                 ;;
+            hermes__operator__subcmd__store,checkpoint)
+                cmd="hermes__operator__subcmd__store__subcmd__checkpoint"
+                ;;
             hermes__operator__subcmd__store,help)
                 cmd="hermes__operator__subcmd__store__subcmd__help"
                 ;;
@@ -369,6 +375,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__store,verify)
                 cmd="hermes__operator__subcmd__store__subcmd__verify"
+                ;;
+            hermes__operator__subcmd__store__subcmd__help,checkpoint)
+                cmd="hermes__operator__subcmd__store__subcmd__help__subcmd__checkpoint"
                 ;;
             hermes__operator__subcmd__store__subcmd__help,help)
                 cmd="hermes__operator__subcmd__store__subcmd__help__subcmd__help"
@@ -1492,8 +1501,22 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__help__subcmd__store)
-            opts="migrate verify"
+            opts="migrate verify checkpoint"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__store__subcmd__checkpoint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2392,7 +2415,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__store)
-            opts="-h -V --hermes-home --json --help --version migrate verify help"
+            opts="-h -V --hermes-home --json --help --version migrate verify checkpoint help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2409,9 +2432,45 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        hermes__operator__subcmd__store__subcmd__help)
-            opts="migrate verify help"
+        hermes__operator__subcmd__store__subcmd__checkpoint)
+            opts="-h -V --url --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store__subcmd__help)
+            opts="migrate verify checkpoint help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__store__subcmd__help__subcmd__checkpoint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2492,7 +2551,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__store__subcmd__verify)
-            opts="-h -V --url --host --hermes-home --json --help --version"
+            opts="-h -V --url --host --checkpoints --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2503,6 +2562,10 @@ _hermes__operator() {
                     return 0
                     ;;
                 --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --checkpoints)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -41,7 +41,8 @@ pub fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "session-show" => &[("hermes-operator session show op_0123456789ab", "One session's fields and messages.")],
         "session-title" => &[("hermes-operator session title op_0123456789ab \"Nightly backup\"", "Rename a session.")],
         "store-migrate" => &[("hermes-operator store migrate --to postgres://operator@db.internal:5432/fleet --host web-1", "Move this host's event log into the fleet's database, the password in OPERATOR_STORE_PASSWORD (run again to move what came since).")],
-        "store-verify" => &[("hermes-operator store verify --url postgres://operator@db.internal:5432/fleet", "Verify every host's chain there; exit 3 names the first bad one.")],
+        "store-checkpoint" => &[("hermes-operator store checkpoint --url postgres://operator@db.internal:5432/fleet >> /mnt/offhost/fleet-checkpoints.log", "Sign every host's head; keep the line where the database's users cannot write.")],
+        "store-verify" => &[("hermes-operator store verify --url postgres://operator@db.internal:5432/fleet --checkpoints /mnt/offhost/fleet-checkpoints.log", "Verify every host's chain there and against the checkpoints; exit 3 names the first bad one.")],
         "update" => &[
             ("hermes-operator update --check", "Installed and newest Hermes; changes nothing."),
             ("hermes-operator update --yes", "What cron runs: back up, update, verify, restart."),

@@ -6,7 +6,7 @@
 use crate::common::pg::PgCluster;
 use ed25519_dalek::SigningKey;
 use hermes_operator::error::Kind;
-use hermes_operator::ops::audit::fleet::{verify_fleet, verify_host};
+use hermes_operator::ops::audit::fleet::{verify_fleet, verify_host, FleetCheckpoint};
 use hermes_operator::ops::audit::integrity::{verify, Checkpoint};
 use hermes_operator::store::events::{Actor, EventKind, EventStore, NewEvent};
 use hermes_operator::store::pg::{Pg, PgEventLog};
@@ -69,7 +69,7 @@ fn appenders_of_three_hosts_at_once_leave_three_whole_chains() {
             .collect::<BTreeMap<_, _>>(),
         written
     );
-    let reports = verify_fleet(&first, None, None, |_| Vec::new()).unwrap();
+    let reports = verify_fleet(&first, None, None, &[]).unwrap();
     assert_eq!(reports.len(), 3);
     for r in &reports {
         assert!(r.report.ok, "{r:?}");
@@ -77,7 +77,7 @@ fn appenders_of_three_hosts_at_once_leave_three_whole_chains() {
         assert_eq!(r.report.first_seq, Some(1));
     }
     // One host alone.
-    let one = verify_fleet(&first, Some("beta"), None, |_| Vec::new()).unwrap();
+    let one = verify_fleet(&first, Some("beta"), None, &[]).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].host, "beta");
     // A host name that could not be one.
@@ -278,6 +278,33 @@ fn store_migrate_and_verify_from_the_command_line() {
     assert_eq!(v[0]["ok"], true, "{v}");
     assert_eq!(v[0]["events"], first + 1, "{v}");
 
+    // A fleet checkpoint kept off the database, and verify against it.
+    let o = store(&["checkpoint", "--url", &bare]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = String::from_utf8(o.stdout).unwrap();
+    assert!(line.contains("\"host\":\"web-1\""), "{line}");
+    let cp_file = home.path().join("fleet-checkpoints.txt");
+    std::fs::write(&cp_file, &line).unwrap();
+    let o = store(&[
+        "verify",
+        "--url",
+        &bare,
+        "--checkpoints",
+        cp_file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["checkpoints_checked"], 1, "{v}");
+    std::fs::write(&cp_file, "not a checkpoint\n").unwrap();
+    let o = store(&[
+        "verify",
+        "--url",
+        &bare,
+        "--checkpoints",
+        cp_file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
     // A row changed behind the log's back.
     pg.superuser("cli")
         .batch_execute("UPDATE events SET actor = 'cli:mallory' WHERE host = 'web-1' AND seq = 2")
@@ -321,4 +348,69 @@ fn store_migrate_and_verify_from_the_command_line() {
 fn password_of(url: &str) -> String {
     let after = url.split("postgres:").nth(2).unwrap();
     after.split('@').next().unwrap().to_string()
+}
+
+/// Fleet checkpoints (every host's head, signed, kept off the database)
+/// find what the chains and recorded heads alone cannot: a tail removed
+/// with its head moved back, a host deleted whole; an edited or foreign
+/// checkpoint is itself an error.
+#[test]
+fn fleet_checkpoints_find_a_moved_head_and_a_deleted_host() {
+    let pg = PgCluster::start();
+    let db = connect(&pg.database("cp"));
+    for host in ["a", "b"] {
+        let log = PgEventLog::new(db.clone(), host).unwrap();
+        log.append_batch(&(0..10).map(|n| ev(n, host)).collect::<Vec<_>>())
+            .unwrap();
+    }
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let vk = key.verifying_key();
+    let cp = FleetCheckpoint::sign(&key, &PgEventLog::heads(&db).unwrap());
+    assert_eq!(cp.heads.len(), 2);
+    let all = verify_fleet(&db, None, Some(&vk), std::slice::from_ref(&cp)).unwrap();
+    assert!(
+        all.iter()
+            .all(|r| r.report.ok && r.report.checkpoints_checked == 1),
+        "{all:?}"
+    );
+
+    let mut su = pg.superuser("cp");
+    su.batch_execute(
+        "DELETE FROM events WHERE host = 'b' AND seq > 7; \
+         UPDATE chain_heads SET seq = 7, hash = (SELECT hash FROM events WHERE host = 'b' AND seq = 7) WHERE host = 'b'",
+    )
+    .unwrap();
+    let b = PgEventLog::new(db.clone(), "b").unwrap();
+    assert!(
+        verify_host(&b.chain(), Some(&vk), &[]).unwrap().ok,
+        "consistent without the checkpoint"
+    );
+    let r = verify_fleet(&db, None, Some(&vk), std::slice::from_ref(&cp)).unwrap();
+    assert_eq!(r[1].host, "b");
+    assert_eq!(
+        r[1].report.problem.as_ref().unwrap().kind,
+        "truncated",
+        "{r:?}"
+    );
+    assert!(r[0].report.ok, "{r:?}");
+
+    su.batch_execute(
+        "DELETE FROM events WHERE host = 'a'; DELETE FROM chain_heads WHERE host = 'a'",
+    )
+    .unwrap();
+    let r = verify_fleet(&db, None, Some(&vk), std::slice::from_ref(&cp)).unwrap();
+    assert_eq!(r[0].host, "a");
+    assert_eq!(
+        r[0].report.problem.as_ref().unwrap().kind,
+        "deleted",
+        "{r:?}"
+    );
+
+    let mut edited = cp.clone();
+    edited.heads[1].seq = 7;
+    let e = verify_fleet(&db, None, Some(&vk), &[edited]).unwrap_err();
+    assert_eq!(e.kind, Kind::Integrity, "{e}");
+    let other = SigningKey::from_bytes(&[1u8; 32]).verifying_key();
+    let e = verify_fleet(&db, None, Some(&other), &[cp]).unwrap_err();
+    assert!(e.to_string().contains("different key"), "{e}");
 }

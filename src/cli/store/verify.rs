@@ -9,6 +9,10 @@ pub struct Args {
     /// Only this host's chain
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
+    /// A file of fleet checkpoint lines kept off the database (from `store checkpoint`):
+    /// finds a rewrite or truncation that also moved the recorded heads, and deleted hosts
+    #[arg(long, value_name = "FILE")]
+    pub checkpoints: Vec<std::path::PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
@@ -17,7 +21,11 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     }
     let pg = super::connect(ctx, &a.url)?;
     let key = integrity::verifying_key(&ctx.app.home)?;
-    let reports = fleet::verify_fleet(&pg, a.host.as_deref(), key.as_ref(), |_| Vec::new())?;
+    let mut checkpoints = Vec::new();
+    for f in &a.checkpoints {
+        checkpoints.extend(fleet::read_fleet_checkpoints(f)?);
+    }
+    let reports = fleet::verify_fleet(&pg, a.host.as_deref(), key.as_ref(), &checkpoints)?;
     if let Some(h) = &a.host {
         if reports.is_empty() {
             return Err(crate::Error::not_found(format!(

@@ -9,7 +9,7 @@ use super::integrity::{verify, Checkpoint, Problem, VerifyReport};
 use crate::error::Result;
 use crate::store::pg::{HostChain, Pg, PgEventLog};
 use ed25519_dalek::VerifyingKey;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// One host's verdict.
@@ -48,24 +48,234 @@ pub fn verify_host(
     Ok(r)
 }
 
-/// Every host's chain (or the one named), in host order, each against the
-/// checkpoints signed for that host.
+/// Every host's chain (or the one named), in host order; then each against
+/// the fleet checkpoints (their signatures checked first: a bad one is an
+/// error). A host a checkpoint names that has no chain any more is reported
+/// as deleted.
 pub fn verify_fleet(
     pg: &Arc<Pg>,
     only: Option<&str>,
     key: Option<&VerifyingKey>,
-    checkpoints_of: impl Fn(&str) -> Vec<Checkpoint>,
+    checkpoints: &[FleetCheckpoint],
 ) -> Result<Vec<HostReport>> {
+    use crate::error::Error;
+    for cp in checkpoints {
+        cp.check_signature(key).map_err(|why| {
+            Error::integrity(format!("the fleet checkpoint of {}: {why}", cp.ts))
+                .hint("keep the file as evidence; checkpoints are made by `store checkpoint` with this host's audit key")
+        })?;
+    }
+    let heads = PgEventLog::heads(pg)?;
     let mut out = Vec::new();
-    for head in PgEventLog::heads(pg)? {
+    for head in &heads {
         if only.is_some_and(|h| h != head.host) {
             continue;
         }
         let chain = PgEventLog::new(pg.clone(), &head.host)?.chain();
+        let mut report = verify_host(&chain, key, &[])?;
+        if report.problem.is_none() {
+            check_positions(&chain, &mut report, checkpoints)?;
+        }
         out.push(HostReport {
             host: head.host.clone(),
-            report: verify_host(&chain, key, &checkpoints_of(&head.host))?,
+            report,
         });
+    }
+    // Hosts the checkpoints vouch for that are gone altogether.
+    let mut gone: Vec<(&str, &CheckpointHead, &str)> = Vec::new();
+    for cp in checkpoints {
+        for h in &cp.heads {
+            let known = heads.iter().any(|x| x.host == h.host);
+            if !known && only.is_none_or(|o| o == h.host) && !gone.iter().any(|g| g.0 == h.host) {
+                gone.push((&h.host, h, &cp.ts));
+            }
+        }
+    }
+    for (host, h, ts) in gone {
+        out.push(HostReport {
+            host: host.to_string(),
+            report: VerifyReport {
+                ok: false,
+                events: 0,
+                first_seq: None,
+                last_seq: 0,
+                head_hash: hex::encode(crate::store::events::GENESIS),
+                anchor_seq: None,
+                checkpoints_checked: 0,
+                problem: Some(Problem {
+                    kind: "deleted".into(),
+                    seq: Some(h.seq),
+                    event_id: None,
+                    message: format!(
+                        "host {host}: a checkpoint signed at {ts} vouches for its chain up to seq {}, but the database has no chain for it: it was deleted",
+                        h.seq
+                    ),
+                }),
+            },
+        });
+    }
+    out.sort_by(|a, b| a.host.cmp(&b.host));
+    Ok(out)
+}
+
+/// One host's chain against the positions the checkpoints vouch for: past
+/// its end is a truncation, another hash a rewrite; positions before its
+/// prune anchor are gone by design.
+fn check_positions(
+    chain: &HostChain,
+    r: &mut VerifyReport,
+    checkpoints: &[FleetCheckpoint],
+) -> Result<()> {
+    let floor = r.anchor_seq.unwrap_or(0);
+    for cp in checkpoints {
+        for h in cp.heads.iter().filter(|h| h.host == chain.host()) {
+            if h.seq <= floor {
+                continue;
+            }
+            let kind_msg = if h.seq > r.last_seq {
+                Some(("truncated", format!(
+                    "host {}: a checkpoint signed at {} vouches for seq {}, but its chain ends at seq {}: the tail was removed",
+                    h.host, cp.ts, h.seq, r.last_seq
+                )))
+            } else if chain.hash_at(h.seq)?.map(hex::encode).as_deref() != Some(h.hash.as_str()) {
+                Some(("rewritten", format!(
+                    "host {}: its event at seq {} does not match the checkpoint signed at {}: the chain was rewritten",
+                    h.host, h.seq, cp.ts
+                )))
+            } else {
+                r.checkpoints_checked += 1;
+                None
+            };
+            if let Some((kind, message)) = kind_msg {
+                r.problem = Some(Problem {
+                    kind: kind.into(),
+                    seq: Some(h.seq),
+                    event_id: None,
+                    message,
+                });
+                r.ok = false;
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fleet's checkpoint type (one line of a checkpoint file).
+pub const FLEET_CHECKPOINT_TYPE: &str = "hermes-operator-fleet-checkpoint";
+const FLEET_CHECKPOINT_DOMAIN: &[u8] = b"hermes-operator/fleet-checkpoint/v1\0";
+
+/// One host's head as a fleet checkpoint states it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckpointHead {
+    pub host: String,
+    pub seq: i64,
+    /// Hex.
+    pub hash: String,
+}
+
+/// "At `ts` every host's chain had these heads", signed with this host's
+/// audit key (Ed25519) — kept off the database, it is what finds a rewrite
+/// or a truncation that also moved the recorded heads (docs/design.md §13).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FleetCheckpoint {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub v: u32,
+    pub ts: String,
+    pub heads: Vec<CheckpointHead>,
+    pub public_key: String,
+    pub signature: String,
+}
+
+/// What is signed: the domain, the time, then each head (hosts in order)
+/// with its length-prefixed name, seq and hash.
+fn fleet_message(ts: &str, heads: &[CheckpointHead]) -> Option<Vec<u8>> {
+    let mut m = FLEET_CHECKPOINT_DOMAIN.to_vec();
+    m.extend_from_slice(&(ts.len() as u64).to_be_bytes());
+    m.extend_from_slice(ts.as_bytes());
+    for h in heads {
+        m.extend_from_slice(&(h.host.len() as u64).to_be_bytes());
+        m.extend_from_slice(h.host.as_bytes());
+        m.extend_from_slice(&h.seq.to_be_bytes());
+        m.extend_from_slice(&hex::decode(&h.hash).ok().filter(|b| b.len() == 32)?);
+    }
+    Some(m)
+}
+
+impl FleetCheckpoint {
+    /// Signs every host's current head.
+    pub fn sign(
+        key: &ed25519_dalek::SigningKey,
+        heads: &[crate::store::pg::HostHead],
+    ) -> FleetCheckpoint {
+        use ed25519_dalek::Signer;
+        let ts = crate::store::now_rfc3339();
+        let heads: Vec<CheckpointHead> = heads
+            .iter()
+            .map(|h| CheckpointHead {
+                host: h.host.clone(),
+                seq: h.seq,
+                hash: hex::encode(h.hash),
+            })
+            .collect();
+        let msg = fleet_message(&ts, &heads).expect("hashes of 32 bytes");
+        FleetCheckpoint {
+            kind: FLEET_CHECKPOINT_TYPE.into(),
+            v: 1,
+            ts,
+            heads,
+            public_key: hex::encode(key.verifying_key().to_bytes()),
+            signature: hex::encode(key.sign(&msg).to_bytes()),
+        }
+    }
+
+    /// The signature holds, and was made with `expected` when known.
+    pub fn check_signature(
+        &self,
+        expected: Option<&VerifyingKey>,
+    ) -> std::result::Result<(), String> {
+        use ed25519_dalek::{Signature, Verifier};
+        let pk = hex::decode(&self.public_key)
+            .ok()
+            .and_then(|b| VerifyingKey::try_from(b.as_slice()).ok())
+            .ok_or("malformed public key")?;
+        if expected.is_some_and(|k| k != &pk) {
+            return Err("signed by a different key than this installation's audit key".into());
+        }
+        let sig = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| Signature::from_slice(&b).ok())
+            .ok_or("malformed signature")?;
+        let msg = fleet_message(&self.ts, &self.heads).ok_or("malformed hash")?;
+        pk.verify(&msg, &sig)
+            .map_err(|_| "bad signature".to_string())
+    }
+}
+
+/// A file of fleet checkpoint lines (blank lines and `#` comments allowed).
+pub fn read_fleet_checkpoints(path: &std::path::Path) -> Result<Vec<FleetCheckpoint>> {
+    use crate::error::Error;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading checkpoints", e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cp: FleetCheckpoint = serde_json::from_str(line)
+            .ok()
+            .filter(|c: &FleetCheckpoint| c.kind == FLEET_CHECKPOINT_TYPE && c.v == 1)
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "{}:{}: not a fleet checkpoint line",
+                    path.display(),
+                    i + 1
+                ))
+                .hint("fleet checkpoint files hold the lines `hermes-operator store checkpoint` printed")
+            })?;
+        out.push(cp);
     }
     Ok(out)
 }
@@ -205,4 +415,19 @@ pub fn host_name(given: Option<String>) -> Result<String> {
     };
     crate::store::pg::check_host(&name).map_err(|e| e.hint("name this host with --host NAME"))?;
     Ok(name)
+}
+
+/// Signs every host's head now with this host's audit key (`store
+/// checkpoint`): the line to keep off the database.
+pub fn checkpoint(app: &crate::app::App, pg: &Arc<Pg>) -> Result<FleetCheckpoint> {
+    let key = super::integrity::signing_key(&app.home)?;
+    let heads = PgEventLog::heads(pg)?;
+    if heads.is_empty() {
+        return Err(crate::error::Error::not_found(format!(
+            "no host has events in {} yet: nothing to vouch for",
+            pg.target
+        ))
+        .hint("hermes-operator store migrate --to URL"));
+    }
+    Ok(FleetCheckpoint::sign(&key, &heads))
 }

@@ -255,6 +255,21 @@ impl HostChain {
     }
 }
 
+impl HostChain {
+    /// The hash of this host's event at `seq` (None: no such event).
+    pub fn hash_at(&self, seq: i64) -> Result<Option<[u8; 32]>> {
+        let row = self
+            .pg
+            .client()
+            .query_opt(
+                "SELECT hash FROM events WHERE host = $1 AND seq = $2",
+                &[&self.host, &seq],
+            )
+            .map_err(|e| pg_error(&self.pg.target, "reading an event in", e))?;
+        Ok(row.map(|r| to32(r.get::<_, &[u8]>(0))))
+    }
+}
+
 impl Chain for HostChain {
     fn anchor(&self) -> Result<Option<Anchor>> {
         let row = self

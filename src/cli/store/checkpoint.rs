@@ -1,0 +1,16 @@
+use crate::cli::Ctx;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The fleet's database: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD)
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let pg = super::connect(ctx, &a.url)?;
+    let cp = crate::ops::audit::fleet::checkpoint(&ctx.app, &pg)?;
+    // One line, the same with or without --json: it is what is kept.
+    ctx.out
+        .line(serde_json::to_string(&cp).expect("a checkpoint serializes"))
+}
