@@ -66,22 +66,64 @@ pub fn verify_fleet(
         })?;
     }
     let heads = PgEventLog::heads(pg)?;
+    let hosts: Vec<&str> = heads
+        .iter()
+        .map(|h| h.host.as_str())
+        .filter(|h| only.is_none_or(|o| o == *h))
+        .collect();
+    // The hosts' chains are independent: read and hashed in parallel, a
+    // connection per worker (one connection runs one query at a time).
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(hosts.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<HostReport> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = (0..workers)
+            .map(|w| {
+                let (hosts, next) = (&hosts, &next);
+                scope.spawn(move || -> Result<Vec<HostReport>> {
+                    let own = if w == 0 {
+                        pg.clone()
+                    } else {
+                        Arc::new(pg.another()?)
+                    };
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(host) = hosts.get(i) else { break };
+                        let chain = PgEventLog::new(own.clone(), host)?.chain();
+                        let mut report = verify_host(&chain, key, &[])?;
+                        if report.problem.is_none() {
+                            check_positions(&chain, &mut report, checkpoints)?;
+                        }
+                        done.push(HostReport {
+                            host: host.to_string(),
+                            report,
+                        });
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for j in jobs {
+            all.extend(j.join().expect("a verify worker panicked")?);
+        }
+        Ok::<_, crate::error::Error>(all)
+    })?;
+    out.extend(deleted_hosts(&heads, only, checkpoints));
+    out.sort_by(|a, b| a.host.cmp(&b.host));
+    Ok(out)
+}
+
+/// Hosts the checkpoints vouch for that have no chain any more.
+fn deleted_hosts(
+    heads: &[crate::store::pg::HostHead],
+    only: Option<&str>,
+    checkpoints: &[FleetCheckpoint],
+) -> Vec<HostReport> {
     let mut out = Vec::new();
-    for head in &heads {
-        if only.is_some_and(|h| h != head.host) {
-            continue;
-        }
-        let chain = PgEventLog::new(pg.clone(), &head.host)?.chain();
-        let mut report = verify_host(&chain, key, &[])?;
-        if report.problem.is_none() {
-            check_positions(&chain, &mut report, checkpoints)?;
-        }
-        out.push(HostReport {
-            host: head.host.clone(),
-            report,
-        });
-    }
-    // Hosts the checkpoints vouch for that are gone altogether.
     let mut gone: Vec<(&str, &CheckpointHead, &str)> = Vec::new();
     for cp in checkpoints {
         for h in &cp.heads {
@@ -114,8 +156,7 @@ pub fn verify_fleet(
             },
         });
     }
-    out.sort_by(|a, b| a.host.cmp(&b.host));
-    Ok(out)
+    out
 }
 
 /// One host's chain against the positions the checkpoints vouch for: past

@@ -63,6 +63,8 @@ const MIGRATION_LOCK: i64 = 0x6865_726d_6573_6f70;
 /// One connection to the fleet's database.
 pub struct Pg {
     client: Mutex<postgres::Client>,
+    /// How it connected: [`Pg::another`] opens one more connection so.
+    config: postgres::Config,
     /// `host:port/dbname`: the URL without its user and password, for messages.
     pub target: String,
 }
@@ -118,10 +120,25 @@ impl Pg {
             .map_err(|e| pg_error(&target, "connecting to", e))?;
         let pg = Pg {
             client: Mutex::new(client),
+            config,
             target,
         };
         pg.migrate()?;
         Ok(pg)
+    }
+
+    /// A second connection to the same database (work in parallel: one
+    /// connection runs one statement at a time).
+    pub fn another(&self) -> Result<Pg> {
+        let client = self
+            .config
+            .connect(postgres::NoTls)
+            .map_err(|e| pg_error(&self.target, "connecting to", e))?;
+        Ok(Pg {
+            client: Mutex::new(client),
+            config: self.config.clone(),
+            target: self.target.clone(),
+        })
     }
 
     /// The client, for one operation at a time.
