@@ -334,6 +334,10 @@ fn store_migrate_and_verify_from_the_command_line() {
         stderr(&o)
     );
     assert!(!stderr(&o).contains("pw-"), "{}", stderr(&o));
+    // TLS demanded: refused before connecting (this build has none).
+    let o = store(&["verify", "--url", &format!("{bare}?sslmode=require")]);
+    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+    assert!(stderr(&o).contains("without TLS"), "{}", stderr(&o));
     // A bad host name, then PostgreSQL down.
     let o = store(&["migrate", "--to", &bare, "--host", "a b"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

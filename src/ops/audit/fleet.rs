@@ -3,7 +3,7 @@
 //! head the database records for it, so a chain whose newest events were
 //! deleted (and its head left behind) is caught without a checkpoint. A
 //! rewrite that also moves the head needs a checkpoint kept off the
-//! database (docs/design.md, "The fleet's audit log").
+//! database (docs/design.md §13).
 
 use super::integrity::{verify, Checkpoint, Problem, VerifyReport};
 use crate::error::Result;

@@ -113,6 +113,12 @@ impl Pg {
         if let Some(pw) = password {
             config.password(pw);
         }
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(Error::config(format!(
+                "{target}: sslmode=require, but this build connects without TLS (README, \"Fleet\")"
+            ))
+            .hint("keep the database on loopback or a private network, and drop sslmode=require"));
+        }
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("hermes-operator");
         let client = config
