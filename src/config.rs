@@ -106,9 +106,26 @@ pub enum StoreContent {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct HermesConfig {
-    pub api_url: String,
+    /// None: where Hermes' own config has its API server listen
+    /// ([`HermesConfig::url`]), looked up only by what talks to Hermes — not
+    /// on every config load (the hook loads it on every tool call).
+    pub api_url: Option<String>,
     pub api_key_env: String,
 }
+
+impl HermesConfig {
+    /// The API server's URL: `hermes.api_url` when set, else where Hermes'
+    /// config says it listens ([`hermes_api_url`]), else Hermes' default.
+    pub fn url(&self, home: &Home) -> String {
+        self.api_url
+            .clone()
+            .or_else(|| hermes_api_url(home))
+            .unwrap_or_else(|| DEFAULT_API_URL.into())
+    }
+}
+
+/// Where Hermes' API server listens unless configured otherwise.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8642";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -225,7 +242,7 @@ impl Default for AuditConfig {
 impl Default for HermesConfig {
     fn default() -> Self {
         HermesConfig {
-            api_url: "http://127.0.0.1:8642".into(),
+            api_url: None,
             api_key_env: "API_SERVER_KEY".into(),
         }
     }
@@ -256,20 +273,11 @@ pub struct Loaded {
 pub fn load(home: &Home) -> Result<Loaded> {
     let path = home.config_yaml();
     let mut warnings = Vec::new();
-    let (mut config, from_file, names_api_url) = match std::fs::read_to_string(&path) {
-        Ok(text) => (
-            parse_yaml(&path, &text, &mut warnings)?,
-            true,
-            names_api_url(&text),
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), false, false),
+    let (config, from_file) = match std::fs::read_to_string(&path) {
+        Ok(text) => (parse_yaml(&path, &text, &mut warnings)?, true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Config::default(), false),
         Err(e) => return Err(Error::io(&path, "reading config", e)),
     };
-    if !names_api_url {
-        if let Some(url) = hermes_api_url(home) {
-            config.hermes.api_url = url;
-        }
-    }
     let env_path = home.operator_env();
     let env = match std::fs::read_to_string(&env_path) {
         Ok(text) => {
@@ -406,8 +414,12 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
         ));
     }
     // Hermes' API server listens on loopback; TLS belongs to nginx in front.
-    let u = &c.hermes.api_url;
-    if !u.starts_with("http://") || u.len() <= "http://".len() {
+    if let Some(u) = c
+        .hermes
+        .api_url
+        .as_ref()
+        .filter(|u| !u.starts_with("http://") || u.len() <= "http://".len())
+    {
         return Err(format!(
             "hermes.api_url: expected a plain http URL like http://127.0.0.1:8642 (Hermes' API server on loopback), got {u:?}"
         ));
@@ -615,14 +627,6 @@ pub fn hermes_api_key(home: &Home, name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Whether the operator's config.yaml sets `hermes.api_url` itself.
-fn names_api_url(text: &str) -> bool {
-    serde_norway::from_str::<serde_norway::Value>(text)
-        .ok()
-        .and_then(|v| v.get("hermes")?.get("api_url").cloned())
-        .is_some_and(|u| !u.is_null())
-}
-
 /// Where Hermes' API server listens, as Hermes is configured: the host and
 /// port of `platforms.api_server.extra` in its config.yaml, else
 /// `API_SERVER_HOST`/`API_SERVER_PORT` from its `.env` or the environment
@@ -684,7 +688,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let home = Home::at(d.path().to_path_buf());
         std::fs::create_dir_all(home.profile_dir()).unwrap();
-        let url = || load(&home).unwrap().config.hermes.api_url;
+        let url = || load(&home).unwrap().config.hermes.url(&home);
         assert_eq!(url(), "http://127.0.0.1:8642");
         std::fs::write(
             home.hermes_config(),
@@ -723,7 +727,12 @@ mod tests {
         let (c, w) = parse("");
         let c = c.unwrap();
         assert_eq!(c.operator.port, 8643);
-        assert_eq!(c.hermes.api_url, "http://127.0.0.1:8642");
+        // No hermes.api_url and no Hermes config to read it from: Hermes' default.
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(
+            c.hermes.url(&Home::at(none.path())),
+            "http://127.0.0.1:8642"
+        );
         assert_eq!(c.budget.session_alert_usd, 0.5);
         assert!(w.is_empty());
     }

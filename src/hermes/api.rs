@@ -260,7 +260,7 @@ impl HermesClient {
             ))
             .hint("the operator uses the same API_SERVER_KEY as Hermes' API server")
         })?;
-        HermesClient::new(&c.api_url, key, &c.api_key_env)
+        HermesClient::new(&c.url(home), key, &c.api_key_env)
     }
 
     pub fn base_url(&self) -> &str {

@@ -524,19 +524,19 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 fn hermes_api(c: &mut Checks, app: &App) {
     let h = &app.cfg.config.hermes;
+    let url = h.url(&app.home);
     let key = config::hermes_api_key(&app.home, &h.api_key_env).unwrap_or_default();
     let Some(rt) = runtime() else {
         c.fail("hermes_api", "cannot start the async runtime", "");
         return;
     };
-    let client =
-        match crate::hermes::api::HermesClient::new(&h.api_url, key.clone(), &h.api_key_env) {
-            Ok(c) => c,
-            Err(e) => {
-                c.fail("hermes_api", e.message, "check hermes.api_url");
-                return;
-            }
-        };
+    let client = match crate::hermes::api::HermesClient::new(&url, key.clone(), &h.api_key_env) {
+        Ok(c) => c,
+        Err(e) => {
+            c.fail("hermes_api", e.message, "check hermes.api_url");
+            return;
+        }
+    };
     let r = rt.block_on(async {
         client.health().await?;
         if key.is_empty() {
@@ -549,7 +549,7 @@ fn hermes_api(c: &mut Checks, app: &App) {
             "hermes_api",
             format!(
                 "{} answers; key accepted; models: {}",
-                h.api_url,
+                url,
                 if models.is_empty() {
                     "-".into()
                 } else {
@@ -559,7 +559,7 @@ fn hermes_api(c: &mut Checks, app: &App) {
         ),
         Ok(None) => c.fail(
             "hermes_api",
-            format!("{} answers, but there is no key to test", h.api_url),
+            format!("{url} answers, but there is no key to test"),
             format!(
                 "set {} in {}",
                 h.api_key_env,
@@ -570,7 +570,7 @@ fn hermes_api(c: &mut Checks, app: &App) {
             "hermes_api",
             e.message.clone(),
             e.hint_text()
-                .unwrap_or_else(|| format!("make Hermes' API server answer at {}", h.api_url)),
+                .unwrap_or_else(|| format!("make Hermes' API server answer at {url}")),
         ),
     }
 }
@@ -646,7 +646,7 @@ fn network(c: &mut Checks, app: &App) {
             "set it to 127.0.0.1 ({source}) and restart Hermes' gateway"
         ));
     }
-    let port = reqwest::Url::parse(&app.cfg.config.hermes.api_url)
+    let port = reqwest::Url::parse(&app.cfg.config.hermes.url(&app.home))
         .ok()
         .and_then(|u| u.port_or_known_default())
         .unwrap_or(80);

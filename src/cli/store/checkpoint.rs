@@ -8,7 +8,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let pg = super::connect(ctx, &a.url)?;
+    let pg = crate::ops::audit::fleet::connect(&ctx.app, &a.url)?;
     let cp = crate::ops::audit::fleet::checkpoint(&ctx.app, &pg)?;
     // One line, the same with or without --json: it is what is kept.
     ctx.out

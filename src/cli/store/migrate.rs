@@ -12,8 +12,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let host = super::host_name(a.host)?;
-    let pg = super::connect(ctx, &a.to)?;
+    let host = crate::ops::audit::fleet::host_name(a.host)?;
+    let pg = crate::ops::audit::fleet::connect(&ctx.app, &a.to)?;
     let m = fleet::migrate_events(&ctx.app, &pg, &host)?;
     if ctx.out.json {
         return ctx.out.json(&m);

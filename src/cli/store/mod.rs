@@ -8,8 +8,6 @@ mod verify;
 
 use crate::cli::Ctx;
 use crate::error::Result;
-use crate::store::pg::Pg;
-use std::sync::Arc;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCmd {
@@ -27,14 +25,4 @@ pub fn run(ctx: &Ctx, cmd: StoreCmd) -> Result<()> {
         StoreCmd::Verify(a) => verify::run(ctx, a),
         StoreCmd::Checkpoint(a) => checkpoint::run(ctx, a),
     }
-}
-
-/// Connects to the URL given on the command line (the password apart).
-fn connect(ctx: &Ctx, url: &str) -> Result<Arc<Pg>> {
-    crate::ops::audit::fleet::connect(&ctx.app, url)
-}
-
-/// This host's name in the fleet: `--host`, else the system's host name.
-fn host_name(given: Option<String>) -> Result<String> {
-    crate::ops::audit::fleet::host_name(given)
 }

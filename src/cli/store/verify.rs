@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     if let Some(h) = &a.host {
         crate::store::pg::check_host(h)?;
     }
-    let pg = super::connect(ctx, &a.url)?;
+    let pg = crate::ops::audit::fleet::connect(&ctx.app, &a.url)?;
     let key = integrity::verifying_key(&ctx.app.home)?;
     let mut checkpoints = Vec::new();
     for f in &a.checkpoints {

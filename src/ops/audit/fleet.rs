@@ -276,21 +276,8 @@ impl FleetCheckpoint {
         &self,
         expected: Option<&VerifyingKey>,
     ) -> std::result::Result<(), String> {
-        use ed25519_dalek::{Signature, Verifier};
-        let pk = hex::decode(&self.public_key)
-            .ok()
-            .and_then(|b| VerifyingKey::try_from(b.as_slice()).ok())
-            .ok_or("malformed public key")?;
-        if expected.is_some_and(|k| k != &pk) {
-            return Err("signed by a different key than this installation's audit key".into());
-        }
-        let sig = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| Signature::from_slice(&b).ok())
-            .ok_or("malformed signature")?;
         let msg = fleet_message(&self.ts, &self.heads).ok_or("malformed hash")?;
-        pk.verify(&msg, &sig)
-            .map_err(|_| "bad signature".to_string())
+        super::integrity::check_signed(&self.public_key, &self.signature, expected, &msg)
     }
 }
 
@@ -358,8 +345,9 @@ pub fn migrate_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result
     }
     let store = app.events_ro()?;
     let log = PgEventLog::new(pg.clone(), host)?;
-    let seq_before = log.head()?.map_or(0, |h| h.0);
-    if let Some((seq, hash)) = log.head()? {
+    let head = log.head()?;
+    let seq_before = head.map_or(0, |h| h.0);
+    if let Some((seq, hash)) = head {
         if seq > local.last_seq || store.hash_at(seq)? != Some(hash) {
             return Err(Error::conflict(format!(
                 "host {host} in {} holds another chain (its seq {seq} is not events.db's)",

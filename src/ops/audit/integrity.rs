@@ -148,23 +148,38 @@ impl Checkpoint {
         &self,
         expected: Option<&VerifyingKey>,
     ) -> std::result::Result<(), String> {
-        let pk = hex::decode(&self.public_key)
-            .ok()
-            .and_then(|b| VerifyingKey::try_from(b.as_slice()).ok())
-            .ok_or("malformed public key")?;
-        if let Some(k) = expected {
-            if k != &pk {
-                return Err("signed by a different key than this installation's audit key".into());
-            }
-        }
-        let sig = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| Signature::from_slice(&b).ok())
-            .ok_or("malformed signature")?;
         let hash = self.hash_bytes().ok_or("malformed hash")?;
-        pk.verify(&checkpoint_message(self.seq, &hash, &self.ts), &sig)
-            .map_err(|_| "bad signature".to_string())
+        check_signed(
+            &self.public_key,
+            &self.signature,
+            expected,
+            &checkpoint_message(self.seq, &hash, &self.ts),
+        )
     }
+}
+
+/// A signed line's hex public key and signature over `msg`: well formed,
+/// valid, and made with `expected` when we know our key. Checkpoints of
+/// events.db and of the fleet (`fleet.rs`) are checked with it.
+pub fn check_signed(
+    public_key: &str,
+    signature: &str,
+    expected: Option<&VerifyingKey>,
+    msg: &[u8],
+) -> std::result::Result<(), String> {
+    let pk = hex::decode(public_key)
+        .ok()
+        .and_then(|b| VerifyingKey::try_from(b.as_slice()).ok())
+        .ok_or("malformed public key")?;
+    if expected.is_some_and(|k| k != &pk) {
+        return Err("signed by a different key than this installation's audit key".into());
+    }
+    let sig = hex::decode(signature)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .ok_or("malformed signature")?;
+    pk.verify(msg, &sig)
+        .map_err(|_| "bad signature".to_string())
 }
 
 /// Parse a file of checkpoint lines (blank lines and `#` comments allowed).

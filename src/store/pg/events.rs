@@ -120,31 +120,30 @@ impl PgEventLog {
         let err = |e| pg_error(target, "moving the event log into", e);
         let mut c = self.pg.client();
         let mut tx = c.transaction().map_err(err)?;
-        let existing = tx
-            .query_opt(
+        // A new host starts at its anchor (or the beginning); two moves of
+        // one host at once queue on its head row, the second sees the first's.
+        let start = anchor.map_or((0, GENESIS), |a| (a.seq, a.hash));
+        let created = tx
+            .execute(
+                "INSERT INTO chain_heads (host, seq, hash) VALUES ($1, $2, $3) ON CONFLICT (host) DO NOTHING",
+                &[&self.host, &start.0, &&start.1[..]],
+            )
+            .map_err(err)?
+            == 1;
+        if let (true, Some(a)) = (created, anchor) {
+            tx.execute(
+                "INSERT INTO anchors (host, seq, hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&self.host, &a.seq, &&a.hash[..], &a.ts, &a.public_key, &a.signature],
+            )
+            .map_err(err)?;
+        }
+        let head = tx
+            .query_one(
                 "SELECT seq, hash FROM chain_heads WHERE host = $1 FOR UPDATE",
                 &[&self.host],
             )
             .map_err(err)?;
-        let (head_seq, head_hash) = match existing {
-            Some(r) => (r.get::<_, i64>(0), to32(r.get::<_, &[u8]>(1))),
-            None => {
-                let start = anchor.map_or((0, GENESIS), |a| (a.seq, a.hash));
-                tx.execute(
-                    "INSERT INTO chain_heads (host, seq, hash) VALUES ($1, $2, $3)",
-                    &[&self.host, &start.0, &&start.1[..]],
-                )
-                .map_err(err)?;
-                if let Some(a) = anchor {
-                    tx.execute(
-                        "INSERT INTO anchors (host, seq, hash, ts, public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)",
-                        &[&self.host, &a.seq, &&a.hash[..], &a.ts, &a.public_key, &a.signature],
-                    )
-                    .map_err(err)?;
-                }
-                start
-            }
-        };
+        let (head_seq, head_hash) = (head.get::<_, i64>(0), to32(head.get::<_, &[u8]>(1)));
         let Some(last) = events.last() else {
             tx.commit().map_err(err)?;
             return Ok(0);
