@@ -404,3 +404,43 @@ fn the_agent_account_cannot_reach_the_control_plane() {
         stderr(&o)
     );
 }
+
+/// backups/ is Hermes' directory, shared with the operator: a backup the
+/// agent's account planted there (another owner, a symlink, or writable by
+/// others) is not one `update restore` will take; the operator's own is.
+#[test]
+fn restore_takes_only_the_operators_own_backups() {
+    use hermes_operator::home::Home;
+    use hermes_operator::ops::update::list_backups;
+    let (_accounts, names) = Accounts::make(&["b"]);
+    let agent = &names[0];
+    let home = common::TestHome::new();
+    let h = home.path();
+    common::add_user(h, "alice", "user");
+    let backups = h.join("backups");
+    let make = |name: &str| {
+        let d = backups.join(name);
+        fs::create_dir_all(&d).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(d.join("MANIFEST.sha256"), "").unwrap();
+        d
+    };
+    let own = make("operator_20260101T000000Z");
+    let planted = make("operator_29990101T000000Z");
+    sh(Command::new("chown")
+        .args(["-R", &format!("{agent}:")])
+        .arg(&planted));
+    let writable = make("operator_29980101T000000Z");
+    fs::set_permissions(&writable, fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(&own, backups.join("operator_29970101T000000Z")).unwrap();
+    assert_eq!(list_backups(&Home::at(h)), vec![own.clone()]);
+    // `update restore --dry-run` names the operator's, not the newest planted one.
+    let o = common::op(h)
+        .args(["--json", "update", "restore", "--dry-run"])
+        .output()
+        .unwrap();
+    // (Ours holds no files here: restore says so about it, by name.)
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(out.contains("operator_20260101T000000Z"), "{out}");
+    assert!(!out.contains("operator_299"), "{out}");
+}

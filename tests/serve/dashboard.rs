@@ -1368,6 +1368,12 @@ const LAYOUT_PROBLEMS: &str = "(() => {
     const lh = parseFloat(getComputedStyle(p).lineHeight) || 20;
     if (p.getBoundingClientRect().height > lh * 1.5) bad.push('key prefix wraps: ' + p.textContent);
   }
+  // What a person reads: no value rendered as a JS placeholder.
+  for (const e of document.querySelectorAll('body *')) {
+    if (e.children.length || !e.getClientRects().length) continue;
+    const t = e.textContent.trim();
+    if (/^(null|undefined|NaN)$/.test(t) || /\\b(undefined|NaN)\\b/.test(t)) bad.push('placeholder text shown: ' + e.tagName + ' ' + t.slice(0, 60));
+  }
   if (W < 600) for (const c of document.querySelectorAll('main .table-box tbody td, main .table-box tbody th')) {
     if (c.dataset.label && c.getClientRects().length && getComputedStyle(c, '::before').content !== JSON.stringify(c.dataset.label))
       bad.push('a cell without its column name: ' + c.dataset.label);

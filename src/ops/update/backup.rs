@@ -217,14 +217,25 @@ pub fn verify_backup(dir: &Path) -> Result<Vec<String>> {
 
 /// Our backup directories, oldest first.
 pub fn list_backups(home: &Home) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = fs::read_dir(home.backups_dir()) else {
         return Vec::new();
     };
+    // Only the operator's own: backups/ is Hermes' directory, shared with
+    // the operator under two accounts (docs/design.md §12), so the agent
+    // could plant an operator_<ts>/ there for `update restore` to put back.
+    // A backup is a real directory (no symlink) of the account that owns
+    // the operator's profile, writable by nobody else.
+    // SAFETY: geteuid cannot fail.
+    let own = fs::metadata(home.profile_dir())
+        .map(|m| m.uid())
+        .unwrap_or_else(|_| unsafe { libc::geteuid() });
     let mut v: Vec<PathBuf> = rd
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.is_dir()
+            fs::symlink_metadata(p)
+                .is_ok_and(|m| m.is_dir() && m.uid() == own && m.mode() & 0o022 == 0)
                 && p.join(MANIFEST).is_file()
                 && p.file_name()
                     .and_then(|n| n.to_str())
