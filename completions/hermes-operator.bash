@@ -40,6 +40,9 @@ _hermes__operator() {
             hermes__operator,install)
                 cmd="hermes__operator__subcmd__install"
                 ;;
+            hermes__operator,login)
+                cmd="hermes__operator__subcmd__login"
+                ;;
             hermes__operator,serve)
                 cmd="hermes__operator__subcmd__serve"
                 ;;
@@ -138,6 +141,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help,install)
                 cmd="hermes__operator__subcmd__help__subcmd__install"
+                ;;
+            hermes__operator__subcmd__help,login)
+                cmd="hermes__operator__subcmd__help__subcmd__login"
                 ;;
             hermes__operator__subcmd__help,serve)
                 cmd="hermes__operator__subcmd__help__subcmd__serve"
@@ -247,6 +253,9 @@ _hermes__operator() {
             hermes__operator__subcmd__help__subcmd__user,key)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__key"
                 ;;
+            hermes__operator__subcmd__help__subcmd__user,link)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__link"
+                ;;
             hermes__operator__subcmd__help__subcmd__user,list)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__list"
                 ;;
@@ -264,6 +273,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__help__subcmd__user,totp)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__totp"
+                ;;
+            hermes__operator__subcmd__help__subcmd__user,unlink)
+                cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__unlink"
                 ;;
             hermes__operator__subcmd__help__subcmd__user,unlock)
                 cmd="hermes__operator__subcmd__help__subcmd__user__subcmd__unlock"
@@ -430,6 +442,9 @@ _hermes__operator() {
             hermes__operator__subcmd__user,key)
                 cmd="hermes__operator__subcmd__user__subcmd__key"
                 ;;
+            hermes__operator__subcmd__user,link)
+                cmd="hermes__operator__subcmd__user__subcmd__link"
+                ;;
             hermes__operator__subcmd__user,list)
                 cmd="hermes__operator__subcmd__user__subcmd__list"
                 ;;
@@ -447,6 +462,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__user,totp)
                 cmd="hermes__operator__subcmd__user__subcmd__totp"
+                ;;
+            hermes__operator__subcmd__user,unlink)
+                cmd="hermes__operator__subcmd__user__subcmd__unlink"
                 ;;
             hermes__operator__subcmd__user,unlock)
                 cmd="hermes__operator__subcmd__user__subcmd__unlock"
@@ -469,6 +487,9 @@ _hermes__operator() {
             hermes__operator__subcmd__user__subcmd__help,key)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__key"
                 ;;
+            hermes__operator__subcmd__user__subcmd__help,link)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__link"
+                ;;
             hermes__operator__subcmd__user__subcmd__help,list)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__list"
                 ;;
@@ -486,6 +507,9 @@ _hermes__operator() {
                 ;;
             hermes__operator__subcmd__user__subcmd__help,totp)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__totp"
+                ;;
+            hermes__operator__subcmd__user__subcmd__help,unlink)
+                cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__unlink"
                 ;;
             hermes__operator__subcmd__user__subcmd__help,unlock)
                 cmd="hermes__operator__subcmd__user__subcmd__help__subcmd__unlock"
@@ -563,7 +587,7 @@ _hermes__operator() {
 
     case "${cmd}" in
         hermes__operator)
-            opts="-h -V --hermes-home --json --help --version user session audit store chat hook update install doctor serve completions demo help"
+            opts="-h -V --hermes-home --json --help --version user session audit store chat hook update install doctor serve completions demo login help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1067,7 +1091,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__help)
-            opts="user session audit store chat hook update install doctor serve completions demo help"
+            opts="user session audit store chat hook update install doctor serve completions demo login help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1360,6 +1384,20 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__operator__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__operator__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1613,7 +1651,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__help__subcmd__user)
-            opts="add list show passwd role disable enable delete token unlock totp key"
+            opts="add list show passwd role disable enable delete token unlock totp key link unlink"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1727,6 +1765,20 @@ _hermes__operator() {
         hermes__operator__subcmd__help__subcmd__user__subcmd__key__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__user__subcmd__link)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1853,6 +1905,20 @@ _hermes__operator() {
         hermes__operator__subcmd__help__subcmd__user__subcmd__totp__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__help__subcmd__user__subcmd__unlink)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2032,6 +2098,36 @@ _hermes__operator() {
                     return 0
                     ;;
                 --operator-user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__login)
+            opts="-h -V --sso --server --no-browser --output --timeout --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2723,7 +2819,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user)
-            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock totp key help"
+            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock totp key link unlink help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2817,7 +2913,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__help)
-            opts="add list show passwd role disable enable delete token unlock totp key help"
+            opts="add list show passwd role disable enable delete token unlock totp key link unlink help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2956,6 +3052,20 @@ _hermes__operator() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hermes__operator__subcmd__user__subcmd__help__subcmd__link)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hermes__operator__subcmd__user__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -3071,6 +3181,20 @@ _hermes__operator() {
         hermes__operator__subcmd__user__subcmd__help__subcmd__totp__subcmd__enable)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__user__subcmd__help__subcmd__unlink)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -3251,6 +3375,32 @@ _hermes__operator() {
                 return 0
             fi
             case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__user__subcmd__link)
+            opts="-h -V --subject --issuer --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --subject)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --hermes-home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -3491,6 +3641,24 @@ _hermes__operator() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hermes__operator__subcmd__user__subcmd__unlink)
+            opts="-h -V --hermes-home --json --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

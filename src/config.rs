@@ -33,6 +33,174 @@ pub struct AuthConfig {
     /// Roles that must log in with a second factor (TOTP); until such an
     /// account is enrolled, its logins answer 401 `totp_enrolment_required`.
     pub require_totp: Vec<String>,
+    /// Roles whose password logins over HTTP are refused (single sign-on
+    /// only). The CLI on the host never logs in, so it always works.
+    pub sso_only: Vec<String>,
+    /// Single sign-on with an OpenID Connect provider (docs/design.md §14).
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `auth.oidc`: the provider, this server's registration with it, and how
+/// its claims become accounts and roles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer URL exactly as its discovery document says it
+    /// (`{issuer}/.well-known/openid-configuration`). https, or http on
+    /// loopback only.
+    pub issuer: String,
+    pub client_id: String,
+    /// The `.env` variable holding the client secret (never in config.yaml).
+    #[serde(default = "default_oidc_secret_env")]
+    pub client_secret_env: String,
+    /// This server's callback as registered at the provider, e.g.
+    /// `https://ops.example.com/auth/oidc/callback`. Taken from here, never
+    /// from a request's Host header.
+    pub redirect_url: String,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// The claim holding the user's groups or roles: a name, or a dotted
+    /// path into nested claims (Keycloak: `realm_access.roles`).
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// Claim value → operator role. A user none of whose values is mapped
+    /// cannot log in; several mapped values give the most privileged role.
+    #[serde(default)]
+    pub role_map: BTreeMap<String, String>,
+    /// Email domains allowed to log in (the `email` claim, which must not
+    /// be marked unverified); empty: any.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// Create an account at a user's first login (else an admin links one).
+    #[serde(default)]
+    pub auto_create: bool,
+    /// The claim a new account's username comes from.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// The provider's name on the login page (and in `login` events' `via`).
+    #[serde(default = "default_oidc_name")]
+    pub name: String,
+    /// ID-token signature algorithms accepted (asymmetric only).
+    #[serde(default = "default_oidc_algorithms")]
+    pub id_token_algorithms: Vec<String>,
+}
+
+fn default_oidc_secret_env() -> String {
+    "OPERATOR_OIDC_CLIENT_SECRET".into()
+}
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+fn default_role_claim() -> String {
+    "groups".into()
+}
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+fn default_oidc_name() -> String {
+    "single sign-on".into()
+}
+fn default_oidc_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+
+/// The ID-token algorithms `auth.oidc.id_token_algorithms` may name: public
+/// keys only (an HMAC "signature" would be made with the client secret,
+/// which this server shares).
+pub const OIDC_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+/// Whether `url` may be fetched from: https, or http on a loopback host.
+pub fn secure_or_loopback(url: &str) -> bool {
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match host.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host,
+    };
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+fn validate_oidc(o: &OidcConfig) -> std::result::Result<(), String> {
+    if !secure_or_loopback(&o.issuer) || o.issuer.contains(['?', '#']) {
+        return Err(format!(
+            "auth.oidc.issuer: expected the provider's https URL (http only on loopback), got {:?}",
+            o.issuer
+        ));
+    }
+    if o.client_id.is_empty() || o.client_id.len() > 256 {
+        return Err(
+            "auth.oidc.client_id: expected the client id registered at the provider".into(),
+        );
+    }
+    if !is_env_name(&o.client_secret_env) {
+        return Err(format!(
+            "auth.oidc.client_secret_env: expected an environment variable name like OPERATOR_OIDC_CLIENT_SECRET, got {:?}",
+            o.client_secret_env
+        ));
+    }
+    if !secure_or_loopback(&o.redirect_url) || !o.redirect_url.ends_with("/auth/oidc/callback") {
+        return Err(format!(
+            "auth.oidc.redirect_url: expected this server's public callback, like https://ops.example.com/auth/oidc/callback (http only on loopback), got {:?}",
+            o.redirect_url
+        ));
+    }
+    if !o.scopes.iter().any(|s| s == "openid") {
+        return Err("auth.oidc.scopes: must include openid".into());
+    }
+    if let Some(s) = o
+        .scopes
+        .iter()
+        .find(|s| s.is_empty() || s.contains(char::is_whitespace))
+    {
+        return Err(format!("auth.oidc.scopes: expected scope names, got {s:?}"));
+    }
+    if o.role_claim.is_empty() || o.username_claim.is_empty() {
+        return Err(
+            "auth.oidc.role_claim and auth.oidc.username_claim: expected claim names".into(),
+        );
+    }
+    if o.role_map.is_empty() {
+        return Err("auth.oidc.role_map: expected at least one `claim value: role` entry (users with no mapped value cannot log in)".into());
+    }
+    for (k, r) in &o.role_map {
+        if !["admin", "auditor", "user", "viewer"].contains(&r.as_str()) {
+            return Err(format!(
+                "auth.oidc.role_map.{k}: expected a role (admin, auditor, user, viewer), got {r:?}"
+            ));
+        }
+    }
+    for d in &o.allowed_domains {
+        if d.is_empty() || d.contains('@') || d.contains(char::is_whitespace) {
+            return Err(format!(
+                "auth.oidc.allowed_domains: expected domains like example.com, got {d:?}"
+            ));
+        }
+    }
+    if o.id_token_algorithms.is_empty() {
+        return Err("auth.oidc.id_token_algorithms: expected at least one, e.g. [RS256]".into());
+    }
+    for a in &o.id_token_algorithms {
+        if !OIDC_ALGORITHMS.contains(&a.as_str()) {
+            return Err(format!(
+                "auth.oidc.id_token_algorithms: expected some of {}, got {a:?}",
+                OIDC_ALGORITHMS.join(", ")
+            ));
+        }
+    }
+    if o.name.trim().is_empty()
+        || o.name.chars().count() > 64
+        || o.name.chars().any(char::is_control)
+    {
+        return Err("auth.oidc.name: expected a short label like Keycloak".into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -393,12 +561,20 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
             ));
         }
     }
-    for r in &c.auth.require_totp {
-        if !["admin", "auditor", "user", "viewer"].contains(&r.as_str()) {
-            return Err(format!(
-                "auth.require_totp: expected roles (admin, auditor, user, viewer), got {r:?}"
-            ));
+    for (key, roles) in [
+        ("require_totp", &c.auth.require_totp),
+        ("sso_only", &c.auth.sso_only),
+    ] {
+        for r in roles {
+            if !["admin", "auditor", "user", "viewer"].contains(&r.as_str()) {
+                return Err(format!(
+                    "auth.{key}: expected roles (admin, auditor, user, viewer), got {r:?}"
+                ));
+            }
         }
+    }
+    if let Some(o) = &c.auth.oidc {
+        validate_oidc(o)?;
     }
     if c.operator.max_turns_per_user == 0 || c.operator.max_turns_per_user > 64 {
         return Err(format!(

@@ -20,12 +20,16 @@ pub mod store;
 /// Everything specific to Hermes: API client, install discovery, its git checkout.
 pub mod hermes;
 
+/// Everything specific to OpenID Connect: discovery, tokens, ID-token verification.
+pub mod oidc;
+
 /// Foundations every layer may use.
 pub mod config;
 pub mod crypto;
 pub mod dotenv;
 pub mod error;
 pub mod home;
+pub mod net;
 pub mod output;
 pub mod process;
 pub mod timespec;
@@ -76,12 +80,13 @@ mod layers {
         }
     }
 
-    const FOUNDATIONS: [&str; 8] = [
+    const FOUNDATIONS: [&str; 9] = [
         "config.rs",
         "crypto.rs",
         "dotenv.rs",
         "error.rs",
         "home.rs",
+        "net.rs",
         "output.rs",
         "process.rs",
         "timespec.rs",
@@ -97,8 +102,11 @@ mod layers {
             "rustyline",
             "dialoguer::",
         ];
-        refuse(&["ops", "app.rs", "store", "hermes"], &front);
-        refuse(&["store", "hermes"], &["crate::ops", "crate::app"]);
+        refuse(&["ops", "app.rs", "store", "hermes", "oidc.rs"], &front);
+        refuse(
+            &["store", "hermes", "oidc.rs"],
+            &["crate::ops", "crate::app"],
+        );
         let mut below = front.to_vec();
         below.extend(["crate::ops", "crate::app", "crate::store", "crate::hermes"]);
         // output.rs asks the terminal for its width (dialoguer's console).

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod doctor;
 pub mod hook;
 pub mod install;
+pub mod login;
 mod man_sections;
 pub mod serve;
 pub mod session;
@@ -86,6 +87,8 @@ pub enum Command {
     Completions(completions::Args),
     /// Try it: the dashboard on a throwaway home full of sample data (deleted on exit)
     Demo(demo::Args),
+    /// Log in to a remote `serve` with single sign-on (browser + loopback); prints the tokens
+    Login(login::Args),
 }
 
 /// What every command runs with.
@@ -333,6 +336,10 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     if let Command::Demo(a) = cli.command {
         return demo::run(&out, a);
     }
+    // A laptop logging in to a remote server has no HERMES_HOME.
+    if let Command::Login(a) = cli.command {
+        return login::run(&out, a);
+    }
     let home = Home::resolve(cli.global.hermes_home.as_deref())?;
     // doctor reports a broken config as a failed check instead of stopping.
     if let Command::Doctor = &cli.command {
@@ -352,7 +359,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
             unreachable!("handled before loading the app")
         }
         Command::Serve(a) => serve::run(&ctx, a),
-        Command::Demo(_) => unreachable!("handled before loading the app"),
+        Command::Demo(_) | Command::Login(_) => unreachable!("handled before loading the app"),
         Command::Hook(a) => match a.cmd {
             Some(c) => hook::run(&ctx, c),
             None => unreachable!("handled before loading the app"),

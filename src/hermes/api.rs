@@ -228,7 +228,7 @@ fn unreachable_hint(url: &str) -> String {
 
 impl HermesClient {
     pub fn new(base_url: &str, key: String, key_env: &str) -> Result<HermesClient> {
-        let http = reqwest::Client::builder()
+        let http = crate::net::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()

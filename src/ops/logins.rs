@@ -129,6 +129,9 @@ pub enum LoginFailure {
     TotpThrottled,
     Disabled,
     UnknownUser,
+    /// Right password; the role logs in with single sign-on only
+    /// (`auth.sso_only`).
+    SsoOnly,
 }
 
 impl LoginFailure {
@@ -139,6 +142,7 @@ impl LoginFailure {
             LoginFailure::TotpThrottled => "totp_throttled",
             LoginFailure::Disabled => "disabled",
             LoginFailure::UnknownUser => "unknown_user",
+            LoginFailure::SsoOnly => "sso_only",
         }
     }
 }
@@ -154,6 +158,9 @@ pub enum RefreshOutcome {
     /// needs (enrolled since, or its role entered `auth.require_totp`): the
     /// login is revoked; log in again with a code.
     SecondFactorRequired,
+    /// A password login of a role that now logs in with single sign-on
+    /// only (`auth.sso_only`): revoked.
+    SsoRequired,
     Invalid,
 }
 
@@ -228,6 +235,8 @@ pub fn check_password(
                 Err(LoginFailure::BadPassword)
             } else if u.disabled {
                 Err(LoginFailure::Disabled)
+            } else if crate::ops::sso::sso_only(app, u.role) {
+                Err(LoginFailure::SsoOnly)
             } else {
                 Ok(u)
             }
@@ -306,6 +315,19 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
             let u = store
                 .find_by_id(&user_id)?
                 .ok_or_else(|| Error::not_found("user vanished"))?;
+            if crate::ops::sso::sso_only(app, u.role) && !store.is_sso_family(&family_id)? {
+                let n = store.revoke_family(&u.id, &family_id, "sso_required")?;
+                let app = app.as_actor("http".into());
+                app.record(
+                    app.event(
+                        EventKind::TokenRevoked,
+                        json!({"reason": "sso_required", "username": u.username,
+                               "refresh_family": family_id, "revoked": n, "client": client}),
+                    )
+                    .user(&u.id),
+                )?;
+                return Ok(RefreshOutcome::SsoRequired);
+            }
             if !second_factor && crate::ops::totp::needed_by(app, &u)? {
                 // A login made with the password alone, from before the
                 // account needed more: it ends here, its access tokens too.

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod logins;
 pub mod openai;
 pub mod sessions;
+pub mod sso;
 pub mod standing;
 pub mod totp;
 pub mod update;

@@ -64,6 +64,8 @@ pub struct EventsQuery {
     kind: Option<String>,
     user: Option<String>,
     session: Option<String>,
+    provider: Option<String>,
+    subject: Option<String>,
     since: Option<String>,
     until: Option<String>,
     after: Option<i64>,
@@ -71,7 +73,7 @@ pub struct EventsQuery {
     offset: Option<i64>,
 }
 
-/// `GET /api/audit/events?type&user&session&since&until&after&limit&offset`
+/// `GET /api/audit/events?type&user&session&provider&subject&since&until&after&limit&offset`
 /// (admin, auditor): the event-log browser, newest first.
 pub async fn events(
     State(st): State<Arc<ServerState>>,
@@ -84,6 +86,8 @@ pub async fn events(
         kind: q.kind,
         username: q.user,
         session_id: q.session,
+        provider: q.provider,
+        subject: q.subject,
         since: q.since,
         until: q.until,
         after: q.after,

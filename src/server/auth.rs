@@ -132,6 +132,16 @@ pub async fn login(
     drop(permit);
     let client_s = client.to_string();
     match check {
+        Err(LoginFailure::SsoOnly) => {
+            // The password was right: not a failed attempt.
+            finish(&st, attempt_id, true).await?;
+            let st2 = st.clone();
+            blocking(move || {
+                logins::record_failed_login(&st2.app, &shown, &client_s, LoginFailure::SsoOnly)
+            })
+            .await?;
+            Err(sso_required())
+        }
         Err(reason) => {
             finish(&st, attempt_id, false).await?;
             let st2 = st.clone();
@@ -256,6 +266,13 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(u)).into_response())
 }
 
+fn sso_required() -> ApiError {
+    ApiError::unauthorized_as(
+        "sso_required",
+        "your role logs in with single sign-on only: use the single sign-on button on the login page (or `hermes-operator login --sso`)",
+    )
+}
+
 pub fn parse_role(s: &str) -> ApiResult<Role> {
     Role::parse(s).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -281,8 +298,9 @@ pub async fn refresh(
     if b.refresh_token.len() > 256 {
         return Err(ApiError::unauthorized("invalid or expired refresh token"));
     }
-    let st2 = st.clone();
     let client_s = client.to_string();
+    super::sso::recheck_refresh(&st, &b.refresh_token, &client_s).await?;
+    let st2 = st.clone();
     let out =
         blocking(move || logins::refresh(&st2.app, st2.secret(), &b.refresh_token, &client_s))
             .await?;
@@ -302,6 +320,7 @@ pub async fn refresh(
             "totp_required",
             "this login was made without a second factor, which this account now needs: log in again with a code from your authenticator",
         )),
+        RefreshOutcome::SsoRequired => Err(sso_required()),
         RefreshOutcome::Invalid => Err(ApiError::unauthorized("invalid or expired refresh token")),
     }
 }

@@ -180,7 +180,8 @@ pub async fn frame(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // (text/html: a page a browser was sent to, e.g. a refused single sign-on.)
     if status.as_u16() >= 400 && !is_json {
         // Errors from the router (404/405), limits (413) and timeouts (408):
         // same JSON shape as ours.

@@ -26,6 +26,7 @@ pub mod middleware;
 pub mod openai;
 pub mod parse_errors;
 pub mod sessions;
+pub mod sso;
 pub mod state;
 pub mod usage;
 pub mod users;
@@ -104,6 +105,10 @@ fn routes() -> (Routes, Routes) {
         .post("/auth/register", auth::register)
         .post("/auth/refresh", auth::refresh)
         .post("/auth/logout", auth::logout)
+        .get("/auth/methods", sso::methods)
+        .get("/auth/oidc/start", sso::start)
+        .get("/auth/oidc/callback", sso::callback)
+        .post("/auth/oidc/exchange", sso::exchange)
         .get("/api/me", auth::me)
         .post("/api/me/password", auth::change_password)
         .post("/api/me/totp", auth::totp_begin)

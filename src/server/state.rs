@@ -350,6 +350,8 @@ pub struct ServerState {
     pub read_timeout: std::time::Duration,
     /// Serving `demo`'s sample home (`GET /api/me` says so).
     pub demo: bool,
+    /// The single sign-on provider (`auth.oidc`), if configured.
+    pub sso: Option<Arc<crate::oidc::Provider>>,
     /// events.db held open for the server's life. SQLite checkpoints the
     /// WAL and deletes it when the LAST connection to a database closes;
     /// without this one, every chat turn's (and every recorded event's)
@@ -384,6 +386,20 @@ impl ServerState {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let sso = match &app.cfg.config.auth.oidc {
+            None => None,
+            Some(o) => {
+                let secret = app.cfg.secret(&o.client_secret_env).ok_or_else(|| {
+                    crate::Error::config(format!(
+                        "auth.oidc: the client secret {} is not set in {} or the environment",
+                        o.client_secret_env,
+                        app.cfg.env_path.display()
+                    ))
+                    .hint("put the secret the provider gave for this client there (chmod 600)")
+                })?;
+                Some(Arc::new(crate::oidc::Provider::new(o, secret)?))
+            }
+        };
         Ok(ServerState {
             app,
             secret,
@@ -402,6 +418,7 @@ impl ServerState {
             read_cache: Default::default(),
             read_timeout,
             demo: false,
+            sso,
             shutting_down: AtomicBool::new(false),
             log,
             // Best effort: without it the server is only slower.

@@ -22,6 +22,7 @@
 /// A real Hermes gateway (API server) against our fake model: [`gateway::Gateway`].
 pub mod accounts;
 pub mod gateway;
+pub mod oidc;
 pub mod pg;
 pub mod pty;
 /// The `serve` binary on a loopback port and an HTTP client: [`serve::Server`].

@@ -66,8 +66,15 @@ impl Server {
     }
 
     pub fn start_with(home: &Path, extra: &[&str]) -> Server {
+        // An address in `extra` (a port chosen up front) replaces 127.0.0.1:0.
+        let bind: &[&str] = if extra.contains(&"--bind") {
+            &[]
+        } else {
+            &["--bind", "127.0.0.1:0"]
+        };
         let mut child = op(home)
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .arg("serve")
+            .args(bind)
             .args(extra)
             .env_remove("API_SERVER_KEY")
             .env_remove("OPERATOR_JWT_SECRET")
@@ -160,7 +167,7 @@ impl Drop for Server {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    hermes_operator::net::client_builder()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap()

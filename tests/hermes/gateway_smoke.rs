@@ -105,7 +105,7 @@ struct Api {
 impl Api {
     fn new(gw: &Gateway) -> Api {
         Api {
-            client: reqwest::Client::new(),
+            client: hermes_operator::net::client_builder().build().unwrap(),
             url: gw.url.clone(),
             key: gw.key.clone(),
         }
@@ -607,7 +607,7 @@ async fn wrong_key_model_failure_unknown_model_and_toolsets(gen: Gen) {
     let api = Api::new(&gw);
 
     // wrong key / no key -> 401; /health is open
-    let bad = reqwest::Client::new();
+    let bad = hermes_operator::net::client_builder().build().unwrap();
     for (path, auth) in [
         ("/v1/runs", Some("wrong-key-0123456789abcdef")),
         ("/v1/runs", None),

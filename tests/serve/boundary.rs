@@ -77,7 +77,7 @@ async fn the_agent_under_its_own_account_cannot_reach_the_control_plane(gen: Gen
 
     let bin = Path::new(env!("CARGO_BIN_EXE_hermes-operator"));
     let (_serve, base) = serve_as(&operator, bin, &h);
-    let c = reqwest::Client::new();
+    let c = hermes_operator::net::client_builder().build().unwrap();
     let models: Value = c
         .get(format!("{base}/v1/models"))
         .bearer_auth(&key)

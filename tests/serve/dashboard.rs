@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 /// What the fake model answers to plain messages.
 const FIXED_TEXT: &str = "Hello from the fake model. (fixed reply, no tools)";
 
-fn chromium_path() -> PathBuf {
+pub(crate) fn chromium_path() -> PathBuf {
     let p = std::env::var_os("HERMES_OPERATOR_TEST_CHROMIUM")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -60,7 +60,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 }
 
 /// A headless Chromium and one page, spoken to over CDP.
-struct Browser {
+pub(crate) struct Browser {
     child: Child,
     to_chrome: File,
     from_chrome: mpsc::Receiver<Value>,
@@ -68,7 +68,7 @@ struct Browser {
     /// The page's CDP session (after `open`).
     session: Option<String>,
     /// Every CDP event seen so far (console, exceptions, log entries...).
-    events: Vec<Value>,
+    pub(crate) events: Vec<Value>,
     artifacts: PathBuf,
     /// Width, height and whether the page is told the user prefers dark.
     view: (u32, u32, bool),
@@ -76,7 +76,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn launch(chromium: &Path, artifacts: &Path) -> Browser {
+    pub(crate) fn launch(chromium: &Path, artifacts: &Path) -> Browser {
         let profile = tempfile::Builder::new()
             .prefix("hermes-op-chromium-")
             .tempdir()
@@ -164,11 +164,16 @@ impl Browser {
     }
 
     /// One CDP command (on the page's session once there is one); its result.
-    fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
         self.call_on(self.session.clone(), method, params)
     }
 
-    fn call_on(&mut self, session: Option<String>, method: &str, params: Value) -> Value {
+    pub(crate) fn call_on(
+        &mut self,
+        session: Option<String>,
+        method: &str,
+        params: Value,
+    ) -> Value {
         match self.try_call_on(session, method, params) {
             Ok(v) => v,
             Err(e) => panic!("CDP {method} failed: {e}"),
@@ -176,7 +181,7 @@ impl Browser {
     }
 
     /// One CDP command; Chromium's error as `Err`.
-    fn try_call_on(
+    pub(crate) fn try_call_on(
         &mut self,
         session: Option<String>,
         method: &str,
@@ -210,7 +215,7 @@ impl Browser {
     }
 
     /// A new page, attached, with the domains we listen to, at `url`.
-    fn open(&mut self, url: &str) {
+    pub(crate) fn open(&mut self, url: &str) {
         let t = self.call_on(None, "Target.createTarget", json!({"url": "about:blank"}));
         let target = t["targetId"].as_str().unwrap().to_string();
         let a = self.call_on(
@@ -227,7 +232,7 @@ impl Browser {
     }
 
     /// The viewport and colour scheme of `view` on the open page.
-    fn emulate(&mut self) {
+    pub(crate) fn emulate(&mut self) {
         let (w, h, dark) = self.view;
         self.call(
             "Emulation.setDeviceMetricsOverride",
@@ -239,13 +244,13 @@ impl Browser {
         );
     }
 
-    fn set_view(&mut self, w: u32, h: u32, dark: bool) {
+    pub(crate) fn set_view(&mut self, w: u32, h: u32, dark: bool) {
         self.view = (w, h, dark);
         self.emulate();
     }
 
     /// The value of a JS expression (promises awaited); panics on exceptions.
-    fn eval(&mut self, js: &str) -> Value {
+    pub(crate) fn eval(&mut self, js: &str) -> Value {
         let r = self.call(
             "Runtime.evaluate",
             json!({"expression": js, "awaitPromise": true, "returnByValue": true}),
@@ -259,7 +264,7 @@ impl Browser {
     /// The same, but an exception (e.g. a page in the middle of loading) is
     /// `None`, and so is a page that navigated away while the expression ran
     /// (Chromium answers -32000 "Inspected target navigated or closed").
-    fn try_eval(&mut self, js: &str) -> Option<Value> {
+    pub(crate) fn try_eval(&mut self, js: &str) -> Option<Value> {
         let r = match self.try_call_on(
             self.session.clone(),
             "Runtime.evaluate",
@@ -277,7 +282,7 @@ impl Browser {
 
     /// Polls `js` until it is truthy; its value. On timeout: a screenshot,
     /// the page's text and the console in the panic message.
-    fn wait_for(&mut self, what: &str, js: &str, timeout: Duration) -> Value {
+    pub(crate) fn wait_for(&mut self, what: &str, js: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = self.try_eval(js) {
@@ -307,12 +312,12 @@ impl Browser {
         }
     }
 
-    fn wait(&mut self, what: &str, js: &str) -> Value {
+    pub(crate) fn wait(&mut self, what: &str, js: &str) -> Value {
         self.wait_for(what, js, Duration::from_secs(20))
     }
 
     /// Types `text` into the (emptied) field, as keyboard input.
-    fn type_into(&mut self, selector: &str, text: &str) {
+    pub(crate) fn type_into(&mut self, selector: &str, text: &str) {
         let sel = serde_json::to_string(selector).unwrap();
         self.wait(
             &format!("field {selector}"),
@@ -327,7 +332,7 @@ impl Browser {
     /// A real mouse click in the middle of the element (once it exists, is
     /// enabled, and is what the page shows at that point: a view still
     /// loading above it can move it between measuring and clicking).
-    fn click(&mut self, selector: &str) {
+    pub(crate) fn click(&mut self, selector: &str) {
         let sel = serde_json::to_string(selector).unwrap();
         let p = self.wait(
             &format!("clickable {selector}"),
@@ -348,7 +353,7 @@ impl Browser {
     }
 
     /// A full-page PNG in the artifacts folder; its path.
-    fn screenshot(&mut self, name: &str) -> PathBuf {
+    pub(crate) fn screenshot(&mut self, name: &str) -> PathBuf {
         let m = self.call("Page.getLayoutMetrics", json!({}));
         let w = m["cssContentSize"]["width"].as_f64().unwrap_or(1280.0);
         let h = m["cssContentSize"]["height"]
@@ -370,14 +375,14 @@ impl Browser {
     }
 
     /// Drains pending CDP events into `events`.
-    fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         while let Ok(v) = self.from_chrome.try_recv() {
             self.events.push(v);
         }
     }
 
     /// Console messages, log entries and uncaught exceptions, one per line.
-    fn console_lines(&mut self) -> Vec<String> {
+    pub(crate) fn console_lines(&mut self) -> Vec<String> {
         self.drain();
         self.events
             .iter()
@@ -407,14 +412,14 @@ impl Browser {
             .collect()
     }
 
-    fn log_in(&mut self, user: &str, password: &str) {
+    pub(crate) fn log_in(&mut self, user: &str, password: &str) {
         self.wait("the login form", "!!document.querySelector('#login-form')");
         self.type_into("#username", user);
         self.type_into("#password", password);
         self.click("#login-submit");
     }
 
-    fn log_out(&mut self) {
+    pub(crate) fn log_out(&mut self) {
         self.click("#logout");
         self.wait(
             "the login form after logout",
@@ -433,7 +438,7 @@ impl Drop for Browser {
     }
 }
 
-fn js_str(s: &str) -> String {
+pub(crate) fn js_str(s: &str) -> String {
     serde_json::to_string(s).unwrap()
 }
 
@@ -1145,7 +1150,7 @@ fn spawn_waiting_key_call(d: &Dashboard) -> std::thread::JoinHandle<(u16, String
     let url = format!("{}/v1/chat/completions", d.server.base);
     std::thread::spawn(move || {
         common::block_on(async move {
-            let c = reqwest::Client::new();
+            let c = hermes_operator::net::client_builder().build().unwrap();
             let models: Value = c
                 .get(url.replace("/chat/completions", "/models"))
                 .bearer_auth(&wait_key)
@@ -1310,7 +1315,12 @@ fn step_live_events_follow_the_log(d: &mut Dashboard) {
     add_user(&d.gw.home, "filtered", "user");
     let server = &d.server;
     let login = common::block_on(async move {
-        common::serve::login(&reqwest::Client::new(), server, "filtered").await
+        common::serve::login(
+            &hermes_operator::net::client_builder().build().unwrap(),
+            server,
+            "filtered",
+        )
+        .await
     });
     assert!(login["access_token"].is_string(), "{login}");
     let top = b.wait_for(

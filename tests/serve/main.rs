@@ -25,5 +25,6 @@ mod http;
 mod keys;
 mod openai;
 mod recheck;
+mod sso;
 mod totp;
 mod usage;

@@ -5,6 +5,7 @@ mod add;
 mod delete;
 mod enable;
 mod key;
+mod link;
 mod list;
 mod passwd;
 mod role;
@@ -44,6 +45,10 @@ pub enum UserCmd {
     /// Personal API keys (OpenAI-compatible clients, scripts)
     #[command(subcommand)]
     Key(key::KeyCmd),
+    /// Let a single sign-on user (the provider's subject) log in as this existing account
+    Link(link::LinkArgs),
+    /// End an account's single sign-on link (its SSO logins end too)
+    Unlink(link::UnlinkArgs),
 }
 
 pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
@@ -60,6 +65,8 @@ pub fn run(ctx: &Ctx, cmd: UserCmd) -> crate::Result<()> {
         UserCmd::Unlock(a) => unlock::run(ctx, a),
         UserCmd::Totp(c) => totp::run(ctx, c),
         UserCmd::Key(c) => key::run(ctx, c),
+        UserCmd::Link(a) => link::link(ctx, a),
+        UserCmd::Unlink(a) => link::unlink(ctx, a),
     }
 }
 

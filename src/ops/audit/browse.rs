@@ -12,6 +12,10 @@ pub struct Browse {
     pub kind: Option<String>,
     pub username: Option<String>,
     pub session_id: Option<String>,
+    /// Single sign-on: the provider's issuer and the user's subject, as
+    /// `login`, `login_failed` and `token_revoked` events name them.
+    pub provider: Option<String>,
+    pub subject: Option<String>,
     /// `YYYY-MM-DD` (UTC, from its start), RFC 3339, or a duration back (`7d`).
     pub since: Option<String>,
     /// The same; exclusive (a date means up to its start).
@@ -79,6 +83,8 @@ pub fn browse(app: &App, b: &Browse) -> Result<Page> {
         kind: b.kind.clone().filter(|k| !k.is_empty()),
         user_id,
         session_id: b.session_id.clone().filter(|s| !s.is_empty()),
+        provider: b.provider.clone().filter(|s| !s.is_empty()),
+        subject: b.subject.clone().filter(|s| !s.is_empty()),
         since: time_bound(&b.since)?,
         until: time_bound(&b.until)?,
         after_seq: b.after,

@@ -73,7 +73,7 @@ pub fn health_check(url: &str, deadline: Duration) -> Health {
         Err(e) => return failed(None, format!("cannot start the async runtime: {e}"), false),
     };
     rt.block_on(async {
-        let client = match reqwest::Client::builder()
+        let client = match crate::net::client_builder()
             .timeout(Duration::from_secs(5))
             .build()
         {

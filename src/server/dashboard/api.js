@@ -157,6 +157,28 @@ export async function login(username, password, totp) {
   keep(await r.json());
 }
 
+/** How this server lets people log in: {password, sso: {name, start} | null}. */
+export async function authMethods() {
+  const r = await fetch('auth/methods', { headers: { Accept: 'application/json' } });
+  if (!r.ok) throw await errorFrom(r);
+  return r.json();
+}
+
+/**
+ * Finish a single sign-on: the one-time code the server put in the URL's
+ * fragment becomes a login (the browser's cookie from the start of the
+ * login goes along; without it the code is refused).
+ */
+export async function ssoExchange(code) {
+  const r = await fetch('auth/oidc/exchange', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify({ code }),
+  });
+  if (!r.ok) throw await errorFrom(r);
+  keep(await r.json());
+}
+
 /** Change one's own password; the answer is a fresh login (kept). */
 export async function changePassword(current_password, new_password) {
   keep(await api('api/me/password', { method: 'POST', body: { current_password, new_password } }));

@@ -5,7 +5,7 @@
 // What a role may see comes from GET /api/me (`may`); the server enforces it
 // anyway, the dashboard only hides what would be refused.
 
-import { api, hasTokens, login, logout, setOnExpired } from './api.js';
+import { api, authMethods, hasTokens, login, logout, setOnExpired, ssoExchange } from './api.js';
 import { h, errorBox, notice } from './dom.js';
 import { chatView, resetChat } from './chat.js';
 import { sessionListView, sessionView, searchView } from './sessions.js';
@@ -128,6 +128,12 @@ function loginView(message) {
     h('label', { for: 'password' }, 'Password'), pass,
     codeLabel, code,
     button, out);
+  // Single sign-on, when the server has it: a plain link to its start.
+  authMethods()
+    .then((m) => {
+      if (m.sso) form.insertBefore(h('a', { class: 'sso', id: 'sso-login', href: m.sso.start }, `Log in with ${m.sso.name}`), out);
+    })
+    .catch(() => { /* the password form still works */ });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     button.disabled = true;
@@ -220,6 +226,17 @@ window.addEventListener('hashchange', render);
 window.addEventListener('approvals-changed', refreshWaiting);
 
 async function boot() {
+  // Back from single sign-on: `#sso=<one-time code>` (removed from the
+  // address bar and history at once).
+  if (location.hash.startsWith('#sso=')) {
+    const code = decodeURIComponent(location.hash.slice(5));
+    history.replaceState(null, '', location.pathname);
+    try {
+      await ssoExchange(code);
+    } catch (err) {
+      expiredMessage = err.message;
+    }
+  }
   if (hasTokens()) {
     try {
       me = await api('api/me');

@@ -17,7 +17,8 @@ const HEADERS = ['#', 'Time', 'Type', 'User', 'Session', 'Actor', 'Details'];
 function summary(e) {
   const d = e.data || {};
   const parts = [];
-  for (const k of ['username', 'tool', 'command', 'choice', 'model', 'reason', 'change', 'client', 'key_id']) {
+  const keys = ['username', 'tool', 'command', 'choice', 'model', 'reason', 'change', 'client', 'key_id', 'via', 'provider_name', 'subject'];
+  for (const k of keys) {
     if (d[k] !== undefined && d[k] !== null && typeof d[k] !== 'object') parts.push(`${k}: ${d[k]}`);
   }
   if (typeof d.content === 'string') parts.push(d.content.slice(0, 80) + (d.content.length > 80 ? '…' : ''));
@@ -41,6 +42,9 @@ export async function eventsView(el) {
   const type = h('select', { id: 'events-type' }, h('option', { value: '' }, 'any type'));
   const user = h('input', { id: 'events-user', placeholder: 'username', size: 12 });
   const session = h('input', { id: 'events-session', placeholder: 'op_…', size: 16 });
+  // Single sign-on: who logged in through which provider (`login` events).
+  const provider = h('input', { id: 'events-provider', placeholder: 'https://id…', size: 16 });
+  const subject = h('input', { id: 'events-subject', placeholder: 'sub', size: 10 });
   const since = h('input', { id: 'events-since', type: 'date' });
   const until = h('input', { id: 'events-until', type: 'date' });
   const live = h('input', { id: 'events-live', type: 'checkbox' });
@@ -48,6 +52,8 @@ export async function eventsView(el) {
     field(h('label', { for: 'events-type' }, 'Type'), type),
     field(h('label', { for: 'events-user' }, 'User'), user),
     field(h('label', { for: 'events-session' }, 'Session'), session),
+    field(h('label', { for: 'events-provider' }, 'Provider'), provider),
+    field(h('label', { for: 'events-subject' }, 'Subject'), subject),
     field(h('label', { for: 'events-since' }, 'From'), since),
     field(h('label', { for: 'events-until' }, 'Before'), until),
     h('button', { type: 'submit', class: 'secondary' }, 'Filter'),
@@ -64,6 +70,7 @@ export async function eventsView(el) {
   const query = (extra) => ({
     type: type.value || undefined, user: user.value.trim() || undefined,
     session: session.value.trim() || undefined, since: since.value || undefined,
+    provider: provider.value.trim() || undefined, subject: subject.value.trim() || undefined,
     until: until.value || undefined, ...extra,
   });
 

@@ -107,6 +107,9 @@ pub struct EventQuery {
     pub until: Option<String>,
     /// Only events after this sequence number (a live view's next poll).
     pub after_seq: Option<i64>,
+    /// Events whose data names this single sign-on provider / subject.
+    pub provider: Option<String>,
+    pub subject: Option<String>,
 }
 
 impl NewEvent {
@@ -545,14 +548,18 @@ impl EventStore {
     pub fn browse(&self, f: &EventQuery, limit: i64, offset: i64) -> Result<(Vec<Event>, i64)> {
         let filter = "(?1 IS NULL OR type = ?1) AND (?2 IS NULL OR user_id = ?2) \
             AND (?3 IS NULL OR session_id = ?3) AND (?4 IS NULL OR ts >= ?4) AND (?5 IS NULL OR ts < ?5) \
-            AND (?6 IS NULL OR seq > ?6)";
+            AND (?6 IS NULL OR seq > ?6) \
+            AND (?7 IS NULL OR json_extract(data, '$.provider') = ?7) \
+            AND (?8 IS NULL OR json_extract(data, '$.subject') = ?8)";
         let p = params![
             f.kind,
             f.user_id,
             f.session_id,
             f.since,
             f.until,
-            f.after_seq
+            f.after_seq,
+            f.provider,
+            f.subject
         ];
         let total: i64 = self
             .conn
@@ -564,9 +571,20 @@ impl EventStore {
             .map_err(self.err("counting events"))?;
         let rows = self.query_events(
             &format!(
-                "SELECT {EVENT_COLS} FROM events WHERE {filter} ORDER BY seq DESC LIMIT ?7 OFFSET ?8"
+                "SELECT {EVENT_COLS} FROM events WHERE {filter} ORDER BY seq DESC LIMIT ?9 OFFSET ?10"
             ),
-            params![f.kind, f.user_id, f.session_id, f.since, f.until, f.after_seq, limit, offset],
+            params![
+                f.kind,
+                f.user_id,
+                f.session_id,
+                f.since,
+                f.until,
+                f.after_seq,
+                f.provider,
+                f.subject,
+                limit,
+                offset
+            ],
             "browsing events",
         )?;
         Ok((rows, total))

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 mod keys;
+mod sso;
 mod throttle;
 mod tokens;
 mod totp;
@@ -17,6 +18,7 @@ pub use keys::{
     ApiKey, KeyApprovals, KeyRefused, KeyScope, NewKey, DEAD_KEY_RETENTION_SECS, MAX_ACTIVE_KEYS,
     MAX_KEYS_PER_HOUR,
 };
+pub use sso::{Flow, Grant, Identity, NewFlow, SsoLogin, SSO_PASSWORD_HASH};
 pub use throttle::{AttemptLimits, Gate, Limit};
 pub use tokens::RefreshUse;
 pub use totp::TotpRow;
@@ -145,6 +147,52 @@ const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL CHECK (state IN ('pending', 'failed'))
     );
     CREATE INDEX code_attempts_user ON code_attempts(user_id, at);",
+    // v10: single sign-on (store/users/sso.rs): which provider subject is
+    // which account; logins on their way through the provider (one use
+    // each); one-time codes that turn a finished provider login into this
+    // server's tokens; and each SSO login's provider tokens, presented
+    // again at refresh to re-check the user with the provider.
+    "CREATE TABLE sso_identities (
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_id TEXT NOT NULL UNIQUE,
+        linked_at TEXT NOT NULL,
+        linked_by TEXT NOT NULL,
+        last_login_at TEXT,
+        PRIMARY KEY (issuer, subject)
+    );
+    CREATE TABLE sso_flows (
+        state_hash BLOB PRIMARY KEY,
+        binding_hash BLOB NOT NULL,
+        grant_binding BLOB NOT NULL,
+        nonce TEXT NOT NULL,
+        verifier TEXT NOT NULL,
+        client TEXT NOT NULL,
+        cli_port INTEGER,
+        cli_state TEXT,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX sso_flows_client ON sso_flows(client, created_at);
+    CREATE TABLE sso_grants (
+        code_hash BLOB PRIMARY KEY,
+        binding_hash BLOB NOT NULL,
+        user_id TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        provider_access TEXT,
+        provider_refresh TEXT,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE sso_logins (
+        family_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        provider_access TEXT,
+        provider_refresh TEXT,
+        checked_at TEXT NOT NULL
+    );",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -520,6 +568,7 @@ impl UserStore {
             tx.execute("DELETE FROM totp WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM totp_recovery WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM api_keys WHERE user_id = ?1", [id])?;
+            tx.execute("DELETE FROM sso_identities WHERE user_id = ?1", [id])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [id]).map(Ok)
         })??;
         if n == 0 {

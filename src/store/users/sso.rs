@@ -1,0 +1,415 @@
+//! Single sign-on in users.db: identities (a provider's subject ↔ an
+//! account), logins on their way through the provider, one-time codes, and
+//! each SSO login's provider tokens. Secrets of a flow are looked up by
+//! their SHA-256 and taken with `DELETE … RETURNING` inside one write
+//! transaction, so a `state` or a code is used once even across `serve`
+//! processes. The rules live in ops/sso.rs.
+
+use super::{from_row, now_rfc3339, with_immediate, Role, User, UserStore, COLS};
+use crate::error::{Error, Result};
+use rusqlite::{params, OptionalExtension};
+
+/// The password hash of an account made by single sign-on: not a PHC
+/// string, so no password ever verifies against it (an admin may still set
+/// one with `user passwd`).
+pub const SSO_PASSWORD_HASH: &str = "!sso";
+
+/// A login on its way through the provider (`sso_flows`).
+pub struct NewFlow<'a> {
+    pub state_hash: [u8; 32],
+    /// SHA-256 of the cookie of the browser that started it (the callback
+    /// must come with it: no login made in one browser completes in another).
+    pub binding_hash: [u8; 32],
+    /// SHA-256 of what redeeming the one-time code needs: the same cookie,
+    /// or for a CLI login its verifier (the S256 challenge, decoded).
+    pub grant_binding: [u8; 32],
+    pub nonce: &'a str,
+    pub verifier: &'a str,
+    pub client: &'a str,
+    /// A CLI login: where its loopback listener waits, and its own state.
+    pub cli: Option<(u16, &'a str)>,
+}
+
+/// A flow as taken back at the callback.
+#[derive(Debug)]
+pub struct Flow {
+    pub binding_hash: Vec<u8>,
+    pub grant_binding: Vec<u8>,
+    pub nonce: String,
+    pub verifier: String,
+    pub cli: Option<(u16, String)>,
+    pub expired: bool,
+}
+
+/// A one-time code's login, as redeemed.
+#[derive(Debug)]
+pub struct Grant {
+    pub binding_hash: Vec<u8>,
+    pub user_id: String,
+    pub issuer: String,
+    pub subject: String,
+    pub provider_access: Option<String>,
+    pub provider_refresh: Option<String>,
+    pub expired: bool,
+}
+
+/// The link between an account and a provider subject.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    pub linked_at: String,
+    pub linked_by: String,
+    pub last_login_at: Option<String>,
+}
+
+/// An SSO login (refresh-token family) and its provider tokens.
+#[derive(Debug)]
+pub struct SsoLogin {
+    pub family_id: String,
+    pub user_id: String,
+    pub issuer: String,
+    pub subject: String,
+    pub provider_access: Option<String>,
+    pub provider_refresh: Option<String>,
+}
+
+impl UserStore {
+    /// Store a new flow unless `client` started `cap` or more in the last
+    /// `window` seconds (false: refused). Expired flows and codes go first.
+    pub fn begin_sso_flow(
+        &self,
+        f: &NewFlow,
+        now: f64,
+        ttl: f64,
+        window: f64,
+        cap: i64,
+    ) -> Result<bool> {
+        with_immediate(&self.conn, &self.path, "starting a single sign-on", |tx| {
+            tx.execute("DELETE FROM sso_flows WHERE expires_at < ?1", [now])?;
+            tx.execute("DELETE FROM sso_grants WHERE expires_at < ?1", [now])?;
+            let recent: i64 = tx.query_row(
+                "SELECT count(*) FROM sso_flows WHERE client = ?1 AND created_at > ?2",
+                params![f.client, now - window],
+                |r| r.get(0),
+            )?;
+            if recent >= cap {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO sso_flows (state_hash, binding_hash, grant_binding, nonce, verifier, client, cli_port, cli_state, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    &f.state_hash[..],
+                    &f.binding_hash[..],
+                    &f.grant_binding[..],
+                    f.nonce,
+                    f.verifier,
+                    f.client,
+                    f.cli.map(|c| c.0),
+                    f.cli.map(|c| c.1),
+                    now,
+                    now + ttl
+                ],
+            )?;
+            Ok(true)
+        })
+    }
+
+    /// Take the flow of a `state` (once: it is deleted).
+    pub fn take_sso_flow(&self, state_hash: &[u8; 32], now: f64) -> Result<Option<Flow>> {
+        with_immediate(&self.conn, &self.path, "finishing a single sign-on", |tx| {
+            tx.query_row(
+                "DELETE FROM sso_flows WHERE state_hash = ?1
+                 RETURNING binding_hash, grant_binding, nonce, verifier, cli_port, cli_state, expires_at",
+                [&state_hash[..]],
+                |r| {
+                    let port: Option<u16> = r.get(4)?;
+                    let cli_state: Option<String> = r.get(5)?;
+                    Ok(Flow {
+                        binding_hash: r.get(0)?,
+                        grant_binding: r.get(1)?,
+                        nonce: r.get(2)?,
+                        verifier: r.get(3)?,
+                        cli: port.zip(cli_state),
+                        expired: r.get::<_, f64>(6)? < now,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Store a one-time code for a finished provider login.
+    pub fn insert_sso_grant(&self, code_hash: &[u8; 32], g: &Grant, expires_at: f64) -> Result<()> {
+        with_immediate(
+            &self.conn,
+            &self.path,
+            "storing a single sign-on code",
+            |tx| {
+                tx.execute(
+                "INSERT INTO sso_grants (code_hash, binding_hash, user_id, issuer, subject, provider_access, provider_refresh, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    &code_hash[..],
+                    g.binding_hash,
+                    g.user_id,
+                    g.issuer,
+                    g.subject,
+                    g.provider_access,
+                    g.provider_refresh,
+                    expires_at
+                ],
+            )
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Take the login of a one-time code (once: it is deleted).
+    pub fn take_sso_grant(&self, code_hash: &[u8; 32], now: f64) -> Result<Option<Grant>> {
+        with_immediate(
+            &self.conn,
+            &self.path,
+            "redeeming a single sign-on code",
+            |tx| {
+                tx.query_row(
+                "DELETE FROM sso_grants WHERE code_hash = ?1
+                 RETURNING binding_hash, user_id, issuer, subject, provider_access, provider_refresh, expires_at",
+                [&code_hash[..]],
+                |r| {
+                    Ok(Grant {
+                        binding_hash: r.get(0)?,
+                        user_id: r.get(1)?,
+                        issuer: r.get(2)?,
+                        subject: r.get(3)?,
+                        provider_access: r.get(4)?,
+                        provider_refresh: r.get(5)?,
+                        expired: r.get::<_, f64>(6)? < now,
+                    })
+                },
+            )
+            .optional()
+            },
+        )
+    }
+
+    /// The account linked to a provider subject.
+    pub fn find_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<User>> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {COLS} FROM users WHERE id = (SELECT user_id FROM sso_identities
+                     WHERE issuer = ?1 AND subject = ?2)"
+                ),
+                params![issuer, subject],
+                from_row,
+            )
+            .optional()
+            .map_err(self.err("reading a single sign-on identity"))
+    }
+
+    /// The provider identity linked to an account.
+    pub fn identity_of(&self, user_id: &str) -> Result<Option<Identity>> {
+        self.conn
+            .query_row(
+                "SELECT issuer, subject, linked_at, linked_by, last_login_at
+                 FROM sso_identities WHERE user_id = ?1",
+                [user_id],
+                |r| {
+                    Ok(Identity {
+                        issuer: r.get(0)?,
+                        subject: r.get(1)?,
+                        linked_at: r.get(2)?,
+                        linked_by: r.get(3)?,
+                        last_login_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err("reading a single sign-on identity"))
+    }
+
+    /// Link an account to a provider subject (`by`: `admin` or
+    /// `auto_create`). A subject or an account linked already is a conflict.
+    pub fn link_identity(
+        &self,
+        user_id: &str,
+        issuer: &str,
+        subject: &str,
+        by: &str,
+    ) -> Result<()> {
+        let r = with_immediate(
+            &self.conn,
+            &self.path,
+            "linking a single sign-on identity",
+            |tx| {
+                tx.execute(
+                    "INSERT INTO sso_identities (issuer, subject, user_id, linked_at, linked_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![issuer, subject, user_id, now_rfc3339(), by],
+                )
+            },
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.message.contains("UNIQUE constraint failed") => Err(Error::conflict(
+                "that provider subject or that account is linked already (`user unlink` first)",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Unlink an account; the number of links removed (0 or 1). Its SSO
+    /// logins end with it.
+    pub fn unlink_identity(&self, user_id: &str, reason: &str) -> Result<usize> {
+        let now = now_rfc3339();
+        with_immediate(
+            &self.conn,
+            &self.path,
+            "unlinking a single sign-on identity",
+            |tx| {
+                tx.execute(
+                "UPDATE refresh_tokens SET revoked_at = ?1, revoked_reason = ?2
+                 WHERE revoked_at IS NULL AND family_id IN (SELECT family_id FROM sso_logins WHERE user_id = ?3)",
+                params![now, reason, user_id],
+            )?;
+                tx.execute("DELETE FROM sso_logins WHERE user_id = ?1", [user_id])?;
+                tx.execute("DELETE FROM sso_identities WHERE user_id = ?1", [user_id])
+            },
+        )
+    }
+
+    /// A new account made at its first single sign-on, linked in the same
+    /// transaction (a race of two first logins makes one account).
+    pub fn insert_sso_user(
+        &self,
+        username: &str,
+        role: Role,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<User> {
+        let id = format!("u_{}", crate::crypto::random_hex(8));
+        let now = now_rfc3339();
+        let r = with_immediate(
+            &self.conn,
+            &self.path,
+            "adding a single sign-on user",
+            |tx| {
+                tx.execute(
+                "INSERT INTO users (id, username, password_hash, role, created_at, updated_at, password_changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+                params![id, username, SSO_PASSWORD_HASH, role.as_str(), now],
+            )?;
+                tx.execute(
+                    "INSERT INTO sso_identities (issuer, subject, user_id, linked_at, linked_by)
+                 VALUES (?1, ?2, ?3, ?4, 'auto_create')",
+                    params![issuer, subject, id, now],
+                )
+            },
+        );
+        match r {
+            Ok(_) => {}
+            Err(e) if e.message.contains("UNIQUE constraint failed") => {
+                return Err(Error::conflict(format!(
+                    "an account named {username:?} already exists, or this provider user is linked already"
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+        self.get(username)
+    }
+
+    /// Record an SSO login: the identity's last login, the family's
+    /// provider tokens.
+    pub fn insert_sso_login(&self, l: &SsoLogin) -> Result<()> {
+        let now = now_rfc3339();
+        with_immediate(&self.conn, &self.path, "recording a single sign-on", |tx| {
+            tx.execute(
+                "UPDATE sso_identities SET last_login_at = ?1 WHERE issuer = ?2 AND subject = ?3",
+                params![now, l.issuer, l.subject],
+            )?;
+            tx.execute(
+                "INSERT INTO sso_logins (family_id, user_id, issuer, subject, provider_access, provider_refresh, checked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![l.family_id, l.user_id, l.issuer, l.subject, l.provider_access, l.provider_refresh, now],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The SSO login a live (unused, unrevoked) refresh token belongs to.
+    pub fn sso_login_of_refresh(&self, token_hash: &[u8; 32]) -> Result<Option<SsoLogin>> {
+        self.conn
+            .query_row(
+                "SELECT s.family_id, s.user_id, s.issuer, s.subject, s.provider_access, s.provider_refresh
+                 FROM refresh_tokens r JOIN sso_logins s ON s.family_id = r.family_id
+                 WHERE r.token_hash = ?1 AND r.used_at IS NULL AND r.revoked_at IS NULL",
+                [&token_hash[..]],
+                |r| {
+                    Ok(SsoLogin {
+                        family_id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        issuer: r.get(2)?,
+                        subject: r.get(3)?,
+                        provider_access: r.get(4)?,
+                        provider_refresh: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err("reading a single sign-on login"))
+    }
+
+    /// Whether a refresh-token family is an SSO login.
+    pub fn is_sso_family(&self, family_id: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sso_logins WHERE family_id = ?1)",
+                [family_id],
+                |r| r.get(0),
+            )
+            .map_err(self.err("reading a single sign-on login"))
+    }
+
+    /// The provider tokens after a successful re-check.
+    pub fn update_sso_login(
+        &self,
+        family_id: &str,
+        access: Option<&str>,
+        refresh: Option<&str>,
+    ) -> Result<()> {
+        with_immediate(
+            &self.conn,
+            &self.path,
+            "recording a single sign-on re-check",
+            |tx| {
+                tx.execute(
+                "UPDATE sso_logins SET provider_access = ?1, provider_refresh = ?2, checked_at = ?3
+                 WHERE family_id = ?4",
+                params![access, refresh, now_rfc3339(), family_id],
+            )
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Bounded growth: SSO logins whose family has no token left, expired
+    /// flows and codes. Rows removed.
+    pub fn purge_sso(&self, now: f64) -> Result<i64> {
+        with_immediate(
+            &self.conn,
+            &self.path,
+            "purging single sign-on rows",
+            |tx| {
+                let a = tx.execute(
+                "DELETE FROM sso_logins WHERE family_id NOT IN (SELECT family_id FROM refresh_tokens WHERE revoked_at IS NULL)",
+                [],
+            )?;
+                let b = tx.execute("DELETE FROM sso_flows WHERE expires_at < ?1", [now])?;
+                let c = tx.execute("DELETE FROM sso_grants WHERE expires_at < ?1", [now])?;
+                Ok((a + b + c) as i64)
+            },
+        )
+    }
+}
