@@ -8,7 +8,7 @@ use crate::common::{op, stderr, TestHome};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-const USERS_VERSIONS: i64 = 9;
+const USERS_VERSIONS: i64 = 10;
 const EVENTS_VERSIONS: i64 = 2;
 const PASSWORD: &str = "correct horse battery staple 19";
 
