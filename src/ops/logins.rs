@@ -19,6 +19,11 @@ use std::time::Duration;
 /// Refresh tokens live this long after their issue (each rotation starts anew).
 pub const REFRESH_TTL_DAYS: i64 = 14;
 
+/// Access tokens of single sign-on logins live this long: every refresh
+/// re-checks the user with the provider (ops/sso.rs), so this bounds how
+/// long a user disabled there keeps working here.
+pub const SSO_ACCESS_TTL_MINUTES: i64 = 15;
+
 /// Password attempts (logins and password changes) count for 15 minutes:
 /// at most 5 per username and address, 20 per address; beyond 5 for a
 /// username from all addresses, each attempt waits longer (never refused).
@@ -101,10 +106,15 @@ pub fn finish_attempt(app: &App, id: i64, ok: bool) -> Result<()> {
 }
 
 /// Purge what would otherwise grow without bound: expired and old used
-/// refresh tokens, expired revocations (at `serve` start and periodically).
+/// refresh tokens, expired revocations, and single sign-on's expired flows
+/// and codes and ended logins (at `serve` start and periodically). Rows
+/// removed: (refresh tokens and SSO rows, revocations).
 pub fn purge_tokens(app: &App) -> Result<(i64, i64)> {
-    app.users()?
-        .purge_tokens(chrono::Utc::now().timestamp(), KEEP_USED_PER_FAMILY)
+    let store = app.users()?;
+    let now = chrono::Utc::now();
+    let (refresh, access) = store.purge_tokens(now.timestamp(), KEEP_USED_PER_FAMILY)?;
+    let sso = store.purge_sso(now.timestamp_micros() as f64 / 1e6)?;
+    Ok((refresh + sso, access))
 }
 
 /// What a login, a refresh or a password change answers.
@@ -174,11 +184,11 @@ fn new_refresh_token() -> String {
     format!("rt1.{}", crate::crypto::random_hex(32))
 }
 
-fn pair(access: String, refresh: String, u: User) -> TokenPair {
+fn pair(access: String, refresh: String, u: User, access_minutes: i64) -> TokenPair {
     TokenPair {
         access_token: access,
         token_type: "Bearer",
-        expires_in: credentials::ACCESS_TTL_MINUTES * 60,
+        expires_in: access_minutes * 60,
         refresh_token: refresh,
         refresh_expires_in: REFRESH_TTL_DAYS * 86_400,
         user: u,
@@ -193,14 +203,26 @@ pub fn issue_pair(
     u: &User,
     second_factor: bool,
 ) -> Result<(TokenPair, String, String)> {
-    let family = format!("rf_{}", crate::crypto::random_hex(8));
-    let (access, claims) = credentials::issue_for(
+    issue_pair_for(
+        app,
         secret,
         u,
-        credentials::ACCESS_TTL_MINUTES,
-        Some(&family),
         second_factor,
-    )?;
+        credentials::ACCESS_TTL_MINUTES,
+    )
+}
+
+/// [`issue_pair`] with access tokens of `access_minutes`.
+pub fn issue_pair_for(
+    app: &App,
+    secret: &[u8],
+    u: &User,
+    second_factor: bool,
+    access_minutes: i64,
+) -> Result<(TokenPair, String, String)> {
+    let family = format!("rf_{}", crate::crypto::random_hex(8));
+    let (access, claims) =
+        credentials::issue_for(secret, u, access_minutes, Some(&family), second_factor)?;
     let refresh = new_refresh_token();
     let exp = chrono::Utc::now().timestamp() + REFRESH_TTL_DAYS * 86_400;
     app.users()?.insert_refresh(
@@ -211,7 +233,11 @@ pub fn issue_pair(
         exp,
         second_factor,
     )?;
-    Ok((pair(access, refresh, u.clone()), claims.jti, family))
+    Ok((
+        pair(access, refresh, u.clone(), access_minutes),
+        claims.jti,
+        family,
+    ))
 }
 
 /// Check a password (Argon2, slow: call it off the async threads). Unknown
@@ -315,7 +341,8 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
             let u = store
                 .find_by_id(&user_id)?
                 .ok_or_else(|| Error::not_found("user vanished"))?;
-            if crate::ops::sso::sso_only(app, u.role) && !store.is_sso_family(&family_id)? {
+            let sso = store.is_sso_family(&family_id)?;
+            if crate::ops::sso::sso_only(app, u.role) && !sso {
                 let n = store.revoke_family(&u.id, &family_id, "sso_required")?;
                 let app = app.as_actor("http".into());
                 app.record(
@@ -343,13 +370,13 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
                 )?;
                 return Ok(RefreshOutcome::SecondFactorRequired);
             }
-            let (access, claims) = credentials::issue_for(
-                secret,
-                &u,
-                credentials::ACCESS_TTL_MINUTES,
-                Some(&family_id),
-                second_factor,
-            )?;
+            let minutes = if sso {
+                SSO_ACCESS_TTL_MINUTES
+            } else {
+                credentials::ACCESS_TTL_MINUTES
+            };
+            let (access, claims) =
+                credentials::issue_for(secret, &u, minutes, Some(&family_id), second_factor)?;
             let app = app.as_actor(format!("http:{}", u.username));
             app.record(
                 app.event(
@@ -360,7 +387,7 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
                 .user(&u.id),
             )?;
             Ok(RefreshOutcome::Rotated(Box::new(pair(
-                access, new_token, u,
+                access, new_token, u, minutes,
             ))))
         }
         RefreshUse::Reused {

@@ -403,7 +403,8 @@ pub fn redeem(
     };
     store.record_login(&u.id)?;
     // The provider is the second factor's authority for its users.
-    let (pair, jti, family) = logins::issue_pair(app, secret, &u, true)?;
+    let (pair, jti, family) =
+        logins::issue_pair_for(app, secret, &u, true, logins::SSO_ACCESS_TTL_MINUTES)?;
     store.insert_sso_login(&SsoLogin {
         family_id: family.clone(),
         user_id: u.id.clone(),

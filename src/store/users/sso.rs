@@ -413,3 +413,106 @@ impl UserStore {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, UserStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = UserStore::open(&dir.path().join("users.db")).unwrap();
+        (dir, s)
+    }
+
+    fn flow(state: u8, client: &str) -> NewFlow<'_> {
+        NewFlow {
+            state_hash: [state; 32],
+            binding_hash: [1; 32],
+            grant_binding: [2; 32],
+            nonce: "n",
+            verifier: "v",
+            client,
+            cli: None,
+        }
+    }
+
+    #[test]
+    fn a_state_is_taken_once_and_starts_are_capped_per_client() {
+        let (_d, s) = store();
+        assert!(s
+            .begin_sso_flow(&flow(7, "10.0.0.1"), 100.0, 600.0, 600.0, 2)
+            .unwrap());
+        assert!(s
+            .begin_sso_flow(&flow(8, "10.0.0.1"), 101.0, 600.0, 600.0, 2)
+            .unwrap());
+        assert!(!s
+            .begin_sso_flow(&flow(9, "10.0.0.1"), 102.0, 600.0, 600.0, 2)
+            .unwrap());
+        assert!(s
+            .begin_sso_flow(&flow(9, "10.0.0.2"), 102.0, 600.0, 600.0, 2)
+            .unwrap());
+        let f = s.take_sso_flow(&[7; 32], 200.0).unwrap().expect("the flow");
+        assert_eq!((f.nonce.as_str(), f.expired), ("n", false));
+        assert_eq!(
+            (f.binding_hash, f.grant_binding),
+            (vec![1; 32], vec![2; 32])
+        );
+        assert!(
+            s.take_sso_flow(&[7; 32], 200.0).unwrap().is_none(),
+            "a state works once"
+        );
+        assert!(s.take_sso_flow(&[8; 32], 800.0).unwrap().unwrap().expired);
+    }
+
+    #[test]
+    fn a_code_is_redeemed_once_and_a_subject_links_one_account() {
+        let (_d, s) = store();
+        let u = s
+            .insert_sso_user("alice", Role::User, "https://id", "sub-a")
+            .unwrap();
+        assert_eq!(
+            s.find_by_identity("https://id", "sub-a")
+                .unwrap()
+                .unwrap()
+                .id,
+            u.id
+        );
+        assert!(s
+            .find_by_identity("https://other", "sub-a")
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            s.password_hash(&u.id).unwrap().as_deref(),
+            Some(SSO_PASSWORD_HASH)
+        );
+        // The same subject cannot be a second account; the account cannot get a second link.
+        assert!(s
+            .insert_sso_user("alice2", Role::User, "https://id", "sub-a")
+            .is_err());
+        assert!(
+            s.find("alice2").unwrap().is_none(),
+            "a refused link left an account"
+        );
+        assert!(s
+            .link_identity(&u.id, "https://id", "sub-b", "admin")
+            .is_err());
+        let g = Grant {
+            binding_hash: vec![3; 32],
+            user_id: u.id.clone(),
+            issuer: "https://id".into(),
+            subject: "sub-a".into(),
+            provider_access: Some("at".into()),
+            provider_refresh: None,
+            expired: false,
+        };
+        s.insert_sso_grant(&[5; 32], &g, 1000.0).unwrap();
+        let got = s.take_sso_grant(&[5; 32], 999.0).unwrap().unwrap();
+        assert!(!got.expired && got.provider_access.as_deref() == Some("at"));
+        assert!(
+            s.take_sso_grant(&[5; 32], 999.0).unwrap().is_none(),
+            "a code works once"
+        );
+        assert_eq!(s.unlink_identity(&u.id, "test").unwrap(), 1);
+        assert!(s.find_by_identity("https://id", "sub-a").unwrap().is_none());
+    }
+}
