@@ -312,6 +312,28 @@ pub fn complete_login(
     Ok(resp)
 }
 
+/// Revoke a login (refresh-token family) at its refresh, audited with `reason`.
+fn end_login(
+    app: &App,
+    store: &crate::store::users::UserStore,
+    u: &User,
+    family_id: &str,
+    reason: &str,
+    client: &str,
+) -> Result<()> {
+    let n = store.revoke_family(&u.id, family_id, reason)?;
+    let app = app.as_actor("http".into());
+    app.record(
+        app.event(
+            EventKind::TokenRevoked,
+            json!({"reason": reason, "username": u.username,
+                   "refresh_family": family_id, "revoked": n, "client": client}),
+        )
+        .user(&u.id),
+    )?;
+    Ok(())
+}
+
 /// Rotate a refresh token (one use each; a second use revokes its family).
 #[expect(
     clippy::too_many_lines,
@@ -342,31 +364,21 @@ pub fn refresh(app: &App, secret: &[u8], token: &str, client: &str) -> Result<Re
                 .find_by_id(&user_id)?
                 .ok_or_else(|| Error::not_found("user vanished"))?;
             let sso = store.is_sso_family(&family_id)?;
+            // A password login of a role that is now SSO-only, or one made
+            // with the password alone from before the account needed a
+            // second factor: it ends here, its access tokens too.
             if crate::ops::sso::sso_only(app, u.role) && !sso {
-                let n = store.revoke_family(&u.id, &family_id, "sso_required")?;
-                let app = app.as_actor("http".into());
-                app.record(
-                    app.event(
-                        EventKind::TokenRevoked,
-                        json!({"reason": "sso_required", "username": u.username,
-                               "refresh_family": family_id, "revoked": n, "client": client}),
-                    )
-                    .user(&u.id),
-                )?;
+                end_login(app, &store, &u, &family_id, "sso_required", client)?;
                 return Ok(RefreshOutcome::SsoRequired);
             }
             if !second_factor && crate::ops::totp::needed_by(app, &u)? {
-                // A login made with the password alone, from before the
-                // account needed more: it ends here, its access tokens too.
-                let n = store.revoke_family(&u.id, &family_id, "second_factor_required")?;
-                let app = app.as_actor("http".into());
-                app.record(
-                    app.event(
-                        EventKind::TokenRevoked,
-                        json!({"reason": "second_factor_required", "username": u.username,
-                               "refresh_family": family_id, "revoked": n, "client": client}),
-                    )
-                    .user(&u.id),
+                end_login(
+                    app,
+                    &store,
+                    &u,
+                    &family_id,
+                    "second_factor_required",
+                    client,
                 )?;
                 return Ok(RefreshOutcome::SecondFactorRequired);
             }
