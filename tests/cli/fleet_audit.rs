@@ -334,10 +334,10 @@ fn store_migrate_and_verify_from_the_command_line() {
         stderr(&o)
     );
     assert!(!stderr(&o).contains("pw-"), "{}", stderr(&o));
-    // TLS demanded: refused before connecting (this build has none).
+    // TLS demanded of a server without it: refused, never plain instead.
     let o = store(&["verify", "--url", &format!("{bare}?sslmode=require")]);
-    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
-    assert!(stderr(&o).contains("without TLS"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert!(stderr(&o).contains("TLS"), "{}", stderr(&o));
     // A bad host name, then PostgreSQL down.
     let o = store(&["migrate", "--to", &bare, "--host", "a b"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -347,6 +347,52 @@ fn store_migrate_and_verify_from_the_command_line() {
     assert!(stderr(&o).contains("PostgreSQL"), "{}", stderr(&o));
     pg.restart();
     assert_eq!(heads(), before, "nothing was written");
+}
+
+/// TLS to the fleet's database: verified against `sslrootcert` (the
+/// server's CA) and refused against the system's roots, which do not know
+/// it; a database that takes TLS only refuses the plain default.
+#[test]
+fn store_over_tls_verifies_the_server() {
+    use crate::common::{add_user, op, stderr, TestHome};
+    let (pg, ca) = PgCluster::start_tls("fleet_tls");
+    let url = pg.database("fleet_tls");
+    let bare = url.replace(&format!(":{}@", password_of(&url)), "@");
+    let home = TestHome::new();
+    let h = home.path();
+    add_user(h, "alice", "user");
+    let store = |args: &[&str]| {
+        op(h)
+            .arg("--json")
+            .arg("store")
+            .args(args)
+            .env("OPERATOR_STORE_PASSWORD", password_of(&url))
+            .output()
+            .unwrap()
+    };
+    let verified = format!("{bare}?sslmode=require&sslrootcert={}", ca.display());
+    let o = store(&["migrate", "--to", &verified, "--host", "web-1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(m["moved"].as_i64().unwrap() >= 1, "{m}");
+    let o = store(&["verify", "--url", &verified]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The system's roots do not know this CA: a configuration error that says what to do.
+    let o = store(&["verify", "--url", &format!("{bare}?sslmode=require")]);
+    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+    assert!(stderr(&o).contains("sslrootcert"), "{}", stderr(&o));
+    // Loopback without sslmode is plain TCP, which this database refuses.
+    let o = store(&["verify", "--url", &bare]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("pw-"), "{}", stderr(&o));
+    // An unreadable CA file is a clear error too.
+    let o = store(&[
+        "verify",
+        "--url",
+        &format!("{bare}?sslmode=require&sslrootcert=/nonexistent.pem"),
+    ]);
+    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent.pem"), "{}", stderr(&o));
 }
 
 fn password_of(url: &str) -> String {

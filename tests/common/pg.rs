@@ -46,6 +46,112 @@ fn bin_dir() -> PathBuf {
 
 impl PgCluster {
     pub fn start() -> PgCluster {
+        let mut c = Self::init();
+        c.port = c.start_on_free_port();
+        c
+    }
+
+    /// A cluster with TLS on (a certificate for 127.0.0.1 from a CA made
+    /// here with `openssl`), where database `tls_only_db` refuses plain
+    /// connections; the CA's PEM file.
+    pub fn start_tls(tls_only_db: &str) -> (PgCluster, PathBuf) {
+        let mut c = Self::init();
+        let dir = c.data.parent().unwrap().to_path_buf();
+        let ssl = |args: &[&str]| {
+            let o = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl (apt-get install openssl)");
+            assert!(
+                o.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        ssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=hermes-operator test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        ssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        fs::write(
+            dir.join("ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        ssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+        for f in ["server.crt", "server.key"] {
+            fs::copy(dir.join(f), c.data.join(f)).unwrap();
+        }
+        fs::set_permissions(c.data.join("server.key"), fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some(a) = &c.account {
+            let o = Command::new("chown")
+                .arg(format!("{a}:"))
+                .arg(c.data.join("server.crt"))
+                .arg(c.data.join("server.key"))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{o:?}");
+        }
+        let conf = c.data.join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        fs::write(&conf, text).unwrap();
+        let hba = c.data.join("pg_hba.conf");
+        let text = fs::read_to_string(&hba).unwrap();
+        fs::write(
+            &hba,
+            format!("hostnossl {tls_only_db} all 127.0.0.1/32 reject\n{text}"),
+        )
+        .unwrap();
+        c.port = c.start_on_free_port();
+        (c, dir.join("ca.pem"))
+    }
+
+    /// initdb into a scratch directory (not started).
+    fn init() -> PgCluster {
         let bin = bin_dir();
         let dir = tempfile::tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -90,7 +196,7 @@ impl PgCluster {
             "initdb: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let mut c = PgCluster {
+        PgCluster {
             bin,
             data,
             log,
@@ -99,9 +205,7 @@ impl PgCluster {
             account,
             _accounts: accounts,
             _dir: dir,
-        };
-        c.port = c.start_on_free_port();
-        c
+        }
     }
 
     fn start_on_free_port(&self) -> u16 {

@@ -13,6 +13,7 @@ mod events;
 pub use events::{check_host, HostChain, HostHead, PgEventLog};
 
 use crate::error::{Error, Kind, Result};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -65,20 +66,113 @@ pub struct Pg {
     client: Mutex<postgres::Client>,
     /// How it connected: [`Pg::another`] opens one more connection so.
     config: postgres::Config,
+    connector: Connector,
+    /// How the connection speaks TLS (doctor shows it).
+    pub tls: TlsMode,
     /// `host:port/dbname`: the URL without its user and password, for messages.
     pub target: String,
+}
+
+/// How a connection to the fleet's database speaks TLS. The URL's
+/// `sslmode` as libpq names it, with safer meanings (docs/design.md §13):
+/// a database away from loopback gets TLS with a verified certificate
+/// unless `sslmode=disable` says otherwise, and `require` verifies too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP: the host is loopback (or a Unix socket) and no `sslmode`
+    /// asked for TLS, or `sslmode=disable`.
+    Off { disabled: bool },
+    /// TLS required; the server's certificate and name verified against
+    /// `sslrootcert` (a PEM file) or the system's roots.
+    Verified { root_cert: Option<PathBuf> },
+}
+
+impl TlsMode {
+    pub fn describe(&self) -> String {
+        match self {
+            TlsMode::Off { disabled: true } => "off (sslmode=disable)".into(),
+            TlsMode::Off { disabled: false } => "off (loopback)".into(),
+            TlsMode::Verified { root_cert: Some(p) } => {
+                format!("verified against {}", p.display())
+            }
+            TlsMode::Verified { root_cert: None } => "verified against the system's roots".into(),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Connector {
+    Plain,
+    Tls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl Connector {
+    fn connect(
+        &self,
+        config: &postgres::Config,
+    ) -> std::result::Result<postgres::Client, postgres::Error> {
+        match self {
+            Connector::Plain => config.connect(postgres::NoTls),
+            Connector::Tls(t) => config.connect(t.clone()),
+        }
+    }
+}
+
+/// A URL's TLS options taken out (`sslmode`, `sslrootcert`: the driver
+/// does not know `sslrootcert` and only some modes): (the rest, sslmode,
+/// sslrootcert). Only the URL form (`postgres://…?…`) carries them here.
+fn split_tls(url: &str) -> (String, Option<String>, Option<PathBuf>) {
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let Some((base, query)) = url.split_once('?').filter(|_| is_url) else {
+        return (url.to_string(), None, None);
+    };
+    let (mut mode, mut root, mut kept) = (None, None, Vec::new());
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = || {
+            url::form_urlencoded::parse(format!("v={v}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        match k {
+            "sslmode" => mode = Some(decoded()),
+            "sslrootcert" => root = Some(PathBuf::from(decoded())),
+            _ => kept.push(pair),
+        }
+    }
+    let rest = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (rest, mode, root)
+}
+
+/// Whether every host of the config is loopback or a Unix socket.
+fn loopback_only(c: &postgres::Config) -> bool {
+    c.get_hosts().iter().all(|h| match h {
+        postgres::config::Host::Tcp(s) => {
+            s == "localhost"
+                || s.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        postgres::config::Host::Unix(_) => true,
+    })
 }
 
 /// Whether a URL carries a password (`postgres://user:secret@…` or
 /// `?password=`).
 pub fn url_has_password(url: &str) -> bool {
-    url.parse::<postgres::Config>()
+    split_tls(url)
+        .0
+        .parse::<postgres::Config>()
         .is_ok_and(|c| c.get_password().is_some())
 }
 
 /// `postgres://user:password@host:port/db` → `host:port/db` (never the password).
 pub fn describe_url(url: &str) -> String {
-    match url.parse::<postgres::Config>() {
+    match split_tls(url).0.parse::<postgres::Config>() {
         Ok(c) => {
             let host = c
                 .get_hosts()
@@ -105,28 +199,50 @@ impl Pg {
     /// command line must not carry one: argv is readable by every account).
     pub fn connect_with_password(url: &str, password: Option<&str>) -> Result<Pg> {
         let target = describe_url(url);
-        let mut config: postgres::Config = url.parse().map_err(|e| {
+        let (rest, sslmode, root_cert) = split_tls(url);
+        let mut config: postgres::Config = rest.parse().map_err(|e| {
             Error::usage(format!(
-                "not a PostgreSQL URL ({e}); expected postgres://USER@HOST:PORT/DB"
+                "not a PostgreSQL URL ({e}); expected postgres://USER@HOST:PORT/DB[?sslmode=require&sslrootcert=CA.pem]"
             ))
         })?;
         if let Some(pw) = password {
             config.password(pw);
         }
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(Error::config(format!(
-                "{target}: sslmode=require, but this build connects without TLS (README, \"Fleet\")"
-            ))
-            .hint("keep the database on loopback or a private network, and drop sslmode=require"));
-        }
+        let tls = match sslmode.as_deref() {
+            Some("disable") => TlsMode::Off { disabled: true },
+            Some("require" | "verify-ca" | "verify-full") => TlsMode::Verified { root_cert },
+            None | Some("prefer") if root_cert.is_none() && loopback_only(&config) => {
+                TlsMode::Off { disabled: false }
+            }
+            None | Some("prefer") => TlsMode::Verified { root_cert },
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "{target}: sslmode={other:?} is not supported; use require (TLS, verified) or disable"
+                )))
+            }
+        };
+        let connector = match &tls {
+            TlsMode::Off { .. } => {
+                config.ssl_mode(postgres::config::SslMode::Disable);
+                Connector::Plain
+            }
+            TlsMode::Verified { root_cert } => {
+                // Never falls back to plain TCP.
+                config.ssl_mode(postgres::config::SslMode::Require);
+                let tls = crate::net::tls_config(root_cert.as_deref())?;
+                Connector::Tls(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+            }
+        };
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("hermes-operator");
-        let client = config
-            .connect(postgres::NoTls)
+        let client = connector
+            .connect(&config)
             .map_err(|e| pg_error(&target, "connecting to", e))?;
         let pg = Pg {
             client: Mutex::new(client),
             config,
+            connector,
+            tls,
             target,
         };
         pg.migrate()?;
@@ -137,12 +253,14 @@ impl Pg {
     /// connection runs one statement at a time).
     pub fn another(&self) -> Result<Pg> {
         let client = self
-            .config
-            .connect(postgres::NoTls)
+            .connector
+            .connect(&self.config)
             .map_err(|e| pg_error(&self.target, "connecting to", e))?;
         Ok(Pg {
             client: Mutex::new(client),
             config: self.config.clone(),
+            connector: self.connector.clone(),
+            tls: self.tls.clone(),
             target: self.target.clone(),
         })
     }
@@ -222,6 +340,12 @@ pub(crate) fn pg_error(target: &str, what: &str, e: postgres::Error) -> Error {
             }
         }
     };
+    // A certificate that does not verify is a setting to fix, not an outage.
+    if kind == Kind::Unavailable && detail.contains("certificate") {
+        return Error::new(Kind::Config, format!("{what} PostgreSQL at {target}: {detail}")).hint(
+            "the server's TLS certificate did not verify: name its CA with sslrootcert=/path/ca.pem in the URL (or fix the certificate's name)",
+        );
+    }
     let err = Error::new(kind, format!("{what} PostgreSQL at {target}: {detail}"));
     match kind {
         Kind::Unavailable => err.hint("start PostgreSQL or check store.url; nothing was written"),
@@ -229,5 +353,47 @@ pub(crate) fn pg_error(target: &str, what: &str, e: postgres::Error) -> Error {
             err.hint("check the user and password in store.url and the role's grants")
         }
         _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_options_are_taken_out_of_the_url() {
+        let (rest, mode, root) =
+            split_tls("postgres://op@db:5432/fleet?sslmode=require&connect_timeout=3&sslrootcert=%2Fetc%2Fca.pem");
+        assert_eq!(rest, "postgres://op@db:5432/fleet?connect_timeout=3");
+        assert_eq!(mode.as_deref(), Some("require"));
+        assert_eq!(root, Some(PathBuf::from("/etc/ca.pem")));
+        assert_eq!(
+            split_tls("postgres://op@db/fleet").0,
+            "postgres://op@db/fleet"
+        );
+        assert_eq!(
+            describe_url("postgres://op:pw@db:6000/fleet?sslrootcert=/x"),
+            "db:6000/fleet"
+        );
+        assert!(url_has_password(
+            "postgres://op:pw@db/fleet?sslmode=require"
+        ));
+    }
+
+    #[test]
+    fn only_loopback_hosts_go_without_tls_by_default() {
+        let c = |u: &str| u.parse::<postgres::Config>().unwrap();
+        assert!(loopback_only(&c("postgres://op@127.0.0.1/f")));
+        assert!(loopback_only(&c("postgres://op@localhost/f")));
+        assert!(!loopback_only(&c("postgres://op@db.internal/f")));
+        assert!(!loopback_only(&c("postgres://op@10.0.0.5/f")));
+    }
+
+    #[test]
+    fn unknown_ssl_modes_are_refused_before_connecting() {
+        let e = Pg::connect("postgres://op@db.invalid/f?sslmode=allow")
+            .err()
+            .unwrap();
+        assert_eq!(e.kind, Kind::Usage, "{e:?}");
     }
 }
