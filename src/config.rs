@@ -25,6 +25,20 @@ pub struct Config {
     pub budget: BudgetConfig,
     pub update: UpdateConfig,
     pub auth: AuthConfig,
+    pub store: StoreConfig,
+}
+
+/// `store`: the fleet's PostgreSQL (issue 20, docs/design.md §13). So far
+/// the default of the `store` commands and what `doctor` checks; this
+/// build still appends events to events.db and keeps accounts in users.db.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://USER@HOST:PORT/DB[?sslmode=require&sslrootcert=CA.pem]`,
+    /// without the password (that is `OPERATOR_STORE_PASSWORD` in `.env`).
+    pub url: Option<String>,
+    /// This host's name in the fleet (default: the system's host name).
+    pub host: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -575,6 +589,23 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
     }
     if let Some(o) = &c.auth.oidc {
         validate_oidc(o)?;
+    }
+    if let Some(u) = &c.store.url {
+        let parsed = url::Url::parse(u)
+            .ok()
+            .filter(|p| matches!(p.scheme(), "postgres" | "postgresql"));
+        match parsed {
+            None => {
+                return Err(format!(
+                    "store.url: expected postgres://USER@HOST:PORT/DB, got {:?}",
+                    crate::output::clip(u, 80)
+                ))
+            }
+            Some(p) if p.password().is_some() || u.contains("password=") => {
+                return Err("store.url: carries a password; put it in OPERATOR_STORE_PASSWORD in profiles/operator/.env instead".into())
+            }
+            Some(_) => {}
+        }
     }
     if c.operator.max_turns_per_user == 0 || c.operator.max_turns_per_user > 64 {
         return Err(format!(

@@ -143,6 +143,7 @@ const CHECKS: &[CheckFn] = &[
     |c, x| service_files(c, x),
     |c, x| last_update(c, &x.app),
     |c, x| audit_chain(c, x),
+    |c, x| fleet_store(c, x),
 ];
 
 /// Run every check. `systemd_dirs`: where `install` may have put the unit.
@@ -494,6 +495,79 @@ fn audit_chain(c: &mut Checks, x: &Ctx) {
             Ok(r) => c.fail("audit_chain", r.problem.map(|p| p.message).unwrap_or_default(), "hermes-operator audit verify; keep the file as evidence and compare with backups/operator_*"),
             Err(e) => c.fail("audit_chain", err_text(&e), "hermes-operator audit verify"),
         }
+    }
+}
+
+/// Clock skew against the fleet's database that is worth a warning, and a
+/// failure (event times, token expiry and throttling windows compare
+/// clocks of different hosts).
+const SKEW_WARN_MS: f64 = 1000.0;
+const SKEW_FAIL_MS: f64 = 30_000.0;
+
+/// `store.url` set: the connection (with its schema version), TLS, clock
+/// skew, and how far this host's log is behind in PostgreSQL.
+fn fleet_store(c: &mut Checks, x: &Ctx) {
+    let h = match crate::ops::audit::fleet::health(&x.app) {
+        Ok(None) => return,
+        Ok(Some(h)) => h,
+        Err(e) => {
+            let fix = e
+                .hint_text()
+                .unwrap_or_else(|| "check store.url and OPERATOR_STORE_PASSWORD".into());
+            c.fail("fleet_store", err_text(&e), fix);
+            return;
+        }
+    };
+    c.pass(
+        "fleet_store",
+        format!(
+            "{} (schema v{}) as host {}",
+            h.target, h.schema_version, h.host
+        ),
+    );
+    if h.plain_remote {
+        c.warn(
+            "fleet_tls",
+            format!("{}: {} away from loopback", h.target, h.tls),
+            "use sslmode=require (and sslrootcert=CA.pem) in store.url",
+        );
+    } else {
+        c.pass("fleet_tls", h.tls);
+    }
+    let skew = h.clock_skew_ms.abs();
+    let detail = format!(
+        "this host's clock is {:+.0} ms off the database's",
+        -h.clock_skew_ms
+    );
+    if skew > SKEW_FAIL_MS {
+        c.fail(
+            "fleet_clock",
+            detail,
+            "synchronise the clock (systemd-timesyncd, chrony)",
+        );
+    } else if skew > SKEW_WARN_MS {
+        c.warn(
+            "fleet_clock",
+            detail,
+            "synchronise the clock (systemd-timesyncd, chrony)",
+        );
+    } else {
+        c.pass("fleet_clock", detail);
+    }
+    if h.local_seq > h.fleet_seq {
+        c.warn(
+            "fleet_log",
+            format!(
+                "events.db is at seq {}, PostgreSQL has this host up to seq {}: this build appends to events.db; `store migrate` copies the rest",
+                h.local_seq, h.fleet_seq
+            ),
+            "hermes-operator store migrate",
+        );
+    } else {
+        c.pass(
+            "fleet_log",
+            format!("PostgreSQL has this host's log up to seq {}", h.fleet_seq),
+        );
     }
 }
 

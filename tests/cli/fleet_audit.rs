@@ -395,6 +395,83 @@ fn store_over_tls_verifies_the_server() {
     assert!(stderr(&o).contains("/nonexistent.pem"), "{}", stderr(&o));
 }
 
+/// `store.url` in config.yaml: the `store` commands' default, and what
+/// `doctor` checks — connection and schema, TLS, clock skew, this host's
+/// log behind in PostgreSQL — and says when PostgreSQL is down.
+#[test]
+fn doctor_checks_the_fleet_store() {
+    use crate::common::{add_user, op, stderr, TestHome};
+    let pg = PgCluster::start();
+    let url = pg.database("doc");
+    let bare = url.replace(&format!(":{}@", password_of(&url)), "@");
+    let home = TestHome::new();
+    let h = home.path();
+    add_user(h, "alice", "user");
+    let dir = h.join("profiles/operator");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!("store:\n  url: {bare}\n  host: web-7\n"),
+    )
+    .unwrap();
+    let env = dir.join(".env");
+    let mut text = std::fs::read_to_string(&env).unwrap_or_default();
+    text.push_str(&format!("OPERATOR_STORE_PASSWORD={}\n", password_of(&url)));
+    std::fs::write(&env, text).unwrap();
+    let checks = || {
+        let o = op(h).args(["--json", "doctor"]).output().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+        let all = v["checks"].as_array().cloned().unwrap_or_default();
+        all.into_iter()
+            .filter(|c| c["name"].as_str().unwrap_or("").starts_with("fleet_"))
+            .map(|c| (c["name"].as_str().unwrap().to_string(), c))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let c = checks();
+    assert_eq!(c["fleet_store"]["status"], "pass", "{c:?}");
+    assert!(
+        c["fleet_store"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("web-7"),
+        "{c:?}"
+    );
+    assert_eq!(c["fleet_tls"]["detail"], "off (loopback)", "{c:?}");
+    assert_eq!(c["fleet_clock"]["status"], "pass", "{c:?}");
+    assert_eq!(
+        c["fleet_log"]["status"], "warn",
+        "events.db is ahead: {c:?}"
+    );
+    // `store migrate` without --to uses store.url and store.host.
+    let o = op(h).args(["--json", "store", "migrate"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["host"], "web-7");
+    let c = checks();
+    assert_eq!(c["fleet_log"]["status"], "pass", "{c:?}");
+    // PostgreSQL down: a failed check that says so (and no password in it).
+    pg.stop("fast");
+    let c = checks();
+    assert_eq!(c["fleet_store"]["status"], "fail", "{c:?}");
+    let detail = c["fleet_store"].to_string();
+    assert!(
+        detail.contains("PostgreSQL") && !detail.contains("pw-"),
+        "{detail}"
+    );
+    assert!(!c.contains_key("fleet_clock"), "{c:?}");
+    // A password in store.url is a configuration error.
+    std::fs::write(dir.join("config.yaml"), format!("store:\n  url: {url}\n")).unwrap();
+    let o = op(h).args(["store", "verify"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("OPERATOR_STORE_PASSWORD"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("pw-"), "{}", stderr(&o));
+}
+
 fn password_of(url: &str) -> String {
     let after = url.split("postgres:").nth(2).unwrap();
     after.split('@').next().unwrap().to_string()

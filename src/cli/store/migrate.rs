@@ -3,17 +3,18 @@ use crate::ops::audit::fleet;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The fleet's database: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD)
+    /// The fleet's database: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]
     #[arg(long, value_name = "URL")]
-    pub to: String,
+    pub to: Option<String>,
     /// This host's name in the fleet [default: the system's host name]
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    let host = crate::ops::audit::fleet::host_name(a.host)?;
-    let pg = crate::ops::audit::fleet::connect(&ctx.app, &a.to)?;
+    let fleet_url = crate::ops::audit::fleet::store_url(&ctx.app, a.to.clone())?;
+    let host = crate::ops::audit::fleet::host_name(&ctx.app, a.host)?;
+    let pg = crate::ops::audit::fleet::connect(&ctx.app, &fleet_url)?;
     let m = fleet::migrate_events(&ctx.app, &pg, &host)?;
     if ctx.out.json {
         return ctx.out.json(&m);

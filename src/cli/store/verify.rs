@@ -3,9 +3,9 @@ use crate::ops::audit::{fleet, integrity};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The fleet's database: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD)
+    /// The fleet's database: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]
     #[arg(long, value_name = "URL")]
-    pub url: String,
+    pub url: Option<String>,
     /// Only this host's chain
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
@@ -16,10 +16,11 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    let fleet_url = crate::ops::audit::fleet::store_url(&ctx.app, a.url.clone())?;
     if let Some(h) = &a.host {
         crate::store::pg::check_host(h)?;
     }
-    let pg = crate::ops::audit::fleet::connect(&ctx.app, &a.url)?;
+    let pg = crate::ops::audit::fleet::connect(&ctx.app, &fleet_url)?;
     let key = integrity::verifying_key(&ctx.app.home)?;
     let mut checkpoints = Vec::new();
     for f in &a.checkpoints {

@@ -414,6 +414,17 @@ pub fn migrate_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result
 /// database password: a URL on a command line must not carry one.
 pub const PASSWORD_ENV: &str = "OPERATOR_STORE_PASSWORD";
 
+/// The fleet database's URL: the one given, else `store.url`.
+pub fn store_url(app: &crate::app::App, given: Option<String>) -> Result<String> {
+    given
+        .or_else(|| app.cfg.config.store.url.clone())
+        .ok_or_else(|| {
+            crate::error::Error::usage(
+                "no database: give --url (or --to), or set store.url in config.yaml",
+            )
+        })
+}
+
 /// Connects to a URL given on the command line, its password from
 /// [`PASSWORD_ENV`]; a URL with a password in it is refused.
 pub fn connect(app: &crate::app::App, url: &str) -> Result<Arc<Pg>> {
@@ -434,9 +445,10 @@ pub fn connect(app: &crate::app::App, url: &str) -> Result<Arc<Pg>> {
     )?))
 }
 
-/// This host's name in the fleet: the one given, else the system's host name.
-pub fn host_name(given: Option<String>) -> Result<String> {
-    let name = match given {
+/// This host's name in the fleet: the one given, else `store.host`, else
+/// the system's host name.
+pub fn host_name(app: &crate::app::App, given: Option<String>) -> Result<String> {
+    let name = match given.or_else(|| app.cfg.config.store.host.clone()) {
         Some(h) => h,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -459,4 +471,49 @@ pub fn checkpoint(app: &crate::app::App, pg: &Arc<Pg>) -> Result<FleetCheckpoint
         .hint("hermes-operator store migrate --to URL"));
     }
     Ok(FleetCheckpoint::sign(&key, &heads))
+}
+
+/// What `doctor` checks of the fleet's database (`store.url`).
+#[derive(Debug, serde::Serialize)]
+pub struct FleetHealth {
+    pub target: String,
+    pub tls: String,
+    /// TLS turned off for a database away from loopback (`sslmode=disable`).
+    pub plain_remote: bool,
+    pub schema_version: i64,
+    /// The database's clock minus this host's (ms). Every host of the
+    /// fleet compares itself with the one database clock, so two hosts
+    /// within ±N of it are within 2N of each other.
+    pub clock_skew_ms: f64,
+    pub host: String,
+    /// This host's newest event in PostgreSQL, and in events.db.
+    pub fleet_seq: i64,
+    pub local_seq: i64,
+}
+
+/// Connect to `store.url` and read what `doctor` reports.
+pub fn health(app: &crate::app::App) -> Result<Option<FleetHealth>> {
+    let Some(url) = app.cfg.config.store.url.clone() else {
+        return Ok(None);
+    };
+    let pg = connect(app, &url)?;
+    let host = host_name(app, None)?;
+    let fleet_seq = PgEventLog::new(pg.clone(), &host)?
+        .head()?
+        .map_or(0, |h| h.0);
+    let local_seq = match app.events_ro() {
+        Ok(s) => s.head()?.0,
+        Err(e) if e.kind == crate::Kind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    Ok(Some(FleetHealth {
+        target: pg.target.clone(),
+        tls: pg.tls.describe(),
+        plain_remote: matches!(pg.tls, crate::store::pg::TlsMode::Off { .. }) && !pg.is_loopback(),
+        schema_version: pg.schema_version()?,
+        clock_skew_ms: pg.clock_skew_ms()?,
+        host,
+        fleet_seq,
+        local_seq,
+    }))
 }

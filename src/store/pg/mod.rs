@@ -270,6 +270,26 @@ impl Pg {
         self.client.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the database is on this host (loopback or a Unix socket).
+    pub fn is_loopback(&self) -> bool {
+        loopback_only(&self.config)
+    }
+
+    /// The database's clock minus this host's, in milliseconds (the middle
+    /// of the round trip taken as the moment the database read its clock).
+    pub fn clock_skew_ms(&self) -> Result<f64> {
+        let before = chrono::Utc::now().timestamp_micros() as f64 / 1e3;
+        let row = self
+            .client()
+            .query_one(
+                "SELECT extract(epoch FROM clock_timestamp())::float8 * 1000",
+                &[],
+            )
+            .map_err(|e| pg_error(&self.target, "reading the clock of", e))?;
+        let after = chrono::Utc::now().timestamp_micros() as f64 / 1e3;
+        Ok(row.get::<_, f64>(0) - (before + after) / 2.0)
+    }
+
     /// The schema version this database is at.
     pub fn schema_version(&self) -> Result<i64> {
         let row = self
