@@ -479,6 +479,11 @@ pub fn sso_only(app: &App, role: Role) -> bool {
         .any(|r| r == role.as_str())
 }
 
+/// The provider identity linked to an account (`user show`).
+pub fn identity(app: &App, u: &User) -> Result<Option<crate::store::users::Identity>> {
+    app.users_ro()?.identity_of(&u.id)
+}
+
 /// `user link NAME --subject S`: an admin's choice to let a provider
 /// subject log in as an existing account.
 pub fn link(app: &App, username: &str, issuer: Option<&str>, subject: &str) -> Result<User> {

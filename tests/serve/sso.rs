@@ -28,6 +28,8 @@ struct Sso {
     server: Server,
     provider: Provider,
     home: PathBuf,
+    /// root's SSO refresh token, kept for the provider-down step.
+    root_refresh: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -155,6 +157,7 @@ fn sso_in_headless_chromium() {
         server,
         provider,
         home,
+        root_refresh: None,
         _dir: dir,
     };
     step_first_login_creates_the_account(&mut s);
@@ -422,6 +425,26 @@ fn step_admin_links_and_password_login_is_off_for_admins(s: &mut Sso) {
     s.provider_login(&start, "root-sub", root);
     s.logged_in_as("root");
     assert_eq!(s.last_event("login")["subject"], "root-sub");
+    let tokens =
+        s.b.eval("JSON.parse(sessionStorage.getItem('hermes-operator.auth'))");
+    assert_eq!(
+        tokens["expires_in"],
+        Value::Null,
+        "the dashboard keeps only the tokens"
+    );
+    s.root_refresh = Some(tokens["refresh_token"].as_str().unwrap().to_string());
+    let o = op(&s.home)
+        .args(["--json", "user", "show", "root"])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            shown["sso"]["subject"].as_str(),
+            shown["sso"]["linked_by"].as_str()
+        ),
+        (Some("root-sub"), Some("admin"))
+    );
 }
 
 /// The events browser filters by provider and subject (API and view).
@@ -464,7 +487,9 @@ fn step_events_filter_by_provider_and_subject(s: &mut Sso) {
     for kind in ["user_created", "login", "token_revoked"] {
         assert!(evs.iter().any(|e| e["type"] == kind), "no {kind} in {page}");
     }
-    s.b.log_out();
+    // Leave root's login alive (the last step refreshes it): forget it here only.
+    s.b.eval("sessionStorage.clear()");
+    s.b.open(&format!("{}/", s.server.base));
 }
 
 /// `login --sso` in a terminal: the browser logs in, the command prints
@@ -528,6 +553,8 @@ fn step_cli_login_sso(s: &mut Sso) {
 /// The provider down: a clear page, and the password login still works
 /// for local accounts.
 fn step_provider_down(s: &mut Sso) {
+    // root's SSO login (made in step 8), to refresh while the provider is down.
+    let root_refresh = s.root_refresh.take().expect("root's refresh token");
     s.provider.stop();
     let start = s.start_url();
     // A fresh server: no discovery document cached.
@@ -541,9 +568,41 @@ fn step_provider_down(s: &mut Sso) {
     );
     assert!(m.as_str().unwrap().contains("cannot be reached"), "{m}");
     s.b.screenshot("06-provider-down");
+    // A refresh cannot be re-checked: 503, and the login is not revoked for it.
+    let revoked_before = events(&s.home)
+        .iter()
+        .filter(|e| e.0 == "token_revoked")
+        .count();
+    let r = common::block_on(send(
+        client()
+            .post(s.server.url("/auth/refresh"))
+            .json(&json!({"refresh_token": root_refresh})),
+    ));
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"]["code"], "sso_unavailable");
+    let revoked_after = events(&s.home)
+        .iter()
+        .filter(|e| e.0 == "token_revoked")
+        .count();
+    assert_eq!(revoked_before, revoked_after);
     s.b.open(&format!("{}/", s.server.base));
     s.b.log_in("lou", TEST_PASSWORD);
     s.logged_in_as("lou");
+    // The admin (SSO-only, provider down) recovers on the host: the CLI
+    // needs no login and mints a token.
+    let o = op(&s.home)
+        .args(["user", "token", "root", "--ttl", "10"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let token = String::from_utf8(o.stdout).unwrap();
+    let me = common::block_on(send(
+        client()
+            .get(s.server.url("/api/me"))
+            .bearer_auth(token.trim()),
+    ));
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["user"]["role"], "admin");
 }
 
 /// Without the client secret `serve` does not start; the message names it.
