@@ -873,12 +873,16 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__replay)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --fleet --host --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --hermes-home)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -891,7 +895,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__tail)
-            opts="-n -f -h -V --lines --follow --interval-ms --hermes-home --json --help --version"
+            opts="-n -f -h -V --lines --follow --interval-ms --fleet --host --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -906,6 +910,10 @@ _hermes__operator() {
                     return 0
                     ;;
                 --interval-ms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -243,7 +243,9 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l host -d 'With --fleet: only this host\'s events' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l fleet -d 'Read the fleet\'s database (store.url): the session on whichever host holds it'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -s V -l version -d 'Print version'
@@ -278,8 +280,10 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s n -l lines -d 'How many of the newest events to show first' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l interval-ms -d 'Poll interval for --follow, in milliseconds' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l host -d 'With --fleet: only this host\'s events' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep running and print new events as they are appended'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l fleet -d 'Every host\'s log in the fleet\'s database (store.url), with a host column'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s V -l version -d 'Print version'

@@ -13,7 +13,10 @@ pub fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "audit-export" => &[("hermes-operator audit export --since 2026-09-01 --until 2026-10-01 --format csv > september.csv", "A month of events for a spreadsheet.")],
         "audit-prune" => &[("hermes-operator audit prune --older-than 90d --yes", "Remove events older than 90 days (cron-safe).")],
         "audit-replay" => &[("hermes-operator audit replay op_0123456789ab", "A session's events in order, each with its integrity check.")],
-        "audit-tail" => &[("hermes-operator audit tail -n 50 --follow", "The last 50 events, then new ones as they come.")],
+        "audit-tail" => &[
+            ("hermes-operator audit tail -n 50 --follow", "The last 50 events, then new ones as they come."),
+            ("hermes-operator audit tail --fleet --follow", "Every host's events in the fleet's database (store.url), as they come."),
+        ],
         "audit-usage" => &[("hermes-operator audit usage --since 2026-09-01 --until 2026-10-01 --tz Europe/Berlin --by model", "September's spend and tokens per Berlin day, by model.")],
         "audit-user" => &[("hermes-operator audit user alice | grep tool_call", "An account, its recent sessions and events; piped, every cell is whole.")],
         "audit-verify" => &[("hermes-operator audit verify --checkpoints /mnt/offhost/checkpoints.log", "Check the hash chain and signatures, and that no checkpointed event is gone.")],

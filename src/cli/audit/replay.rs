@@ -5,9 +5,18 @@ pub struct Args {
     /// Session id (op_...)
     #[arg(add = crate::cli::completions::session_ids())]
     pub session: String,
+    /// Read the fleet's database (store.url): the session on whichever host holds it
+    #[arg(long)]
+    pub fleet: bool,
+    /// With --fleet: only this host's events
+    #[arg(long, value_name = "NAME", requires = "fleet")]
+    pub host: Option<String>,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    if a.fleet {
+        return fleet(ctx, &a);
+    }
     let r = crate::ops::audit::integrity::replay(&ctx.app, &a.session)?;
     let all_ok = r.integrity == "ok";
     let rows = &r.events;
@@ -48,6 +57,54 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         Err(crate::Error::integrity(format!(
             "session {} has events that do not verify",
             a.session
+        )))
+    }
+}
+
+/// `--fleet`: the same timeline from PostgreSQL, with each event's host.
+fn fleet(ctx: &Ctx, a: &Args) -> crate::Result<()> {
+    if let Some(h) = &a.host {
+        crate::store::pg::check_host(h)?;
+    }
+    let pg = crate::ops::audit::fleet::connect_configured(&ctx.app)?;
+    let r = crate::ops::audit::fleet::replay(&pg, &a.session, a.host.as_deref())?;
+    let all_ok = r.integrity == "ok";
+    if ctx.out.json {
+        ctx.out.json(&r)?;
+    } else {
+        let mut t = ctx
+            .out
+            .table(&["host", "seq", "time (UTC)", "type", "actor", "", "details"]);
+        for row in &r.events {
+            let ev = &row.event.event;
+            t.add_row(vec![
+                row.event.host.clone(),
+                ev.seq.to_string(),
+                ev.ts.get(..19).unwrap_or(&ev.ts).replace('T', " "),
+                ev.kind.clone(),
+                crate::output::sanitize(&ev.actor),
+                if row.integrity == "ok" { "✓" } else { "✗" }.to_string(),
+                super::summarize(ev),
+            ]);
+        }
+        ctx.out.print_table(&t)?;
+        ctx.out.info(format!(
+            "{} event(s) from {}; integrity: {}",
+            r.events.len(),
+            pg.target,
+            if all_ok {
+                "ok (run `store verify` for every whole chain)"
+            } else {
+                "FAILED"
+            }
+        ));
+    }
+    if all_ok {
+        Ok(())
+    } else {
+        Err(crate::Error::integrity(format!(
+            "session {} has events that do not verify in {}",
+            a.session, pg.target
         )))
     }
 }

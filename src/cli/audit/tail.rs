@@ -12,6 +12,12 @@ pub struct Args {
     /// Poll interval for --follow, in milliseconds
     #[arg(long, default_value_t = 500, hide = true)]
     pub interval_ms: u64,
+    /// Every host's log in the fleet's database (store.url), with a host column
+    #[arg(long)]
+    pub fleet: bool,
+    /// With --fleet: only this host's events
+    #[arg(long, value_name = "NAME", requires = "fleet")]
+    pub host: Option<String>,
 }
 
 /// A tail line is no table: on a terminal its summary is cut at 100
@@ -26,11 +32,24 @@ fn summary(ev: &crate::store::events::Event) -> String {
 }
 
 fn print(ctx: &Ctx, ev: &crate::store::events::Event) -> crate::Result<()> {
+    print_on(ctx, None, ev)
+}
+
+/// A line; with `host` (a fleet tail) the host first, and in the JSON.
+fn print_on(ctx: &Ctx, host: Option<&str>, ev: &crate::store::events::Event) -> crate::Result<()> {
     if ctx.out.json {
-        ctx.out.json_line(ev)
+        match host {
+            Some(h) => {
+                let mut v = serde_json::to_value(ev).expect("an event serializes");
+                v["host"] = h.into();
+                ctx.out.json_line(&v)
+            }
+            None => ctx.out.json_line(ev),
+        }
     } else {
         ctx.out.line(format!(
-            "{} {} {:<16} {} {} {}",
+            "{}{} {} {:<16} {} {} {}",
+            host.map(|h| format!("{h} ")).unwrap_or_default(),
             ev.id,
             ev.ts.get(..19).unwrap_or(&ev.ts).replace('T', " "),
             ev.kind,
@@ -47,6 +66,9 @@ fn print(ctx: &Ctx, ev: &crate::store::events::Event) -> crate::Result<()> {
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     if !(0..=100_000).contains(&a.lines) {
         return Err(crate::Error::usage("-n must be between 0 and 100000"));
+    }
+    if a.fleet {
+        return fleet(ctx, &a);
     }
     let store = ctx.app.events_ro()?;
     let mut last = 0;
@@ -69,6 +91,34 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         for ev in &batch {
             print(ctx, ev)?;
             last = ev.seq;
+        }
+    }
+}
+
+/// `--fleet`: the newest events of every host (or one), by time, then new
+/// ones as any host appends them.
+fn fleet(ctx: &Ctx, a: &Args) -> crate::Result<()> {
+    use crate::store::pg::PgEventLog;
+    if let Some(h) = &a.host {
+        crate::store::pg::check_host(h)?;
+    }
+    let pg = crate::ops::audit::fleet::connect_configured(&ctx.app)?;
+    let (events, mut cursor) = PgEventLog::last_events(&pg, a.host.as_deref(), a.lines)?;
+    for e in &events {
+        print_on(ctx, Some(&e.host), &e.event)?;
+    }
+    if !a.follow {
+        return Ok(());
+    }
+    loop {
+        let (batch, next) = PgEventLog::events_after(&pg, a.host.as_deref(), &cursor, 1000)?;
+        cursor = next;
+        if batch.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(a.interval_ms.max(50)));
+            continue;
+        }
+        for e in &batch {
+            print_on(ctx, Some(&e.host), &e.event)?;
         }
     }
 }

@@ -517,3 +517,60 @@ pub fn health(app: &crate::app::App) -> Result<Option<FleetHealth>> {
         local_seq,
     }))
 }
+
+/// One event of a fleet-wide session timeline: its host, and whether it
+/// matches its hash and links to its host's event before it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReplayRow {
+    #[serde(flatten)]
+    pub event: crate::store::pg::HostEvent,
+    pub integrity: &'static str,
+}
+
+/// `audit replay SESSION --fleet`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReplay {
+    pub session_id: String,
+    pub integrity: &'static str,
+    pub events: Vec<FleetReplayRow>,
+}
+
+/// A session's events from the fleet's database (whichever host holds
+/// them, or only `host`), each checked as `audit replay` checks events.db's.
+pub fn replay(pg: &Pg, session_id: &str, host: Option<&str>) -> Result<FleetReplay> {
+    crate::ops::sessions::validate_session_id(session_id)?;
+    let events = PgEventLog::session_events(pg, session_id, host)?;
+    if events.is_empty() {
+        return Err(crate::error::Error::not_found(format!(
+            "no events recorded for session {} in {}",
+            crate::output::sanitize(session_id),
+            pg.target
+        ))
+        .hint("`store migrate` copies a host's events there"));
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    let mut all_ok = true;
+    for e in events {
+        let prev = match e.event.seq {
+            1 => None,
+            s => PgEventLog::hash_of(pg, &e.host, s - 1)?,
+        };
+        let ok = super::integrity::event_intact(&e.event, prev);
+        all_ok &= ok;
+        rows.push(FleetReplayRow {
+            event: e,
+            integrity: if ok { "ok" } else { "bad" },
+        });
+    }
+    Ok(FleetReplay {
+        session_id: session_id.to_string(),
+        integrity: if all_ok { "ok" } else { "bad" },
+        events: rows,
+    })
+}
+
+/// The fleet's database of `store.url`, for the `--fleet` reads.
+pub fn connect_configured(app: &crate::app::App) -> Result<Arc<Pg>> {
+    let url = store_url(app, None)?;
+    connect(app, &url)
+}

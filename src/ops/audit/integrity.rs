@@ -274,6 +274,27 @@ pub struct Replay {
     pub events: Vec<ReplayRow>,
 }
 
+/// Whether an event matches its own hash and links to `prev`, the hash of
+/// the event before it in its chain (the first links to the genesis hash).
+pub fn event_intact(ev: &crate::store::events::Event, prev: Option<[u8; 32]>) -> bool {
+    let own = crate::store::events::event_hash(
+        ev.seq,
+        &ev.ts,
+        &ev.kind,
+        ev.session_id.as_deref(),
+        ev.user_id.as_deref(),
+        &ev.actor,
+        &ev.data,
+        &ev.prev_hash,
+    ) == ev.hash;
+    let linked = if ev.seq == 1 {
+        ev.prev_hash == GENESIS
+    } else {
+        prev.is_some_and(|h| h == ev.prev_hash)
+    };
+    own && linked
+}
+
 /// A session's events in order, each checked against its own hash and the
 /// hash of the event just before it in the log (seq - 1), so the timeline
 /// shows local tampering; [`verify`] proves the whole chain.
@@ -291,24 +312,12 @@ pub fn replay(app: &crate::app::App, session_id: &str) -> Result<Replay> {
     let mut rows = Vec::with_capacity(events.len());
     let mut all_ok = true;
     for ev in events {
-        let own = crate::store::events::event_hash(
-            ev.seq,
-            &ev.ts,
-            &ev.kind,
-            ev.session_id.as_deref(),
-            ev.user_id.as_deref(),
-            &ev.actor,
-            &ev.data,
-            &ev.prev_hash,
-        ) == ev.hash;
-        let linked = if ev.seq == 1 {
-            ev.prev_hash == GENESIS
+        let prev = if ev.seq == 1 {
+            None
         } else {
-            store
-                .hash_at(ev.seq - 1)?
-                .is_some_and(|h| h == ev.prev_hash)
+            store.hash_at(ev.seq - 1)?
         };
-        let ok = own && linked;
+        let ok = event_intact(&ev, prev);
         all_ok &= ok;
         rows.push(ReplayRow {
             event: ev,

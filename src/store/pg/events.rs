@@ -328,3 +328,136 @@ impl Chain for HostChain {
         tx.commit().map_err(err)
     }
 }
+
+/// An event of the fleet's log and the host whose chain holds it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostEvent {
+    pub host: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// The newest event of each host already shown: a fleet-wide tail's cursor.
+pub type Cursor = std::collections::BTreeMap<String, i64>;
+
+const HOST_EVENT_COLS: &str =
+    "host, seq, id, ts, type, session_id, user_id, actor, data, prev_hash, hash";
+
+fn host_event(r: &postgres::Row) -> HostEvent {
+    HostEvent {
+        host: r.get(0),
+        event: Event {
+            seq: r.get(1),
+            id: r.get(2),
+            ts: r.get(3),
+            kind: r.get(4),
+            session_id: r.get(5),
+            user_id: r.get(6),
+            actor: r.get(7),
+            data: r.get(8),
+            prev_hash: to32(r.get::<_, &[u8]>(9)),
+            hash: to32(r.get::<_, &[u8]>(10)),
+        },
+    }
+}
+
+/// Fleet-wide reads (every host, or the one named): what `audit replay`
+/// and `audit tail` show with `--fleet`. Events of different hosts are
+/// ordered by time, then host and seq (each host's own order is its seq).
+impl PgEventLog {
+    /// A session's events on every host (a session lives on one host; its
+    /// id does not say which).
+    pub fn session_events(pg: &Pg, session_id: &str, host: Option<&str>) -> Result<Vec<HostEvent>> {
+        let rows = pg
+            .client()
+            .query(
+                &format!(
+                    "SELECT {HOST_EVENT_COLS} FROM events
+                     WHERE session_id = $1 AND ($2::text IS NULL OR host = $2)
+                     ORDER BY ts, host, seq"
+                ),
+                &[&session_id, &host],
+            )
+            .map_err(|e| pg_error(&pg.target, "reading a session's events in", e))?;
+        Ok(rows.iter().map(host_event).collect())
+    }
+
+    /// The hash of `host`'s event `seq` (a replayed event's link).
+    pub fn hash_of(pg: &Pg, host: &str, seq: i64) -> Result<Option<[u8; 32]>> {
+        let row = pg
+            .client()
+            .query_opt(
+                "SELECT hash FROM events WHERE host = $1 AND seq = $2",
+                &[&host, &seq],
+            )
+            .map_err(|e| pg_error(&pg.target, "reading the event log in", e))?;
+        Ok(row.map(|r| to32(r.get::<_, &[u8]>(0))))
+    }
+
+    /// The newest `n` events (oldest first) and the cursor after them.
+    pub fn last_events(pg: &Pg, host: Option<&str>, n: i64) -> Result<(Vec<HostEvent>, Cursor)> {
+        let err = |e| pg_error(&pg.target, "reading the event log in", e);
+        let mut c = pg.client();
+        // One snapshot for the events and the heads: nothing appended in
+        // between is skipped by the cursor.
+        let mut c = c.transaction().map_err(err)?;
+        c.batch_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(err)?;
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT * FROM (SELECT {HOST_EVENT_COLS} FROM events
+                       WHERE ($1::text IS NULL OR host = $1)
+                       ORDER BY ts DESC, host DESC, seq DESC LIMIT $2) newest
+                     ORDER BY ts, host, seq"
+                ),
+                &[&host, &n],
+            )
+            .map_err(|e| pg_error(&pg.target, "reading the event log in", e))?;
+        let heads = c
+            .query(
+                "SELECT host, seq FROM chain_heads WHERE ($1::text IS NULL OR host = $1)",
+                &[&host],
+            )
+            .map_err(|e| pg_error(&pg.target, "reading the chain heads in", e))?;
+        let cursor = heads.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let events = rows.iter().map(host_event).collect();
+        c.commit().map_err(err)?;
+        Ok((events, cursor))
+    }
+
+    /// Events appended after `cursor` (hosts new to it: from their start),
+    /// at most `limit`, and the cursor moved past them.
+    pub fn events_after(
+        pg: &Pg,
+        host: Option<&str>,
+        cursor: &Cursor,
+        limit: i64,
+    ) -> Result<(Vec<HostEvent>, Cursor)> {
+        let (hosts, seqs): (Vec<&str>, Vec<i64>) =
+            cursor.iter().map(|(h, s)| (h.as_str(), *s)).unzip();
+        let rows = pg
+            .client()
+            .query(
+                &format!(
+                    // The limit cuts in each host's seq order (a host's
+                    // next poll starts where it stopped); shown by time.
+                    "SELECT * FROM (SELECT {HOST_EVENT_COLS} FROM events e
+                       WHERE ($1::text IS NULL OR e.host = $1)
+                         AND e.seq > COALESCE((SELECT c.seq FROM unnest($2::text[], $3::int8[]) AS c(host, seq)
+                                               WHERE c.host = e.host), 0)
+                       ORDER BY host, seq LIMIT $4) batch
+                     ORDER BY ts, host, seq"
+                ),
+                &[&host, &hosts, &seqs, &limit],
+            )
+            .map_err(|e| pg_error(&pg.target, "reading the event log in", e))?;
+        let events: Vec<HostEvent> = rows.iter().map(host_event).collect();
+        let mut next = cursor.clone();
+        for e in &events {
+            let s = next.entry(e.host.clone()).or_insert(0);
+            *s = (*s).max(e.event.seq);
+        }
+        Ok((events, next))
+    }
+}

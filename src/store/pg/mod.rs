@@ -10,7 +10,7 @@
 
 mod events;
 
-pub use events::{check_host, HostChain, HostHead, PgEventLog};
+pub use events::{check_host, Cursor, HostChain, HostEvent, HostHead, PgEventLog};
 
 use crate::error::{Error, Kind, Result};
 use std::path::PathBuf;
