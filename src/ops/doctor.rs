@@ -558,10 +558,10 @@ fn fleet_store(c: &mut Checks, x: &Ctx) {
         c.warn(
             "fleet_log",
             format!(
-                "events.db is at seq {}, PostgreSQL has this host up to seq {}: this build appends to events.db; `store migrate` copies the rest",
+                "events.db is at seq {}, PostgreSQL has this host up to seq {}",
                 h.local_seq, h.fleet_seq
             ),
-            "hermes-operator store migrate",
+            "a running `serve` ships new events every 2 s; without one: hermes-operator store migrate",
         );
     } else {
         c.pass(

@@ -290,6 +290,56 @@ fn spawn_token_purge(st: S) {
     });
 }
 
+/// With `store.url` set: this host's new events copied to the fleet's
+/// database every [`SHIP_EVERY`] (`ops::audit::fleet::ship_events`), on a
+/// thread of its own; PostgreSQL away is logged once and retried, and
+/// never stops `serve` (events.db stays the host's log).
+fn spawn_fleet_shipper(st: S) {
+    let Some(url) = st.app.cfg.config.store.url.clone() else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("fleet-shipper".into())
+        .spawn(move || {
+            let mut pg = None;
+            let mut last_error = String::new();
+            while !st.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = (|| {
+                    let host = crate::ops::audit::fleet::host_name(&st.app, None)?;
+                    if pg.is_none() {
+                        pg = Some(crate::ops::audit::fleet::connect(&st.app, &url)?);
+                    }
+                    let db = pg.as_ref().expect("connected above");
+                    crate::ops::audit::fleet::ship_events(&st.app, db, &host).map(|_| host)
+                })();
+                match r {
+                    Ok(host) => {
+                        if !last_error.is_empty() {
+                            tracing::info!("hermes-operator serve: shipping events to the fleet's database again (host {host})");
+                            last_error.clear();
+                        }
+                    }
+                    Err(e) => {
+                        // A broken connection is made anew next time.
+                        pg = None;
+                        let msg = e.to_string();
+                        if msg != last_error {
+                            tracing::warn!("hermes-operator serve: cannot ship events to the fleet's database: {msg} (retrying every {} s)", SHIP_EVERY.as_secs());
+                            last_error = msg;
+                        }
+                    }
+                }
+                std::thread::sleep(SHIP_EVERY);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("hermes-operator serve: cannot start the fleet shipper: {e}");
+    }
+}
+
+/// How often `serve` ships this host's new events to the fleet's database.
+const SHIP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How often expired tokens are purged from users.db.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -315,6 +365,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
         );
     }
     spawn_token_purge(st.clone());
+    spawn_fleet_shipper(st.clone());
     let listener = tokio::net::TcpListener::bind(&opts.bind)
         .await
         .map_err(|e| {

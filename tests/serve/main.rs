@@ -19,6 +19,7 @@ mod boundary;
 mod chat;
 mod dashboard;
 mod demo;
+mod fleet;
 mod fuzz;
 mod hardening;
 mod http;

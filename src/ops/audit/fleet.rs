@@ -574,3 +574,58 @@ pub fn connect_configured(app: &crate::app::App) -> Result<Arc<Pg>> {
     let url = store_url(app, None)?;
     connect(app, &url)
 }
+
+/// Copies what events.db has beyond this host's head in the fleet's
+/// database (what `serve` does every few seconds while `store.url` is
+/// set): the head there must be events.db's own event at that seq; each
+/// event shipped is checked against its hash and its predecessor first; a
+/// page is one transaction that continues the chain (PostgreSQL going away
+/// mid-way loses and duplicates nothing: the next run starts at the head
+/// that committed). A host that has no chain there yet is moved whole
+/// ([`migrate_events`], which verifies both ends). Events shipped.
+pub fn ship_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result<usize> {
+    use crate::error::Error;
+    let log = PgEventLog::new(pg.clone(), host)?;
+    let Some((mut seq, mut prev)) = log.head()? else {
+        return Ok(migrate_events(app, pg, host)?.moved);
+    };
+    let store = app.events_ro()?;
+    // The head there is events.db's event at that seq, or the chain's start
+    // (nothing yet, or the anchor a prune left).
+    let start = (seq == 0 && prev == crate::store::events::GENESIS)
+        || store
+            .anchor()?
+            .is_some_and(|a| a.seq == seq && a.hash == prev);
+    if !start && store.hash_at(seq)? != Some(prev) {
+        return Err(Error::conflict(format!(
+            "host {host} in {} holds another chain (its seq {seq} is not events.db's)",
+            pg.target
+        ))
+        .hint("give this host another store.host"));
+    }
+    let mut shipped = 0;
+    loop {
+        let page = store.after(seq, PAGE)?;
+        let Some(last) = page.last() else { break };
+        let (last_seq, last_hash) = (last.seq, last.hash);
+        for e in &page {
+            if !super::integrity::event_intact(e, Some(prev)) {
+                return Err(Error::integrity(format!(
+                    "events.db's event {} does not verify: not shipped",
+                    e.seq
+                ))
+                .hint("hermes-operator audit verify"));
+            }
+            prev = e.hash;
+        }
+        match log.import(&page, None) {
+            Ok(n) => shipped += n,
+            // Another process of this host shipped first: the next run
+            // starts from the head it left.
+            Err(e) if e.kind == crate::Kind::Conflict => break,
+            Err(e) => return Err(e),
+        }
+        (seq, prev) = (last_seq, last_hash);
+    }
+    Ok(shipped)
+}

@@ -1,0 +1,95 @@
+//! `serve` with `store.url` set ships this host's events to the fleet's
+//! PostgreSQL as they are appended (issue 20): every event, in order, once,
+//! also across PostgreSQL going away and coming back while events are
+//! written; `serve` itself keeps answering meanwhile.
+
+use crate::common::pg::PgCluster;
+use crate::common::serve::{configure, Server};
+use crate::common::{add_user, TestHome};
+use hermes_operator::ops::audit::fleet::verify_fleet;
+use hermes_operator::store::events::EventStore;
+use hermes_operator::store::pg::{Pg, PgEventLog};
+use std::time::{Duration, Instant};
+
+fn local_head(home: &std::path::Path) -> (i64, [u8; 32]) {
+    EventStore::open_readonly(&home.join("plugins/operator/events.db"))
+        .unwrap()
+        .head()
+        .unwrap()
+}
+
+/// Polls until PostgreSQL has this host's chain up to events.db's head.
+fn wait_shipped(db: &Pg, home: &std::path::Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let want = local_head(home);
+        let heads = PgEventLog::heads(db).unwrap_or_default();
+        if heads
+            .iter()
+            .any(|h| h.host == "web-9" && (h.seq, h.hash) == want)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not shipped within 30 s (want seq {}, have {heads:?})",
+            want.0
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_ships_this_hosts_events_to_the_fleet_database() {
+    let pg = PgCluster::start();
+    let url = pg.database("ship");
+    let pw = url
+        .split("postgres:")
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    let bare = url.replace(&format!(":{pw}@"), "@");
+    let home = TestHome::new();
+    let h = home.path();
+    configure(h, &format!("store:\n  url: {bare}\n  host: web-9\n"));
+    let env = h.join("profiles/operator/.env");
+    let mut text = std::fs::read_to_string(&env).unwrap();
+    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
+    std::fs::write(&env, text).unwrap();
+    add_user(h, "alice", "user");
+    add_user(h, "bob", "user");
+    let server = Server::start(h);
+    let db = Pg::connect(&url).unwrap();
+    wait_shipped(&db, h, "the events from before serve started");
+    add_user(h, "carol", "user");
+    wait_shipped(&db, h, "a new event");
+
+    // PostgreSQL away while events are written: serve keeps answering,
+    // says so once, and ships them all when it is back.
+    pg.stop("immediate");
+    add_user(h, "dave", "user");
+    add_user(h, "erin", "user");
+    let warned = server.log_with("cannot ship events to the fleet's database");
+    assert!(warned.contains("cannot ship events"), "{warned}");
+    assert!(!warned.contains(&pw), "the password in the log");
+    let health = crate::common::block_on(crate::common::serve::send(
+        crate::common::serve::client().get(server.url("/healthz")),
+    ));
+    assert_eq!(health.status, 200, "{}", health.body);
+    pg.restart();
+    let db = Pg::connect(&url).unwrap();
+    wait_shipped(&db, h, "the events written while PostgreSQL was away");
+    assert!(server
+        .log_with("shipping events to the fleet's database again")
+        .contains("again"));
+
+    // Every event once, in order: the chain there verifies and has events.db's count.
+    let local = EventStore::open_readonly(&h.join("plugins/operator/events.db")).unwrap();
+    let reports = verify_fleet(&std::sync::Arc::new(db), Some("web-9"), None, &[]).unwrap();
+    assert_eq!(reports.len(), 1);
+    assert!(reports[0].report.ok, "{:?}", reports[0].report);
+    assert_eq!(reports[0].report.events as i64, local.count().unwrap());
+}
