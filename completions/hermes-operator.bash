@@ -2401,7 +2401,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__list)
-            opts="-h -V --user --since --limit --offset --all-sources --hermes-home --json --help --version"
+            opts="-h -V --user --since --limit --offset --all-sources --all-hosts --hermes-home --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

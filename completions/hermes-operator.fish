@@ -170,6 +170,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session;
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l offset -d 'Skip this many sessions (paging)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l all-sources -d 'Include Hermes\' own sessions (every source), not only operator sessions'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l all-hosts -d 'Every host\'s operator sessions, from the fleet\'s database (store.url), with a host column'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'

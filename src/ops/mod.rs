@@ -10,6 +10,7 @@ pub mod chat;
 pub mod credentials;
 pub mod demo;
 pub mod doctor;
+pub mod fleet;
 pub mod hooks;
 pub mod install;
 pub mod keys;

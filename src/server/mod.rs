@@ -291,7 +291,8 @@ fn spawn_token_purge(st: S) {
 }
 
 /// With `store.url` set: this host's new events copied to the fleet's
-/// database every [`SHIP_EVERY`] (`ops::audit::fleet::ship_events`), on a
+/// database every [`SHIP_EVERY`] (`ops::audit::fleet::ship_events`), and
+/// the operator sessions they touched published (`ops::fleet`), on a
 /// thread of its own; PostgreSQL away is logged once and retried, and
 /// never stops `serve` (events.db stays the host's log).
 fn spawn_fleet_shipper(st: S) {
@@ -303,6 +304,9 @@ fn spawn_fleet_shipper(st: S) {
         .spawn(move || {
             let mut pg = None;
             let mut last_error = String::new();
+            // Every session is published once per `serve` (then those the
+            // shipped events touch).
+            let mut backfilled = false;
             while !st.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
                 let r = (|| {
                     let host = crate::ops::audit::fleet::host_name(&st.app, None)?;
@@ -310,7 +314,11 @@ fn spawn_fleet_shipper(st: S) {
                         pg = Some(crate::ops::audit::fleet::connect(&st.app, &url)?);
                     }
                     let db = pg.as_ref().expect("connected above");
-                    crate::ops::audit::fleet::ship_events(&st.app, db, &host).map(|_| host)
+                    let shipped = crate::ops::audit::fleet::ship_events(&st.app, db, &host)?;
+                    let only = shipped.sessions.as_ref().filter(|_| backfilled);
+                    crate::ops::fleet::publish_sessions(&st.app, db, &host, only)?;
+                    backfilled = true;
+                    Ok::<_, crate::Error>(host)
                 })();
                 match r {
                     Ok(host) => {

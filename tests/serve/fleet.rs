@@ -93,3 +93,99 @@ fn serve_ships_this_hosts_events_to_the_fleet_database() {
     assert!(reports[0].report.ok, "{:?}", reports[0].report);
     assert_eq!(reports[0].report.events as i64, local.count().unwrap());
 }
+
+/// A home full of operator sessions (demo's sample data) that ships to
+/// `url` as `host`.
+fn fleet_home(bare: &str, pw: &str, host: &str) -> TestHome {
+    use hermes_operator::app::App;
+    use hermes_operator::home::Home;
+    use hermes_operator::store::events::Actor;
+    let home = TestHome::new();
+    let h = home.path();
+    configure(h, &format!("store:\n  url: {bare}\n  host: {host}\n"));
+    let env = h.join("profiles/operator/.env");
+    let mut text = std::fs::read_to_string(&env).unwrap();
+    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
+    std::fs::write(&env, text).unwrap();
+    let app = App::load(Home::at(h), Actor::new("test:fleet"), |_| {}).unwrap();
+    hermes_operator::ops::demo::populate(&app).unwrap();
+    home
+}
+
+/// `session list --all-hosts` on any host lists every host's operator
+/// sessions (what each `serve` published), with the host, as each host's
+/// own `session list` shows them.
+#[test]
+fn session_list_all_hosts_shows_every_hosts_sessions() {
+    let pg = PgCluster::start();
+    let url = pg.database("sessions");
+    let pw = url
+        .split("postgres:")
+        .nth(2)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
+    let bare = url.replace(&format!(":{pw}@"), "@");
+    let (a, b) = (
+        fleet_home(&bare, &pw, "web-1"),
+        fleet_home(&bare, &pw, "web-2"),
+    );
+    let list = |home: &TestHome, args: &[&str]| -> Vec<serde_json::Value> {
+        let o = crate::common::op(home.path())
+            .args(["--json", "session", "list", "--limit", "1000"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let (own_a, own_b) = (list(&a, &[]), list(&b, &[]));
+    assert!(!own_a.is_empty() && !own_b.is_empty());
+    let _sa = Server::start(a.path());
+    let _sb = Server::start(b.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let all = loop {
+        let all = list(&a, &["--all-hosts"]);
+        if all.len() == own_a.len() + own_b.len() {
+            break all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "published: {} of {}",
+            all.len(),
+            own_a.len() + own_b.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (host, own) in [("web-1", &own_a), ("web-2", &own_b)] {
+        for s in own.iter() {
+            let found = all
+                .iter()
+                .find(|r| r["host"] == host && r["id"] == s["id"])
+                .unwrap_or_else(|| panic!("{host} {} missing", s["id"]));
+            for k in [
+                "username",
+                "display_title",
+                "message_count",
+                "started_at",
+                "ended_at",
+            ] {
+                assert_eq!(found[k], s[k], "{host} {} {k}", s["id"]);
+            }
+        }
+    }
+    // The same from the other host, and one user's across hosts.
+    assert_eq!(list(&b, &["--all-hosts"]).len(), all.len());
+    let user = own_a[0]["username"].as_str().unwrap().to_string();
+    let mine = list(&b, &["--all-hosts", "--user", &user]);
+    assert!(!mine.is_empty() && mine.iter().all(|r| r["username"] == user.as_str()));
+    let hosts: std::collections::BTreeSet<_> =
+        mine.iter().map(|r| r["host"].as_str().unwrap()).collect();
+    assert_eq!(hosts.len(), 2, "demo's users have sessions on both hosts");
+}

@@ -17,11 +17,17 @@ pub struct Args {
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..))]
     pub offset: i64,
     /// Include Hermes' own sessions (every source), not only operator sessions
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all_hosts")]
     pub all_sources: bool,
+    /// Every host's operator sessions, from the fleet's database (store.url), with a host column
+    #[arg(long)]
+    pub all_hosts: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
+    if a.all_hosts {
+        return all_hosts(ctx, &a);
+    }
     ctx.state_notice();
     let since = a
         .since
@@ -97,4 +103,56 @@ fn title_cell(i: &sessions::SessionInfo) -> String {
         (Some(t), false) => cell(t, 40),
         (None, _) => opt_cell(None, 40),
     }
+}
+
+/// `--all-hosts`: what every host's `serve` published to the fleet's database.
+fn all_hosts(ctx: &Ctx, a: &Args) -> crate::Result<()> {
+    let since = a
+        .since
+        .as_deref()
+        .map(crate::timespec::parse_since)
+        .transpose()?;
+    let pg = crate::ops::audit::fleet::connect_configured(&ctx.app)?;
+    let rows = crate::ops::fleet::list_all_hosts(&pg, a.user.as_deref(), since, a.limit, a.offset)?;
+    if ctx.out.json {
+        return ctx.out.json(&rows);
+    }
+    let mut t = ctx.out.table(&[
+        "host",
+        "id",
+        "user",
+        "title",
+        "started (UTC)",
+        "msgs",
+        "cost $",
+        "ended",
+    ]);
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().map(str::to_string);
+    for r in &rows {
+        t.add_row(vec![
+            cell(r["host"].as_str().unwrap_or(""), 24),
+            cell(r["id"].as_str().unwrap_or(""), 40),
+            opt_cell(text(r, "username").as_deref(), 20),
+            opt_cell(text(r, "display_title").as_deref(), 40),
+            when(text(r, "started_at").as_deref()),
+            r["message_count"].as_i64().unwrap_or(0).to_string(),
+            format!(
+                "{:.4}",
+                r["actual_cost_usd"]
+                    .as_f64()
+                    .or(r["estimated_cost_usd"].as_f64())
+                    .unwrap_or(0.0)
+            ),
+            if r["ended_at"].is_string() {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_string(),
+        ]);
+    }
+    ctx.out.print_table(&t)?;
+    ctx.out
+        .info(format!("{} session(s) from {}", rows.len(), pg.target));
+    Ok(())
 }

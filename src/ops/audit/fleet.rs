@@ -575,6 +575,14 @@ pub fn connect_configured(app: &crate::app::App) -> Result<Arc<Pg>> {
     connect(app, &url)
 }
 
+/// What a ship moved: how many events, and the sessions they name (`None`:
+/// the host's first copy, which touched every session).
+#[derive(Debug, Default)]
+pub struct Shipped {
+    pub events: usize,
+    pub sessions: Option<std::collections::BTreeSet<String>>,
+}
+
 /// Copies what events.db has beyond this host's head in the fleet's
 /// database (what `serve` does every few seconds while `store.url` is
 /// set): the head there must be events.db's own event at that seq; each
@@ -583,11 +591,14 @@ pub fn connect_configured(app: &crate::app::App) -> Result<Arc<Pg>> {
 /// mid-way loses and duplicates nothing: the next run starts at the head
 /// that committed). A host that has no chain there yet is moved whole
 /// ([`migrate_events`], which verifies both ends). Events shipped.
-pub fn ship_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result<usize> {
+pub fn ship_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result<Shipped> {
     use crate::error::Error;
     let log = PgEventLog::new(pg.clone(), host)?;
     let Some((mut seq, mut prev)) = log.head()? else {
-        return Ok(migrate_events(app, pg, host)?.moved);
+        return Ok(Shipped {
+            events: migrate_events(app, pg, host)?.moved,
+            sessions: None,
+        });
     };
     let store = app.events_ro()?;
     // The head there is events.db's event at that seq, or the chain's start
@@ -603,7 +614,10 @@ pub fn ship_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result<us
         ))
         .hint("give this host another store.host"));
     }
-    let mut shipped = 0;
+    let mut shipped = Shipped {
+        events: 0,
+        sessions: Some(Default::default()),
+    };
     loop {
         let page = store.after(seq, PAGE)?;
         let Some(last) = page.last() else { break };
@@ -619,7 +633,12 @@ pub fn ship_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result<us
             prev = e.hash;
         }
         match log.import(&page, None) {
-            Ok(n) => shipped += n,
+            Ok(n) => {
+                shipped.events += n;
+                if let Some(s) = shipped.sessions.as_mut() {
+                    s.extend(page.iter().filter_map(|e| e.session_id.clone()));
+                }
+            }
             // Another process of this host shipped first: the next run
             // starts from the head it left.
             Err(e) if e.kind == crate::Kind::Conflict => break,

@@ -9,6 +9,7 @@
 //! (the CLI, a turn's own thread, `serve`'s blocking pool).
 
 mod events;
+pub mod sessions;
 
 pub use events::{check_host, Cursor, HostChain, HostEvent, HostHead, PgEventLog};
 
@@ -56,6 +57,19 @@ const MIGRATIONS: &[&str] = &[
         public_key bytea NOT NULL,
         signature bytea NOT NULL
      );",
+    // v2: each host's operator sessions as `session list` shows them
+    // (sessions.rs), published by its `serve` for `--all-hosts`.
+    "CREATE TABLE sessions (
+        host text NOT NULL,
+        id text NOT NULL,
+        started_at_epoch double precision,
+        user_id text,
+        username text,
+        info text NOT NULL,
+        published_at timestamptz NOT NULL,
+        PRIMARY KEY (host, id)
+     );
+     CREATE INDEX sessions_started ON sessions (started_at_epoch DESC);",
 ];
 
 /// The advisory lock key that serialises migrations ("hermes-op").

@@ -1,0 +1,82 @@
+//! What each host of a fleet publishes to the shared PostgreSQL besides
+//! its audit log (ops/audit/fleet.rs): its operator sessions as `session
+//! list` shows them, so any host lists every host's (`session list
+//! --all-hosts`). `serve` publishes the sessions its shipped events touched
+//! (all of them the first time); state.db stays each host's own, and a
+//! session's messages stay on its host.
+
+use crate::app::App;
+use crate::error::Result;
+use crate::ops::sessions::{self, ListOptions, Scope, SessionInfo};
+use crate::store::pg::sessions::{self as pg_sessions, PublishedSession};
+use crate::store::pg::Pg;
+use std::collections::BTreeSet;
+
+/// The most sessions one backfill publishes (the newest).
+const BACKFILL: i64 = 100_000;
+
+/// Publishes this host's operator sessions: those in `only`, or (None)
+/// every one. How many rows were written.
+pub fn publish_sessions(
+    app: &App,
+    pg: &Pg,
+    host: &str,
+    only: Option<&BTreeSet<String>>,
+) -> Result<usize> {
+    let infos: Vec<SessionInfo> = match only {
+        None => sessions::list(
+            app,
+            &Scope::Operator,
+            &ListOptions {
+                limit: BACKFILL,
+                ..Default::default()
+            },
+        )?,
+        Some(ids) if ids.is_empty() => return Ok(0),
+        Some(ids) => {
+            let names = sessions::usernames(app)?;
+            let db = app.state_read()?;
+            let mut v = Vec::new();
+            for id in ids {
+                if let Some(s) = db.get_session(id)?.filter(|s| s.is_operator()) {
+                    let username = s.user_id.as_ref().and_then(|u| names.get(u).cloned());
+                    v.push(SessionInfo::new(s, username));
+                }
+            }
+            v
+        }
+    };
+    let rows: Vec<PublishedSession> = infos
+        .into_iter()
+        .map(|i| PublishedSession {
+            id: i.session.id.clone(),
+            started_at_epoch: i.session.started_at_epoch,
+            user_id: i.session.user_id.clone(),
+            username: i.username.clone(),
+            info: serde_json::to_string(&i).expect("a session serializes"),
+        })
+        .collect();
+    pg_sessions::publish(pg, host, &rows)
+}
+
+/// `session list --all-hosts`: every host's published operator sessions,
+/// newest first, each with its `host`.
+pub fn list_all_hosts(
+    pg: &Pg,
+    username: Option<&str>,
+    since: Option<f64>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<serde_json::Value>> {
+    Ok(pg_sessions::list(pg, username, since, limit, offset)?
+        .into_iter()
+        .map(|(host, info)| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&info).unwrap_or(serde_json::Value::Null);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("host".into(), host.into());
+            }
+            v
+        })
+        .collect())
+}
