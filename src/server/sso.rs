@@ -11,7 +11,7 @@ use super::auth::Secret;
 use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery};
 use super::middleware::{ClientIp, LogUser};
-use super::state::{blocking, ServerState};
+use super::state::{blocking, Action, ServerState};
 use crate::oidc::{OidcError, Provider};
 use crate::ops::sso::{self, Finisher, Refusal};
 use axum::extract::{Extension, State};
@@ -235,6 +235,11 @@ pub async fn callback(
     uri: axum::http::Uri,
 ) -> ApiResult<Response> {
     let p = provider(&st)?;
+    st.actions.admit(
+        &format!("client:{client}"),
+        Action::SsoCallback,
+        std::time::Instant::now(),
+    )?;
     let q: CallbackQuery = axum::extract::Query::try_from_uri(&uri)
         .map(|axum::extract::Query(v)| v)
         .unwrap_or_default();

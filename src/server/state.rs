@@ -158,6 +158,9 @@ pub enum Action {
     /// Logins with the right password (`login`, and a refresh token kept
     /// until it expires); failed ones have their own throttle.
     Login,
+    /// Single sign-on callbacks, per client address (each refusal is a
+    /// `login_failed` event: a flood of made-up ones must not flood the log).
+    SsoCallback,
 }
 
 impl Action {
@@ -169,6 +172,7 @@ impl Action {
             Action::KeyRevoke => 30,
             Action::AccountChange => 10,
             Action::Login => 30,
+            Action::SsoCallback => 30,
         }
     }
     fn what(self) -> &'static str {
@@ -178,6 +182,7 @@ impl Action {
             Action::KeyRevoke => "API key revocations",
             Action::AccountChange => "password and two-factor changes",
             Action::Login => "logins",
+            Action::SsoCallback => "single sign-on answers from this address",
         }
     }
 }

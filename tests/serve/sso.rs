@@ -649,7 +649,7 @@ fn serve_refuses_sso_without_the_client_secret() {
 /// rate-limited per address; the CLI's parameters come together.
 #[test]
 fn start_and_exchange_hold_their_ground() {
-    let (_dir, _home, provider, server) = setup("");
+    let (_dir, home, provider, server) = setup("");
     let c = hermes_operator::net::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -697,6 +697,20 @@ fn start_and_exchange_hold_their_ground() {
         assert_eq!(r.status, 400, "{}", r.body);
         let r = send(c.get(server.url("/auth/methods"))).await;
         assert_eq!(r.json()["sso"]["name"], "TestID");
+        // Made-up callbacks: refused, audited, and capped per address (so
+        // a flood cannot flood the log).
+        let mut statuses = Vec::new();
+        for i in 0..31 {
+            let cb = server.url(&format!("/auth/oidc/callback?code=c&state=made-up-{i}"));
+            statuses.push(send(c.get(cb)).await.status);
+        }
+        assert!(statuses[..30].iter().all(|s| *s == 400), "{statuses:?}");
+        assert_eq!(statuses[30], 429);
+        let refused = events(&home)
+            .iter()
+            .filter(|e| e.0 == "login_failed")
+            .count();
+        assert_eq!(refused, 30);
         // 30 starts per address per 10 minutes (one was made above).
         let mut last = 0;
         for _ in 0..30 {
