@@ -249,6 +249,13 @@ impl PgCluster {
         )
     }
 
+    /// One of this cluster's URLs as the operator is configured: (the URL
+    /// without the password, the password).
+    pub fn apart(&self, url: &str) -> (String, String) {
+        let bare = url.replace(&format!(":{}@", self.password), "@");
+        (bare, self.password.clone())
+    }
+
     /// A new, empty database; its URL.
     pub fn database(&self, name: &str) -> String {
         let mut c = postgres::Client::connect(&self.url("postgres"), postgres::NoTls).unwrap();

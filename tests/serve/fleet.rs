@@ -43,15 +43,7 @@ fn wait_shipped(db: &Pg, home: &std::path::Path, what: &str) {
 fn serve_ships_this_hosts_events_to_the_fleet_database() {
     let pg = PgCluster::start();
     let url = pg.database("ship");
-    let pw = url
-        .split("postgres:")
-        .nth(2)
-        .unwrap()
-        .split('@')
-        .next()
-        .unwrap()
-        .to_string();
-    let bare = url.replace(&format!(":{pw}@"), "@");
+    let (bare, pw) = pg.apart(&url);
     let home = TestHome::new();
     let h = home.path();
     configure(h, &format!("store:\n  url: {bare}\n  host: web-9\n"));
@@ -118,16 +110,7 @@ fn fleet_home(bare: &str, pw: &str, host: &str) -> TestHome {
 #[test]
 fn session_list_all_hosts_shows_every_hosts_sessions() {
     let pg = PgCluster::start();
-    let url = pg.database("sessions");
-    let pw = url
-        .split("postgres:")
-        .nth(2)
-        .unwrap()
-        .split('@')
-        .next()
-        .unwrap()
-        .to_string();
-    let bare = url.replace(&format!(":{pw}@"), "@");
+    let (bare, pw) = pg.apart(&pg.database("sessions"));
     let (a, b) = (
         fleet_home(&bare, &pw, "web-1"),
         fleet_home(&bare, &pw, "web-2"),
