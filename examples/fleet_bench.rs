@@ -50,7 +50,7 @@ fn main() {
     }
     let sqlite_append = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let r = verify(&store, None, &[]).expect("verify");
+    let r = verify(&store, &[], &[]).expect("verify");
     assert!(r.ok && r.events as usize == count, "{r:?}");
     let sqlite_verify = t.elapsed().as_secs_f64();
 
@@ -80,7 +80,7 @@ fn main() {
     let pg_append = t.elapsed().as_secs_f64();
     let pg = Arc::new(Pg::connect(url).expect("connect"));
     let t = Instant::now();
-    let reports = verify_fleet(&pg, None, None, &[]).expect("verify");
+    let reports = verify_fleet(&pg, None, &[], &[]).expect("verify");
     let pg_verify = t.elapsed().as_secs_f64();
     let verified: u64 = reports.iter().map(|r| r.report.events).sum();
     assert!(reports.iter().all(|r| r.report.ok), "{reports:?}");

@@ -39,6 +39,10 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// This host's name in the fleet (default: the system's host name).
     pub host: Option<String>,
+    /// The other hosts' audit public keys (hex, the `public_key` of their
+    /// checkpoint lines): their fleet checkpoints and prune anchors are
+    /// trusted here, besides this host's own.
+    pub trusted_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -589,6 +593,14 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
     }
     if let Some(o) = &c.auth.oidc {
         validate_oidc(o)?;
+    }
+    for k in &c.store.trusted_keys {
+        if k.len() != 64 || !k.chars().all(|ch| ch.is_ascii_hexdigit()) {
+            return Err(format!(
+                "store.trusted_keys: expected Ed25519 public keys as 64 hex digits (a checkpoint line's public_key), got {:?}",
+                crate::output::clip(k, 80)
+            ));
+        }
     }
     if let Some(u) = &c.store.url {
         let parsed = url::Url::parse(u)

@@ -36,7 +36,7 @@ fn appenders_of_three_hosts_at_once_leave_three_whole_chains() {
     let pg = PgCluster::start();
     let url = pg.database("fleet");
     let first = connect(&url);
-    assert_eq!(first.schema_version().unwrap(), 1);
+    assert_eq!(first.schema_version().unwrap(), 2);
     let mut threads = Vec::new();
     for host in ["alpha", "beta", "gamma"] {
         for writer in 0..2 {
@@ -69,7 +69,7 @@ fn appenders_of_three_hosts_at_once_leave_three_whole_chains() {
             .collect::<BTreeMap<_, _>>(),
         written
     );
-    let reports = verify_fleet(&first, None, None, &[]).unwrap();
+    let reports = verify_fleet(&first, None, &[], &[]).unwrap();
     assert_eq!(reports.len(), 3);
     for r in &reports {
         assert!(r.report.ok, "{r:?}");
@@ -77,7 +77,7 @@ fn appenders_of_three_hosts_at_once_leave_three_whole_chains() {
         assert_eq!(r.report.first_seq, Some(1));
     }
     // One host alone.
-    let one = verify_fleet(&first, Some("beta"), None, &[]).unwrap();
+    let one = verify_fleet(&first, Some("beta"), &[], &[]).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].host, "beta");
     // A host name that could not be one.
@@ -124,7 +124,7 @@ fn every_tamper_class_is_found_in_postgresql() {
         let cp = Checkpoint::sign(&key, 20, &stored[19].hash, Some(stored[19].id.clone()));
         let before = verify_host(
             &log.chain(),
-            Some(&key.verifying_key()),
+            &[key.verifying_key()],
             std::slice::from_ref(&cp),
         )
         .unwrap();
@@ -139,7 +139,7 @@ fn every_tamper_class_is_found_in_postgresql() {
                 .unwrap();
             let forged: Vec<NewEvent> = (15..31).map(|n| ev(n + 1000, "h")).collect();
             log.append_batch(&forged).unwrap();
-            let alone = verify_host(&log.chain(), Some(&key.verifying_key()), &[]).unwrap();
+            let alone = verify_host(&log.chain(), &[key.verifying_key()], &[]).unwrap();
             assert!(
                 alone.ok,
                 "a rewrite with its head moved is consistent: {alone:?}"
@@ -147,7 +147,7 @@ fn every_tamper_class_is_found_in_postgresql() {
         } else {
             su.batch_execute(sql).unwrap();
         }
-        let r = verify_host(&log.chain(), Some(&key.verifying_key()), &[cp]).unwrap();
+        let r = verify_host(&log.chain(), &[key.verifying_key()], &[cp]).unwrap();
         assert!(!r.ok, "{what}: {r:?}");
         assert_eq!(r.problem.as_ref().unwrap().kind, *found, "{what}: {r:?}");
     }
@@ -163,7 +163,7 @@ fn an_events_db_chain_moves_in_without_rehashing() {
     for n in 0..40 {
         sqlite.append(ev(n, "old")).unwrap();
     }
-    let local = verify(&sqlite, None, &[]).unwrap();
+    let local = verify(&sqlite, &[], &[]).unwrap();
     assert!(local.ok);
     let mut events = Vec::new();
     sqlite
@@ -179,7 +179,7 @@ fn an_events_db_chain_moves_in_without_rehashing() {
     let log = PgEventLog::new(db.clone(), "web-1").unwrap();
     log.import(&events, sqlite.anchor().unwrap().as_ref())
         .unwrap();
-    let moved = verify_host(&log.chain(), None, &[]).unwrap();
+    let moved = verify_host(&log.chain(), &[], &[]).unwrap();
     assert!(moved.ok, "{moved:?}");
     assert_eq!(
         (moved.events, moved.last_seq, &moved.head_hash),
@@ -192,7 +192,7 @@ fn an_events_db_chain_moves_in_without_rehashing() {
     let next = log.append_batch(&[ev(99, "web-1")]).unwrap();
     assert_eq!(next[0].seq, 41);
     assert_eq!(next[0].prev_hash, events[39].hash);
-    assert!(verify_host(&log.chain(), None, &[]).unwrap().ok);
+    assert!(verify_host(&log.chain(), &[], &[]).unwrap().ok);
 }
 
 /// PostgreSQL down: connecting is `Unavailable` (exit 7) naming the
@@ -220,7 +220,7 @@ fn postgresql_down_or_restarted_is_a_clear_error_and_loses_nothing() {
     assert_eq!(e.kind, Kind::Unavailable, "{e}");
     let again = PgEventLog::new(connect(&url), "h").unwrap();
     again.append_batch(&[ev(4, "h")]).unwrap();
-    let r = verify_host(&again.chain(), None, &[]).unwrap();
+    let r = verify_host(&again.chain(), &[], &[]).unwrap();
     assert!(r.ok, "{r:?}");
     assert_eq!(r.events, 3, "the failed append left nothing: {r:?}");
 }
@@ -494,7 +494,13 @@ fn fleet_checkpoints_find_a_moved_head_and_a_deleted_host() {
     let vk = key.verifying_key();
     let cp = FleetCheckpoint::sign(&key, &PgEventLog::heads(&db).unwrap());
     assert_eq!(cp.heads.len(), 2);
-    let all = verify_fleet(&db, None, Some(&vk), std::slice::from_ref(&cp)).unwrap();
+    let all = verify_fleet(
+        &db,
+        None,
+        std::slice::from_ref(&vk),
+        std::slice::from_ref(&cp),
+    )
+    .unwrap();
     assert!(
         all.iter()
             .all(|r| r.report.ok && r.report.checkpoints_checked == 1),
@@ -509,10 +515,16 @@ fn fleet_checkpoints_find_a_moved_head_and_a_deleted_host() {
     .unwrap();
     let b = PgEventLog::new(db.clone(), "b").unwrap();
     assert!(
-        verify_host(&b.chain(), Some(&vk), &[]).unwrap().ok,
+        verify_host(&b.chain(), &[vk], &[]).unwrap().ok,
         "consistent without the checkpoint"
     );
-    let r = verify_fleet(&db, None, Some(&vk), std::slice::from_ref(&cp)).unwrap();
+    let r = verify_fleet(
+        &db,
+        None,
+        std::slice::from_ref(&vk),
+        std::slice::from_ref(&cp),
+    )
+    .unwrap();
     assert_eq!(r[1].host, "b");
     assert_eq!(
         r[1].report.problem.as_ref().unwrap().kind,
@@ -525,7 +537,13 @@ fn fleet_checkpoints_find_a_moved_head_and_a_deleted_host() {
         "DELETE FROM events WHERE host = 'a'; DELETE FROM chain_heads WHERE host = 'a'",
     )
     .unwrap();
-    let r = verify_fleet(&db, None, Some(&vk), std::slice::from_ref(&cp)).unwrap();
+    let r = verify_fleet(
+        &db,
+        None,
+        std::slice::from_ref(&vk),
+        std::slice::from_ref(&cp),
+    )
+    .unwrap();
     assert_eq!(r[0].host, "a");
     assert_eq!(
         r[0].report.problem.as_ref().unwrap().kind,
@@ -535,10 +553,10 @@ fn fleet_checkpoints_find_a_moved_head_and_a_deleted_host() {
 
     let mut edited = cp.clone();
     edited.heads[1].seq = 7;
-    let e = verify_fleet(&db, None, Some(&vk), &[edited]).unwrap_err();
+    let e = verify_fleet(&db, None, std::slice::from_ref(&vk), &[edited]).unwrap_err();
     assert_eq!(e.kind, Kind::Integrity, "{e}");
     let other = SigningKey::from_bytes(&[1u8; 32]).verifying_key();
-    let e = verify_fleet(&db, None, Some(&other), &[cp]).unwrap_err();
+    let e = verify_fleet(&db, None, std::slice::from_ref(&other), &[cp]).unwrap_err();
     assert!(e.to_string().contains("different key"), "{e}");
 }
 
@@ -702,4 +720,87 @@ fn replay_and_tail_read_every_host_from_postgresql() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["events"][1]["integrity"], "bad", "{r}");
     assert_eq!(r["events"][0]["integrity"], "ok", "{r}");
+}
+
+/// A fleet checkpoint made on one host is checked on another only when
+/// that host trusts the signer (`store.trusted_keys`): refused before,
+/// accepted after, and a key that is not a key is a configuration error.
+#[test]
+fn checkpoints_of_another_host_need_its_key_trusted() {
+    use crate::common::{add_user, op, stderr, TestHome};
+    let pg = PgCluster::start();
+    let url = pg.database("trust");
+    let (bare, pw) = pg.apart(&url);
+    let (a, b) = (TestHome::new(), TestHome::new());
+    for (home, host) in [(&a, "web-1"), (&b, "web-2")] {
+        add_user(home.path(), "alice", "user");
+        // Each host's own audit key (made by its first checkpoint).
+        let o = op(home.path())
+            .args(["audit", "checkpoint"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let dir = home.path().join("profiles/operator");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.yaml"),
+            format!("store:\n  url: {bare}\n  host: {host}\n"),
+        )
+        .unwrap();
+    }
+    let run = |home: &TestHome, args: &[&str]| {
+        op(home.path())
+            .args(args)
+            .env("OPERATOR_STORE_PASSWORD", &pw)
+            .output()
+            .unwrap()
+    };
+    for home in [&a, &b] {
+        let o = run(home, &["store", "migrate"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // web-1 signs every host's head; the line goes to a file web-2 reads.
+    let o = run(&a, &["store", "checkpoint"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = String::from_utf8(o.stdout).unwrap();
+    let cp: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let file = b.path().join("fleet-checkpoints.log");
+    std::fs::write(&file, &line).unwrap();
+    let verify = || {
+        run(
+            &b,
+            &[
+                "--json",
+                "store",
+                "verify",
+                "--checkpoints",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+    let o = verify();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("trusted"), "{}", stderr(&o));
+    // web-2 trusts web-1's key: the checkpoint is checked against both chains.
+    let cfg = b.path().join("profiles/operator/config.yaml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "  trusted_keys: [{}]\n",
+        cp["public_key"].as_str().unwrap()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let o = verify();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    assert!(v.as_array().unwrap().iter().all(|h| h["ok"] == true), "{v}");
+    // Not a key.
+    std::fs::write(
+        &cfg,
+        format!("store:\n  url: {bare}\n  trusted_keys: [nope]\n"),
+    )
+    .unwrap();
+    let o = verify();
+    assert_eq!(o.status.code(), Some(8), "{}", stderr(&o));
+    assert!(stderr(&o).contains("store.trusted_keys"), "{}", stderr(&o));
 }

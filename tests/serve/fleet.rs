@@ -80,7 +80,7 @@ fn serve_ships_this_hosts_events_to_the_fleet_database() {
 
     // Every event once, in order: the chain there verifies and has events.db's count.
     let local = EventStore::open_readonly(&h.join("plugins/operator/events.db")).unwrap();
-    let reports = verify_fleet(&std::sync::Arc::new(db), Some("web-9"), None, &[]).unwrap();
+    let reports = verify_fleet(&std::sync::Arc::new(db), Some("web-9"), &[], &[]).unwrap();
     assert_eq!(reports.len(), 1);
     assert!(reports[0].report.ok, "{:?}", reports[0].report);
     assert_eq!(reports[0].report.events as i64, local.count().unwrap());

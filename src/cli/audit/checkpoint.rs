@@ -7,7 +7,7 @@ pub fn run(ctx: &Ctx) -> crate::Result<()> {
     let key = integrity::signing_key(&app.home)?;
     let store = app.events()?;
     // Refuse to vouch for a chain that does not verify.
-    let r = integrity::verify(&*store, Some(&key.verifying_key()), &[])?;
+    let r = integrity::verify(&*store, &[key.verifying_key()], &[])?;
     if let Some(p) = r.problem {
         return Err(crate::Error::integrity(format!(
             "not signing: the log does not verify ({})",

@@ -36,7 +36,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     let store = app.events()?;
     let key = integrity::signing_key(&app.home)?;
     // Never prune a chain that does not verify: that would destroy the evidence.
-    let r = integrity::verify(&*store, Some(&key.verifying_key()), &[])?;
+    let r = integrity::verify(&*store, &[key.verifying_key()], &[])?;
     if let Some(p) = r.problem {
         return Err(Error::integrity(format!(
             "not pruning: the log does not verify ({})",

@@ -1,5 +1,5 @@
 use crate::cli::Ctx;
-use crate::ops::audit::{fleet, integrity};
+use crate::ops::audit::fleet;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,12 +21,12 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         crate::store::pg::check_host(h)?;
     }
     let pg = crate::ops::audit::fleet::connect(&ctx.app, &fleet_url)?;
-    let key = integrity::verifying_key(&ctx.app.home)?;
+    let keys = fleet::trusted_keys(&ctx.app)?;
     let mut checkpoints = Vec::new();
     for f in &a.checkpoints {
         checkpoints.extend(fleet::read_fleet_checkpoints(f)?);
     }
-    let reports = fleet::verify_fleet(&pg, a.host.as_deref(), key.as_ref(), &checkpoints)?;
+    let reports = fleet::verify_fleet(&pg, a.host.as_deref(), &keys, &checkpoints)?;
     if let Some(h) = &a.host {
         if reports.is_empty() {
             return Err(crate::Error::not_found(format!(

@@ -24,10 +24,10 @@ pub struct HostReport {
 /// checkpoints signed for this host, then the recorded head.
 pub fn verify_host(
     chain: &HostChain,
-    key: Option<&VerifyingKey>,
+    keys: &[VerifyingKey],
     checkpoints: &[Checkpoint],
 ) -> Result<VerifyReport> {
-    let mut r = verify(chain, key, checkpoints)?;
+    let mut r = verify(chain, keys, checkpoints)?;
     if r.problem.is_none() {
         if let Some((seq, hash)) = chain.stored_head()? {
             if seq != r.last_seq || hex::encode(hash) != r.head_hash {
@@ -55,12 +55,18 @@ pub fn verify_host(
 pub fn verify_fleet(
     pg: &Arc<Pg>,
     only: Option<&str>,
-    key: Option<&VerifyingKey>,
+    keys: &[VerifyingKey],
     checkpoints: &[FleetCheckpoint],
 ) -> Result<Vec<HostReport>> {
     use crate::error::Error;
+    if !checkpoints.is_empty() && keys.is_empty() {
+        return Err(Error::config(
+            "no audit key to check fleet checkpoints with: this host has none yet and store.trusted_keys is empty",
+        )
+        .hint("`hermes-operator audit checkpoint` makes this host's key; list the signing hosts' public keys in store.trusted_keys"));
+    }
     for cp in checkpoints {
-        cp.check_signature(key).map_err(|why| {
+        cp.check_signature(keys).map_err(|why| {
             Error::integrity(format!("the fleet checkpoint of {}: {why}", cp.ts))
                 .hint("keep the file as evidence; checkpoints are made by `store checkpoint` with this host's audit key")
         })?;
@@ -93,7 +99,7 @@ pub fn verify_fleet(
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(host) = hosts.get(i) else { break };
                         let chain = PgEventLog::new(own.clone(), host)?.chain();
-                        let mut report = verify_host(&chain, key, &[])?;
+                        let mut report = verify_host(&chain, keys, &[])?;
                         if report.problem.is_none() {
                             check_positions(&chain, &mut report, checkpoints)?;
                         }
@@ -271,13 +277,10 @@ impl FleetCheckpoint {
         }
     }
 
-    /// The signature holds, and was made with `expected` when known.
-    pub fn check_signature(
-        &self,
-        expected: Option<&VerifyingKey>,
-    ) -> std::result::Result<(), String> {
+    /// The signature holds, and was made with one of `trusted` when any is known.
+    pub fn check_signature(&self, trusted: &[VerifyingKey]) -> std::result::Result<(), String> {
         let msg = fleet_message(&self.ts, &self.heads).ok_or("malformed hash")?;
-        super::integrity::check_signed(&self.public_key, &self.signature, expected, &msg)
+        super::integrity::check_signed(&self.public_key, &self.signature, trusted, &msg)
     }
 }
 
@@ -382,7 +385,7 @@ pub fn migrate_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result
             },
         )?;
     }
-    let there = verify_host(&log.chain(), None, &[])?;
+    let there = verify_host(&log.chain(), &[], &[])?;
     if let Some(p) = &there.problem {
         return Err(Error::integrity(format!(
             "host {host}'s chain in {} does not verify after the move: {}",
@@ -647,4 +650,25 @@ pub fn ship_events(app: &crate::app::App, pg: &Arc<Pg>, host: &str) -> Result<Sh
         (seq, prev) = (last_seq, last_hash);
     }
     Ok(shipped)
+}
+
+/// The audit keys whose fleet checkpoints and prune anchors this host
+/// trusts: its own, and `store.trusted_keys` (the other hosts').
+pub fn trusted_keys(app: &crate::app::App) -> Result<Vec<VerifyingKey>> {
+    let mut keys: Vec<VerifyingKey> = super::integrity::verifying_key(&app.home)?
+        .into_iter()
+        .collect();
+    for k in &app.cfg.config.store.trusted_keys {
+        // config.rs checked the form; a point off the curve is refused here.
+        let key = hex::decode(k)
+            .ok()
+            .and_then(|b| VerifyingKey::try_from(b.as_slice()).ok())
+            .ok_or_else(|| {
+                crate::error::Error::config(format!(
+                    "store.trusted_keys: {k:?} is not an Ed25519 public key"
+                ))
+            })?;
+        keys.push(key);
+    }
+    Ok(keys)
 }

@@ -143,36 +143,36 @@ impl Checkpoint {
         b.try_into().ok()
     }
 
-    /// Check the signature, and that it was made by `expected` when we know our key.
-    pub fn check_signature(
-        &self,
-        expected: Option<&VerifyingKey>,
-    ) -> std::result::Result<(), String> {
+    /// Check the signature, and that it was made by one of `trusted` when
+    /// any key is known.
+    pub fn check_signature(&self, trusted: &[VerifyingKey]) -> std::result::Result<(), String> {
         let hash = self.hash_bytes().ok_or("malformed hash")?;
         check_signed(
             &self.public_key,
             &self.signature,
-            expected,
+            trusted,
             &checkpoint_message(self.seq, &hash, &self.ts),
         )
     }
 }
 
 /// A signed line's hex public key and signature over `msg`: well formed,
-/// valid, and made with `expected` when we know our key. Checkpoints of
-/// events.db and of the fleet (`fleet.rs`) are checked with it.
+/// valid, and made with one of the `trusted` keys when any is known (this
+/// installation's audit key; in a fleet also `store.trusted_keys`: the
+/// other hosts'). Checkpoints of events.db and of the fleet (`fleet.rs`)
+/// are checked with it.
 pub fn check_signed(
     public_key: &str,
     signature: &str,
-    expected: Option<&VerifyingKey>,
+    trusted: &[VerifyingKey],
     msg: &[u8],
 ) -> std::result::Result<(), String> {
     let pk = hex::decode(public_key)
         .ok()
         .and_then(|b| VerifyingKey::try_from(b.as_slice()).ok())
         .ok_or("malformed public key")?;
-    if expected.is_some_and(|k| k != &pk) {
-        return Err("signed by a different key than this installation's audit key".into());
+    if !trusted.is_empty() && !trusted.contains(&pk) {
+        return Err("signed by a different key than the trusted ones (this installation's audit key, store.trusted_keys)".into());
     }
     let sig = hex::decode(signature)
         .ok()
@@ -253,7 +253,7 @@ pub fn verify_home(app: &crate::app::App, extra: &[std::path::PathBuf]) -> Resul
         Err(e) => return Err(e),
     };
     let key = verifying_key(home)?;
-    verify(&store, key.as_ref(), &cps)
+    verify(&store, key.as_slice(), &cps)
 }
 
 /// One event of a session timeline with its local integrity status.
@@ -374,7 +374,7 @@ fn problem(
 )]
 pub fn verify(
     store: &dyn Chain,
-    key: Option<&VerifyingKey>,
+    keys: &[VerifyingKey],
     checkpoints: &[Checkpoint],
 ) -> Result<VerifyReport> {
     let anchor = store.anchor()?;
@@ -397,7 +397,7 @@ pub fn verify(
         let sig = Signature::from_slice(&a.signature).ok();
         let good = match (pk, sig) {
             (Some(pk), Some(sig)) => {
-                key.is_none_or(|k| k == &pk)
+                (keys.is_empty() || keys.contains(&pk))
                     && pk.verify(&anchor_message(a.seq, &a.hash), &sig).is_ok()
             }
             _ => false,
@@ -408,7 +408,7 @@ pub fn verify(
                 Some(a.seq),
                 None,
                 format!(
-                    "the prune anchor at seq {} is not signed by this installation's audit key",
+                    "the prune anchor at seq {} is not signed by a trusted audit key (this installation's, store.trusted_keys)",
                     a.seq
                 ),
             );
@@ -474,7 +474,7 @@ pub fn verify(
     report.head_hash = hex::encode(prev);
     if report.problem.is_none() {
         for cp in checkpoints {
-            if let Err(why) = cp.check_signature(key) {
+            if let Err(why) = cp.check_signature(keys) {
                 report.problem = problem(
                     "bad_checkpoint",
                     Some(cp.seq),
@@ -572,7 +572,7 @@ mod tests {
                 r#"{{"type":"hermes-operator-checkpoint","v":1,"seq":2,"event_id":"op_audit_20260102_000002","hash":"{HASH2}","ts":"2026-01-02T03:04:07.000000Z","public_key":"{PUBLIC}","signature":"{CHECKPOINT_SIG}"}}"#
             )
         );
-        assert_eq!(cp.check_signature(Some(&k.verifying_key())), Ok(()));
+        assert_eq!(cp.check_signature(&[k.verifying_key()]), Ok(()));
         let (pk, sig) = sign_anchor(&k, 1, &h(HASH1));
         assert_eq!(hex::encode(pk), PUBLIC);
         assert_eq!(hex::encode(sig), ANCHOR_SIG);
