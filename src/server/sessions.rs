@@ -19,6 +19,10 @@ pub struct ListParams {
     user: Option<String>,
     /// YYYY-MM-DD, RFC 3339 or a duration like 7d.
     since: Option<String>,
+    /// Every host's operator sessions from the fleet's database (each row
+    /// with its `host`); the same role rules.
+    #[serde(default)]
+    all_hosts: bool,
 }
 
 pub const MAX_LIST: i64 = 500;
@@ -70,6 +74,27 @@ pub async fn list(
         .as_deref()
         .map(crate::timespec::parse_since)
         .transpose()?;
+    if p.all_hosts {
+        // Those who may read every session see every host's; others their own.
+        let user = if can_all {
+            p.user.clone()
+        } else {
+            Some(caller.user.username.clone())
+        };
+        let bytes = blocking(move || {
+            let Some(pg) = st.fleet_db()? else {
+                return Err(crate::Error::not_found(
+                    "this server has no fleet database (store.url)",
+                ));
+            };
+            let rows =
+                crate::ops::fleet::list_all_hosts(&pg, user.as_deref(), since, limit, offset)
+                    .inspect_err(|_| st.fleet_db_failed())?;
+            json_bytes(&rows)
+        })
+        .await?;
+        return Ok(json_response(bytes));
+    }
     let scope = caller.scope();
     // The hot path (benches/load.py): a cached body while state.db and
     // users.db are unchanged; else pooled handles (no open, no schema probe

@@ -357,6 +357,9 @@ pub struct ServerState {
     pub demo: bool,
     /// The single sign-on provider (`auth.oidc`), if configured.
     pub sso: Option<Arc<crate::oidc::Provider>>,
+    /// The fleet's database (`store.url`), connected at first use and
+    /// again after a failure.
+    fleet_db: Mutex<Option<Arc<crate::store::pg::Pg>>>,
     /// events.db held open for the server's life. SQLite checkpoints the
     /// WAL and deletes it when the LAST connection to a database closes;
     /// without this one, every chat turn's (and every recorded event's)
@@ -424,6 +427,7 @@ impl ServerState {
             read_timeout,
             demo: false,
             sso,
+            fleet_db: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
             log,
             // Best effort: without it the server is only slower.
@@ -433,6 +437,26 @@ impl ServerState {
 
     pub fn secret(&self) -> &[u8] {
         &self.secret
+    }
+
+    /// The fleet's database (blocking: call it on the blocking pool).
+    /// `Ok(None)`: no `store.url`.
+    pub fn fleet_db(&self) -> Result<Option<Arc<crate::store::pg::Pg>>> {
+        if self.app.cfg.config.store.url.is_none() {
+            return Ok(None);
+        }
+        let mut slot = self.fleet_db.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pg) = slot.as_ref() {
+            return Ok(Some(pg.clone()));
+        }
+        let pg = crate::ops::audit::fleet::connect_configured(&self.app)?;
+        *slot = Some(pg.clone());
+        Ok(Some(pg))
+    }
+
+    /// Forget a connection that failed (the next call connects anew).
+    pub fn fleet_db_failed(&self) {
+        *self.fleet_db.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// An App acting as `actor` (`http:alice`), for requests that record events.

@@ -88,7 +88,7 @@ fn serve_ships_this_hosts_events_to_the_fleet_database() {
 
 /// A home full of operator sessions (demo's sample data) that ships to
 /// `url` as `host`.
-fn fleet_home(bare: &str, pw: &str, host: &str) -> TestHome {
+fn fleet_home(bare: &str, pw: &str, host: &str) -> (TestHome, String) {
     use hermes_operator::app::App;
     use hermes_operator::home::Home;
     use hermes_operator::store::events::Actor;
@@ -100,8 +100,8 @@ fn fleet_home(bare: &str, pw: &str, host: &str) -> TestHome {
     text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
     std::fs::write(&env, text).unwrap();
     let app = App::load(Home::at(h), Actor::new("test:fleet"), |_| {}).unwrap();
-    hermes_operator::ops::demo::populate(&app).unwrap();
-    home
+    let demo = hermes_operator::ops::demo::populate(&app).unwrap();
+    (home, demo.password)
 }
 
 /// `session list --all-hosts` on any host lists every host's operator
@@ -111,7 +111,7 @@ fn fleet_home(bare: &str, pw: &str, host: &str) -> TestHome {
 fn session_list_all_hosts_shows_every_hosts_sessions() {
     let pg = PgCluster::start();
     let (bare, pw) = pg.apart(&pg.database("sessions"));
-    let (a, b) = (
+    let ((a, password), (b, _)) = (
         fleet_home(&bare, &pw, "web-1"),
         fleet_home(&bare, &pw, "web-2"),
     );
@@ -130,7 +130,7 @@ fn session_list_all_hosts_shows_every_hosts_sessions() {
     };
     let (own_a, own_b) = (list(&a, &[]), list(&b, &[]));
     assert!(!own_a.is_empty() && !own_b.is_empty());
-    let _sa = Server::start(a.path());
+    let sa = Server::start(a.path());
     let _sb = Server::start(b.path());
     let deadline = Instant::now() + Duration::from_secs(30);
     let all = loop {
@@ -171,4 +171,90 @@ fn session_list_all_hosts_shows_every_hosts_sessions() {
     let hosts: std::collections::BTreeSet<_> =
         mine.iter().map(|r| r["host"].as_str().unwrap()).collect();
     assert_eq!(hosts.len(), 2, "demo's users have sessions on both hosts");
+
+    // The dashboard: an admin ticks "All hosts" and sees both hosts'
+    // sessions; only this host's open here. A user's list across hosts is
+    // their own; naming another user is refused.
+    dashboard_lists_every_host(&sa, &password, all.len());
+    let c = crate::common::serve::client();
+    crate::common::block_on(async {
+        use crate::common::serve::send;
+        let login = |user: &'static str| {
+            let c = c.clone();
+            let (url, password) = (sa.url("/auth/login"), password.clone());
+            async move {
+                let r = send(
+                    c.post(url)
+                        .json(&serde_json::json!({"username": user, "password": password})),
+                )
+                .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                r.json()["access_token"].as_str().unwrap().to_string()
+            }
+        };
+        let uma = login("uma").await;
+        let r = send(
+            c.get(sa.url("/api/sessions?all_hosts=true&limit=500"))
+                .bearer_auth(&uma),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let rows = r.json();
+        let rows = rows.as_array().unwrap();
+        assert!(
+            !rows.is_empty() && rows.iter().all(|s| s["username"] == "uma"),
+            "{rows:?}"
+        );
+        let r = send(
+            c.get(sa.url("/api/sessions?all_hosts=true&user=ada"))
+                .bearer_auth(&uma),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{}", r.body);
+    });
+}
+
+fn dashboard_lists_every_host(server: &Server, password: &str, total: usize) {
+    use crate::dashboard::{chromium_path, Browser};
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/fleet");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut b = Browser::launch(&chromium_path(), &artifacts);
+    b.open(&format!("{}/", server.base));
+    b.log_in("ada", password);
+    b.wait(
+        "ada's dashboard",
+        "document.querySelector('#whoami')?.textContent === 'ada'",
+    );
+    b.eval("location.hash = '#/sessions'");
+    b.wait(
+        "the session list",
+        "document.querySelector('#view-sessions')?.dataset.loaded === 'yes' && !!document.querySelector('#session-all-hosts')",
+    );
+    b.click("#session-all-hosts");
+    b.wait("the box ticked", "document.querySelector('#session-all-hosts')?.checked");
+    // Page after page until every published session is there.
+    let counted = b.wait_for(
+        "both hosts' sessions",
+        &format!(
+            "(() => {{ const more = document.querySelector('#session-list button.more'); if (more) more.click(); \
+             const rows = [...document.querySelectorAll('#session-list tbody tr')]; \
+             return rows.length === {total} && rows.some(r => r.dataset.host === 'web-2') && rows.length; }})()"
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(counted.as_u64(), Some(total as u64));
+    let split = b.eval(
+        "(() => { const rows = [...document.querySelectorAll('#session-list tbody tr')]; \
+         const linked = (r) => !!r.querySelector('td:nth-child(2) a'); \
+         return { here: rows.filter(r => r.dataset.host === 'web-1').every(linked), \
+                  there: rows.filter(r => r.dataset.host === 'web-2').some(linked), \
+                  header: document.querySelector('#session-list th')?.textContent }; })()",
+    );
+    assert_eq!(split["here"], true, "{split}");
+    assert_eq!(split["there"], false, "{split}");
+    assert!(
+        split["header"].as_str().unwrap().starts_with("Host"),
+        "{split}"
+    );
+    b.screenshot("all-hosts");
 }

@@ -32,6 +32,8 @@ export async function sessionListView(el, me) {
   const model = h('select', { id: 'session-model' }, h('option', { value: '' }, 'any model'));
   const state = h('select', { id: 'session-state' },
     h('option', { value: '' }, 'open and ended'), h('option', { value: 'open' }, 'open'), h('option', { value: 'ended' }, 'ended'));
+  // A fleet (store.url): every host's sessions, as their hosts published them.
+  const allHosts = me.fleet ? h('input', { id: 'session-all-hosts', type: 'checkbox' }) : null;
   const out = h('div', { id: 'session-list' });
   const totals = h('p', { class: 'muted', id: 'session-totals' });
   let rows = [];
@@ -42,6 +44,7 @@ export async function sessionListView(el, me) {
     title: (s) => sessionTitle(s).toLowerCase(), user: (s) => s.username || s.user_id || '',
     model: (s) => s.model || '', started: (s) => s.started_at_epoch || 0,
     messages: (s) => s.message_count || 0, cost: (s) => s.actual_cost_usd ?? s.estimated_cost_usd ?? 0,
+    host: (s) => s.host || '',
   };
 
   // Model and state filter and every sort apply to the loaded rows; user
@@ -70,8 +73,10 @@ export async function sessionListView(el, me) {
       });
       return cls ? [b, cls] : b;
     };
-    const t = table(null, [head('Title', 'title'), head('User', 'user'), head('Model', 'model'),
-      head('Started', 'started'), head('Messages', 'messages', 'num'), head('Cost', 'cost', 'num'), ''],
+    const hosts = allHosts?.checked;
+    const t = table(null, [hosts ? head('Host', 'host') : null, head('Title', 'title'), head('User', 'user'),
+      head('Model', 'model'), head('Started', 'started'), head('Messages', 'messages', 'num'), head('Cost', 'cost', 'num'), '']
+      .filter((x) => x !== null),
     shown.map((s) => sessionRow(s, me)), { class: 'sessions' });
     // Header cells hold buttons: keep the sort state readable for screen readers.
     t.querySelectorAll('th').forEach((th) => {
@@ -89,7 +94,8 @@ export async function sessionListView(el, me) {
 
   async function load(more) {
     offset = more ? offset + PAGE : 0;
-    const query = { limit: PAGE, offset, user: all ? user.value.trim() || undefined : undefined, since: since.value || undefined };
+    const query = { limit: PAGE, offset, user: all ? user.value.trim() || undefined : undefined, since: since.value || undefined,
+      all_hosts: allHosts?.checked ? 'true' : undefined };
     let page;
     try {
       page = await api('api/sessions', { query });
@@ -112,7 +118,9 @@ export async function sessionListView(el, me) {
     field(h('label', { for: 'session-since' }, 'Since'), since),
     field(h('label', { for: 'session-model' }, 'Model'), model),
     field(h('label', { for: 'session-state' }, 'State'), state),
-    h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+    h('button', { type: 'submit', class: 'secondary' }, 'Filter'),
+    allHosts ? h('span', { class: 'field live-toggle' }, allHosts, h('label', { for: 'session-all-hosts' }, 'All hosts')) : null);
+  allHosts?.addEventListener('change', () => load(false));
   form.addEventListener('submit', (e) => { e.preventDefault(); load(false); });
   model.addEventListener('change', show);
   state.addEventListener('change', show);
@@ -171,11 +179,14 @@ export async function searchView(el, me, q) {
 }
 
 export function sessionRow(s, me) {
-  const actions = [link(['session', s.id], 'Messages')];
-  if (me.may.chat && s.user_id === me.user.id) actions.push(link(['chat', s.id], 'Continue'));
-  if (me.may.audit) actions.push(link(['replay', s.id], 'Replay', { class: 'replay-link' }));
-  return h('tr', { dataset: { sessionId: s.id } },
-    h('td', null, link(['session', s.id], titleNode(s)), h('div', { class: 'id' }, s.id)),
+  // A row of another host (a fleet list): its messages live there.
+  const elsewhere = s.host !== undefined && s.host !== me.fleet?.host;
+  const actions = elsewhere ? [h('span', { class: 'muted' }, `on ${s.host}`)] : [link(['session', s.id], 'Messages')];
+  if (!elsewhere && me.may.chat && s.user_id === me.user.id) actions.push(link(['chat', s.id], 'Continue'));
+  if (!elsewhere && me.may.audit) actions.push(link(['replay', s.id], 'Replay', { class: 'replay-link' }));
+  return h('tr', { dataset: s.host !== undefined ? { sessionId: s.id, host: s.host } : { sessionId: s.id } },
+    s.host !== undefined ? h('td', { class: 'host' }, s.host) : null,
+    h('td', null, elsewhere ? titleNode(s) : link(['session', s.id], titleNode(s)), h('div', { class: 'id' }, s.id)),
     h('td', null, s.username || s.user_id || '—'),
     h('td', null, s.model || '—'),
     h('td', null, fmtTime(s.started_at_epoch || s.started_at)),
