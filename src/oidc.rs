@@ -256,6 +256,13 @@ impl Provider {
             .map_err(|e| OidcError::Unreachable(format!("{url}: not the expected JSON ({e})")))
     }
 
+    /// Discovery and the JWKS fetched now (`doctor`): how many keys may
+    /// verify ID tokens.
+    pub async fn check(&self) -> OResult<usize> {
+        self.metadata().await?;
+        Ok(self.keys(true).await?.len())
+    }
+
     /// The provider's authorization URL for `req` (where the user's browser
     /// goes to log in).
     pub async fn authorize_url(&self, req: &AuthRequest) -> OResult<String> {

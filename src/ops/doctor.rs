@@ -144,6 +144,7 @@ const CHECKS: &[CheckFn] = &[
     |c, x| last_update(c, &x.app),
     |c, x| audit_chain(c, x),
     |c, x| fleet_store(c, x),
+    |c, x| single_sign_on(c, &x.app),
 ];
 
 /// Run every check. `systemd_dirs`: where `install` may have put the unit.
@@ -586,6 +587,46 @@ fn finish(home: &Home, c: Checks) -> Report {
         counts,
         hermes_home: home.root.display().to_string(),
         checks: c.0,
+    }
+}
+
+/// `auth.oidc` set: the client secret is there, and the provider answers
+/// discovery (its issuer exactly the configured one) and serves its keys.
+fn single_sign_on(c: &mut Checks, app: &App) {
+    let Some(o) = &app.cfg.config.auth.oidc else {
+        return;
+    };
+    let Some(secret) = app.cfg.secret(&o.client_secret_env) else {
+        c.fail(
+            "sso",
+            format!("the client secret {} is not set", o.client_secret_env),
+            format!(
+                "add {}=… to {} (chmod 600)",
+                o.client_secret_env,
+                app.cfg.env_path.display()
+            ),
+        );
+        return;
+    };
+    let (Some(rt), Ok(p)) = (runtime(), crate::oidc::Provider::new(o, secret)) else {
+        c.fail("sso", "cannot set up the provider's client", "");
+        return;
+    };
+    match rt.block_on(p.check()) {
+        Ok(0) => c.fail(
+            "sso",
+            format!("{}: the JWKS has no usable key", o.issuer),
+            "check the provider's signing keys and auth.oidc.id_token_algorithms",
+        ),
+        Ok(n) => c.pass(
+            "sso",
+            format!("{} at {}: discovery ok, {n} signing key(s); callback {}", o.name, o.issuer, o.redirect_url),
+        ),
+        Err(e) => c.fail(
+            "sso",
+            e.to_string(),
+            "check auth.oidc.issuer and that this host reaches the provider; password logins still work",
+        ),
     }
 }
 

@@ -231,7 +231,10 @@ fn dashboard_lists_every_host(server: &Server, password: &str, total: usize) {
         "document.querySelector('#view-sessions')?.dataset.loaded === 'yes' && !!document.querySelector('#session-all-hosts')",
     );
     b.click("#session-all-hosts");
-    b.wait("the box ticked", "document.querySelector('#session-all-hosts')?.checked");
+    b.wait(
+        "the box ticked",
+        "document.querySelector('#session-all-hosts')?.checked",
+    );
     // Page after page until every published session is there.
     let counted = b.wait_for(
         "both hosts' sessions",

@@ -649,7 +649,7 @@ fn serve_refuses_sso_without_the_client_secret() {
 /// rate-limited per address; the CLI's parameters come together.
 #[test]
 fn start_and_exchange_hold_their_ground() {
-    let (_dir, home, provider, server) = setup("");
+    let (_dir, home, mut provider, server) = setup("");
     let c = hermes_operator::net::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -711,11 +711,33 @@ fn start_and_exchange_hold_their_ground() {
             .filter(|e| e.0 == "login_failed")
             .count();
         assert_eq!(refused, 30);
+        // `doctor` sees the provider, then sees it gone.
+        let sso_check = || {
+            let o = op(&home).args(["--json", "doctor"]).output().unwrap();
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            v["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "sso")
+                .cloned()
+                .expect("an sso check")
+        };
+        let ok = sso_check();
+        assert_eq!(ok["status"], "pass", "{ok}");
+        assert!(ok["detail"].as_str().unwrap().contains("TestID"), "{ok}");
         // 30 starts per address per 10 minutes (one was made above).
         let mut last = 0;
         for _ in 0..30 {
             last = send(c.get(server.url("/auth/oidc/start"))).await.status;
         }
         assert_eq!(last, 429);
+        provider.stop();
+        let gone = sso_check();
+        assert_eq!(gone["status"], "fail", "{gone}");
+        assert!(
+            gone["detail"].as_str().unwrap().contains("unreachable"),
+            "{gone}"
+        );
     });
 }
