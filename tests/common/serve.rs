@@ -216,6 +216,11 @@ pub async fn login(c: &reqwest::Client, s: &Server, user: &str) -> serde_json::V
     r.json()
 }
 
+/// An access token for `user` (the test password), from synchronous code.
+pub fn block_on_login(s: &Server, user: &str) -> String {
+    crate::common::block_on(async { token(&client(), s, user).await })
+}
+
 pub async fn token(c: &reqwest::Client, s: &Server, user: &str) -> String {
     login(c, s, user).await["access_token"]
         .as_str()

@@ -1434,6 +1434,108 @@ fn gateway_restart_mid_turn_leaves_a_consistent_session(gen: Gen) {
     verify_ok(&gw);
 }
 
+/// A `serve` replica of a fleet (`store.url`) is killed (SIGKILL) while a
+/// turn runs. The session stays consistent, events.db verifies, and the
+/// next `serve` ships the host's log to PostgreSQL whole: every event once,
+/// the same head, the chain verifying there.
+fn serve_killed_mid_turn_ships_whole_and_leaves_the_session_consistent(gen: Gen) {
+    use crate::common::pg::PgCluster;
+    use crate::common::serve::{block_on_login, configure, Server};
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            model_env: vec![("FAKE_MODEL_SLOW_SECONDS".into(), "20".into())],
+            ..Default::default()
+        },
+    );
+    let pg = PgCluster::start();
+    let url = pg.database("killed");
+    let (bare, pw) = pg.apart(&url);
+    configure(
+        &gw.home,
+        &format!(
+            "hermes:\n  api_url: {}\nstore:\n  url: {bare}\n  host: web-k\n",
+            gw.url
+        ),
+    );
+    let env = gw.home.join("profiles/operator/.env");
+    let mut text = fs::read_to_string(&env).unwrap();
+    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
+    fs::write(&env, text).unwrap();
+    let alice = add_user_with(cmd(&gw, &[]), "alice", "user");
+    let (o, evs) = chat_json(&gw, &["--as", "alice", "first turn"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let s = session_of(&evs, &o);
+    let before = assert_consistent(&gw, &s, &alice);
+
+    let mut server = Server::start(&gw.home);
+    let token = block_on_login(&server, "alice");
+    let (url_chat, sid) = (server.url("/api/chat"), s.clone());
+    let turn = std::thread::spawn(move || {
+        common::block_on(async move {
+            // Cut off by the kill: whatever comes back is an error.
+            let _ = crate::common::serve::client()
+                .post(url_chat)
+                .bearer_auth(token)
+                .json(&serde_json::json!({"message": "[slow] wait for it", "session_id": sid}))
+                .send()
+                .await;
+        })
+    });
+    // The turn is under way once its user_message is in events.db.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let started = || {
+        hermes_operator::store::events::EventStore::open_readonly(&events_db(&gw))
+            .and_then(|st| st.for_session(&s))
+            .map(|evs| {
+                evs.iter()
+                    .any(|e| e.kind == "user_message" && e.data.contains("[slow] wait for it"))
+            })
+            .unwrap_or(false)
+    };
+    while !started() {
+        assert!(Instant::now() < deadline, "the turn did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    turn.join().unwrap();
+
+    let _next = Server::start(&gw.home);
+    let db = hermes_operator::store::pg::Pg::connect(&url).unwrap();
+    let local = hermes_operator::store::events::EventStore::open_readonly(&events_db(&gw)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let heads = hermes_operator::store::pg::PgEventLog::heads(&db).unwrap();
+        if heads
+            .iter()
+            .any(|h| h.host == "web-k" && (h.seq, h.hash) == local.head().unwrap())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not shipped: {heads:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reports = hermes_operator::ops::audit::fleet::verify_fleet(
+        &std::sync::Arc::new(db),
+        Some("web-k"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert!(reports[0].report.ok, "{:?}", reports[0].report);
+    assert_eq!(reports[0].report.events as i64, local.count().unwrap());
+    verify_ok(&gw);
+    let rep = replay(&gw, &s);
+    assert!(
+        rep.iter()
+            .any(|e| e["type"] == "user_message" && e["data"]["content"] == "[slow] wait for it"),
+        "{rep:#?}"
+    );
+    let after = assert_consistent(&gw, &s, &alice);
+    assert!(after.message_count >= before.message_count);
+}
+
 /// `terminal.approval_mode: manual` (the operator's default) against a
 /// Hermes whose own approvals are off: no operator turn runs (nothing
 /// reaches the model, no session is created), the error says how to fix
@@ -1530,6 +1632,7 @@ hermes_tests!(
     lost_run_reply_is_retried_only_where_idempotent,
     unreadable_run_event_ends_the_turn_and_stops_the_run,
     gateway_restart_mid_turn_leaves_a_consistent_session,
+    serve_killed_mid_turn_ships_whole_and_leaves_the_session_consistent,
     new_and_resumed_sessions_tool_events_and_refusals,
     failures_leave_sessions_consistent,
     budget_under_concurrency_and_real_cost,
