@@ -44,8 +44,37 @@ pub async fn replay(
     State(st): State<Arc<ServerState>>,
     _caller: AuditorCaller,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
 ) -> ApiResult<Response> {
-    blocking_json(move || crate::ops::audit::integrity::replay(&st.app, &id)).await
+    // Parsed after the role guard, as every query here.
+    let super::extract::ApiQuery(q) = super::extract::ApiQuery::<ReplayQuery>::from_uri(&uri)?;
+    match q.host {
+        None => blocking_json(move || crate::ops::audit::integrity::replay(&st.app, &id)).await,
+        // Another host's session, from the fleet's log (store.url).
+        Some(host) => {
+            blocking_json(move || {
+                crate::store::pg::check_host(&host)?;
+                let Some(pg) = st.fleet_db()? else {
+                    return Err(crate::Error::not_found(
+                        "this server has no fleet database (store.url)",
+                    ));
+                };
+                crate::ops::audit::fleet::replay(&pg, &id, Some(&host)).inspect_err(|e| {
+                    if e.kind == crate::Kind::Unavailable {
+                        st.fleet_db_failed();
+                    }
+                })
+            })
+            .await
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayQuery {
+    /// A fleet host's name: its copy of the session in the fleet's log.
+    host: Option<String>,
 }
 
 /// `GET /api/audit/verify`: the whole chain and the local checkpoints. A

@@ -260,4 +260,14 @@ fn dashboard_lists_every_host(server: &Server, password: &str, total: usize) {
         "{split}"
     );
     b.screenshot("all-hosts");
+    // An auditor replays another host's session from the fleet's log.
+    b.click("#session-list tbody tr[data-host='web-2'] a.replay-link");
+    let replay = b.wait(
+        "the other host's replay",
+        "document.querySelector('#replay-host')?.textContent.includes('web-2') \
+         && document.querySelector('#replay-integrity')?.dataset.integrity === 'ok' \
+         && document.querySelectorAll('#timeline li').length",
+    );
+    assert!(replay.as_u64().unwrap() > 0, "{replay}");
+    b.screenshot("replay-other-host");
 }

@@ -223,12 +223,15 @@ function eventItem(ev) {
       h('p', { class: 'id' }, `${ev.id} · hash ${ev.hash.slice(0, 16)}… · prev ${ev.prev_hash.slice(0, 16)}…`)));
 }
 
-export async function replayView(el, me, id) {
-  el.append(h('p', { class: 'crumbs' }, link(['audit'], '← Audit'), ' · ', link(['session', id], 'Messages of this session')));
-  const r = await api(`api/audit/replay/${encodeURIComponent(id)}`);
+export async function replayView(el, me, arg) {
+  // `ID@HOST`: another fleet host's session, from the fleet's log.
+  const [id, host] = arg.split('@');
+  el.append(h('p', { class: 'crumbs' }, link(['audit'], '← Audit'),
+    host ? ` · on ${host}` : [' · ', link(['session', id], 'Messages of this session')]));
+  const r = await api(`api/audit/replay/${encodeURIComponent(id)}`, { query: { host: host || undefined } });
   const ok = r.integrity === 'ok';
   el.append(
-    h('h1', null, 'Replay ', h('span', { class: 'id' }, r.session_id)),
+    h('h1', null, 'Replay ', h('span', { class: 'id' }, r.session_id), host ? h('span', { class: 'muted', id: 'replay-host' }, ` on ${host}`) : null),
     h('p', { id: 'replay-integrity', dataset: { integrity: r.integrity } },
       badge(ok, ok ? '✓ every event verifies' : '✗ tampered events below'),
       ` ${r.events.length} event(s). Each event is checked against its own hash and the event before it in the log; `,

@@ -182,6 +182,8 @@ export function sessionRow(s, me) {
   // A row of another host (a fleet list): its messages live there.
   const elsewhere = s.host !== undefined && s.host !== me.fleet?.host;
   const actions = elsewhere ? [h('span', { class: 'muted' }, `on ${s.host}`)] : [link(['session', s.id], 'Messages')];
+  // Its events are in the fleet's log: auditors replay it from there.
+  if (elsewhere && me.may.audit) actions.push(link(['replay', `${s.id}@${s.host}`], 'Replay', { class: 'replay-link' }));
   if (!elsewhere && me.may.chat && s.user_id === me.user.id) actions.push(link(['chat', s.id], 'Continue'));
   if (!elsewhere && me.may.audit) actions.push(link(['replay', s.id], 'Replay', { class: 'replay-link' }));
   return h('tr', { dataset: s.host !== undefined ? { sessionId: s.id, host: s.host } : { sessionId: s.id } },
