@@ -215,7 +215,8 @@ function eventItem(ev) {
       h('time', null, fmtTime(ev.ts)),
       h('span', { class: `type t-${ev.type}` }, ev.type),
       h('span', { class: 'actor' }, ev.actor),
-      ev.session_id ? link(['replay', ev.session_id], ev.session_id, { class: 'id' }) : null,
+      // A fleet replay's events carry their host: the link stays on it.
+      ev.session_id ? link(['replay', ev.host ? `${ev.session_id}@${ev.host}` : ev.session_id], ev.session_id, { class: 'id' }) : null,
       checked ? h('span', { class: 'integrity' }, badge(good, good ? '✓ ok' : '✗ bad')) : null),
     h('p', { class: 'summary' }, summary(ev)),
     h('details', null, h('summary', null, 'Data and hashes'),
