@@ -80,3 +80,51 @@ pub fn list_all_hosts(
         })
         .collect())
 }
+
+/// What `serve` does every few seconds while `store.url` is set: ship this
+/// host's new events ([`crate::ops::audit::fleet::ship_events`]) and publish
+/// the operator sessions they touched — every session on the first
+/// successful tick of a `serve`. A tick that fails drops its connection;
+/// the next connects anew and carries on from the head that committed.
+pub struct Shipper {
+    url: String,
+    pg: Option<std::sync::Arc<Pg>>,
+    backfilled: bool,
+}
+
+impl Shipper {
+    pub fn new(url: String) -> Shipper {
+        Shipper {
+            url,
+            pg: None,
+            backfilled: false,
+        }
+    }
+
+    /// One round; this host's name in the fleet.
+    pub fn tick(&mut self, app: &App) -> Result<String> {
+        let r = self.round(app);
+        if r.is_err() {
+            self.pg = None;
+        }
+        r
+    }
+
+    fn round(&mut self, app: &App) -> Result<String> {
+        use crate::ops::audit::fleet;
+        let host = fleet::host_name(app, None)?;
+        let pg = match &self.pg {
+            Some(pg) => pg.clone(),
+            None => {
+                let pg = fleet::connect(app, &self.url)?;
+                self.pg = Some(pg.clone());
+                pg
+            }
+        };
+        let shipped = fleet::ship_events(app, &pg, &host)?;
+        let only = shipped.sessions.as_ref().filter(|_| self.backfilled);
+        publish_sessions(app, &pg, &host, only)?;
+        self.backfilled = true;
+        Ok(host)
+    }
+}

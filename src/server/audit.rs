@@ -54,16 +54,7 @@ pub async fn replay(
         Some(host) => {
             blocking_json(move || {
                 crate::store::pg::check_host(&host)?;
-                let Some(pg) = st.fleet_db()? else {
-                    return Err(crate::Error::not_found(
-                        "this server has no fleet database (store.url)",
-                    ));
-                };
-                crate::ops::audit::fleet::replay(&pg, &id, Some(&host)).inspect_err(|e| {
-                    if e.kind == crate::Kind::Unavailable {
-                        st.fleet_db_failed();
-                    }
-                })
+                st.with_fleet_db(|pg| crate::ops::audit::fleet::replay(pg, &id, Some(&host)))
             })
             .await
         }

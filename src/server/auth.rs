@@ -584,9 +584,7 @@ pub async fn me(
         "demo": st.demo,
         // A fleet (store.url): this host's name, so a list of every host's
         // sessions can tell which it can open here.
-        "fleet": st.app.cfg.config.store.url.as_ref().and_then(|_| {
-            crate::ops::audit::fleet::host_name(&st.app, None).ok().map(|h| json!({"host": h}))
-        }),
+        "fleet": st.fleet_host.as_ref().map(|h| json!({"host": h})),
         // What a new key's toolsets may name (the key form's choices): a key
         // only narrows the operator's list.
         "key_toolsets": st.app.cfg.config.agent.enabled_toolsets,

@@ -302,25 +302,10 @@ fn spawn_fleet_shipper(st: S) {
     let spawned = std::thread::Builder::new()
         .name("fleet-shipper".into())
         .spawn(move || {
-            let mut pg = None;
+            let mut shipper = crate::ops::fleet::Shipper::new(url);
             let mut last_error = String::new();
-            // Every session is published once per `serve` (then those the
-            // shipped events touch).
-            let mut backfilled = false;
             while !st.shutting_down.load(std::sync::atomic::Ordering::Relaxed) {
-                let r = (|| {
-                    let host = crate::ops::audit::fleet::host_name(&st.app, None)?;
-                    if pg.is_none() {
-                        pg = Some(crate::ops::audit::fleet::connect(&st.app, &url)?);
-                    }
-                    let db = pg.as_ref().expect("connected above");
-                    let shipped = crate::ops::audit::fleet::ship_events(&st.app, db, &host)?;
-                    let only = shipped.sessions.as_ref().filter(|_| backfilled);
-                    crate::ops::fleet::publish_sessions(&st.app, db, &host, only)?;
-                    backfilled = true;
-                    Ok::<_, crate::Error>(host)
-                })();
-                match r {
+                match shipper.tick(&st.app) {
                     Ok(host) => {
                         if !last_error.is_empty() {
                             tracing::info!("hermes-operator serve: shipping events to the fleet's database again (host {host})");
@@ -328,8 +313,6 @@ fn spawn_fleet_shipper(st: S) {
                         }
                     }
                     Err(e) => {
-                        // A broken connection is made anew next time.
-                        pg = None;
                         let msg = e.to_string();
                         if msg != last_error {
                             tracing::warn!("hermes-operator serve: cannot ship events to the fleet's database: {msg} (retrying every {} s)", SHIP_EVERY.as_secs());

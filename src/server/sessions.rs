@@ -82,14 +82,9 @@ pub async fn list(
             Some(caller.user.username.clone())
         };
         let bytes = blocking(move || {
-            let Some(pg) = st.fleet_db()? else {
-                return Err(crate::Error::not_found(
-                    "this server has no fleet database (store.url)",
-                ));
-            };
-            let rows =
-                crate::ops::fleet::list_all_hosts(&pg, user.as_deref(), since, limit, offset)
-                    .inspect_err(|_| st.fleet_db_failed())?;
+            let rows = st.with_fleet_db(|pg| {
+                crate::ops::fleet::list_all_hosts(pg, user.as_deref(), since, limit, offset)
+            })?;
             json_bytes(&rows)
         })
         .await?;

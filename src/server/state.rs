@@ -360,6 +360,8 @@ pub struct ServerState {
     /// The fleet's database (`store.url`), connected at first use and
     /// again after a failure.
     fleet_db: Mutex<Option<Arc<crate::store::pg::Pg>>>,
+    /// This host's name in the fleet (`store.url` set; `/api/me` says it).
+    pub fleet_host: Option<String>,
     /// events.db held open for the server's life. SQLite checkpoints the
     /// WAL and deletes it when the LAST connection to a database closes;
     /// without this one, every chat turn's (and every recorded event's)
@@ -394,6 +396,10 @@ impl ServerState {
         let cpus = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let fleet_host = match &app.cfg.config.store.url {
+            Some(_) => Some(crate::ops::audit::fleet::host_name(&app, None)?),
+            None => None,
+        };
         let sso = match &app.cfg.config.auth.oidc {
             None => None,
             Some(o) => {
@@ -428,6 +434,7 @@ impl ServerState {
             demo: false,
             sso,
             fleet_db: Mutex::new(None),
+            fleet_host,
             shutting_down: AtomicBool::new(false),
             log,
             // Best effort: without it the server is only slower.
@@ -439,24 +446,34 @@ impl ServerState {
         &self.secret
     }
 
-    /// The fleet's database (blocking: call it on the blocking pool).
-    /// `Ok(None)`: no `store.url`.
-    pub fn fleet_db(&self) -> Result<Option<Arc<crate::store::pg::Pg>>> {
+    /// `f` on the fleet's database (blocking: call it on the blocking
+    /// pool), connected at first use; a connection that fails is dropped so
+    /// the next call connects anew. Not found without `store.url`.
+    pub fn with_fleet_db<T>(
+        &self,
+        f: impl FnOnce(&crate::store::pg::Pg) -> Result<T>,
+    ) -> Result<T> {
         if self.app.cfg.config.store.url.is_none() {
-            return Ok(None);
+            return Err(crate::Error::not_found(
+                "this server has no fleet database (store.url)",
+            ));
         }
-        let mut slot = self.fleet_db.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pg) = slot.as_ref() {
-            return Ok(Some(pg.clone()));
-        }
-        let pg = crate::ops::audit::fleet::connect_configured(&self.app)?;
-        *slot = Some(pg.clone());
-        Ok(Some(pg))
-    }
-
-    /// Forget a connection that failed (the next call connects anew).
-    pub fn fleet_db_failed(&self) {
-        *self.fleet_db.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let pg = {
+            let mut slot = self.fleet_db.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                Some(pg) => pg.clone(),
+                None => {
+                    let pg = crate::ops::audit::fleet::connect_configured(&self.app)?;
+                    *slot = Some(pg.clone());
+                    pg
+                }
+            }
+        };
+        f(&pg).inspect_err(|e| {
+            if e.kind == crate::Kind::Unavailable {
+                *self.fleet_db.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            }
+        })
     }
 
     /// An App acting as `actor` (`http:alice`), for requests that record events.

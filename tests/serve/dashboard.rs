@@ -1348,7 +1348,7 @@ fn step_live_events_follow_the_log(d: &mut Dashboard) {
 /// sideways off screen (a wide table's rows become cards, each cell named by
 /// its column), every nav tab on screen, every label on its input's line or
 /// just above it, a key prefix on one line. A list of what is wrong.
-const LAYOUT_PROBLEMS: &str = "(() => {
+pub(crate) const LAYOUT_PROBLEMS: &str = "(() => {
   const W = document.documentElement.clientWidth;
   const bad = [];
   if (document.documentElement.scrollWidth > W) bad.push('the page scrolls sideways: ' + document.documentElement.scrollWidth);

@@ -260,6 +260,22 @@ fn dashboard_lists_every_host(server: &Server, password: &str, total: usize) {
         "{split}"
     );
     b.screenshot("all-hosts");
+    // What a person sees: on a phone and in dark mode too, no cut-off
+    // column, no null/undefined/NaN text.
+    for (w, h, dark) in [(390, 844, false), (1280, 900, true)] {
+        b.set_view(w, h, dark);
+        let problems = b.eval(crate::dashboard::LAYOUT_PROBLEMS);
+        b.screenshot(&format!(
+            "all-hosts-{w}-{}",
+            if dark { "dark" } else { "light" }
+        ));
+        assert_eq!(
+            problems,
+            serde_json::json!([]),
+            "all hosts at {w}px (dark {dark})"
+        );
+    }
+    b.set_view(1280, 900, false);
     // An auditor replays another host's session from the fleet's log.
     b.click("#session-list tbody tr[data-host='web-2'] a.replay-link");
     let replay = b.wait(

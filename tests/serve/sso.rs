@@ -183,6 +183,12 @@ fn step_first_login_creates_the_account(s: &mut Sso) {
     );
     assert_eq!(link, "Log in with TestID");
     s.b.screenshot("01-login-page");
+    for (w, h, dark) in [(390, 844, false), (390, 844, true)] {
+        s.b.set_view(w, h, dark);
+        let problems = s.b.eval(crate::dashboard::LAYOUT_PROBLEMS);
+        assert_eq!(problems, json!([]), "the login page at {w}px (dark {dark})");
+    }
+    s.b.set_view(1280, 900, false);
     s.b.click("#sso-login");
     s.fill_provider_form("alice-sub", alice());
     s.logged_in_as("alice");
@@ -252,6 +258,10 @@ fn step_unmapped_and_foreign_domain_refused(s: &mut Sso) {
     );
     assert!(s.refusal().contains("no role on this server"));
     s.b.screenshot("03-unmapped");
+    s.b.set_view(390, 844, false);
+    let problems = s.b.eval(crate::dashboard::LAYOUT_PROBLEMS);
+    assert_eq!(problems, json!([]), "the refusal page on a phone");
+    s.b.set_view(1280, 900, false);
     assert!(!s.exists("carol"), "an unmapped user got an account");
     let failed = s.last_event("login_failed");
     assert_eq!(

@@ -51,14 +51,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
             }
         ));
     }
-    if all_ok {
-        Ok(())
-    } else {
-        Err(crate::Error::integrity(format!(
-            "session {} has events that do not verify",
-            a.session
-        )))
-    }
+    verdict(all_ok, &a.session, None)
 }
 
 /// `--fleet`: the same timeline from PostgreSQL, with each event's host.
@@ -99,12 +92,16 @@ fn fleet(ctx: &Ctx, a: &Args) -> crate::Result<()> {
             }
         ));
     }
+    verdict(all_ok, &a.session, Some(&pg.target))
+}
+
+/// Exit 3 when an event of the timeline does not verify (`in`: the fleet's database).
+fn verdict(all_ok: bool, session: &str, r#in: Option<&str>) -> crate::Result<()> {
     if all_ok {
-        Ok(())
-    } else {
-        Err(crate::Error::integrity(format!(
-            "session {} has events that do not verify in {}",
-            a.session, pg.target
-        )))
+        return Ok(());
     }
+    Err(crate::Error::integrity(format!(
+        "session {session} has events that do not verify{}",
+        r#in.map(|t| format!(" in {t}")).unwrap_or_default()
+    )))
 }

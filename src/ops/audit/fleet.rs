@@ -457,7 +457,8 @@ pub fn host_name(app: &crate::app::App, given: Option<String>) -> Result<String>
             .map(|h| h.trim().to_string())
             .unwrap_or_default(),
     };
-    crate::store::pg::check_host(&name).map_err(|e| e.hint("name this host with --host NAME"))?;
+    crate::store::pg::check_host(&name)
+        .map_err(|e| e.hint("name this host with --host NAME or store.host in config.yaml"))?;
     Ok(name)
 }
 

@@ -551,40 +551,31 @@ impl EventStore {
             AND (?6 IS NULL OR seq > ?6) \
             AND (?7 IS NULL OR json_extract(data, '$.provider') = ?7) \
             AND (?8 IS NULL OR json_extract(data, '$.subject') = ?8)";
-        let p = params![
-            f.kind,
-            f.user_id,
-            f.session_id,
-            f.since,
-            f.until,
-            f.after_seq,
-            f.provider,
-            f.subject
+        let filters: [&dyn rusqlite::ToSql; 8] = [
+            &f.kind,
+            &f.user_id,
+            &f.session_id,
+            &f.since,
+            &f.until,
+            &f.after_seq,
+            &f.provider,
+            &f.subject,
         ];
         let total: i64 = self
             .conn
             .query_row(
                 &format!("SELECT count(*) FROM events WHERE {filter}"),
-                p,
+                &filters[..],
                 |r| r.get(0),
             )
             .map_err(self.err("counting events"))?;
+        let mut page: Vec<&dyn rusqlite::ToSql> = filters.to_vec();
+        page.extend([&limit as &dyn rusqlite::ToSql, &offset]);
         let rows = self.query_events(
             &format!(
                 "SELECT {EVENT_COLS} FROM events WHERE {filter} ORDER BY seq DESC LIMIT ?9 OFFSET ?10"
             ),
-            params![
-                f.kind,
-                f.user_id,
-                f.session_id,
-                f.since,
-                f.until,
-                f.after_seq,
-                f.provider,
-                f.subject,
-                limit,
-                offset
-            ],
+            &page[..],
             "browsing events",
         )?;
         Ok((rows, total))
