@@ -1,8 +1,8 @@
 //! The fleet's control plane on PostgreSQL (issue 20): several hosts and
 //! `serve` replicas on one database. So far the audit log: one hash chain
-//! per host, so hosts never wait on each other's appends (`events.rs`).
-//! Accounts, keys, budgets and the approvals inbox still live in each
-//! host's users.db (README, "Fleet").
+//! per host, so hosts never wait on each other's appends (`events.rs`);
+//! the accounts, their tokens, keys, second factors, throttling and budgets
+//! (`users/`, the same [`crate::store::users::UserStorage`] as users.db).
 //!
 //! The synchronous `postgres` client (tokio-postgres underneath, on a
 //! runtime of its own): every caller of the stores is synchronous already
@@ -10,8 +10,10 @@
 
 mod events;
 pub mod sessions;
+mod users;
 
 pub use events::{check_host, Cursor, HostChain, HostEvent, HostHead, PgEventLog};
+pub use users::PgUsers;
 
 use crate::error::{Error, Kind, Result};
 use std::path::PathBuf;
@@ -70,6 +72,158 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (host, id)
      );
      CREATE INDEX sessions_started ON sessions (started_at_epoch DESC);",
+    // v3: the accounts, as users.db holds them on one host (its v1-v10,
+    // store/users/mod.rs), for `serve` replicas and hosts that share them
+    // (users.rs). Times stay RFC 3339 text as there, so both stores compare
+    // them alike; `store_version` moves with every write (the read cache's
+    // "has anything changed", server/cache.rs).
+    "CREATE TABLE users (
+        id text PRIMARY KEY,
+        username text NOT NULL,
+        password_hash text NOT NULL,
+        role text NOT NULL CHECK (role IN ('admin','auditor','user','viewer')),
+        disabled boolean NOT NULL DEFAULT false,
+        token_version bigint NOT NULL DEFAULT 1,
+        created_at text NOT NULL,
+        updated_at text NOT NULL,
+        password_changed_at text NOT NULL,
+        last_login_at text,
+        must_change_password boolean NOT NULL DEFAULT false
+     );
+     CREATE UNIQUE INDEX users_username ON users (lower(username));
+     CREATE TABLE spend (
+        id text PRIMARY KEY,
+        user_id text NOT NULL,
+        day text NOT NULL,
+        session_id text,
+        reserved_usd double precision NOT NULL,
+        actual_usd double precision,
+        created_at text NOT NULL,
+        settled_at text
+     );
+     CREATE INDEX spend_user_day ON spend (user_id, day);
+     CREATE TABLE refresh_tokens (
+        id text PRIMARY KEY,
+        token_hash bytea NOT NULL UNIQUE,
+        family_id text NOT NULL,
+        user_id text NOT NULL,
+        token_version bigint NOT NULL,
+        created_at text NOT NULL,
+        expires_at bigint NOT NULL,
+        used_at text,
+        replaced_by text,
+        revoked_at text,
+        revoked_reason text,
+        second_factor boolean NOT NULL DEFAULT false
+     );
+     CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+     CREATE INDEX refresh_tokens_user ON refresh_tokens (user_id);
+     CREATE TABLE revoked_access (
+        jti text PRIMARY KEY,
+        user_id text NOT NULL,
+        expires_at bigint NOT NULL,
+        revoked_at text NOT NULL
+     );
+     CREATE INDEX revoked_access_expiry ON revoked_access (expires_at);
+     CREATE TABLE login_attempts (
+        id bigserial PRIMARY KEY,
+        username text NOT NULL,
+        client text NOT NULL,
+        at double precision NOT NULL,
+        state text NOT NULL CHECK (state IN ('pending', 'failed'))
+     );
+     CREATE INDEX login_attempts_user ON login_attempts (username, client, at);
+     CREATE INDEX login_attempts_client ON login_attempts (client, at);
+     CREATE INDEX login_attempts_at ON login_attempts (at);
+     CREATE TABLE login_throttled (
+        key text PRIMARY KEY,
+        username text,
+        client text NOT NULL,
+        first_at double precision NOT NULL,
+        last_at double precision NOT NULL,
+        count bigint NOT NULL
+     );
+     CREATE TABLE code_attempts (
+        id bigserial PRIMARY KEY,
+        user_id text NOT NULL,
+        at double precision NOT NULL,
+        state text NOT NULL CHECK (state IN ('pending', 'failed'))
+     );
+     CREATE INDEX code_attempts_user ON code_attempts (user_id, at);
+     CREATE TABLE totp (
+        user_id text PRIMARY KEY,
+        secret bytea NOT NULL,
+        confirmed_at text,
+        last_step bigint NOT NULL DEFAULT 0,
+        created_at text NOT NULL
+     );
+     CREATE TABLE totp_recovery (
+        user_id text NOT NULL,
+        code_hash bytea NOT NULL,
+        used_at text,
+        PRIMARY KEY (user_id, code_hash)
+     );
+     CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        user_id text NOT NULL,
+        key_hash bytea NOT NULL UNIQUE,
+        prefix text NOT NULL,
+        label text NOT NULL DEFAULT '',
+        role text NOT NULL,
+        scope text NOT NULL CHECK (scope IN ('chat', 'read')),
+        toolsets text,
+        approvals text NOT NULL CHECK (approvals IN ('deny', 'wait')),
+        rpm bigint,
+        created_at text NOT NULL,
+        expires_at bigint,
+        last_used_at text,
+        revoked_at text,
+        revoked_reason text
+     );
+     CREATE INDEX api_keys_user ON api_keys (user_id);
+     CREATE TABLE sso_identities (
+        issuer text NOT NULL,
+        subject text NOT NULL,
+        user_id text NOT NULL UNIQUE,
+        linked_at text NOT NULL,
+        linked_by text NOT NULL,
+        last_login_at text,
+        PRIMARY KEY (issuer, subject)
+     );
+     CREATE TABLE sso_flows (
+        state_hash bytea PRIMARY KEY,
+        binding_hash bytea NOT NULL,
+        grant_binding bytea NOT NULL,
+        nonce text NOT NULL,
+        verifier text NOT NULL,
+        client text NOT NULL,
+        cli_port bigint,
+        cli_state text,
+        created_at double precision NOT NULL,
+        expires_at double precision NOT NULL
+     );
+     CREATE INDEX sso_flows_client ON sso_flows (client, created_at);
+     CREATE TABLE sso_grants (
+        code_hash bytea PRIMARY KEY,
+        binding_hash bytea NOT NULL,
+        user_id text NOT NULL,
+        issuer text NOT NULL,
+        subject text NOT NULL,
+        provider_access text,
+        provider_refresh text,
+        expires_at double precision NOT NULL
+     );
+     CREATE TABLE sso_logins (
+        family_id text PRIMARY KEY,
+        user_id text NOT NULL,
+        issuer text NOT NULL,
+        subject text NOT NULL,
+        provider_access text,
+        provider_refresh text,
+        checked_at text NOT NULL
+     );
+     CREATE TABLE store_version (v bigint NOT NULL);
+     INSERT INTO store_version VALUES (0);",
 ];
 
 /// The advisory lock key that serialises migrations ("hermes-op").

@@ -4,7 +4,7 @@
 //! create what, audit events) are `ops::keys`'; this module stores, finds and
 //! revokes atomically.
 
-use super::{from_row_at, now_rfc3339, with_immediate, Role, User, UserStore, COLS};
+use super::{from_row_at, now_rfc3339, with_immediate, Role, SqliteUsers, User, COLS};
 use crate::error::{Error, Result};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
@@ -186,13 +186,38 @@ fn key_from_row(r: &Row) -> rusqlite::Result<ApiKey> {
     })
 }
 
-impl UserStore {
+pub trait Keys {
     /// Store a new key of an enabled account, stamped with its current role
     /// (read in the same transaction, so a concurrent role change cannot
     /// slip between the check and the insert). The same transaction deletes
     /// the account's long-dead keys and checks [`MAX_ACTIVE_KEYS`] and
     /// [`MAX_KEYS_PER_HOUR`], so parallel requests cannot slip past either.
-    pub fn key_insert(&self, k: &NewKey) -> Result<std::result::Result<ApiKey, KeyRefused>> {
+    fn key_insert(&self, k: &NewKey) -> Result<std::result::Result<ApiKey, KeyRefused>>;
+
+    /// Delete keys revoked or expired more than [`DEAD_KEY_RETENTION_SECS`]
+    /// ago (every account's); how many went.
+    fn key_purge_dead(&self, now_epoch: i64) -> Result<usize>;
+
+    fn key_get(&self, id: &str) -> Result<Option<ApiKey>>;
+
+    /// Keys of one account (or of all), newest first, revoked ones included;
+    /// `limit` of them (negative: all) after skipping `offset`.
+    fn key_list(&self, user_id: Option<&str>, limit: i64, offset: i64) -> Result<Vec<ApiKey>>;
+
+    /// The key with this hash and its owner: one indexed read on a pooled
+    /// connection. Validity (revoked, expired, owner disabled or of another
+    /// role) is the caller's to judge, so it can say which.
+    fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(ApiKey, User)>>;
+
+    /// Revoke one key; `false` when it was already revoked.
+    fn key_revoke(&self, id: &str, reason: &str) -> Result<bool>;
+
+    /// Note that a key was used (callers write at most once a minute per key).
+    fn key_touch(&self, id: &str) -> Result<()>;
+}
+
+impl Keys for SqliteUsers {
+    fn key_insert(&self, k: &NewKey) -> Result<std::result::Result<ApiKey, KeyRefused>> {
         let now = now_rfc3339();
         let now_epoch = chrono::Utc::now().timestamp();
         let hour_ago = rfc3339_at(now_epoch - 3600);
@@ -262,15 +287,13 @@ impl UserStore {
             .ok_or_else(|| Error::internal("the new API key vanished"))
     }
 
-    /// Delete keys revoked or expired more than [`DEAD_KEY_RETENTION_SECS`]
-    /// ago (every account's); how many went.
-    pub fn key_purge_dead(&self, now_epoch: i64) -> Result<usize> {
+    fn key_purge_dead(&self, now_epoch: i64) -> Result<usize> {
         with_immediate(&self.conn, &self.path, "purging dead API keys", |tx| {
             purge_dead_in(tx, None, now_epoch)
         })
     }
 
-    pub fn key_get(&self, id: &str) -> Result<Option<ApiKey>> {
+    fn key_get(&self, id: &str) -> Result<Option<ApiKey>> {
         self.conn
             .query_row(
                 &format!(
@@ -283,9 +306,7 @@ impl UserStore {
             .map_err(self.err("reading an API key"))
     }
 
-    /// Keys of one account (or of all), newest first, revoked ones included;
-    /// `limit` of them (negative: all) after skipping `offset`.
-    pub fn key_list(&self, user_id: Option<&str>, limit: i64, offset: i64) -> Result<Vec<ApiKey>> {
+    fn key_list(&self, user_id: Option<&str>, limit: i64, offset: i64) -> Result<Vec<ApiKey>> {
         let mut st = self
             .conn
             .prepare(&format!(
@@ -301,10 +322,7 @@ impl UserStore {
         rows
     }
 
-    /// The key with this hash and its owner: one indexed read on a pooled
-    /// connection. Validity (revoked, expired, owner disabled or of another
-    /// role) is the caller's to judge, so it can say which.
-    pub fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(ApiKey, User)>> {
+    fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(ApiKey, User)>> {
         self.conn
             .prepare_cached(&BY_HASH_SQL)
             .and_then(|mut st| {
@@ -318,8 +336,7 @@ impl UserStore {
             .map_err(self.err("reading an API key"))
     }
 
-    /// Revoke one key; `false` when it was already revoked.
-    pub fn key_revoke(&self, id: &str, reason: &str) -> Result<bool> {
+    fn key_revoke(&self, id: &str, reason: &str) -> Result<bool> {
         let now = now_rfc3339();
         let n = with_immediate(&self.conn, &self.path, "revoking an API key", |tx| {
             tx.execute(
@@ -331,8 +348,7 @@ impl UserStore {
         Ok(n > 0)
     }
 
-    /// Note that a key was used (callers write at most once a minute per key).
-    pub fn key_touch(&self, id: &str) -> Result<()> {
+    fn key_touch(&self, id: &str) -> Result<()> {
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "recording API key use", |tx| {
             tx.execute(

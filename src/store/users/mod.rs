@@ -15,13 +15,13 @@ mod throttle;
 mod tokens;
 mod totp;
 pub use keys::{
-    ApiKey, KeyApprovals, KeyRefused, KeyScope, NewKey, DEAD_KEY_RETENTION_SECS, MAX_ACTIVE_KEYS,
-    MAX_KEYS_PER_HOUR,
+    ApiKey, KeyApprovals, KeyRefused, KeyScope, Keys, NewKey, DEAD_KEY_RETENTION_SECS,
+    MAX_ACTIVE_KEYS, MAX_KEYS_PER_HOUR,
 };
-pub use sso::{Flow, Grant, Identity, NewFlow, SsoLogin, SSO_PASSWORD_HASH};
-pub use throttle::{AttemptLimits, Gate, Limit};
-pub use tokens::RefreshUse;
-pub use totp::TotpRow;
+pub use sso::{Flow, Grant, Identity, NewFlow, SsoLogin, SsoStore, SSO_PASSWORD_HASH};
+pub use throttle::{AttemptLimits, Gate, Limit, Throttle};
+pub use tokens::{RefreshUse, Tokens};
+pub use totp::{TotpRow, TotpStore};
 
 const MIGRATIONS: &[&str] = &[
     // v1
@@ -303,15 +303,65 @@ pub fn validate_username(name: &str) -> Result<()> {
     }
 }
 
-pub struct UserStore {
+/// The accounts' storage as the domain layer sees it (`ops::*`, the CLI,
+/// the server): users.db on one host ([`SqliteUsers`]), PostgreSQL in a
+/// fleet (`store::pg::PgUsers`). Each concern is a trait of its own
+/// ([`Accounts`], [`Budgets`], [`Keys`], [`Tokens`], [`Throttle`],
+/// [`TotpStore`], [`SsoStore`]); a [`UserStore`] offers them all (a trait
+/// object's methods need no import).
+///
+/// Every write that enforces a rule (the last admin, throttle counts, one
+/// open budget reservation, one use of a refresh token or a one-time code)
+/// does its reads and writes in one transaction that is serialised against
+/// every other writer of the store: SQLite's write lock on one host, a
+/// transaction-scoped advisory lock in PostgreSQL (docs/design.md §13).
+pub trait UserStorage:
+    Accounts + Budgets + Keys + Tokens + Throttle + TotpStore + SsoStore + Send
+{
+}
+
+impl<T: Accounts + Budgets + Keys + Tokens + Throttle + TotpStore + SsoStore + Send> UserStorage
+    for T
+{
+}
+
+/// An open store of accounts, whichever database holds them.
+pub struct UserStore(Box<dyn UserStorage>);
+
+impl UserStore {
+    /// users.db, created and migrated when needed.
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(UserStore(Box::new(SqliteUsers::open(path)?)))
+    }
+
+    /// users.db for read-only commands: never creates the file.
+    pub fn open_readonly(path: &Path) -> Result<Self> {
+        Ok(UserStore(Box::new(SqliteUsers::open_readonly(path)?)))
+    }
+
+    /// Any implementation (the fleet's PostgreSQL).
+    pub fn from_backend(backend: impl UserStorage + 'static) -> Self {
+        UserStore(Box::new(backend))
+    }
+}
+
+impl std::ops::Deref for UserStore {
+    type Target = dyn UserStorage;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+/// users.db: the accounts of one host.
+pub struct SqliteUsers {
     conn: Connection,
     path: PathBuf,
 }
 
-impl UserStore {
+impl SqliteUsers {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = open_own(path, "users.db", MIGRATIONS)?;
-        Ok(UserStore {
+        Ok(SqliteUsers {
             conn,
             path: path.to_path_buf(),
         })
@@ -326,7 +376,7 @@ impl UserStore {
                 e
             }
         })?;
-        Ok(UserStore {
+        Ok(SqliteUsers {
             conn,
             path: path.to_path_buf(),
         })
@@ -336,8 +386,71 @@ impl UserStore {
         let what = what.to_string();
         move |e| Error::sqlite(&self.path, &what, e)
     }
+}
 
-    pub fn list(&self) -> Result<Vec<User>> {
+pub trait Accounts {
+    fn list(&self) -> Result<Vec<User>>;
+
+    fn find(&self, username: &str) -> Result<Option<User>>;
+
+    fn get(&self, username: &str) -> Result<User> {
+        self.find(username)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "no user named {:?}",
+                crate::output::clip(username, 80)
+            ))
+            .hint("`hermes-operator user list` shows the accounts")
+        })
+    }
+
+    fn find_by_id(&self, id: &str) -> Result<Option<User>>;
+
+    /// The stored PHC hash, for login.
+    fn password_hash(&self, id: &str) -> Result<Option<String>>;
+
+    fn insert(&self, username: &str, role: Role, password_hash: &str) -> Result<User>;
+
+    /// A new password (revoking every token); `must_change`: an admin's
+    /// reset, which the user must replace at their next login, and which
+    /// also revokes the account's personal API keys in the same transaction
+    /// (whoever made the reset suspects the account; a key made by whoever
+    /// held it must not outlive it). Returns the keys revoked: (id, prefix).
+    fn set_password(
+        &self,
+        id: &str,
+        hash: &str,
+        must_change: bool,
+    ) -> Result<Vec<(String, String)>>;
+
+    /// A new role; one that is not admin is refused for the only enabled
+    /// admin. Tokens and keys are revoked.
+    fn set_role(&self, id: &str, role: Role) -> Result<()> {
+        self.set_role_and_disabled(id, Some(role), None)
+    }
+
+    /// Disabling revokes tokens and keys; enabling does not resurrect them.
+    fn set_disabled(&self, id: &str, disabled: bool) -> Result<()> {
+        self.set_role_and_disabled(id, None, Some(disabled))
+    }
+
+    /// A role and/or the disabled flag in one transaction (`PATCH
+    /// /api/users`): both or neither, the last-admin rule judged on the
+    /// result, tokens and keys revoked once when either calls for it.
+    fn set_role_and_disabled(
+        &self,
+        id: &str,
+        role: Option<Role>,
+        disabled: Option<bool>,
+    ) -> Result<()>;
+
+    fn record_login(&self, id: &str) -> Result<()>;
+
+    /// Delete an account (refused for the only enabled admin, atomically).
+    fn delete(&self, id: &str) -> Result<()>;
+}
+
+impl Accounts for SqliteUsers {
+    fn list(&self) -> Result<Vec<User>> {
         let mut st = self
             .conn
             .prepare_cached(&format!("SELECT {COLS} FROM users ORDER BY username"))
@@ -349,7 +462,7 @@ impl UserStore {
         Ok(rows)
     }
 
-    pub fn find(&self, username: &str) -> Result<Option<User>> {
+    fn find(&self, username: &str) -> Result<Option<User>> {
         self.conn
             .query_row(
                 &format!("SELECT {COLS} FROM users WHERE username = ?1"),
@@ -360,17 +473,7 @@ impl UserStore {
             .map_err(self.err("reading user"))
     }
 
-    pub fn get(&self, username: &str) -> Result<User> {
-        self.find(username)?.ok_or_else(|| {
-            Error::not_found(format!(
-                "no user named {:?}",
-                crate::output::clip(username, 80)
-            ))
-            .hint("`hermes-operator user list` shows the accounts")
-        })
-    }
-
-    pub fn find_by_id(&self, id: &str) -> Result<Option<User>> {
+    fn find_by_id(&self, id: &str) -> Result<Option<User>> {
         // Cached: the HTTP mode runs this for every request.
         self.conn
             .prepare_cached(&format!("SELECT {COLS} FROM users WHERE id = ?1"))
@@ -378,8 +481,7 @@ impl UserStore {
             .map_err(self.err("reading user"))
     }
 
-    /// The stored PHC hash, for login.
-    pub fn password_hash(&self, id: &str) -> Result<Option<String>> {
+    fn password_hash(&self, id: &str) -> Result<Option<String>> {
         self.conn
             .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
                 r.get(0)
@@ -388,7 +490,7 @@ impl UserStore {
             .map_err(self.err("reading user"))
     }
 
-    pub fn insert(&self, username: &str, role: Role, password_hash: &str) -> Result<User> {
+    fn insert(&self, username: &str, role: Role, password_hash: &str) -> Result<User> {
         let id = format!("u_{}", crate::crypto::random_hex(8));
         let now = now_rfc3339();
         let r = with_immediate(&self.conn, &self.path, "adding user", |tx| {
@@ -410,52 +512,7 @@ impl UserStore {
         self.get(username)
     }
 
-    /// Apply a change to one user inside one write transaction. `bump_tokens`
-    /// increments the token version, revoking every earlier token. With
-    /// `keep_admin` (`what` is the verb for the refusal), a change that would
-    /// leave no enabled admin is refused inside the same transaction: two
-    /// admins demoting or disabling each other at once are serialised by the
-    /// write lock, and the second sees the first's change.
-    fn update(
-        &self,
-        id: &str,
-        what: &str,
-        set_sql: &str,
-        value: rusqlite::types::Value,
-        bump_tokens: bool,
-        keep_admin: Option<&str>,
-    ) -> Result<()> {
-        let now = now_rfc3339();
-        let bump = if bump_tokens {
-            ", token_version = token_version + 1"
-        } else {
-            ""
-        };
-        let sql = format!("UPDATE users SET {set_sql}, updated_at = ?2{bump} WHERE id = ?3");
-        let n = with_immediate(&self.conn, &self.path, what, |tx| {
-            if let Some(verb) = keep_admin {
-                if let Some(name) = last_enabled_admin(tx, id)? {
-                    return Ok(Err(last_admin_error(verb, &name)));
-                }
-            }
-            let n = tx.execute(&sql, params![value, now, id])?;
-            if bump_tokens {
-                keys::revoke_all_in(tx, id, what)?;
-            }
-            Ok(Ok(n))
-        })??;
-        if n == 0 {
-            return Err(Error::not_found(format!("user {id} no longer exists")));
-        }
-        Ok(())
-    }
-
-    /// A new password (revoking every token); `must_change`: an admin's
-    /// reset, which the user must replace at their next login, and which
-    /// also revokes the account's personal API keys in the same transaction
-    /// (whoever made the reset suspects the account; a key made by whoever
-    /// held it must not outlive it). Returns the keys revoked: (id, prefix).
-    pub fn set_password(
+    fn set_password(
         &self,
         id: &str,
         hash: &str,
@@ -481,33 +538,7 @@ impl UserStore {
         Ok(revoked)
     }
 
-    pub fn set_role(&self, id: &str, role: Role) -> Result<()> {
-        self.update(
-            id,
-            "changing role",
-            "role = ?1",
-            role.as_str().to_string().into(),
-            true,
-            (role != Role::Admin).then_some("demote"),
-        )
-    }
-
-    pub fn set_disabled(&self, id: &str, disabled: bool) -> Result<()> {
-        // Disabling revokes tokens; enabling does not resurrect them.
-        self.update(
-            id,
-            "changing disabled flag",
-            "disabled = ?1",
-            (disabled as i64).into(),
-            disabled,
-            disabled.then_some("disable"),
-        )
-    }
-
-    /// A role and/or the disabled flag in one transaction (`PATCH
-    /// /api/users`): both or neither, the last-admin rule judged on the
-    /// result, tokens and keys revoked once when either calls for it.
-    pub fn set_role_and_disabled(
+    fn set_role_and_disabled(
         &self,
         id: &str,
         role: Option<Role>,
@@ -548,7 +579,7 @@ impl UserStore {
         Ok(())
     }
 
-    pub fn record_login(&self, id: &str) -> Result<()> {
+    fn record_login(&self, id: &str) -> Result<()> {
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "recording login", |tx| {
             tx.execute(
@@ -559,8 +590,7 @@ impl UserStore {
         Ok(())
     }
 
-    /// Delete an account (refused for the only enabled admin, atomically).
-    pub fn delete(&self, id: &str) -> Result<()> {
+    fn delete(&self, id: &str) -> Result<()> {
         let n = with_immediate(&self.conn, &self.path, "deleting user", |tx| {
             if let Some(name) = last_enabled_admin(tx, id)? {
                 return Ok(Err(last_admin_error("delete", &name)));
@@ -576,7 +606,9 @@ impl UserStore {
         }
         Ok(())
     }
+}
 
+pub trait Budgets {
     /// Reserve `amount` of `user_id`'s budget for `day` (UTC YYYY-MM-DD)
     /// unless settled spend + open reservations + amount would exceed
     /// `limit`, or another turn of the user still holds an open reservation
@@ -589,7 +621,34 @@ impl UserStore {
     /// turns once spent 2.1× a $0.10 limit). Admitted one at a time, each
     /// turn starts with settled spend ≤ `limit - amount`, so the day's spend
     /// ends below `limit + max(0, one turn's cost - amount)`.
-    pub fn reserve_budget(
+    fn reserve_budget(
+        &self,
+        user_id: &str,
+        day: &str,
+        session_id: &str,
+        amount: f64,
+        limit: f64,
+    ) -> Result<Reservation>;
+
+    /// What [`Self::reserve_budget`] would refuse now, if anything, read
+    /// without writing (a hint only: the reservation decides).
+    fn budget_precheck(
+        &self,
+        user_id: &str,
+        day: &str,
+        amount: f64,
+        limit: f64,
+    ) -> Result<Option<Reservation>>;
+
+    /// Replace a reservation with what the turn really cost.
+    fn settle_budget(&self, reservation: &str, actual: f64) -> Result<()>;
+
+    /// Settled spend plus open reservations of a user on a day.
+    fn spent(&self, user_id: &str, day: &str) -> Result<f64>;
+}
+
+impl Budgets for SqliteUsers {
+    fn reserve_budget(
         &self,
         user_id: &str,
         day: &str,
@@ -611,9 +670,7 @@ impl UserStore {
         })
     }
 
-    /// What [`Self::reserve_budget`] would refuse now, if anything, read
-    /// without writing (a hint only: the reservation decides).
-    pub fn budget_precheck(
+    fn budget_precheck(
         &self,
         user_id: &str,
         day: &str,
@@ -623,8 +680,7 @@ impl UserStore {
         budget_refusal(&self.conn, user_id, day, amount, limit).map_err(self.err("reading spend"))
     }
 
-    /// Replace a reservation with what the turn really cost.
-    pub fn settle_budget(&self, reservation: &str, actual: f64) -> Result<()> {
+    fn settle_budget(&self, reservation: &str, actual: f64) -> Result<()> {
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "settling budget", |tx| {
             tx.execute(
@@ -635,8 +691,7 @@ impl UserStore {
         Ok(())
     }
 
-    /// Settled spend plus open reservations of a user on a day.
-    pub fn spent(&self, user_id: &str, day: &str) -> Result<f64> {
+    fn spent(&self, user_id: &str, day: &str) -> Result<f64> {
         self.conn
             .query_row(
                 "SELECT COALESCE(sum(COALESCE(actual_usd, reserved_usd)), 0) FROM spend WHERE user_id = ?1 AND day = ?2",
@@ -753,7 +808,7 @@ mod tests {
     #[test]
     fn budget_reservations_admit_one_open_turn_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let s = UserStore::open(&dir.path().join("users.db")).unwrap();
+        let s = SqliteUsers::open(&dir.path().join("users.db")).unwrap();
         let (day, limit, reserve) = ("2026-12-05", 0.10, 0.01);
         let Reservation::Made(first) = s.reserve_budget("u1", day, "s1", reserve, limit).unwrap()
         else {

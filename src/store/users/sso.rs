@@ -5,7 +5,7 @@
 //! transaction, so a `state` or a code is used once even across `serve`
 //! processes. The rules live in ops/sso.rs.
 
-use super::{from_row, now_rfc3339, with_immediate, Role, User, UserStore, COLS};
+use super::{from_row, now_rfc3339, with_immediate, Accounts, Role, SqliteUsers, User, COLS};
 use crate::error::{Error, Result};
 use rusqlite::{params, OptionalExtension};
 
@@ -74,10 +74,76 @@ pub struct SsoLogin {
     pub provider_refresh: Option<String>,
 }
 
-impl UserStore {
+pub trait SsoStore {
     /// Store a new flow unless `client` started `cap` or more in the last
     /// `window` seconds (false: refused). Expired flows and codes go first.
-    pub fn begin_sso_flow(
+    fn begin_sso_flow(
+        &self,
+        f: &NewFlow,
+        now: f64,
+        ttl: f64,
+        window: f64,
+        cap: i64,
+    ) -> Result<bool>;
+
+    /// Take the flow of a `state` (once: it is deleted).
+    fn take_sso_flow(&self, state_hash: &[u8; 32], now: f64) -> Result<Option<Flow>>;
+
+    /// Store a one-time code for a finished provider login.
+    fn insert_sso_grant(&self, code_hash: &[u8; 32], g: &Grant, expires_at: f64) -> Result<()>;
+
+    /// Take the login of a one-time code (once: it is deleted).
+    fn take_sso_grant(&self, code_hash: &[u8; 32], now: f64) -> Result<Option<Grant>>;
+
+    /// The account linked to a provider subject.
+    fn find_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<User>>;
+
+    /// The provider identity linked to an account.
+    fn identity_of(&self, user_id: &str) -> Result<Option<Identity>>;
+
+    /// Link an account to a provider subject (`by`: `admin` or
+    /// `auto_create`). A subject or an account linked already is a conflict.
+    fn link_identity(&self, user_id: &str, issuer: &str, subject: &str, by: &str) -> Result<()>;
+
+    /// Unlink an account; the number of links removed (0 or 1). Its SSO
+    /// logins end with it.
+    fn unlink_identity(&self, user_id: &str, reason: &str) -> Result<usize>;
+
+    /// A new account made at its first single sign-on, linked in the same
+    /// transaction (a race of two first logins makes one account).
+    fn insert_sso_user(
+        &self,
+        username: &str,
+        role: Role,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<User>;
+
+    /// Record an SSO login: the identity's last login, the family's
+    /// provider tokens.
+    fn insert_sso_login(&self, l: &SsoLogin) -> Result<()>;
+
+    /// The SSO login a live (unused, unrevoked) refresh token belongs to.
+    fn sso_login_of_refresh(&self, token_hash: &[u8; 32]) -> Result<Option<SsoLogin>>;
+
+    /// Whether a refresh-token family is an SSO login.
+    fn is_sso_family(&self, family_id: &str) -> Result<bool>;
+
+    /// The provider tokens after a successful re-check.
+    fn update_sso_login(
+        &self,
+        family_id: &str,
+        access: Option<&str>,
+        refresh: Option<&str>,
+    ) -> Result<()>;
+
+    /// Bounded growth: SSO logins whose family has no token left, expired
+    /// flows and codes. Rows removed.
+    fn purge_sso(&self, now: f64) -> Result<i64>;
+}
+
+impl SsoStore for SqliteUsers {
+    fn begin_sso_flow(
         &self,
         f: &NewFlow,
         now: f64,
@@ -116,8 +182,7 @@ impl UserStore {
         })
     }
 
-    /// Take the flow of a `state` (once: it is deleted).
-    pub fn take_sso_flow(&self, state_hash: &[u8; 32], now: f64) -> Result<Option<Flow>> {
+    fn take_sso_flow(&self, state_hash: &[u8; 32], now: f64) -> Result<Option<Flow>> {
         with_immediate(&self.conn, &self.path, "finishing a single sign-on", |tx| {
             tx.query_row(
                 "DELETE FROM sso_flows WHERE state_hash = ?1
@@ -140,8 +205,7 @@ impl UserStore {
         })
     }
 
-    /// Store a one-time code for a finished provider login.
-    pub fn insert_sso_grant(&self, code_hash: &[u8; 32], g: &Grant, expires_at: f64) -> Result<()> {
+    fn insert_sso_grant(&self, code_hash: &[u8; 32], g: &Grant, expires_at: f64) -> Result<()> {
         with_immediate(
             &self.conn,
             &self.path,
@@ -166,8 +230,7 @@ impl UserStore {
         Ok(())
     }
 
-    /// Take the login of a one-time code (once: it is deleted).
-    pub fn take_sso_grant(&self, code_hash: &[u8; 32], now: f64) -> Result<Option<Grant>> {
+    fn take_sso_grant(&self, code_hash: &[u8; 32], now: f64) -> Result<Option<Grant>> {
         with_immediate(
             &self.conn,
             &self.path,
@@ -194,8 +257,7 @@ impl UserStore {
         )
     }
 
-    /// The account linked to a provider subject.
-    pub fn find_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<User>> {
+    fn find_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<User>> {
         self.conn
             .query_row(
                 &format!(
@@ -209,8 +271,7 @@ impl UserStore {
             .map_err(self.err("reading a single sign-on identity"))
     }
 
-    /// The provider identity linked to an account.
-    pub fn identity_of(&self, user_id: &str) -> Result<Option<Identity>> {
+    fn identity_of(&self, user_id: &str) -> Result<Option<Identity>> {
         self.conn
             .query_row(
                 "SELECT issuer, subject, linked_at, linked_by, last_login_at
@@ -230,15 +291,7 @@ impl UserStore {
             .map_err(self.err("reading a single sign-on identity"))
     }
 
-    /// Link an account to a provider subject (`by`: `admin` or
-    /// `auto_create`). A subject or an account linked already is a conflict.
-    pub fn link_identity(
-        &self,
-        user_id: &str,
-        issuer: &str,
-        subject: &str,
-        by: &str,
-    ) -> Result<()> {
+    fn link_identity(&self, user_id: &str, issuer: &str, subject: &str, by: &str) -> Result<()> {
         let r = with_immediate(
             &self.conn,
             &self.path,
@@ -260,9 +313,7 @@ impl UserStore {
         }
     }
 
-    /// Unlink an account; the number of links removed (0 or 1). Its SSO
-    /// logins end with it.
-    pub fn unlink_identity(&self, user_id: &str, reason: &str) -> Result<usize> {
+    fn unlink_identity(&self, user_id: &str, reason: &str) -> Result<usize> {
         let now = now_rfc3339();
         with_immediate(
             &self.conn,
@@ -280,9 +331,7 @@ impl UserStore {
         )
     }
 
-    /// A new account made at its first single sign-on, linked in the same
-    /// transaction (a race of two first logins makes one account).
-    pub fn insert_sso_user(
+    fn insert_sso_user(
         &self,
         username: &str,
         role: Role,
@@ -320,9 +369,7 @@ impl UserStore {
         self.get(username)
     }
 
-    /// Record an SSO login: the identity's last login, the family's
-    /// provider tokens.
-    pub fn insert_sso_login(&self, l: &SsoLogin) -> Result<()> {
+    fn insert_sso_login(&self, l: &SsoLogin) -> Result<()> {
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "recording a single sign-on", |tx| {
             tx.execute(
@@ -338,8 +385,7 @@ impl UserStore {
         Ok(())
     }
 
-    /// The SSO login a live (unused, unrevoked) refresh token belongs to.
-    pub fn sso_login_of_refresh(&self, token_hash: &[u8; 32]) -> Result<Option<SsoLogin>> {
+    fn sso_login_of_refresh(&self, token_hash: &[u8; 32]) -> Result<Option<SsoLogin>> {
         self.conn
             .query_row(
                 "SELECT s.family_id, s.user_id, s.issuer, s.subject, s.provider_access, s.provider_refresh
@@ -361,8 +407,7 @@ impl UserStore {
             .map_err(self.err("reading a single sign-on login"))
     }
 
-    /// Whether a refresh-token family is an SSO login.
-    pub fn is_sso_family(&self, family_id: &str) -> Result<bool> {
+    fn is_sso_family(&self, family_id: &str) -> Result<bool> {
         self.conn
             .query_row(
                 "SELECT EXISTS (SELECT 1 FROM sso_logins WHERE family_id = ?1)",
@@ -372,8 +417,7 @@ impl UserStore {
             .map_err(self.err("reading a single sign-on login"))
     }
 
-    /// The provider tokens after a successful re-check.
-    pub fn update_sso_login(
+    fn update_sso_login(
         &self,
         family_id: &str,
         access: Option<&str>,
@@ -394,9 +438,7 @@ impl UserStore {
         Ok(())
     }
 
-    /// Bounded growth: SSO logins whose family has no token left, expired
-    /// flows and codes. Rows removed.
-    pub fn purge_sso(&self, now: f64) -> Result<i64> {
+    fn purge_sso(&self, now: f64) -> Result<i64> {
         with_immediate(
             &self.conn,
             &self.path,
@@ -417,6 +459,7 @@ impl UserStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::users::UserStore;
 
     fn store() -> (tempfile::TempDir, UserStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@
 //! The policy (limits, window, slow-down) is the caller's
 //! (`ops::logins`); this module only counts and records atomically.
 
-use super::{with_immediate, UserStore};
+use super::{with_immediate, SqliteUsers};
 use crate::error::Result;
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -60,10 +60,53 @@ pub enum Gate {
     },
 }
 
-impl UserStore {
+pub trait Throttle {
     /// Reserve one password attempt for `username` (compared
     /// case-insensitively) from `client`, or refuse it.
-    pub fn reserve_attempt(
+    fn reserve_attempt(
+        &self,
+        username: &str,
+        client: &str,
+        now: f64,
+        limits: &AttemptLimits,
+    ) -> Result<Gate>;
+
+    /// After the check: a failure stays counted; a success clears this
+    /// username's attempts from this address (not those from elsewhere).
+    fn finish_attempt(&self, attempt: i64, ok: bool) -> Result<()>;
+
+    /// Forget one reserved attempt without counting it either way (the
+    /// password was right but the second factor is still to come).
+    fn cancel_attempt(&self, attempt: i64) -> Result<()>;
+
+    /// `user unlock`: forget every attempt and refusal for `username`,
+    /// its second-factor code checks included. Returns how many rows went.
+    fn clear_attempts(&self, username: &str) -> Result<i64>;
+
+    /// Reserve one second-factor code check for the account `user_id`
+    /// (whatever the client address), or refuse it: `Err(retry_after_secs)`
+    /// when `max` checks (pending or failed) were made in the last
+    /// `window_secs`. Counted and inserted in one write transaction, so
+    /// parallel requests never get more than `max` checks.
+    fn reserve_code_check(
+        &self,
+        user_id: &str,
+        now: f64,
+        window_secs: f64,
+        max: i64,
+    ) -> Result<std::result::Result<i64, u64>>;
+
+    /// After a code check: a wrong code stays counted; a right one is
+    /// forgotten (only that check: earlier wrong ones keep counting, so a
+    /// guesser cannot reset the cap by the owner's success).
+    fn finish_code_check(&self, attempt: i64, ok: bool) -> Result<()>;
+
+    /// Attempts (pending or failed) recorded for `username` in the window.
+    fn recent_attempts(&self, username: &str, since: f64) -> Result<i64>;
+}
+
+impl Throttle for SqliteUsers {
+    fn reserve_attempt(
         &self,
         username: &str,
         client: &str,
@@ -126,9 +169,7 @@ impl UserStore {
         })
     }
 
-    /// After the check: a failure stays counted; a success clears this
-    /// username's attempts from this address (not those from elsewhere).
-    pub fn finish_attempt(&self, attempt: i64, ok: bool) -> Result<()> {
+    fn finish_attempt(&self, attempt: i64, ok: bool) -> Result<()> {
         with_immediate(&self.conn, &self.path, "recording a login attempt", |tx| {
             if ok {
                 tx.execute(
@@ -146,18 +187,14 @@ impl UserStore {
         })
     }
 
-    /// Forget one reserved attempt without counting it either way (the
-    /// password was right but the second factor is still to come).
-    pub fn cancel_attempt(&self, attempt: i64) -> Result<()> {
+    fn cancel_attempt(&self, attempt: i64) -> Result<()> {
         with_immediate(&self.conn, &self.path, "recording a login attempt", |tx| {
             tx.execute("DELETE FROM login_attempts WHERE id = ?1", [attempt])?;
             Ok(())
         })
     }
 
-    /// `user unlock`: forget every attempt and refusal for `username`,
-    /// its second-factor code checks included. Returns how many rows went.
-    pub fn clear_attempts(&self, username: &str) -> Result<i64> {
+    fn clear_attempts(&self, username: &str) -> Result<i64> {
         let user = username.to_lowercase();
         with_immediate(&self.conn, &self.path, "clearing login attempts", |tx| {
             let a = tx.execute("DELETE FROM login_attempts WHERE username = ?1", [&user])?;
@@ -171,12 +208,7 @@ impl UserStore {
         })
     }
 
-    /// Reserve one second-factor code check for the account `user_id`
-    /// (whatever the client address), or refuse it: `Err(retry_after_secs)`
-    /// when `max` checks (pending or failed) were made in the last
-    /// `window_secs`. Counted and inserted in one write transaction, so
-    /// parallel requests never get more than `max` checks.
-    pub fn reserve_code_check(
+    fn reserve_code_check(
         &self,
         user_id: &str,
         now: f64,
@@ -203,10 +235,7 @@ impl UserStore {
         })
     }
 
-    /// After a code check: a wrong code stays counted; a right one is
-    /// forgotten (only that check: earlier wrong ones keep counting, so a
-    /// guesser cannot reset the cap by the owner's success).
-    pub fn finish_code_check(&self, attempt: i64, ok: bool) -> Result<()> {
+    fn finish_code_check(&self, attempt: i64, ok: bool) -> Result<()> {
         with_immediate(&self.conn, &self.path, "recording a code check", |tx| {
             if ok {
                 tx.execute("DELETE FROM code_attempts WHERE id = ?1", [attempt])?;
@@ -220,8 +249,7 @@ impl UserStore {
         })
     }
 
-    /// Attempts (pending or failed) recorded for `username` in the window.
-    pub fn recent_attempts(&self, username: &str, since: f64) -> Result<i64> {
+    fn recent_attempts(&self, username: &str, since: f64) -> Result<i64> {
         self.conn
             .query_row(
                 "SELECT count(*) FROM login_attempts WHERE username = ?1 AND at >= ?2",
@@ -262,6 +290,7 @@ fn is_power_of_ten(mut n: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::users::UserStore;
 
     const L: AttemptLimits = AttemptLimits {
         window_secs: 60.0,

@@ -1,17 +1,81 @@
 //! Tokens of the HTTP mode in users.db: refresh-token families (rotation,
 //! reuse detection, revocation) and access tokens revoked before they expire.
 
-use super::{from_row, now_rfc3339, with_immediate, User, UserStore, COLS};
+use super::{from_row, now_rfc3339, with_immediate, SqliteUsers, User, COLS};
 use crate::error::{Error, Result};
 use rusqlite::{params, OptionalExtension};
 
-impl UserStore {
+pub trait Tokens {
     /// The user behind an access token and whether the token was revoked:
     /// its own id logged out, or its login (refresh family) revoked by a
     /// logout or a reused refresh token. One statement on a pooled handle,
     /// run for every request, so every `serve` process sees every
     /// revocation at once.
-    pub fn find_for_token(
+    fn find_for_token(
+        &self,
+        user_id: &str,
+        jti: &str,
+        family: Option<&str>,
+    ) -> Result<Option<(User, bool)>>;
+
+    /// Bounded growth: drop refresh tokens past their expiry, all but the
+    /// newest `keep_used` used tokens of each family (older ones then read as
+    /// unknown instead of as reuse), and revoked access tokens past their
+    /// expiry. Returns (refresh rows, access rows) removed.
+    fn purge_tokens(&self, now_epoch: i64, keep_used: i64) -> Result<(i64, i64)>;
+
+    /// Store a new refresh token (by its SHA-256) in `family_id`, valid until
+    /// `expires_at` (epoch seconds) and for `token_version` of the user;
+    /// `second_factor`: the login passed one (kept through rotations).
+    fn insert_refresh(
+        &self,
+        token_hash: &[u8; 32],
+        family_id: &str,
+        user_id: &str,
+        token_version: i64,
+        expires_at: i64,
+        second_factor: bool,
+    ) -> Result<String>;
+
+    /// Use a refresh token: in one write transaction, look it up by hash and
+    /// either rotate it (mark it used, store `new_hash` in the same family) or,
+    /// when it was already used, revoke its whole family (reuse detection).
+    /// The user must still exist, be enabled and have the token version the
+    /// token was issued under.
+    fn rotate_refresh(
+        &self,
+        token_hash: &[u8; 32],
+        new_hash: &[u8; 32],
+        new_expires_at: i64,
+        now_epoch: i64,
+        limit: (i64, &str),
+    ) -> Result<RefreshUse>;
+
+    /// Revoke refresh tokens of `user_id`: one family (found through one of
+    /// its tokens) or, with `token_hash = None`, all of them. Returns the
+    /// number of tokens revoked.
+    fn revoke_refresh(
+        &self,
+        user_id: &str,
+        token_hash: Option<&[u8; 32]>,
+        reason: &str,
+    ) -> Result<i64>;
+
+    /// Revoke one login of `user_id`: every token of `family` (its access
+    /// tokens then fail [`UserStore::find_for_token`]). Returns the number
+    /// of refresh tokens newly revoked.
+    fn revoke_family(&self, user_id: &str, family: &str, reason: &str) -> Result<i64>;
+
+    /// Remember a revoked access token until it expires (and forget those
+    /// that have).
+    fn revoke_access(&self, jti: &str, user_id: &str, expires_at: i64) -> Result<()>;
+
+    /// Revoked access tokens that have not expired yet: (jti, expires_at).
+    fn revoked_access(&self) -> Result<Vec<(String, i64)>>;
+}
+
+impl Tokens for SqliteUsers {
+    fn find_for_token(
         &self,
         user_id: &str,
         jti: &str,
@@ -34,11 +98,7 @@ impl UserStore {
             .map_err(self.err("reading user"))
     }
 
-    /// Bounded growth: drop refresh tokens past their expiry, all but the
-    /// newest `keep_used` used tokens of each family (older ones then read as
-    /// unknown instead of as reuse), and revoked access tokens past their
-    /// expiry. Returns (refresh rows, access rows) removed.
-    pub fn purge_tokens(&self, now_epoch: i64, keep_used: i64) -> Result<(i64, i64)> {
+    fn purge_tokens(&self, now_epoch: i64, keep_used: i64) -> Result<(i64, i64)> {
         with_immediate(&self.conn, &self.path, "purging tokens", |tx| {
             let expired = tx.execute(
                 "DELETE FROM refresh_tokens WHERE expires_at < ?1",
@@ -60,10 +120,7 @@ impl UserStore {
         })
     }
 
-    /// Store a new refresh token (by its SHA-256) in `family_id`, valid until
-    /// `expires_at` (epoch seconds) and for `token_version` of the user;
-    /// `second_factor`: the login passed one (kept through rotations).
-    pub fn insert_refresh(
+    fn insert_refresh(
         &self,
         token_hash: &[u8; 32],
         family_id: &str,
@@ -84,16 +141,11 @@ impl UserStore {
         Ok(id)
     }
 
-    /// Use a refresh token: in one write transaction, look it up by hash and
-    /// either rotate it (mark it used, store `new_hash` in the same family) or,
-    /// when it was already used, revoke its whole family (reuse detection).
-    /// The user must still exist, be enabled and have the token version the
-    /// token was issued under.
     #[expect(
         clippy::too_many_lines,
         reason = "the whole refresh-token rotation inside one IMMEDIATE transaction (lookup, reuse detection, family revocation, insert), which is what closes the race"
     )]
-    pub fn rotate_refresh(
+    fn rotate_refresh(
         &self,
         token_hash: &[u8; 32],
         new_hash: &[u8; 32],
@@ -198,10 +250,7 @@ impl UserStore {
         })
     }
 
-    /// Revoke refresh tokens of `user_id`: one family (found through one of
-    /// its tokens) or, with `token_hash = None`, all of them. Returns the
-    /// number of tokens revoked.
-    pub fn revoke_refresh(
+    fn revoke_refresh(
         &self,
         user_id: &str,
         token_hash: Option<&[u8; 32]>,
@@ -230,10 +279,7 @@ impl UserStore {
         Ok(n as i64)
     }
 
-    /// Revoke one login of `user_id`: every token of `family` (its access
-    /// tokens then fail [`UserStore::find_for_token`]). Returns the number
-    /// of refresh tokens newly revoked.
-    pub fn revoke_family(&self, user_id: &str, family: &str, reason: &str) -> Result<i64> {
+    fn revoke_family(&self, user_id: &str, family: &str, reason: &str) -> Result<i64> {
         let now = now_rfc3339();
         let n = with_immediate(&self.conn, &self.path, "revoking a login", |tx| {
             tx.execute(
@@ -245,9 +291,7 @@ impl UserStore {
         Ok(n as i64)
     }
 
-    /// Remember a revoked access token until it expires (and forget those
-    /// that have).
-    pub fn revoke_access(&self, jti: &str, user_id: &str, expires_at: i64) -> Result<()> {
+    fn revoke_access(&self, jti: &str, user_id: &str, expires_at: i64) -> Result<()> {
         let now = now_rfc3339();
         let epoch = chrono::Utc::now().timestamp();
         with_immediate(&self.conn, &self.path, "revoking an access token", |tx| {
@@ -261,8 +305,7 @@ impl UserStore {
         Ok(())
     }
 
-    /// Revoked access tokens that have not expired yet: (jti, expires_at).
-    pub fn revoked_access(&self) -> Result<Vec<(String, i64)>> {
+    fn revoked_access(&self) -> Result<Vec<(String, i64)>> {
         let epoch = chrono::Utc::now().timestamp();
         let mut st = self
             .conn

@@ -4,7 +4,7 @@
 //! 80 random bits each, so a fast hash is right). The RFC 6238 arithmetic is
 //! `ops::totp`'s; this module only stores and consumes atomically.
 
-use super::{now_rfc3339, with_immediate, UserStore};
+use super::{now_rfc3339, with_immediate, SqliteUsers};
 use crate::error::Result;
 use rusqlite::{params, OptionalExtension};
 
@@ -16,11 +16,35 @@ pub struct TotpRow {
     pub last_step: i64,
 }
 
-impl UserStore {
+pub trait TotpStore {
     /// Start (or restart) an enrolment: a new secret, pending until
     /// confirmed, and new recovery codes (their hashes). Refused (`false`)
     /// while a confirmed enrolment exists.
-    pub fn totp_begin(&self, user_id: &str, secret: &[u8], recovery: &[[u8; 32]]) -> Result<bool> {
+    fn totp_begin(&self, user_id: &str, secret: &[u8], recovery: &[[u8; 32]]) -> Result<bool>;
+
+    fn totp_get(&self, user_id: &str) -> Result<Option<TotpRow>>;
+
+    /// Accept time step `step` of a confirmed enrolment for `user_id` if no
+    /// later or equal step was accepted before (single use). Atomic: two
+    /// requests with the same code cannot both pass.
+    fn totp_use_step(&self, user_id: &str, step: i64) -> Result<bool>;
+
+    /// Confirm a pending enrolment with time step `step`, and in the same
+    /// transaction bump the account's token version: every earlier token
+    /// (logins made with the password alone) stops working. `false`: no
+    /// pending enrolment, or the step was already used.
+    fn totp_confirm(&self, user_id: &str, step: i64) -> Result<bool>;
+
+    /// Spend a recovery code (by its hash) once. Returns whether it was
+    /// unused and is now spent, and how many remain.
+    fn totp_use_recovery(&self, user_id: &str, hash: &[u8; 32]) -> Result<(bool, i64)>;
+
+    /// Remove two-factor login for `user_id`; whether there was any.
+    fn totp_remove(&self, user_id: &str) -> Result<bool>;
+}
+
+impl TotpStore for SqliteUsers {
+    fn totp_begin(&self, user_id: &str, secret: &[u8], recovery: &[[u8; 32]]) -> Result<bool> {
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "storing a TOTP secret", |tx| {
             let confirmed: Option<Option<String>> = tx
@@ -50,7 +74,7 @@ impl UserStore {
         })
     }
 
-    pub fn totp_get(&self, user_id: &str) -> Result<Option<TotpRow>> {
+    fn totp_get(&self, user_id: &str) -> Result<Option<TotpRow>> {
         self.conn
             .query_row(
                 "SELECT secret, confirmed_at IS NOT NULL, last_step FROM totp WHERE user_id = ?1",
@@ -67,10 +91,7 @@ impl UserStore {
             .map_err(self.err("reading the TOTP secret"))
     }
 
-    /// Accept time step `step` of a confirmed enrolment for `user_id` if no
-    /// later or equal step was accepted before (single use). Atomic: two
-    /// requests with the same code cannot both pass.
-    pub fn totp_use_step(&self, user_id: &str, step: i64) -> Result<bool> {
+    fn totp_use_step(&self, user_id: &str, step: i64) -> Result<bool> {
         let n = with_immediate(&self.conn, &self.path, "using a TOTP code", |tx| {
             tx.execute(
                 "UPDATE totp SET last_step = ?2
@@ -81,11 +102,7 @@ impl UserStore {
         Ok(n == 1)
     }
 
-    /// Confirm a pending enrolment with time step `step`, and in the same
-    /// transaction bump the account's token version: every earlier token
-    /// (logins made with the password alone) stops working. `false`: no
-    /// pending enrolment, or the step was already used.
-    pub fn totp_confirm(&self, user_id: &str, step: i64) -> Result<bool> {
+    fn totp_confirm(&self, user_id: &str, step: i64) -> Result<bool> {
         let now = now_rfc3339();
         with_immediate(
             &self.conn,
@@ -108,9 +125,7 @@ impl UserStore {
         )
     }
 
-    /// Spend a recovery code (by its hash) once. Returns whether it was
-    /// unused and is now spent, and how many remain.
-    pub fn totp_use_recovery(&self, user_id: &str, hash: &[u8; 32]) -> Result<(bool, i64)> {
+    fn totp_use_recovery(&self, user_id: &str, hash: &[u8; 32]) -> Result<(bool, i64)> {
         let now = now_rfc3339();
         with_immediate(&self.conn, &self.path, "using a recovery code", |tx| {
             let n = tx.execute(
@@ -128,8 +143,7 @@ impl UserStore {
         })
     }
 
-    /// Remove two-factor login for `user_id`; whether there was any.
-    pub fn totp_remove(&self, user_id: &str) -> Result<bool> {
+    fn totp_remove(&self, user_id: &str) -> Result<bool> {
         with_immediate(&self.conn, &self.path, "removing a TOTP secret", |tx| {
             tx.execute("DELETE FROM totp_recovery WHERE user_id = ?1", [user_id])?;
             Ok(tx.execute("DELETE FROM totp WHERE user_id = ?1", [user_id])? > 0)

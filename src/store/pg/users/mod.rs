@@ -1,0 +1,107 @@
+//! The accounts in the fleet's database: the same
+//! [`UserStorage`](crate::store::users::UserStorage) as users.db, so the
+//! domain layer never knows which one it has (schema v3 in `../mod.rs`).
+//!
+//! One host's users.db serialises its writers with SQLite's write lock
+//! (`BEGIN IMMEDIATE`), and every rule of the store leans on that: the last
+//! admin, throttle counts, one open budget reservation, a refresh token or
+//! a one-time code used once. Here every write transaction takes one
+//! transaction-scoped advisory lock first ([`USERS_LOCK`]), so writers on
+//! every replica and host are serialised the same way and each rule's
+//! reads see every earlier commit (READ COMMITTED reads the newest
+//! committed rows at each statement). Reads take no lock.
+
+mod accounts;
+mod keys;
+mod sso;
+mod throttle;
+mod tokens;
+mod totp;
+
+use super::{pg_error, Pg};
+use crate::error::Result;
+use crate::store::users::{Role, User};
+
+/// The advisory lock every write of the accounts' store takes ("hermes-us").
+const USERS_LOCK: i64 = 0x6865_726d_6573_7573;
+
+/// How long a write waits for the lock before it is `Busy` (exit 6, HTTP
+/// 503), like users.db's retries under a busy writer.
+const LOCK_TIMEOUT: &str = "10s";
+
+/// The accounts' store on a connection to the fleet's database.
+pub struct PgUsers {
+    pg: Pg,
+}
+
+impl PgUsers {
+    pub fn new(pg: Pg) -> PgUsers {
+        PgUsers { pg }
+    }
+
+    /// The database this store is on (`host:port/db`), for messages.
+    pub fn target(&self) -> &str {
+        &self.pg.target
+    }
+
+    /// One read (no lock; each statement sees what was committed before it).
+    fn read<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let mut c = self.pg.client();
+        f(&mut c).map_err(|e| pg_error(&self.pg.target, what, e))
+    }
+
+    /// One write transaction, serialised against every other writer of the
+    /// store on any replica or host by [`USERS_LOCK`]; it also moves
+    /// `store_version`, so caches on every replica see the change.
+    fn write<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let err = |e| pg_error(&self.pg.target, what, e);
+        let mut c = self.pg.client();
+        let mut tx = c.transaction().map_err(err)?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
+             SELECT pg_advisory_xact_lock({USERS_LOCK});
+             UPDATE store_version SET v = v + 1;"
+        ))
+        .map_err(err)?;
+        let v = f(&mut tx).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(v)
+    }
+
+    /// How many writes the store has seen: it moves with every commit.
+    pub fn version(&self) -> Result<i64> {
+        self.read("reading the accounts' version in", |c| {
+            Ok(c.query_one("SELECT v FROM store_version", &[])?.get(0))
+        })
+    }
+}
+
+/// The columns of a [`User`], in [`user_from`]'s order.
+pub(super) const COLS: &str = "id, username, role, disabled, token_version, created_at, updated_at, password_changed_at, last_login_at, must_change_password";
+/// How many columns [`COLS`] has (a join's own columns follow them).
+pub(super) const NCOLS: usize = 10;
+
+/// A [`User`] from the [`COLS`] starting at column `at`.
+pub(super) fn user_from(r: &postgres::Row, at: usize) -> User {
+    let role: String = r.get(at + 2);
+    User {
+        id: r.get(at),
+        username: r.get(at + 1),
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        disabled: r.get(at + 3),
+        token_version: r.get(at + 4),
+        created_at: r.get(at + 5),
+        updated_at: r.get(at + 6),
+        password_changed_at: r.get(at + 7),
+        last_login_at: r.get(at + 8),
+        must_change_password: r.get(at + 9),
+    }
+}
