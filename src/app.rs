@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::home::Home;
 use crate::store::events::EventKind;
 use crate::store::events::{Actor, Event, EventStore, NewEvent};
+use crate::store::pg::{Pg, PgUsers};
 use crate::store::pool::{Pool, Pooled};
 use crate::store::state::StateDb;
 use crate::store::users::UserStore;
@@ -28,6 +29,9 @@ struct Pools {
     events: Arc<Pool<EventStore>>,
     state_ro: Arc<Pool<StateDb>>,
     state_rw: Arc<Pool<StateDb>>,
+    /// The first connection to the fleet's database (`store.url`), which
+    /// brought its schema up to date; pooled ones are opened beside it.
+    fleet: Arc<std::sync::Mutex<Option<Arc<Pg>>>>,
 }
 
 impl App {
@@ -61,8 +65,44 @@ impl App {
         }
     }
 
-    /// users.db for changes (created on first use).
+    /// Whether the accounts live in the fleet's database (`store.url` is
+    /// set) rather than this host's users.db.
+    pub fn in_fleet(&self) -> bool {
+        self.cfg.config.store.url.is_some()
+    }
+
+    /// The fleet's database, connected on first use: the schema brought up
+    /// to date, and refused while this host's accounts have not been moved
+    /// there (`store migrate`), so that nobody is locked out by an empty
+    /// account list. A connection that failed is not kept.
+    pub fn fleet_db(&self) -> Result<Arc<Pg>> {
+        let mut slot = self.pools.fleet.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pg) = slot.as_ref().filter(|pg| !pg.is_closed()) {
+            return Ok(pg.clone());
+        }
+        let pg = crate::ops::audit::fleet::connect_configured(self)?;
+        crate::ops::fleet::check_accounts_moved(self, &pg)?;
+        *slot = Some(pg.clone());
+        Ok(pg)
+    }
+
+    /// The accounts in the fleet's database, on a pooled connection.
+    fn fleet_users(&self) -> Result<Pooled<UserStore>> {
+        self.pools.users.get_unkeyed(
+            |u| !u.connection_lost(),
+            || {
+                let pg = self.fleet_db()?.another()?;
+                Ok(UserStore::from_backend(PgUsers::new(pg)))
+            },
+        )
+    }
+
+    /// The accounts' store for changes: users.db (created on first use),
+    /// or the fleet's database when `store.url` is set.
     pub fn users(&self) -> Result<Pooled<UserStore>> {
+        if self.in_fleet() {
+            return self.fleet_users();
+        }
         let path = self.home.users_db();
         self.pools.users.get(&path, || {
             self.home.ensure_operator_dirs()?;
@@ -70,8 +110,12 @@ impl App {
         })
     }
 
-    /// users.db for reading; never creates it.
+    /// The accounts' store for reading: users.db (never created), or the
+    /// fleet's database.
     pub fn users_ro(&self) -> Result<Pooled<UserStore>> {
+        if self.in_fleet() {
+            return self.fleet_users();
+        }
         let path = self.home.users_db();
         self.pools.users_ro.get(&path, || {
             self.home.check_operator_dirs()?;

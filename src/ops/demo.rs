@@ -237,6 +237,12 @@ pub fn populate(app: &App) -> Result<Demo> {
     let mut ids = Vec::new();
     let mut evs: Vec<NewEvent> = Vec::new();
     for (i, (name, role)) in USERS.iter().enumerate() {
+        // A host joining a fleet whose demo accounts exist uses them (the
+        // first host's password stays theirs).
+        if let Some(u) = users.find(name)? {
+            ids.push(u.id);
+            continue;
+        }
         let u = users.insert(name, *role, &hash)?;
         evs.push(
             app.event(

@@ -12,6 +12,64 @@ use crate::store::pg::sessions::{self as pg_sessions, PublishedSession};
 use crate::store::pg::Pg;
 use std::collections::BTreeSet;
 
+/// Refuses the fleet's database as this host's account store while it has
+/// no account and this host's users.db has some: every login would fail
+/// and the CLI would start a second, empty set of accounts. `store
+/// migrate` moves them first.
+pub fn check_accounts_moved(app: &App, pg: &Pg) -> Result<()> {
+    if crate::store::pg::PgUsers::account_count(pg)? > 0 {
+        return Ok(());
+    }
+    let path = app.home.users_db();
+    if !path.exists() {
+        return Ok(());
+    }
+    let local = crate::store::users::UserStore::open_readonly(&path)?
+        .list()?
+        .len();
+    if local == 0 {
+        return Ok(());
+    }
+    Err(crate::error::Error::new(
+        crate::Kind::Config,
+        format!(
+            "the fleet's database at {} has no accounts yet, while this host's users.db has {local}",
+            pg.target
+        ),
+    )
+    .hint("move them first: `hermes-operator store migrate` (store.url is the default target)"))
+}
+
+/// What `store migrate` did with this host's accounts.
+#[derive(Debug, serde::Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum AccountsMove {
+    /// users.db was copied (rows per table).
+    Moved(crate::store::pg::Imported),
+    /// The fleet already had accounts (another host's): users.db was left
+    /// alone, and this host uses the fleet's.
+    FleetHasAccounts { accounts: i64 },
+    /// This host has no users.db.
+    NoLocalAccounts,
+}
+
+/// Moves this host's accounts (users.db) into the fleet's database unless
+/// it already holds some (the first host's become everyone's).
+pub fn migrate_accounts(app: &App, pg: &Pg) -> Result<AccountsMove> {
+    use crate::store::pg::PgUsers;
+    let path = app.home.users_db();
+    if !path.exists() {
+        return Ok(AccountsMove::NoLocalAccounts);
+    }
+    let users = PgUsers::new(pg.another()?);
+    Ok(match users.import(&path)? {
+        Some(moved) => AccountsMove::Moved(moved),
+        None => AccountsMove::FleetHasAccounts {
+            accounts: PgUsers::account_count(pg)?,
+        },
+    })
+}
+
 /// The most sessions one backfill publishes (the newest).
 const BACKFILL: i64 = 100_000;
 

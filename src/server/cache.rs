@@ -26,12 +26,18 @@ pub const MAX_BYTES: usize = 8 * 1024 * 1024;
 /// replaced on disk (a restore) is noticed.
 const WATCH_MAX_AGE: Duration = Duration::from_secs(30);
 
-/// (watcher generation, state.db data_version, users.db data_version)
+/// (watcher generation, state.db data_version, users.db data_version or
+/// the fleet's change counter of the accounts)
 type Version = (u64, i64, i64);
+
+/// Reads the fleet's change counter of the accounts (`None`: unreadable,
+/// do not cache).
+pub type FleetCounter = dyn Fn() -> Option<i64> + Sync;
 
 struct Watchers {
     state: Connection,
-    users: Connection,
+    /// `None` in a fleet: the accounts' change counter comes from PostgreSQL.
+    users: Option<Connection>,
     born: Instant,
     generation: u64,
 }
@@ -150,18 +156,24 @@ impl ReadCache {
     }
 
     /// The current version of both databases; `None` (do not cache) when a
-    /// watcher cannot be opened or read.
-    fn version(&self, home: &Home) -> Option<Version> {
+    /// watcher cannot be opened or read. `fleet_users`: the accounts live in
+    /// the fleet's database and this reads their change counter (it moves
+    /// with every write from any replica), so users.db is not watched.
+    fn version(&self, home: &Home, fleet_users: Option<&FleetCounter>) -> Option<Version> {
         let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
-        if w.as_ref().is_none_or(|w| w.born.elapsed() > WATCH_MAX_AGE) {
+        let stale = w.as_ref().is_none_or(|w| {
+            w.born.elapsed() > WATCH_MAX_AGE || w.users.is_some() != fleet_users.is_none()
+        });
+        if stale {
             let generation = self
                 .generations
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 + 1;
-            *w = match (
-                open_watcher(&home.state_db()),
-                open_watcher(&home.users_db()),
-            ) {
+            let users = match fleet_users {
+                Some(_) => Ok(None),
+                None => open_watcher(&home.users_db()).map(Some),
+            };
+            *w = match (open_watcher(&home.state_db()), users) {
                 (Ok(state), Ok(users)) => Some(Watchers {
                     state,
                     users,
@@ -172,11 +184,12 @@ impl ReadCache {
             };
         }
         let w = w.as_ref()?;
-        Some((
-            w.generation,
-            data_version(&w.state)?,
-            data_version(&w.users)?,
-        ))
+        let users = match (&w.users, fleet_users) {
+            (Some(c), _) => data_version(c)?,
+            (None, Some(counter)) => counter()?,
+            (None, None) => return None,
+        };
+        Some((w.generation, data_version(&w.state)?, users))
     }
 
     /// The cached body for `key` if both databases are unchanged since it
@@ -187,7 +200,19 @@ impl ReadCache {
         key: String,
         compute: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<bytes::Bytes> {
-        let Some(version) = self.version(home) else {
+        self.get_or_compute_at(home, None, key, compute)
+    }
+
+    /// [`Self::get_or_compute`] with the accounts in the fleet's database:
+    /// `fleet_users` is their change counter ([`Self::version`]).
+    pub fn get_or_compute_at(
+        &self,
+        home: &Home,
+        fleet_users: Option<&FleetCounter>,
+        key: String,
+        compute: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<bytes::Bytes> {
+        let Some(version) = self.version(home, fleet_users) else {
             return compute().map(bytes::Bytes::from);
         };
         if let Some(body) = self.fresh(&key, version) {
@@ -204,7 +229,7 @@ impl ReadCache {
         // Whoever held the slot may have just computed it: the version is
         // read again, so what is served is never older than the databases
         // at this point.
-        let Some(version) = self.version(home) else {
+        let Some(version) = self.version(home, fleet_users) else {
             return compute().map(bytes::Bytes::from);
         };
         if let Some(body) = self.fresh(&key, version) {

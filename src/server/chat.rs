@@ -361,7 +361,9 @@ pub async fn pending(
     State(st): State<Arc<ServerState>>,
     ApprovalsReader(caller): ApprovalsReader,
 ) -> ApiResult<Response> {
-    Ok(Json(st.approvals.list_for(&caller.user)).into_response())
+    // Off the async threads: in a fleet the inbox is read too.
+    let list = blocking(move || Ok(st.approvals.list_for(&caller.user))).await?;
+    Ok(Json(list).into_response())
 }
 
 #[derive(Deserialize)]
@@ -384,6 +386,7 @@ pub async fn approval(
     let sid = id.clone();
     blocking(move || crate::ops::sessions::get(&st2.app, &scope, &sid)).await?;
     let choice = crate::ops::chat::ApprovalChoice::parse(&b.choice)?;
-    st.approvals.answer(&id, &caller.user, choice)?;
+    let (st2, sid) = (st.clone(), id.clone());
+    blocking(move || st2.approvals.answer(&sid, &caller.user, choice)).await?;
     Ok(Json(serde_json::json!({"ok": true, "session_id": id, "choice": b.choice})).into_response())
 }

@@ -346,7 +346,9 @@ fn key_caller(st: &Arc<ServerState>, token: &str) -> Result<Caller, ApiError> {
         .map_err(ApiError::from)?
         .map_err(|r| ApiError::unauthorized(r.message()))?;
     let now = std::time::Instant::now();
-    if let Err(wait) = st.key_use.admit(&key.id, key.rpm, now) {
+    let admitted =
+        tokio::task::block_in_place(|| st.admit_key(&key, now)).map_err(ApiError::from)?;
+    if let Err(wait) = admitted {
         return Err(ApiError::throttled(
             format!(
                 "this API key allows {} requests per minute; retry in {wait} s",

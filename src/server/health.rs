@@ -215,7 +215,12 @@ async fn check_databases(st: &S) -> ApiResult<FailedDbs> {
         // Fresh handles, never pooled ones: the question is whether each
         // file can be opened and read now.
         let home = &st2.app.home;
-        if let Err(e) = crate::store::users::UserStore::open_readonly(&home.users_db()) {
+        if st2.app.in_fleet() {
+            // The accounts live in the fleet's database: whether it answers.
+            if let Err(e) = st2.app.users_ro().and_then(|u| u.change_counter()) {
+                failed.push(("fleet database", e.message));
+            }
+        } else if let Err(e) = crate::store::users::UserStore::open_readonly(&home.users_db()) {
             failed.push(("users.db", e.message));
         }
         if let Err(e) = crate::store::events::EventStore::open_readonly(&home.events_db()) {

@@ -271,7 +271,7 @@ fn spawn_token_purge(st: S) {
         let mut every = tokio::time::interval(PURGE_EVERY);
         loop {
             every.tick().await;
-            if !st.app.home.users_db().exists() {
+            if !st.app.in_fleet() && !st.app.home.users_db().exists() {
                 continue;
             }
             let st2 = st.clone();
@@ -350,7 +350,33 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
     tokio::task::spawn_blocking(|| crate::ops::credentials::dummy_verify("warm-up"))
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
-    if !st.app.home.users_db().exists() {
+    if st.app.in_fleet() {
+        // The accounts live in the fleet's database: a host whose own were
+        // never moved there refuses to start (nobody could log in); the
+        // database being away only warns (requests answer 503 until it is
+        // back, like any replica's).
+        let st2 = st.clone();
+        match tokio::task::spawn_blocking(move || st2.app.fleet_db()).await {
+            Ok(Err(e)) if e.kind == crate::Kind::Unavailable => {
+                tracing::warn!("warning: {}", e.message);
+            }
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(pg)) => {
+                // Approvals waiting here may be answered on any replica.
+                let replica = format!(
+                    "{}/{}/{}",
+                    st.fleet_host.as_deref().unwrap_or("?"),
+                    std::process::id(),
+                    crate::crypto::random_hex(4)
+                );
+                let conn = tokio::task::spawn_blocking(move || pg.another())
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))??;
+                st.approvals.join_fleet(Arc::new(conn), replica);
+            }
+            Err(e) => return Err(Error::internal(e.to_string())),
+        }
+    } else if !st.app.home.users_db().exists() {
         tracing::warn!(
             "warning: no users.db yet: nobody can log in; create the first admin with `hermes-operator user add NAME --role admin`"
         );

@@ -97,7 +97,15 @@ pub async fn list(
     let key = format!("list|{scope:?}|{:?}|{since:?}|{limit}|{offset}", p.user);
     let bytes = blocking(move || {
         let home = st.app.home.clone();
-        st.read_cache.get_or_compute(&home, key, || {
+        // In a fleet the accounts change on any replica: their counter in
+        // the fleet's database says when.
+        let st3 = st.clone();
+        let fleet_counter = move || st3.app.users_ro().ok()?.change_counter().ok().flatten();
+        let fleet = st
+            .app
+            .in_fleet()
+            .then_some(&fleet_counter as &crate::server::cache::FleetCounter);
+        st.read_cache.get_or_compute_at(&home, fleet, key, || {
             st.with_read_dbs(|db, users| {
                 let user_id = match &p.user {
                     Some(u) if can_all => Some(users.get(u)?.id),

@@ -522,6 +522,30 @@ impl ServerState {
         conn.run(|u| crate::ops::keys::authenticate(u, presented))
     }
 
+    /// Counts a request of `key` against its `--rpm` limit: in the fleet's
+    /// database when the accounts live there (every replica counts the
+    /// same requests), else in this process. `Err(seconds to wait)`: over.
+    pub fn admit_key(
+        &self,
+        key: &ApiKey,
+        now: std::time::Instant,
+    ) -> Result<std::result::Result<(), u64>> {
+        let Some(rpm) = key.rpm else {
+            return Ok(Ok(()));
+        };
+        if self.app.in_fleet() {
+            let epoch = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+            let counted = self
+                .app
+                .users()?
+                .run(|u| u.admit_key_request(&key.id, rpm, epoch))?;
+            if let Some(verdict) = counted {
+                return Ok(verdict);
+            }
+        }
+        Ok(self.key_use.admit(&key.id, key.rpm, now))
+    }
+
     /// `f` with pooled read-only handles on state.db and users.db. Before
     /// Hermes has written state.db, an empty stand-in (never pooled, so the
     /// real file is read as soon as it exists).

@@ -82,6 +82,35 @@ impl<T> Pool<T> {
     }
 }
 
+impl<T> Pool<T> {
+    /// An idle handle that is not tied to a file (a connection to the
+    /// fleet's database) and that `usable` still accepts, or a new one.
+    pub fn get_unkeyed(
+        self: &Arc<Self>,
+        usable: impl Fn(&T) -> bool,
+        open: impl FnOnce() -> Result<T>,
+    ) -> Result<Pooled<T>> {
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|i| i.born.elapsed() <= MAX_AGE && usable(&i.item));
+            idle.pop()
+        };
+        let item = match reused {
+            Some(i) => i,
+            None => Idle {
+                item: open()?,
+                born: Instant::now(),
+                file: (0, 0),
+            },
+        };
+        Ok(Pooled {
+            pool: Some(self.clone()),
+            item: Some(item),
+            ok: true,
+        })
+    }
+}
+
 /// A handle on loan; it goes back to its pool when dropped.
 pub struct Pooled<T> {
     pool: Option<Arc<Pool<T>>>,

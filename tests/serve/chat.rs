@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 /// Reads `event:`/`data:` frames from an SSE response.
-struct Sse {
+pub(crate) struct Sse {
     stream:
         std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buf: String,
@@ -32,7 +32,7 @@ impl Sse {
     }
 
     /// The next (event name, JSON data); `None` at the end of the stream.
-    async fn next(&mut self) -> Option<(String, Value)> {
+    pub(crate) async fn next(&mut self) -> Option<(String, Value)> {
         loop {
             if let Some(i) = self.buf.find("\n\n") {
                 let frame: String = self.buf.drain(..i + 2).collect();
@@ -60,7 +60,7 @@ impl Sse {
         }
     }
 
-    async fn until(&mut self, name: &str, seen: &mut Vec<(String, Value)>) -> Value {
+    pub(crate) async fn until(&mut self, name: &str, seen: &mut Vec<(String, Value)>) -> Value {
         while let Some((n, v)) = self.next().await {
             assert_eq!(v["type"], n.as_str(), "event name and data type agree");
             seen.push((n.clone(), v.clone()));
@@ -72,7 +72,7 @@ impl Sse {
     }
 }
 
-async fn sse_chat(c: &reqwest::Client, s: &Server, tok: &str, body: Value) -> Sse {
+pub(crate) async fn sse_chat(c: &reqwest::Client, s: &Server, tok: &str, body: Value) -> Sse {
     let r = c
         .post(s.url("/api/chat"))
         .bearer_auth(tok)

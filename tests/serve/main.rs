@@ -20,6 +20,7 @@ mod chat;
 mod dashboard;
 mod demo;
 mod fleet;
+mod fleet_replicas;
 mod fuzz;
 mod hardening;
 mod http;

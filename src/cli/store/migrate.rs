@@ -16,8 +16,11 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
     let host = crate::ops::audit::fleet::host_name(&ctx.app, a.host)?;
     let pg = crate::ops::audit::fleet::connect(&ctx.app, &fleet_url)?;
     let m = fleet::migrate_events(&ctx.app, &pg, &host)?;
+    let accounts = crate::ops::fleet::migrate_accounts(&ctx.app, &pg)?;
     if ctx.out.json {
-        return ctx.out.json(&m);
+        let mut v = serde_json::to_value(&m)?;
+        v["accounts"] = serde_json::to_value(&accounts)?;
+        return ctx.out.json(&v);
     }
     ctx.out.line(format!(
         "moved {} event(s) of host {} into {} (it had seq {}); both end at seq {}, head {}",
@@ -28,8 +31,24 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         m.head_seq,
         &m.head_hash[..16.min(m.head_hash.len())]
     ))?;
+    use crate::ops::fleet::AccountsMove;
+    ctx.out.line(match &accounts {
+        AccountsMove::Moved(i) => format!(
+            "moved {} account(s) with their tokens, keys, second factors and budgets ({})",
+            i.accounts(),
+            i.tables
+                .iter()
+                .map(|(t, n)| format!("{t} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        AccountsMove::FleetHasAccounts { accounts } => format!(
+            "the fleet already has {accounts} account(s): this host's users.db was left as it is, and this host uses the fleet's accounts"
+        ),
+        AccountsMove::NoLocalAccounts => "this host has no users.db: no accounts to move".into(),
+    })?;
     ctx.out.info(
-        "events.db stays as it was; accounts, keys and budgets stay in users.db (README \"Fleet\")",
+        "events.db and users.db stay as they were; with store.url set, serve and the CLI use the fleet's accounts (README \"Fleet\")",
     );
     Ok(())
 }

@@ -45,10 +45,26 @@ impl Approver for PolicyApprover {
 /// Approval requests waiting for an answer from another request (the HTTP
 /// mode: the chat stream shows the request, `POST …/approval` answers it).
 /// One pending request per session at a time, as Hermes asks one by one.
+///
+/// In a fleet ([`PendingApprovals::join_fleet`]) each waiting request is
+/// also put into the fleet's inbox (store/pg/approvals.rs), so a replica
+/// other than the one running the turn can list and answer it; the answer
+/// comes back to this one by `NOTIFY`.
 #[derive(Default)]
 pub struct PendingApprovals {
     pub(super) inner: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
+    fleet: std::sync::OnceLock<FleetInbox>,
 }
+
+/// The fleet's inbox and this replica's name in it.
+struct FleetInbox {
+    pg: std::sync::Arc<crate::store::pg::Pg>,
+    replica: String,
+}
+
+/// How often a replica looks for answers without a notification (one
+/// missed while its listener reconnected).
+const INBOX_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) struct Pending {
     pub(super) owner_id: String,
@@ -75,6 +91,68 @@ impl PendingApprovals {
         }
     }
 
+    /// Shares this replica's waiting requests with the fleet's others under
+    /// `replica`, and listens for their answers (a thread of its own, with
+    /// a connection of its own, reconnecting while PostgreSQL is away).
+    pub fn join_fleet(
+        self: &std::sync::Arc<Self>,
+        pg: std::sync::Arc<crate::store::pg::Pg>,
+        replica: String,
+    ) {
+        if self
+            .fleet
+            .set(FleetInbox {
+                pg: pg.clone(),
+                replica: replica.clone(),
+            })
+            .is_err()
+        {
+            return;
+        }
+        let me = std::sync::Arc::downgrade(self);
+        std::thread::spawn(move || loop {
+            let r = pg.another().and_then(|conn| {
+                crate::store::pg::approvals::listen(&conn, &replica, INBOX_LOOK_EVERY, || {
+                    if let Some(me) = me.upgrade() {
+                        me.collect_answers();
+                    }
+                })
+            });
+            if me.strong_count() == 0 {
+                return;
+            }
+            if let Err(e) = r {
+                tracing::warn!("approvals inbox: {}; listening again in 1 s", e.message);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        });
+    }
+
+    /// Hands the answers other replicas gave to this one's waiting turns.
+    fn collect_answers(&self) {
+        let Some(f) = self.fleet.get() else { return };
+        let answers = match crate::store::pg::approvals::take_answers(&f.pg, &f.replica) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("approvals inbox: {}", e.message);
+                return;
+            }
+        };
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for (session, choice, decided_by) in answers {
+            let Ok(choice) = ApprovalChoice::parse(&choice) else {
+                continue;
+            };
+            if let Some(p) = map.remove(&session) {
+                let _ = p.tx.send(Decision {
+                    choice,
+                    decided_by,
+                    stop_run: false,
+                });
+            }
+        }
+    }
+
     /// The request waiting in a session, if any.
     pub fn pending(&self, session_id: &str) -> Option<ApprovalRequest> {
         let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -95,6 +173,21 @@ impl PendingApprovals {
                 asked_by: p.asked_by.clone(),
             })
             .collect();
+        drop(map);
+        if let Some(f) = self.fleet.get() {
+            // Other replicas' (this one's are listed above). The inbox away
+            // leaves this replica's own list.
+            let theirs = crate::store::pg::approvals::waiting(&f.pg).unwrap_or_default();
+            v.extend(
+                theirs
+                    .into_iter()
+                    .filter(|w| w.replica != f.replica)
+                    .filter(|w| {
+                        w.owner_id == user.id || user.role == crate::store::users::Role::Admin
+                    })
+                    .filter_map(|w| serde_json::from_str::<PendingView>(&w.view).ok()),
+            );
+        }
         v.sort_by(|a, b| a.waiting_since.cmp(&b.waiting_since));
         v
     }
@@ -102,23 +195,41 @@ impl PendingApprovals {
     /// Answer the waiting request of `session_id` as `by`: only the session
     /// owner or an admin may (docs/design.md §4).
     pub fn answer(&self, session_id: &str, by: &User, choice: ApprovalChoice) -> Result<()> {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(p) = map.get(session_id) else {
-            return Err(Error::not_found(format!(
-                "no approval is pending in session {session_id}"
-            )));
+        let missing =
+            || Error::not_found(format!("no approval is pending in session {session_id}"));
+        let may = |owner_id: &str| {
+            if owner_id != by.id && by.role != crate::store::users::Role::Admin {
+                return Err(Error::permission(
+                    "only the session owner or an admin may answer this approval",
+                ));
+            }
+            Ok(())
         };
-        if p.owner_id != by.id && by.role != crate::store::users::Role::Admin {
-            return Err(Error::permission(
-                "only the session owner or an admin may answer this approval",
-            ));
+        let decided_by = format!("{} ({})", by.username, by.role);
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = map.get(session_id) {
+            may(&p.owner_id)?;
+            let p = map.remove(session_id).expect("present");
+            let _ = p.tx.send(Decision {
+                choice,
+                decided_by,
+                stop_run: false,
+            });
+            return Ok(());
         }
-        let p = map.remove(session_id).expect("present");
-        let _ = p.tx.send(Decision {
-            choice,
-            decided_by: format!("{} ({})", by.username, by.role),
-            stop_run: false,
-        });
+        drop(map);
+        // Waiting on another replica: answered through the fleet's inbox.
+        let Some(f) = self.fleet.get() else {
+            return Err(missing());
+        };
+        use crate::store::pg::approvals;
+        let Some(owner) = approvals::owner_of(&f.pg, session_id)? else {
+            return Err(missing());
+        };
+        may(&owner)?;
+        if !approvals::answer(&f.pg, session_id, choice.as_str(), &decided_by)? {
+            return Err(missing());
+        }
         Ok(())
     }
 
@@ -138,7 +249,7 @@ impl PendingApprovals {
 }
 
 /// A waiting approval request as listed to whoever may answer it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PendingView {
     #[serde(flatten)]
     pub request: ApprovalRequest,
@@ -152,7 +263,7 @@ pub struct PendingView {
 /// one was used, the personal API key (id, label, prefix — never the key)
 /// that started the turn, and the start of the message it sent. Shown only
 /// to the session's owner and admins, who may read the session anyway.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AskedBy {
     pub username: String,
     pub key: Option<AskingKey>,
@@ -161,7 +272,7 @@ pub struct AskedBy {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AskingKey {
     pub id: String,
     pub label: String,
@@ -214,7 +325,32 @@ impl Approver for ChannelApprover {
         }
         let registry = self.registry.clone();
         let timeout = self.timeout;
+        let shared = registry.fleet.get().map(|f| {
+            let map = registry.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let view = map.get(&session).map(|p| PendingView {
+                request: p.request.clone(),
+                owner_id: p.owner_id.clone(),
+                waiting_since: p.since.clone(),
+                asked_by: p.asked_by.clone(),
+            });
+            (f.pg.clone(), f.replica.clone(), view)
+        });
         Box::pin(async move {
+            if let Some((pg, replica, Some(view))) = shared.clone() {
+                let w = crate::store::pg::approvals::Waiting {
+                    session_id: session.clone(),
+                    replica,
+                    owner_id: view.owner_id.clone(),
+                    view: serde_json::to_string(&view).unwrap_or_default(),
+                };
+                // Not shared, the request can still be answered here.
+                let put =
+                    tokio::task::spawn_blocking(move || crate::store::pg::approvals::put(&pg, &w))
+                        .await;
+                if let Ok(Err(e)) = put {
+                    tracing::warn!("approvals inbox: {}", e.message);
+                }
+            }
             let d = match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(d)) => d,
                 _ => Decision {
@@ -228,6 +364,12 @@ impl Approver for ChannelApprover {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&session);
+            if let Some((pg, replica, _)) = shared {
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::store::pg::approvals::remove(&pg, &session, &replica)
+                })
+                .await;
+            }
             d
         })
     }

@@ -101,7 +101,7 @@ pub enum TurnEvent {
     },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ApprovalRequest {
     pub session_id: String,
     pub run_id: String,

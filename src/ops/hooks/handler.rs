@@ -3,7 +3,6 @@
 use super::*;
 use crate::ops::standing::TurnCaller;
 use crate::store::events::EventKind;
-use crate::store::users::UserStore;
 use std::collections::HashMap;
 
 /// `op_` + 12 lowercase hex, the only shape operator sessions have.
@@ -335,7 +334,15 @@ pub fn handle_event_in(home: &Home, input: &[u8], env: &HashMap<String, String>)
         HookEvent::PreToolCall => {
             // The caller first: a revoked key's turn runs no further tool.
             let standing = op.caller.as_ref().and_then(|c| {
-                match UserStore::open_readonly(&home.users_db())
+                // Whichever store holds the accounts (users.db, or the
+                // fleet's database with store.url).
+                let app = crate::app::App::load(
+                    home.clone(),
+                    crate::store::events::Actor::new("hook".to_string()),
+                    |_| {},
+                );
+                match app
+                    .and_then(|a| a.users_ro())
                     .and_then(|s| crate::ops::standing::refusal(&s, c))
                 {
                     Ok(r) => r,

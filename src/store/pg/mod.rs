@@ -8,12 +8,13 @@
 //! runtime of its own): every caller of the stores is synchronous already
 //! (the CLI, a turn's own thread, `serve`'s blocking pool).
 
+pub mod approvals;
 mod events;
 pub mod sessions;
 mod users;
 
 pub use events::{check_host, Cursor, HostChain, HostEvent, HostHead, PgEventLog};
-pub use users::PgUsers;
+pub use users::{Imported, PgUsers};
 
 use crate::error::{Error, Kind, Result};
 use std::path::PathBuf;
@@ -221,6 +222,20 @@ const MIGRATIONS: &[&str] = &[
         provider_access text,
         provider_refresh text,
         checked_at text NOT NULL
+     );
+     CREATE TABLE key_requests (
+        key_id text NOT NULL,
+        at double precision NOT NULL
+     );
+     CREATE INDEX key_requests_key ON key_requests (key_id, at);
+     CREATE TABLE approvals (
+        session_id text PRIMARY KEY,
+        replica text NOT NULL,
+        owner_id text NOT NULL,
+        view text NOT NULL,
+        put_at timestamptz NOT NULL DEFAULT now(),
+        answer text CHECK (answer IN ('once', 'session', 'deny')),
+        decided_by text
      );
      CREATE TABLE store_version (v bigint NOT NULL);
      INSERT INTO store_version VALUES (0);",
@@ -436,6 +451,11 @@ impl Pg {
     /// The client, for one operation at a time.
     pub(crate) fn client(&self) -> std::sync::MutexGuard<'_, postgres::Client> {
         self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the connection is closed (PostgreSQL restarted or gone).
+    pub fn is_closed(&self) -> bool {
+        self.client().is_closed()
     }
 
     /// Whether the database is on this host (loopback or a Unix socket).

@@ -316,14 +316,35 @@ pub fn validate_username(name: &str) -> Result<()> {
 /// every other writer of the store: SQLite's write lock on one host, a
 /// transaction-scoped advisory lock in PostgreSQL (docs/design.md §13).
 pub trait UserStorage:
-    Accounts + Budgets + Keys + Tokens + Throttle + TotpStore + SsoStore + Send
+    Accounts + Budgets + Keys + KeyRates + Tokens + Throttle + TotpStore + SsoStore + Send
 {
 }
 
-impl<T: Accounts + Budgets + Keys + Tokens + Throttle + TotpStore + SsoStore + Send> UserStorage
-    for T
+impl<T> UserStorage for T where
+    T: Accounts + Budgets + Keys + KeyRates + Tokens + Throttle + TotpStore + SsoStore + Send
 {
 }
+
+/// Requests per minute of personal API keys (`--rpm`), counted where every
+/// replica sees them.
+pub trait KeyRates {
+    /// Counts a request of key `id` (limited to `rpm` a minute) made at
+    /// `now` (Unix seconds): `Some(Ok(()))` admitted, `Some(Err(wait))`
+    /// refused with the seconds until the oldest counted request is a
+    /// minute old (the refused one is not counted). `None`: this store does
+    /// not count them, and the process does (one host: server/state.rs).
+    fn admit_key_request(
+        &self,
+        id: &str,
+        rpm: u32,
+        now: f64,
+    ) -> Result<Option<std::result::Result<(), u64>>> {
+        let _ = (id, rpm, now);
+        Ok(None)
+    }
+}
+
+impl KeyRates for SqliteUsers {}
 
 /// An open store of accounts, whichever database holds them.
 pub struct UserStore(Box<dyn UserStorage>);
@@ -447,6 +468,19 @@ pub trait Accounts {
 
     /// Delete an account (refused for the only enabled admin, atomically).
     fn delete(&self, id: &str) -> Result<()>;
+
+    /// A counter that moves with every write to the store from anywhere,
+    /// when the store keeps one (the fleet's database; users.db's watchers
+    /// use SQLite's own `data_version` instead, server/cache.rs).
+    fn change_counter(&self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
+    /// Whether the connection under this handle is gone (a pool drops it
+    /// rather than lend it again).
+    fn connection_lost(&self) -> bool {
+        false
+    }
 }
 
 impl Accounts for SqliteUsers {
@@ -763,7 +797,7 @@ fn last_enabled_admin(tx: &rusqlite::Transaction, id: &str) -> rusqlite::Result<
     .optional()
 }
 
-fn last_admin_error(verb: &str, username: &str) -> Error {
+pub(crate) fn last_admin_error(verb: &str, username: &str) -> Error {
     Error::conflict(format!(
         "refusing to {verb} {username}: it is the only enabled admin"
     ))

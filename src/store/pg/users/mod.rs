@@ -12,7 +12,9 @@
 //! committed rows at each statement). Reads take no lock.
 
 mod accounts;
+mod import;
 mod keys;
+mod keys_rate;
 mod sso;
 mod throttle;
 mod tokens;
@@ -21,6 +23,7 @@ mod totp;
 use super::{pg_error, Pg};
 use crate::error::Result;
 use crate::store::users::{Role, User};
+pub use import::Imported;
 
 /// The advisory lock every write of the accounts' store takes ("hermes-us").
 const USERS_LOCK: i64 = 0x6865_726d_6573_7573;
@@ -32,11 +35,31 @@ const LOCK_TIMEOUT: &str = "10s";
 /// The accounts' store on a connection to the fleet's database.
 pub struct PgUsers {
     pg: Pg,
+    /// Statements of the hot reads (every request authenticates), prepared
+    /// once per connection: one round trip each instead of two.
+    prepared: std::sync::Mutex<std::collections::HashMap<String, postgres::Statement>>,
 }
 
 impl PgUsers {
     pub fn new(pg: Pg) -> PgUsers {
-        PgUsers { pg }
+        PgUsers {
+            pg,
+            prepared: Default::default(),
+        }
+    }
+
+    /// How many writes the store has seen: it moves with every commit.
+    pub(super) fn version(&self) -> Result<i64> {
+        self.read_prepared(
+            "reading the accounts' version in",
+            "SELECT v FROM store_version",
+            |c, st| Ok(c.query_one(st, &[])?.get(0)),
+        )
+    }
+
+    /// Whether the connection is closed (PostgreSQL restarted or gone).
+    pub(super) fn is_closed(&self) -> bool {
+        self.pg.is_closed()
     }
 
     /// The database this store is on (`host:port/db`), for messages.
@@ -52,6 +75,49 @@ impl PgUsers {
     ) -> Result<T> {
         let mut c = self.pg.client();
         f(&mut c).map_err(|e| pg_error(&self.pg.target, what, e))
+    }
+
+    /// One read with `sql` prepared once on this connection.
+    fn read_prepared<T>(
+        &self,
+        what: &str,
+        sql: &str,
+        f: impl FnOnce(
+            &mut postgres::Client,
+            &postgres::Statement,
+        ) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let mut c = self.pg.client();
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let st = match prepared.get(sql) {
+            Some(st) => st.clone(),
+            None => {
+                let st = c
+                    .prepare(sql)
+                    .map_err(|e| pg_error(&self.pg.target, what, e))?;
+                prepared.insert(sql.to_string(), st.clone());
+                st
+            }
+        };
+        drop(prepared);
+        f(&mut c, &st).map_err(|e| pg_error(&self.pg.target, what, e))
+    }
+
+    /// One transaction without the store's lock (the caller takes a
+    /// narrower one).
+    fn transaction<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error>,
+    ) -> Result<T> {
+        let err = |e| pg_error(&self.pg.target, what, e);
+        let mut c = self.pg.client();
+        let mut tx = c.transaction().map_err(err)?;
+        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            .map_err(err)?;
+        let v = f(&mut tx).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(v)
     }
 
     /// One write transaction, serialised against every other writer of the
@@ -74,13 +140,6 @@ impl PgUsers {
         let v = f(&mut tx).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(v)
-    }
-
-    /// How many writes the store has seen: it moves with every commit.
-    pub fn version(&self) -> Result<i64> {
-        self.read("reading the accounts' version in", |c| {
-            Ok(c.query_one("SELECT v FROM store_version", &[])?.get(0))
-        })
     }
 }
 
