@@ -23,6 +23,7 @@ mod docs;
 mod doctor_network;
 mod empty_state;
 mod fleet_audit;
+mod fleet_users;
 mod hermes_env;
 mod schemas;
 mod serve_port;

@@ -362,7 +362,7 @@ impl Keys for SqliteUsers {
 
 /// RFC 3339 of a Unix time, in the format of [`now_rfc3339`] (so stored
 /// times compare as text).
-fn rfc3339_at(epoch: i64) -> String {
+pub(crate) fn rfc3339_at(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

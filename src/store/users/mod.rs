@@ -22,6 +22,9 @@ pub use sso::{Flow, Grant, Identity, NewFlow, SsoLogin, SsoStore, SSO_PASSWORD_H
 pub use throttle::{AttemptLimits, Gate, Limit, Throttle};
 pub use tokens::{RefreshUse, Tokens};
 pub use totp::{TotpRow, TotpStore};
+// For the PostgreSQL store (store/pg/users), which must format and count alike.
+pub(crate) use keys::rfc3339_at;
+pub(crate) use throttle::is_power_of_ten;
 
 const MIGRATIONS: &[&str] = &[
     // v1

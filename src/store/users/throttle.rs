@@ -277,7 +277,7 @@ fn count_since(
     .map(|o| o.unwrap_or((0, None)))
 }
 
-fn is_power_of_ten(mut n: i64) -> bool {
+pub(crate) fn is_power_of_ten(mut n: i64) -> bool {
     if n < 1 {
         return false;
     }
