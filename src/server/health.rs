@@ -87,7 +87,7 @@ const STATE_MISSING: &str = "missing";
 
 pub async fn healthz(State(st): State<S>) -> Response {
     if st.shutting_down.load(Ordering::Acquire) {
-        return health_answer("down", Some("shutting down".into()), &[], None);
+        return health_answer(&st, "down", Some("shutting down".into()), &[], None);
     }
     let mut cached = st.health.lock().await;
     let Checked { failed, hermes } = match &*cached {
@@ -112,8 +112,18 @@ pub async fn healthz(State(st): State<S>) -> Response {
         d.join("; ")
     };
     if !own.is_empty() {
-        let reason = format!("cannot open {}", own.join(", "));
-        let mut r = health_answer("down", Some(reason), &failed, Some(hermes));
+        let reason = format!(
+            "cannot open {}",
+            own.iter()
+                .map(|n| if *n == "fleet" {
+                    "the fleet's database"
+                } else {
+                    n
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut r = health_answer(&st, "down", Some(reason), &failed, Some(hermes));
         r.extensions_mut().insert(errors::ErrorDetail(detail()));
         return r;
     }
@@ -130,13 +140,20 @@ pub async fn healthz(State(st): State<S>) -> Response {
         .chain(hermes.reason())
         .collect();
     if reasons.is_empty() {
-        return (
-            [(header::CONTENT_TYPE, "application/json")],
-            HEALTH_OK.as_str(),
-        )
-            .into_response();
+        let ok = if st.app.in_fleet() {
+            HEALTH_OK_FLEET.as_str()
+        } else {
+            HEALTH_OK.as_str()
+        };
+        return ([(header::CONTENT_TYPE, "application/json")], ok).into_response();
     }
-    let mut r = health_answer("degraded", Some(reasons.join("; ")), &failed, Some(hermes));
+    let mut r = health_answer(
+        &st,
+        "degraded",
+        Some(reasons.join("; ")),
+        &failed,
+        Some(hermes),
+    );
     if failed.first().is_some_and(|(_, m)| m != STATE_MISSING) {
         r.extensions_mut().insert(errors::ErrorDetail(detail()));
     }
@@ -152,6 +169,7 @@ fn hermes_json(h: Option<HermesHealth>) -> serde_json::Value {
 }
 
 fn health_answer(
+    st: &S,
     status: &str,
     reason: Option<String>,
     failed: &[(&str, String)],
@@ -167,7 +185,7 @@ fn health_answer(
         "service": "hermes-operator",
         "version": env!("CARGO_PKG_VERSION"),
         "reason": reason,
-        "databases": {"users.db": db("users.db"), "events.db": db("events.db"), "state.db": db("state.db")},
+        "databases": databases(st.app.in_fleet(), db),
         "hermes": hermes_json(hermes),
     });
     let code = if status == "down" {
@@ -185,17 +203,27 @@ fn health_answer(
     r
 }
 
-static HEALTH_OK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// The `databases` object: the accounts' store is users.db, or in a fleet
+/// the fleet's database (`fleet`).
+fn databases(fleet: bool, db: impl Fn(&str) -> &'static str) -> serde_json::Value {
+    let accounts = if fleet { "fleet" } else { "users.db" };
+    serde_json::json!({accounts: db(accounts), "events.db": db("events.db"), "state.db": db("state.db")})
+}
+
+fn health_ok(fleet: bool) -> String {
     serde_json::json!({
         "status": "ok",
         "service": "hermes-operator",
         "version": env!("CARGO_PKG_VERSION"),
         "reason": null,
-        "databases": {"users.db": "ok", "events.db": "ok", "state.db": "ok"},
+        "databases": databases(fleet, |_| "ok"),
         "hermes": hermes_json(Some(HermesHealth::Api(ApiHealth::Ok))),
     })
     .to_string()
-});
+}
+
+static HEALTH_OK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| health_ok(false));
+static HEALTH_OK_FLEET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| health_ok(true));
 
 /// Hermes' API server with the key a chat turn would use (the client is
 /// re-read when Hermes' `.env` changes, so a fixed key shows within a second).
@@ -218,7 +246,7 @@ async fn check_databases(st: &S) -> ApiResult<FailedDbs> {
         if st2.app.in_fleet() {
             // The accounts live in the fleet's database: whether it answers.
             if let Err(e) = st2.app.users_ro().and_then(|u| u.change_counter()) {
-                failed.push(("fleet database", e.message));
+                failed.push(("fleet", e.message));
             }
         } else if let Err(e) = crate::store::users::UserStore::open_readonly(&home.users_db()) {
             failed.push(("users.db", e.message));

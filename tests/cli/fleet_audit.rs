@@ -36,7 +36,7 @@ fn appenders_of_three_hosts_at_once_leave_three_whole_chains() {
     let pg = PgCluster::start();
     let url = pg.database("fleet");
     let first = connect(&url);
-    assert_eq!(first.schema_version().unwrap(), 2);
+    assert_eq!(first.schema_version().unwrap(), 3);
     let mut threads = Vec::new();
     for host in ["alpha", "beta", "gamma"] {
         for writer in 0..2 {

@@ -2,11 +2,8 @@
 //! keys, login throttling, second factors and single sign-on run the same
 //! scenario on both backends and must answer alike; and the throttle's
 //! count holds under replicas reserving at once.
-//!
-//! The PostgreSQL side's accounts (`Accounts::insert`), refresh tokens and
-//! token versions are read and written here with plain SQL on the schema
-//! (the rows `PgUsers`'s other parts will write), so these concerns are
-//! tested on their own.
+//! Accounts, refresh-token families and budgets likewise; the budget's one
+//! open reservation holds under replicas reserving at once.
 use crate::common::pg::PgCluster;
 use hermes_operator::error::Kind;
 use hermes_operator::store::pg::{Pg, PgUsers};
@@ -34,76 +31,27 @@ enum Raw {
 impl Backend {
     /// A new account; its id.
     fn add_user(&self, name: &str, role: Role) -> String {
-        match &self.raw {
-            Raw::Sqlite(_) => self.store.insert(name, role, "hash").unwrap().id,
-            Raw::Pg(c) => {
-                let id = format!("u_{}", name.to_lowercase());
-                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-                c.borrow_mut()
-                    .execute(
-                        "INSERT INTO users (id, username, password_hash, role, created_at, updated_at, password_changed_at)
-                         VALUES ($1, $2, 'hash', $3, $4, $4, $4)",
-                        &[&id, &name, &role.as_str(), &now],
-                    )
-                    .unwrap();
-                id
-            }
-        }
+        self.store.insert(name, role, "hash").unwrap().id
     }
 
     fn token_version(&self, id: &str) -> i64 {
-        match &self.raw {
-            Raw::Sqlite(_) => self.store.find_by_id(id).unwrap().unwrap().token_version,
-            Raw::Pg(c) => c
-                .borrow_mut()
-                .query_one("SELECT token_version FROM users WHERE id = $1", &[&id])
-                .unwrap()
-                .get(0),
-        }
+        self.store.find_by_id(id).unwrap().unwrap().token_version
     }
 
     fn password_hash(&self, id: &str) -> String {
-        match &self.raw {
-            Raw::Sqlite(_) => self.store.password_hash(id).unwrap().unwrap(),
-            Raw::Pg(c) => c
-                .borrow_mut()
-                .query_one("SELECT password_hash FROM users WHERE id = $1", &[&id])
-                .unwrap()
-                .get(0),
-        }
+        self.store.password_hash(id).unwrap().unwrap()
     }
 
     fn user_count(&self) -> i64 {
-        match &self.raw {
-            Raw::Sqlite(_) => self.store.list().unwrap().len() as i64,
-            Raw::Pg(c) => c
-                .borrow_mut()
-                .query_one("SELECT count(*) FROM users", &[])
-                .unwrap()
-                .get(0),
-        }
+        self.store.list().unwrap().len() as i64
     }
 
     /// A live refresh token of `user_id` in `family`.
     fn add_refresh(&self, hash: &[u8; 32], family: &str, user_id: &str) {
         let expires = chrono::Utc::now().timestamp() + 3600;
-        match &self.raw {
-            Raw::Sqlite(_) => {
-                self.store
-                    .insert_refresh(hash, family, user_id, 1, expires, false)
-                    .unwrap();
-            }
-            Raw::Pg(c) => {
-                let h: &[u8] = &hash[..];
-                c.borrow_mut()
-                    .execute(
-                        "INSERT INTO refresh_tokens (id, token_hash, family_id, user_id, token_version, created_at, expires_at)
-                         VALUES ($1, $2, $3, $4, 1, '2026-01-01T00:00:00.000000Z', $5)",
-                        &[&format!("rt_{}", hash[0]), &h, &family, &user_id, &expires],
-                    )
-                    .unwrap();
-            }
-        }
+        self.store
+            .insert_refresh(hash, family, user_id, 1, expires, false)
+            .unwrap();
     }
 
     /// Why the refresh token was revoked (`None`: it was not).
@@ -938,4 +886,215 @@ fn parallel_reservations_on_postgresql_never_pass_the_limit() {
         .unwrap()
         .get(0);
     assert_eq!(refused, 5);
+}
+
+#[test]
+fn accounts_names_roles_and_the_last_admin_behave_alike() {
+    both(|b| {
+        let s = &b.store;
+        let root = b.add_user("Root", Role::Admin);
+        let alice = b.add_user("alice", Role::User);
+        // Names are unique whatever their case, and found so.
+        let dup = s.insert("ALICE", Role::User, "hash").unwrap_err();
+        assert_eq!(dup.kind, Kind::Conflict, "{}: {}", b.name, dup.message);
+        assert_eq!(s.get("root").unwrap().id, root, "{}", b.name);
+        assert!(s.find("nobody").unwrap().is_none());
+        let names: Vec<String> = s.list().unwrap().into_iter().map(|u| u.username).collect();
+        assert_eq!(names, ["alice", "Root"], "{}", b.name);
+        // The only enabled admin is neither demoted, disabled nor deleted.
+        for e in [
+            s.set_role(&root, Role::User).unwrap_err(),
+            s.set_disabled(&root, true).unwrap_err(),
+            s.delete(&root).unwrap_err(),
+            s.set_role_and_disabled(&root, None, Some(true))
+                .unwrap_err(),
+        ] {
+            assert_eq!(e.kind, Kind::Conflict, "{}: {}", b.name, e.message);
+            assert!(e.message.contains("only enabled admin"), "{}", e.message);
+        }
+        // A role change bumps the token version and revokes keys; enabling
+        // does not.
+        let v = b.token_version(&alice);
+        s.set_role(&alice, Role::Admin).unwrap();
+        assert_eq!(b.token_version(&alice), v + 1, "{}", b.name);
+        s.set_disabled(&root, true).unwrap();
+        assert!(s.find_by_id(&root).unwrap().unwrap().disabled);
+        s.set_disabled(&root, false).unwrap();
+        assert_eq!(b.token_version(&root), 2, "{}", b.name);
+        // A password reset makes the next login change it, and says which
+        // keys it revoked.
+        let hash = [7u8; 32];
+        let k = s
+            .key_insert(&new_key("k_reset", &alice, &hash, None))
+            .unwrap()
+            .unwrap();
+        let revoked = s.set_password(&alice, "new-hash", true).unwrap();
+        assert_eq!(revoked, [(k.id.clone(), k.prefix.clone())], "{}", b.name);
+        assert_eq!(b.password_hash(&alice), "new-hash");
+        assert!(s.find_by_id(&alice).unwrap().unwrap().must_change_password);
+        s.record_login(&alice).unwrap();
+        assert!(s
+            .find_by_id(&alice)
+            .unwrap()
+            .unwrap()
+            .last_login_at
+            .is_some());
+        // Deleting takes the account and its keys.
+        s.delete(&alice).unwrap();
+        assert!(s.key_get(&k.id).unwrap().is_none(), "{}", b.name);
+        assert_eq!(b.user_count(), 1);
+        let gone = s.delete(&alice).unwrap_err();
+        assert_eq!(gone.kind, Kind::NotFound, "{}", b.name);
+    });
+}
+
+#[test]
+fn refresh_families_rotate_once_and_die_whole_alike() {
+    use hermes_operator::store::users::RefreshUse;
+    both(|b| {
+        let s = &b.store;
+        let alice = b.add_user("alice", Role::User);
+        let now = chrono::Utc::now().timestamp();
+        let since = "2000-01-01T00:00:00Z";
+        b.add_refresh(&[1; 32], "fam1", &alice);
+        let used = s
+            .rotate_refresh(&[1; 32], &[2; 32], now + 3600, now, (10, since))
+            .unwrap();
+        assert!(
+            matches!(used, RefreshUse::Rotated { .. }),
+            "{}: {used:?}",
+            b.name
+        );
+        let (user, revoked) = s
+            .find_for_token(&alice, "jti1", Some("fam1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((user.id.as_str(), revoked), (alice.as_str(), false));
+        // The used token again: the whole family is revoked, and tokens of
+        // it read as revoked.
+        let again = s
+            .rotate_refresh(&[1; 32], &[3; 32], now + 3600, now, (10, since))
+            .unwrap();
+        assert!(
+            matches!(again, RefreshUse::Reused { revoked: 2, .. }),
+            "{}: {again:?}",
+            b.name
+        );
+        assert_eq!(b.refresh_revoked(&[2; 32]).as_deref(), Some("reuse"));
+        let current = s
+            .rotate_refresh(&[2; 32], &[4; 32], now + 3600, now, (10, since))
+            .unwrap();
+        assert!(matches!(current, RefreshUse::Revoked { .. }), "{current:?}");
+        assert!(
+            s.find_for_token(&alice, "jti1", Some("fam1"))
+                .unwrap()
+                .unwrap()
+                .1
+        );
+        // An access token revoked by id; unknown tokens; a changed user.
+        s.revoke_access("jti9", &alice, now + 60).unwrap();
+        assert!(s.find_for_token(&alice, "jti9", None).unwrap().unwrap().1);
+        assert_eq!(
+            s.revoked_access().unwrap(),
+            [("jti9".to_string(), now + 60)]
+        );
+        let unknown = s
+            .rotate_refresh(&[9; 32], &[8; 32], now + 3600, now, (10, since))
+            .unwrap();
+        assert_eq!(unknown, RefreshUse::Unknown);
+        b.add_refresh(&[5; 32], "fam2", &alice);
+        s.set_disabled(&alice, true).unwrap();
+        let changed = s
+            .rotate_refresh(&[5; 32], &[6; 32], now + 3600, now, (10, since))
+            .unwrap();
+        assert!(
+            matches!(changed, RefreshUse::UserChanged { .. }),
+            "{}: {changed:?}",
+            b.name
+        );
+        assert_eq!(s.revoke_family(&alice, "fam2", "logout").unwrap(), 0);
+        assert_eq!(s.purge_tokens(now + 7200, 5).unwrap().1, 1, "{}", b.name);
+    });
+}
+
+/// Ten replicas reserve the same user's budget at once: one open
+/// reservation at a time, and the limit holds (as users.db's write lock
+/// makes it on one host).
+#[test]
+fn budget_reservations_hold_across_replicas_on_postgresql() {
+    use hermes_operator::store::users::Reservation;
+    let pg = PgCluster::start();
+    let url = pg.database("fleet");
+    let day = "2026-12-06";
+    let (limit, amount) = (0.05, 0.01);
+    let barrier = Arc::new(Barrier::new(10));
+    let mut made = 0;
+    for round in 0..8 {
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let (url, barrier) = (url.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let s = UserStore::from_backend(PgUsers::new(Pg::connect(&url).unwrap()));
+                    barrier.wait();
+                    let r = s
+                        .reserve_budget("u_1", day, &format!("s{round}{i}"), amount, limit)
+                        .unwrap();
+                    if let Reservation::Made(id) = &r {
+                        // The turn cost a little more than it reserved.
+                        s.settle_budget(id, amount * 1.5).unwrap();
+                    }
+                    r
+                })
+            })
+            .collect();
+        let results: Vec<Reservation> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let n = results
+            .iter()
+            .filter(|r| matches!(r, Reservation::Made(_)))
+            .count();
+        assert!(n <= 1, "round {round}: {n} open at once: {results:?}");
+        made += n;
+    }
+    let s = UserStore::from_backend(PgUsers::new(Pg::connect(&url).unwrap()));
+    let spent = s.spent("u_1", day).unwrap();
+    assert!(made >= 3, "{made}");
+    assert!(
+        spent <= limit + amount * 0.5 + 1e-9,
+        "spent {spent} past {limit} ({made} turns)"
+    );
+    assert!(matches!(
+        s.reserve_budget("u_1", day, "last", amount, limit).unwrap(),
+        Reservation::Spent(_)
+    ));
+}
+
+/// A connection dropped on a thread that runs asynchronous tasks (a chat
+/// turn's, a command's `block_on`) closes without blocking there.
+#[test]
+fn connections_close_anywhere() {
+    let pg = PgCluster::start();
+    let url = pg.database("fleet");
+    let conn = Pg::connect(&url).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move { drop(conn) });
+    let store = UserStore::from_backend(PgUsers::new(Pg::connect(&url).unwrap()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt.handle().clone();
+    let listed = std::thread::spawn(move || {
+        h.block_on(async move {
+            let n = store.list().unwrap().len();
+            drop(store);
+            n
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(listed, 0);
 }

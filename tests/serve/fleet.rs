@@ -11,6 +11,19 @@ use hermes_operator::store::events::EventStore;
 use hermes_operator::store::pg::{Pg, PgEventLog};
 use std::time::{Duration, Instant};
 
+/// Appends one event to this host's events.db directly.
+fn append_local(home: &std::path::Path, note: &str) {
+    use hermes_operator::store::events::{Actor, EventKind, NewEvent};
+    EventStore::open(&home.join("plugins/operator/events.db"))
+        .unwrap()
+        .append(NewEvent::new(
+            EventKind::UserMessage,
+            &Actor::new("test:fleet".to_string()),
+            serde_json::json!({ "content": note }),
+        ))
+        .unwrap();
+}
+
 fn local_head(home: &std::path::Path) -> (i64, [u8; 32]) {
     EventStore::open_readonly(&home.join("plugins/operator/events.db"))
         .unwrap()
@@ -59,18 +72,33 @@ fn serve_ships_this_hosts_events_to_the_fleet_database() {
     add_user(h, "carol", "user");
     wait_shipped(&db, h, "a new event");
 
-    // PostgreSQL away while events are written: serve keeps answering,
-    // says so once, and ships them all when it is back.
+    // PostgreSQL away while events are written: serve keeps answering (503
+    // where the accounts are needed), says so once, and ships them all when
+    // it is back.
+    // (Accounts live in PostgreSQL too now, so `user add` would fail:
+    // events are appended to events.db as any local writer does.)
     pg.stop("immediate");
-    add_user(h, "dave", "user");
-    add_user(h, "erin", "user");
+    append_local(h, "written while PostgreSQL is away (1)");
+    append_local(h, "written while PostgreSQL is away (2)");
     let warned = server.log_with("cannot ship events to the fleet's database");
     assert!(warned.contains("cannot ship events"), "{warned}");
     assert!(!warned.contains(&pw), "the password in the log");
     let health = crate::common::block_on(crate::common::serve::send(
         crate::common::serve::client().get(server.url("/healthz")),
     ));
-    assert_eq!(health.status, 200, "{}", health.body);
+    // The accounts live there too: serve says it is down, and why.
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(
+        health.json()["databases"]["fleet"],
+        "unavailable",
+        "{}",
+        health.body
+    );
+    assert!(
+        health.body.contains("the fleet's database"),
+        "{}",
+        health.body
+    );
     pg.restart();
     let db = Pg::connect(&url).unwrap();
     wait_shipped(&db, h, "the events written while PostgreSQL was away");

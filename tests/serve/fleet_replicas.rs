@@ -224,8 +224,10 @@ async fn approvals_and_budgets_across_replicas(gen: crate::common::Gen) {
     use crate::common::gateway::{Gateway, GatewayOpts};
     use crate::common::serve::token;
     use std::os::unix::fs::PermissionsExt;
-    let pg = PgCluster::start();
-    let (bare, pw) = pg.apart(&pg.database("replicas"));
+    use tokio::task::block_in_place;
+    // The PostgreSQL harness is synchronous: off this runtime's duty.
+    let pg = block_in_place(PgCluster::start);
+    let (bare, pw) = block_in_place(|| pg.apart(&pg.database("replicas")));
     let gw = Gateway::start(
         gen,
         GatewayOpts {
@@ -251,12 +253,21 @@ async fn approvals_and_budgets_across_replicas(gen: crate::common::Gen) {
     text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
     std::fs::write(&env, text).unwrap();
     for (n, r) in [("alice", "user"), ("bob", "user")] {
-        add_user(&gw.home, n, r);
+        block_in_place(|| add_user(&gw.home, n, r));
     }
     let (s1, s2) = (Server::start(&gw.home), Server::start(&gw.home));
     let c = client();
     let alice = token(&c, &s1, "alice").await;
     let bob = token(&c, &s2, "bob").await;
+
+    // A plain turn on either replica.
+    let r = send(
+        c.post(s2.url("/api/chat"))
+            .bearer_auth(&alice)
+            .json(&json!({"message": "hello from the second replica"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}\n{}", r.body, s2.log());
 
     // --- an approval waiting on s1, answered on s2 ---------------------------
     std::fs::set_permissions(&gw.danger_target, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -324,7 +335,7 @@ async fn approvals_and_budgets_across_replicas(gen: crate::common::Gen) {
     }
 
     // --- parallel turns on both replicas keep to the budget -------------------
-    let mut ran = 1; // the approved turn above
+    let mut ran = 2; // the plain turn and the approved one above
     let mut rounds = 0;
     loop {
         rounds += 1;
@@ -359,13 +370,14 @@ async fn approvals_and_budgets_across_replicas(gen: crate::common::Gen) {
     assert!(ran >= 3, "{ran} turns ran");
     // The ledger in the fleet's database: every turn settled, the day's
     // spend within the bound of one host.
-    let mut db = pg.superuser("replicas");
-    let rows: Vec<(Option<f64>, Option<String>)> = db
-        .query("SELECT actual_usd, settled_at FROM spend", &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let rows: Vec<(Option<f64>, Option<String>)> = block_in_place(|| {
+        pg.superuser("replicas")
+            .query("SELECT actual_usd, settled_at FROM spend", &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    });
     assert_eq!(rows.len(), ran, "{rows:?}");
     assert!(rows.iter().all(|r| r.1.is_some()), "unsettled: {rows:?}");
     let costs: Vec<f64> = rows.iter().map(|r| r.0.unwrap()).collect();

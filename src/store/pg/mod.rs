@@ -246,7 +246,7 @@ const MIGRATION_LOCK: i64 = 0x6865_726d_6573_6f70;
 
 /// One connection to the fleet's database.
 pub struct Pg {
-    client: Mutex<postgres::Client>,
+    client: Mutex<Conn>,
     /// How it connected: [`Pg::another`] opens one more connection so.
     config: postgres::Config,
     connector: Connector,
@@ -254,6 +254,33 @@ pub struct Pg {
     pub tls: TlsMode,
     /// `host:port/dbname`: the URL without its user and password, for messages.
     pub target: String,
+}
+
+/// A client that closes where it may block: dropping one sends PostgreSQL
+/// its goodbye through the client's own runtime, which cannot run on a
+/// thread already driving asynchronous tasks ([`off_runtime`]).
+/// (`None` only while being dropped.)
+pub(crate) struct Conn(Option<postgres::Client>);
+
+impl std::ops::Deref for Conn {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            off_runtime(move || drop(client));
+        }
+    }
 }
 
 /// How a connection to the fleet's database speaks TLS. The URL's
@@ -381,6 +408,10 @@ impl Pg {
     /// The same, with the password given apart from the URL (a URL on a
     /// command line must not carry one: argv is readable by every account).
     pub fn connect_with_password(url: &str, password: Option<&str>) -> Result<Pg> {
+        off_runtime(|| Pg::connect_here(url, password))
+    }
+
+    fn connect_here(url: &str, password: Option<&str>) -> Result<Pg> {
         let target = describe_url(url);
         let (rest, sslmode, root_cert) = split_tls(url);
         let mut config: postgres::Config = rest.parse().map_err(|e| {
@@ -422,7 +453,7 @@ impl Pg {
             .connect(&config)
             .map_err(|e| pg_error(&target, "connecting to", e))?;
         let pg = Pg {
-            client: Mutex::new(client),
+            client: Mutex::new(Conn(Some(client))),
             config,
             connector,
             tls,
@@ -435,12 +466,10 @@ impl Pg {
     /// A second connection to the same database (work in parallel: one
     /// connection runs one statement at a time).
     pub fn another(&self) -> Result<Pg> {
-        let client = self
-            .connector
-            .connect(&self.config)
+        let client = off_runtime(|| self.connector.connect(&self.config))
             .map_err(|e| pg_error(&self.target, "connecting to", e))?;
         Ok(Pg {
-            client: Mutex::new(client),
+            client: Mutex::new(Conn(Some(client))),
             config: self.config.clone(),
             connector: self.connector.clone(),
             tls: self.tls.clone(),
@@ -449,7 +478,7 @@ impl Pg {
     }
 
     /// The client, for one operation at a time.
-    pub(crate) fn client(&self) -> std::sync::MutexGuard<'_, postgres::Client> {
+    pub(crate) fn client(&self) -> std::sync::MutexGuard<'_, Conn> {
         self.client.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -521,6 +550,23 @@ impl Pg {
         }
         tx.commit().map_err(err("migrating"))
     }
+}
+
+/// Runs `f`, which uses the synchronous client, where it may block: the
+/// client drives its connection on a runtime of its own, which cannot start
+/// on a thread that is already running asynchronous tasks (a chat turn's
+/// own runtime, a command's `block_on`). There, `f` runs on a short-lived
+/// thread of its own; everywhere else (plain threads, `spawn_blocking`,
+/// `block_in_place`) on the calling thread.
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| {
+        s.spawn(f)
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }
 
 /// A PostgreSQL error as ours: the server unreachable or gone mid-way is

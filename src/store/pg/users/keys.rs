@@ -187,7 +187,7 @@ impl Keys for PgUsers {
     fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<(ApiKey, User)>> {
         let what = "reading an API key in";
         let hash: &[u8] = &hash[..];
-        self.read(what, |c| c.query_opt(BY_HASH_SQL.as_str(), &[&hash]))?
+        self.read_prepared(what, &BY_HASH_SQL, |c, st| c.query_opt(st, &[&hash]))?
             .map(|r| key_from(&r).map(|k| (k, user_from(&r, KEY_NCOLS))))
             .transpose()
             .map_err(|p| self.bad_key_row(what, p))
@@ -236,10 +236,6 @@ fn purge_dead_in(
 
 /// Revoke every live key of `user_id` inside the caller's transaction: a
 /// role change or disabling kills the account's keys at once and for good.
-#[allow(
-    dead_code,
-    reason = "for accounts.rs (set_role_and_disabled), being ported alongside"
-)]
 pub(super) fn revoke_all_in(
     tx: &mut postgres::Transaction<'_>,
     user_id: &str,
@@ -256,10 +252,6 @@ pub(super) fn revoke_all_in(
 /// Revoke every live key of `user_id` inside the caller's transaction and
 /// say which went, (id, prefix) in id order, so each can be audited like a
 /// key revoked by hand (an admin's password reset).
-#[allow(
-    dead_code,
-    reason = "for accounts.rs (set_password), being ported alongside"
-)]
 pub(super) fn revoke_all_returning(
     tx: &mut postgres::Transaction<'_>,
     user_id: &str,

@@ -20,7 +20,7 @@ mod throttle;
 mod tokens;
 mod totp;
 
-use super::{pg_error, Pg};
+use super::{off_runtime, pg_error, Pg};
 use crate::error::Result;
 use crate::store::users::{Role, User};
 pub use import::Imported;
@@ -68,17 +68,32 @@ impl PgUsers {
     }
 
     /// One read (no lock; each statement sees what was committed before it).
-    fn read<T>(
+    fn read<T: Send>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, postgres::Error>,
+        f: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
-        let mut c = self.pg.client();
-        f(&mut c).map_err(|e| pg_error(&self.pg.target, what, e))
+        off_runtime(|| {
+            let mut c = self.pg.client();
+            f(&mut c).map_err(|e| pg_error(&self.pg.target, what, e))
+        })
     }
 
     /// One read with `sql` prepared once on this connection.
-    fn read_prepared<T>(
+    fn read_prepared<T: Send>(
+        &self,
+        what: &str,
+        sql: &str,
+        f: impl FnOnce(
+                &mut postgres::Client,
+                &postgres::Statement,
+            ) -> std::result::Result<T, postgres::Error>
+            + Send,
+    ) -> Result<T> {
+        off_runtime(|| self.read_prepared_here(what, sql, f))
+    }
+
+    fn read_prepared_here<T>(
         &self,
         what: &str,
         sql: &str,
@@ -105,41 +120,51 @@ impl PgUsers {
 
     /// One transaction without the store's lock (the caller takes a
     /// narrower one).
-    fn transaction<T>(
+    fn transaction<T: Send>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error>,
+        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
-        let err = |e| pg_error(&self.pg.target, what, e);
-        let mut c = self.pg.client();
-        let mut tx = c.transaction().map_err(err)?;
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        self.in_transaction(what, "", f)
+    }
+
+    /// `f` in a transaction that starts with `preamble` (after the lock
+    /// timeout), committed when `f` returns `Ok`.
+    fn in_transaction<T: Send>(
+        &self,
+        what: &str,
+        preamble: &str,
+        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error> + Send,
+    ) -> Result<T> {
+        off_runtime(|| {
+            let err = |e| pg_error(&self.pg.target, what, e);
+            let mut c = self.pg.client();
+            let mut tx = c.transaction().map_err(err)?;
+            tx.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; {preamble}"
+            ))
             .map_err(err)?;
-        let v = f(&mut tx).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(v)
+            let v = f(&mut tx).map_err(err)?;
+            tx.commit().map_err(err)?;
+            Ok(v)
+        })
     }
 
     /// One write transaction, serialised against every other writer of the
     /// store on any replica or host by [`USERS_LOCK`]; it also moves
     /// `store_version`, so caches on every replica see the change.
-    fn write<T>(
+    fn write<T: Send>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error>,
+        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
-        let err = |e| pg_error(&self.pg.target, what, e);
-        let mut c = self.pg.client();
-        let mut tx = c.transaction().map_err(err)?;
-        tx.batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';
-             SELECT pg_advisory_xact_lock({USERS_LOCK});
-             UPDATE store_version SET v = v + 1;"
-        ))
-        .map_err(err)?;
-        let v = f(&mut tx).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(v)
+        self.in_transaction(
+            what,
+            &format!(
+                "SELECT pg_advisory_xact_lock({USERS_LOCK}); UPDATE store_version SET v = v + 1;"
+            ),
+            f,
+        )
     }
 }
 

@@ -7,28 +7,28 @@ use super::{user_from, PgUsers, COLS};
 use crate::error::{Error, Result};
 use crate::store::now_rfc3339;
 use crate::store::users::*;
-use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 impl PgUsers {
     /// [`PgUsers::write`], with a UNIQUE violation in `f` (SQLSTATE 23505)
     /// answered by `conflict` as users.db answers its "UNIQUE constraint
     /// failed"; the transaction is rolled back either way.
-    fn write_unique<T>(
+    fn write_unique<T: Send>(
         &self,
         what: &str,
         conflict: impl FnOnce() -> Error,
-        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error>,
+        f: impl FnOnce(&mut postgres::Transaction) -> std::result::Result<T, postgres::Error> + Send,
     ) -> Result<T> {
-        let unique = Cell::new(false);
+        let unique = AtomicBool::new(false);
         let r = self.write(what, |tx| {
             f(tx).inspect_err(|e| {
                 if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) {
-                    unique.set(true);
+                    unique.store(true, Ordering::Relaxed);
                 }
             })
         });
         match r {
-            Err(_) if unique.get() => Err(conflict()),
+            Err(_) if unique.load(Ordering::Relaxed) => Err(conflict()),
             r => r,
         }
     }
