@@ -41,6 +41,61 @@ def free_port():
         return s.getsockname()[1]
 
 
+class Cluster:
+    """A private PostgreSQL cluster on a free loopback port (under root: as a
+    throwaway system account, as the tests do); removed on exit."""
+
+    def __init__(self, max_connections=50):
+        self.bins = bin_dir()
+        self.tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
+        os.chmod(self.tmp, 0o755)
+        self.account = None
+        self.as_pg = []
+        if os.geteuid() == 0:
+            self.account = f"hopt-bench{os.getpid() % 100000}"
+            subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            self.account], check=True)
+            subprocess.run(["chown", self.account, str(self.tmp)], check=True)
+            self.as_pg = ["runuser", "-u", self.account, "--"]
+        self.password = secrets.token_hex(12)
+        (self.tmp / "pw").write_text(self.password)
+        self.data = self.tmp / "data"
+        self.port = free_port()
+        self.max_connections = max_connections
+        self.env = dict(os.environ, PGPASSWORD=self.password)
+        self.base = f"postgres://postgres:{self.password}@127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        subprocess.run(self.as_pg + [str(self.bins / "initdb"), "-D", str(self.data), "-U", "postgres",
+                                     "--auth=scram-sha-256", f"--pwfile={self.tmp / 'pw'}", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(self.as_pg + [str(self.bins / "pg_ctl"), "-D", str(self.data), "-l", str(self.tmp / "log"),
+                                     "-w", "-o", f"-p {self.port} -k {self.tmp} -c listen_addresses=127.0.0.1 "
+                                     f"-c max_connections={self.max_connections}", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        return self
+
+    def createdb(self, name):
+        subprocess.run([str(self.bins / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        name], env=self.env, check=True)
+
+    def pgbench_load(self):
+        """pgbench's TPC-B-like load (2 clients) until terminated."""
+        pgbench = [str(self.bins / "pgbench"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+        subprocess.run(pgbench + ["-i", "-s", "5", "postgres"], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(pgbench + ["-c", "2", "-T", "3600", "postgres"], env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def __exit__(self, *exc):
+        subprocess.run(self.as_pg + [str(self.bins / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if self.account:
+            subprocess.run(["pkill", "-KILL", "-u", self.account])
+            subprocess.run(["userdel", self.account])
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=200_000)
@@ -51,40 +106,13 @@ def main():
     ap.add_argument("--load", action="store_true", help="pgbench load on the same server meanwhile")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--example", "fleet_bench"], cwd=ROOT, check=True)
-    bins = bin_dir()
-    tmp = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
-    os.chmod(tmp, 0o755)
-    account = None
-    as_pg = []
-    if os.geteuid() == 0:
-        account = f"hopt-bench{os.getpid() % 100000}"
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", account], check=True)
-        subprocess.run(["chown", account, str(tmp)], check=True)
-        as_pg = ["runuser", "-u", account, "--"]
-    password = secrets.token_hex(12)
-    (tmp / "pw").write_text(password)
-    data = tmp / "data"
-    port = free_port()
-    try:
-        subprocess.run(as_pg + [str(bins / "initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256",
-                                f"--pwfile={tmp / 'pw'}", "--no-sync"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(as_pg + [str(bins / "pg_ctl"), "-D", str(data), "-l", str(tmp / "log"), "-w", "-o",
-                                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c max_connections=50", "start"],
-                       check=True, stdout=subprocess.DEVNULL)
-        env = dict(os.environ, PGPASSWORD=password)
-        base = f"postgres://postgres:{password}@127.0.0.1:{port}"
-        load = None
-        if args.load:
-            subprocess.run([str(bins / "pgbench"), "-i", "-s", "5", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                            "postgres"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            load = subprocess.Popen([str(bins / "pgbench"), "-c", "2", "-T", "3600", "-h", "127.0.0.1", "-p", str(port),
-                                     "-U", "postgres", "postgres"], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with Cluster() as pg:
+        load = pg.pgbench_load() if args.load else None
+        tmp, base = pg.tmp, pg.base
         results = []
         for i in range(args.runs):
             db = f"bench{i}"
-            subprocess.run([str(bins / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", db],
-                           env=env, check=True)
+            pg.createdb(db)
             out = subprocess.run([str(EXAMPLE), f"{base}/{db}", str(tmp / f"events{i}.db"), str(args.events),
                                   str(args.batch), str(args.writers), str(args.hosts)],
                                  check=True, capture_output=True, text=True).stdout
@@ -102,13 +130,6 @@ def main():
               f"{med['pg_appends_per_s'] / med['sqlite_appends_per_s']:.2f} |")
         print(f"| verify events/s | {med['sqlite_verify_events_per_s']:.0f} | {med['pg_verify_events_per_s']:.0f} | "
               f"{med['pg_verify_events_per_s'] / med['sqlite_verify_events_per_s']:.2f} |")
-    finally:
-        subprocess.run(as_pg + [str(bins / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if account:
-            subprocess.run(["pkill", "-KILL", "-u", account])
-            subprocess.run(["userdel", account])
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

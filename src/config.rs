@@ -43,6 +43,11 @@ pub struct StoreConfig {
     /// checkpoint lines): their fleet checkpoints and prune anchors are
     /// trusted here, besides this host's own.
     pub trusted_keys: Vec<String>,
+    /// Where the fleet's other hosts reach this host's `serve`
+    /// (`https://web-1.internal:8080`): a chat on one of this host's
+    /// sessions sent to another host is routed here. Plain http only to a
+    /// loopback address.
+    pub peer_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -617,6 +622,24 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
                 return Err("store.url: carries a password; put it in OPERATOR_STORE_PASSWORD in profiles/operator/.env instead".into())
             }
             Some(_) => {}
+        }
+    }
+    if let Some(u) = &c.store.peer_url {
+        let ok = url::Url::parse(u).ok().is_some_and(|p| match p.scheme() {
+            "https" => p.host().is_some(),
+            "http" => p.host_str().is_some_and(|h| {
+                h == "localhost"
+                    || h.trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }),
+            _ => false,
+        });
+        if !ok {
+            return Err(format!(
+                "store.peer_url: expected https://HOST[:PORT] (plain http only on loopback), got {:?}",
+                crate::output::clip(u, 80)
+            ));
         }
     }
     if c.operator.max_turns_per_user == 0 || c.operator.max_turns_per_user > 64 {

@@ -70,6 +70,28 @@ pub fn migrate_accounts(app: &App, pg: &Pg) -> Result<AccountsMove> {
     })
 }
 
+/// Where a request about session `id` belongs when this host does not
+/// hold it: another host of the fleet published it, and is reached at the
+/// URL it announced (`store.peer_url`). `None`: this host's own (or no
+/// host's: the caller answers as usual).
+pub fn session_host(app: &App, pg: &Pg, id: &str) -> Result<Option<(String, String)>> {
+    if app.state_read()?.get_session(id)?.is_some() {
+        return Ok(None);
+    }
+    let own = crate::ops::audit::fleet::host_name(app, None)?;
+    match pg_sessions::owner_of(pg, id, &own)? {
+        None => Ok(None),
+        Some((host, Some(url))) => Ok(Some((host, url))),
+        Some((host, None)) => Err(crate::error::Error::new(
+            crate::Kind::Unavailable,
+            format!("this session lives on host {host}, which does not say where it is reached"),
+        )
+        .hint(format!(
+            "set store.peer_url on {host} (where the other hosts reach its serve) and restart it"
+        ))),
+    }
+}
+
 /// The most sessions one backfill publishes (the newest).
 const BACKFILL: i64 = 100_000;
 
@@ -175,6 +197,8 @@ impl Shipper {
             Some(pg) => pg.clone(),
             None => {
                 let pg = fleet::connect(app, &self.url)?;
+                // Where the other hosts route chats on this host's sessions.
+                pg_sessions::announce_host(&pg, &host, app.cfg.config.store.peer_url.as_deref())?;
                 self.pg = Some(pg.clone());
                 pg
             }

@@ -14,7 +14,7 @@ use crate::ops::chat::{
 };
 use crate::store::users::KeyApprovals;
 use axum::extract::{Extension, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChatBody {
     message: String,
@@ -81,6 +81,17 @@ pub async fn chat(
     headers: HeaderMap,
     ApiJson(b): ApiJson<ChatBody>,
 ) -> ApiResult<Response> {
+    // Another host's session: its host runs the turn.
+    if let Some(id) = &b.session_id {
+        let body =
+            serde_json::to_vec(&b).map_err(|e| ApiError::from(Error::internal(e.to_string())))?;
+        let routed =
+            super::route::to_owner(&st, id, &headers, Method::POST, "/api/chat", Some(body))
+                .await?;
+        if let Some(r) = routed {
+            return Ok(r);
+        }
+    }
     let approver = approver_for(&st, &caller, &b.message);
     let req = TurnRequest {
         username: caller.user.username.clone(),

@@ -25,6 +25,7 @@ pub mod listen;
 pub mod middleware;
 pub mod openai;
 pub mod parse_errors;
+pub mod route;
 pub mod sessions;
 pub mod sso;
 pub mod state;

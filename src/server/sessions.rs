@@ -3,9 +3,11 @@
 
 use super::errors::{ApiError, ApiResult};
 use super::extract::{query_param, ApiJson, ApiQuery, Reader, SessionEditor};
+use super::route;
 use super::state::{blocking, Action, ServerState};
 use crate::ops::sessions::{self, ListOptions};
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -136,7 +138,12 @@ pub async fn show(
     State(st): State<Arc<ServerState>>,
     Reader(caller): Reader,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let path = format!("/api/sessions/{id}");
+    if let Some(r) = route::to_owner(&st, &id, &headers, Method::GET, &path, None).await? {
+        return Ok(r);
+    }
     let scope = caller.scope();
     let bytes = blocking(move || json_bytes(&sessions::get(&st.app, &scope, &id)?)).await?;
     Ok(json_response(bytes))
@@ -148,7 +155,12 @@ pub async fn messages(
     State(st): State<Arc<ServerState>>,
     Reader(caller): Reader,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
+    let path = format!("/api/sessions/{id}/messages");
+    if let Some(r) = route::to_owner(&st, &id, &headers, Method::GET, &path, None).await? {
+        return Ok(r);
+    }
     let scope = caller.scope();
     let bytes = blocking(move || json_bytes(&sessions::show(&st.app, &scope, &id)?)).await?;
     Ok(json_response(bytes))

@@ -362,6 +362,8 @@ pub struct ServerState {
     fleet_db: Mutex<Option<Arc<crate::store::pg::Pg>>>,
     /// This host's name in the fleet (`store.url` set; `/api/me` says it).
     pub fleet_host: Option<String>,
+    /// The client for requests routed to the fleet's other hosts.
+    peers: std::sync::OnceLock<reqwest::Client>,
     /// events.db held open for the server's life. SQLite checkpoints the
     /// WAL and deletes it when the LAST connection to a database closes;
     /// without this one, every chat turn's (and every recorded event's)
@@ -435,6 +437,7 @@ impl ServerState {
             sso,
             fleet_db: Mutex::new(None),
             fleet_host,
+            peers: Default::default(),
             shutting_down: AtomicBool::new(false),
             log,
             // Best effort: without it the server is only slower.
@@ -474,6 +477,22 @@ impl ServerState {
                 *self.fleet_db.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
         })
+    }
+
+    /// The client for the fleet's other hosts (server/route.rs): verified
+    /// TLS, a bounded connect, no bound on a chat's stream.
+    pub fn peer_client(&self) -> ApiResult<reqwest::Client> {
+        if let Some(c) = self.peers.get() {
+            return Ok(c.clone());
+        }
+        let c = crate::net::client_builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| {
+                ApiError::from(Error::internal(format!("building the peers' client: {e}")))
+            })?;
+        Ok(self.peers.get_or_init(|| c).clone())
     }
 
     /// An App acting as `actor` (`http:alice`), for requests that record events.

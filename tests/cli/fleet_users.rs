@@ -1028,6 +1028,7 @@ fn budget_reservations_hold_across_replicas_on_postgresql() {
     let day = "2026-12-06";
     let (limit, amount) = (0.05, 0.01);
     let barrier = Arc::new(Barrier::new(10));
+    let settle = UserStore::from_backend(PgUsers::new(Pg::connect(&url).unwrap()));
     let mut made = 0;
     for round in 0..8 {
         let handles: Vec<_> = (0..10)
@@ -1036,14 +1037,8 @@ fn budget_reservations_hold_across_replicas_on_postgresql() {
                 std::thread::spawn(move || {
                     let s = UserStore::from_backend(PgUsers::new(Pg::connect(&url).unwrap()));
                     barrier.wait();
-                    let r = s
-                        .reserve_budget("u_1", day, &format!("s{round}{i}"), amount, limit)
-                        .unwrap();
-                    if let Reservation::Made(id) = &r {
-                        // The turn cost a little more than it reserved.
-                        s.settle_budget(id, amount * 1.5).unwrap();
-                    }
-                    r
+                    s.reserve_budget("u_1", day, &format!("s{round}{i}"), amount, limit)
+                        .unwrap()
                 })
             })
             .collect();
@@ -1054,8 +1049,14 @@ fn budget_reservations_hold_across_replicas_on_postgresql() {
             .count();
         assert!(n <= 1, "round {round}: {n} open at once: {results:?}");
         made += n;
+        // The turn ends, costing a little more than it reserved.
+        for r in &results {
+            if let Reservation::Made(id) = r {
+                settle.settle_budget(id, amount * 1.5).unwrap();
+            }
+        }
     }
-    let s = UserStore::from_backend(PgUsers::new(Pg::connect(&url).unwrap()));
+    let s = settle;
     let spent = s.spent("u_1", day).unwrap();
     assert!(made >= 3, "{made}");
     assert!(

@@ -392,3 +392,126 @@ async fn approvals_and_budgets_across_replicas(gen: crate::common::Gen) {
 }
 
 crate::hermes_tests!(async approvals_and_budgets_across_replicas);
+
+/// Sessions live on their host (its state.db): a chat on a session of
+/// host web-1 sent to host web-2 is run by web-1 — streamed or not — and
+/// so are reads of its messages; web-1 alone decides who may.
+async fn chat_is_routed_to_the_sessions_host(gen: crate::common::Gen) {
+    use crate::chat::sse_chat;
+    use crate::common::gateway::{Gateway, GatewayOpts};
+    use crate::common::serve::{closed_port, token};
+    use tokio::task::block_in_place;
+    let pg = block_in_place(PgCluster::start);
+    let (bare, pw) = block_in_place(|| pg.apart(&pg.database("routing")));
+    let (gw1, gw2) = (
+        Gateway::start(gen, GatewayOpts::default()),
+        Gateway::start(gen, GatewayOpts::default()),
+    );
+    let mut servers = Vec::new();
+    for (gw, host) in [(&gw1, "web-1"), (&gw2, "web-2")] {
+        let port = closed_port();
+        configure(
+            &gw.home,
+            &format!(
+                "hermes:\n  api_url: {}\nstore:\n  url: {bare}\n  host: {host}\n  peer_url: http://127.0.0.1:{port}\n",
+                gw.url
+            ),
+        );
+        let env = gw.home.join("profiles/operator/.env");
+        let mut text = std::fs::read_to_string(&env).unwrap();
+        text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
+        std::fs::write(&env, text).unwrap();
+        if host == "web-1" {
+            for n in ["alice", "bob"] {
+                block_in_place(|| add_user(&gw.home, n, "user"));
+            }
+        }
+        servers.push(Server::start_with(
+            &gw.home,
+            &["--bind", &format!("127.0.0.1:{port}")],
+        ));
+    }
+    let (s1, s2) = (&servers[0], &servers[1]);
+    let c = client();
+    let alice = token(&c, s2, "alice").await;
+    let bob = token(&c, s2, "bob").await;
+    let r = send(
+        c.post(s1.url("/api/chat"))
+            .bearer_auth(&alice)
+            .json(&json!({"message": "hello on web-1"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sid = r.json()["outcome"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // web-1 publishes it within its shipping round.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let all = send(
+            c.get(s2.url("/api/sessions?all_hosts=true"))
+                .bearer_auth(&alice),
+        )
+        .await;
+        if all.body.contains(&sid) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never published: {}",
+            all.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // A chat on it sent to web-2 is run on web-1.
+    let r = send(
+        c.post(s2.url("/api/chat"))
+            .bearer_auth(&alice)
+            .json(&json!({"message": "and again, through web-2", "session_id": sid})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-hermes-operator-host").as_deref(), Some("web-1"));
+    assert_eq!(r.json()["outcome"]["session_id"], sid.as_str());
+    // Streamed too.
+    let mut sse = sse_chat(
+        &c,
+        s2,
+        &alice,
+        json!({"message": "a third, streamed", "session_id": sid}),
+    )
+    .await;
+    let mut seen = Vec::new();
+    let done = sse.until("done", &mut seen).await;
+    assert_eq!(done["session_id"], sid.as_str());
+    assert!(seen.iter().any(|(n, _)| n == "delta"), "{seen:?}");
+    // Its messages read through web-2 are web-1's: three turns.
+    let m = send(
+        c.get(s2.url(&format!("/api/sessions/{sid}/messages")))
+            .bearer_auth(&alice),
+    )
+    .await;
+    assert_eq!(m.status, 200, "{}", m.body);
+    let users = m.json()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["role"] == "user")
+        .count();
+    assert_eq!(users, 3, "{}", m.body);
+    // web-1 decides who may: another user's chat looks missing.
+    let r = send(
+        c.post(s2.url("/api/chat"))
+            .bearer_auth(&bob)
+            .json(&json!({"message": "mine now", "session_id": sid})),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    // web-2's own state.db never held it.
+    let own = send(c.get(s2.url("/api/sessions")).bearer_auth(&alice)).await;
+    assert!(!own.body.contains(&sid), "{}", own.body);
+}
+
+crate::hermes_tests!(async chat_is_routed_to_the_sessions_host);

@@ -11,6 +11,10 @@ use crate::store::users::Reservation;
     clippy::too_many_lines,
     reason = "the turn's checks and bookkeeping in order (message, model, session row, budget, drive, settle); every branch must leave the session consistent"
 )]
+/// How long a turn's end waits for the accounts' store to settle its
+/// budget reservation when the store is away.
+const SETTLE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
 pub async fn run_turn(
     _on: OwnThread,
     app: &App,
@@ -135,9 +139,23 @@ pub async fn run_turn(
         Err((e, spent)) => (spent, Err(e)),
     };
     if let Some(r) = reservation {
-        if let Err(e) = app.users().and_then(|u| u.settle_budget(&r, actual)) {
-            // The turn itself is done; say loudly that the ledger lags.
-            tracing::warn!("warning: could not settle the budget reservation {r}: {e}");
+        // An unsettled reservation holds the user's next turns for an hour
+        // (OPEN_RESERVATION_HOLDS_SECS): a store that is briefly away (the
+        // fleet's PostgreSQL restarting) is waited for, a little.
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match app.users().and_then(|u| u.settle_budget(&r, actual)) {
+                Ok(()) => break,
+                Err(e) if e.kind == Kind::Unavailable && waited < SETTLE_PATIENCE => {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    waited += std::time::Duration::from_millis(500);
+                }
+                Err(e) => {
+                    // The turn itself is done; say loudly that the ledger lags.
+                    tracing::warn!("warning: could not settle the budget reservation {r}: {e}");
+                    break;
+                }
+            }
         }
     }
     match outcome {

@@ -237,6 +237,11 @@ const MIGRATIONS: &[&str] = &[
         answer text CHECK (answer IN ('once', 'session', 'deny')),
         decided_by text
      );
+     CREATE TABLE hosts (
+        host text PRIMARY KEY,
+        peer_url text,
+        seen_at timestamptz NOT NULL
+     );
      CREATE TABLE store_version (v bigint NOT NULL);
      INSERT INTO store_version VALUES (0);",
 ];

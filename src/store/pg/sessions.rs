@@ -69,3 +69,31 @@ pub fn list(
         .map_err(|e| pg_error(&pg.target, "reading the sessions in", e))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
+
+/// Records where `host`'s `serve` is reached by the others (`None`: it
+/// does not say).
+pub fn announce_host(pg: &Pg, host: &str, peer_url: Option<&str>) -> Result<()> {
+    pg.client()
+        .execute(
+            "INSERT INTO hosts (host, peer_url, seen_at) VALUES ($1, $2, now())
+             ON CONFLICT (host) DO UPDATE SET peer_url = EXCLUDED.peer_url, seen_at = now()",
+            &[&host, &peer_url],
+        )
+        .map_err(|e| pg_error(&pg.target, "announcing this host to", e))?;
+    Ok(())
+}
+
+/// The host that published session `id` and where its `serve` is reached,
+/// if another host than `own` did.
+pub fn owner_of(pg: &Pg, id: &str, own: &str) -> Result<Option<(String, Option<String>)>> {
+    Ok(pg
+        .client()
+        .query_opt(
+            "SELECT s.host, h.peer_url FROM sessions s LEFT JOIN hosts h ON h.host = s.host
+             WHERE s.id = $1 AND s.host <> $2
+             ORDER BY s.published_at DESC LIMIT 1",
+            &[&id, &own],
+        )
+        .map_err(|e| pg_error(&pg.target, "finding a session's host in", e))?
+        .map(|r| (r.get(0), r.get(1))))
+}
