@@ -126,16 +126,22 @@ pub fn publish_sessions(
             v
         }
     };
-    let rows: Vec<PublishedSession> = infos
+    let db = app.state_read()?;
+    let rows = infos
         .into_iter()
-        .map(|i| PublishedSession {
-            id: i.session.id.clone(),
-            started_at_epoch: i.session.started_at_epoch,
-            user_id: i.session.user_id.clone(),
-            username: i.username.clone(),
-            info: serde_json::to_string(&i).expect("a session serializes"),
+        .map(|i| {
+            Ok(PublishedSession {
+                id: i.session.id.clone(),
+                started_at_epoch: i.session.started_at_epoch,
+                user_id: i.session.user_id.clone(),
+                username: i.username.clone(),
+                info: serde_json::to_string(&i).expect("a session serializes"),
+                model: i.session.model.clone(),
+                message_times: db.message_times(&i.session.id)?,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
+    drop(db);
     pg_sessions::publish(pg, host, &rows)
 }
 

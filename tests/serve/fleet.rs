@@ -138,7 +138,8 @@ fn fleet_home(bare: &str, pw: &str, host: &str) -> (TestHome, String) {
 #[test]
 fn session_list_all_hosts_shows_every_hosts_sessions() {
     let pg = PgCluster::start();
-    let (bare, pw) = pg.apart(&pg.database("sessions"));
+    let url = pg.database("sessions");
+    let (bare, pw) = pg.apart(&url);
     let ((a, password), (b, _)) = (
         fleet_home(&bare, &pw, "web-1"),
         fleet_home(&bare, &pw, "web-2"),
@@ -199,6 +200,8 @@ fn session_list_all_hosts_shows_every_hosts_sessions() {
     let hosts: std::collections::BTreeSet<_> =
         mine.iter().map(|r| r["host"].as_str().unwrap()).collect();
     assert_eq!(hosts.len(), 2, "demo's users have sessions on both hosts");
+
+    fleet_reports_add_up(&a, &b, &url);
 
     // The dashboard: an admin ticks "All hosts" and sees both hosts'
     // sessions; only this host's open here. A user's list across hosts is
@@ -314,4 +317,83 @@ fn dashboard_lists_every_host(server: &Server, password: &str, total: usize) {
     );
     assert!(replay.as_u64().unwrap() > 0, "{replay}");
     b.screenshot("replay-other-host");
+}
+
+/// `audit daily --fleet` is every host's own `audit daily` added up (each
+/// day of demo's week, in two time zones), `--host` one host's; `audit
+/// user --fleet` has a user's sessions and events of both hosts.
+fn fleet_reports_add_up(a: &TestHome, b: &TestHome, url: &str) {
+    let json = |home: &TestHome, args: &[&str]| -> serde_json::Value {
+        let o = crate::common::op(home.path())
+            .arg("--json")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // Every event shipped first (the llm_call events the report counts).
+    let db = Pg::connect(url).unwrap();
+    for (home, host) in [(a, "web-1"), (b, "web-2")] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !PgEventLog::heads(&db)
+            .unwrap_or_default()
+            .iter()
+            .any(|h| h.host == host && (h.seq, h.hash) == local_head(home.path()))
+        {
+            assert!(Instant::now() < deadline, "{host} never shipped whole");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let keys = [
+        "sessions",
+        "messages",
+        "llm_calls",
+        "input_tokens",
+        "output_tokens",
+    ];
+    let mut nonzero = 0;
+    for days_ago in 0..8 {
+        let day = (chrono::Utc::now() - chrono::Duration::days(days_ago))
+            .format("%Y-%m-%d")
+            .to_string();
+        for tz in ["UTC", "Asia/Kolkata"] {
+            let args = ["audit", "daily", "--date", day.as_str(), "--tz", tz];
+            let (ra, rb) = (json(a, &args), json(b, &args));
+            let fleet = json(b, &[&args[..], &["--fleet"]].concat());
+            let one = json(b, &[&args[..], &["--fleet", "--host", "web-1"]].concat());
+            for k in keys {
+                let sum = ra["totals"][k].as_i64().unwrap() + rb["totals"][k].as_i64().unwrap();
+                assert_eq!(fleet["totals"][k].as_i64().unwrap(), sum, "{day} {tz} {k}");
+                assert_eq!(one["totals"][k], ra["totals"][k], "{day} {tz} {k} web-1");
+                nonzero += sum;
+            }
+            let cost = ra["totals"]["cost_usd"].as_f64().unwrap()
+                + rb["totals"]["cost_usd"].as_f64().unwrap();
+            assert!((fleet["totals"]["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
+        }
+    }
+    assert!(nonzero > 0, "the demo's week reported nothing");
+    let (ua, ub) = (
+        json(a, &["audit", "user", "uma"]),
+        json(b, &["audit", "user", "uma"]),
+    );
+    let fleet = json(a, &["audit", "user", "uma", "--fleet"]);
+    assert_eq!(
+        fleet["sessions"]["count"].as_i64().unwrap(),
+        ua["sessions"]["count"].as_i64().unwrap() + ub["sessions"]["count"].as_i64().unwrap()
+    );
+    let hosts: std::collections::BTreeSet<&str> = fleet["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+    let only = json(a, &["audit", "user", "uma", "--fleet", "--host", "web-2"]);
+    assert_eq!(only["sessions"]["count"], ub["sessions"]["count"]);
 }

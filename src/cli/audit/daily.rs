@@ -10,6 +10,12 @@ pub struct Args {
     /// Time zone the day is taken in (IANA name, e.g. Asia/Shanghai)
     #[arg(long, value_name = "Area/City", default_value = "UTC")]
     pub tz: String,
+    /// Read the fleet's database (store.url): every host's sessions and events
+    #[arg(long)]
+    pub fleet: bool,
+    /// With --fleet: only this host's
+    #[arg(long, value_name = "NAME", requires = "fleet")]
+    pub host: Option<String>,
 }
 
 fn usage_cells(u: &Usage) -> Vec<String> {
@@ -23,9 +29,17 @@ fn usage_cells(u: &Usage) -> Vec<String> {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
-    ctx.state_notice();
     let (date, tz) = crate::ops::audit::reports::parse_day(a.date.as_deref(), &a.tz)?;
-    let r = crate::ops::audit::reports::daily(&ctx.app, date, &tz)?;
+    let r = if a.fleet {
+        if let Some(h) = &a.host {
+            crate::store::pg::check_host(h)?;
+        }
+        let pg = crate::ops::audit::fleet::connect_configured(&ctx.app)?;
+        crate::ops::audit::reports::daily_fleet(&ctx.app, &pg, date, &tz, a.host.as_deref())?
+    } else {
+        ctx.state_notice();
+        crate::ops::audit::reports::daily(&ctx.app, date, &tz)?
+    };
     if ctx.out.json {
         return ctx.out.json(&r);
     }

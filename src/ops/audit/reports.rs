@@ -215,53 +215,46 @@ fn llm_calls(app: &App, from: &str, to: &str) -> Result<(HashSet<String>, Vec<Ll
     Ok((with_calls, calls))
 }
 
-/// The daily report for local day `date` in `tz` (see the module docs for
-/// the attribution rule).
-pub fn daily(app: &App, date: NaiveDate, tz: &Tz) -> Result<Daily> {
-    let (from, to) = day_bounds(date, tz)?;
+/// What a day's report is made of, read from this host's files or from
+/// the fleet's database; one rule turns either into the report.
+#[derive(Default)]
+struct DayInputs {
+    /// Operator sessions started that day: (user, model, input tokens,
+    /// output tokens, cost, whether it has any llm_call event).
+    started: Vec<(Option<String>, Option<String>, i64, i64, f64, bool)>,
+    /// Messages written that day per (user, model).
+    messages: Vec<(Option<String>, Option<String>, i64)>,
+    /// The day's llm_call events, user and model resolved (rule 1).
+    calls: Vec<(Option<String>, Option<String>, LlmCall)>,
+}
+
+/// This host's events.db and state.db.
+fn local_inputs(app: &App, (from, to): (DateTime<Utc>, DateTime<Utc>)) -> Result<DayInputs> {
     let (from_e, to_e) = (from.timestamp() as f64, to.timestamp() as f64);
     let db = app.state_read()?;
-    let names = sessions::usernames(app)?;
     let (with_calls, calls) = llm_calls(app, &rfc(from), &rfc(to))?;
-
-    let mut by_user: BTreeMap<Option<String>, Usage> = BTreeMap::new();
-    let mut by_model: BTreeMap<Option<String>, Usage> = BTreeMap::new();
-    let mut totals = Usage::default();
-    let mut add = |user: &Option<String>, model: &Option<String>, f: &dyn Fn(&mut Usage)| {
-        f(by_user.entry(user.clone()).or_default());
-        f(by_model.entry(model.clone()).or_default());
-        f(&mut totals);
-    };
-
-    let started = db.list_sessions(&ListQuery {
-        rows: RowFilter {
-            operator_only: true,
-            user_id: None,
-        },
-        since: Some(from_e),
-        until: Some(to_e),
-        limit: None,
-        offset: 0,
-    })?;
-    for s in &started {
-        let own_calls = with_calls.contains(&s.id);
-        let (i, o, c) = (s.input_tokens, s.output_tokens, s.cost_usd());
-        add(&s.user_id, &s.model, &|u: &mut Usage| {
-            u.sessions += 1;
-            if !own_calls {
-                u.input_tokens += i;
-                u.output_tokens += o;
-                u.cost_usd += c;
-            }
-        });
-    }
-
-    for (user, model, n) in db.message_counts_between(from_e, to_e)? {
-        add(&user, &model, &|u: &mut Usage| u.messages += n);
-    }
-
+    let started = db
+        .list_sessions(&ListQuery {
+            rows: RowFilter {
+                operator_only: true,
+                user_id: None,
+            },
+            since: Some(from_e),
+            until: Some(to_e),
+            limit: None,
+            offset: 0,
+        })?
+        .into_iter()
+        .map(|s| {
+            let c = s.cost_usd();
+            let has = with_calls.contains(&s.id);
+            (s.user_id, s.model, s.input_tokens, s.output_tokens, c, has)
+        })
+        .collect();
+    let messages = db.message_counts_between(from_e, to_e)?;
     let mut owners: HashMap<String, Option<state::Session>> = HashMap::new();
-    for call in &calls {
+    let mut resolved = Vec::new();
+    for call in calls {
         if !owners.contains_key(&call.session_id) {
             owners.insert(call.session_id.clone(), db.get_session(&call.session_id)?);
         }
@@ -274,16 +267,137 @@ pub fn daily(app: &App, date: NaiveDate, tz: &Tz) -> Result<Daily> {
             .model
             .clone()
             .or_else(|| sess.and_then(|s| s.model.clone()));
+        resolved.push((user, model, call));
+    }
+    Ok(DayInputs {
+        started,
+        messages,
+        calls: resolved,
+    })
+}
+
+/// The fleet's database: every host's published sessions (with their
+/// message times) and every host's llm_call events, or one host's.
+fn fleet_inputs(
+    pg: &crate::store::pg::Pg,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    host: Option<&str>,
+) -> Result<DayInputs> {
+    let rows = crate::store::pg::sessions::day_rows(
+        pg,
+        (from.timestamp() as f64, to.timestamp() as f64),
+        (&rfc(from), &rfc(to)),
+        host,
+    )?;
+    let started = rows
+        .started
+        .into_iter()
+        .map(|(h, id, user, model, i, o, c)| {
+            let has = rows.with_calls.contains(&(h, id));
+            (user, model, i, o, c, has)
+        })
+        .collect();
+    let calls = rows
+        .calls
+        .into_iter()
+        .map(|(_, session_id, user_id, data, s_user, s_model)| {
+            let v: serde_json::Value =
+                serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+            let call = LlmCall {
+                session_id,
+                user_id,
+                model: v.get("model").and_then(|m| m.as_str()).map(str::to_string),
+                input_tokens: num_i64(&v, "input_tokens"),
+                output_tokens: num_i64(&v, "output_tokens"),
+                cost_usd: v.get("cost_usd").and_then(|x| x.as_f64()).unwrap_or(0.0),
+            };
+            (
+                call.user_id.clone().or(s_user),
+                call.model.clone().or(s_model),
+                call,
+            )
+        })
+        .collect();
+    Ok(DayInputs {
+        started,
+        messages: rows.messages,
+        calls,
+    })
+}
+
+/// The daily report for local day `date` in `tz` (see the module docs for
+/// the attribution rule).
+pub fn daily(app: &App, date: NaiveDate, tz: &Tz) -> Result<Daily> {
+    let bounds = day_bounds(date, tz)?;
+    let inputs = local_inputs(app, bounds)?;
+    Ok(day_report(
+        date,
+        tz,
+        bounds,
+        inputs,
+        &sessions::usernames(app)?,
+    ))
+}
+
+/// The same report over every host of the fleet (or the one named), from
+/// what each host published and shipped.
+pub fn daily_fleet(
+    app: &App,
+    pg: &crate::store::pg::Pg,
+    date: NaiveDate,
+    tz: &Tz,
+    host: Option<&str>,
+) -> Result<Daily> {
+    let bounds = day_bounds(date, tz)?;
+    let inputs = fleet_inputs(pg, bounds, host)?;
+    Ok(day_report(
+        date,
+        tz,
+        bounds,
+        inputs,
+        &sessions::usernames(app)?,
+    ))
+}
+
+fn day_report(
+    date: NaiveDate,
+    tz: &Tz,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    inputs: DayInputs,
+    names: &HashMap<String, String>,
+) -> Daily {
+    let (from_e, to_e) = (from.timestamp() as f64, to.timestamp() as f64);
+    let mut by_user: BTreeMap<Option<String>, Usage> = BTreeMap::new();
+    let mut by_model: BTreeMap<Option<String>, Usage> = BTreeMap::new();
+    let mut totals = Usage::default();
+    let mut add = |user: &Option<String>, model: &Option<String>, f: &dyn Fn(&mut Usage)| {
+        f(by_user.entry(user.clone()).or_default());
+        f(by_model.entry(model.clone()).or_default());
+        f(&mut totals);
+    };
+    for (user, model, i, o, c, own_calls) in &inputs.started {
+        add(user, model, &|u: &mut Usage| {
+            u.sessions += 1;
+            if !own_calls {
+                u.input_tokens += i;
+                u.output_tokens += o;
+                u.cost_usd += c;
+            }
+        });
+    }
+    for (user, model, n) in &inputs.messages {
+        add(user, model, &|u: &mut Usage| u.messages += n);
+    }
+    for (user, model, call) in &inputs.calls {
         let (i, o, c) = (call.input_tokens, call.output_tokens, call.cost_usd);
-        add(&user, &model, &|u: &mut Usage| {
+        add(user, model, &|u: &mut Usage| {
             u.llm_calls += 1;
             u.input_tokens += i;
             u.output_tokens += o;
             u.cost_usd += c;
         });
     }
-
-    Ok(Daily {
+    Daily {
         date: date.to_string(),
         tz: tz.name().to_string(),
         from: crate::output::ts(from_e),
@@ -291,12 +405,12 @@ pub fn daily(app: &App, date: NaiveDate, tz: &Tz) -> Result<Daily> {
         to: crate::output::ts(to_e),
         to_epoch: to_e,
         totals,
-        by_user: by_username(by_user, &names),
+        by_user: by_username(by_user, names),
         by_model: by_model
             .into_iter()
             .map(|(model, usage)| ModelUsageRow { model, usage })
             .collect(),
-    })
+    }
 }
 
 /// Rows by username, as a reader looks for them (ids are random), and
@@ -370,6 +484,69 @@ pub fn user_report(app: &App, username: &str) -> Result<UserReport> {
             output_tokens,
             cost_usd,
         },
+        recent_sessions,
+        recent_events,
+    })
+}
+
+/// `audit user NAME --fleet --json`: the account (the fleet's), its
+/// operator sessions on every host as each host published them, and its
+/// newest events in the fleet's log.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetUserReport {
+    pub user: User,
+    /// Over every host's published sessions of the user.
+    pub sessions: UserTotals,
+    /// The newest 20, newest first, each with its host.
+    pub recent_sessions: Vec<HostSession>,
+    /// The newest 50 events naming the user, oldest first, with their host.
+    pub recent_events: Vec<crate::store::pg::HostEvent>,
+}
+
+/// A session as its host published it (`session list --json`'s row).
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSession {
+    pub host: String,
+    #[serde(flatten)]
+    pub info: serde_json::Value,
+}
+
+pub fn user_report_fleet(
+    app: &App,
+    pg: &crate::store::pg::Pg,
+    username: &str,
+    host: Option<&str>,
+) -> Result<FleetUserReport> {
+    let user = app.users_ro()?.get(username)?;
+    let rows = crate::store::pg::sessions::of_user(pg, &user.id, host)?;
+    let mut totals = UserTotals {
+        count: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        cost_usd: 0.0,
+    };
+    let mut recent_sessions = Vec::new();
+    for (host, info) in rows {
+        let info: serde_json::Value = serde_json::from_str(&info).map_err(|e| {
+            Error::corrupt(format!(
+                "host {host} published a session that is not JSON: {e}"
+            ))
+        })?;
+        totals.count += 1;
+        totals.input_tokens += num_i64(&info, "input_tokens");
+        totals.output_tokens += num_i64(&info, "output_tokens");
+        totals.cost_usd += ["actual_cost_usd", "estimated_cost_usd"]
+            .iter()
+            .find_map(|k| info.get(*k).and_then(|v| v.as_f64()))
+            .unwrap_or(0.0);
+        if recent_sessions.len() < 20 {
+            recent_sessions.push(HostSession { host, info });
+        }
+    }
+    let recent_events = crate::store::pg::PgEventLog::user_events(pg, &user.id, host, 50)?;
+    Ok(FleetUserReport {
+        user,
+        sessions: totals,
         recent_sessions,
         recent_events,
     })

@@ -382,6 +382,30 @@ impl PgEventLog {
         Ok(rows.iter().map(host_event).collect())
     }
 
+    /// The newest `n` events naming `user_id` on every host (or the one
+    /// named), oldest first: `audit user --fleet`.
+    pub fn user_events(
+        pg: &Pg,
+        user_id: &str,
+        host: Option<&str>,
+        n: i64,
+    ) -> Result<Vec<HostEvent>> {
+        let rows = pg
+            .client()
+            .query(
+                &format!(
+                    "SELECT {HOST_EVENT_COLS} FROM events
+                     WHERE user_id = $1 AND ($2::text IS NULL OR host = $2)
+                     ORDER BY ts DESC, host DESC, seq DESC LIMIT $3"
+                ),
+                &[&user_id, &host, &n],
+            )
+            .map_err(|e| pg_error(&pg.target, "reading a user's events in", e))?;
+        let mut v: Vec<HostEvent> = rows.iter().map(host_event).collect();
+        v.reverse();
+        Ok(v)
+    }
+
     /// The hash of `host`'s event `seq` (a replayed event's link).
     pub fn hash_of(pg: &Pg, host: &str, seq: i64) -> Result<Option<[u8; 32]>> {
         let row = pg

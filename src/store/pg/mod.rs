@@ -237,6 +237,8 @@ const MIGRATIONS: &[&str] = &[
         answer text CHECK (answer IN ('once', 'session', 'deny')),
         decided_by text
      );
+     ALTER TABLE sessions ADD COLUMN model text;
+     ALTER TABLE sessions ADD COLUMN message_times double precision[] NOT NULL DEFAULT '{}';
      CREATE TABLE hosts (
         host text PRIMARY KEY,
         peer_url text,

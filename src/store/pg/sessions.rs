@@ -14,6 +14,10 @@ pub struct PublishedSession {
     pub username: Option<String>,
     /// The session as `session list --json` shows it (JSON).
     pub info: String,
+    pub model: Option<String>,
+    /// When each of its messages was written (Unix seconds): `audit daily
+    /// --fleet` counts the messages of a day from them.
+    pub message_times: Vec<f64>,
 }
 
 /// Upserts `rows` as `host`'s, in one transaction; how many.
@@ -23,11 +27,12 @@ pub fn publish(pg: &Pg, host: &str, rows: &[PublishedSession]) -> Result<usize> 
     let mut tx = c.transaction().map_err(err)?;
     let st = tx
         .prepare(
-            "INSERT INTO sessions (host, id, started_at_epoch, user_id, username, info, published_at)
-             VALUES ($1, $2, $3, $4, $5, $6, now())
+            "INSERT INTO sessions (host, id, started_at_epoch, user_id, username, info, model,
+               message_times, published_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
              ON CONFLICT (host, id) DO UPDATE SET started_at_epoch = EXCLUDED.started_at_epoch,
                user_id = EXCLUDED.user_id, username = EXCLUDED.username, info = EXCLUDED.info,
-               published_at = now()",
+               model = EXCLUDED.model, message_times = EXCLUDED.message_times, published_at = now()",
         )
         .map_err(err)?;
     for r in rows {
@@ -40,6 +45,8 @@ pub fn publish(pg: &Pg, host: &str, rows: &[PublishedSession]) -> Result<usize> 
                 &r.user_id,
                 &r.username,
                 &r.info,
+                &r.model,
+                &r.message_times,
             ],
         )
         .map_err(err)?;
@@ -96,4 +103,143 @@ pub fn owner_of(pg: &Pg, id: &str, own: &str) -> Result<Option<(String, Option<S
         )
         .map_err(|e| pg_error(&pg.target, "finding a session's host in", e))?
         .map(|r| (r.get(0), r.get(1))))
+}
+
+/// Every host's (or the named host's) published sessions of `user_id`,
+/// newest first: (host, the session as `session list --json` shows it).
+pub fn of_user(pg: &Pg, user_id: &str, host: Option<&str>) -> Result<Vec<(String, String)>> {
+    let rows = pg
+        .client()
+        .query(
+            "SELECT host, info FROM sessions
+             WHERE user_id = $1 AND ($2::text IS NULL OR host = $2)
+             ORDER BY started_at_epoch DESC NULLS LAST, host, id",
+            &[&user_id, &host],
+        )
+        .map_err(|e| pg_error(&pg.target, "reading a user's sessions in", e))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// A session started on the day: (host, id, user_id, model, input tokens,
+/// output tokens, cost).
+pub type Started = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    f64,
+);
+
+/// What `audit daily --fleet` reads of the published sessions for the day
+/// `[from, to)` (Unix seconds), every host's or the named host's.
+pub struct DayRows {
+    /// Sessions started that day.
+    pub started: Vec<Started>,
+    /// Messages written that day per (user_id, model).
+    pub messages: Vec<(Option<String>, Option<String>, i64)>,
+    /// The `llm_call` events of operator sessions that day, oldest first:
+    /// (host, session, the event's user_id, data, the session's user_id
+    /// and model as published).
+    pub calls: Vec<(
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+    )>,
+    /// (host, session) of the started sessions that have any `llm_call`
+    /// event, on any day.
+    pub with_calls: std::collections::HashSet<(String, String)>,
+}
+
+/// (`from`/`to`: the same bounds as Unix seconds and as the events' RFC
+/// 3339 times.)
+pub fn day_rows(
+    pg: &Pg,
+    (from, to): (f64, f64),
+    (from_ts, to_ts): (&str, &str),
+    host: Option<&str>,
+) -> Result<DayRows> {
+    let err = |e| pg_error(&pg.target, "reading the day's usage in", e);
+    let mut c = pg.client();
+    // One snapshot for all four reads.
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(err)?;
+    let started = tx
+        .query(
+            "SELECT host, id, user_id, model,
+                    coalesce(((info::jsonb)->>'input_tokens')::bigint, 0),
+                    coalesce(((info::jsonb)->>'output_tokens')::bigint, 0),
+                    coalesce(((info::jsonb)->>'actual_cost_usd')::float8,
+                             ((info::jsonb)->>'estimated_cost_usd')::float8, 0)
+             FROM sessions
+             WHERE started_at_epoch >= $1 AND started_at_epoch < $2
+               AND ($3::text IS NULL OR host = $3)",
+            &[&from, &to, &host],
+        )
+        .map_err(err)?
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            )
+        })
+        .collect::<Vec<Started>>();
+    let messages = tx
+        .query(
+            "SELECT s.user_id, s.model, count(*) FROM sessions s, unnest(s.message_times) t
+             WHERE t >= $1 AND t < $2 AND ($3::text IS NULL OR s.host = $3)
+             GROUP BY s.user_id, s.model",
+            &[&from, &to, &host],
+        )
+        .map_err(err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let calls = tx
+        .query(
+            r"SELECT e.host, e.session_id, e.user_id, e.data, s.user_id, s.model
+              FROM events e LEFT JOIN sessions s ON s.host = e.host AND s.id = e.session_id
+              WHERE e.type = 'llm_call' AND e.ts >= $1 AND e.ts < $2
+                AND e.session_id LIKE 'op\_%' AND ($3::text IS NULL OR e.host = $3)
+              ORDER BY e.ts, e.host, e.seq",
+            &[&from_ts, &to_ts, &host],
+        )
+        .map_err(err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .collect();
+    let hosts: Vec<&str> = started.iter().map(|s| s.0.as_str()).collect();
+    let ids: Vec<&str> = started.iter().map(|s| s.1.as_str()).collect();
+    let with_calls = tx
+        .query(
+            "SELECT DISTINCT e.host, e.session_id FROM events e
+             JOIN unnest($1::text[], $2::text[]) AS s(host, id) ON s.host = e.host AND s.id = e.session_id
+             WHERE e.type = 'llm_call'",
+            &[&hosts, &ids],
+        )
+        .map_err(err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    tx.commit().map_err(err)?;
+    Ok(DayRows {
+        started,
+        messages,
+        calls,
+        with_calls,
+    })
 }

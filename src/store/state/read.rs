@@ -168,6 +168,19 @@ impl StateDb {
         Ok(rows)
     }
 
+    /// When each message of a session was written (Unix seconds), in order.
+    pub fn message_times(&self, session_id: &str) -> Result<Vec<f64>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT timestamp FROM messages WHERE session_id = ?1 ORDER BY id")
+            .map_err(self.err("reading message times"))?;
+        let rows = st
+            .query_map([session_id], |r| r.get::<_, f64>(0))
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.err("reading message times"))?;
+        Ok(rows)
+    }
+
     /// The session's system prompt as Hermes stored it: inline
     /// (`sessions.system_prompt`, 0.19) or by hash (`system_prompts`, 0.22).
     pub fn system_prompt(&self, id: &str) -> Result<Option<String>> {
