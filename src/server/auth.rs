@@ -155,8 +155,7 @@ pub async fn login(
             // After the password (wrong ones never count here; they are
             // throttled above): every login writes an event and keeps a
             // refresh token until it expires.
-            st.actions
-                .admit(&u.id, Action::Login, std::time::Instant::now())?;
+            st.admit_action(&u.id, Action::Login).await?;
             let _ = log_user.0.set(u.username.clone());
             let st2 = st.clone();
             let resp = blocking(move || {
@@ -390,11 +389,8 @@ pub async fn change_password(
     PasswordChanger(caller): PasswordChanger,
     ApiJson(b): ApiJson<PasswordBody>,
 ) -> ApiResult<Response> {
-    st.actions.admit(
-        &caller.user.id,
-        Action::AccountChange,
-        std::time::Instant::now(),
-    )?;
+    st.admit_action(&caller.user.id, Action::AccountChange)
+        .await?;
     let name = caller.user.username.clone();
     // A weak new password is refused before any attempt is counted.
     credentials::check_password_policy(&b.new_password)?;
@@ -453,11 +449,8 @@ pub async fn totp_begin(
     LoginCaller(caller): LoginCaller,
     ApiJson(b): ApiJson<TotpBeginBody>,
 ) -> ApiResult<Response> {
-    st.actions.admit(
-        &caller.user.id,
-        Action::AccountChange,
-        std::time::Instant::now(),
-    )?;
+    st.admit_action(&caller.user.id, Action::AccountChange)
+        .await?;
     let name = caller.user.username.clone();
     let attempt_id = attempt(&st, &name, client, "totp_enrolment", "attempts").await?;
     let permit = st.argon2_slot().await?;

@@ -30,6 +30,52 @@ const WATCH_MAX_AGE: Duration = Duration::from_secs(30);
 /// the fleet's change counter of the accounts)
 type Version = (u64, i64, i64);
 
+/// The fleet's accounts as this replica last heard of them: a generation
+/// that moves whenever any replica commits a write to the accounts' store
+/// (`NOTIFY`, store/pg/users/mod.rs), valid only while the listener is
+/// connected — a cache must not trust a counter that may have missed a
+/// change. Notifications arrive about a millisecond after the commit: the
+/// only staleness a cached session list can have (its usernames).
+#[derive(Default)]
+pub struct FleetChanges {
+    generation: std::sync::atomic::AtomicI64,
+    live: std::sync::atomic::AtomicBool,
+}
+
+impl FleetChanges {
+    /// The generation, or `None` (do not cache) while not listening.
+    pub fn current(&self) -> Option<i64> {
+        use std::sync::atomic::Ordering::Acquire;
+        self.live
+            .load(Acquire)
+            .then(|| self.generation.load(Acquire))
+    }
+
+    /// Listens for changes on `pg` (its own connection) until it fails.
+    pub fn follow(&self, pg: &crate::store::pg::Pg) -> Result<()> {
+        use crate::store::pg::Heard;
+        use std::sync::atomic::Ordering::{AcqRel, Release};
+        let r = crate::store::pg::listen(
+            pg,
+            &[crate::store::pg::USERS_CHANGED],
+            Duration::from_secs(60),
+            |heard| match heard {
+                // Whatever changed before listening began counts as changed.
+                Heard::Listening => {
+                    self.generation.fetch_add(1, AcqRel);
+                    self.live.store(true, Release);
+                }
+                Heard::Note { .. } => {
+                    self.generation.fetch_add(1, AcqRel);
+                }
+                Heard::Quiet => {}
+            },
+        );
+        self.live.store(false, Release);
+        r
+    }
+}
+
 /// Reads the fleet's change counter of the accounts (`None`: unreadable,
 /// do not cache).
 pub type FleetCounter = dyn Fn() -> Option<i64> + Sync;

@@ -303,7 +303,9 @@ fn token_caller(st: &ServerState, token: &str) -> Result<Caller, ApiError> {
     // A SQLite read may wait on a busy lock: the worker tells the runtime
     // (`block_in_place`) so other requests move to another worker meanwhile,
     // without the hand-off to the blocking pool a `spawn_blocking` costs.
-    let user = tokio::task::block_in_place(|| st.token_user(&claims)).map_err(ApiError::from)?;
+    let user =
+        tokio::task::block_in_place(|| crate::store::pg::may_block(|| st.token_user(&claims)))
+            .map_err(ApiError::from)?;
     let user = match user {
         Some((_, true)) => {
             return Err(ApiError::unauthorized(
@@ -342,12 +344,14 @@ fn token_caller(st: &ServerState, token: &str) -> Result<Caller, ApiError> {
 /// what it may do is the route's guard's to say ([`Permissions`]).
 fn key_caller(st: &Arc<ServerState>, token: &str) -> Result<Caller, ApiError> {
     // Off the async worker's duty while SQLite reads (see `token_caller`).
-    let (key, user) = tokio::task::block_in_place(|| st.key_user(token))
-        .map_err(ApiError::from)?
-        .map_err(|r| ApiError::unauthorized(r.message()))?;
+    let (key, user) =
+        tokio::task::block_in_place(|| crate::store::pg::may_block(|| st.key_user(token)))
+            .map_err(ApiError::from)?
+            .map_err(|r| ApiError::unauthorized(r.message()))?;
     let now = std::time::Instant::now();
     let admitted =
-        tokio::task::block_in_place(|| st.admit_key(&key, now)).map_err(ApiError::from)?;
+        tokio::task::block_in_place(|| crate::store::pg::may_block(|| st.admit_key(&key, now)))
+            .map_err(ApiError::from)?;
     if let Err(wait) = admitted {
         return Err(ApiError::throttled(
             format!(

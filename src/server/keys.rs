@@ -14,7 +14,6 @@ use axum::http::Uri;
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// `GET /api/keys[?user=NAME|all=true][&limit=N&offset=M]`: the caller's
 /// keys, newest first, a page at a time (`limit` 1-500, default 100);
@@ -99,8 +98,7 @@ pub async fn create(
         None => None,
     };
     // A burst limit here, the hourly one (shared with the CLI) in users.db.
-    st.actions
-        .admit(&caller.user.id, Action::KeyCreate, Instant::now())?;
+    st.admit_action(&caller.user.id, Action::KeyCreate).await?;
     let o = KeyOptions {
         label: b.label,
         expires_in,
@@ -119,8 +117,7 @@ pub async fn revoke(
     LoginCaller(caller): LoginCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    st.actions
-        .admit(&caller.user.id, Action::KeyRevoke, Instant::now())?;
+    st.admit_action(&caller.user.id, Action::KeyRevoke).await?;
     let owner = (!caller.may.manage_users).then(|| caller.user.id.clone());
     blocking_json(move || {
         let (k, changed) = keys::revoke(&st.app_as(caller.actor()), &id, owner.as_deref())?;

@@ -264,6 +264,43 @@ async fn shutdown_signal() {
     }
 }
 
+/// Hears of every change to the fleet's accounts (the session list's
+/// cache depends on them), reconnecting while the database is away.
+fn spawn_change_watch(st: S) {
+    std::thread::spawn(move || loop {
+        let r = st
+            .app
+            .fleet_db()
+            .and_then(|pg| pg.another())
+            .and_then(|conn| st.fleet_changes.follow(&conn));
+        if let Err(e) = r {
+            tracing::debug!("fleet change watch: {}; again in 1 s", e.message);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    });
+}
+
+/// Approvals waiting here may be answered on any replica: this replica
+/// joins the fleet's inbox as soon as the database answers (at once, or
+/// once it is back when `serve` started without it).
+fn spawn_approvals_inbox(st: S) {
+    let replica = format!(
+        "{}/{}/{}",
+        st.fleet_host.as_deref().unwrap_or("?"),
+        std::process::id(),
+        crate::crypto::random_hex(4)
+    );
+    std::thread::spawn(move || loop {
+        match st.app.fleet_db().and_then(|pg| pg.another()) {
+            Ok(conn) => {
+                st.approvals.join_fleet(Arc::new(conn), replica);
+                return;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_secs(5)),
+        }
+    });
+}
+
 /// Expired and superseded tokens, and API keys dead for more than a day,
 /// go at start and every [`PURGE_EVERY`], so users.db stays bounded however
 /// clients behave.
@@ -362,21 +399,11 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
                 tracing::warn!("warning: {}", e.message);
             }
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(pg)) => {
-                // Approvals waiting here may be answered on any replica.
-                let replica = format!(
-                    "{}/{}/{}",
-                    st.fleet_host.as_deref().unwrap_or("?"),
-                    std::process::id(),
-                    crate::crypto::random_hex(4)
-                );
-                let conn = tokio::task::spawn_blocking(move || pg.another())
-                    .await
-                    .map_err(|e| Error::internal(e.to_string()))??;
-                st.approvals.join_fleet(Arc::new(conn), replica);
-            }
+            Ok(Ok(_)) => {}
             Err(e) => return Err(Error::internal(e.to_string())),
         }
+        spawn_approvals_inbox(st.clone());
+        spawn_change_watch(st.clone());
     } else if !st.app.home.users_db().exists() {
         tracing::warn!(
             "warning: no users.db yet: nobody can log in; create the first admin with `hermes-operator user add NAME --role admin`"

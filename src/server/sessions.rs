@@ -99,10 +99,10 @@ pub async fn list(
     let key = format!("list|{scope:?}|{:?}|{since:?}|{limit}|{offset}", p.user);
     let bytes = blocking(move || {
         let home = st.app.home.clone();
-        // In a fleet the accounts change on any replica: their counter in
-        // the fleet's database says when.
-        let st3 = st.clone();
-        let fleet_counter = move || st3.app.users_ro().ok()?.change_counter().ok().flatten();
+        // In a fleet the accounts change on any replica: this replica
+        // hears of each change (server/cache.rs FleetChanges).
+        let changes = st.fleet_changes.clone();
+        let fleet_counter = move || changes.current();
         let fleet = st
             .app
             .in_fleet()
@@ -223,11 +223,8 @@ pub async fn rename(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<TitleBody>,
 ) -> ApiResult<Response> {
-    st.actions.admit(
-        &caller.user.id,
-        Action::SessionChange,
-        std::time::Instant::now(),
-    )?;
+    st.admit_action(&caller.user.id, Action::SessionChange)
+        .await?;
     blocking_json(move || {
         sessions::check_changeable_by(&st.app, &caller.scope(), &caller.user, &id)?;
         sessions::set_title(&st.app_as(caller.actor()), &id, &b.title)
@@ -248,11 +245,8 @@ pub async fn end(
     Path(id): Path<String>,
     ApiJson(b): ApiJson<EndBody>,
 ) -> ApiResult<Response> {
-    st.actions.admit(
-        &caller.user.id,
-        Action::SessionChange,
-        std::time::Instant::now(),
-    )?;
+    st.admit_action(&caller.user.id, Action::SessionChange)
+        .await?;
     blocking_json(move || {
         sessions::check_changeable_by(&st.app, &caller.scope(), &caller.user, &id)?;
         let reason = b

@@ -235,11 +235,8 @@ pub async fn callback(
     uri: axum::http::Uri,
 ) -> ApiResult<Response> {
     let p = provider(&st)?;
-    st.actions.admit(
-        &format!("client:{client}"),
-        Action::SsoCallback,
-        std::time::Instant::now(),
-    )?;
+    st.admit_action(&format!("client:{client}"), Action::SsoCallback)
+        .await?;
     let q: CallbackQuery = axum::extract::Query::try_from_uri(&uri)
         .map(|axum::extract::Query(v)| v)
         .unwrap_or_default();

@@ -175,6 +175,18 @@ impl Action {
             Action::SsoCallback => 30,
         }
     }
+    /// The 429 of one too many, retry after `secs`.
+    fn refused(self, secs: u64) -> ApiError {
+        ApiError::throttled(
+            format!(
+                "too many {} ({} a minute per account); try again in {secs} s",
+                self.what(),
+                self.per_minute()
+            ),
+            secs,
+        )
+    }
+
     fn what(self) -> &'static str {
         match self {
             Action::SessionChange => "session renames and ends",
@@ -211,18 +223,10 @@ impl ActionLimits {
         {
             times.pop_front();
         }
-        let limit = action.per_minute();
-        if times.len() >= limit {
+        if times.len() >= action.per_minute() {
             let oldest = *times.front().unwrap_or(&now);
             let wait = minute.saturating_sub(now.duration_since(oldest));
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            return Err(ApiError::throttled(
-                format!(
-                    "too many {} ({limit} a minute per account); try again in {secs} s",
-                    action.what()
-                ),
-                secs,
-            ));
+            return Err(action.refused(wait.as_secs_f64().ceil().max(1.0) as u64));
         }
         times.push_back(now);
         Ok(())
@@ -364,6 +368,8 @@ pub struct ServerState {
     pub fleet_host: Option<String>,
     /// The client for requests routed to the fleet's other hosts.
     peers: std::sync::OnceLock<reqwest::Client>,
+    /// What this replica heard of changes to the fleet's accounts.
+    pub fleet_changes: Arc<super::cache::FleetChanges>,
     /// events.db held open for the server's life. SQLite checkpoints the
     /// WAL and deletes it when the LAST connection to a database closes;
     /// without this one, every chat turn's (and every recorded event's)
@@ -438,6 +444,7 @@ impl ServerState {
             fleet_db: Mutex::new(None),
             fleet_host,
             peers: Default::default(),
+            fleet_changes: Default::default(),
             shutting_down: AtomicBool::new(false),
             log,
             // Best effort: without it the server is only slower.
@@ -541,6 +548,28 @@ impl ServerState {
         conn.run(|u| crate::ops::keys::authenticate(u, presented))
     }
 
+    /// Counts one `action` of `who` (an account id, or `client:ADDR`), or
+    /// refuses it (429, not counted) beyond [`Action::per_minute`]: in the
+    /// fleet's database when the accounts live there (every replica counts
+    /// the same actions), else in this process.
+    pub async fn admit_action(self: &Arc<Self>, who: &str, action: Action) -> ApiResult<()> {
+        if self.app.in_fleet() {
+            let (st, counter) = (self.clone(), format!("action:{action:?}:{who}"));
+            let limit = action.per_minute() as u32;
+            let epoch = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+            let counted = blocking(move || {
+                st.app
+                    .users()?
+                    .run(|u| u.admit_rate(&counter, limit, epoch))
+            })
+            .await?;
+            if let Some(verdict) = counted {
+                return verdict.map_err(|secs| action.refused(secs));
+            }
+        }
+        self.actions.admit(who, action, Instant::now())
+    }
+
     /// Counts a request of `key` against its `--rpm` limit: in the fleet's
     /// database when the accounts live there (every replica counts the
     /// same requests), else in this process. `Err(seconds to wait)`: over.
@@ -557,7 +586,7 @@ impl ServerState {
             let counted = self
                 .app
                 .users()?
-                .run(|u| u.admit_key_request(&key.id, rpm, epoch))?;
+                .run(|u| u.admit_rate(&format!("key:{}", key.id), rpm, epoch))?;
             if let Some(verdict) = counted {
                 return Ok(verdict);
             }
@@ -599,7 +628,7 @@ impl ServerState {
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> ApiResult<T> {
-    match tokio::task::spawn_blocking(f).await {
+    match tokio::task::spawn_blocking(|| crate::store::pg::may_block(f)).await {
         Ok(r) => r.map_err(ApiError::from),
         Err(e) => Err(ApiError::from(Error::internal(format!(
             "a blocking task failed: {e}"

@@ -1536,6 +1536,132 @@ fn serve_killed_mid_turn_ships_whole_and_leaves_the_session_consistent(gen: Gen)
     assert!(after.message_count >= before.message_count);
 }
 
+/// PostgreSQL (the accounts, budgets and the fleet's log) restarted while
+/// a turn runs through `serve`: the turn ends — done, or with a clear
+/// error — its budget reservation is settled once the database is back,
+/// `serve` serves the next turn without a restart, the log ships whole and
+/// the session stays consistent.
+fn postgres_restarted_mid_turn_leaves_the_turn_consistent(gen: Gen) {
+    use crate::common::pg::PgCluster;
+    use crate::common::serve::{block_on_login, configure, Server};
+    let gw = Gateway::start(
+        gen,
+        GatewayOpts {
+            model_env: vec![
+                ("FAKE_MODEL_SLOW_SECONDS".into(), "3".into()),
+                ("FAKE_MODEL_PRICE_PROMPT".into(), "0.0001".into()),
+                ("FAKE_MODEL_PRICE_COMPLETION".into(), "0.0001".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    let pg = PgCluster::start();
+    let url = pg.database("restarted");
+    let (bare, pw) = pg.apart(&url);
+    configure(
+        &gw.home,
+        &format!(
+            "hermes:\n  api_url: {}\nbudget:\n  user_daily_usd: 5\n  turn_reserve_usd: 0.01\nstore:\n  url: {bare}\n  host: web-r\n",
+            gw.url
+        ),
+    );
+    let env = gw.home.join("profiles/operator/.env");
+    let mut text = fs::read_to_string(&env).unwrap();
+    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
+    fs::write(&env, text).unwrap();
+    let alice = add_user_with(cmd(&gw, &[]), "alice", "user");
+    let server = Server::start(&gw.home);
+    let token = block_on_login(&server, "alice");
+    let url_chat = server.url("/api/chat");
+    let (u2, t2) = (url_chat.clone(), token.clone());
+    let turn = std::thread::spawn(move || {
+        common::block_on(crate::common::serve::send(
+            crate::common::serve::client()
+                .post(u2)
+                .bearer_auth(t2)
+                .json(&serde_json::json!({"message": "[slow] through a restart"})),
+        ))
+    });
+    // The turn is under way once its user_message is in events.db.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut sid = None;
+    while sid.is_none() {
+        assert!(Instant::now() < deadline, "the turn did not start");
+        std::thread::sleep(Duration::from_millis(100));
+        sid = hermes_operator::store::events::EventStore::open_readonly(&events_db(&gw))
+            .ok()
+            .and_then(|st| st.last(50).ok())
+            .and_then(|evs| {
+                evs.into_iter()
+                    .find(|e| e.kind == "user_message" && e.data.contains("through a restart"))
+                    .and_then(|e| e.session_id)
+            });
+    }
+    let sid = sid.unwrap();
+    pg.restart();
+    let r = turn.join().unwrap();
+    // Done, or a clear error in the error shape (never a hang or a crash).
+    match r.status {
+        200 => assert_eq!(r.json()["outcome"]["session_id"], sid.as_str()),
+        s if s >= 500 => {
+            let msg = r.json()["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            assert!(!msg.is_empty(), "{s} {}", r.body);
+        }
+        s => panic!("{s} {}", r.body),
+    }
+    // The reservation is settled once PostgreSQL is back.
+    let db = hermes_operator::store::pg::Pg::connect(&url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let open: i64 = pg
+            .superuser("restarted")
+            .query_one("SELECT count(*) FROM spend WHERE settled_at IS NULL", &[])
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a reservation stayed open");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // serve recovered by itself: the next turn in the same session works.
+    let next = common::block_on(crate::common::serve::send(
+        crate::common::serve::client()
+            .post(url_chat)
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"message": "after the restart", "session_id": sid})),
+    ));
+    assert_eq!(next.status, 200, "{}\n{}", next.body, server.log());
+    // The log ships whole, once.
+    let local = hermes_operator::store::events::EventStore::open_readonly(&events_db(&gw)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let heads = hermes_operator::store::pg::PgEventLog::heads(&db).unwrap();
+        if heads
+            .iter()
+            .any(|h| h.host == "web-r" && (h.seq, h.hash) == local.head().unwrap())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not shipped: {heads:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reports = hermes_operator::ops::audit::fleet::verify_fleet(
+        &std::sync::Arc::new(db),
+        Some("web-r"),
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert!(reports[0].report.ok, "{:?}", reports[0].report);
+    assert_eq!(reports[0].report.events as i64, local.count().unwrap());
+    verify_ok(&gw);
+    assert_consistent(&gw, &sid, &alice);
+}
+
 /// `terminal.approval_mode: manual` (the operator's default) against a
 /// Hermes whose own approvals are off: no operator turn runs (nothing
 /// reaches the model, no session is created), the error says how to fix
@@ -1633,6 +1759,7 @@ hermes_tests!(
     unreadable_run_event_ends_the_turn_and_stops_the_run,
     gateway_restart_mid_turn_leaves_a_consistent_session,
     serve_killed_mid_turn_ships_whole_and_leaves_the_session_consistent,
+    postgres_restarted_mid_turn_leaves_the_turn_consistent,
     new_and_resumed_sessions_tool_events_and_refusals,
     failures_leave_sessions_consistent,
     budget_under_concurrency_and_real_cost,

@@ -3,8 +3,9 @@
 //! host web-1 (one HERMES_HOME) and one of host web-2 — share the accounts
 //! in the fleet's database. Each rule is exercised by sending its requests
 //! to different processes: login throttling, refresh-token families,
-//! personal API keys' per-minute limits and revocation, disabling an
-//! account, and the last admin under concurrent demotions.
+//! personal API keys' per-minute limits and revocation, the server's
+//! per-account action limits, disabling an account, and the last admin
+//! under concurrent demotions.
 
 use crate::common::pg::PgCluster;
 use crate::common::serve::{client, configure, make_key, send, Resp, Server};
@@ -158,6 +159,22 @@ fn every_rule_holds_across_replicas_and_hosts() {
         let r = get(s, "/api/sessions", &key);
         assert_eq!(r.status, 401, "{}: {}", s.base, r.body);
     }
+
+    // The server's per-account action limits count every replica's: 10
+    // keys made a minute, spread over the three processes.
+    let statuses: Vec<u16> = (0..12)
+        .map(|i| {
+            block_on(send(
+                client()
+                    .post(all[i % 3].url("/api/keys"))
+                    .bearer_auth(&carol)
+                    .json(&json!({"label": format!("burst {i}")})),
+            ))
+            .status
+        })
+        .collect();
+    assert!(statuses[..10].iter().all(|s| *s < 300), "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
 
     // The last admin: two admins demote each other at the same moment on
     // different hosts, five times over; each time exactly one wins and an

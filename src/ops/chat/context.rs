@@ -126,20 +126,39 @@ pub(super) struct Turn<'a> {
     pub(super) caller: crate::ops::standing::TurnCaller,
 }
 
+/// How long a turn waits for the accounts' store to answer its caller's
+/// re-check while the store is away.
+const RECHECK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Turn<'_> {
     /// Why the caller who started the turn may no longer see it go on
     /// (`ops::standing`). users.db unreadable: it cannot be vouched for.
+    ///
+    /// A store that is briefly away (the fleet's PostgreSQL restarting) is
+    /// waited for a little (this turn's own thread waits, nothing else);
+    /// then the turn stops, as for any store that cannot answer.
     pub(super) fn caller_refused(&self) -> Option<String> {
-        match self
-            .app
-            .users_ro()
-            .and_then(|u| crate::ops::standing::refusal(&u, &self.caller))
-        {
-            Ok(r) => r,
-            Err(e) => Some(format!(
-                "the caller could not be re-checked ({})",
-                e.message
-            )),
+        let deadline = std::time::Instant::now() + RECHECK_PATIENCE;
+        loop {
+            match self
+                .app
+                .users_ro()
+                .and_then(|u| crate::ops::standing::refusal(&u, &self.caller))
+            {
+                Ok(r) => return r,
+                Err(e)
+                    if e.kind == crate::Kind::Unavailable
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                Err(e) => {
+                    return Some(format!(
+                        "the caller could not be re-checked ({})",
+                        e.message
+                    ))
+                }
+            }
         }
     }
 

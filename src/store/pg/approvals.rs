@@ -7,7 +7,6 @@
 
 use super::{pg_error, Pg};
 use crate::error::Result;
-use postgres::fallible_iterator::FallibleIterator;
 
 /// The channel answers are announced on; the payload is the replica that
 /// waits.
@@ -131,26 +130,11 @@ pub fn listen(
     every: std::time::Duration,
     mut on_answer: impl FnMut(),
 ) -> Result<()> {
-    let err = |e| pg_error(&pg.target, "listening for approval answers on", e);
-    let mut c = pg.client();
-    c.batch_execute(&format!("LISTEN {CHANNEL}")).map_err(err)?;
-    // Answers given before LISTEN took effect.
-    on_answer();
-    loop {
-        let ours = {
-            let mut notes = c.notifications();
-            let mut it = notes.timeout_iter(every);
-            it.next().map_err(err)?.map(|n| n.payload() == replica)
-        };
-        if c.is_closed() {
-            return Err(crate::error::Error::new(
-                crate::Kind::Unavailable,
-                format!("the connection to PostgreSQL at {} closed", pg.target),
-            ));
-        }
+    super::listen(pg, &[CHANNEL], every, |heard| match heard {
+        // Answers given before LISTEN took effect, or a missed notification.
+        super::Heard::Listening | super::Heard::Quiet => on_answer(),
         // Another replica's answer is not ours to take.
-        if ours != Some(false) {
-            on_answer();
-        }
-    }
+        super::Heard::Note { payload, .. } if payload == replica => on_answer(),
+        super::Heard::Note { .. } => {}
+    })
 }

@@ -14,7 +14,7 @@ pub mod sessions;
 mod users;
 
 pub use events::{check_host, Cursor, HostChain, HostEvent, HostHead, PgEventLog};
-pub use users::{Imported, PgUsers};
+pub use users::{Imported, PgUsers, CHANGED as USERS_CHANGED};
 
 use crate::error::{Error, Kind, Result};
 use std::path::PathBuf;
@@ -223,11 +223,11 @@ const MIGRATIONS: &[&str] = &[
         provider_refresh text,
         checked_at text NOT NULL
      );
-     CREATE TABLE key_requests (
-        key_id text NOT NULL,
+     CREATE TABLE rate_requests (
+        counter text NOT NULL,
         at double precision NOT NULL
      );
-     CREATE INDEX key_requests_key ON key_requests (key_id, at);
+     CREATE INDEX rate_requests_key ON rate_requests (counter, at);
      CREATE TABLE approvals (
         session_id text PRIMARY KEY,
         replica text NOT NULL,
@@ -484,6 +484,15 @@ impl Pg {
         })
     }
 
+    /// Replaces this handle's connection with a new one to the same
+    /// database (the old one was found closed).
+    pub fn reconnect(&self) -> Result<()> {
+        let client = off_runtime(|| self.connector.connect(&self.config))
+            .map_err(|e| pg_error(&self.target, "connecting to", e))?;
+        *self.client() = Conn(Some(client));
+        Ok(())
+    }
+
     /// The client, for one operation at a time.
     pub(crate) fn client(&self) -> std::sync::MutexGuard<'_, Conn> {
         self.client.lock().unwrap_or_else(|p| p.into_inner())
@@ -563,10 +572,11 @@ impl Pg {
 /// client drives its connection on a runtime of its own, which cannot start
 /// on a thread that is already running asynchronous tasks (a chat turn's
 /// own runtime, a command's `block_on`). There, `f` runs on a short-lived
-/// thread of its own; everywhere else (plain threads, `spawn_blocking`,
-/// `block_in_place`) on the calling thread.
+/// thread of its own; on plain threads, and on threads marked by
+/// [`may_block`] (`spawn_blocking`, `block_in_place`), on the calling
+/// thread.
 pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if tokio::runtime::Handle::try_current().is_err() {
+    if MAY_BLOCK.with(|m| m.get()) || tokio::runtime::Handle::try_current().is_err() {
         return f();
     }
     std::thread::scope(|s| {
@@ -574,6 +584,72 @@ pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
+}
+
+thread_local! {
+    static MAY_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` on this thread, marked as one where the synchronous client may
+/// block (the caller knows: `spawn_blocking`'s threads, `block_in_place`):
+/// [`off_runtime`] then needs no thread of its own (one per query on the
+/// server's hot path otherwise).
+pub fn may_block<T>(f: impl FnOnce() -> T) -> T {
+    let before = MAY_BLOCK.with(|m| m.replace(true));
+    let r = f();
+    MAY_BLOCK.with(|m| m.set(before));
+    r
+}
+
+/// What a listening connection heard.
+pub enum Heard<'a> {
+    /// `LISTEN` took effect: notifications from now on are heard (what
+    /// happened before is the caller's to look up).
+    Listening,
+    /// Nothing for a while.
+    Quiet,
+    Note {
+        channel: &'a str,
+        payload: &'a str,
+    },
+}
+
+/// Listens on `channels` on this connection (one of its own: it is held
+/// while listening), telling `on` what it hears, and [`Heard::Quiet`] after
+/// `every` without a notification, until the connection fails.
+pub fn listen(
+    pg: &Pg,
+    channels: &[&str],
+    every: Duration,
+    mut on: impl FnMut(Heard),
+) -> Result<()> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let err = |e| pg_error(&pg.target, "listening for notifications on", e);
+    let mut c = pg.client();
+    for ch in channels {
+        c.batch_execute(&format!("LISTEN {ch}")).map_err(err)?;
+    }
+    on(Heard::Listening);
+    loop {
+        let note = {
+            let mut notes = c.notifications();
+            let mut it = notes.timeout_iter(every);
+            it.next().map_err(err)?
+        };
+        if c.is_closed() {
+            return Err(Error::new(
+                Kind::Unavailable,
+                format!("the connection to PostgreSQL at {} closed", pg.target),
+            ));
+        }
+        match &note {
+            None => on(Heard::Quiet),
+            Some(n) => on(Heard::Note {
+                channel: n.channel(),
+                payload: n.payload(),
+            }),
+        }
+    }
 }
 
 /// A PostgreSQL error as ours: the server unreachable or gone mid-way is

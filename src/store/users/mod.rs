@@ -319,35 +319,35 @@ pub fn validate_username(name: &str) -> Result<()> {
 /// every other writer of the store: SQLite's write lock on one host, a
 /// transaction-scoped advisory lock in PostgreSQL (docs/design.md §13).
 pub trait UserStorage:
-    Accounts + Budgets + Keys + KeyRates + Tokens + Throttle + TotpStore + SsoStore + Send
+    Accounts + Budgets + Keys + Rates + Tokens + Throttle + TotpStore + SsoStore + Send
 {
 }
 
 impl<T> UserStorage for T where
-    T: Accounts + Budgets + Keys + KeyRates + Tokens + Throttle + TotpStore + SsoStore + Send
+    T: Accounts + Budgets + Keys + Rates + Tokens + Throttle + TotpStore + SsoStore + Send
 {
 }
 
-/// Requests per minute of personal API keys (`--rpm`), counted where every
-/// replica sees them.
-pub trait KeyRates {
-    /// Counts a request of key `id` (limited to `rpm` a minute) made at
+/// Per-minute limits (a personal API key's `--rpm`, the server's
+/// per-account action limits), counted where every replica sees them.
+pub trait Rates {
+    /// Counts a request on `counter` (limited to `per_minute`) made at
     /// `now` (Unix seconds): `Some(Ok(()))` admitted, `Some(Err(wait))`
     /// refused with the seconds until the oldest counted request is a
     /// minute old (the refused one is not counted). `None`: this store does
     /// not count them, and the process does (one host: server/state.rs).
-    fn admit_key_request(
+    fn admit_rate(
         &self,
-        id: &str,
-        rpm: u32,
+        counter: &str,
+        per_minute: u32,
         now: f64,
     ) -> Result<Option<std::result::Result<(), u64>>> {
-        let _ = (id, rpm, now);
+        let _ = (counter, per_minute, now);
         Ok(None)
     }
 }
 
-impl KeyRates for SqliteUsers {}
+impl Rates for SqliteUsers {}
 
 /// An open store of accounts, whichever database holds them.
 pub struct UserStore(Box<dyn UserStorage>);

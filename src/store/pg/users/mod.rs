@@ -14,19 +14,23 @@
 mod accounts;
 mod import;
 mod keys;
-mod keys_rate;
+mod rates;
 mod sso;
 mod throttle;
 mod tokens;
 mod totp;
 
 use super::{off_runtime, pg_error, Pg};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::users::{Role, User};
 pub use import::Imported;
 
 /// The advisory lock every write of the accounts' store takes ("hermes-us").
 const USERS_LOCK: i64 = 0x6865_726d_6573_7573;
+
+/// The channel every committed write of the accounts' store is announced
+/// on (`serve` replicas drop what they cached from the store, server/cache.rs).
+pub const CHANGED: &str = "hermes_operator_store";
 
 /// How long a write waits for the lock before it is `Busy` (exit 6, HTTP
 /// 503), like users.db's retries under a busy writer.
@@ -71,11 +75,14 @@ impl PgUsers {
     fn read<T: Send>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, postgres::Error> + Send,
+        f: impl Fn(&mut postgres::Client) -> std::result::Result<T, postgres::Error> + Send + Sync,
     ) -> Result<T> {
         off_runtime(|| {
-            let mut c = self.pg.client();
-            f(&mut c).map_err(|e| pg_error(&self.pg.target, what, e))
+            self.fresh_on_closed(|| {
+                let mut c = self.pg.client();
+                f(&mut c)
+            })
+            .map_err(|e| pg_error(&self.pg.target, what, e))
         })
     }
 
@@ -84,38 +91,58 @@ impl PgUsers {
         &self,
         what: &str,
         sql: &str,
-        f: impl FnOnce(
+        f: impl Fn(
                 &mut postgres::Client,
                 &postgres::Statement,
             ) -> std::result::Result<T, postgres::Error>
-            + Send,
+            + Send
+            + Sync,
     ) -> Result<T> {
-        off_runtime(|| self.read_prepared_here(what, sql, f))
+        off_runtime(|| {
+            self.fresh_on_closed(|| self.read_prepared_here(sql, &f))
+                .map_err(|e| pg_error(&self.pg.target, what, e))
+        })
     }
 
     fn read_prepared_here<T>(
         &self,
-        what: &str,
         sql: &str,
-        f: impl FnOnce(
+        f: &impl Fn(
             &mut postgres::Client,
             &postgres::Statement,
         ) -> std::result::Result<T, postgres::Error>,
-    ) -> Result<T> {
+    ) -> std::result::Result<T, postgres::Error> {
         let mut c = self.pg.client();
         let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         let st = match prepared.get(sql) {
             Some(st) => st.clone(),
             None => {
-                let st = c
-                    .prepare(sql)
-                    .map_err(|e| pg_error(&self.pg.target, what, e))?;
+                let st = c.prepare(sql)?;
                 prepared.insert(sql.to_string(), st.clone());
                 st
             }
         };
         drop(prepared);
-        f(&mut c, &st).map_err(|e| pg_error(&self.pg.target, what, e))
+        f(&mut c, &st)
+    }
+
+    /// `op` again on a new connection when this one turned out to be closed
+    /// (PostgreSQL restarted while it sat in a pool): only for what may run
+    /// twice — reads, and a transaction whose `BEGIN` failed.
+    fn fresh_on_closed<T>(
+        &self,
+        op: impl Fn() -> std::result::Result<T, postgres::Error>,
+    ) -> std::result::Result<T, postgres::Error> {
+        match op() {
+            Err(e) if e.is_closed() && self.pg.reconnect().is_ok() => {
+                self.prepared
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                op()
+            }
+            r => r,
+        }
     }
 
     /// One transaction without the store's lock (the caller takes a
@@ -138,21 +165,46 @@ impl PgUsers {
     ) -> Result<T> {
         off_runtime(|| {
             let err = |e| pg_error(&self.pg.target, what, e);
-            let mut c = self.pg.client();
-            let mut tx = c.transaction().map_err(err)?;
-            tx.batch_execute(&format!(
-                "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; {preamble}"
+            let mut f = Some(f);
+            for attempt in 0..2 {
+                {
+                    let mut c = self.pg.client();
+                    match c.transaction() {
+                        Ok(mut tx) => {
+                            tx.batch_execute(&format!(
+                                "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; {preamble}"
+                            ))
+                            .map_err(err)?;
+                            let f = f.take().expect("called once");
+                            let v = f(&mut tx).map_err(err)?;
+                            tx.commit().map_err(err)?;
+                            return Ok(v);
+                        }
+                        // Nothing was sent before BEGIN: a connection found
+                        // closed there (PostgreSQL restarted while it sat
+                        // in a pool) is replaced and the transaction starts
+                        // anew.
+                        Err(e) if e.is_closed() && attempt == 0 => {}
+                        Err(e) => return Err(err(e)),
+                    };
+                }
+                self.pg.reconnect()?;
+                self.prepared
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+            }
+            Err(Error::new(
+                crate::Kind::Unavailable,
+                format!("PostgreSQL at {} closed the connection", self.pg.target),
             ))
-            .map_err(err)?;
-            let v = f(&mut tx).map_err(err)?;
-            tx.commit().map_err(err)?;
-            Ok(v)
         })
     }
 
     /// One write transaction, serialised against every other writer of the
     /// store on any replica or host by [`USERS_LOCK`]; it also moves
-    /// `store_version`, so caches on every replica see the change.
+    /// `store_version` and announces itself on [`CHANGED`] when it commits,
+    /// so caches on every replica see the change.
     fn write<T: Send>(
         &self,
         what: &str,
@@ -161,7 +213,8 @@ impl PgUsers {
         self.in_transaction(
             what,
             &format!(
-                "SELECT pg_advisory_xact_lock({USERS_LOCK}); UPDATE store_version SET v = v + 1;"
+                "SELECT pg_advisory_xact_lock({USERS_LOCK}); UPDATE store_version SET v = v + 1; \
+                 SELECT pg_notify('{CHANGED}', '');"
             ),
             f,
         )
