@@ -587,13 +587,17 @@ _hermes__operator() {
 
     case "${cmd}" in
         hermes__operator)
-            opts="-h -V --hermes-home --json --help --version user session audit store chat hook update install doctor serve completions demo login help"
+            opts="-h -V --hermes-home --json --store --help --version user session audit store chat hook update install doctor serve completions demo login help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -605,13 +609,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit)
-            opts="-h -V --hermes-home --json --help --version verify checkpoint replay daily user usage export tail prune help"
+            opts="-h -V --hermes-home --json --store --help --version verify checkpoint replay daily user usage export tail prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -623,13 +631,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__checkpoint)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -641,7 +653,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__daily)
-            opts="-h -V --date --tz --hermes-home --json --help --version"
+            opts="-h -V --date --tz --fleet --host --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -655,7 +667,15 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -667,7 +687,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__export)
-            opts="-h -V --since --until --format --hermes-home --json --help --version"
+            opts="-h -V --since --until --format --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -686,6 +706,10 @@ _hermes__operator() {
                     return 0
                     ;;
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -851,7 +875,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__prune)
-            opts="-y -h -V --older-than --yes --hermes-home --json --help --version"
+            opts="-y -h -V --older-than --yes --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -865,6 +889,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -873,7 +901,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__replay)
-            opts="-h -V --fleet --host --hermes-home --json --help --version"
+            opts="-h -V --fleet --host --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -887,6 +915,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -895,7 +927,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__tail)
-            opts="-n -f -h -V --lines --follow --interval-ms --fleet --host --hermes-home --json --help --version"
+            opts="-n -f -h -V --lines --follow --interval-ms --fleet --host --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -921,6 +953,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -929,7 +965,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__usage)
-            opts="-h -V --since --until --tz --by --user --hermes-home --json --help --version"
+            opts="-h -V --since --until --tz --by --user --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -959,6 +995,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -967,13 +1007,21 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__user)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --fleet --host --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -985,7 +1033,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__audit__subcmd__verify)
-            opts="-h -V --checkpoints --hermes-home --json --help --version"
+            opts="-h -V --checkpoints --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -999,6 +1047,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1007,7 +1059,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__chat)
-            opts="-h -V --as --session --model --approve-policy --hermes-home --json --help --version"
+            opts="-h -V --as --session --model --approve-policy --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1033,6 +1085,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1041,13 +1097,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__completions)
-            opts="-h -V --hermes-home --json --help --version bash zsh fish"
+            opts="-h -V --hermes-home --json --store --help --version bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1059,7 +1119,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__demo)
-            opts="-h -V --bind --keep --hermes-home --json --help --version"
+            opts="-h -V --bind --keep --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1073,6 +1133,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1081,13 +1145,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__doctor)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1953,13 +2021,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__hook)
-            opts="-h -V --hermes-home --json --help --version install uninstall status help"
+            opts="-h -V --hermes-home --json --store --help --version install uninstall status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2041,13 +2113,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__hook__subcmd__install)
-            opts="-y -h -V --yes --dry-run --hermes-home --json --help --version"
+            opts="-y -h -V --yes --dry-run --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2059,13 +2135,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__hook__subcmd__status)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2077,13 +2157,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__hook__subcmd__uninstall)
-            opts="-y -h -V --yes --dry-run --hermes-home --json --help --version"
+            opts="-y -h -V --yes --dry-run --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2095,7 +2179,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__install)
-            opts="-y -h -V --admin --password-stdin --force --yes --no-systemd --operator-user --hermes-home --json --help --version"
+            opts="-y -h -V --admin --password-stdin --force --yes --no-systemd --operator-user --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2113,6 +2197,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2121,7 +2209,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__login)
-            opts="-h -V --sso --server --no-browser --output --timeout --hermes-home --json --help --version"
+            opts="-h -V --sso --server --no-browser --output --timeout --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2143,6 +2231,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2151,7 +2243,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__serve)
-            opts="-h -V --bind --grace-period --read-timeout --hermes-home --json --help --version"
+            opts="-h -V --bind --grace-period --read-timeout --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2173,6 +2265,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2181,13 +2277,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session)
-            opts="-h -V --hermes-home --json --help --version list show search cost export title end new help"
+            opts="-h -V --hermes-home --json --store --help --version list show search cost export title end new help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2199,13 +2299,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__cost)
-            opts="-h -V --all-sources --hermes-home --json --help --version"
+            opts="-h -V --all-sources --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2217,7 +2321,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__end)
-            opts="-h -V --reason --hermes-home --json --help --version"
+            opts="-h -V --reason --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2231,6 +2335,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2239,7 +2347,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__export)
-            opts="-h -V --format --all-sources --hermes-home --json --help --version"
+            opts="-h -V --format --all-sources --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2250,6 +2358,10 @@ _hermes__operator() {
                     return 0
                     ;;
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2401,7 +2513,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__list)
-            opts="-h -V --user --since --limit --offset --all-sources --all-hosts --hermes-home --json --help --version"
+            opts="-h -V --user --since --limit --offset --all-sources --all-hosts --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2427,6 +2539,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2435,7 +2551,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__new)
-            opts="-h -V --as --hermes-home --json --help --version"
+            opts="-h -V --as --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2449,6 +2565,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2457,7 +2577,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__search)
-            opts="-h -V --user --limit --all-sources --hermes-home --json --help --version"
+            opts="-h -V --user --limit --all-sources --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2475,6 +2595,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2483,13 +2607,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__show)
-            opts="-h -V --all-sources --hermes-home --json --help --version"
+            opts="-h -V --all-sources --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2501,13 +2629,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__session__subcmd__title)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2519,13 +2651,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__store)
-            opts="-h -V --hermes-home --json --help --version migrate verify checkpoint help"
+            opts="-h -V --hermes-home --json --store --help --version migrate verify checkpoint help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2537,7 +2673,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__store__subcmd__checkpoint)
-            opts="-h -V --url --hermes-home --json --help --version"
+            opts="-h -V --url --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2548,6 +2684,10 @@ _hermes__operator() {
                     return 0
                     ;;
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2629,7 +2769,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__store__subcmd__migrate)
-            opts="-h -V --to --host --hermes-home --json --help --version"
+            opts="-h -V --to --host --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2647,6 +2787,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2655,7 +2799,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__store__subcmd__verify)
-            opts="-h -V --url --host --checkpoints --hermes-home --json --help --version"
+            opts="-h -V --url --host --checkpoints --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2677,6 +2821,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2685,13 +2833,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__update)
-            opts="-y -h -V --check --yes --dry-run --no-restart --hermes-home --json --help --version schedule unschedule restore help"
+            opts="-y -h -V --check --yes --dry-run --no-restart --hermes-home --json --store --help --version schedule unschedule restore help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2773,13 +2925,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__update__subcmd__restore)
-            opts="-y -h -V --yes --dry-run --no-restart --hermes-home --json --help --version"
+            opts="-y -h -V --yes --dry-run --no-restart --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2791,13 +2947,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__update__subcmd__schedule)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2809,13 +2969,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__update__subcmd__unschedule)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2827,13 +2991,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user)
-            opts="-h -V --hermes-home --json --help --version add list show passwd role disable enable delete token unlock totp key link unlink help"
+            opts="-h -V --hermes-home --json --store --help --version add list show passwd role disable enable delete token unlock totp key link unlink help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2845,7 +3013,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__add)
-            opts="-h -V --role --password-stdin --hermes-home --json --help --version"
+            opts="-h -V --role --password-stdin --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2859,6 +3027,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -2867,13 +3039,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__delete)
-            opts="-y -h -V --yes --hermes-home --json --help --version"
+            opts="-y -h -V --yes --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2885,13 +3061,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__disable)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2903,13 +3083,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__enable)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3229,13 +3413,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__key)
-            opts="-h -V --hermes-home --json --help --version create list revoke help"
+            opts="-h -V --hermes-home --json --store --help --version create list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3247,7 +3435,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__key__subcmd__create)
-            opts="-h -V --label --expires --scope --toolsets --approvals --rpm --hermes-home --json --help --version"
+            opts="-h -V --label --expires --scope --toolsets --approvals --rpm --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3278,6 +3466,10 @@ _hermes__operator() {
                     return 0
                     ;;
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3359,13 +3551,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__key__subcmd__list)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3377,13 +3573,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__key__subcmd__revoke)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3395,7 +3595,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__link)
-            opts="-h -V --subject --issuer --hermes-home --json --help --version"
+            opts="-h -V --subject --issuer --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3413,6 +3613,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3421,13 +3625,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__list)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3439,13 +3647,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__passwd)
-            opts="-h -V --password-stdin --must-change --hermes-home --json --help --version"
+            opts="-h -V --password-stdin --must-change --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3457,13 +3669,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__role)
-            opts="-h -V --hermes-home --json --help --version admin auditor user viewer"
+            opts="-h -V --hermes-home --json --store --help --version admin auditor user viewer"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3475,13 +3691,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__show)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3493,7 +3713,7 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__token)
-            opts="-h -V --ttl --hermes-home --json --help --version"
+            opts="-h -V --ttl --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3507,6 +3727,10 @@ _hermes__operator() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -3515,13 +3739,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__totp)
-            opts="-h -V --hermes-home --json --help --version enable confirm disable help"
+            opts="-h -V --hermes-home --json --store --help --version enable confirm disable help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3533,13 +3761,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__totp__subcmd__confirm)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3551,13 +3783,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__totp__subcmd__disable)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3569,13 +3805,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__totp__subcmd__enable)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3657,13 +3897,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__unlink)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3675,13 +3919,17 @@ _hermes__operator() {
             return 0
             ;;
         hermes__operator__subcmd__user__subcmd__unlock)
-            opts="-h -V --hermes-home --json --help --version"
+            opts="-h -V --hermes-home --json --store --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --hermes-home)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --store)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

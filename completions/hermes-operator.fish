@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_hermes_operator_global_optspecs
-    string join \n hermes-home= json h/help V/version
+    string join \n hermes-home= json store= h/help V/version
 end
 
 function __fish_hermes_operator_needs_command
@@ -25,6 +25,7 @@ function __fish_hermes_operator_using_subcommand
 end
 
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -s V -l version -d 'Print version'
@@ -43,6 +44,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "dem
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "login" -d 'Log in to a remote `serve` with single sign-on (browser + loopback); prints the tokens'
 complete -c hermes-operator -n "__fish_hermes_operator_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token unlock totp key link unlink help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token unlock totp key link unlink help" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token unlock totp key link unlink help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token unlock totp key link unlink help" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and not __fish_seen_subcommand_from add list show passwd role disable enable delete token unlock totp key link unlink help" -s V -l version -d 'Print version'
@@ -66,51 +68,62 @@ auditor\t''
 user\t''
 viewer\t''"
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -l password-stdin -d 'Read the password from the first line of stdin instead of prompting'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l password-stdin -d 'Read the new password from the first line of stdin instead of prompting'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l must-change -d 'A reset: the user must choose a new password at their next login'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from passwd" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from role" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from disable" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from enable" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -l ttl -d 'Lifetime in minutes (default 120, at most 43200 = 30 days)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from token" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlock" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlock" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlock" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlock" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from totp" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from totp" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from totp" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from totp" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from totp" -s V -l version -d 'Print version'
@@ -119,6 +132,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; an
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from totp" -f -a "disable" -d 'Remove two-factor login (and its recovery codes) from an account'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from totp" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from key" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from key" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from key" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from key" -s V -l version -d 'Print version'
@@ -129,10 +143,12 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; an
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from link" -l subject -d 'The provider\'s `sub` (subject) of that user' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from link" -l issuer -d 'The provider\'s issuer URL (default: auth.oidc.issuer)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from link" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from link" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from link" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from link" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from link" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlink" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlink" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlink" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlink" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from unlink" -s V -l version -d 'Print version'
@@ -152,6 +168,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; an
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "unlink" -d 'End an account\'s single sign-on link (its SSO logins end too)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and not __fish_seen_subcommand_from list show search cost export title end new help" -s V -l version -d 'Print version'
@@ -169,12 +186,14 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session;
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l limit -d 'At most this many sessions' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l offset -d 'Skip this many sessions (paging)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l all-sources -d 'Include Hermes\' own sessions (every source), not only operator sessions'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l all-hosts -d 'Every host\'s operator sessions, from the fleet\'s database (store.url), with a host column'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -l all-sources -d 'Allow Hermes\' own (non-operator) sessions'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
@@ -182,11 +201,13 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session;
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l user -d 'Only sessions of this operator user (username)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l limit -d 'At most this many hits' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l all-sources -d 'Search Hermes\' own sessions too (every source)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from search" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -l all-sources -d 'Allow Hermes\' own (non-operator) sessions'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from cost" -s h -l help -d 'Print help'
@@ -194,21 +215,25 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session;
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l format -d 'json: {session, messages}; md: a readable Markdown transcript [default: json]' -r -f -a "json\t''
 md\t''"
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l all-sources -d 'Allow Hermes\' own (non-operator) sessions'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from title" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -l reason -d 'Why (stored as Hermes\' end_reason)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from end" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -l as -d 'The operator user who owns the session (role admin or user)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from new" -s V -l version -d 'Print version'
@@ -222,6 +247,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session;
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "new" -d 'Create a new, empty operator session for a user'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand session; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user usage export tail prune help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user usage export tail prune help" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user usage export tail prune help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user usage export tail prune help" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user usage export tail prune help" -s V -l version -d 'Print version'
@@ -237,26 +263,35 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and not __fish_seen_subcommand_from verify checkpoint replay daily user usage export tail prune help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -l checkpoints -d 'A file of checkpoint lines kept off-host (from `audit checkpoint`); detects a truncated tail or a rebuilt log. The local copy is always checked too' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from checkpoint" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l host -d 'With --fleet: only this host\'s events' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l fleet -d 'Read the fleet\'s database (store.url): the session on whichever host holds it'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from replay" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l date -d 'The day to report (YYYY-MM-DD) [default: today in --tz]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l tz -d 'Time zone the day is taken in (IANA name, e.g. Asia/Shanghai)' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l host -d 'With --fleet: only this host\'s' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l fleet -d 'Read the fleet\'s database (store.url): every host\'s sessions and events'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from daily" -s V -l version -d 'Print version'
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -l host -d 'With --fleet: only this host\'s' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -l fleet -d 'Read the fleet\'s database (store.url): the user\'s sessions and events on every host'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from user" -s V -l version -d 'Print version'
@@ -268,6 +303,7 @@ key\t''
 model\t''"
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from usage" -l user -d 'Only this user\'s usage' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from usage" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from usage" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from usage" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from usage" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from usage" -s V -l version -d 'Print version'
@@ -276,6 +312,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l format -r -f -a "ndjson\t''
 csv\t''"
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
@@ -283,6 +320,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l interval-ms -d 'Poll interval for --follow, in milliseconds' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l host -d 'With --fleet: only this host\'s events' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep running and print new events as they are appended'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l fleet -d 'Every host\'s log in the fleet\'s database (store.url), with a host column'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
@@ -290,6 +328,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from tail" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -l older-than -d 'Remove events older than this: e.g. 90d, 12w, 36h [default: audit.log_retention_days]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -s y -l yes -d 'Do not ask for confirmation'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from prune" -s h -l help -d 'Print help'
@@ -305,6 +344,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "prune" -d 'Delete old events, leaving a signed anchor so the chain still verifies'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and not __fish_seen_subcommand_from migrate verify checkpoint help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and not __fish_seen_subcommand_from migrate verify checkpoint help" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and not __fish_seen_subcommand_from migrate verify checkpoint help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and not __fish_seen_subcommand_from migrate verify checkpoint help" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and not __fish_seen_subcommand_from migrate verify checkpoint help" -s V -l version -d 'Print version'
@@ -315,6 +355,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from migrate" -l to -d 'The fleet\'s database: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from migrate" -l host -d 'This host\'s name in the fleet [default: the system\'s host name]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from migrate" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from migrate" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from migrate" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from migrate" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from migrate" -s V -l version -d 'Print version'
@@ -322,11 +363,13 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; a
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from verify" -l host -d 'Only this host\'s chain' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from verify" -l checkpoints -d 'A file of fleet checkpoint lines kept off the database (from `store checkpoint`): finds a rewrite or truncation that also moved the recorded heads, and deleted hosts' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from verify" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from verify" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from verify" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from checkpoint" -l url -d 'The fleet\'s database: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from checkpoint" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from checkpoint" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from checkpoint" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from checkpoint" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand store; and __fish_seen_subcommand_from checkpoint" -s V -l version -d 'Print version'
@@ -342,10 +385,12 @@ deny\t'Deny every request'
 once\t'Approve each request once'
 session\t'Approve the command pattern for the rest of the session'"
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand chat" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall status help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall status help" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall status help" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall status help" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall status help" -s V -l version -d 'Print version'
@@ -354,18 +399,21 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; an
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall status help" -f -a "status" -d 'Installed, partial or missing, per event: allowlisted, program present'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and not __fish_seen_subcommand_from install uninstall status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from install" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from install" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from install" -s y -l yes -d 'Do not ask for confirmation'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from install" -l dry-run -d 'Print the change (a diff of config.yaml) and change nothing'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from install" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from install" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -s y -l yes -d 'Do not ask for confirmation'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -l dry-run -d 'Print the change (a diff of config.yaml) and change nothing'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from uninstall" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from status" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from status" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from status" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
@@ -374,6 +422,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; an
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "status" -d 'Installed, partial or missing, per event: allowlisted, program present'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand hook; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and not __fish_seen_subcommand_from schedule unschedule restore help" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and not __fish_seen_subcommand_from schedule unschedule restore help" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and not __fish_seen_subcommand_from schedule unschedule restore help" -l check -d 'Only report the installed Hermes and whether the package index has a newer one; change nothing'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and not __fish_seen_subcommand_from schedule unschedule restore help" -s y -l yes -d 'Run without asking (required when not on a terminal, e.g. cron)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and not __fish_seen_subcommand_from schedule unschedule restore help" -l dry-run -d 'Show the steps this run would take, with real paths; change nothing'
@@ -386,14 +435,17 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; 
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and not __fish_seen_subcommand_from schedule unschedule restore help" -f -a "restore" -d 'Put the operator\'s data (users.db, events.db, config, secrets, audit key) back from a backup that `update` made; the current state is backed up first'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and not __fish_seen_subcommand_from schedule unschedule restore help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from schedule" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from schedule" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from schedule" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from schedule" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from schedule" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from unschedule" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from unschedule" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from unschedule" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from unschedule" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from unschedule" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from restore" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from restore" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from restore" -s y -l yes -d 'Restore without asking (required when not on a terminal)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from restore" -l dry-run -d 'Check the backup and show what would be restored; change nothing'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; and __fish_seen_subcommand_from restore" -l no-restart -d 'Do not restart the operator service or run the health check afterwards'
@@ -407,6 +459,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand update; 
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l admin -d 'Create this first admin account when no admin exists (else asks on a terminal)' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l operator-user -d 'Keep the operator\'s files under this system account (created if missing), out of reach of the account Hermes and its agent run as; the unit becomes a system unit running as it. Needs root' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l password-stdin -d 'Read the admin\'s password from the first line of stdin instead of prompting'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -l force -d 'Replace files someone changed (each is backed up to <file>.bak-<UTC ts> first)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -s y -l yes -d 'Do not ask; without --admin no admin is created'
@@ -415,6 +468,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install"
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand install" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand doctor" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand doctor" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand doctor" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand doctor" -s V -l version -d 'Print version'
@@ -422,15 +476,18 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l grace-period -d 'After SIGTERM/SIGINT, seconds to let requests and chat turns finish before running turns are stopped' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l read-timeout -d 'Seconds a client may take to send a request (its headers, then its JSON body); idle keep-alive connections are closed after as long' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand completions" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand completions" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand completions" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand demo" -l bind -d 'Address to listen on' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand demo" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand demo" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand demo" -l keep -d 'Keep the demo home after exit (its path is printed)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand demo" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand demo" -s h -l help -d 'Print help'
@@ -439,6 +496,7 @@ complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand login" -
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand login" -l output -d 'Write the tokens (JSON) to this new file (mode 0600) instead of standard output' -r -F
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand login" -l timeout -d 'Give up after this many seconds without a finished login' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand login" -l hermes-home -d 'Hermes\' home directory [default: $HERMES_HOME, else ~/.hermes]' -r -F
+complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand login" -l store -d 'The fleet\'s database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]' -r
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand login" -l sso -d 'Log in with the server\'s single sign-on (required: the only way this command logs in)'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand login" -l no-browser -d 'Print the login URL only; do not try to open a browser'
 complete -c hermes-operator -n "__fish_hermes_operator_using_subcommand login" -l json -d 'Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr'

@@ -28,9 +28,29 @@ pub struct Config {
     pub store: StoreConfig,
 }
 
-/// `store`: the fleet's PostgreSQL (issue 20, docs/design.md §13). So far
-/// the default of the `store` commands and what `doctor` checks; this
-/// build still appends events to events.db and keeps accounts in users.db.
+/// A fleet database's URL as config.yaml or `--store` may give it: a
+/// PostgreSQL URL without a password (that stays in
+/// `OPERATOR_STORE_PASSWORD`: config files and argv are read by others).
+pub fn check_store_url(u: &str) -> std::result::Result<(), String> {
+    let parsed = url::Url::parse(u)
+        .ok()
+        .filter(|p| matches!(p.scheme(), "postgres" | "postgresql"));
+    match parsed {
+        None => Err(format!(
+            "expected postgres://USER@HOST:PORT/DB, got {:?}",
+            crate::output::clip(u, 80)
+        )),
+        Some(p) if p.password().is_some() || u.contains("password=") => Err(
+            "carries a password; put it in OPERATOR_STORE_PASSWORD in profiles/operator/.env instead"
+                .into(),
+        ),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `store`: the fleet's PostgreSQL (issue 20, docs/design.md §13): where
+/// the accounts live when set, where `serve` ships this host's events and
+/// publishes its sessions, and the default of the `store` commands.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
@@ -608,21 +628,7 @@ fn validate(c: &Config) -> std::result::Result<(), String> {
         }
     }
     if let Some(u) = &c.store.url {
-        let parsed = url::Url::parse(u)
-            .ok()
-            .filter(|p| matches!(p.scheme(), "postgres" | "postgresql"));
-        match parsed {
-            None => {
-                return Err(format!(
-                    "store.url: expected postgres://USER@HOST:PORT/DB, got {:?}",
-                    crate::output::clip(u, 80)
-                ))
-            }
-            Some(p) if p.password().is_some() || u.contains("password=") => {
-                return Err("store.url: carries a password; put it in OPERATOR_STORE_PASSWORD in profiles/operator/.env instead".into())
-            }
-            Some(_) => {}
-        }
+        check_store_url(u).map_err(|e| format!("store.url: {e}"))?;
     }
     if let Some(u) = &c.store.peer_url {
         let ok = url::Url::parse(u).ok().is_some_and(|p| match p.scheme() {

@@ -54,6 +54,10 @@ pub struct Globals {
     /// Print machine-readable JSON on stdout (NDJSON for streams); errors as JSON on stderr
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// The fleet's database for this command: postgres://USER@HOST:PORT/DB (the password in OPERATOR_STORE_PASSWORD) [default: store.url]
+    #[arg(long, global = true, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,7 +349,14 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     if let Command::Doctor = &cli.command {
         return doctor::run(&home, out);
     }
-    let app = App::load(home, Actor::cli(), |w| out.warn(w))?;
+    let mut app = App::load(home, Actor::cli(), |w| out.warn(w))?;
+    if let Some(url) = cli.global.store {
+        crate::config::check_store_url(&url).map_err(|e| {
+            Error::usage(format!("--store: {e}"))
+                .hint("the password goes in OPERATOR_STORE_PASSWORD (the environment or profiles/operator/.env)")
+        })?;
+        app.cfg.config.store.url = Some(url);
+    }
     let ctx = Ctx { out, app };
     match cli.command {
         Command::User(c) => user::run(&ctx, c),

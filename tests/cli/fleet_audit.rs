@@ -260,6 +260,13 @@ fn store_migrate_and_verify_from_the_command_line() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains("pw-"));
     let first = m["moved"].as_i64().unwrap();
     assert!(first >= 2, "{m}");
+    // The accounts went with the first move.
+    assert_eq!(m["accounts"]["status"], "moved", "{m}");
+    assert!(m["accounts"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r[0] == "users" && r[1] == 2));
 
     add_user(h, "carol", "user");
     let o = store(&["migrate", "--to", &bare, "--host", "web-1"]);
@@ -270,6 +277,37 @@ fn store_migrate_and_verify_from_the_command_line() {
     let again = store(&["migrate", "--to", &bare, "--host", "web-1"]);
     let m: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(m["moved"], 0, "{m}");
+    // The fleet has accounts now: this host's (carol came since) are not
+    // moved again.
+    assert_eq!(m["accounts"]["status"], "fleet_has_accounts", "{m}");
+    assert_eq!(m["accounts"]["accounts"], 2, "{m}");
+    // `--store` points one command at the fleet (its accounts), without
+    // touching config.yaml; a URL with a password is refused up front.
+    let users = |extra: &[&str]| -> Vec<String> {
+        let o = op(h)
+            .args(["--json"])
+            .args(extra)
+            .args(["user", "list"])
+            .env("OPERATOR_STORE_PASSWORD", password_of(&url))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["username"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(users(&["--store", &bare]), ["alice", "bob"]);
+    assert_eq!(users(&[]), ["alice", "bob", "carol"]);
+    let o = op(h)
+        .args(["--store", &url, "user", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("carries a password"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(&password_of(&url)));
 
     let o = store(&["verify", "--url", &bare]);
     assert!(o.status.success(), "{}", stderr(&o));
