@@ -100,7 +100,7 @@ def logins(bases, duration, clients=4):
 
 # Logins are capped at 30 a minute per account (server/state.rs Action):
 # enough accounts that the cap is never what is measured.
-LOGIN_USERS = [f"login{i:02}" for i in range(64)]
+LOGIN_USERS = [f"login{i:03}" for i in range(256)]
 
 
 def scenario(bases, token, a):

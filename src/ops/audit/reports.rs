@@ -215,13 +215,23 @@ fn llm_calls(app: &App, from: &str, to: &str) -> Result<(HashSet<String>, Vec<Ll
     Ok((with_calls, calls))
 }
 
+/// An operator session started on the day.
+struct StartedRow {
+    user: Option<String>,
+    model: Option<String>,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: f64,
+    /// It has llm_call events (on any day), which count instead (rule 1).
+    has_calls: bool,
+}
+
 /// What a day's report is made of, read from this host's files or from
 /// the fleet's database; one rule turns either into the report.
 #[derive(Default)]
 struct DayInputs {
-    /// Operator sessions started that day: (user, model, input tokens,
-    /// output tokens, cost, whether it has any llm_call event).
-    started: Vec<(Option<String>, Option<String>, i64, i64, f64, bool)>,
+    /// Operator sessions started that day.
+    started: Vec<StartedRow>,
     /// Messages written that day per (user, model).
     messages: Vec<(Option<String>, Option<String>, i64)>,
     /// The day's llm_call events, user and model resolved (rule 1).
@@ -245,10 +255,13 @@ fn local_inputs(app: &App, (from, to): (DateTime<Utc>, DateTime<Utc>)) -> Result
             offset: 0,
         })?
         .into_iter()
-        .map(|s| {
-            let c = s.cost_usd();
-            let has = with_calls.contains(&s.id);
-            (s.user_id, s.model, s.input_tokens, s.output_tokens, c, has)
+        .map(|s| StartedRow {
+            cost_usd: s.cost_usd(),
+            has_calls: with_calls.contains(&s.id),
+            user: s.user_id,
+            model: s.model,
+            input_tokens: s.input_tokens,
+            output_tokens: s.output_tokens,
         })
         .collect();
     let messages = db.message_counts_between(from_e, to_e)?;
@@ -292,30 +305,34 @@ fn fleet_inputs(
     let started = rows
         .started
         .into_iter()
-        .map(|(h, id, user, model, i, o, c)| {
-            let has = rows.with_calls.contains(&(h, id));
-            (user, model, i, o, c, has)
+        .map(|(h, id, user, model, i, o, c)| StartedRow {
+            has_calls: rows.with_calls.contains(&(h, id)),
+            user,
+            model,
+            input_tokens: i,
+            output_tokens: o,
+            cost_usd: c,
         })
         .collect();
     let calls = rows
         .calls
         .into_iter()
-        .map(|(_, session_id, user_id, data, s_user, s_model)| {
+        .map(|c| {
             let v: serde_json::Value =
-                serde_json::from_str(&data).unwrap_or(serde_json::Value::Null);
+                serde_json::from_str(&c.data).unwrap_or(serde_json::Value::Null);
             let call = LlmCall {
-                session_id,
-                user_id,
+                session_id: c.session_id,
+                user_id: c.user_id,
                 model: v.get("model").and_then(|m| m.as_str()).map(str::to_string),
                 input_tokens: num_i64(&v, "input_tokens"),
                 output_tokens: num_i64(&v, "output_tokens"),
                 cost_usd: v.get("cost_usd").and_then(|x| x.as_f64()).unwrap_or(0.0),
             };
-            (
-                call.user_id.clone().or(s_user),
-                call.model.clone().or(s_model),
-                call,
-            )
+            let (user, model) = (
+                call.user_id.clone().or(c.session_user),
+                call.model.clone().or(c.session_model),
+            );
+            (user, model, call)
         })
         .collect();
     Ok(DayInputs {
@@ -375,13 +392,13 @@ fn day_report(
         f(by_model.entry(model.clone()).or_default());
         f(&mut totals);
     };
-    for (user, model, i, o, c, own_calls) in &inputs.started {
-        add(user, model, &|u: &mut Usage| {
+    for s in &inputs.started {
+        add(&s.user, &s.model, &|u: &mut Usage| {
             u.sessions += 1;
-            if !own_calls {
-                u.input_tokens += i;
-                u.output_tokens += o;
-                u.cost_usd += c;
+            if !s.has_calls {
+                u.input_tokens += s.input_tokens;
+                u.output_tokens += s.output_tokens;
+                u.cost_usd += s.cost_usd;
             }
         });
     }

@@ -4,6 +4,10 @@ use super::*;
 use crate::store::events::EventKind;
 use crate::store::users::Reservation;
 
+/// How long a turn's end waits for the accounts' store to settle its
+/// budget reservation when the store is away.
+const SETTLE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Run one turn. `on_event` sees progress as it happens; `approver` answers
 /// approval requests. On error an `error` event is recorded and the session
 /// is left consistent (a new session that Hermes never wrote to is removed).
@@ -11,10 +15,6 @@ use crate::store::users::Reservation;
     clippy::too_many_lines,
     reason = "the turn's checks and bookkeeping in order (message, model, session row, budget, drive, settle); every branch must leave the session consistent"
 )]
-/// How long a turn's end waits for the accounts' store to settle its
-/// budget reservation when the store is away.
-const SETTLE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
-
 pub async fn run_turn(
     _on: OwnThread,
     app: &App,

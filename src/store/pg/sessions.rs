@@ -132,6 +132,17 @@ pub type Started = (
     f64,
 );
 
+/// An `llm_call` event of the day and its session as published.
+pub struct DayCall {
+    pub host: String,
+    pub session_id: String,
+    /// The event's user.
+    pub user_id: Option<String>,
+    pub data: String,
+    pub session_user: Option<String>,
+    pub session_model: Option<String>,
+}
+
 /// What `audit daily --fleet` reads of the published sessions for the day
 /// `[from, to)` (Unix seconds), every host's or the named host's.
 pub struct DayRows {
@@ -139,20 +150,30 @@ pub struct DayRows {
     pub started: Vec<Started>,
     /// Messages written that day per (user_id, model).
     pub messages: Vec<(Option<String>, Option<String>, i64)>,
-    /// The `llm_call` events of operator sessions that day, oldest first:
-    /// (host, session, the event's user_id, data, the session's user_id
-    /// and model as published).
-    pub calls: Vec<(
-        String,
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        Option<String>,
-    )>,
+    /// The `llm_call` events of operator sessions that day, oldest first.
+    pub calls: Vec<DayCall>,
     /// (host, session) of the started sessions that have any `llm_call`
     /// event, on any day.
     pub with_calls: std::collections::HashSet<(String, String)>,
+}
+
+/// Which of `started` have any `llm_call` event (on any day).
+fn with_calls(
+    tx: &mut postgres::Transaction,
+    started: &[Started],
+) -> std::result::Result<std::collections::HashSet<(String, String)>, postgres::Error> {
+    let hosts: Vec<&str> = started.iter().map(|s| s.0.as_str()).collect();
+    let ids: Vec<&str> = started.iter().map(|s| s.1.as_str()).collect();
+    Ok(tx
+        .query(
+            "SELECT DISTINCT e.host, e.session_id FROM events e
+             JOIN unnest($1::text[], $2::text[]) AS s(host, id) ON s.host = e.host AND s.id = e.session_id
+             WHERE e.type = 'llm_call'",
+            &[&hosts, &ids],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 /// (`from`/`to`: the same bounds as Unix seconds and as the events' RFC
@@ -220,21 +241,16 @@ pub fn day_rows(
         )
         .map_err(err)?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+        .map(|r| DayCall {
+            host: r.get(0),
+            session_id: r.get(1),
+            user_id: r.get(2),
+            data: r.get(3),
+            session_user: r.get(4),
+            session_model: r.get(5),
+        })
         .collect();
-    let hosts: Vec<&str> = started.iter().map(|s| s.0.as_str()).collect();
-    let ids: Vec<&str> = started.iter().map(|s| s.1.as_str()).collect();
-    let with_calls = tx
-        .query(
-            "SELECT DISTINCT e.host, e.session_id FROM events e
-             JOIN unnest($1::text[], $2::text[]) AS s(host, id) ON s.host = e.host AND s.id = e.session_id
-             WHERE e.type = 'llm_call'",
-            &[&hosts, &ids],
-        )
-        .map_err(err)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let with_calls = with_calls(&mut tx, &started).map_err(err)?;
     tx.commit().map_err(err)?;
     Ok(DayRows {
         started,

@@ -74,6 +74,10 @@ impl Tokens for PgUsers {
         Ok(id)
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the whole rotation in one write transaction, as users.db does it (tokens.rs there): lookup, reuse detection, family revocation, insert"
+    )]
     fn rotate_refresh(
         &self,
         token_hash: &[u8; 32],
