@@ -24,7 +24,7 @@ pub use tokens::{RefreshUse, Tokens};
 pub use totp::{TotpRow, TotpStore};
 // For the PostgreSQL store (store/pg/users), which must format and count alike.
 pub(crate) use keys::rfc3339_at;
-pub(crate) use throttle::is_power_of_ten;
+pub(crate) use throttle::{throttled, throttled_key, wait_secs};
 
 const MIGRATIONS: &[&str] = &[
     // v1
@@ -754,8 +754,7 @@ fn budget_refusal(
     amount: f64,
     limit: f64,
 ) -> rusqlite::Result<Option<Reservation>> {
-    let held_since = (chrono::Utc::now() - chrono::Duration::seconds(OPEN_RESERVATION_HOLDS_SECS))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let held_since = held_since();
     let open: i64 = c.query_row(
         "SELECT count(*) FROM spend WHERE user_id = ?1 AND settled_at IS NULL AND created_at > ?2",
         params![user_id, held_since],
@@ -769,10 +768,19 @@ fn budget_refusal(
         params![user_id, day],
         |r| r.get(0),
     )?;
-    if used >= limit || used + amount > limit + 1e-12 {
-        return Ok(Some(Reservation::Spent(used)));
-    }
-    Ok(None)
+    Ok(no_room(used, amount, limit))
+}
+
+/// Refused when the day's spend (settled and reserved) `used` leaves no
+/// room for `amount` under `limit`.
+pub(crate) fn no_room(used: f64, amount: f64, limit: f64) -> Option<Reservation> {
+    (used >= limit || used + amount > limit + 1e-12).then_some(Reservation::Spent(used))
+}
+
+/// Reservations made after this are open: another turn still runs.
+pub(crate) fn held_since() -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(OPEN_RESERVATION_HOLDS_SECS))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// What [`UserStore::reserve_budget`] did.

@@ -42,6 +42,52 @@ impl Limit {
 }
 
 /// The answer to a reservation.
+impl AttemptLimits {
+    /// The limit the window's counts — (attempts, the oldest one's time)
+    /// for this username and address, and for the address — reach first,
+    /// if any, with the oldest attempt it counted.
+    pub(crate) fn reached(
+        &self,
+        pair: (i64, Option<f64>),
+        by_client: (i64, Option<f64>),
+    ) -> Option<(Limit, Option<f64>)> {
+        if pair.0 >= self.per_user_client {
+            Some((Limit::UserClient, pair.1))
+        } else if by_client.0 >= self.per_client {
+            Some((Limit::Client, by_client.1))
+        } else {
+            None
+        }
+    }
+}
+
+/// Whole seconds until the oldest counted attempt (at `oldest`) leaves a
+/// window of `window_secs`, at least 1.
+pub(crate) fn wait_secs(oldest: Option<f64>, now: f64, window_secs: f64) -> u64 {
+    (oldest.unwrap_or(now) + window_secs - now).max(1.0).ceil() as u64
+}
+
+/// The row of `login_throttled` that counts refusals under `limit`: one per
+/// (username, address), or per address. The username's length keeps the
+/// key one per pair whatever either contains (no separator can be relied
+/// on: PostgreSQL's text cannot hold a NUL).
+pub(crate) fn throttled_key(limit: Limit, user: &str, client: &str) -> String {
+    match limit {
+        Limit::UserClient => format!("u:{}:{user}c:{client}", user.len()),
+        Limit::Client => format!("c:{client}"),
+    }
+}
+
+/// A refusal under `limit`, the `count`th of its row.
+pub(crate) fn throttled(limit: Limit, retry_after_secs: u64, count: i64) -> Gate {
+    Gate::Throttled {
+        limit,
+        retry_after_secs,
+        count,
+        report: is_power_of_ten(count),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Gate {
     /// Go ahead: check the password, then [`UserStore::finish_attempt`].
@@ -124,18 +170,8 @@ impl Throttle for SqliteUsers {
                 params![user, client, cutoff],
             )?;
             let by_client = count_since(tx, "client = ?1", params![client, cutoff])?;
-            let refused = if pair.0 >= limits.per_user_client {
-                Some((Limit::UserClient, pair.1))
-            } else if by_client.0 >= limits.per_client {
-                Some((Limit::Client, by_client.1))
-            } else {
-                None
-            };
-            if let Some((limit, oldest)) = refused {
-                let key = match limit {
-                    Limit::UserClient => format!("u:{user}\u{0}c:{client}"),
-                    Limit::Client => format!("c:{client}"),
-                };
+            if let Some((limit, oldest)) = limits.reached(pair, by_client) {
+                let key = throttled_key(limit, &user, client);
                 let count: i64 = tx.query_row(
                     "INSERT INTO login_throttled (key, username, client, first_at, last_at, count)
                      VALUES (?1, ?2, ?3, ?4, ?4, 1)
@@ -149,13 +185,8 @@ impl Throttle for SqliteUsers {
                     ],
                     |r| r.get(0),
                 )?;
-                let wait = (oldest.unwrap_or(now) + limits.window_secs - now).max(1.0);
-                return Ok(Gate::Throttled {
-                    limit,
-                    retry_after_secs: wait.ceil() as u64,
-                    count,
-                    report: is_power_of_ten(count),
-                });
+                let wait = wait_secs(oldest, now, limits.window_secs);
+                return Ok(throttled(limit, wait, count));
             }
             let recent_for_user = count_since(tx, "username = ?1", params![user, cutoff])?.0;
             tx.execute(
@@ -224,8 +255,7 @@ impl Throttle for SqliteUsers {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             if n >= max {
-                let wait = (oldest.unwrap_or(now) + window_secs - now).max(1.0);
-                return Ok(Err(wait.ceil() as u64));
+                return Ok(Err(wait_secs(oldest, now, window_secs)));
             }
             tx.execute(
                 "INSERT INTO code_attempts (user_id, at, state) VALUES (?1, ?2, 'pending')",
@@ -277,7 +307,7 @@ fn count_since(
     .map(|o| o.unwrap_or((0, None)))
 }
 
-pub(crate) fn is_power_of_ten(mut n: i64) -> bool {
+fn is_power_of_ten(mut n: i64) -> bool {
     if n < 1 {
         return false;
     }

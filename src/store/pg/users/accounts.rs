@@ -4,9 +4,7 @@
 use super::{user_from, PgUsers, COLS};
 use crate::error::{Error, Result};
 use crate::store::now_rfc3339;
-use crate::store::users::{
-    last_admin_error, Accounts, Budgets, Reservation, Role, User, OPEN_RESERVATION_HOLDS_SECS,
-};
+use crate::store::users::{last_admin_error, Accounts, Budgets, Reservation, Role, User};
 use postgres::error::SqlState;
 use postgres::Transaction;
 
@@ -259,8 +257,7 @@ fn budget_refusal(
     amount: f64,
     limit: f64,
 ) -> std::result::Result<Option<Reservation>, postgres::Error> {
-    let held_since = (chrono::Utc::now() - chrono::Duration::seconds(OPEN_RESERVATION_HOLDS_SECS))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let held_since = crate::store::users::held_since();
     let open: i64 = tx
         .query_one(
             "SELECT count(*) FROM spend WHERE user_id = $1 AND settled_at IS NULL AND created_at > $2",
@@ -277,8 +274,5 @@ fn budget_refusal(
             &[&user_id, &day],
         )?
         .get(0);
-    if used >= limit || used + amount > limit + 1e-12 {
-        return Ok(Some(Reservation::Spent(used)));
-    }
-    Ok(None)
+    Ok(crate::store::users::no_room(used, amount, limit))
 }

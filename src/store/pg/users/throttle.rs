@@ -29,21 +29,8 @@ impl Throttle for PgUsers {
                 &[&user, &client, &cutoff],
             )?;
             let by_client = count_since(tx, "client = $1", &[&client, &cutoff])?;
-            let refused = if pair.0 >= limits.per_user_client {
-                Some((Limit::UserClient, pair.1))
-            } else if by_client.0 >= limits.per_client {
-                Some((Limit::Client, by_client.1))
-            } else {
-                None
-            };
-            if let Some((limit, oldest)) = refused {
-                // users.db separates the two with a NUL, which PostgreSQL's
-                // text cannot hold: the username's length keeps the key one
-                // per (username, client) whatever either contains.
-                let key = match limit {
-                    Limit::UserClient => format!("u:{}:{user}c:{client}", user.len()),
-                    Limit::Client => format!("c:{client}"),
-                };
+            if let Some((limit, oldest)) = limits.reached(pair, by_client) {
+                let key = throttled_key(limit, &user, client);
                 let username = (limit == Limit::UserClient).then_some(&user);
                 let count: i64 = tx
                     .query_one(
@@ -54,13 +41,8 @@ impl Throttle for PgUsers {
                         &[&key, &username, &client, &now],
                     )?
                     .get(0);
-                let wait = (oldest.unwrap_or(now) + limits.window_secs - now).max(1.0);
-                return Ok(Gate::Throttled {
-                    limit,
-                    retry_after_secs: wait.ceil() as u64,
-                    count,
-                    report: is_power_of_ten(count),
-                });
+                let wait = wait_secs(oldest, now, limits.window_secs);
+                return Ok(throttled(limit, wait, count));
             }
             let recent_for_user = count_since(tx, "username = $1", &[&user, &cutoff])?.0;
             let attempt: i64 = tx
@@ -134,8 +116,7 @@ impl Throttle for PgUsers {
             )?;
             let (n, oldest): (i64, Option<f64>) = (row.get(0), row.get(1));
             if n >= max {
-                let wait = (oldest.unwrap_or(now) + window_secs - now).max(1.0);
-                return Ok(Err(wait.ceil() as u64));
+                return Ok(Err(wait_secs(oldest, now, window_secs)));
             }
             let id: i64 = tx
                 .query_one(
