@@ -77,13 +77,26 @@ impl App {
     /// account list. A connection that failed is not kept.
     pub fn fleet_db(&self) -> Result<Arc<Pg>> {
         let mut slot = self.pools.fleet.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pg) = slot.as_ref().filter(|pg| !pg.is_closed()) {
+        if let Some(pg) = slot.as_ref() {
             return Ok(pg.clone());
         }
         let pg = crate::ops::audit::fleet::connect_configured(self)?;
         crate::ops::fleet::check_accounts_moved(self, &pg)?;
         *slot = Some(pg.clone());
         Ok(pg)
+    }
+
+    /// The read `f` on [`App::fleet_db`]'s connection. A connection that
+    /// fails for want of the database (PostgreSQL restarted since) is let
+    /// go and `f` runs once more on a new one.
+    pub fn with_fleet_db<T>(&self, f: impl Fn(&Pg) -> Result<T>) -> Result<T> {
+        match f(&*self.fleet_db()?) {
+            Err(e) if e.kind == crate::Kind::Unavailable => {
+                *self.pools.fleet.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                f(&*self.fleet_db()?)
+            }
+            r => r,
+        }
     }
 
     /// The accounts in the fleet's database, on a pooled connection.

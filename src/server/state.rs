@@ -361,9 +361,6 @@ pub struct ServerState {
     pub demo: bool,
     /// The single sign-on provider (`auth.oidc`), if configured.
     pub sso: Option<Arc<crate::oidc::Provider>>,
-    /// The fleet's database (`store.url`), connected at first use and
-    /// again after a failure.
-    fleet_db: Mutex<Option<Arc<crate::store::pg::Pg>>>,
     /// This host's name in the fleet (`store.url` set; `/api/me` says it).
     pub fleet_host: Option<String>,
     /// The client for requests routed to the fleet's other hosts.
@@ -441,7 +438,6 @@ impl ServerState {
             read_timeout,
             demo: false,
             sso,
-            fleet_db: Mutex::new(None),
             fleet_host,
             peers: Default::default(),
             fleet_changes: Default::default(),
@@ -457,33 +453,14 @@ impl ServerState {
     }
 
     /// `f` on the fleet's database (blocking: call it on the blocking
-    /// pool), connected at first use; a connection that fails is dropped so
-    /// the next call connects anew. Not found without `store.url`.
-    pub fn with_fleet_db<T>(
-        &self,
-        f: impl FnOnce(&crate::store::pg::Pg) -> Result<T>,
-    ) -> Result<T> {
-        if self.app.cfg.config.store.url.is_none() {
+    /// pool; [`App::fleet_db`]). Not found without `store.url`.
+    pub fn with_fleet_db<T>(&self, f: impl Fn(&crate::store::pg::Pg) -> Result<T>) -> Result<T> {
+        if !self.app.in_fleet() {
             return Err(crate::Error::not_found(
                 "this server has no fleet database (store.url)",
             ));
         }
-        let pg = {
-            let mut slot = self.fleet_db.lock().unwrap_or_else(|p| p.into_inner());
-            match slot.as_ref() {
-                Some(pg) => pg.clone(),
-                None => {
-                    let pg = crate::ops::audit::fleet::connect_configured(&self.app)?;
-                    *slot = Some(pg.clone());
-                    pg
-                }
-            }
-        };
-        f(&pg).inspect_err(|e| {
-            if e.kind == crate::Kind::Unavailable {
-                *self.fleet_db.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            }
-        })
+        self.app.with_fleet_db(f)
     }
 
     /// The client for the fleet's other hosts (server/route.rs): verified

@@ -42,11 +42,15 @@ impl Imported {
 impl PgUsers {
     /// How many accounts the fleet's database holds.
     pub fn account_count(pg: &Pg) -> Result<i64> {
-        Ok(pg
-            .client()
-            .query_one("SELECT count(*) FROM users", &[])
-            .map_err(|e| super::pg_error(&pg.target, "counting the accounts in", e))?
-            .get(0))
+        // Also asked while a command's runtime runs (`chat` opening the
+        // store): off it.
+        super::off_runtime(|| {
+            Ok(pg
+                .client()
+                .query_one("SELECT count(*) FROM users", &[])
+                .map_err(|e| super::pg_error(&pg.target, "counting the accounts in", e))?
+                .get(0))
+        })
     }
 
     /// Copies users.db at `path` into this database, which must hold no
