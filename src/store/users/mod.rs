@@ -473,8 +473,8 @@ pub trait Accounts {
     fn delete(&self, id: &str) -> Result<()>;
 
     /// A counter that moves with every write to the store from anywhere,
-    /// when the store keeps one (the fleet's database; users.db's watchers
-    /// use SQLite's own `data_version` instead, server/cache.rs).
+    /// when the store keeps one (the fleet's database): one cheap read,
+    /// which `/healthz` uses to ask whether the store answers.
     fn change_counter(&self) -> Result<Option<i64>> {
         Ok(None)
     }
