@@ -323,3 +323,12 @@ fn rand_u64() -> u64 {
         .unwrap();
     u64::from_le_bytes(b)
 }
+
+/// Gives `home` the fleet's database password (profiles/operator/.env, as
+/// an operator would: never in the URL).
+pub fn store_password(home: &std::path::Path, password: &str) {
+    let env = home.join("profiles/operator/.env");
+    let mut text = fs::read_to_string(&env).unwrap();
+    text.push_str(&format!("OPERATOR_STORE_PASSWORD={password}\n"));
+    fs::write(&env, text).unwrap();
+}

@@ -1458,10 +1458,7 @@ fn serve_killed_mid_turn_ships_whole_and_leaves_the_session_consistent(gen: Gen)
             gw.url
         ),
     );
-    let env = gw.home.join("profiles/operator/.env");
-    let mut text = fs::read_to_string(&env).unwrap();
-    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
-    fs::write(&env, text).unwrap();
+    crate::common::pg::store_password(&gw.home, &pw);
     let alice = add_user_with(cmd(&gw, &[]), "alice", "user");
     let (o, evs) = chat_json(&gw, &["--as", "alice", "first turn"]);
     assert!(o.status.success(), "{}", show(&o));
@@ -1502,29 +1499,7 @@ fn serve_killed_mid_turn_ships_whole_and_leaves_the_session_consistent(gen: Gen)
     turn.join().unwrap();
 
     let _next = Server::start(&gw.home);
-    let db = hermes_operator::store::pg::Pg::connect(&url).unwrap();
-    let local = hermes_operator::store::events::EventStore::open_readonly(&events_db(&gw)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let heads = hermes_operator::store::pg::PgEventLog::heads(&db).unwrap();
-        if heads
-            .iter()
-            .any(|h| h.host == "web-k" && (h.seq, h.hash) == local.head().unwrap())
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not shipped: {heads:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let reports = hermes_operator::ops::audit::fleet::verify_fleet(
-        &std::sync::Arc::new(db),
-        Some("web-k"),
-        &[],
-        &[],
-    )
-    .unwrap();
-    assert!(reports[0].report.ok, "{:?}", reports[0].report);
-    assert_eq!(reports[0].report.events as i64, local.count().unwrap());
+    assert_shipped_whole(&gw, &url, "web-k");
     verify_ok(&gw);
     let rep = replay(&gw, &s);
     assert!(
@@ -1534,6 +1509,34 @@ fn serve_killed_mid_turn_ships_whole_and_leaves_the_session_consistent(gen: Gen)
     );
     let after = assert_consistent(&gw, &s, &alice);
     assert!(after.message_count >= before.message_count);
+}
+
+/// Waits until the fleet's database at `url` has `host`'s chain up to
+/// events.db's head, then checks that chain: every event there once.
+fn assert_shipped_whole(gw: &Gateway, url: &str, host: &str) {
+    let db = hermes_operator::store::pg::Pg::connect(url).unwrap();
+    let local = hermes_operator::store::events::EventStore::open_readonly(&events_db(gw)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let heads = hermes_operator::store::pg::PgEventLog::heads(&db).unwrap();
+        if heads
+            .iter()
+            .any(|h| h.host == host && (h.seq, h.hash) == local.head().unwrap())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not shipped: {heads:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reports = hermes_operator::ops::audit::fleet::verify_fleet(
+        &std::sync::Arc::new(db),
+        Some(host),
+        &[],
+        &[],
+    )
+    .unwrap();
+    assert!(reports[0].report.ok, "{:?}", reports[0].report);
+    assert_eq!(reports[0].report.events as i64, local.count().unwrap());
 }
 
 /// PostgreSQL (the accounts, budgets and the fleet's log) restarted while
@@ -1565,10 +1568,7 @@ fn postgres_restarted_mid_turn_leaves_the_turn_consistent(gen: Gen) {
             gw.url
         ),
     );
-    let env = gw.home.join("profiles/operator/.env");
-    let mut text = fs::read_to_string(&env).unwrap();
-    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
-    fs::write(&env, text).unwrap();
+    crate::common::pg::store_password(&gw.home, &pw);
     let alice = add_user_with(cmd(&gw, &[]), "alice", "user");
     let server = Server::start(&gw.home);
     let token = block_on_login(&server, "alice");
@@ -1613,7 +1613,6 @@ fn postgres_restarted_mid_turn_leaves_the_turn_consistent(gen: Gen) {
         s => panic!("{s} {}", r.body),
     }
     // The reservation is settled once PostgreSQL is back.
-    let db = hermes_operator::store::pg::Pg::connect(&url).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let open: i64 = pg
@@ -1636,28 +1635,7 @@ fn postgres_restarted_mid_turn_leaves_the_turn_consistent(gen: Gen) {
     ));
     assert_eq!(next.status, 200, "{}\n{}", next.body, server.log());
     // The log ships whole, once.
-    let local = hermes_operator::store::events::EventStore::open_readonly(&events_db(&gw)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let heads = hermes_operator::store::pg::PgEventLog::heads(&db).unwrap();
-        if heads
-            .iter()
-            .any(|h| h.host == "web-r" && (h.seq, h.hash) == local.head().unwrap())
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not shipped: {heads:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let reports = hermes_operator::ops::audit::fleet::verify_fleet(
-        &std::sync::Arc::new(db),
-        Some("web-r"),
-        &[],
-        &[],
-    )
-    .unwrap();
-    assert!(reports[0].report.ok, "{:?}", reports[0].report);
-    assert_eq!(reports[0].report.events as i64, local.count().unwrap());
+    assert_shipped_whole(&gw, &url, "web-r");
     verify_ok(&gw);
     assert_consistent(&gw, &sid, &alice);
 }

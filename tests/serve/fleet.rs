@@ -60,10 +60,7 @@ fn serve_ships_this_hosts_events_to_the_fleet_database() {
     let home = TestHome::new();
     let h = home.path();
     configure(h, &format!("store:\n  url: {bare}\n  host: web-9\n"));
-    let env = h.join("profiles/operator/.env");
-    let mut text = std::fs::read_to_string(&env).unwrap();
-    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
-    std::fs::write(&env, text).unwrap();
+    crate::common::pg::store_password(h, &pw);
     add_user(h, "alice", "user");
     add_user(h, "bob", "user");
     let server = Server::start(h);
@@ -123,10 +120,7 @@ fn fleet_home(bare: &str, pw: &str, host: &str) -> (TestHome, String) {
     let home = TestHome::new();
     let h = home.path();
     configure(h, &format!("store:\n  url: {bare}\n  host: {host}\n"));
-    let env = h.join("profiles/operator/.env");
-    let mut text = std::fs::read_to_string(&env).unwrap();
-    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
-    std::fs::write(&env, text).unwrap();
+    crate::common::pg::store_password(h, &pw);
     let app = App::load(Home::at(h), Actor::new("test:fleet"), |_| {}).unwrap();
     let demo = hermes_operator::ops::demo::populate(&app).unwrap();
     (home, demo.password)

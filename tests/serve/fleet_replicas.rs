@@ -17,10 +17,7 @@ fn fleet_home(bare: &str, pw: &str, host: &str) -> TestHome {
     let home = TestHome::new();
     let h = home.path();
     configure(h, &format!("store:\n  url: {bare}\n  host: {host}\n"));
-    let env = h.join("profiles/operator/.env");
-    let mut text = std::fs::read_to_string(&env).unwrap();
-    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
-    std::fs::write(&env, text).unwrap();
+    crate::common::pg::store_password(h, &pw);
     home
 }
 
@@ -265,10 +262,7 @@ async fn approvals_and_budgets_across_replicas(gen: crate::common::Gen) {
             gw.url
         ),
     );
-    let env = gw.home.join("profiles/operator/.env");
-    let mut text = std::fs::read_to_string(&env).unwrap();
-    text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
-    std::fs::write(&env, text).unwrap();
+    crate::common::pg::store_password(&gw.home, &pw);
     for (n, r) in [("alice", "user"), ("bob", "user")] {
         block_in_place(|| add_user(&gw.home, n, r));
     }
@@ -434,10 +428,7 @@ async fn chat_is_routed_to_the_sessions_host(gen: crate::common::Gen) {
                 gw.url
             ),
         );
-        let env = gw.home.join("profiles/operator/.env");
-        let mut text = std::fs::read_to_string(&env).unwrap();
-        text.push_str(&format!("OPERATOR_STORE_PASSWORD={pw}\n"));
-        std::fs::write(&env, text).unwrap();
+        crate::common::pg::store_password(&gw.home, &pw);
         if host == "web-1" {
             for n in ["alice", "bob"] {
                 block_in_place(|| add_user(&gw.home, n, "user"));

@@ -49,20 +49,7 @@ pub fn run(ctx: &Ctx, a: Args) -> crate::Result<()> {
         ]);
     }
     ctx.out.print_table(&t)?;
-    let mut t = ctx
-        .out
-        .table(&["seq", "time (UTC)", "type", "session", "actor", "details"]);
-    for ev in &r.recent_events {
-        t.add_row(vec![
-            ev.seq.to_string(),
-            ev.ts.get(..19).unwrap_or(&ev.ts).replace('T', " "),
-            cell(&ev.kind, usize::MAX),
-            opt_cell(ev.session_id.as_deref(), usize::MAX),
-            cell(&ev.actor, usize::MAX),
-            super::summarize(ev),
-        ]);
-    }
-    ctx.out.print_table(&t)?;
+    print_events(ctx, r.recent_events.iter().map(|e| (None, e)))?;
     ctx.out.info(format!(
         "{} recent session(s), {} recent event(s)",
         r.recent_sessions.len(),
@@ -115,19 +102,39 @@ fn fleet(ctx: &Ctx, a: &Args) -> crate::Result<()> {
         ]);
     }
     ctx.out.print_table(&t)?;
-    let mut t = ctx.out.table(&[
-        "host",
-        "seq",
-        "time (UTC)",
-        "type",
-        "session",
-        "actor",
-        "details",
-    ]);
-    for he in &r.recent_events {
-        let ev = &he.event;
-        t.add_row(vec![
-            cell(&he.host, usize::MAX),
+    print_events(
+        ctx,
+        r.recent_events
+            .iter()
+            .map(|he| (Some(he.host.as_str()), &he.event)),
+    )?;
+    ctx.out.info(format!(
+        "{} recent session(s), {} recent event(s) from the fleet's database",
+        r.recent_sessions.len(),
+        r.recent_events.len()
+    ));
+    Ok(())
+}
+
+/// The recent events table; with a host column when they carry one.
+fn print_events<'a>(
+    ctx: &Ctx,
+    events: impl Iterator<Item = (Option<&'a str>, &'a crate::store::events::Event)>,
+) -> crate::Result<()> {
+    let events: Vec<_> = events.collect();
+    let hosts = events.iter().any(|(h, _)| h.is_some());
+    let head = ["seq", "time (UTC)", "type", "session", "actor", "details"];
+    let mut t = if hosts {
+        ctx.out.table(&[&["host"][..], &head[..]].concat())
+    } else {
+        ctx.out.table(&head)
+    };
+    for (host, ev) in events {
+        let mut row = Vec::new();
+        if hosts {
+            row.push(cell(host.unwrap_or(""), usize::MAX));
+        }
+        row.extend([
             ev.seq.to_string(),
             ev.ts.get(..19).unwrap_or(&ev.ts).replace('T', " "),
             cell(&ev.kind, usize::MAX),
@@ -135,12 +142,7 @@ fn fleet(ctx: &Ctx, a: &Args) -> crate::Result<()> {
             cell(&ev.actor, usize::MAX),
             super::summarize(ev),
         ]);
+        t.add_row(row);
     }
-    ctx.out.print_table(&t)?;
-    ctx.out.info(format!(
-        "{} recent session(s), {} recent event(s) from the fleet's database",
-        r.recent_sessions.len(),
-        r.recent_events.len()
-    ));
-    Ok(())
+    ctx.out.print_table(&t)
 }
