@@ -120,7 +120,7 @@ fn fleet_home(bare: &str, pw: &str, host: &str) -> (TestHome, String) {
     let home = TestHome::new();
     let h = home.path();
     configure(h, &format!("store:\n  url: {bare}\n  host: {host}\n"));
-    crate::common::pg::store_password(h, &pw);
+    crate::common::pg::store_password(h, pw);
     let app = App::load(Home::at(h), Actor::new("test:fleet"), |_| {}).unwrap();
     let demo = hermes_operator::ops::demo::populate(&app).unwrap();
     (home, demo.password)

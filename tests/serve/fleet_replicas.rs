@@ -17,7 +17,7 @@ fn fleet_home(bare: &str, pw: &str, host: &str) -> TestHome {
     let home = TestHome::new();
     let h = home.path();
     configure(h, &format!("store:\n  url: {bare}\n  host: {host}\n"));
-    crate::common::pg::store_password(h, &pw);
+    crate::common::pg::store_password(h, pw);
     home
 }
 
