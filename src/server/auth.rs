@@ -122,6 +122,11 @@ pub async fn login(
     if username.is_empty() || username.len() > 256 {
         return Err(ApiError::bad_request("username must be 1-256 characters"));
     }
+    // No account has one (usernames are letters, digits, '.', '_', '-'),
+    // and the fleet's database cannot even store it for the throttle.
+    if username.contains('\0') {
+        return Err(ApiError::bad_request("username must not contain NUL"));
+    }
     let shown = crate::output::clip(&crate::output::sanitize(&username), 64);
     let attempt_id = attempt(&st, &username, client, "http", "logins").await?;
     let permit = st.argon2_slot().await?;

@@ -94,6 +94,10 @@ fn every_rule_holds_across_replicas_and_hosts() {
     assert_eq!(statuses[5..], [429; 3], "{statuses:?}");
     // Refused everywhere, even with the right password now.
     assert_eq!(login(&b, "alice", TEST_PASSWORD).status, 429);
+    // A username no account can have, which PostgreSQL's text cannot even
+    // hold: a clear 400, as on one host.
+    let nul = login(&a1, "ali\u{0}ce", "whatever password");
+    assert_eq!(nul.status, 400, "{}", nul.body);
 
     // A refresh-token family across replicas: rotated on a2, the used
     // token replayed on web-2 revokes the whole login everywhere.
