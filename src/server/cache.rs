@@ -51,28 +51,26 @@ impl FleetChanges {
             .then(|| self.generation.load(Acquire))
     }
 
-    /// Listens for changes on `pg` (its own connection) until it fails.
-    pub fn follow(&self, pg: &crate::store::pg::Pg) -> Result<()> {
+    /// What a listener on the fleet's database heard. Whatever changed
+    /// before listening began counts as changed.
+    pub fn heard(&self, h: &crate::store::pg::Heard) {
         use crate::store::pg::Heard;
         use std::sync::atomic::Ordering::{AcqRel, Release};
-        let r = crate::store::pg::listen(
-            pg,
-            &[crate::store::pg::USERS_CHANGED],
-            Duration::from_secs(60),
-            |heard| match heard {
-                // Whatever changed before listening began counts as changed.
-                Heard::Listening => {
-                    self.generation.fetch_add(1, AcqRel);
-                    self.live.store(true, Release);
-                }
-                Heard::Note { .. } => {
-                    self.generation.fetch_add(1, AcqRel);
-                }
-                Heard::Quiet => {}
-            },
-        );
-        self.live.store(false, Release);
-        r
+        match h {
+            Heard::Listening => {
+                self.generation.fetch_add(1, AcqRel);
+                self.live.store(true, Release);
+            }
+            Heard::Note { channel, .. } if *channel == crate::store::pg::USERS_CHANGED => {
+                self.generation.fetch_add(1, AcqRel);
+            }
+            Heard::Note { .. } | Heard::Quiet => {}
+        }
+    }
+
+    /// The listener lost its connection: changes may go unheard.
+    pub fn lost(&self) {
+        self.live.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

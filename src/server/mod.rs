@@ -264,40 +264,42 @@ async fn shutdown_signal() {
     }
 }
 
-/// Hears of every change to the fleet's accounts (the session list's
-/// cache depends on them), reconnecting while the database is away.
-fn spawn_change_watch(st: S) {
-    std::thread::spawn(move || loop {
-        let r = st
-            .app
-            .fleet_db()
-            .and_then(|pg| pg.another())
-            .and_then(|conn| st.fleet_changes.follow(&conn));
-        if let Err(e) = r {
-            tracing::debug!("fleet change watch: {}; again in 1 s", e.message);
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    });
-}
-
-/// Approvals waiting here may be answered on any replica: this replica
-/// joins the fleet's inbox as soon as the database answers (at once, or
-/// once it is back when `serve` started without it).
-fn spawn_approvals_inbox(st: S) {
+/// One listener on the fleet's database per replica, for what other
+/// replicas announce: answers to approvals waiting here, and changes to the
+/// accounts (the session list's cache depends on them). It reconnects while
+/// the database is away; answers given meanwhile are looked up when it is
+/// back, and the cache does not trust itself until then.
+fn spawn_fleet_listener(st: S) {
+    use crate::store::pg::{approvals, listen, USERS_CHANGED};
     let replica = format!(
         "{}/{}/{}",
         st.fleet_host.as_deref().unwrap_or("?"),
         std::process::id(),
         crate::crypto::random_hex(4)
     );
+    st.approvals
+        .join_fleet(st.app.as_actor(st.app.actor.name().to_string()), replica);
     std::thread::spawn(move || loop {
-        match st.app.fleet_db().and_then(|pg| pg.another()) {
-            Ok(conn) => {
-                st.approvals.join_fleet(Arc::new(conn), replica);
-                return;
-            }
-            Err(_) => std::thread::sleep(std::time::Duration::from_secs(5)),
+        let r = st
+            .app
+            .fleet_db()
+            .and_then(|pg| pg.another())
+            .and_then(|conn| {
+                listen(
+                    &conn,
+                    &[approvals::CHANNEL, USERS_CHANGED],
+                    std::time::Duration::from_secs(5),
+                    |h| {
+                        st.fleet_changes.heard(&h);
+                        st.approvals.heard(&h);
+                    },
+                )
+            });
+        st.fleet_changes.lost();
+        if let Err(e) = r {
+            tracing::debug!("fleet listener: {}; again in 1 s", e.message);
         }
+        std::thread::sleep(std::time::Duration::from_secs(1));
     });
 }
 
@@ -402,8 +404,7 @@ pub async fn run(app: App, opts: Options) -> Result<()> {
             Ok(Ok(_)) => {}
             Err(e) => return Err(Error::internal(e.to_string())),
         }
-        spawn_approvals_inbox(st.clone());
-        spawn_change_watch(st.clone());
+        spawn_fleet_listener(st.clone());
     } else if !st.app.home.users_db().exists() {
         tracing::warn!(
             "warning: no users.db yet: nobody can log in; create the first admin with `hermes-operator user add NAME --role admin`"

@@ -56,15 +56,13 @@ pub struct PendingApprovals {
     fleet: std::sync::OnceLock<FleetInbox>,
 }
 
-/// The fleet's inbox and this replica's name in it.
+/// The fleet's inbox (read and written through the app's connection to the
+/// fleet's database, which reconnects after a restart) and this replica's
+/// name in it.
 struct FleetInbox {
-    pg: std::sync::Arc<crate::store::pg::Pg>,
+    app: crate::app::App,
     replica: String,
 }
-
-/// How often a replica looks for answers without a notification (one
-/// missed while its listener reconnected).
-const INBOX_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) struct Pending {
     pub(super) owner_id: String,
@@ -92,46 +90,61 @@ impl PendingApprovals {
     }
 
     /// Shares this replica's waiting requests with the fleet's others under
-    /// `replica`, and listens for their answers (a thread of its own, with
-    /// a connection of its own, reconnecting while PostgreSQL is away).
-    pub fn join_fleet(
-        self: &std::sync::Arc<Self>,
-        pg: std::sync::Arc<crate::store::pg::Pg>,
-        replica: String,
-    ) {
-        if self
-            .fleet
-            .set(FleetInbox {
-                pg: pg.clone(),
-                replica: replica.clone(),
-            })
-            .is_err()
-        {
-            return;
+    /// `replica`. Answers for it are announced on the fleet's notification
+    /// channel; whoever listens hands what it hears to [`Self::heard`].
+    pub fn join_fleet(&self, app: crate::app::App, replica: String) {
+        let _ = self.fleet.set(FleetInbox { app, replica });
+    }
+
+    /// What a listener on the fleet's database heard: an answer for this
+    /// replica, or a reason to look (listening began, so answers given
+    /// before are looked up; a quiet while, should a notification have
+    /// been missed).
+    pub fn heard(&self, h: &crate::store::pg::Heard) {
+        use crate::store::pg::Heard;
+        let Some(f) = self.fleet.get() else { return };
+        let ours = match h {
+            Heard::Listening | Heard::Quiet => true,
+            Heard::Note { channel, payload } => {
+                *channel == crate::store::pg::approvals::CHANNEL && *payload == f.replica
+            }
+        };
+        if ours {
+            self.collect_answers();
         }
-        let me = std::sync::Arc::downgrade(self);
-        std::thread::spawn(move || loop {
-            let r = pg.another().and_then(|conn| {
-                crate::store::pg::approvals::listen(&conn, &replica, INBOX_LOOK_EVERY, || {
-                    if let Some(me) = me.upgrade() {
-                        me.collect_answers();
-                    }
-                })
-            });
-            if me.strong_count() == 0 {
-                return;
-            }
-            if let Err(e) = r {
-                tracing::warn!("approvals inbox: {}; listening again in 1 s", e.message);
-            }
-            std::thread::sleep(std::time::Duration::from_secs(1));
-        });
+    }
+
+    /// Puts this replica's request waiting in `session` into the fleet's inbox.
+    fn put_in_inbox(&self, session: &str, view: &PendingView) -> Result<()> {
+        let Some(f) = self.fleet.get() else {
+            return Ok(());
+        };
+        let w = crate::store::pg::approvals::Waiting {
+            session_id: session.to_string(),
+            replica: f.replica.clone(),
+            owner_id: view.owner_id.clone(),
+            view: serde_json::to_string(view).unwrap_or_default(),
+        };
+        f.app
+            .with_fleet_db(|pg| crate::store::pg::approvals::put(pg, &w))
+    }
+
+    /// Takes it out again (answered, or given up).
+    fn take_out_of_inbox(&self, session: &str) -> Result<()> {
+        let Some(f) = self.fleet.get() else {
+            return Ok(());
+        };
+        f.app
+            .with_fleet_db(|pg| crate::store::pg::approvals::remove(pg, session, &f.replica))
     }
 
     /// Hands the answers other replicas gave to this one's waiting turns.
     fn collect_answers(&self) {
         let Some(f) = self.fleet.get() else { return };
-        let answers = match crate::store::pg::approvals::take_answers(&f.pg, &f.replica) {
+        let answers = match f
+            .app
+            .with_fleet_db(|pg| crate::store::pg::approvals::take_answers(pg, &f.replica))
+        {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!("approvals inbox: {}", e.message);
@@ -177,7 +190,10 @@ impl PendingApprovals {
         if let Some(f) = self.fleet.get() {
             // Other replicas' (this one's are listed above). The inbox away
             // leaves this replica's own list.
-            let theirs = crate::store::pg::approvals::waiting(&f.pg).unwrap_or_default();
+            let theirs = f
+                .app
+                .with_fleet_db(crate::store::pg::approvals::waiting)
+                .unwrap_or_default();
             v.extend(
                 theirs
                     .into_iter()
@@ -223,11 +239,17 @@ impl PendingApprovals {
             return Err(missing());
         };
         use crate::store::pg::approvals;
-        let Some(owner) = approvals::owner_of(&f.pg, session_id)? else {
+        let Some(owner) = f
+            .app
+            .with_fleet_db(|pg| approvals::owner_of(pg, session_id))?
+        else {
             return Err(missing());
         };
         may(&owner)?;
-        if !approvals::answer(&f.pg, session_id, choice.as_str(), &decided_by)? {
+        let answered = f
+            .app
+            .with_fleet_db(|pg| approvals::answer(pg, session_id, choice.as_str(), &decided_by))?;
+        if !answered {
             return Err(missing());
         }
         Ok(())
@@ -325,32 +347,25 @@ impl Approver for ChannelApprover {
         }
         let registry = self.registry.clone();
         let timeout = self.timeout;
-        let shared = registry.fleet.get().map(|f| {
+        // In a fleet, the request goes into the inbox too (any replica may
+        // answer it) for as long as it waits here: now, before the caller
+        // announces it. Not shared, it can still be answered here.
+        let view = registry.fleet.get().and_then(|_| {
             let map = registry.inner.lock().unwrap_or_else(|p| p.into_inner());
-            let view = map.get(&session).map(|p| PendingView {
+            map.get(&session).map(|p| PendingView {
                 request: p.request.clone(),
                 owner_id: p.owner_id.clone(),
                 waiting_since: p.since.clone(),
                 asked_by: p.asked_by.clone(),
-            });
-            (f.pg.clone(), f.replica.clone(), view)
+            })
         });
-        Box::pin(async move {
-            if let Some((pg, replica, Some(view))) = shared.clone() {
-                let w = crate::store::pg::approvals::Waiting {
-                    session_id: session.clone(),
-                    replica,
-                    owner_id: view.owner_id.clone(),
-                    view: serde_json::to_string(&view).unwrap_or_default(),
-                };
-                // Not shared, the request can still be answered here.
-                let put =
-                    tokio::task::spawn_blocking(move || crate::store::pg::approvals::put(&pg, &w))
-                        .await;
-                if let Ok(Err(e)) = put {
-                    tracing::warn!("approvals inbox: {}", e.message);
-                }
+        if let Some(view) = view {
+            if let Err(e) = crate::store::pg::off_runtime(|| registry.put_in_inbox(&session, &view))
+            {
+                tracing::warn!("approvals inbox: {}", e.message);
             }
+        }
+        Box::pin(async move {
             let d = match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(d)) => d,
                 _ => Decision {
@@ -364,11 +379,9 @@ impl Approver for ChannelApprover {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&session);
-            if let Some((pg, replica, _)) = shared {
-                let _ = tokio::task::spawn_blocking(move || {
-                    crate::store::pg::approvals::remove(&pg, &session, &replica)
-                })
-                .await;
+            if registry.fleet.get().is_some() {
+                let _ =
+                    tokio::task::spawn_blocking(move || registry.take_out_of_inbox(&session)).await;
             }
             d
         })

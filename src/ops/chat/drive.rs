@@ -739,9 +739,12 @@ async fn approve(
         json!({"run_id": run_id, "command": ar.command, "description": ar.description,
                "pattern_key": ar.pattern_key, "request_id": ar.request_id}),
     )?;
-    on_event(TurnEvent::ApprovalRequest(ar.clone()));
     let t_wait = Instant::now();
-    let d = approver.decide(ar.clone()).await;
+    // Waiting (registered where it can be answered) before it is announced:
+    // whoever sees the request may answer it at once, on any replica.
+    let waiting = approver.decide(ar.clone());
+    on_event(TurnEvent::ApprovalRequest(ar.clone()));
+    let d = waiting.await;
     // Never "always": ApprovalChoice cannot say it (it would outlive the session).
     let choice = d.choice;
     // Hermes denies on its own timeout; answering after that is a 409.

@@ -181,6 +181,9 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Puts an approval request to the session owner and returns the answer.
 pub trait Approver: Send + Sync {
+    /// Starts asking: by the time this returns the request is where it
+    /// can be answered (the turn announces it only then); the future waits
+    /// for the answer.
     fn decide(&self, req: ApprovalRequest) -> BoxFuture<Decision>;
 
     /// `Some(who)` when every request is denied without asking anyone (a

@@ -120,21 +120,3 @@ pub fn take_answers(pg: &Pg, replica: &str) -> Result<Vec<(String, String, Strin
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
 }
-
-/// Listens for answers on this connection (one of its own: it is held
-/// while listening), calling `on_answer` whenever one arrives for
-/// `replica`, and every `every` as a fallback, until the connection fails.
-pub fn listen(
-    pg: &Pg,
-    replica: &str,
-    every: std::time::Duration,
-    mut on_answer: impl FnMut(),
-) -> Result<()> {
-    super::listen(pg, &[CHANNEL], every, |heard| match heard {
-        // Answers given before LISTEN took effect, or a missed notification.
-        super::Heard::Listening | super::Heard::Quiet => on_answer(),
-        // Another replica's answer is not ours to take.
-        super::Heard::Note { payload, .. } if payload == replica => on_answer(),
-        super::Heard::Note { .. } => {}
-    })
-}

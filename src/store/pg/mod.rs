@@ -75,9 +75,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX sessions_started ON sessions (started_at_epoch DESC);",
     // v3: the accounts, as users.db holds them on one host (its v1-v10,
     // store/users/mod.rs), for `serve` replicas and hosts that share them
-    // (users.rs). Times stay RFC 3339 text as there, so both stores compare
-    // them alike; `store_version` moves with every write (the read cache's
-    // "has anything changed", server/cache.rs).
+    // (users/). Times stay RFC 3339 text as there, so both stores compare
+    // them alike. Also: the approvals inbox, per-minute rate counters, each
+    // host's peer URL, and the sessions' model and message times.
     "CREATE TABLE users (
         id text PRIMARY KEY,
         username text NOT NULL,
@@ -243,9 +243,7 @@ const MIGRATIONS: &[&str] = &[
         host text PRIMARY KEY,
         peer_url text,
         seen_at timestamptz NOT NULL
-     );
-     CREATE TABLE store_version (v bigint NOT NULL);
-     INSERT INTO store_version VALUES (0);",
+     );",
 ];
 
 /// The advisory lock key that serialises migrations ("hermes-op").

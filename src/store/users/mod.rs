@@ -472,13 +472,6 @@ pub trait Accounts {
     /// Delete an account (refused for the only enabled admin, atomically).
     fn delete(&self, id: &str) -> Result<()>;
 
-    /// A counter that moves with every write to the store from anywhere,
-    /// when the store keeps one (the fleet's database): one cheap read,
-    /// which `/healthz` uses to ask whether the store answers.
-    fn change_counter(&self) -> Result<Option<i64>> {
-        Ok(None)
-    }
-
     /// Whether the connection under this handle is gone (a pool drops it
     /// rather than lend it again).
     fn connection_lost(&self) -> bool {

@@ -157,10 +157,6 @@ impl Accounts for PgUsers {
         Ok(())
     }
 
-    fn change_counter(&self) -> Result<Option<i64>> {
-        self.version().map(Some)
-    }
-
     fn connection_lost(&self) -> bool {
         self.is_closed()
     }

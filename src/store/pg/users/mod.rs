@@ -52,15 +52,6 @@ impl PgUsers {
         }
     }
 
-    /// How many writes the store has seen: it moves with every commit.
-    pub(super) fn version(&self) -> Result<i64> {
-        self.read_prepared(
-            "reading the accounts' version in",
-            "SELECT v FROM store_version",
-            |c, st| Ok(c.query_one(st, &[])?.get(0)),
-        )
-    }
-
     /// Whether the connection is closed (PostgreSQL restarted or gone).
     pub(super) fn is_closed(&self) -> bool {
         self.pg.is_closed()
@@ -203,7 +194,7 @@ impl PgUsers {
 
     /// One write transaction, serialised against every other writer of the
     /// store on any replica or host by [`USERS_LOCK`]; it also moves
-    /// `store_version` and announces itself on [`CHANGED`] when it commits,
+    /// announces itself on [`CHANGED`] when it commits,
     /// so caches on every replica see the change.
     fn write<T: Send>(
         &self,
@@ -213,7 +204,7 @@ impl PgUsers {
         self.in_transaction(
             what,
             &format!(
-                "SELECT pg_advisory_xact_lock({USERS_LOCK}); UPDATE store_version SET v = v + 1; \
+                "SELECT pg_advisory_xact_lock({USERS_LOCK}); \
                  SELECT pg_notify('{CHANGED}', '');"
             ),
             f,
